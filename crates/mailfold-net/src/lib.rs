@@ -1,0 +1,1 @@
+//! mailfold-net: tokio driver for the IMAP engine.

@@ -1,0 +1,1 @@
+//! mailfold-sasl: sans-IO SASL mechanisms.

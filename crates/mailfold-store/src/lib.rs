@@ -1,0 +1,1 @@
+//! mailfold-store: local Maildir store and sync state database.

@@ -1,0 +1,1 @@
+//! mailfold-sync: the sync planner and applier.

@@ -1,0 +1,1 @@
+//! mailfold-testsupport: private Dovecot and scripted servers for tests.

@@ -1,0 +1,2 @@
+//! The mailfold command-line tool.
+fn main() {}
