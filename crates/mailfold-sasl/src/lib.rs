@@ -1,1 +1,6 @@
-//! mailfold-sasl: sans-IO SASL mechanisms.
+//! # mailfold-sasl: sans-IO SASL client mechanisms
+#![forbid(unsafe_code)]
+
+pub mod secret;
+
+pub use secret::Secret;

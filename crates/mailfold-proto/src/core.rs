@@ -1,0 +1,249 @@
+//! Protocol atoms shared by the parser and the encoder.
+//!
+//! These types hold only values that are valid on the wire, so the encoder never has to
+//! re-check them and the parser hands out nothing the encoder could not send back (round
+//! trips of flags are required by seed N6).
+
+use std::fmt;
+
+/// A command tag. mailfold's own tags are 4 characters from `a-z0-9` (seed C0001); tags read
+/// from a server are kept as sent, as long as they are valid `tag` ABNF.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Validates a tag: 1 or more `ASTRING-CHAR`s other than `+` (RFC 3501 section 9).
+    pub fn new(s: impl Into<String>) -> Result<Self, InvalidValue> {
+        let s = s.into();
+        if !s.is_empty() && s.bytes().all(|b| is_astring_char(b) && b != b'+') {
+            Ok(Tag(s))
+        } else {
+            Err(InvalidValue::new("tag", &s))
+        }
+    }
+
+    /// The tag text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({})", self.0)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message flag (RFC 3501 2.3.2). System flags are matched case-insensitively; keywords keep
+/// their original case (servers are case-insensitive about them, but users are not).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    /// `\Seen`
+    Seen,
+    /// `\Answered`
+    Answered,
+    /// `\Flagged`
+    Flagged,
+    /// `\Deleted`
+    Deleted,
+    /// `\Draft`
+    Draft,
+    /// `\Recent`: session flag, read-only; never sent in STORE or APPEND (seed V0004).
+    Recent,
+    /// `\*` in PERMANENTFLAGS: new keywords may be created.
+    MayCreate,
+    /// An unknown `\Word` flag extension, kept without the backslash (seed N6).
+    Extension(String),
+    /// A keyword such as `$Forwarded` or `Junk` (seed V0005).
+    Keyword(String),
+}
+
+impl Flag {
+    /// Parses a flag from its wire text (`\Seen`, `$Junk`, `\*`). Returns `None` for text that
+    /// is not a valid flag atom.
+    pub fn parse(s: &str) -> Option<Flag> {
+        if let Some(rest) = s.strip_prefix('\\') {
+            if rest == "*" {
+                return Some(Flag::MayCreate);
+            }
+            if rest.is_empty() || !rest.bytes().all(is_atom_char) {
+                return None;
+            }
+            let f = match rest.to_ascii_lowercase().as_str() {
+                "seen" => Flag::Seen,
+                "answered" => Flag::Answered,
+                "flagged" => Flag::Flagged,
+                "deleted" => Flag::Deleted,
+                "draft" => Flag::Draft,
+                "recent" => Flag::Recent,
+                _ => Flag::Extension(rest.to_string()),
+            };
+            Some(f)
+        } else if !s.is_empty() && s.bytes().all(is_atom_char) {
+            Some(Flag::Keyword(s.to_string()))
+        } else {
+            None
+        }
+    }
+
+    /// Builds a keyword flag, validating it as an atom.
+    pub fn keyword(s: &str) -> Result<Flag, InvalidValue> {
+        if !s.is_empty() && !s.starts_with('\\') && s.bytes().all(is_atom_char) {
+            Ok(Flag::Keyword(s.to_string()))
+        } else {
+            Err(InvalidValue::new("keyword", s))
+        }
+    }
+
+    /// True for flags a client may set with STORE or APPEND (everything but `\Recent` and `\*`).
+    pub fn is_storable(&self) -> bool {
+        !matches!(self, Flag::Recent | Flag::MayCreate)
+    }
+
+    /// True for the RFC 3501 system flags (including `\Recent`).
+    pub fn is_system(&self) -> bool {
+        matches!(
+            self,
+            Flag::Seen | Flag::Answered | Flag::Flagged | Flag::Deleted | Flag::Draft | Flag::Recent
+        )
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flag::Seen => f.write_str("\\Seen"),
+            Flag::Answered => f.write_str("\\Answered"),
+            Flag::Flagged => f.write_str("\\Flagged"),
+            Flag::Deleted => f.write_str("\\Deleted"),
+            Flag::Draft => f.write_str("\\Draft"),
+            Flag::Recent => f.write_str("\\Recent"),
+            Flag::MayCreate => f.write_str("\\*"),
+            Flag::Extension(s) => write!(f, "\\{s}"),
+            Flag::Keyword(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A mailbox name as it travels on the wire: modified UTF-7 (RFC 3501 5.1.3), or UTF-8 once
+/// UTF8=ACCEPT is enabled. `INBOX` is normalised to upper case, since it is case-insensitive
+/// (RFC 3501 5.1); every other name is kept byte-exact (seed V0015, V0016).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mailbox(Vec<u8>);
+
+impl Mailbox {
+    /// Wraps a wire name as received from a server or typed as raw wire text.
+    pub fn from_wire(bytes: impl Into<Vec<u8>>) -> Self {
+        let bytes = bytes.into();
+        if bytes.eq_ignore_ascii_case(b"INBOX") {
+            Mailbox(b"INBOX".to_vec())
+        } else {
+            Mailbox(bytes)
+        }
+    }
+
+    /// Encodes a human (UTF-8) name into modified UTF-7 wire form (seed V0021).
+    pub fn from_utf8(name: &str) -> Self {
+        Self::from_wire(crate::utf7::encode(name).into_bytes())
+    }
+
+    /// The INBOX.
+    pub fn inbox() -> Self {
+        Mailbox(b"INBOX".to_vec())
+    }
+
+    /// The raw wire bytes.
+    pub fn as_wire(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// True for INBOX (any case).
+    pub fn is_inbox(&self) -> bool {
+        self.0 == b"INBOX"
+    }
+
+    /// Decodes the wire name to UTF-8. Names that are not valid modified UTF-7 are an error
+    /// (a server bug worth reporting, never a panic).
+    pub fn to_utf8(&self) -> Result<String, crate::utf7::Utf7Error> {
+        crate::utf7::decode(&self.0)
+    }
+}
+
+impl fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mailbox({:?})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// A value that failed validation, with the kind of value expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidValue {
+    /// What kind of value was expected ("tag", "atom", "keyword", …).
+    pub expected: &'static str,
+    /// The rejected input, lossily printed and shortened for messages.
+    pub got: String,
+}
+
+impl InvalidValue {
+    /// Builds the error, cutting the shown input to a readable length.
+    pub fn new(expected: &'static str, got: &str) -> Self {
+        let got: String = got.chars().take(64).collect();
+        InvalidValue { expected, got }
+    }
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {:?}", self.expected, self.got)
+    }
+}
+
+impl std::error::Error for InvalidValue {}
+
+/// `ATOM-CHAR` of RFC 3501: any CHAR except atom-specials.
+pub fn is_atom_char(b: u8) -> bool {
+    b > 0x20
+        && b < 0x7f
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+/// `ASTRING-CHAR` of RFC 3501: an `ATOM-CHAR` or `]` (resp-specials).
+pub fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_case_insensitively_and_keep_keyword_case() {
+        assert_eq!(Flag::parse("\\SEEN"), Some(Flag::Seen));
+        assert_eq!(Flag::parse("$Junk"), Some(Flag::Keyword("$Junk".into())));
+        assert_eq!(Flag::parse("\\Foo"), Some(Flag::Extension("Foo".into())));
+        assert_eq!(Flag::parse("\\*"), Some(Flag::MayCreate));
+        assert_eq!(Flag::parse("a b"), None);
+        assert_eq!(Flag::parse(""), None);
+        assert_eq!(Flag::Extension("Foo".into()).to_string(), "\\Foo");
+    }
+
+    #[test]
+    fn tags_reject_specials() {
+        assert!(Tag::new("a001").is_ok());
+        assert!(Tag::new("a+1").is_err());
+        assert!(Tag::new("").is_err());
+        assert!(Tag::new("a b").is_err());
+    }
+
+    #[test]
+    fn inbox_is_case_insensitive() {
+        assert!(Mailbox::from_wire("inBox").is_inbox());
+        assert!(!Mailbox::from_wire("INBOX.x").is_inbox());
+    }
+}

@@ -1,0 +1,1 @@
+//! (module under construction: owned by its writer)
