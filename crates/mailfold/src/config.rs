@@ -1,0 +1,446 @@
+//! The configuration file: `$XDG_CONFIG_HOME/mailfold/config.toml` by default.
+//!
+//! This is a contract other tools and tests rely on (issue 4), so the shape is strict: unknown
+//! keys are errors, and every error names the file, the line and the key. Secrets never live in
+//! the file: `password_command` / `oauth_token_command` name a program whose first line of output
+//! is the secret; the program is run directly (argv form, no shell) unless given as one string,
+//! in which case `sh -c` runs it — either way the secret never appears in any argv.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Accounts by name (`[accounts.NAME]`).
+    #[serde(default)]
+    pub accounts: BTreeMap<String, Account>,
+}
+
+/// How the connection is secured (seed N1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993 by default, RFC 8314).
+    #[default]
+    Implicit,
+    /// Plaintext connection upgraded with STARTTLS (port 143 by default); never downgraded.
+    Starttls,
+    /// No TLS at all. Passwords are still refused unless `allow_plaintext_password = true`.
+    None,
+}
+
+impl TlsMode {
+    /// The IANA default port for the mode.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::Implicit => 993,
+            TlsMode::Starttls | TlsMode::None => 143,
+        }
+    }
+}
+
+/// Which directions a sync runs in (seed V0040).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncDirection {
+    /// Two-way mirror.
+    #[default]
+    Both,
+    /// Server to local only; folders are opened with EXAMINE and nothing is written to the server.
+    Pull,
+}
+
+/// How much of each message is downloaded (seeds V0010, V0070).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownloadMode {
+    /// Whole messages.
+    #[default]
+    Full,
+    /// Headers first; bodies on demand (`mailfold show`) or by a later full sync.
+    HeadersOnly,
+}
+
+/// A command to run: either one string (run with `sh -c`) or an argv list (run directly).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    /// `"pass show mail/work"`, run by `sh -c`.
+    Shell(String),
+    /// `["pass", "show", "mail/work"]`, run directly.
+    Argv(Vec<String>),
+}
+
+impl fmt::Debug for CommandSpec {
+    // The command itself is not secret, but users sometimes inline one (`echo hunter2`): show
+    // only the program name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prog = match self {
+            CommandSpec::Shell(s) => s.split_whitespace().next().unwrap_or(""),
+            CommandSpec::Argv(v) => v.first().map(String::as_str).unwrap_or(""),
+        };
+        write!(f, "CommandSpec({prog} …)")
+    }
+}
+
+/// One `[accounts.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Server host name or IP address.
+    pub host: String,
+    /// Port; defaults by `tls` (993 implicit, 143 otherwise).
+    pub port: Option<u16>,
+    /// TLS mode.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Login name.
+    pub user: String,
+    /// Program printing the password on its first line of output.
+    pub password_command: Option<CommandSpec>,
+    /// Program printing an OAuth 2 access token (XOAUTH2 / OAUTHBEARER).
+    pub oauth_token_command: Option<CommandSpec>,
+    /// Extra CA certificates (PEM) trusted for this account, for self-hosted servers.
+    pub ca_file: Option<PathBuf>,
+    /// Allow sending a password over a connection without TLS (seed V0031). Default false.
+    #[serde(default)]
+    pub allow_plaintext_password: bool,
+    /// Ordered SASL mechanism preference; default is strongest first.
+    pub mechanisms: Option<Vec<String>>,
+    /// Use ANONYMOUS authentication (seed V0029).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Root of the local Maildir tree.
+    pub local: PathBuf,
+    /// Folder patterns (`*` and `%` wildcards as in LIST; a leading `!` excludes). Default: all.
+    pub folders: Option<Vec<String>>,
+    /// State database file; default `$XDG_STATE_HOME/mailfold/<account>.sqlite`.
+    pub state: Option<PathBuf>,
+    /// Sync direction.
+    #[serde(default)]
+    pub sync: SyncDirection,
+    /// Download mode.
+    #[serde(default)]
+    pub download: DownloadMode,
+    /// Messages larger than this many bytes are left on the server with a placeholder.
+    pub max_message_size: Option<u64>,
+    /// Parallel connections for a sync (default 4, at most 16).
+    pub connections: Option<u8>,
+    /// Share of a folder (0.0–1.0) a run may delete before it stops and asks for `--force`.
+    pub max_delete_share: Option<f64>,
+    /// Allow a plain EXPUNGE when the server lacks UIDPLUS (it also removes other clients'
+    /// `\Deleted` messages). Default false.
+    #[serde(default)]
+    pub allow_plain_expunge: bool,
+    /// Path prefix of the server folders to mirror (seed V0022), e.g. `INBOX.` on some servers.
+    pub root_folder: Option<String>,
+    /// fsync every message and directory (default true). Turning it off is for benchmarks.
+    pub fsync: Option<bool>,
+    /// Accept any TLS certificate for this account. Never use this outside a laboratory: it
+    /// lets anyone on the network read the password.
+    #[serde(default)]
+    pub dangerously_accept_invalid_certs: bool,
+}
+
+impl Account {
+    /// The port to connect to.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.tls.default_port())
+    }
+}
+
+/// A configuration error that names where it is.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The key (dotted path), when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The default config file path: `$XDG_CONFIG_HOME/mailfold/config.toml`, or
+/// `~/.config/mailfold/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("mailfold").join("config.toml"))
+}
+
+/// The default state directory: `$XDG_STATE_HOME/mailfold`, or `~/.local/state/mailfold`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("mailfold"))
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        // The XDG spec says relative values are invalid and must be ignored.
+        Some(v) if Path::new(&v).is_absolute() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)),
+    }
+}
+
+/// Expands a leading `~/` to `$HOME`.
+pub fn expand_home(p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    p.to_path_buf()
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                key: None,
+                message: e.message().to_string(),
+            }
+        })?;
+        for (name, acct) in cfg.accounts.iter_mut() {
+            let err = |key: &str, message: String| ConfigError {
+                path: path.to_path_buf(),
+                line: find_key_line(text, name, key),
+                key: Some(format!("accounts.{name}.{key}")),
+                message,
+            };
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+                return Err(err(
+                    "",
+                    "account names must be non-empty, without '/' or control characters".into(),
+                ));
+            }
+            if acct.host.trim().is_empty() {
+                return Err(err("host", "must not be empty".into()));
+            }
+            if acct.port == Some(0) {
+                return Err(err("port", "must be between 1 and 65535".into()));
+            }
+            if acct.user.is_empty() && !acct.anonymous {
+                return Err(err("user", "must not be empty".into()));
+            }
+            if acct.password_command.is_none()
+                && acct.oauth_token_command.is_none()
+                && !acct.anonymous
+            {
+                return Err(err(
+                    "password_command",
+                    "an account needs password_command, oauth_token_command or anonymous = true"
+                        .into(),
+                ));
+            }
+            for (key, cmd) in [
+                ("password_command", &acct.password_command),
+                ("oauth_token_command", &acct.oauth_token_command),
+            ] {
+                match cmd {
+                    Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
+                        return Err(err(key, "must not be empty".into()))
+                    }
+                    Some(CommandSpec::Argv(v)) if v.is_empty() || v[0].is_empty() => {
+                        return Err(err(key, "must name a program".into()))
+                    }
+                    _ => {}
+                }
+            }
+            if acct.local.as_os_str().is_empty() {
+                return Err(err("local", "must name the Maildir root".into()));
+            }
+            acct.local = expand_home(&acct.local);
+            acct.ca_file = acct.ca_file.as_deref().map(expand_home);
+            acct.state = acct.state.as_deref().map(expand_home);
+            if let Some(c) = acct.connections {
+                if c == 0 || c > 16 {
+                    return Err(err("connections", "must be between 1 and 16".into()));
+                }
+            }
+            if let Some(s) = acct.max_delete_share {
+                if !(0.0..=1.0).contains(&s) {
+                    return Err(err(
+                        "max_delete_share",
+                        "must be between 0.0 and 1.0".into(),
+                    ));
+                }
+            }
+            if let Some(m) = &acct.mechanisms {
+                if let Some(bad) = m.iter().find(|m| {
+                    m.is_empty()
+                        || !m
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }) {
+                    return Err(err(
+                        "mechanisms",
+                        format!("{bad:?} is not a SASL mechanism name"),
+                    ));
+                }
+            }
+            if let Some(f) = &acct.folders {
+                if let Some(bad) = f
+                    .iter()
+                    .find(|p| p.is_empty() || p.chars().any(char::is_control))
+                {
+                    return Err(err("folders", format!("invalid folder pattern {bad:?}")));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The accounts selected by name (all when `names` is empty), or an error naming an unknown one.
+    pub fn select<'a>(&'a self, names: &[String]) -> Result<Vec<(&'a str, &'a Account)>, String> {
+        if names.is_empty() {
+            return Ok(self.accounts.iter().map(|(n, a)| (n.as_str(), a)).collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.accounts
+                    .get_key_value(n)
+                    .map(|(k, a)| (k.as_str(), a))
+                    .ok_or_else(|| format!("no account named {n:?} in the configuration"))
+            })
+            .collect()
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Finds the line of `key` inside `[accounts.NAME]` (best effort, for error messages after
+/// deserialisation, when spans are gone).
+fn find_key_line(text: &str, account: &str, key: &str) -> Option<usize> {
+    let header = format!("[accounts.{account}]");
+    let quoted = format!("[accounts.\"{account}\"]");
+    let mut in_table = false;
+    let mut table_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = t == header || t == quoted;
+            if in_table {
+                table_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_table && !key.is_empty() {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    table_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[accounts.work]
+host = "imap.example.com"
+user = "me@example.com"
+password_command = ["pass", "show", "mail/work"]
+local = "/tmp/mail/work"
+"#;
+
+    #[test]
+    fn minimal_account_gets_defaults() {
+        let cfg = Config::parse(GOOD, Path::new("c.toml")).unwrap();
+        let a = &cfg.accounts["work"];
+        assert_eq!(a.tls, TlsMode::Implicit);
+        assert_eq!(a.effective_port(), 993);
+        assert!(!a.allow_plaintext_password);
+        assert_eq!(a.sync, SyncDirection::Both);
+    }
+
+    #[test]
+    fn n1_port_defaults_follow_tls_mode() {
+        let text = GOOD.replace("local", "tls = \"starttls\"\nlocal");
+        let cfg = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(cfg.accounts["work"].effective_port(), 143);
+        let text = GOOD.replace("local", "port = 10993\nlocal");
+        let cfg = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(cfg.accounts["work"].effective_port(), 10993);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("local", "hots = \"x\"\nlocal");
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("c.toml:6"), "{s}");
+        assert!(s.contains("hots"), "{s}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let text = GOOD.replace("local", "connections = 0\nlocal");
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts.work.connections"));
+        assert_eq!(e.line, Some(6));
+        let text = GOOD.replace("local", "tls = \"ssl\"\nlocal");
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+    }
+
+    #[test]
+    fn account_without_credentials_source_is_refused() {
+        let text = GOOD.replace(
+            "password_command = [\"pass\", \"show\", \"mail/work\"]\n",
+            "",
+        );
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts.work.password_command"));
+    }
+
+    #[test]
+    fn command_debug_hides_arguments() {
+        let c = CommandSpec::Shell("echo hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,5 @@
+//! The mailfold command-line tool as a library: configuration and the commands, so that tests
+//! can call them. `main.rs` only parses arguments and maps errors to exit codes.
+#![forbid(unsafe_code)]
+
+pub mod config;
