@@ -1,1 +1,34 @@
-//! mailfold-testsupport: private Dovecot and scripted servers for tests.
+//! mailfold-testsupport: real and hostile IMAP servers for mailfold's tests.
+//!
+//! This crate is a dev-dependency only. It offers three things:
+//!
+//! - [`Dovecot`]: a private Dovecot per test, on free loopback ports, with its own CA, test
+//!   users, every SASL mechanism Dovecot supports (including OAuth through a local
+//!   introspection endpoint), and STARTTLS, implicit-TLS and optional cleartext listeners.
+//! - [`ScriptedServer`]: a loopback server that plays a script of steps (send, expect a line,
+//!   answer with the client's tag, start TLS with a good or bad certificate, trickle, stall,
+//!   close) and records every byte the client sent, for hostile-server tests (issue 3, issue 8).
+//! - [`FaultProxy`]: a loopback proxy that cuts, stalls, delays or fragments a connection to a
+//!   real server, chosen per connection by a seedable generator, for reliability tests.
+//!
+//! Being test code, setup failures panic with a message that says what to fix; but no wait is
+//! unbounded, and every thread and process started here ends when its owner is dropped.
+
+#![forbid(unsafe_code)]
+
+mod dovecot;
+mod fault;
+mod oauth;
+mod pki;
+mod ports;
+mod rng;
+mod scripted;
+
+pub use dovecot::{
+    Dovecot, DovecotBuilder, Layout, Plaintext, TestUser, ANONYMOUS_USER, MECHANISMS,
+};
+pub use fault::{Direction, Fault, FaultPlan, FaultProxy};
+pub use pki::{CertKind, TestPki};
+pub use ports::free_port;
+pub use rng::SplitMix64;
+pub use scripted::{ConnectionReport, Script, ScriptedServer, Step};

@@ -1,0 +1,934 @@
+//! A private Dovecot instance per test: its own config, ports, users, certificates and mail,
+//! all inside one temporary directory, stopped and removed on drop.
+//!
+//! The facts this relies on were checked on Debian 12's Dovecot 2.3.19 (see the project's
+//! dovecot notes): `dovecot -F -c CONF` runs a master in the foreground (so this process owns
+//! it and reaps it), listeners bind before the auth process is up (hence the wait for `AUTH=` in
+//! the greeting), Dovecot refuses to touch mail as root (hence an unprivileged mail owner), and a
+//! connection whose local and remote address are equal counts as secured, so 127.0.0.1 clients
+//! may always send passwords in clear. The optional "plaintext" listener therefore sits on
+//! 127.0.0.2, where Dovecot treats the connection as insecure and offers no STARTTLS, like a
+//! real cleartext-only server.
+//!
+//! The system's own Dovecot (if the package started one on 143/993) is never touched: nothing
+//! here reads /etc/dovecot, binds a fixed port, or signals a process it did not start.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Gid, Pid, Uid, User};
+
+use crate::oauth::Introspection;
+use crate::pki::{CertKind, TestPki};
+use crate::ports::free_port;
+use crate::rng::SplitMix64;
+
+/// Every SASL mechanism Debian's Dovecot 2.3 accepts in `auth_mechanisms` without extra
+/// infrastructure (NTLM is unknown to it; OTP needs an OTP passdb).
+pub const MECHANISMS: &[&str] = &[
+    "PLAIN",
+    "LOGIN",
+    "CRAM-MD5",
+    "DIGEST-MD5",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "ANONYMOUS",
+    "OAUTHBEARER",
+    "XOAUTH2",
+];
+
+/// The login name ANONYMOUS authentication maps to (`auth_anonymous_username`).
+pub const ANONYMOUS_USER: &str = "anonymous";
+
+/// The second loopback address, used by the optional plaintext listener (see module docs).
+const PLAINTEXT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// How long startup may take before the test is failed (typical: well under a second).
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a doveadm call may take.
+const DOVEADM_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long Dovecot gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Mailbox layout of the users' Maildirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Maildir++ (`.Sent`, `.a.b`): Dovecot's default, hierarchy delimiter `.`.
+    MaildirPlusPlus,
+    /// `LAYOUT=fs` (`Sent/`, `a/b/`): hierarchy delimiter `/`.
+    Fs,
+}
+
+impl Layout {
+    /// The IMAP hierarchy delimiter the server announces for this layout.
+    pub fn delimiter(self) -> char {
+        match self {
+            Layout::MaildirPlusPlus => '.',
+            Layout::Fs => '/',
+        }
+    }
+}
+
+/// The optional third listener, on 127.0.0.2, without TLS of any kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plaintext {
+    /// No such listener.
+    Off,
+    /// Cleartext only, and Dovecot accepts passwords on it (`disable_plaintext_auth = no`).
+    AllowAuth,
+    /// Cleartext only, and Dovecot advertises LOGINDISABLED and refuses cleartext passwords.
+    LoginDisabled,
+}
+
+/// A test account: login name, password, and the OAuth bearer token the introspection
+/// endpoint accepts for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestUser {
+    /// Login name (`user1`, `user2`, ...).
+    pub name: String,
+    /// Password, random per run, usable with every password mechanism.
+    pub password: String,
+    /// Bearer token for XOAUTH2 and OAUTHBEARER, random per run.
+    pub token: String,
+}
+
+/// Options for [`Dovecot`]; create with [`Dovecot::builder`].
+#[derive(Debug, Clone)]
+pub struct DovecotBuilder {
+    users: usize,
+    layout: Layout,
+    special_use: bool,
+    plaintext: Plaintext,
+    rawlog: bool,
+    verbose: bool,
+    extra_config: String,
+}
+
+impl Default for DovecotBuilder {
+    fn default() -> Self {
+        Self {
+            users: 2,
+            layout: Layout::MaildirPlusPlus,
+            special_use: true,
+            plaintext: Plaintext::Off,
+            rawlog: false,
+            verbose: false,
+            extra_config: String::new(),
+        }
+    }
+}
+
+impl DovecotBuilder {
+    /// Number of test users (`user1`..`userN`); default 2.
+    pub fn users(mut self, n: usize) -> Self {
+        self.users = n;
+        self
+    }
+
+    /// Mailbox layout; default Maildir++ (delimiter `.`).
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Whether Sent, Drafts, Trash, Junk and Archive exist (auto-subscribed) with their
+    /// RFC 6154 special-use attributes; default true. When false, a fresh account has only INBOX
+    /// and the server does not advertise SPECIAL-USE.
+    pub fn special_use(mut self, on: bool) -> Self {
+        self.special_use = on;
+        self
+    }
+
+    /// The optional cleartext-only listener on 127.0.0.2; default off.
+    pub fn plaintext(mut self, plaintext: Plaintext) -> Self {
+        self.plaintext = plaintext;
+        self
+    }
+
+    /// Record every IMAP session's raw protocol (`rawlog_dir`); read it with
+    /// [`Dovecot::rawlog`]. Default off.
+    pub fn rawlog(mut self, on: bool) -> Self {
+        self.rawlog = on;
+        self
+    }
+
+    /// Turn on `auth_debug` and `mail_debug` in the log; default off.
+    pub fn verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
+        self
+    }
+
+    /// Append raw configuration text (e.g. `mail_plugins = zlib imap_zlib`) after the
+    /// generated settings.
+    pub fn extra_config(mut self, text: &str) -> Self {
+        self.extra_config.push_str(text);
+        self.extra_config.push('\n');
+        self
+    }
+
+    /// Starts the instance and waits until it is ready to authenticate.
+    ///
+    /// # Panics
+    /// If Dovecot is not installed or fails to start; the message includes its log.
+    pub fn start(self) -> Dovecot {
+        Dovecot::launch(self)
+    }
+}
+
+/// Who runs the mail processes and owns the mail.
+#[derive(Debug, Clone)]
+struct Identity {
+    internal_user: String,
+    login_user: String,
+    mail_uid: Uid,
+    mail_gid: Gid,
+    first_valid_uid: u32,
+    as_root: bool,
+}
+
+impl Identity {
+    fn detect() -> Identity {
+        if Uid::effective().is_root() {
+            // Dovecot will not access mail as root; `nobody` exists on every Debian system and
+            // `dovecot`/`dovenull` are created by the package.
+            let nobody = User::from_name("nobody")
+                .ok()
+                .flatten()
+                .expect("user 'nobody' must exist to own test mail when running as root");
+            for name in ["dovecot", "dovenull"] {
+                if User::from_name(name).ok().flatten().is_none() {
+                    panic!(
+                        "system user '{name}' is missing: is Dovecot installed? \
+                         (apt-get install -y dovecot-imapd)"
+                    );
+                }
+            }
+            Identity {
+                internal_user: "dovecot".into(),
+                login_user: "dovenull".into(),
+                mail_uid: nobody.uid,
+                mail_gid: nobody.gid,
+                first_valid_uid: 1,
+                as_root: true,
+            }
+        } else {
+            let uid = Uid::current();
+            let me = User::from_uid(uid)
+                .ok()
+                .flatten()
+                .expect("the current user must have a passwd entry");
+            Identity {
+                internal_user: me.name.clone(),
+                login_user: me.name,
+                mail_uid: uid,
+                mail_gid: Gid::current(),
+                first_valid_uid: uid.as_raw(),
+                as_root: false,
+            }
+        }
+    }
+}
+
+/// A running private Dovecot; stopped (SIGTERM, then SIGKILL) and deleted on drop.
+pub struct Dovecot {
+    // Field order matters for drop: the process is stopped in `Drop::drop` before the fields
+    // (and so the temporary directory) go away.
+    child: Option<Child>,
+    instance: String,
+    imap: SocketAddr,
+    imaps: SocketAddr,
+    plaintext: Option<SocketAddr>,
+    users: Vec<TestUser>,
+    layout: Layout,
+    rawlog: bool,
+    identity: Identity,
+    introspection: Introspection,
+    pki: TestPki,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Dovecot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dovecot")
+            .field("instance", &self.instance)
+            .field("dir", &self.dir.path())
+            .field("imap", &self.imap)
+            .field("imaps", &self.imaps)
+            .field("plaintext", &self.plaintext)
+            .finish_non_exhaustive()
+    }
+}
+
+static INSTANCES: AtomicU32 = AtomicU32::new(0);
+
+impl Dovecot {
+    /// Starts an instance with the default options: 2 users, Maildir++, special-use mailboxes,
+    /// STARTTLS and implicit-TLS listeners.
+    ///
+    /// # Panics
+    /// If Dovecot is not installed or fails to start.
+    pub fn start() -> Dovecot {
+        DovecotBuilder::default().start()
+    }
+
+    /// Options for a new instance.
+    pub fn builder() -> DovecotBuilder {
+        DovecotBuilder::default()
+    }
+
+    /// Whether the Dovecot binaries are installed, for tests that prefer to skip loudly.
+    pub fn is_installed() -> bool {
+        binary("dovecot").is_file() && binary("doveadm").is_file()
+    }
+
+    fn launch(opts: DovecotBuilder) -> Dovecot {
+        assert!(
+            Self::is_installed(),
+            "Dovecot is not installed (apt-get install -y dovecot-imapd)"
+        );
+        let identity = Identity::detect();
+        let dir = tempfile::Builder::new()
+            .prefix("mfdc")
+            .tempdir()
+            .expect("create the Dovecot temporary directory");
+        let root = dir.path().to_path_buf();
+        // The login and mail processes run as other users and must traverse to their sockets
+        // and homes.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
+            .expect("make the Dovecot directory traversable");
+        for sub in ["run", "state", "mail"] {
+            fs::create_dir(root.join(sub)).expect("create a Dovecot subdirectory");
+        }
+
+        let mut rng = SplitMix64::from_entropy();
+        let instance = format!(
+            "mf{}x{}",
+            std::process::id(),
+            INSTANCES.fetch_add(1, Ordering::Relaxed)
+        );
+        let users: Vec<TestUser> = (1..=opts.users)
+            .map(|i| TestUser {
+                name: format!("user{i}"),
+                password: format!("pw{i}-{}", rng.hex(12)),
+                token: format!("tok{i}-{}", rng.hex(24)),
+            })
+            .collect();
+        let mut passwd = String::new();
+        let accounts = users
+            .iter()
+            .map(|u| (u.name.clone(), u.password.clone()))
+            .chain(std::iter::once((ANONYMOUS_USER.to_string(), rng.hex(16))));
+        for (name, password) in accounts {
+            let home = root.join("mail").join(&name);
+            make_owned_dir(&home, &identity);
+            if opts.rawlog {
+                make_owned_dir(&home.join("rawlog"), &identity);
+            }
+            passwd.push_str(&format!(
+                "{name}:{{PLAIN}}{password}:{}:{}::{}::\n",
+                identity.mail_uid,
+                identity.mail_gid,
+                home.display()
+            ));
+        }
+        let passwd_path = root.join("users.passwd");
+        write_file(&passwd_path, passwd.as_bytes(), 0o644);
+
+        let introspection = Introspection::start(
+            users
+                .iter()
+                .map(|u| (u.token.clone(), u.name.clone()))
+                .collect(),
+        );
+        let oauth_path = root.join("oauth2.conf.ext");
+        write_file(
+            &oauth_path,
+            format!(
+                "introspection_mode = post\n\
+                 introspection_url = {}\n\
+                 username_attribute = username\n\
+                 active_attribute = active\n\
+                 active_value = true\n",
+                introspection.url()
+            )
+            .as_bytes(),
+            0o644,
+        );
+
+        let pki = TestPki::generate();
+        let conf_path = root.join("dovecot.conf");
+        let stderr_path = root.join("dovecot.stderr");
+
+        let mut last_failure = String::new();
+        for _attempt in 0..5 {
+            let imap = SocketAddr::new(LOOPBACK, free_port(LOOPBACK));
+            let imaps = SocketAddr::new(LOOPBACK, free_port(LOOPBACK));
+            let plaintext = (opts.plaintext != Plaintext::Off)
+                .then(|| SocketAddr::new(PLAINTEXT_IP, free_port(PLAINTEXT_IP)));
+            let conf = config_text(&ConfigInput {
+                opts: &opts,
+                identity: &identity,
+                instance: &instance,
+                root: &root,
+                passwd: &passwd_path,
+                oauth: &oauth_path,
+                pki: &pki,
+                imap,
+                imaps,
+                plaintext,
+            });
+            write_file(&conf_path, conf.as_bytes(), 0o644);
+            let _ = fs::remove_file(root.join("dovecot.log"));
+            let stderr = fs::File::create(&stderr_path).expect("create the Dovecot stderr file");
+            let child = Command::new(binary("dovecot"))
+                .arg("-F")
+                .arg("-c")
+                .arg(&conf_path)
+                .stdin(Stdio::null())
+                .stdout(stderr.try_clone().expect("duplicate a file handle"))
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run dovecot: {e}"));
+            let mut child = child;
+            match wait_ready(&mut child, imap, &root) {
+                Ok(()) => {
+                    return Dovecot {
+                        child: Some(child),
+                        instance,
+                        imap,
+                        imaps,
+                        plaintext,
+                        users,
+                        layout: opts.layout,
+                        rawlog: opts.rawlog,
+                        identity,
+                        introspection,
+                        pki,
+                        dir,
+                    };
+                }
+                Err(failure) => {
+                    stop_instance(&mut child, &root, &instance);
+                    let log = read_log(&root);
+                    if !log.contains("Address already in use") {
+                        panic!("private Dovecot failed to start: {failure}\n--- log ---\n{log}");
+                    }
+                    // Another process took one of the chosen ports in the meantime: try again
+                    // with new ones.
+                    last_failure = format!("{failure}\n{log}");
+                }
+            }
+        }
+        panic!("private Dovecot could not bind its ports after 5 attempts: {last_failure}");
+    }
+
+    /// Address of the cleartext listener that offers STARTTLS (the usual port 143 role).
+    pub fn imap_addr(&self) -> SocketAddr {
+        self.imap
+    }
+
+    /// Address of the implicit-TLS listener (the usual port 993 role).
+    pub fn imaps_addr(&self) -> SocketAddr {
+        self.imaps
+    }
+
+    /// Address of the cleartext-only listener on 127.0.0.2, if enabled with
+    /// [`DovecotBuilder::plaintext`].
+    pub fn plaintext_addr(&self) -> Option<SocketAddr> {
+        self.plaintext
+    }
+
+    /// Path of the CA certificate that issued the server certificate: pass it as the
+    /// account's `ca_file`. The server certificate names `IP:127.0.0.1` and `DNS:localhost`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.pki.ca_file()
+    }
+
+    /// The certificates of this run (the server uses [`CertKind::Valid`]).
+    pub fn pki(&self) -> &TestPki {
+        &self.pki
+    }
+
+    /// All test users, in order `user1`, `user2`, ...
+    pub fn users(&self) -> &[TestUser] {
+        &self.users
+    }
+
+    /// The `i`-th test user, counting from 0 (so `user(0)` is `user1`).
+    ///
+    /// # Panics
+    /// If the instance was built with fewer users.
+    pub fn user(&self, i: usize) -> &TestUser {
+        self.users.get(i).unwrap_or_else(|| {
+            panic!(
+                "Dovecot::user({i}): the instance has only {} users; use .users(n)",
+                self.users.len()
+            )
+        })
+    }
+
+    /// The mailbox layout of this instance.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The hierarchy delimiter the server announces (`.` for Maildir++, `/` for LAYOUT=fs).
+    pub fn delimiter(&self) -> char {
+        self.layout.delimiter()
+    }
+
+    /// The instance's temporary directory (config, sockets, log, mail).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The generated `dovecot.conf`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root().join("dovecot.conf")
+    }
+
+    /// The root of `user`'s Maildir (it holds `cur/`, `new/`, `tmp/` of INBOX).
+    pub fn mail_root(&self, user: &str) -> PathBuf {
+        self.root().join("mail").join(user).join("Maildir")
+    }
+
+    /// How many token checks the OAuth introspection endpoint has answered.
+    pub fn oauth_requests(&self) -> usize {
+        self.introspection.requests()
+    }
+
+    /// Dovecot's log (and anything it printed), for the message of a failing test.
+    pub fn log(&self) -> String {
+        read_log(self.root())
+    }
+
+    /// The raw protocol of every IMAP session of `user` so far (`*.in` is what the client
+    /// sent, `*.out` what the server answered), each file headed by its name. Empty unless the
+    /// instance was built with [`DovecotBuilder::rawlog`].
+    pub fn rawlog(&self, user: &str) -> String {
+        let dir = self.root().join("mail").join(user).join("rawlog");
+        let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => return String::new(),
+        };
+        files.sort();
+        let mut out = String::new();
+        for file in files {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            out.push_str(&format!("== {} ==\n", name.unwrap_or_default()));
+            out.push_str(&String::from_utf8_lossy(&fs::read(&file).unwrap_or_default()));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Whether sessions are being recorded (see [`DovecotBuilder::rawlog`]).
+    pub fn rawlog_enabled(&self) -> bool {
+        self.rawlog
+    }
+
+    /// Runs `doveadm -c <this config> ARGS...` and returns its standard output.
+    ///
+    /// # Panics
+    /// If doveadm fails or takes more than a minute; the message includes its stderr.
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        self.try_doveadm(args, None)
+            .unwrap_or_else(|e| panic!("doveadm {args:?} failed: {e}"))
+    }
+
+    /// Runs doveadm with optional standard input; `Err` carries the exit status and stderr.
+    pub fn try_doveadm(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+        let mut cmd = Command::new(binary("doveadm"));
+        cmd.arg("-c").arg(self.config_path()).args(args);
+        run_bounded(cmd, stdin, DOVEADM_TIMEOUT)
+    }
+
+    /// Stores `message` in `user`'s `mailbox` (`doveadm save`), as a delivery would.
+    ///
+    /// # Panics
+    /// If doveadm refuses (e.g. the mailbox does not exist).
+    pub fn deliver(&self, user: &str, mailbox: &str, message: &[u8]) {
+        if let Err(e) = self.try_doveadm(&["save", "-u", user, "-m", mailbox], Some(message)) {
+            panic!("deliver to {user}/{mailbox} failed: {e}");
+        }
+    }
+
+    /// Creates `mailbox` (a full name with this instance's delimiter) for `user`.
+    ///
+    /// # Panics
+    /// If doveadm refuses (e.g. it exists already).
+    pub fn create_mailbox(&self, user: &str, mailbox: &str) {
+        self.doveadm(&["mailbox", "create", "-u", user, mailbox]);
+    }
+
+    /// Forces `mailbox`'s UIDVALIDITY to `value`, as a server that lost its state would.
+    ///
+    /// # Panics
+    /// If doveadm refuses.
+    pub fn set_uidvalidity(&self, user: &str, mailbox: &str, value: u32) {
+        self.doveadm(&[
+            "mailbox",
+            "update",
+            "-u",
+            user,
+            "--uid-validity",
+            &value.to_string(),
+            mailbox,
+        ]);
+    }
+
+    /// A mailbox's status items as doveadm reports them, e.g.
+    /// `status(user, "INBOX", "messages uidvalidity")` → `INBOX messages=1 uidvalidity=42`.
+    pub fn status(&self, user: &str, mailbox: &str, items: &str) -> String {
+        self.doveadm(&["mailbox", "status", "-u", user, items, mailbox])
+            .trim()
+            .to_string()
+    }
+
+    /// Whether Dovecot's processes run unprivileged because this test runs as root.
+    pub fn runs_as_root(&self) -> bool {
+        self.identity.as_root
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_instance(&mut child, self.dir.path(), &self.instance);
+        }
+        // The temporary directory is removed when `dir` drops, after the processes are gone.
+    }
+}
+
+struct ConfigInput<'a> {
+    opts: &'a DovecotBuilder,
+    identity: &'a Identity,
+    instance: &'a str,
+    root: &'a Path,
+    passwd: &'a Path,
+    oauth: &'a Path,
+    pki: &'a TestPki,
+    imap: SocketAddr,
+    imaps: SocketAddr,
+    plaintext: Option<SocketAddr>,
+}
+
+/// The whole configuration. Nothing is included from /etc/dovecot, so the system
+/// instance's settings cannot leak in.
+fn config_text(c: &ConfigInput<'_>) -> String {
+    let root = c.root.display();
+    let layout = match c.opts.layout {
+        Layout::MaildirPlusPlus => "",
+        Layout::Fs => ":LAYOUT=fs",
+    };
+    let mut special = String::new();
+    if c.opts.special_use {
+        for (name, flag) in [
+            ("Sent", "\\Sent"),
+            ("Drafts", "\\Drafts"),
+            ("Trash", "\\Trash"),
+            ("Junk", "\\Junk"),
+            ("Archive", "\\Archive"),
+        ] {
+            special.push_str(&format!(
+                "  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n"
+            ));
+        }
+    }
+    let debug = if c.opts.verbose {
+        "auth_debug = yes\nmail_debug = yes\nverbose_ssl = yes\n"
+    } else {
+        ""
+    };
+    let rawlog = if c.opts.rawlog {
+        format!("  rawlog_dir = {root}/mail/%u/rawlog\n")
+    } else {
+        String::new()
+    };
+    let (plain_listener, plain_local) = match c.plaintext {
+        None => (String::new(), String::new()),
+        Some(addr) => {
+            let allow = if c.opts.plaintext == Plaintext::AllowAuth {
+                "no"
+            } else {
+                "yes"
+            };
+            (
+                format!(
+                    "  inet_listener plaintext {{\n    address = {}\n    port = {}\n  }}\n",
+                    addr.ip(),
+                    addr.port()
+                ),
+                format!(
+                    "local {} {{\n  ssl = no\n  disable_plaintext_auth = {allow}\n}}\n",
+                    addr.ip()
+                ),
+            )
+        }
+    };
+    let mechanisms = MECHANISMS.join(" ").to_ascii_lowercase();
+    format!(
+        "# Generated by mailfold-testsupport for one test run.\n\
+instance_name = {instance}\n\
+base_dir = {root}/run\n\
+state_dir = {root}/state\n\
+log_path = {root}/dovecot.log\n\
+listen = 127.0.0.1\n\
+protocols = imap\n\
+default_internal_user = {internal}\n\
+default_login_user = {login}\n\
+first_valid_uid = {first_uid}\n\
+ssl = yes\n\
+ssl_cert = <{cert}\n\
+ssl_key = <{key}\n\
+ssl_min_protocol = TLSv1.2\n\
+auth_mechanisms = {mechanisms}\n\
+auth_anonymous_username = {anon}\n\
+# Tests try wrong passwords on purpose; no 2 s delay per failure.\n\
+auth_failure_delay = 0\n\
+auth_verbose = yes\n\
+{debug}\
+mail_location = maildir:~/Maildir{layout}\n\
+passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n  \
+mechanisms = plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256 anonymous\n}}\n\
+passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {oauth}\n}}\n\
+userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
+namespace inbox {{\n  inbox = yes\n  separator = {sep}\n{special}}}\n\
+protocol imap {{\n  mail_max_userip_connections = 100\n{rawlog}}}\n\
+service imap-login {{\n  \
+inet_listener imap {{\n    port = {imap}\n  }}\n  \
+inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n\
+{plain_listener}}}\n\
+# Many failed logins from 127.0.0.1 must not earn growing penalties (anvil auth penalty).\n\
+service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n\
+{plain_local}\
+{extra}",
+        instance = c.instance,
+        internal = c.identity.internal_user,
+        login = c.identity.login_user,
+        first_uid = c.identity.first_valid_uid,
+        cert = c.pki.cert_file(CertKind::Valid).display(),
+        key = c.pki.key_file(CertKind::Valid).display(),
+        anon = ANONYMOUS_USER,
+        passwd = c.passwd.display(),
+        oauth = c.oauth.display(),
+        sep = c.opts.layout.delimiter(),
+        imap = c.imap.port(),
+        imaps = c.imaps.port(),
+        extra = c.opts.extra_config,
+    )
+}
+
+/// Waits until the STARTTLS listener greets with `AUTH=` (the auth process is up), or the
+/// master exits, or the startup timeout passes.
+fn wait_ready(child: &mut Child, imap: SocketAddr, root: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("dovecot exited with {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no greeting with AUTH= within {START_TIMEOUT:?} (log: {})",
+                root.join("dovecot.log").display()
+            ));
+        }
+        if let Some(greeting) = greeting(imap) {
+            if greeting.contains("AUTH=") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The first line the server sends, or None if it cannot be read within a short time.
+fn greeting(addr: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 256];
+    while !line.ends_with(b"\n") && line.len() < 4096 {
+        let n = stream.read(&mut byte).ok()?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&byte[..n]);
+    }
+    // Leave politely so the log does not fill with "no auth attempts" disconnects.
+    let _ = stream.write_all(b"r LOGOUT\r\n");
+    Some(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// SIGTERM to the master (its PID from master.pid, which is our child), SIGKILL after a grace
+/// period, then the same for any process left with this instance's name.
+fn stop_instance(child: &mut Child, root: &Path, instance: &str) {
+    let pid = fs::read_to_string(root.join("run").join("master.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| u32::try_from(p).ok() == Some(child.id()))
+        .unwrap_or_else(|| i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !matches!(child.try_wait(), Ok(Some(_))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The master normally takes its children with it; after a SIGKILL (or a crash) they would
+    // be orphaned. Their process titles carry the unique instance name.
+    let prefix = format!("dovecot-{instance}/");
+    for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = processes_with_title_prefix(&prefix);
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            for p in &left {
+                let _ = kill(*p, signal);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Live (non-zombie) processes whose command line starts with `prefix`.
+fn processes_with_title_prefix(prefix: &str) -> Vec<Pid> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline.starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        // A zombie waits for its (new) parent to reap it; signalling it is pointless.
+        let zombie = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(false);
+        if !zombie {
+            found.push(Pid::from_raw(pid));
+        }
+    }
+    found
+}
+
+fn read_log(root: &Path) -> String {
+    let mut out = fs::read_to_string(root.join("dovecot.log")).unwrap_or_default();
+    let stderr = fs::read_to_string(root.join("dovecot.stderr")).unwrap_or_default();
+    if !stderr.trim().is_empty() {
+        out.push_str("--- stderr ---\n");
+        out.push_str(&stderr);
+    }
+    out
+}
+
+/// Runs a command with stdin fed from a thread and output collected by threads, killing it
+/// if it outlives `timeout` (every wait in this crate is bounded).
+fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<String, String> {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(bytes), Some(mut pipe)) => {
+            let bytes = bytes.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            }))
+        }
+        _ => None,
+    };
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = collect(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = collect(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    match status {
+        Some(s) if s.success() => Ok(stdout),
+        Some(s) => Err(format!("{s}: {stderr}{stdout}")),
+        None => Err(format!("timed out after {timeout:?}: {stderr}")),
+    }
+}
+
+fn make_owned_dir(path: &Path, identity: &Identity) {
+    fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    if identity.as_root {
+        nix::unistd::chown(path, Some(identity.mail_uid), Some(identity.mail_gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) {
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// Where a Dovecot binary lives; /usr/sbin is often not on a non-root PATH.
+fn binary(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    PathBuf::from(name)
+}
