@@ -1,1 +1,38 @@
-//! mailfold-store: local Maildir store and sync state database.
+//! mailfold-store: the local side of a sync, with no network code.
+//!
+//! * [`Maildir`] / [`Folder`]: the account's Maildir tree (readable as-is by
+//!   mutt, neomutt, aerc and notmuch), the safe reversible mapping of folder
+//!   names to directories ([`name`]), streaming message writes
+//!   ([`MessageWriter`]) and reads for upload ([`UploadReader`]), scans and
+//!   file operations.
+//! * [`StateDb`]: the SQLite sync state (folders, messages, journal of
+//!   intents, pending changes), crash-safe and never silently recreated.
+//! * [`crlf`]: line-end conversion and the canonical content hash shared by
+//!   both.
+//!
+//! The sync engine owns every decision; this crate only performs the steps
+//! it is told, each either fully done or not visible at all.
+#![forbid(unsafe_code)]
+
+pub mod crlf;
+mod error;
+pub mod flags;
+mod maildir;
+pub mod name;
+mod state;
+mod writer;
+
+pub use crlf::ContentHash;
+pub use error::{Error, NameError, Result};
+pub use flags::MaildirFlags;
+pub use maildir::{
+    CaseMode, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
+    MessageEntry, NewMessage, Subdir, UploadReader,
+};
+pub use name::{AliasRegistry, FolderName, MemoryAliases, RelPath};
+pub use state::{
+    normalise_flags, FlagUpdate, FolderId, FolderRecord, FolderStatus, IntegrityCheck, Intent,
+    IntentId, IntentKind, InternalDate, MessageRecord, NewFolder, NewIntent, NewPending,
+    PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
+};
+pub use writer::{MessageWriter, WrittenMessage};

@@ -1,0 +1,313 @@
+//! Line-end conversion between the wire (CRLF) and Maildir files (LF), and
+//! the content hash and size of a message's canonical CRLF form.
+//!
+//! Files hold LF line ends, as Dovecot's Maildir and mutt write them. The two
+//! conversions are: *to LF* replaces every `CR LF` pair by `LF` (a lone `CR`
+//! is kept); *to CRLF* replaces every `LF` by `CR LF`. To-LF after to-CRLF
+//! is the identity on every byte string, so a file uploads and downloads
+//! back unchanged. The *canonical form* of a message is to-CRLF(file); it
+//! equals the server's bytes whenever the server's copy has no bare LF, and
+//! both the hash and the size are defined on it, so a hash computed while
+//! downloading agrees with one computed later from the file.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::io::{self, Read};
+
+/// SHA-256 of a message's canonical CRLF form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl ContentHash {
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            let h = (b[2 * i] as char).to_digit(16)?;
+            let l = (b[2 * i + 1] as char).to_digit(16)?;
+            // Both digits are < 16, so the value fits a byte.
+            *o = (h * 16 + l) as u8;
+        }
+        Some(ContentHash(out))
+    }
+
+    /// The hash of a whole message given in wire (CRLF) form.
+    pub fn of_wire(bytes: &[u8]) -> Self {
+        let mut lf = CrlfToLf::new();
+        let mut buf = Vec::with_capacity(bytes.len());
+        lf.push(bytes, &mut buf);
+        lf.finish(&mut buf);
+        let mut h = CanonicalDigest::new();
+        h.update_lf(&buf);
+        h.finish().0
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+/// Streaming CRLF → LF conversion, correct when a `CR LF` pair is split
+/// across two chunks.
+#[derive(Debug, Default)]
+pub struct CrlfToLf {
+    /// The previous chunk ended in `CR`, not yet written.
+    held_cr: bool,
+}
+
+impl CrlfToLf {
+    /// A converter at the start of a message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Converts one chunk, appending the result to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        if self.held_cr {
+            self.held_cr = false;
+            match rest.first() {
+                None => {
+                    self.held_cr = true;
+                    return;
+                }
+                Some(b'\n') => {
+                    out.push(b'\n');
+                    rest = &rest[1..];
+                }
+                Some(_) => out.push(b'\r'),
+            }
+        }
+        let mut i = 0;
+        while i < rest.len() {
+            match rest[i..].iter().position(|&b| b == b'\r') {
+                None => {
+                    out.extend_from_slice(&rest[i..]);
+                    return;
+                }
+                Some(p) => {
+                    let cr = i + p;
+                    out.extend_from_slice(&rest[i..cr]);
+                    match rest.get(cr + 1) {
+                        None => {
+                            self.held_cr = true;
+                            return;
+                        }
+                        Some(b'\n') => {
+                            out.push(b'\n');
+                            i = cr + 2;
+                        }
+                        Some(_) => {
+                            out.push(b'\r');
+                            i = cr + 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the message: a final lone `CR` is kept.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.held_cr {
+            self.held_cr = false;
+            out.push(b'\r');
+        }
+    }
+}
+
+/// Hash and length of the canonical CRLF form, fed with LF-form bytes.
+#[derive(Debug, Clone, Default)]
+pub struct CanonicalDigest {
+    hasher: Sha256,
+    crlf_len: u64,
+    lf_len: u64,
+}
+
+impl CanonicalDigest {
+    /// A fresh digest.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds LF-form bytes (each `LF` counts as `CR LF`).
+    pub fn update_lf(&mut self, lf: &[u8]) {
+        self.lf_len += lf.len() as u64;
+        for (i, line) in lf.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.hasher.update(b"\r\n");
+                self.crlf_len += 2;
+            }
+            self.hasher.update(line);
+            self.crlf_len += line.len() as u64;
+        }
+    }
+
+    /// The hash, the canonical CRLF length and the LF (file) length.
+    pub fn finish(self) -> (ContentHash, u64, u64) {
+        (
+            ContentHash(self.hasher.finalize().into()),
+            self.crlf_len,
+            self.lf_len,
+        )
+    }
+}
+
+/// Reads an LF-form message and yields its canonical CRLF form, in bounded
+/// memory.
+#[derive(Debug)]
+pub struct LfToCrlf<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// A `CR` was emitted for the `LF` at `buf[start]`, which is still due.
+    owe_lf: bool,
+}
+
+impl<R: Read> LfToCrlf<R> {
+    /// Wraps a reader of LF-form bytes.
+    pub fn new(inner: R) -> Self {
+        LfToCrlf {
+            inner,
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            owe_lf: false,
+        }
+    }
+
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for LfToCrlf<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if self.end == 0 {
+                return Ok(0);
+            }
+        }
+        let mut n = 0;
+        while n < out.len() && self.start < self.end {
+            let b = self.buf[self.start];
+            if b == b'\n' && !self.owe_lf {
+                out[n] = b'\r';
+                self.owe_lf = true;
+            } else {
+                out[n] = b;
+                self.owe_lf = false;
+                self.start += 1;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Scans LF-form bytes and returns (canonical CRLF length, hash), reading
+/// in fixed-size blocks.
+pub fn canonical_digest_of<R: Read>(mut r: R) -> io::Result<(ContentHash, u64)> {
+    let mut d = CanonicalDigest::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        d.update_lf(&buf[..n]);
+    }
+    let (h, crlf, _) = d.finish();
+    Ok((h, crlf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_lf_chunks(input: &[u8], chunks: &[usize]) -> Vec<u8> {
+        let mut c = CrlfToLf::new();
+        let mut out = Vec::new();
+        let mut rest = input;
+        for &n in chunks {
+            let n = n.min(rest.len());
+            c.push(&rest[..n], &mut out);
+            rest = &rest[n..];
+        }
+        c.push(rest, &mut out);
+        c.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn crlf_to_lf_at_every_split_point() {
+        let wire = b"A: b\r\n\r\nline\r\r\n\rx\r\n\n end\r";
+        let expect = b"A: b\n\nline\r\n\rx\n\n end\r".to_vec();
+        for i in 0..=wire.len() {
+            for j in i..=wire.len() {
+                assert_eq!(to_lf_chunks(wire, &[i, j - i]), expect, "split {i} {j}");
+            }
+        }
+        // One byte at a time, with empty chunks in between.
+        let mut c = CrlfToLf::new();
+        let mut out = Vec::new();
+        for b in wire {
+            c.push(&[], &mut out);
+            c.push(std::slice::from_ref(b), &mut out);
+        }
+        c.finish(&mut out);
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn lf_to_crlf_inverts_and_digest_agrees() {
+        let lf = b"a\n\r\nb\r\rc\n";
+        let mut r = LfToCrlf::new(&lf[..]);
+        let mut crlf = Vec::new();
+        let mut small = [0u8; 3];
+        loop {
+            let n = r.read(&mut small).unwrap();
+            if n == 0 {
+                break;
+            }
+            crlf.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(crlf, b"a\r\n\r\r\nb\r\rc\r\n");
+        assert_eq!(to_lf_chunks(&crlf, &[]), lf);
+        let (h, len) = canonical_digest_of(&lf[..]).unwrap();
+        assert_eq!(len, crlf.len() as u64);
+        assert_eq!(h, ContentHash(Sha256::digest(&crlf).into()));
+        assert_eq!(ContentHash::of_wire(&crlf), h);
+        assert_eq!(ContentHash::from_hex(&h.to_string()), Some(h));
+    }
+}

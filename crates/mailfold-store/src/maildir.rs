@@ -1,0 +1,1049 @@
+//! The Maildir tree under an account's `local` root: folders, message
+//! files, scanning and the file operations the sync engine applies.
+//!
+//! Layout: every folder is a Maildir (`cur/ new/ tmp/`), nested folders are
+//! nested directories (see [`crate::name`] for the name mapping), `INBOX` is
+//! `local/INBOX`. Message files are named `<base>:2,<flags>`; the *base* is
+//! the file's identity and survives flag renames by mutt or notmuch and moves
+//! between folders.
+//!
+//! Safety rules kept here:
+//! * nothing is created outside the root, and no path goes through a
+//!   symbolic link below the root (each level is checked with `lstat`; the
+//!   root itself is resolved once when opened);
+//! * the store writes only message files, Maildir directories and, for a
+//!   moment, a case probe directory that it removes at once: a mail indexer
+//!   never sees anything else;
+//! * a message becomes visible only by an atomic rename from `tmp/` after its
+//!   data (and, with fsync on, the directory entry) is durable, so a crash
+//!   leaves at most an invisible file in `tmp/`.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::crlf::{canonical_digest_of, ContentHash, LfToCrlf};
+use crate::error::{Error, NameError, Result};
+use crate::flags::MaildirFlags;
+use crate::name::{
+    alias_name, decode_component_lenient, encode_component, is_alias, is_maildir_subdir,
+    AliasRegistry, FolderName, RelPath, MAX_DIR_NAME,
+};
+use crate::writer::MessageWriter;
+
+/// Name prefix of the short-lived directory used to probe case sensitivity.
+const PROBE_PREFIX: &str = ".mailfold-case-probe.";
+
+/// How to decide whether the file system under the root folds case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaseMode {
+    /// Probe once when the store is opened (the default).
+    #[default]
+    Probe,
+    /// Assume names differing in case are different files.
+    Sensitive,
+    /// Assume names differing in case are the same file (also useful to test
+    /// the disambiguation on a case-sensitive file system).
+    Insensitive,
+}
+
+/// Options for [`Maildir::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaildirOptions {
+    /// fsync message files and directories before a write counts as done.
+    /// On by default; benchmarks may turn it off, at the cost of crash safety.
+    pub fsync: bool,
+    /// Case handling of the file system.
+    pub case: CaseMode,
+}
+
+impl Default for MaildirOptions {
+    fn default() -> Self {
+        MaildirOptions {
+            fsync: true,
+            case: CaseMode::Probe,
+        }
+    }
+}
+
+/// The Maildir tree of one account.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    root: PathBuf,
+    fsync: bool,
+    case_insensitive: bool,
+}
+
+/// Whether a message file lies in `new/` or `cur/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subdir {
+    /// `new/`: delivered, not yet seen by a mail reader.
+    New,
+    /// `cur/`: seen by a mail reader or placed by mailfold.
+    Cur,
+}
+
+impl Subdir {
+    /// The directory name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subdir::New => "new",
+            Subdir::Cur => "cur",
+        }
+    }
+}
+
+/// The unique base of a message file name: everything before `:2,`.
+/// Valid bases are non-empty, at most 200 bytes, contain no `/`, `:` or NUL
+/// and do not start with a dot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageBase(String);
+
+impl MessageBase {
+    /// Checks and wraps a base.
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        let bad = |reason| NameError::BadBase {
+            base: s.to_owned(),
+            reason,
+        };
+        if s.is_empty() {
+            return Err(bad("empty"));
+        }
+        if s.len() > 200 {
+            return Err(bad("longer than 200 bytes"));
+        }
+        if s.starts_with('.') {
+            return Err(bad("starts with a dot"));
+        }
+        if s.contains(['/', ':', '\0']) {
+            return Err(bad("contains '/', ':' or NUL"));
+        }
+        Ok(MessageBase(s.to_owned()))
+    }
+
+    /// The base as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `,S=` (file size) field of a Maildir++ base, if present.
+    pub fn size_field(&self) -> Option<u64> {
+        self.field('S')
+    }
+
+    /// The `,W=` (size with CRLF line ends, Dovecot's convention) field.
+    pub fn crlf_size_field(&self) -> Option<u64> {
+        self.field('W')
+    }
+
+    fn field(&self, key: char) -> Option<u64> {
+        self.0.split(',').skip(1).find_map(|f| {
+            f.strip_prefix(key)
+                .and_then(|v| v.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+        })
+    }
+
+    /// Splits a file name into base and flags. Files without `:2,` (as in
+    /// `new/`) have no flags; an info part other than `2,…` is ignored.
+    pub fn parse_file_name(name: &str) -> Option<(MessageBase, MaildirFlags)> {
+        let (base, flags) = match name.split_once(':') {
+            Some((b, info)) => (b, info.strip_prefix("2,").unwrap_or("")),
+            None => (name, ""),
+        };
+        let base = MessageBase::new(base).ok()?;
+        Some((base, MaildirFlags::parse(flags)))
+    }
+
+    /// The file name for this base with these flags.
+    pub fn file_name(&self, flags: &MaildirFlags) -> String {
+        format!("{}:2,{}", self.0, flags)
+    }
+}
+
+impl std::fmt::Display for MessageBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One message file found by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    /// The file's identity.
+    pub base: MessageBase,
+    /// The flags from the file name.
+    pub flags: MaildirFlags,
+    /// `new/` or `cur/`.
+    pub subdir: Subdir,
+    /// The full path.
+    pub path: PathBuf,
+    /// File size in bytes (LF form).
+    pub size: u64,
+    /// Modification time (mailfold sets it to INTERNALDATE, seed V0006).
+    pub mtime: SystemTime,
+}
+
+/// A local folder found by [`Maildir::list_folders`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFolder {
+    /// The directory relative to the root.
+    pub rel: RelPath,
+    /// The folder name its directories decode to.
+    pub name: FolderName,
+    /// True when the directory has `cur/` and `new/` (it can hold mail);
+    /// false for a plain directory that only contains other folders.
+    pub is_maildir: bool,
+    /// False when some level is not the canonical encoding of its name
+    /// (for example a user's `mkdir 100%`), so the name cannot be mapped
+    /// back to this directory by the name mapping alone; callers should
+    /// bind the folder to `rel` in the state database.
+    pub canonical: bool,
+}
+
+/// The result of listing the tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderListing {
+    /// Folders and container directories, sorted by relative path.
+    pub folders: Vec<LocalFolder>,
+    /// Directories skipped because their names are not UTF-8 or not safe
+    /// (the caller should warn about them).
+    pub skipped: Vec<PathBuf>,
+}
+
+static UNIQUE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Maildir {
+    /// Opens (creating if needed) the root directory and probes case
+    /// sensitivity according to `opts.case`.
+    pub fn open(root: &Path, opts: MaildirOptions) -> Result<Self> {
+        fs::create_dir_all(root).map_err(|e| Error::io("create root", root, e))?;
+        let root = fs::canonicalize(root).map_err(|e| Error::io("resolve root", root, e))?;
+        let case_insensitive = match opts.case {
+            CaseMode::Sensitive => false,
+            CaseMode::Insensitive => true,
+            CaseMode::Probe => probe_case_insensitive(&root)?,
+        };
+        Ok(Maildir {
+            root,
+            fsync: opts.fsync,
+            case_insensitive,
+        })
+    }
+
+    /// The resolved root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether writes are fsynced.
+    pub fn fsync_enabled(&self) -> bool {
+        self.fsync
+    }
+
+    /// Whether names that differ only in case are treated as clashing.
+    pub fn case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
+    /// The absolute path of a folder directory, after checking that no
+    /// existing level is a symbolic link or a non-directory.
+    pub fn checked_path(&self, rel: &RelPath) -> Result<PathBuf> {
+        let mut p = self.root.clone();
+        for d in rel.dirs() {
+            p.push(d);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::UnsafePath {
+                        path: p,
+                        reason: "folder directory is a symbolic link",
+                    })
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Err(Error::UnsafePath {
+                        path: p,
+                        reason: "folder path is not a directory",
+                    })
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(rel.to_path(&self.root)),
+                Err(e) => return Err(Error::io("stat", p, e)),
+            }
+        }
+        Ok(p)
+    }
+
+    /// Opens an existing folder (a Maildir at `rel`).
+    pub fn folder(&self, rel: &RelPath) -> Result<Folder> {
+        let dir = self.checked_path(rel)?;
+        for sub in ["cur", "new", "tmp"] {
+            let p = dir.join(sub);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
+                Ok(_) => {
+                    return Err(Error::UnsafePath {
+                        path: p,
+                        reason: "Maildir sub-directory is not a plain directory",
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::NotFound { path: p })
+                }
+                Err(e) => return Err(Error::io("stat", p, e)),
+            }
+        }
+        Ok(Folder {
+            rel: rel.clone(),
+            dir,
+            fsync: self.fsync,
+        })
+    }
+
+    /// Maps `name` to its directory if that directory exists, without
+    /// creating anything.
+    pub fn locate_folder(
+        &self,
+        name: &FolderName,
+        aliases: &dyn AliasRegistry,
+    ) -> Result<Option<RelPath>> {
+        let mut rel: Option<RelPath> = None;
+        for comp in name.components() {
+            let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
+            let parent_path = rel
+                .as_ref()
+                .map_or(self.root.clone(), |r| r.to_path(&self.root));
+            let dir = match aliases.alias_of(&parent_key, comp)? {
+                Some(a) => a,
+                None => {
+                    let enc = encode_component(comp);
+                    if enc.len() > MAX_DIR_NAME {
+                        return Ok(None);
+                    }
+                    enc
+                }
+            };
+            if !self.entry_exists_exactly(&parent_path, &dir)? {
+                return Ok(None);
+            }
+            rel = Some(join_rel(rel.as_ref(), &dir)?);
+        }
+        match rel {
+            Some(r) => {
+                self.checked_path(&r)?;
+                Ok(Some(r))
+            }
+            None => Err(NameError::Empty.into()),
+        }
+    }
+
+    /// Maps `name` to a directory, creating the folder (and plain parent
+    /// directories) as needed, and returns it. New aliases (over-long or
+    /// case-clashing components) are recorded in `aliases` before their
+    /// directory is created.
+    pub fn ensure_folder(
+        &self,
+        name: &FolderName,
+        aliases: &mut dyn AliasRegistry,
+    ) -> Result<Folder> {
+        let rel = self.ensure_dirs(name.components(), aliases)?;
+        self.make_maildir(&rel)
+    }
+
+    /// Creates the directories for `components` and returns their path.
+    fn ensure_dirs(
+        &self,
+        components: &[String],
+        aliases: &mut dyn AliasRegistry,
+    ) -> Result<RelPath> {
+        let mut rel: Option<RelPath> = None;
+        for comp in components {
+            let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
+            let parent_path = match &rel {
+                Some(r) => self.checked_path(r)?,
+                None => self.root.clone(),
+            };
+            let dir = self.choose_dir(&parent_key, &parent_path, comp, aliases)?;
+            let next = join_rel(rel.as_ref(), &dir)?;
+            let path = parent_path.join(&dir);
+            self.make_dir(&path, &parent_path)?;
+            rel = Some(next);
+        }
+        rel.ok_or_else(|| NameError::Empty.into())
+    }
+
+    /// Picks the directory name for `comp` inside `parent_path`.
+    fn choose_dir(
+        &self,
+        parent_key: &str,
+        parent_path: &Path,
+        comp: &str,
+        aliases: &mut dyn AliasRegistry,
+    ) -> Result<String> {
+        if let Some(a) = aliases.alias_of(parent_key, comp)? {
+            return Ok(a);
+        }
+        let enc = encode_component(comp);
+        let mut need_alias = enc.len() > MAX_DIR_NAME;
+        if !need_alias && self.case_insensitive {
+            // Seed V0016: another folder already owns a directory equal to
+            // this one but for case; the plain name would alias it.
+            let folded = enc.to_lowercase();
+            let mut exact = false;
+            let mut clash = false;
+            for entry in read_dir_names(parent_path)? {
+                if entry == enc {
+                    exact = true;
+                } else if entry.to_lowercase() == folded {
+                    clash = true;
+                }
+            }
+            need_alias = clash && !exact;
+        }
+        if !need_alias {
+            return Ok(enc);
+        }
+        let alias = alias_name(comp, &enc);
+        if let Some(other) = aliases.component_of(parent_key, &alias)? {
+            if other != comp {
+                return Err(Error::UnsafePath {
+                    path: parent_path.join(&alias),
+                    reason: "alias hash collision between two folder names",
+                });
+            }
+        }
+        aliases.record_alias(parent_key, &alias, comp)?;
+        Ok(alias)
+    }
+
+    /// Creates one directory level (refusing symlinks), fsyncing the parent.
+    fn make_dir(&self, path: &Path, parent: &Path) -> Result<()> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Err(Error::UnsafePath {
+                path: path.to_path_buf(),
+                reason: "folder directory is a symbolic link",
+            }),
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(Error::UnsafePath {
+                path: path.to_path_buf(),
+                reason: "folder path is not a directory",
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match fs::create_dir(path) {
+                    Ok(()) => {}
+                    // Someone else created it meanwhile: check it again.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        let m =
+                            fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
+                        if !m.is_dir() || m.file_type().is_symlink() {
+                            return Err(Error::UnsafePath {
+                                path: path.to_path_buf(),
+                                reason: "folder path is not a plain directory",
+                            });
+                        }
+                    }
+                    Err(e) => return Err(Error::io("create directory", path, e)),
+                }
+                self.sync_dir(parent)
+            }
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
+    /// Adds `cur/ new/ tmp/` to an existing directory.
+    fn make_maildir(&self, rel: &RelPath) -> Result<Folder> {
+        let dir = self.checked_path(rel)?;
+        for sub in ["tmp", "new", "cur"] {
+            self.make_dir(&dir.join(sub), &dir)?;
+        }
+        self.folder(rel)
+    }
+
+    /// Creates a Maildir at a relative path the caller already holds (for
+    /// example from the state database); parents become plain directories.
+    pub fn create_folder_at(&self, rel: &RelPath) -> Result<Folder> {
+        let mut parent = self.root.clone();
+        for d in rel.dirs() {
+            let p = parent.join(d);
+            self.make_dir(&p, &parent)?;
+            parent = p;
+        }
+        self.make_maildir(rel)
+    }
+
+    /// Renames a folder (with its sub-folders) to a new name, choosing the
+    /// new directory by the name mapping. The target must not exist.
+    pub fn rename_folder(
+        &self,
+        from: &RelPath,
+        to: &FolderName,
+        aliases: &mut dyn AliasRegistry,
+    ) -> Result<Folder> {
+        let src = self.checked_path(from)?;
+        if !src.is_dir() {
+            return Err(Error::NotFound { path: src });
+        }
+        let (last, parents) = match to.components().split_last() {
+            Some(x) => x,
+            None => return Err(NameError::Empty.into()),
+        };
+        let parent_rel = if parents.is_empty() {
+            None
+        } else {
+            Some(self.ensure_dirs(parents, aliases)?)
+        };
+        let parent_path = match &parent_rel {
+            Some(r) => self.checked_path(r)?,
+            None => self.root.clone(),
+        };
+        let parent_key = parent_rel.as_ref().map_or("", RelPath::as_str).to_owned();
+        let dir = self.choose_dir(&parent_key, &parent_path, last, aliases)?;
+        let to_rel = join_rel(parent_rel.as_ref(), &dir)?;
+        if to_rel.as_str().starts_with(&format!("{}/", from.as_str())) || &to_rel == from {
+            return Err(Error::UnsafePath {
+                path: to_rel.to_path(&self.root),
+                reason: "cannot move a folder into itself",
+            });
+        }
+        let dst = parent_path.join(&dir);
+        if self.entry_exists_exactly(&parent_path, &dir)? {
+            return Err(Error::AlreadyExists { path: dst });
+        }
+        fs::rename(&src, &dst).map_err(|e| Error::io("rename folder", &src, e))?;
+        if let Some(sp) = src.parent() {
+            self.sync_dir(sp)?;
+        }
+        self.sync_dir(&parent_path)?;
+        aliases.rename_alias_prefix(from.as_str(), to_rel.as_str())?;
+        if dst.join("cur").is_dir() {
+            self.folder(&to_rel)
+        } else {
+            self.make_maildir(&to_rel)
+        }
+    }
+
+    /// Deletes a folder. Without `force` its `cur/`, `new/` and `tmp/` must be
+    /// empty. Sub-folders are never deleted: if there are any, the directory
+    /// stays as a plain container and only the Maildir part goes.
+    pub fn delete_folder(&self, rel: &RelPath, force: bool) -> Result<()> {
+        let dir = self.checked_path(rel)?;
+        let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io("stat", &dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::NotFound { path: dir });
+        }
+        let subs = ["cur", "new", "tmp"];
+        if !force {
+            for sub in subs {
+                let p = dir.join(sub);
+                if p.is_dir() && !read_dir_names(&p)?.is_empty() {
+                    return Err(Error::NotEmpty { path: dir });
+                }
+            }
+        }
+        for sub in subs {
+            let p = dir.join(sub);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    for f in read_dir_names(&p)? {
+                        remove_file_tolerant(&p.join(f))?;
+                    }
+                    fs::remove_dir(&p).map_err(|e| Error::io("remove directory", &p, e))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("stat", p, e)),
+            }
+        }
+        // Other files some tools leave in a Maildir (dovecot-uidlist, …) go
+        // with a forced delete; child folders always stay.
+        let mut has_children = false;
+        for name in read_dir_names(&dir)? {
+            let p = dir.join(&name);
+            let m = match fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", p, e)),
+            };
+            if m.is_dir() || !force {
+                has_children = true;
+            } else {
+                remove_file_tolerant(&p)?;
+            }
+        }
+        if !has_children {
+            fs::remove_dir(&dir).map_err(|e| Error::io("remove directory", &dir, e))?;
+        }
+        if let Some(parent) = dir.parent() {
+            self.sync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// Lists every folder and container directory under the root, decoding
+    /// names (aliases through `aliases`). Hidden entries, `cur`/`new`/`tmp`
+    /// and symbolic links are skipped. Iterative, so deep trees cannot
+    /// overflow the stack.
+    pub fn list_folders(&self, aliases: &dyn AliasRegistry) -> Result<FolderListing> {
+        let mut out = FolderListing::default();
+        // (relative path, decoded components, canonical so far)
+        let mut stack: Vec<(Option<RelPath>, Vec<String>, bool)> = vec![(None, Vec::new(), true)];
+        while let Some((rel, comps, canonical)) = stack.pop() {
+            let dir = rel
+                .as_ref()
+                .map_or(self.root.clone(), |r| r.to_path(&self.root));
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("read directory", dir, e)),
+            };
+            let mut children = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
+                let ft = match entry.file_type() {
+                    Ok(ft) => ft,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("stat", entry.path(), e)),
+                };
+                if !ft.is_dir() {
+                    continue; // files and symbolic links are never folders
+                }
+                let name = entry.file_name();
+                let name = match name.to_str() {
+                    Some(n) => n.to_owned(),
+                    None => {
+                        out.skipped.push(entry.path());
+                        continue;
+                    }
+                };
+                if name.starts_with('.') || is_maildir_subdir(&name) {
+                    continue;
+                }
+                let child_rel = match join_rel(rel.as_ref(), &name) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        out.skipped.push(entry.path());
+                        continue;
+                    }
+                };
+                let parent_key = rel.as_ref().map_or("", RelPath::as_str);
+                let (comp, ok) = if is_alias(&name) {
+                    match aliases.component_of(parent_key, &name)? {
+                        Some(c) => (c, true),
+                        None => (name.clone(), false),
+                    }
+                } else {
+                    decode_component_lenient(&name)
+                };
+                let mut child_comps = comps.clone();
+                child_comps.push(comp);
+                children.push((child_rel, child_comps, canonical && ok, entry.path()));
+            }
+            for (child_rel, child_comps, child_canonical, path) in children {
+                let is_maildir = path.join("cur").is_dir() && path.join("new").is_dir();
+                // The components list is non-empty here, so `new` succeeds.
+                if let Ok(name) = FolderName::new(child_comps.clone()) {
+                    out.folders.push(LocalFolder {
+                        rel: child_rel.clone(),
+                        name,
+                        is_maildir,
+                        canonical: child_canonical,
+                    });
+                }
+                stack.push((Some(child_rel), child_comps, child_canonical));
+            }
+        }
+        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    /// Decodes the folder name of a relative path.
+    pub fn name_of(&self, rel: &RelPath, aliases: &dyn AliasRegistry) -> Result<FolderName> {
+        let mut comps = Vec::new();
+        let mut parent = String::new();
+        for d in rel.dirs() {
+            let c = if is_alias(d) {
+                aliases
+                    .component_of(&parent, d)?
+                    .ok_or_else(|| NameError::UnknownAlias { dir: d.to_owned() })?
+            } else {
+                crate::name::decode_component(d)?
+            };
+            comps.push(c);
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(d);
+        }
+        Ok(FolderName::new(comps)?)
+    }
+
+    fn entry_exists_exactly(&self, parent: &Path, name: &str) -> Result<bool> {
+        if self.case_insensitive {
+            Ok(read_dir_names(parent)?.iter().any(|n| n == name))
+        } else {
+            match fs::symlink_metadata(parent.join(name)) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io("stat", parent.join(name), e)),
+            }
+        }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        sync_dir(self.fsync, dir)
+    }
+}
+
+fn join_rel(parent: Option<&RelPath>, dir: &str) -> Result<RelPath, NameError> {
+    match parent {
+        Some(p) => p.join(dir),
+        None => RelPath::parse(dir),
+    }
+}
+
+/// Names in a directory (UTF-8 ones; others cannot clash with ours). A
+/// missing directory has no names.
+fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Error::io("read directory", dir, e))?;
+        if let Some(n) = e.file_name().to_str() {
+            out.push(n.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn remove_file_tolerant(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove file", p, e)),
+    }
+}
+
+pub(crate) fn sync_dir(enabled: bool, dir: &Path) -> Result<()> {
+    if !enabled {
+        return Ok(());
+    }
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Creates a uniquely named directory in the root and checks whether its
+/// upper-case spelling finds it. The directory is removed at once; stale
+/// probes left by a crash are removed first.
+fn probe_case_insensitive(root: &Path) -> Result<bool> {
+    for name in read_dir_names(root)? {
+        if name.starts_with(PROBE_PREFIX) {
+            let _ = fs::remove_dir(root.join(&name));
+        }
+    }
+    let lower = format!(
+        "{PROBE_PREFIX}{}.{}",
+        std::process::id(),
+        UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let probe = root.join(&lower);
+    fs::create_dir(&probe).map_err(|e| Error::io("create case probe", &probe, e))?;
+    let upper = root.join(lower.to_uppercase());
+    let insensitive = fs::symlink_metadata(&upper).is_ok();
+    fs::remove_dir(&probe).map_err(|e| Error::io("remove case probe", &probe, e))?;
+    Ok(insensitive)
+}
+
+/// One folder's Maildir.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    rel: RelPath,
+    dir: PathBuf,
+    fsync: bool,
+}
+
+/// Options for a new message file.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    /// Flags for the file name.
+    pub flags: MaildirFlags,
+    /// INTERNALDATE as seconds since the Unix epoch; becomes the file's
+    /// mtime (seed V0006).
+    pub internaldate: Option<i64>,
+}
+
+/// What an upload needs: the CRLF form of a file, its exact length known
+/// before the first byte is sent.
+#[derive(Debug)]
+pub struct UploadReader {
+    reader: LfToCrlf<File>,
+    /// Length of the CRLF form (the APPEND literal size).
+    pub crlf_len: u64,
+    /// Hash of the CRLF form at the time of measuring.
+    pub hash: ContentHash,
+}
+
+impl io::Read for UploadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl Folder {
+    /// The folder's directory relative to the root.
+    pub fn rel(&self) -> &RelPath {
+        &self.rel
+    }
+
+    /// The folder's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Lists the messages in `new/` and `cur/`: one `readdir` per directory
+    /// and one `lstat` per file, no file is opened. `tmp/`, hidden files,
+    /// non-regular files and names without a valid base are ignored; a file
+    /// that disappears during the scan is skipped.
+    pub fn scan(&self) -> Result<Vec<MessageEntry>> {
+        let mut out = Vec::new();
+        for sub in [Subdir::New, Subdir::Cur] {
+            let d = self.dir.join(sub.as_str());
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("read directory", d, e)),
+            };
+            for entry in rd {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("read directory", &d, e)),
+                };
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Some((base, flags)) = MessageBase::parse_file_name(name) else {
+                    continue;
+                };
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("stat", entry.path(), e)),
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                out.push(MessageEntry {
+                    base,
+                    flags,
+                    subdir: sub,
+                    path: entry.path(),
+                    size: meta.len(),
+                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the file with this base (after mutt or notmuch renamed it).
+    pub fn find(&self, base: &MessageBase) -> Result<Option<MessageEntry>> {
+        Ok(self.scan()?.into_iter().find(|e| &e.base == base))
+    }
+
+    /// Starts writing a new message. Chunks go to a file in `tmp/`;
+    /// [`MessageWriter::commit`] makes it visible in `cur/`.
+    pub fn create_message(&self, opts: NewMessage) -> Result<MessageWriter> {
+        MessageWriter::create(self.dir.clone(), unique_base_prefix(), opts, self.fsync)
+    }
+
+    /// Sets the flags of a message: renames it within `cur/`, moving it from
+    /// `new/` to `cur/` as the Maildir specification asks of a reader that
+    /// has seen it. If the file was renamed meanwhile, it is found again by
+    /// its base.
+    pub fn set_flags(&self, entry: &MessageEntry, flags: &MaildirFlags) -> Result<MessageEntry> {
+        let current = self.refresh(entry)?;
+        let target = self.dir.join("cur").join(current.base.file_name(flags));
+        if target != current.path {
+            fs::rename(&current.path, &target)
+                .map_err(|e| Error::io("rename message", &current.path, e))?;
+            sync_dir(self.fsync, &self.dir.join("cur"))?;
+            if current.subdir == Subdir::New {
+                sync_dir(self.fsync, &self.dir.join("new"))?;
+            }
+        }
+        Ok(MessageEntry {
+            flags: flags.clone(),
+            subdir: Subdir::Cur,
+            path: target,
+            ..current
+        })
+    }
+
+    /// Deletes a message file. Returns false if it was already gone.
+    pub fn delete(&self, entry: &MessageEntry) -> Result<bool> {
+        let current = match self.refresh(entry) {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_file(&current.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("remove message", &current.path, e)),
+        }
+        sync_dir(self.fsync, &self.dir.join(current.subdir.as_str()))?;
+        Ok(true)
+    }
+
+    /// Moves a message file to another folder, keeping its base and flags.
+    /// Refuses to overwrite an existing file of the same name.
+    pub fn move_to(&self, entry: &MessageEntry, dest: &Folder) -> Result<MessageEntry> {
+        let current = self.refresh(entry)?;
+        let name = current.base.file_name(&current.flags);
+        let target = dest.dir.join(current.subdir.as_str()).join(&name);
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(Error::AlreadyExists { path: target });
+        }
+        match fs::rename(&current.path, &target) {
+            Ok(()) => {}
+            Err(e) if is_cross_device(&e) => {
+                // Different file systems: copy through the target's tmp/ so
+                // the message appears atomically, then remove the source.
+                let tmp = dest.dir.join("tmp").join(&name);
+                fs::copy(&current.path, &tmp).map_err(|e| Error::io("copy message", &tmp, e))?;
+                if self.fsync {
+                    File::open(&tmp)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| Error::io("fsync", &tmp, e))?;
+                }
+                fs::rename(&tmp, &target).map_err(|e| Error::io("rename message", &tmp, e))?;
+                sync_dir(self.fsync, &dest.dir.join(current.subdir.as_str()))?;
+                fs::remove_file(&current.path)
+                    .map_err(|e| Error::io("remove message", &current.path, e))?;
+            }
+            Err(e) => return Err(Error::io("move message", &current.path, e)),
+        }
+        sync_dir(self.fsync, &dest.dir.join(current.subdir.as_str()))?;
+        sync_dir(self.fsync, &self.dir.join(current.subdir.as_str()))?;
+        Ok(MessageEntry {
+            path: target,
+            ..current
+        })
+    }
+
+    /// Opens a message for upload: measures the CRLF length and hash with one
+    /// streaming pass, then rewinds, so APPEND can declare the literal size
+    /// before sending. Memory use is bounded whatever the file size. If the
+    /// file is rewritten in place between the two passes the caller sees a
+    /// different hash from [`ContentHash`] of what it sent; mail readers
+    /// replace files rather than rewrite them, so this is not expected.
+    pub fn open_upload(&self, entry: &MessageEntry) -> Result<UploadReader> {
+        let current = self.refresh(entry)?;
+        let open =
+            || File::open(&current.path).map_err(|e| Error::io("open message", &current.path, e));
+        let (hash, crlf_len) = canonical_digest_of(open()?)
+            .map_err(|e| Error::io("read message", &current.path, e))?;
+        Ok(UploadReader {
+            reader: LfToCrlf::new(open()?),
+            crlf_len,
+            hash,
+        })
+    }
+
+    /// Removes files in `tmp/` older than `max_age` (the Maildir
+    /// specification suggests 36 hours): leftovers of interrupted writes.
+    pub fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
+        let tmp = self.dir.join("tmp");
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for name in read_dir_names(&tmp)? {
+            let p = tmp.join(&name);
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let old = m
+                .modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age >= max_age);
+            if m.is_file() && old {
+                remove_file_tolerant(&p)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The entry as it is now: the same path if it still exists, else the
+    /// file with the same base.
+    fn refresh(&self, entry: &MessageEntry) -> Result<MessageEntry> {
+        if fs::symlink_metadata(&entry.path).is_ok_and(|m| m.is_file()) {
+            return Ok(entry.clone());
+        }
+        self.find(&entry.base)?.ok_or_else(|| Error::NotFound {
+            path: entry.path.clone(),
+        })
+    }
+}
+
+fn is_cross_device(e: &io::Error) -> bool {
+    // EXDEV is 18 on Linux and the BSDs; std has no stable kind for it yet.
+    e.raw_os_error() == Some(18)
+}
+
+/// The unique part of a new message's base, before the size fields:
+/// `<seconds>.M<microseconds>P<pid>Q<counter>R<random>.<host>` as the
+/// Maildir convention describes (Dovecot and mutt write the same shape).
+fn unique_base_prefix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let counter = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    // RandomState is seeded randomly per process: enough to separate two
+    // processes that reuse a pid within the same microsecond.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(counter);
+    h.write_u128(now.as_nanos());
+    format!(
+        "{}.M{}P{}Q{}R{:016x}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        counter,
+        h.finish(),
+        host_name()
+    )
+}
+
+/// The host name with `/` and `:` escaped as the Maildir convention says
+/// (`\057`, `\072`); also `,` so size fields parse unambiguously.
+fn host_name() -> String {
+    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let raw = raw.trim();
+    let mut out = String::new();
+    for ch in raw.chars() {
+        match ch {
+            '/' => out.push_str("\\057"),
+            ':' => out.push_str("\\072"),
+            ',' => out.push_str("\\054"),
+            c if c.is_ascii_graphic() => out.push(c),
+            _ => {}
+        }
+    }
+    if out.is_empty() || out.len() > 64 {
+        "localhost".to_owned()
+    } else {
+        out
+    }
+}

@@ -1,0 +1,934 @@
+//! The sync state database: what was true at the last committed step.
+//!
+//! SQLite (bundled, so no system library is needed) in WAL mode with
+//! `synchronous=FULL` and foreign keys on; every committed step is one
+//! transaction. The schema and the meaning of each table are documented in
+//! [`schema`](self::schema) (private module; see the crate docs).
+//!
+//! # Never silently empty
+//!
+//! A state database that is missing, truncated or corrupt must not look like
+//! "no messages were ever synced", or the sync engine would conclude that
+//! every local file is new and every server message deleted. So:
+//!
+//! * [`StateDb::open`] fails with [`Error::StateMissing`] when the file does
+//!   not exist and [`Error::StateCorrupt`] when it is empty, not a mailfold
+//!   database, or fails SQLite's `quick_check`;
+//! * [`StateDb::create`] refuses to overwrite an existing file;
+//! * a created database is *fresh* ([`StateDb::is_fresh`]) until the engine
+//!   calls [`StateDb::mark_synced`] after its first complete sync; a fresh
+//!   state never justifies a deletion.
+
+mod schema;
+mod types;
+
+pub use types::*;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
+};
+
+use crate::crlf::ContentHash;
+use crate::error::{Error, Result};
+use crate::maildir::MessageBase;
+use crate::name::{rebase_parent, AliasRegistry, RelPath};
+use schema::{APPLICATION_ID, MIGRATIONS};
+
+/// How thoroughly [`StateDb::open_with`] checks the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntegrityCheck {
+    /// `PRAGMA quick_check` (the default: O(size), catches truncation).
+    #[default]
+    Quick,
+    /// `PRAGMA integrity_check` (also verifies indexes against tables).
+    Full,
+}
+
+/// The state database of one account.
+#[derive(Debug)]
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A write transaction. Dropping it without [`Txn::commit`] rolls back.
+#[derive(Debug)]
+pub struct Txn<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+impl StateDb {
+    /// Creates a new, *fresh* state database. Fails if the file (or a
+    /// leftover WAL of a deleted one) exists; never overwrites. Parent
+    /// directories are created.
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.exists() {
+            return Err(Error::StateExists {
+                path: path.to_path_buf(),
+            });
+        }
+        let wal = sidecar(path, "-wal");
+        if wal.exists() {
+            return Err(Error::StateCorrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the database file is missing but its journal {} exists",
+                    wal.display()
+                ),
+            });
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("create state directory", parent, e))?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut db = StateDb {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.configure()?;
+        db.conn
+            .pragma_update(None, "application_id", APPLICATION_ID)?;
+        db.migrate(0)?;
+        let now = now_unix().to_string();
+        db.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
+            params![now],
+        )?;
+        Ok(db)
+    }
+
+    /// Opens an existing state database with a quick integrity check.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, IntegrityCheck::Quick)
+    }
+
+    /// Opens an existing state database, checking that it is a mailfold
+    /// database, intact, and of a schema this build can migrate.
+    pub fn open_with(path: &Path, check: IntegrityCheck) -> Result<Self> {
+        let corrupt = |detail: String| Error::StateCorrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::StateMissing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(Error::io("stat state database", path, e)),
+        };
+        // SQLite treats an empty file as a valid empty database; for us it
+        // is a truncated one.
+        if meta.len() == 0 {
+            return Err(corrupt("the file is empty (truncated)".into()));
+        }
+        let wrap = |e: rusqlite::Error| {
+            if is_corruption(&e) {
+                corrupt(e.to_string())
+            } else {
+                Error::Db(e)
+            }
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(wrap)?;
+        let mut db = StateDb {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.configure().map_err(|e| match e {
+            Error::Db(e) => wrap(e),
+            other => other,
+        })?;
+        let app: i32 = db
+            .conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(wrap)?;
+        if app != APPLICATION_ID {
+            return Err(corrupt(format!(
+                "not a mailfold state database (application_id {app:#x})"
+            )));
+        }
+        let pragma = match check {
+            IntegrityCheck::Quick => "PRAGMA quick_check(20)",
+            IntegrityCheck::Full => "PRAGMA integrity_check(20)",
+        };
+        let problems: Vec<String> = {
+            let mut stmt = db.conn.prepare(pragma).map_err(wrap)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(wrap)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(wrap)?
+        };
+        if problems != ["ok"] {
+            return Err(corrupt(problems.join("; ")));
+        }
+        let version: i64 = db
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(wrap)?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
+        }
+        if version < 1 {
+            return Err(corrupt(
+                "schema version 0: the database was never initialised".into(),
+            ));
+        }
+        db.migrate(version)?;
+        let has_meta: Option<String> = db
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'created_at'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(wrap)?;
+        if has_meta.is_none() {
+            return Err(corrupt("the meta table has no created_at row".into()));
+        }
+        Ok(db)
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(10))?;
+        let mode: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::BadStoredValue {
+                column: "journal_mode",
+                detail: format!("SQLite refused WAL mode (got {mode})"),
+            });
+        }
+        // FULL: a committed step survives power loss, not only a crash.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(())
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<()> {
+        let start = usize::try_from(from).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// True until [`StateDb::mark_synced`]: nothing is known yet, so no
+    /// absence on either side means a deletion.
+    pub fn is_fresh(&self) -> Result<bool> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'fresh'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(v.as_deref() == Some("1"))
+    }
+
+    /// Records that a first complete sync has been committed.
+    pub fn mark_synced(&mut self) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('fresh', '0')
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`, so it cannot fail
+    /// half-way for lack of a write lock).
+    pub fn begin(&mut self) -> Result<Txn<'_>> {
+        Ok(Txn {
+            tx: self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+        })
+    }
+
+    /// Runs `f` in one transaction and commits it if `f` succeeds.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.begin()?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// Writes a journal intent and commits it at once: it must be durable
+    /// before the network step it announces.
+    pub fn begin_intent(&mut self, intent: &NewIntent) -> Result<IntentId> {
+        self.write(|tx| tx.insert_intent(intent))
+    }
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl Txn<'_> {
+    /// Commits.
+    pub fn commit(self) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+
+    /// Rolls back explicitly (dropping does the same).
+    pub fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback()?)
+    }
+
+    // ----- folders -----
+
+    /// Adds a folder.
+    pub fn add_folder(&self, f: &NewFolder) -> Result<FolderId> {
+        self.tx.execute(
+            "INSERT INTO folders(wire_name, delimiter, local_path, special_use, subscribed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                f.wire_name,
+                f.delimiter.map(String::from),
+                f.local_path.as_str(),
+                f.special_use,
+                f.subscribed
+            ],
+        )?;
+        Ok(FolderId(self.tx.last_insert_rowid()))
+    }
+
+    /// Records UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
+    pub fn set_folder_status(&self, id: FolderId, s: &FolderStatus) -> Result<()> {
+        let modseq = s.highestmodseq.map(to_i64).transpose()?;
+        self.tx.execute(
+            "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, highestmodseq = ?4 WHERE id = ?1",
+            params![
+                id.0,
+                s.uidvalidity.map(UidValidity::get),
+                s.uidnext.map(NonZeroU32::get),
+                modseq
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records READ-ONLY / READ-WRITE (seeds V0038, V0039), subscription
+    /// and special use.
+    pub fn set_folder_attributes(
+        &self,
+        id: FolderId,
+        read_only: bool,
+        subscribed: bool,
+        special_use: Option<&str>,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE folders SET read_only = ?2, subscribed = ?3, special_use = ?4 WHERE id = ?1",
+            params![id.0, read_only, subscribed, special_use],
+        )?;
+        Ok(())
+    }
+
+    /// Records the end of a completed sync of the folder.
+    pub fn set_last_sync(&self, id: FolderId, unix: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE folders SET last_sync = ?2 WHERE id = ?1",
+            params![id.0, unix],
+        )?;
+        Ok(())
+    }
+
+    /// Records a folder rename (new wire name, delimiter and directory).
+    pub fn rename_folder(
+        &self,
+        id: FolderId,
+        wire_name: &str,
+        delimiter: Option<char>,
+        local_path: &RelPath,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE folders SET wire_name = ?2, delimiter = ?3, local_path = ?4 WHERE id = ?1",
+            params![
+                id.0,
+                wire_name,
+                delimiter.map(String::from),
+                local_path.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a folder and its message rows. Fails while changes are
+    /// pending for it.
+    pub fn delete_folder(&self, id: FolderId) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM folders WHERE id = ?1", params![id.0])?;
+        Ok(())
+    }
+
+    // ----- messages -----
+
+    /// Inserts or replaces message rows, in one statement per row on a
+    /// cached prepared statement. A partial (header-only) record never
+    /// replaces a full one's base, hash and partial flag (seed V0070); its
+    /// flags and other fields are still updated.
+    pub fn upsert_messages(&self, folder: FolderId, records: &[MessageRecord]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
+                                  internaldate_tz, hash, message_id, partial)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT(folder_id, uid) DO UPDATE SET
+               flags = excluded.flags,
+               keywords = excluded.keywords,
+               size = excluded.size,
+               internaldate = excluded.internaldate,
+               internaldate_tz = excluded.internaldate_tz,
+               message_id = excluded.message_id,
+               base = CASE WHEN excluded.partial AND NOT partial THEN base ELSE excluded.base END,
+               hash = CASE WHEN excluded.partial AND NOT partial THEN hash ELSE excluded.hash END,
+               partial = CASE WHEN excluded.partial AND NOT partial THEN partial ELSE excluded.partial END",
+        )?;
+        for r in records {
+            let flags = normalise_flags(&r.flags)?.join(" ");
+            let keywords = normalise_flags(&r.keywords)?.join(" ");
+            stmt.execute(params![
+                folder.0,
+                r.uid.get(),
+                r.base.as_str(),
+                flags,
+                keywords,
+                r.size.map(to_i64).transpose()?,
+                r.internaldate.map(|d| d.unix),
+                r.internaldate.map(|d| d.offset_minutes),
+                r.hash.map(|h| h.0.to_vec()),
+                r.message_id,
+                r.partial
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Updates the last synced flags and keywords of many messages.
+    pub fn update_flags(&self, folder: FolderId, updates: &[FlagUpdate]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE messages SET flags = ?3, keywords = ?4 WHERE folder_id = ?1 AND uid = ?2",
+        )?;
+        for u in updates {
+            stmt.execute(params![
+                folder.0,
+                u.uid.get(),
+                normalise_flags(&u.flags)?.join(" "),
+                normalise_flags(&u.keywords)?.join(" ")
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Records that a message's file now has another base (a local rename
+    /// that changed more than the flags).
+    pub fn set_message_base(&self, folder: FolderId, uid: Uid, base: &MessageBase) -> Result<()> {
+        self.tx.execute(
+            "UPDATE messages SET base = ?3 WHERE folder_id = ?1 AND uid = ?2",
+            params![folder.0, uid.get(), base.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes message rows.
+    pub fn delete_messages(&self, folder: FolderId, uids: &[Uid]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2")?;
+        for u in uids {
+            stmt.execute(params![folder.0, u.get()])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every message row of a folder (after a UIDVALIDITY change,
+    /// once the engine has read the old rows to re-match by content).
+    pub fn clear_messages(&self, folder: FolderId) -> Result<usize> {
+        Ok(self.tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1",
+            params![folder.0],
+        )?)
+    }
+
+    /// Moves a message row to another folder and UID (a move mapped with
+    /// COPYUID, seed V0057), keeping everything else.
+    pub fn move_message(
+        &self,
+        from: FolderId,
+        uid: Uid,
+        to: FolderId,
+        new_uid: Uid,
+    ) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE messages SET folder_id = ?3, uid = ?4 WHERE folder_id = ?1 AND uid = ?2",
+            params![from.0, uid.get(), to.0, new_uid.get()],
+        )?;
+        Ok(n == 1)
+    }
+
+    // ----- journal -----
+
+    /// Writes an intent inside this transaction (see also
+    /// [`StateDb::begin_intent`], which commits at once).
+    pub fn insert_intent(&self, i: &NewIntent) -> Result<IntentId> {
+        self.tx.execute(
+            "INSERT INTO intents(kind, folder_id, target_folder_id, uid, base, hash, detail, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                i.kind.as_str(),
+                i.folder.map(|f| f.0),
+                i.target_folder.map(|f| f.0),
+                i.uid.map(Uid::get),
+                i.base.as_ref().map(MessageBase::as_str),
+                i.hash.map(|h| h.0.to_vec()),
+                i.detail,
+                now_unix()
+            ],
+        )?;
+        Ok(IntentId(self.tx.last_insert_rowid()))
+    }
+
+    /// Removes an intent: its outcome is recorded in this same transaction.
+    pub fn resolve_intent(&self, id: IntentId) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM intents WHERE id = ?1", params![id.0])?;
+        Ok(())
+    }
+
+    // ----- pending changes -----
+
+    /// Queues a change. A change of the same kind to the same message
+    /// replaces the earlier one's detail and reason, keeping its age and
+    /// attempt count.
+    pub fn queue_pending(&self, p: &NewPending) -> Result<PendingId> {
+        let id: i64 = self.tx.query_row(
+            "INSERT INTO pending(folder_id, kind, target, uid, base, detail, reason, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(folder_id, kind, target) DO UPDATE SET
+               detail = excluded.detail, reason = excluded.reason,
+               uid = excluded.uid, base = excluded.base
+             RETURNING id",
+            params![
+                p.folder.0,
+                p.kind.as_str(),
+                p.target(),
+                p.uid.map(Uid::get),
+                p.base.as_ref().map(MessageBase::as_str),
+                p.detail,
+                p.reason,
+                now_unix()
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(PendingId(id))
+    }
+
+    /// Records a failed attempt to apply a pending change.
+    pub fn note_pending_attempt(&self, id: PendingId, reason: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE pending SET attempts = attempts + 1, last_attempt = ?2, reason = ?3 WHERE id = ?1",
+            params![id.0, now_unix(), reason],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a pending change (applied, or dropped by the user).
+    pub fn remove_pending(&self, id: PendingId) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM pending WHERE id = ?1", params![id.0])?;
+        Ok(())
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::BadStoredValue {
+        column: "integer",
+        detail: format!("{v} does not fit a signed 64-bit column"),
+    })
+}
+
+mod private {
+    /// Seals [`super::StateRead`]: only this crate's types implement it.
+    pub trait Sealed {
+        fn conn(&self) -> &rusqlite::Connection;
+    }
+}
+
+impl private::Sealed for StateDb {
+    fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl private::Sealed for Txn<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+const FOLDER_COLS: &str = "id, wire_name, delimiter, local_path, uidvalidity, uidnext, highestmodseq, special_use, subscribed, read_only, last_sync";
+const MESSAGE_COLS: &str =
+    "uid, base, flags, keywords, size, internaldate, internaldate_tz, hash, message_id, partial";
+
+fn bad(column: &'static str, detail: impl Into<String>) -> Error {
+    Error::BadStoredValue {
+        column,
+        detail: detail.into(),
+    }
+}
+
+fn folder_from_row(r: &Row<'_>) -> Result<FolderRecord> {
+    let delim: Option<String> = r.get(2)?;
+    let path: String = r.get(3)?;
+    let nz = |v: Option<u32>, col| match v {
+        None => Ok(None),
+        Some(v) => NonZeroU32::new(v).map(Some).ok_or_else(|| bad(col, "zero")),
+    };
+    let modseq: Option<i64> = r.get(6)?;
+    Ok(FolderRecord {
+        id: FolderId(r.get(0)?),
+        wire_name: r.get(1)?,
+        delimiter: delim.and_then(|d| d.chars().next()),
+        local_path: RelPath::parse(&path).map_err(|e| bad("folders.local_path", e.to_string()))?,
+        uidvalidity: nz(r.get(4)?, "folders.uidvalidity")?.map(UidValidity),
+        uidnext: nz(r.get(5)?, "folders.uidnext")?,
+        highestmodseq: modseq
+            .map(|m| u64::try_from(m).map_err(|_| bad("folders.highestmodseq", "negative")))
+            .transpose()?,
+        special_use: r.get(7)?,
+        subscribed: r.get(8)?,
+        read_only: r.get(9)?,
+        last_sync: r.get(10)?,
+    })
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn message_from_row(r: &Row<'_>) -> Result<MessageRecord> {
+    message_at(r, 0)
+}
+
+/// Reads the message columns ([`MESSAGE_COLS`]) starting at column `o`.
+fn message_at(r: &Row<'_>, o: usize) -> Result<MessageRecord> {
+    let uid: u32 = r.get(o)?;
+    let base: String = r.get(o + 1)?;
+    let flags: String = r.get(o + 2)?;
+    let keywords: String = r.get(o + 3)?;
+    let size: Option<i64> = r.get(o + 4)?;
+    let date: Option<i64> = r.get(o + 5)?;
+    let tz: Option<i16> = r.get(o + 6)?;
+    let hash: Option<Vec<u8>> = r.get(o + 7)?;
+    Ok(MessageRecord {
+        uid: Uid::new(uid).ok_or_else(|| bad("messages.uid", "zero"))?,
+        base: MessageBase::new(&base).map_err(|e| bad("messages.base", e.to_string()))?,
+        flags: split_list(&flags),
+        keywords: split_list(&keywords),
+        size: size
+            .map(|s| u64::try_from(s).map_err(|_| bad("messages.size", "negative")))
+            .transpose()?,
+        internaldate: date.map(|unix| InternalDate {
+            unix,
+            offset_minutes: tz.unwrap_or(0),
+        }),
+        hash: hash
+            .map(|h| {
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map(ContentHash)
+                    .map_err(|_| bad("messages.hash", "not 32 bytes"))
+            })
+            .transpose()?,
+        message_id: r.get(o + 8)?,
+        partial: r.get(o + 9)?,
+    })
+}
+
+fn intent_from_row(r: &Row<'_>) -> Result<Intent> {
+    let kind: String = r.get(1)?;
+    let uid: Option<u32> = r.get(4)?;
+    let base: Option<String> = r.get(5)?;
+    let hash: Option<Vec<u8>> = r.get(6)?;
+    Ok(Intent {
+        id: IntentId(r.get(0)?),
+        intent: NewIntent {
+            kind: IntentKind::parse(&kind).ok_or_else(|| bad("intents.kind", kind.clone()))?,
+            folder: r.get::<_, Option<i64>>(2)?.map(FolderId),
+            target_folder: r.get::<_, Option<i64>>(3)?.map(FolderId),
+            uid: uid.and_then(Uid::new),
+            base: base
+                .map(|b| MessageBase::new(&b).map_err(|e| bad("intents.base", e.to_string())))
+                .transpose()?,
+            hash: hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok().map(ContentHash)),
+            detail: r.get(7)?,
+        },
+        created: r.get(8)?,
+    })
+}
+
+fn pending_from_row(r: &Row<'_>) -> Result<PendingChange> {
+    let kind: String = r.get(2)?;
+    let uid: Option<u32> = r.get(3)?;
+    let base: Option<String> = r.get(4)?;
+    Ok(PendingChange {
+        id: PendingId(r.get(0)?),
+        change: NewPending {
+            folder: FolderId(r.get(1)?),
+            kind: PendingKind::parse(&kind).ok_or_else(|| bad("pending.kind", kind.clone()))?,
+            uid: uid.and_then(Uid::new),
+            base: base
+                .map(|b| MessageBase::new(&b).map_err(|e| bad("pending.base", e.to_string())))
+                .transpose()?,
+            detail: r.get(5)?,
+            reason: r.get(6)?,
+        },
+        attempts: r.get(7)?,
+        created: r.get(8)?,
+        last_attempt: r.get(9)?,
+    })
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: fn(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// Queries shared by [`StateDb`] and [`Txn`] (sealed).
+pub trait StateRead: private::Sealed {
+    /// Every folder.
+    fn folders(&self) -> Result<Vec<FolderRecord>> {
+        collect(
+            self.conn(),
+            &format!("SELECT {FOLDER_COLS} FROM folders ORDER BY id"),
+            [],
+            folder_from_row,
+        )
+    }
+
+    /// One folder by id.
+    fn folder(&self, id: FolderId) -> Result<Option<FolderRecord>> {
+        Ok(collect(
+            self.conn(),
+            &format!("SELECT {FOLDER_COLS} FROM folders WHERE id = ?1"),
+            params![id.0],
+            folder_from_row,
+        )?
+        .pop())
+    }
+
+    /// One folder by its wire name.
+    fn folder_by_wire_name(&self, wire_name: &str) -> Result<Option<FolderRecord>> {
+        Ok(collect(
+            self.conn(),
+            &format!("SELECT {FOLDER_COLS} FROM folders WHERE wire_name = ?1"),
+            params![wire_name],
+            folder_from_row,
+        )?
+        .pop())
+    }
+
+    /// One folder by its directory.
+    fn folder_by_path(&self, path: &RelPath) -> Result<Option<FolderRecord>> {
+        Ok(collect(
+            self.conn(),
+            &format!("SELECT {FOLDER_COLS} FROM folders WHERE local_path = ?1"),
+            params![path.as_str()],
+            folder_from_row,
+        )?
+        .pop())
+    }
+
+    /// All message rows of a folder, by UID (one query).
+    fn messages(&self, folder: FolderId) -> Result<Vec<MessageRecord>> {
+        collect(
+            self.conn(),
+            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 ORDER BY uid"),
+            params![folder.0],
+            message_from_row,
+        )
+    }
+
+    /// One message row.
+    fn message(&self, folder: FolderId, uid: Uid) -> Result<Option<MessageRecord>> {
+        Ok(collect(
+            self.conn(),
+            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND uid = ?2"),
+            params![folder.0, uid.get()],
+            message_from_row,
+        )?
+        .pop())
+    }
+
+    /// The message row bound to a local file.
+    fn message_by_base(
+        &self,
+        folder: FolderId,
+        base: &MessageBase,
+    ) -> Result<Option<MessageRecord>> {
+        Ok(collect(
+            self.conn(),
+            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND base = ?2"),
+            params![folder.0, base.as_str()],
+            message_from_row,
+        )?
+        .pop())
+    }
+
+    /// Every message with this content hash, in any folder (move detection,
+    /// UIDVALIDITY re-matching, APPEND recovery).
+    fn messages_by_hash(&self, hash: &ContentHash) -> Result<Vec<(FolderId, MessageRecord)>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT folder_id, {MESSAGE_COLS} FROM messages WHERE hash = ?1 ORDER BY folder_id, uid"
+        ))?;
+        let mut rows = stmt.query(params![hash.0.to_vec()])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let folder = FolderId(r.get(0)?);
+            out.push((folder, message_at(r, 1)?));
+        }
+        Ok(out)
+    }
+
+    /// Open journal intents, oldest first: operations whose outcome must be
+    /// checked before anything else after a crash.
+    fn open_intents(&self) -> Result<Vec<Intent>> {
+        collect(
+            self.conn(),
+            "SELECT id, kind, folder_id, target_folder_id, uid, base, hash, detail, created
+             FROM intents ORDER BY id",
+            [],
+            intent_from_row,
+        )
+    }
+
+    /// Pending changes, of one folder or of all.
+    fn pending(&self, folder: Option<FolderId>) -> Result<Vec<PendingChange>> {
+        collect(
+            self.conn(),
+            "SELECT id, folder_id, kind, uid, base, detail, reason, attempts, created, last_attempt
+             FROM pending WHERE ?1 IS NULL OR folder_id = ?1 ORDER BY id",
+            params![folder.map(|f| f.0)],
+            pending_from_row,
+        )
+    }
+}
+
+impl StateRead for StateDb {}
+impl StateRead for Txn<'_> {}
+
+impl AliasRegistry for StateDb {
+    fn component_of(&self, parent: &str, dir: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT component FROM aliases WHERE parent = ?1 AND dir = ?2",
+                params![parent, dir],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn alias_of(&self, parent: &str, component: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT dir FROM aliases WHERE parent = ?1 AND component = ?2",
+                params![parent, component],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn record_alias(&mut self, parent: &str, dir: &str, component: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO aliases(parent, dir, component) VALUES (?1, ?2, ?3)
+             ON CONFLICT(parent, dir) DO UPDATE SET component = excluded.component",
+            params![parent, dir, component],
+        )?;
+        Ok(())
+    }
+
+    fn rename_alias_prefix(&mut self, from: &str, to: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, String)> = {
+            let mut stmt = tx.prepare("SELECT parent, dir FROM aliases")?;
+            let it = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            it.collect::<rusqlite::Result<_>>()?
+        };
+        for (parent, dir) in rows {
+            if let Some(new_parent) = rebase_parent(&parent, from, to) {
+                tx.execute(
+                    "UPDATE aliases SET parent = ?3 WHERE parent = ?1 AND dir = ?2",
+                    params![parent, dir, new_parent],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! The state database schema and its migrations.
+//!
+//! `PRAGMA application_id` marks the file as mailfold's and `PRAGMA
+//! user_version` holds the schema version. Migration `n` (1-based) takes
+//! version `n - 1` to `n` and runs in one transaction with the version bump,
+//! so a crash mid-migration leaves the old version intact.
+//!
+//! Tables (version 1):
+//!
+//! * `meta(key, value)`: `created_at` (Unix seconds) and `fresh` (`1` from
+//!   [`crate::StateDb::create`] until the sync engine reports a completed first
+//!   sync). A fresh state means "nothing is known": the engine must treat
+//!   both sides as new and never infer deletions from it.
+//! * `folders`: one row per synced folder: the IMAP wire name (modified
+//!   UTF-7, exactly as the server spells it), delimiter, the local directory
+//!   relative to the root, UIDVALIDITY, UIDNEXT (seed V0002), HIGHESTMODSEQ,
+//!   special-use attribute, subscription, READ-ONLY (seed V0039) and the time
+//!   of the last completed sync.
+//! * `messages`: per folder and UID: the local file's base (its identity),
+//!   the last synced system flags and keywords (seed V0005: keywords live
+//!   here, not in the file name), RFC822.SIZE (seed V0007), INTERNALDATE and
+//!   its zone (seed V0006), SHA-256 of the CRLF form, Message-ID, and whether
+//!   only the header was downloaded (seed V0070). Deleting a folder deletes
+//!   its rows.
+//! * `intents`: the journal of multi-step operations. A row is committed
+//!   before the network step (for example "APPEND of base X to folder F,
+//!   hash H") and removed in the same transaction that records the result,
+//!   so after a crash every remaining row names an operation whose outcome
+//!   must be checked (did the APPEND land? search by hash/Message-ID) before
+//!   it is retried.
+//! * `pending`: local changes that could not be applied (offline queue,
+//!   READ-ONLY folders, seed V0039), one row per (folder, kind, target), with
+//!   the reason and an attempt count so they are reported and not retried
+//!   forever. A folder with pending rows cannot be deleted (foreign key
+//!   RESTRICT): they must be resolved or dropped explicitly.
+//! * `aliases`: original names of hash-shortened or case-disambiguated
+//!   directories (see [`crate::name`]).
+
+/// `PRAGMA application_id` of a mailfold state database ("MFLD").
+pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
+
+/// Migrations in order; the schema version is the number applied.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE folders (
+        id            INTEGER PRIMARY KEY,
+        wire_name     TEXT NOT NULL UNIQUE,
+        delimiter     TEXT CHECK (delimiter IS NULL OR length(delimiter) = 1),
+        local_path    TEXT NOT NULL UNIQUE,
+        uidvalidity   INTEGER CHECK (uidvalidity IS NULL OR uidvalidity BETWEEN 1 AND 4294967295),
+        uidnext       INTEGER CHECK (uidnext IS NULL OR uidnext BETWEEN 1 AND 4294967295),
+        highestmodseq INTEGER CHECK (highestmodseq IS NULL OR highestmodseq >= 0),
+        special_use   TEXT,
+        subscribed    INTEGER NOT NULL DEFAULT 0,
+        read_only     INTEGER NOT NULL DEFAULT 0,
+        last_sync     INTEGER
+    );
+
+    CREATE TABLE messages (
+        folder_id       INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid             INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+        base            TEXT NOT NULL,
+        flags           TEXT NOT NULL,
+        keywords        TEXT NOT NULL,
+        size            INTEGER CHECK (size IS NULL OR size >= 0),
+        internaldate    INTEGER,
+        internaldate_tz INTEGER,
+        hash            BLOB CHECK (hash IS NULL OR length(hash) = 32),
+        message_id      TEXT,
+        partial         INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_by_base ON messages(folder_id, base);
+    CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
+    CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+
+    CREATE TABLE intents (
+        id               INTEGER PRIMARY KEY,
+        kind             TEXT NOT NULL,
+        folder_id        INTEGER REFERENCES folders(id) ON DELETE SET NULL,
+        target_folder_id INTEGER REFERENCES folders(id) ON DELETE SET NULL,
+        uid              INTEGER,
+        base             TEXT,
+        hash             BLOB,
+        detail           TEXT NOT NULL DEFAULT '',
+        created          INTEGER NOT NULL
+    );
+
+    CREATE TABLE pending (
+        id           INTEGER PRIMARY KEY,
+        folder_id    INTEGER NOT NULL REFERENCES folders(id) ON DELETE RESTRICT,
+        kind         TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        uid          INTEGER,
+        base         TEXT,
+        detail       TEXT NOT NULL DEFAULT '',
+        reason       TEXT NOT NULL DEFAULT '',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        created      INTEGER NOT NULL,
+        last_attempt INTEGER,
+        UNIQUE (folder_id, kind, target)
+    );
+
+    CREATE TABLE aliases (
+        parent    TEXT NOT NULL,
+        dir       TEXT NOT NULL,
+        component TEXT NOT NULL,
+        PRIMARY KEY (parent, dir),
+        UNIQUE (parent, component)
+    ) WITHOUT ROWID;
+    "#,
+];
