@@ -1,0 +1,331 @@
+//! The client mechanism interface, the names of the mechanisms this crate speaks, and
+//! the factory that builds one from credentials and connection facts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::mech;
+use crate::{Credentials, NonceSource, SaslError, Secret};
+
+/// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
+/// contain the password or token, so they stay wrapped until written to the wire.
+pub type Response = Secret<Vec<u8>>;
+
+/// One client side of a SASL exchange (RFC 4422), driven by the caller:
+///
+/// 1. If the server offers SASL-IR (RFC 4959), send `AUTHENTICATE <name> <initial>`
+///    with [`Mechanism::initial_response`] when it is `Some` (an empty `Some` is sent
+///    as `=`); otherwise send `AUTHENTICATE <name>` alone.
+/// 2. For every continuation `+ <base64>`, decode it and answer with
+///    [`Mechanism::step`]. A client-first mechanism whose initial response was not sent
+///    with SASL-IR produces it on the first (empty) challenge.
+/// 3. On the tagged OK, check [`Mechanism::is_complete`]: `false` means the server did
+///    not finish the exchange (for SCRAM and DIGEST-MD5: it never proved itself), and the
+///    session must be treated as failed.
+/// 4. On an error from `step`, cancel with `*` (RFC 3501 6.2.2) and consult
+///    [`crate::policy::next_after_failure`].
+pub trait Mechanism: Send {
+    /// The registered mechanism name, e.g. `"SCRAM-SHA-256"`.
+    fn name(&self) -> &'static str;
+
+    /// Client-first data, or `None` for server-first mechanisms (CRAM-MD5,
+    /// DIGEST-MD5, LOGIN). Calling it marks the data as sent.
+    fn initial_response(&mut self) -> Result<Option<Response>, SaslError>;
+
+    /// Answers one server challenge.
+    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError>;
+
+    /// True once the mechanism has nothing more to send and, for mechanisms with
+    /// mutual authentication, the server's proof has been verified.
+    fn is_complete(&self) -> bool;
+
+    /// Error detail the server sent inside the exchange (the OAuth JSON status), kept
+    /// for the user-facing message after the server's NO.
+    fn server_error(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A SASL mechanism this crate implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MechanismName {
+    /// SCRAM-SHA-256-PLUS (RFC 7677) with channel binding.
+    ScramSha256Plus,
+    /// SCRAM-SHA-256 (RFC 7677).
+    ScramSha256,
+    /// SCRAM-SHA-1-PLUS (RFC 5802) with channel binding.
+    ScramSha1Plus,
+    /// SCRAM-SHA-1 (RFC 5802).
+    ScramSha1,
+    /// OAUTHBEARER (RFC 7628).
+    OAuthBearer,
+    /// XOAUTH2 (Google's OAuth 2.0 mechanism).
+    XOAuth2,
+    /// DIGEST-MD5 (RFC 2831, historic per RFC 6331).
+    DigestMd5,
+    /// CRAM-MD5 (RFC 2195).
+    CramMd5,
+    /// NTLM (MS-NLMP), NTLMv2 responses only.
+    Ntlm,
+    /// PLAIN (RFC 4616): reveals the password to the server.
+    Plain,
+    /// LOGIN (draft-murchison-sasl-login): reveals the password to the server.
+    Login,
+    /// ANONYMOUS (RFC 4505).
+    Anonymous,
+}
+
+impl MechanismName {
+    /// Every mechanism, strongest first.
+    pub const ALL: [MechanismName; 12] = [
+        MechanismName::ScramSha256Plus,
+        MechanismName::ScramSha256,
+        MechanismName::ScramSha1Plus,
+        MechanismName::ScramSha1,
+        MechanismName::OAuthBearer,
+        MechanismName::XOAuth2,
+        MechanismName::DigestMd5,
+        MechanismName::CramMd5,
+        MechanismName::Ntlm,
+        MechanismName::Plain,
+        MechanismName::Login,
+        MechanismName::Anonymous,
+    ];
+
+    /// The registered name, upper case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MechanismName::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+            MechanismName::ScramSha256 => "SCRAM-SHA-256",
+            MechanismName::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            MechanismName::ScramSha1 => "SCRAM-SHA-1",
+            MechanismName::OAuthBearer => "OAUTHBEARER",
+            MechanismName::XOAuth2 => "XOAUTH2",
+            MechanismName::DigestMd5 => "DIGEST-MD5",
+            MechanismName::CramMd5 => "CRAM-MD5",
+            MechanismName::Ntlm => "NTLM",
+            MechanismName::Plain => "PLAIN",
+            MechanismName::Login => "LOGIN",
+            MechanismName::Anonymous => "ANONYMOUS",
+        }
+    }
+
+    /// Parses a mechanism name in any case, with or without the `AUTH=` capability
+    /// prefix and surrounding blanks (seed V0027 quotes `AUTH= DIGEST-MD5`). Unknown
+    /// names give `None`: a client ignores mechanisms it does not know.
+    pub fn parse(advertised: &str) -> Option<Self> {
+        let s = advertised.trim();
+        let s = match s.get(..5) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("AUTH=") => s[5..].trim_start(),
+            _ => s,
+        };
+        MechanismName::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The mechanism sends the password itself (RFC 4616 section 4, seed V0031): it is
+    /// only acceptable inside TLS unless the account allows plaintext passwords.
+    pub fn reveals_password(self) -> bool {
+        matches!(self, MechanismName::Plain | MechanismName::Login)
+    }
+
+    /// The mechanism puts a reusable secret on the wire as is: the password (PLAIN,
+    /// LOGIN) or a bearer token (XOAUTH2, OAUTHBEARER; RFC 7628 section 5 requires TLS
+    /// for them). Without TLS these are refused unless the account allows it (V0031).
+    pub fn sends_secret_in_clear(self) -> bool {
+        self.reveals_password() || self.uses_token()
+    }
+
+    /// The server proves knowledge of the credentials (mutual authentication), so an
+    /// impostor is detected.
+    pub fn proves_server(self) -> bool {
+        matches!(
+            self,
+            MechanismName::ScramSha256Plus
+                | MechanismName::ScramSha256
+                | MechanismName::ScramSha1Plus
+                | MechanismName::ScramSha1
+                | MechanismName::DigestMd5
+        )
+    }
+
+    /// The secret is an OAuth 2.0 bearer token rather than a password.
+    pub fn uses_token(self) -> bool {
+        matches!(self, MechanismName::OAuthBearer | MechanismName::XOAuth2)
+    }
+
+    /// The mechanism binds to the TLS channel (`-PLUS`).
+    pub fn needs_channel_binding(self) -> bool {
+        matches!(
+            self,
+            MechanismName::ScramSha256Plus | MechanismName::ScramSha1Plus
+        )
+    }
+}
+
+impl fmt::Display for MechanismName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MechanismName {
+    type Err = SaslError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MechanismName::parse(s).ok_or_else(|| SaslError::UnknownMechanism(s.to_owned()))
+    }
+}
+
+/// TLS channel-binding data for SCRAM `-PLUS` (RFC 5929, RFC 9266).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// The binding type name, e.g. `"tls-exporter"` or `"tls-server-end-point"`.
+    pub kind: String,
+    /// The binding data taken from the TLS session.
+    pub data: Secret<Vec<u8>>,
+}
+
+/// Facts about the connection that some mechanisms put into their messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientContext {
+    /// SASL service name; `"imap"` for IMAP (RFC 9051 section 6.2.2).
+    pub service: String,
+    /// The server host name the user configured (DIGEST-MD5 `digest-uri`, OAUTHBEARER
+    /// `host`).
+    pub host: String,
+    /// The server port (OAUTHBEARER `port`); 0 leaves it out.
+    pub port: u16,
+    /// DIGEST-MD5 realm to use when the server offers several or none.
+    pub realm: Option<String>,
+    /// NTLM domain; when `None`, a `DOMAIN\user` user name is split, else it is empty.
+    pub ntlm_domain: Option<String>,
+    /// NTLM workstation name; empty when `None`.
+    pub ntlm_workstation: Option<String>,
+    /// Current time as a Windows FILETIME (100 ns units since 1601-01-01), used by
+    /// NTLMv2 when the server sends no timestamp. The caller reads the clock; see
+    /// [`filetime_from_unix`].
+    pub filetime: u64,
+    /// Channel binding for SCRAM, when the TLS layer can provide it.
+    pub channel_binding: Option<ChannelBinding>,
+}
+
+impl ClientContext {
+    /// A context for IMAP to `host:port`, with no clock reading (FILETIME 0) and no
+    /// channel binding.
+    pub fn imap(host: impl Into<String>, port: u16) -> Self {
+        ClientContext {
+            service: "imap".into(),
+            host: host.into(),
+            port,
+            realm: None,
+            ntlm_domain: None,
+            ntlm_workstation: None,
+            filetime: 0,
+            channel_binding: None,
+        }
+    }
+
+    /// Sets the time NTLMv2 uses (see [`filetime_from_unix`]).
+    pub fn with_filetime(mut self, filetime: u64) -> Self {
+        self.filetime = filetime;
+        self
+    }
+}
+
+/// Converts seconds since the Unix epoch into a Windows FILETIME (MS-DTYP 2.3.3).
+pub fn filetime_from_unix(unix_seconds: u64) -> u64 {
+    /// Seconds from 1601-01-01 to 1970-01-01.
+    const EPOCH_DELTA: u64 = 11_644_473_600;
+    unix_seconds
+        .saturating_add(EPOCH_DELTA)
+        .saturating_mul(10_000_000)
+}
+
+/// Builds the client side of `name` for these credentials.
+///
+/// Nonces are drawn from `nonces` now (pass [`crate::OsNonceSource`] in real use).
+/// Fails when the credentials cannot be expressed in the mechanism, or when a `-PLUS`
+/// mechanism is requested without channel-binding data.
+pub fn new_mechanism(
+    name: MechanismName,
+    credentials: &Credentials,
+    context: &ClientContext,
+    nonces: &mut dyn NonceSource,
+) -> Result<Box<dyn Mechanism>, SaslError> {
+    use mech::scram::{Scram, ScramHash};
+    Ok(match name {
+        MechanismName::Plain => Box::new(mech::plain::Plain::new(credentials)?),
+        MechanismName::Login => Box::new(mech::login::Login::new(credentials)),
+        MechanismName::CramMd5 => Box::new(mech::cram_md5::CramMd5::new(credentials)),
+        MechanismName::DigestMd5 => Box::new(mech::digest_md5::DigestMd5::new(
+            credentials,
+            context,
+            nonces,
+        )?),
+        MechanismName::Ntlm => Box::new(mech::ntlm::Ntlm::new(credentials, context, nonces)?),
+        MechanismName::ScramSha1 => Box::new(Scram::new(
+            ScramHash::Sha1,
+            credentials,
+            context.channel_binding.clone(),
+            false,
+            nonces,
+        )?),
+        MechanismName::ScramSha256 => Box::new(Scram::new(
+            ScramHash::Sha256,
+            credentials,
+            context.channel_binding.clone(),
+            false,
+            nonces,
+        )?),
+        MechanismName::ScramSha1Plus => Box::new(Scram::new(
+            ScramHash::Sha1,
+            credentials,
+            context.channel_binding.clone(),
+            true,
+            nonces,
+        )?),
+        MechanismName::ScramSha256Plus => Box::new(Scram::new(
+            ScramHash::Sha256,
+            credentials,
+            context.channel_binding.clone(),
+            true,
+            nonces,
+        )?),
+        MechanismName::XOAuth2 => Box::new(mech::xoauth2::XOAuth2::new(credentials)?),
+        MechanismName::OAuthBearer => {
+            Box::new(mech::oauthbearer::OAuthBearer::new(credentials, context)?)
+        }
+        MechanismName::Anonymous => Box::new(mech::anonymous::Anonymous::new(credentials)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_any_case() {
+        for m in MechanismName::ALL {
+            assert_eq!(MechanismName::parse(m.as_str()), Some(m));
+            assert_eq!(MechanismName::parse(&m.as_str().to_lowercase()), Some(m));
+            assert_eq!(MechanismName::parse(&format!("AUTH={m}")), Some(m));
+            assert_eq!(m.to_string().parse::<MechanismName>().ok(), Some(m));
+        }
+        assert_eq!(
+            MechanismName::parse("auth= digest-md5"),
+            Some(MechanismName::DigestMd5)
+        );
+        assert_eq!(MechanismName::parse("GSSAPI"), None);
+        assert_eq!(MechanismName::parse("AUTH="), None);
+        assert_eq!(MechanismName::parse(""), None);
+        assert_eq!(MechanismName::parse("é"), None);
+    }
+
+    #[test]
+    fn filetime_of_unix_epoch() {
+        assert_eq!(filetime_from_unix(0), 116_444_736_000_000_000);
+        assert_eq!(filetime_from_unix(u64::MAX), u64::MAX);
+    }
+}
