@@ -1,1 +1,1515 @@
-//! (module under construction: owned by its writer)
+//! The IMAP client state machine: tags, pipelining, continuation requests, session state
+//! and timers, with no I/O and no clock.
+//!
+//! [`Client`] turns commands into bytes to write and server bytes into [`Event`]s. The
+//! connection states are those of RFC 3501 section 3 ([`ConnState`]); every untagged
+//! response updates [`SessionState`] whenever it arrives (seeds V0001, C0002, C0004, V0024).
+//! Commands are pipelined within the limits of RFC 3501 5.5 (see `pipeline`, seed V0026).
+//! STARTTLS, AUTHENTICATE (driving a [`mailfold_sasl::Mechanism`]) and IDLE are handled
+//! here, so the driver (`mailfold-net`) makes no protocol decision of its own.
+
+mod pipeline;
+mod session;
+mod tags;
+mod wire;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use mailfold_sasl::{Mechanism, SaslError};
+
+use crate::command::Command;
+use crate::core::{Mailbox, Tag};
+use crate::parse::ParserConfig;
+use crate::response::{
+    Code, Esearch, Fetch, GreetingKind, MailboxList, MailboxStatus, Namespaces, Response,
+    StatusKind, StatusResponse,
+};
+use crate::seqset::UidSet;
+
+pub use session::{Capabilities, MailboxChange, MailboxState, SessionState};
+pub use wire::BodyPart;
+
+use pipeline::{classify, may_write, Class};
+use tags::TagGen;
+use wire::{Incoming, Input, Segment};
+
+/// Engine settings. The defaults follow the seed: NOOP after 10 minutes without traffic
+/// (seed V0025), IDLE re-issued after 28 minutes (RFC 2177 asks for less than 29).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Send NOOP after this long without any traffic while authenticated (seed V0025).
+    pub keepalive: Duration,
+    /// End and re-issue IDLE after this long (RFC 2177: "at least every 29 minutes").
+    pub idle_refresh: Duration,
+    /// A command (or the greeting) that sees no response bytes for this long fails the
+    /// connection: a silently dropped connection is detected, never a hang.
+    pub command_timeout: Duration,
+    /// How long to wait for the tagged OK to LOGOUT (seed N2).
+    pub logout_timeout: Duration,
+    /// Seed for tag generation (seed C0001). Supply OS randomness in real use; tests fix it.
+    pub tag_seed: u64,
+    /// Parser limits. FETCH bodies above `framing.max_inline_literal` are streamed as
+    /// [`Event::BodyChunk`]s; `expect_greeting` is forced on.
+    pub parser: ParserConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keepalive: Duration::from_secs(10 * 60),
+            idle_refresh: Duration::from_secs(28 * 60),
+            command_timeout: Duration::from_secs(60),
+            logout_timeout: Duration::from_secs(5),
+            tag_seed: 0x5eed,
+            parser: ParserConfig::default(),
+        }
+    }
+}
+
+/// The connection states of RFC 3501 section 3, plus the wait for the greeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// Connected, greeting not yet received.
+    Greeting,
+    /// Not authenticated (greeting OK).
+    NotAuthenticated,
+    /// Authenticated (after LOGIN/AUTHENTICATE, or a PREAUTH greeting).
+    Authenticated,
+    /// A mailbox is selected.
+    Selected,
+    /// LOGOUT completed, BYE received, or the connection failed.
+    Logout,
+}
+
+/// Identifies a submitted command. Responses are matched to handles, never to tag strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandHandle(u64);
+
+/// Something to write to the transport.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// These bytes, in order.
+    Data(Vec<u8>),
+    /// The driver writes exactly `len` bytes of the literal it holds for `handle` (a
+    /// streamed APPEND) before anything a later `poll_transmit` returns.
+    Literal {
+        /// The APPEND this literal belongs to.
+        handle: CommandHandle,
+        /// Exact byte count to write.
+        len: u64,
+    },
+}
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Tagged OK.
+    Ok {
+        /// Response code, e.g. `[READ-WRITE]`, `[APPENDUID …]`.
+        code: Option<Code>,
+        /// Human text.
+        text: String,
+    },
+    /// Tagged NO: the server could not do it.
+    No {
+        /// Response code, e.g. `[TRYCREATE]`.
+        code: Option<Code>,
+        /// The server's text (seed V0019: shown to the user).
+        text: String,
+    },
+    /// Tagged BAD: the server did not understand it.
+    Bad {
+        /// Response code.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// Never sent: the command could not be encoded for this server, or was refused by
+    /// the engine (the reason says which).
+    Rejected(String),
+    /// The connection ended before the command completed.
+    Aborted,
+}
+
+impl Outcome {
+    /// True for a tagged OK.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok { .. })
+    }
+
+    /// The response code, when the server sent one.
+    pub fn code(&self) -> Option<&Code> {
+        match self {
+            Outcome::Ok { code, .. } | Outcome::No { code, .. } | Outcome::Bad { code, .. } => {
+                code.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Results of SEARCH or UID SEARCH (seed V0067), plain or ESEARCH (RFC 4731).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchResult {
+    /// Numbers from `* SEARCH` (UIDs for UID SEARCH).
+    pub ids: Vec<u32>,
+    /// `(MODSEQ n)` from a CONDSTORE search.
+    pub modseq: Option<u64>,
+    /// The ESEARCH response, when RETURN options were used.
+    pub esearch: Option<Esearch>,
+}
+
+/// Data collected for a command, typed by command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandData {
+    /// Nothing specific (NOOP, STORE .SILENT, CREATE, …).
+    None,
+    /// CAPABILITY.
+    Capability(Capabilities),
+    /// SELECT/EXAMINE: the mailbox state when the tagged OK arrived (seeds V0036–V0038).
+    Select(MailboxState),
+    /// LIST/LSUB entries, and STATUS responses returned by LIST-STATUS.
+    List {
+        /// The mailboxes.
+        mailboxes: Vec<MailboxList>,
+        /// STATUS responses (LIST … RETURN (STATUS …)).
+        statuses: Vec<MailboxStatus>,
+    },
+    /// STATUS.
+    Status(Option<MailboxStatus>),
+    /// SEARCH / UID SEARCH.
+    Search(SearchResult),
+    /// FETCH / STORE: the items were delivered as [`Event::Fetch`]; this is their count.
+    Fetch {
+        /// How many FETCH responses were delivered for the command.
+        count: u64,
+    },
+    /// ENABLED.
+    Enabled(Vec<String>),
+    /// ID (field, value) pairs; empty for `ID NIL`.
+    Id(Vec<(String, Option<String>)>),
+    /// NAMESPACE.
+    Namespace(Namespaces),
+    /// AUTHENTICATE: the mechanism's error when it cancelled the exchange with `*`.
+    Auth {
+        /// Why the mechanism gave up, if it did (a server-proof failure is in here).
+        sasl_error: Option<SaslError>,
+    },
+    /// A raw command (seed V0061): every untagged response received while it was the only
+    /// command in flight.
+    Raw(Vec<Response>),
+}
+
+/// A finished command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The command.
+    pub handle: CommandHandle,
+    /// The tagged status, or why there is none.
+    pub outcome: Outcome,
+    /// Data the command collected.
+    pub data: CommandData,
+}
+
+/// Something the driver or the application must learn about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The greeting arrived (OK or PREAUTH; a BYE greeting ends in [`Event::Closed`]).
+    Greeting {
+        /// OK or PREAUTH.
+        kind: GreetingKind,
+        /// The greeting text.
+        text: String,
+    },
+    /// A command completed.
+    Completed(Completion),
+    /// A FETCH response: for `handle`'s FETCH/STORE, or unsolicited (`None`) when another
+    /// client changed flags (seed V0023).
+    Fetch {
+        /// The command it answers, if any.
+        handle: Option<CommandHandle>,
+        /// The response; streamed bodies appear as `BodyValue::Streamed` (length only).
+        fetch: Fetch,
+    },
+    /// A large body literal begins; its bytes follow as [`Event::BodyChunk`]s.
+    BodyStart {
+        /// The FETCH command it answers, if known.
+        handle: Option<CommandHandle>,
+        /// Where the literal belongs.
+        part: BodyPart,
+    },
+    /// Bytes of the current body literal, in order.
+    BodyChunk {
+        /// The FETCH command it answers, if known.
+        handle: Option<CommandHandle>,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The current body literal is complete.
+    BodyEnd {
+        /// The FETCH command it answers, if known.
+        handle: Option<CommandHandle>,
+    },
+    /// The selected mailbox changed (EXISTS, EXPUNGE, VANISHED, FLAGS, …); already applied
+    /// to [`Client::session`].
+    Mailbox(MailboxChange),
+    /// `[ALERT]` text, which must reach the user (seed V0063). `encrypted` is false when it
+    /// arrived over cleartext: then anyone on the path could have written it.
+    Alert {
+        /// The alert text.
+        text: String,
+        /// Whether the connection was encrypted when it arrived.
+        encrypted: bool,
+    },
+    /// The server said BYE (seed V0064); the connection will close.
+    Bye {
+        /// The server's text.
+        text: String,
+    },
+    /// The server accepted IDLE (`+`); changes now arrive as events until
+    /// [`Client::idle_done`].
+    IdleStarted(CommandHandle),
+    /// STARTTLS was accepted: the driver must run the TLS handshake now, writing and
+    /// reading nothing else, then call [`Client::tls_established`].
+    StartTls,
+    /// A response that could not be parsed was skipped (it poisons only itself).
+    Malformed(String),
+    /// An untagged response with no place in the session state (kept raw, e.g. vendor data).
+    Untagged(Response),
+    /// The session is over: cleanly after LOGOUT (`None`), or because of the error.
+    Closed(Option<EngineError>),
+}
+
+/// Why the engine failed the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The server broke the protocol (unknown tag, unexpected continuation, bad greeting).
+    Protocol(String),
+    /// Bytes arrived after STARTTLS's OK and before TLS: a response injection attempt
+    /// (RFC 9051 6.2.1). The connection must be dropped.
+    Injection(String),
+    /// The server ended the session with BYE; its text (seed V0064).
+    Bye(String),
+    /// Nothing arrived in time.
+    Timeout(String),
+    /// The transport closed while the session was still in use.
+    ConnectionClosed,
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Protocol(s) => write!(f, "server protocol violation: {s}"),
+            EngineError::Injection(s) => write!(f, "response injection after STARTTLS: {s}"),
+            EngineError::Bye(s) => write!(f, "server closed the session: {s}"),
+            EngineError::Timeout(s) => write!(f, "timed out: {s}"),
+            EngineError::ConnectionClosed => f.write_str("connection closed by the server"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// What a command is, for routing responses and state changes.
+#[derive(Debug)]
+enum Kind {
+    Capability,
+    Login,
+    Authenticate {
+        mech: Mech,
+        error: Option<SaslError>,
+    },
+    StartTls,
+    Select(Mailbox, bool),
+    Close,
+    Logout,
+    List,
+    Status(Mailbox),
+    Search,
+    Fetch(Option<UidSet>),
+    Store {
+        silent: bool,
+    },
+    Idle,
+    Enable,
+    Id,
+    Namespace,
+    Raw,
+    Other,
+}
+
+/// A SASL mechanism in flight; `Debug` shows only its name (its state holds secrets).
+struct Mech(Box<dyn Mechanism>);
+
+impl fmt::Debug for Mech {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mechanism({})", self.0.name())
+    }
+}
+
+/// IDLE's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdlePhase {
+    /// `IDLE` written, waiting for `+`.
+    Requested,
+    /// Idling since this instant.
+    Idling(Instant),
+    /// DONE written; `refresh` when the engine ended it to re-issue it.
+    DoneSent { refresh: bool },
+}
+
+/// Collected data while a command is in flight.
+#[derive(Debug)]
+enum Collect {
+    Nothing,
+    Capability(Option<Capabilities>),
+    List(Vec<MailboxList>, Vec<MailboxStatus>),
+    Status(Option<MailboxStatus>),
+    Search(SearchResult),
+    Fetch(u64),
+    Enabled(Vec<String>),
+    Id(Vec<(String, Option<String>)>),
+    Namespace(Option<Namespaces>),
+    Raw(Vec<Response>),
+}
+
+/// A command waiting to be written.
+#[derive(Debug)]
+struct Queued {
+    handle: CommandHandle,
+    cmd: Command,
+    kind: Kind,
+    internal: bool,
+}
+
+/// A command written (at least partly) and not yet completed.
+#[derive(Debug)]
+struct InFlight {
+    handle: CommandHandle,
+    tag: Tag,
+    class: Class,
+    kind: Kind,
+    collect: Collect,
+    /// What is left to write; empty once fully written.
+    rest: VecDeque<Segment>,
+    /// When the command (or its last part) was written.
+    written_at: Instant,
+    internal: bool,
+    idle: Option<IdlePhase>,
+    /// For IDLE: the application asked to stop.
+    idle_stop: bool,
+}
+
+/// The sans-IO IMAP client.
+///
+/// # Driving contract
+///
+/// The engine never touches a socket or a clock. The driver:
+///
+/// 1. creates it with [`Client::new`] right after the transport is connected (for implicit
+///    TLS: after the handshake, with `encrypted = true`);
+/// 2. after every read, passes the bytes to [`Client::handle_input`] (and calls
+///    [`Client::handle_eof`] when the peer closes);
+/// 3. after any call, drains [`Client::poll_transmit`] and writes the results in order
+///    ([`Transmit::Literal`] means: write that many bytes of the caller's own APPEND data
+///    now), then drains [`Client::poll_event`];
+/// 4. sleeps until [`Client::poll_timeout`] (when `Some`) or the next read, whichever comes
+///    first, and on waking at the deadline calls [`Client::handle_timeout`];
+/// 5. on [`Event::StartTls`], stops reading and writing cleartext, runs the TLS handshake,
+///    and calls [`Client::tls_established`] (or drops the connection if it fails);
+/// 6. stops when [`Event::Closed`] arrives, closing the transport.
+///
+/// Commands are submitted with [`Client::submit`] (or [`Client::authenticate`]), which
+/// returns a [`CommandHandle`] at once; the command is written as soon as the pipelining
+/// rules allow and completes with [`Event::Completed`] carrying the same handle. Every
+/// method that needs the time takes `now`.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    state: ConnState,
+    session: SessionState,
+    input: Input,
+    tags: TagGen,
+    next_handle: u64,
+    queue: VecDeque<Queued>,
+    in_flight: Vec<InFlight>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    /// A synchronizing literal waits for `+`: nothing more is written until it arrives.
+    awaiting_continuation: Option<CommandHandle>,
+    /// STARTTLS's OK arrived; waiting for the driver's handshake.
+    tls_pending: bool,
+    /// The command currently receiving a streamed body literal.
+    body_owner: Option<Option<CommandHandle>>,
+    last_rx: Instant,
+    last_tx: Instant,
+    created: Instant,
+    bye: Option<String>,
+    closed: bool,
+}
+
+impl Client {
+    /// A client for a freshly connected transport. `encrypted` is true for implicit TLS.
+    pub fn new(config: Config, encrypted: bool, now: Instant) -> Self {
+        let input = Input::new(ParserConfig {
+            expect_greeting: true,
+            ..config.parser
+        });
+        let tags = TagGen::new(config.tag_seed);
+        Client {
+            config,
+            state: ConnState::Greeting,
+            session: SessionState {
+                encrypted,
+                ..Default::default()
+            },
+            input,
+            tags,
+            next_handle: 1,
+            queue: VecDeque::new(),
+            in_flight: Vec::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            awaiting_continuation: None,
+            tls_pending: false,
+            body_owner: None,
+            last_rx: now,
+            last_tx: now,
+            created: now,
+            bye: None,
+            closed: false,
+        }
+    }
+
+    /// The connection state (RFC 3501 section 3).
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// What the session knows: capabilities, the selected mailbox, encryption.
+    pub fn session(&self) -> &SessionState {
+        &self.session
+    }
+
+    /// True once the session is over (see [`Event::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Number of commands submitted and not yet completed.
+    pub fn pending(&self) -> usize {
+        self.queue.iter().filter(|q| !q.internal).count()
+            + self.in_flight.iter().filter(|c| !c.internal).count()
+    }
+
+    /// Queues a command; it is written when the RFC 3501 5.5 rules allow. For
+    /// AUTHENTICATE use [`Client::authenticate`]; IDLE ends with [`Client::idle_done`].
+    pub fn submit(&mut self, cmd: Command) -> CommandHandle {
+        let kind = match &cmd {
+            Command::Capability => Kind::Capability,
+            Command::Login { .. } => Kind::Login,
+            Command::StartTls => Kind::StartTls,
+            Command::Select { mailbox, .. } => Kind::Select(mailbox.clone(), false),
+            Command::Examine { mailbox, .. } => Kind::Select(mailbox.clone(), true),
+            Command::Close | Command::Unselect => Kind::Close,
+            Command::Logout => Kind::Logout,
+            Command::List(_) | Command::Lsub { .. } => Kind::List,
+            Command::Status { mailbox, .. } => Kind::Status(mailbox.clone()),
+            Command::Search(_) => Kind::Search,
+            Command::Fetch { .. } => Kind::Fetch(None),
+            Command::UidFetch { set, .. } => Kind::Fetch(Some(set.clone())),
+            Command::Store { store, .. } | Command::UidStore { store, .. } => Kind::Store {
+                silent: store.silent,
+            },
+            Command::Idle => Kind::Idle,
+            Command::Enable(_) => Kind::Enable,
+            Command::Id(_) => Kind::Id,
+            Command::Namespace => Kind::Namespace,
+            Command::Raw(_) => Kind::Raw,
+            Command::Authenticate { .. } => {
+                // Without a mechanism there is nothing to answer challenges with.
+                let handle = self.new_handle();
+                self.complete_now(
+                    handle,
+                    Outcome::Rejected("AUTHENTICATE needs Client::authenticate".into()),
+                );
+                return handle;
+            }
+            _ => Kind::Other,
+        };
+        self.enqueue(cmd, kind, false)
+    }
+
+    /// Queues `AUTHENTICATE` driven by `mech` (RFC 3501 6.2.2). With `sasl_ir` (the server
+    /// advertises SASL-IR, RFC 4959) the initial response goes on the command line.
+    pub fn authenticate(&mut self, mut mech: Box<dyn Mechanism>, sasl_ir: bool) -> CommandHandle {
+        let initial = if sasl_ir {
+            match mech.initial_response() {
+                Ok(r) => r,
+                Err(e) => {
+                    let handle = self.new_handle();
+                    self.complete_with(
+                        handle,
+                        Outcome::Rejected(format!("SASL: {e}")),
+                        CommandData::Auth {
+                            sasl_error: Some(e),
+                        },
+                    );
+                    return handle;
+                }
+            }
+        } else {
+            None
+        };
+        let cmd = Command::Authenticate {
+            mechanism: mech.name().to_string(),
+            initial_response: initial,
+        };
+        self.enqueue(
+            cmd,
+            Kind::Authenticate {
+                mech: Mech(mech),
+                error: None,
+            },
+            false,
+        )
+    }
+
+    /// Ends an IDLE started with `handle` (writes DONE once the server has accepted it);
+    /// the IDLE then completes normally. Does nothing for other handles.
+    pub fn idle_done(&mut self, handle: CommandHandle, now: Instant) {
+        if let Some(cmd) = self.in_flight.iter_mut().find(|c| c.handle == handle) {
+            if cmd.idle.is_some() {
+                cmd.idle_stop = true;
+                if let Some(IdlePhase::Idling(_)) = cmd.idle {
+                    cmd.idle = Some(IdlePhase::DoneSent { refresh: false });
+                    cmd.written_at = now;
+                    self.push_data(wire::done());
+                    self.last_tx = now;
+                }
+            }
+        } else if let Some(pos) = self.queue.iter().position(|q| q.handle == handle) {
+            // Never written: just drop it.
+            if matches!(self.queue[pos].kind, Kind::Idle) {
+                self.queue.remove(pos);
+                self.complete_now(
+                    handle,
+                    Outcome::Ok {
+                        code: None,
+                        text: "IDLE not started".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Bytes received from the server.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        if self.closed {
+            return;
+        }
+        if data.is_empty() {
+            return;
+        }
+        if self.tls_pending {
+            // Nothing may arrive between STARTTLS's OK and the handshake (RFC 9051 6.2.1).
+            self.fail(EngineError::Injection(format!(
+                "{} bytes after the STARTTLS OK",
+                data.len()
+            )));
+            return;
+        }
+        self.last_rx = now;
+        self.input.feed(data);
+        self.process_input(now);
+        self.pump(now);
+    }
+
+    /// The server closed the transport.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if self.closed {
+            return;
+        }
+        let logout_done = self.state == ConnState::Logout;
+        if logout_done {
+            self.close(None);
+        } else if let Some(text) = self.bye.clone() {
+            self.fail(EngineError::Bye(text));
+        } else {
+            self.fail(EngineError::ConnectionClosed);
+        }
+    }
+
+    /// The TLS handshake after STARTTLS succeeded. Capabilities and every other piece of
+    /// state learnt over cleartext are discarded (RFC 9051 6.2.1, seed V0033).
+    pub fn tls_established(&mut self, now: Instant) {
+        if !self.tls_pending {
+            return;
+        }
+        self.tls_pending = false;
+        self.input = Input::new(ParserConfig {
+            // After STARTTLS no new greeting comes (RFC 3501 6.2.1).
+            expect_greeting: false,
+            ..self.config.parser
+        });
+        self.session = SessionState {
+            encrypted: true,
+            ..Default::default()
+        };
+        self.last_rx = now;
+        self.last_tx = now;
+        self.pump(now);
+    }
+
+    /// The next bytes to write, if any.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.pump(now);
+        let t = self.out.pop_front()?;
+        self.last_tx = now;
+        Some(t)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Client::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed || self.tls_pending {
+            return None;
+        }
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        };
+        if self.state == ConnState::Greeting {
+            consider(self.created + self.config.command_timeout);
+        }
+        for c in &self.in_flight {
+            match c.idle {
+                Some(IdlePhase::Idling(since)) => {
+                    if !c.idle_stop {
+                        consider(since + self.config.idle_refresh);
+                    }
+                }
+                _ => {
+                    let timeout = if matches!(c.kind, Kind::Logout) {
+                        self.config.logout_timeout
+                    } else {
+                        self.config.command_timeout
+                    };
+                    consider(c.written_at.max(self.last_rx) + timeout);
+                }
+            }
+        }
+        if self.keepalive_due_state() {
+            consider(self.last_rx.max(self.last_tx) + self.config.keepalive);
+        }
+        best
+    }
+
+    /// Timers: command and greeting timeouts, keepalive NOOP (seed V0025), IDLE refresh.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed || self.tls_pending {
+            return;
+        }
+        if self.state == ConnState::Greeting && now >= self.created + self.config.command_timeout {
+            self.fail(EngineError::Timeout("no greeting from the server".into()));
+            return;
+        }
+        let mut refresh = None;
+        for c in &self.in_flight {
+            match c.idle {
+                Some(IdlePhase::Idling(since)) => {
+                    if !c.idle_stop && now >= since + self.config.idle_refresh {
+                        refresh = Some(c.handle);
+                    }
+                }
+                _ => {
+                    let timeout = if matches!(c.kind, Kind::Logout) {
+                        self.config.logout_timeout
+                    } else {
+                        self.config.command_timeout
+                    };
+                    if now >= c.written_at.max(self.last_rx) + timeout {
+                        let what = if matches!(c.kind, Kind::Logout) {
+                            "no tagged OK to LOGOUT".to_string()
+                        } else {
+                            format!("no response to command {}", c.tag)
+                        };
+                        self.fail(EngineError::Timeout(what));
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(h) = refresh {
+            if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
+                c.idle = Some(IdlePhase::DoneSent { refresh: true });
+                c.written_at = now;
+                self.push_data(wire::done());
+                self.last_tx = now;
+            }
+        }
+        if self.keepalive_due_state()
+            && now >= self.last_rx.max(self.last_tx) + self.config.keepalive
+        {
+            let kind = Kind::Other;
+            self.enqueue(Command::Noop, kind, true);
+            self.last_tx = now;
+        }
+        self.pump(now);
+    }
+
+    // ----- internals -----
+
+    fn keepalive_due_state(&self) -> bool {
+        matches!(self.state, ConnState::Authenticated | ConnState::Selected)
+            && self.in_flight.is_empty()
+            && self.queue.is_empty()
+            && self.out.is_empty()
+    }
+
+    fn new_handle(&mut self) -> CommandHandle {
+        let h = CommandHandle(self.next_handle);
+        self.next_handle += 1;
+        h
+    }
+
+    fn enqueue(&mut self, cmd: Command, kind: Kind, internal: bool) -> CommandHandle {
+        let handle = self.new_handle();
+        if self.closed {
+            self.complete_now(handle, Outcome::Aborted);
+            return handle;
+        }
+        self.queue.push_back(Queued {
+            handle,
+            cmd,
+            kind,
+            internal,
+        });
+        handle
+    }
+
+    fn complete_now(&mut self, handle: CommandHandle, outcome: Outcome) {
+        self.complete_with(handle, outcome, CommandData::None);
+    }
+
+    fn complete_with(&mut self, handle: CommandHandle, outcome: Outcome, data: CommandData) {
+        self.events.push_back(Event::Completed(Completion {
+            handle,
+            outcome,
+            data,
+        }));
+    }
+
+    fn push_data(&mut self, bytes: Vec<u8>) {
+        if let Some(Transmit::Data(last)) = self.out.back_mut() {
+            last.extend_from_slice(&bytes);
+        } else {
+            self.out.push_back(Transmit::Data(bytes));
+        }
+    }
+
+    /// Writes whatever may be written now: the rest of a partly written command, then new
+    /// commands from the queue while the pipelining rules allow.
+    fn pump(&mut self, now: Instant) {
+        if self.closed || self.tls_pending || self.state == ConnState::Greeting {
+            return;
+        }
+        loop {
+            if self.awaiting_continuation.is_some() {
+                return;
+            }
+            // Finish a partly written command first (only one can be partly written).
+            if let Some(i) = self.in_flight.iter().position(|c| !c.rest.is_empty()) {
+                if !self.write_segments(i, now) {
+                    return;
+                }
+                continue;
+            }
+            let Some(next) = self.queue.front() else {
+                return;
+            };
+            let class = classify(&next.cmd);
+            if !may_write(class, self.in_flight.iter().map(|c| c.class)) {
+                return;
+            }
+            // Front exists: checked just above.
+            let Some(q) = self.queue.pop_front() else {
+                return;
+            };
+            let in_flight = &self.in_flight;
+            let tag = self.tags.fresh(|t| in_flight.iter().any(|c| c.tag == *t));
+            let segments = match wire::encode(&tag, &q.cmd, &self.session) {
+                Ok(s) => s,
+                Err(e) => {
+                    if !q.internal {
+                        self.complete_now(q.handle, Outcome::Rejected(e));
+                    }
+                    continue;
+                }
+            };
+            if let Kind::Select(name, read_only) = &q.kind {
+                // State for the new mailbox starts now; anything the server sends from here
+                // on belongs to it (RFC 3501 6.3.1: SELECT ends the previous selection).
+                self.session.mailbox = Some(MailboxState::new(name.clone(), *read_only));
+                self.state = ConnState::Authenticated;
+            }
+            let collect = match &q.kind {
+                Kind::Capability => Collect::Capability(None),
+                Kind::List => Collect::List(Vec::new(), Vec::new()),
+                Kind::Status(_) => Collect::Status(None),
+                Kind::Search => Collect::Search(SearchResult::default()),
+                Kind::Fetch(_) | Kind::Store { .. } => Collect::Fetch(0),
+                Kind::Enable => Collect::Enabled(Vec::new()),
+                Kind::Id => Collect::Id(Vec::new()),
+                Kind::Namespace => Collect::Namespace(None),
+                Kind::Raw => Collect::Raw(Vec::new()),
+                _ => Collect::Nothing,
+            };
+            let idle = matches!(q.kind, Kind::Idle).then_some(IdlePhase::Requested);
+            self.in_flight.push(InFlight {
+                handle: q.handle,
+                tag,
+                class,
+                kind: q.kind,
+                collect,
+                rest: segments.into(),
+                written_at: now,
+                internal: q.internal,
+                idle,
+                idle_stop: false,
+            });
+        }
+    }
+
+    /// Writes the remaining segments of in-flight command `i` until one needs a `+`.
+    /// Returns false when writing must pause.
+    fn write_segments(&mut self, i: usize, now: Instant) -> bool {
+        while let Some(seg) = self.in_flight[i].rest.pop_front() {
+            match seg {
+                Segment::Data(d) => self.push_data(d),
+                Segment::DriverLiteral(len) => {
+                    let handle = self.in_flight[i].handle;
+                    self.out.push_back(Transmit::Literal { handle, len });
+                }
+                Segment::AwaitContinuation => {
+                    self.awaiting_continuation = Some(self.in_flight[i].handle);
+                    self.in_flight[i].written_at = now;
+                    return false;
+                }
+            }
+        }
+        self.in_flight[i].written_at = now;
+        true
+    }
+
+    fn process_input(&mut self, now: Instant) {
+        while !self.closed && !self.tls_pending {
+            let Some(item) = self.input.next() else {
+                break;
+            };
+            match item {
+                Incoming::Response(r) => self.handle_response(r, now),
+                Incoming::BodyStart(part) => {
+                    let owner = self.fetch_owner(part.seq, None);
+                    self.body_owner = Some(owner);
+                    self.events.push_back(Event::BodyStart {
+                        handle: owner,
+                        part,
+                    });
+                }
+                Incoming::BodyChunk(data) => {
+                    let handle = self.body_owner.flatten();
+                    self.events.push_back(Event::BodyChunk { handle, data });
+                }
+                Incoming::BodyEnd => {
+                    let handle = self.body_owner.take().flatten();
+                    self.events.push_back(Event::BodyEnd { handle });
+                }
+                Incoming::Malformed(e) => {
+                    self.events.push_back(Event::Malformed(e));
+                }
+            }
+        }
+        if self.tls_pending && self.input.buffered() > 0 {
+            // Bytes that came with the STARTTLS OK in the same read: injection (RFC 9051
+            // 6.2.1; the 2021 STARTTLS study's "response injection").
+            let n = self.input.buffered();
+            self.fail(EngineError::Injection(format!(
+                "{n} bytes followed the STARTTLS OK"
+            )));
+        }
+    }
+
+    fn handle_response(&mut self, r: Response, now: Instant) {
+        if self.state == ConnState::Greeting {
+            self.handle_greeting(r);
+            return;
+        }
+        match r {
+            Response::Status(s) if s.tag.is_some() => self.handle_tagged(s, now),
+            Response::Continue(c) => self.handle_continuation(c.text, now),
+            Response::Greeting(g) => {
+                self.fail(EngineError::Protocol(format!(
+                    "a second greeting: {:?} {}",
+                    g.kind, g.text
+                )));
+            }
+            other => self.handle_untagged(other),
+        }
+    }
+
+    fn handle_greeting(&mut self, r: Response) {
+        let (kind, code, text) = match r {
+            Response::Greeting(g) => (g.kind, g.code, g.text),
+            Response::Status(StatusResponse {
+                tag: None,
+                kind,
+                code,
+                text,
+            }) => {
+                let kind = match kind {
+                    StatusKind::Ok => GreetingKind::Ok,
+                    StatusKind::PreAuth => GreetingKind::PreAuth,
+                    StatusKind::Bye => GreetingKind::Bye,
+                    other => {
+                        self.fail(EngineError::Protocol(format!(
+                            "greeting is {other:?}, not OK/PREAUTH/BYE"
+                        )));
+                        return;
+                    }
+                };
+                (kind, code, text)
+            }
+            other => {
+                self.fail(EngineError::Protocol(format!(
+                    "expected a greeting, got {}",
+                    wire::describe(&other)
+                )));
+                return;
+            }
+        };
+        if let Some(code) = &code {
+            self.apply_code(code, &text);
+        }
+        match kind {
+            GreetingKind::Ok => self.state = ConnState::NotAuthenticated,
+            GreetingKind::PreAuth => self.state = ConnState::Authenticated,
+            GreetingKind::Bye => {
+                self.events.push_back(Event::Bye { text: text.clone() });
+                self.fail(EngineError::Bye(text));
+                return;
+            }
+        }
+        self.events.push_back(Event::Greeting { kind, text });
+    }
+
+    fn apply_code(&mut self, code: &Code, text: &str) {
+        if matches!(code, Code::Alert) {
+            self.events.push_back(Event::Alert {
+                text: text.to_string(),
+                encrypted: self.session.encrypted,
+            });
+        }
+        if matches!(code, Code::Closed) {
+            // QRESYNC (RFC 7162 3.2.11): the previous mailbox is closed; what follows is
+            // about the new one, so forget anything attributed to it so far.
+            if let Some(mb) = &self.session.mailbox {
+                let fresh = MailboxState::new(mb.name.clone(), mb.read_only);
+                self.session.mailbox = Some(fresh);
+            }
+            return;
+        }
+        let old_validity = self.session.mailbox.as_ref().and_then(|m| m.uid_validity);
+        self.session.apply_code(code);
+        if let (Code::UidValidity(v), Some(old)) = (code, old_validity) {
+            if old != *v {
+                self.events
+                    .push_back(Event::Mailbox(MailboxChange::UidValidity(*v)));
+            }
+        }
+    }
+
+    fn handle_untagged(&mut self, r: Response) {
+        match r {
+            Response::Status(s) => {
+                if let Some(code) = &s.code {
+                    self.apply_code(code, &s.text);
+                }
+                if s.kind == StatusKind::Bye {
+                    self.bye = Some(s.text.clone());
+                    self.events.push_back(Event::Bye { text: s.text });
+                }
+            }
+            Response::Capability(caps) => {
+                let caps = Capabilities::new(&caps);
+                if let Some(c) = self.collector(|k| matches!(k, Kind::Capability)) {
+                    c.collect = Collect::Capability(Some(caps.clone()));
+                }
+                self.session.capabilities = Some(caps);
+            }
+            Response::List(l) => self.collect_list(l, false),
+            Response::Lsub(l) => self.collect_list(l, true),
+            Response::MailboxStatus(st) => {
+                let name = st.mailbox.clone();
+                let target = self
+                    .in_flight
+                    .iter_mut()
+                    .find(|c| matches!(&c.kind, Kind::Status(m) if *m == name));
+                if let Some(InFlight {
+                    collect: Collect::Status(slot),
+                    ..
+                }) = target
+                {
+                    *slot = Some(st);
+                } else if let Some(InFlight {
+                    collect: Collect::List(_, statuses),
+                    ..
+                }) = self.collector(|k| matches!(k, Kind::List))
+                {
+                    statuses.push(st);
+                } else {
+                    self.raw_or_untagged(Response::MailboxStatus(st));
+                }
+            }
+            Response::Search(s) => match self.collector(|k| matches!(k, Kind::Search)) {
+                Some(InFlight {
+                    collect: Collect::Search(res),
+                    ..
+                }) => {
+                    res.ids.extend_from_slice(&s.ids);
+                    if s.modseq.is_some() {
+                        res.modseq = s.modseq;
+                    }
+                }
+                _ => self.raw_or_untagged(Response::Search(s)),
+            },
+            Response::Esearch(e) => {
+                let tag = e.tag.clone();
+                let target = self.in_flight.iter_mut().find(|c| {
+                    matches!(c.kind, Kind::Search) && tag.as_ref().map_or(true, |t| *t == c.tag)
+                });
+                match target {
+                    Some(InFlight {
+                        collect: Collect::Search(res),
+                        ..
+                    }) => res.esearch = Some(e),
+                    _ => self.raw_or_untagged(Response::Esearch(e)),
+                }
+            }
+            Response::Flags(f) => {
+                if let Some(ch) = self.session.apply_flags(&f) {
+                    self.events.push_back(Event::Mailbox(ch));
+                }
+                self.copy_to_raw(Response::Flags(f));
+            }
+            Response::Exists(n) => {
+                if let Some(ch) = self.session.apply_exists(n) {
+                    self.events.push_back(Event::Mailbox(ch));
+                }
+                self.copy_to_raw(Response::Exists(n));
+            }
+            Response::Recent(n) => {
+                if let Some(ch) = self.session.apply_recent(n) {
+                    self.events.push_back(Event::Mailbox(ch));
+                }
+                self.copy_to_raw(Response::Recent(n));
+            }
+            Response::Expunge(n) => {
+                if let Some(ch) = self.session.apply_expunge(n) {
+                    self.events.push_back(Event::Mailbox(ch));
+                }
+                self.copy_to_raw(Response::Expunge(n));
+            }
+            Response::Vanished(v) => {
+                if let Some(ch) = self.session.apply_vanished(v.earlier, &v.uids) {
+                    self.events.push_back(Event::Mailbox(ch));
+                }
+                self.copy_to_raw(Response::Vanished(v));
+            }
+            Response::Fetch(f) => {
+                self.session.apply_fetch(&f);
+                let owner = self.fetch_owner(f.seq, f.uid());
+                if let Some(h) = owner {
+                    if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
+                        if let Collect::Fetch(n) = &mut c.collect {
+                            *n += 1;
+                        }
+                    }
+                }
+                if self.raw_collector().is_some() {
+                    self.copy_to_raw(Response::Fetch(f));
+                } else {
+                    self.events.push_back(Event::Fetch {
+                        handle: owner,
+                        fetch: f,
+                    });
+                }
+            }
+            Response::Enabled(caps) => {
+                for c in &caps {
+                    if !self
+                        .session
+                        .enabled
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case(c))
+                    {
+                        self.session.enabled.push(c.to_ascii_uppercase());
+                    }
+                }
+                match self.collector(|k| matches!(k, Kind::Enable)) {
+                    Some(InFlight {
+                        collect: Collect::Enabled(v),
+                        ..
+                    }) => v.extend(caps),
+                    _ => self.raw_or_untagged(Response::Enabled(caps)),
+                }
+            }
+            Response::Id(fields) => match self.collector(|k| matches!(k, Kind::Id)) {
+                Some(InFlight {
+                    collect: Collect::Id(v),
+                    ..
+                }) => {
+                    for (k, val) in fields {
+                        v.push((
+                            k.to_str_lossy().into_owned(),
+                            val.map(|x| x.to_str_lossy().into_owned()),
+                        ));
+                    }
+                }
+                _ => self.raw_or_untagged(Response::Id(fields)),
+            },
+            Response::Namespace(ns) => match self.collector(|k| matches!(k, Kind::Namespace)) {
+                Some(InFlight {
+                    collect: Collect::Namespace(slot),
+                    ..
+                }) => *slot = Some(ns),
+                _ => self.raw_or_untagged(Response::Namespace(ns)),
+            },
+            other => self.raw_or_untagged(other),
+        }
+    }
+
+    fn collect_list(&mut self, l: MailboxList, lsub: bool) {
+        match self.collector(|k| matches!(k, Kind::List)) {
+            Some(InFlight {
+                collect: Collect::List(v, _),
+                ..
+            }) => v.push(l),
+            _ => self.raw_or_untagged(if lsub {
+                Response::Lsub(l)
+            } else {
+                Response::List(l)
+            }),
+        }
+    }
+
+    /// The oldest in-flight command whose kind matches.
+    fn collector(&mut self, want: impl Fn(&Kind) -> bool) -> Option<&mut InFlight> {
+        self.in_flight.iter_mut().find(|c| want(&c.kind))
+    }
+
+    fn raw_collector(&mut self) -> Option<&mut InFlight> {
+        self.collector(|k| matches!(k, Kind::Raw))
+    }
+
+    /// Gives a response to the raw command in flight, or surfaces it as an event.
+    fn raw_or_untagged(&mut self, r: Response) {
+        match self.raw_collector() {
+            Some(InFlight {
+                collect: Collect::Raw(v),
+                ..
+            }) => v.push(r),
+            _ => self.events.push_back(Event::Untagged(r)),
+        }
+    }
+
+    /// A raw command also sees the mailbox data the session recorded.
+    fn copy_to_raw(&mut self, r: Response) {
+        if let Some(InFlight {
+            collect: Collect::Raw(v),
+            ..
+        }) = self.raw_collector()
+        {
+            v.push(r);
+        }
+    }
+
+    /// Which FETCH/STORE command a FETCH response answers: the oldest one in flight, unless
+    /// it is a UID FETCH whose set does not contain the response's UID (then it is another
+    /// client's change, seed V0023). `None` means unsolicited.
+    fn fetch_owner(&self, _seq: u32, uid: Option<u32>) -> Option<CommandHandle> {
+        for c in &self.in_flight {
+            match &c.kind {
+                Kind::Fetch(Some(set)) => {
+                    let explicit = set.star().is_none();
+                    match uid {
+                        Some(u) if explicit && !set.contains(u) => continue,
+                        _ => return Some(c.handle),
+                    }
+                }
+                Kind::Fetch(None) => return Some(c.handle),
+                Kind::Store { silent: false } => return Some(c.handle),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn handle_continuation(&mut self, text: String, now: Instant) {
+        if let Some(h) = self.awaiting_continuation.take() {
+            // The server is ready for our literal (RFC 3501 7.5).
+            if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
+                c.written_at = now;
+            }
+            return;
+        }
+        // An AUTHENTICATE exchange in flight answers challenges.
+        if let Some(i) = self
+            .in_flight
+            .iter()
+            .position(|c| matches!(c.kind, Kind::Authenticate { .. }))
+        {
+            let answer = {
+                let c = &mut self.in_flight[i];
+                c.written_at = now;
+                let Kind::Authenticate { mech, error } = &mut c.kind else {
+                    return;
+                };
+                if error.is_some() {
+                    // Already cancelled; the server should be sending its tagged response.
+                    None
+                } else {
+                    let step = match wire::decode_challenge(&text) {
+                        Some(challenge) => mech.0.step(&challenge),
+                        None => Err(SaslError::MalformedChallenge {
+                            mechanism: mech.0.name(),
+                            reason: "challenge is not base64".into(),
+                        }),
+                    };
+                    match step {
+                        Ok(resp) => Some(wire::auth_line(resp.expose())),
+                        Err(e) => {
+                            // RFC 3501 6.2.2: "*" cancels; the server answers BAD.
+                            *error = Some(e);
+                            Some(wire::auth_cancel())
+                        }
+                    }
+                }
+            };
+            if let Some(bytes) = answer {
+                self.push_data(bytes);
+            }
+            return;
+        }
+        if let Some(c) = self
+            .in_flight
+            .iter_mut()
+            .find(|c| c.idle == Some(IdlePhase::Requested))
+        {
+            let handle = c.handle;
+            if c.idle_stop {
+                c.idle = Some(IdlePhase::DoneSent { refresh: false });
+                c.written_at = now;
+                self.push_data(wire::done());
+            } else {
+                c.idle = Some(IdlePhase::Idling(now));
+                if !c.internal {
+                    self.events.push_back(Event::IdleStarted(handle));
+                }
+            }
+            return;
+        }
+        // Includes `+` in answer to STARTTLS, a classic downgrade trick.
+        self.fail(EngineError::Protocol(format!(
+            "unexpected continuation request: {text:?}"
+        )));
+    }
+
+    fn handle_tagged(&mut self, s: StatusResponse, now: Instant) {
+        let Some(tag) = s.tag.clone() else {
+            return;
+        };
+        let Some(i) = self.in_flight.iter().position(|c| c.tag == tag) else {
+            // A tag we never sent, or a response before we wrote the command: forged or
+            // broken either way.
+            self.fail(EngineError::Protocol(format!(
+                "tagged response for unknown tag {tag}"
+            )));
+            return;
+        };
+        if self.awaiting_continuation == Some(self.in_flight[i].handle) {
+            // NO/BAD instead of `+`: the literal is never sent (RFC 3501 7.5).
+            self.awaiting_continuation = None;
+        }
+        let cmd = self.in_flight.remove(i);
+        if let Some(code) = &s.code {
+            self.apply_code(code, &s.text);
+        }
+        let outcome = match s.kind {
+            StatusKind::Ok => Outcome::Ok {
+                code: s.code,
+                text: s.text,
+            },
+            StatusKind::No => Outcome::No {
+                code: s.code,
+                text: s.text,
+            },
+            StatusKind::Bad => Outcome::Bad {
+                code: s.code,
+                text: s.text,
+            },
+            other => {
+                self.fail(EngineError::Protocol(format!(
+                    "tagged {other:?} response to {tag}"
+                )));
+                return;
+            }
+        };
+        self.finish(cmd, outcome, now);
+    }
+
+    /// State transitions and the completion event of a finished command.
+    fn finish(&mut self, cmd: InFlight, outcome: Outcome, now: Instant) {
+        let ok = outcome.is_ok();
+        let has_caps_code = matches!(outcome.code(), Some(Code::Capability(_)));
+        let mut data = CommandData::None;
+        match cmd.kind {
+            Kind::Login if ok => {
+                self.state = ConnState::Authenticated;
+                if !has_caps_code {
+                    // Seeds V0033/V0035: capabilities change with authentication.
+                    self.session.capabilities = None;
+                }
+            }
+            Kind::Authenticate { mech, error } => {
+                if ok {
+                    if !mech.0.is_complete() {
+                        // The server said OK without finishing the exchange; for SCRAM and
+                        // DIGEST-MD5 it never proved it knows the password.
+                        self.fail(EngineError::Protocol(format!(
+                            "server accepted {} without completing it (no server proof)",
+                            mech.0.name()
+                        )));
+                        return;
+                    }
+                    self.state = ConnState::Authenticated;
+                    if !has_caps_code {
+                        self.session.capabilities = None;
+                    }
+                }
+                data = CommandData::Auth { sasl_error: error };
+            }
+            Kind::StartTls if ok => {
+                // StartTls comes before the Completed event: the handshake is what the
+                // driver must do next.
+                self.tls_pending = true;
+                self.events.push_back(Event::StartTls);
+            }
+            Kind::Select(_, _) => {
+                if ok {
+                    self.state = ConnState::Selected;
+                    if let Some(mb) = &self.session.mailbox {
+                        data = CommandData::Select(mb.clone());
+                    }
+                } else {
+                    // RFC 3501 6.3.1: a failed SELECT leaves no mailbox selected.
+                    self.session.mailbox = None;
+                    self.state = ConnState::Authenticated;
+                }
+            }
+            Kind::Close if ok => {
+                self.session.mailbox = None;
+                self.state = ConnState::Authenticated;
+            }
+            Kind::Logout => {
+                self.state = ConnState::Logout;
+            }
+            Kind::Idle => {
+                if let Some(IdlePhase::DoneSent { refresh: true }) = cmd.idle {
+                    if ok && !cmd.idle_stop && self.queue.is_empty() {
+                        // Re-issue the same IDLE under a new tag; the handle stays.
+                        self.queue.push_front(Queued {
+                            handle: cmd.handle,
+                            cmd: Command::Idle,
+                            kind: Kind::Idle,
+                            internal: cmd.internal,
+                        });
+                        self.pump(now);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !matches!(data, CommandData::Auth { .. } | CommandData::Select(_)) {
+            data = match cmd.collect {
+                Collect::Nothing => CommandData::None,
+                Collect::Capability(c) => match c {
+                    Some(c) => CommandData::Capability(c),
+                    None => CommandData::None,
+                },
+                Collect::List(mailboxes, statuses) => CommandData::List {
+                    mailboxes,
+                    statuses,
+                },
+                Collect::Status(s) => CommandData::Status(s),
+                Collect::Search(s) => CommandData::Search(s),
+                Collect::Fetch(count) => CommandData::Fetch { count },
+                Collect::Enabled(v) => CommandData::Enabled(v),
+                Collect::Id(v) => CommandData::Id(v),
+                Collect::Namespace(n) => match n {
+                    Some(n) => CommandData::Namespace(n),
+                    None => CommandData::None,
+                },
+                Collect::Raw(v) => CommandData::Raw(v),
+            };
+        }
+        if !cmd.internal {
+            self.complete_with(cmd.handle, outcome, data);
+        }
+        if self.state == ConnState::Logout {
+            self.close(None);
+        }
+    }
+
+    /// Ends the session cleanly.
+    fn close(&mut self, error: Option<EngineError>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.state = ConnState::Logout;
+        self.awaiting_continuation = None;
+        let mut aborted: Vec<CommandHandle> = Vec::new();
+        for c in self.in_flight.drain(..) {
+            if !c.internal {
+                aborted.push(c.handle);
+            }
+        }
+        for q in self.queue.drain(..) {
+            if !q.internal {
+                aborted.push(q.handle);
+            }
+        }
+        for h in aborted {
+            self.complete_now(h, Outcome::Aborted);
+        }
+        self.events.push_back(Event::Closed(error));
+    }
+
+    /// Fails the connection: nothing more is written; pending commands are aborted.
+    fn fail(&mut self, error: EngineError) {
+        self.out.clear();
+        self.tls_pending = false;
+        self.close(Some(error));
+    }
+}
