@@ -11,7 +11,10 @@ fn v0060_non_contiguous_uids_compact_to_ranges() {
     assert_eq!(s.len(), 10);
     assert!(s.contains(7) && !s.contains(6) && !s.contains(8) && !s.contains(13));
     // Gaps are kept exactly: nothing assumes UIDs are contiguous.
-    assert_eq!(s.iter().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 7, 9, 10, 11, 12]);
+    assert_eq!(
+        s.iter().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 7, 9, 10, 11, 12]
+    );
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn parse_errors_name_the_offset() {
     assert_eq!(SeqSet::parse(b"1,,2").unwrap_err().offset, 2);
     assert_eq!(SeqSet::parse(b"0").unwrap_err().offset, 0);
     assert_eq!(SeqSet::parse(b"3:0").unwrap_err().offset, 2);
-    assert_eq!(SeqSet::parse(b"4294967296").unwrap_err().reason, "number larger than 4294967295");
+    assert_eq!(
+        SeqSet::parse(b"4294967296").unwrap_err().reason,
+        "number larger than 4294967295"
+    );
     assert_eq!(SeqSet::parse(b"1 2").unwrap_err().offset, 1);
     assert_eq!(SeqSet::parse(b"1:").unwrap_err().offset, 2);
     assert!(SeqSet::parse(b"99999999999999999999999999").is_err());
@@ -101,7 +107,10 @@ fn chunks_by_wire_len_respect_the_budget() {
     // The star form travels in the last chunk.
     let s: UidSet = "1,3,5,7:*".parse().unwrap();
     let chunks: Vec<_> = s.chunks(2).collect();
-    assert_eq!(chunks.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["1,3", "5,7:*"]);
+    assert_eq!(
+        chunks.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        ["1,3", "5,7:*"]
+    );
 }
 
 proptest! {

@@ -16,13 +16,22 @@ fn v0021_ampersand_round_trips() {
 
 #[test]
 fn v0021_rfc_example_and_non_ascii_names() {
-    assert_eq!(encode("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
-    assert_eq!(decode(b"~peter/mail/&U,BTFw-/&ZeVnLIqe-").unwrap(), "~peter/mail/台北/日本語");
+    assert_eq!(
+        encode("~peter/mail/台北/日本語"),
+        "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+    );
+    assert_eq!(
+        decode(b"~peter/mail/&U,BTFw-/&ZeVnLIqe-").unwrap(),
+        "~peter/mail/台北/日本語"
+    );
     assert_eq!(encode("Entwürfe"), "Entw&APw-rfe");
     assert_eq!(decode(b"Entw&APw-rfe").unwrap(), "Entwürfe");
     // Mailbox uses the same encoding.
     assert_eq!(Mailbox::from_utf8("Gelöscht").as_wire(), b"Gel&APY-scht");
-    assert_eq!(Mailbox::from_wire("Gel&APY-scht").to_utf8().unwrap(), "Gelöscht");
+    assert_eq!(
+        Mailbox::from_wire("Gel&APY-scht").to_utf8().unwrap(),
+        "Gelöscht"
+    );
 }
 
 #[test]
@@ -39,12 +48,28 @@ fn v0021_invalid_encodings_are_errors_with_offsets() {
     let cases: &[(&[u8], usize, &str)] = &[
         (b"caf\xc3\xa9", 3, "8-bit byte in a modified UTF-7 name"),
         (b"ab&APw", 2, "shift sequence not terminated by '-'"),
-        (b"&AP*-", 3, "character outside the modified base64 alphabet"),
-        (b"&AP/-", 3, "character outside the modified base64 alphabet"),
-        (b"&APx-", 4, "non-zero padding bits at the end of a shift sequence"),
+        (
+            b"&AP*-",
+            3,
+            "character outside the modified base64 alphabet",
+        ),
+        (
+            b"&AP/-",
+            3,
+            "character outside the modified base64 alphabet",
+        ),
+        (
+            b"&APx-",
+            4,
+            "non-zero padding bits at the end of a shift sequence",
+        ),
         (b"&AP-", 3, "shift sequence ends inside a UTF-16 code unit"),
         (b"&AGE-", 3, "printable ASCII must not be base64-encoded"),
-        (b"&AOk-&AOk-", 5, "shift sequence directly follows another one"),
+        (
+            b"&AOk-&AOk-",
+            5,
+            "shift sequence directly follows another one",
+        ),
         (b"&3AA-", 3, "unpaired low surrogate"),
         (b"&2D0-", 3, "unpaired high surrogate"),
         (b"&2D0AYQ-", 3, "unpaired high surrogate"),
@@ -52,7 +77,12 @@ fn v0021_invalid_encodings_are_errors_with_offsets() {
     ];
     for &(wire, offset, reason) in cases {
         let e = decode(wire).unwrap_err();
-        assert_eq!((e.offset, e.reason), (offset, reason), "{:?}", String::from_utf8_lossy(wire));
+        assert_eq!(
+            (e.offset, e.reason),
+            (offset, reason),
+            "{:?}",
+            String::from_utf8_lossy(wire)
+        );
     }
     // The merged form of the adjacent shifts is the valid one.
     assert_eq!(decode(b"&AOkA6Q-").unwrap(), "éé");
