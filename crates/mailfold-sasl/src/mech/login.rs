@@ -2,6 +2,7 @@
 //! with the user name, then the password. The prompt texts vary between servers
 //! ("User Name", "Username:") and carry no meaning, so only their order is used.
 
+use super::check_size;
 use crate::mechanism::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
@@ -36,7 +37,8 @@ impl Mechanism for Login {
         Ok(None)
     }
 
-    fn step(&mut self, _prompt: &[u8]) -> Result<Response, SaslError> {
+    fn step(&mut self, prompt: &[u8]) -> Result<Response, SaslError> {
+        check_size(NAME, prompt)?;
         let answer = match self.answered {
             0 => self.user.as_bytes().to_vec(),
             1 => self.password.expose().as_bytes().to_vec(),
