@@ -524,7 +524,9 @@ impl Dovecot {
         for file in files {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
             out.push_str(&format!("== {} ==\n", name.unwrap_or_default()));
-            out.push_str(&String::from_utf8_lossy(&fs::read(&file).unwrap_or_default()));
+            out.push_str(&String::from_utf8_lossy(
+                &fs::read(&file).unwrap_or_default(),
+            ));
             out.push('\n');
         }
         out
@@ -855,7 +857,11 @@ fn read_log(root: &Path) -> String {
 
 /// Runs a command with stdin fed from a thread and output collected by threads, killing it
 /// if it outlives `timeout` (every wait in this crate is bounded).
-fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<String, String> {
+fn run_bounded(
+    mut cmd: Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<String, String> {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -863,7 +869,9 @@ fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Res
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     let feeder = match (stdin, child.stdin.take()) {
         (Some(bytes), Some(mut pipe)) => {
             let bytes = bytes.to_vec();
@@ -882,8 +890,18 @@ fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Res
             buf
         })
     };
-    let out = collect(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = collect(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = collect(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = collect(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {

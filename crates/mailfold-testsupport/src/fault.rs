@@ -215,7 +215,10 @@ impl FaultProxy {
     /// The fault given to each connection so far, in accept order (print it when a soak
     /// round fails).
     pub fn faults(&self) -> Vec<Fault> {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How many connections were accepted.
@@ -245,10 +248,7 @@ fn accept_loop(
         match listener.accept() {
             Ok((client, _)) => {
                 let fault = planner.next_fault();
-                faults
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(fault);
+                faults.lock().unwrap_or_else(|p| p.into_inner()).push(fault);
                 // Threads of finished connections are reaped as we go, so a long soak run does
                 // not pile up handles.
                 threads.retain(|t| !t.is_finished());
@@ -288,7 +288,11 @@ fn connect(
     let dead = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for (dir, src, dst) in [
-        (Direction::ToServer, client.try_clone()?, server.try_clone()?),
+        (
+            Direction::ToServer,
+            client.try_clone()?,
+            server.try_clone()?,
+        ),
         (Direction::ToClient, server, client),
     ] {
         let applies = fault.direction() == Some(dir);
@@ -365,8 +369,7 @@ impl Pump {
                             }
                         }
                     } else {
-                        limit =
-                            limit.min(usize::try_from(after - forwarded).unwrap_or(usize::MAX));
+                        limit = limit.min(usize::try_from(after - forwarded).unwrap_or(usize::MAX));
                     }
                 }
                 _ => {}
@@ -478,7 +481,9 @@ mod tests {
         assert!(faults.iter().any(|f| matches!(f, Fault::Cut { .. })));
         assert!(faults.iter().any(|f| matches!(f, Fault::Stall { .. })));
         assert!(faults.iter().any(|f| matches!(f, Fault::Delay { .. })));
-        assert!(faults.iter().any(|f| matches!(f, Fault::OneByteSegments { .. })));
+        assert!(faults
+            .iter()
+            .any(|f| matches!(f, Fault::OneByteSegments { .. })));
         assert!(faults.iter().any(|f| matches!(f, Fault::None)));
         for f in faults {
             if let Fault::Cut { after, .. } | Fault::Stall { after, .. } = f {

@@ -29,7 +29,9 @@ impl Introspection {
     /// Starts the endpoint with `(token, username)` pairs.
     pub(crate) fn start(tokens: Vec<(String, String)>) -> Introspection {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the introspection endpoint");
-        let addr = listener.local_addr().expect("local address of a bound listener");
+        let addr = listener
+            .local_addr()
+            .expect("local address of a bound listener");
         listener
             .set_nonblocking(true)
             .expect("make the introspection listener non-blocking");
@@ -169,7 +171,10 @@ mod tests {
 
     #[test]
     fn token_from_form_header_or_url() {
-        assert_eq!(token_of("POST / HTTP/1.1", "token=abc&client_id="), Some("abc"));
+        assert_eq!(
+            token_of("POST / HTTP/1.1", "token=abc&client_id="),
+            Some("abc")
+        );
         assert_eq!(
             token_of("GET / HTTP/1.1\r\nAuthorization: Bearer xyz", ""),
             Some("xyz")

@@ -131,9 +131,7 @@ impl TestPki {
         let valid = issue(leaf_params(right_names(), "localhost"));
         let wrong_host = issue(leaf_params(
             vec![SanType::DnsName(
-                "wrong.host.invalid"
-                    .try_into()
-                    .expect("a valid DNS name"),
+                "wrong.host.invalid".try_into().expect("a valid DNS name"),
             )],
             "wrong.host.invalid",
         ));

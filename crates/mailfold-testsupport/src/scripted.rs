@@ -445,7 +445,8 @@ impl Conn {
             if bytes.len() > room {
                 r.truncated = true;
             }
-            r.received.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            r.received
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
         });
     }
 
