@@ -41,6 +41,7 @@ pub use mechanism::{
 };
 pub use nonce::{FixedNonces, NonceSource, OsNonceSource};
 pub use policy::{
-    choose_mechanisms, login_command_allowed, next_after_failure, FailureKind, NextAttempt, Policy,
+    choose_mechanisms, login_command_allowed, next_after_failure, FailureKind, GiveUpReason,
+    NextAttempt, Policy, SecretKind,
 };
 pub use secret::Secret;

@@ -399,8 +399,23 @@ fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
 /// MS-NLMP 3.3.2 NTOWFv2: HMAC_MD5(MD4(UNICODE(Passwd)), UNICODE(Upper(User) ‖ UserDom)).
 fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
     let nt_hash = Md4::digest(utf16le(password));
-    let identity = utf16le(&format!("{}{domain}", user.to_uppercase()));
+    let identity = utf16le(&format!("{}{domain}", upcase_simple(user)));
     hmac_md5(&nt_hash, &[&identity])
+}
+
+/// Upper case as Windows computes it for NTOWFv2: one character to one character.
+/// Rust's `to_uppercase` may expand (`ß` to `SS`); Windows leaves such characters
+/// alone, and the hash must match the server's.
+fn upcase_simple(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
 }
 
 /// MS-NLMP 3.3.2: NTProofStr ‖ temp, where temp is the NTLMv2 client challenge blob.
@@ -581,6 +596,12 @@ mod tests {
         zeroed[MIC_OFFSET..MIC_OFFSET + 16].fill(0);
         let mic = hmac_md5(&session, &[&negotiate, &challenge, &zeroed]);
         assert_eq!(&auth[MIC_OFFSET..MIC_OFFSET + 16], &mic);
+    }
+
+    #[test]
+    fn upper_case_is_one_to_one() {
+        assert_eq!(upcase_simple("straße"), "STRAßE");
+        assert_eq!(upcase_simple("user"), "USER");
     }
 
     #[test]
