@@ -2,4 +2,6 @@
 //! can call them. `main.rs` only parses arguments and maps errors to exit codes.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod commands;
 pub mod config;
