@@ -1142,7 +1142,7 @@ fn resp_code(c: &mut Cur<'_>) -> PResult<Code> {
 }
 
 fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
-    let mut up = [0u8; 16];
+    let mut up = [0u8; 24];
     let name = upper_into(name, &mut up);
     let code = match name {
         b"ALERT" => Code::Alert,
@@ -1228,7 +1228,7 @@ fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
 /// Upper-cases a short name into `buf`; longer names come back as an empty slice, which
 /// matches no keyword.
 #[inline]
-fn upper_into<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> &'b [u8] {
+fn upper_into<'b>(name: &[u8], buf: &'b mut [u8; 24]) -> &'b [u8] {
     if name.len() > buf.len() {
         return &[];
     }
@@ -1254,7 +1254,7 @@ fn untagged(c: &mut Cur<'_>, greeting: bool) -> PResult<Response> {
         let n = c.number()?;
         c.sp()?;
         let name = c.name()?;
-        let mut up = [0u8; 16];
+        let mut up = [0u8; 24];
         let r = match upper_into(name, &mut up) {
             b"FETCH" => {
                 // Quirk: some servers omit the space before the list (`1 FETCH(`).
@@ -1305,7 +1305,7 @@ fn untagged(c: &mut Cur<'_>, greeting: bool) -> PResult<Response> {
             text,
         }));
     }
-    let mut up = [0u8; 16];
+    let mut up = [0u8; 24];
     let r = match upper_into(name, &mut up) {
         b"CAPABILITY" => Response::Capability(capabilities(c)?),
         b"LIST" => Response::List(mailbox_list(c)?),
@@ -1359,7 +1359,7 @@ fn flag(c: &mut Cur<'_>) -> PResult<Flag> {
             return Ok(Flag::MayCreate);
         }
         let a = c.atom().map_err(|_| c.err("a flag name after '\\'"))?;
-        let mut up = [0u8; 16];
+        let mut up = [0u8; 24];
         Ok(match upper_into(a, &mut up) {
             b"SEEN" => Flag::Seen,
             b"ANSWERED" => Flag::Answered,
@@ -1469,7 +1469,7 @@ fn mailbox_status(c: &mut Cur<'_>) -> PResult<MailboxStatus> {
         }
         let name = c.atom()?;
         c.sp()?;
-        let mut up = [0u8; 16];
+        let mut up = [0u8; 24];
         let item = match upper_into(name, &mut up) {
             b"MESSAGES" => StatusItem::Messages(c.number()?),
             b"RECENT" => StatusItem::Recent(c.number()?),
@@ -1542,7 +1542,7 @@ fn esearch(c: &mut Cur<'_>) -> PResult<Esearch> {
             return Ok(e);
         }
         let name = c.atom()?;
-        let mut up = [0u8; 16];
+        let mut up = [0u8; 24];
         let upn = upper_into(name, &mut up);
         if upn == b"UID" {
             e.uid = true;
@@ -1735,7 +1735,7 @@ fn origin(c: &mut Cur<'_>) -> PResult<Option<u32>> {
 
 fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
     let name = c.name()?;
-    let mut up = [0u8; 16];
+    let mut up = [0u8; 24];
     let item = match upper_into(name, &mut up) {
         b"UID" => {
             c.sp()?;
@@ -1868,7 +1868,7 @@ fn section(c: &mut Cur<'_>) -> PResult<Section> {
         return Ok(sec);
     }
     let word = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'.');
-    let mut up = [0u8; 16];
+    let mut up = [0u8; 24];
     sec.spec = match upper_into(word, &mut up) {
         b"HEADER" => SectionSpec::Header,
         b"TEXT" => SectionSpec::Text,
