@@ -30,7 +30,12 @@ fn folder(md: &Maildir, parts: &[&str]) -> Folder {
     md.ensure_folder(&n, &mut MemoryAliases::new()).unwrap()
 }
 
-fn write(f: &Folder, wire: &[u8], flags: &str, date: Option<i64>) -> mailfold_store::WrittenMessage {
+fn write(
+    f: &Folder,
+    wire: &[u8],
+    flags: &str,
+    date: Option<i64>,
+) -> mailfold_store::WrittenMessage {
     let mut w = f
         .create_message(NewMessage {
             flags: MaildirFlags::parse(flags),
@@ -59,7 +64,11 @@ fn writer_converts_crlf_across_every_chunk_split() {
         w.write_chunk(&WIRE[..split]).unwrap();
         w.write_chunk(&WIRE[split..]).unwrap();
         let done = w.commit().unwrap();
-        assert_eq!(std::fs::read(&done.entry.path).unwrap(), lf(WIRE), "split at {split}");
+        assert_eq!(
+            std::fs::read(&done.entry.path).unwrap(),
+            lf(WIRE),
+            "split at {split}"
+        );
         assert_eq!(done.hash, expect_hash);
         assert_eq!(done.crlf_size, WIRE.len() as u64);
         assert_eq!(done.entry.size, lf(WIRE).len() as u64);
@@ -83,15 +92,26 @@ fn v0006_mtime_is_internaldate() {
     let inbox = folder(&md, &["INBOX"]);
     let date = 1_136_214_245; // 2006-01-02T15:04:05Z
     let done = write(&inbox, WIRE, "S", Some(date));
-    let mtime = std::fs::metadata(&done.entry.path).unwrap().modified().unwrap();
-    assert_eq!(mtime, SystemTime::UNIX_EPOCH + Duration::from_secs(date as u64));
+    let mtime = std::fs::metadata(&done.entry.path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(date as u64)
+    );
     let scanned = inbox.scan().unwrap();
     assert_eq!(scanned[0].mtime, mtime);
     // The date survives a flag rename and a move.
     let other = folder(&md, &["Archive"]);
-    let renamed = inbox.set_flags(&scanned[0], &MaildirFlags::parse("FS")).unwrap();
+    let renamed = inbox
+        .set_flags(&scanned[0], &MaildirFlags::parse("FS"))
+        .unwrap();
     let moved = inbox.move_to(&renamed, &other).unwrap();
-    assert_eq!(std::fs::metadata(&moved.path).unwrap().modified().unwrap(), mtime);
+    assert_eq!(
+        std::fs::metadata(&moved.path).unwrap().modified().unwrap(),
+        mtime
+    );
 }
 
 #[test]
@@ -107,7 +127,11 @@ fn upload_reader_restores_crlf_with_length_known_first() {
     up.read_to_end(&mut sent).unwrap();
     assert_eq!(sent, WIRE);
     // A file dropped by a user (LF only, no headers: an incomplete draft).
-    std::fs::write(drafts.path().join("new/1700000000.x.host"), b"just text\nmore\n").unwrap();
+    std::fs::write(
+        drafts.path().join("new/1700000000.x.host"),
+        b"just text\nmore\n",
+    )
+    .unwrap();
     let entry = drafts
         .scan()
         .unwrap()
@@ -184,7 +208,14 @@ fn move_between_folders_keeps_base_and_flags() {
     assert_eq!(std::fs::read(&there[0].path).unwrap(), lf(WIRE));
     // Refuses to overwrite.
     let again = write(&inbox, WIRE, "", None);
-    std::fs::copy(&again.entry.path, archive.path().join("cur").join(again.entry.path.file_name().unwrap())).unwrap();
+    std::fs::copy(
+        &again.entry.path,
+        archive
+            .path()
+            .join("cur")
+            .join(again.entry.path.file_name().unwrap()),
+    )
+    .unwrap();
     assert!(inbox.move_to(&again.entry, &archive).is_err());
 }
 
@@ -198,7 +229,10 @@ fn a_crash_mid_write_leaves_no_visible_message() {
     // A crash: no destructor, no commit.
     std::mem::forget(w);
     assert!(inbox.scan().unwrap().is_empty());
-    assert_eq!(std::fs::read_dir(inbox.path().join("tmp")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(inbox.path().join("tmp")).unwrap().count(),
+        1
+    );
     // Stale leftovers are cleaned; young ones are left for their writer.
     assert_eq!(inbox.clean_tmp(Duration::from_secs(3600)).unwrap(), 0);
     assert_eq!(inbox.clean_tmp(Duration::ZERO).unwrap(), 1);
@@ -208,7 +242,10 @@ fn a_crash_mid_write_leaves_no_visible_message() {
     drop(w);
     let w = inbox.create_message(NewMessage::default()).unwrap();
     w.abort().unwrap();
-    assert_eq!(std::fs::read_dir(inbox.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(inbox.path().join("tmp")).unwrap().count(),
+        0
+    );
     assert!(inbox.scan().unwrap().is_empty());
 }
 
@@ -219,16 +256,22 @@ fn folder_create_rename_delete() {
     let mut reg = MemoryAliases::new();
     let n = |p: &[&str]| FolderName::new(p.iter().map(|s| s.to_string()).collect()).unwrap();
     let work = md.ensure_folder(&n(&["Work"]), &mut reg).unwrap();
-    let proj = md.ensure_folder(&n(&["Work", "Projects"]), &mut reg).unwrap();
+    let proj = md
+        .ensure_folder(&n(&["Work", "Projects"]), &mut reg)
+        .unwrap();
     write(&proj, WIRE, "S", None);
     // Rename the parent: the child moves with it.
-    let renamed = md.rename_folder(work.rel(), &n(&["Job"]), &mut reg).unwrap();
+    let renamed = md
+        .rename_folder(work.rel(), &n(&["Job"]), &mut reg)
+        .unwrap();
     assert_eq!(renamed.rel().as_str(), "Job");
     let moved_child = md.folder(&renamed.rel().join("Projects").unwrap()).unwrap();
     assert_eq!(moved_child.scan().unwrap().len(), 1);
     // Renaming onto an existing folder is refused.
     md.ensure_folder(&n(&["Other"]), &mut reg).unwrap();
-    assert!(md.rename_folder(renamed.rel(), &n(&["Other"]), &mut reg).is_err());
+    assert!(md
+        .rename_folder(renamed.rel(), &n(&["Other"]), &mut reg)
+        .is_err());
     // A non-empty folder is kept unless forced.
     let err = md.delete_folder(moved_child.rel(), false).unwrap_err();
     assert!(matches!(err, mailfold_store::Error::NotEmpty { .. }));
@@ -257,7 +300,11 @@ fn deleting_a_parent_keeps_its_children() {
     assert!(!parent.path().join("cur").exists());
     assert_eq!(child.scan().unwrap().len(), 1);
     let listing = md.list_folders(&MemoryAliases::new()).unwrap();
-    let p = listing.folders.iter().find(|f| f.rel.as_str() == "Work").unwrap();
+    let p = listing
+        .folders
+        .iter()
+        .find(|f| f.rel.as_str() == "Work")
+        .unwrap();
     assert!(!p.is_maildir);
 }
 
@@ -289,7 +336,12 @@ fn only_mail_is_written_under_the_root() {
     let long = md.ensure_folder(&n(&[&"x".repeat(300)]), &mut reg).unwrap();
     for f in [&inbox, &a, &long] {
         for i in 0..5 {
-            write(f, WIRE, if i % 2 == 0 { "S" } else { "" }, Some(1_700_000_000));
+            write(
+                f,
+                WIRE,
+                if i % 2 == 0 { "S" } else { "" },
+                Some(1_700_000_000),
+            );
         }
     }
     let e = inbox.scan().unwrap().pop().unwrap();
@@ -312,7 +364,11 @@ fn only_mail_is_written_under_the_root() {
             } else {
                 assert!(ft.is_file(), "{:?}", entry.path());
                 let parent = dir.file_name().unwrap().to_str().unwrap();
-                assert!(parent == "cur" || parent == "new", "non-mail file {:?}", entry.path());
+                assert!(
+                    parent == "cur" || parent == "new",
+                    "non-mail file {:?}",
+                    entry.path()
+                );
                 assert!(MessageBase::parse_file_name(&name).is_some());
                 assert_eq!(std::fs::read(entry.path()).unwrap(), lf(WIRE));
                 messages += 1;

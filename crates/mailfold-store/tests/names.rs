@@ -6,20 +6,13 @@ use std::path::Path;
 
 use mailfold_store::name::{decode_component, encode_component, is_alias, MAX_DIR_NAME};
 use mailfold_store::{
-    AliasRegistry, CaseMode, Error, FolderName, Maildir, MaildirOptions, MemoryAliases,
-    NameError, StateDb,
+    AliasRegistry, CaseMode, Error, FolderName, Maildir, MaildirOptions, MemoryAliases, NameError,
+    StateDb,
 };
 use proptest::prelude::*;
 
 fn store(root: &Path, case: CaseMode) -> Maildir {
-    Maildir::open(
-        root,
-        MaildirOptions {
-            fsync: false,
-            case,
-        },
-    )
-    .unwrap()
+    Maildir::open(root, MaildirOptions { fsync: false, case }).unwrap()
 }
 
 fn name(parts: &[&str]) -> FolderName {
@@ -32,7 +25,10 @@ fn assert_safe_dir(d: &str) {
     assert!(!d.starts_with('.'), "{d:?}");
     assert!(!d.contains('/') && !d.contains('\0'), "{d:?}");
     assert!(!d.chars().any(char::is_control), "{d:?}");
-    assert!(!["cur", "new", "tmp"].contains(&d.to_ascii_lowercase().as_str()), "{d:?}");
+    assert!(
+        !["cur", "new", "tmp"].contains(&d.to_ascii_lowercase().as_str()),
+        "{d:?}"
+    );
 }
 
 fn component() -> impl Strategy<Value = String> {
@@ -129,9 +125,17 @@ fn v0016_names_equal_but_for_case_are_distinct_folders() {
         let upper = md.ensure_folder(&name(&["Work"]), &mut reg).unwrap();
         let lower = md.ensure_folder(&name(&["work"]), &mut reg).unwrap();
         let mixed = md.ensure_folder(&name(&["WORK", "Sub"]), &mut reg).unwrap();
-        assert_eq!(upper.rel().as_str(), "Work", "the first name keeps its plain directory");
-        let rels = [upper.rel().clone(), lower.rel().clone(), mixed.rel().parent().unwrap()]
-            .map(|r| r.as_str().to_owned());
+        assert_eq!(
+            upper.rel().as_str(),
+            "Work",
+            "the first name keeps its plain directory"
+        );
+        let rels = [
+            upper.rel().clone(),
+            lower.rel().clone(),
+            mixed.rel().parent().unwrap(),
+        ]
+        .map(|r| r.as_str().to_owned());
         if mode == CaseMode::Insensitive {
             let folded: HashSet<String> = rels.iter().map(|r| r.to_lowercase()).collect();
             assert_eq!(folded.len(), 3, "{rels:?}");
@@ -140,7 +144,10 @@ fn v0016_names_equal_but_for_case_are_distinct_folders() {
             assert_eq!(lower.rel().as_str(), "work");
         }
         assert_eq!(md.name_of(lower.rel(), &reg).unwrap(), name(&["work"]));
-        assert_eq!(md.name_of(mixed.rel(), &reg).unwrap(), name(&["WORK", "Sub"]));
+        assert_eq!(
+            md.name_of(mixed.rel(), &reg).unwrap(),
+            name(&["WORK", "Sub"])
+        );
         // Mapping again is stable.
         let again = md.ensure_folder(&name(&["work"]), &mut reg).unwrap();
         assert_eq!(again.rel(), lower.rel());
@@ -168,7 +175,10 @@ fn v0018_control_characters_rejected_from_user_and_escaped_from_server() {
         other => panic!("expected a control character error, got {other:?}"),
     }
     assert!(name(&["Fine name"]).validate_user().is_ok());
-    assert!(matches!(name(&["a", ""]).validate_user(), Err(NameError::EmptyComponent)));
+    assert!(matches!(
+        name(&["a", ""]).validate_user(),
+        Err(NameError::EmptyComponent)
+    ));
     // The same name from a server is stored safely and reversibly.
     let tmp = tempfile::tempdir().unwrap();
     let md = store(tmp.path(), CaseMode::Sensitive);
@@ -195,9 +205,16 @@ fn v0020_component_with_delimiter_is_refused_and_kept_in_one_level() {
     std::fs::create_dir_all(tmp.path().join("a.b/cur")).unwrap();
     std::fs::create_dir_all(tmp.path().join("a.b/new")).unwrap();
     let listed = md.list_folders(&reg).unwrap();
-    let local = listed.folders.iter().find(|f| f.rel.as_str() == "a.b").unwrap();
+    let local = listed
+        .folders
+        .iter()
+        .find(|f| f.rel.as_str() == "a.b")
+        .unwrap();
     match local.name.join(Some('.')) {
-        Err(NameError::ContainsDelimiter { component, delimiter }) => {
+        Err(NameError::ContainsDelimiter {
+            component,
+            delimiter,
+        }) => {
             assert_eq!((component.as_str(), delimiter), ("a.b", '.'));
         }
         other => panic!("expected a delimiter error, got {other:?}"),
@@ -241,7 +258,9 @@ fn a_thousand_levels_deep() {
     let tmp = tempfile::tempdir().unwrap();
     let md = store(tmp.path(), CaseMode::Sensitive);
     let mut reg = MemoryAliases::new();
-    let parts: Vec<String> = (0..1000).map(|i| if i % 2 == 0 { "..".into() } else { "a".into() }).collect();
+    let parts: Vec<String> = (0..1000)
+        .map(|i| if i % 2 == 0 { "..".into() } else { "a".into() })
+        .collect();
     let n = FolderName::new(parts).unwrap();
     match md.ensure_folder(&n, &mut reg) {
         Ok(f) => {
@@ -267,13 +286,19 @@ fn symlinked_folder_directories_are_refused() {
     let md = store(&root, CaseMode::Sensitive);
     let mut reg = MemoryAliases::new();
     std::os::unix::fs::symlink(&outside, root.join("Evil")).unwrap();
-    let err = md.ensure_folder(&name(&["Evil", "Sub"]), &mut reg).unwrap_err();
+    let err = md
+        .ensure_folder(&name(&["Evil", "Sub"]), &mut reg)
+        .unwrap_err();
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
     let err = md
         .folder(&mailfold_store::RelPath::parse("Evil").unwrap())
         .unwrap_err();
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
     // The listing skips the link too.
     assert!(md.list_folders(&reg).unwrap().folders.is_empty());
 }
@@ -285,21 +310,35 @@ fn over_long_components_are_shortened_through_the_state_database() {
     let mut db = StateDb::create(&tmp.path().join("state.sqlite")).unwrap();
     let long_a = "ü".repeat(200);
     let long_b = format!("{}x", "ü".repeat(199));
-    let fa = md.ensure_folder(&name(&["Archive", &long_a]), &mut db).unwrap();
-    let fb = md.ensure_folder(&name(&["Archive", &long_b]), &mut db).unwrap();
+    let fa = md
+        .ensure_folder(&name(&["Archive", &long_a]), &mut db)
+        .unwrap();
+    let fb = md
+        .ensure_folder(&name(&["Archive", &long_b]), &mut db)
+        .unwrap();
     assert_ne!(fa.rel(), fb.rel());
     for (f, c) in [(&fa, &long_a), (&fb, &long_b)] {
         assert!(f.rel().last().len() <= MAX_DIR_NAME);
         assert!(is_alias(f.rel().last()));
-        assert_eq!(db.component_of("Archive", f.rel().last()).unwrap().as_deref(), Some(c.as_str()));
+        assert_eq!(
+            db.component_of("Archive", f.rel().last())
+                .unwrap()
+                .as_deref(),
+            Some(c.as_str())
+        );
     }
     drop(db);
     // After reopening, the alias still decodes.
     let db = StateDb::open(&tmp.path().join("state.sqlite")).unwrap();
-    assert_eq!(md.name_of(fa.rel(), &db).unwrap(), name(&["Archive", &long_a]));
+    assert_eq!(
+        md.name_of(fa.rel(), &db).unwrap(),
+        name(&["Archive", &long_a])
+    );
     // Renaming the parent carries the alias along.
     let mut db = db;
-    let moved = md.rename_folder(&fa.rel().parent().unwrap(), &name(&["Old"]), &mut db).unwrap();
+    let moved = md
+        .rename_folder(&fa.rel().parent().unwrap(), &name(&["Old"]), &mut db)
+        .unwrap();
     assert_eq!(moved.rel().as_str(), "Old");
     let rel = moved.rel().join(fa.rel().last()).unwrap();
     assert_eq!(md.name_of(&rel, &db).unwrap(), name(&["Old", &long_a]));

@@ -1,0 +1,461 @@
+//! The state database: records, batches, the journal, pending changes,
+//! crash recovery and corruption detection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use mailfold_store::crlf::ContentHash;
+use mailfold_store::{
+    Error, FlagUpdate, FolderId, FolderStatus, IntegrityCheck, IntentKind, InternalDate,
+    MaildirFlags, MessageBase, MessageRecord, NewFolder, NewIntent, NewPending, PendingKind,
+    RelPath, StateDb, StateRead, Uid, UidValidity,
+};
+
+fn uid(n: u32) -> Uid {
+    Uid::new(n).unwrap()
+}
+
+fn record(n: u32) -> MessageRecord {
+    MessageRecord {
+        uid: uid(n),
+        base: MessageBase::new(&format!("{n}.M1P1.host,S=10,W=11")).unwrap(),
+        flags: vec!["\\Seen".into()],
+        keywords: vec![],
+        size: Some(11),
+        internaldate: Some(InternalDate {
+            unix: 1_700_000_000 + i64::from(n),
+            offset_minutes: 60,
+        }),
+        hash: Some(ContentHash([n as u8; 32])),
+        message_id: Some(format!("<{n}@example.org>")),
+        partial: false,
+    }
+}
+
+fn add_inbox(db: &mut StateDb) -> FolderId {
+    db.write(|tx| {
+        tx.add_folder(&NewFolder {
+            wire_name: "INBOX".into(),
+            delimiter: Some('/'),
+            local_path: RelPath::parse("INBOX").unwrap(),
+            special_use: None,
+            subscribed: true,
+        })
+    })
+    .unwrap()
+}
+
+#[test]
+fn create_open_and_the_fresh_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state/acct.sqlite");
+    assert!(matches!(
+        StateDb::open(&path),
+        Err(Error::StateMissing { .. })
+    ));
+    let mut db = StateDb::create(&path).unwrap();
+    assert!(db.is_fresh().unwrap());
+    assert_eq!(db.schema_version().unwrap(), 1);
+    db.mark_synced().unwrap();
+    drop(db);
+    assert!(matches!(
+        StateDb::create(&path),
+        Err(Error::StateExists { .. })
+    ));
+    let db = StateDb::open_with(&path, IntegrityCheck::Full).unwrap();
+    assert!(!db.is_fresh().unwrap());
+}
+
+#[test]
+fn v0007_size_and_all_message_fields_are_stored() {
+    // Also covers seed V0006: INTERNALDATE and its zone are kept.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    let inbox = add_inbox(&mut db);
+    let mut r = record(7);
+    r.size = Some(123_456_789_012);
+    db.write(|tx| tx.upsert_messages(inbox, std::slice::from_ref(&r)))
+        .unwrap();
+    drop(db);
+    let db = StateDb::open(&path).unwrap();
+    assert_eq!(db.message(inbox, uid(7)).unwrap(), Some(r.clone()));
+    assert_eq!(db.message_by_base(inbox, &r.base).unwrap(), Some(r.clone()));
+    assert_eq!(
+        db.messages_by_hash(&r.hash.unwrap()).unwrap(),
+        vec![(inbox, r)]
+    );
+}
+
+#[test]
+fn v0005_keywords_live_in_the_database_not_the_file_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let server_flags = ["\\Seen", "$Junk", "Project-X", "\\Flagged", "$Forwarded"];
+    // The file name carries only the letters the Maildir spec defines.
+    let letters = MaildirFlags::from_imap(server_flags, &MaildirFlags::empty());
+    assert_eq!(letters.to_string(), "FPS");
+    let mut r = record(1);
+    r.flags = vec!["\\Seen".into(), "\\Flagged".into()];
+    r.keywords = vec![
+        "Project-X".into(),
+        "$Junk".into(),
+        "$Forwarded".into(),
+        "$Junk".into(),
+    ];
+    db.write(|tx| tx.upsert_messages(inbox, &[r])).unwrap();
+    let back = db.message(inbox, uid(1)).unwrap().unwrap();
+    assert_eq!(back.keywords, ["$Forwarded", "$Junk", "Project-X"]);
+    assert_eq!(back.flags, ["\\Flagged", "\\Seen"]);
+    // Flag updates in a batch; invalid flags are refused.
+    db.write(|tx| {
+        tx.update_flags(
+            inbox,
+            &[FlagUpdate {
+                uid: uid(1),
+                flags: vec![],
+                keywords: vec!["$Label1".into()],
+            }],
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        db.message(inbox, uid(1)).unwrap().unwrap().keywords,
+        ["$Label1"]
+    );
+    let bad = db.write(|tx| {
+        tx.update_flags(
+            inbox,
+            &[FlagUpdate {
+                uid: uid(1),
+                flags: vec!["two words".into()],
+                keywords: vec![],
+            }],
+        )
+    });
+    assert!(bad.is_err());
+}
+
+#[test]
+fn v0070_partial_record_never_replaces_a_full_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let full = record(3);
+    db.write(|tx| tx.upsert_messages(inbox, std::slice::from_ref(&full)))
+        .unwrap();
+    let mut partial = record(3);
+    partial.partial = true;
+    partial.base = MessageBase::new("other-base").unwrap();
+    partial.hash = None;
+    partial.flags = vec!["\\Answered".into()];
+    db.write(|tx| tx.upsert_messages(inbox, &[partial]))
+        .unwrap();
+    let back = db.message(inbox, uid(3)).unwrap().unwrap();
+    assert_eq!(
+        (back.partial, &back.base, back.hash),
+        (false, &full.base, full.hash)
+    );
+    assert_eq!(back.flags, ["\\Answered"]);
+    // The other way round is an upgrade and is taken.
+    let mut p2 = record(4);
+    p2.partial = true;
+    db.write(|tx| tx.upsert_messages(inbox, &[p2])).unwrap();
+    db.write(|tx| tx.upsert_messages(inbox, &[record(4)]))
+        .unwrap();
+    assert!(!db.message(inbox, uid(4)).unwrap().unwrap().partial);
+}
+
+#[test]
+fn folder_status_and_attributes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let status = FolderStatus {
+        uidvalidity: UidValidity::new(42),
+        uidnext: std::num::NonZeroU32::new(100),
+        highestmodseq: Some(u64::from(u32::MAX) * 4),
+    };
+    db.write(|tx| {
+        tx.set_folder_status(inbox, &status)?;
+        tx.set_folder_attributes(inbox, true, true, Some("\\Inbox"))?;
+        tx.set_last_sync(inbox, 1_700_000_000)
+    })
+    .unwrap();
+    let f = db.folder_by_wire_name("INBOX").unwrap().unwrap();
+    assert_eq!(f.uidvalidity, status.uidvalidity);
+    assert_eq!(f.uidnext, status.uidnext);
+    assert_eq!(f.highestmodseq, status.highestmodseq);
+    assert!(f.read_only);
+    assert_eq!(f.last_sync, Some(1_700_000_000));
+    assert_eq!(
+        db.folder_by_path(&RelPath::parse("INBOX").unwrap())
+            .unwrap(),
+        Some(f.clone())
+    );
+    db.write(|tx| {
+        tx.rename_folder(
+            inbox,
+            "Inbox2",
+            Some('.'),
+            &RelPath::parse("Inbox2").unwrap(),
+        )
+    })
+    .unwrap();
+    assert_eq!(db.folder(inbox).unwrap().unwrap().wire_name, "Inbox2");
+}
+
+#[test]
+fn batches_of_many_rows_in_one_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let rows: Vec<MessageRecord> = (1..=20_000).map(record).collect();
+    let t = std::time::Instant::now();
+    db.write(|tx| tx.upsert_messages(inbox, &rows)).unwrap();
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "batch insert took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(db.messages(inbox).unwrap().len(), 20_000);
+    let gone: Vec<Uid> = (1..=10_000).map(uid).collect();
+    db.write(|tx| tx.delete_messages(inbox, &gone)).unwrap();
+    assert_eq!(db.messages(inbox).unwrap().len(), 10_000);
+    // Moving a row keeps it whole.
+    let other = db
+        .write(|tx| {
+            tx.add_folder(&NewFolder {
+                wire_name: "Archive".into(),
+                delimiter: Some('/'),
+                local_path: RelPath::parse("Archive").unwrap(),
+                special_use: Some("\\Archive".into()),
+                subscribed: false,
+            })
+        })
+        .unwrap();
+    assert!(db
+        .write(|tx| tx.move_message(inbox, uid(15_000), other, uid(1)))
+        .unwrap());
+    let moved = db.message(other, uid(1)).unwrap().unwrap();
+    assert_eq!(moved.base, record(15_000).base);
+    assert_eq!(db.write(|tx| tx.clear_messages(inbox)).unwrap(), 9_999);
+}
+
+#[test]
+fn dropping_a_transaction_rolls_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    let inbox = add_inbox(&mut db);
+    {
+        let tx = db.begin().unwrap();
+        tx.upsert_messages(inbox, &[record(1)]).unwrap();
+        tx.insert_intent(&NewIntent::new(IntentKind::Download))
+            .unwrap();
+    }
+    let failed: Result<(), Error> = db.write(|tx| {
+        tx.upsert_messages(inbox, &[record(2)])?;
+        Err(Error::NotFound { path: "x".into() })
+    });
+    assert!(failed.is_err());
+    drop(db);
+    let db = StateDb::open(&path).unwrap();
+    assert!(db.messages(inbox).unwrap().is_empty());
+    assert!(db.open_intents().unwrap().is_empty());
+}
+
+#[test]
+fn journal_intent_is_durable_before_and_resolved_with_the_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    let inbox = add_inbox(&mut db);
+    let base = MessageBase::new("1.M1P1.host,S=3,W=4").unwrap();
+    let hash = ContentHash([9; 32]);
+    let id = db
+        .begin_intent(&NewIntent {
+            folder: Some(inbox),
+            base: Some(base.clone()),
+            hash: Some(hash),
+            detail: "<m@x>".into(),
+            ..NewIntent::new(IntentKind::Append)
+        })
+        .unwrap();
+    // "Crash" here: reopen and find the open intent with what is needed to
+    // look for the APPENDed copy on the server.
+    drop(db);
+    let mut db = StateDb::open(&path).unwrap();
+    let open = db.open_intents().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, id);
+    assert_eq!(open[0].intent.kind, IntentKind::Append);
+    assert_eq!(open[0].intent.hash, Some(hash));
+    assert_eq!(open[0].intent.base.as_ref(), Some(&base));
+    // The result and the resolution commit together.
+    db.write(|tx| {
+        let mut r = record(5);
+        r.base = base.clone();
+        tx.upsert_messages(inbox, &[r])?;
+        tx.resolve_intent(id)
+    })
+    .unwrap();
+    assert!(db.open_intents().unwrap().is_empty());
+    assert!(db.message_by_base(inbox, &base).unwrap().is_some());
+}
+
+#[test]
+fn v0039_pending_changes_are_kept_reported_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let change = NewPending {
+        folder: inbox,
+        kind: PendingKind::Flags,
+        uid: Some(uid(8)),
+        base: None,
+        detail: "\\Seen".into(),
+        reason: "folder is READ-ONLY".into(),
+    };
+    let id = db.write(|tx| tx.queue_pending(&change)).unwrap();
+    // A later change to the same message replaces the detail, not the row.
+    let later = NewPending {
+        detail: "\\Seen \\Flagged".into(),
+        ..change.clone()
+    };
+    assert_eq!(db.write(|tx| tx.queue_pending(&later)).unwrap(), id);
+    db.write(|tx| tx.note_pending_attempt(id, "still READ-ONLY"))
+        .unwrap();
+    let p = db.pending(Some(inbox)).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].change.detail, "\\Seen \\Flagged");
+    assert_eq!(p[0].change.reason, "still READ-ONLY");
+    assert_eq!(p[0].attempts, 1);
+    assert!(p[0].last_attempt.is_some());
+    // The folder cannot be deleted while a change is pending.
+    assert!(db.write(|tx| tx.delete_folder(inbox)).is_err());
+    db.write(|tx| tx.remove_pending(id)).unwrap();
+    db.write(|tx| tx.delete_folder(inbox)).unwrap();
+    assert!(db.pending(None).unwrap().is_empty());
+}
+
+#[test]
+fn corruption_is_detected_never_recreated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    let inbox = add_inbox(&mut db);
+    let rows: Vec<MessageRecord> = (1..=5_000).map(record).collect();
+    db.write(|tx| tx.upsert_messages(inbox, &rows)).unwrap();
+    drop(db); // closing checkpoints the WAL into the main file
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 100_000);
+    let pristine = std::fs::read(&path).unwrap();
+
+    // Truncated to half.
+    std::fs::write(&path, &pristine[..pristine.len() / 2]).unwrap();
+    let err = StateDb::open(&path).unwrap_err();
+    assert!(matches!(err, Error::StateCorrupt { .. }), "{err}");
+    // Truncated to nothing: SQLite would call this a valid empty database.
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(
+        StateDb::open(&path),
+        Err(Error::StateCorrupt { .. })
+    ));
+    // Garbage.
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    assert!(matches!(
+        StateDb::open(&path),
+        Err(Error::StateCorrupt { .. })
+    ));
+    // Some other program's SQLite database.
+    std::fs::remove_file(&path).unwrap();
+    rusqlite_like_foreign_db(&path);
+    assert!(matches!(
+        StateDb::open(&path),
+        Err(Error::StateCorrupt { .. })
+    ));
+    // create() never overwrites any of these.
+    assert!(matches!(
+        StateDb::create(&path),
+        Err(Error::StateExists { .. })
+    ));
+    // The intact file opens again.
+    std::fs::write(&path, &pristine).unwrap();
+    let _ = std::fs::remove_file(tmp.path().join("s.sqlite-wal"));
+    let _ = std::fs::remove_file(tmp.path().join("s.sqlite-shm"));
+    let db = StateDb::open(&path).unwrap();
+    assert_eq!(db.messages(inbox).unwrap().len(), 5_000);
+}
+
+/// A valid SQLite file that is not ours: a StateDb with its application id
+/// cleared stands in, so no second SQLite binding is needed.
+fn rusqlite_like_foreign_db(path: &Path) {
+    let db = StateDb::create(path).unwrap();
+    drop(db);
+    // Byte offset 68 of the SQLite header holds the application id.
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[68..72].copy_from_slice(&[0, 0, 0, 0]);
+    std::fs::write(path, bytes).unwrap();
+}
+
+const CHILD_ENV: &str = "MAILFOLD_STORE_CRASH_CHILD";
+
+/// Runs in the child process: commits one row, then holds a transaction
+/// with more rows open until it is killed.
+#[test]
+fn crash_child_helper() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return; // only meaningful when started by the crash test
+    };
+    let path = Path::new(&path);
+    let mut db = StateDb::open(path).unwrap();
+    let inbox = db.folders().unwrap()[0].id;
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1)]))
+        .unwrap();
+    let tx = db.begin().unwrap();
+    let rows: Vec<MessageRecord> = (2..=3_000).map(record).collect();
+    tx.upsert_messages(inbox, &rows).unwrap();
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    tx.commit().unwrap();
+}
+
+#[test]
+fn reopen_after_the_process_is_killed_mid_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    add_inbox(&mut db);
+    drop(db);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut ready = false;
+    for line in BufReader::new(out).lines() {
+        if line.unwrap().contains("READY") {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "child did not reach the open transaction");
+    child.kill().unwrap(); // SIGKILL: no destructor, no rollback
+    child.wait().unwrap();
+    let db = StateDb::open_with(&path, IntegrityCheck::Full).unwrap();
+    let inbox = db.folders().unwrap()[0].id;
+    let msgs = db.messages(inbox).unwrap();
+    assert_eq!(msgs.len(), 1, "only the committed step survives");
+    assert_eq!(msgs[0], record(1));
+}
