@@ -307,6 +307,7 @@ fn files_and_processes_are_gone_after_drop() {
     raw.line();
     let started = Instant::now();
     drop(dovecot);
+    eprintln!("stopped in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(!root.exists(), "{} still exists", root.display());
     assert!(std::net::TcpStream::connect(imap).is_err());
