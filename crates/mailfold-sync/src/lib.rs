@@ -1,1 +1,4 @@
 //! mailfold-sync: the sync planner and applier.
+#![forbid(unsafe_code)]
+
+pub mod plan;

@@ -1,0 +1,519 @@
+//! Invariants every plan must satisfy, checked from the plan and its input alone, and a
+//! fuzz-friendly entry point that builds a three-way state from arbitrary bytes.
+//!
+//! The static checks here are the safety half of the planner's promise: no deletion without a
+//! state row proving the message was synced, no message paired twice, no server write to a
+//! read-only folder, the safety valve respected, no partial copy uploaded. Convergence and
+//! idempotence need a model of applying a plan; the property tests (`tests/plan_props.rs`) have
+//! one.
+//!
+//! A cargo-fuzz target is one line: `fuzz_target!(|data: &[u8]| { if let Err(v) =
+//! mailfold_sync::plan::check::fuzz_entry(data) { panic!("{v}") } });`
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::engine::plan;
+use super::ops::{Body, Op, Plan};
+use super::types::{
+    Content, ContentHash, DownloadMode, Flag, FlagSet, FolderAttributes, FolderPath, Intent,
+    IntentId, LocalFolder, LocalId, LocalMessage, Location, ModSeq, PermanentFlags, PlanConfig,
+    RemoteFolder, RemoteMailbox, RemoteMessage, RemoteMessages, SafetyValve, StateFolder,
+    StateMessage, SyncInput, Uid, UidRange, UidValidity, UnixTime,
+};
+
+/// A broken invariant, with the offending operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which rule.
+    pub rule: &'static str,
+    /// The details.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.detail)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+fn violation(rule: &'static str, op: &Op) -> Violation {
+    Violation {
+        rule,
+        detail: format!("{op:?}"),
+    }
+}
+
+struct View<'a> {
+    remote: BTreeMap<&'a FolderPath, &'a RemoteFolder>,
+    local: BTreeMap<&'a FolderPath, &'a LocalFolder>,
+    state: BTreeMap<&'a FolderPath, &'a StateFolder>,
+}
+
+impl<'a> View<'a> {
+    fn new(input: &'a SyncInput) -> Self {
+        let mut v = View {
+            remote: BTreeMap::new(),
+            local: BTreeMap::new(),
+            state: BTreeMap::new(),
+        };
+        // First entry wins, as in the planner.
+        for r in &input.remote {
+            v.remote.entry(&r.path).or_insert(r);
+        }
+        for l in &input.local {
+            v.local.entry(&l.path).or_insert(l);
+        }
+        for s in &input.state {
+            v.state.entry(&s.path).or_insert(s);
+        }
+        v
+    }
+
+    fn mailbox(&self, p: &FolderPath) -> Option<&'a RemoteMailbox> {
+        self.remote
+            .get(p)
+            .filter(|r| !r.attributes.nonexistent)
+            .and_then(|r| r.mailbox.as_ref())
+    }
+
+    fn remote_exists(&self, p: &FolderPath) -> bool {
+        self.remote
+            .get(p)
+            .is_some_and(|r| !r.attributes.nonexistent)
+    }
+
+    /// Whether the server view proves `uid` absent from folder `p`.
+    fn remote_proves_absent(&self, p: &FolderPath, uid: Uid) -> bool {
+        if !self.remote_exists(p) {
+            return true;
+        }
+        match self.mailbox(p).map(|m| &m.messages) {
+            Some(RemoteMessages::Complete(ms)) => ms.iter().all(|m| m.uid != uid),
+            Some(RemoteMessages::Changes { vanished, .. }) => {
+                vanished.iter().any(|r| r.contains(uid))
+            }
+            None => false,
+        }
+    }
+
+    fn local_file(&self, p: &FolderPath, id: &LocalId) -> Option<&'a LocalMessage> {
+        self.local
+            .get(p)
+            .and_then(|l| l.messages.iter().find(|m| &m.id == id))
+    }
+
+    /// The state row proving `uid` ↔ `local` was synced under the server's current UIDVALIDITY
+    /// (or in a server folder that no longer exists).
+    fn proven_row(&self, p: &FolderPath, uid: Uid) -> Option<&'a StateMessage> {
+        let s = self.state.get(p)?;
+        if self.remote_exists(p) {
+            let mb = self.mailbox(p)?;
+            if mb.uidvalidity != Some(s.uidvalidity) {
+                return None;
+            }
+        }
+        s.messages.iter().find(|m| m.uid == Some(uid))
+    }
+
+    fn read_only(&self, p: &FolderPath) -> bool {
+        self.mailbox(p).is_some_and(|m| m.read_only)
+    }
+}
+
+/// Checks the safety invariants of `plan` against the input it was made from.
+pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result<(), Violation> {
+    let view = View::new(input);
+    let mut remote_taken: BTreeSet<(&FolderPath, Uid)> = BTreeSet::new();
+    let mut local_taken: BTreeSet<(&FolderPath, &LocalId)> = BTreeSet::new();
+    let mut local_del: BTreeMap<&FolderPath, usize> = BTreeMap::new();
+    let mut remote_del: BTreeMap<&FolderPath, usize> = BTreeMap::new();
+    let mut leaving_local: BTreeMap<&FolderPath, usize> = BTreeMap::new();
+    let mut leaving_remote: BTreeMap<&FolderPath, usize> = BTreeMap::new();
+
+    for op in &plan.ops {
+        // No server write to a read-only folder (V0039).
+        if op.writes_remote() {
+            let target = match op {
+                Op::MoveLocal { to, .. } => vec![to],
+                _ => op.folders(),
+            };
+            if target.iter().any(|p| view.read_only(p)) {
+                return Err(violation("server write to a read-only folder", op));
+            }
+        }
+        match op {
+            Op::DeleteLocal { folder, uid, local } => {
+                let row = view
+                    .proven_row(folder, *uid)
+                    .ok_or_else(|| violation("local deletion without a proving state row", op))?;
+                if &row.local != local || !view.remote_proves_absent(folder, *uid) {
+                    return Err(violation(
+                        "local deletion of a message the server still has",
+                        op,
+                    ));
+                }
+                if view.local_file(folder, local).is_none() {
+                    return Err(violation(
+                        "local deletion of a file that does not exist",
+                        op,
+                    ));
+                }
+                *local_del.entry(folder).or_default() += 1;
+                *leaving_local.entry(folder).or_default() += 1;
+                if !local_taken.insert((folder, local)) {
+                    return Err(violation("local file used twice", op));
+                }
+            }
+            Op::ExpungeRemote { folder, uid, .. } => {
+                let row = view
+                    .proven_row(folder, *uid)
+                    .ok_or_else(|| violation("server deletion without a proving state row", op))?;
+                if view.local_file(folder, &row.local).is_some() {
+                    return Err(violation("server deletion of a message held locally", op));
+                }
+                *remote_del.entry(folder).or_default() += 1;
+                *leaving_remote.entry(folder).or_default() += 1;
+                if !remote_taken.insert((folder, *uid)) {
+                    return Err(violation("server message used twice", op));
+                }
+            }
+            Op::Bind {
+                folder, uid, local, ..
+            } => {
+                let fresh_remote = remote_taken.insert((folder, *uid));
+                let fresh_local = local_taken.insert((folder, local));
+                if !(fresh_remote && fresh_local) {
+                    return Err(violation("message paired twice", op));
+                }
+            }
+            Op::Download {
+                folder,
+                uid,
+                body,
+                replace,
+                ..
+            } => {
+                if !remote_taken.insert((folder, *uid)) {
+                    return Err(violation("server message used twice", op));
+                }
+                if let Some(r) = replace {
+                    let partial = view.local_file(folder, r).is_some_and(|l| l.partial);
+                    if *body != Body::Full || !partial {
+                        return Err(violation("download replaces a full copy (V0070)", op));
+                    }
+                }
+            }
+            Op::Upload { folder, local, .. } => {
+                if view.local_file(folder, local).map_or(true, |l| l.partial) {
+                    return Err(violation("upload of a missing or partial file (V0070)", op));
+                }
+                if !local_taken.insert((folder, local)) {
+                    return Err(violation("local file used twice", op));
+                }
+            }
+            Op::MoveLocal {
+                from,
+                local,
+                to,
+                uid,
+                ..
+            } => {
+                if !local_taken.insert((from, local)) || !remote_taken.insert((to, *uid)) {
+                    return Err(violation("message paired twice", op));
+                }
+                *leaving_local.entry(from).or_default() += 1;
+            }
+            Op::MoveRemote {
+                from,
+                uid,
+                to,
+                local,
+                ..
+            } => {
+                if !remote_taken.insert((from, *uid)) || !local_taken.insert((to, local)) {
+                    return Err(violation("message paired twice", op));
+                }
+                *leaving_remote.entry(from).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    // Folder deletions only of folders the plan empties.
+    for op in &plan.ops {
+        match op {
+            Op::DeleteLocalFolder { folder } => {
+                let n = view.local.get(folder).map_or(0, |l| l.messages.len());
+                if leaving_local.get(folder).copied().unwrap_or(0) != n {
+                    return Err(violation("local folder deleted with messages in it", op));
+                }
+            }
+            Op::DeleteRemoteFolder { folder } => {
+                let n = match view.mailbox(folder).map(|m| &m.messages) {
+                    Some(RemoteMessages::Complete(ms)) => ms.len(),
+                    _ => {
+                        return Err(violation(
+                            "server folder deleted without a complete view",
+                            op,
+                        ))
+                    }
+                };
+                if leaving_remote.get(folder).copied().unwrap_or(0) != n {
+                    return Err(violation("server folder deleted with messages in it", op));
+                }
+            }
+            _ => {}
+        }
+    }
+    // The safety valve.
+    if !config.force {
+        for (folder, n) in &local_del {
+            let total = view.local.get(folder).map_or(0, |l| l.messages.len());
+            if config.valve.trips(*n, total) {
+                return Err(Violation {
+                    rule: "safety valve (local)",
+                    detail: format!("{folder}: {n} of {total}"),
+                });
+            }
+        }
+        for (folder, n) in &remote_del {
+            let total = match view.mailbox(folder).map(|m| &m.messages) {
+                Some(RemoteMessages::Complete(ms)) => ms.len(),
+                _ => continue,
+            };
+            if config.valve.trips(*n, total) {
+                return Err(Violation {
+                    rule: "safety valve (server)",
+                    detail: format!("{folder}: {n} of {total}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads small numbers from fuzzer bytes; past the end it yields zeros, so every input decodes.
+struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos = self.pos.saturating_add(1);
+        b
+    }
+
+    fn below(&mut self, n: u8) -> u8 {
+        if n == 0 {
+            0
+        } else {
+            self.byte() % n
+        }
+    }
+
+    fn bit(&mut self) -> bool {
+        self.byte() & 1 == 1
+    }
+}
+
+const FOLDERS: [&str; 4] = ["INBOX", "Archive", "Archive/2020", "Sent"];
+const KEYWORDS: [&str; 2] = ["$Junk", "work"];
+
+/// The content of fuzz message number `body`: distinct bodies have distinct sizes and dates.
+fn body_content(body: u8) -> (u64, UnixTime, Option<String>, ContentHash) {
+    let mut hash = [0u8; 32];
+    hash[0] = body;
+    (
+        1000 + u64::from(body),
+        UnixTime(1_600_000_000 + i64::from(body)),
+        (body % 3 != 0).then(|| format!("<{body}@fuzz>")),
+        ContentHash(hash),
+    )
+}
+
+fn flags_from(bits: u8) -> FlagSet {
+    let mut f = FlagSet::new();
+    let all = [
+        Flag::Seen,
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Keyword(KEYWORDS[0].into()),
+        Flag::Keyword(KEYWORDS[1].into()),
+    ];
+    for (i, fl) in all.into_iter().enumerate() {
+        if bits & (1 << i) != 0 {
+            f.insert(fl);
+        }
+    }
+    f
+}
+
+/// Builds a small three-way state from arbitrary bytes. Every byte string decodes to some
+/// state, so a fuzzer explores states, not parse errors.
+pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
+    let mut b = Bytes { data, pos: 0 };
+    let mut input = SyncInput::default();
+    let config = PlanConfig {
+        valve: SafetyValve {
+            min_messages: usize::from(b.below(4)),
+            max_percent: 50,
+        },
+        force: b.below(8) == 0,
+        download: match b.below(4) {
+            0 => DownloadMode::HeadersOnly,
+            1 => DownloadMode::MaxSize(1004),
+            _ => DownloadMode::Full,
+        },
+    };
+    let nfolders = 1 + usize::from(b.below(FOLDERS.len() as u8));
+    for name in FOLDERS.iter().take(nfolders) {
+        let path = FolderPath::parse(name);
+        let presence = b.byte();
+        let uidvalidity = UidValidity::new(1 + u32::from(b.below(2)));
+        let state_uv = UidValidity::new(1 + u32::from(b.below(2)));
+        let nmsgs = usize::from(b.below(8));
+        let mut remote_msgs = Vec::new();
+        let mut local_msgs = Vec::new();
+        let mut state_msgs = Vec::new();
+        for i in 0..nmsgs {
+            let body = b.below(12);
+            let (size, date, mid, hash) = body_content(body);
+            let where_ = b.byte();
+            let uid = Uid::new(1 + u32::from(b.below(12)));
+            let id = LocalId::new(format!("m{}-{i}", b.below(12)));
+            let f_remote = flags_from(b.byte());
+            let f_local = flags_from(b.byte());
+            let f_state = flags_from(b.byte());
+            if where_ & 1 != 0 {
+                if let Some(uid) = uid {
+                    remote_msgs.push(RemoteMessage {
+                        uid,
+                        flags: f_remote,
+                        modseq: ModSeq::new(u64::from(b.below(5))),
+                        size: Some(size),
+                        internaldate: Some(date),
+                        message_id: mid.clone(),
+                    });
+                }
+            }
+            if where_ & 2 != 0 {
+                local_msgs.push(LocalMessage {
+                    id: id.clone(),
+                    location: Location::Cur,
+                    flags: f_local,
+                    size,
+                    mtime: date,
+                    message_id: mid.clone(),
+                    hash: b.bit().then_some(hash),
+                    partial: where_ & 16 != 0,
+                });
+            }
+            if where_ & 4 != 0 {
+                state_msgs.push(StateMessage {
+                    uid: if where_ & 8 != 0 { None } else { uid },
+                    local: id.clone(),
+                    flags: f_state,
+                    size,
+                    internaldate: date,
+                    message_id: mid,
+                    hash: Some(hash),
+                    partial: where_ & 32 != 0,
+                });
+            }
+            if where_ & 64 != 0 {
+                input.intents.push(Intent::Append {
+                    id: IntentId(i as u64),
+                    folder: path.clone(),
+                    local: id,
+                    content: Content {
+                        size: Some(size),
+                        date: Some(date),
+                        message_id: None,
+                        hash: Some(hash),
+                    },
+                });
+            }
+        }
+        if presence & 1 != 0 {
+            let messages = if presence & 8 != 0 {
+                RemoteMessages::Changes {
+                    since: ModSeq::new(7).unwrap_or(ModSeq(std::num::NonZeroU64::MIN)),
+                    changed: remote_msgs,
+                    vanished: match (Uid::new(1), Uid::new(u32::from(b.below(12)) + 1)) {
+                        (Some(first), Some(last)) if b.bit() => vec![UidRange { first, last }],
+                        _ => vec![],
+                    },
+                }
+            } else {
+                RemoteMessages::Complete(remote_msgs)
+            };
+            input.remote.push(RemoteFolder {
+                path: path.clone(),
+                attributes: FolderAttributes {
+                    noselect: presence & 64 != 0,
+                    nonexistent: false,
+                },
+                delimiter: Some('/'),
+                mailbox: (presence & 128 == 0).then(|| RemoteMailbox {
+                    uidvalidity: if presence & 16 != 0 {
+                        None
+                    } else {
+                        uidvalidity
+                    },
+                    uidnext: None,
+                    highestmodseq: ModSeq::new(7),
+                    permanent_flags: if presence & 32 != 0 {
+                        PermanentFlags {
+                            flags: flags_from(0b1111),
+                            new_keywords: false,
+                        }
+                    } else {
+                        PermanentFlags::all()
+                    },
+                    read_only: b.below(4) == 0,
+                    messages,
+                }),
+            });
+        }
+        if presence & 2 != 0 {
+            input.local.push(LocalFolder {
+                path: path.clone(),
+                messages: local_msgs,
+            });
+        }
+        if presence & 4 != 0 {
+            if let Some(uidvalidity) = state_uv {
+                input.state.push(StateFolder {
+                    path,
+                    uidvalidity,
+                    uidnext: None,
+                    highestmodseq: ModSeq::new(7),
+                    messages: state_msgs,
+                    pending: vec![],
+                });
+            }
+        }
+    }
+    (input, config)
+}
+
+/// The fuzz entry point: bytes → three-way state → plan → invariants. Never panics on any
+/// input; returns the first broken invariant.
+pub fn fuzz_entry(data: &[u8]) -> Result<(), Violation> {
+    let (input, config) = input_from_bytes(data);
+    let p = plan(&input, &config);
+    check_plan(&input, &config, &p)?;
+    // Determinism: the same input gives the same plan.
+    if plan(&input, &config) != p {
+        return Err(Violation {
+            rule: "determinism",
+            detail: "two plans of one input differ".into(),
+        });
+    }
+    Ok(())
+}

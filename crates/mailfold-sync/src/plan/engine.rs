@@ -1,0 +1,1413 @@
+//! The planning algorithm. The rules it implements are listed in the module docs of
+//! [`crate::plan`]; this file is organised in the same order:
+//!
+//! 1. index the three sides per folder and decide each folder's [`Mode`];
+//! 2. match across folders (moves), then within folders (re-binding by content);
+//! 3. emit operations for what is left, count deletions, apply the safety valve;
+//! 4. order everything: folder creations, UIDVALIDITY records, moves, per-folder work, folder
+//!    deletions, folder-state records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::flags::plan_update;
+use super::ops::{
+    Body, FlagUpdate, Op, Plan, Refusal, RefusalReason, RowContent, Side, Summary, Warning,
+};
+use super::types::{
+    Content, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId, LocalMessage,
+    Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder, RemoteMailbox,
+    RemoteMessages, StateFolder, StateMessage, SyncInput, Uid, UidValidity,
+};
+
+/// How a folder's UIDs relate to the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The state's UIDs are valid (UIDVALIDITY unchanged, or the server folder is gone and the
+    /// state's rows prove what was synced).
+    Normal,
+    /// No state for the folder: everything is matched by content.
+    Fresh(UidValidity),
+    /// UIDVALIDITY changed: rows lose their UIDs and are matched by content (V0003).
+    Changed(UidValidity),
+    /// The server sent no UIDVALIDITY: pull-only by content, no state written (V0037).
+    NoUid,
+    /// A local folder new to the server: created at the start of the plan.
+    Created,
+    /// Not synced this run (not examined, `\Noselect`, refused, name not representable).
+    Inactive,
+}
+
+/// A server message, from the view or implied by the state (incremental view).
+#[derive(Debug, Clone)]
+struct RMsg {
+    flags: FlagSet,
+    modseq: Option<ModSeq>,
+    content: Content,
+}
+
+#[derive(Debug)]
+struct Row<'a> {
+    msg: &'a StateMessage,
+    /// The UID in force: `None` when the row was never or is no longer bound.
+    uid: Option<Uid>,
+    /// Consumed by a match (move or re-bind).
+    done: bool,
+}
+
+#[derive(Debug)]
+struct Folder<'a> {
+    path: FolderPath,
+    mode: Mode,
+    remote_exists: bool,
+    remote_noselect: bool,
+    local_exists: bool,
+    state: Option<&'a StateFolder>,
+    mailbox: Option<&'a RemoteMailbox>,
+    read_only: bool,
+    perm: PermanentFlags,
+    remote: BTreeMap<Uid, RMsg>,
+    local: BTreeMap<LocalId, &'a LocalMessage>,
+    rows: Vec<Row<'a>>,
+    bound_uids: BTreeSet<Uid>,
+    bound_locals: BTreeSet<LocalId>,
+    remote_taken: BTreeSet<Uid>,
+    local_taken: BTreeSet<LocalId>,
+    /// Operations on this folder alone that do not need the server folder to exist yet, or that
+    /// must precede its re-creation.
+    early: Vec<Op>,
+    /// Uploads (after a re-creation of the server folder, if any).
+    late: Vec<Op>,
+    pending_now: BTreeSet<PendingKey>,
+    needs_local_dir: bool,
+    needs_remote_recreate: bool,
+    local_leaving: usize,
+    remote_leaving: usize,
+    local_deletions: usize,
+    remote_deletions: usize,
+    not_permitted: FlagSet,
+    refusal: Option<RefusalReason>,
+}
+
+impl<'a> Folder<'a> {
+    fn new(path: FolderPath) -> Self {
+        Folder {
+            path,
+            mode: Mode::Inactive,
+            remote_exists: false,
+            remote_noselect: false,
+            local_exists: false,
+            state: None,
+            mailbox: None,
+            read_only: false,
+            perm: PermanentFlags::all(),
+            remote: BTreeMap::new(),
+            local: BTreeMap::new(),
+            rows: Vec::new(),
+            bound_uids: BTreeSet::new(),
+            bound_locals: BTreeSet::new(),
+            remote_taken: BTreeSet::new(),
+            local_taken: BTreeSet::new(),
+            early: Vec::new(),
+            late: Vec::new(),
+            pending_now: BTreeSet::new(),
+            needs_local_dir: false,
+            needs_remote_recreate: false,
+            local_leaving: 0,
+            remote_leaving: 0,
+            local_deletions: 0,
+            remote_deletions: 0,
+            not_permitted: FlagSet::new(),
+            refusal: None,
+        }
+    }
+
+    /// Server messages here can be bound to state rows.
+    fn bindable(&self) -> bool {
+        matches!(self.mode, Mode::Normal | Mode::Fresh(_) | Mode::Changed(_)) && self.remote_exists
+    }
+
+    /// The server folder can take writes in this plan.
+    fn remote_writable(&self) -> bool {
+        match self.mode {
+            Mode::Created => true,
+            Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) => {
+                self.remote_exists && !self.read_only
+            }
+            Mode::NoUid | Mode::Inactive => false,
+        }
+    }
+
+    fn unbound_remote(&self) -> impl Iterator<Item = (&Uid, &RMsg)> {
+        self.remote
+            .iter()
+            .filter(|(u, _)| !self.bound_uids.contains(u) && !self.remote_taken.contains(u))
+    }
+
+    fn unbound_local(&self) -> impl Iterator<Item = &'a LocalMessage> + '_ {
+        self.local
+            .values()
+            .copied()
+            .filter(|l| !self.bound_locals.contains(&l.id) && !self.local_taken.contains(&l.id))
+    }
+
+    fn unchanged_since(&self, uid: Uid) -> Option<ModSeq> {
+        self.remote.get(&uid).and_then(|r| r.modseq)
+    }
+}
+
+fn is_inbox(path: &FolderPath) -> bool {
+    path.0.len() == 1 && path.0[0].eq_ignore_ascii_case("INBOX")
+}
+
+fn row_content(msg: &StateMessage, local: Option<&LocalMessage>) -> RowContent {
+    RowContent {
+        size: msg.size,
+        internaldate: msg.internaldate,
+        message_id: msg.message_id.clone(),
+        hash: msg.hash.or_else(|| local.and_then(|l| l.hash)),
+        partial: local.map_or(msg.partial, |l| l.partial),
+    }
+}
+
+/// Row content for a pair found by content: the server's size and date, the best of the rest.
+fn pair_content(r: &RMsg, l: &LocalMessage) -> RowContent {
+    RowContent {
+        // Both are known for unbound server messages (checked when indexing).
+        size: r.content.size.unwrap_or(l.size),
+        internaldate: r.content.date.unwrap_or(l.mtime),
+        message_id: r
+            .content
+            .message_id
+            .clone()
+            .or_else(|| l.message_id.clone()),
+        hash: l.hash,
+        partial: l.partial,
+    }
+}
+
+fn location_for(flags: &FlagSet) -> Location {
+    if flags.is_empty() {
+        Location::New
+    } else {
+        Location::Cur
+    }
+}
+
+fn body_for(mode: DownloadMode, size: u64) -> Body {
+    match mode {
+        DownloadMode::Full => Body::Full,
+        DownloadMode::HeadersOnly => Body::Headers,
+        DownloadMode::MaxSize(max) if size > max => Body::Headers,
+        DownloadMode::MaxSize(_) => Body::Full,
+    }
+}
+
+/// How well a local file matches a state row: by identity, by hash, by content.
+fn local_score(row: &StateMessage, l: &LocalMessage) -> u8 {
+    if l.id == row.local {
+        3
+    } else if matches!((row.hash, l.hash), (Some(a), Some(b)) if a == b) {
+        2
+    } else if row.content().matches(&l.content()) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Where [`Planner::find_local`] may look besides the row's own folder.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    SameFolder,
+    WritableOthers,
+    AnyOthers,
+}
+
+struct Planner<'a> {
+    config: &'a PlanConfig,
+    folders: Vec<Folder<'a>>,
+    index: BTreeMap<FolderPath, usize>,
+    intents: Vec<&'a Intent>,
+    warnings: Vec<Warning>,
+    /// Folder creations and UIDVALIDITY records that go first.
+    create_remote: Vec<Op>,
+    set_uidvalidity: Vec<Op>,
+    moves: Vec<Op>,
+    delimiter: Option<char>,
+}
+
+/// Computes the plan for one account. Pure: no I/O, no clock; the same input always gives the
+/// same plan. See the rules in [`crate::plan`].
+pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
+    let mut p = Planner {
+        config,
+        folders: Vec::new(),
+        index: BTreeMap::new(),
+        intents: input.intents.iter().collect(),
+        warnings: Vec::new(),
+        create_remote: Vec::new(),
+        set_uidvalidity: Vec::new(),
+        moves: Vec::new(),
+        delimiter: input.remote.iter().find_map(|f| f.delimiter),
+    };
+    if let Some(refusal) = p.account_check(input) {
+        return Plan {
+            refused: vec![refusal],
+            ..Plan::default()
+        };
+    }
+    p.index_folders(input);
+    for i in 0..p.folders.len() {
+        p.decide_mode(i);
+    }
+    p.match_remote_moves();
+    p.match_local_moves();
+    p.match_both_moved();
+    for i in 0..p.folders.len() {
+        p.match_remembered(i);
+        p.match_intents(i);
+        p.match_pairs(i);
+        p.emit_folder(i);
+    }
+    p.finish()
+}
+
+impl<'a> Planner<'a> {
+    /// Every folder the state knows missing on one side looks like a fault (an unmounted
+    /// Maildir, a LIST gone wrong), not a request to delete all mail (OfflineIMAP #380, #426).
+    fn account_check(&self, input: &SyncInput) -> Option<Refusal> {
+        if self.config.force || input.state.iter().all(|s| s.messages.is_empty()) {
+            return None;
+        }
+        let local: BTreeSet<&FolderPath> = input.local.iter().map(|l| &l.path).collect();
+        let remote: BTreeSet<&FolderPath> = input
+            .remote
+            .iter()
+            .filter(|r| !r.attributes.nonexistent)
+            .map(|r| &r.path)
+            .collect();
+        for (side, present) in [(Side::Local, &local), (Side::Remote, &remote)] {
+            if input.state.iter().all(|s| !present.contains(&s.path)) {
+                return Some(Refusal {
+                    folder: None,
+                    reason: RefusalReason::SideLooksEmpty { side },
+                });
+            }
+        }
+        None
+    }
+
+    fn folder_mut(&mut self, path: &FolderPath) -> usize {
+        if let Some(&i) = self.index.get(path) {
+            return i;
+        }
+        let i = self.folders.len();
+        self.folders.push(Folder::new(path.clone()));
+        self.index.insert(path.clone(), i);
+        i
+    }
+
+    fn index_folders(&mut self, input: &'a SyncInput) {
+        let mut paths: BTreeSet<&FolderPath> = BTreeSet::new();
+        paths.extend(input.remote.iter().map(|f| &f.path));
+        paths.extend(input.local.iter().map(|f| &f.path));
+        paths.extend(input.state.iter().map(|f| &f.path));
+        for p in paths {
+            self.folder_mut(p);
+        }
+        let mut seen_remote = BTreeSet::new();
+        for rf in &input.remote {
+            if !seen_remote.insert(&rf.path) {
+                self.warn_dup(&rf.path, "server folder");
+                continue;
+            }
+            self.index_remote(rf);
+        }
+        let mut seen_local = BTreeSet::new();
+        for lf in &input.local {
+            if !seen_local.insert(&lf.path) {
+                self.warn_dup(&lf.path, "local folder");
+                continue;
+            }
+            self.index_local(lf);
+        }
+        let mut seen_state = BTreeSet::new();
+        for sf in &input.state {
+            if !seen_state.insert(&sf.path) {
+                self.warn_dup(&sf.path, "state folder");
+                continue;
+            }
+            let i = self.folder_mut(&sf.path);
+            self.folders[i].state = Some(sf);
+        }
+    }
+
+    fn warn_dup(&mut self, folder: &FolderPath, what: &str) {
+        self.warnings.push(Warning::DuplicateInput {
+            folder: folder.clone(),
+            what: what.to_owned(),
+        });
+    }
+
+    fn index_remote(&mut self, rf: &'a RemoteFolder) {
+        let i = self.folder_mut(&rf.path);
+        if rf.attributes.nonexistent {
+            return;
+        }
+        let f = &mut self.folders[i];
+        f.remote_exists = true;
+        if rf.attributes.noselect {
+            f.remote_noselect = true;
+            return;
+        }
+        f.mailbox = rf.mailbox.as_ref();
+    }
+
+    fn index_local(&mut self, lf: &'a LocalFolder) {
+        let i = self.folder_mut(&lf.path);
+        let mut dups = false;
+        let f = &mut self.folders[i];
+        f.local_exists = true;
+        for m in &lf.messages {
+            if f.local.insert(m.id.clone(), m).is_some() {
+                dups = true;
+            }
+        }
+        if dups {
+            // Keep the first, as documented: re-insert in order.
+            f.local.clear();
+            for m in lf.messages.iter().rev() {
+                f.local.insert(m.id.clone(), m);
+            }
+            let path = f.path.clone();
+            self.warn_dup(&path, "local file");
+        }
+    }
+
+    /// Decides the folder's mode, fills its server view and its rows.
+    fn decide_mode(&mut self, i: usize) {
+        let delimiter = self.delimiter;
+        let mut warnings = Vec::new();
+        let f = &mut self.folders[i];
+        let state = f.state;
+        match (f.remote_exists, f.mailbox) {
+            (true, None) => {
+                // Not examined or \Noselect: nothing to do with its messages.
+                if f.remote_noselect && f.local.values().next().is_some() {
+                    warnings.push(Warning::LocalMessagesInNoselect {
+                        folder: f.path.clone(),
+                    });
+                }
+                f.mode = Mode::Inactive;
+            }
+            (true, Some(mb)) => {
+                f.read_only = mb.read_only;
+                f.perm = mb.permanent_flags.clone();
+                f.mode = match (mb.uidvalidity, state) {
+                    (None, _) => {
+                        warnings.push(Warning::NoUidValidity {
+                            folder: f.path.clone(),
+                        });
+                        Mode::NoUid
+                    }
+                    (Some(v), None) => Mode::Fresh(v),
+                    (Some(v), Some(s)) if s.uidvalidity == v => Mode::Normal,
+                    (Some(v), Some(s)) => {
+                        warnings.push(Warning::UidValidityChanged {
+                            folder: f.path.clone(),
+                            old: s.uidvalidity,
+                            new: v,
+                        });
+                        Mode::Changed(v)
+                    }
+                };
+            }
+            (false, _) => {
+                if state.is_some() {
+                    // The server folder is gone; the rows still prove what was synced.
+                    f.mode = Mode::Normal;
+                } else if f.local_exists {
+                    let bad = f
+                        .path
+                        .0
+                        .iter()
+                        .any(|c| c.is_empty() || delimiter.is_some_and(|d| c.contains(d)));
+                    if bad {
+                        warnings.push(Warning::FolderNameNotRepresentable {
+                            folder: f.path.clone(),
+                            delimiter: delimiter.unwrap_or('/'),
+                        });
+                        f.mode = Mode::Inactive;
+                    } else {
+                        f.mode = Mode::Created;
+                    }
+                }
+            }
+        }
+        // Rows, deduplicated by UID and by local id (first wins).
+        if let Some(s) = state {
+            let mut uids = BTreeSet::new();
+            let mut locals = BTreeSet::new();
+            let mut dup = false;
+            for m in &s.messages {
+                if !locals.insert(m.local.clone()) || m.uid.is_some_and(|u| !uids.insert(u)) {
+                    dup = true;
+                    continue;
+                }
+                let uid = match f.mode {
+                    Mode::Normal => m.uid,
+                    _ => None,
+                };
+                f.rows.push(Row {
+                    msg: m,
+                    uid,
+                    done: false,
+                });
+            }
+            if dup {
+                warnings.push(Warning::DuplicateInput {
+                    folder: f.path.clone(),
+                    what: "state row".into(),
+                });
+            }
+        }
+        if f.mode == Mode::NoUid {
+            // Rows are left untouched: nothing about them can be proven (V0037).
+            f.rows.clear();
+        }
+        for r in &f.rows {
+            if let Some(u) = r.uid {
+                f.bound_uids.insert(u);
+            }
+            f.bound_locals.insert(r.msg.local.clone());
+        }
+        if let Some(mb) = f.mailbox {
+            if f.mode != Mode::Inactive {
+                fill_remote(f, mb, &mut warnings);
+            }
+        }
+        // Every server message the state does not know must carry size and date.
+        if f.refusal.is_none()
+            && matches!(
+                f.mode,
+                Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) | Mode::NoUid
+            )
+        {
+            let missing = f
+                .unbound_remote()
+                .find(|(_, r)| r.content.size.is_none() || r.content.date.is_none())
+                .map(|(u, _)| *u);
+            if let Some(uid) = missing {
+                f.refusal = Some(RefusalReason::MissingMetadata { uid });
+            }
+        }
+        if f.refusal.is_some() {
+            f.mode = Mode::Inactive;
+            f.rows.clear();
+            f.bound_uids.clear();
+            f.bound_locals.clear();
+        }
+        if matches!(f.mode, Mode::Fresh(_) | Mode::Changed(_) | Mode::NoUid) {
+            // A folder new on the server (or not provably deleted locally) exists locally too.
+            f.needs_local_dir = true;
+        }
+        match f.mode {
+            Mode::Fresh(v) | Mode::Changed(v) => self.set_uidvalidity.push(Op::SetUidValidity {
+                folder: f.path.clone(),
+                uidvalidity: v,
+            }),
+            Mode::Created => self.create_remote.push(Op::CreateRemoteFolder {
+                folder: f.path.clone(),
+            }),
+            _ => {}
+        }
+        self.warnings.extend(warnings);
+    }
+
+    /// Pass 1: a synced message gone from its server folder whose local file is still there, and
+    /// an unknown server message with the same content (in any folder): the server moved it.
+    fn match_remote_moves(&mut self) {
+        for a in 0..self.folders.len() {
+            for ri in 0..self.folders[a].rows.len() {
+                let (uid, local_id, msg) = {
+                    let row = &self.folders[a].rows[ri];
+                    (row.uid, row.msg.local.clone(), row.msg)
+                };
+                let Some(uid) = uid else { continue };
+                let fa = &self.folders[a];
+                if fa.remote.contains_key(&uid) || !fa.local.contains_key(&local_id) {
+                    continue;
+                }
+                let Some((b, v)) = self.find_remote(a, &msg.content()) else {
+                    continue;
+                };
+                let Some(&l) = self.folders[a].local.get(&local_id) else {
+                    continue;
+                };
+                self.folders[a].rows[ri].done = true;
+                if a != b {
+                    self.folders[a].local_leaving += 1;
+                }
+                self.folders[b].remote_taken.insert(v);
+                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(a));
+                if a == b {
+                    self.folders[a].early.push(op);
+                } else {
+                    self.folders[b].needs_local_dir = true;
+                    self.moves.push(op);
+                }
+            }
+        }
+    }
+
+    /// Pass 2: a synced message whose local file is gone while the server still has it, and an
+    /// unknown local file that is the same message (same base name, hash or content): the user
+    /// moved or renamed it.
+    fn match_local_moves(&mut self) {
+        for a in 0..self.folders.len() {
+            for ri in 0..self.folders[a].rows.len() {
+                let (uid, msg) = {
+                    let row = &self.folders[a].rows[ri];
+                    (row.uid, row.msg)
+                };
+                let Some(uid) = uid else { continue };
+                let fa = &self.folders[a];
+                if !fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
+                    continue;
+                }
+                let scope = if fa.read_only {
+                    Scope::SameFolder
+                } else {
+                    Scope::WritableOthers
+                };
+                let Some((c, y)) = self.find_local(a, msg, scope) else {
+                    continue;
+                };
+                let Some(l) = self.folders[c].local.get(&y).copied() else {
+                    continue;
+                };
+                self.folders[a].rows[ri].done = true;
+                self.folders[c].local_taken.insert(y);
+                if a == c {
+                    let op = self.pair_op(a, uid, l, &msg.flags, row_content(msg, Some(l)), None);
+                    self.folders[a].early.push(op);
+                } else {
+                    self.folders[a].remote_leaving += 1;
+                    let (rflags, _) = self.remote_flags(a, uid);
+                    let fc = &self.folders[c];
+                    let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
+                    let np = merged.not_permitted.clone();
+                    self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
+                    self.moves.push(Op::MoveRemote {
+                        from: self.folders[a].path.clone(),
+                        uid,
+                        to: self.folders[c].path.clone(),
+                        local: l.id.clone(),
+                        content: row_content(msg, Some(l)),
+                        update: merged.update,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Pass 3: a synced message gone from both sides of its folder that reappears on both sides
+    /// elsewhere. The same destination: bind there. Different destinations: the server's move
+    /// wins and the local file follows it (no duplicate).
+    fn match_both_moved(&mut self) {
+        for a in 0..self.folders.len() {
+            for ri in 0..self.folders[a].rows.len() {
+                let (uid, msg) = {
+                    let row = &self.folders[a].rows[ri];
+                    (row.uid, row.msg)
+                };
+                let Some(uid) = uid else { continue };
+                let fa = &self.folders[a];
+                if fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
+                    continue;
+                }
+                let Some((b, v)) = self.find_remote(a, &msg.content()) else {
+                    continue;
+                };
+                let Some((c, y)) = self.find_local(a, msg, Scope::AnyOthers) else {
+                    continue;
+                };
+                let Some(l) = self.folders[c].local.get(&y).copied() else {
+                    continue;
+                };
+                self.folders[a].rows[ri].done = true;
+                self.folders[b].remote_taken.insert(v);
+                self.folders[c].local_taken.insert(y);
+                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
+                self.moves.push(op);
+                if b != c {
+                    self.folders[b].needs_local_dir = true;
+                    self.folders[c].local_leaving += 1;
+                }
+                self.moves.push(Op::ForgetMessage {
+                    folder: self.folders[a].path.clone(),
+                    uid: Some(uid),
+                    local: msg.local.clone(),
+                });
+            }
+        }
+    }
+
+    /// Pass 4: rows without a UID (after a UIDVALIDITY change) whose local file is there: find
+    /// the server copy by content and bind it, keeping the row's flags as the merge base, so
+    /// local changes made before the change survive (V0003).
+    fn match_remembered(&mut self, i: usize) {
+        if !self.folders[i].bindable() {
+            return;
+        }
+        for ri in 0..self.folders[i].rows.len() {
+            let f = &self.folders[i];
+            let row = &f.rows[ri];
+            if row.uid.is_some() || row.done {
+                continue;
+            }
+            let msg = row.msg;
+            let Some(&l) = f.local.get(&msg.local) else {
+                continue;
+            };
+            let found = f
+                .unbound_remote()
+                .find(|(_, r)| msg.content().matches(&r.content) || l.content().matches(&r.content))
+                .map(|(u, _)| *u);
+            let Some(v) = found else { continue };
+            self.folders[i].rows[ri].done = true;
+            self.folders[i].remote_taken.insert(v);
+            let op = self.pair_op(i, v, l, &msg.flags, row_content(msg, Some(l)), None);
+            self.folders[i].early.push(op);
+        }
+    }
+
+    /// Pass 5: journaled APPENDs. The copy found on the server is bound; otherwise the file is
+    /// uploaded again by pass 7; either way the journal entry is settled.
+    fn match_intents(&mut self, i: usize) {
+        let path = self.folders[i].path.clone();
+        let intents: Vec<&Intent> = self
+            .intents
+            .iter()
+            .copied()
+            .filter(|it| matches!(it, Intent::Append { folder, .. } if *folder == path))
+            .collect();
+        if self.folders[i].mode == Mode::Inactive {
+            return;
+        }
+        for it in intents {
+            let Intent::Append {
+                id, local, content, ..
+            } = it;
+            let f = &self.folders[i];
+            let unbound = f
+                .local
+                .get(local)
+                .copied()
+                .filter(|l| !f.bound_locals.contains(&l.id) && !f.local_taken.contains(&l.id));
+            if let Some(l) = unbound {
+                if f.bindable() {
+                    let found = f
+                        .unbound_remote()
+                        .find(|(_, r)| {
+                            content.matches(&r.content) || l.content().matches(&r.content)
+                        })
+                        .map(|(u, _)| *u);
+                    if let Some(v) = found {
+                        self.bind_fresh(i, v, l);
+                    }
+                }
+            }
+            // Settled after whatever pass 7 does for the file.
+            self.folders[i].late.push(Op::DropIntent { id: *id });
+        }
+    }
+
+    /// Pass 6: unknown local files and unknown server messages in the same folder that hold the
+    /// same message (a lost state database, a crash after a transfer): bind, never transfer
+    /// again. Full copies are paired before partial ones (V0070).
+    fn match_pairs(&mut self, i: usize) {
+        let f = &self.folders[i];
+        if !(f.bindable() || f.mode == Mode::NoUid) {
+            return;
+        }
+        let mut locals: Vec<&LocalMessage> = f.unbound_local().collect();
+        locals.sort_by_key(|l| (l.partial, l.id.clone()));
+        for l in locals {
+            let f = &self.folders[i];
+            let found = f
+                .unbound_remote()
+                .find(|(_, r)| l.content().matches(&r.content))
+                .map(|(u, _)| *u);
+            let Some(v) = found else { continue };
+            if f.mode == Mode::NoUid {
+                // Pull-only: the file already holds the message; nothing is recorded.
+                self.folders[i].remote_taken.insert(v);
+                self.folders[i].local_taken.insert(l.id.clone());
+            } else {
+                self.bind_fresh(i, v, l);
+            }
+        }
+    }
+
+    fn bind_fresh(&mut self, i: usize, v: Uid, l: &'a LocalMessage) {
+        let Some(r) = self.folders[i].remote.get(&v) else {
+            return;
+        };
+        let base = l.flags.intersection(&r.flags);
+        let content = pair_content(r, l);
+        self.folders[i].remote_taken.insert(v);
+        self.folders[i].local_taken.insert(l.id.clone());
+        let op = self.pair_op(i, v, l, &base, content, None);
+        self.folders[i].early.push(op);
+    }
+
+    /// A pairing operation of server message `v` in folder `b` with local file `l`, merging
+    /// flags against `base`. `from`: the folder the file is in when it is not `b`.
+    fn pair_op(
+        &mut self,
+        b: usize,
+        v: Uid,
+        l: &LocalMessage,
+        base: &FlagSet,
+        content: RowContent,
+        from: Option<usize>,
+    ) -> Op {
+        let (rflags, modseq) = self.remote_flags(b, v);
+        let fb = &self.folders[b];
+        let merged = plan_update(&l.flags, base, &rflags, &fb.perm, fb.read_only, modseq);
+        let fb = &mut self.folders[b];
+        fb.not_permitted = fb.not_permitted.union(&merged.not_permitted);
+        if merged.blocked_by_read_only {
+            fb.pending_now.insert(PendingKey::Flags(v));
+        }
+        match from {
+            Some(a) if a != b => Op::MoveLocal {
+                from: self.folders[a].path.clone(),
+                local: l.id.clone(),
+                to: self.folders[b].path.clone(),
+                uid: v,
+                content,
+                update: merged.update,
+            },
+            _ => Op::Bind {
+                folder: self.folders[b].path.clone(),
+                uid: v,
+                local: l.id.clone(),
+                content,
+                update: merged.update,
+            },
+        }
+    }
+
+    fn remote_flags(&self, i: usize, uid: Uid) -> (FlagSet, Option<ModSeq>) {
+        self.folders[i]
+            .remote
+            .get(&uid)
+            .map(|r| (r.flags.clone(), r.modseq))
+            .unwrap_or_default()
+    }
+
+    /// An unknown server message matching `content`: the row's own folder first, then the
+    /// others in path order.
+    fn find_remote(&self, a: usize, content: &Content) -> Option<(usize, Uid)> {
+        let order = std::iter::once(a).chain((0..self.folders.len()).filter(|&b| b != a));
+        for b in order {
+            let fb = &self.folders[b];
+            if !fb.bindable() {
+                continue;
+            }
+            if let Some((u, _)) = fb
+                .unbound_remote()
+                .find(|(_, r)| content.matches(&r.content))
+            {
+                return Some((b, *u));
+            }
+        }
+        None
+    }
+
+    /// The best unknown local file for a row: highest score, then the row's folder, then path
+    /// order, among the folders `scope` allows.
+    fn find_local(&self, a: usize, row: &StateMessage, scope: Scope) -> Option<(usize, LocalId)> {
+        let mut best: Option<(u8, usize, LocalId)> = None;
+        let order = std::iter::once(a).chain((0..self.folders.len()).filter(|&c| c != a));
+        for c in order {
+            let fc = &self.folders[c];
+            let eligible = if c == a {
+                fc.bindable()
+            } else {
+                match scope {
+                    Scope::SameFolder => false,
+                    // The server copy will be moved into `c`.
+                    Scope::WritableOthers => fc.remote_writable(),
+                    // The file will follow a server move: only the local side changes.
+                    Scope::AnyOthers => !matches!(fc.mode, Mode::NoUid | Mode::Inactive),
+                }
+            };
+            if !eligible {
+                continue;
+            }
+            for l in fc.unbound_local() {
+                let s = local_score(row, l);
+                if s > 0 && best.as_ref().map_or(true, |(bs, _, _)| s > *bs) {
+                    best = Some((s, c, l.id.clone()));
+                }
+            }
+        }
+        best.map(|(_, c, id)| (c, id))
+    }
+
+    /// Pass 7: what is left in a folder.
+    fn emit_folder(&mut self, i: usize) {
+        let config = self.config;
+        let mut warnings = Vec::new();
+        let f = &mut self.folders[i];
+        if f.mode == Mode::Inactive {
+            return;
+        }
+        // Rows.
+        for ri in 0..f.rows.len() {
+            if f.rows[ri].done {
+                continue;
+            }
+            let msg = f.rows[ri].msg;
+            let local = f.local.get(&msg.local).copied();
+            match (f.rows[ri].uid, local) {
+                (Some(uid), Some(l)) if f.remote.contains_key(&uid) => {
+                    emit_pair(f, uid, msg, l, config.download);
+                }
+                (Some(uid), None) if f.remote.contains_key(&uid) => {
+                    // Deleted locally, proven synced by the row.
+                    if f.read_only {
+                        f.pending_now.insert(PendingKey::Expunge(uid));
+                    } else {
+                        f.remote_deletions += 1;
+                        f.remote_leaving += 1;
+                        let unchanged_since = f.unchanged_since(uid);
+                        f.early.push(Op::ExpungeRemote {
+                            folder: f.path.clone(),
+                            uid,
+                            unchanged_since,
+                        });
+                    }
+                }
+                (Some(uid), Some(_)) => {
+                    // Expunged on the server, proven synced by the row.
+                    f.local_deletions += 1;
+                    f.local_leaving += 1;
+                    f.early.push(Op::DeleteLocal {
+                        folder: f.path.clone(),
+                        uid,
+                        local: msg.local.clone(),
+                    });
+                }
+                (uid, None) => f.early.push(Op::ForgetMessage {
+                    folder: f.path.clone(),
+                    uid,
+                    local: msg.local.clone(),
+                }),
+                (None, Some(l)) => {
+                    // Remembered after a UIDVALIDITY change and not found on the server: the
+                    // message is never lost, so it goes back up (V0003).
+                    emit_new_local(f, l, &mut warnings);
+                }
+            }
+        }
+        // Unknown server messages: download.
+        let downloads: Vec<(Uid, RMsg)> =
+            f.unbound_remote().map(|(u, r)| (*u, r.clone())).collect();
+        for (uid, r) in downloads {
+            let (Some(size), Some(date)) = (r.content.size, r.content.date) else {
+                continue; // refused earlier; unreachable in an active folder
+            };
+            f.needs_local_dir = true;
+            f.early.push(Op::Download {
+                folder: f.path.clone(),
+                uid,
+                location: location_for(&r.flags),
+                flags: r.flags.clone(),
+                body: body_for(config.download, size),
+                size,
+                internaldate: date,
+                message_id: r.content.message_id.clone(),
+                replace: None,
+                record: f.mode != Mode::NoUid,
+            });
+        }
+        // Unknown local files: upload.
+        let uploads: Vec<&LocalMessage> = f.unbound_local().collect();
+        for l in uploads {
+            emit_new_local(f, l, &mut warnings);
+        }
+        // Pending marks (V0039): once, and cleared when settled.
+        if f.mode != Mode::NoUid {
+            let old: BTreeSet<PendingKey> = f
+                .state
+                .map(|s| s.pending.iter().cloned().collect())
+                .unwrap_or_default();
+            for k in f.pending_now.difference(&old) {
+                f.late.push(Op::MarkPending {
+                    folder: f.path.clone(),
+                    key: k.clone(),
+                });
+            }
+            for k in old.difference(&f.pending_now) {
+                f.late.push(Op::ClearPending {
+                    folder: f.path.clone(),
+                    key: k.clone(),
+                });
+            }
+        }
+        if !f.pending_now.is_empty() {
+            warnings.push(Warning::ReadOnlyPending {
+                folder: f.path.clone(),
+                count: f.pending_now.len(),
+            });
+        }
+        if !f.not_permitted.is_empty() {
+            warnings.push(Warning::KeywordsNotPermitted {
+                folder: f.path.clone(),
+                flags: f.not_permitted.clone(),
+            });
+        }
+        self.warnings.extend(warnings);
+    }
+
+    fn finish(mut self) -> Plan {
+        let config = self.config;
+        let mut refused = Vec::new();
+        // Safety valve.
+        for f in &mut self.folders {
+            if let Some(reason) = f.refusal.take() {
+                refused.push(Refusal {
+                    folder: Some(f.path.clone()),
+                    reason,
+                });
+                continue;
+            }
+            if config.force {
+                continue;
+            }
+            let checks = [
+                (Side::Local, f.local_deletions, f.local.len()),
+                (Side::Remote, f.remote_deletions, f.remote.len()),
+            ];
+            for (side, deletions, total) in checks {
+                if config.valve.trips(deletions, total) {
+                    refused.push(Refusal {
+                        folder: Some(f.path.clone()),
+                        reason: RefusalReason::SafetyValve {
+                            side,
+                            deletions,
+                            total,
+                        },
+                    });
+                    f.mode = Mode::Inactive;
+                    break;
+                }
+            }
+        }
+        let refused_paths: BTreeSet<FolderPath> =
+            refused.iter().filter_map(|r| r.folder.clone()).collect();
+
+        let mut ops = Vec::new();
+        // 1. Folder creations, parents first (paths sort parents first).
+        let mut create_local: Vec<FolderPath> = self
+            .folders
+            .iter()
+            .filter(|f| f.needs_local_dir && !f.local_exists)
+            .map(|f| f.path.clone())
+            .collect();
+        create_local.sort();
+        ops.extend(
+            create_local
+                .into_iter()
+                .map(|folder| Op::CreateLocalFolder { folder }),
+        );
+        ops.append(&mut self.create_remote);
+        // 2. UIDVALIDITY records, before anything binds into those folders.
+        ops.append(&mut self.set_uidvalidity);
+        // 3. Moves across folders.
+        ops.append(&mut self.moves);
+        // 4. Per-folder work.
+        let mut deletions = Vec::new();
+        let mut tail = Vec::new();
+        for f in &mut self.folders {
+            if f.mode == Mode::Inactive && f.state.is_none() {
+                continue;
+            }
+            let active = f.mode != Mode::Inactive;
+            ops.append(&mut f.early);
+            if active && !f.remote_exists && f.mode == Mode::Normal {
+                // The server folder was deleted while local files were added: recreate it.
+                if f.late.iter().any(|o| matches!(o, Op::Upload { .. })) {
+                    f.needs_remote_recreate = true;
+                    ops.push(Op::CreateRemoteFolder {
+                        folder: f.path.clone(),
+                    });
+                }
+            }
+            ops.append(&mut f.late);
+            if !active {
+                continue;
+            }
+            let remote_gone_folder =
+                !f.remote_exists && f.state.is_some() && f.mode == Mode::Normal;
+            let local_gone_folder = !f.local_exists && f.state.is_some() && f.remote_exists;
+            if !f.remote_exists && !f.local_exists && f.state.is_some() {
+                deletions.push((
+                    f.path.depth(),
+                    Op::ForgetFolder {
+                        folder: f.path.clone(),
+                    },
+                ));
+                continue;
+            }
+            if remote_gone_folder && !f.needs_remote_recreate {
+                if f.local_leaving == f.local.len() && f.pending_now.is_empty() {
+                    if f.local_exists {
+                        deletions.push((
+                            f.path.depth(),
+                            Op::DeleteLocalFolder {
+                                folder: f.path.clone(),
+                            },
+                        ));
+                    }
+                    deletions.push((
+                        f.path.depth(),
+                        Op::ForgetFolder {
+                            folder: f.path.clone(),
+                        },
+                    ));
+                }
+                continue;
+            }
+            if local_gone_folder
+                && !f.needs_local_dir
+                && f.mode == Mode::Normal
+                && !f.read_only
+                && !is_inbox(&f.path)
+                && f.remote_leaving == f.remote.len()
+                && f.pending_now.is_empty()
+            {
+                deletions.push((
+                    f.path.depth(),
+                    Op::DeleteRemoteFolder {
+                        folder: f.path.clone(),
+                    },
+                ));
+                deletions.push((
+                    f.path.depth(),
+                    Op::ForgetFolder {
+                        folder: f.path.clone(),
+                    },
+                ));
+                continue;
+            }
+            if let Some(op) = folder_state_op(f) {
+                tail.push(op);
+            }
+        }
+        // 5. Folder deletions, children first.
+        deletions.sort_by_key(|d| std::cmp::Reverse(d.0));
+        ops.extend(deletions.into_iter().map(|(_, op)| op));
+        // 6. Folder-state records last.
+        ops.extend(tail);
+
+        // Refused folders: nothing that touches them, and no journal drop for them.
+        let intent_folder: BTreeMap<_, _> = self
+            .intents
+            .iter()
+            .map(|it| match it {
+                Intent::Append { id, folder, .. } => (*id, folder.clone()),
+            })
+            .collect();
+        ops.retain(|op| match op {
+            Op::DropIntent { id } => intent_folder
+                .get(id)
+                .map_or(true, |p| !refused_paths.contains(p)),
+            _ => op.folders().iter().all(|p| !refused_paths.contains(*p)),
+        });
+        // A journal entry whose folder is unknown to the plan is settled too.
+        let mut dropped: BTreeSet<_> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::DropIntent { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for it in &self.intents {
+            let Intent::Append { id, folder, .. } = it;
+            if !self.index.contains_key(folder) && dropped.insert(*id) {
+                ops.push(Op::DropIntent { id: *id });
+            }
+        }
+        let summary = summarise(&ops, &self.folders, &refused_paths);
+        Plan {
+            ops,
+            warnings: self.warnings,
+            refused,
+            summary,
+        }
+    }
+}
+
+/// Fills a folder's server view; a [`RemoteMessages::Changes`] view is completed from the state.
+fn fill_remote(f: &mut Folder<'_>, mb: &RemoteMailbox, warnings: &mut Vec<Warning>) {
+    let mut dup = false;
+    match &mb.messages {
+        RemoteMessages::Complete(msgs) => {
+            for m in msgs {
+                if f.remote.contains_key(&m.uid) {
+                    dup = true;
+                    continue;
+                }
+                f.remote.insert(
+                    m.uid,
+                    RMsg {
+                        flags: m.flags.clone(),
+                        modseq: m.modseq,
+                        content: m.content(),
+                    },
+                );
+            }
+        }
+        RemoteMessages::Changes {
+            since,
+            changed,
+            vanished,
+        } => {
+            let fits = f.mode == Mode::Normal
+                && f.state.is_some_and(|s| s.highestmodseq == Some(*since))
+                && f.rows.iter().all(|r| r.uid.is_some());
+            if !fits {
+                f.refusal = Some(RefusalReason::NeedsCompleteView);
+                return;
+            }
+            for r in &f.rows {
+                let Some(uid) = r.uid else { continue };
+                if vanished.iter().any(|v| v.contains(uid)) {
+                    continue;
+                }
+                let mut content = r.msg.content();
+                content.hash = None;
+                f.remote.insert(
+                    uid,
+                    RMsg {
+                        flags: r.msg.flags.clone(),
+                        modseq: Some(*since),
+                        content,
+                    },
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for m in changed {
+                if !seen.insert(m.uid) {
+                    dup = true;
+                    continue;
+                }
+                if vanished.iter().any(|v| v.contains(m.uid)) {
+                    continue;
+                }
+                let implied = f.remote.get(&m.uid).map(|r| r.content.clone());
+                let mut content = m.content();
+                if let Some(old) = implied {
+                    content.size = content.size.or(old.size);
+                    content.date = content.date.or(old.date);
+                    content.message_id = content.message_id.or(old.message_id);
+                }
+                f.remote.insert(
+                    m.uid,
+                    RMsg {
+                        flags: m.flags.clone(),
+                        modseq: m.modseq,
+                        content,
+                    },
+                );
+            }
+        }
+    }
+    if dup {
+        warnings.push(Warning::DuplicateInput {
+            folder: f.path.clone(),
+            what: "server UID".into(),
+        });
+    }
+}
+
+/// A bound pair present on both sides: flags, and a partial copy made full (V0070).
+fn emit_pair(
+    f: &mut Folder<'_>,
+    uid: Uid,
+    msg: &StateMessage,
+    l: &LocalMessage,
+    mode: DownloadMode,
+) {
+    let Some(r) = f.remote.get(&uid) else { return };
+    let merged = plan_update(
+        &l.flags,
+        &msg.flags,
+        &r.flags,
+        &f.perm,
+        f.read_only,
+        r.modseq,
+    );
+    f.not_permitted = f.not_permitted.union(&merged.not_permitted);
+    if merged.blocked_by_read_only {
+        f.pending_now.insert(PendingKey::Flags(uid));
+    }
+    let wants_full = l.partial && body_for(mode, msg.size) == Body::Full;
+    if msg.partial != l.partial && !wants_full {
+        // The file changed from partial to full under the same name (a download that replaced
+        // it and crashed before its commit): record it.
+        f.early.push(Op::Bind {
+            folder: f.path.clone(),
+            uid,
+            local: l.id.clone(),
+            content: row_content(msg, Some(l)),
+            update: merged.update,
+        });
+        return;
+    }
+    let record = merged.update.record.clone();
+    if !merged.update.is_noop() || merged.update.record != msg.flags {
+        f.early.push(Op::SyncFlags {
+            folder: f.path.clone(),
+            uid,
+            local: l.id.clone(),
+            update: merged.update,
+        });
+    }
+    if wants_full {
+        f.early.push(Op::Download {
+            folder: f.path.clone(),
+            uid,
+            flags: record,
+            location: l.location,
+            body: Body::Full,
+            size: msg.size,
+            internaldate: msg.internaldate,
+            message_id: msg.message_id.clone(),
+            replace: Some(l.id.clone()),
+            record: true,
+        });
+    }
+}
+
+/// A local file the server does not have: upload it, keep it pending (read-only), or keep it
+/// local (partial copies, pull-only folders).
+fn emit_new_local(f: &mut Folder<'_>, l: &LocalMessage, warnings: &mut Vec<Warning>) {
+    if l.partial {
+        warnings.push(Warning::UnpairedPartial {
+            folder: f.path.clone(),
+            local: l.id.clone(),
+        });
+        return;
+    }
+    let can_upload = match f.mode {
+        Mode::Created => true,
+        Mode::Normal if !f.remote_exists => true, // the folder is recreated first
+        Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) => !f.read_only,
+        Mode::NoUid | Mode::Inactive => false,
+    };
+    if !can_upload {
+        if f.read_only && f.mode != Mode::NoUid {
+            f.pending_now.insert(PendingKey::Upload(l.id.clone()));
+        }
+        return;
+    }
+    let flags: FlagSet = l
+        .flags
+        .iter()
+        .filter(|fl| f.perm.allows(fl))
+        .cloned()
+        .collect();
+    let np = l.flags.difference(&flags);
+    f.not_permitted = f.not_permitted.union(&np);
+    f.late.push(Op::Upload {
+        folder: f.path.clone(),
+        local: l.id.clone(),
+        flags,
+        internaldate: l.mtime,
+        size: l.size,
+        message_id: l.message_id.clone(),
+        hash: l.hash,
+    });
+}
+
+fn folder_state_op(f: &Folder<'_>) -> Option<Op> {
+    let created = matches!(f.mode, Mode::Created) || f.needs_remote_recreate;
+    if created {
+        return Some(Op::SetFolderState {
+            folder: f.path.clone(),
+            uidnext: None,
+            highestmodseq: None,
+        });
+    }
+    if !f.bindable() {
+        return None;
+    }
+    let mb = f.mailbox?;
+    let derived = f
+        .remote
+        .keys()
+        .next_back()
+        .and_then(|u| Uid::new(u.get().saturating_add(1)));
+    let uidnext = mb.uidnext.or(derived);
+    let hms = mb.highestmodseq;
+    let same = f.mode == Mode::Normal
+        && f.state
+            .is_some_and(|s| s.uidnext == uidnext && s.highestmodseq == hms);
+    if same {
+        None
+    } else {
+        Some(Op::SetFolderState {
+            folder: f.path.clone(),
+            uidnext,
+            highestmodseq: hms,
+        })
+    }
+}
+
+fn summarise(ops: &[Op], folders: &[Folder<'_>], refused: &BTreeSet<FolderPath>) -> Summary {
+    let mut s = Summary::default();
+    let count_update = |s: &mut Summary, u: &FlagUpdate| {
+        if u.local.is_some() {
+            s.local_flag_changes += 1;
+        }
+        if u.remote.is_some() {
+            s.remote_flag_changes += 1;
+        }
+    };
+    for op in ops {
+        match op {
+            Op::CreateLocalFolder { .. } | Op::CreateRemoteFolder { .. } => s.folders_created += 1,
+            Op::DeleteLocalFolder { .. } | Op::DeleteRemoteFolder { .. } => s.folders_deleted += 1,
+            Op::Bind { update, .. } => {
+                s.binds += 1;
+                count_update(&mut s, update);
+            }
+            Op::Download { .. } => s.downloads += 1,
+            Op::Upload { .. } => s.uploads += 1,
+            Op::SyncFlags { update, .. } => count_update(&mut s, update),
+            Op::MoveLocal { update, .. } => {
+                s.local_moves += 1;
+                count_update(&mut s, update);
+            }
+            Op::MoveRemote { update, .. } => {
+                s.remote_moves += 1;
+                count_update(&mut s, update);
+            }
+            Op::DeleteLocal { .. } => s.local_deletions += 1,
+            Op::ExpungeRemote { .. } => s.remote_deletions += 1,
+            _ => {}
+        }
+    }
+    s.pending = folders
+        .iter()
+        .filter(|f| !refused.contains(&f.path))
+        .map(|f| f.pending_now.len())
+        .sum();
+    s
+}
