@@ -165,31 +165,32 @@ impl MailboxState {
     /// VANISHED (not EARLIER): like one EXPUNGE per UID (RFC 7162 3.2.10). Known pairs are
     /// renumbered by the count of vanished UIDs below them, since UID order is sequence order.
     fn vanish(&mut self, uids: &UidSet) {
-        let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
-        self.exists = self.exists.saturating_sub(count);
-        let mut ranges = uids.ranges().peekable();
-        // Vanished UIDs in ranges lying wholly below the current pair's UID.
-        let mut below: u64 = 0;
+        // When every message's UID is known, the map says exactly which messages went (a
+        // range such as 20:30 may name UIDs that never existed) and how the rest renumber.
+        // Otherwise the count is the set's size, and pairs above the first vanished UID can
+        // no longer be renumbered with certainty, so they are dropped (re-learnt on the
+        // next FETCH) rather than kept wrong.
+        let complete = self.seq_uids.len() as u64 == u64::from(self.exists);
+        let first = uids.first().unwrap_or(u32::MAX);
+        let mut removed = 0u32;
         let mut out = Vec::with_capacity(self.seq_uids.len());
         for &(seq, uid) in &self.seq_uids {
-            while let Some(&(a, b)) = ranges.peek() {
-                if b < uid {
-                    below += u64::from(b - a) + 1;
-                    ranges.next();
-                } else {
-                    break;
-                }
-            }
-            // The next range ends at or after `uid`; if it starts at or before, `uid` is gone.
-            if matches!(ranges.peek(), Some(&(a, _)) if a <= uid) {
-                continue;
-            }
-            if let Some(new_seq) = u64::from(seq).checked_sub(below).filter(|&s| s > 0) {
-                // new_seq <= seq, so it fits in u32.
-                out.push((new_seq as u32, uid));
+            if uids.contains(uid) {
+                removed += 1;
+            } else if complete {
+                // removed < seq: each removed pair had a smaller sequence number.
+                out.push((seq - removed, uid));
+            } else if uid < first {
+                out.push((seq, uid));
             }
         }
         self.seq_uids = out;
+        let gone = if complete {
+            removed
+        } else {
+            u32::try_from(uids.len()).unwrap_or(u32::MAX)
+        };
+        self.exists = self.exists.saturating_sub(gone);
     }
 
     /// Applies one FETCH response's state-bearing items (UID map, HIGHESTMODSEQ).
