@@ -358,17 +358,17 @@ impl Maildir {
         aliases: &mut dyn AliasRegistry,
     ) -> Result<RelPath> {
         let mut rel: Option<RelPath> = None;
+        // Each level is checked by make_dir as it is reached, so the parent
+        // path is known safe without walking from the root again.
+        let mut parent_path = self.root.clone();
         for comp in components {
             let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
-            let parent_path = match &rel {
-                Some(r) => self.checked_path(r)?,
-                None => self.root.clone(),
-            };
             let dir = self.choose_dir(&parent_key, &parent_path, comp, aliases)?;
             let next = join_rel(rel.as_ref(), &dir)?;
             let path = parent_path.join(&dir);
             self.make_dir(&path, &parent_path)?;
             rel = Some(next);
+            parent_path = path;
         }
         rel.ok_or_else(|| NameError::Empty.into())
     }
@@ -872,6 +872,10 @@ impl Folder {
         let current = self.refresh(entry)?;
         let target = self.dir.join("cur").join(current.base.file_name(flags));
         if target != current.path {
+            // rename(2) would replace a file of the same name: never clobber.
+            if fs::symlink_metadata(&target).is_ok() {
+                return Err(Error::AlreadyExists { path: target });
+            }
             fs::rename(&current.path, &target)
                 .map_err(|e| Error::io("rename message", &current.path, e))?;
             sync_dir(self.fsync, &self.dir.join("cur"))?;

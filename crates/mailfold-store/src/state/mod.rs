@@ -162,10 +162,8 @@ impl StateDb {
             conn,
             path: path.to_path_buf(),
         };
-        db.configure().map_err(|e| match e {
-            Error::Db(e) => wrap(e),
-            other => other,
-        })?;
+        // Identify the file before changing anything in it (WAL mode is
+        // written to the header), so another program's database is left alone.
         let app: i32 = db
             .conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
@@ -189,6 +187,10 @@ impl StateDb {
         if problems != ["ok"] {
             return Err(corrupt(problems.join("; ")));
         }
+        db.configure().map_err(|e| match e {
+            Error::Db(e) => wrap(e),
+            other => other,
+        })?;
         let version: i64 = db
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -248,6 +250,25 @@ impl StateDb {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// The default location of an account's state database:
+    /// `$XDG_STATE_HOME/mailfold/<account>.sqlite`, falling back to
+    /// `$HOME/.local/state` as the XDG Base Directory specification says.
+    /// The account name is escaped like a folder name component, so it
+    /// cannot leave that directory. `None` when neither variable is set.
+    pub fn default_path(account: &str) -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .map(|h| h.join(".local/state"))
+            })?;
+        let file = format!("{}.sqlite", crate::name::encode_component(account));
+        Some(base.join("mailfold").join(file))
     }
 
     /// The database file.
@@ -922,6 +943,12 @@ impl AliasRegistry for StateDb {
         };
         for (parent, dir) in rows {
             if let Some(new_parent) = rebase_parent(&parent, from, to) {
+                // `to` did not exist before the rename, so entries already
+                // under it are stale leftovers of an earlier folder.
+                tx.execute(
+                    "DELETE FROM aliases WHERE parent = ?1 AND dir = ?2",
+                    params![new_parent, dir],
+                )?;
                 tx.execute(
                     "UPDATE aliases SET parent = ?3 WHERE parent = ?1 AND dir = ?2",
                     params![parent, dir, new_parent],
