@@ -287,7 +287,7 @@ pub struct Qresync {
     /// UIDs the client knows about (no `*` allowed).
     pub known_uids: Option<UidSet>,
     /// Sequence-number/UID pairs that let the server skip unchanged ranges: two sets of equal
-    /// size (no `*`). Sent only together with `known_uids`.
+    /// size (no `*`).
     pub seq_match: Option<(SeqSet, UidSet)>,
 }
 
@@ -426,7 +426,8 @@ impl fmt::Debug for AppendData {
 pub struct Search {
     /// `UID SEARCH` when true (results are UIDs).
     pub uid: bool,
-    /// `CHARSET` name (e.g. `UTF-8`) when the criteria carry non-ASCII text.
+    /// `CHARSET` name (e.g. `UTF-8`); required when the criteria carry 8-bit text and
+    /// UTF8=ACCEPT is not enabled (seed V0013).
     pub charset: Option<String>,
     /// At least one key; several keys are ANDed.
     pub criteria: Vec<SearchKey>,

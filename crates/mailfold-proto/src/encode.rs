@@ -388,6 +388,8 @@ struct Writer<'c> {
     line: Vec<u8>,
     /// Set while encoding a credential; applies to every part written meanwhile.
     sensitive: bool,
+    /// Set when a search string holds 8-bit bytes (seed V0013 needs a CHARSET then).
+    search_8bit: bool,
 }
 
 impl<'c> Writer<'c> {
@@ -397,6 +399,7 @@ impl<'c> Writer<'c> {
             parts: Vec::new(),
             line: Vec::with_capacity(64),
             sensitive: false,
+            search_8bit: false,
         }
     }
 
@@ -770,24 +773,24 @@ impl<'c> Writer<'c> {
             }
             self.sp();
             self.set(known, "QRESYNC known UIDs")?;
-            if let Some((seqs, uids)) = &q.seq_match {
-                if seqs.star().is_some() || uids.star().is_some() {
-                    return Err(invalid("QRESYNC sequence match data", "'*' is not allowed"));
-                }
-                if seqs.len() != uids.len() {
-                    return Err(invalid(
-                        "QRESYNC sequence match data",
-                        "the two sets must have the same size",
-                    ));
-                }
-                self.raw(b" (");
-                self.set(seqs, "QRESYNC known sequence set")?;
-                self.sp();
-                self.set(uids, "QRESYNC known UID set")?;
-                self.raw(b")");
+        }
+        // RFC 7162 3.2.5: seq-match-data may also come without known-uids (then the server
+        // takes all UIDs as known).
+        if let Some((seqs, uids)) = &q.seq_match {
+            if seqs.star().is_some() || uids.star().is_some() {
+                return Err(invalid("QRESYNC sequence match data", "'*' is not allowed"));
             }
-        } else if q.seq_match.is_some() {
-            return Err(invalid("QRESYNC", "sequence match data needs known UIDs"));
+            if seqs.len() != uids.len() {
+                return Err(invalid(
+                    "QRESYNC sequence match data",
+                    "the two sets must have the same size",
+                ));
+            }
+            self.raw(b" (");
+            self.set(seqs, "QRESYNC known sequence set")?;
+            self.sp();
+            self.set(uids, "QRESYNC known UID set")?;
+            self.raw(b")");
         }
         self.raw(b"))");
         Ok(())
@@ -940,6 +943,13 @@ impl<'c> Writer<'c> {
             self.sp();
             self.search_key(k, 0)?;
         }
+        if self.search_8bit && s.charset.is_none() && !self.caps.utf8_accept {
+            // Seed V0013 (RFC 3501 4.3.1): 8-bit text only with its character set named.
+            return Err(invalid(
+                "search charset",
+                "8-bit search text needs CHARSET (or UTF8=ACCEPT)",
+            ));
+        }
         Ok(())
     }
 
@@ -975,6 +985,7 @@ impl<'c> Writer<'c> {
             SearchKey::Text(s) => self.key_string(b"TEXT ", s)?,
             SearchKey::To(s) => self.key_string(b"TO ", s)?,
             SearchKey::Header(name, value) => {
+                self.search_8bit |= !name.is_ascii() || !value.is_ascii();
                 self.raw(b"HEADER ");
                 self.astring(name, "header field name")?;
                 self.sp();
@@ -1041,6 +1052,7 @@ impl<'c> Writer<'c> {
     }
 
     fn key_string(&mut self, key: &[u8], s: &[u8]) -> Result<(), EncodeError> {
+        self.search_8bit |= !s.is_ascii();
         self.raw(key);
         self.astring(s, "search string")
     }
@@ -1252,7 +1264,8 @@ impl<'c> Writer<'c> {
             return Ok(());
         };
         if params.is_empty() {
-            // RFC 2971 allows no empty list: "ID ()" is invalid; NIL says the same.
+            // "ID ()" is allowed by RFC 2971 but means the same as NIL, which every server
+            // parses.
             self.raw(b"NIL");
             return Ok(());
         }

@@ -499,6 +499,14 @@ fn v0013_eight_bit_text_goes_in_a_literal_unless_utf8_accept() {
         vec![SearchKey::Subject(b"\xff".to_vec())],
     ));
     let e = encode(&tag(), &raw, &utf8).unwrap();
+    // Without UTF8=ACCEPT, 8-bit search text must name its charset.
+    assert!(matches!(
+        err(&raw),
+        EncodeError::Invalid {
+            what: "search charset",
+            ..
+        }
+    ));
     assert_eq!(
         e.to_bytes().unwrap(),
         b"a001 SEARCH SUBJECT {1}\r\n\xff\r\n"
