@@ -35,4 +35,5 @@ pub use state::{
     IntentId, IntentKind, InternalDate, MessageRecord, NewFolder, NewIntent, NewPending,
     PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
+pub use state::schema;
 pub use writer::{MessageWriter, WrittenMessage};

@@ -3,7 +3,7 @@
 //! SQLite (bundled, so no system library is needed) in WAL mode with
 //! `synchronous=FULL` and foreign keys on; every committed step is one
 //! transaction. The schema and the meaning of each table are documented in
-//! [`schema`](self::schema) (private module; see the crate docs).
+//! [`schema`](crate::schema).
 //!
 //! # Never silently empty
 //!
@@ -19,7 +19,7 @@
 //!   calls [`StateDb::mark_synced`] after its first complete sync; a fresh
 //!   state never justifies a deletion.
 
-mod schema;
+pub mod schema;
 mod types;
 
 pub use types::*;
