@@ -276,13 +276,12 @@ fn select_params() -> impl Strategy<Value = SelectParams> {
         proptest::option::of(1usize..5),
     )
         .prop_map(|(v, m, known, matched)| {
-            let seq_match = match matched {
-                Some(n) => Some((
+            let seq_match = matched.map(|n| {
+                (
                     NumberSet::from_numbers(1..=n as u32).unwrap(),
                     NumberSet::from_numbers((1..=n as u32).map(|x| x * 3)).unwrap(),
-                )),
-                None => None,
-            };
+                )
+            });
             SelectParams::Qresync(Qresync {
                 uid_validity: NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN),
                 modseq: m,
