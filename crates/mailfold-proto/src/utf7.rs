@@ -221,7 +221,10 @@ mod tests {
         assert!(decode(b"&AO-").is_err());
         assert!(decode(b"&AOk").is_err());
         assert_eq!(decode(b"&2D3eAA-").unwrap(), "\u{1F600}");
-        assert_eq!(decode(b"&2D0-").unwrap_err().reason, "unpaired high surrogate");
+        assert_eq!(
+            decode(b"&2D0-").unwrap_err().reason,
+            "unpaired high surrogate"
+        );
         assert!(decode("é".as_bytes()).is_err());
         assert!(decode(b"a\tb").is_err());
     }
