@@ -349,6 +349,7 @@ fn base64(data: &[u8]) -> Vec<u8> {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
+        // `chunks` never yields an empty slice, so `chunk[0]` exists.
         let b = [
             chunk[0],
             *chunk.get(1).unwrap_or(&0),
