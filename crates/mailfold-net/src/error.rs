@@ -1,0 +1,86 @@
+//! The driver's error type, grouped by cause: configuration, I/O, timeouts, security
+//! refusals, the peer's misbehaviour, and commands the server refused.
+
+use std::fmt;
+use std::io;
+
+use mailfold_proto::engine::EngineError;
+
+/// Everything that can go wrong on a session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The account configuration cannot work (bad host name, unreadable CA file, …).
+    Config(String),
+    /// An I/O failure, with what we were doing.
+    Io(String, io::Error),
+    /// TLS handshake or TLS-level failure (certificate not trusted, wrong host, expired, …).
+    Tls(String),
+    /// Nothing arrived in time: connect, a command, or LOGOUT took too long. The connection
+    /// is unusable afterwards (a silently dropped connection surfaces here, never as a hang).
+    Timeout(String),
+    /// We refused to go on because going on would be unsafe (STARTTLS missing or refused,
+    /// PREAUTH on cleartext, response injection, a password over cleartext, …). RFC 8314,
+    /// RFC 9051 6.2.1.
+    Security(String),
+    /// The protocol engine failed the connection (the server broke the protocol, or the
+    /// connection closed); the engine's error carries the details and any BYE text.
+    Protocol(EngineError),
+    /// Authentication failed. `text` is the server's own text; `mechanism` the last one tried.
+    Auth {
+        /// The SASL mechanism (or `LOGIN` for the LOGIN command) that was tried last.
+        mechanism: String,
+        /// What the server said, or why we stopped.
+        text: String,
+    },
+    /// The server answered a command NO or BAD.
+    Command {
+        /// `NO` or `BAD`.
+        status: String,
+        /// The server's text, with its response code when present (seed V0019: shown to users).
+        text: String,
+    },
+    /// The session is closed (after LOGOUT, or after a fatal error).
+    Closed,
+}
+
+impl Error {
+    /// True when the connection cannot be used any more.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Error::Command { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(s) => write!(f, "configuration: {s}"),
+            Error::Io(what, e) => write!(f, "{what}: {e}"),
+            Error::Tls(s) => write!(f, "TLS: {s}"),
+            Error::Timeout(s) => write!(f, "timed out: {s}"),
+            Error::Security(s) => write!(f, "refused for safety: {s}"),
+            Error::Protocol(e) => write!(f, "{e}"),
+            Error::Auth { mechanism, text } => {
+                write!(f, "authentication failed ({mechanism}): {text}")
+            }
+            Error::Command { status, text } => write!(f, "server said {status}: {text}"),
+            Error::Closed => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(_, e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        Error::Protocol(e)
+    }
+}
