@@ -22,6 +22,7 @@ pub struct DigestMd5 {
     password: Secret<String>,
     digest_uri: String,
     configured_realm: Option<String>,
+    utf8_hash_quirk: bool,
     cnonce: String,
     state: State,
 }
@@ -69,6 +70,7 @@ impl DigestMd5 {
             password: credentials.secret.clone(),
             digest_uri: format!("{}/{}", context.service, context.host),
             configured_realm: context.realm.clone(),
+            utf8_hash_quirk: context.digest_md5_utf8_hash,
             cnonce,
             state: State::Start,
         })
@@ -105,9 +107,12 @@ impl DigestMd5 {
         };
 
         // RFC 2831 2.1.2.1: with charset=utf-8, values representable in ISO 8859-1
-        // are hashed in that encoding.
+        // are hashed in that encoding (unless the server is known to skip that step).
+        let quirk = self.utf8_hash_quirk;
         let for_hash = |s: &str| -> Vec<u8> {
-            if utf8 {
+            if utf8 && quirk {
+                s.as_bytes().to_vec()
+            } else if utf8 {
                 latin1(s).unwrap_or_else(|| s.as_bytes().to_vec())
             } else {
                 latin1(s).unwrap_or_default()
@@ -541,6 +546,39 @@ mod tests {
         let text = String::from_utf8(r.into_inner()).unwrap();
         assert!(text.contains("realm=\"b.example\""), "{text}");
         assert!(text.ends_with(",authzid=\"admin\""), "{text}");
+    }
+
+    /// RFC 2831 2.1.2.1 hashes "straße"/"pässwörd" in ISO 8859-1; the Dovecot quirk
+    /// hashes the UTF-8 bytes. The two responses differ, and only the UTF-8 one matches
+    /// a digest computed over the UTF-8 bytes.
+    #[test]
+    fn quirk_dovecot_hashes_utf8() {
+        let challenge = b"nonce=\"n\",algorithm=md5-sess,charset=utf-8";
+        let run = |quirk: bool| {
+            let mut ctx = ClientContext::imap("h", 143);
+            ctx.digest_md5_utf8_hash = quirk;
+            let mut n = FixedNonces::new().with_text("c");
+            let creds = Credentials::password("straße", "pässwörd");
+            let mut m = DigestMd5::new(&creds, &ctx, &mut n).unwrap();
+            String::from_utf8(m.step(challenge).unwrap().into_inner()).unwrap()
+        };
+        let response_of = |text: &str| text.rsplit("response=").next().unwrap().to_owned();
+        let rfc = response_of(&run(false));
+        let dovecot = response_of(&run(true));
+        assert_ne!(rfc, dovecot);
+
+        let mut a1 = Md5::digest("straße::pässwörd".as_bytes()).to_vec();
+        a1.extend_from_slice(b":n:c");
+        let ha1 = hex(&Md5::digest(&a1));
+        let ha2 = hex(&Md5::digest(b"AUTHENTICATE:imap/h"));
+        let expected = hex(&Md5::digest(format!("{ha1}:n:00000001:c:auth:{ha2}")));
+        assert_eq!(dovecot, expected);
+
+        let mut a1 = Md5::digest(b"stra\xdfe::p\xe4ssw\xf6rd").to_vec();
+        a1.extend_from_slice(b":n:c");
+        let ha1 = hex(&Md5::digest(&a1));
+        let expected = hex(&Md5::digest(format!("{ha1}:n:00000001:c:auth:{ha2}")));
+        assert_eq!(rfc, expected);
     }
 
     #[test]
