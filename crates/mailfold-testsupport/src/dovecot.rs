@@ -187,6 +187,7 @@ impl DovecotBuilder {
 #[derive(Debug, Clone)]
 struct Identity {
     internal_user: String,
+    internal_group: String,
     login_user: String,
     mail_uid: Uid,
     mail_gid: Gid,
@@ -213,6 +214,7 @@ impl Identity {
             }
             Identity {
                 internal_user: "dovecot".into(),
+                internal_group: "dovecot".into(),
                 login_user: "dovenull".into(),
                 mail_uid: nobody.uid,
                 mail_gid: nobody.gid,
@@ -225,8 +227,15 @@ impl Identity {
                 .ok()
                 .flatten()
                 .expect("the current user must have a passwd entry");
+            // Sockets are chowned to the internal group; a non-root master can only use its own.
+            let group = nix::unistd::Group::from_gid(Gid::current())
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+                .expect("the current group must have a group entry");
             Identity {
                 internal_user: me.name.clone(),
+                internal_group: group,
                 login_user: me.name,
                 mail_uid: uid,
                 mail_gid: Gid::current(),
@@ -686,6 +695,7 @@ log_path = {root}/dovecot.log\n\
 listen = 127.0.0.1\n\
 protocols = imap\n\
 default_internal_user = {internal}\n\
+default_internal_group = {internal_group}\n\
 default_login_user = {login}\n\
 first_valid_uid = {first_uid}\n\
 ssl = yes\n\
@@ -705,7 +715,7 @@ passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {oaut
 userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
 namespace inbox {{\n  inbox = yes\n  separator = {sep}\n{special}}}\n\
 protocol imap {{\n  mail_max_userip_connections = 100\n{rawlog}}}\n\
-service imap-login {{\n  \
+service imap-login {{\n{login_chroot}  \
 inet_listener imap {{\n    port = {imap}\n  }}\n  \
 inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n\
 {plain_listener}}}\n\
@@ -714,7 +724,14 @@ service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\
 {plain_local}\
 {extra}",
         instance = c.instance,
+        // Login processes chroot by default, which only root may do (rootless Dovecot).
+        login_chroot = if c.identity.as_root {
+            ""
+        } else {
+            "  chroot =\n"
+        },
         internal = c.identity.internal_user,
+        internal_group = c.identity.internal_group,
         login = c.identity.login_user,
         first_uid = c.identity.first_valid_uid,
         cert = c.pki.cert_file(CertKind::Valid).display(),

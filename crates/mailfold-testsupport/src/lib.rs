@@ -11,6 +11,36 @@
 //! - [`FaultProxy`]: a loopback proxy that cuts, stalls, delays or fragments a connection to a
 //!   real server, chosen per connection by a seedable generator, for reliability tests.
 //!
+//! A typical hostile-server test scripts the server, points the client at it, and checks what
+//! the client sent:
+//!
+//! ```no_run
+//! use mailfold_testsupport::{CertKind, Script, ScriptedServer};
+//!
+//! // STARTTLS answered OK, then a certificate for the wrong host.
+//! let server = ScriptedServer::start(
+//!     Script::new()
+//!         .send_line("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready")
+//!         .expect("STARTTLS")
+//!         .send_tagged("OK Begin TLS negotiation now")
+//!         .start_tls(CertKind::WrongHost),
+//! );
+//! // ... run the client against server.addr() with server.ca_file() as its CA ...
+//! assert!(!server.received_contains(b"the-password"));
+//! ```
+//!
+//! and a test against a real server starts its own Dovecot:
+//!
+//! ```no_run
+//! use mailfold_testsupport::Dovecot;
+//!
+//! let dovecot = Dovecot::start();
+//! let user = dovecot.user(0);
+//! dovecot.deliver(&user.name, "INBOX", b"Subject: hi\r\n\r\nbody\r\n");
+//! // connect to dovecot.imaps_addr() (implicit TLS) or dovecot.imap_addr() (STARTTLS),
+//! // trusting dovecot.ca_file(), and log in with user.name / user.password or user.token.
+//! ```
+//!
 //! Being test code, setup failures panic with a message that says what to fix; but no wait is
 //! unbounded, and every thread and process started here ends when its owner is dropped.
 

@@ -549,6 +549,7 @@ impl Conn {
                 // Record what already arrived (and avoid a reset from unread data).
                 let drain_until = Instant::now() + POLL;
                 while let Ok(n) = self.fill(drain_until) {
+                    self.inbuf.clear();
                     if n == 0 {
                         break;
                     }
