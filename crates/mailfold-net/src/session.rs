@@ -277,6 +277,10 @@ impl Session {
             Err(_) => return Err(Error::Timeout("waiting for the greeting".into())),
             Ok(r) => r?,
         }
+        if let Some(e) = s.closed.clone() {
+            s.abandon().await;
+            return Err(map_engine_error(e));
+        }
         let preauth = s.engine.state() == ConnState::Authenticated;
         match cfg.security {
             Security::StartTls => {
@@ -820,21 +824,23 @@ impl Session {
     /// LOGOUT, reading the tagged OK within the engine's logout timeout (seeds N2, V0011),
     /// then close_notify and close.
     pub async fn logout(mut self) -> Result<(), Error> {
-        if self.closed.is_none() {
-            let h = self.submit(Command::Logout);
-            let r = self.wait(h).await;
-            if let Err(e) = &r {
-                tracing::debug!("LOGOUT: {e}");
+        let result = match self.closed.clone() {
+            None => {
+                let h = self.submit(Command::Logout);
+                match self.wait(h).await {
+                    Ok(_) => Ok(()),
+                    // BYE and a close without the tagged OK: the server ended it anyway.
+                    Err(Error::Protocol(EngineError::Bye(_))) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
-        }
+            Some(EngineError::Bye(_)) => Ok(()),
+            Some(e) => Err(map_engine_error(e)),
+        };
         if let Some(mut t) = self.transport.take() {
             t.close().await;
         }
-        match self.closed.take() {
-            None => Ok(()),
-            Some(EngineError::Bye(_)) => Ok(()),
-            Some(e) => Err(map_engine_error(e)),
-        }
+        result
     }
 
     // ----- pipelining -----
@@ -878,7 +884,14 @@ impl Session {
             .await;
         self.sink_for = None;
         r?;
-        self.done.remove(&handle).ok_or(Error::Closed)
+        let c = self.done.remove(&handle).ok_or(Error::Closed)?;
+        if c.outcome == Outcome::Aborted {
+            // The command died with the connection: report why the connection died.
+            if let Some(e) = self.closed.clone() {
+                return Err(map_engine_error(e));
+            }
+        }
+        Ok(c)
     }
 
     /// Reads and writes until `cond` holds or the session ends.

@@ -935,7 +935,12 @@ impl Client {
                     self.events.push_back(Event::BodyEnd { handle });
                 }
                 Incoming::Malformed(e) => {
-                    self.events.push_back(Event::Malformed(e));
+                    if self.state == ConnState::Greeting {
+                        // Not an IMAP server (or a broken one): nothing to resynchronise to.
+                        self.fail(EngineError::Protocol(format!("bad greeting: {e}")));
+                    } else {
+                        self.events.push_back(Event::Malformed(e));
+                    }
                 }
             }
         }
