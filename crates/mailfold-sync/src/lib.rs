@@ -1,4 +1,140 @@
 //! mailfold-sync: the sync planner and applier.
+//!
+//! One run for one account ([`sync_account`]):
+//!
+//! 1. **Open** the Maildir and the state database. A missing database is created *fresh* (a
+//!    first run, or a lost database: every message is matched by content, nothing is deleted);
+//!    a corrupt or truncated one stops the run with an error instead of being taken for empty.
+//! 2. **Connect** and authenticate ([`imap::ImapRemote`], behind the [`remote::Remote`] trait).
+//! 3. **Gather** the three views — server, Maildir, state — into the planner's input
+//!    ([`gather`]).
+//! 4. **Plan**: the pure function [`plan::plan`] decides every operation, including the
+//!    safety valve (a folder losing too much on one side is refused unless `--force`).
+//! 5. **Apply** the operations in order, each effect followed by its own state transaction,
+//!    journaled where a network step could leave its outcome unknown ([`apply`], whose module
+//!    docs carry the crash-safety argument).
+//! 6. **Report** per folder what changed on each side ([`SyncReport`]), with the server's
+//!    ALERTs, warnings, pending local changes, refusals and errors.
 #![forbid(unsafe_code)]
 
+pub mod account;
+pub mod apply;
+pub mod error;
+pub mod gather;
+pub mod imap;
 pub mod plan;
+pub mod remote;
+pub mod report;
+
+pub use account::{AccountSecret, AccountSpec, Direction, FolderPatterns, SyncOptions, TlsMode};
+pub use error::SyncError;
+pub use remote::Remote;
+pub use report::{FolderReport, SyncReport};
+
+use mailfold_store::{Maildir, MaildirOptions, StateDb};
+
+use crate::plan::{PlanConfig, SafetyValve};
+
+/// Syncs one account: connect, gather, plan, apply, log out. See the crate docs.
+///
+/// Returns `Err` only when the run could not proceed at all (store unusable, connection or
+/// authentication failed, connection lost mid-run). Per-folder problems, refusals by the
+/// safety valve and the server's NO texts are in the report; [`SyncReport::is_complete`] says
+/// whether every folder synced.
+pub fn sync_account(account: &AccountSpec, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+    let (maildir, mut db) = open_store(account)?;
+    let mut remote = imap::ImapRemote::connect(account)?;
+    let result = sync_with_remote(&mut remote, account, opts, &maildir, &mut db);
+    remote.logout();
+    result
+}
+
+/// Opens the account's Maildir (created if missing) and state database (created fresh if
+/// missing; an existing but unreadable one is an error, never replaced).
+pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError> {
+    let maildir = Maildir::open(
+        &account.maildir,
+        MaildirOptions {
+            fsync: account.fsync,
+            ..MaildirOptions::default()
+        },
+    )?;
+    let db = match StateDb::open(&account.state_db) {
+        Ok(db) => db,
+        Err(mailfold_store::Error::StateMissing { .. }) => StateDb::create(&account.state_db)?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok((maildir, db))
+}
+
+/// The run over an already connected [`Remote`] (tests use it to watch or disturb the
+/// session; [`sync_account`] uses it with [`imap::ImapRemote`]).
+pub fn sync_with_remote(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    opts: &SyncOptions,
+    maildir: &Maildir,
+    db: &mut StateDb,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport {
+        account: account.name.clone(),
+        dry_run: opts.dry_run,
+        ..SyncReport::default()
+    };
+    if account.connections > 1 {
+        report.warnings.push(
+            "this version syncs over one connection; `connections` above 1 is ignored".into(),
+        );
+    }
+    let mut g = gather::gather(remote, account, maildir, db, &mut report)?;
+    let config = PlanConfig {
+        valve: SafetyValve {
+            max_percent: account.max_delete_percent,
+            ..SafetyValve::default()
+        },
+        force: opts.force,
+        ..PlanConfig::default()
+    };
+    let plan = plan::plan(&g.input, &config);
+    for w in &plan.warnings {
+        report.warnings.push(w.to_string());
+    }
+    for r in &plan.refused {
+        report.refused.push(r.to_string());
+    }
+    // Pending local changes after this run: those already marked, plus new marks, less the
+    // ones this plan clears (V0039).
+    for f in &g.input.state {
+        if !f.pending.is_empty() {
+            report.folder_mut(&f.path.to_string()).pending += f.pending.len();
+        }
+    }
+    for op in &plan.ops {
+        match op {
+            plan::Op::MarkPending { folder, .. } => {
+                report.folder_mut(&folder.to_string()).pending += 1;
+            }
+            plan::Op::ClearPending { folder, .. } => {
+                let p = &mut report.folder_mut(&folder.to_string()).pending;
+                *p = p.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    if !opts.dry_run {
+        let (res, steps) = {
+            let mut applier =
+                apply::Applier::new(remote, account, maildir, db, &mut g, &mut report);
+            let res = applier.apply(&plan);
+            (res, applier.steps())
+        };
+        report.steps = steps;
+        res?;
+        if report.is_complete() && db.is_fresh()? {
+            db.mark_synced()?;
+        }
+    }
+    report.alerts.extend(remote.take_alerts());
+    report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
+    Ok(report)
+}

@@ -1,0 +1,233 @@
+//! What one sync run needs to know about an account, as plain data.
+//!
+//! The CLI turns its TOML configuration into an [`AccountSpec`]; tests build one by hand. Nothing
+//! here reads files or the environment: the password is already a [`Secret`], the paths are
+//! already resolved.
+
+use std::path::PathBuf;
+
+use mailfold_sasl::{MechanismName, Secret};
+
+/// How the connection is protected (seed N1: 993 implicit TLS by default, 143 with STARTTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Implicit,
+    /// Cleartext greeting, then STARTTLS before anything else (port 143). A server that does not
+    /// offer it is refused, never silently used in clear.
+    StartTls,
+    /// No TLS at all. Passwords are still refused over it unless
+    /// [`AccountSpec::allow_plaintext_password`] is set (seed V0031).
+    None,
+}
+
+/// Which way changes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Two-way mirror.
+    #[default]
+    Both,
+    /// Server to Maildir only: folders are opened with EXAMINE (seed V0040), so the server is never
+    /// written; local changes are kept and reported as pending.
+    Pull,
+}
+
+/// Folder selection: shell-like patterns over the folder's UTF-8 name with `/` between levels.
+/// `*` matches anything, `%` anything but `/` (as in LIST, RFC 3501 6.3.8); a pattern starting
+/// with `!` excludes. A folder is synced when it matches at least one inclusion (or there are
+/// none) and no exclusion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderPatterns {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl FolderPatterns {
+    /// Every folder.
+    pub fn all() -> FolderPatterns {
+        FolderPatterns::default()
+    }
+
+    /// Builds the selection from configured patterns (`"*"`, `"Lists/%"`, `"!Trash"`).
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(patterns: I) -> FolderPatterns {
+        let mut p = FolderPatterns::default();
+        for s in patterns {
+            let s = s.as_ref();
+            match s.strip_prefix('!') {
+                Some(ex) => p.exclude.push(ex.to_owned()),
+                None => p.include.push(s.to_owned()),
+            }
+        }
+        p
+    }
+
+    /// Whether the folder named `name` (levels joined with `/`) is synced.
+    pub fn matches(&self, name: &str) -> bool {
+        let included = self.include.is_empty()
+            || self
+                .include
+                .iter()
+                .any(|p| wildcard(p.as_bytes(), name.as_bytes()));
+        included
+            && !self
+                .exclude
+                .iter()
+                .any(|p| wildcard(p.as_bytes(), name.as_bytes()))
+    }
+}
+
+/// LIST-style wildcard match, iterative with one backtrack point per star so that a hostile
+/// pattern cannot make it exponential.
+fn wildcard(pat: &[u8], text: &[u8]) -> bool {
+    // Dynamic programming over (pattern position, text position) would be simpler to prove but
+    // needs O(n·m) memory; this classic two-pointer form needs O(1) and handles `%` by refusing
+    // to let a `%` run swallow a `/`.
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize, bool)> = None; // (pattern after wildcard, text, is %)
+    while t < text.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, t, false));
+                p += 1;
+            }
+            Some(b'%') => {
+                star = Some((p + 1, t, true));
+                p += 1;
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st, percent)) if !(percent && text[st] == b'/') => {
+                    star = Some((sp, st + 1, percent));
+                    p = sp;
+                    t = st + 1;
+                }
+                _ => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*' || c == b'%')
+}
+
+/// The secret an account authenticates with.
+#[derive(Debug, Clone)]
+pub enum AccountSecret {
+    /// A password (password mechanisms and the LOGIN command).
+    Password(Secret<String>),
+    /// An OAuth 2.0 access token (OAUTHBEARER, XOAUTH2).
+    OAuthToken(Secret<String>),
+}
+
+/// One account, as the sync engine needs it.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    /// A name for messages and the report.
+    pub name: String,
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Connection protection.
+    pub tls: TlsMode,
+    /// Extra CA certificate (PEM) trusted for this account, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Login name.
+    pub user: String,
+    /// Password or token.
+    pub secret: AccountSecret,
+    /// SASL mechanisms in preference order; `None` is the library's strongest-first default.
+    pub mechanisms: Option<Vec<MechanismName>>,
+    /// Allow a password over a connection without TLS (seed V0031). Off by default.
+    pub allow_plaintext_password: bool,
+    /// The Maildir root.
+    pub maildir: PathBuf,
+    /// The state database file (outside the Maildir, so no mail indexer sees it).
+    pub state_db: PathBuf,
+    /// Which folders take part.
+    pub folders: FolderPatterns,
+    /// Two-way or pull-only.
+    pub direction: Direction,
+    /// Allow a bare EXPUNGE when the server lacks UIDPLUS. A bare EXPUNGE also removes messages
+    /// other clients flagged `\Deleted`, so it is off by default.
+    pub allow_plain_expunge: bool,
+    /// Refuse a folder's plan when it deletes more than this percentage of a side holding more
+    /// than 20 messages (issue 4; default 50).
+    pub max_delete_percent: u8,
+    /// fsync message files and directories (on by default; off only for benchmarks).
+    pub fsync: bool,
+    /// Connections to use. This version syncs over one connection; the field is accepted so the
+    /// configuration is stable, and values above 1 are reported as a warning.
+    pub connections: u8,
+}
+
+impl AccountSpec {
+    /// An account with the defaults of issue 4 for everything but the essentials.
+    pub fn new(
+        name: impl Into<String>,
+        host: impl Into<String>,
+        user: impl Into<String>,
+        password: Secret<String>,
+        maildir: PathBuf,
+        state_db: PathBuf,
+    ) -> AccountSpec {
+        AccountSpec {
+            name: name.into(),
+            host: host.into(),
+            port: 993,
+            tls: TlsMode::Implicit,
+            ca_file: None,
+            user: user.into(),
+            secret: AccountSecret::Password(password),
+            mechanisms: None,
+            allow_plaintext_password: false,
+            maildir,
+            state_db,
+            folders: FolderPatterns::all(),
+            direction: Direction::Both,
+            allow_plain_expunge: false,
+            max_delete_percent: 50,
+            fsync: true,
+            connections: 1,
+        }
+    }
+}
+
+/// Per-run switches (command-line level, as opposed to the account's configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncOptions {
+    /// `--force`: apply plans the safety valve refused.
+    pub force: bool,
+    /// `--dry-run`: gather and plan, report what would happen, change nothing.
+    pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_follow_list_wildcards() {
+        let p = FolderPatterns::new(["*", "!Trash", "!Lists/%"]);
+        assert!(p.matches("INBOX"));
+        assert!(p.matches("Archive/2024"));
+        assert!(!p.matches("Trash"));
+        assert!(!p.matches("Lists/rust"));
+        assert!(p.matches("Lists/rust/old"), "% stops at a level");
+        let q = FolderPatterns::new(["INBOX", "Work/*"]);
+        assert!(q.matches("INBOX"));
+        assert!(q.matches("Work/a/b"));
+        assert!(!q.matches("Work"));
+        assert!(!q.matches("Other"));
+        assert!(FolderPatterns::all().matches("anything/at/all"));
+    }
+
+    #[test]
+    fn wildcard_is_not_exponential() {
+        let pat = "*a*a*a*a*a*a*a*a*a*a*a*a*b";
+        let text = "a".repeat(5000);
+        assert!(!wildcard(pat.as_bytes(), text.as_bytes()));
+    }
+}

@@ -1,0 +1,1239 @@
+//! Apply: execute a [`Plan`] step by step against the server, the Maildir and the state
+//! database.
+//!
+//! # Order within a step
+//!
+//! Each operation performs its effect first, then commits its record in one state-database
+//! transaction (SQLite WAL, `synchronous=FULL`). Where an operation touches both sides the
+//! local side goes first, then the server, then the commit (see [`crate::plan::ops`]). A failed
+//! effect is never committed; the failure is recorded in the report and the folder's remaining
+//! steps still run where they do not depend on it (a refused CREATE skips the folder).
+//!
+//! # Crash safety
+//!
+//! What is durable before each network step, and why a kill anywhere converges:
+//!
+//! * **Download:** the body is streamed into `tmp/`, fsynced, its mtime set to INTERNALDATE
+//!   (V0006), its size checked against RFC822.SIZE (V0007), then renamed into `cur/`; rows for
+//!   a batch of downloads are committed together after the files. Killed before the rename:
+//!   only an invisible `tmp/` file remains, the next run downloads again. Killed after the
+//!   rename but before the commit: the next gather reads the unknown file (Message-ID, size,
+//!   mtime, hash) and the planner binds it to the server message by content: no second copy.
+//! * **Upload:** an APPEND intent (folder, file, size, date, Message-ID, hash) is committed
+//!   *before* APPEND is sent, and removed in the transaction that records the new row from
+//!   APPENDUID (V0048). Killed between the two: the intent is still open, the server copy is an
+//!   unknown UID whose size and Message-ID match it, so the planner binds it and drops the
+//!   intent instead of appending again. Without UIDPLUS the copy is looked up at once with
+//!   `UID SEARCH HEADER Message-ID` and the size; failing that, the next run binds it.
+//! * **Flags:** the file is renamed, then `UID STORE … .SILENT` is sent, then the synced flags
+//!   are committed. A kill in between leaves both sides agreeing on the new value against an
+//!   old base, which the three-way merge keeps (a change made on both sides to the same
+//!   value is no conflict).
+//! * **Deletions:** a local delete is a file unlink then a row delete; a remote one is
+//!   `STORE \Deleted` + `UID EXPUNGE` then a row delete. Killed in between, the next run sees
+//!   the message gone on both sides and forgets the row. A bare EXPUNGE is never sent unless
+//!   the account allows it, since it would also remove other clients' `\Deleted` messages.
+//! * **UIDVALIDITY:** recorded before anything is bound under it; the rows of the old value
+//!   are cleared (the store cannot hold rows without a UID), so every file is re-matched by
+//!   content (V0003): nothing is deleted, nothing is downloaded twice.
+//!
+//! Every operation is therefore safe to cut after its effect and before its commit, and the
+//! planner recognises the result; the kill-after-every-step test checks this end to end.
+//!
+//! # Test hook
+//!
+//! `MAILFOLD_TEST_ABORT_AFTER_STEP=N` (read once per run; for tests only) makes the process
+//! exit with status [`ABORT_EXIT_CODE`] right after the N-th operation's effect — and its
+//! commit where the operation commits alone; in a batch of downloads, before the batch's
+//! commit — without running any destructor, as a `kill -9` would.
+
+use std::collections::BTreeMap;
+
+use mailfold_store::{
+    FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
+    InternalDate, Maildir, MaildirFlags, MessageBase, MessageRecord, MessageWriter, NewFolder,
+    NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Txn, Uid as StoreUid,
+    UidValidity as StoreUidValidity,
+};
+
+use crate::account::AccountSpec;
+use crate::gather::{base_of, encode_intent_detail, wire_of_path, FolderCtx, Gathered};
+use crate::plan::{
+    Body, Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, Plan,
+    RowContent, Uid,
+};
+use crate::remote::{BodyEvent, Remote, RemoteError, StoreOp};
+use crate::report::SyncReport;
+use crate::SyncError;
+
+/// Exit status of a run stopped by the test hook.
+pub const ABORT_EXIT_CODE: i32 = 75;
+
+/// The environment variable of the test hook (see the module docs).
+pub const ABORT_ENV: &str = "MAILFOLD_TEST_ABORT_AFTER_STEP";
+
+/// A step that failed without ending the run.
+type StepResult = Result<(), String>;
+
+/// Executes plans for one run.
+pub struct Applier<'a> {
+    remote: &'a mut dyn Remote,
+    account: &'a AccountSpec,
+    maildir: &'a Maildir,
+    db: &'a mut StateDb,
+    g: &'a mut Gathered,
+    report: &'a mut SyncReport,
+    selected: Option<(Vec<u8>, bool)>,
+    failed: std::collections::BTreeSet<FolderPath>,
+    abort_after: Option<u64>,
+    steps: u64,
+}
+
+impl std::fmt::Debug for Applier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_err(e: mailfold_store::Error) -> String {
+    e.to_string()
+}
+
+fn name(p: &FolderPath) -> String {
+    p.to_string()
+}
+
+/// Splits a flag set into the store's system flags and keywords.
+fn split_flags(f: &FlagSet) -> (Vec<String>, Vec<String>) {
+    let mut flags = Vec::new();
+    let mut keywords = Vec::new();
+    for x in f.iter() {
+        match x {
+            Flag::Keyword(k) => keywords.push(k.clone()),
+            other => flags.push(other.to_imap()),
+        }
+    }
+    (flags, keywords)
+}
+
+fn wire_list(f: &FlagSet) -> Vec<String> {
+    f.iter().map(Flag::to_imap).collect()
+}
+
+fn letters(f: &FlagSet, keep: &MaildirFlags) -> MaildirFlags {
+    let names = wire_list(f);
+    MaildirFlags::from_imap(names.iter().map(String::as_str), keep)
+}
+
+fn record(uid: Uid, base: &MessageBase, flags: &FlagSet, c: &RowContent) -> MessageRecord {
+    let (flags, keywords) = split_flags(flags);
+    MessageRecord {
+        uid: StoreUid(uid.0),
+        base: base.clone(),
+        flags,
+        keywords,
+        size: Some(c.size),
+        internaldate: Some(InternalDate {
+            unix: c.internaldate.0,
+            offset_minutes: 0,
+        }),
+        hash: c.hash.map(|h| mailfold_store::ContentHash(h.0)),
+        message_id: c.message_id.clone(),
+        partial: c.partial,
+    }
+}
+
+/// Deletes every row of `folder` bound to `base` or to `uid`, then inserts `rec`.
+fn replace_row(
+    tx: &Txn<'_>,
+    folder: mailfold_store::FolderId,
+    rec: &MessageRecord,
+) -> mailfold_store::Result<()> {
+    if let Some(old) = tx.message_by_base(folder, &rec.base)? {
+        tx.delete_messages(folder, &[old.uid])?;
+    }
+    tx.delete_messages(folder, &[rec.uid])?;
+    tx.upsert_messages(folder, std::slice::from_ref(rec))
+}
+
+impl<'a> Applier<'a> {
+    /// Prepares to apply plans; reads the test hook's variable once.
+    pub fn new(
+        remote: &'a mut dyn Remote,
+        account: &'a AccountSpec,
+        maildir: &'a Maildir,
+        db: &'a mut StateDb,
+        g: &'a mut Gathered,
+        report: &'a mut SyncReport,
+    ) -> Applier<'a> {
+        let abort_after = std::env::var(ABORT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
+        Applier {
+            remote,
+            account,
+            maildir,
+            db,
+            g,
+            report,
+            selected: None,
+            failed: Default::default(),
+            abort_after,
+            steps: 0,
+        }
+    }
+
+    /// Operations applied so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn step_done(&mut self) {
+        self.steps += 1;
+        if self.abort_after == Some(self.steps) {
+            // Test hook: stop like a kill, without destructors or cleanup.
+            std::process::exit(ABORT_EXIT_CODE);
+        }
+    }
+
+    fn fail(&mut self, folder: &FolderPath, msg: String) {
+        self.report.folder_mut(&name(folder)).errors.push(msg);
+    }
+
+    fn ctx(&mut self, folder: &FolderPath) -> &mut FolderCtx {
+        self.g.folders.entry(folder.clone()).or_default()
+    }
+
+    /// Applies every operation of `plan` in order. Returns an error only when the run cannot
+    /// go on (the connection broke, the state database failed).
+    pub fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let mut i = 0;
+        while i < plan.ops.len() {
+            // Consecutive downloads of one folder go as one pipelined batch.
+            if let Op::Download { folder, .. } = &plan.ops[i] {
+                let mut j = i + 1;
+                while j < plan.ops.len()
+                    && matches!(&plan.ops[j], Op::Download { folder: f, .. } if f == folder)
+                {
+                    j += 1;
+                }
+                let folder = folder.clone();
+                if self.failed.contains(&folder) {
+                    i = j;
+                    continue;
+                }
+                self.downloads(&folder, &plan.ops[i..j])?;
+                i = j;
+                continue;
+            }
+            let op = &plan.ops[i];
+            i += 1;
+            if op.folders().iter().any(|f| self.failed.contains(*f)) {
+                continue;
+            }
+            match self.apply_one(op) {
+                Ok(Ok(())) => {}
+                Ok(Err(msg)) => {
+                    let f = op.folders().first().map(|f| (*f).clone());
+                    match f {
+                        Some(f) => self.fail(&f, msg),
+                        None => self.report.errors.push(msg),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            self.step_done();
+        }
+        Ok(())
+    }
+
+    /// One operation. The outer error ends the run; the inner one is a failed step.
+    fn apply_one(&mut self, op: &Op) -> Result<StepResult, SyncError> {
+        match op {
+            Op::CreateLocalFolder { folder } => Ok(self.create_local(folder)),
+            Op::CreateRemoteFolder { folder } => self.create_remote(folder),
+            Op::SetUidValidity {
+                folder,
+                uidvalidity,
+            } => Ok(self.set_uidvalidity(folder, uidvalidity.0.get())),
+            Op::Bind {
+                folder,
+                uid,
+                local,
+                content,
+                update,
+            } => {
+                let r = self.flag_effects(folder, *uid, local, update)?;
+                if let Err(e) = r {
+                    return Ok(Err(e));
+                }
+                let base = match base_of(local) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let rec = record(*uid, &base, &update.record, content);
+                let id = match self.folder_row(folder) {
+                    Ok(id) => id,
+                    Err(e) => return Ok(Err(e)),
+                };
+                self.db.write(|tx| replace_row(tx, id, &rec))?;
+                self.report.folder_mut(&name(folder)).bound += 1;
+                Ok(Ok(()))
+            }
+            Op::SyncFlags {
+                folder,
+                uid,
+                local,
+                update,
+            } => {
+                if let Err(e) = self.flag_effects(folder, *uid, local, update)? {
+                    return Ok(Err(e));
+                }
+                let id = match self.folder_row(folder) {
+                    Ok(id) => id,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let (flags, keywords) = split_flags(&update.record);
+                let upd = StoreFlagUpdate {
+                    uid: StoreUid(uid.0),
+                    flags,
+                    keywords,
+                };
+                self.db
+                    .write(|tx| tx.update_flags(id, std::slice::from_ref(&upd)))?;
+                Ok(Ok(()))
+            }
+            Op::Upload { .. } => self.upload(op),
+            Op::DeleteLocal { folder, uid, local } => {
+                if let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() {
+                    let f = match self.local_folder(folder) {
+                        Ok(f) => f,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    f.delete(&entry)?;
+                    self.ctx(folder).files.remove(&local.0);
+                }
+                if let Ok(id) = self.folder_row(folder) {
+                    self.db
+                        .write(|tx| tx.delete_messages(id, &[StoreUid(uid.0)]))?;
+                }
+                self.report.folder_mut(&name(folder)).local_deletions += 1;
+                Ok(Ok(()))
+            }
+            Op::ExpungeRemote {
+                folder,
+                uid,
+                unchanged_since,
+            } => self.expunge_remote(folder, *uid, unchanged_since.map(|m| m.0.get())),
+            Op::ForgetMessage { folder, uid, local } => {
+                if let Ok(id) = self.folder_row(folder) {
+                    let base = base_of(local).ok();
+                    self.db.write(|tx| {
+                        if let Some(u) = uid {
+                            tx.delete_messages(id, &[StoreUid(u.0)])?;
+                        }
+                        if let Some(b) = &base {
+                            if let Some(r) = tx.message_by_base(id, b)? {
+                                tx.delete_messages(id, &[r.uid])?;
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(Ok(()))
+            }
+            Op::MarkPending { folder, key } => {
+                let id = match self.folder_row(folder) {
+                    Ok(id) => id,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let p = pending_of(id, key);
+                self.db.write(|tx| tx.queue_pending(&p).map(|_| ()))?;
+                Ok(Ok(()))
+            }
+            Op::ClearPending { folder, key } => {
+                if let Ok(id) = self.folder_row(folder) {
+                    let want = pending_of(id, key);
+                    let found: Vec<_> = self
+                        .db
+                        .pending(Some(id))?
+                        .into_iter()
+                        .filter(|p| {
+                            p.change.kind == want.kind
+                                && p.change.uid == want.uid
+                                && p.change.base == want.base
+                        })
+                        .map(|p| p.id)
+                        .collect();
+                    self.db.write(|tx| {
+                        for p in &found {
+                            tx.remove_pending(*p)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(Ok(()))
+            }
+            Op::DropIntent { id } => {
+                let id = IntentId(i64::try_from(id.0).unwrap_or(i64::MAX));
+                self.db.write(|tx| tx.resolve_intent(id))?;
+                Ok(Ok(()))
+            }
+            Op::DeleteLocalFolder { folder } => {
+                let Some(rel) = self.ctx(folder).rel.clone() else {
+                    return Ok(Ok(()));
+                };
+                match self.maildir.delete_folder(&rel, false) {
+                    Ok(()) => {
+                        self.report.folder_mut(&name(folder)).deleted = true;
+                        Ok(Ok(()))
+                    }
+                    Err(mailfold_store::Error::NotEmpty { .. }) => {
+                        self.report
+                            .folder_mut(&name(folder))
+                            .warnings
+                            .push("local folder not deleted: it holds new files".into());
+                        Ok(Ok(()))
+                    }
+                    Err(e) => Ok(Err(e.to_string())),
+                }
+            }
+            Op::DeleteRemoteFolder { folder } => self.delete_remote(folder),
+            Op::ForgetFolder { folder } => {
+                if let Some(id) = self.ctx(folder).state_id.take() {
+                    let pend: Vec<_> = self
+                        .db
+                        .pending(Some(id))?
+                        .into_iter()
+                        .map(|p| p.id)
+                        .collect();
+                    self.db.write(|tx| {
+                        for p in &pend {
+                            tx.remove_pending(*p)?;
+                        }
+                        tx.delete_folder(id)
+                    })?;
+                }
+                Ok(Ok(()))
+            }
+            Op::SetFolderState {
+                folder,
+                uidnext,
+                highestmodseq,
+            } => {
+                let id = match self.folder_row(folder) {
+                    Ok(id) => id,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let uv = self.db.folder(id)?.and_then(|f| f.uidvalidity);
+                let st = FolderStatus {
+                    uidvalidity: uv,
+                    uidnext: uidnext.map(|u| u.0),
+                    highestmodseq: highestmodseq.map(|m| m.0.get()),
+                };
+                self.db.write(|tx| {
+                    tx.set_folder_status(id, &st)?;
+                    tx.set_last_sync(id, now_unix())
+                })?;
+                Ok(Ok(()))
+            }
+            Op::MoveLocal {
+                from,
+                local,
+                to,
+                uid,
+                content,
+                update,
+            } => self.move_local(from, local, to, *uid, content, update),
+            Op::MoveRemote {
+                from,
+                uid,
+                to,
+                local,
+                content,
+                update,
+            } => self.move_remote(from, *uid, to, local, content, update),
+            Op::Download { .. } => Ok(Err("download outside a batch".into())),
+        }
+    }
+
+    // ----- folders
+
+    fn local_folder(&mut self, folder: &FolderPath) -> Result<Folder, String> {
+        if let Some(rel) = self.ctx(folder).rel.clone() {
+            if let Ok(f) = self.maildir.folder(&rel) {
+                return Ok(f);
+            }
+        }
+        let name = FolderName::new(folder.0.clone()).map_err(|e| e.to_string())?;
+        let f = self
+            .maildir
+            .ensure_folder(&name, &mut *self.db)
+            .map_err(store_err)?;
+        self.ctx(folder).rel = Some(f.rel().clone());
+        Ok(f)
+    }
+
+    fn create_local(&mut self, folder: &FolderPath) -> StepResult {
+        self.local_folder(folder)?;
+        self.report.folder_mut(&name(folder)).created_local = true;
+        Ok(())
+    }
+
+    fn wire(&mut self, folder: &FolderPath) -> Result<Vec<u8>, String> {
+        if let Some(w) = self.ctx(folder).wire.clone() {
+            return Ok(w);
+        }
+        let delim = self.g.delimiter;
+        let w = wire_of_path(folder, delim)?;
+        let ctx = self.ctx(folder);
+        ctx.wire = Some(w.clone());
+        ctx.delimiter = delim;
+        Ok(w)
+    }
+
+    /// The folder's state row, created (without UIDVALIDITY) if missing.
+    fn folder_row(&mut self, folder: &FolderPath) -> Result<mailfold_store::FolderId, String> {
+        if let Some(id) = self.ctx(folder).state_id {
+            return Ok(id);
+        }
+        let wire = self.wire(folder)?;
+        let wire_s = String::from_utf8(wire).map_err(|e| e.to_string())?;
+        if let Some(f) = self.db.folder_by_wire_name(&wire_s).map_err(store_err)? {
+            self.ctx(folder).state_id = Some(f.id);
+            return Ok(f.id);
+        }
+        let rel = self.local_folder(folder)?.rel().clone();
+        let ctx = self.ctx(folder).clone();
+        let nf = NewFolder {
+            wire_name: wire_s,
+            delimiter: ctx.delimiter.or(self.g.delimiter),
+            local_path: rel,
+            special_use: ctx.special_use.clone(),
+            subscribed: ctx.subscribed,
+        };
+        let id = self.db.write(|tx| tx.add_folder(&nf)).map_err(store_err)?;
+        self.ctx(folder).state_id = Some(id);
+        Ok(id)
+    }
+
+    fn set_uidvalidity(&mut self, folder: &FolderPath, uv: u32) -> StepResult {
+        let id = self.folder_row(folder)?;
+        let old = self
+            .db
+            .folder(id)
+            .map_err(store_err)?
+            .and_then(|f| f.uidvalidity);
+        if old.map(|u| u.get()) != Some(uv) {
+            let st = FolderStatus {
+                uidvalidity: StoreUidValidity::new(uv),
+                uidnext: None,
+                highestmodseq: None,
+            };
+            // The store keys rows by UID, so rows of the old UIDVALIDITY cannot be kept
+            // unbound; clearing them makes every file unknown, and the planner re-matches them
+            // by content (V0003): no deletion, no second download.
+            self.db
+                .write(|tx| {
+                    tx.set_folder_status(id, &st)?;
+                    tx.clear_messages(id).map(|_| ())
+                })
+                .map_err(store_err)?;
+        }
+        self.ctx(folder).state_uidvalidity = Some(uv);
+        Ok(())
+    }
+
+    fn create_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        let wire = match self.wire(folder) {
+            Ok(w) => w,
+            Err(e) => {
+                self.failed.insert(folder.clone());
+                return Ok(Err(format!("cannot create on the server: {e}")));
+            }
+        };
+        match self.remote.create(&wire) {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                // Seed V0019: the server's own text reaches the user.
+                self.failed.insert(folder.clone());
+                return Ok(Err(format!("CREATE refused: {e}")));
+            }
+        }
+        self.report.folder_mut(&name(folder)).created_remote = true;
+        let st = self.remote.status(&wire)?;
+        match st.uidvalidity {
+            Some(uv) => Ok(self.set_uidvalidity(folder, uv)),
+            None => {
+                self.failed.insert(folder.clone());
+                Ok(Err("created folder has no UIDVALIDITY".into()))
+            }
+        }
+    }
+
+    fn delete_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        let wire = match self.wire(folder) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.selected.as_ref().is_some_and(|(w, _)| *w == wire) {
+            self.remote.unselect()?;
+            self.selected = None;
+        }
+        let st = self.remote.status(&wire)?;
+        if st.messages != Some(0) {
+            self.report
+                .folder_mut(&name(folder))
+                .warnings
+                .push("server folder not deleted: it holds new messages".into());
+            return Ok(Ok(()));
+        }
+        match self.remote.delete(&wire) {
+            Ok(()) => {
+                self.report.folder_mut(&name(folder)).deleted = true;
+                Ok(Ok(()))
+            }
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => Ok(Err(format!("DELETE refused: {e}"))),
+        }
+    }
+
+    /// Selects the folder for writing (SELECT without CLOSE in between, V0050).
+    fn select_rw(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        let wire = match self.wire(folder) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|(w, ro)| *w == wire && !ro)
+        {
+            return Ok(Ok(()));
+        }
+        match self.remote.select(&wire, false) {
+            Ok(sel) => {
+                if sel.read_only {
+                    self.selected = Some((wire, true));
+                    return Ok(Err("folder is read-only on the server".into()));
+                }
+                self.selected = Some((wire, false));
+                Ok(Ok(()))
+            }
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => Ok(Err(format!("cannot select: {e}"))),
+        }
+    }
+
+    fn select_any(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        let wire = match self.wire(folder) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.selected.as_ref().is_some_and(|(w, _)| *w == wire) {
+            return Ok(Ok(()));
+        }
+        let ro = self.account.direction == crate::account::Direction::Pull;
+        match self.remote.select(&wire, ro) {
+            Ok(sel) => {
+                self.selected = Some((wire, sel.read_only));
+                Ok(Ok(()))
+            }
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => Ok(Err(format!("cannot select: {e}"))),
+        }
+    }
+
+    // ----- flags
+
+    /// The local part (rename) then the server part (UID STORE) of a flag update.
+    fn flag_effects(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        local: &LocalId,
+        update: &FlagUpdate,
+    ) -> Result<StepResult, SyncError> {
+        if let Some(new) = &update.local {
+            let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
+                return Ok(Err(format!("local file {local} vanished")));
+            };
+            let f = match self.local_folder(folder) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            };
+            let want = letters(new, &entry.flags);
+            if want != entry.flags {
+                let moved = f.set_flags(&entry, &want)?;
+                self.ctx(folder).files.insert(local.0.clone(), moved);
+            }
+            self.report.folder_mut(&name(folder)).local_flag_changes += 1;
+        }
+        if let Some(store) = &update.remote {
+            match self.store_flags(folder, uid, store)? {
+                Ok(true) => {}
+                Ok(false) => {
+                    // MODIFIED (RFC 7162): another client changed the message meanwhile; the
+                    // next run merges again, so nothing is committed now.
+                    return Ok(Err(format!(
+                        "UID {uid} changed on the server meanwhile; flags merge on the next run"
+                    )));
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+            self.report.folder_mut(&name(folder)).remote_flag_changes += 1;
+        }
+        Ok(Ok(()))
+    }
+
+    /// `UID STORE` of a [`FlagStore`]; `Ok(false)` when the server reported MODIFIED.
+    fn store_flags(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        s: &FlagStore,
+    ) -> Result<Result<bool, String>, SyncError> {
+        if let Err(e) = self.select_rw(folder)? {
+            return Ok(Err(e));
+        }
+        let since = s.unchanged_since.map(|m| m.0.get());
+        for (op, set) in [(StoreOp::Add, &s.add), (StoreOp::Remove, &s.remove)] {
+            if set.is_empty() {
+                continue;
+            }
+            match self.remote.store(&[uid.get()], op, &wire_list(set), since) {
+                Ok(modified) if !modified.is_empty() => return Ok(Ok(false)),
+                Ok(_) => {}
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => return Ok(Err(format!("STORE refused: {e}"))),
+            }
+        }
+        Ok(Ok(true))
+    }
+
+    // ----- deletions
+
+    fn expunge_remote(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        since: Option<u64>,
+    ) -> Result<StepResult, SyncError> {
+        let plain = !self.remote.has_capability("UIDPLUS");
+        if plain && !self.account.allow_plain_expunge {
+            return Ok(Err(format!(
+                "UID {uid} not expunged: the server lacks UIDPLUS and a bare EXPUNGE \
+                 (which would also remove other clients' \\Deleted messages) is not allowed \
+                 for this account"
+            )));
+        }
+        if let Err(e) = self.select_rw(folder)? {
+            return Ok(Err(e));
+        }
+        let deleted = vec!["\\Deleted".to_owned()];
+        match self
+            .remote
+            .store(&[uid.get()], StoreOp::Add, &deleted, since)
+        {
+            Ok(m) if !m.is_empty() => {
+                return Ok(Err(format!(
+                    "UID {uid} changed on the server meanwhile; not expunged this run"
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => return Ok(Err(format!("STORE \\Deleted refused: {e}"))),
+        }
+        match self.remote.expunge(&[uid.get()], plain) {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => return Ok(Err(format!("EXPUNGE refused: {e}"))),
+        }
+        if let Ok(id) = self.folder_row(folder) {
+            self.db
+                .write(|tx| tx.delete_messages(id, &[StoreUid(uid.0)]))?;
+        }
+        self.report.folder_mut(&name(folder)).remote_deletions += 1;
+        Ok(Ok(()))
+    }
+
+    // ----- downloads
+
+    /// A batch of downloads into one folder: one pipelined series of `UID FETCH BODY.PEEK[]`
+    /// (V0054), each body streamed to its own file, then one transaction for the rows.
+    fn downloads(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
+        struct Want {
+            flags: FlagSet,
+            size: u64,
+            date: i64,
+            message_id: Option<String>,
+            record: bool,
+            partial: bool,
+        }
+        let mut wants: BTreeMap<u32, Want> = BTreeMap::new();
+        let mut headers = Vec::new();
+        let mut full = Vec::new();
+        for op in ops {
+            if let Op::Download {
+                uid,
+                flags,
+                body,
+                size,
+                internaldate,
+                message_id,
+                record,
+                ..
+            } = op
+            {
+                let partial = *body == Body::Headers;
+                wants.insert(
+                    uid.get(),
+                    Want {
+                        flags: flags.clone(),
+                        size: *size,
+                        date: internaldate.0,
+                        message_id: message_id.clone(),
+                        record: *record,
+                        partial,
+                    },
+                );
+                if partial {
+                    headers.push(uid.get());
+                } else {
+                    full.push(uid.get());
+                }
+            }
+        }
+        if let Err(e) = self.select_any(folder)? {
+            self.fail(folder, e);
+            self.failed.insert(folder.clone());
+            return Ok(());
+        }
+        let dest = match self.local_folder(folder) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(folder, e);
+                return Ok(());
+            }
+        };
+        let mut written: Vec<(u32, mailfold_store::WrittenMessage)> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        let abort_after = self.abort_after;
+        let mut steps = self.steps;
+        for (uids, headers_only) in [(full, false), (headers, true)] {
+            if uids.is_empty() {
+                continue;
+            }
+            let mut cur: Option<(u32, MessageWriter, u64)> = None;
+            let res = self
+                .remote
+                .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
+                    BodyEvent::Start { uid, .. } => {
+                        let Some(w) = wants.get(&uid) else { return };
+                        let opts = NewMessage {
+                            flags: letters(&w.flags, &MaildirFlags::empty()),
+                            internaldate: Some(w.date),
+                        };
+                        match dest.create_message(opts) {
+                            Ok(wr) => cur = Some((uid, wr, 0)),
+                            Err(e) => errors.push(format!("UID {uid}: {e}")),
+                        }
+                    }
+                    BodyEvent::Data { uid, bytes } => {
+                        if let Some((u, wr, n)) = cur.as_mut() {
+                            if *u == uid {
+                                *n += bytes.len() as u64;
+                                if let Err(e) = wr.write_chunk(bytes) {
+                                    errors.push(format!("UID {uid}: {e}"));
+                                    cur = None;
+                                }
+                            }
+                        }
+                    }
+                    BodyEvent::End { uid } => {
+                        let Some((u, wr, n)) = cur.take() else { return };
+                        let Some(w) = wants.get(&uid).filter(|_| u == uid) else {
+                            return;
+                        };
+                        // Seed V0007: the bytes received must be what RFC822.SIZE announced;
+                        // a short or long body is not kept.
+                        if !w.partial && n != w.size {
+                            errors.push(format!(
+                                "UID {uid}: received {n} bytes, RFC822.SIZE said {}; not stored",
+                                w.size
+                            ));
+                            let _ = wr.abort();
+                            return;
+                        }
+                        match wr.commit() {
+                            Ok(m) => {
+                                written.push((uid, m));
+                                steps += 1;
+                                if abort_after == Some(steps) {
+                                    std::process::exit(ABORT_EXIT_CODE);
+                                }
+                            }
+                            Err(e) => errors.push(format!("UID {uid}: {e}")),
+                        }
+                    }
+                });
+            if let Err(e) = res {
+                if e.is_fatal() {
+                    return Err(e.into());
+                }
+                errors.push(format!("FETCH refused: {e}"));
+            }
+        }
+        self.steps = steps;
+        let got: std::collections::HashSet<u32> = written.iter().map(|(u, _)| *u).collect();
+        let missing = wants.keys().filter(|u| !got.contains(u)).count();
+        if missing > 0 && errors.is_empty() {
+            // Another client expunged them between our view and the fetch (V0023); the next
+            // run sees them gone.
+            self.report.folder_mut(&name(folder)).warnings.push(format!(
+                "{missing} message(s) vanished from the server during the sync"
+            ));
+        }
+        let mut recs = Vec::new();
+        for (uid, m) in &written {
+            let Some(w) = wants.get(uid) else { continue };
+            self.ctx(folder)
+                .files
+                .insert(m.entry.base.as_str().to_owned(), m.entry.clone());
+            if !w.record {
+                continue;
+            }
+            let Some(u) = Uid::new(*uid) else { continue };
+            let content = RowContent {
+                size: w.size,
+                internaldate: crate::plan::UnixTime(w.date),
+                message_id: w.message_id.clone(),
+                hash: if w.partial {
+                    None
+                } else {
+                    Some(crate::plan::ContentHash(m.hash.0))
+                },
+                partial: w.partial,
+            };
+            recs.push(record(u, &m.entry.base, &w.flags, &content));
+        }
+        self.report.folder_mut(&name(folder)).downloaded += written.len();
+        if !recs.is_empty() {
+            match self.folder_row(folder) {
+                Ok(id) => self.db.write(|tx| {
+                    for r in &recs {
+                        replace_row(tx, id, r)?;
+                    }
+                    Ok(())
+                })?,
+                Err(e) => errors.push(e),
+            }
+        }
+        for e in errors {
+            self.fail(folder, e);
+        }
+        Ok(())
+    }
+
+    // ----- uploads
+
+    fn upload(&mut self, op: &Op) -> Result<StepResult, SyncError> {
+        let Op::Upload {
+            folder,
+            local,
+            flags,
+            internaldate,
+            message_id,
+            ..
+        } = op
+        else {
+            return Ok(Err("not an upload".into()));
+        };
+        let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
+            return Ok(Err(format!("local file {local} vanished before upload")));
+        };
+        let src = match self.local_folder(folder) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let wire = match self.wire(folder) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let id = match self.folder_row(folder) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let reader = src.open_upload(&entry)?;
+        let (len, hash) = (reader.crlf_len, reader.hash);
+        // The journal entry is durable before the APPEND leaves (see the module docs).
+        let intent = NewIntent {
+            folder: Some(id),
+            base: Some(entry.base.clone()),
+            hash: Some(hash),
+            detail: encode_intent_detail(len, internaldate.0, message_id.as_deref()),
+            ..NewIntent::new(IntentKind::Append)
+        };
+        let intent_id = self.db.begin_intent(&intent)?;
+        let wire_flags = wire_list(flags);
+        let mut reader = reader;
+        let mut result =
+            self.remote
+                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader);
+        if let Err(RemoteError::No {
+            trycreate: true, ..
+        }) = &result
+        {
+            // Seeds V0047/V0058: create the folder and retry once.
+            match self.remote.create(&wire) {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => {
+                    self.db.write(|tx| tx.resolve_intent(intent_id))?;
+                    return Ok(Err(format!("CREATE after TRYCREATE refused: {e}")));
+                }
+            }
+            let mut again = src.open_upload(&entry)?;
+            result = self.remote.append(
+                &wire,
+                &wire_flags,
+                Some(internaldate.0),
+                again.crlf_len,
+                &mut again,
+            );
+        }
+        let appended = match result {
+            Ok(a) => a,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                // Refused: nothing landed, so the journal entry is settled.
+                self.db.write(|tx| tx.resolve_intent(intent_id))?;
+                return Ok(Err(format!("APPEND refused: {e}")));
+            }
+        };
+        let known_uv = self
+            .db
+            .folder(id)?
+            .and_then(|f| f.uidvalidity)
+            .map(|u| u.get());
+        let uid = match appended {
+            Some((uv, uid)) if known_uv.is_none() || known_uv == Some(uv) => {
+                if known_uv.is_none() {
+                    if let Err(e) = self.set_uidvalidity(folder, uv) {
+                        return Ok(Err(e));
+                    }
+                }
+                Uid::new(uid)
+            }
+            Some(_) => None,
+            None => self.find_appended(folder, message_id.as_deref(), len)?,
+        };
+        let content = RowContent {
+            size: len,
+            internaldate: *internaldate,
+            message_id: message_id.clone(),
+            hash: Some(crate::plan::ContentHash(hash.0)),
+            partial: false,
+        };
+        let rec = uid.map(|u| record(u, &entry.base, flags, &content));
+        self.db.write(|tx| {
+            if let Some(r) = &rec {
+                replace_row(tx, id, r)?;
+            }
+            tx.resolve_intent(intent_id)
+        })?;
+        self.report.folder_mut(&name(folder)).uploaded += 1;
+        Ok(Ok(()))
+    }
+
+    /// Without APPENDUID: the copy by Message-ID and size, when exactly one unbound message
+    /// fits; otherwise `None` and the next run binds it by content.
+    fn find_appended(
+        &mut self,
+        folder: &FolderPath,
+        message_id: Option<&str>,
+        size: u64,
+    ) -> Result<Option<Uid>, SyncError> {
+        let Some(mid) = message_id else {
+            return Ok(None);
+        };
+        if mid
+            .bytes()
+            .any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))
+        {
+            return Ok(None);
+        }
+        if self.select_any(folder)?.is_err() {
+            return Ok(None);
+        }
+        let hits = match self.remote.search_message_id(mid) {
+            Ok(h) => h,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(_) => return Ok(None),
+        };
+        let id = self.ctx(folder).state_id;
+        let mut fits = Vec::new();
+        for d in self.remote.fetch_details(&hits)? {
+            let bound = match (id, StoreUid::new(d.uid)) {
+                (Some(id), Some(u)) => self.db.message(id, u)?.is_some(),
+                _ => false,
+            };
+            if !bound && d.size == Some(size) {
+                fits.push(d.uid);
+            }
+        }
+        Ok(if fits.len() == 1 {
+            Uid::new(fits[0])
+        } else {
+            None
+        })
+    }
+
+    // ----- moves (issue 5)
+
+    fn move_local(
+        &mut self,
+        from: &FolderPath,
+        local: &LocalId,
+        to: &FolderPath,
+        uid: Uid,
+        content: &RowContent,
+        update: &FlagUpdate,
+    ) -> Result<StepResult, SyncError> {
+        let Some(entry) = self.ctx(from).files.get(&local.0).cloned() else {
+            return Ok(Err(format!("local file {local} vanished before the move")));
+        };
+        let (src, dst) = match (self.local_folder(from), self.local_folder(to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let moved = src.move_to(&entry, &dst)?;
+        self.ctx(from).files.remove(&local.0);
+        self.ctx(to).files.insert(local.0.clone(), moved);
+        if let Err(e) = self.flag_effects(to, uid, local, update)? {
+            return Ok(Err(e));
+        }
+        let base = match base_of(local) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (from_id, to_id) = match (self.folder_row(from), self.folder_row(to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let rec = record(uid, &base, &update.record, content);
+        self.db.write(|tx| {
+            if let Some(old) = tx.message_by_base(from_id, &base)? {
+                tx.delete_messages(from_id, &[old.uid])?;
+            }
+            replace_row(tx, to_id, &rec)
+        })?;
+        self.report.folder_mut(&name(to)).local_moves += 1;
+        Ok(Ok(()))
+    }
+
+    fn move_remote(
+        &mut self,
+        from: &FolderPath,
+        uid: Uid,
+        to: &FolderPath,
+        local: &LocalId,
+        content: &RowContent,
+        update: &FlagUpdate,
+    ) -> Result<StepResult, SyncError> {
+        let can_remove = self.remote.has_capability("MOVE")
+            || self.remote.has_capability("UIDPLUS")
+            || self.account.allow_plain_expunge;
+        if !can_remove {
+            return Ok(Err(format!(
+                "UID {uid} not moved: the server has neither MOVE nor UIDPLUS"
+            )));
+        }
+        if let Some(new) = &update.local {
+            if let Some(entry) = self.ctx(to).files.get(&local.0).cloned() {
+                if let Ok(f) = self.local_folder(to) {
+                    let want = letters(new, &entry.flags);
+                    if want != entry.flags {
+                        let moved = f.set_flags(&entry, &want)?;
+                        self.ctx(to).files.insert(local.0.clone(), moved);
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.select_rw(from)? {
+            return Ok(Err(e));
+        }
+        let dest = match self.wire(to) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (moved, pairs) = match self.remote.move_or_copy(&[uid.get()], &dest) {
+            Ok(x) => x,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),
+        };
+        if !moved {
+            let plain = !self.remote.has_capability("UIDPLUS");
+            let deleted = vec!["\\Deleted".to_owned()];
+            self.remote
+                .store(&[uid.get()], StoreOp::Add, &deleted, None)?;
+            self.remote.expunge(&[uid.get()], plain)?;
+        }
+        let new_uid = pairs
+            .iter()
+            .find(|(s, _)| *s == uid.get())
+            .and_then(|(_, d)| Uid::new(*d));
+        if let (Some(nu), Some(store)) = (new_uid, &update.remote) {
+            let store = FlagStore {
+                unchanged_since: None,
+                ..store.clone()
+            };
+            if let Err(e) = self.store_flags(to, nu, &store)? {
+                return Ok(Err(e));
+            }
+        }
+        let base = match base_of(local) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (from_id, to_id) = match (self.folder_row(from), self.folder_row(to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let rec = new_uid.map(|nu| record(nu, &base, &update.record, content));
+        self.db.write(|tx| {
+            tx.delete_messages(from_id, &[StoreUid(uid.0)])?;
+            if let Some(r) = &rec {
+                replace_row(tx, to_id, r)?;
+            }
+            Ok(())
+        })?;
+        self.report.folder_mut(&name(to)).remote_moves += 1;
+        Ok(Ok(()))
+    }
+}
+
+fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending {
+    let (kind, uid, base) = match key {
+        PendingKey::Upload(l) => (PendingKind::Append, None, MessageBase::new(&l.0).ok()),
+        PendingKey::Flags(u) => (PendingKind::Flags, Some(StoreUid(u.0)), None),
+        PendingKey::Expunge(u) => (PendingKind::Expunge, Some(StoreUid(u.0)), None),
+    };
+    NewPending {
+        folder,
+        kind,
+        uid,
+        base,
+        detail: String::new(),
+        reason: "folder is read-only on the server".into(),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,52 @@
+//! Errors that end a run before it could sync any folder, grouped by cause. Failures of single
+//! steps do not end the run: they are recorded in the [`crate::SyncReport`].
+
+use std::fmt;
+
+use crate::remote::RemoteError;
+
+/// Why a run could not proceed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The local store (Maildir or state database) failed: unreadable, corrupt, or a file
+    /// operation failed. A corrupt state database stops the run rather than being treated as
+    /// empty, which would turn into deletions.
+    Store(mailfold_store::Error),
+    /// Connecting, securing or authenticating failed, or the connection broke mid-run.
+    Remote(RemoteError),
+    /// The account configuration cannot work.
+    Config(String),
+}
+
+impl fmt::Display for SyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncError::Store(e) => write!(f, "local store: {e}"),
+            SyncError::Remote(e) => write!(f, "server: {e}"),
+            SyncError::Config(s) => write!(f, "configuration: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SyncError::Store(e) => Some(e),
+            SyncError::Remote(e) => Some(e),
+            SyncError::Config(_) => None,
+        }
+    }
+}
+
+impl From<mailfold_store::Error> for SyncError {
+    fn from(e: mailfold_store::Error) -> Self {
+        SyncError::Store(e)
+    }
+}
+
+impl From<RemoteError> for SyncError {
+    fn from(e: RemoteError) -> Self {
+        SyncError::Remote(e)
+    }
+}

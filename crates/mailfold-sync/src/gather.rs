@@ -1,0 +1,513 @@
+//! Gather: build the planner's three views ([`SyncInput`]) of one account from the server, the
+//! Maildir and the state database, plus the bookkeeping the applier needs to act on the plan
+//! (wire names, directories, state row ids, the scanned files).
+//!
+//! # Server view
+//!
+//! * Folders come from `LIST "" "*"` (seed V0041), with `RETURN (SUBSCRIBED SPECIAL-USE)` where
+//!   LIST-EXTENDED is offered. INBOX is added when LIST omits it (V0042). `\NonExistent`
+//!   entries are dropped; `\Noselect` ones are kept as hierarchy nodes without contents.
+//! * **LIST/LSUB attribute rule (V0043):** when both LSUB and LIST describe a name, the most
+//!   recent response wins for its attributes. We send LSUB first and LIST second, so the
+//!   attributes that decide whether a folder can be selected are LIST's (an LSUB `\Noselect`
+//!   only says that the name is not subscribed but has subscribed children); the subscription
+//!   mark is taken from whichever response gave it.
+//! * Each selectable folder is opened with SELECT, or EXAMINE for a pull-only account (V0040),
+//!   one after the other without CLOSE (V0050), then `UID FETCH 1:* (UID FLAGS [MODSEQ])`; UIDs
+//!   the state does not know (or all, after a UIDVALIDITY change) also get
+//!   `RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]` so the planner can match
+//!   them by content instead of downloading blindly. EXISTS and UIDVALIDITY are what SELECT
+//!   must give (V0036); missing PERMANENTFLAGS means all (V0037), missing UIDNEXT is derived by
+//!   the planner, missing UIDVALIDITY makes the folder read-only by content (V0037).
+//!
+//! # Local view
+//!
+//! Every Maildir under the root (store scan: one `readdir` per directory). Files the state
+//! knows are described from their state row (no file is opened); unknown files are read once
+//! to learn their Message-ID, CRLF size and content hash, which is what makes a first run
+//! against an existing Maildir, a lost state database, or a crash after a download bind files
+//! instead of duplicating them.
+//!
+//! # State view
+//!
+//! Folder rows with a UIDVALIDITY, their message rows and pending marks; open journal
+//! intents. Folders outside the account's patterns are left out of all three views, so an
+//! excluded folder never looks deleted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::Read;
+
+use mailfold_proto::core::Mailbox;
+use mailfold_store::{
+    crlf::canonical_digest_of, AliasRegistry, FolderId, FolderName, IntentKind, Maildir,
+    MessageBase, MessageEntry, MessageRecord, PendingKind, RelPath, StateDb, StateRead, Subdir,
+};
+
+use crate::account::{AccountSpec, Direction};
+use crate::imap::header_message_id;
+use crate::plan::{
+    Content, ContentHash, FlagSet, FolderAttributes, FolderPath, Intent, IntentId, LocalFolder,
+    LocalId, LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, RemoteFolder,
+    RemoteMailbox, RemoteMessage, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid,
+    UidValidity, UnixTime,
+};
+use crate::remote::{Remote, RemoteError};
+use crate::report::SyncReport;
+
+/// How much of an unknown file is read to find its Message-ID.
+const HEADER_PEEK: u64 = 64 * 1024;
+
+/// What the applier knows about one folder besides the planner's view.
+#[derive(Debug, Clone, Default)]
+pub struct FolderCtx {
+    /// The server's name in wire form, when the server has the folder (or after creating it).
+    pub wire: Option<Vec<u8>>,
+    /// The hierarchy delimiter for this folder.
+    pub delimiter: Option<char>,
+    /// The state row, if any.
+    pub state_id: Option<FolderId>,
+    /// The UIDVALIDITY recorded in the state row.
+    pub state_uidvalidity: Option<u32>,
+    /// The local directory, if the Maildir exists.
+    pub rel: Option<RelPath>,
+    /// The files found by the scan, by base.
+    pub files: HashMap<String, MessageEntry>,
+    /// The server opened the folder read-only (V0039) or the account is pull-only.
+    pub read_only: bool,
+    /// UIDVALIDITY as SELECT gave it this run.
+    pub uidvalidity: Option<u32>,
+    /// Special-use attribute, recorded in the state row.
+    pub special_use: Option<String>,
+    /// Subscribed on the server.
+    pub subscribed: bool,
+}
+
+/// The planner's input and the applier's bookkeeping.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// The three views.
+    pub input: SyncInput,
+    /// Per folder.
+    pub folders: BTreeMap<FolderPath, FolderCtx>,
+    /// The server's hierarchy delimiter (from INBOX or the first LIST entry).
+    pub delimiter: Option<char>,
+}
+
+/// The folder path of a wire name.
+pub fn path_of_wire(wire: &[u8], delimiter: Option<char>) -> Result<FolderPath, String> {
+    let decoded = Mailbox::from_wire(wire.to_vec())
+        .to_utf8()
+        .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(wire)))?;
+    let name = FolderName::split(&decoded, delimiter).map_err(|e| e.to_string())?;
+    Ok(FolderPath(name.components().to_vec()))
+}
+
+/// The wire name of a folder path; refuses a component holding the delimiter (V0020).
+pub fn wire_of_path(path: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8>, String> {
+    let name = FolderName::new(path.0.clone()).map_err(|e| e.to_string())?;
+    let joined = name.join(delimiter).map_err(|e| e.to_string())?;
+    Ok(Mailbox::from_utf8(&joined).as_wire().to_vec())
+}
+
+/// Converts flags in wire text to the planner's set (`\Recent` dropped, V0004).
+pub fn flagset<S: AsRef<str>>(flags: &[S]) -> FlagSet {
+    FlagSet::from_imap(flags.iter().map(AsRef::as_ref))
+}
+
+/// The flags of a state row (system flags and keywords).
+fn row_flags(r: &MessageRecord) -> FlagSet {
+    flagset(&r.flags).union(&flagset(&r.keywords))
+}
+
+fn to_plan_hash(h: mailfold_store::ContentHash) -> ContentHash {
+    ContentHash(h.0)
+}
+
+fn unix_of(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Gathers everything for one run. Per-folder server failures are recorded in `report` and
+/// the folder is left unexamined (so nothing is planned for its messages); a fatal server
+/// error ends the run.
+pub fn gather(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &StateDb,
+    report: &mut SyncReport,
+) -> Result<Gathered, crate::SyncError> {
+    let mut g = Gathered::default();
+    let patterns = &account.folders;
+    let shown = |p: &FolderPath| p.to_string();
+
+    // ---- server folders
+    let mut entries = remote.list_all()?;
+    g.delimiter = entries
+        .iter()
+        .find(|e| e.wire == b"INBOX")
+        .or_else(|| entries.first())
+        .and_then(|e| e.delimiter);
+    if !entries
+        .iter()
+        .any(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
+    {
+        // Seed V0042: some servers leave INBOX out of LIST; it always exists (RFC 3501 5.1).
+        entries.push(crate::remote::ListEntry {
+            wire: b"INBOX".to_vec(),
+            delimiter: g.delimiter,
+            noselect: false,
+            nonexistent: false,
+            special_use: None,
+            subscribed: true,
+        });
+    }
+    let mut remote_paths: Vec<(FolderPath, crate::remote::ListEntry)> = Vec::new();
+    for e in entries {
+        if e.nonexistent {
+            continue;
+        }
+        let path = match path_of_wire(&e.wire, e.delimiter) {
+            Ok(p) => p,
+            Err(msg) => {
+                report.warnings.push(format!(
+                    "server folder name cannot be decoded, skipped: {msg}"
+                ));
+                continue;
+            }
+        };
+        if !patterns.matches(&shown(&path)) {
+            continue;
+        }
+        remote_paths.push((path, e));
+    }
+
+    // ---- state folders
+    let mut state_rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)> = HashMap::new();
+    for f in db.folders()? {
+        let Ok(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter) else {
+            continue;
+        };
+        if !patterns.matches(&shown(&path)) {
+            continue;
+        }
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.state_id = Some(f.id);
+        ctx.state_uidvalidity = f.uidvalidity.map(|u| u.get());
+        ctx.delimiter = f.delimiter;
+        ctx.rel = Some(f.local_path.clone());
+        let Some(uv) = f.uidvalidity else { continue };
+        let rows = db.messages(f.id)?;
+        let mut pending = Vec::new();
+        for p in db.pending(Some(f.id))? {
+            let key = match (p.change.kind, p.change.uid, &p.change.base) {
+                (PendingKind::Append, _, Some(b)) => PendingKey::Upload(LocalId::new(b.as_str())),
+                (PendingKind::Flags, Some(u), _) => PendingKey::Flags(Uid(u.0)),
+                (PendingKind::Expunge, Some(u), _) => PendingKey::Expunge(Uid(u.0)),
+                _ => continue,
+            };
+            pending.push(key);
+        }
+        g.input.state.push(StateFolder {
+            path: path.clone(),
+            uidvalidity: UidValidity(uv.0),
+            uidnext: f.uidnext.map(Uid),
+            highestmodseq: f.highestmodseq.and_then(ModSeq::new),
+            messages: rows
+                .iter()
+                .map(|r| StateMessage {
+                    uid: Some(Uid(r.uid.0)),
+                    local: LocalId::new(r.base.as_str()),
+                    flags: row_flags(r),
+                    size: r.size.unwrap_or(0),
+                    internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
+                    message_id: r.message_id.clone(),
+                    hash: r.hash.map(to_plan_hash),
+                    partial: r.partial,
+                })
+                .collect(),
+            pending,
+        });
+        state_rows.insert(path, (f.id, uv.get(), rows));
+    }
+
+    // ---- local folders
+    let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
+    for p in listing.skipped {
+        report.warnings.push(format!(
+            "directory skipped (name not usable): {}",
+            p.display()
+        ));
+    }
+    for lf in listing.folders {
+        if !lf.is_maildir {
+            continue;
+        }
+        let path = FolderPath(lf.name.components().to_vec());
+        if !patterns.matches(&shown(&path)) {
+            continue;
+        }
+        let folder = maildir.folder(&lf.rel)?;
+        let files = folder.scan()?;
+        let rows = state_rows
+            .get(&path)
+            .map(|(_, _, r)| r.as_slice())
+            .unwrap_or(&[]);
+        let by_base: HashMap<&str, &MessageRecord> =
+            rows.iter().map(|r| (r.base.as_str(), r)).collect();
+        let mut messages = Vec::with_capacity(files.len());
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.rel = Some(lf.rel.clone());
+        for e in files {
+            match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
+                Ok(m) => messages.push(m),
+                Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
+                    "{}: cannot read ({err}); left alone",
+                    e.path.display()
+                )),
+            }
+            ctx.files.insert(e.base.as_str().to_owned(), e);
+        }
+        g.input.local.push(LocalFolder { path, messages });
+    }
+
+    // ---- server contents
+    let read_only_account = account.direction == Direction::Pull;
+    for (path, e) in remote_paths {
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.wire = Some(e.wire.clone());
+        ctx.delimiter = e.delimiter;
+        ctx.special_use = e.special_use.clone();
+        ctx.subscribed = e.subscribed;
+        let attributes = FolderAttributes {
+            noselect: e.noselect,
+            nonexistent: false,
+        };
+        let mailbox = if e.noselect {
+            None
+        } else {
+            match examine_folder(remote, &e.wire, read_only_account, state_rows.get(&path)) {
+                Ok((mb, uv)) => {
+                    ctx.read_only = mb.read_only;
+                    ctx.uidvalidity = uv;
+                    if mb.read_only {
+                        report.folder_mut(&shown(&path)).read_only = true;
+                    }
+                    Some(mb)
+                }
+                Err(err) if err.is_fatal() => return Err(err.into()),
+                Err(err) => {
+                    report
+                        .folder_mut(&shown(&path))
+                        .errors
+                        .push(format!("cannot open folder: {err}"));
+                    None
+                }
+            }
+        };
+        g.input.remote.push(RemoteFolder {
+            path,
+            attributes,
+            delimiter: e.delimiter,
+            mailbox,
+        });
+    }
+
+    // ---- journal
+    let id_to_path: HashMap<FolderId, FolderPath> = g
+        .folders
+        .iter()
+        .filter_map(|(p, c)| c.state_id.map(|id| (id, p.clone())))
+        .collect();
+    for i in db.open_intents()? {
+        if i.intent.kind != IntentKind::Append {
+            continue;
+        }
+        let (Some(folder), Some(base)) = (
+            i.intent.folder.and_then(|f| id_to_path.get(&f)),
+            &i.intent.base,
+        ) else {
+            continue;
+        };
+        let mut content = decode_intent_detail(&i.intent.detail);
+        content.hash = i.intent.hash.map(to_plan_hash);
+        g.input.intents.push(Intent::Append {
+            id: IntentId(u64::try_from(i.id.0).unwrap_or(0)),
+            folder: folder.clone(),
+            local: LocalId::new(base.as_str()),
+            content,
+        });
+    }
+    Ok(g)
+}
+
+/// SELECT/EXAMINE a folder and read its messages (see the module docs).
+fn examine_folder(
+    remote: &mut dyn Remote,
+    wire: &[u8],
+    read_only: bool,
+    state: Option<&(FolderId, u32, Vec<MessageRecord>)>,
+) -> Result<(RemoteMailbox, Option<u32>), RemoteError> {
+    let sel = remote.select(wire, read_only)?;
+    let flags = remote.fetch_flags()?;
+    let known: BTreeSet<u32> = match (state, sel.uidvalidity) {
+        (Some((_, uv, rows)), Some(now)) if *uv == now => {
+            rows.iter().map(|r| r.uid.get()).collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    let unknown: Vec<u32> = flags
+        .iter()
+        .map(|m| m.uid)
+        .filter(|u| !known.contains(u))
+        .collect();
+    let details: HashMap<u32, crate::remote::MessageDetails> = if unknown.is_empty() {
+        HashMap::new()
+    } else {
+        remote
+            .fetch_details(&unknown)?
+            .into_iter()
+            .map(|d| (d.uid, d))
+            .collect()
+    };
+    let messages = flags
+        .into_iter()
+        .filter_map(|m| {
+            let uid = Uid::new(m.uid)?;
+            let d = details.get(&m.uid);
+            Some(RemoteMessage {
+                uid,
+                flags: flagset(&m.flags),
+                modseq: m.modseq.and_then(ModSeq::new),
+                size: d.and_then(|d| d.size),
+                internaldate: d.and_then(|d| d.internaldate).map(UnixTime),
+                message_id: d.and_then(|d| d.message_id.clone()),
+            })
+        })
+        .collect();
+    let permanent_flags = match &sel.permanent_flags {
+        None => PermanentFlags::all(),
+        Some(list) => PermanentFlags {
+            flags: flagset(list),
+            new_keywords: list.iter().any(|f| f == "\\*"),
+        },
+    };
+    let mb = RemoteMailbox {
+        uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+        uidnext: sel.uidnext.and_then(Uid::new),
+        highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
+        permanent_flags,
+        read_only: sel.read_only,
+        messages: RemoteMessages::Complete(messages),
+    };
+    Ok((mb, sel.uidvalidity))
+}
+
+/// Describes a local file for the planner. A file with a state row is described from the row
+/// (its keywords live there, seed V0005) without being opened, unless its size disagrees with
+/// the row; any other file is read once for its Message-ID, size and hash.
+fn describe_local(
+    e: &MessageEntry,
+    row: Option<&MessageRecord>,
+) -> Result<LocalMessage, std::io::Error> {
+    let mut flags = flagset(&e.flags.to_imap());
+    if let Some(r) = row {
+        // Keywords with a letter (`$Forwarded` ↔ `P`) are the file name's business: the row's
+        // copy would hide a local removal.
+        for k in &r.keywords {
+            if !mailfold_store::MaildirFlags::has_letter_for(k) {
+                flags = flags.union(&flagset(&[k]));
+            }
+        }
+    }
+    let location = match e.subdir {
+        Subdir::New => Location::New,
+        Subdir::Cur => Location::Cur,
+    };
+    let mtime = UnixTime(unix_of(e.mtime));
+    let lf_matches = e.base.size_field().map_or(true, |s| s == e.size);
+    if let (Some(r), Some(size)) = (row, e.base.crlf_size_field()) {
+        if lf_matches && r.size == Some(size) {
+            return Ok(LocalMessage {
+                id: LocalId::new(e.base.as_str()),
+                location,
+                flags,
+                size,
+                mtime,
+                message_id: r.message_id.clone(),
+                hash: r.hash.map(to_plan_hash),
+                partial: r.partial,
+            });
+        }
+    }
+    let (hash, size) = canonical_digest_of(File::open(&e.path)?)?;
+    let mut head = Vec::new();
+    File::open(&e.path)?
+        .take(HEADER_PEEK)
+        .read_to_end(&mut head)?;
+    Ok(LocalMessage {
+        id: LocalId::new(e.base.as_str()),
+        location,
+        flags,
+        size,
+        mtime,
+        message_id: header_message_id(&head),
+        hash: Some(to_plan_hash(hash)),
+        partial: row.is_some_and(|r| r.partial),
+    })
+}
+
+/// The journal detail of an APPEND intent: what was sent, so the copy can be recognised.
+pub fn encode_intent_detail(size: u64, date: i64, message_id: Option<&str>) -> String {
+    format!("size={size};date={date};mid={}", message_id.unwrap_or(""))
+}
+
+fn decode_intent_detail(s: &str) -> Content {
+    let mut c = Content::default();
+    for part in s.splitn(3, ';') {
+        if let Some(v) = part.strip_prefix("size=") {
+            c.size = v.parse().ok();
+        } else if let Some(v) = part.strip_prefix("date=") {
+            c.date = v.parse().ok().map(UnixTime);
+        } else if let Some(v) = part.strip_prefix("mid=") {
+            c.message_id = Some(v.to_owned()).filter(|v| !v.is_empty());
+        }
+    }
+    c
+}
+
+/// A base from a planner id (the planner only hands back ids the gather produced).
+pub fn base_of(id: &LocalId) -> Result<MessageBase, String> {
+    MessageBase::new(&id.0).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_detail_round_trips() {
+        let c = decode_intent_detail(&encode_intent_detail(42, 1_700_000_000, Some("<a;b@x>")));
+        assert_eq!(c.size, Some(42));
+        assert_eq!(c.date, Some(UnixTime(1_700_000_000)));
+        assert_eq!(c.message_id.as_deref(), Some("<a;b@x>"));
+        let c = decode_intent_detail(&encode_intent_detail(1, 2, None));
+        assert_eq!(c.message_id, None);
+    }
+
+    #[test]
+    fn wire_names_round_trip_with_delimiter() {
+        let p = path_of_wire(b"INBOX.Caf&AOk-", Some('.')).unwrap();
+        assert_eq!(p, FolderPath::from_components(["INBOX", "Café"]));
+        assert_eq!(
+            wire_of_path(&p, Some('.')).unwrap(),
+            b"INBOX.Caf&AOk-".to_vec()
+        );
+        // V0020: a component holding the delimiter cannot be sent.
+        assert!(wire_of_path(&FolderPath::from_components(["a.b"]), Some('.')).is_err());
+    }
+}

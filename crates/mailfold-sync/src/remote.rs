@@ -1,0 +1,238 @@
+//! The server as the applier sees it: a small blocking interface at the granularity of sync
+//! steps ("list the folders", "fetch these bodies into this sink", "append this file").
+//!
+//! Keeping the network behind this trait lets the gather and apply code be tested against any
+//! implementation, and lets the transport change without touching them: [`crate::imap`] drives
+//! the sans-IO engine of `mailfold-proto` over a blocking socket; an implementation over the
+//! async `mailfold-net` session fits the same trait (each call a `block_on`). Implementations
+//! pipeline internally where a call covers many messages ([`Remote::fetch_bodies`],
+//! [`Remote::fetch_details`]), so the applier stays sequential and simple.
+//!
+//! Mailbox names cross this interface in wire form (modified UTF-7 bytes, RFC 3501 5.1.3);
+//! flags as their wire text (`\Seen`, `$Junk`).
+
+use std::fmt;
+use std::io::Read;
+
+/// One LIST (or LSUB) entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The name in wire form.
+    pub wire: Vec<u8>,
+    /// The hierarchy delimiter (`None`: flat namespace).
+    pub delimiter: Option<char>,
+    /// `\Noselect` (or `\NoSelect` from LSUB): cannot hold messages.
+    pub noselect: bool,
+    /// `\NonExistent` (RFC 5258): listed only because of children or subscriptions.
+    pub nonexistent: bool,
+    /// The RFC 6154 special-use attribute, e.g. `\Sent`.
+    pub special_use: Option<String>,
+    /// `\Subscribed`, or present in LSUB.
+    pub subscribed: bool,
+}
+
+/// What SELECT or EXAMINE reported (seeds V0036, V0037, V0038).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selected {
+    /// UIDVALIDITY, `None` when the server sent none (V0037).
+    pub uidvalidity: Option<u32>,
+    /// UIDNEXT, `None` when missing (V0037: derived later).
+    pub uidnext: Option<u32>,
+    /// EXISTS.
+    pub exists: u32,
+    /// HIGHESTMODSEQ with CONDSTORE.
+    pub highestmodseq: Option<u64>,
+    /// PERMANENTFLAGS in wire text (`\*` included when sent); `None` when missing (V0037: assume
+    /// all).
+    pub permanent_flags: Option<Vec<String>>,
+    /// `[READ-ONLY]`, or opened with EXAMINE (V0039, V0040).
+    pub read_only: bool,
+}
+
+/// A message's UID and flags (the cheap view of every message in a folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFlags {
+    /// UID.
+    pub uid: u32,
+    /// Flags in wire text, `\Recent` included if the server sent it.
+    pub flags: Vec<String>,
+    /// MODSEQ with CONDSTORE.
+    pub modseq: Option<u64>,
+}
+
+/// What content matching needs of a message the state does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDetails {
+    /// UID.
+    pub uid: u32,
+    /// RFC822.SIZE (seed V0007).
+    pub size: Option<u64>,
+    /// INTERNALDATE as Unix seconds (seed V0006).
+    pub internaldate: Option<i64>,
+    /// The Message-ID header value, trimmed, if any.
+    pub message_id: Option<String>,
+}
+
+/// One piece of a streamed body, in order: `Start`, any number of `Data`, `End`.
+#[derive(Debug)]
+pub enum BodyEvent<'a> {
+    /// A body for `uid` begins; `len` is the size the server declared (never allocate it).
+    Start {
+        /// The message.
+        uid: u32,
+        /// Declared size.
+        len: u64,
+    },
+    /// Bytes of the current body.
+    Data {
+        /// The message.
+        uid: u32,
+        /// The bytes, wire form (CRLF).
+        bytes: &'a [u8],
+    },
+    /// The current body is complete.
+    End {
+        /// The message.
+        uid: u32,
+    },
+}
+
+/// STATUS results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// MESSAGES.
+    pub messages: Option<u32>,
+    /// UIDVALIDITY.
+    pub uidvalidity: Option<u32>,
+    /// UIDNEXT.
+    pub uidnext: Option<u32>,
+}
+
+/// A failed server command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteError {
+    /// Tagged NO: the server could not do it; the text is the server's own (seed V0019).
+    No {
+        /// The server's text, with its response code when it sent one.
+        text: String,
+        /// `[TRYCREATE]` was given (seeds V0047, V0058).
+        trycreate: bool,
+    },
+    /// Tagged BAD, or the command could not be sent to this server.
+    Bad(String),
+    /// The session is unusable (I/O, protocol, timeout, BYE).
+    Fatal(String),
+}
+
+impl RemoteError {
+    /// Whether the session is gone.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, RemoteError::Fatal(_))
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteError::No { text, .. } => write!(f, "server said NO: {text}"),
+            RemoteError::Bad(t) => write!(f, "server said BAD: {t}"),
+            RemoteError::Fatal(t) => write!(f, "connection failed: {t}"),
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// Result alias for remote calls.
+pub type RemoteResult<T> = Result<T, RemoteError>;
+
+/// A flag change sent with `UID STORE … ±FLAGS.SILENT` (seed V0056).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// `+FLAGS.SILENT`.
+    Add,
+    /// `-FLAGS.SILENT`.
+    Remove,
+}
+
+/// The server, at the granularity of sync steps. See the module docs.
+pub trait Remote {
+    /// Whether the server advertised the capability (any case).
+    fn has_capability(&self, name: &str) -> bool;
+
+    /// `LIST "" "*"` (seed V0041), with `RETURN (SPECIAL-USE SUBSCRIBED)` where LIST-EXTENDED is
+    /// offered; subscriptions from LSUB otherwise. See [`crate::gather`] for the LIST/LSUB
+    /// attribute rule (V0043).
+    fn list_all(&mut self) -> RemoteResult<Vec<ListEntry>>;
+
+    /// SELECT, or EXAMINE when `read_only` (V0040). The previous mailbox is left by selecting
+    /// the next one, never by CLOSE, which would expunge (seed V0050).
+    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected>;
+
+    /// Leaves the selected mailbox without expunging: UNSELECT where offered (V0050), otherwise
+    /// nothing (the next SELECT does it).
+    fn unselect(&mut self) -> RemoteResult<()>;
+
+    /// `UID FETCH 1:* (UID FLAGS [MODSEQ])` on the selected mailbox.
+    fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>>;
+
+    /// `UID FETCH uids (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`.
+    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>>;
+
+    /// `UID FETCH uids (UID BODY.PEEK[])` (or `BODY.PEEK[HEADER]` with `headers_only`), never
+    /// setting `\Seen` (seed V0054); bodies go to `sink` as they arrive. UIDs the server no
+    /// longer has are simply absent.
+    fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        headers_only: bool,
+        sink: &mut dyn FnMut(BodyEvent<'_>),
+    ) -> RemoteResult<()>;
+
+    /// `APPEND mailbox (flags) "date" {len}` streaming `len` bytes from `data`. Returns the
+    /// APPENDUID `(uidvalidity, uid)` when the server has UIDPLUS (seed V0048).
+    fn append(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+    ) -> RemoteResult<Option<(u32, u32)>>;
+
+    /// `UID STORE uids ±FLAGS.SILENT (flags)` with `(UNCHANGEDSINCE n)` when given. Returns the
+    /// UIDs the server reported `[MODIFIED]` (not changed because another client changed them).
+    fn store(
+        &mut self,
+        uids: &[u32],
+        op: StoreOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> RemoteResult<Vec<u32>>;
+
+    /// `UID EXPUNGE uids` (UIDPLUS), or a bare `EXPUNGE` when `plain` (the caller checked that
+    /// the account allows it).
+    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()>;
+
+    /// `CREATE mailbox`.
+    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()>;
+
+    /// `DELETE mailbox`.
+    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()>;
+
+    /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
+    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
+
+    /// `UID SEARCH HEADER Message-ID "<id>"` on the selected mailbox.
+    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>>;
+
+    /// `UID MOVE` (RFC 6851) where offered, else `UID COPY`; returns COPYUID pairs
+    /// `(source, dest)` when the server gave them. The caller removes the source after a COPY.
+    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)>;
+
+    /// `[ALERT]` texts received since the last call (seed V0063).
+    fn take_alerts(&mut self) -> Vec<String>;
+
+    /// LOGOUT, reading the tagged OK within a short time (seed N2).
+    fn logout(&mut self);
+}

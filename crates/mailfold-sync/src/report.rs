@@ -1,0 +1,106 @@
+//! What a run did, per folder and for the account, for the CLI to print (human or `--json`).
+
+use serde::Serialize;
+
+/// Counts and messages for one folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FolderReport {
+    /// The folder's name (UTF-8, levels joined with `/`).
+    pub folder: String,
+    /// Messages downloaded into the Maildir.
+    pub downloaded: usize,
+    /// Messages uploaded with APPEND.
+    pub uploaded: usize,
+    /// Messages paired without transfer (content matching, V0003).
+    pub bound: usize,
+    /// Local files whose flags changed.
+    pub local_flag_changes: usize,
+    /// Server messages whose flags changed.
+    pub remote_flag_changes: usize,
+    /// Local files deleted (the server expunged them).
+    pub local_deletions: usize,
+    /// Server messages expunged (their files were deleted).
+    pub remote_deletions: usize,
+    /// Local files moved into this folder to follow a server move.
+    pub local_moves: usize,
+    /// Server messages moved into this folder to follow a local move.
+    pub remote_moves: usize,
+    /// The folder was created locally.
+    pub created_local: bool,
+    /// The folder was created on the server.
+    pub created_remote: bool,
+    /// The folder was deleted (on either side).
+    pub deleted: bool,
+    /// Local changes waiting (read-only folder, V0039; pull-only account, V0040).
+    pub pending: usize,
+    /// The folder is read-only on the server.
+    pub read_only: bool,
+    /// Things to know; the folder synced.
+    pub warnings: Vec<String>,
+    /// Steps that failed, with the server's text where it gave one (V0019).
+    pub errors: Vec<String>,
+}
+
+/// The outcome of one run for one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// The account's name.
+    pub account: String,
+    /// Per-folder results, by folder name.
+    pub folders: Vec<FolderReport>,
+    /// `[ALERT]` texts from the server, which must reach the user (seed V0063).
+    pub alerts: Vec<String>,
+    /// Account-level warnings.
+    pub warnings: Vec<String>,
+    /// Folders (or the account) the safety valve refused; `--force` applies them.
+    pub refused: Vec<String>,
+    /// Account-level errors.
+    pub errors: Vec<String>,
+    /// Nothing was changed (`--dry-run`).
+    pub dry_run: bool,
+    /// Operations applied.
+    pub steps: u64,
+}
+
+impl SyncReport {
+    /// Whether every folder synced completely: no refusal and no error anywhere. The CLI exits
+    /// 0 only then.
+    pub fn is_complete(&self) -> bool {
+        self.refused.is_empty()
+            && self.errors.is_empty()
+            && self.folders.iter().all(|f| f.errors.is_empty())
+    }
+
+    /// Whether the run changed anything on either side.
+    pub fn changed_anything(&self) -> bool {
+        self.folders.iter().any(|f| {
+            f.downloaded
+                + f.uploaded
+                + f.local_flag_changes
+                + f.remote_flag_changes
+                + f.local_deletions
+                + f.remote_deletions
+                + f.local_moves
+                + f.remote_moves
+                > 0
+                || f.created_local
+                || f.created_remote
+                || f.deleted
+        })
+    }
+
+    /// The report of `folder`, created on first use.
+    pub fn folder_mut(&mut self, folder: &str) -> &mut FolderReport {
+        let i = match self.folders.iter().position(|f| f.folder == folder) {
+            Some(i) => i,
+            None => {
+                self.folders.push(FolderReport {
+                    folder: folder.to_owned(),
+                    ..FolderReport::default()
+                });
+                self.folders.len() - 1
+            }
+        };
+        &mut self.folders[i]
+    }
+}
