@@ -48,15 +48,19 @@ pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secr
         .with_context(|| format!("cannot run {what} ({program})"))?;
     // Read on a thread so a command that never closes its stdout cannot block past the
     // deadline: killing the child closes the pipe and ends the reader.
-    let reader = child.stdout.take().map(|stdout| {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
         std::thread::spawn(move || {
             let mut out = Vec::new();
-            stdout
+            let r = stdout
                 .take(MAX_OUTPUT + 1)
                 .read_to_end(&mut out)
-                .map(|_| out)
-        })
-    });
+                .map(|_| out);
+            let _ = tx.send(r);
+        });
+    } else {
+        let _ = tx.send(Ok(Vec::new()));
+    }
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
         if let Some(s) = child.try_wait()? {
