@@ -248,8 +248,8 @@ impl Identity {
 
 /// A running private Dovecot; stopped (SIGTERM, then SIGKILL) and deleted on drop.
 pub struct Dovecot {
-    // Field order matters for drop: the process is stopped in `Drop::drop` before the fields
-    // (and so the temporary directory) go away.
+    // `Drop::drop` stops the processes; it runs before the fields (and so the temporary
+    // directory) are dropped.
     child: Option<Child>,
     instance: String,
     imap: SocketAddr,
@@ -397,7 +397,7 @@ impl Dovecot {
             write_file(&conf_path, conf.as_bytes(), 0o644);
             let _ = fs::remove_file(root.join("dovecot.log"));
             let stderr = fs::File::create(&stderr_path).expect("create the Dovecot stderr file");
-            let child = Command::new(binary("dovecot"))
+            let mut child = Command::new(binary("dovecot"))
                 .arg("-F")
                 .arg("-c")
                 .arg(&conf_path)
@@ -406,7 +406,6 @@ impl Dovecot {
                 .stderr(stderr)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run dovecot: {e}"));
-            let mut child = child;
             match wait_ready(&mut child, imap, &root) {
                 Ok(()) => {
                     return Dovecot {

@@ -7,7 +7,7 @@
 //! trusted outside the test that created it.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +20,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// Which server certificate a TLS endpoint presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertKind {
-    /// Issued by the test CA for `IP:127.0.0.1` and `DNS:localhost`; verifies with the CA file.
+    /// Issued by the test CA for `IP:127.0.0.1`, `IP:::1` and `DNS:localhost`; verifies with
+    /// the CA file.
     Valid,
     /// Names 127.0.0.1 and localhost but signs itself: no chain to the test CA.
     SelfSigned,
@@ -70,6 +71,7 @@ impl std::fmt::Debug for TestPki {
 fn right_names() -> Vec<SanType> {
     vec![
         SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
         SanType::DnsName(
             "localhost"
                 .try_into()

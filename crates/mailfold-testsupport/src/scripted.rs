@@ -13,7 +13,7 @@
 //! recording at [`MAX_RECORDED`] bytes per connection.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,7 +201,7 @@ pub struct ConnectionReport {
 
 type Reports = Arc<Mutex<Vec<ConnectionReport>>>;
 
-/// A running scripted server on 127.0.0.1; dropping it stops every thread.
+/// A running scripted server on loopback; dropping it stops every thread.
 pub struct ScriptedServer {
     addr: SocketAddr,
     pki: Arc<TestPki>,
@@ -230,7 +230,16 @@ impl ScriptedServer {
     /// # Panics
     /// If no loopback port can be bound.
     pub fn with_pki(script: Script, pki: Arc<TestPki>) -> ScriptedServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        Self::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), script, pki)
+    }
+
+    /// Starts a server on a free port of the loopback address `ip` (`::1` for IPv6 tests;
+    /// the valid certificate names both 127.0.0.1 and ::1).
+    ///
+    /// # Panics
+    /// If that address cannot be bound.
+    pub fn start_at(ip: IpAddr, script: Script, pki: Arc<TestPki>) -> ScriptedServer {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).expect("bind a loopback port");
         let addr = listener.local_addr().expect("address of a bound listener");
         listener
             .set_nonblocking(true)

@@ -292,3 +292,23 @@ fn each_connection_replays_the_script() {
     }
     assert_eq!(server.connection_count(), 3);
 }
+
+#[test]
+fn ipv6_loopback_with_tls_verifying_the_address() {
+    let pki = Arc::new(mailfold_testsupport::TestPki::generate());
+    let server = ScriptedServer::start_at(
+        "::1".parse().unwrap(),
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line("* OK v6"),
+        pki.clone(),
+    );
+    assert!(server.addr().is_ipv6());
+    let name = ServerName::try_from("::1").unwrap();
+    let conn = rustls::ClientConnection::new(pki.client_config(), name).unwrap();
+    let mut raw = Raw::over(Box::new(rustls::StreamOwned::new(
+        conn,
+        util::tcp(server.addr()),
+    )));
+    assert_eq!(raw.line(), "* OK v6");
+}
