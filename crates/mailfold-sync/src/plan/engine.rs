@@ -263,10 +263,17 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     p.match_remote_moves();
     p.match_local_moves();
     p.match_both_moved();
+    // Each pass runs over every folder before the next starts: a later pass must not take a
+    // message an earlier pass would have matched in another folder.
     for i in 0..p.folders.len() {
         p.match_remembered(i);
+    }
+    for i in 0..p.folders.len() {
         p.match_intents(i);
         p.match_pairs(i);
+    }
+    p.match_across();
+    for i in 0..p.folders.len() {
         p.emit_folder(i);
     }
     p.finish()
@@ -653,32 +660,86 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Pass 4: rows without a UID (after a UIDVALIDITY change) whose local file is there: find
-    /// the server copy by content and bind it, keeping the row's flags as the merge base, so
-    /// local changes made before the change survive (V0003).
-    fn match_remembered(&mut self, i: usize) {
-        if !self.folders[i].bindable() {
+    /// Pass 4: rows without a UID (after a UIDVALIDITY change). The server copy is found by
+    /// content and bound, keeping the row's flags as the merge base, so local changes made before
+    /// the change survive (V0003). Moves made meanwhile are followed as in passes 1–3: a file
+    /// still here whose server copy is now in another folder follows it; a file moved locally
+    /// whose server copy is still here is moved on the server; both moved: the server wins.
+    fn match_remembered(&mut self, a: usize) {
+        if matches!(self.folders[a].mode, Mode::Inactive | Mode::NoUid) {
             return;
         }
-        for ri in 0..self.folders[i].rows.len() {
-            let f = &self.folders[i];
-            let row = &f.rows[ri];
+        for ri in 0..self.folders[a].rows.len() {
+            let fa = &self.folders[a];
+            let row = &fa.rows[ri];
             if row.uid.is_some() || row.done {
                 continue;
             }
             let msg = row.msg;
-            let Some(&l) = f.local.get(&msg.local) else {
+            if let Some(&l) = fa.local.get(&msg.local) {
+                let found = self
+                    .find_remote(a, &msg.content())
+                    .or_else(|| self.find_remote(a, &l.content()));
+                let Some((b, v)) = found else { continue };
+                self.folders[a].rows[ri].done = true;
+                self.folders[b].remote_taken.insert(v);
+                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(a));
+                if a == b {
+                    self.folders[a].early.push(op);
+                } else {
+                    self.folders[a].local_leaving += 1;
+                    self.folders[b].needs_local_dir = true;
+                    self.moves.push(op);
+                }
+                continue;
+            }
+            let Some((b, v)) = self.find_remote(a, &msg.content()) else {
                 continue;
             };
-            let found = f
-                .unbound_remote()
-                .find(|(_, r)| msg.content().matches(&r.content) || l.content().matches(&r.content))
-                .map(|(u, _)| *u);
-            let Some(v) = found else { continue };
-            self.folders[i].rows[ri].done = true;
-            self.folders[i].remote_taken.insert(v);
-            let op = self.pair_op(i, v, l, &msg.flags, row_content(msg, Some(l)), None);
-            self.folders[i].early.push(op);
+            let Some((c, y)) = self.find_local(a, msg, Scope::AnyOthers) else {
+                continue;
+            };
+            let Some(l) = self.folders[c].local.get(&y).copied() else {
+                continue;
+            };
+            let server_move = b == a && c != a;
+            if server_move
+                && !(self.folders[a].remote_writable() && self.folders[c].remote_writable())
+            {
+                continue;
+            }
+            self.folders[a].rows[ri].done = true;
+            self.folders[b].remote_taken.insert(v);
+            self.folders[c].local_taken.insert(y);
+            if server_move {
+                self.folders[a].remote_leaving += 1;
+                let (rflags, _) = self.remote_flags(a, v);
+                let fc = &self.folders[c];
+                let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
+                let np = merged.not_permitted.clone();
+                self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
+                self.moves.push(Op::MoveRemote {
+                    from: self.folders[a].path.clone(),
+                    uid: v,
+                    to: self.folders[c].path.clone(),
+                    local: l.id.clone(),
+                    content: row_content(msg, Some(l)),
+                    update: merged.update,
+                });
+            } else {
+                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
+                if b != c {
+                    self.folders[b].needs_local_dir = true;
+                    self.folders[c].local_leaving += 1;
+                }
+                self.moves.push(op);
+            }
+            // After the move or bind: a crash in between finds the row and the copies again.
+            self.moves.push(Op::ForgetMessage {
+                folder: self.folders[a].path.clone(),
+                uid: None,
+                local: msg.local.clone(),
+            });
         }
     }
 
@@ -746,6 +807,45 @@ impl<'a> Planner<'a> {
                 self.folders[i].local_taken.insert(l.id.clone());
             } else {
                 self.bind_fresh(i, v, l);
+            }
+        }
+    }
+
+    /// Pass 6b: what is still unknown on both sides but matches across folders (a move made
+    /// while the state was lost or unbound): the server's folder wins and the file follows it,
+    /// rather than a download and an upload that would leave the message twice on each side.
+    fn match_across(&mut self) {
+        for b in 0..self.folders.len() {
+            if !self.folders[b].bindable() {
+                continue;
+            }
+            let remote: Vec<(Uid, Content)> = self.folders[b]
+                .unbound_remote()
+                .map(|(u, r)| (*u, r.content.clone()))
+                .collect();
+            for (v, content) in remote {
+                let found = (0..self.folders.len())
+                    .filter(|&c| {
+                        c != b && !matches!(self.folders[c].mode, Mode::NoUid | Mode::Inactive)
+                    })
+                    .find_map(|c| {
+                        self.folders[c]
+                            .unbound_local()
+                            .find(|l| !l.partial && l.content().matches(&content))
+                            .map(|l| (c, l))
+                    });
+                let Some((c, l)) = found else { continue };
+                let Some(r) = self.folders[b].remote.get(&v) else {
+                    continue;
+                };
+                let base = l.flags.intersection(&r.flags);
+                let row = pair_content(r, l);
+                self.folders[b].remote_taken.insert(v);
+                self.folders[b].needs_local_dir = true;
+                self.folders[c].local_taken.insert(l.id.clone());
+                self.folders[c].local_leaving += 1;
+                let op = self.pair_op(b, v, l, &base, row, Some(c));
+                self.moves.push(op);
             }
         }
     }
@@ -1029,6 +1129,11 @@ impl<'a> Planner<'a> {
         // 2. UIDVALIDITY records, before anything binds into those folders.
         ops.append(&mut self.set_uidvalidity);
         // 3. Moves across folders.
+        let moved: BTreeSet<FolderPath> = self
+            .moves
+            .iter()
+            .flat_map(|o| o.folders().into_iter().cloned())
+            .collect();
         ops.append(&mut self.moves);
         // 4. Per-folder work.
         let mut deletions = Vec::new();
@@ -1038,6 +1143,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let active = f.mode != Mode::Inactive;
+            let touched = !f.early.is_empty() || !f.late.is_empty() || moved.contains(&f.path);
             ops.append(&mut f.early);
             if active && !f.remote_exists && f.mode == Mode::Normal {
                 // The server folder was deleted while local files were added: recreate it.
@@ -1083,7 +1189,11 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             }
+            let complete = f
+                .mailbox
+                .is_some_and(|m| matches!(m.messages, RemoteMessages::Complete(_)));
             if local_gone_folder
+                && complete
                 && !f.needs_local_dir
                 && f.mode == Mode::Normal
                 && !f.read_only
@@ -1105,7 +1215,7 @@ impl<'a> Planner<'a> {
                 ));
                 continue;
             }
-            if let Some(op) = folder_state_op(f) {
+            if let Some(op) = folder_state_op(f, touched) {
                 tail.push(op);
             }
         }
@@ -1336,7 +1446,9 @@ fn emit_new_local(f: &mut Folder<'_>, l: &LocalMessage, warnings: &mut Vec<Warni
     });
 }
 
-fn folder_state_op(f: &Folder<'_>) -> Option<Op> {
+/// The folder-state record, when the view's values differ from the state's or when the plan
+/// writes to the folder (its own writes move UIDNEXT and HIGHESTMODSEQ on).
+fn folder_state_op(f: &Folder<'_>, touched: bool) -> Option<Op> {
     let created = matches!(f.mode, Mode::Created) || f.needs_remote_recreate;
     if created {
         return Some(Op::SetFolderState {
@@ -1357,6 +1469,7 @@ fn folder_state_op(f: &Folder<'_>) -> Option<Op> {
     let uidnext = mb.uidnext.or(derived);
     let hms = mb.highestmodseq;
     let same = f.mode == Mode::Normal
+        && !touched
         && f.state
             .is_some_and(|s| s.uidnext == uidnext && s.highestmodseq == hms);
     if same {

@@ -152,8 +152,8 @@ pub enum Op {
     /// APPENDUID (V0048) whose UIDVALIDITY equals the folder state's, delete any row whose local
     /// id is `local` (a row left without UID by a UIDVALIDITY change), insert the row (new UID,
     /// `local`, `flags`, content) and drop the journal entry, in one transaction. Without
-    /// UIDPLUS, commit nothing but the journal drop is still safe: the next plan binds the copy
-    /// by content.
+    /// UIDPLUS, insert the row with `uid = NULL` instead (and drop the journal entry): the next
+    /// plan finds the copy by content and binds it with these flags as the merge base.
     Upload {
         /// The folder.
         folder: FolderPath,
@@ -205,8 +205,8 @@ pub enum Op {
     /// uid to` (or `UID COPY` + `STORE \Deleted` + `UID EXPUNGE`), learn the new UID from
     /// COPYUID, then `update.remote` on the new UID (without UNCHANGEDSINCE: the copy is ours).
     /// Commit: delete the `from` row of `uid`, insert the `to` row (new UID, `local`,
-    /// `update.record`, content). Without COPYUID, commit only the deletion of the `from` row;
-    /// the next plan binds the copy by content.
+    /// `update.record`, content). Without COPYUID, insert the `to` row with `uid = NULL`: the next
+    /// plan finds the copy by content and binds it with `update.record` as the merge base.
     MoveRemote {
         /// The folder the server holds the message in.
         from: FolderPath,
