@@ -107,7 +107,7 @@ pub struct SelectOptions {
 }
 
 /// Receives FETCH results as they arrive. Bodies come in chunks, never as one buffer.
-pub trait FetchSink {
+pub trait FetchSink: Send {
     /// One FETCH response (a streamed body appears in it as its length only).
     fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()>;
     /// A large body literal begins.
@@ -777,6 +777,8 @@ impl Session {
         stop: &IdleStop,
         max: Duration,
     ) -> Result<Vec<Notification>, Error> {
+        // Only what arrives from now on ends the IDLE; older notes are just returned too.
+        let base = self.notes.len();
         let h = self.submit(Command::Idle);
         let until = tokio::time::Instant::now() + max;
         let mut stopping = false;
@@ -792,7 +794,7 @@ impl Session {
             if let Some(e) = &self.closed {
                 return Err(map_engine_error(e.clone()));
             }
-            let changed = self.notes.iter().any(|n| {
+            let changed = self.notes.iter().skip(base).any(|n| {
                 matches!(
                     n,
                     Event::Mailbox(_) | Event::Fetch { handle: None, .. } | Event::Bye { .. }
@@ -930,10 +932,7 @@ impl Session {
         };
         let read = transport.read(&mut self.read_buf);
         let res = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, read).await {
-                Ok(r) => Some(r),
-                Err(_) => None,
-            },
+            Some(d) => tokio::time::timeout_at(d, read).await.ok(),
             None => Some(read.await),
         };
         let now = Instant::now();

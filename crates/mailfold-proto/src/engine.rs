@@ -1100,7 +1100,7 @@ impl Client {
             Response::Esearch(e) => {
                 let tag = e.tag.clone();
                 let target = self.in_flight.iter_mut().find(|c| {
-                    matches!(c.kind, Kind::Search) && tag.as_ref().map_or(true, |t| *t == c.tag)
+                    matches!(c.kind, Kind::Search) && !matches!(&tag, Some(t) if *t != c.tag)
                 });
                 match target {
                     Some(InFlight {

@@ -200,7 +200,7 @@ impl MailboxState {
                 FetchItem::Uid(uid) => self.record_uid(fetch.seq, *uid),
                 // Tracking the largest MODSEQ seen keeps HIGHESTMODSEQ current between
                 // commands (RFC 7162 3.1.2).
-                FetchItem::ModSeq(m) if self.highest_modseq.map_or(true, |h| *m > h) => {
+                FetchItem::ModSeq(m) if !matches!(self.highest_modseq, Some(h) if h >= *m) => {
                     self.highest_modseq = Some(*m);
                 }
                 _ => {}

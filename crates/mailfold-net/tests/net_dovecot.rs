@@ -1,0 +1,318 @@
+//! End-to-end sessions against a private Dovecot (mailfold-testsupport): transports, every
+//! mechanism Dovecot offers, and SELECT/FETCH/STORE/APPEND/IDLE round trips.
+
+use std::time::Duration;
+
+use mailfold_net::{ConnectConfig, Error, FetchSink, IdleStop, Security, SelectOptions, Session};
+use mailfold_proto::command::{FetchItem, FetchItems, FetchModifiers, StoreFlags, StoreMode};
+use mailfold_proto::core::{Flag, Mailbox};
+use mailfold_proto::engine::{BodyPart, Event, MailboxChange};
+use mailfold_proto::response::{Code, Fetch};
+use mailfold_proto::seqset::UidSet;
+use mailfold_sasl::{Credentials, MechanismName, Policy};
+use mailfold_testsupport::{Dovecot, Plaintext};
+
+fn cfg(d: &Dovecot, security: Security) -> ConnectConfig {
+    let addr = match security {
+        Security::ImplicitTls => d.imaps_addr(),
+        Security::StartTls => d.imap_addr(),
+        Security::Plaintext => d.plaintext_addr().expect("plaintext listener"),
+    };
+    let mut c = ConnectConfig::new(addr.ip().to_string());
+    c.port = Some(addr.port());
+    c.security = security;
+    c.tls.ca_file = Some(d.ca_file());
+    c.connect_timeout = Duration::from_secs(10);
+    c.engine.command_timeout = Duration::from_secs(20);
+    c
+}
+
+fn password(d: &Dovecot) -> Credentials {
+    let u = d.user(0);
+    Credentials::password(u.name.clone(), u.password.clone())
+}
+
+const MSG: &[u8] =
+    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nbody line\r\n";
+
+/// Seed N1: implicit TLS, STARTTLS, and plaintext (only when the account says so).
+#[tokio::test]
+async fn n1_implicit_tls_starttls_and_explicit_plaintext() {
+    let d = Dovecot::builder().plaintext(Plaintext::AllowAuth).start();
+    for sec in [Security::ImplicitTls, Security::StartTls] {
+        let s = Session::connect(&cfg(&d, sec), Some(&password(&d)))
+            .await
+            .unwrap();
+        assert!(s.is_encrypted(), "{sec:?}");
+        assert!(s.capabilities().unwrap().has("IMAP4rev1"));
+        s.logout().await.unwrap();
+    }
+    let mut c = cfg(&d, Security::Plaintext);
+    c.auth_policy = Policy {
+        allow_plaintext_password: true,
+        ..Policy::password()
+    };
+    let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    assert!(!s.is_encrypted());
+    s.logout().await.unwrap();
+}
+
+/// Seeds E0001, E0002, V0027, V0029: every mechanism Dovecot supports, end to end.
+#[tokio::test]
+async fn e0001_every_dovecot_mechanism_authenticates() {
+    let d = Dovecot::start();
+    let u = d.user(0).clone();
+    let cases = [
+        (
+            MechanismName::Plain,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::Login,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::CramMd5,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::DigestMd5,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::ScramSha1,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::ScramSha256,
+            Credentials::password(u.name.clone(), u.password.clone()),
+        ),
+        (
+            MechanismName::OAuthBearer,
+            Credentials::bearer_token(u.name.clone(), u.token.clone()),
+        ),
+        (
+            MechanismName::XOAuth2,
+            Credentials::bearer_token(u.name.clone(), u.token.clone()),
+        ),
+        (
+            MechanismName::Anonymous,
+            Credentials::anonymous("test@example.org"),
+        ),
+    ];
+    for (mech, creds) in cases {
+        let mut c = cfg(&d, Security::ImplicitTls);
+        c.auth_policy = match mech {
+            MechanismName::OAuthBearer | MechanismName::XOAuth2 => Policy::oauth_token(),
+            MechanismName::Anonymous => Policy::anonymous(),
+            _ => Policy::password(),
+        };
+        c.auth_policy.order = Some(vec![mech]);
+        let mut s = Session::connect(&c, Some(&creds))
+            .await
+            .unwrap_or_else(|e| panic!("{mech}: {e}\n{}", d.log()));
+        assert_eq!(s.stats().commands("AUTHENTICATE"), 1, "{mech}");
+        s.noop().await.unwrap();
+        s.logout().await.unwrap();
+    }
+}
+
+/// Seed E0002: with the default policy, SCRAM is chosen over PLAIN.
+#[tokio::test]
+async fn e0002_scram_preferred_by_default() {
+    let d = Dovecot::start();
+    let s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    assert_eq!(s.stats().commands("AUTHENTICATE"), 1);
+    assert_eq!(s.stats().commands("LOGIN"), 0);
+    s.logout().await.unwrap();
+}
+
+/// Seed V0034: a wrong password fails once, clearly, without trying weaker mechanisms.
+#[tokio::test]
+async fn v0034_wrong_password_is_reported_not_retried_weaker() {
+    let d = Dovecot::start();
+    let creds = Credentials::password(d.user(0).name.clone(), "wrong password");
+    let e = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&creds))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+}
+
+#[derive(Default)]
+struct Collect {
+    fetches: Vec<Fetch>,
+    body: Vec<u8>,
+    starts: usize,
+}
+
+impl FetchSink for Collect {
+    fn fetch(&mut self, f: Fetch) -> std::io::Result<()> {
+        if let Some(b) = f.items.iter().find_map(|i| match i {
+            mailfold_proto::response::FetchItem::BodySection { data, .. } => data.bytes(),
+            _ => None,
+        }) {
+            self.body.extend_from_slice(b);
+        }
+        self.fetches.push(f);
+        Ok(())
+    }
+    fn body_start(&mut self, _p: &BodyPart) -> std::io::Result<()> {
+        self.starts += 1;
+        Ok(())
+    }
+    fn body_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.body.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+/// APPEND (in memory and streamed), SELECT, UID FETCH with a streamed body, UID STORE.
+#[tokio::test]
+async fn select_fetch_store_append_round_trip() {
+    let d = Dovecot::start();
+    let mut s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    let inbox = Mailbox::inbox();
+    let code = s
+        .append(&inbox, &[Flag::Flagged], None, MSG.to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(code, Some(Code::AppendUid { .. })), "{code:?}");
+    let big: Vec<u8> = {
+        let mut m = b"Subject: big\r\n\r\n".to_vec();
+        while m.len() < 300_000 {
+            m.extend_from_slice(
+                b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop\r\n",
+            );
+        }
+        m
+    };
+    let len = big.len() as u64;
+    s.append_stream(
+        &inbox,
+        &[],
+        None,
+        Box::new(std::io::Cursor::new(big.clone())),
+        len,
+    )
+    .await
+    .unwrap();
+
+    let mb = s.select(&inbox, SelectOptions::default()).await.unwrap();
+    assert_eq!(mb.exists, 2);
+    assert!(mb.uid_validity.is_some());
+    assert!(!mb.read_only);
+
+    let mut sink = Collect::default();
+    let n = s
+        .uid_fetch(
+            &UidSet::range(1, u32::MAX).unwrap(),
+            FetchItems::Items(vec![FetchItem::Flags, FetchItem::body_peek()]),
+            FetchModifiers::default(),
+            &mut sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        sink.starts, 1,
+        "the large body was streamed, the small one inlined"
+    );
+    let mut want = MSG.to_vec();
+    want.extend_from_slice(&big);
+    assert_eq!(sink.body, want);
+    assert!(sink.fetches[0].flags().unwrap().contains(&Flag::Flagged));
+
+    let uid = sink.fetches[0].uid().unwrap();
+    let res = s
+        .uid_store(
+            &UidSet::single(uid).unwrap(),
+            StoreFlags {
+                mode: StoreMode::Add,
+                silent: false,
+                flags: vec![Flag::Seen],
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(res[0].flags().unwrap().contains(&Flag::Seen));
+    assert_eq!(s.stats().commands("SELECT"), 1);
+    s.logout().await.unwrap();
+}
+
+/// Seed V0026 against a real server: many commands pipelined, each awaited.
+#[tokio::test]
+async fn v0026_pipelined_status_commands() {
+    let d = Dovecot::start();
+    let mut s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    let names = ["INBOX", "Sent", "Drafts", "Trash", "Junk"];
+    let handles: Vec<_> = names
+        .iter()
+        .map(|n| {
+            s.submit(mailfold_proto::command::Command::Status {
+                mailbox: Mailbox::from_utf8(n),
+                items: vec![mailfold_proto::command::StatusItem::Messages],
+            })
+        })
+        .collect();
+    for h in handles {
+        let c = s.wait(h).await.unwrap();
+        assert!(c.outcome.is_ok(), "{c:?}");
+    }
+    s.logout().await.unwrap();
+}
+
+/// Seed V0023 (and V0028): a second connection changes the mailbox while the first IDLEs.
+#[tokio::test]
+async fn v0023_idle_sees_another_clients_changes() {
+    let d = Dovecot::start();
+    let c = cfg(&d, Security::ImplicitTls);
+    let mut watcher = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    let inbox = Mailbox::inbox();
+    watcher
+        .select(&inbox, SelectOptions::default())
+        .await
+        .unwrap();
+    let stop = IdleStop::new();
+    let other = {
+        let c = c.clone();
+        let creds = password(&d);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut s = Session::connect(&c, Some(&creds)).await.unwrap();
+            s.append(&Mailbox::inbox(), &[], None, MSG.to_vec())
+                .await
+                .unwrap();
+            s.logout().await.unwrap();
+        })
+    };
+    let notes = watcher.idle(&stop, Duration::from_secs(20)).await.unwrap();
+    other.await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, Event::Mailbox(MailboxChange::Exists(1)))),
+        "{notes:?}"
+    );
+    assert_eq!(watcher.mailbox().unwrap().exists, 1);
+    watcher.logout().await.unwrap();
+}
+
+/// Seeds N2 and V0011: LOGOUT reads the tagged OK and closes cleanly.
+#[tokio::test]
+async fn v0011_logout_reads_the_tagged_ok() {
+    let d = Dovecot::start();
+    let s = Session::connect(&cfg(&d, Security::StartTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    let stats = s.stats().clone();
+    s.logout().await.unwrap();
+    assert_eq!(stats.commands("LOGOUT"), 1);
+    assert!(stats.bytes_received() > 0);
+}
