@@ -15,43 +15,43 @@ use mailfold_sync::plan::{
 
 /// Message content is identified by a body number; size, date and Message-ID derive from it, so
 /// distinct bodies never look alike.
-pub type BodyId = u32;
+pub(crate) type BodyId = u32;
 
-pub fn size_of(b: BodyId) -> u64 {
+pub(crate) fn size_of(b: BodyId) -> u64 {
     1000 + u64::from(b)
 }
 
-pub fn date_of(b: BodyId) -> UnixTime {
+pub(crate) fn date_of(b: BodyId) -> UnixTime {
     UnixTime(1_500_000_000 + i64::from(b) * 7)
 }
 
-pub fn mid_of(b: BodyId) -> Option<String> {
+pub(crate) fn mid_of(b: BodyId) -> Option<String> {
     (b % 4 != 0).then(|| format!("<m{b}@example.org>"))
 }
 
-pub fn body_of_size(size: u64) -> BodyId {
+pub(crate) fn body_of_size(size: u64) -> BodyId {
     u32::try_from(size.saturating_sub(1000)).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RMsg {
-    pub body: BodyId,
-    pub flags: FlagSet,
-    pub modseq: u64,
+pub(crate) struct RMsg {
+    pub(crate) body: BodyId,
+    pub(crate) flags: FlagSet,
+    pub(crate) modseq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RFolder {
-    pub uidvalidity: Option<u32>,
-    pub uidnext: u32,
-    pub hms: u64,
-    pub read_only: bool,
-    pub perm: PermanentFlags,
-    pub msgs: BTreeMap<u32, RMsg>,
+pub(crate) struct RFolder {
+    pub(crate) uidvalidity: Option<u32>,
+    pub(crate) uidnext: u32,
+    pub(crate) hms: u64,
+    pub(crate) read_only: bool,
+    pub(crate) perm: PermanentFlags,
+    pub(crate) msgs: BTreeMap<u32, RMsg>,
 }
 
 impl RFolder {
-    pub fn new(uidvalidity: u32) -> Self {
+    pub(crate) fn new(uidvalidity: u32) -> Self {
         RFolder {
             uidvalidity: Some(uidvalidity),
             uidnext: 1,
@@ -62,7 +62,7 @@ impl RFolder {
         }
     }
 
-    pub fn add(&mut self, body: BodyId, flags: FlagSet) -> u32 {
+    pub(crate) fn add(&mut self, body: BodyId, flags: FlagSet) -> u32 {
         let uid = self.uidnext;
         self.uidnext += 1;
         self.hms += 1;
@@ -79,55 +79,55 @@ impl RFolder {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LMsg {
-    pub body: BodyId,
-    pub flags: FlagSet,
-    pub partial: bool,
+pub(crate) struct LMsg {
+    pub(crate) body: BodyId,
+    pub(crate) flags: FlagSet,
+    pub(crate) partial: bool,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct World {
-    pub remote: BTreeMap<FolderPath, RFolder>,
-    pub local: BTreeMap<FolderPath, BTreeMap<LocalId, LMsg>>,
-    pub state: BTreeMap<FolderPath, StateFolder>,
-    pub intents: BTreeMap<IntentId, Intent>,
-    pub next_id: u64,
-    pub next_uidvalidity: u32,
+pub(crate) struct World {
+    pub(crate) remote: BTreeMap<FolderPath, RFolder>,
+    pub(crate) local: BTreeMap<FolderPath, BTreeMap<LocalId, LMsg>>,
+    pub(crate) state: BTreeMap<FolderPath, StateFolder>,
+    pub(crate) intents: BTreeMap<IntentId, Intent>,
+    pub(crate) next_id: u64,
+    pub(crate) next_uidvalidity: u32,
     /// Whether the server answers APPEND and COPY/MOVE with APPENDUID/COPYUID.
-    pub no_uidplus: bool,
+    pub(crate) no_uidplus: bool,
 }
 
-pub fn fp(s: &str) -> FolderPath {
+pub(crate) fn fp(s: &str) -> FolderPath {
     FolderPath::parse(s)
 }
 
-pub fn uid(n: u32) -> Uid {
+pub(crate) fn uid(n: u32) -> Uid {
     Uid::new(n).expect("test UIDs are non-zero")
 }
 
-pub fn uv(n: u32) -> UidValidity {
+pub(crate) fn uv(n: u32) -> UidValidity {
     UidValidity::new(n).expect("test UIDVALIDITY is non-zero")
 }
 
-pub fn flags(names: &[&str]) -> FlagSet {
+pub(crate) fn flags(names: &[&str]) -> FlagSet {
     FlagSet::from_imap(names.iter().copied())
 }
 
 impl World {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         World {
             next_uidvalidity: 100,
             ..World::default()
         }
     }
 
-    pub fn fresh_id(&mut self, prefix: &str) -> LocalId {
+    pub(crate) fn fresh_id(&mut self, prefix: &str) -> LocalId {
         self.next_id += 1;
         LocalId::new(format!("{prefix}{}", self.next_id))
     }
 
     /// The planner's input: complete views of everything.
-    pub fn input(&self) -> SyncInput {
+    pub(crate) fn input(&self) -> SyncInput {
         SyncInput {
             remote: self
                 .remote
@@ -188,7 +188,7 @@ impl World {
     }
 
     /// Builds a synced world: every message on both sides, state rows agreeing.
-    pub fn synced(folders: &[(&str, Vec<(BodyId, FlagSet)>)]) -> World {
+    pub(crate) fn synced(folders: &[(&str, Vec<(BodyId, FlagSet)>)]) -> World {
         let mut w = World::new();
         for (name, msgs) in folders {
             let path = fp(name);
@@ -238,7 +238,7 @@ impl World {
 
     /// Applies `plan`, stopping after `budget` micro-steps (a crash) when given. Returns the
     /// number of micro-steps performed.
-    pub fn apply(&mut self, plan: &Plan, budget: Option<usize>) -> usize {
+    pub(crate) fn apply(&mut self, plan: &Plan, budget: Option<usize>) -> usize {
         let mut left = budget.unwrap_or(usize::MAX);
         let mut done = 0;
         for op in &plan.ops {
@@ -256,7 +256,7 @@ impl World {
     }
 
     /// How many micro-steps an operation has.
-    pub fn steps(&self, op: &Op) -> usize {
+    pub(crate) fn steps(&self, op: &Op) -> usize {
         match op {
             Op::Bind { .. } | Op::SyncFlags { .. } => 3,
             Op::MoveLocal { .. } | Op::MoveRemote { .. } => 4,
@@ -660,7 +660,7 @@ impl World {
 
     /// What a user sees: per folder and side, the multiset of (body, flags as the folder's
     /// server can hold them, partial).
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
         for (p, f) in &self.remote {
             let mut v: Vec<(BodyId, FlagSet)> = f
@@ -688,7 +688,7 @@ impl World {
     }
 
     /// Every body on either side, anywhere.
-    pub fn bodies(&self) -> BTreeSet<BodyId> {
+    pub(crate) fn bodies(&self) -> BTreeSet<BodyId> {
         let mut b: BTreeSet<BodyId> = self
             .remote
             .values()
@@ -698,21 +698,21 @@ impl World {
         b
     }
 
-    pub fn remote_count(&self, body: BodyId) -> usize {
+    pub(crate) fn remote_count(&self, body: BodyId) -> usize {
         self.remote
             .values()
             .map(|f| f.msgs.values().filter(|m| m.body == body).count())
             .sum()
     }
 
-    pub fn local_count(&self, body: BodyId) -> usize {
+    pub(crate) fn local_count(&self, body: BodyId) -> usize {
         self.local
             .values()
             .map(|f| f.values().filter(|m| m.body == body).count())
             .sum()
     }
 
-    pub fn pending_keys(&self, folder: &FolderPath) -> Vec<PendingKey> {
+    pub(crate) fn pending_keys(&self, folder: &FolderPath) -> Vec<PendingKey> {
         self.state
             .get(folder)
             .map(|f| f.pending.clone())
@@ -720,12 +720,12 @@ impl World {
     }
 }
 
-pub fn permitted(fl: &FlagSet, perm: &PermanentFlags) -> FlagSet {
+pub(crate) fn permitted(fl: &FlagSet, perm: &PermanentFlags) -> FlagSet {
     fl.iter().filter(|f| perm.allows(f)).cloned().collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub remote: BTreeMap<FolderPath, Vec<(BodyId, FlagSet)>>,
-    pub local: BTreeMap<FolderPath, Vec<(BodyId, FlagSet)>>,
+pub(crate) struct Snapshot {
+    pub(crate) remote: BTreeMap<FolderPath, Vec<(BodyId, FlagSet)>>,
+    pub(crate) local: BTreeMap<FolderPath, Vec<(BodyId, FlagSet)>>,
 }

@@ -368,7 +368,7 @@ proptest! {
             let uids: Vec<u32> = w.remote[&inbox].msgs.keys().copied().skip(keep).collect();
             for u in uids { w.remote.get_mut(&inbox).map(|f| f.msgs.remove(&u)); }
         } else {
-            let ids: Vec<LocalId> = w.local[&inbox].keys().cloned().skip(keep).collect();
+            let ids: Vec<LocalId> = w.local[&inbox].keys().skip(keep).cloned().collect();
             for id in ids { w.local.get_mut(&inbox).map(|f| f.remove(&id)); }
         }
         let config = PlanConfig::default();
