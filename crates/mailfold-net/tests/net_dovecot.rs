@@ -316,3 +316,80 @@ async fn v0011_logout_reads_the_tagged_ok() {
     assert_eq!(stats.commands("LOGOUT"), 1);
     assert!(stats.bytes_received() > 0);
 }
+
+/// Seed V0029: ANONYMOUS when the account is configured for it.
+#[tokio::test]
+async fn v0029_anonymous_login() {
+    let d = Dovecot::start();
+    let mut c = cfg(&d, Security::ImplicitTls);
+    c.auth_policy = Policy::anonymous();
+    let mut s = Session::connect(&c, Some(&Credentials::anonymous("tester")))
+        .await
+        .unwrap();
+    assert_eq!(s.stats().commands("AUTHENTICATE"), 1);
+    s.noop().await.unwrap();
+    s.logout().await.unwrap();
+}
+
+/// Seeds V0033/V0065: the CAPABILITY code of the greeting and of the tagged OK to
+/// AUTHENTICATE are used, so no CAPABILITY command is needed; the post-login set is used.
+#[tokio::test]
+async fn v0033_capability_codes_save_round_trips() {
+    let d = Dovecot::start();
+    let s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    assert_eq!(s.stats().commands("CAPABILITY"), 0);
+    let caps = s.capabilities().unwrap();
+    assert!(
+        caps.has("IDLE") && caps.has("UIDPLUS"),
+        "post-login capabilities"
+    );
+    assert!(
+        caps.auth_mechanisms().is_empty(),
+        "pre-login AUTH= list replaced"
+    );
+    s.logout().await.unwrap();
+}
+
+/// Seed V0035: the same after the LOGIN command (used here because the policy names no
+/// mechanism).
+#[tokio::test]
+async fn v0035_capabilities_after_login_command() {
+    let d = Dovecot::start();
+    let mut c = cfg(&d, Security::StartTls);
+    c.auth_policy.order = Some(Vec::new());
+    let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    assert_eq!(s.stats().commands("LOGIN"), 1);
+    assert_eq!(s.stats().commands("AUTHENTICATE"), 0);
+    assert!(s.capabilities().unwrap().has("IDLE"));
+    s.logout().await.unwrap();
+}
+
+/// Seeds V0025 and V0028: watching uses IDLE where offered, and the engine re-issues it on
+/// its own timer (shortened here) without the caller doing anything.
+#[tokio::test]
+async fn v0025_idle_is_refreshed_by_the_engine_timer() {
+    let d = Dovecot::start();
+    let mut c = cfg(&d, Security::ImplicitTls);
+    c.engine.idle_refresh = Duration::from_millis(400);
+    let mut s = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    s.select(&Mailbox::inbox(), SelectOptions::default())
+        .await
+        .unwrap();
+    let before = s.stats().bytes_sent();
+    let notes = s
+        .idle(&IdleStop::new(), Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    // One IDLE cycle is "tttt IDLE\r\n" + "DONE\r\n" = 17 bytes; refreshes add more.
+    let sent = s.stats().bytes_sent() - before;
+    assert!(sent >= 34, "only {sent} bytes: IDLE was not refreshed");
+    assert_eq!(
+        s.stats().commands("IDLE"),
+        1,
+        "refreshes are the engine's own"
+    );
+    s.logout().await.unwrap();
+}

@@ -313,3 +313,32 @@ async fn tagged_ok_before_the_command_was_written_is_fatal() {
     assert!(matches!(e, Error::Protocol(_) | Error::Security(_)), "{e}");
     no_credentials_sent(&s);
 }
+
+/// Seed V0027: every AUTH= name is recognised, unknown ones are ignored (50 of them), and the
+/// strongest known mechanism goes first; STARTTLS is required when the account says so.
+#[tokio::test]
+async fn v0027_fifty_unknown_mechanisms_are_ignored() {
+    let mut caps = String::from("* OK [CAPABILITY IMAP4rev1");
+    for i in 0..50 {
+        caps.push_str(&format!(" AUTH=X-JUNK-{i}"));
+    }
+    caps.push_str(" AUTH=PLAIN AUTH=SCRAM-SHA-256] hi");
+    // Without STARTTLS on a STARTTLS account: abandoned, nothing sent.
+    let s = ScriptedServer::start(Script::new().send_line(&caps).stall());
+    let e = connect(&s, Security::StartTls).await.unwrap_err();
+    assert!(matches!(e, Error::Security(_)), "{e}");
+    no_credentials_sent(&s);
+    // Over TLS: SCRAM-SHA-256 first.
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line(&caps)
+            .expect("AUTHENTICATE SCRAM-SHA-256*")
+            .send_tagged("NO [UNAVAILABLE] try later")
+            .stall(),
+    );
+    let e = connect(&s, Security::ImplicitTls).await.unwrap_err();
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    s.wait_finished(Duration::from_secs(5));
+    assert!(!s.received_contains(b"X-JUNK"));
+}

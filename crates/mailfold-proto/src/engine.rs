@@ -1112,31 +1112,31 @@ impl Client {
             }
             Response::Flags(f) => {
                 if let Some(ch) = self.session.apply_flags(&f) {
-                    self.events.push_back(Event::Mailbox(ch));
+                    self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Flags(f));
             }
             Response::Exists(n) => {
                 if let Some(ch) = self.session.apply_exists(n) {
-                    self.events.push_back(Event::Mailbox(ch));
+                    self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Exists(n));
             }
             Response::Recent(n) => {
                 if let Some(ch) = self.session.apply_recent(n) {
-                    self.events.push_back(Event::Mailbox(ch));
+                    self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Recent(n));
             }
             Response::Expunge(n) => {
                 if let Some(ch) = self.session.apply_expunge(n) {
-                    self.events.push_back(Event::Mailbox(ch));
+                    self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Expunge(n));
             }
             Response::Vanished(v) => {
                 if let Some(ch) = self.session.apply_vanished(v.earlier, &v.uids) {
-                    self.events.push_back(Event::Mailbox(ch));
+                    self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Vanished(v));
             }
@@ -1214,6 +1214,18 @@ impl Client {
             } else {
                 Response::List(l)
             }),
+        }
+    }
+
+    /// Surfaces a mailbox change, except the data that answers a SELECT/EXAMINE in flight
+    /// (that is the SELECT's result, not a change).
+    fn mailbox_event(&mut self, ch: MailboxChange) {
+        if !self
+            .in_flight
+            .iter()
+            .any(|c| matches!(c.kind, Kind::Select(..)))
+        {
+            self.events.push_back(Event::Mailbox(ch));
         }
     }
 
