@@ -344,33 +344,9 @@ pub fn encode_auth_cancel() -> Encoded {
     }
 }
 
-/// Standard base64 with padding (RFC 4648 section 4), as SASL needs.
-fn base64(data: &[u8]) -> Vec<u8> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        // `chunks` never yields an empty slice, so `chunk[0]` exists.
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(A[(n >> 18) as usize & 63]);
-        out.push(A[(n >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 {
-            A[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if chunk.len() > 2 {
-            A[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
-    out
-}
+// Standard base64 with padding (RFC 4648 section 4), as SASL needs: the crate's one
+// implementation, shared with the engine's challenge decoder.
+use crate::base64::encode as base64;
 
 /// How a string may be written in its grammar position.
 #[derive(Clone, Copy, PartialEq, Eq)]

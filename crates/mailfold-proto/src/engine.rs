@@ -8,6 +8,7 @@
 //! STARTTLS, AUTHENTICATE (driving a [`mailfold_sasl::Mechanism`]) and IDLE are handled
 //! here, so the driver (`mailfold-net`) makes no protocol decision of its own.
 
+mod attribution;
 mod pipeline;
 mod session;
 mod tags;
@@ -27,6 +28,8 @@ use crate::response::{
     StatusKind, StatusResponse,
 };
 use crate::seqset::UidSet;
+
+use attribution::{Scope, Target, Wants};
 
 pub use session::{Capabilities, MailboxChange, MailboxState, SessionState};
 pub use wire::BodyPart;
@@ -212,6 +215,10 @@ pub struct Completion {
     pub outcome: Outcome,
     /// Data the command collected.
     pub data: CommandData,
+    /// UIDs reported expunged by `VANISHED (EARLIER)` in answer to this command: a SELECT or
+    /// EXAMINE with QRESYNC, or a UID FETCH with the VANISHED modifier (RFC 7162 3.2.5.2,
+    /// 3.2.6). `None` when the server sent none. The sync engine removes these messages.
+    pub vanished: Option<UidSet>,
 }
 
 /// Something the driver or the application must learn about.
@@ -331,9 +338,14 @@ enum Kind {
     List,
     Status(Mailbox),
     Search,
-    Fetch(Option<UidSet>),
+    /// FETCH or UID FETCH; `vanished` when the VANISHED modifier was sent.
+    Fetch {
+        scope: Scope,
+        vanished: bool,
+    },
+    /// STORE or UID STORE; `scope` is `None` with `.SILENT` (no FETCH answers it).
     Store {
-        silent: bool,
+        scope: Option<Scope>,
     },
     Idle,
     Enable,
@@ -372,6 +384,8 @@ enum Collect {
     Status(Option<MailboxStatus>),
     Search(SearchResult),
     Fetch(u64),
+    /// SELECT/EXAMINE: FETCH responses seen (QRESYNC's changed messages).
+    Select(u64),
     Enabled(Vec<String>),
     Id(Vec<(String, Option<String>)>),
     Namespace(Option<Namespaces>),
@@ -403,6 +417,8 @@ struct InFlight {
     idle: Option<IdlePhase>,
     /// For IDLE: the application asked to stop.
     idle_stop: bool,
+    /// `VANISHED (EARLIER)` UIDs collected for this command.
+    vanished: Option<UidSet>,
 }
 
 /// The sans-IO IMAP client.
@@ -507,6 +523,13 @@ impl Client {
             + self.in_flight.iter().filter(|c| !c.internal).count()
     }
 
+    /// True when nothing at all is queued, in flight or waiting to be written, the engine's
+    /// own keepalive NOOP and IDLE refreshes included. A driver that holds an idle session
+    /// uses it to tell when a keepalive round trip has finished (seed V0025).
+    pub fn is_quiet(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty() && self.out.is_empty()
+    }
+
     /// Queues a command; it is written when the RFC 3501 5.5 rules allow. For
     /// AUTHENTICATE use [`Client::authenticate`]; IDLE ends with [`Client::idle_done`].
     pub fn submit(&mut self, cmd: Command) -> CommandHandle {
@@ -521,10 +544,35 @@ impl Client {
             Command::List(_) | Command::Lsub { .. } => Kind::List,
             Command::Status { mailbox, .. } => Kind::Status(mailbox.clone()),
             Command::Search(_) => Kind::Search,
-            Command::Fetch { .. } => Kind::Fetch(None),
-            Command::UidFetch { set, .. } => Kind::Fetch(Some(set.clone())),
-            Command::Store { store, .. } | Command::UidStore { store, .. } => Kind::Store {
-                silent: store.silent,
+            Command::Fetch { set, items, .. } => Kind::Fetch {
+                scope: Scope {
+                    target: Target::Seqs(set.clone()),
+                    wants: Wants::of(items),
+                },
+                vanished: false,
+            },
+            Command::UidFetch {
+                set,
+                items,
+                modifiers,
+            } => Kind::Fetch {
+                scope: Scope {
+                    target: Target::Uids(set.clone()),
+                    wants: Wants::of(items),
+                },
+                vanished: modifiers.vanished,
+            },
+            Command::Store { set, store, .. } => Kind::Store {
+                scope: (!store.silent).then(|| Scope {
+                    target: Target::Seqs(set.clone()),
+                    wants: Wants::store(),
+                }),
+            },
+            Command::UidStore { set, store, .. } => Kind::Store {
+                scope: (!store.silent).then(|| Scope {
+                    target: Target::Uids(set.clone()),
+                    wants: Wants::store(),
+                }),
             },
             Command::Idle => Kind::Idle,
             Command::Enable(_) => Kind::Enable,
@@ -806,6 +854,7 @@ impl Client {
             handle,
             outcome,
             data,
+            vanished: None,
         }));
     }
 
@@ -867,7 +916,8 @@ impl Client {
                 Kind::List => Collect::List(Vec::new(), Vec::new()),
                 Kind::Status(_) => Collect::Status(None),
                 Kind::Search => Collect::Search(SearchResult::default()),
-                Kind::Fetch(_) | Kind::Store { .. } => Collect::Fetch(0),
+                Kind::Fetch { .. } | Kind::Store { .. } => Collect::Fetch(0),
+                Kind::Select(..) => Collect::Select(0),
                 Kind::Enable => Collect::Enabled(Vec::new()),
                 Kind::Id => Collect::Id(Vec::new()),
                 Kind::Namespace => Collect::Namespace(None),
@@ -886,6 +936,7 @@ impl Client {
                 internal: q.internal,
                 idle,
                 idle_stop: false,
+                vanished: None,
             });
         }
     }
@@ -919,7 +970,7 @@ impl Client {
             match item {
                 Incoming::Response(r) => self.handle_response(r, now),
                 Incoming::BodyStart(part) => {
-                    let owner = self.fetch_owner(part.seq, None);
+                    let owner = self.body_owner_for(part.seq);
                     self.body_owner = Some(owner);
                     self.events.push_back(Event::BodyStart {
                         handle: owner,
@@ -1135,17 +1186,22 @@ impl Client {
                 self.copy_to_raw(Response::Expunge(n));
             }
             Response::Vanished(v) => {
-                if let Some(ch) = self.session.apply_vanished(v.earlier, &v.uids) {
+                let change = self.session.apply_vanished(v.earlier, &v.uids);
+                // VANISHED (EARLIER) is only ever an answer: to SELECT/EXAMINE with QRESYNC
+                // or to UID FETCH with VANISHED (RFC 7162 3.2.10). It is collected for that
+                // command rather than surfaced as a change.
+                let claimed = v.earlier && self.claim_vanished(&v.uids);
+                if let (Some(ch), false) = (change, claimed) {
                     self.mailbox_event(ch);
                 }
                 self.copy_to_raw(Response::Vanished(v));
             }
             Response::Fetch(f) => {
                 self.session.apply_fetch(&f);
-                let owner = self.fetch_owner(f.seq, f.uid());
+                let owner = self.fetch_owner(&f);
                 if let Some(h) = owner {
                     if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
-                        if let Collect::Fetch(n) = &mut c.collect {
+                        if let Collect::Fetch(n) | Collect::Select(n) = &mut c.collect {
                             *n += 1;
                         }
                     }
@@ -1260,25 +1316,52 @@ impl Client {
         }
     }
 
-    /// Which FETCH/STORE command a FETCH response answers: the oldest one in flight, unless
-    /// it is a UID FETCH whose set does not contain the response's UID (then it is another
-    /// client's change, seed V0023). `None` means unsolicited.
-    fn fetch_owner(&self, _seq: u32, uid: Option<u32>) -> Option<CommandHandle> {
-        for c in &self.in_flight {
-            match &c.kind {
-                Kind::Fetch(Some(set)) => {
-                    let explicit = set.star().is_none();
-                    match uid {
-                        Some(u) if explicit && !set.contains(u) => continue,
-                        _ => return Some(c.handle),
-                    }
-                }
-                Kind::Fetch(None) => return Some(c.handle),
-                Kind::Store { silent: false } => return Some(c.handle),
-                _ => {}
-            }
-        }
-        None
+    /// Which command a FETCH response answers, or `None` when it is unsolicited (seed
+    /// V0023). During SELECT/EXAMINE (a barrier: nothing else is in flight) every FETCH is
+    /// the SELECT's (QRESYNC's changed messages, RFC 7162 3.2.5.2). Otherwise the oldest
+    /// FETCH or non-silent STORE that the response can belong to; see `attribution` for the
+    /// rules and the one ambiguity left.
+    fn fetch_owner(&self, f: &Fetch) -> Option<CommandHandle> {
+        let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
+        self.in_flight.iter().find_map(|c| {
+            let owns = match &c.kind {
+                Kind::Select(..) => true,
+                Kind::Fetch { scope, .. } => scope.owns(f, exists),
+                Kind::Store { scope: Some(scope) } => scope.owns(f, exists),
+                _ => false,
+            };
+            owns.then_some(c.handle)
+        })
+    }
+
+    /// The command a streamed body literal for message `seq` belongs to: only a FETCH that
+    /// asked for body data can receive one.
+    fn body_owner_for(&self, seq: u32) -> Option<CommandHandle> {
+        let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
+        self.in_flight.iter().find_map(|c| match &c.kind {
+            Kind::Fetch { scope, .. } if scope.owns_body(seq, exists) => Some(c.handle),
+            _ => None,
+        })
+    }
+
+    /// Gives `VANISHED (EARLIER)` UIDs to the command that asked for them: the oldest UID
+    /// FETCH with VANISHED, else a SELECT/EXAMINE in flight. False when none is in flight.
+    fn claim_vanished(&mut self, uids: &UidSet) -> bool {
+        let pos = self
+            .in_flight
+            .iter()
+            .position(|c| matches!(c.kind, Kind::Fetch { vanished: true, .. }))
+            .or_else(|| {
+                self.in_flight
+                    .iter()
+                    .position(|c| matches!(c.kind, Kind::Select(..)))
+            });
+        let Some(i) = pos else {
+            return false;
+        };
+        let slot = self.in_flight[i].vanished.get_or_insert_with(UidSet::new);
+        slot.extend_from(uids);
+        true
     }
 
     fn handle_continuation(&mut self, text: String, now: Instant) {
@@ -1481,6 +1564,8 @@ impl Client {
                 Collect::Status(s) => CommandData::Status(s),
                 Collect::Search(s) => CommandData::Search(s),
                 Collect::Fetch(count) => CommandData::Fetch { count },
+                // Only reached for a failed SELECT, whose data is not worth returning.
+                Collect::Select(_) => CommandData::None,
                 Collect::Enabled(v) => CommandData::Enabled(v),
                 Collect::Id(v) => CommandData::Id(v),
                 Collect::Namespace(n) => match n {
@@ -1491,7 +1576,12 @@ impl Client {
             };
         }
         if !cmd.internal {
-            self.complete_with(cmd.handle, outcome, data);
+            self.events.push_back(Event::Completed(Completion {
+                handle: cmd.handle,
+                outcome,
+                data,
+                vanished: cmd.vanished,
+            }));
         }
         if self.state == ConnState::Logout {
             self.close(None);

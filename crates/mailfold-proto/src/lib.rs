@@ -15,6 +15,7 @@
 //! - [`engine`]: the client state machine: tags, pipelining, session state, timers.
 #![forbid(unsafe_code)]
 
+mod base64;
 pub mod command;
 pub mod core;
 pub mod encode;

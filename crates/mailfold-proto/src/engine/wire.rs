@@ -1,5 +1,5 @@
 //! The engine's glue to the encoder and the parser: commands become [`Segment`]s to write,
-//! server bytes become [`Incoming`] items. Also base64 for SASL challenges.
+//! server bytes become [`Incoming`] items.
 
 use crate::command::Command;
 use crate::core::Tag;
@@ -156,37 +156,10 @@ pub(crate) fn auth_cancel() -> Vec<u8> {
     single_line(encode::encode_auth_cancel())
 }
 
-/// Decodes a continuation's text as base64 (RFC 4648 section 4, padding optional, spaces
-/// around ignored). An empty text is an empty challenge.
+/// Decodes a continuation's text as base64 (RFC 4648 section 4; see `crate::base64` for
+/// what is tolerated). An empty text is an empty challenge.
 pub(crate) fn decode_challenge(text: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let t = text.trim().trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(t.len() / 4 * 3 + 2);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for &c in t {
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A single leftover character (6 bits) cannot be valid base64.
-    if bits >= 6 {
-        return None;
-    }
-    Some(out)
+    crate::base64::decode(text)
 }
 
 /// A short description of a response for error messages.
