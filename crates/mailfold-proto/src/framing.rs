@@ -250,11 +250,7 @@ pub fn literal_header(line: &[u8]) -> LiteralHeader {
     // `{n+}` is the non-synchronising form (RFC 7888); servers do not need it but some
     // proxies echo it.
     let body = body.strip_suffix(b"+").unwrap_or(body);
-    let digits = body
-        .iter()
-        .rev()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
+    let digits = body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     let brace = body.len() - digits;
     if digits == 0 || brace == 0 || body[brace - 1] != b'{' {
         return LiteralHeader::None;
@@ -314,9 +310,15 @@ mod tests {
         assert_eq!(literal_header(b"x {}"), LiteralHeader::None);
         assert_eq!(literal_header(b"{5}"), LiteralHeader::Size(0, 5));
         assert_eq!(literal_header(b"x 5}"), LiteralHeader::None);
-        assert_eq!(literal_header(b"x {4294967294}"), LiteralHeader::Size(2, 4294967294));
+        assert_eq!(
+            literal_header(b"x {4294967294}"),
+            LiteralHeader::Size(2, 4294967294)
+        );
         assert_eq!(literal_header(b"x {4294967295}"), LiteralHeader::Invalid(2));
-        assert_eq!(literal_header(b"x {99999999999}"), LiteralHeader::Invalid(2));
+        assert_eq!(
+            literal_header(b"x {99999999999}"),
+            LiteralHeader::Invalid(2)
+        );
         assert_eq!(
             literal_header(b"x {999999999999999999999999999999}"),
             LiteralHeader::Invalid(2)

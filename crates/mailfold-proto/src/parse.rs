@@ -791,13 +791,19 @@ impl<'a> Cur<'a> {
         })
     }
 
+    #[inline]
     fn is_nil(&self) -> bool {
         self.buf
             .get(self.pos..self.pos + 3)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"NIL"))
-            && !self.buf.get(self.pos + 3).copied().is_some_and(is_atom_char)
+            && !self
+                .buf
+                .get(self.pos + 3)
+                .copied()
+                .is_some_and(is_atom_char)
     }
 
+    #[inline]
     fn nil(&mut self) -> bool {
         if self.is_nil() {
             self.pos += 3;
@@ -809,18 +815,30 @@ impl<'a> Cur<'a> {
 
     /// A quoted string; borrowed unless it has escapes. Raw 8-bit bytes are accepted (seed
     /// N4 quirk list: servers send UTF-8 in quoted strings).
+    #[inline]
     fn quoted(&mut self) -> PResult<Cow<'a, [u8]>> {
         self.expect(b'"', "a quoted string")?;
         let s = self.pos;
         let rest = &self.buf[s..];
-        match memchr::memchr3(b'"', b'\\', b'\n', rest) {
-            Some(i) if rest[i] == b'"' => {
-                self.pos = s + i + 1;
-                return Ok(Cow::Borrowed(&rest[..i]));
+        // Fast path: most quoted strings are short and unescaped; a plain loop beats a
+        // SIMD search's setup cost here.
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                b'"' => {
+                    self.pos = s + i + 1;
+                    return Ok(Cow::Borrowed(&rest[..i]));
+                }
+                b'\\' | b'\n' | b'\r' => break,
+                _ => {}
             }
-            None => return Err(self.err("a closing quote")),
-            _ => {}
         }
+        self.quoted_slow()
+    }
+
+    /// Escapes, or no closing quote: rare, so kept out of line.
+    #[cold]
+    #[inline(never)]
+    fn quoted_slow(&mut self) -> PResult<Cow<'a, [u8]>> {
         let mut out = Vec::with_capacity(16);
         loop {
             match self.peek() {
@@ -882,6 +900,7 @@ impl<'a> Cur<'a> {
     }
 
     /// `string` (quoted or literal).
+    #[inline]
     fn string(&mut self) -> PResult<Cow<'a, [u8]>> {
         if self.is_literal_start() {
             Ok(Cow::Borrowed(self.literal()?))
@@ -892,20 +911,30 @@ impl<'a> Cur<'a> {
         }
     }
 
-    fn nstring(&mut self) -> PResult<Option<Cow<'a, [u8]>>> {
-        if self.nil() {
-            Ok(None)
-        } else {
-            self.string().map(Some)
-        }
-    }
-
+    #[inline(always)]
     fn nstring_owned(&mut self) -> PResult<Option<ByteString>> {
-        Ok(self.nstring()?.map(|c| ByteString(c.into_owned())))
+        match self.peek() {
+            Some(b'"') => {
+                let start = self.pos + 1;
+                Ok(Some(match self.quoted()? {
+                    // Short unescaped strings are copied with one fixed-size move from the
+                    // input (bytes past the string are never exposed).
+                    Cow::Borrowed(b) => self
+                        .buf
+                        .get(start..)
+                        .and_then(|w| ByteString::from_window(w, b.len()))
+                        .unwrap_or_else(|| ByteString::new(b)),
+                    Cow::Owned(v) => ByteString::from(v),
+                }))
+            }
+            Some(b'N' | b'n') if self.nil() => Ok(None),
+            _ => Ok(Some(ByteString::from(self.string()?))),
+        }
     }
 
     /// A string where NIL is not allowed, NIL read as empty (quirk: NIL for body encoding,
     /// media type and the like).
+    #[inline(always)]
     fn string_or_nil(&mut self) -> PResult<ByteString> {
         Ok(self.nstring_owned()?.unwrap_or_default())
     }
@@ -1162,7 +1191,7 @@ fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
                     if c.eat(b')') {
                         break;
                     }
-                    v.push(ByteString(c.astring()?.into_owned()));
+                    v.push(ByteString::from(c.astring()?));
                 }
             }
             Code::BadCharset(v)
@@ -1429,7 +1458,7 @@ fn mailbox_list(c: &mut Cur<'_>) -> PResult<MailboxList> {
                     if c.eat(b')') {
                         break;
                     }
-                    v.push(ByteString(c.astring()?.into_owned()));
+                    v.push(ByteString::from(c.astring()?));
                 }
                 ListExtended::ChildInfo(v)
             } else if kw(&label, b"OLDNAME") {
@@ -1596,7 +1625,7 @@ fn id_params(c: &mut Cur<'_>) -> PResult<Vec<(ByteString, Option<ByteString>)>> 
         if c.eat(b')') {
             return Ok(v);
         }
-        let k = ByteString(c.string()?.into_owned());
+        let k = ByteString::from(c.string()?);
         c.sp()?;
         let val = c.nstring_owned()?;
         v.push((k, val));
@@ -1618,7 +1647,7 @@ fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
             }
             c.expect(b'(', "'(' opening a namespace")?;
             c.ws();
-            let prefix = ByteString(c.string()?.into_owned());
+            let prefix = ByteString::from(c.string()?);
             c.sp()?;
             let delimiter = delimiter(c)?;
             let mut extensions = Vec::new();
@@ -1627,7 +1656,7 @@ fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
                 if c.eat(b')') {
                     break;
                 }
-                let name = ByteString(c.string()?.into_owned());
+                let name = ByteString::from(c.string()?);
                 c.sp()?;
                 c.expect(b'(', "'(' opening namespace extension values")?;
                 let mut vals = Vec::new();
@@ -1636,7 +1665,7 @@ fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
                     if c.eat(b')') {
                         break;
                     }
-                    vals.push(ByteString(c.string()?.into_owned()));
+                    vals.push(ByteString::from(c.string()?));
                 }
                 extensions.push((name, vals));
             }
@@ -1720,7 +1749,7 @@ fn body_value(c: &mut Cur<'_>, prefix: bool) -> PResult<Option<BodyValue>> {
     if c.nil() {
         return Ok(Some(BodyValue::Nil));
     }
-    Ok(Some(BodyValue::Inline(ByteString(c.string()?.into_owned()))))
+    Ok(Some(BodyValue::Inline(ByteString::from(c.string()?))))
 }
 
 fn origin(c: &mut Cur<'_>) -> PResult<Option<u32>> {
@@ -1771,15 +1800,15 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
         }
         b"ENVELOPE" => {
             c.ws();
-            FetchItem::Envelope(Box::new(envelope(c)?))
+            FetchItem::Envelope(envelope(c)?)
         }
         b"BODYSTRUCTURE" => {
             c.ws();
-            FetchItem::BodyStructure(Box::new(body(c)?))
+            FetchItem::BodyStructure(body(c)?)
         }
         b"BODY" if c.peek() != Some(b'[') => {
             c.ws();
-            FetchItem::Body(Box::new(body(c)?))
+            FetchItem::Body(body(c)?)
         }
         b"BODY" => {
             let section = section(c)?;
@@ -1803,7 +1832,10 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
                     data,
                 },
                 None => {
-                    return Ok(ItemOutcome::Stream(StreamedItem::Binary { section, origin }))
+                    return Ok(ItemOutcome::Stream(StreamedItem::Binary {
+                        section,
+                        origin,
+                    }))
                 }
             }
         }
@@ -1883,7 +1915,7 @@ fn section(c: &mut Cur<'_>) -> PResult<Section> {
                 if c.eat(b')') {
                     break;
                 }
-                v.push(ByteString(c.astring_header()?.into_owned()));
+                v.push(ByteString::from(c.astring_header()?));
             }
             if not {
                 SectionSpec::HeaderFieldsNot(v)
@@ -1973,9 +2005,10 @@ fn small_num(s: &[u8]) -> Option<u32> {
     Some(s.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
-fn envelope(c: &mut Cur<'_>) -> PResult<Envelope> {
+fn envelope(c: &mut Cur<'_>) -> PResult<Box<Envelope>> {
     c.expect(b'(', "'(' opening an ENVELOPE")?;
-    let mut e = Envelope::default();
+    // Filled in place: an Envelope is a few hundred bytes, not worth moving around.
+    let mut e = Box::<Envelope>::default();
     c.ws();
     e.date = c.nstring_owned()?;
     c.ws();
@@ -2072,47 +2105,61 @@ fn multipart(c: &mut Cur<'_>) -> PResult<BodyStructure> {
 }
 
 fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
-    let media_type = c.string_or_nil()?;
+    // Filled in place on the heap: a SinglePart is a few hundred bytes.
+    let mut p = Box::new(SinglePart {
+        media_type: ByteString::default(),
+        media_subtype: ByteString::default(),
+        params: Vec::new(),
+        id: None,
+        description: None,
+        encoding: ByteString::default(),
+        size: 0,
+        kind: SingleKind::Basic,
+        ext: None,
+    });
+    p.media_type = c.string_or_nil()?;
     c.ws();
-    let media_subtype = c.string_or_nil()?;
+    p.media_subtype = c.string_or_nil()?;
     c.ws();
-    let params = params(c)?;
+    p.params = params(c)?;
     c.ws();
-    let id = c.nstring_owned()?;
+    p.id = c.nstring_owned()?;
     c.ws();
-    let description = c.nstring_owned()?;
+    p.description = c.nstring_owned()?;
     c.ws();
-    let encoding = c.string_or_nil()?;
+    p.encoding = c.string_or_nil()?;
     c.ws();
-    let size = c.number()?;
+    p.size = c.number()?;
     c.ws();
-    let kind = if kw(&media_type, b"TEXT") {
+    if kw(&p.media_type, b"TEXT") {
         // Quirk: a TEXT part without its line count, directly closed.
-        let lines = if c.peek() == Some(b')') { 0 } else { c.number()? };
-        SingleKind::Text { lines }
-    } else if kw(&media_type, b"MESSAGE")
-        && (kw(&media_subtype, b"RFC822") || kw(&media_subtype, b"GLOBAL"))
+        let lines = if c.peek() == Some(b')') {
+            0
+        } else {
+            c.number()?
+        };
+        p.kind = SingleKind::Text { lines };
+    } else if kw(&p.media_type, b"MESSAGE")
+        && (kw(&p.media_subtype, b"RFC822") || kw(&p.media_subtype, b"GLOBAL"))
         && c.peek() == Some(b'(')
     {
-        let envelope = Box::new(envelope(c)?);
+        let envelope = envelope(c)?;
         c.ws();
         let body = body(c)?;
         c.ws();
         let lines = c.number()?;
-        SingleKind::Message {
+        p.kind = SingleKind::Message {
             envelope,
             body,
             lines,
-        }
-    } else {
-        SingleKind::Basic
-    };
+        };
+    }
     c.ws();
-    let ext = if c.peek() != Some(b')') {
-        let mut x = SinglePartExt {
+    if c.peek() != Some(b')') {
+        let x = p.ext.insert(SinglePartExt {
             md5: c.nstring_owned()?,
             ..Default::default()
-        };
+        });
         ext_tail(
             c,
             &mut x.disposition,
@@ -2120,21 +2167,8 @@ fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
             &mut x.location,
             &mut x.extensions,
         )?;
-        Some(x)
-    } else {
-        None
-    };
-    Ok(BodyStructure::Single(Box::new(SinglePart {
-        media_type,
-        media_subtype,
-        params,
-        id,
-        description,
-        encoding,
-        size,
-        kind,
-        ext,
-    })))
+    }
+    Ok(BodyStructure::Single(p))
 }
 
 /// The optional fields after md5 / multipart params: each present only if the previous
@@ -2196,7 +2230,7 @@ fn body_disposition(c: &mut Cur<'_>) -> PResult<Option<Disposition>> {
     if c.peek() != Some(b'(') {
         // Quirk: a bare string instead of `(string params)`.
         return Ok(Some(Disposition {
-            kind: ByteString(c.string()?.into_owned()),
+            kind: ByteString::from(c.string()?),
             params: Vec::new(),
         }));
     }

@@ -52,79 +52,178 @@ mod ser {
 
 /// A byte string from the server, kept byte-exact. Derefs to `[u8]`; `Debug` (and serde)
 /// show it as lossy UTF-8.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ByteString(pub Vec<u8>);
+///
+/// Strings of up to 22 bytes (most header atoms, addresses, MIME types and parameters) are
+/// stored inline, so parsing an ENVELOPE or BODYSTRUCTURE does not allocate per field.
+#[derive(Clone)]
+pub struct ByteString(Repr);
+
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
 
 impl ByteString {
+    /// Copies a byte slice.
+    pub fn new(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            // len <= 22, so the cast is lossless.
+            ByteString(Repr::Inline {
+                len: b.len() as u8,
+                buf,
+            })
+        } else {
+            ByteString(Repr::Heap(b.into()))
+        }
+    }
+
+    /// A string of `len` bytes from the start of `window`, stored inline with one
+    /// fixed-size copy; `None` if it is too long or the window too short. The window bytes
+    /// past `len` are kept in the unused tail but never exposed.
+    #[inline(always)]
+    pub(crate) fn from_window(window: &[u8], len: usize) -> Option<Self> {
+        let w: &[u8; INLINE] = window.get(..INLINE)?.try_into().ok()?;
+        if len > INLINE {
+            return None;
+        }
+        Some(ByteString(Repr::Inline {
+            // len <= 22: lossless.
+            len: len as u8,
+            buf: *w,
+        }))
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
     }
 
     /// Lossy UTF-8 view, for display.
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.0)
+        String::from_utf8_lossy(self.as_bytes())
     }
 
-    /// Consumes the wrapper.
+    /// The bytes as a vector.
     pub fn into_vec(self) -> Vec<u8> {
-        self.0
+        match self.0 {
+            Repr::Inline { .. } => self.as_bytes().to_vec(),
+            Repr::Heap(b) => b.into_vec(),
+        }
+    }
+}
+
+impl Default for ByteString {
+    fn default() -> Self {
+        ByteString::new(b"")
     }
 }
 
 impl Deref for ByteString {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for ByteString {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for ByteString {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ByteString {}
+
+impl std::hash::Hash for ByteString {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for ByteString {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByteString {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
 impl From<&[u8]> for ByteString {
     fn from(b: &[u8]) -> Self {
-        ByteString(b.to_vec())
+        ByteString::new(b)
     }
 }
 
 impl From<Vec<u8>> for ByteString {
     fn from(b: Vec<u8>) -> Self {
-        ByteString(b)
+        if b.len() <= INLINE {
+            ByteString::new(&b)
+        } else {
+            ByteString(Repr::Heap(b.into_boxed_slice()))
+        }
+    }
+}
+
+impl From<std::borrow::Cow<'_, [u8]>> for ByteString {
+    fn from(b: std::borrow::Cow<'_, [u8]>) -> Self {
+        match b {
+            std::borrow::Cow::Borrowed(b) => ByteString::new(b),
+            std::borrow::Cow::Owned(v) => ByteString::from(v),
+        }
     }
 }
 
 impl From<&str> for ByteString {
     fn from(s: &str) -> Self {
-        ByteString(s.as_bytes().to_vec())
+        ByteString::new(s.as_bytes())
     }
 }
 
 impl PartialEq<[u8]> for ByteString {
     fn eq(&self, other: &[u8]) -> bool {
-        self.0 == other
+        self.as_bytes() == other
     }
 }
 
 impl PartialEq<&[u8]> for ByteString {
     fn eq(&self, other: &&[u8]) -> bool {
-        self.0 == *other
+        self.as_bytes() == *other
     }
 }
 
 impl PartialEq<&str> for ByteString {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl fmt::Debug for ByteString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
 #[cfg(feature = "serde")]
 impl Serialize for ByteString {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&String::from_utf8_lossy(&self.0))
+        s.serialize_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -713,12 +812,12 @@ impl Fetch {
     /// The BODYSTRUCTURE (or, failing that, BODY) structure item, if present.
     pub fn body_structure(&self) -> Option<&BodyStructure> {
         let bs = self.items.iter().find_map(|i| match i {
-            FetchItem::BodyStructure(b) => Some(&**b),
+            FetchItem::BodyStructure(b) => Some(b),
             _ => None,
         });
         bs.or_else(|| {
             self.items.iter().find_map(|i| match i {
-                FetchItem::Body(b) => Some(&**b),
+                FetchItem::Body(b) => Some(b),
                 _ => None,
             })
         })
@@ -749,9 +848,9 @@ pub enum FetchItem {
     /// ENVELOPE (seed V0008/V0072)
     Envelope(Box<Envelope>),
     /// BODY (the non-extensible structure form)
-    Body(Box<BodyStructure>),
+    Body(BodyStructure),
     /// BODYSTRUCTURE (seed V0009/V0071)
-    BodyStructure(Box<BodyStructure>),
+    BodyStructure(BodyStructure),
     /// BODY[section]<origin> (seed V0053 for the partial form)
     BodySection {
         /// Which part.

@@ -25,14 +25,20 @@ BODYSTRUCTURE (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 10 1))\r\n",
     );
     assert_eq!(f.seq, 7);
     assert_eq!(f.uid(), Some(4827313));
-    assert_eq!(f.flags(), Some(&[Flag::Seen, Flag::Keyword("$Forwarded".into())][..]));
+    assert_eq!(
+        f.flags(),
+        Some(&[Flag::Seen, Flag::Keyword("$Forwarded".into())][..])
+    );
     let d = f.internal_date().unwrap();
     assert_eq!(d.to_string(), "08-Nov-2023 13:45:01 +0100");
     assert_eq!(d.unix_timestamp(), 1_699_447_501);
     // RFC822.SIZE is u64: sizes over 4 GiB do not wrap.
     assert_eq!(f.rfc822_size(), Some(5_000_000_000));
     assert_eq!(f.modseq(), Some(624140003));
-    assert_eq!(f.envelope().unwrap().message_id.as_deref(), Some(&b"<id@x>"[..]));
+    assert_eq!(
+        f.envelope().unwrap().message_id.as_deref(),
+        Some(&b"<id@x>"[..])
+    );
     assert!(f.body_structure().is_some());
     // Mod-sequences are 63-bit values: u64, overflow is an error.
     assert_eq!(
@@ -57,7 +63,10 @@ fn v0008_envelope_with_groups_and_nil_fields() {
 ((NIL NIL \"undisclosed\" NIL)(NIL NIL NIL NIL)) NIL NIL \"<x@y>\" NIL))\r\n",
     );
     let e = f.envelope().unwrap();
-    assert_eq!(e.date.as_deref(), Some(&b"Mon, 7 Feb 1994 21:52:25 -0800 (PST)"[..]));
+    assert_eq!(
+        e.date.as_deref(),
+        Some(&b"Mon, 7 Feb 1994 21:52:25 -0800 (PST)"[..])
+    );
     assert_eq!(e.subject.as_deref(), Some(&b"A \"quoted\" s"[..]));
     assert_eq!(
         e.from,
@@ -102,25 +111,46 @@ const NESTED: &str = "* 9 FETCH (BODYSTRUCTURE (\
 fn v0009_bodystructure_nested_with_extensions() {
     let f = fetch(NESTED);
     let bs = f.body_structure().unwrap();
-    let BodyStructure::Multipart(outer) = bs else { panic!() };
+    let BodyStructure::Multipart(outer) = bs else {
+        panic!()
+    };
     assert_eq!(outer.media_subtype, "MIXED");
     assert_eq!(outer.parts.len(), 2);
     let ext = outer.ext.as_ref().unwrap();
-    assert_eq!(ext.params, vec![("BOUNDARY".into(), Some("outer-b".into()))]);
+    assert_eq!(
+        ext.params,
+        vec![("BOUNDARY".into(), Some("outer-b".into()))]
+    );
     assert_eq!(ext.disposition.as_ref().unwrap().kind, "inline");
     assert_eq!(ext.language, vec![ByteString::from("en")]);
     assert_eq!(ext.location.as_deref(), Some(&b"loc"[..]));
-    assert_eq!(ext.extensions, vec![BodyExtension::Number(99), BodyExtension::Nil]);
+    assert_eq!(
+        ext.extensions,
+        vec![BodyExtension::Number(99), BodyExtension::Nil]
+    );
 
-    let BodyStructure::Single(text) = bs.part(&[1]).unwrap() else { panic!() };
+    let BodyStructure::Single(text) = bs.part(&[1]).unwrap() else {
+        panic!()
+    };
     assert_eq!(text.kind, SingleKind::Text { lines: 42 });
     assert_eq!(text.encoding, "QUOTED-PRINTABLE");
 
-    let BodyStructure::Single(msg) = bs.part(&[2]).unwrap() else { panic!() };
-    let SingleKind::Message { envelope, body, lines } = &msg.kind else { panic!() };
+    let BodyStructure::Single(msg) = bs.part(&[2]).unwrap() else {
+        panic!()
+    };
+    let SingleKind::Message {
+        envelope,
+        body,
+        lines,
+    } = &msg.kind
+    else {
+        panic!()
+    };
     assert_eq!(envelope.subject.as_deref(), Some(&b"inner"[..]));
     assert_eq!(*lines, 120);
-    let BodyStructure::Multipart(inner) = body else { panic!() };
+    let BodyStructure::Multipart(inner) = body else {
+        panic!()
+    };
     assert_eq!(
         inner.ext.as_ref().unwrap().extensions,
         vec![BodyExtension::List(vec![
@@ -130,11 +160,16 @@ fn v0009_bodystructure_nested_with_extensions() {
     );
 
     // Part 2.1 (inside the message/rfc822): extension fields at depth 3 (seed N5).
-    let BodyStructure::Single(html) = bs.part(&[2, 1]).unwrap() else { panic!() };
+    let BodyStructure::Single(html) = bs.part(&[2, 1]).unwrap() else {
+        panic!()
+    };
     let x = html.ext.as_ref().unwrap();
     assert_eq!(x.md5.as_deref(), Some(&b"md5sum"[..]));
     assert_eq!(x.disposition.as_ref().unwrap().kind, "inline");
-    assert_eq!(x.language, vec![ByteString::from("en"), ByteString::from("de")]);
+    assert_eq!(
+        x.language,
+        vec![ByteString::from("en"), ByteString::from("de")]
+    );
     assert_eq!(x.location.as_deref(), Some(&b"http://x/loc"[..]));
     assert_eq!(
         x.extensions,
@@ -147,7 +182,9 @@ fn v0009_bodystructure_nested_with_extensions() {
             ])
         ]
     );
-    let BodyStructure::Single(pdf) = bs.part(&[2, 2]).unwrap() else { panic!() };
+    let BodyStructure::Single(pdf) = bs.part(&[2, 2]).unwrap() else {
+        panic!()
+    };
     assert_eq!(pdf.id.as_deref(), Some(&b"<cid>"[..]));
     assert_eq!(pdf.description.as_deref(), Some(&b"desc"[..]));
     assert_eq!(pdf.size, 5000);
@@ -163,11 +200,17 @@ fn v0071_body_non_extensible_form() {
         "* 1 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23)\
 (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" \"cc.diff\") \"<960723163407.20117h@cac.washington.edu>\" \"Compiler diff\" \"BASE64\" 4554 73) \"MIXED\"))\r\n",
     );
-    let FetchItem::Body(b) = &f.items[0] else { panic!() };
-    let BodyStructure::Multipart(m) = &**b else { panic!() };
+    let FetchItem::Body(b) = &f.items[0] else {
+        panic!()
+    };
+    let BodyStructure::Multipart(m) = b else {
+        panic!()
+    };
     assert_eq!(m.parts.len(), 2);
     assert_eq!(m.ext, None);
-    let BodyStructure::Single(p) = &m.parts[1] else { panic!() };
+    let BodyStructure::Single(p) = &m.parts[1] else {
+        panic!()
+    };
     assert_eq!(p.params.len(), 2);
     assert_eq!(p.kind, SingleKind::Text { lines: 73 });
 }
@@ -183,7 +226,9 @@ fn n5_body_extensions_at_any_depth() {
     }
     let f = fetch(&format!("* 1 FETCH (BODYSTRUCTURE {body})\r\n"));
     let deep = f.body_structure().unwrap().part(&[1; 10]).unwrap();
-    let BodyStructure::Single(p) = deep else { panic!() };
+    let BodyStructure::Single(p) = deep else {
+        panic!()
+    };
     let mut e = &p.ext.as_ref().unwrap().extensions[0];
     let mut depth = 0;
     while let BodyExtension::List(v) = e {
@@ -245,9 +290,24 @@ fn section_specifiers() {
         specs[0].spec,
         SectionSpec::HeaderFields(vec!["DATE".into(), "FROM".into(), "Subject".into()])
     );
-    assert_eq!(specs[1].spec, SectionSpec::HeaderFieldsNot(vec!["X-A".into()]));
-    assert_eq!(specs[2], Section { part: vec![2], spec: SectionSpec::Mime });
-    assert_eq!(specs[3], Section { part: vec![3], spec: SectionSpec::Full });
+    assert_eq!(
+        specs[1].spec,
+        SectionSpec::HeaderFieldsNot(vec!["X-A".into()])
+    );
+    assert_eq!(
+        specs[2],
+        Section {
+            part: vec![2],
+            spec: SectionSpec::Mime
+        }
+    );
+    assert_eq!(
+        specs[3],
+        Section {
+            part: vec![3],
+            spec: SectionSpec::Full
+        }
+    );
     assert_eq!(specs[4].spec, SectionSpec::Text);
     assert_eq!(specs[5].spec, SectionSpec::Header);
 }
@@ -257,18 +317,30 @@ fn rfc822_items_and_binary() {
     let f = fetch(
         "* 1 FETCH (RFC822 {3}\r\nabc RFC822.HEADER \"h\" RFC822.TEXT NIL BINARY[1]<5> ~{2}\r\n\x00\x01 BINARY.SIZE[1] 77)\r\n",
     );
-    assert_eq!(f.items[0], FetchItem::Rfc822(BodyValue::Inline("abc".into())));
-    assert_eq!(f.items[1], FetchItem::Rfc822Header(BodyValue::Inline("h".into())));
+    assert_eq!(
+        f.items[0],
+        FetchItem::Rfc822(BodyValue::Inline("abc".into()))
+    );
+    assert_eq!(
+        f.items[1],
+        FetchItem::Rfc822Header(BodyValue::Inline("h".into()))
+    );
     assert_eq!(f.items[2], FetchItem::Rfc822Text(BodyValue::Nil));
     assert_eq!(
         f.items[3],
         FetchItem::Binary {
             section: vec![1],
             origin: Some(5),
-            data: BodyValue::Inline(ByteString(vec![0, 1]))
+            data: BodyValue::Inline(ByteString::from(vec![0, 1]))
         }
     );
-    assert_eq!(f.items[4], FetchItem::BinarySize { section: vec![1], size: 77 });
+    assert_eq!(
+        f.items[4],
+        FetchItem::BinarySize {
+            section: vec![1],
+            size: 77
+        }
+    );
 }
 
 #[test]
@@ -303,7 +375,15 @@ fn internaldate_forms() {
         let f = fetch(&format!("* 1 FETCH (INTERNALDATE {s})\r\n"));
         assert_eq!(f.internal_date().unwrap().day, day);
     }
-    for bad in ["\"32-Jul-1996 02:44:25 -0700\"", "\"17-Foo-1996 02:44:25 -0700\"", "\"17-Jul-1996 25:44:25 -0700\"", "\"17-Jul-1996 02:44:25\""] {
-        assert!(parse_response(format!("* 1 FETCH (INTERNALDATE {bad})\r\n").as_bytes()).is_err(), "{bad}");
+    for bad in [
+        "\"32-Jul-1996 02:44:25 -0700\"",
+        "\"17-Foo-1996 02:44:25 -0700\"",
+        "\"17-Jul-1996 25:44:25 -0700\"",
+        "\"17-Jul-1996 02:44:25\"",
+    ] {
+        assert!(
+            parse_response(format!("* 1 FETCH (INTERNALDATE {bad})\r\n").as_bytes()).is_err(),
+            "{bad}"
+        );
     }
 }

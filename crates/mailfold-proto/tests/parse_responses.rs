@@ -13,7 +13,12 @@ fn one(s: &str) -> Response {
 
 fn one_bytes(s: &[u8]) -> Response {
     let (r, n) = parse_response(s).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(n, s.len(), "consumed all of {:?}", String::from_utf8_lossy(s));
+    assert_eq!(
+        n,
+        s.len(),
+        "consumed all of {:?}",
+        String::from_utf8_lossy(s)
+    );
     r
 }
 
@@ -35,12 +40,17 @@ fn nz(n: u32) -> NonZeroU32 {
 #[test]
 fn greetings_ok_preauth_bye() {
     for (line, kind) in [
-        ("* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n", GreetingKind::Ok),
+        (
+            "* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n",
+            GreetingKind::Ok,
+        ),
         ("* PREAUTH welcome back\r\n", GreetingKind::PreAuth),
         ("* BYE too busy\r\n", GreetingKind::Bye),
     ] {
         let (r, _) = parse_greeting(line.as_bytes()).unwrap();
-        let Response::Greeting(g) = r else { panic!("{r:?}") };
+        let Response::Greeting(g) = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(g.kind, kind);
     }
 }
@@ -77,7 +87,10 @@ fn v0062_every_response_code() {
     assert_eq!(code("a1 OK [READ-WRITE] x\r\n"), Code::ReadWrite);
     assert_eq!(code("a1 NO [TRYCREATE] x\r\n"), Code::TryCreate);
     assert_eq!(code("* OK [UIDNEXT 4392] x\r\n"), Code::UidNext(4392));
-    assert_eq!(code("* OK [UIDVALIDITY 3857529045] x\r\n"), Code::UidValidity(nz(3857529045)));
+    assert_eq!(
+        code("* OK [UIDVALIDITY 3857529045] x\r\n"),
+        Code::UidValidity(nz(3857529045))
+    );
     assert_eq!(code("* OK [UNSEEN 12] x\r\n"), Code::Unseen(12));
     assert_eq!(
         code("a1 OK [APPENDUID 38505 3955] x\r\n"),
@@ -91,7 +104,10 @@ fn v0062_every_response_code() {
     };
     assert_eq!(c.uid_validity, nz(38505));
     assert_eq!(c.source, vec![(304, 304), (319, 320)]);
-    assert_eq!(c.pairs().collect::<Vec<_>>(), vec![(304, 3956), (319, 3957), (320, 3958)]);
+    assert_eq!(
+        c.pairs().collect::<Vec<_>>(),
+        vec![(304, 3956), (319, 3957), (320, 3958)]
+    );
     assert_eq!(code("a1 OK [UIDNOTSTICKY] x\r\n"), Code::UidNotSticky);
     assert_eq!(
         code("* OK [HIGHESTMODSEQ 715194045007] x\r\n"),
@@ -129,14 +145,20 @@ fn v0065_capability_response_code() {
         parse_greeting(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] Dovecot ready.\r\n")
             .unwrap();
     let Response::Greeting(g) = r else { panic!() };
-    let Some(Code::Capability(caps)) = g.code else { panic!() };
+    let Some(Code::Capability(caps)) = g.code else {
+        panic!()
+    };
     assert!(caps.contains(&"STARTTLS".to_string()));
     assert!(caps.contains(&"AUTH=PLAIN".to_string()));
     assert_eq!(caps.len(), 9);
     let s = status("a1 OK [CAPABILITY IMAP4rev1 CONDSTORE QRESYNC] Logged in\r\n");
     assert_eq!(
         s.code,
-        Some(Code::Capability(vec!["IMAP4REV1".into(), "CONDSTORE".into(), "QRESYNC".into()]))
+        Some(Code::Capability(vec![
+            "IMAP4REV1".into(),
+            "CONDSTORE".into(),
+            "QRESYNC".into()
+        ]))
     );
 }
 
@@ -187,8 +209,9 @@ fn v0066_list_attributes() {
         ("\\Sent", Sent),
         ("\\Trash", Trash),
     ] {
-        let Response::List(l) = one(&format!("* LIST (\\HasNoChildren {attr}) \".\" \"x y\"\r\n"))
-        else {
+        let Response::List(l) = one(&format!(
+            "* LIST (\\HasNoChildren {attr}) \".\" \"x y\"\r\n"
+        )) else {
             panic!()
         };
         assert_eq!(l.special_use(), Some(&want));
@@ -198,23 +221,33 @@ fn v0066_list_attributes() {
 
 #[test]
 fn list_nil_delimiter_inbox_and_extended_items() {
-    let Response::List(l) = one("* LIST (\\Noselect) NIL \"\"\r\n") else { panic!() };
+    let Response::List(l) = one("* LIST (\\Noselect) NIL \"\"\r\n") else {
+        panic!()
+    };
     assert_eq!(l.delimiter, None);
     assert_eq!(l.mailbox.as_wire(), b"");
-    let Response::List(l) = one("* LIST () \"/\" inbox\r\n") else { panic!() };
+    let Response::List(l) = one("* LIST () \"/\" inbox\r\n") else {
+        panic!()
+    };
     assert!(l.mailbox.is_inbox());
     let Response::List(l) =
         one("* LIST (\\NonExistent) \"/\" Fruit (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n")
     else {
         panic!()
     };
-    assert_eq!(l.extended, vec![ListExtended::ChildInfo(vec!["SUBSCRIBED".into()])]);
+    assert_eq!(
+        l.extended,
+        vec![ListExtended::ChildInfo(vec!["SUBSCRIBED".into()])]
+    );
     let Response::List(l) =
         one("* LIST () \"/\" NewName (\"OLDNAME\" (\"OldName\") \"X-FOO\" (1 2))\r\n")
     else {
         panic!()
     };
-    assert_eq!(l.extended[0], ListExtended::OldName(Mailbox::from_wire("OldName")));
+    assert_eq!(
+        l.extended[0],
+        ListExtended::OldName(Mailbox::from_wire("OldName"))
+    );
     assert_eq!(
         l.extended[1],
         ListExtended::Other {
@@ -222,13 +255,17 @@ fn list_nil_delimiter_inbox_and_extended_items() {
             raw: "(1 2)".into()
         }
     );
-    let Response::List(l) = one("* LIST () \"\\\\\" Public\r\n") else { panic!() };
+    let Response::List(l) = one("* LIST () \"\\\\\" Public\r\n") else {
+        panic!()
+    };
     assert_eq!(l.delimiter, Some('\\'));
 }
 
 #[test]
 fn lsub_response() {
-    let Response::Lsub(l) = one("* LSUB () \".\" #news.comp.mail.misc\r\n") else { panic!() };
+    let Response::Lsub(l) = one("* LSUB () \".\" #news.comp.mail.misc\r\n") else {
+        panic!()
+    };
     assert_eq!(l.mailbox.as_wire(), b"#news.comp.mail.misc");
 }
 
@@ -301,7 +338,9 @@ fn esearch_response() {
             raw: "(a b)".into()
         }
     );
-    let Response::Esearch(e) = one("* ESEARCH\r\n") else { panic!() };
+    let Response::Esearch(e) = one("* ESEARCH\r\n") else {
+        panic!()
+    };
     assert_eq!((e.tag, e.uid, e.items.len()), (None, false, 0));
 }
 
@@ -438,25 +477,40 @@ fn v0017_atom_quoted_and_literal_all_accepted() {
         b"* LIST () \"/\" {4}\r\nSent\r\n",
         b"* LIST () \"/\" ~{4}\r\nSent\r\n",
     ] {
-        let Response::List(l) = one_bytes(wire) else { panic!() };
+        let Response::List(l) = one_bytes(wire) else {
+            panic!()
+        };
         assert_eq!(l.mailbox.as_wire(), b"Sent");
     }
 }
 
 #[test]
 fn v0012_empty_quoted_and_empty_literal() {
-    for wire in [&b"* STATUS \"\" (MESSAGES 1)\r\n"[..], b"* STATUS {0}\r\n (MESSAGES 1)\r\n"] {
-        let Response::MailboxStatus(s) = one_bytes(wire) else { panic!() };
+    for wire in [
+        &b"* STATUS \"\" (MESSAGES 1)\r\n"[..],
+        b"* STATUS {0}\r\n (MESSAGES 1)\r\n",
+    ] {
+        let Response::MailboxStatus(s) = one_bytes(wire) else {
+            panic!()
+        };
         assert_eq!(s.mailbox.as_wire(), b"");
     }
-    let Response::Fetch(f) = one_bytes(b"* 1 FETCH (BODY[1] {0}\r\n ENVELOPE (\"\" {0}\r\n NIL NIL NIL NIL NIL NIL \"\" NIL))\r\n") else {
+    let Response::Fetch(f) = one_bytes(
+        b"* 1 FETCH (BODY[1] {0}\r\n ENVELOPE (\"\" {0}\r\n NIL NIL NIL NIL NIL NIL \"\" NIL))\r\n",
+    ) else {
         panic!()
     };
-    assert_eq!(f.items[0], FetchItem::BodySection {
-        section: Section { part: vec![1], spec: SectionSpec::Full },
-        origin: None,
-        data: BodyValue::Inline("".into()),
-    });
+    assert_eq!(
+        f.items[0],
+        FetchItem::BodySection {
+            section: Section {
+                part: vec![1],
+                spec: SectionSpec::Full
+            },
+            origin: None,
+            data: BodyValue::Inline("".into()),
+        }
+    );
     let e = f.envelope().unwrap();
     assert_eq!(e.date.as_deref(), Some(&b""[..]));
     assert_eq!(e.subject.as_deref(), Some(&b""[..]));
@@ -468,8 +522,14 @@ fn v0015_ctl_bytes_in_literal_kept_byte_exact() {
     let mut wire = format!("* 1 FETCH (BODY[] {{{}}}\r\n", data.len()).into_bytes();
     wire.extend_from_slice(&data);
     wire.extend_from_slice(b")\r\n");
-    let Response::Fetch(f) = one_bytes(&wire) else { panic!() };
-    let FetchItem::BodySection { data: BodyValue::Inline(got), .. } = &f.items[0] else {
+    let Response::Fetch(f) = one_bytes(&wire) else {
+        panic!()
+    };
+    let FetchItem::BodySection {
+        data: BodyValue::Inline(got),
+        ..
+    } = &f.items[0]
+    else {
         panic!()
     };
     assert_eq!(got.as_bytes(), &data[..]);
@@ -488,7 +548,9 @@ fn errors_name_offset_and_expectation() {
     assert_eq!(e.expected, "a number");
     assert!(e.excerpt.starts_with("x)"));
     assert!(e.to_string().contains("byte 15"));
-    assert!(parse_response(b"* OK incomplete").unwrap_err().is_incomplete());
+    assert!(parse_response(b"* OK incomplete")
+        .unwrap_err()
+        .is_incomplete());
     let e = parse_response(b"* LIST () \"/\" {4294967295}\r\n").unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::LiteralSize);
 }

@@ -76,7 +76,9 @@ fn large_body_streams_in_chunks_with_bounded_memory() {
     );
     assert_eq!(evs[1], Ev::Bytes(1_000_000));
     assert_eq!(evs[2], Ev::End);
-    let Ev::Resp(Response::Fetch(f)) = &evs[3] else { panic!("{:?}", evs[3]) };
+    let Ev::Resp(Response::Fetch(f)) = &evs[3] else {
+        panic!("{:?}", evs[3])
+    };
     assert_eq!(f.uid(), Some(99));
     assert_eq!(
         f.items[1],
@@ -104,10 +106,17 @@ fn two_streamed_items_and_an_inline_one_in_one_fetch() {
         assert_eq!(body.len(), 600);
         let starts = evs.iter().filter(|e| matches!(e, Ev::Start(..))).count();
         assert_eq!(starts, 2);
-        let Some(Ev::Resp(Response::Fetch(f))) = evs.last() else { panic!("{evs:?}") };
+        let Some(Ev::Resp(Response::Fetch(f))) = evs.last() else {
+            panic!("{evs:?}")
+        };
         assert_eq!(f.items.len(), 3);
-        assert_eq!(f.items[2], FetchItem::Rfc822Text(BodyValue::Streamed { len: 300 }));
-        assert!(matches!(&f.items[1], FetchItem::BodySection { data: BodyValue::Inline(b), .. } if b == &"abc"));
+        assert_eq!(
+            f.items[2],
+            FetchItem::Rfc822Text(BodyValue::Streamed { len: 300 })
+        );
+        assert!(
+            matches!(&f.items[1], FetchItem::BodySection { data: BodyValue::Inline(b), .. } if b == &"abc")
+        );
     }
 }
 
@@ -163,7 +172,14 @@ fn literal_size_overflow_is_a_clean_error() {
     // Just below the limit is accepted as a (streamed) literal.
     let mut p = parser(100, 4096);
     let (evs, _) = run(&mut p, b"* 1 FETCH (BODY[] {4294967294}\r\nabc", 64, 4096);
-    assert_eq!(evs[0], Ev::Start(1, "Body { section: Section { part: [], spec: Full }, origin: None }".into(), 4294967294));
+    assert_eq!(
+        evs[0],
+        Ev::Start(
+            1,
+            "Body { section: Section { part: [], spec: Full }, origin: None }".into(),
+            4294967294
+        )
+    );
 }
 
 #[test]
@@ -175,7 +191,11 @@ fn hundred_megabyte_line_is_an_error_with_bounded_memory() {
     p.feed(b"* OK ");
     for _ in 0..(100 * 1024 * 1024 / piece.len()) {
         p.feed(&piece);
-        assert!(p.buffered() <= cap + 2 * piece.len(), "buffered {}", p.buffered());
+        assert!(
+            p.buffered() <= cap + 2 * piece.len(),
+            "buffered {}",
+            p.buffered()
+        );
         while let Some(ev) = p.next() {
             errors.push(ev.unwrap_err().kind);
         }
@@ -206,7 +226,10 @@ fn response_cap_holds_for_many_small_literals() {
     }
     wire.extend_from_slice(b"))\r\n* 2 EXISTS\r\n");
     let (evs, _) = run(&mut p, &wire, 512, 4096 + 1024 + 512);
-    assert!(matches!(evs[0], Ev::Err(ParseErrorKind::ResponseTooLarge, _)), "{evs:?}");
+    assert!(
+        matches!(evs[0], Ev::Err(ParseErrorKind::ResponseTooLarge, _)),
+        "{evs:?}"
+    );
     assert_eq!(evs.last(), Some(&Ev::Resp(Response::Exists(2))));
 }
 
@@ -214,10 +237,19 @@ fn response_cap_holds_for_many_small_literals() {
 fn greeting_only_for_the_first_response_and_offsets_are_stream_wide() {
     let mut p = ResponseParser::new(ParserConfig::default());
     p.feed(b"* OK hi\r\n* OK [ALERT] again\r\n* BAD(\r\n");
-    assert!(matches!(p.next(), Some(Ok(Event::Response(Response::Greeting(_))))));
-    assert!(matches!(p.next(), Some(Ok(Event::Response(Response::Status(_))))));
+    assert!(matches!(
+        p.next(),
+        Some(Ok(Event::Response(Response::Greeting(_))))
+    ));
+    assert!(matches!(
+        p.next(),
+        Some(Ok(Event::Response(Response::Status(_))))
+    ));
     // `* BAD(` is a fine status with text "(": nothing to report.
-    assert!(matches!(p.next(), Some(Ok(Event::Response(Response::Status(_))))));
+    assert!(matches!(
+        p.next(),
+        Some(Ok(Event::Response(Response::Status(_))))
+    ));
     p.feed(b"* 1 FETCH (FLAGS (\\Seen) UID)\r\n");
     let e = p.next().unwrap().unwrap_err();
     assert_eq!(e.offset, 37 + 28);

@@ -131,16 +131,27 @@ fn rfc3501_section8_session_in_order() {
         ),
         r => panic!("{r:?}"),
     }
-    assert_eq!(tagged(next(), "a002", StatusKind::Ok), Some(Code::ReadWrite));
+    assert_eq!(
+        tagged(next(), "a002", StatusKind::Ok),
+        Some(Code::ReadWrite)
+    );
 
-    let Response::Fetch(f) = next() else { panic!("FETCH") };
+    let Response::Fetch(f) = next() else {
+        panic!("FETCH")
+    };
     assert_eq!(f.seq, 12);
     assert_eq!(f.flags(), Some(&[Flag::Seen][..]));
     let d = f.internal_date().unwrap();
-    assert_eq!((d.year, d.month, d.day, d.offset_minutes), (1996, 7, 17, -420));
+    assert_eq!(
+        (d.year, d.month, d.day, d.offset_minutes),
+        (1996, 7, 17, -420)
+    );
     assert_eq!(f.rfc822_size(), Some(4286));
     let e = f.envelope().unwrap();
-    assert_eq!(e.subject.as_deref(), Some(&b"IMAP4rev1 WG mtg summary and minutes"[..]));
+    assert_eq!(
+        e.subject.as_deref(),
+        Some(&b"IMAP4rev1 WG mtg summary and minutes"[..])
+    );
     assert_eq!(e.from[0].name.as_deref(), Some(&b"Terry Gray"[..]));
     assert_eq!(e.cc.len(), 2);
     assert_eq!(e.cc[1].host.as_deref(), Some(&b"MIT.EDU"[..]));
@@ -155,22 +166,32 @@ fn rfc3501_section8_session_in_order() {
     };
     assert_eq!(part.media_type, "TEXT");
     assert_eq!(part.media_subtype, "PLAIN");
-    assert_eq!(part.params, vec![("CHARSET".into(), Some("US-ASCII".into()))]);
+    assert_eq!(
+        part.params,
+        vec![("CHARSET".into(), Some("US-ASCII".into()))]
+    );
     assert_eq!(part.encoding, "7BIT");
     assert_eq!(part.size, 3028);
     assert_eq!(part.kind, SingleKind::Text { lines: 92 });
     assert_eq!(part.ext, None);
     assert_eq!(tagged(next(), "a003", StatusKind::Ok), None);
 
-    let Response::Fetch(f) = next() else { panic!("FETCH") };
+    let Response::Fetch(f) = next() else {
+        panic!("FETCH")
+    };
     let header = Section {
         part: vec![],
         spec: SectionSpec::Header,
     };
-    assert_eq!(f.section(&header).and_then(|v| v.bytes()), Some(&header_block()[..]));
+    assert_eq!(
+        f.section(&header).and_then(|v| v.bytes()),
+        Some(&header_block()[..])
+    );
     assert_eq!(tagged(next(), "a004", StatusKind::Ok), None);
 
-    let Response::Fetch(f) = next() else { panic!("FETCH") };
+    let Response::Fetch(f) = next() else {
+        panic!("FETCH")
+    };
     assert_eq!(f.flags(), Some(&[Flag::Seen, Flag::Deleted][..]));
     assert_eq!(tagged(next(), "a005", StatusKind::Ok), None);
     match next() {
