@@ -6,8 +6,9 @@
 //! decisions live in the engine; this crate owns sockets, time, TLS and the connection
 //! policy (RFC 8314, RFC 9051 6.2.1, seeds N1, N2, N7, V0031–V0035).
 //!
-//! Modules: [`tls`] (rustls configuration), [`connect`] (TCP with timeouts), [`stream`]
-//! (the transport), [`session`] (the driver and its typed commands), [`stats`] (traffic
+//! Modules: [`tls`] (rustls configuration, what a handshake negotiated), [`x509`]
+//! (certificate summaries for display), [`connect`] (TCP with timeouts), [`stream`] (the
+//! transport), [`session`] (the driver and its typed commands), [`stats`] (traffic
 //! counters), [`error`].
 #![forbid(unsafe_code)]
 
@@ -17,10 +18,13 @@ pub mod session;
 pub mod stats;
 pub mod stream;
 pub mod tls;
+pub mod x509;
 
 pub use error::Error;
 pub use session::{
-    ConnectConfig, FetchSink, IdleStop, Notification, Security, SelectOptions, Session,
+    AuthInfo, ConnectConfig, FetchReport, FetchSink, IdleStop, Notification, QresyncParams,
+    Security, SelectOptions, Selected, Session, StoreReport, LOGIN_COMMAND,
 };
 pub use stats::Stats;
-pub use tls::TlsOptions;
+pub use tls::{TlsInfo, TlsOptions, TrustSource};
+pub use x509::CertSummary;

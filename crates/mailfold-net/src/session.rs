@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailfold_proto::command::{
-    Append, AppendData, Command, DateTime, FetchItems, FetchModifiers, List, Search, SelectParams,
-    StatusItem, StoreFlags,
+    Append, AppendData, Command, DateTime, FetchItems, FetchModifiers, List, Qresync, Search,
+    SelectParams, StatusItem, StoreFlags,
 };
 use mailfold_proto::core::{Flag, Mailbox};
 use mailfold_proto::engine::{
@@ -33,7 +33,15 @@ use crate::connect::connect_tcp;
 use crate::error::Error;
 use crate::stats::Stats;
 use crate::stream::Transport;
-use crate::tls::{client_config, server_name, warn_if_dangerous, TlsOptions};
+use crate::tls::{
+    client_config_recording, server_name, warn_if_dangerous, TlsInfo, TlsOptions, TrustRecord,
+};
+
+/// The engine's clock: tokio's, so that a test with paused time drives the engine's timers
+/// (keepalive, IDLE refresh, command timeouts) too.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// How the connection is protected (seed N1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +106,74 @@ impl ConnectConfig {
 }
 
 /// Options for SELECT and EXAMINE.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SelectOptions {
     /// `(CONDSTORE)` (RFC 7162).
     pub condstore: bool,
     /// EXAMINE instead of SELECT (seed V0040).
     pub read_only: bool,
+    /// `(QRESYNC (…))`: what the client knew at its last sync (RFC 7162 3.2.5). Takes
+    /// precedence over `condstore` (QRESYNC implies CONDSTORE). [`Session::select_with`]
+    /// sends `ENABLE QRESYNC` first when needed; the server must advertise QRESYNC.
+    pub qresync: Option<QresyncParams>,
 }
+
+/// The QRESYNC parameters of a SELECT: UIDVALIDITY and HIGHESTMODSEQ of the last sync, and
+/// optionally the known UIDs and sequence-match data (RFC 7162 3.2.5).
+pub type QresyncParams = Qresync;
+
+/// What SELECT/EXAMINE returned, with the QRESYNC data a resync needs (RFC 7162 3.2.5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selected {
+    /// The mailbox state when the tagged OK arrived (EXISTS, UIDVALIDITY, HIGHESTMODSEQ, …).
+    pub state: MailboxState,
+    /// UIDs expunged since the QRESYNC mod-sequence (`VANISHED (EARLIER)`), if any.
+    pub vanished: Option<UidSet>,
+    /// FETCH responses of the messages changed since that mod-sequence (UID, FLAGS, MODSEQ).
+    pub changed: Vec<Fetch>,
+}
+
+/// The result of a UID FETCH beyond the items delivered to the sink.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// How many FETCH responses answered the command.
+    pub count: u64,
+    /// With the VANISHED modifier: UIDs of the set expunged since CHANGEDSINCE (RFC 7162
+    /// 3.2.6).
+    pub vanished: Option<UidSet>,
+}
+
+/// The result of a (conditional) UID STORE.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// FETCH responses with the new flags (and MODSEQ with CONDSTORE); empty with `.SILENT`.
+    pub fetched: Vec<Fetch>,
+    /// UIDs not stored because they changed since UNCHANGEDSINCE (`[MODIFIED …]`, RFC 7162
+    /// 3.1.3); empty when every message was stored.
+    pub modified: UidSet,
+}
+
+/// How the session authenticated, for `mailfold probe` (seeds V0027, V0033, V0035).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Capabilities before authentication (the ones over TLS when TLS is used: cleartext
+    /// ones are discarded), upper-cased. `None` when there was no authentication step.
+    pub capabilities_before: Option<Vec<String>>,
+    /// Capabilities after authentication (or after a PREAUTH greeting).
+    pub capabilities_after: Option<Vec<String>>,
+    /// The SASL mechanisms offered (`AUTH=…`), in the server's order.
+    pub mechanisms_offered: Vec<String>,
+    /// What was tried, in order: SASL names, and `LOGIN-COMMAND` for the LOGIN command.
+    pub attempts: Vec<String>,
+    /// What authenticated the session: a SASL name, or `LOGIN-COMMAND`. `None` for PREAUTH
+    /// or when no credentials were given.
+    pub mechanism_used: Option<String>,
+    /// The server greeted with PREAUTH.
+    pub preauth: bool,
+}
+
+/// The name recorded in [`AuthInfo`] for the LOGIN command (not the SASL mechanism LOGIN).
+pub const LOGIN_COMMAND: &str = "LOGIN-COMMAND";
 
 /// Receives FETCH results as they arrive. Bodies come in chunks, never as one buffer.
 pub trait FetchSink: Send {
@@ -159,8 +228,15 @@ pub struct Session {
     sink_for: Option<CommandHandle>,
     /// The reader of a streamed APPEND in progress.
     literal: Option<(CommandHandle, Box<dyn AsyncRead + Unpin + Send>)>,
+    /// Bytes taken from the engine and not yet written: a write cancelled halfway (the
+    /// caller dropped a future in `select!`) resumes here instead of losing bytes.
+    wbuf: Vec<u8>,
+    wpos: usize,
     closed: Option<EngineError>,
     stats: Stats,
+    trust: TrustRecord,
+    tls_info: Option<TlsInfo>,
+    auth_info: AuthInfo,
 }
 
 impl std::fmt::Debug for Session {
@@ -217,21 +293,51 @@ impl Session {
     /// (or not at all with `None`, e.g. for a PREAUTH server over TLS).
     pub async fn connect(cfg: &ConnectConfig, creds: Option<&Credentials>) -> Result<Self, Error> {
         let mut s = Session::open(cfg).await?;
-        if let Some(creds) = creds {
-            if s.engine.state() == ConnState::NotAuthenticated {
-                s.authenticate(cfg, creds).await?;
+        match s.login_steps(cfg, creds).await {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                // No LOGOUT on a connection we refuse or that failed (seed V0011): close it,
+                // and the error says why.
+                s.abandon().await;
+                Err(e)
             }
         }
-        if s.engine.session().capabilities.is_none() {
-            s.capability().await?;
+    }
+
+    async fn login_steps(
+        &mut self,
+        cfg: &ConnectConfig,
+        creds: Option<&Credentials>,
+    ) -> Result<(), Error> {
+        if self.engine.session().capabilities.is_none() {
+            self.capability().await?;
         }
-        Ok(s)
+        // A server without IMAP4rev1 (e.g. only "IMAP4", RFC 1730) speaks a dialect whose
+        // responses we would misread; nothing, credentials least of all, is sent to it.
+        if !self.caps().is_imap4rev1() {
+            return Err(Error::Protocol(EngineError::Protocol(format!(
+                "server does not speak IMAP4rev1 (capabilities: {})",
+                self.caps().names().join(" ")
+            ))));
+        }
+        if let Some(creds) = creds {
+            if self.engine.state() == ConnState::NotAuthenticated {
+                self.authenticate(cfg, creds).await?;
+            }
+        }
+        if self.engine.session().capabilities.is_none() {
+            self.capability().await?;
+        }
+        if self.engine.state() != ConnState::NotAuthenticated {
+            self.auth_info.capabilities_after = Some(self.caps().names().to_vec());
+        }
+        Ok(())
     }
 
     /// Connects and secures the transport, without authenticating.
     pub async fn open(cfg: &ConnectConfig) -> Result<Self, Error> {
         let port = cfg.port();
-        let tls = client_config(&cfg.tls)?;
+        let (tls, trust) = client_config_recording(&cfg.tls)?;
         if cfg.security != Security::Plaintext {
             warn_if_dangerous(&cfg.tls, &cfg.host);
         }
@@ -252,7 +358,7 @@ impl Session {
         let mut ecfg = cfg.engine.clone();
         ecfg.tag_seed = random_seed();
         let mut s = Session {
-            engine: Client::new(ecfg, implicit, Instant::now()),
+            engine: Client::new(ecfg, implicit, now()),
             transport: Some(transport),
             host: cfg.host.clone(),
             port,
@@ -264,9 +370,15 @@ impl Session {
             notes: VecDeque::new(),
             sink_for: None,
             literal: None,
+            wbuf: Vec::new(),
+            wpos: 0,
             closed: None,
             stats: Stats::default(),
+            trust,
+            tls_info: None,
+            auth_info: AuthInfo::default(),
         };
+        s.record_tls_info(false);
         // The greeting, bounded by the connect timeout as well as the engine's own.
         let greeting = tokio::time::timeout(
             cfg.connect_timeout,
@@ -282,6 +394,7 @@ impl Session {
             return Err(map_engine_error(e));
         }
         let preauth = s.engine.state() == ConnState::Authenticated;
+        s.auth_info.preauth = preauth;
         match cfg.security {
             Security::StartTls => {
                 if preauth {
@@ -364,6 +477,8 @@ impl Session {
         let sasl_ir = caps.has("SASL-IR");
         let policy = &cfg.auth_policy;
         let chosen = choose_mechanisms(&adv, policy, tls);
+        self.auth_info.capabilities_before = Some(caps.names().to_vec());
+        self.auth_info.mechanisms_offered = advertised.clone();
         let mut next = match chosen.first() {
             Some(m) => NextAttempt::Mechanism(*m),
             None if login_command_allowed(&adv, login_disabled, policy, tls) => {
@@ -394,10 +509,13 @@ impl Session {
                         })?;
                     let h = self.engine.authenticate(mech, sasl_ir);
                     self.stats.command("AUTHENTICATE");
+                    self.auth_info.attempts.push(name.to_string());
                     let c = self.wait(h).await?;
                     if c.outcome.is_ok() {
+                        self.auth_info.mechanism_used = Some(name.to_string());
                         return self.after_auth().await;
                     }
+                    refuse_referral(&c.outcome, name.as_str())?;
                     let failure = match &c.data {
                         CommandData::Auth {
                             sasl_error: Some(e),
@@ -427,10 +545,13 @@ impl Session {
                         &creds.authcid,
                         Secret::new(creds.secret.expose().clone()),
                     ));
+                    self.auth_info.attempts.push(LOGIN_COMMAND.into());
                     let c = self.wait(h).await?;
                     if c.outcome.is_ok() {
+                        self.auth_info.mechanism_used = Some(LOGIN_COMMAND.into());
                         return self.after_auth().await;
                     }
+                    refuse_referral(&c.outcome, LOGIN_COMMAND)?;
                     return Err(Error::Auth {
                         mechanism: "LOGIN command".into(),
                         text: outcome_error(&c.outcome)
@@ -481,6 +602,23 @@ impl Session {
         self.engine.session().encrypted
     }
 
+    /// What TLS negotiated (version, suite, the server's chain, which anchors verified it);
+    /// `None` on a plaintext connection.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls_info.as_ref()
+    }
+
+    /// How the session authenticated: capabilities before and after, mechanisms offered,
+    /// tried and used.
+    pub fn auth_info(&self) -> &AuthInfo {
+        &self.auth_info
+    }
+
+    /// Extensions enabled with ENABLE (RFC 5161), upper-cased.
+    pub fn enabled(&self) -> &[String] {
+        &self.engine.session().enabled
+    }
+
     /// Counters of commands and bytes (for "no needless work" tests).
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -495,16 +633,31 @@ impl Session {
         }
     }
 
-    /// SELECT or EXAMINE (seeds V0036–V0038, V0040).
+    /// SELECT or EXAMINE (seeds V0036–V0038, V0040). With QRESYNC, use
+    /// [`Session::select_with`] to get the vanished UIDs and changed messages too.
     pub async fn select(
         &mut self,
         mailbox: &Mailbox,
         opts: SelectOptions,
     ) -> Result<MailboxState, Error> {
-        let params = if opts.condstore {
-            SelectParams::CondStore
-        } else {
-            SelectParams::None
+        self.select_with(mailbox, opts).await.map(|s| s.state)
+    }
+
+    /// SELECT or EXAMINE with CONDSTORE or QRESYNC (RFC 7162), returning the mailbox state
+    /// plus, for QRESYNC, `VANISHED (EARLIER)` and the changed messages' FETCH data. Sends
+    /// `ENABLE QRESYNC` first when QRESYNC is asked for and not yet enabled.
+    pub async fn select_with(
+        &mut self,
+        mailbox: &Mailbox,
+        opts: SelectOptions,
+    ) -> Result<Selected, Error> {
+        let params = match opts.qresync {
+            Some(q) => {
+                self.ensure_qresync().await?;
+                SelectParams::Qresync(q)
+            }
+            None if opts.condstore => SelectParams::CondStore,
+            None => SelectParams::None,
         };
         let cmd = if opts.read_only {
             Command::Examine {
@@ -517,13 +670,45 @@ impl Session {
                 params,
             }
         };
-        let c = self.run(cmd).await?;
+        let h = self.submit(cmd);
+        let c = self.wait(h).await?;
+        let changed = self.fetched.remove(&h).unwrap_or_default();
+        if let Some(e) = outcome_error(&c.outcome) {
+            return Err(e);
+        }
         match c.data {
-            CommandData::Select(mb) => Ok(mb),
+            CommandData::Select(state) => Ok(Selected {
+                state,
+                vanished: c.vanished,
+                changed,
+            }),
             _ => Err(Error::Command {
                 status: "OK".into(),
                 text: "SELECT returned no mailbox state".into(),
             }),
+        }
+    }
+
+    /// `ENABLE QRESYNC` unless already enabled (RFC 7162 3.2.3: required before any SELECT
+    /// with QRESYNC parameters).
+    async fn ensure_qresync(&mut self) -> Result<(), Error> {
+        if self.enabled().iter().any(|e| e == "QRESYNC") {
+            return Ok(());
+        }
+        if !self.caps().has("QRESYNC") {
+            return Err(Error::Command {
+                status: "not sent".into(),
+                text: "the server does not offer QRESYNC".into(),
+            });
+        }
+        self.enable(&["QRESYNC"]).await?;
+        if self.enabled().iter().any(|e| e == "QRESYNC") {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                status: "OK".into(),
+                text: "ENABLE QRESYNC did not enable QRESYNC".into(),
+            })
         }
     }
 
@@ -596,6 +781,22 @@ impl Session {
         modifiers: FetchModifiers,
         sink: &mut dyn FetchSink,
     ) -> Result<u64, Error> {
+        self.uid_fetch_report(set, items, modifiers, sink)
+            .await
+            .map(|r| r.count)
+    }
+
+    /// UID FETCH like [`Session::uid_fetch`], also returning what CONDSTORE/QRESYNC
+    /// modifiers bring: with `CHANGEDSINCE n VANISHED` (QRESYNC enabled), the UIDs expunged
+    /// since n (RFC 7162 3.2.6). FETCH responses that do not answer this command (another
+    /// client's flag changes) are not given to `sink`; they arrive as notifications.
+    pub async fn uid_fetch_report(
+        &mut self,
+        set: &UidSet,
+        items: FetchItems,
+        modifiers: FetchModifiers,
+        sink: &mut dyn FetchSink,
+    ) -> Result<FetchReport, Error> {
         let h = self.submit(Command::UidFetch {
             set: set.clone(),
             items,
@@ -605,10 +806,49 @@ impl Session {
         if let Some(e) = outcome_error(&c.outcome) {
             return Err(e);
         }
-        Ok(match c.data {
-            CommandData::Fetch { count } => count,
-            _ => 0,
+        Ok(FetchReport {
+            count: match c.data {
+                CommandData::Fetch { count } => count,
+                _ => 0,
+            },
+            vanished: c.vanished,
         })
+    }
+
+    /// Conditional UID STORE (RFC 7162 3.1.3): stores only on messages whose mod-sequence is
+    /// not above `unchanged_since`, and reports the others in `modified` instead of failing.
+    /// Needs CONDSTORE (the server advertises it; a SELECT with CONDSTORE or QRESYNC, or any
+    /// CONDSTORE command, enables it).
+    pub async fn uid_store_report(
+        &mut self,
+        set: &UidSet,
+        store: StoreFlags,
+        unchanged_since: u64,
+    ) -> Result<StoreReport, Error> {
+        let h = self.submit(Command::UidStore {
+            set: set.clone(),
+            store,
+            unchanged_since: Some(unchanged_since),
+        });
+        let c = self.wait(h).await?;
+        let fetched = self.fetched.remove(&h).unwrap_or_default();
+        let modified = match c.outcome.code() {
+            // For UID STORE the set holds UIDs (RFC 7162 3.1.3).
+            Some(Code::Modified(set)) => UidSet::from_ranges(set.ranges()).unwrap_or_default(),
+            _ => UidSet::new(),
+        };
+        match &c.outcome {
+            Outcome::Ok { .. } => {}
+            // Some servers answer NO [MODIFIED …] when nothing could be stored; that is
+            // still the answer to a conditional STORE, not a failure of the command.
+            Outcome::No { .. } if !modified.is_empty() => {}
+            other => {
+                if let Some(e) = outcome_error(other) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(StoreReport { fetched, modified })
     }
 
     /// UID STORE; returns the FETCH responses (none with `.SILENT`).
@@ -794,15 +1034,10 @@ impl Session {
             if let Some(e) = &self.closed {
                 return Err(map_engine_error(e.clone()));
             }
-            let changed = self.notes.iter().skip(base).any(|n| {
-                matches!(
-                    n,
-                    Event::Mailbox(_) | Event::Fetch { handle: None, .. } | Event::Bye { .. }
-                )
-            });
+            let changed = self.notes.iter().skip(base).any(is_change);
             if !stopping && (changed || tokio::time::Instant::now() >= until) {
                 stopping = true;
-                self.engine.idle_done(h, Instant::now());
+                self.engine.idle_done(h, now());
                 continue;
             }
             let deadline = self.engine_deadline();
@@ -810,9 +1045,101 @@ impl Session {
                 r = self.read_once(deadline) => r?,
                 _ = stop.0.notified(), if !stopping => {
                     stopping = true;
-                    self.engine.idle_done(h, Instant::now());
+                    self.engine.idle_done(h, now());
                 }
                 _ = tokio::time::sleep_until(until), if !stopping => {}
+            }
+        }
+    }
+
+    /// Keeps a session that is held without commands alive (seed V0025): reads and applies
+    /// whatever the server sends meanwhile (seed V0024), lets the engine send its keepalive
+    /// NOOP when `Config::keepalive` has passed without traffic, and returns once that NOOP
+    /// has completed or the server sent something worth reporting, with the notifications
+    /// collected so far.
+    ///
+    /// Made to be raced against the holder's own work in `tokio::select!` (no background
+    /// task, so nothing writes behind the caller's back): it is cancel-safe, because a read
+    /// in progress consumes nothing until it completes and bytes taken for writing are kept
+    /// in the session until written.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut s: mailfold_net::Session, mut jobs: tokio::sync::mpsc::Receiver<()>)
+    /// # -> Result<(), mailfold_net::Error> {
+    /// loop {
+    ///     tokio::select! {
+    ///         job = jobs.recv() => match job {
+    ///             Some(()) => { s.noop().await?; }
+    ///             None => break,
+    ///         },
+    ///         notes = s.keepalive_tick() => {
+    ///             for note in notes? { println!("{note:?}"); }
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn keepalive_tick(&mut self) -> Result<Vec<Notification>, Error> {
+        let mut noop_sent = false;
+        loop {
+            self.flush().await?;
+            self.step(&mut None).await?;
+            if let Some(e) = &self.closed {
+                return Err(map_engine_error(e.clone()));
+            }
+            if !self.engine.is_quiet() {
+                // The timer fired and queued the NOOP (or the caller left commands pending,
+                // which this drives too).
+                noop_sent = true;
+            } else if noop_sent || !self.notes.is_empty() {
+                return Ok(self.take_notifications());
+            }
+            let deadline = self.engine_deadline();
+            self.read_once(deadline).await?;
+        }
+    }
+
+    /// Watches the selected mailbox until something changes, `stop` is triggered, or `max`
+    /// passes (seed V0028): with IDLE when the server offers it, else by polling with NOOP
+    /// every `poll_every` (NOOP also resets the server's autologout timer, seed V0025).
+    /// Returns the notifications that arrived.
+    pub async fn idle_or_poll(
+        &mut self,
+        stop: &IdleStop,
+        max: Duration,
+        poll_every: Duration,
+    ) -> Result<Vec<Notification>, Error> {
+        if self.caps().has("IDLE") {
+            return self.idle(stop, max).await;
+        }
+        let start = tokio::time::Instant::now();
+        let until = start + max;
+        let mut next_poll = start + poll_every;
+        loop {
+            self.flush().await?;
+            self.step(&mut None).await?;
+            if let Some(e) = &self.closed {
+                return Err(map_engine_error(e.clone()));
+            }
+            if self.notes.iter().any(is_change) {
+                return Ok(self.take_notifications());
+            }
+            let t = tokio::time::Instant::now();
+            if t >= until {
+                return Ok(self.take_notifications());
+            }
+            if t >= next_poll {
+                self.noop().await?;
+                next_poll = tokio::time::Instant::now() + poll_every;
+                continue;
+            }
+            let wake = match self.engine_deadline() {
+                Some(d) => d.min(next_poll).min(until),
+                None => next_poll.min(until),
+            };
+            tokio::select! {
+                r = self.read_once(Some(wake)) => r?,
+                _ = stop.0.notified() => return Ok(self.take_notifications()),
             }
         }
     }
@@ -918,11 +1245,9 @@ impl Session {
     }
 
     fn engine_deadline(&self) -> Option<tokio::time::Instant> {
-        let now = Instant::now();
-        let t = tokio::time::Instant::now();
         self.engine
             .poll_timeout()
-            .map(|d| t + d.saturating_duration_since(now))
+            .map(tokio::time::Instant::from_std)
     }
 
     /// One read (or the engine's timer firing), fed to the engine.
@@ -935,7 +1260,7 @@ impl Session {
             Some(d) => tokio::time::timeout_at(d, read).await.ok(),
             None => Some(read.await),
         };
-        let now = Instant::now();
+        let now = now();
         match res {
             None => self.engine.handle_timeout(now),
             Some(Ok(0)) => self.engine.handle_eof(now),
@@ -951,22 +1276,45 @@ impl Session {
         Ok(())
     }
 
-    /// Writes everything the engine has to send.
+    /// Writes everything the engine has to send. Cancel-safe for command bytes: what was
+    /// taken from the engine but not written stays in `wbuf` for the next call. (A streamed
+    /// APPEND literal is not: its reader is consumed as it is copied.)
     async fn flush(&mut self) -> Result<(), Error> {
         let mut wrote = false;
-        while let Some(t) = self.engine.poll_transmit(Instant::now()) {
-            let Some(transport) = self.transport.as_mut() else {
-                return Err(Error::Closed);
+        loop {
+            if self.wpos < self.wbuf.len() {
+                let Some(transport) = self.transport.as_mut() else {
+                    return Err(Error::Closed);
+                };
+                let n = tokio::time::timeout(
+                    self.connect_timeout,
+                    transport.write(&self.wbuf[self.wpos..]),
+                )
+                .await
+                .map_err(|_| Error::Timeout("writing to the server".into()))?
+                .map_err(|e| Error::Io("writing to the server".into(), e))?;
+                if n == 0 {
+                    return Err(Error::Io(
+                        "writing to the server".into(),
+                        std::io::ErrorKind::WriteZero.into(),
+                    ));
+                }
+                self.wpos += n;
+                self.stats.sent(n as u64);
+                wrote = true;
+                continue;
+            }
+            self.wbuf.clear();
+            self.wpos = 0;
+            let Some(t) = self.engine.poll_transmit(now()) else {
+                break;
             };
             match t {
-                Transmit::Data(d) => {
-                    tokio::time::timeout(self.connect_timeout, transport.write_all(&d))
-                        .await
-                        .map_err(|_| Error::Timeout("writing to the server".into()))?
-                        .map_err(|e| Error::Io("writing to the server".into(), e))?;
-                    self.stats.sent(d.len() as u64);
-                }
+                Transmit::Data(d) => self.wbuf = d,
                 Transmit::Literal { handle, len } => {
+                    let Some(transport) = self.transport.as_mut() else {
+                        return Err(Error::Closed);
+                    };
                     let Some((h, reader)) = self.literal.as_mut() else {
                         return Err(Error::Closed);
                     };
@@ -990,9 +1338,9 @@ impl Session {
                         ));
                     }
                     self.stats.sent(len);
+                    wrote = true;
                 }
             }
-            wrote = true;
         }
         if wrote {
             if let Some(t) = self.transport.as_mut() {
@@ -1085,8 +1433,28 @@ impl Session {
         .map_err(|_| Error::Timeout("TLS handshake after STARTTLS".into()))?
         .map_err(|e| Error::Tls(e.to_string()))?;
         self.transport = Some(tls);
-        self.engine.tls_established(Instant::now());
+        self.engine.tls_established(now());
+        // Anything the server said in cleartext could have been written by anyone on the
+        // path: forged LIST, STATUS, FETCH, … are dropped with the engine's state (RFC 9051
+        // 6.2.1). A cleartext ALERT was already logged as untrusted.
+        self.notes.clear();
+        self.fetched.clear();
+        self.record_tls_info(true);
         Ok(())
+    }
+
+    fn record_tls_info(&mut self, via_starttls: bool) {
+        if let Some(Transport::Tls(t)) = &self.transport {
+            let info = TlsInfo::from_connection(t.get_ref().1, self.trust.get(), via_starttls);
+            tracing::debug!(
+                "TLS {} {} ({} certificates, trust {:?})",
+                info.protocol,
+                info.cipher_suite,
+                info.peer_certificates.len(),
+                info.trust
+            );
+            self.tls_info = Some(info);
+        }
     }
 
     async fn step(&mut self, sink: &mut Option<&mut dyn FetchSink>) -> Result<(), Error> {
@@ -1102,6 +1470,32 @@ impl Session {
         if let Some(mut t) = self.transport.take() {
             t.close().await;
         }
+    }
+}
+
+/// Whether a notification ends a watch: a mailbox change, another client's flag change, or
+/// the server leaving.
+fn is_change(n: &Notification) -> bool {
+    matches!(
+        n,
+        Event::Mailbox(_) | Event::Fetch { handle: None, .. } | Event::Bye { .. }
+    )
+}
+
+/// RFC 2221 login referrals (`NO [REFERRAL imap://…]`) name another server to log in to.
+/// Following one would hand the credentials to whoever wrote the response; mailfold never
+/// does (issue 3), and stops instead of trying other mechanisms on a server that said "not
+/// here".
+fn refuse_referral(outcome: &Outcome, mechanism: &str) -> Result<(), Error> {
+    match outcome.code() {
+        Some(Code::Referral(url)) => Err(Error::Auth {
+            mechanism: mechanism.to_string(),
+            text: format!(
+                "the server refers this login to {url}; referrals are not followed \
+                 (configure that server instead if it is legitimate)"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

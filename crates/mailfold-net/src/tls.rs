@@ -10,15 +10,17 @@
 //! connection that uses it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::Error;
+use crate::x509::{summarize, CertSummary};
 
 /// Per-account TLS settings.
 #[derive(Clone, Debug, Default)]
@@ -76,27 +78,220 @@ fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 
 /// Builds the rustls client configuration for one account.
 pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
+    client_config_recording(opts).map(|(config, _)| config)
+}
+
+/// Which trust anchors accepted the server's certificate (shown by `mailfold probe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustSource {
+    /// The system trust store (or the bundled Mozilla roots when the system has none).
+    SystemRoots,
+    /// The account's own CA file (`TlsOptions::ca_file`).
+    AccountCa,
+    /// Nothing: `dangerously_accept_invalid_certs` was on and the chain was not checked.
+    Unverified,
+}
+
+/// Where the verifier records the [`TrustSource`] of a connection's handshake. Cloning
+/// shares the slot.
+#[derive(Clone, Debug, Default)]
+pub struct TrustRecord(Arc<Mutex<Option<TrustSource>>>);
+
+impl TrustRecord {
+    fn set(&self, source: TrustSource) {
+        // A poisoned lock only means a panic elsewhere; the slot is still a plain value.
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// The source recorded by the last successful verification, if any.
+    pub fn get(&self) -> Option<TrustSource> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Like [`client_config`], plus the record of which anchors verified the server. The config
+/// is meant for one session (one implicit-TLS or STARTTLS handshake).
+pub fn client_config_recording(
+    opts: &TlsOptions,
+) -> Result<(Arc<ClientConfig>, TrustRecord), Error> {
     let provider = provider();
+    let record = TrustRecord::default();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?;
-    let config = if opts.dangerously_accept_invalid_certs {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider }))
-            .with_no_client_auth()
+    let verifier: Arc<dyn ServerCertVerifier> = if opts.dangerously_accept_invalid_certs {
+        Arc::new(AcceptAnyCert {
+            provider,
+            record: record.clone(),
+        })
     } else {
-        let mut roots = system_roots().clone();
-        if let Some(path) = &opts.ca_file {
-            for cert in load_ca_file(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+        let webpki = |roots: RootCertStore| {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::Config(format!("TLS setup: {e}")))
+        };
+        let account = match &opts.ca_file {
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                for cert in load_ca_file(path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+                }
+                Some(webpki(roots)?)
+            }
+            None => None,
+        };
+        Arc::new(TwoStoreVerifier {
+            account,
+            system: webpki(system_roots().clone())?,
+            record: record.clone(),
+        })
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok((Arc::new(config), record))
+}
+
+/// Full webpki verification (chain, validity, host name: RFC 7817) against the account's CA
+/// file, then against the system roots; the first that accepts is recorded. Accepting either
+/// is exactly what one store holding both would accept, and probe can say which one it was.
+#[derive(Debug)]
+struct TwoStoreVerifier {
+    account: Option<Arc<WebPkiServerVerifier>>,
+    system: Arc<WebPkiServerVerifier>,
+    record: TrustRecord,
+}
+
+impl ServerCertVerifier for TwoStoreVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut account_error = None;
+        if let Some(account) = &self.account {
+            match account.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
+                Ok(v) => {
+                    self.record.set(TrustSource::AccountCa);
+                    return Ok(v);
+                }
+                Err(e) => account_error = Some(e),
             }
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
+        match self.system.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(v) => {
+                self.record.set(TrustSource::SystemRoots);
+                Ok(v)
+            }
+            // The account CA's verdict is the informative one when it knew the issuer (an
+            // expired or wrong-host certificate of a self-hosted server), not "unknown issuer".
+            Err(system_error) => Err(match account_error {
+                Some(e)
+                    if !matches!(
+                        e,
+                        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+                    ) =>
+                {
+                    e
+                }
+                _ => system_error,
+            }),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.system.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.system.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.system.supported_verify_schemes()
+    }
+}
+
+/// What was negotiated on a TLS connection, for `mailfold probe`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Protocol version, e.g. `TLSv1_3`.
+    pub protocol: String,
+    /// Cipher suite name as IANA/rustls spell it, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The server's chain as sent, end-entity first. A certificate the summary reader cannot
+    /// walk appears with `?` fields (its DER is still there).
+    pub peer_certificates: Vec<CertSummary>,
+    /// Which anchors verified the chain.
+    pub trust: Option<TrustSource>,
+    /// True when TLS was started with STARTTLS rather than implicitly.
+    pub via_starttls: bool,
+}
+
+impl TlsInfo {
+    /// Reads what a finished handshake negotiated.
+    pub(crate) fn from_connection(
+        conn: &rustls::ClientConnection,
+        trust: Option<TrustSource>,
+        via_starttls: bool,
+    ) -> TlsInfo {
+        let protocol = conn
+            .protocol_version()
+            .map_or_else(|| "unknown".to_string(), |v| format!("{v:?}"));
+        let cipher_suite = conn
+            .negotiated_cipher_suite()
+            .map_or_else(|| "unknown".to_string(), |s| format!("{:?}", s.suite()));
+        let peer_certificates = conn
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .map(|der| {
+                summarize(der).unwrap_or_else(|| CertSummary {
+                    subject: "?".into(),
+                    issuer: "?".into(),
+                    not_before: "?".into(),
+                    not_after: "?".into(),
+                    serial: "?".into(),
+                    der: der.to_vec(),
+                })
+            })
+            .collect();
+        TlsInfo {
+            protocol,
+            cipher_suite,
+            peer_certificates,
+            trust,
+            via_starttls,
+        }
+    }
 }
 
 /// The server name to verify, from the configured host (a DNS name or an IP literal).
@@ -121,6 +316,7 @@ pub fn warn_if_dangerous(opts: &TlsOptions, host: &str) {
 #[derive(Debug)]
 struct AcceptAnyCert {
     provider: Arc<CryptoProvider>,
+    record: TrustRecord,
 }
 
 impl ServerCertVerifier for AcceptAnyCert {
@@ -132,6 +328,7 @@ impl ServerCertVerifier for AcceptAnyCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        self.record.set(TrustSource::Unverified);
         Ok(ServerCertVerified::assertion())
     }
 
