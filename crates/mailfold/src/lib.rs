@@ -2,7 +2,12 @@
 //! can call them. `main.rs` only parses arguments and maps errors to exit codes.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credential;
+pub mod exit;
+pub mod mime;
+pub mod mirror;
+pub mod online;

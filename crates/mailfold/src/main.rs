@@ -1,32 +1,100 @@
-//! The mailfold command-line tool. This file parses arguments, runs the command through the
-//! library, and maps the outcome to an exit status (see README "Exit status").
+//! The mailfold command-line tool. This file parses arguments, sets up logging, runs the
+//! command through the library, and maps the outcome to an exit status (README "Exit
+//! status"; the policy is in `mailfold::exit`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mailfold::cli::{Cli, Command, DebugCommand};
-use mailfold::commands;
-
-/// Exit statuses (documented in the README).
-mod exit {
-    /// Some work failed (a folder did not sync, a response did not parse).
-    pub const FAILED: u8 = 1;
-}
+use mailfold::commands::{self, Ctx};
+use mailfold::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match run(cli) {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("mailfold: error: {e:#}");
-            ExitCode::from(exit::FAILED)
+            ExitCode::from(exit::status_of(&e))
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// `-v` info, `-vv` debug, `-vvv` trace, on stderr. Secrets cannot appear: they are held in
+/// `Secret`, whose `Debug` redacts, and the protocol engine never logs command arguments of
+/// LOGIN or AUTHENTICATE.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ctx = Ctx {
+        config: cli.config.clone(),
+        json: cli.json,
+        account: cli.account.clone(),
+        offline: cli.offline,
+    };
     match cli.command {
+        Command::Sync {
+            accounts,
+            force,
+            dry_run,
+        } => commands::sync::run(&ctx, &accounts, force, dry_run),
+        Command::Folders {
+            account_name,
+            server,
+            local,
+        } => commands::folders::run(&ctx, account_name.as_deref(), server, local),
+        Command::List {
+            folder,
+            unseen,
+            limit,
+            sort,
+            reverse,
+        } => commands::list::run(&ctx, &folder, unseen, limit, sort, reverse),
+        Command::Show {
+            folder,
+            id,
+            raw,
+            html,
+        } => commands::show::run(&ctx, &folder, &id, raw, html),
+        Command::Flag(a) => commands::flag::run(&ctx, &a),
+        Command::Move { folder, ids, to } => commands::messages::run_move(&ctx, &folder, &ids, &to),
+        Command::Delete { folder, ids } => commands::messages::run_delete(&ctx, &folder, &ids),
+        Command::Append {
+            file,
+            folder,
+            draft,
+            seen,
+        } => commands::append::run(&ctx, &file, folder.as_deref(), draft, seen),
+        Command::CreateFolder { name } => commands::folder_ops::run_create(&ctx, &name),
+        Command::RenameFolder { from, to } => commands::folder_ops::run_rename(&ctx, &from, &to),
+        Command::DeleteFolder { name, force } => {
+            commands::folder_ops::run_delete(&ctx, &name, force)
+        }
+        Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
+        Command::Probe(a) => commands::probe::run(&ctx, &a),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "mailfold", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(exit::OK)
+        }
         Command::Debug(DebugCommand::Parse { no_greeting }) => {
             let summary = commands::debug::parse_stream(
                 &mut std::io::stdin().lock(),
@@ -34,7 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 !no_greeting,
             )?;
             if summary.all_parsed() {
-                Ok(ExitCode::SUCCESS)
+                Ok(exit::OK)
             } else {
                 eprintln!(
                     "mailfold: {} responses parsed, {} malformed{}",
@@ -46,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ""
                     }
                 );
-                Ok(ExitCode::from(exit::FAILED))
+                Ok(exit::FAILED)
             }
         }
     }

@@ -1,4 +1,86 @@
-//! The subcommands. Each module does its work through the library crates and returns data
-//! for `main.rs` to print.
+//! The subcommands. Each module does its work through the library crates and prints the
+//! result, human-readable or as the `--json` document docs/cli.md specifies; `main.rs` turns
+//! the returned status or error into the exit status.
 
+pub mod append;
 pub mod debug;
+pub mod flag;
+pub mod folder_ops;
+pub mod folders;
+pub mod list;
+pub mod messages;
+pub mod probe;
+pub mod search;
+pub mod show;
+pub mod sync;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::account::{self, Loaded};
+use crate::config::Account;
+
+/// What every command gets from the global options.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--offline`.
+    pub offline: bool,
+}
+
+impl Ctx {
+    /// Loads the configuration.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        account::load(self.config.as_deref())
+    }
+
+    /// Loads the configuration and picks the one account the command works on (`explicit`
+    /// from a positional argument, else `--account`, else the only one).
+    pub fn one_account(&self, explicit: Option<&str>) -> anyhow::Result<(String, Account)> {
+        self.load()?.one(explicit.or(self.account.as_deref()))
+    }
+}
+
+/// Writes one JSON document and a newline to stdout.
+pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// How a change ended, for the human and JSON output of the changing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Applied locally and on the server; the state database records it as synced.
+    Server,
+    /// Applied locally; the server was not reachable (or `--offline`): the next sync pushes
+    /// it.
+    Queued,
+    /// Applied locally only, by nature (a message never uploaded): the next sync uploads it.
+    LocalOnly,
+}
+
+impl Pushed {
+    /// The JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pushed::Server => "server",
+            Pushed::Queued => "queued",
+            Pushed::LocalOnly => "local",
+        }
+    }
+}
+
+/// Prints the line that says a change was queued, with why.
+pub fn say_queued(json: bool, why: &str) {
+    if !json {
+        eprintln!("mailfold: server not reachable ({why}); queued for the next `mailfold sync`");
+    }
+}

@@ -1,0 +1,221 @@
+//! From the configuration file to what the libraries need: which account a command means,
+//! the sync engine's [`AccountSpec`], and the network driver's connection settings and
+//! credentials. Secrets are fetched here, by running the account's command
+//! ([`crate::credential`]), only when a command is about to use the server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use mailfold_net::{ConnectConfig, Security, TlsOptions};
+use mailfold_sasl::{Credentials, MechanismName, Policy, SecretKind};
+use mailfold_sync::{AccountSecret, AccountSpec, Direction, FolderPatterns, TlsMode};
+
+use crate::config::{self, Account, Config, SyncDirection};
+use crate::credential::run_secret_command;
+use crate::exit::usage;
+
+/// The loaded configuration and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub config: Config,
+}
+
+/// Loads `--config FILE`, or the default file.
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<Loaded> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => config::default_config_path().ok_or_else(|| {
+            usage("no configuration file: set --config, MAILFOLD_CONFIG, XDG_CONFIG_HOME or HOME")
+        })?,
+    };
+    let config = Config::load(&path)?;
+    Ok(Loaded { path, config })
+}
+
+impl Loaded {
+    /// The one account a command works on: `name` if given, else the only account.
+    pub fn one(&self, name: Option<&str>) -> anyhow::Result<(String, Account)> {
+        match name {
+            Some(n) => self
+                .config
+                .accounts
+                .get(n)
+                .map(|a| (n.to_string(), a.clone()))
+                .ok_or_else(|| usage(format!("no account named {n:?} in {}", self.path.display()))),
+            None => {
+                let mut it = self.config.accounts.iter();
+                match (it.next(), it.next()) {
+                    (Some((n, a)), None) => Ok((n.clone(), a.clone())),
+                    (None, _) => Err(usage(format!(
+                        "{} defines no account ([accounts.NAME])",
+                        self.path.display()
+                    ))),
+                    (Some(_), Some(_)) => Err(usage(format!(
+                        "{} defines several accounts; name one with --account ({})",
+                        self.path.display(),
+                        self.config
+                            .accounts
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The state database file of an account.
+pub fn state_path(name: &str, acct: &Account) -> anyhow::Result<PathBuf> {
+    match &acct.state {
+        Some(p) => Ok(p.clone()),
+        None => mailfold_store::StateDb::default_path(name).ok_or_else(|| {
+            usage(format!(
+                "account {name}: no `state` path configured and neither XDG_STATE_HOME nor HOME is set"
+            ))
+        }),
+    }
+}
+
+/// The account's secret, obtained by running its command.
+pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
+    if let Some(cmd) = &acct.oauth_token_command {
+        let s = run_secret_command(cmd, "oauth_token_command")
+            .with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::OAuthToken(s));
+    }
+    if let Some(cmd) = &acct.password_command {
+        let s = run_secret_command(cmd, "password_command")
+            .with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::Password(s));
+    }
+    Err(usage(format!(
+        "account {name}: anonymous accounts cannot sync (the sync engine needs a password or token)"
+    )))
+}
+
+fn mechanisms(name: &str, acct: &Account) -> anyhow::Result<Option<Vec<MechanismName>>> {
+    let Some(list) = &acct.mechanisms else {
+        return Ok(None);
+    };
+    list.iter()
+        .map(|m| {
+            MechanismName::parse(m).ok_or_else(|| {
+                usage(format!(
+                    "account {name}: `mechanisms`: {m:?} is not a mechanism mailfold implements"
+                ))
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The sync engine's view of an account (runs the password command).
+pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
+    let secret = secret(name, acct)?;
+    let password = match &secret {
+        AccountSecret::Password(s) | AccountSecret::OAuthToken(s) => s.clone(),
+    };
+    let mut spec = AccountSpec::new(
+        name,
+        acct.host.clone(),
+        acct.user.clone(),
+        password,
+        acct.local.clone(),
+        state_path(name, acct)?,
+    );
+    spec.secret = secret;
+    spec.port = acct.effective_port();
+    spec.tls = match acct.tls {
+        config::TlsMode::Implicit => TlsMode::Implicit,
+        config::TlsMode::Starttls => TlsMode::StartTls,
+        config::TlsMode::None => TlsMode::None,
+    };
+    spec.ca_file = acct.ca_file.clone();
+    spec.mechanisms = mechanisms(name, acct)?;
+    spec.allow_plaintext_password = acct.allow_plaintext_password;
+    spec.folders = match &acct.folders {
+        Some(p) => FolderPatterns::new(p),
+        None => FolderPatterns::all(),
+    };
+    spec.direction = match acct.sync {
+        SyncDirection::Both => Direction::Both,
+        SyncDirection::Pull => Direction::Pull,
+    };
+    spec.allow_plain_expunge = acct.allow_plain_expunge;
+    if let Some(share) = acct.max_delete_share {
+        // The config checked 0.0..=1.0, so the product fits a u8.
+        spec.max_delete_percent = (share * 100.0).round() as u8;
+    }
+    spec.fsync = acct.fsync.unwrap_or(true);
+    spec.connections = acct.connections.unwrap_or(1);
+    Ok(spec)
+}
+
+/// Keys of the configuration that this version of the sync engine does not act on; `sync`
+/// warns about them rather than ignoring them silently.
+pub fn unsupported_sync_keys(acct: &Account) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if acct.download != config::DownloadMode::Full {
+        v.push("download");
+    }
+    if acct.max_message_size.is_some() {
+        v.push("max_message_size");
+    }
+    if acct.root_folder.is_some() {
+        v.push("root_folder");
+    }
+    if acct.dangerously_accept_invalid_certs {
+        v.push("dangerously_accept_invalid_certs");
+    }
+    v
+}
+
+/// Connection settings for the network driver.
+pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
+    let mut cfg = ConnectConfig::new(acct.host.clone());
+    cfg.port = Some(acct.effective_port());
+    cfg.security = match acct.tls {
+        config::TlsMode::Implicit => Security::ImplicitTls,
+        config::TlsMode::Starttls => Security::StartTls,
+        config::TlsMode::None => Security::Plaintext,
+    };
+    cfg.tls = TlsOptions {
+        ca_file: acct.ca_file.clone(),
+        dangerously_accept_invalid_certs: acct.dangerously_accept_invalid_certs,
+    };
+    // A command-line user waits for the answer: fail fast when the server is away, so the
+    // change is queued instead of hanging.
+    cfg.connect_timeout = Duration::from_secs(15);
+    Ok(cfg)
+}
+
+/// Credentials and the policy that goes with them (runs the password command).
+pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, Policy)> {
+    let mut policy = if acct.anonymous {
+        Policy::anonymous()
+    } else if acct.oauth_token_command.is_some() {
+        Policy::oauth_token()
+    } else {
+        Policy::password()
+    };
+    policy.order = mechanisms(name, acct)?;
+    policy.allow_plaintext_password = acct.allow_plaintext_password;
+    let creds = if acct.anonymous && acct.password_command.is_none() {
+        policy.secret = SecretKind::None;
+        Credentials::anonymous(acct.user.clone())
+    } else {
+        match secret(name, acct)? {
+            AccountSecret::Password(s) => Credentials::password(acct.user.clone(), s.expose()),
+            AccountSecret::OAuthToken(s) => {
+                Credentials::bearer_token(acct.user.clone(), s.expose())
+            }
+        }
+    };
+    Ok((creds, policy))
+}

@@ -1,0 +1,326 @@
+//! `mailfold folders [ACCOUNT]`: the folder tree with message and unseen counts and
+//! special-use marks (seed V0066).
+//!
+//! Counts come from the local mirror when the last sync of every folder is recent (the mirror
+//! is then as good as the server and costs no round trip), and from the server otherwise: one
+//! `LIST … RETURN (STATUS (MESSAGES UNSEEN))` where LIST-STATUS (RFC 5819) is offered, else a
+//! LIST followed by every STATUS pipelined on this command's own connection, so the overview
+//! never waits for one folder at a time (seed V0044). If the server cannot be reached the local
+//! counts are shown and the output says so.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mailfold_net::Session;
+use mailfold_proto::command::{Command, List, ListReturn, StatusItem};
+use mailfold_proto::core::Mailbox;
+use mailfold_proto::engine::CommandData;
+use mailfold_proto::response::{ListAttribute, MailboxList, MailboxStatus};
+use mailfold_store::{FolderName, StateRead};
+use serde_json::json;
+
+use super::{print_json, Ctx};
+use crate::config::Account;
+use crate::mirror::Mirror;
+use crate::online::{self, Connect};
+
+/// The mirror counts as fresh when every folder synced within this many seconds.
+pub const FRESH_SECS: i64 = 600;
+
+/// One row of the listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Name, levels joined by `/`.
+    pub name: String,
+    /// RFC 6154 special use, e.g. `\Sent`.
+    pub special_use: Option<String>,
+    /// Messages.
+    pub messages: Option<u32>,
+    /// Messages without `\Seen`.
+    pub unseen: Option<u32>,
+    /// Whether the folder can hold messages (`\Noselect` cannot).
+    pub selectable: bool,
+}
+
+/// Runs the command.
+pub fn run(ctx: &Ctx, account: Option<&str>, server: bool, local: bool) -> anyhow::Result<u8> {
+    let (name, acct) = ctx.one_account(account)?;
+    let mirror = Mirror::open_read(&name, &acct).ok();
+    let fresh = mirror.as_ref().is_some_and(is_fresh);
+    let use_server = server || (!local && !ctx.offline && !fresh);
+    let mut note = None;
+    let (source, rows) = if use_server {
+        match online::block_on(from_server(&name, &acct))?? {
+            Ok(rows) => ("server", rows),
+            Err(Connect::Unreachable(why)) if !server => {
+                note = Some(format!(
+                    "server not reachable ({why}); counts from the local mirror"
+                ));
+                ("local", local_rows(mirror.as_ref(), &name, &acct)?)
+            }
+            Err(Connect::Unreachable(why)) => {
+                return Err(anyhow::Error::new(crate::exit::ServerError(why)))
+            }
+            Err(Connect::Failed(e)) => return Err(e),
+        }
+    } else {
+        ("local", local_rows(mirror.as_ref(), &name, &acct)?)
+    };
+    if let Some(n) = &note {
+        eprintln!("mailfold: {n}");
+    }
+    if ctx.json {
+        let folders: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "special_use": r.special_use,
+                    "messages": r.messages,
+                    "unseen": r.unseen,
+                    "selectable": r.selectable,
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "account": name,
+            "source": source,
+            "note": note,
+            "folders": folders,
+        }))?;
+    } else {
+        print_tree(&rows);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn is_fresh(m: &Mirror) -> bool {
+    let Some(db) = &m.db else { return false };
+    let Ok(rows) = db.folders() else { return false };
+    let limit = now() - FRESH_SECS;
+    !rows.is_empty()
+        && rows
+            .iter()
+            .filter(|r| r.uidvalidity.is_some())
+            .all(|r| r.last_sync.is_some_and(|t| t >= limit))
+}
+
+fn local_rows(mirror: Option<&Mirror>, name: &str, acct: &Account) -> anyhow::Result<Vec<Row>> {
+    let owned;
+    let mirror = match mirror {
+        Some(m) => m,
+        None => {
+            owned = Mirror::open_read(name, acct)?;
+            &owned
+        }
+    };
+    let mut by_name: BTreeMap<FolderName, Row> = BTreeMap::new();
+    let special: BTreeMap<FolderName, Option<String>> = mirror
+        .state_folders()?
+        .into_iter()
+        .map(|(n, r)| (n, r.special_use))
+        .collect();
+    let listing = mirror.maildir.list_folders(mirror.aliases().as_ref())?;
+    for lf in listing.folders {
+        let (messages, unseen) = if lf.is_maildir {
+            let files = mirror.maildir.folder(&lf.rel)?.scan()?;
+            let unseen = files.iter().filter(|e| !e.flags.contains('S')).count();
+            (Some(count(files.len())), Some(count(unseen)))
+        } else {
+            (None, None)
+        };
+        by_name.insert(
+            lf.name.clone(),
+            Row {
+                name: lf.name.to_string(),
+                special_use: special.get(&lf.name).cloned().flatten(),
+                messages,
+                unseen,
+                selectable: lf.is_maildir,
+            },
+        );
+    }
+    Ok(sorted(by_name.into_values().collect()))
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// INBOX first, then by name.
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by(|a, b| {
+        let ka = (!a.name.starts_with("INBOX"), a.name.clone());
+        let kb = (!b.name.starts_with("INBOX"), b.name.clone());
+        ka.cmp(&kb)
+    });
+    rows
+}
+
+async fn from_server(name: &str, acct: &Account) -> anyhow::Result<Result<Vec<Row>, Connect>> {
+    let mut s = match online::connect(name, acct).await {
+        Ok(s) => s,
+        Err(c) => return Ok(Err(c)),
+    };
+    let r = server_rows(&mut s).await;
+    online::show_notifications(&mut s, &acct.host);
+    let r = r.map_err(|e| online::server_error(&acct.host, e));
+    online::logout(s, &acct.host).await;
+    Ok(Ok(r?))
+}
+
+async fn server_rows(s: &mut Session) -> Result<Vec<Row>, mailfold_net::Error> {
+    let caps = s.capabilities().cloned().unwrap_or_default();
+    let items = vec![StatusItem::Messages, StatusItem::Unseen];
+    let mut returns = Vec::new();
+    if caps.has("SPECIAL-USE") {
+        returns.push(ListReturn::SpecialUse);
+    }
+    let list_status = caps.has("LIST-STATUS");
+    if list_status {
+        returns.push(ListReturn::Status(items.clone()));
+    }
+    let mut cmd = List::new(Mailbox::from_utf8(""), b"*".to_vec());
+    // RETURN options need LIST-EXTENDED (RFC 5258); LIST-STATUS implies it.
+    if caps.has("LIST-EXTENDED") || list_status {
+        cmd.returns = returns;
+    }
+    let h = s.submit(Command::List(cmd));
+    let c = s.wait(h).await?;
+    if let Some(e) = command_error(&c.outcome) {
+        return Err(e);
+    }
+    let (mailboxes, mut statuses) = match c.data {
+        CommandData::List {
+            mailboxes,
+            statuses,
+        } => (mailboxes, statuses),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let selectable: Vec<&MailboxList> = mailboxes
+        .iter()
+        .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
+        .collect();
+    if !list_status {
+        // Seed V0044: every STATUS is submitted before the first answer is awaited.
+        let handles: Vec<_> = selectable
+            .iter()
+            .map(|m| {
+                s.submit(Command::Status {
+                    mailbox: m.mailbox.clone(),
+                    items: items.clone(),
+                })
+            })
+            .collect();
+        for h in handles {
+            let c = s.wait(h).await?;
+            if let CommandData::Status(Some(st)) = c.data {
+                statuses.push(st);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for m in &mailboxes {
+        if m.has(&ListAttribute::NonExistent) {
+            continue;
+        }
+        let name = match mailfold_sync::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
+            Ok(p) => p.to_string(),
+            Err(e) => {
+                tracing::warn!("folder name not decodable: {e}");
+                String::from_utf8_lossy(m.mailbox.as_wire()).into_owned()
+            }
+        };
+        let st: Option<&MailboxStatus> = statuses.iter().find(|x| x.mailbox == m.mailbox);
+        rows.push(Row {
+            name,
+            special_use: m.attributes.iter().find_map(special_use_name),
+            messages: st.and_then(MailboxStatus::messages),
+            unseen: st.and_then(unseen_of),
+            selectable: !m.has(&ListAttribute::NoSelect),
+        });
+    }
+    Ok(sorted(rows))
+}
+
+fn unseen_of(s: &MailboxStatus) -> Option<u32> {
+    s.items.iter().find_map(|i| match i {
+        mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
+        _ => None,
+    })
+}
+
+/// The tagged NO/BAD of a waited command as the driver's error.
+pub fn command_error(o: &mailfold_proto::engine::Outcome) -> Option<mailfold_net::Error> {
+    use mailfold_proto::engine::Outcome;
+    match o {
+        Outcome::Ok { .. } => None,
+        Outcome::No { text, .. } => Some(mailfold_net::Error::Command {
+            status: "NO".into(),
+            text: text.clone(),
+        }),
+        Outcome::Bad { text, .. } => Some(mailfold_net::Error::Command {
+            status: "BAD".into(),
+            text: text.clone(),
+        }),
+        Outcome::Rejected(why) => Some(mailfold_net::Error::Command {
+            status: "not sent".into(),
+            text: why.clone(),
+        }),
+        Outcome::Aborted => Some(mailfold_net::Error::Closed),
+    }
+}
+
+/// `\Sent` and friends (RFC 6154), as text.
+pub fn special_use_name(a: &ListAttribute) -> Option<String> {
+    Some(
+        match a {
+            ListAttribute::All => "\\All",
+            ListAttribute::Archive => "\\Archive",
+            ListAttribute::Drafts => "\\Drafts",
+            ListAttribute::Flagged => "\\Flagged",
+            ListAttribute::Junk => "\\Junk",
+            ListAttribute::Sent => "\\Sent",
+            ListAttribute::Trash => "\\Trash",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn print_tree(rows: &[Row]) {
+    let width = rows
+        .iter()
+        .map(|r| {
+            let depth = r.name.matches('/').count();
+            depth * 2 + r.name.rsplit('/').next().unwrap_or("").chars().count()
+        })
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<width$}  {:>8}  {:>8}  SPECIAL",
+        "FOLDER", "MESSAGES", "UNSEEN"
+    );
+    for r in rows {
+        let depth = r.name.matches('/').count();
+        let leaf = r.name.rsplit('/').next().unwrap_or("");
+        let label = format!("{}{}", "  ".repeat(depth), leaf);
+        let pad = width.saturating_sub(label.chars().count());
+        let num = |n: Option<u32>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
+        println!(
+            "{label}{}  {:>8}  {:>8}  {}",
+            " ".repeat(pad),
+            num(r.messages),
+            num(r.unseen),
+            r.special_use.as_deref().unwrap_or("")
+        );
+    }
+}

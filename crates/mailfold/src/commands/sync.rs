@@ -1,0 +1,190 @@
+//! `mailfold sync [ACCOUNT…] [--force] [--dry-run]`: runs the sync engine for each account and
+//! prints its report. Exit status 0 only when every folder of every account synced (issue 4).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mailfold_sync::{SyncError, SyncOptions, SyncReport};
+use serde_json::{json, Value};
+
+use super::{print_json, Ctx};
+use crate::account;
+use crate::exit;
+
+/// Runs the command; returns the exit status.
+pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::Result<u8> {
+    let loaded = ctx.load()?;
+    let mut names = names.to_vec();
+    if names.is_empty() {
+        if let Some(a) = &ctx.account {
+            names.push(a.clone());
+        }
+    }
+    let selected = loaded.config.select(&names).map_err(exit::usage)?;
+    if selected.is_empty() {
+        return Err(exit::usage(format!(
+            "{} defines no account ([accounts.NAME])",
+            loaded.path.display()
+        )));
+    }
+    if ctx.offline {
+        return Err(exit::usage("sync needs the server; drop --offline"));
+    }
+    let opts = SyncOptions { force, dry_run };
+    let mut status = exit::OK;
+    let mut docs = Vec::new();
+    for (name, acct) in selected {
+        for key in account::unsupported_sync_keys(acct) {
+            eprintln!(
+                "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
+            );
+        }
+        let result = account::sync_spec(name, acct).and_then(|spec| {
+            let bar = progress(name);
+            let r = mailfold_sync::sync_account(&spec, &opts);
+            bar.finish_and_clear();
+            r.map_err(|e| sync_error(name, e))
+        });
+        match result {
+            Ok(report) => {
+                // Seed V0063: ALERT text always reaches the user, marked as the server's.
+                for a in &report.alerts {
+                    eprintln!("mailfold: ALERT from server {}: {a}", acct.host);
+                }
+                if !report.is_complete() {
+                    status = status.max(exit::FAILED);
+                }
+                if ctx.json {
+                    docs.push(report_json(&report, None));
+                } else {
+                    print_human(&report);
+                }
+            }
+            Err(e) => {
+                let code = exit::status_of(&e);
+                // Configuration errors outrank server errors, which outrank partial failures.
+                status = match (status, code) {
+                    (exit::USAGE, _) | (_, exit::USAGE) => exit::USAGE,
+                    (exit::SERVER, _) | (_, exit::SERVER) => exit::SERVER,
+                    _ => exit::FAILED,
+                };
+                eprintln!("mailfold: account {name}: {e:#}");
+                if ctx.json {
+                    docs.push(json!({
+                        "account": name,
+                        "complete": false,
+                        "error": format!("{e:#}"),
+                    }));
+                }
+            }
+        }
+    }
+    if ctx.json {
+        print_json(&json!({ "accounts": docs }))?;
+    }
+    Ok(status)
+}
+
+fn sync_error(name: &str, e: SyncError) -> anyhow::Error {
+    match e {
+        SyncError::Remote(r) => {
+            anyhow::Error::new(exit::ServerError(format!("account {name}: server: {r}")))
+        }
+        SyncError::Config(s) => exit::usage(format!("account {name}: {s}")),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// A spinner with the elapsed time while an account syncs; hidden when stdout is not a
+/// terminal, so scripts and `--json` consumers never see control characters.
+fn progress(name: &str) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} syncing {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// The JSON object of one account (schema in docs/cli.md).
+pub fn report_json(r: &SyncReport, error: Option<&str>) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        m.insert("complete".into(), json!(r.is_complete() && error.is_none()));
+        m.insert("error".into(), json!(error));
+    }
+    v
+}
+
+fn print_human(r: &SyncReport) {
+    let verdict = if r.dry_run {
+        "planned (dry run, nothing changed)"
+    } else if r.is_complete() {
+        "synced"
+    } else {
+        "incomplete"
+    };
+    println!("account {}: {verdict}", r.account);
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
+    for x in &r.refused {
+        println!("  refused: {x} (run `mailfold sync --force` to apply)");
+    }
+    for e in &r.errors {
+        println!("  error: {e}");
+    }
+    let mut quiet = 0usize;
+    for f in &r.folders {
+        let mut parts = Vec::new();
+        let mut add = |n: usize, what: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        };
+        add(f.downloaded, "downloaded");
+        add(f.uploaded, "uploaded");
+        add(f.bound, "matched");
+        add(f.local_flag_changes, "flag changes here");
+        add(f.remote_flag_changes, "flag changes on server");
+        add(f.local_deletions, "deleted here");
+        add(f.remote_deletions, "deleted on server");
+        add(f.local_moves, "moved here");
+        add(f.remote_moves, "moved on server");
+        add(f.pending, "pending");
+        if f.created_local {
+            parts.push("created here".into());
+        }
+        if f.created_remote {
+            parts.push("created on server".into());
+        }
+        if f.deleted {
+            parts.push("folder deleted".into());
+        }
+        if f.read_only {
+            parts.push("read-only".into());
+        }
+        if parts.is_empty() && f.warnings.is_empty() && f.errors.is_empty() {
+            quiet += 1;
+            continue;
+        }
+        if parts.is_empty() {
+            parts.push("no changes".into());
+        }
+        println!("  {}: {}", f.folder, parts.join(", "));
+        for w in &f.warnings {
+            println!("    warning: {w}");
+        }
+        for e in &f.errors {
+            println!("    error: {e}");
+        }
+    }
+    if quiet > 0 {
+        println!("  {quiet} folder(s) unchanged");
+    }
+}

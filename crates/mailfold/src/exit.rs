@@ -1,0 +1,60 @@
+//! Exit statuses and the error kinds that choose them (README "Exit status", docs/cli.md).
+//!
+//! Commands return `anyhow::Error`; the few errors whose status is not the generic 1 carry a
+//! marker type in their chain, which [`status_of`] looks for. This keeps the policy in one
+//! place, as ripgrep does in its `main.rs`.
+
+use std::fmt;
+
+/// Everything worked (including changes queued for the next sync while offline).
+pub const OK: u8 = 0;
+/// The command ran but some of its work failed: a folder did not sync, the server refused a
+/// change (its text is shown), a message was not found, a response did not parse.
+pub const FAILED: u8 = 1;
+/// Usage or configuration error (clap's own errors also exit 2).
+pub const USAGE: u8 = 2;
+/// The server could not be used at all: connection, TLS or authentication failed, or the
+/// server ended the session (its BYE text is shown).
+pub const SERVER: u8 = 3;
+
+/// A usage or configuration mistake: exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The server could not be reached or used: exit status 3.
+#[derive(Debug)]
+pub struct ServerError(pub String);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Shorthand: a usage error as `anyhow::Error`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The exit status for an error, by the markers in its chain.
+pub fn status_of(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>() {
+            return USAGE;
+        }
+        if cause.is::<ServerError>() {
+            return SERVER;
+        }
+    }
+    FAILED
+}
