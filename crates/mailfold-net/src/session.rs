@@ -438,7 +438,12 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 self.abandon().await;
-                return Err(Error::Security(format!("STARTTLS failed: {e}")));
+                return Err(match e {
+                    // A certificate refused after STARTTLS is the same failure as with
+                    // implicit TLS; keep its kind so the caller can tell.
+                    Error::Tls(_) => e,
+                    e => Error::Security(format!("STARTTLS failed: {e}")),
+                });
             }
         };
         if let Some(e) = outcome_error(&c.outcome) {

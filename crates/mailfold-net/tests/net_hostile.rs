@@ -342,3 +342,315 @@ async fn v0027_fifty_unknown_mechanisms_are_ignored() {
     s.wait_finished(Duration::from_secs(5));
     assert!(!s.received_contains(b"X-JUNK"));
 }
+
+fn tls_cfg(server: &ScriptedServer) -> ConnectConfig {
+    cfg(server, Security::ImplicitTls)
+}
+
+/// RFC 2221 login referral in the answer to AUTHENTICATE: never followed (the referred
+/// server sees no connection at all), and no other mechanism is tried on this server.
+#[tokio::test]
+async fn referral_on_login_is_never_followed_with_credentials() {
+    let decoy = ScriptedServer::start(
+        Script::new()
+            .send_line("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] decoy")
+            .stall(),
+    );
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=LOGIN SASL-IR] hi")
+            .expect("AUTHENTICATE PLAIN*")
+            .send_tagged(&format!(
+                "NO [REFERRAL imap://alice;AUTH=*@127.0.0.1:{}/] go there",
+                decoy.port()
+            ))
+            .stall(),
+    );
+    let e = tokio::time::timeout(
+        Duration::from_secs(20),
+        Session::connect(&tls_cfg(&s), Some(&creds())),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert!(e.to_string().contains("referral"), "{e}");
+    s.wait_finished(Duration::from_secs(5));
+    assert_eq!(s.connection_count(), 1);
+    assert_eq!(decoy.connection_count(), 0, "the referral was followed");
+    let sent = s.received();
+    assert_eq!(
+        sent.windows(12).filter(|w| w == b"AUTHENTICATE").count(),
+        1,
+        "tried another mechanism after the referral"
+    );
+}
+
+/// A greeting `BYE [REFERRAL …]` ends the session; the referred server is not contacted.
+#[tokio::test]
+async fn referral_in_a_bye_greeting_is_not_followed() {
+    let decoy = ScriptedServer::start(Script::new().stall());
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line(&format!(
+                "* BYE [REFERRAL imap://127.0.0.1:{}/] moved",
+                decoy.port()
+            ))
+            .close(),
+    );
+    let e = connect(&s, Security::ImplicitTls).await.unwrap_err();
+    assert!(e.to_string().contains("moved"), "{e}");
+    no_credentials_sent(&s);
+    assert_eq!(decoy.connection_count(), 0);
+}
+
+struct NoteSink {
+    fetches: usize,
+    chunks: usize,
+    ends: usize,
+}
+
+impl mailfold_net::FetchSink for NoteSink {
+    fn fetch(&mut self, _f: mailfold_proto::response::Fetch) -> std::io::Result<()> {
+        self.fetches += 1;
+        Ok(())
+    }
+    fn body_chunk(&mut self, _data: &[u8]) -> std::io::Result<()> {
+        self.chunks += 1;
+        Ok(())
+    }
+    fn body_end(&mut self) -> std::io::Result<()> {
+        self.ends += 1;
+        Ok(())
+    }
+}
+
+/// BYE inside a literal is literal data, not a BYE; the connection then closing mid-literal
+/// fails the FETCH cleanly and no incomplete message is delivered as complete.
+#[tokio::test]
+async fn bye_in_the_middle_of_a_literal_fails_cleanly() {
+    for size in [200usize, 200_000] {
+        let s = ScriptedServer::start(
+            Script::new()
+                .send_line("* PREAUTH [CAPABILITY IMAP4rev1] hi")
+                .expect("SELECT INBOX")
+                .send_line("* 1 EXISTS\r\n* OK [UIDVALIDITY 3] v")
+                .send_tagged("OK [READ-WRITE] ok")
+                .expect("UID FETCH 1 *")
+                .send(format!(
+                    "* 1 FETCH (UID 1 BODY[] {{{size}}}\r\nSubject: x\r\n\r\n* BYE going away\r\n"
+                ))
+                .close(),
+        );
+        let mut sess = Session::open(&cfg(&s, Security::Plaintext)).await.unwrap();
+        sess.select(&mailfold_proto::core::Mailbox::inbox(), Default::default())
+            .await
+            .unwrap();
+        let mut sink = NoteSink {
+            fetches: 0,
+            chunks: 0,
+            ends: 0,
+        };
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            sess.uid_fetch(
+                &mailfold_proto::seqset::UidSet::single(1).unwrap(),
+                mailfold_proto::command::FetchItems::Items(vec![
+                    mailfold_proto::command::FetchItem::body_peek(),
+                ]),
+                Default::default(),
+                &mut sink,
+            ),
+        )
+        .await
+        .expect("bounded");
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Protocol(_) | Error::Io(..)), "{e}");
+        assert_eq!(sink.fetches, 0, "{size}: incomplete FETCH delivered");
+        assert_eq!(sink.ends, 0, "{size}: incomplete body ended as complete");
+    }
+}
+
+/// Untagged data sent in cleartext before STARTTLS (forged LIST, STATUS, FLAGS, EXISTS,
+/// EXPUNGE, FETCH, CAPABILITY) leaves no trace in the session once TLS is up.
+#[tokio::test]
+async fn forged_data_before_starttls_is_discarded() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .send_line("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED X-BEFORE-TLS] hi")
+            .expect("STARTTLS")
+            .send(
+                "* LIST () \"/\" Forged\r\n* STATUS Forged (MESSAGES 9)\r\n* FLAGS (\\Forged)\r\n\
+                 * 7 EXISTS\r\n* 3 EXPUNGE\r\n* 1 FETCH (FLAGS (\\Seen))\r\n\
+                 * OK [ALERT] forged alert\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN X-FORGED\r\n",
+            )
+            .send_tagged("OK begin TLS")
+            .start_tls(CertKind::Valid)
+            .expect("CAPABILITY")
+            .send_line("* CAPABILITY IMAP4rev1 AUTH=PLAIN X-AFTER-TLS")
+            .send_tagged("OK done")
+            .stall(),
+    );
+    let mut sess = tokio::time::timeout(
+        Duration::from_secs(20),
+        Session::open(&cfg(&s, Security::StartTls)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(sess.is_encrypted());
+    let caps = sess.capabilities().unwrap().clone();
+    assert!(caps.has("X-AFTER-TLS"));
+    assert!(!caps.has("X-FORGED") && !caps.has("X-BEFORE-TLS") && !caps.has("LOGINDISABLED"));
+    assert!(sess.mailbox().is_none());
+    let notes = sess.take_notifications();
+    assert!(notes.is_empty(), "cleartext data survived TLS: {notes:?}");
+    assert!(sess.tls_info().unwrap().via_starttls);
+    no_credentials_sent(&s);
+}
+
+/// A server that speaks only IMAP4 (RFC 1730), not IMAP4rev1, gets no credentials.
+#[tokio::test]
+async fn server_advertising_only_imap4_is_refused() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line("* OK [CAPABILITY IMAP4 AUTH=PLAIN] old server")
+            .stall(),
+    );
+    let e = connect(&s, Security::ImplicitTls).await.unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    assert!(e.to_string().contains("IMAP4rev1"), "{e}");
+    no_credentials_sent(&s);
+}
+
+/// CAPABILITY answered BAD over TLS (not only before STARTTLS): the connection fails
+/// cleanly, nothing else is sent.
+#[tokio::test]
+async fn capability_answered_bad_over_tls_fails_cleanly() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line("* OK hi")
+            .expect("CAPABILITY")
+            .send_tagged("BAD no")
+            .stall(),
+    );
+    let e = connect(&s, Security::ImplicitTls).await.unwrap_err();
+    assert!(matches!(e, Error::Command { .. }), "{e}");
+    no_credentials_sent(&s);
+}
+
+/// ALERT or BYE injected right after STARTTLS's OK, in the same segment or the next one:
+/// never read as trusted, the connection is dropped, nothing is sent.
+#[tokio::test]
+async fn alert_or_bye_injected_after_starttls_ok_is_refused() {
+    for injected in ["* OK [ALERT] call +1-555-SCAM now", "* BYE [ALERT] go away"] {
+        for same_segment in [true, false] {
+            let script = Script::new()
+                .send_line("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] hi")
+                .expect("STARTTLS");
+            let script = if same_segment {
+                script.send_tagged(&format!("OK begin TLS now\r\n{injected}"))
+            } else {
+                script
+                    .send_tagged("OK begin TLS now")
+                    .send_after(Duration::from_millis(50), format!("{injected}\r\n"))
+            };
+            let s = ScriptedServer::start(script.stall());
+            let e = connect(&s, Security::StartTls).await.unwrap_err();
+            assert!(
+                matches!(e, Error::Security(_) | Error::Tls(_)),
+                "{injected} (same segment: {same_segment}): {e}"
+            );
+            no_credentials_sent(&s);
+        }
+    }
+}
+
+/// Self-signed, wrong-host and expired certificates are refused after STARTTLS too.
+#[tokio::test]
+async fn bad_certificates_after_starttls_are_refused() {
+    for kind in [CertKind::SelfSigned, CertKind::WrongHost, CertKind::Expired] {
+        let s = ScriptedServer::start(
+            Script::new()
+                .send_line("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] hi")
+                .expect("STARTTLS")
+                .send_tagged("OK begin TLS")
+                .start_tls(kind)
+                .stall(),
+        );
+        let e = connect(&s, Security::StartTls).await.unwrap_err();
+        assert!(matches!(e, Error::Tls(_)), "{kind:?}: {e}");
+        no_credentials_sent(&s);
+    }
+}
+
+/// A server that stops answering in the middle of a session: the command times out within
+/// the command timeout, no hang.
+#[tokio::test]
+async fn a_server_that_stops_answering_mid_session_times_out() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .send_line("* PREAUTH [CAPABILITY IMAP4rev1] hi")
+            .expect("NOOP")
+            .stall(),
+    );
+    let mut c = cfg(&s, Security::Plaintext);
+    c.engine.command_timeout = Duration::from_secs(1);
+    let mut sess = Session::open(&c).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(10), sess.noop())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+/// A server answering one byte per second: the greeting is bounded by the connect timeout.
+#[tokio::test]
+async fn one_byte_per_second_greeting_is_bounded_by_the_connect_timeout() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .trickle(
+                "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] a very slow server greets you\r\n",
+                Duration::from_secs(1),
+            )
+            .stall(),
+    );
+    let mut c = cfg(&s, Security::Plaintext);
+    c.connect_timeout = Duration::from_secs(2);
+    let t0 = std::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(10), Session::open(&c))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    no_credentials_sent(&s);
+}
+
+/// A slow but live answer is not a dead connection: every byte proves progress, so a reply
+/// trickled over longer than the command timeout still completes correctly.
+#[tokio::test]
+async fn trickled_answer_is_handled_correctly() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .send_line("* PREAUTH [CAPABILITY IMAP4rev1] hi")
+            .expect("NOOP")
+            .trickle("* OK [ALERT] slow\r\n", Duration::from_millis(60))
+            .send_tagged("OK done")
+            .stall(),
+    );
+    let mut c = cfg(&s, Security::Plaintext);
+    c.engine.command_timeout = Duration::from_millis(400);
+    let mut sess = Session::open(&c).await.unwrap();
+    sess.noop().await.unwrap();
+    assert!(sess
+        .take_notifications()
+        .iter()
+        .any(|n| matches!(n, Event::Alert { text, .. } if text == "slow")));
+}
