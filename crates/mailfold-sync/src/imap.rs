@@ -312,7 +312,7 @@ impl ImapRemote {
     }
 
     fn wait(&mut self, h: CommandHandle) -> RemoteResult<Completion> {
-        let mut done = self.run(&[h], &mut |_, _| {}, None, &mut || false)?;
+        let mut done = self.run(&[h], &mut |_, _| {}, None, &mut || true)?;
         done.remove(&h)
             .ok_or_else(|| RemoteError::Fatal("command vanished".into()))
     }

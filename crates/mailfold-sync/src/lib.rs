@@ -28,6 +28,7 @@ pub mod report;
 
 pub use account::{AccountSecret, AccountSpec, Direction, FolderPatterns, SyncOptions, TlsMode};
 pub use error::SyncError;
+pub use mailfold_sasl::Secret;
 pub use remote::Remote;
 pub use report::{FolderReport, SyncReport};
 
