@@ -59,7 +59,7 @@ fn random_and_mutated_challenges_never_panic() {
                 let _ = m.initial_response();
             }
             for _ in 0..4 {
-                let challenge = if rng.next() % 2 == 0 {
+                let challenge = if rng.next() & 1 == 0 {
                     rng.bytes(300)
                 } else {
                     let mut c = VALID[(rng.next() as usize) % VALID.len()].to_vec();
