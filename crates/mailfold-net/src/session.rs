@@ -1270,6 +1270,8 @@ impl Session {
             None => self.engine.handle_timeout(now),
             Some(Ok(0)) => self.engine.handle_eof(now),
             Some(Ok(n)) => {
+                // Sizes only: the bytes may be mail, and what we write may hold credentials.
+                tracing::trace!("read {n} bytes");
                 self.stats.received(n as u64);
                 self.engine.handle_input(&self.read_buf[..n], now);
             }
@@ -1305,6 +1307,7 @@ impl Session {
                     ));
                 }
                 self.wpos += n;
+                tracing::trace!("wrote {n} bytes");
                 self.stats.sent(n as u64);
                 wrote = true;
                 continue;
