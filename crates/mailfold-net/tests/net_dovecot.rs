@@ -393,3 +393,186 @@ async fn v0025_idle_is_refreshed_by_the_engine_timer() {
     );
     s.logout().await.unwrap();
 }
+
+/// For `mailfold probe`: what TLS negotiated (version, suite, the chain, which anchors
+/// verified it) and how the session authenticated (capabilities before and after, mechanisms
+/// offered and used; seeds V0027, V0033, V0035), over implicit TLS and STARTTLS.
+#[tokio::test]
+async fn v0027_tls_info_and_auth_info_for_probe() {
+    let d = Dovecot::start();
+    for sec in [Security::ImplicitTls, Security::StartTls] {
+        let s = Session::connect(&cfg(&d, sec), Some(&password(&d)))
+            .await
+            .unwrap();
+        let tls = s.tls_info().expect("TLS info");
+        assert_eq!(tls.via_starttls, sec == Security::StartTls);
+        assert!(
+            tls.protocol == "TLSv1_3" || tls.protocol == "TLSv1_2",
+            "{}",
+            tls.protocol
+        );
+        assert!(tls.cipher_suite.starts_with("TLS"), "{}", tls.cipher_suite);
+        assert_eq!(tls.trust, Some(mailfold_net::TrustSource::AccountCa));
+        let leaf = &tls.peer_certificates[0];
+        assert!(leaf.subject.contains("CN="), "{leaf:?}");
+        assert!(leaf.issuer.contains("CN="), "{leaf:?}");
+        assert_ne!(
+            leaf.subject, leaf.issuer,
+            "the leaf is issued by the test CA"
+        );
+        assert!(leaf.not_before < leaf.not_after, "{leaf:?}");
+        assert_eq!(leaf.not_after.len(), "2030-01-01T00:00:00Z".len());
+        let auth = s.auth_info();
+        assert!(!auth.preauth);
+        let before = auth.capabilities_before.as_ref().unwrap();
+        let after = auth.capabilities_after.as_ref().unwrap();
+        assert!(before.iter().any(|c| c.starts_with("AUTH=")), "{before:?}");
+        assert!(!after.iter().any(|c| c.starts_with("AUTH=")), "{after:?}");
+        assert!(auth.mechanisms_offered.iter().any(|m| m == "SCRAM-SHA-256"));
+        let used = auth.mechanism_used.clone().unwrap();
+        assert!(auth.mechanisms_offered.contains(&used), "{used}");
+        assert_eq!(auth.attempts, vec![used]);
+        s.logout().await.unwrap();
+    }
+    // The LOGIN command is reported as such.
+    let mut c = cfg(&d, Security::ImplicitTls);
+    c.auth_policy.order = Some(vec![]);
+    let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    assert_eq!(
+        s.auth_info().mechanism_used.as_deref(),
+        Some(mailfold_net::LOGIN_COMMAND)
+    );
+    s.logout().await.unwrap();
+}
+
+/// CONDSTORE/QRESYNC against Dovecot (RFC 7162): after another client expunges one message
+/// and flags another, a QRESYNC SELECT returns exactly those as VANISHED and changed; UID
+/// FETCH (CHANGEDSINCE … VANISHED) agrees; a conditional STORE reports MODIFIED.
+#[tokio::test]
+async fn c0004_qresync_resync_after_another_clients_changes() {
+    let d = Dovecot::start();
+    let c = cfg(&d, Security::ImplicitTls);
+    let inbox = Mailbox::inbox();
+    let mut a = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    for _ in 0..3 {
+        a.append(&inbox, &[], None, MSG.to_vec()).await.unwrap();
+    }
+    let first = a
+        .select_with(
+            &inbox,
+            SelectOptions {
+                condstore: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let validity = first.state.uid_validity.unwrap();
+    let modseq = first.state.highest_modseq.unwrap();
+    let mut sink = Collect::default();
+    a.uid_fetch(
+        &UidSet::all(),
+        FetchItems::Items(vec![FetchItem::Uid]),
+        FetchModifiers::default(),
+        &mut sink,
+    )
+    .await
+    .unwrap();
+    let uids: Vec<u32> = sink.fetches.iter().filter_map(|f| f.uid()).collect();
+    assert_eq!(uids.len(), 3);
+    a.logout().await.unwrap();
+
+    // Another client: expunge the first message, flag the second.
+    let mut b = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    b.select(&inbox, SelectOptions::default()).await.unwrap();
+    let flag = |mode| StoreFlags {
+        mode,
+        silent: true,
+        flags: vec![Flag::Deleted],
+    };
+    b.uid_store(
+        &UidSet::single(uids[0]).unwrap(),
+        flag(StoreMode::Add),
+        None,
+    )
+    .await
+    .unwrap();
+    b.uid_expunge(&UidSet::single(uids[0]).unwrap())
+        .await
+        .unwrap();
+    b.uid_store(
+        &UidSet::single(uids[1]).unwrap(),
+        StoreFlags {
+            mode: StoreMode::Add,
+            silent: true,
+            flags: vec![Flag::Flagged],
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    b.logout().await.unwrap();
+
+    let mut a = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    let sel = a
+        .select_with(
+            &inbox,
+            SelectOptions {
+                qresync: Some(mailfold_net::QresyncParams {
+                    uid_validity: validity,
+                    modseq,
+                    known_uids: Some(UidSet::from_numbers(uids.iter().copied()).unwrap()),
+                    seq_match: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(a.enabled().iter().any(|e| e == "QRESYNC"));
+    assert_eq!(sel.state.exists, 2);
+    assert_eq!(sel.vanished, Some(UidSet::single(uids[0]).unwrap()));
+    let changed: Vec<u32> = sel.changed.iter().filter_map(|f| f.uid()).collect();
+    assert_eq!(changed, vec![uids[1]], "{:?}", sel.changed);
+    assert!(sel.changed[0].flags().unwrap().contains(&Flag::Flagged));
+    let now_modseq = sel.state.highest_modseq.unwrap();
+    assert!(now_modseq > modseq);
+
+    // The same question asked with UID FETCH.
+    let mut sink = Collect::default();
+    let report = a
+        .uid_fetch_report(
+            &UidSet::all(),
+            FetchItems::Items(vec![FetchItem::Flags]),
+            FetchModifiers {
+                changed_since: Some(modseq),
+                vanished: true,
+            },
+            &mut sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.vanished, Some(UidSet::single(uids[0]).unwrap()));
+    assert_eq!(report.count, 1);
+    assert_eq!(sink.fetches[0].uid(), Some(uids[1]));
+
+    // Conditional STORE: uids[1] changed after `modseq`, uids[2] did not.
+    let store = a
+        .uid_store_report(
+            &UidSet::from_numbers([uids[1], uids[2]]).unwrap(),
+            StoreFlags {
+                mode: StoreMode::Add,
+                silent: false,
+                flags: vec![Flag::Seen],
+            },
+            modseq,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.modified, UidSet::single(uids[1]).unwrap());
+    assert!(store
+        .fetched
+        .iter()
+        .any(|f| f.uid() == Some(uids[2]) && f.flags().unwrap().contains(&Flag::Seen)));
+    a.logout().await.unwrap();
+}
