@@ -12,7 +12,7 @@
 use mailfold_proto::command::{StoreFlags, StoreMode};
 use mailfold_proto::core::{Flag, Mailbox};
 use mailfold_proto::seqset::UidSet;
-use mailfold_store::{FlagUpdate, MaildirFlags, StateDb, Uid};
+use mailfold_store::{FlagUpdate, MaildirFlags, StateDb, StateRead, Uid};
 use serde_json::json;
 
 use super::{print_json, say_queued, Ctx, Pushed};
@@ -133,7 +133,16 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
             Ok(Reached::Done(())) => {
                 pushed = Pushed::Server;
                 if let Some(st) = &f.state {
-                    record_pushed(mirror.db_mut()?, st.id, &msgs, &set, &clear)?;
+                    let db = mirror.db_mut()?;
+                    record_pushed(db, st.id, &msgs, &set, &clear)?;
+                    // Show the flags as now recorded (keywords live in the state).
+                    for (_, rec) in results.iter_mut() {
+                        if let Some(r) = rec {
+                            if let Some(now) = db.message(st.id, r.uid)? {
+                                *r = now;
+                            }
+                        }
+                    }
                 }
             }
             Ok(Reached::Offline(why)) => {

@@ -6,10 +6,11 @@
 //! reachable the change is pushed at once and the state database updated, so the next sync
 //! has nothing to redo:
 //!
-//! * move: `UID MOVE` (RFC 6851) where offered, else `UID COPY` + `\Deleted` + `UID EXPUNGE`;
-//!   with COPYUID (UIDPLUS) the state row follows the message to its new UID without a
-//!   download (seed V0057); without it the row is dropped and the next sync pairs the file
-//!   with the server copy by content;
+//! * move: with UIDPLUS, `UID COPY` (whose tagged OK carries COPYUID) then `\Deleted` and
+//!   `UID EXPUNGE` of exactly those UIDs, so the state row follows the message to its new UID
+//!   without a download (seed V0057); without UIDPLUS, `UID MOVE` (RFC 6851) where offered,
+//!   and the row is dropped so that the next sync pairs the file with the server copy by
+//!   content;
 //! * delete: `UID STORE +FLAGS.SILENT (\Deleted)` then `UID EXPUNGE` of exactly those UIDs
 //!   (RFC 4315), never a bare EXPUNGE that would also remove other clients' `\Deleted`
 //!   messages, unless the account sets `allow_plain_expunge`.
@@ -160,7 +161,10 @@ async fn move_on_server(
         .await?;
     let set = uid_set(uids)?;
     let caps = s.capabilities().cloned().unwrap_or_default();
-    let code = if caps.has("MOVE") {
+    // With UIDPLUS, COPY's tagged OK carries COPYUID (seed V0057); MOVE sends it in an
+    // untagged OK that the session does not route to the command, so MOVE is used only
+    // where no mapping would come anyway.
+    let code = if caps.has("MOVE") && !caps.has("UIDPLUS") {
         s.uid_move(&set, dest).await?
     } else {
         let code = s.uid_copy(&set, dest).await?;
