@@ -6,6 +6,12 @@
 //! transport to open, refusing to continue when STARTTLS is missing or refused, refusing a
 //! PREAUTH over cleartext when TLS is required, and which authentication to try (seeds
 //! V0031, V0032, V0034), with the mechanism order and fallback rule from `mailfold_sasl`.
+//!
+//! Time: the engine's timers run on tokio's clock and fire only while a `Session` method is
+//! driving the connection. A holder that keeps a session without commands drives it with
+//! [`Session::keepalive_tick`] (seed V0025) or watches with [`Session::idle`] /
+//! [`Session::idle_or_poll`] (seed V0028); there is no background task that could write
+//! behind the caller's back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
