@@ -46,6 +46,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cyrus;
 mod dovecot;
 mod fault;
 mod oauth;
@@ -54,6 +55,7 @@ mod ports;
 mod rng;
 mod scripted;
 
+pub use cyrus::{Cyrus, CyrusBuilder, RealServer, CYRUS_ADMIN, CYRUS_MECHANISMS};
 pub use dovecot::{
     Dovecot, DovecotBuilder, Layout, Plaintext, TestUser, ANONYMOUS_USER, MECHANISMS,
 };
