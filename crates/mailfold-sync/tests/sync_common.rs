@@ -25,7 +25,11 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dovecot = Dovecot::start();
+        Env::with_users(2)
+    }
+
+    pub fn with_users(n: usize) -> Env {
+        let dovecot = Dovecot::builder().users(n).start();
         let u = dovecot.user(0).clone();
         Env {
             dovecot,

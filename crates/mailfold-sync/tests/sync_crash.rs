@@ -1,0 +1,268 @@
+//! Crash safety end to end: a sync with changes on both sides is killed after step N, for every
+//! N, and re-run; the result must equal an uninterrupted run, with nothing lost or duplicated on
+//! either side, and a further run must change nothing.
+//!
+//! The sync runs in a child process (this test binary, re-executed to run `child_sync` only)
+//! with `MAILFOLD_TEST_ABORT_AFTER_STEP=N`, which exits like a kill: no destructor, no cleanup.
+//! Each N gets its own Dovecot user and Maildir, prepared identically.
+
+#[path = "sync_common.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{diff, message, read_maildir, Env, Msg};
+use mailfold_sync::apply::{ABORT_ENV, ABORT_EXIT_CODE};
+use mailfold_sync::{AccountSpec, Secret, SyncOptions, TlsMode};
+use mailfold_testsupport::Dovecot;
+
+const FOLDERS: [&str; 2] = ["INBOX", "Work"];
+
+/// Not a test of its own: the body of the child process (does nothing unless the parent set
+/// `MAILFOLD_CHILD_SYNC`).
+#[test]
+fn child_sync() {
+    let Ok(spec) = std::env::var("MAILFOLD_CHILD_SYNC") else {
+        return;
+    };
+    let f: Vec<&str> = spec.split('\t').collect();
+    let mut a = AccountSpec::new(
+        "child",
+        f[0],
+        f[2],
+        Secret::new(f[3].to_owned()),
+        PathBuf::from(f[4]),
+        PathBuf::from(f[5]),
+    );
+    a.port = f[1].parse().unwrap();
+    a.tls = TlsMode::Implicit;
+    a.ca_file = Some(PathBuf::from(f[6]));
+    let r = mailfold_sync::sync_account(&a, &SyncOptions::default()).unwrap();
+    assert!(r.is_complete(), "{r:#?}");
+}
+
+struct Side {
+    user: String,
+    password: String,
+    local: tempfile::TempDir,
+}
+
+impl Side {
+    fn account(&self, d: &Dovecot) -> AccountSpec {
+        let addr = d.imaps_addr();
+        let mut a = AccountSpec::new(
+            "crash",
+            addr.ip().to_string(),
+            self.user.clone(),
+            Secret::new(self.password.clone()),
+            self.local.path().join("mail"),
+            self.local.path().join("state.db"),
+        );
+        a.port = addr.port();
+        a.ca_file = Some(d.ca_file());
+        a
+    }
+
+    fn server(&self, d: &Dovecot, folder: &str) -> Vec<Msg> {
+        let root = d.mail_root(&self.user);
+        read_maildir(&if folder == "INBOX" {
+            root
+        } else {
+            root.join(format!(".{folder}"))
+        })
+    }
+
+    fn local(&self, folder: &str) -> Vec<Msg> {
+        read_maildir(&self.local.path().join("mail").join(folder))
+    }
+
+    fn state(&self, d: &Dovecot) -> Vec<Vec<Msg>> {
+        let mut v = Vec::new();
+        for f in FOLDERS {
+            v.push(self.server(d, f));
+            v.push(self.local(f));
+        }
+        v
+    }
+}
+
+fn sync(d: &Dovecot, s: &Side) -> mailfold_sync::SyncReport {
+    let r = mailfold_sync::sync_account(&s.account(d), &SyncOptions::default())
+        .unwrap_or_else(|e| panic!("sync: {e}"));
+    assert!(r.is_complete(), "{r:#?}");
+    r
+}
+
+/// Seeds a user, syncs once, then changes both sides.
+fn prepare(env: &Env, i: usize) -> Side {
+    let u = env.dovecot.user(i).clone();
+    let side = Side {
+        user: u.name.clone(),
+        password: u.password.clone(),
+        local: tempfile::tempdir().unwrap(),
+    };
+    let d = &env.dovecot;
+    d.doveadm(&["mailbox", "create", "-u", &u.name, "Work"]);
+    for n in 0..5 {
+        d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", n)));
+    }
+    for n in 0..4 {
+        d.deliver(&u.name, "Work", &crlf(&message("Work", n)));
+    }
+    sync(d, &side);
+    // Server side: two new messages, one expunged, one flagged.
+    d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", 100)));
+    d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", 101)));
+    d.doveadm(&["expunge", "-u", &u.name, "mailbox", "Work", "uid", "1"]);
+    d.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &u.name,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "2",
+    ]);
+    // Local side: a new message, a headerless draft, a deletion and a flag change.
+    let inbox = side.local.path().join("mail").join("INBOX");
+    std::fs::write(inbox.join("new").join("local-1.host"), message("Local", 1)).unwrap();
+    let work = side.local.path().join("mail").join("Work");
+    std::fs::write(
+        work.join("cur").join("draft-1.host:2,D"),
+        b"just a draft line\n",
+    )
+    .unwrap();
+    // Chosen by content: file names differ from user to user.
+    let by_subject = |n: usize| -> PathBuf {
+        std::fs::read_dir(inbox.join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains(&format!("Subject: INBOX message {n}\n")))
+            })
+            .unwrap()
+    };
+    std::fs::remove_file(by_subject(0)).unwrap();
+    let p = by_subject(3);
+    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with(":2,"), "{name}");
+    std::fs::rename(&p, p.with_file_name(format!("{name}S"))).unwrap();
+    side
+}
+
+fn crlf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() + 16);
+    for &c in b {
+        if c == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn run_child(d: &Dovecot, s: &Side, n: u64) -> Option<i32> {
+    let a = s.account(d);
+    let spec = [
+        a.host.clone(),
+        a.port.to_string(),
+        a.user.clone(),
+        s.password.clone(),
+        a.maildir.display().to_string(),
+        a.state_db.display().to_string(),
+        d.ca_file().display().to_string(),
+    ]
+    .join("\t");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_sync", "--nocapture", "--test-threads=1"])
+        .env("MAILFOLD_CHILD_SYNC", spec)
+        .env(ABORT_ENV, n.to_string())
+        .output()
+        .expect("spawn child");
+    if !out.status.success() && out.status.code() != Some(ABORT_EXIT_CODE) {
+        panic!(
+            "child failed: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.status.code()
+}
+
+/// Kill after every step N = 1, 2, … of a sync with changes on both sides; re-run; compare
+/// with an uninterrupted run (covers the journaled APPEND of V0048, headerless drafts V0046,
+/// downloads V0006/V0007, flag merges and deletions both ways).
+#[test]
+fn kill_after_every_step_then_resume_equals_an_uninterrupted_run() {
+    const MAX_STEPS: usize = 24;
+    let env = Env::with_users(MAX_STEPS + 1);
+    let d = &env.dovecot;
+
+    // Reference: the same changes synced without interruption.
+    let reference = prepare(&env, 0);
+    let r = sync(d, &reference);
+    assert!(r.changed_anything());
+    assert!(!sync(d, &reference).changed_anything());
+    let want = reference.state(d);
+    // Sanity: the reference itself is a mirror and holds what both sides added.
+    for (i, f) in FOLDERS.iter().enumerate() {
+        assert!(
+            want[2 * i] == want[2 * i + 1],
+            "{f}: {}",
+            diff(&want[2 * i], &want[2 * i + 1])
+        );
+    }
+    assert_eq!(
+        want[0].len(),
+        5 + 2 + 1 - 1,
+        "INBOX: 5 seeded, 2 delivered, 1 local, 1 deleted"
+    );
+    assert_eq!(
+        want[2].len(),
+        4 - 1 + 1,
+        "Work: 4 seeded, 1 expunged, 1 draft"
+    );
+
+    let mut completed = false;
+    for n in 1..=MAX_STEPS {
+        let side = prepare(&env, n);
+        let code = run_child(d, &side, n as u64);
+        if code == Some(0) {
+            // The run has fewer than n steps: every cut point has been tried.
+            completed = true;
+            eprintln!(
+                "killed after each of {} steps; every resume converged",
+                n - 1
+            );
+            assert!(n > 8, "the scenario should have many steps, had {}", n - 1);
+            assert_eq!(side.state(d), want, "uninterrupted child run differs");
+            break;
+        }
+        assert_eq!(code, Some(ABORT_EXIT_CODE));
+        sync(d, &side);
+        let got = side.state(d);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w,
+                "after a kill at step {n}, {} {} differs from the uninterrupted run:\n{}",
+                FOLDERS[i / 2],
+                if i % 2 == 0 { "server" } else { "local" },
+                diff(g, w)
+            );
+        }
+        let again = sync(d, &side);
+        assert!(
+            !again.changed_anything(),
+            "step {n}: a further run changed: {again:#?}"
+        );
+    }
+    assert!(
+        completed,
+        "the sync has more than {MAX_STEPS} steps; raise MAX_STEPS"
+    );
+}
