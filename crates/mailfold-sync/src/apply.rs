@@ -1170,7 +1170,19 @@ impl<'a> Applier<'a> {
             Ok(w) => w,
             Err(e) => return Ok(Err(e)),
         };
-        let (moved, pairs) = match self.remote.move_or_copy(&[uid.get()], &dest) {
+        let mut res = self.remote.move_or_copy(&[uid.get()], &dest);
+        if let Err(RemoteError::No {
+            trycreate: true, ..
+        }) = &res
+        {
+            // Seed V0058 (as V0047 for APPEND): create the destination and retry once.
+            match self.remote.create(&dest) {
+                Ok(()) => res = self.remote.move_or_copy(&[uid.get()], &dest),
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => return Ok(Err(format!("CREATE after TRYCREATE refused: {e}"))),
+            }
+        }
+        let (moved, pairs) = match res {
             Ok(x) => x,
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),

@@ -429,7 +429,7 @@ fn describe_local(
         Subdir::Cur => Location::Cur,
     };
     let mtime = UnixTime(unix_of(e.mtime));
-    let lf_matches = e.base.size_field().map_or(true, |s| s == e.size);
+    let lf_matches = !matches!(e.base.size_field(), Some(s) if s != e.size);
     if let (Some(r), Some(size)) = (row, e.base.crlf_size_field()) {
         if lf_matches && r.size == Some(size) {
             return Ok(LocalMessage {

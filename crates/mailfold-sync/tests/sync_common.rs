@@ -13,22 +13,22 @@ use mailfold_testsupport::Dovecot;
 
 /// One message as a side holds it: the bytes (LF line ends, as both Maildirs store them) and
 /// the standard Maildir flag letters.
-pub type Msg = (Vec<u8>, String);
+pub(crate) type Msg = (Vec<u8>, String);
 
 /// A Dovecot, a scratch directory, and the first test user.
-pub struct Env {
-    pub dovecot: Dovecot,
-    pub dir: tempfile::TempDir,
-    pub user: String,
-    pub password: String,
+pub(crate) struct Env {
+    pub(crate) dovecot: Dovecot,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) user: String,
+    pub(crate) password: String,
 }
 
 impl Env {
-    pub fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env::with_users(2)
     }
 
-    pub fn with_users(n: usize) -> Env {
+    pub(crate) fn with_users(n: usize) -> Env {
         let dovecot = Dovecot::builder().users(n).start();
         let u = dovecot.user(0).clone();
         Env {
@@ -39,16 +39,16 @@ impl Env {
         }
     }
 
-    pub fn maildir(&self) -> PathBuf {
+    pub(crate) fn maildir(&self) -> PathBuf {
         self.dir.path().join("mail")
     }
 
-    pub fn state_db(&self) -> PathBuf {
+    pub(crate) fn state_db(&self) -> PathBuf {
         self.dir.path().join("state").join("account.db")
     }
 
     /// The account over implicit TLS with the run's CA.
-    pub fn account(&self) -> AccountSpec {
+    pub(crate) fn account(&self) -> AccountSpec {
         let addr = self.dovecot.imaps_addr();
         let mut a = AccountSpec::new(
             "test",
@@ -64,18 +64,18 @@ impl Env {
         a
     }
 
-    pub fn sync(&self) -> SyncReport {
+    pub(crate) fn sync(&self) -> SyncReport {
         self.sync_with(&self.account())
     }
 
-    pub fn sync_with(&self, a: &AccountSpec) -> SyncReport {
+    pub(crate) fn sync_with(&self, a: &AccountSpec) -> SyncReport {
         let r = mailfold_sync::sync_account(a, &SyncOptions::default())
             .unwrap_or_else(|e| panic!("sync failed: {e}\n{}", self.dovecot.log()));
         r
     }
 
     /// The server's Maildir directory of a folder (Maildir++ layout: `.A.B`).
-    pub fn server_dir(&self, folder: &str) -> PathBuf {
+    pub(crate) fn server_dir(&self, folder: &str) -> PathBuf {
         let root = self.dovecot.mail_root(&self.user);
         if folder == "INBOX" {
             root
@@ -85,7 +85,7 @@ impl Env {
     }
 
     /// The local Maildir of a folder.
-    pub fn local_dir(&self, folder: &str) -> PathBuf {
+    pub(crate) fn local_dir(&self, folder: &str) -> PathBuf {
         let mut p = self.maildir();
         for c in folder.split('/') {
             p.push(c);
@@ -95,7 +95,7 @@ impl Env {
 
     /// Writes messages straight into the server's Maildir and makes Dovecot index them: much
     /// faster than APPEND for thousands of messages.
-    pub fn seed_server(&self, folder: &str, msgs: &[(Vec<u8>, &str)]) {
+    pub(crate) fn seed_server(&self, folder: &str, msgs: &[(Vec<u8>, &str)]) {
         // Makes Dovecot create the user's Maildir with the right owner first.
         self.status("INBOX", "messages");
         if folder != "INBOX" {
@@ -127,20 +127,20 @@ impl Env {
             .doveadm(&["force-resync", "-u", &self.user, &mailbox_arg(folder)]);
     }
 
-    pub fn server_folder(&self, folder: &str) -> Vec<Msg> {
+    pub(crate) fn server_folder(&self, folder: &str) -> Vec<Msg> {
         read_maildir(&self.server_dir(folder))
     }
 
-    pub fn local_folder(&self, folder: &str) -> Vec<Msg> {
+    pub(crate) fn local_folder(&self, folder: &str) -> Vec<Msg> {
         read_maildir(&self.local_dir(folder))
     }
 
-    pub fn deliver(&self, folder: &str, msg: &[u8]) {
+    pub(crate) fn deliver(&self, folder: &str, msg: &[u8]) {
         self.dovecot.deliver(&self.user, &mailbox_arg(folder), msg);
     }
 
     /// Adds a file to the local Maildir as a mail reader would.
-    pub fn drop_local(&self, folder: &str, name: &str, body: &[u8]) -> PathBuf {
+    pub(crate) fn drop_local(&self, folder: &str, name: &str, body: &[u8]) -> PathBuf {
         let dir = self.local_dir(folder);
         for sub in ["cur", "new", "tmp"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
@@ -151,20 +151,20 @@ impl Env {
     }
 
     /// Local files of a folder (paths), `cur/` and `new/`.
-    pub fn local_files(&self, folder: &str) -> Vec<PathBuf> {
+    pub(crate) fn local_files(&self, folder: &str) -> Vec<PathBuf> {
         files_of(&self.local_dir(folder))
     }
 
-    pub fn status(&self, folder: &str, items: &str) -> String {
+    pub(crate) fn status(&self, folder: &str, items: &str) -> String {
         self.dovecot.status(&self.user, &mailbox_arg(folder), items)
     }
 }
 
-pub fn mailbox_arg(folder: &str) -> String {
+pub(crate) fn mailbox_arg(folder: &str) -> String {
     folder.replace('/', ".")
 }
 
-pub fn files_of(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_of(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for sub in ["cur", "new"] {
         if let Ok(rd) = fs::read_dir(dir.join(sub)) {
@@ -180,7 +180,7 @@ pub fn files_of(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Standard flag letters of a Maildir file name (Dovecot's keyword letters a–z dropped).
-pub fn letters_of(p: &Path) -> String {
+pub(crate) fn letters_of(p: &Path) -> String {
     let name = p.file_name().unwrap().to_string_lossy().into_owned();
     let info = name.split_once(":2,").map(|(_, f)| f).unwrap_or("");
     let mut l: Vec<char> = info.chars().filter(|c| "DFPRST".contains(*c)).collect();
@@ -189,7 +189,7 @@ pub fn letters_of(p: &Path) -> String {
 }
 
 /// Every message of a Maildir, sorted, so two sides compare as multisets.
-pub fn read_maildir(dir: &Path) -> Vec<Msg> {
+pub(crate) fn read_maildir(dir: &Path) -> Vec<Msg> {
     let mut v: Vec<Msg> = files_of(dir)
         .into_iter()
         .map(|p| (fs::read(&p).unwrap(), letters_of(&p)))
@@ -199,7 +199,7 @@ pub fn read_maildir(dir: &Path) -> Vec<Msg> {
 }
 
 /// A compact description of a multiset difference for assertion messages.
-pub fn diff(a: &[Msg], b: &[Msg]) -> String {
+pub(crate) fn diff(a: &[Msg], b: &[Msg]) -> String {
     let mut count: BTreeMap<&Msg, i64> = BTreeMap::new();
     for m in a {
         *count.entry(m).or_default() += 1;
@@ -222,7 +222,7 @@ pub fn diff(a: &[Msg], b: &[Msg]) -> String {
 }
 
 /// A small message with a Message-ID (LF line ends).
-pub fn message(folder: &str, i: usize) -> Vec<u8> {
+pub(crate) fn message(folder: &str, i: usize) -> Vec<u8> {
     format!(
         "From: sender{i}@example.org\nTo: user@example.org\nSubject: {folder} message {i}\n\
          Message-ID: <{folder}.{i}@mailfold.test>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\n\

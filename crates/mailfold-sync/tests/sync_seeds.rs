@@ -112,6 +112,7 @@ impl Remote for Hooked {
         self.inner.search_message_id(id)
     }
     fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)> {
+        self.fire();
         self.inner.move_or_copy(uids, dest)
     }
     fn take_alerts(&mut self) -> Vec<String> {
@@ -699,4 +700,116 @@ fn v0003_uidvalidity_change_deletes_and_duplicates_nothing() {
     assert_mirror(&env, "INBOX");
     assert_eq!(env.local_folder("INBOX").len(), 6);
     assert!(!env.sync().changed_anything());
+}
+
+fn delete_mailbox_hook(env: &Env, mailbox: &str) -> Hooks {
+    let user = env.user.clone();
+    let cfg = env.dovecot.config_path();
+    let mailbox = mailbox.to_owned();
+    Hooks {
+        before_write: Some(Box::new(move || {
+            let out = std::process::Command::new("doveadm")
+                .arg("-c")
+                .arg(&cfg)
+                .args(["mailbox", "delete", "-u", &user, &mailbox])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        })),
+        ..Hooks::default()
+    }
+}
+
+/// Seed V0058: COPY answered NO [TRYCREATE] (the destination vanished mid-run while a file moved
+/// between local folders is moved on the server) creates the folder and retries once.
+#[test]
+fn v0058_copy_trycreate_creates_the_folder_and_retries_once() {
+    let env = Env::new();
+    env.dovecot.create_mailbox(&env.user, "Later");
+    env.deliver("INBOX", &crlf(&message("INBOX", 1)));
+    env.sync();
+    // mutt-style move: same file name, other folder.
+    let src = env.local_files("INBOX").remove(0);
+    let dst = env
+        .local_dir("Later")
+        .join("cur")
+        .join(src.file_name().unwrap());
+    std::fs::rename(&src, &dst).unwrap();
+    let r = hooked_sync(&env, &env.account(), delete_mailbox_hook(&env, "Later"));
+    assert!(r.is_complete(), "{r:#?}");
+    assert!(
+        env.status("Later", "messages").contains("messages=1"),
+        "{r:#?}"
+    );
+    assert!(
+        env.status("INBOX", "messages").contains("messages=0"),
+        "{r:#?}"
+    );
+    assert_mirror(&env, "Later");
+}
+
+/// Seed V0046: a draft without any header (not valid RFC 5322) is uploaded as it is.
+#[test]
+fn v0046_headerless_draft_is_appended() {
+    let env = Env::new();
+    env.sync();
+    env.drop_local(
+        "Drafts",
+        "d-1.host:2,D",
+        b"no headers, just text\nsecond line\n",
+    );
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    let server = env.server_folder("Drafts");
+    assert_eq!(server.len(), 1);
+    assert_eq!(
+        server[0].0,
+        b"no headers, just text\nsecond line\n".to_vec()
+    );
+    assert_eq!(server[0].1, "D");
+}
+
+/// Seed V0020: a local folder whose name holds the server's hierarchy delimiter is refused for
+/// the server with a clear warning and stays local.
+#[test]
+fn v0020_name_with_the_delimiter_stays_local() {
+    let env = Env::new();
+    env.drop_local("2024.Q1", "q-1.host", &message("q", 1));
+    let r = env.sync();
+    let w = r.warnings.join("\n");
+    assert!(w.contains("2024.Q1") && w.contains("delimiter"), "{r:#?}");
+    let listed = env.dovecot.doveadm(&["mailbox", "list", "-u", &env.user]);
+    assert!(!listed.contains("2024"), "{listed}");
+    assert_eq!(env.local_files("2024.Q1").len(), 1);
+}
+
+/// Seed V0006: an uploaded file's mtime becomes the server's INTERNALDATE (and a downloaded
+/// message's INTERNALDATE its mtime, see v0007).
+#[test]
+fn v0006_upload_keeps_the_file_date_as_internaldate() {
+    let env = Env::new();
+    env.sync();
+    let p = env.drop_local("INBOX", "dated.host", &message("dated", 1));
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let r = env.sync();
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    let out = env.dovecot.doveadm(&[
+        "fetch",
+        "-u",
+        &env.user,
+        "date.received",
+        "mailbox",
+        "INBOX",
+    ]);
+    assert!(
+        out.contains("1500000000") || out.contains("2017-07-14"),
+        "{out}"
+    );
 }
