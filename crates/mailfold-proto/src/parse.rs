@@ -590,21 +590,35 @@ fn parse_with(input: &[u8], greeting: bool) -> Result<(Response, usize), ParseEr
 // ---------------------------------------------------------------------------------------
 // The cursor and its primitives.
 
-/// An internal error: position within the parsed slice.
+/// An internal error: position within the parsed slice. Boxed so that the `Result`s on
+/// the hot path stay small (errors are rare; moving large results is not).
 #[derive(Debug)]
-struct PErr {
+struct PErr(Box<PErrInner>);
+
+#[derive(Debug)]
+struct PErrInner {
     pos: usize,
     expected: &'static str,
     kind: ParseErrorKind,
 }
 
 impl PErr {
+    #[cold]
+    fn new(pos: usize, expected: &'static str, kind: ParseErrorKind) -> Self {
+        PErr(Box::new(PErrInner {
+            pos,
+            expected,
+            kind,
+        }))
+    }
+
     fn into_error(self, base: u64, input: &[u8]) -> ParseError {
+        let e = *self.0;
         ParseError {
-            kind: self.kind,
-            offset: base + self.pos as u64,
-            expected: self.expected,
-            excerpt: excerpt(input.get(self.pos..).unwrap_or_default()),
+            kind: e.kind,
+            offset: base + e.pos as u64,
+            expected: e.expected,
+            excerpt: excerpt(input.get(e.pos..).unwrap_or_default()),
         }
     }
 }
@@ -637,11 +651,7 @@ impl<'a> Cur<'a> {
     }
 
     fn err(&self, expected: &'static str) -> PErr {
-        PErr {
-            pos: self.pos,
-            expected,
-            kind: ParseErrorKind::Syntax,
-        }
+        PErr::new(self.pos, expected, ParseErrorKind::Syntax)
     }
 
     #[inline]
@@ -716,11 +726,11 @@ impl<'a> Cur<'a> {
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            Err(PErr {
-                pos: self.pos,
-                expected: "less deeply nested lists",
-                kind: ParseErrorKind::TooDeep,
-            })
+            Err(PErr::new(
+                self.pos,
+                "less deeply nested lists",
+                ParseErrorKind::TooDeep,
+            ))
         } else {
             Ok(())
         }
@@ -775,20 +785,13 @@ impl<'a> Cur<'a> {
     fn number(&mut self) -> PResult<u32> {
         let s = self.pos;
         let n = self.number64()?;
-        u32::try_from(n).map_err(|_| PErr {
-            pos: s,
-            expected: "a number below 2^32",
-            kind: ParseErrorKind::Syntax,
-        })
+        u32::try_from(n).map_err(|_| PErr::new(s, "a number below 2^32", ParseErrorKind::Syntax))
     }
 
     fn nz_number(&mut self) -> PResult<NonZeroU32> {
         let s = self.pos;
-        NonZeroU32::new(self.number()?).ok_or(PErr {
-            pos: s,
-            expected: "a non-zero number",
-            kind: ParseErrorKind::Syntax,
-        })
+        NonZeroU32::new(self.number()?)
+            .ok_or_else(|| PErr::new(s, "a non-zero number", ParseErrorKind::Syntax))
     }
 
     #[inline]
@@ -820,16 +823,11 @@ impl<'a> Cur<'a> {
         self.expect(b'"', "a quoted string")?;
         let s = self.pos;
         let rest = &self.buf[s..];
-        // Fast path: most quoted strings are short and unescaped; a plain loop beats a
-        // SIMD search's setup cost here.
-        for (i, &b) in rest.iter().enumerate() {
-            match b {
-                b'"' => {
-                    self.pos = s + i + 1;
-                    return Ok(Cow::Borrowed(&rest[..i]));
-                }
-                b'\\' | b'\n' | b'\r' => break,
-                _ => {}
+        // Fast path: no escapes, so the string is a slice of the input.
+        if let Some(i) = find_quote_end(rest) {
+            if rest[i] == b'"' {
+                self.pos = s + i + 1;
+                return Ok(Cow::Borrowed(&rest[..i]));
             }
         }
         self.quoted_slow()
@@ -842,7 +840,7 @@ impl<'a> Cur<'a> {
         let mut out = Vec::with_capacity(16);
         loop {
             match self.peek() {
-                None | Some(b'\n') | Some(b'\r') => return Err(self.err("a closing quote")),
+                None | Some(b'\n') => return Err(self.err("a closing quote")),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(Cow::Owned(out));
@@ -883,11 +881,7 @@ impl<'a> Cur<'a> {
                 self.pos += n;
                 Ok(data)
             }
-            None => Err(PErr {
-                pos: s,
-                expected: "literal data",
-                kind: ParseErrorKind::Incomplete,
-            }),
+            None => Err(PErr::new(s, "literal data", ParseErrorKind::Incomplete)),
         }
     }
 
@@ -1032,21 +1026,13 @@ impl<'a> Cur<'a> {
     fn seq_set(&mut self) -> PResult<SeqSet> {
         let s = self.pos;
         let t = self.set_token()?;
-        SeqSet::parse(t).map_err(|_| PErr {
-            pos: s,
-            expected: "a valid sequence set",
-            kind: ParseErrorKind::Syntax,
-        })
+        SeqSet::parse(t).map_err(|_| PErr::new(s, "a valid sequence set", ParseErrorKind::Syntax))
     }
 
     fn uid_set(&mut self) -> PResult<UidSet> {
         let s = self.pos;
         let t = self.set_token()?;
-        UidSet::parse(t).map_err(|_| PErr {
-            pos: s,
-            expected: "a valid UID set",
-            kind: ParseErrorKind::Syntax,
-        })
+        UidSet::parse(t).map_err(|_| PErr::new(s, "a valid UID set", ParseErrorKind::Syntax))
     }
 
     /// UID ranges in wire order (for COPYUID), no `*`.
@@ -1065,6 +1051,37 @@ impl<'a> Cur<'a> {
             }
         }
     }
+}
+
+/// Offset of the first `"`, `\\` or LF: eight bytes at a time with the classic SWAR
+/// zero-byte test, since quoted strings are mostly too short for a SIMD search to pay off.
+#[inline]
+fn find_quote_end(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn zero_bytes(x: u64) -> u64 {
+        // High bit set in each byte of `x` that is zero (exact for the lowest such byte,
+        // which is the only one used).
+        x.wrapping_sub(LO) & !x & HI
+    }
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (k, c) in chunks.enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let v = u64::from_le_bytes(a);
+        let m = zero_bytes(v ^ (LO * u64::from(b'"')))
+            | zero_bytes(v ^ (LO * u64::from(b'\\')))
+            | zero_bytes(v ^ (LO * u64::from(b'\n')));
+        if m != 0 {
+            return Some(k * 8 + (m.trailing_zeros() / 8) as usize);
+        }
+    }
+    let base = s.len() - tail.len();
+    tail.iter()
+        .position(|&b| matches!(b, b'"' | b'\\' | b'\n'))
+        .map(|p| base + p)
 }
 
 /// Case-insensitive keyword comparison.
@@ -1414,11 +1431,11 @@ fn delimiter(c: &mut Cur<'_>) -> PResult<Option<char>> {
     let mut chars = text.chars();
     match (chars.next(), chars.next()) {
         (Some(ch), None) => Ok(Some(ch)),
-        _ => Err(PErr {
-            pos: s,
-            expected: "a one-character hierarchy delimiter",
-            kind: ParseErrorKind::Syntax,
-        }),
+        _ => Err(PErr::new(
+            s,
+            "a one-character hierarchy delimiter",
+            ParseErrorKind::Syntax,
+        )),
     }
 }
 
@@ -1791,10 +1808,12 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
             c.sp()?;
             let s = c.pos;
             let q = c.string()?;
-            let d = date_time(&q).ok_or(PErr {
-                pos: s,
-                expected: "a date-time like \"17-Jul-1996 02:44:25 -0700\"",
-                kind: ParseErrorKind::Syntax,
+            let d = date_time(&q).ok_or_else(|| {
+                PErr::new(
+                    s,
+                    "a date-time like \"17-Jul-1996 02:44:25 -0700\"",
+                    ParseErrorKind::Syntax,
+                )
             })?;
             FetchItem::InternalDate(d)
         }
@@ -2290,6 +2309,30 @@ mod tests {
         let (r, n) = parse_response(s.as_bytes()).unwrap();
         assert_eq!(n, s.len(), "consumed all of {s:?}");
         r
+    }
+
+    #[test]
+    fn quote_end_search_matches_a_plain_scan() {
+        let specials = [b'"', b'\\', b'\n'];
+        for len in 0..40 {
+            for at in 0..=len {
+                for &sp in &specials {
+                    let mut v = vec![b'a'; len];
+                    if at < len {
+                        v[at] = sp;
+                    }
+                    // Bytes that trip naive SWAR tests must not give false hits.
+                    if len > 2 {
+                        v[0] = 0x80;
+                        if at != 1 {
+                            v[1] = 0x01;
+                        }
+                    }
+                    let want = v.iter().position(|b| specials.contains(b));
+                    assert_eq!(find_quote_end(&v), want, "len {len} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
