@@ -754,7 +754,8 @@ tls_versions: tls1_2 tls1_3\n\
 }
 
 /// The master's configuration: crash recovery of the databases at start, and the two
-/// listeners. `prefork=0`: an imapd per connection, nothing idle between tests.
+/// listeners. `prefork=0`: no idle imapd waiting between tests; `maxuse=1`: each imapd
+/// serves one connection and exits, so nothing carries over from one connection to the next.
 fn cyrus_conf(root: &Path, imap: SocketAddr, imaps: SocketAddr) -> String {
     let conf = root.join("imapd.conf");
     let conf = conf.display();
@@ -1006,11 +1007,15 @@ impl Owner {
     }
 }
 
-/// Field 22 of /proc/PID/stat: the start time in clock ticks since boot.
+/// Field 22 of /proc/PID/stat: the start time in clock ticks since boot; `None` when the
+/// process is gone or a zombie (dead, waiting to be reaped).
 fn process_start(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold blanks; fields after it are plain.
     let (_, rest) = stat.rsplit_once(") ")?;
+    if rest.starts_with('Z') {
+        return None;
+    }
     rest.split(' ').nth(19)?.parse().ok()
 }
 
@@ -1035,4 +1040,36 @@ fn write_file(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_file_round_trips_and_detects_a_recycled_pid() {
+        let me = Owner::current().expect("this process has a /proc entry");
+        assert!(me.alive());
+        assert_eq!(
+            Owner::parse(&format!("{} {}\n", me.pid, me.start)),
+            Some(me)
+        );
+        let recycled = Owner {
+            start: me.start.wrapping_add(1),
+            ..me
+        };
+        assert!(!recycled.alive());
+        assert_eq!(Owner::parse("garbage"), None);
+    }
+
+    #[test]
+    fn cyrus_conf_names_both_listeners_and_the_config() {
+        let root = Path::new("/tmp/mfcyTEST");
+        let imap: SocketAddr = "127.0.0.1:20143".parse().unwrap();
+        let imaps: SocketAddr = "127.0.0.1:20993".parse().unwrap();
+        let text = cyrus_conf(root, imap, imaps);
+        assert!(text.contains("listen=\"127.0.0.1:20143\""), "{text}");
+        assert!(text.contains("-s -C /tmp/mfcyTEST/imapd.conf\" listen=\"127.0.0.1:20993\""));
+        assert!(text.contains("ctl_cyrusdb -C /tmp/mfcyTEST/imapd.conf -r"));
+    }
 }
