@@ -11,14 +11,14 @@
 //! private sasldb (`sasl_pwcheck_method: auxprop`), and the per-run CA of [`TestPki`].
 //!
 //! Facts it relies on, checked against Debian 12's 3.6.1: the master reports a failed bind
-//! only to syslog and keeps running, hence the check in [`procfs`] that it holds its
+//! only to syslog and keeps running, hence the check (module `procfs`) that it holds its
 //! sockets; as root it drops to `cyrus_user` (the package's `cyrus`), so everything it
 //! reads is owned by that user; `servername: localhost` makes `localhost` the SASL realm,
 //! the DIGEST-MD5 realm and the NTLM target (`LOCALHOST`); the hierarchy delimiter is `/`
 //! (`unixhierarchysep`, `altnamespace`, both Cyrus 3 defaults, set explicitly here).
 //!
 //! Setup (mailboxes, messages) goes through IMAP over implicit TLS with a small blocking
-//! client ([`client`]): users' INBOXes are created by the admin, everything else as the user,
+//! client (module `client`): users' INBOXes are created by the admin, everything else as the user,
 //! so names are exactly what the client under test sees.
 
 mod client;
@@ -186,8 +186,8 @@ struct Identity {
 impl Identity {
     fn detect() -> Identity {
         let (user, as_root) = if Uid::effective().is_root() {
-            // The master refuses nothing as root, but it drops to cyrus_user; cyrus-common
-            // creates `cyrus` (group `mail`).
+            // As root the master drops to `cyrus_user`, which must own everything it
+            // reads; cyrus-common creates `cyrus` (group `mail`).
             let cyrus = User::from_name("cyrus").ok().flatten().unwrap_or_else(|| {
                 panic!("system user 'cyrus' is missing: run scripts/install-cyrus as root")
             });
@@ -362,12 +362,10 @@ impl Cyrus {
         let pki = TestPki::generate();
         // TestPki's directory is private to this process' user; the Cyrus user needs its own
         // copies.
-        for (kind, name) in [(true, "server.crt"), (false, "server.key")] {
-            let from = if kind {
-                pki.cert_file(CertKind::Valid)
-            } else {
-                pki.key_file(CertKind::Valid)
-            };
+        for (from, name) in [
+            (pki.cert_file(CertKind::Valid), "server.crt"),
+            (pki.key_file(CertKind::Valid), "server.key"),
+        ] {
             let to = root.join("tls").join(name);
             fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
             fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
@@ -388,7 +386,7 @@ impl Cyrus {
                 cyrus_conf(&root, imap, imaps).as_bytes(),
             );
             let log = fs::File::create(root.join("master.log")).expect("create the master log");
-            let child = Command::new(Path::new(LIBEXEC).join("master"))
+            let mut child = Command::new(Path::new(LIBEXEC).join("master"))
                 .arg("-C")
                 .arg(root.join("imapd.conf"))
                 .arg("-M")
@@ -404,13 +402,11 @@ impl Cyrus {
                 // every other instance of the run; in its own group it reaches only its
                 // imapd children.
                 .process_group(0)
-                .env("CYRUS_VERBOSE", "0")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("duplicate a file handle"))
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run the Cyrus master: {e}"));
-            let mut child = child;
             match wait_ready(&mut child, imap, imaps) {
                 Ok(()) => {
                     let cyrus = Cyrus {
