@@ -507,7 +507,15 @@ impl Session {
                 )))
             }
         };
-        let ctx = ClientContext::imap(self.host.clone(), self.port);
+        // NTLMv2 needs the client's clock when the server's challenge carries no timestamp
+        // (Cyrus sends none); MS-NLMP 3.1.5.1.2 asks for the current time, and a zero
+        // timestamp may be refused by stricter servers. The engine stays clock-free: the
+        // driver reads the time here.
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ctx = ClientContext::imap(self.host.clone(), self.port)
+            .with_filetime(mailfold_sasl::filetime_from_unix(unix_now));
         loop {
             match next {
                 NextAttempt::Mechanism(name) => {
