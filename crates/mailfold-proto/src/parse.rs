@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroU32;
 
-use crate::core::{is_astring_char, is_atom_char, Flag, Mailbox, Tag};
+use crate::core::{Flag, Mailbox, Tag};
 use crate::framing::{Frame, FrameError, Framer, FramingConfig};
 use crate::response::*;
 use crate::seqset::{SeqSet, UidSet};
@@ -452,6 +452,14 @@ impl ResponseParser {
                         };
                         Step::BodyStart(seq, item, len)
                     }
+                    // A FETCH that is malformed before the literal: report the real
+                    // problem rather than the literal's size.
+                    Err(p) if p.0.pos < header_start && starts_fetch(input) => {
+                        let e = p.into_error(base, input);
+                        self.consume(data_start.min(self.buffered()));
+                        self.state = State::SkipLiteral { remaining: len };
+                        Step::Error(e)
+                    }
                     _ => {
                         let e = ParseError {
                             kind: ParseErrorKind::LiteralTooLarge,
@@ -513,6 +521,16 @@ impl ResponseParser {
             }
         }
     }
+}
+
+/// True if `input` begins `* n FETCH`.
+fn starts_fetch(input: &[u8]) -> bool {
+    let mut c = Cur::new(input);
+    c.eat(b'*')
+        && c.sp().is_ok()
+        && c.number().is_ok()
+        && c.sp().is_ok()
+        && c.name().is_ok_and(|n| kw(n, b"FETCH"))
 }
 
 /// True if a line starts like a response: `*`, `+`, or a tag followed by a status word.
@@ -740,11 +758,13 @@ impl<'a> Cur<'a> {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    #[inline(always)]
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
         let s = self.pos;
-        let n = self.buf[s..].iter().take_while(|&&b| f(b)).count();
+        let rest = &self.buf[s..];
+        let n = rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
         self.pos += n;
-        &self.buf[s..s + n]
+        &rest[..n]
     }
 
     fn atom(&mut self) -> PResult<&'a [u8]> {
@@ -758,7 +778,7 @@ impl<'a> Cur<'a> {
 
     /// A response or item name: atom characters up to `[` (so `OK[ALERT]` splits).
     fn name(&mut self) -> PResult<&'a [u8]> {
-        let a = self.take_while(|b| is_atom_char(b) && b != b'[');
+        let a = self.take_while(is_name_char);
         if a.is_empty() {
             Err(self.err("a name"))
         } else {
@@ -1084,6 +1104,47 @@ fn find_quote_end(s: &[u8]) -> Option<usize> {
         .map(|p| base + p)
 }
 
+/// Byte classes for the hot token loops: one table lookup per byte instead of a chain of
+/// comparisons. They mirror `core::is_atom_char` / `core::is_astring_char` (a unit test
+/// checks all 256 bytes).
+const ATOM: u8 = 1;
+/// `ASTRING-CHAR`: an atom char or `]`.
+const ASTRING: u8 = 2;
+/// An atom char other than `[`: item and response names stop at a section.
+const NAME: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        let special = matches!(
+            b as u8,
+            b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']'
+        );
+        if !special {
+            t[b] = ATOM | ASTRING | if b as u8 == b'[' { 0 } else { NAME };
+        }
+        b += 1;
+    }
+    t[b']' as usize] = ASTRING;
+    t
+};
+
+#[inline(always)]
+fn is_atom_char(b: u8) -> bool {
+    CLASS[usize::from(b)] & ATOM != 0
+}
+
+#[inline(always)]
+fn is_astring_char(b: u8) -> bool {
+    CLASS[usize::from(b)] & ASTRING != 0
+}
+
+#[inline(always)]
+fn is_name_char(b: u8) -> bool {
+    CLASS[usize::from(b)] & NAME != 0
+}
+
 /// Case-insensitive keyword comparison.
 #[inline]
 fn kw(a: &[u8], b: &[u8]) -> bool {
@@ -1306,7 +1367,7 @@ fn untagged(c: &mut Cur<'_>, greeting: bool) -> PResult<Response> {
                 // Quirk: some servers omit the space before the list (`1 FETCH(`).
                 c.ws();
                 c.expect(b'(', "'(' opening FETCH data")?;
-                match fetch_rest(c, n, Vec::new(), false)? {
+                match fetch_rest(c, n, Vec::with_capacity(4), false)? {
                     FetchOutcome::Done(f) => return Ok(Response::Fetch(f)),
                     FetchOutcome::Stream { .. } => return Err(c.err("a complete FETCH")),
                 }
@@ -1389,7 +1450,13 @@ fn finish(c: &mut Cur<'_>, r: Response) -> PResult<Response> {
 /// [`Flag::Extension`] (seed N6); system flags are matched case-insensitively.
 fn flag_list(c: &mut Cur<'_>) -> PResult<Vec<Flag>> {
     c.expect(b'(', "'(' opening a flag list")?;
-    let mut flags = Vec::new();
+    c.ws();
+    if c.eat(b')') {
+        return Ok(Vec::new());
+    }
+    // Four is what the first push would allocate anyway; asking directly skips the
+    // growth path.
+    let mut flags = Vec::with_capacity(4);
     loop {
         c.ws();
         if c.eat(b')') {
@@ -1721,7 +1788,7 @@ fn fetch_prefix(c: &mut Cur<'_>) -> PResult<FetchOutcome> {
     }
     c.ws();
     c.expect(b'(', "'(' opening FETCH data")?;
-    fetch_rest(c, n, Vec::new(), true)
+    fetch_rest(c, n, Vec::with_capacity(4), true)
 }
 
 /// FETCH items after `(` (or after a streamed literal) up to `)` and the line end. In
@@ -2057,7 +2124,7 @@ fn addresses(c: &mut Cur<'_>) -> PResult<Vec<Address>> {
         return Ok(Vec::new());
     }
     c.expect(b'(', "'(' or NIL for an address list")?;
-    let mut v = Vec::new();
+    let mut v = Vec::with_capacity(4);
     loop {
         // Quirk: spaces between addresses.
         c.ws();
@@ -2093,7 +2160,7 @@ fn body(c: &mut Cur<'_>) -> PResult<BodyStructure> {
 }
 
 fn multipart(c: &mut Cur<'_>) -> PResult<BodyStructure> {
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(4);
     while c.peek() == Some(b'(') {
         parts.push(body(c)?);
         c.ws();
@@ -2228,7 +2295,7 @@ fn params(c: &mut Cur<'_>) -> PResult<Vec<(ByteString, Option<ByteString>)>> {
         return Ok(Vec::new());
     }
     c.expect(b'(', "'(' or NIL for body parameters")?;
-    let mut v = Vec::new();
+    let mut v = Vec::with_capacity(4);
     loop {
         c.ws();
         if c.eat(b')') {
@@ -2309,6 +2376,19 @@ mod tests {
         let (r, n) = parse_response(s.as_bytes()).unwrap();
         assert_eq!(n, s.len(), "consumed all of {s:?}");
         r
+    }
+
+    #[test]
+    fn byte_classes_match_core() {
+        for b in 0..=255u8 {
+            assert_eq!(is_atom_char(b), crate::core::is_atom_char(b), "{b}");
+            assert_eq!(is_astring_char(b), crate::core::is_astring_char(b), "{b}");
+            assert_eq!(
+                is_name_char(b),
+                crate::core::is_atom_char(b) && b != b'[',
+                "{b}"
+            );
+        }
     }
 
     #[test]

@@ -155,6 +155,23 @@ fn oversized_literal_outside_a_body_is_skipped_by_count() {
 }
 
 #[test]
+fn malformed_fetch_before_a_large_literal_reports_the_syntax_error() {
+    let mut wire = b"* 7 FETCH (UID x BODY[] {300}\r\n".to_vec();
+    wire.extend_from_slice(&[b'*'; 300]);
+    wire.extend_from_slice(b")\r\n* 8 EXISTS\r\n");
+    let mut p = parser(100, 4096);
+    let (evs, body) = run(&mut p, &wire, 64, 4096);
+    assert!(body.is_empty());
+    assert_eq!(
+        evs,
+        vec![
+            Ev::Err(ParseErrorKind::Syntax, 15),
+            Ev::Resp(Response::Exists(8))
+        ]
+    );
+}
+
+#[test]
 fn literal_size_overflow_is_a_clean_error() {
     for size in ["4294967295", "4294967296", "99999999999999999999999"] {
         let wire = format!("* 1 FETCH (BODY[] {{{size}}}\r\nabc\r\n* 5 EXISTS\r\n");
