@@ -352,6 +352,8 @@ enum Kind {
     Id,
     Namespace,
     Raw,
+    /// MOVE or UID MOVE: its COPYUID comes in an untagged OK (RFC 6851 4.3).
+    Move,
     Other,
 }
 
@@ -419,6 +421,8 @@ struct InFlight {
     idle_stop: bool,
     /// `VANISHED (EARLIER)` UIDs collected for this command.
     vanished: Option<UidSet>,
+    /// For MOVE: the `COPYUID` of an untagged OK sent while it ran (RFC 6851 4.3).
+    copy_uid: Option<Code>,
 }
 
 /// The sans-IO IMAP client.
@@ -579,6 +583,7 @@ impl Client {
             Command::Id(_) => Kind::Id,
             Command::Namespace => Kind::Namespace,
             Command::Raw(_) => Kind::Raw,
+            Command::Move { .. } | Command::UidMove { .. } => Kind::Move,
             Command::Authenticate { .. } => {
                 // Without a mechanism there is nothing to answer challenges with.
                 let handle = self.new_handle();
@@ -937,6 +942,7 @@ impl Client {
                 idle,
                 idle_stop: false,
                 vanished: None,
+                copy_uid: None,
             });
         }
     }
@@ -1097,6 +1103,19 @@ impl Client {
     fn handle_untagged(&mut self, r: Response) {
         match r {
             Response::Status(s) => {
+                if let (Some(Code::CopyUid(_)), StatusKind::Ok) = (&s.code, s.kind) {
+                    // RFC 6851 4.3: a server with UIDPLUS answers MOVE with an untagged
+                    // `OK [COPYUID …]` before its EXPUNGEs. It belongs to the MOVE in flight;
+                    // with more than one, it cannot be attributed and is left unrouted.
+                    let mut moves = self
+                        .in_flight
+                        .iter_mut()
+                        .filter(|c| matches!(c.kind, Kind::Move));
+                    if let (Some(cmd), None) = (moves.next(), moves.next()) {
+                        cmd.copy_uid = s.code.clone();
+                        return;
+                    }
+                }
                 if let Some(code) = &s.code {
                     self.apply_code(code, &s.text);
                 }
@@ -1450,13 +1469,15 @@ impl Client {
             // NO/BAD instead of `+`: the literal is never sent (RFC 3501 7.5).
             self.awaiting_continuation = None;
         }
-        let cmd = self.in_flight.remove(i);
+        let mut cmd = self.in_flight.remove(i);
         if let Some(code) = &s.code {
             self.apply_code(code, &s.text);
         }
         let outcome = match s.kind {
             StatusKind::Ok => Outcome::Ok {
-                code: s.code,
+                // A MOVE's COPYUID came untagged; the tagged OK is where every caller looks
+                // for it (as for COPY), so it is placed there unless the OK has a code.
+                code: s.code.or_else(|| cmd.copy_uid.take()),
                 text: s.text,
             },
             StatusKind::No => Outcome::No {
@@ -1618,5 +1639,75 @@ impl Client {
         self.out.clear();
         self.tls_pending = false;
         self.close(Some(error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::SelectParams;
+
+    fn sent(c: &mut Client, now: Instant) -> String {
+        let mut out = Vec::new();
+        while let Some(t) = c.poll_transmit(now) {
+            if let Transmit::Data(d) = t {
+                out.extend(d);
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn tag_of(line: &str) -> &str {
+        line.split(' ').next().unwrap()
+    }
+
+    fn completion(c: &mut Client, h: CommandHandle) -> Completion {
+        while let Some(ev) = c.poll_event() {
+            if let Event::Completed(done) = ev {
+                if done.handle == h {
+                    return done;
+                }
+            }
+        }
+        panic!("no completion for {h:?}");
+    }
+
+    /// RFC 6851 4.3: UID MOVE's COPYUID arrives in an untagged OK before the EXPUNGEs; the
+    /// completion carries it exactly as a COPY's tagged OK would.
+    #[test]
+    fn untagged_copyuid_of_a_move_reaches_its_completion() {
+        let now = Instant::now();
+        let mut c = Client::new(Config::default(), true, now);
+        c.handle_input(b"* PREAUTH [CAPABILITY IMAP4rev1 MOVE UIDPLUS] hi\r\n", now);
+        let h = c.submit(Command::Select {
+            mailbox: Mailbox::from_utf8("INBOX"),
+            params: SelectParams::None,
+        });
+        let out = sent(&mut c, now);
+        let reply = format!(
+            "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{} OK [READ-WRITE] x\r\n",
+            tag_of(&out)
+        );
+        c.handle_input(reply.as_bytes(), now);
+        assert!(completion(&mut c, h).outcome.is_ok());
+        let h = c.submit(Command::UidMove {
+            set: UidSet::from_numbers([5, 6]).unwrap(),
+            mailbox: Mailbox::from_utf8("Archive"),
+        });
+        let out = sent(&mut c, now);
+        assert!(out.contains("UID MOVE 5:6 Archive"), "{out}");
+        let reply = format!(
+            "* OK [COPYUID 9 5:6 20:21] Moved\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n{} OK Done\r\n",
+            tag_of(&out)
+        );
+        c.handle_input(reply.as_bytes(), now);
+        let done = completion(&mut c, h);
+        match done.outcome.code() {
+            Some(Code::CopyUid(cu)) => {
+                assert_eq!(cu.pairs().collect::<Vec<_>>(), [(5, 20), (6, 21)]);
+            }
+            other => panic!("expected COPYUID, got {other:?}"),
+        }
+        assert_eq!(c.session().mailbox.as_ref().map(|m| m.exists), Some(1));
     }
 }

@@ -30,10 +30,10 @@ pub use maildir::{
     MessageEntry, NewMessage, Subdir, UploadReader,
 };
 pub use name::{AliasRegistry, FolderName, MemoryAliases, RelPath};
+pub use state::schema;
 pub use state::{
     normalise_flags, FlagUpdate, FolderId, FolderRecord, FolderStatus, IntegrityCheck, Intent,
     IntentId, IntentKind, InternalDate, MessageRecord, NewFolder, NewIntent, NewPending,
     PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
-pub use state::schema;
 pub use writer::{MessageWriter, WrittenMessage};

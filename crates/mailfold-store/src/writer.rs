@@ -18,6 +18,7 @@ use filetime::FileTime;
 
 use crate::crlf::{CanonicalDigest, ContentHash, CrlfToLf};
 use crate::error::{Error, Result};
+use crate::flags::MaildirFlags;
 use crate::maildir::{sync_dir, MessageBase, MessageEntry, NewMessage, Subdir};
 
 /// A message being written; see the module docs. Dropping it without
@@ -33,6 +34,8 @@ pub struct MessageWriter {
     scratch: Vec<u8>,
     opts: NewMessage,
     fsync: bool,
+    /// Where [`MessageWriter::commit_to`] puts the file.
+    target: Subdir,
 }
 
 /// A committed message.
@@ -69,6 +72,7 @@ impl MessageWriter {
             scratch: Vec::new(),
             opts,
             fsync,
+            target: Subdir::Cur,
         })
     }
 
@@ -100,7 +104,18 @@ impl MessageWriter {
 
     /// Finishes the file and makes it visible in `cur/` (see the module
     /// docs for the order of steps).
-    pub fn commit(mut self) -> Result<WrittenMessage> {
+    pub fn commit(self) -> Result<WrittenMessage> {
+        self.commit_to(Subdir::Cur)
+    }
+
+    /// Finishes the file and makes it visible in `subdir`: `cur/` with the
+    /// `:2,<flags>` suffix, or `new/` with no suffix at all (the Maildir
+    /// specification: a message in `new/` has not been seen by a mail reader
+    /// and carries no info; the sync engine delivers there a message with no
+    /// flags, as a local delivery agent would). The flags given at creation
+    /// are ignored for `new/`.
+    pub fn commit_to(mut self, subdir: Subdir) -> Result<WrittenMessage> {
+        self.target = subdir;
         self.scratch.clear();
         self.conv.finish(&mut self.scratch);
         self.emit()?;
@@ -138,16 +153,32 @@ impl MessageWriter {
         drop(file);
         let (hash, crlf_size, lf_size) = std::mem::take(&mut self.digest).finish();
         let base = MessageBase::new(&format!("{},S={lf_size},W={crlf_size}", self.prefix))?;
-        let cur = self.folder_dir.join("cur");
-        let target = cur.join(base.file_name(&self.opts.flags));
+        let (dir, name, flags) = match self.target {
+            Subdir::New => (
+                self.folder_dir.join("new"),
+                base.as_str().to_owned(),
+                MaildirFlags::empty(),
+            ),
+            Subdir::Cur => (
+                self.folder_dir.join("cur"),
+                base.file_name(&self.opts.flags),
+                self.opts.flags.clone(),
+            ),
+        };
+        let target = dir.join(name);
+        // rename(2) would replace a file of the same name: never clobber (the base is unique
+        // per process and time, so this only guards against a broken clock).
+        if fs::symlink_metadata(&target).is_ok() {
+            return Err(Error::AlreadyExists { path: target });
+        }
         fs::rename(&self.tmp_path, &target)
-            .map_err(|e| Error::io("rename message into cur", &self.tmp_path, e))?;
-        sync_dir(self.fsync, &cur)?;
+            .map_err(|e| Error::io("rename message into place", &self.tmp_path, e))?;
+        sync_dir(self.fsync, &dir)?;
         Ok(WrittenMessage {
             entry: MessageEntry {
                 base,
-                flags: self.opts.flags.clone(),
-                subdir: Subdir::Cur,
+                flags,
+                subdir: self.target,
                 path: target,
                 size: lf_size,
                 mtime,

@@ -377,3 +377,44 @@ fn only_mail_is_written_under_the_root() {
     }
     assert_eq!(messages, 15);
 }
+
+/// A message the plan places in `new/` (no flags: delivered, not yet seen) lies there without
+/// an info suffix, as a delivery agent would leave it, and a scan finds it there.
+#[test]
+fn writer_commits_into_new_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let md = open(tmp.path());
+    let inbox = folder(&md, &["INBOX"]);
+    let mut w = inbox
+        .create_message(NewMessage {
+            flags: MaildirFlags::parse("S"),
+            internaldate: Some(1_700_000_000),
+        })
+        .unwrap();
+    w.write_chunk(WIRE).unwrap();
+    let done = w.commit_to(Subdir::New).unwrap();
+    assert_eq!(done.entry.subdir, Subdir::New);
+    assert_eq!(
+        done.entry.path.parent().unwrap().file_name().unwrap(),
+        "new"
+    );
+    let name = done.entry.path.file_name().unwrap().to_str().unwrap();
+    assert!(!name.contains(":2,"), "{name}");
+    assert_eq!(name, done.entry.base.as_str());
+    assert_eq!(std::fs::read(&done.entry.path).unwrap(), lf(WIRE));
+    let mtime = std::fs::metadata(&done.entry.path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        1_700_000_000
+    );
+    let scanned = inbox.scan().unwrap();
+    assert!(scanned
+        .iter()
+        .any(|e| e.base == done.entry.base && e.subdir == Subdir::New));
+}

@@ -56,7 +56,7 @@ fn create_open_and_the_fresh_marker() {
     ));
     let mut db = StateDb::create(&path).unwrap();
     assert!(db.is_fresh().unwrap());
-    assert_eq!(db.schema_version().unwrap(), 1);
+    assert_eq!(db.schema_version().unwrap(), 2);
     db.mark_synced().unwrap();
     drop(db);
     assert!(matches!(
@@ -458,4 +458,91 @@ fn reopen_after_the_process_is_killed_mid_transaction() {
     let msgs = db.messages(inbox).unwrap();
     assert_eq!(msgs.len(), 1, "only the committed step survives");
     assert_eq!(msgs[0], record(1));
+}
+
+/// Seed V0003: a UIDVALIDITY change unbinds the rows instead of deleting them; everything but
+/// the UID is kept, a bound row for the same base replaces the unbound one, and an unbound row
+/// can be forgotten by base.
+#[test]
+fn v0003_rows_survive_a_uidvalidity_change_unbound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.db")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let (r1, r2) = (record(1), record(2));
+    db.write(|tx| tx.upsert_messages(inbox, &[r1.clone(), r2.clone()]))
+        .unwrap();
+    let n = db.write(|tx| tx.unbind_messages(inbox)).unwrap();
+    assert_eq!(n, 2);
+    assert!(db.messages(inbox).unwrap().is_empty(), "no bound row left");
+    assert!(db.message(inbox, uid(1)).unwrap().is_none());
+    assert!(db.message_by_base(inbox, &r1.base).unwrap().is_none());
+    let unbound = db.unbound_messages(inbox).unwrap();
+    assert_eq!(unbound.len(), 2);
+    let kept = unbound.iter().find(|r| r.base == r1.base).unwrap();
+    assert_eq!(kept.flags, r1.flags);
+    assert_eq!(kept.hash, r1.hash);
+    assert_eq!(kept.message_id, r1.message_id);
+    assert_eq!(kept.size, r1.size);
+    assert_eq!(kept.internaldate, r1.internaldate);
+    // Re-binding r1 under a new UID; forgetting r2.
+    let rebound = MessageRecord {
+        uid: uid(40),
+        ..r1.clone()
+    };
+    db.write(|tx| {
+        assert!(tx.delete_unbound(inbox, &r1.base)?);
+        tx.upsert_messages(inbox, std::slice::from_ref(&rebound))?;
+        assert!(tx.delete_unbound(inbox, &r2.base)?);
+        assert!(!tx.delete_unbound(inbox, &r2.base)?);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(db.messages(inbox).unwrap(), vec![rebound]);
+    assert!(db.unbound_messages(inbox).unwrap().is_empty());
+    // Unbound rows of the same folder do not collide with each other.
+    db.write(|tx| {
+        tx.insert_unbound(inbox, &record(5))?;
+        tx.insert_unbound(inbox, &record(6))?;
+        tx.insert_unbound(inbox, &record(6))
+    })
+    .unwrap();
+    assert_eq!(db.unbound_messages(inbox).unwrap().len(), 2);
+}
+
+/// A version-1 database (rows keyed by UID) is migrated to version 2 with its rows intact.
+#[test]
+fn schema_one_migrates_to_unbound_capable_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("old.db");
+    let mut db = StateDb::create(&path).unwrap();
+    let inbox = add_inbox(&mut db);
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1), record(2)]))
+        .unwrap();
+    drop(db);
+    // Take the file back to version 1: the old table shape and version number.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE m1 (
+            folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+            base TEXT NOT NULL, flags TEXT NOT NULL, keywords TEXT NOT NULL,
+            size INTEGER, internaldate INTEGER, internaldate_tz INTEGER, hash BLOB,
+            message_id TEXT, partial INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (folder_id, uid)) WITHOUT ROWID;
+         INSERT INTO m1 SELECT * FROM messages;
+         DROP TABLE messages;
+         ALTER TABLE m1 RENAME TO messages;
+         CREATE INDEX messages_by_base ON messages(folder_id, base);
+         CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
+         CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut db = StateDb::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.messages(inbox).unwrap(), vec![record(1), record(2)]);
+    assert_eq!(db.write(|tx| tx.unbind_messages(inbox)).unwrap(), 2);
 }

@@ -33,9 +33,10 @@
 //!   `STORE \Deleted` + `UID EXPUNGE` then a row delete. Killed in between, the next run sees
 //!   the message gone on both sides and forgets the row. A bare EXPUNGE is never sent unless
 //!   the account allows it, since it would also remove other clients' `\Deleted` messages.
-//! * **UIDVALIDITY:** recorded before anything is bound under it; the rows of the old value
-//!   are cleared (the store cannot hold rows without a UID), so every file is re-matched by
-//!   content (V0003): nothing is deleted, nothing is downloaded twice.
+//! * **UIDVALIDITY:** recorded before anything is bound under it, in the transaction that
+//!   unbinds the rows of the old value (they keep flags, base, hash, Message-ID); every row is
+//!   then re-bound by content (V0003): nothing is deleted, nothing is downloaded twice, and
+//!   local changes made before the reset are still changes.
 //!
 //! Every operation is therefore safe to cut after its effect and before its commit, and the
 //! planner recognises the result; the kill-after-every-step test checks this end to end.
@@ -154,6 +155,8 @@ fn replace_row(
     if let Some(old) = tx.message_by_base(folder, &rec.base)? {
         tx.delete_messages(folder, &[old.uid])?;
     }
+    // A row unbound by a UIDVALIDITY change (V0003) is re-bound here.
+    tx.delete_unbound(folder, &rec.base)?;
     tx.delete_messages(folder, &[rec.uid])?;
     tx.upsert_messages(folder, std::slice::from_ref(rec))
 }
@@ -338,6 +341,7 @@ impl<'a> Applier<'a> {
                             if let Some(r) = tx.message_by_base(id, b)? {
                                 tx.delete_messages(id, &[r.uid])?;
                             }
+                            tx.delete_unbound(id, b)?;
                         }
                         Ok(())
                     })?;
@@ -532,13 +536,15 @@ impl<'a> Applier<'a> {
                 uidnext: None,
                 highestmodseq: None,
             };
-            // The store keys rows by UID, so rows of the old UIDVALIDITY cannot be kept
-            // unbound; clearing them makes every file unknown, and the planner re-matches them
-            // by content (V0003): no deletion, no second download.
+            // Seed V0003: the rows of the old UIDVALIDITY are kept *unbound* (no UID) with
+            // their synced flags, base, hash and Message-ID. The planner re-binds each to the
+            // new UID by content without a download; a flag changed locally before the reset
+            // is still a change against the kept base, and a file deleted locally is still
+            // known as synced-then-deleted, so it does not come back.
             self.db
                 .write(|tx| {
                     tx.set_folder_status(id, &st)?;
-                    tx.clear_messages(id).map(|_| ())
+                    tx.unbind_messages(id).map(|_| ())
                 })
                 .map_err(store_err)?;
         }
@@ -852,6 +858,12 @@ impl<'a> Applier<'a> {
                                 }
                             }
                         }
+                    }
+                    BodyEvent::Abort { uid } => {
+                        if let Some((_, wr, _)) = cur.take() {
+                            let _ = wr.abort();
+                        }
+                        errors.push(format!("UID {uid}: body not attributable; not stored"));
                     }
                     BodyEvent::End { uid } => {
                         let Some((u, wr, n)) = cur.take() else { return };

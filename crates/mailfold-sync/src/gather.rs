@@ -45,14 +45,13 @@ use mailfold_store::{
 };
 
 use crate::account::{AccountSpec, Direction};
-use crate::imap::header_message_id;
 use crate::plan::{
     Content, ContentHash, FlagSet, FolderAttributes, FolderPath, Intent, IntentId, LocalFolder,
     LocalId, LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, RemoteFolder,
     RemoteMailbox, RemoteMessage, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid,
     UidValidity, UnixTime,
 };
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{header_message_id, Remote, RemoteError};
 use crate::report::SyncReport;
 
 /// How much of an unknown file is read to find its Message-ID.
@@ -188,6 +187,7 @@ pub fn gather(
 
     // ---- state folders
     let mut state_rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)> = HashMap::new();
+    let mut unbound_rows: HashMap<FolderPath, Vec<MessageRecord>> = HashMap::new();
     for f in db.folders()? {
         let Ok(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter) else {
             continue;
@@ -202,6 +202,8 @@ pub fn gather(
         ctx.rel = Some(f.local_path.clone());
         let Some(uv) = f.uidvalidity else { continue };
         let rows = db.messages(f.id)?;
+        // Rows unbound by a UIDVALIDITY change (V0003): the planner re-binds them by content.
+        let unbound = db.unbound_messages(f.id)?;
         let mut pending = Vec::new();
         for p in db.pending(Some(f.id))? {
             let key = match (p.change.kind, p.change.uid, &p.change.base) {
@@ -219,8 +221,10 @@ pub fn gather(
             highestmodseq: f.highestmodseq.and_then(ModSeq::new),
             messages: rows
                 .iter()
-                .map(|r| StateMessage {
-                    uid: Some(Uid(r.uid.0)),
+                .map(|r| (Some(Uid(r.uid.0)), r))
+                .chain(unbound.iter().map(|r| (None, r)))
+                .map(|(uid, r)| StateMessage {
+                    uid,
                     local: LocalId::new(r.base.as_str()),
                     flags: row_flags(r),
                     size: r.size.unwrap_or(0),
@@ -232,7 +236,8 @@ pub fn gather(
                 .collect(),
             pending,
         });
-        state_rows.insert(path, (f.id, uv.get(), rows));
+        state_rows.insert(path.clone(), (f.id, uv.get(), rows));
+        unbound_rows.insert(path, unbound);
     }
 
     // ---- local folders
@@ -257,8 +262,12 @@ pub fn gather(
             .get(&path)
             .map(|(_, _, r)| r.as_slice())
             .unwrap_or(&[]);
-        let by_base: HashMap<&str, &MessageRecord> =
-            rows.iter().map(|r| (r.base.as_str(), r)).collect();
+        let unbound = unbound_rows.get(&path).map_or(&[][..], Vec::as_slice);
+        let by_base: HashMap<&str, &MessageRecord> = rows
+            .iter()
+            .chain(unbound)
+            .map(|r| (r.base.as_str(), r))
+            .collect();
         let mut messages = Vec::with_capacity(files.len());
         let ctx = g.folders.entry(path.clone()).or_default();
         ctx.rel = Some(lf.rel.clone());

@@ -5,7 +5,8 @@
 //! 1. **Open** the Maildir and the state database. A missing database is created *fresh* (a
 //!    first run, or a lost database: every message is matched by content, nothing is deleted);
 //!    a corrupt or truncated one stops the run with an error instead of being taken for empty.
-//! 2. **Connect** and authenticate ([`imap::ImapRemote`], behind the [`remote::Remote`] trait).
+//! 2. **Connect** and authenticate over `mailfold-net` ([`net::NetRemote`], behind the
+//!    [`remote::Remote`] trait): TLS, STARTTLS, SASL policy and their hardening are all there.
 //! 3. **Gather** the three views — server, Maildir, state — into the planner's input
 //!    ([`gather`]).
 //! 4. **Plan**: the pure function [`plan::plan`] decides every operation, including the
@@ -21,14 +22,15 @@ pub mod account;
 pub mod apply;
 pub mod error;
 pub mod gather;
-pub mod imap;
-pub mod plan;
+pub mod net;
+pub use mailfold_plan as plan;
 pub mod remote;
 pub mod report;
 
 pub use account::{AccountSecret, AccountSpec, Direction, FolderPatterns, SyncOptions, TlsMode};
 pub use error::SyncError;
 pub use mailfold_sasl::Secret;
+pub use net::NetRemote;
 pub use remote::Remote;
 pub use report::{FolderReport, SyncReport};
 
@@ -44,7 +46,7 @@ use crate::plan::{PlanConfig, SafetyValve};
 /// whether every folder synced.
 pub fn sync_account(account: &AccountSpec, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     let (maildir, mut db) = open_store(account)?;
-    let mut remote = imap::ImapRemote::connect(account)?;
+    let mut remote = net::NetRemote::connect(account)?;
     let result = sync_with_remote(&mut remote, account, opts, &maildir, &mut db);
     remote.logout();
     result
@@ -69,7 +71,7 @@ pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError
 }
 
 /// The run over an already connected [`Remote`] (tests use it to watch or disturb the
-/// session; [`sync_account`] uses it with [`imap::ImapRemote`]).
+/// session; [`sync_account`] uses it with [`net::NetRemote`]).
 pub fn sync_with_remote(
     remote: &mut dyn Remote,
     account: &AccountSpec,

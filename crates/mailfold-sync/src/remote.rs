@@ -2,9 +2,8 @@
 //! steps ("list the folders", "fetch these bodies into this sink", "append this file").
 //!
 //! Keeping the network behind this trait lets the gather and apply code be tested against any
-//! implementation, and lets the transport change without touching them: [`crate::imap`] drives
-//! the sans-IO engine of `mailfold-proto` over a blocking socket; an implementation over the
-//! async `mailfold-net` session fits the same trait (each call a `block_on`). Implementations
+//! implementation, and lets the transport change without touching them: [`crate::net`]
+//! implements it over the async `mailfold-net` session (each call a `block_on`). Implementations
 //! pipeline internally where a call covers many messages ([`Remote::fetch_bodies`],
 //! [`Remote::fetch_details`]), so the applier stays sequential and simple.
 //!
@@ -93,6 +92,12 @@ pub enum BodyEvent<'a> {
     /// The current body is complete.
     End {
         /// The message.
+        uid: u32,
+    },
+    /// The current body must not be kept: the transport could not confirm which message it
+    /// belongs to (see [`crate::net`]). Whatever was written for it is discarded.
+    Abort {
+        /// The message it was started for.
         uid: u32,
     },
 }
@@ -186,7 +191,7 @@ pub trait Remote {
         &mut self,
         uids: &[u32],
         headers_only: bool,
-        sink: &mut dyn FnMut(BodyEvent<'_>),
+        sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()>;
 
     /// `APPEND mailbox (flags) "date" {len}` streaming `len` bytes from `data`. Returns the
@@ -235,4 +240,48 @@ pub trait Remote {
 
     /// LOGOUT, reading the tagged OK within a short time (seed N2).
     fn logout(&mut self);
+}
+
+/// The Message-ID from a `HEADER.FIELDS (MESSAGE-ID)` result or any header block: the first
+/// `Message-ID:` field, unfolded and trimmed.
+pub fn header_message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break; // end of the header
+        }
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':') {
+            if name.trim_end().eq_ignore_ascii_case("Message-ID") {
+                value = Some(rest.trim().to_owned());
+            }
+        }
+    }
+    value.filter(|v| !v.is_empty() && v.len() <= 998)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_is_unfolded_and_trimmed() {
+        let h = b"Message-ID:\r\n <abc@example.org>\r\n\r\n";
+        assert_eq!(header_message_id(h).as_deref(), Some("<abc@example.org>"));
+        let h = b"Subject: x\r\nmessage-id: <q@x>  \r\n";
+        assert_eq!(header_message_id(h).as_deref(), Some("<q@x>"));
+        assert_eq!(header_message_id(b"\r\n"), None);
+        assert_eq!(
+            header_message_id(b"Subject: no id\n\nMessage-ID: <body@x>\n"),
+            None
+        );
+    }
 }

@@ -9,11 +9,11 @@ use std::io::Read;
 
 use common::{diff, message, Env};
 use mailfold_store::{StateDb, StateRead};
-use mailfold_sync::imap::ImapRemote;
 use mailfold_sync::remote::{
     BodyEvent, ListEntry, MessageDetails, MessageFlags, Remote, RemoteResult, Selected, Status,
     StoreOp,
 };
+use mailfold_sync::NetRemote;
 use mailfold_sync::{AccountSpec, SyncOptions, SyncReport};
 
 type Hook<T> = Option<Box<dyn FnMut(&mut T)>>;
@@ -28,7 +28,7 @@ struct Hooks {
 }
 
 struct Hooked {
-    inner: ImapRemote,
+    inner: NetRemote,
     hooks: Hooks,
 }
 
@@ -71,7 +71,7 @@ impl Remote for Hooked {
         &mut self,
         uids: &[u32],
         headers_only: bool,
-        sink: &mut dyn FnMut(BodyEvent<'_>),
+        sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()> {
         self.fire();
         self.inner.fetch_bodies(uids, headers_only, sink)
@@ -126,7 +126,7 @@ impl Remote for Hooked {
 fn hooked_sync(env: &Env, a: &AccountSpec, hooks: Hooks) -> SyncReport {
     let (maildir, mut db) = mailfold_sync::open_store(a).unwrap();
     let mut r = Hooked {
-        inner: ImapRemote::connect(a).unwrap(),
+        inner: NetRemote::connect(a).unwrap(),
         hooks,
     };
     let rep =

@@ -521,6 +521,56 @@ impl Txn<'_> {
         )?)
     }
 
+    /// Unbinds every message row of a folder (its UIDVALIDITY changed, seed
+    /// V0003): the UIDs are forgotten, everything else is kept until the
+    /// engine re-binds each row by content ([`Txn::delete_unbound`] and a
+    /// bound row for the same base, in one transaction) or
+    /// forgets it. Returns how many rows were unbound.
+    pub fn unbind_messages(&self, folder: FolderId) -> Result<usize> {
+        Ok(self.tx.execute(
+            "UPDATE messages SET uid = NULL WHERE folder_id = ?1 AND uid IS NOT NULL",
+            params![folder.0],
+        )?)
+    }
+
+    /// Stores a message row without a UID (a copy whose new UID is not known
+    /// yet, or a row unbound by a UIDVALIDITY change), replacing any row of
+    /// the same base. `record.uid` is ignored.
+    pub fn insert_unbound(&self, folder: FolderId, record: &MessageRecord) -> Result<()> {
+        self.tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
+            params![folder.0, record.base.as_str()],
+        )?;
+        self.tx.execute(
+            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
+                                  internaldate_tz, hash, message_id, partial)
+             VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                folder.0,
+                record.base.as_str(),
+                normalise_flags(&record.flags)?.join(" "),
+                normalise_flags(&record.keywords)?.join(" "),
+                record.size.map(to_i64).transpose()?,
+                record.internaldate.map(|d| d.unix),
+                record.internaldate.map(|d| d.offset_minutes),
+                record.hash.map(|h| h.0.to_vec()),
+                record.message_id,
+                record.partial
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the unbound row of a local file (the message is gone on both
+    /// sides). Returns whether there was one.
+    pub fn delete_unbound(&self, folder: FolderId, base: &MessageBase) -> Result<bool> {
+        let n = self.tx.execute(
+            "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL",
+            params![folder.0, base.as_str()],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Moves a message row to another folder and UID (a move mapped with
     /// COPYUID, seed V0057), keeping everything else.
     pub fn move_message(
@@ -826,7 +876,23 @@ pub trait StateRead: private::Sealed {
     fn messages(&self, folder: FolderId) -> Result<Vec<MessageRecord>> {
         collect(
             self.conn(),
-            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 ORDER BY uid"),
+            &format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND uid IS NOT NULL \
+                 ORDER BY uid"
+            ),
+            params![folder.0],
+            message_from_row,
+        )
+    }
+
+    /// The folder's unbound rows (uid NULL: after a UIDVALIDITY change, seed
+    /// V0003), by base. Their `uid` field is a placeholder and means nothing.
+    fn unbound_messages(&self, folder: FolderId) -> Result<Vec<MessageRecord>> {
+        collect(
+            self.conn(),
+            "SELECT 1, base, flags, keywords, size, internaldate, internaldate_tz, hash, \
+             message_id, partial FROM messages WHERE folder_id = ?1 AND uid IS NULL \
+             ORDER BY base",
             params![folder.0],
             message_from_row,
         )
@@ -851,7 +917,10 @@ pub trait StateRead: private::Sealed {
     ) -> Result<Option<MessageRecord>> {
         Ok(collect(
             self.conn(),
-            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND base = ?2"),
+            &format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND base = ?2 \
+                 AND uid IS NOT NULL"
+            ),
             params![folder.0, base.as_str()],
             message_from_row,
         )?
@@ -862,7 +931,8 @@ pub trait StateRead: private::Sealed {
     /// UIDVALIDITY re-matching, APPEND recovery).
     fn messages_by_hash(&self, hash: &ContentHash) -> Result<Vec<(FolderId, MessageRecord)>> {
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT folder_id, {MESSAGE_COLS} FROM messages WHERE hash = ?1 ORDER BY folder_id, uid"
+            "SELECT folder_id, {MESSAGE_COLS} FROM messages WHERE hash = ?1 AND uid IS NOT NULL \
+             ORDER BY folder_id, uid"
         ))?;
         let mut rows = stmt.query(params![hash.0.to_vec()])?;
         let mut out = Vec::new();

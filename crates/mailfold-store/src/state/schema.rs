@@ -35,6 +35,14 @@
 //!   RESTRICT): they must be resolved or dropped explicitly.
 //! * `aliases`: original names of hash-shortened or case-disambiguated
 //!   directories (see [`crate::name`]).
+//!
+//! Version 2 lets a message row be *unbound*: `uid` is NULL after the
+//! folder's UIDVALIDITY changed (seed V0003) and until the sync engine
+//! matches the row's file to a server message again by content. The row
+//! keeps its base, last synced flags, size, date, hash and Message-ID, so
+//! local changes made before the reset survive it, and a file deleted
+//! locally is recognised as deleted instead of coming back. `(folder_id,
+//! uid)` stays unique among bound rows.
 
 /// `PRAGMA application_id` of a mailfold state database ("MFLD").
 pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
@@ -114,5 +122,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (parent, dir),
         UNIQUE (parent, component)
     ) WITHOUT ROWID;
+    "#,
+    // Version 2: unbound message rows (uid NULL) survive a UIDVALIDITY change.
+    r#"
+    CREATE TABLE messages_v2 (
+        folder_id       INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid             INTEGER CHECK (uid IS NULL OR uid BETWEEN 1 AND 4294967295),
+        base            TEXT NOT NULL,
+        flags           TEXT NOT NULL,
+        keywords        TEXT NOT NULL,
+        size            INTEGER CHECK (size IS NULL OR size >= 0),
+        internaldate    INTEGER,
+        internaldate_tz INTEGER,
+        hash            BLOB CHECK (hash IS NULL OR length(hash) = 32),
+        message_id      TEXT,
+        partial         INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (folder_id, uid)
+    );
+    INSERT INTO messages_v2(folder_id, uid, base, flags, keywords, size, internaldate,
+                            internaldate_tz, hash, message_id, partial)
+        SELECT folder_id, uid, base, flags, keywords, size, internaldate,
+               internaldate_tz, hash, message_id, partial FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v2 RENAME TO messages;
+    CREATE INDEX messages_by_base ON messages(folder_id, base);
+    CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
+    CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
     "#,
 ];

@@ -3,7 +3,8 @@
 //!
 //! No I/O, no clock, no randomness: [`plan`] is deterministic, so property tests and a fuzzer can
 //! check it ([`check`]), and the applier (network + Maildir + state database, written on top of
-//! these types) only executes. [`types`] describes the inputs, [`ops`] the operations with the
+//! these types, in `mailfold-sync`) only executes. This crate has no dependencies beyond
+//! `std`, so the planner builds and fuzzes without SQLite, tokio or TLS. [`types`] describes the inputs, [`ops`] the operations with the
 //! exact effect and commit the applier owes for each.
 //!
 //! # Rules
@@ -60,6 +61,8 @@
 //!     deletions (children first), then folder-state records. Every operation is safe to cut
 //!     after its effect and before its commit: planning again recognises the result.
 //! 12. **Idempotence.** Applying a plan and planning again gives an empty plan.
+
+#![forbid(unsafe_code)]
 
 pub mod check;
 pub mod engine;

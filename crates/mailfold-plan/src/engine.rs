@@ -1,5 +1,5 @@
 //! The planning algorithm. The rules it implements are listed in the module docs of
-//! [`crate::plan`]; this file is organised in the same order:
+//! [the crate docs](crate); this file is organised in the same order:
 //!
 //! 1. index the three sides per folder and decide each folder's [`Mode`];
 //! 2. match across folders (moves), then within folders (re-binding by content);
@@ -237,7 +237,7 @@ struct Planner<'a> {
 }
 
 /// Computes the plan for one account. Pure: no I/O, no clock; the same input always gives the
-/// same plan. See the rules in [`crate::plan`].
+/// same plan. See the rules in [the crate docs](crate).
 pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     let mut p = Planner {
         config,
@@ -950,7 +950,7 @@ impl<'a> Planner<'a> {
             }
             for l in fc.unbound_local() {
                 let s = local_score(row, l);
-                if s > 0 && best.as_ref().map_or(true, |(bs, _, _)| s > *bs) {
+                if s > 0 && best.as_ref().is_none_or(|(bs, _, _)| s > *bs) {
                     best = Some((s, c, l.id.clone()));
                 }
             }
@@ -1236,7 +1236,7 @@ impl<'a> Planner<'a> {
         ops.retain(|op| match op {
             Op::DropIntent { id } => intent_folder
                 .get(id)
-                .map_or(true, |p| !refused_paths.contains(p)),
+                .is_none_or(|p| !refused_paths.contains(p)),
             _ => op.folders().iter().all(|p| !refused_paths.contains(*p)),
         });
         // A journal entry whose folder is unknown to the plan is settled too.

@@ -108,7 +108,7 @@ pub fn plan_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::types::Flag;
+    use crate::types::Flag;
 
     fn fs(names: &[&str]) -> FlagSet {
         FlagSet::from_imap(names.iter().copied())

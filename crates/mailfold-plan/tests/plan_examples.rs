@@ -3,7 +3,7 @@
 #[path = "plan_model.rs"]
 mod model;
 
-use mailfold_sync::plan::{
+use mailfold_plan::{
     plan, Body, Content, DownloadMode, Flag, FlagSet, Intent, IntentId, LocalId, ModSeq, Op,
     PendingKey, PermanentFlags, PlanConfig, RefusalReason, RemoteMessage, RemoteMessages, Side,
     UidRange, Warning,
@@ -15,10 +15,10 @@ fn cfg() -> PlanConfig {
 }
 
 /// Plans, checks the static invariants, applies; returns the plan.
-fn run(w: &mut World, config: &PlanConfig) -> mailfold_sync::plan::Plan {
+fn run(w: &mut World, config: &PlanConfig) -> mailfold_plan::Plan {
     let input = w.input();
     let p = plan(&input, config);
-    mailfold_sync::plan::check::check_plan(&input, config, &p).expect("plan invariants");
+    mailfold_plan::check::check_plan(&input, config, &p).expect("plan invariants");
     w.apply(&p, None);
     p
 }

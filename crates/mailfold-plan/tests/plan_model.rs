@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mailfold_sync::plan::{
+use mailfold_plan::{
     Body, FlagSet, FlagStore, FlagUpdate, FolderAttributes, FolderPath, Intent, IntentId,
     LocalFolder, LocalId, LocalMessage, Location, ModSeq, Op, PendingKey, PermanentFlags, Plan,
     RemoteFolder, RemoteMailbox, RemoteMessage, RemoteMessages, RowContent, StateFolder,
@@ -26,7 +26,7 @@ pub(crate) fn date_of(b: BodyId) -> UnixTime {
 }
 
 pub(crate) fn mid_of(b: BodyId) -> Option<String> {
-    (b % 4 != 0).then(|| format!("<m{b}@example.org>"))
+    (!b.is_multiple_of(4)).then(|| format!("<m{b}@example.org>"))
 }
 
 pub(crate) fn body_of_size(size: u64) -> BodyId {
@@ -430,7 +430,7 @@ impl World {
                                 id,
                                 folder: folder.clone(),
                                 local: local.clone(),
-                                content: mailfold_sync::plan::Content {
+                                content: mailfold_plan::Content {
                                     size: Some(*size),
                                     date: Some(*internaldate),
                                     message_id: message_id.clone(),

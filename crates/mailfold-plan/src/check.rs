@@ -8,7 +8,7 @@
 //! one.
 //!
 //! A cargo-fuzz target is one line: `fuzz_target!(|data: &[u8]| { if let Err(v) =
-//! mailfold_sync::plan::check::fuzz_entry(data) { panic!("{v}") } });`
+//! mailfold_plan::check::fuzz_entry(data) { panic!("{v}") } });`
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -207,7 +207,7 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 }
             }
             Op::Upload { folder, local, .. } => {
-                if view.local_file(folder, local).map_or(true, |l| l.partial) {
+                if view.local_file(folder, local).is_none_or(|l| l.partial) {
                     return Err(violation("upload of a missing or partial file (V0070)", op));
                 }
                 if !local_taken.insert((folder, local)) {
@@ -330,7 +330,7 @@ fn body_content(body: u8) -> (u64, UnixTime, Option<String>, ContentHash) {
     (
         1000 + u64::from(body),
         UnixTime(1_600_000_000 + i64::from(body)),
-        (body % 3 != 0).then(|| format!("<{body}@fuzz>")),
+        (!body.is_multiple_of(3)).then(|| format!("<{body}@fuzz>")),
         ContentHash(hash),
     )
 }

@@ -9,8 +9,8 @@ mod model;
 
 use std::collections::BTreeSet;
 
-use mailfold_sync::plan::check::{check_plan, fuzz_entry};
-use mailfold_sync::plan::{
+use mailfold_plan::check::{check_plan, fuzz_entry};
+use mailfold_plan::{
     plan, Flag, FlagSet, FolderPath, LocalId, PermanentFlags, PlanConfig, SafetyValve,
 };
 use model::{flags, fp, BodyId, LMsg, World};
@@ -303,8 +303,8 @@ proptest! {
             prop_assert!(again.is_empty(), "second plan not empty: {:#?}", again.ops);
         } else {
             prop_assert!(again.ops.iter().all(|o| matches!(o,
-                mailfold_sync::plan::Op::Bind { update, .. } if update.is_noop())
-                || matches!(o, mailfold_sync::plan::Op::SetFolderState { .. })),
+                mailfold_plan::Op::Bind { update, .. } if update.is_noop())
+                || matches!(o, mailfold_plan::Op::SetFolderState { .. })),
                 "second plan without UIDPLUS: {:#?}", again.ops);
             w.apply(&again, None);
             prop_assert!(plan(&w.input(), &config).is_empty());

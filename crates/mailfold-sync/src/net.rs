@@ -1,0 +1,958 @@
+//! [`NetRemote`]: the [`Remote`] interface over `mailfold-net`'s [`Session`], the one network
+//! stack of mailfold.
+//!
+//! Everything about the connection — TCP, implicit TLS and STARTTLS (with its injection
+//! checks), certificate trust, the SASL mechanism choice and fallback policy, refused login
+//! referrals, the IMAP4rev1 requirement, keepalive and command timeouts — is the session's;
+//! this module only translates sync steps into typed session calls. So the sync gets every
+//! hardening `mailfold-net` has, and its tests prove them once.
+//!
+//! # Why blocking over a private runtime
+//!
+//! The applier is sequential by design (one operation, its effect, its commit: the
+//! crash-safety argument in [`crate::apply`] is about that order), and it holds the SQLite
+//! state database by `&mut` across every step. Making it async would not make one account's
+//! run any faster — the server answers one selected mailbox per connection — and would put
+//! awaits between effects and commits. So each `NetRemote` owns a current-thread tokio
+//! runtime and runs each call with `block_on`; parallelism across folders comes from several
+//! remotes (several connections), each on its own thread.
+//!
+//! # Streamed bodies
+//!
+//! Bodies above the engine's inline cap arrive as chunks that carry the message's sequence
+//! number only. The UID is looked up in the engine's sequence map *before* the fetch (a cheap
+//! `UID FETCH set (UID)` fills it when needed), the chunks are passed on at once (never
+//! buffered), and the body is confirmed ([`BodyEvent::End`]) only when the FETCH response
+//! that closes it names the same UID; otherwise it is dropped ([`BodyEvent::Abort`]). A
+//! sequence number shifted by an expunge mid-fetch can therefore never file one message's
+//! bytes under another's UID.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use mailfold_net::{ConnectConfig, FetchSink, Security, SelectOptions, Session, Stats, TlsOptions};
+use mailfold_proto::command::{
+    Command, Date, DateTime as CmdDateTime, FetchItem as CmdItem, FetchItems, FetchModifiers, List,
+    ListReturn, Search, SearchKey, Section as CmdSection, SectionText, StatusItem, StoreFlags,
+    StoreMode,
+};
+use mailfold_proto::core::{Flag as WireFlag, Mailbox};
+use mailfold_proto::engine::{BodyPart, CommandData, Completion, Event, Outcome};
+use mailfold_proto::response::{BodyValue, Code, Fetch, FetchItem, ListAttribute, SectionSpec};
+use mailfold_proto::seqset::UidSet;
+use mailfold_sasl::{Credentials, Policy, Secret, SecretKind};
+use tokio::io::AsyncWriteExt;
+
+use crate::account::{AccountSecret, AccountSpec, TlsMode};
+use crate::remote::{
+    header_message_id, BodyEvent, ListEntry, MessageDetails, MessageFlags, Remote, RemoteError,
+    RemoteResult, Selected, Status, StoreOp,
+};
+
+/// UIDs per `UID FETCH` for bodies: one command streams them all back to back, so the server
+/// never waits for us between messages; small enough that a refused batch costs little.
+const BODY_BATCH: usize = 50;
+/// UIDs per `UID FETCH` for metadata; these commands are pipelined.
+const DETAIL_BATCH: usize = 500;
+/// Alerts kept between two [`Remote::take_alerts`] calls (a hostile server cannot grow
+/// memory by repeating them).
+const MAX_ALERTS: usize = 100;
+
+/// The connection settings of an account, for [`Session::connect`]: the account's
+/// security mode, port, CA file and SASL policy.
+pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
+    let mut cfg = ConnectConfig::new(account.host.clone());
+    cfg.port = Some(account.port);
+    cfg.security = match account.tls {
+        TlsMode::Implicit => Security::ImplicitTls,
+        TlsMode::StartTls => Security::StartTls,
+        TlsMode::None => Security::Plaintext,
+    };
+    cfg.tls = TlsOptions {
+        ca_file: account.ca_file.clone(),
+        ..TlsOptions::default()
+    };
+    let (kind, secret) = match &account.secret {
+        AccountSecret::Password(s) => (SecretKind::Password, s),
+        AccountSecret::OAuthToken(s) => (SecretKind::OAuthToken, s),
+    };
+    cfg.auth_policy = Policy {
+        secret: kind,
+        order: account.mechanisms.clone(),
+        allow_plaintext_password: account.allow_plaintext_password,
+        ..Policy::default()
+    };
+    let creds = Credentials {
+        authcid: account.user.clone(),
+        authzid: None,
+        secret: Secret::new(secret.expose().clone()),
+    };
+    (cfg, creds)
+}
+
+/// The session error as the applier classifies it: a command the server refused (NO/BAD)
+/// leaves the session usable; everything else ends the run.
+fn remote_err(e: mailfold_net::Error) -> RemoteError {
+    match e {
+        mailfold_net::Error::Command { status, text } if status == "NO" => RemoteError::No {
+            // The session keeps the response code in the text (`[TRYCREATE] …`).
+            trycreate: text.starts_with("[TRYCREATE]"),
+            text,
+        },
+        mailfold_net::Error::Command { text, .. } => RemoteError::Bad(text),
+        other => RemoteError::Fatal(other.to_string()),
+    }
+}
+
+/// The server's text with its response code in front, as the user should see it (seed V0019:
+/// `[CANNOT] Invalid mailbox name`).
+fn with_code(code: Option<&Code>, text: &str) -> String {
+    let name = match code {
+        Some(Code::TryCreate) => "TRYCREATE".to_owned(),
+        Some(Code::Alert) => "ALERT".to_owned(),
+        Some(Code::Parse) => "PARSE".to_owned(),
+        Some(Code::ReadOnly) => "READ-ONLY".to_owned(),
+        Some(Code::Other { name, .. }) => name.to_ascii_uppercase(),
+        _ => return text.to_owned(),
+    };
+    format!("[{name}] {text}")
+}
+
+fn outcome_result(c: &Completion) -> RemoteResult<()> {
+    match &c.outcome {
+        Outcome::Ok { .. } => Ok(()),
+        Outcome::No { code, text } => Err(RemoteError::No {
+            trycreate: matches!(code, Some(Code::TryCreate)),
+            text: with_code(code.as_ref(), text),
+        }),
+        Outcome::Bad { code, text } => Err(RemoteError::Bad(with_code(code.as_ref(), text))),
+        Outcome::Rejected(why) => Err(RemoteError::Bad(format!("not sent: {why}"))),
+        Outcome::Aborted => Err(RemoteError::Fatal("connection ended".into())),
+    }
+}
+
+/// Runs an async expression on the remote's session (`$s`) and its runtime; see
+/// [`NetRemote::finish`] for what happens after.
+macro_rules! on_session {
+    ($me:expr, $s:ident => $body:expr) => {{
+        let me: &mut NetRemote = &mut *$me;
+        match me.session.as_mut() {
+            None => Err(RemoteError::Fatal("the connection is closed".into())),
+            Some($s) => {
+                let r = me.rt.block_on(async { $body });
+                me.finish(r)
+            }
+        }
+    }};
+}
+
+/// An authenticated session implementing [`Remote`]. See the module docs.
+pub struct NetRemote {
+    rt: tokio::runtime::Runtime,
+    /// `None` after LOGOUT or a fatal error.
+    session: Option<Session>,
+    stats: Stats,
+    alerts: Vec<String>,
+    condstore: bool,
+}
+
+impl std::fmt::Debug for NetRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetRemote")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetRemote {
+    /// Connects and authenticates as the account says ([`Session::connect`]: TLS mode, CA
+    /// file, mechanism order, plaintext-password rule).
+    pub fn connect(account: &AccountSpec) -> RemoteResult<NetRemote> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RemoteError::Fatal(format!("starting the I/O runtime: {e}")))?;
+        let (cfg, creds) = connect_config(account);
+        let session = rt
+            .block_on(Session::connect(&cfg, Some(&creds)))
+            .map_err(|e| RemoteError::Fatal(e.to_string()))?;
+        Ok(NetRemote::from_session(rt, session))
+    }
+
+    /// Wraps a session opened elsewhere (tests, the watch loop), with the runtime it runs on.
+    pub fn from_session(rt: tokio::runtime::Runtime, session: Session) -> NetRemote {
+        let condstore = session
+            .capabilities()
+            .is_some_and(|c| c.has("CONDSTORE") || c.has("QRESYNC"));
+        let stats = session.stats().clone();
+        let mut me = NetRemote {
+            rt,
+            session: Some(session),
+            stats,
+            alerts: Vec::new(),
+            condstore,
+        };
+        me.drain_notes();
+        me
+    }
+
+    /// The session's traffic counters (commands by name, bytes each way).
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// The session, while it is open.
+    pub fn session_mut(&mut self) -> Option<&mut Session> {
+        self.session.as_mut()
+    }
+
+    /// The end of every call: collect notifications, and forget a session a fatal error
+    /// ended.
+    fn finish<T>(&mut self, res: Result<T, mailfold_net::Error>) -> RemoteResult<T> {
+        self.drain_notes();
+        match res {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_fatal() {
+                    self.session = None;
+                }
+                Err(remote_err(e))
+            }
+        }
+    }
+
+    /// Keeps the ALERTs (seed V0063) and drops the other notifications: the sync learns
+    /// about changes by asking, and an unread queue must not grow without bound.
+    fn drain_notes(&mut self) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        for n in s.take_notifications() {
+            if let Event::Alert { text, encrypted } = n {
+                if self.alerts.len() < MAX_ALERTS {
+                    // One from a cleartext connection is marked: anyone on the path could
+                    // have written it.
+                    self.alerts.push(if encrypted {
+                        text
+                    } else {
+                        format!("(unencrypted connection) {text}")
+                    });
+                }
+            }
+        }
+    }
+
+    /// Submits one command and waits for it, returning its data or the server's refusal.
+    fn simple(&mut self, cmd: Command) -> RemoteResult<CommandData> {
+        let c = on_session!(self, s => {
+                let h = s.submit(cmd);
+                s.wait(h).await
+        })?;
+        outcome_result(&c)?;
+        Ok(c.data)
+    }
+
+    fn has(&self, cap: &str) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|s| s.capabilities())
+            .is_some_and(|c| c.has(cap))
+    }
+
+    fn list_cmd(
+        &mut self,
+        cmd: Command,
+        out: &mut HashMap<Vec<u8>, ListEntry>,
+        lsub: bool,
+    ) -> RemoteResult<()> {
+        if let CommandData::List { mailboxes, .. } = self.simple(cmd)? {
+            for m in mailboxes {
+                let key = m.mailbox.as_wire().to_vec();
+                let entry = ListEntry {
+                    wire: key.clone(),
+                    delimiter: m.delimiter,
+                    noselect: m.has(&ListAttribute::NoSelect),
+                    nonexistent: m.has(&ListAttribute::NonExistent),
+                    special_use: m.special_use().map(special_use_text),
+                    subscribed: lsub || m.has(&ListAttribute::Subscribed),
+                };
+                // Seed V0043: the most recent response for a name wins for attributes; the
+                // subscription mark, known only from LSUB or \Subscribed, is kept.
+                let subscribed = out.get(&key).is_some_and(|e| e.subscribed) || entry.subscribed;
+                out.insert(
+                    key,
+                    ListEntry {
+                        subscribed,
+                        ..entry
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sequence numbers of `uids` in the selected mailbox, from the engine's map; when some
+    /// are unknown, one `UID FETCH set (UID)` fills the map first.
+    fn seq_map(&mut self, uids: &[u32]) -> RemoteResult<HashMap<u32, u32>> {
+        let lookup = |me: &NetRemote| -> (HashMap<u32, u32>, bool) {
+            let mut map = HashMap::new();
+            let mut complete = true;
+            let mb = me.session.as_ref().and_then(|s| s.mailbox());
+            for &u in uids {
+                match mb.and_then(|m| m.seq_of(u)) {
+                    Some(seq) => {
+                        map.insert(seq, u);
+                    }
+                    None => complete = false,
+                }
+            }
+            (map, complete)
+        };
+        let (map, complete) = lookup(self);
+        if complete {
+            return Ok(map);
+        }
+        let set = uid_set(uids)?;
+        on_session!(self, s => {
+                let mut sink = Collect::default();
+                s.uid_fetch(
+                    &set,
+                    FetchItems::Items(vec![CmdItem::Uid]),
+                    FetchModifiers::default(),
+                    &mut sink,
+                )
+                .await
+        })?;
+        Ok(lookup(self).0)
+    }
+}
+
+/// Collects FETCH responses (small ones: flags, sizes, UIDs).
+#[derive(Default)]
+struct Collect(Vec<Fetch>);
+
+impl FetchSink for Collect {
+    fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
+        self.0.push(fetch);
+        Ok(())
+    }
+    fn body_chunk(&mut self, _data: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Passes bodies on to the applier's sink; see the module docs for streamed ones.
+struct Bodies<'a> {
+    sink: &'a mut (dyn FnMut(BodyEvent<'_>) + Send),
+    /// Sequence number → UID, taken before the fetch.
+    seqs: HashMap<u32, u32>,
+    wanted: std::collections::HashSet<u32>,
+    /// The streamed body in progress: (sequence number, UID), and whether its bytes are
+    /// complete and wait for the closing FETCH response.
+    current: Option<(u32, u32, bool)>,
+}
+
+impl Bodies<'_> {
+    fn resolve_pending(&mut self, fetch: Option<&Fetch>) {
+        if let Some((seq, uid, true)) = self.current {
+            let confirmed = fetch.is_some_and(|f| f.seq == seq && f.uid() == Some(uid));
+            if confirmed {
+                (self.sink)(BodyEvent::End { uid });
+            } else {
+                (self.sink)(BodyEvent::Abort { uid });
+            }
+            self.current = None;
+        }
+    }
+}
+
+impl FetchSink for Bodies<'_> {
+    fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
+        if matches!(self.current, Some((_, _, true))) {
+            self.resolve_pending(Some(&fetch));
+            return Ok(());
+        }
+        let Some(uid) = fetch.uid().filter(|u| self.wanted.contains(u)) else {
+            return Ok(());
+        };
+        for item in &fetch.items {
+            if let FetchItem::BodySection {
+                section,
+                origin: None,
+                data: BodyValue::Inline(b),
+            } = item
+            {
+                let whole = section.part.is_empty()
+                    && matches!(section.spec, SectionSpec::Full | SectionSpec::Header);
+                if whole {
+                    (self.sink)(BodyEvent::Start {
+                        uid,
+                        len: b.as_bytes().len() as u64,
+                    });
+                    (self.sink)(BodyEvent::Data {
+                        uid,
+                        bytes: b.as_bytes(),
+                    });
+                    (self.sink)(BodyEvent::End { uid });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn body_start(&mut self, part: &BodyPart) -> std::io::Result<()> {
+        // A body whose closing response never came (cannot happen with a well-formed stream)
+        // is not kept.
+        self.resolve_pending(None);
+        if let Some(&uid) = self.seqs.get(&part.seq) {
+            self.current = Some((part.seq, uid, false));
+            (self.sink)(BodyEvent::Start { uid, len: part.len });
+        }
+        Ok(())
+    }
+
+    fn body_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some((_, uid, false)) = self.current {
+            (self.sink)(BodyEvent::Data { uid, bytes: data });
+        }
+        Ok(())
+    }
+
+    fn body_end(&mut self) -> std::io::Result<()> {
+        if let Some((seq, uid, false)) = self.current {
+            self.current = Some((seq, uid, true));
+        }
+        Ok(())
+    }
+}
+
+impl Remote for NetRemote {
+    fn has_capability(&self, name: &str) -> bool {
+        self.has(name)
+    }
+
+    fn list_all(&mut self) -> RemoteResult<Vec<ListEntry>> {
+        let mut out: HashMap<Vec<u8>, ListEntry> = HashMap::new();
+        let root = Mailbox::from_wire(Vec::new());
+        if self.has("LIST-EXTENDED") {
+            let mut returns = vec![ListReturn::Subscribed];
+            if self.has("SPECIAL-USE") {
+                returns.push(ListReturn::SpecialUse);
+            }
+            let list = List {
+                returns,
+                ..List::new(root, b"*".to_vec())
+            };
+            self.list_cmd(Command::List(list), &mut out, false)?;
+        } else {
+            // LSUB first, LIST second: LIST is then the most recent response, and its
+            // attributes are the ones that describe the mailbox (V0043).
+            self.list_cmd(
+                Command::Lsub {
+                    reference: root.clone(),
+                    pattern: b"*".to_vec(),
+                },
+                &mut out,
+                true,
+            )?;
+            self.list_cmd(
+                Command::List(List::new(root, b"*".to_vec())),
+                &mut out,
+                false,
+            )?;
+        }
+        let mut v: Vec<ListEntry> = out.into_values().collect();
+        v.sort_by(|a, b| a.wire.cmp(&b.wire));
+        Ok(v)
+    }
+
+    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {
+        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        let opts = SelectOptions {
+            condstore: self.condstore,
+            read_only,
+            qresync: None,
+        };
+        let st = on_session!(self, s => s.select(&mailbox, opts).await)?;
+        Ok(Selected {
+            uidvalidity: st.uid_validity.map(|v| v.get()),
+            uidnext: st.uid_next,
+            exists: st.exists,
+            highestmodseq: if st.no_modseq {
+                None
+            } else {
+                st.highest_modseq
+            },
+            permanent_flags: st
+                .permanent_flags
+                .as_ref()
+                .map(|p| p.iter().map(ToString::to_string).collect()),
+            read_only: st.read_only || read_only,
+        })
+    }
+
+    fn unselect(&mut self) -> RemoteResult<()> {
+        let selected = self.session.as_ref().is_some_and(|s| s.mailbox().is_some());
+        if self.has("UNSELECT") && selected {
+            self.simple(Command::Unselect)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>> {
+        let exists = self
+            .session
+            .as_ref()
+            .and_then(|s| s.mailbox())
+            .map_or(0, |m| m.exists);
+        if exists == 0 {
+            // `1:*` on an empty mailbox is an error on some servers; nothing to fetch anyway.
+            return Ok(Vec::new());
+        }
+        let mut items = vec![CmdItem::Uid, CmdItem::Flags];
+        if self.condstore {
+            items.push(CmdItem::ModSeq);
+        }
+        let got = on_session!(self, s => {
+                let mut sink = Collect::default();
+                s.uid_fetch(
+                    &UidSet::all(),
+                    FetchItems::Items(items),
+                    FetchModifiers::default(),
+                    &mut sink,
+                )
+                .await?;
+                Ok(sink.0)
+        })?;
+        let mut out: Vec<MessageFlags> = got
+            .iter()
+            .filter_map(|f| {
+                Some(MessageFlags {
+                    uid: f.uid()?,
+                    flags: f
+                        .flags()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    modseq: f.modseq(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {
+        let mut cmds = Vec::new();
+        for chunk in uids.chunks(DETAIL_BATCH) {
+            cmds.push(Command::UidFetch {
+                set: uid_set(chunk)?,
+                items: FetchItems::Items(vec![
+                    CmdItem::Uid,
+                    CmdItem::Rfc822Size,
+                    CmdItem::InternalDate,
+                    CmdItem::BodySection {
+                        peek: true,
+                        section: CmdSection {
+                            part: Vec::new(),
+                            text: Some(SectionText::HeaderFields(vec![b"MESSAGE-ID".to_vec()])),
+                        },
+                        partial: None,
+                    },
+                ]),
+                modifiers: FetchModifiers::default(),
+            });
+        }
+        // Pipelined (seed V0026): every batch is sent before the first answer is read.
+        let results = on_session!(self, s => {
+                let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
+                let mut out = Vec::new();
+                for h in handles {
+                    let c = s.wait(h).await?;
+                    out.push((c, s.take_fetched(h)));
+                }
+                Ok(out)
+        })?;
+        let mut out = Vec::new();
+        for (c, fetched) in results {
+            outcome_result(&c)?;
+            for fetch in fetched {
+                let Some(uid) = fetch.uid() else { continue };
+                let mut message_id = None;
+                for item in &fetch.items {
+                    if let FetchItem::BodySection {
+                        data: BodyValue::Inline(b),
+                        ..
+                    } = item
+                    {
+                        message_id = header_message_id(b.as_bytes());
+                    }
+                }
+                out.push(MessageDetails {
+                    uid,
+                    size: fetch.rfc822_size(),
+                    internaldate: fetch.internal_date().map(|d| d.unix_timestamp()),
+                    message_id,
+                });
+            }
+        }
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        headers_only: bool,
+        sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
+    ) -> RemoteResult<()> {
+        let item = if headers_only {
+            CmdItem::header_peek()
+        } else {
+            CmdItem::body_peek() // seed V0054: never sets \Seen
+        };
+        for chunk in uids.chunks(BODY_BATCH) {
+            let seqs = self.seq_map(chunk)?;
+            let set = uid_set(chunk)?;
+            let items = FetchItems::Items(vec![CmdItem::Uid, item.clone()]);
+            let mut bodies = Bodies {
+                sink: &mut *sink,
+                seqs,
+                wanted: chunk.iter().copied().collect(),
+                current: None,
+            };
+            let res = on_session!(self, s => {
+                    let r = s
+                        .uid_fetch(&set, items, FetchModifiers::default(), &mut bodies)
+                        .await;
+                    bodies.resolve_pending(None);
+                    r
+            });
+            res?;
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        let flags = wire_flags(flags);
+        let date = internaldate.and_then(date_time_utc);
+        let Some(session) = self.session.as_mut() else {
+            return Err(RemoteError::Fatal("the connection is closed".into()));
+        };
+        // The session streams from an owned async reader; the file is pumped into it through
+        // a bounded in-memory pipe, so the message is never held whole.
+        let (rx, mut tx) = tokio::io::duplex(64 * 1024);
+        let res = self.rt.block_on(async {
+            let append = session.append_stream(&mailbox, &flags, date, Box::new(rx), len);
+            let pump = async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match data.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        // The session sees a short literal and fails the connection (its
+                        // size is on the wire already).
+                        Err(_) => break,
+                    };
+                    if tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.shutdown().await;
+            };
+            tokio::pin!(append);
+            tokio::pin!(pump);
+            let mut pumped = false;
+            loop {
+                tokio::select! {
+                    r = &mut append => break r,
+                    _ = &mut pump, if !pumped => pumped = true,
+                }
+            }
+        });
+        self.drain_notes();
+        let code = match res {
+            Ok(code) => code,
+            Err(e) => {
+                if e.is_fatal() {
+                    self.session = None;
+                }
+                return Err(remote_err(e));
+            }
+        };
+        Ok(match code {
+            Some(Code::AppendUid { uid_validity, uids }) => {
+                uids.first().map(|u| (uid_validity.get(), u))
+            }
+            _ => None,
+        })
+    }
+
+    fn store(
+        &mut self,
+        uids: &[u32],
+        op: StoreOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> RemoteResult<Vec<u32>> {
+        let flags = wire_flags(flags);
+        if flags.is_empty() || uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids)?;
+        let store = StoreFlags {
+            mode: match op {
+                StoreOp::Add => StoreMode::Add,
+                StoreOp::Remove => StoreMode::Remove,
+            },
+            silent: true,
+            flags,
+        };
+        match unchanged_since.filter(|_| self.condstore) {
+            Some(n) => {
+                let r = on_session!(self, s => s.uid_store_report(&set, store, n).await)?;
+                // After UID STORE the MODIFIED set holds UIDs (RFC 7162 3.1.3).
+                Ok(r.modified.iter().take(uids.len()).collect())
+            }
+            None => {
+                on_session!(self, s => s.uid_store(&set, store, None).await)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {
+        if plain {
+            self.simple(Command::Expunge)?;
+        } else if !uids.is_empty() {
+            self.simple(Command::UidExpunge(uid_set(uids)?))?;
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        self.simple(Command::Create(Mailbox::from_wire(mailbox.to_vec())))?;
+        Ok(())
+    }
+
+    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        self.simple(Command::Delete(Mailbox::from_wire(mailbox.to_vec())))?;
+        Ok(())
+    }
+
+    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
+        let data = self.simple(Command::Status {
+            mailbox: Mailbox::from_wire(mailbox.to_vec()),
+            items: vec![
+                StatusItem::Messages,
+                StatusItem::UidValidity,
+                StatusItem::UidNext,
+            ],
+        })?;
+        Ok(match data {
+            CommandData::Status(Some(s)) => Status {
+                messages: s.messages(),
+                uidvalidity: s.uid_validity().map(|v| v.get()),
+                uidnext: s.uid_next(),
+            },
+            _ => Status::default(),
+        })
+    }
+
+    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>> {
+        let data = self.simple(Command::Search(Search::new(
+            true,
+            vec![SearchKey::Header(
+                b"Message-ID".to_vec(),
+                message_id.as_bytes().to_vec(),
+            )],
+        )))?;
+        Ok(match data {
+            CommandData::Search(r) => r.ids,
+            _ => Vec::new(),
+        })
+    }
+
+    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)> {
+        let set = uid_set(uids)?;
+        let mailbox = Mailbox::from_wire(dest.to_vec());
+        // UID MOVE (RFC 6851) where offered: atomic, and with UIDPLUS its untagged COPYUID
+        // is routed by the engine to the command's completion, mapping the copy without a
+        // download (seed V0057). Otherwise COPY, whose tagged OK carries COPYUID.
+        let use_move = self.has("MOVE");
+        let cmd = if use_move {
+            Command::UidMove { set, mailbox }
+        } else {
+            Command::UidCopy { set, mailbox }
+        };
+        let c = on_session!(self, s => {
+                let h = s.submit(cmd);
+                s.wait(h).await
+        })?;
+        let pairs = match c.outcome.code() {
+            Some(Code::CopyUid(cu)) => cu.pairs().take(uids.len()).collect(),
+            _ => Vec::new(),
+        };
+        outcome_result(&c)?;
+        Ok((use_move, pairs))
+    }
+
+    fn take_alerts(&mut self) -> Vec<String> {
+        self.drain_notes();
+        std::mem::take(&mut self.alerts)
+    }
+
+    fn logout(&mut self) {
+        if let Some(s) = self.session.take() {
+            // The session bounds the wait for the tagged OK (seed N2); errors are irrelevant
+            // now.
+            let _ = self.rt.block_on(s.logout());
+        }
+    }
+}
+
+fn uid_set(uids: &[u32]) -> RemoteResult<UidSet> {
+    UidSet::from_numbers(uids.iter().copied()).map_err(|e| RemoteError::Bad(e.to_string()))
+}
+
+fn wire_flags(flags: &[String]) -> Vec<WireFlag> {
+    flags
+        .iter()
+        .filter_map(|f| WireFlag::parse(f))
+        .filter(WireFlag::is_storable)
+        .collect()
+}
+
+fn special_use_text(a: &ListAttribute) -> String {
+    match a {
+        ListAttribute::All => "\\All",
+        ListAttribute::Archive => "\\Archive",
+        ListAttribute::Drafts => "\\Drafts",
+        ListAttribute::Flagged => "\\Flagged",
+        ListAttribute::Junk => "\\Junk",
+        ListAttribute::Sent => "\\Sent",
+        ListAttribute::Trash => "\\Trash",
+        _ => "",
+    }
+    .to_owned()
+}
+
+/// A UTC `date-time` for APPEND from Unix seconds (seed V0006: the file's mtime, which was set
+/// from INTERNALDATE when downloaded).
+fn date_time_utc(unix: i64) -> Option<CmdDateTime> {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil date from days since the epoch (H. Hinnant's algorithm, inverse of the one in
+    // the response parser).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let date = Date::new(
+        u16::try_from(year).ok()?,
+        u8::try_from(month).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    CmdDateTime::new(
+        date,
+        u8::try_from(secs / 3600).ok()?,
+        u8::try_from(secs % 3600 / 60).ok()?,
+        u8::try_from(secs % 60).ok()?,
+        0,
+    )
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_dates_round_trip_through_the_parser_arithmetic() {
+        for unix in [0i64, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            let d = date_time_utc(unix).unwrap();
+            let shown = d.to_string();
+            // " 1-Feb-2024 09:05:00 +0000": parse back with the response type.
+            let parts: Vec<&str> = shown.split_whitespace().collect();
+            let dmy: Vec<&str> = parts[0].split('-').collect();
+            let hms: Vec<u8> = parts[1].split(':').map(|x| x.parse().unwrap()).collect();
+            let back = mailfold_proto::response::DateTime {
+                year: dmy[2].parse().unwrap(),
+                month: mailfold_proto::response::DateTime::month_from_name(dmy[1].as_bytes())
+                    .unwrap(),
+                day: dmy[0].parse().unwrap(),
+                hour: hms[0],
+                minute: hms[1],
+                second: hms[2],
+                offset_minutes: 0,
+            };
+            assert_eq!(back.unix_timestamp(), unix, "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_body_is_kept_only_when_its_response_names_the_same_uid() {
+        let mut events: Vec<String> = Vec::new();
+        let mut sink = |e: BodyEvent<'_>| {
+            events.push(match e {
+                BodyEvent::Start { uid, .. } => format!("start {uid}"),
+                BodyEvent::Data { uid, bytes } => format!("data {uid} {}", bytes.len()),
+                BodyEvent::End { uid } => format!("end {uid}"),
+                BodyEvent::Abort { uid } => format!("abort {uid}"),
+            })
+        };
+        let mut b = Bodies {
+            sink: &mut sink,
+            seqs: [(3, 30), (4, 40)].into_iter().collect(),
+            wanted: [30, 40].into_iter().collect(),
+            current: None,
+        };
+        let part = |seq| BodyPart {
+            seq,
+            item: mailfold_proto::parse::StreamedItem::Rfc822,
+            len: 5,
+        };
+        let fetch = |seq, uid| Fetch {
+            seq,
+            items: vec![FetchItem::Uid(uid)],
+        };
+        b.body_start(&part(3)).unwrap();
+        b.body_chunk(b"hello").unwrap();
+        b.body_end().unwrap();
+        b.fetch(fetch(3, 30)).unwrap();
+        // Sequence 4 turned out to be another message (an expunge shifted the numbers).
+        b.body_start(&part(4)).unwrap();
+        b.body_chunk(b"world").unwrap();
+        b.body_end().unwrap();
+        b.fetch(fetch(4, 41)).unwrap();
+        assert_eq!(
+            events,
+            [
+                "start 30",
+                "data 30 5",
+                "end 30",
+                "start 40",
+                "data 40 5",
+                "abort 40"
+            ]
+        );
+    }
+}
