@@ -217,7 +217,6 @@ enum State {
 }
 
 /// The streaming parser; see the module docs for the driving contract.
-#[derive(Debug)]
 pub struct ResponseParser {
     cfg: ParserConfig,
     framer: Framer,
@@ -228,6 +227,18 @@ pub struct ResponseParser {
     offset: u64,
     state: State,
     expect_greeting: bool,
+}
+
+impl fmt::Debug for ResponseParser {
+    /// Sizes and state only: the buffer may hold message bodies, which do not belong in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseParser")
+            .field("config", &self.cfg)
+            .field("buffered", &self.buffered())
+            .field("offset", &self.offset)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 /// What one step of the state machine decided.

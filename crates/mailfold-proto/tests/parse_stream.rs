@@ -327,3 +327,13 @@ proptest! {
         let _ = run(&mut p, &m, 5, 4096);
     }
 }
+
+#[test]
+fn debug_output_does_not_dump_buffered_bytes() {
+    let mut p = parser(100, 4096);
+    p.feed(b"* 1 FETCH (BODY[] {20}\r\nsecret-body-bytes");
+    while p.next().is_some() {}
+    let shown = format!("{p:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("buffered"));
+}
