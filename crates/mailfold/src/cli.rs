@@ -25,6 +25,10 @@ pub struct Cli {
     /// next sync; searches run over the mirror.
     #[arg(long, global = true)]
     pub offline: bool,
+    /// When another mailfold process is syncing or changing the account, wait for it to end
+    /// instead of failing with exit status 4.
+    #[arg(long, global = true)]
+    pub wait: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -224,17 +228,17 @@ pub enum TlsArg {
 pub struct ProbeArgs {
     /// The account to probe (its host, port, TLS mode and credentials).
     pub account_name: Option<String>,
-    /// Probe this host instead of an account's.
-    #[arg(long)]
+    /// Probe this host instead of an account's (no login: shows TLS and capabilities).
+    #[arg(long, conflicts_with = "account_name")]
     pub host: Option<String>,
-    /// Port [default: by --tls].
+    /// Port [default: by --tls, or the account's].
     #[arg(long)]
     pub port: Option<u16>,
     /// TLS mode for --host.
-    #[arg(long, value_enum, default_value_t = TlsArg::Implicit)]
+    #[arg(long, value_enum, default_value_t = TlsArg::Implicit, requires = "host")]
     pub tls: TlsArg,
-    /// Extra CA certificates (PEM) for --host.
-    #[arg(long, value_name = "FILE")]
+    /// Extra CA certificates (PEM) trusted for --host.
+    #[arg(long, value_name = "FILE", requires = "host")]
     pub ca_file: Option<PathBuf>,
 }
 

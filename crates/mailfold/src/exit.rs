@@ -16,6 +16,9 @@ pub const USAGE: u8 = 2;
 /// The server could not be used at all: connection, TLS or authentication failed, or the
 /// server ended the session (its BYE text is shown).
 pub const SERVER: u8 = 3;
+/// The account is busy: another mailfold process (a sync, `watch`, or a change) holds its
+/// lock, and `--wait` was not given. Nothing was done; retrying later is safe.
+pub const BUSY: u8 = 4;
 
 /// A usage or configuration mistake: exit status 2.
 #[derive(Debug)]
@@ -46,6 +49,25 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
+/// The status of a run made of several parts (accounts): configuration errors outrank
+/// server errors, which outrank a busy account, which outranks partial failures.
+pub fn worst(a: u8, b: u8) -> u8 {
+    fn rank(s: u8) -> u8 {
+        match s {
+            OK => 0,
+            FAILED => 1,
+            BUSY => 2,
+            SERVER => 3,
+            _ => 4,
+        }
+    }
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
 /// The exit status for an error, by the markers in its chain.
 pub fn status_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
@@ -54,6 +76,9 @@ pub fn status_of(e: &anyhow::Error) -> u8 {
         }
         if cause.is::<ServerError>() {
             return SERVER;
+        }
+        if cause.is::<crate::lock::BusyError>() {
+            return BUSY;
         }
     }
     FAILED

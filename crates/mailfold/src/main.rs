@@ -45,6 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         json: cli.json,
         account: cli.account.clone(),
         offline: cli.offline,
+        wait: cli.wait,
+        verbose: cli.verbose,
     };
     match cli.command {
         Command::Sync {

@@ -22,6 +22,7 @@ use mailfold_store::{
 };
 
 use crate::config::Account;
+use crate::lock::AccountLock;
 
 /// How much of a file is read for a header summary.
 pub const HEADER_LIMIT: u64 = 64 * 1024;
@@ -35,6 +36,8 @@ pub struct Mirror {
     pub maildir: Maildir,
     /// The state database; `None` before the first sync.
     pub db: Option<StateDb>,
+    /// The account lock, held while the mirror is open for a change ([`Mirror::open_write`]).
+    pub lock: Option<AccountLock>,
 }
 
 /// A folder a user named, resolved against the mirror.
@@ -93,14 +96,25 @@ impl Mirror {
             account: name.to_string(),
             maildir,
             db,
+            lock: None,
         })
     }
 
-    /// Opens the mirror for a change: creates the Maildir root and the state database when
-    /// missing (a new database is *fresh*: the sync engine never deletes on its account).
-    pub fn open_write(name: &str, acct: &Account) -> anyhow::Result<Mirror> {
-        let maildir = open_maildir(acct)?;
+    /// Opens the mirror for a change by `command`: takes the account lock first (waiting for
+    /// it with `wait`, else failing with [`crate::lock::BusyError`] while a sync or another
+    /// change runs), then creates the Maildir root and the state database when missing (a new
+    /// database is *fresh*: the sync engine never deletes on its account).
+    pub fn open_write(
+        name: &str,
+        acct: &Account,
+        command: &str,
+        wait: bool,
+    ) -> anyhow::Result<Mirror> {
         let path = crate::account::state_path(name, acct)?;
+        // Before anything is read: a plan made from state another process is changing would
+        // be stale.
+        let lock = AccountLock::acquire(name, &path, command, wait)?;
+        let maildir = open_maildir(acct)?;
         let db = match StateDb::open(&path) {
             Ok(db) => db,
             Err(mailfold_store::Error::StateMissing { .. }) => {
@@ -121,6 +135,7 @@ impl Mirror {
             account: name.to_string(),
             maildir,
             db: Some(db),
+            lock: Some(lock),
         })
     }
 

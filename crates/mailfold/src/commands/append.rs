@@ -42,7 +42,7 @@ pub fn run(
         return Err(usage(format!("{} is not a regular file", file.display())));
     }
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "append", ctx.wait)?;
     let folder_name = match folder {
         Some(f) => f.to_string(),
         None if draft => drafts_folder(&mirror)?,

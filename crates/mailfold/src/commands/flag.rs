@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
         ));
     }
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "flag", ctx.wait)?;
     let f = mirror.resolve_folder(&a.folder)?;
     let dir = mirror.local_folder(&f)?;
     let msgs = a

@@ -84,7 +84,7 @@ async fn finish(s: Option<Session>, host: &str) {
 /// `mailfold create-folder NAME`.
 pub fn run_create(ctx: &Ctx, name_arg: &str) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "create-folder", ctx.wait)?;
     let (pushed, fname) = online::block_on(async {
         let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
         let delim = delimiter(&mirror, session.as_mut().ok()).await;
@@ -172,7 +172,7 @@ fn report(
 /// `mailfold rename-folder FROM TO`.
 pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "rename-folder", ctx.wait)?;
     let old = mirror.resolve_folder(from)?;
     if old.name.components().first().is_some_and(|c| c == "INBOX") {
         // RFC 3501 6.3.5: renaming INBOX moves its messages and leaves INBOX in place, which
@@ -283,7 +283,7 @@ fn rename_rows(
 /// `mailfold delete-folder NAME [--force]`.
 pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "delete-folder", ctx.wait)?;
     let f = mirror.resolve_folder(name_arg)?;
     if f.name.is_inbox() {
         return Err(usage("INBOX cannot be deleted"));

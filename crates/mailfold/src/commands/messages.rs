@@ -43,7 +43,7 @@ fn id_of(m: &MessageRef) -> String {
 /// `mailfold move FOLDER ID… --to DEST`.
 pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "move", ctx.wait)?;
     let src = mirror.resolve_folder(folder)?;
     let dst = mirror.resolve_folder(to)?;
     if src.name == dst.name {
@@ -213,7 +213,7 @@ async fn delete_uids(
 /// `mailfold delete FOLDER ID…`.
 pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct)?;
+    let mut mirror = Mirror::open_write(&name, &acct, "delete", ctx.wait)?;
     let f = mirror.resolve_folder(folder)?;
     let dir = mirror.local_folder(&f)?;
     let msgs = ids

@@ -31,6 +31,10 @@ pub struct Ctx {
     pub account: Option<String>,
     /// `--offline`.
     pub offline: bool,
+    /// `--wait`: wait for a busy account's lock instead of failing.
+    pub wait: bool,
+    /// `-v` count (0: warnings only).
+    pub verbose: u8,
 }
 
 impl Ctx {

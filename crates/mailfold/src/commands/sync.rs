@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::{print_json, Ctx};
 use crate::account;
 use crate::exit;
+use crate::lock::AccountLock;
 
 /// Runs the command; returns the exit status.
 pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::Result<u8> {
@@ -40,12 +41,16 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
             );
         }
-        let result = account::sync_spec(name, acct).and_then(|spec| {
-            let bar = progress(name);
-            let r = mailfold_sync::sync_account(&spec, &opts);
-            bar.finish_and_clear();
-            r.map_err(|e| sync_error(name, e))
-        });
+        let result = account::state_path(name, acct)
+            .and_then(|state| AccountLock::acquire(name, &state, "sync", ctx.wait))
+            .and_then(|lock| {
+                let spec = account::sync_spec(name, acct)?;
+                let bar = progress(name);
+                let r = mailfold_sync::sync_account(&spec, &opts);
+                bar.finish_and_clear();
+                drop(lock);
+                r.map_err(|e| sync_error(name, e))
+            });
         match result {
             Ok(report) => {
                 // Seed V0063: ALERT text always reaches the user, marked as the server's.
@@ -53,7 +58,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                     eprintln!("mailfold: ALERT from server {}: {a}", acct.host);
                 }
                 if !report.is_complete() {
-                    status = status.max(exit::FAILED);
+                    status = exit::worst(status, exit::FAILED);
                 }
                 if ctx.json {
                     docs.push(report_json(&report, None));
@@ -62,13 +67,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 }
             }
             Err(e) => {
-                let code = exit::status_of(&e);
-                // Configuration errors outrank server errors, which outrank partial failures.
-                status = match (status, code) {
-                    (exit::USAGE, _) | (_, exit::USAGE) => exit::USAGE,
-                    (exit::SERVER, _) | (_, exit::SERVER) => exit::SERVER,
-                    _ => exit::FAILED,
-                };
+                status = exit::worst(status, exit::status_of(&e));
                 eprintln!("mailfold: account {name}: {e:#}");
                 if ctx.json {
                     docs.push(json!({
