@@ -110,7 +110,12 @@ impl Flag {
     pub fn is_system(&self) -> bool {
         matches!(
             self,
-            Flag::Seen | Flag::Answered | Flag::Flagged | Flag::Deleted | Flag::Draft | Flag::Recent
+            Flag::Seen
+                | Flag::Answered
+                | Flag::Flagged
+                | Flag::Deleted
+                | Flag::Draft
+                | Flag::Recent
         )
     }
 }
@@ -208,9 +213,7 @@ impl std::error::Error for InvalidValue {}
 
 /// `ATOM-CHAR` of RFC 3501: any CHAR except atom-specials.
 pub fn is_atom_char(b: u8) -> bool {
-    b > 0x20
-        && b < 0x7f
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 /// `ASTRING-CHAR` of RFC 3501: an `ATOM-CHAR` or `]` (resp-specials).
