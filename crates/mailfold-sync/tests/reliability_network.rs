@@ -239,7 +239,7 @@ impl Soak {
     /// A fault for the `i`-th faulty sync: the first sixteen walk through every kind in both
     /// directions, later ones are random.
     fn fault(&mut self, i: usize) -> Fault {
-        let dir = if i % 2 == 0 {
+        let dir = if i.is_multiple_of(2) {
             Direction::ToClient
         } else {
             Direction::ToServer

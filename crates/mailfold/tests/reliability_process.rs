@@ -329,6 +329,8 @@ fn kill_loop(a: &Account<'_>, rng: &mut SplitMix64, max: Duration, cap: usize) -
         }
         match finished {
             Some(st) => {
+                // Already reaped by try_wait; wait() returns the same status.
+                let _ = child.wait();
                 assert!(st.success(), "an uninterrupted run failed: {st:?}");
                 return kills;
             }
