@@ -118,6 +118,24 @@ impl<'a> View<'a> {
         s.messages.iter().find(|m| m.uid == Some(uid))
     }
 
+    /// A state row that proves a server message `uid` was synced although it has no UID
+    /// under the current UIDVALIDITY (V0003): remembered (no UID, or the folder's UIDVALIDITY
+    /// changed), its file gone, its content that of the server message.
+    fn remembered_row(&self, p: &FolderPath, uid: Uid) -> Option<&'a StateMessage> {
+        let s = self.state.get(p)?;
+        let mb = self.mailbox(p)?;
+        let stale = mb.uidvalidity != Some(s.uidvalidity);
+        let RemoteMessages::Complete(msgs) = &mb.messages else {
+            return None;
+        };
+        let content = msgs.iter().find(|m| m.uid == uid)?.content();
+        s.messages.iter().find(|m| {
+            (m.uid.is_none() || stale)
+                && self.local_file(p, &m.local).is_none()
+                && m.content().matches(&content)
+        })
+    }
+
     fn read_only(&self, p: &FolderPath) -> bool {
         self.mailbox(p).is_some_and(|m| m.read_only)
     }
@@ -170,6 +188,7 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
             Op::ExpungeRemote { folder, uid, .. } => {
                 let row = view
                     .proven_row(folder, *uid)
+                    .or_else(|| view.remembered_row(folder, *uid))
                     .ok_or_else(|| violation("server deletion without a proving state row", op))?;
                 if view.local_file(folder, &row.local).is_some() {
                     return Err(violation("server deletion of a message held locally", op));

@@ -697,6 +697,9 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let Some((c, y)) = self.find_local(a, msg, Scope::AnyOthers) else {
+                if b == a {
+                    self.remembered_local_deletion(a, ri, v);
+                }
                 continue;
             };
             let Some(l) = self.folders[c].local.get(&y).copied() else {
@@ -741,6 +744,35 @@ impl<'a> Planner<'a> {
                 local: msg.local.clone(),
             });
         }
+    }
+
+    /// A remembered row (no UID after a UIDVALIDITY change) whose file was deleted locally,
+    /// while its server copy is still in the same folder under a new UID `v`: the row proves
+    /// the message was synced, so the local deletion goes to the server exactly as for a bound
+    /// row (V0003: a file deleted just before the reset must not come back). Read-only: kept
+    /// on the server and marked pending; it is not downloaded again either way.
+    fn remembered_local_deletion(&mut self, a: usize, ri: usize, v: Uid) {
+        let fa = &mut self.folders[a];
+        let local = fa.rows[ri].msg.local.clone();
+        fa.rows[ri].done = true;
+        fa.remote_taken.insert(v);
+        if fa.read_only {
+            fa.pending_now.insert(PendingKey::Expunge(v));
+        } else {
+            fa.remote_deletions += 1;
+            fa.remote_leaving += 1;
+            let unchanged_since = fa.unchanged_since(v);
+            fa.early.push(Op::ExpungeRemote {
+                folder: fa.path.clone(),
+                uid: v,
+                unchanged_since,
+            });
+        }
+        fa.early.push(Op::ForgetMessage {
+            folder: fa.path.clone(),
+            uid: None,
+            local,
+        });
     }
 
     /// Pass 5: journaled APPENDs. The copy found on the server is bound; otherwise the file is

@@ -53,15 +53,15 @@ use std::collections::BTreeMap;
 use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
     InternalDate, Maildir, MaildirFlags, MessageBase, MessageRecord, MessageWriter, NewFolder,
-    NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Txn, Uid as StoreUid,
-    UidValidity as StoreUidValidity,
+    NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Subdir, Txn,
+    Uid as StoreUid, UidValidity as StoreUidValidity,
 };
 
 use crate::account::AccountSpec;
 use crate::gather::{base_of, encode_intent_detail, wire_of_path, FolderCtx, Gathered};
 use crate::plan::{
-    Body, Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, Plan,
-    RowContent, Uid,
+    Body, Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Location, Op, PendingKey,
+    Plan, RowContent, Uid,
 };
 use crate::remote::{BodyEvent, Remote, RemoteError, StoreOp};
 use crate::report::SyncReport;
@@ -778,6 +778,7 @@ impl<'a> Applier<'a> {
             message_id: Option<String>,
             record: bool,
             partial: bool,
+            location: Location,
         }
         let mut wants: BTreeMap<u32, Want> = BTreeMap::new();
         let mut headers = Vec::new();
@@ -791,6 +792,7 @@ impl<'a> Applier<'a> {
                 internaldate,
                 message_id,
                 record,
+                location,
                 ..
             } = op
             {
@@ -804,6 +806,7 @@ impl<'a> Applier<'a> {
                         message_id: message_id.clone(),
                         record: *record,
                         partial,
+                        location: *location,
                     },
                 );
                 if partial {
@@ -880,7 +883,13 @@ impl<'a> Applier<'a> {
                             let _ = wr.abort();
                             return;
                         }
-                        match wr.commit() {
+                        // A message with no flags goes to `new/`, as a delivery agent would
+                        // put it, so mail readers show it as new (the plan's `location`).
+                        let subdir = match w.location {
+                            Location::New => Subdir::New,
+                            Location::Cur => Subdir::Cur,
+                        };
+                        match wr.commit_to(subdir) {
                             Ok(m) => {
                                 written.push((uid, m));
                                 steps += 1;

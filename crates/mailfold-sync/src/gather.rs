@@ -49,7 +49,7 @@ use crate::plan::{
     Content, ContentHash, FlagSet, FolderAttributes, FolderPath, Intent, IntentId, LocalFolder,
     LocalId, LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, RemoteFolder,
     RemoteMailbox, RemoteMessage, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid,
-    UidValidity, UnixTime,
+    UidRange, UidValidity, UnixTime,
 };
 use crate::remote::{header_message_id, Remote, RemoteError};
 use crate::report::SyncReport;
@@ -188,6 +188,7 @@ pub fn gather(
     // ---- state folders
     let mut state_rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)> = HashMap::new();
     let mut unbound_rows: HashMap<FolderPath, Vec<MessageRecord>> = HashMap::new();
+    let mut state_read_only: BTreeSet<FolderPath> = BTreeSet::new();
     for f in db.folders()? {
         let Ok(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter) else {
             continue;
@@ -201,6 +202,9 @@ pub fn gather(
         ctx.delimiter = f.delimiter;
         ctx.rel = Some(f.local_path.clone());
         let Some(uv) = f.uidvalidity else { continue };
+        if f.read_only {
+            state_read_only.insert(path.clone());
+        }
         let rows = db.messages(f.id)?;
         // Rows unbound by a UIDVALIDITY change (V0003): the planner re-binds them by content.
         let unbound = db.unbound_messages(f.id)?;
@@ -286,6 +290,64 @@ pub fn gather(
 
     // ---- server contents
     let read_only_account = account.direction == Direction::Pull;
+    let condstore = remote.has_capability("CONDSTORE") || remote.has_capability("QRESYNC");
+    // What the state says of each folder, for the incremental paths below.
+    let known: HashMap<FolderPath, Known> = g
+        .input
+        .state
+        .iter()
+        .map(|f| {
+            let bound: BTreeSet<u32> = f
+                .messages
+                .iter()
+                .filter_map(|m| m.uid)
+                .map(|u| u.get())
+                .collect();
+            let k = Known {
+                uidvalidity: f.uidvalidity.0.get(),
+                uidnext: f.uidnext.map(|u| u.get()),
+                highestmodseq: f.highestmodseq.map(|m| m.0.get()),
+                all_bound: bound.len() == f.messages.len(),
+                bound,
+                read_only: state_read_only.contains(&f.path),
+            };
+            (f.path.clone(), k)
+        })
+        .collect();
+    // Seed V0045: one pipelined round of STATUS tells which folders changed; an unchanged one
+    // costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
+    // another client shows in no STATUS item.
+    let mut unchanged: BTreeSet<FolderPath> = BTreeSet::new();
+    if condstore {
+        let asked: Vec<(&FolderPath, &crate::remote::ListEntry)> = remote_paths
+            .iter()
+            .filter(|(p, e)| {
+                !e.noselect
+                    && known
+                        .get(p)
+                        .is_some_and(|k| k.highestmodseq.is_some() && k.all_bound)
+            })
+            .map(|(p, e)| (p, e))
+            .collect();
+        if !asked.is_empty() {
+            let names: Vec<Vec<u8>> = asked.iter().map(|(_, e)| e.wire.clone()).collect();
+            let statuses = remote.status_all(&names)?;
+            for ((path, _), st) in asked.iter().zip(statuses) {
+                let (Some(st), Some(k)) = (st, known.get(*path)) else {
+                    continue;
+                };
+                let same = st.uidvalidity == Some(k.uidvalidity)
+                    && st.uidnext.is_some()
+                    && st.uidnext == k.uidnext
+                    && st.highestmodseq.is_some()
+                    && st.highestmodseq == k.highestmodseq
+                    && st.messages == u32::try_from(k.bound.len()).ok();
+                if same {
+                    unchanged.insert((*path).clone());
+                }
+            }
+        }
+    }
     for (path, e) in remote_paths {
         let ctx = g.folders.entry(path.clone()).or_default();
         ctx.wire = Some(e.wire.clone());
@@ -296,10 +358,42 @@ pub fn gather(
             noselect: e.noselect,
             nonexistent: false,
         };
+        let k = known.get(&path);
         let mailbox = if e.noselect {
             None
+        } else if let (true, Some(k), Some(since)) = (
+            unchanged.contains(&path),
+            k,
+            k.and_then(|k| k.highestmodseq).and_then(ModSeq::new),
+        ) {
+            // Nothing changed on the server: the view is "no changes since the state's
+            // HIGHESTMODSEQ", which the planner completes from the state (RFC 7162).
+            let ro = read_only_account || k.read_only;
+            ctx.read_only = ro;
+            ctx.uidvalidity = Some(k.uidvalidity);
+            report.unchanged_folders += 1;
+            Some(RemoteMailbox {
+                uidvalidity: UidValidity::new(k.uidvalidity),
+                uidnext: k.uidnext.and_then(Uid::new),
+                highestmodseq: k.highestmodseq.and_then(ModSeq::new),
+                // Not known without a SELECT; the default of V0037 (all), as for a server
+                // that sends none. A keyword the server refuses fails only its own STORE.
+                permanent_flags: PermanentFlags::all(),
+                read_only: ro,
+                messages: RemoteMessages::Changes {
+                    since,
+                    changed: Vec::new(),
+                    vanished: Vec::new(),
+                },
+            })
         } else {
-            match examine_folder(remote, &e.wire, read_only_account, state_rows.get(&path)) {
+            match examine_folder(
+                remote,
+                &e.wire,
+                read_only_account,
+                state_rows.get(&path),
+                k.filter(|k| k.all_bound && k.highestmodseq.is_some()),
+            ) {
                 Ok((mb, uv)) => {
                     ctx.read_only = mb.read_only;
                     ctx.uidvalidity = uv;
@@ -354,21 +448,26 @@ pub fn gather(
     Ok(g)
 }
 
-/// SELECT/EXAMINE a folder and read its messages (see the module docs).
-fn examine_folder(
-    remote: &mut dyn Remote,
-    wire: &[u8],
+/// What the state knows of a folder, for the incremental paths (seeds V0002, V0045).
+#[derive(Debug)]
+struct Known {
+    uidvalidity: u32,
+    uidnext: Option<u32>,
+    highestmodseq: Option<u64>,
+    /// UIDs of the bound rows.
+    bound: BTreeSet<u32>,
+    /// No row is unbound (no UIDVALIDITY change is being recovered from).
+    all_bound: bool,
+    /// The server opened it READ-ONLY last time (V0039).
     read_only: bool,
-    state: Option<&(FolderId, u32, Vec<MessageRecord>)>,
-) -> Result<(RemoteMailbox, Option<u32>), RemoteError> {
-    let sel = remote.select(wire, read_only)?;
-    let flags = remote.fetch_flags()?;
-    let known: BTreeSet<u32> = match (state, sel.uidvalidity) {
-        (Some((_, uv, rows)), Some(now)) if *uv == now => {
-            rows.iter().map(|r| r.uid.get()).collect()
-        }
-        _ => BTreeSet::new(),
-    };
+}
+
+/// Server messages with their content details fetched for the UIDs the state does not know.
+fn with_details(
+    remote: &mut dyn Remote,
+    flags: Vec<crate::remote::MessageFlags>,
+    known: &BTreeSet<u32>,
+) -> Result<Vec<RemoteMessage>, RemoteError> {
     let unknown: Vec<u32> = flags
         .iter()
         .map(|m| m.uid)
@@ -383,7 +482,7 @@ fn examine_folder(
             .map(|d| (d.uid, d))
             .collect()
     };
-    let messages = flags
+    Ok(flags
         .into_iter()
         .filter_map(|m| {
             let uid = Uid::new(m.uid)?;
@@ -397,14 +496,80 @@ fn examine_folder(
                 message_id: d.and_then(|d| d.message_id.clone()),
             })
         })
-        .collect();
-    let permanent_flags = match &sel.permanent_flags {
-        None => PermanentFlags::all(),
-        Some(list) => PermanentFlags {
-            flags: flagset(list),
-            new_keywords: list.iter().any(|f| f == "\\*"),
-        },
+        .collect())
+}
+
+/// SELECT/EXAMINE a folder and read its messages (see the module docs). With `incremental`
+/// (the state's UIDVALIDITY and HIGHESTMODSEQ, every row bound) and a server with
+/// CONDSTORE/QRESYNC, only what changed since is read (RFC 7162); otherwise every UID and
+/// its flags (seed V0002).
+fn examine_folder(
+    remote: &mut dyn Remote,
+    wire: &[u8],
+    read_only: bool,
+    state: Option<&(FolderId, u32, Vec<MessageRecord>)>,
+    incremental: Option<&Known>,
+) -> Result<(RemoteMailbox, Option<u32>), RemoteError> {
+    let mut selected = None;
+    if let Some(k) = incremental {
+        let since = k.highestmodseq.unwrap_or(0);
+        if let Some(ch) = remote.select_changes(wire, read_only, k.uidvalidity, since)? {
+            let same_validity = ch.selected.uidvalidity == Some(k.uidvalidity);
+            let vanished = match ch.vanished {
+                Some(v) => Some(v),
+                // CONDSTORE without QRESYNC: no expunge happened exactly when EXISTS equals
+                // the known messages plus the new ones (UIDs only grow, RFC 3501 2.3.1.1).
+                None => {
+                    let new = ch
+                        .changed
+                        .iter()
+                        .filter(|m| !k.bound.contains(&m.uid))
+                        .count();
+                    let exists = usize::try_from(ch.selected.exists).unwrap_or(usize::MAX);
+                    (exists == k.bound.len() + new).then(Vec::new)
+                }
+            };
+            match (same_validity, vanished, ModSeq::new(since)) {
+                (true, Some(vanished), Some(since)) => {
+                    let sel = ch.selected;
+                    let changed = with_details(remote, ch.changed, &k.bound)?;
+                    let vanished = vanished
+                        .into_iter()
+                        .filter_map(Uid::new)
+                        .map(|u| UidRange { first: u, last: u })
+                        .collect();
+                    let mb = RemoteMailbox {
+                        uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+                        uidnext: sel.uidnext.and_then(Uid::new),
+                        highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
+                        permanent_flags: permanent_flags_of(&sel.permanent_flags),
+                        read_only: sel.read_only,
+                        messages: RemoteMessages::Changes {
+                            since,
+                            changed,
+                            vanished,
+                        },
+                    };
+                    return Ok((mb, sel.uidvalidity));
+                }
+                // Selected already; read everything below.
+                _ => selected = Some(ch.selected),
+            }
+        }
+    }
+    let sel = match selected {
+        Some(s) => s,
+        None => remote.select(wire, read_only)?,
     };
+    let flags = remote.fetch_flags()?;
+    let known: BTreeSet<u32> = match (state, sel.uidvalidity) {
+        (Some((_, uv, rows)), Some(now)) if *uv == now => {
+            rows.iter().map(|r| r.uid.get()).collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    let messages = with_details(remote, flags, &known)?;
+    let permanent_flags = permanent_flags_of(&sel.permanent_flags);
     let mb = RemoteMailbox {
         uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
         uidnext: sel.uidnext.and_then(Uid::new),
@@ -414,6 +579,17 @@ fn examine_folder(
         messages: RemoteMessages::Complete(messages),
     };
     Ok((mb, sel.uidvalidity))
+}
+
+/// PERMANENTFLAGS as the planner takes them; missing means all (V0037).
+fn permanent_flags_of(list: &Option<Vec<String>>) -> PermanentFlags {
+    match list {
+        None => PermanentFlags::all(),
+        Some(list) => PermanentFlags {
+            flags: flagset(list),
+            new_keywords: list.iter().any(|f| f == "\\*"),
+        },
+    }
 }
 
 /// Describes a local file for the planner. A file with a state row is described from the row

@@ -32,7 +32,7 @@ pub use error::SyncError;
 pub use mailfold_sasl::Secret;
 pub use net::NetRemote;
 pub use remote::Remote;
-pub use report::{FolderReport, SyncReport};
+pub use report::{FolderReport, SyncReport, Traffic};
 
 use mailfold_store::{Maildir, MaildirOptions, StateDb};
 
@@ -49,7 +49,10 @@ pub fn sync_account(account: &AccountSpec, opts: &SyncOptions) -> Result<SyncRep
     let mut remote = net::NetRemote::connect(account)?;
     let result = sync_with_remote(&mut remote, account, opts, &maildir, &mut db);
     remote.logout();
-    result
+    result.map(|mut r| {
+        r.traffic = Some(report::Traffic::of(&remote.stats()));
+        r
+    })
 }
 
 /// Opens the account's Maildir (created if missing) and state database (created fresh if

@@ -29,15 +29,16 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::num::NonZeroU32;
 
 use mailfold_net::{ConnectConfig, FetchSink, Security, SelectOptions, Session, Stats, TlsOptions};
 use mailfold_proto::command::{
     Command, Date, DateTime as CmdDateTime, FetchItem as CmdItem, FetchItems, FetchModifiers, List,
-    ListReturn, Search, SearchKey, Section as CmdSection, SectionText, StatusItem, StoreFlags,
-    StoreMode,
+    ListReturn, Qresync, Search, SearchKey, Section as CmdSection, SectionText, StatusItem,
+    StoreFlags, StoreMode,
 };
 use mailfold_proto::core::{Flag as WireFlag, Mailbox};
-use mailfold_proto::engine::{BodyPart, CommandData, Completion, Event, Outcome};
+use mailfold_proto::engine::{BodyPart, CommandData, Completion, Event, MailboxState, Outcome};
 use mailfold_proto::response::{BodyValue, Code, Fetch, FetchItem, ListAttribute, SectionSpec};
 use mailfold_proto::seqset::UidSet;
 use mailfold_sasl::{Credentials, Policy, Secret, SecretKind};
@@ -45,8 +46,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::account::{AccountSecret, AccountSpec, TlsMode};
 use crate::remote::{
-    header_message_id, BodyEvent, ListEntry, MessageDetails, MessageFlags, Remote, RemoteError,
-    RemoteResult, Selected, Status, StoreOp,
+    header_message_id, BodyEvent, FolderChanges, ListEntry, MessageDetails, MessageFlags, Remote,
+    RemoteError, RemoteResult, Selected, Status, StoreOp,
 };
 
 /// UIDs per `UID FETCH` for bodies: one command streams them all back to back, so the server
@@ -154,6 +155,10 @@ pub struct NetRemote {
     stats: Stats,
     alerts: Vec<String>,
     condstore: bool,
+    /// Capabilities treated as absent ([`NetRemote::hide_capability`]).
+    hidden: Vec<String>,
+    /// The session's selected mailbox was opened by a SELECT/EXAMINE that succeeded.
+    selected_ok: bool,
 }
 
 impl std::fmt::Debug for NetRemote {
@@ -191,6 +196,8 @@ impl NetRemote {
             stats,
             alerts: Vec::new(),
             condstore,
+            hidden: Vec::new(),
+            selected_ok: false,
         };
         me.drain_notes();
         me
@@ -253,10 +260,21 @@ impl NetRemote {
     }
 
     fn has(&self, cap: &str) -> bool {
-        self.session
-            .as_ref()
-            .and_then(|s| s.capabilities())
-            .is_some_and(|c| c.has(cap))
+        !self.hidden.iter().any(|h| h.eq_ignore_ascii_case(cap))
+            && self
+                .session
+                .as_ref()
+                .and_then(|s| s.capabilities())
+                .is_some_and(|c| c.has(cap))
+    }
+
+    /// Treats a capability as not offered from now on: for a server whose implementation of
+    /// an extension is broken, and for tests of the paths taken without it (e.g. CONDSTORE
+    /// without QRESYNC). Hiding CONDSTORE or QRESYNC before the first SELECT keeps the
+    /// session from using them.
+    pub fn hide_capability(&mut self, name: &str) {
+        self.hidden.push(name.to_owned());
+        self.condstore = self.has("CONDSTORE") || self.has("QRESYNC");
     }
 
     fn list_cmd(
@@ -289,6 +307,51 @@ impl NetRemote {
             }
         }
         Ok(())
+    }
+
+    /// Sequence number → UID for those of `uids` the engine's map knows.
+    fn known_seqs(&self, uids: &[u32]) -> HashMap<u32, u32> {
+        let mb = self.session.as_ref().and_then(|s| s.mailbox());
+        uids.iter()
+            .filter_map(|&u| Some((mb?.seq_of(u)?, u)))
+            .collect()
+    }
+
+    /// One `UID FETCH chunk (UID BODY.PEEK[…])`; returns the UIDs whose streamed body could
+    /// not be attributed (empty when every body was, or none streamed unknown).
+    fn fetch_batch(
+        &mut self,
+        chunk: &[u32],
+        item: &CmdItem,
+        seqs: HashMap<u32, u32>,
+        sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
+    ) -> RemoteResult<Vec<u32>> {
+        let set = uid_set(chunk)?;
+        let items = FetchItems::Items(vec![CmdItem::Uid, item.clone()]);
+        let mut bodies = Bodies {
+            sink,
+            seqs,
+            wanted: chunk.iter().copied().collect(),
+            current: None,
+            done: std::collections::HashSet::new(),
+            unattributed: false,
+        };
+        on_session!(self, s => {
+            let r = s
+                .uid_fetch(&set, items, FetchModifiers::default(), &mut bodies)
+                .await;
+            bodies.resolve_pending(None);
+            r
+        })?;
+        Ok(if bodies.unattributed {
+            chunk
+                .iter()
+                .copied()
+                .filter(|u| !bodies.done.contains(u))
+                .collect()
+        } else {
+            Vec::new()
+        })
     }
 
     /// Sequence numbers of `uids` in the selected mailbox, from the engine's map; when some
@@ -350,6 +413,10 @@ struct Bodies<'a> {
     /// The streamed body in progress: (sequence number, UID), and whether its bytes are
     /// complete and wait for the closing FETCH response.
     current: Option<(u32, u32, bool)>,
+    /// UIDs whose body was delivered whole.
+    done: std::collections::HashSet<u32>,
+    /// A streamed body arrived for a sequence number the map did not know.
+    unattributed: bool,
 }
 
 impl Bodies<'_> {
@@ -357,6 +424,7 @@ impl Bodies<'_> {
         if let Some((seq, uid, true)) = self.current {
             let confirmed = fetch.is_some_and(|f| f.seq == seq && f.uid() == Some(uid));
             if confirmed {
+                self.done.insert(uid);
                 (self.sink)(BodyEvent::End { uid });
             } else {
                 (self.sink)(BodyEvent::Abort { uid });
@@ -393,6 +461,7 @@ impl FetchSink for Bodies<'_> {
                         uid,
                         bytes: b.as_bytes(),
                     });
+                    self.done.insert(uid);
                     (self.sink)(BodyEvent::End { uid });
                 }
             }
@@ -404,9 +473,12 @@ impl FetchSink for Bodies<'_> {
         // A body whose closing response never came (cannot happen with a well-formed stream)
         // is not kept.
         self.resolve_pending(None);
-        if let Some(&uid) = self.seqs.get(&part.seq) {
-            self.current = Some((part.seq, uid, false));
-            (self.sink)(BodyEvent::Start { uid, len: part.len });
+        match self.seqs.get(&part.seq) {
+            Some(&uid) => {
+                self.current = Some((part.seq, uid, false));
+                (self.sink)(BodyEvent::Start { uid, len: part.len });
+            }
+            None => self.unattributed = true,
         }
         Ok(())
     }
@@ -473,22 +545,18 @@ impl Remote for NetRemote {
             read_only,
             qresync: None,
         };
+        // Already selected in the same mode (gather selected it, the applier asks again):
+        // the engine keeps its state current, so a second SELECT would only cost a round
+        // trip (and resend its untagged data).
+        if let Some(st) = self.session.as_ref().and_then(|s| s.mailbox()) {
+            if st.name == mailbox && st.read_only == read_only && self.selected_ok {
+                return Ok(selected_of(st, read_only));
+            }
+        }
+        self.selected_ok = false;
         let st = on_session!(self, s => s.select(&mailbox, opts).await)?;
-        Ok(Selected {
-            uidvalidity: st.uid_validity.map(|v| v.get()),
-            uidnext: st.uid_next,
-            exists: st.exists,
-            highestmodseq: if st.no_modseq {
-                None
-            } else {
-                st.highest_modseq
-            },
-            permanent_flags: st
-                .permanent_flags
-                .as_ref()
-                .map(|p| p.iter().map(ToString::to_string).collect()),
-            read_only: st.read_only || read_only,
-        })
+        self.selected_ok = true;
+        Ok(selected_of(&st, read_only))
     }
 
     fn unselect(&mut self) -> RemoteResult<()> {
@@ -524,24 +592,7 @@ impl Remote for NetRemote {
                 .await?;
                 Ok(sink.0)
         })?;
-        let mut out: Vec<MessageFlags> = got
-            .iter()
-            .filter_map(|f| {
-                Some(MessageFlags {
-                    uid: f.uid()?,
-                    flags: f
-                        .flags()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                    modseq: f.modseq(),
-                })
-            })
-            .collect();
-        out.sort_by_key(|m| m.uid);
-        out.dedup_by_key(|m| m.uid);
-        Ok(out)
+        Ok(flags_of(&got))
     }
 
     fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {
@@ -615,23 +666,16 @@ impl Remote for NetRemote {
             CmdItem::body_peek() // seed V0054: never sets \Seen
         };
         for chunk in uids.chunks(BODY_BATCH) {
-            let seqs = self.seq_map(chunk)?;
-            let set = uid_set(chunk)?;
-            let items = FetchItems::Items(vec![CmdItem::Uid, item.clone()]);
-            let mut bodies = Bodies {
-                sink: &mut *sink,
-                seqs,
-                wanted: chunk.iter().copied().collect(),
-                current: None,
-            };
-            let res = on_session!(self, s => {
-                    let r = s
-                        .uid_fetch(&set, items, FetchModifiers::default(), &mut bodies)
-                        .await;
-                    bodies.resolve_pending(None);
-                    r
-            });
-            res?;
+            // The engine's sequence map as it is (complete after a full flag fetch); bodies
+            // small enough to arrive inline carry their UID and need none of it.
+            let seqs = self.known_seqs(chunk);
+            let missed = self.fetch_batch(chunk, &item, seqs, sink)?;
+            if !missed.is_empty() {
+                // Streamed bodies of unknown sequence numbers were not kept: learn the numbers
+                // (one small `UID FETCH set (UID)`) and fetch just those again.
+                let seqs = self.seq_map(&missed)?;
+                self.fetch_batch(&missed, &item, seqs, sink)?;
+            }
         }
         Ok(())
     }
@@ -766,9 +810,122 @@ impl Remote for NetRemote {
                 messages: s.messages(),
                 uidvalidity: s.uid_validity().map(|v| v.get()),
                 uidnext: s.uid_next(),
+                ..Status::default()
             },
             _ => Status::default(),
         })
+    }
+
+    fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
+        let mut items = vec![
+            StatusItem::Messages,
+            StatusItem::UidNext,
+            StatusItem::UidValidity,
+            StatusItem::Unseen,
+        ];
+        if self.condstore {
+            items.push(StatusItem::HighestModSeq);
+        }
+        let cmds: Vec<Command> = mailboxes
+            .iter()
+            .map(|m| Command::Status {
+                mailbox: Mailbox::from_wire(m.clone()),
+                items: items.clone(),
+            })
+            .collect();
+        // Pipelined: every STATUS is written before the first answer is read, so N folders
+        // cost one round trip, not N (seed V0045).
+        let done = on_session!(self, s => {
+            let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                out.push(s.wait(h).await?);
+            }
+            Ok(out)
+        })?;
+        Ok(done
+            .into_iter()
+            .map(|c| match (&c.outcome, c.data) {
+                (Outcome::Ok { .. }, CommandData::Status(Some(st))) => Some(Status {
+                    messages: st.messages(),
+                    uidvalidity: st.uid_validity().map(|v| v.get()),
+                    uidnext: st.uid_next(),
+                    unseen: st.items.iter().find_map(|i| match i {
+                        mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
+                        _ => None,
+                    }),
+                    highestmodseq: st.highest_modseq(),
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn select_changes(
+        &mut self,
+        mailbox: &[u8],
+        read_only: bool,
+        uidvalidity: u32,
+        since: u64,
+    ) -> RemoteResult<Option<FolderChanges>> {
+        let (Some(validity), true) = (NonZeroU32::new(uidvalidity), since > 0 && self.condstore)
+        else {
+            return Ok(None);
+        };
+        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        let qresync = self.has("QRESYNC");
+        let opts = SelectOptions {
+            condstore: true,
+            read_only,
+            qresync: qresync.then_some(Qresync {
+                uid_validity: validity,
+                modseq: since,
+                known_uids: None,
+                seq_match: None,
+            }),
+        };
+        self.selected_ok = false;
+        let sel = on_session!(self, s => s.select_with(&mailbox, opts).await)?;
+        self.selected_ok = true;
+        let selected = selected_of(&sel.state, read_only);
+        if selected.uidvalidity != Some(uidvalidity) {
+            return Ok(Some(FolderChanges {
+                selected,
+                changed: Vec::new(),
+                vanished: None,
+            }));
+        }
+        let (fetched, vanished) = if qresync {
+            // RFC 7162 3.2.5.2: the SELECT itself answered with VANISHED (EARLIER) and a
+            // FETCH of every message changed (or added) since `since`.
+            let vanished: Vec<u32> = sel.vanished.map(|v| v.iter().collect()).unwrap_or_default();
+            (sel.changed, Some(vanished))
+        } else if selected.exists == 0 {
+            (Vec::new(), None)
+        } else {
+            let got = on_session!(self, s => {
+                let mut sink = Collect::default();
+                s.uid_fetch(
+                    &UidSet::all(),
+                    FetchItems::Items(vec![CmdItem::Uid, CmdItem::Flags, CmdItem::ModSeq]),
+                    FetchModifiers {
+                        changed_since: Some(since),
+                        vanished: false,
+                    },
+                    &mut sink,
+                )
+                .await?;
+                Ok(sink.0)
+            })?;
+            (got, None)
+        };
+        let mut changed = flags_of(&fetched);
+        changed.retain(|m| m.modseq.is_none_or(|n| n > since));
+        Ok(Some(FolderChanges {
+            selected,
+            changed,
+            vanished,
+        }))
     }
 
     fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>> {
@@ -821,6 +978,47 @@ impl Remote for NetRemote {
             let _ = self.rt.block_on(s.logout());
         }
     }
+}
+
+/// The applier's view of a SELECT/EXAMINE result.
+fn selected_of(st: &MailboxState, read_only: bool) -> Selected {
+    Selected {
+        uidvalidity: st.uid_validity.map(|v| v.get()),
+        uidnext: st.uid_next,
+        exists: st.exists,
+        highestmodseq: if st.no_modseq {
+            None
+        } else {
+            st.highest_modseq
+        },
+        permanent_flags: st
+            .permanent_flags
+            .as_ref()
+            .map(|p| p.iter().map(ToString::to_string).collect()),
+        read_only: st.read_only || read_only,
+    }
+}
+
+/// UID, flags and MODSEQ of FETCH responses, one per UID, ascending.
+fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
+    let mut out: Vec<MessageFlags> = fetched
+        .iter()
+        .filter_map(|f| {
+            Some(MessageFlags {
+                uid: f.uid()?,
+                flags: f
+                    .flags()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                modseq: f.modseq(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|m| m.uid);
+    out.dedup_by_key(|m| m.uid);
+    out
 }
 
 fn uid_set(uids: &[u32]) -> RemoteResult<UidSet> {
@@ -924,6 +1122,8 @@ mod tests {
             seqs: [(3, 30), (4, 40)].into_iter().collect(),
             wanted: [30, 40].into_iter().collect(),
             current: None,
+            done: Default::default(),
+            unattributed: false,
         };
         let part = |seq| BodyPart {
             seq,

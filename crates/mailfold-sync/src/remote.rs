@@ -111,6 +111,24 @@ pub struct Status {
     pub uidvalidity: Option<u32>,
     /// UIDNEXT.
     pub uidnext: Option<u32>,
+    /// UNSEEN (asked only by [`Remote::status_all`], seed V0045).
+    pub unseen: Option<u32>,
+    /// HIGHESTMODSEQ (RFC 7162 3.1.6; asked only by [`Remote::status_all`] when the server
+    /// has CONDSTORE).
+    pub highestmodseq: Option<u64>,
+}
+
+/// What changed in the selected folder since a known `(UIDVALIDITY, HIGHESTMODSEQ)` (RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderChanges {
+    /// What SELECT/EXAMINE reported. When its UIDVALIDITY differs from the one asked about,
+    /// `changed` and `vanished` mean nothing and the caller reads the whole folder.
+    pub selected: Selected,
+    /// Messages whose MODSEQ is above the one asked about, new ones included.
+    pub changed: Vec<MessageFlags>,
+    /// UIDs expunged since then, from `VANISHED (EARLIER)` (QRESYNC). `None` when the server
+    /// cannot say (CONDSTORE without QRESYNC): the caller must find expunges another way.
+    pub vanished: Option<Vec<u32>>,
 }
 
 /// A failed server command.
@@ -227,6 +245,36 @@ pub trait Remote {
 
     /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
+
+    /// STATUS of many folders in one pipelined round (seed V0045): MESSAGES UIDNEXT
+    /// UIDVALIDITY UNSEEN, and HIGHESTMODSEQ with CONDSTORE. One entry per mailbox, in order;
+    /// `None` where the server refused. The default sends them one by one.
+    fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for m in mailboxes {
+            match self.status(m) {
+                Ok(s) => out.push(Some(s)),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(_) => out.push(None),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Selects the folder asking only for what changed since `(uidvalidity, since)`: with
+    /// QRESYNC, `SELECT … (QRESYNC (uidvalidity since))`; with CONDSTORE alone,
+    /// `SELECT … (CONDSTORE)` then `UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE since)`.
+    /// `Ok(None)` when the server offers neither (the caller then selects and reads
+    /// everything). The default offers neither.
+    fn select_changes(
+        &mut self,
+        _mailbox: &[u8],
+        _read_only: bool,
+        _uidvalidity: u32,
+        _since: u64,
+    ) -> RemoteResult<Option<FolderChanges>> {
+        Ok(None)
+    }
 
     /// `UID SEARCH HEADER Message-ID "<id>"` on the selected mailbox.
     fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>>;

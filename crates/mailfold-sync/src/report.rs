@@ -60,6 +60,42 @@ pub struct SyncReport {
     pub dry_run: bool,
     /// Operations applied.
     pub steps: u64,
+    /// Folders a STATUS round showed unchanged on the server, so they were not selected
+    /// (seed V0045).
+    pub unchanged_folders: usize,
+    /// What crossed the network, when the run used a `mailfold-net` session.
+    pub traffic: Option<Traffic>,
+}
+
+/// Commands and bytes of a run (from `mailfold-net`'s counters): what "no needless work"
+/// tests count, and what `--json` can show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Commands sent, by name (`SELECT`, `UID FETCH`, …).
+    pub commands: std::collections::BTreeMap<String, u64>,
+    /// Bytes written to the server.
+    pub bytes_sent: u64,
+    /// Bytes read from the server.
+    pub bytes_received: u64,
+}
+
+impl Traffic {
+    /// The counters of a session as they are now.
+    pub fn of(stats: &mailfold_net::Stats) -> Traffic {
+        Traffic {
+            commands: stats.all_commands(),
+            bytes_sent: stats.bytes_sent(),
+            bytes_received: stats.bytes_received(),
+        }
+    }
+
+    /// How many commands named `name` were sent (case-insensitive).
+    pub fn count(&self, name: &str) -> u64 {
+        self.commands
+            .get(&name.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl SyncReport {

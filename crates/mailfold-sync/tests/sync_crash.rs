@@ -136,9 +136,11 @@ fn prepare(env: &Env, i: usize) -> Side {
     )
     .unwrap();
     // Chosen by content: file names differ from user to user.
+    // Unflagged downloads lie in new/, flagged ones in cur/.
     let by_subject = |n: usize| -> PathBuf {
         std::fs::read_dir(inbox.join("cur"))
             .unwrap()
+            .chain(std::fs::read_dir(inbox.join("new")).unwrap())
             .map(|e| e.unwrap().path())
             .find(|p| {
                 std::fs::read_to_string(p)
@@ -148,9 +150,10 @@ fn prepare(env: &Env, i: usize) -> Side {
     };
     std::fs::remove_file(by_subject(0)).unwrap();
     let p = by_subject(3);
+    // Marked seen as a mail reader does: into cur/ with `:2,S`.
     let name = p.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.ends_with(":2,"), "{name}");
-    std::fs::rename(&p, p.with_file_name(format!("{name}S"))).unwrap();
+    let base = name.split_once(":2,").map_or(name.as_str(), |(b, _)| b);
+    std::fs::rename(&p, inbox.join("cur").join(format!("{base}:2,S"))).unwrap();
     side
 }
 

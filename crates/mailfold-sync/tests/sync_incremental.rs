@@ -1,0 +1,271 @@
+//! Issue 5 against a private Dovecot: incremental sync (STATUS round, CONDSTORE/QRESYNC),
+//! UIDVALIDITY recovery, moves. Each test checks the end state *and* the absence of needless
+//! work, counted from `mailfold-net`'s traffic counters.
+
+#[path = "sync_common.rs"]
+mod common;
+
+use common::{message, Env};
+use mailfold_sync::{AccountSpec, NetRemote, SyncOptions, SyncReport, Traffic};
+
+fn crlf(b: &[u8]) -> Vec<u8> {
+    String::from_utf8(b.to_vec())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+fn traffic(r: &SyncReport) -> &Traffic {
+    r.traffic.as_ref().expect("sync_account reports traffic")
+}
+
+fn total(r: &SyncReport, f: impl Fn(&mailfold_sync::FolderReport) -> usize) -> usize {
+    r.folders.iter().map(f).sum()
+}
+
+/// A run over a NetRemote whose capabilities are trimmed first (a server without QRESYNC).
+fn sync_hiding(env: &Env, a: &AccountSpec, hide: &[&str]) -> SyncReport {
+    let (maildir, mut db) = mailfold_sync::open_store(a).unwrap();
+    let mut remote = NetRemote::connect(a).unwrap();
+    for h in hide {
+        remote.hide_capability(h);
+    }
+    let r =
+        mailfold_sync::sync_with_remote(&mut remote, a, &SyncOptions::default(), &maildir, &mut db)
+            .unwrap_or_else(|e| panic!("sync failed: {e}\n{}", env.dovecot.log()));
+    let stats = remote.stats();
+    mailfold_sync::Remote::logout(&mut remote);
+    SyncReport {
+        traffic: Some(Traffic::of(&stats)),
+        ..r
+    }
+}
+
+fn server_flag(env: &Env, folder: &str, uid: u32, op: &str, flag: &str) {
+    env.dovecot.doveadm(&[
+        "flags",
+        op,
+        "-u",
+        &env.user,
+        flag,
+        "mailbox",
+        &common::mailbox_arg(folder),
+        "uid",
+        &uid.to_string(),
+    ]);
+}
+
+/// Seed V0045: after a first sync, a sync with no change anywhere in 20 folders (plus INBOX)
+/// costs one pipelined round of STATUS and not a single SELECT, EXAMINE or FETCH.
+#[test]
+fn v0045_no_change_sync_of_20_folders_sends_no_select() {
+    let env = Env::new();
+    env.deliver("INBOX", &crlf(&message("INBOX", 0)));
+    for i in 0..20 {
+        let f = format!("F{i:02}");
+        env.dovecot.create_mailbox(&env.user, &f);
+        env.deliver(&f, &crlf(&message(&f, 1)));
+    }
+    let first = env.sync();
+    assert!(first.is_complete(), "{first:#?}");
+    assert_eq!(total(&first, |f| f.downloaded), 21);
+    let again = env.sync();
+    assert!(again.is_complete(), "{again:#?}");
+    assert!(!again.changed_anything(), "{again:#?}");
+    let t = traffic(&again);
+    assert_eq!(t.count("SELECT"), 0, "{t:#?}");
+    assert_eq!(t.count("EXAMINE"), 0, "{t:#?}");
+    assert_eq!(t.count("UID FETCH"), 0, "{t:#?}");
+    // Every folder (ours and Dovecot's own Drafts, Sent, …) in one STATUS each, all unchanged.
+    let folders = again.unchanged_folders as u64;
+    assert!(folders >= 21, "{again:#?}");
+    assert_eq!(t.count("STATUS"), folders, "{t:#?}");
+    // One folder changed on the server: only that one is selected.
+    env.deliver("F07", &crlf(&message("F07", 2)));
+    let third = env.sync();
+    assert_eq!(total(&third, |f| f.downloaded), 1, "{third:#?}");
+    assert_eq!(traffic(&third).count("SELECT"), 1, "{:#?}", traffic(&third));
+    assert_eq!(third.unchanged_folders as u64, folders - 1);
+}
+
+/// Seed V0045 with local changes: a folder the server did not change is not read, and a new
+/// local file in it is still pushed (APPEND needs no SELECT).
+#[test]
+fn v0045_local_change_in_an_unchanged_folder_is_pushed() {
+    let env = Env::new();
+    for i in 0..3 {
+        env.deliver("INBOX", &crlf(&message("INBOX", i)));
+    }
+    env.dovecot.create_mailbox(&env.user, "Work");
+    env.deliver("Work", &crlf(&message("Work", 0)));
+    env.sync();
+    env.drop_local("Work", "new-local.host", &message("WorkLocal", 1));
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("SELECT") + t.count("UID FETCH"), 0, "{t:#?}");
+    assert_eq!(t.count("APPEND"), 1, "{t:#?}");
+    assert_eq!(env.server_folder("Work").len(), 2);
+    assert_eq!(env.local_folder("Work"), env.server_folder("Work"));
+    assert!(!env.sync().changed_anything());
+}
+
+/// Seed V0002 / RFC 7162 with QRESYNC: a flag changed and a message expunged by another client
+/// are picked up from `SELECT … (QRESYNC …)` without reading every UID's flags.
+#[test]
+fn v0002_qresync_changes_reach_the_maildir_without_a_full_flag_fetch() {
+    let env = Env::new();
+    let msgs: Vec<(Vec<u8>, &str)> = (0..150).map(|i| (message("INBOX", i), "")).collect();
+    env.seed_server("INBOX", &msgs);
+    let first = env.sync();
+    assert_eq!(total(&first, |f| f.downloaded), 150);
+    let full_fetch_bytes = traffic(&first).bytes_received;
+    server_flag(&env, "INBOX", 5, "add", "\\Flagged");
+    env.dovecot
+        .doveadm(&["expunge", "-u", &env.user, "mailbox", "INBOX", "uid", "9"]);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_flag_changes), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_deletions), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 0);
+    let t = traffic(&r);
+    assert_eq!(t.count("SELECT"), 1, "{t:#?}");
+    assert_eq!(
+        t.count("UID FETCH"),
+        0,
+        "QRESYNC's SELECT says it all: {t:#?}"
+    );
+    assert!(t.count("ENABLE") >= 1, "{t:#?}");
+    // 150 UIDs with flags would be several kilobytes; the changes are a few lines.
+    assert!(
+        t.bytes_received < 3000,
+        "{t:#?} (first run {full_fetch_bytes})"
+    );
+    assert_eq!(env.local_folder("INBOX").len(), 149);
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    assert!(!env.sync().changed_anything());
+}
+
+/// The same against a server with CONDSTORE but no QRESYNC: `UID FETCH 1:* (…)
+/// (CHANGEDSINCE n)` for flags; an expunge, which CHANGEDSINCE cannot show, is noticed from
+/// EXISTS and the folder is read whole that time.
+#[test]
+fn v0002_condstore_without_qresync_uses_changedsince() {
+    let env = Env::new();
+    let msgs: Vec<(Vec<u8>, &str)> = (0..100).map(|i| (message("INBOX", i), "")).collect();
+    env.seed_server("INBOX", &msgs);
+    let a = env.account();
+    sync_hiding(&env, &a, &["QRESYNC"]);
+    server_flag(&env, "INBOX", 3, "add", "\\Seen");
+    env.deliver("INBOX", &crlf(&message("INBOX", 100)));
+    let r = sync_hiding(&env, &a, &["QRESYNC"]);
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_flag_changes), 1, "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("ENABLE"), 0, "no QRESYNC: {t:#?}");
+    assert_eq!(t.count("SELECT"), 1, "{t:#?}");
+    // CHANGEDSINCE, the new message's details, its body: three UID FETCHes, no full read.
+    assert_eq!(t.count("UID FETCH"), 3, "{t:#?}");
+    assert!(t.bytes_received < 4000, "{t:#?}");
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    // An expunge: EXISTS does not add up, so the folder is read whole, correctly.
+    env.dovecot
+        .doveadm(&["expunge", "-u", &env.user, "mailbox", "INBOX", "uid", "7"]);
+    let r = sync_hiding(&env, &a, &["QRESYNC"]);
+    assert_eq!(total(&r, |f| f.local_deletions), 1, "{r:#?}");
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    assert!(!sync_hiding(&env, &a, &["QRESYNC"]).changed_anything());
+}
+
+/// Seed V0003 end to end: after a UIDVALIDITY reset every message is re-bound by content
+/// without fetching a single body; a flag set locally just before the reset reaches the
+/// server; a file deleted locally just before it does not come back.
+#[test]
+fn v0003_uidvalidity_reset_recovers_without_download_and_keeps_local_changes() {
+    let env = Env::new();
+    // 20 KB bodies: fetching even one would show in the byte count.
+    for i in 0..6 {
+        let mut m = message("INBOX", i);
+        for _ in 0..400 {
+            m.extend_from_slice(b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n");
+        }
+        env.deliver("INBOX", &crlf(&m));
+    }
+    env.sync();
+    let mut files = env.local_files("INBOX");
+    files.sort();
+    // Local changes not yet pushed: flag one file, delete another.
+    // Unflagged downloads lie in new/ (no info suffix); a mail reader flags one by moving it
+    // to cur/ with `:2,F`, as mutt does.
+    let flagged = files[1].clone();
+    let name = flagged.file_name().unwrap().to_str().unwrap().to_owned();
+    let base = name.split_once(":2,").map_or(name.as_str(), |(b, _)| b);
+    let renamed = env
+        .local_dir("INBOX")
+        .join("cur")
+        .join(format!("{base}:2,F"));
+    std::fs::rename(&flagged, &renamed).unwrap();
+    std::fs::remove_file(&files[4]).unwrap();
+    env.dovecot.set_uidvalidity(&env.user, "INBOX", 777_777);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 0, "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 0, "{r:#?}");
+    let t = traffic(&r);
+    // Re-binding reads sizes, dates and Message-IDs (a few hundred bytes a message), never a
+    // body (each is over 20 KB).
+    assert!(t.bytes_received < 15_000, "{t:#?}");
+    let server = env.server_folder("INBOX");
+    assert_eq!(server.len(), 5, "the local deletion reached the server");
+    assert_eq!(
+        server.iter().filter(|(_, f)| f.contains('F')).count(),
+        1,
+        "the local flag reached the server"
+    );
+    assert_eq!(env.local_folder("INBOX"), server);
+    assert!(!env.sync().changed_anything());
+}
+
+/// Seed V0057: a message moved between server folders by another client is moved in the
+/// Maildir without a download; one moved between local folders becomes a UID MOVE whose
+/// COPYUID maps it, again with nothing transferred.
+#[test]
+fn v0057_moves_are_moves_both_ways() {
+    let env = Env::new();
+    for i in 0..3 {
+        env.deliver("INBOX", &crlf(&message("INBOX", i)));
+    }
+    env.dovecot.create_mailbox(&env.user, "Archive");
+    env.deliver("Archive", &crlf(&message("Archive", 0)));
+    env.sync();
+    // Server side: another client moves UID 1 to Archive.
+    env.dovecot.doveadm(&[
+        "move", "-u", &env.user, "Archive", "mailbox", "INBOX", "uid", "1",
+    ]);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 0, "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_moves), 1, "{r:#?}");
+    assert_eq!(env.local_folder("Archive"), env.server_folder("Archive"));
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    // Local side: a mail reader moves a file from INBOX to Archive.
+    let src = env.local_files("INBOX").into_iter().next().unwrap();
+    let dest = env
+        .local_dir("Archive")
+        .join("cur")
+        .join(src.file_name().unwrap());
+    std::fs::rename(&src, &dest).unwrap();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.remote_moves), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded + f.downloaded), 0, "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("UID MOVE"), 1, "{t:#?}");
+    assert_eq!(t.count("APPEND"), 0, "{t:#?}");
+    assert_eq!(env.local_folder("Archive"), env.server_folder("Archive"));
+    assert_eq!(env.server_folder("Archive").len(), 3);
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    assert!(!env.sync().changed_anything());
+}
