@@ -44,6 +44,29 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// Standard output was closed by its reader (`mailfold list | head`): not a failure of the
+/// command, so `main` exits quietly with status 0, as `cat` or ripgrep do.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// An error writing standard output: a closed pipe becomes [`StdoutClosed`], anything else
+/// (a full disk under a redirection) stays an error.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("writing standard output")
+    }
+}
+
 /// Shorthand: a usage error as `anyhow::Error`.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))

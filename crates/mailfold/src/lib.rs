@@ -12,3 +12,4 @@ pub mod lock;
 pub mod mime;
 pub mod mirror;
 pub mod online;
+pub mod term;

@@ -9,14 +9,17 @@ use clap::{CommandFactory, Parser};
 use mailfold::cli::{Cli, Command, DebugCommand};
 use mailfold::commands::{self, Ctx};
 use mailfold::exit;
+use mailfold::term;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if e.is::<exit::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mailfold: error: {e:#}");
+            // The message may carry a server's text: one safe line.
+            eprintln!("mailfold: error: {}", term::line(&format!("{e:#}")));
             ExitCode::from(exit::status_of(&e))
         }
     }

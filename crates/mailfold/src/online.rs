@@ -18,6 +18,7 @@ use mailfold_proto::engine::Event;
 use crate::account;
 use crate::config::Account;
 use crate::exit::ServerError;
+use crate::term;
 
 /// Why a session could not be opened.
 #[derive(Debug)]
@@ -91,10 +92,16 @@ fn show_notification(n: &Notification, host: &str) {
             } else {
                 " (over an unencrypted connection: anyone on the path could have written it)"
             };
-            eprintln!("mailfold: ALERT from server {host}{how}: {text}");
+            eprintln!(
+                "mailfold: ALERT from server {host}{how}: {}",
+                term::line(text)
+            );
         }
         Event::Bye { text } => {
-            eprintln!("mailfold: server {host} closed the session (BYE): {text}");
+            eprintln!(
+                "mailfold: server {host} closed the session (BYE): {}",
+                term::line(text)
+            );
         }
         other => tracing::debug!(?other, "server notification"),
     }

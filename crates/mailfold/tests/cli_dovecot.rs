@@ -439,3 +439,43 @@ fn completions_and_man_page_come_from_the_argument_definitions() {
     let m = home.run(&["man"]).ok();
     assert!(m.stdout.contains(".TH") && m.stdout.contains("mailfold"));
 }
+
+#[test]
+fn mail_content_cannot_drive_the_terminal_and_a_closed_pipe_is_not_an_error() {
+    let env = Env::new();
+    let evil = "From: =?UTF-8?Q?Mallory=1B]0;pwned=07?= <m@example.org>\nTo: user1@example.org\nSubject: =?UTF-8?Q?hi=1B[2J_there?=\nDate: Mon, 15 Jan 2024 10:00:00 +0000\nMessage-ID: <evil@test>\n\nbody\x1b[31m red\n";
+    env.deliver("INBOX", evil);
+    env.run(&["sync"]).ok();
+    let list = env.run(&["list", "INBOX"]).ok();
+    assert!(!list.stdout.contains('\x1b'), "{:?}", list.stdout);
+    assert!(list.stdout.contains("hi?[2J there"), "{}", list.stdout);
+    let id = uid_with_subject(&env, "INBOX", "there");
+    let show = env.run(&["show", "INBOX", &id]).ok();
+    assert!(!show.stdout.contains('\x1b'), "{:?}", show.stdout);
+    // --json keeps the content exact (escaped by JSON).
+    let j = env.run(&["--json", "show", "INBOX", &id]).ok().json();
+    assert!(
+        j["text"].as_str().is_some_and(|t| t.contains("\x1b[31m")),
+        "{j}"
+    );
+
+    // `mailfold list | head -1`: the reader goes away (here before the first write); no
+    // error, status 0.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailfold"))
+        .arg("--config")
+        .arg(env.home.config())
+        .args(["--json", "list", "INBOX"])
+        .env("HOME", env.home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,6 +9,7 @@
 //! counts are shown and the output says so.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mailfold_net::Session;
@@ -23,6 +24,7 @@ use super::{print_json, Ctx};
 use crate::config::Account;
 use crate::mirror::Mirror;
 use crate::online::{self, Connect};
+use crate::term;
 
 /// The mirror counts as fresh when every folder synced within this many seconds.
 pub const FRESH_SECS: i64 = 600;
@@ -89,7 +91,7 @@ pub fn run(ctx: &Ctx, account: Option<&str>, server: bool, local: bool) -> anyho
             "folders": folders,
         }))?;
     } else {
-        print_tree(&rows);
+        print_tree(&rows)?;
     }
     Ok(crate::exit::OK)
 }
@@ -295,32 +297,37 @@ pub fn special_use_name(a: &ListAttribute) -> Option<String> {
     )
 }
 
-fn print_tree(rows: &[Row]) {
+fn print_tree(rows: &[Row]) -> anyhow::Result<()> {
+    // Folder names come from the server: made safe, and measured in terminal cells.
+    let label = |r: &Row| {
+        let depth = r.name.matches('/').count();
+        let leaf = r.name.rsplit('/').next().unwrap_or("");
+        format!("{}{}", "  ".repeat(depth), term::line(leaf))
+    };
     let width = rows
         .iter()
-        .map(|r| {
-            let depth = r.name.matches('/').count();
-            depth * 2 + r.name.rsplit('/').next().unwrap_or("").chars().count()
-        })
+        .map(|r| term::width(&label(r)))
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{:<width$}  {:>8}  {:>8}  SPECIAL",
         "FOLDER", "MESSAGES", "UNSEEN"
-    );
+    )
+    .map_err(crate::exit::stdout_error)?;
     for r in rows {
-        let depth = r.name.matches('/').count();
-        let leaf = r.name.rsplit('/').next().unwrap_or("");
-        let label = format!("{}{}", "  ".repeat(depth), leaf);
-        let pad = width.saturating_sub(label.chars().count());
         let num = |n: Option<u32>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
-        println!(
-            "{label}{}  {:>8}  {:>8}  {}",
-            " ".repeat(pad),
+        writeln!(
+            out,
+            "{}  {:>8}  {:>8}  {}",
+            term::pad(&label(r), width),
             num(r.messages),
             num(r.unseen),
             r.special_use.as_deref().unwrap_or("")
-        );
+        )
+        .map_err(crate::exit::stdout_error)?;
     }
+    Ok(())
 }

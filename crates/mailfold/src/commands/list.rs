@@ -1,6 +1,8 @@
 //! `mailfold list FOLDER`: the messages of a folder from the local mirror, with the server
 //! UID as the message ID (a message not uploaded yet shows its Maildir base name instead).
 
+use std::io::Write;
+
 use mailfold_store::MessageRecord;
 use serde_json::json;
 
@@ -8,6 +10,7 @@ use super::{print_json, Ctx};
 use crate::cli::SortKey;
 use crate::mime::{self, Summary};
 use crate::mirror::{read_head, MessageRef, Mirror};
+use crate::term;
 
 /// One listed message.
 #[derive(Debug, Clone)]
@@ -148,7 +151,7 @@ pub fn run(
             "messages": all.iter().map(Item::to_json).collect::<Vec<_>>(),
         }))?;
     } else {
-        print_table(&all);
+        print_table(&all.iter().collect::<Vec<_>>())?;
     }
     Ok(crate::exit::OK)
 }
@@ -203,26 +206,23 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-    t.push('…');
-    t
-}
-
-fn print_table(items: &[Item]) {
+/// The human table of `list` and `search`: ID, date, flags, sender, size, subject. Sender
+/// and subject are mail content: made safe for the terminal and measured in cells.
+pub fn print_table(items: &[&Item]) -> anyhow::Result<()> {
     let idw = items.iter().map(|i| i.id().len()).max().unwrap_or(2).max(2);
+    let mut out = std::io::stdout().lock();
     for i in items {
-        println!(
-            "{:>idw$}  {}  {}  {:<24}  {:>6}  {}",
+        writeln!(
+            out,
+            "{:>idw$}  {}  {}  {}  {:>6}  {}",
             i.id(),
             mime::format_unix(i.date()),
             flag_marks(&i.flags),
-            truncate(&i.summary.from, 24),
+            term::pad(&i.summary.from, 24),
             human_size(i.size),
-            i.summary.subject
-        );
+            term::line(&i.summary.subject)
+        )
+        .map_err(crate::exit::stdout_error)?;
     }
+    Ok(())
 }

@@ -53,10 +53,11 @@ impl Ctx {
 /// Writes one JSON document and a newline to stdout.
 pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
+    serde_json::to_writer_pretty(&mut out, v)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(crate::exit::stdout_error)
 }
 
 /// How a change ended, for the human and JSON output of the changing commands.

@@ -58,6 +58,9 @@ pub struct ProbeReport {
     pub capabilities_after_login: Option<Vec<String>>,
     /// What failed, in the order it happened.
     pub errors: Vec<String>,
+    /// What to try, for failures with a likely cause (a TLS mode that does not match the
+    /// port).
+    pub hints: Vec<String>,
 }
 
 /// The TLS part of a [`ProbeReport`].
@@ -114,8 +117,9 @@ impl From<&CertSummary> for CertReport {
 /// Why a certificate was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertProblem {
-    /// `untrusted`, `wrong-host`, `expired`, `not-yet-valid`, `revoked`, `not-checked` or
-    /// `other`.
+    /// `untrusted`, `wrong-host`, `expired`, `not-yet-valid`, `revoked` (the certificate
+    /// was refused), `not-checked` (the account turned verification off), `not-tls` (the
+    /// server did not answer with TLS) or `other` (another handshake failure).
     pub kind: &'static str,
     /// One sentence for a person.
     pub message: String,
@@ -136,6 +140,16 @@ pub struct LoginReport {
     /// Why the login failed, with the server's text.
     pub error: Option<String>,
 }
+
+/// The [`CertProblem`] kinds that are a verdict on the server's certificate (the others are
+/// handshake failures: `not-tls`, `other`).
+pub const CERTIFICATE_KINDS: &[&str] = &[
+    "untrusted",
+    "wrong-host",
+    "expired",
+    "not-yet-valid",
+    "revoked",
+];
 
 /// Classifies a TLS handshake error by what it says about the certificate. The driver keeps
 /// the TLS library's message as text ([`NetError::Tls`]); its wording for each certificate
@@ -176,6 +190,8 @@ pub fn classify_tls_error(host: &str, text: &str) -> CertProblem {
         )
     } else if lower.contains("revoked") {
         ("revoked", "the certificate has been revoked".to_string())
+    } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+        ("not-tls", "the server did not answer with TLS".to_string())
     } else if lower.contains("invalid peer certificate") {
         // Any other verdict on the chain itself (a bad signature, an algorithm the chain's
         // anchor does not allow, a CA that may not issue) means no trusted path to it.
@@ -268,6 +284,7 @@ async fn read_session(s: &mut Session, report: &mut ProbeReport) {
 /// that does not verify it (and carries nothing but LOGOUT).
 async fn inspect_refused_certificate(
     cfg: &ConnectConfig,
+    problem: CertProblem,
     why: &str,
     report: &mut ProbeReport,
 ) -> Result<(), NetError> {
@@ -277,7 +294,7 @@ async fn inspect_refused_certificate(
         via_starttls: cfg.security == Security::StartTls,
         verified: false,
         trust: None,
-        problem: Some(classify_tls_error(&cfg.host, why)),
+        problem: Some(problem),
         error: Some(why.to_string()),
         certificates: 0,
         chain: Vec::new(),
@@ -350,6 +367,7 @@ pub async fn probe(
         login: None,
         capabilities_after_login: None,
         errors: Vec::new(),
+        hints: Vec::new(),
     };
     let first = match creds {
         Some(c) => Session::connect(cfg, Some(c)).await,
@@ -378,57 +396,91 @@ pub async fn probe(
     };
     match failure {
         NetError::Tls(why) => {
-            report.errors.push(format!("certificate refused: {why}"));
-            // The inspection connection must not print the driver's "verification is OFF"
-            // warning: it would read as if the account were unsafe. With -v the user sees
-            // every log line, that one included.
-            let inspect = inspect_refused_certificate(cfg, &why, &mut report);
-            let r = if verbose {
-                inspect.await
+            let problem = classify_tls_error(&cfg.host, &why);
+            if CERTIFICATE_KINDS.contains(&problem.kind) {
+                report.errors.push(format!("certificate refused: {why}"));
+                // The inspection connection must not print the driver's "verification is
+                // OFF" warning: it would read as if the account were unsafe. With -v the
+                // user sees every log line, that one included.
+                let inspect = inspect_refused_certificate(cfg, problem, &why, &mut report);
+                let r = if verbose {
+                    inspect.await
+                } else {
+                    inspect
+                        .with_subscriber(tracing::subscriber::NoSubscriber::default())
+                        .await
+                };
+                if let Err(e) = r {
+                    report
+                        .errors
+                        .push(format!("reading the presented certificates: {e}"));
+                }
             } else {
-                inspect
-                    .with_subscriber(tracing::subscriber::NoSubscriber::default())
-                    .await
-            };
-            if let Err(e) = r {
-                report
-                    .errors
-                    .push(format!("reading the presented certificates: {e}"));
+                // Not a verdict on a certificate: the handshake itself failed.
+                if problem.kind == "not-tls" {
+                    report.hints.push(
+                        "the server does not speak TLS on this port: it may expect STARTTLS \
+                         (`tls = \"starttls\"`, or `--tls starttls`), or be a plaintext port"
+                            .into(),
+                    );
+                }
+                report.errors.push(format!("TLS handshake failed: {why}"));
+                report.tls = Some(TlsReport {
+                    version: None,
+                    cipher: None,
+                    via_starttls: cfg.security == Security::StartTls,
+                    verified: false,
+                    trust: None,
+                    problem: Some(problem),
+                    error: Some(why),
+                    certificates: 0,
+                    chain: Vec::new(),
+                });
             }
         }
-        e @ (NetError::Io(..) | NetError::Timeout(_) | NetError::Config(_)) => {
+        NetError::Config(e) => {
+            report.errors.push(format!("configuration: {e}"));
+            return (report, exit::USAGE);
+        }
+        e @ (NetError::Io(..) | NetError::Timeout(_)) => {
+            if matches!(&e, NetError::Timeout(w) if w.contains("greeting"))
+                && cfg.security != Security::ImplicitTls
+            {
+                report.hints.push(
+                    "no greeting arrived: a server that expects TLS from the first byte says \
+                     nothing in clear; try implicit TLS (`tls = \"implicit\"`, or `--tls implicit`)"
+                        .into(),
+                );
+            }
             report.errors.push(format!("connection: {e}"));
         }
         e => {
-            let login_error =
-                creds.is_some() && matches!(e, NetError::Auth { .. } | NetError::Security(_));
-            if login_error {
-                let mechanism = match &e {
-                    NetError::Auth { mechanism, .. } => Some(mechanism.clone()),
-                    _ => None,
-                };
-                report.login = Some(LoginReport {
-                    ok: false,
-                    mechanism,
-                    attempts: Vec::new(),
-                    preauth: false,
-                    error: Some(e.to_string()),
-                });
-            }
-            report.errors.push(format!(
-                "{}: {e}",
-                if login_error { "login" } else { "session" }
-            ));
-            // What the server shows before login, from a session that does not log in.
+            // Whether login was the step that failed: a session that does not log in tells.
             match Session::open(cfg).await {
                 Ok(mut s) => {
+                    if creds.is_some() {
+                        let mechanism = match &e {
+                            NetError::Auth { mechanism, .. } => Some(mechanism.clone()),
+                            _ => None,
+                        };
+                        report.login = Some(LoginReport {
+                            ok: false,
+                            mechanism,
+                            attempts: Vec::new(),
+                            preauth: false,
+                            error: Some(e.to_string()),
+                        });
+                        report.errors.push(format!("login: {e}"));
+                    } else {
+                        report.errors.push(format!("session: {e}"));
+                    }
                     read_session(&mut s, &mut report).await;
                     online::logout(s, &cfg.host).await;
                 }
                 Err(e2) => {
-                    let text = format!("session: {e2}");
-                    if !report.errors.iter().any(|x| x.ends_with(&e2.to_string())) {
-                        report.errors.push(text);
+                    report.errors.push(format!("session: {e}"));
+                    if e2.to_string() != e.to_string() {
+                        report.errors.push(format!("session: {e2}"));
                     }
                 }
             }
@@ -505,6 +557,12 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
             (Some(p), _) if p.kind == "not-checked" => {
                 writeln!(out, "certificate   NOT VERIFIED: {}", p.message)?
             }
+            (Some(p), _) if !CERTIFICATE_KINDS.contains(&p.kind) => {
+                writeln!(out, "TLS           FAILED: {}", p.message)?;
+                if let Some(e) = &t.error {
+                    writeln!(out, "              ({})", clean(e))?;
+                }
+            }
             (Some(p), _) => {
                 writeln!(out, "certificate   REFUSED: {}", p.message)?;
                 if let Some(e) = &t.error {
@@ -577,6 +635,9 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
     for e in &r.errors {
         writeln!(out, "error         {}", clean(e))?;
     }
+    for h in &r.hints {
+        writeln!(out, "hint          {h}")?;
+    }
     Ok(())
 }
 
@@ -608,6 +669,10 @@ mod tests {
                 "untrusted",
             ),
             ("received fatal alert: HandshakeFailure", "other"),
+            (
+                "received corrupt message of type InvalidContentType",
+                "not-tls",
+            ),
         ];
         for (text, kind) in cases {
             assert_eq!(classify_tls_error("127.0.0.1", text).kind, kind, "{text}");

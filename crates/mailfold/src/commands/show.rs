@@ -20,6 +20,7 @@ use super::{print_json, Ctx};
 use crate::mime;
 use crate::mirror::{folder_mailbox, Mirror};
 use crate::online::{self, Connect};
+use crate::term;
 
 /// The most bytes of a message decoded for display; larger ones are cut (use `--raw`).
 pub const MAX_DECODE: usize = 32 * 1024 * 1024;
@@ -73,7 +74,10 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
     if raw {
         // --raw streamed the bytes already when they came from the server.
         if source == "local" {
-            std::io::stdout().lock().write_all(&bytes)?;
+            std::io::stdout()
+                .lock()
+                .write_all(&bytes)
+                .map_err(crate::exit::stdout_error)?;
         }
         return Ok(crate::exit::OK);
     }
@@ -96,33 +100,43 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
             "note": note,
         }))?;
     } else {
-        let mut out = std::io::stdout().lock();
-        for (k, v) in &r.headers {
-            writeln!(out, "{k}: {v}")?;
-        }
-        if !flags.is_empty() {
-            writeln!(out, "Flags: {}", flags.join(" "))?;
-        }
-        writeln!(out)?;
-        out.write_all(r.text.as_bytes())?;
-        if !r.text.ends_with('\n') {
-            writeln!(out)?;
-        }
-        for (n, s) in &r.attachments {
-            writeln!(
-                out,
-                "[attachment: {n}, {}]",
-                super::list::human_size(*s as u64)
-            )?;
-        }
-        if truncated {
-            writeln!(
-                out,
-                "[message cut at {MAX_DECODE} bytes; use --raw for all of it]"
-            )?;
-        }
+        print_human(&r, &flags, truncated).map_err(crate::exit::stdout_error)?;
     }
     Ok(crate::exit::OK)
+}
+
+/// The human form: decoded headers, the text, attachments. Everything shown is the
+/// message's own content, so it goes through [`term`] first (no escape sequence of a
+/// sender's reaches the terminal).
+fn print_human(r: &mime::Rendered, flags: &[String], truncated: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (k, v) in &r.headers {
+        writeln!(out, "{k}: {}", term::line(v))?;
+    }
+    if !flags.is_empty() {
+        writeln!(out, "Flags: {}", term::line(&flags.join(" ")))?;
+    }
+    writeln!(out)?;
+    let text = term::block(&r.text);
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    for (n, s) in &r.attachments {
+        writeln!(
+            out,
+            "[attachment: {}, {}]",
+            term::line(n),
+            super::list::human_size(*s as u64)
+        )?;
+    }
+    if truncated {
+        writeln!(
+            out,
+            "[message cut at {MAX_DECODE} bytes; use --raw for all of it]"
+        )?;
+    }
+    out.flush()
 }
 
 /// Reads a local file: all of it for `--raw` (printed at once, so `raw` reads in pieces

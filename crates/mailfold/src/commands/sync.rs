@@ -1,7 +1,7 @@
 //! `mailfold sync [ACCOUNT…] [--force] [--dry-run]`: runs the sync engine for each account and
 //! prints its report. Exit status 0 only when every folder of every account synced (issue 4).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,6 +12,7 @@ use super::{print_json, Ctx};
 use crate::account;
 use crate::exit;
 use crate::lock::AccountLock;
+use crate::term;
 
 /// Runs the command; returns the exit status.
 pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::Result<u8> {
@@ -55,7 +56,11 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
             Ok(report) => {
                 // Seed V0063: ALERT text always reaches the user, marked as the server's.
                 for a in &report.alerts {
-                    eprintln!("mailfold: ALERT from server {}: {a}", acct.host);
+                    eprintln!(
+                        "mailfold: ALERT from server {}: {}",
+                        acct.host,
+                        term::line(a)
+                    );
                 }
                 if !report.is_complete() {
                     status = exit::worst(status, exit::FAILED);
@@ -63,12 +68,15 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 if ctx.json {
                     docs.push(report_json(&report, None));
                 } else {
-                    print_human(&report);
+                    print_human(&report).map_err(exit::stdout_error)?;
                 }
             }
             Err(e) => {
                 status = exit::worst(status, exit::status_of(&e));
-                eprintln!("mailfold: account {name}: {e:#}");
+                eprintln!(
+                    "mailfold: account {name}: {}",
+                    term::line(&format!("{e:#}"))
+                );
                 if ctx.json {
                     docs.push(json!({
                         "account": name,
@@ -120,7 +128,8 @@ pub fn report_json(r: &SyncReport, error: Option<&str>) -> Value {
     v
 }
 
-fn print_human(r: &SyncReport) {
+fn print_human(r: &SyncReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     let verdict = if r.dry_run {
         "planned (dry run, nothing changed)"
     } else if r.is_complete() {
@@ -128,15 +137,19 @@ fn print_human(r: &SyncReport) {
     } else {
         "incomplete"
     };
-    println!("account {}: {verdict}", r.account);
+    writeln!(out, "account {}: {verdict}", r.account)?;
     for w in &r.warnings {
-        println!("  warning: {w}");
+        writeln!(out, "  warning: {}", term::line(w))?;
     }
     for x in &r.refused {
-        println!("  refused: {x} (run `mailfold sync --force` to apply)");
+        writeln!(
+            out,
+            "  refused: {} (run `mailfold sync --force` to apply)",
+            term::line(&x.to_string())
+        )?;
     }
     for e in &r.errors {
-        println!("  error: {e}");
+        writeln!(out, "  error: {}", term::line(e))?;
     }
     let mut quiet = 0usize;
     for f in &r.folders {
@@ -175,15 +188,16 @@ fn print_human(r: &SyncReport) {
         if parts.is_empty() {
             parts.push("no changes".into());
         }
-        println!("  {}: {}", f.folder, parts.join(", "));
+        writeln!(out, "  {}: {}", term::line(&f.folder), parts.join(", "))?;
         for w in &f.warnings {
-            println!("    warning: {w}");
+            writeln!(out, "    warning: {}", term::line(w))?;
         }
         for e in &f.errors {
-            println!("    error: {e}");
+            writeln!(out, "    error: {}", term::line(e))?;
         }
     }
     if quiet > 0 {
-        println!("  {quiet} folder(s) unchanged");
+        writeln!(out, "  {quiet} folder(s) unchanged")?;
     }
+    Ok(())
 }
