@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use mailfold_sasl::{MechanismName, Secret};
 
+pub use crate::plan::DownloadMode;
+
 /// How the connection is protected (seed N1: 993 implicit TLS by default, 143 with STARTTLS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsMode {
@@ -161,6 +163,11 @@ pub struct AccountSpec {
     /// Connections to use. This version syncs over one connection; the field is accepted so the
     /// configuration is stable, and values above 1 are reported as a warning.
     pub connections: u8,
+    /// What a download fetches (seeds V0010, V0070): whole messages (the default), headers
+    /// only, or whole messages up to a size and headers beyond it. The CLI maps its config
+    /// keys `download` and `max_message_size` onto this. A partial copy never replaces a full
+    /// one and is never uploaded.
+    pub download: DownloadMode,
 }
 
 impl AccountSpec {
@@ -191,6 +198,7 @@ impl AccountSpec {
             max_delete_percent: 50,
             fsync: true,
             connections: 1,
+            download: DownloadMode::Full,
         }
     }
 }

@@ -27,7 +27,9 @@ pub use mailfold_plan as plan;
 pub mod remote;
 pub mod report;
 
-pub use account::{AccountSecret, AccountSpec, Direction, FolderPatterns, SyncOptions, TlsMode};
+pub use account::{
+    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, SyncOptions, TlsMode,
+};
 pub use error::SyncError;
 pub use mailfold_sasl::Secret;
 pub use net::NetRemote;
@@ -99,7 +101,7 @@ pub fn sync_with_remote(
             ..SafetyValve::default()
         },
         force: opts.force,
-        ..PlanConfig::default()
+        download: account.download,
     };
     let plan = plan::plan(&g.input, &config);
     for w in &plan.warnings {

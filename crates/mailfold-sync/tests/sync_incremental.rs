@@ -269,3 +269,33 @@ fn v0057_moves_are_moves_both_ways() {
     assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
     assert!(!env.sync().changed_anything());
 }
+
+/// Seeds V0010 and V0070: in headers-only mode a message is stored as its header alone,
+/// without fetching its body, recorded as partial and never uploaded.
+#[test]
+fn v0070_headers_only_stores_the_header_and_never_uploads_it() {
+    let env = Env::new();
+    let mut big = message("INBOX", 1);
+    for _ in 0..300 {
+        big.extend_from_slice(b"A body line that is not part of the header at all.\n");
+    }
+    env.deliver("INBOX", &crlf(&big));
+    let mut a = env.account();
+    a.download = mailfold_sync::DownloadMode::HeadersOnly;
+    let r = env.sync_with(&a);
+    assert!(r.is_complete(), "{r:#?}");
+    let t = traffic(&r);
+    assert!(t.bytes_received < 8_000, "no body fetched: {t:#?}");
+    let local = env.local_folder("INBOX");
+    assert_eq!(local.len(), 1);
+    let text = String::from_utf8(local[0].0.clone()).unwrap();
+    assert!(text.contains("Subject: INBOX message 1"), "{text}");
+    assert!(!text.contains("A body line"), "{text}");
+    assert!(!env.sync_with(&a).changed_anything());
+    assert_eq!(
+        env.server_folder("INBOX").len(),
+        1,
+        "the partial copy is never uploaded"
+    );
+    assert_eq!(env.local_files("INBOX").len(), 1);
+}
