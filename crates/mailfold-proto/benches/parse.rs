@@ -16,7 +16,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use imap_codec::decode::Decoder;
 use mailfold_proto::parse::{parse_response, Event, ParserConfig, ResponseParser};
 
@@ -165,4 +165,32 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `MAILFOLD_PARSE_ONCE=<stream>:<parser>` runs a single pass of one parser over one stream
+/// and exits, for instruction counting under `valgrind --tool=callgrind` (criterion's
+/// repeated timing loop would drown the count); `<parser>` `none` only builds the stream,
+/// so its count is the baseline to subtract. Streams: flags, envelope, literals; parsers:
+/// stream, whole, imap-proto, imap-codec, none.
+fn main() {
+    if let Ok(spec) = std::env::var("MAILFOLD_PARSE_ONCE") {
+        let (stream, parser) = spec.split_once(':').expect("<stream>:<parser>");
+        let input = match stream {
+            "flags" => flags_stream(),
+            "envelope" => envelope_stream(),
+            "literals" => literal_stream(),
+            other => panic!("unknown stream {other}"),
+        };
+        let n = match parser {
+            "stream" => mailfold_stream(&input),
+            "whole" => mailfold_whole(&input),
+            "imap-proto" => imap_proto_parse(&input),
+            "imap-codec" => imap_codec_parse(&input),
+            "none" => input.len(),
+            other => panic!("unknown parser {other}"),
+        };
+        println!("{spec}: {n}");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

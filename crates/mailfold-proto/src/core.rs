@@ -180,6 +180,31 @@ impl Mailbox {
     }
 }
 
+/// Serialised as its Display form (`\\Seen`, `$Forwarded`), the form a user would type.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Flag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Serialised as the tag text.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Serialised as the wire name, lossily as UTF-8 (still modified UTF-7: what the server
+/// sent, which is what a bug report needs).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Mailbox {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
 impl fmt::Debug for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Mailbox({:?})", String::from_utf8_lossy(&self.0))
@@ -211,14 +236,51 @@ impl fmt::Display for InvalidValue {
 
 impl std::error::Error for InvalidValue {}
 
+/// Byte classes of RFC 3501 section 9, one table lookup per byte: the parser's token loops
+/// call these for every byte of a response, where a chain of comparisons would cost more.
+const ATOM: u8 = 1;
+/// `ASTRING-CHAR`: an atom char or `]` (resp-specials).
+const ASTRING: u8 = 2;
+/// An atom char other than `[`: response and FETCH item names stop at a section
+/// (`BODY[`, `OK[ALERT]`).
+const NAME: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    // CHAR minus CTL: 0x21..=0x7e (SP is excluded too: it is in atom-specials).
+    let mut b = 0x21;
+    while b < 0x7f {
+        // atom-specials other than SP, CTL and the list/quoted-specials below.
+        let special = matches!(
+            b as u8,
+            b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']'
+        );
+        if !special {
+            t[b] = ATOM | ASTRING | if b as u8 == b'[' { 0 } else { NAME };
+        }
+        b += 1;
+    }
+    t[b']' as usize] = ASTRING;
+    t
+};
+
 /// `ATOM-CHAR` of RFC 3501: any CHAR except atom-specials.
-pub fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+#[inline(always)]
+pub const fn is_atom_char(b: u8) -> bool {
+    CLASS[b as usize] & ATOM != 0
 }
 
 /// `ASTRING-CHAR` of RFC 3501: an `ATOM-CHAR` or `]` (resp-specials).
-pub fn is_astring_char(b: u8) -> bool {
-    is_atom_char(b) || b == b']'
+#[inline(always)]
+pub const fn is_astring_char(b: u8) -> bool {
+    CLASS[b as usize] & ASTRING != 0
+}
+
+/// An `ATOM-CHAR` other than `[`: the characters of a response or FETCH item name, which
+/// ends where a section or response code begins.
+#[inline(always)]
+pub(crate) const fn is_name_char(b: u8) -> bool {
+    CLASS[b as usize] & NAME != 0
 }
 
 #[cfg(test)]
@@ -234,6 +296,18 @@ mod tests {
         assert_eq!(Flag::parse("a b"), None);
         assert_eq!(Flag::parse(""), None);
         assert_eq!(Flag::Extension("Foo".into()).to_string(), "\\Foo");
+    }
+
+    #[test]
+    fn byte_classes_follow_rfc3501_abnf() {
+        for b in 0..=255u8 {
+            // ATOM-CHAR = <any CHAR except atom-specials>; atom-specials = "(" / ")" / "{" /
+            // SP / CTL / list-wildcards / quoted-specials / resp-specials.
+            let atom = b.is_ascii() && !b.is_ascii_control() && !b" (){%*\"\\]".contains(&b);
+            assert_eq!(is_atom_char(b), atom, "{b}");
+            assert_eq!(is_astring_char(b), atom || b == b']', "{b}");
+            assert_eq!(is_name_char(b), atom && b != b'[', "{b}");
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroU32;
 
-use crate::core::{Flag, Mailbox, Tag};
+use crate::core::{is_astring_char, is_atom_char, is_name_char, Flag, Mailbox, Tag};
 use crate::framing::{Frame, FrameError, Framer, FramingConfig};
 use crate::response::*;
 use crate::seqset::{SeqSet, UidSet};
@@ -1113,47 +1113,6 @@ fn find_quote_end(s: &[u8]) -> Option<usize> {
     tail.iter()
         .position(|&b| matches!(b, b'"' | b'\\' | b'\n'))
         .map(|p| base + p)
-}
-
-/// Byte classes for the hot token loops: one table lookup per byte instead of a chain of
-/// comparisons. They mirror `core::is_atom_char` / `core::is_astring_char` (a unit test
-/// checks all 256 bytes).
-const ATOM: u8 = 1;
-/// `ASTRING-CHAR`: an atom char or `]`.
-const ASTRING: u8 = 2;
-/// An atom char other than `[`: item and response names stop at a section.
-const NAME: u8 = 4;
-
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0x21;
-    while b < 0x7f {
-        let special = matches!(
-            b as u8,
-            b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']'
-        );
-        if !special {
-            t[b] = ATOM | ASTRING | if b as u8 == b'[' { 0 } else { NAME };
-        }
-        b += 1;
-    }
-    t[b']' as usize] = ASTRING;
-    t
-};
-
-#[inline(always)]
-fn is_atom_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & ATOM != 0
-}
-
-#[inline(always)]
-fn is_astring_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & ASTRING != 0
-}
-
-#[inline(always)]
-fn is_name_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & NAME != 0
 }
 
 /// Case-insensitive keyword comparison.
@@ -2387,19 +2346,6 @@ mod tests {
         let (r, n) = parse_response(s.as_bytes()).unwrap();
         assert_eq!(n, s.len(), "consumed all of {s:?}");
         r
-    }
-
-    #[test]
-    fn byte_classes_match_core() {
-        for b in 0..=255u8 {
-            assert_eq!(is_atom_char(b), crate::core::is_atom_char(b), "{b}");
-            assert_eq!(is_astring_char(b), crate::core::is_astring_char(b), "{b}");
-            assert_eq!(
-                is_name_char(b),
-                crate::core::is_atom_char(b) && b != b'[',
-                "{b}"
-            );
-        }
     }
 
     #[test]

@@ -24,32 +24,6 @@ use crate::seqset::{SeqSet, UidSet};
 #[cfg(feature = "serde")]
 use serde::Serialize;
 
-/// Serialisation helpers for foreign types that do not implement `Serialize` themselves.
-#[cfg(feature = "serde")]
-mod ser {
-    use super::*;
-    use serde::Serializer;
-
-    pub fn flags<S: Serializer>(v: &[Flag], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|f| f.to_string()))
-    }
-
-    pub fn mailbox<S: Serializer>(m: &Mailbox, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&String::from_utf8_lossy(m.as_wire()))
-    }
-
-    pub fn opt_tag<S: Serializer>(t: &Option<Tag>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(t.as_str()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-}
-
 /// A byte string from the server, kept byte-exact. Derefs to `[u8]`; `Debug` (and serde)
 /// show it as lossy UTF-8.
 ///
@@ -252,7 +226,7 @@ pub enum Response {
     /// `* ESEARCH …` (RFC 4731).
     Esearch(Esearch),
     /// `* FLAGS (…)` (RFC 3501 7.2.6, seed V0068).
-    Flags(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::flags"))] Vec<Flag>),
+    Flags(Vec<Flag>),
     /// `* n EXISTS` (RFC 3501 7.3.1).
     Exists(u32),
     /// `* n RECENT` (RFC 3501 7.3.2, seed V0069).
@@ -318,7 +292,6 @@ pub enum StatusKind {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct StatusResponse {
     /// The tag, or `None` for an untagged (`*`) response.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::opt_tag"))]
     pub tag: Option<Tag>,
     /// OK, NO, BAD, PREAUTH or BYE.
     pub kind: StatusKind,
@@ -352,7 +325,7 @@ pub enum Code {
     /// `PARSE`: the server could not parse a message's headers.
     Parse,
     /// `PERMANENTFLAGS (…)`; `\*` is [`Flag::MayCreate`].
-    PermanentFlags(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::flags"))] Vec<Flag>),
+    PermanentFlags(Vec<Flag>),
     /// `READ-ONLY`
     ReadOnly,
     /// `READ-WRITE` (seed V0038).
@@ -370,7 +343,6 @@ pub enum Code {
         /// UIDVALIDITY of the destination mailbox.
         uid_validity: NonZeroU32,
         /// UIDs given to the appended messages.
-        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::display"))]
         uids: UidSet,
     },
     /// `COPYUID uidvalidity source-set dest-set` (RFC 4315).
@@ -383,7 +355,7 @@ pub enum Code {
     NoModSeq,
     /// `MODIFIED set` (RFC 7162 3.1.3): message numbers, or UIDs after a UID STORE; the
     /// caller knows which command it answers.
-    Modified(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::display"))] SeqSet),
+    Modified(SeqSet),
     /// `CLOSED` (RFC 7162 3.2.11).
     Closed,
     /// `REFERRAL url` (RFC 2221).
@@ -453,7 +425,6 @@ pub struct MailboxList {
     /// Hierarchy delimiter, `None` for a flat namespace (`NIL`).
     pub delimiter: Option<char>,
     /// The mailbox name, as on the wire (modified UTF-7 unless UTF8=ACCEPT).
-    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::mailbox"))]
     pub mailbox: Mailbox,
     /// LIST-EXTENDED extended data items (RFC 5258), e.g. CHILDINFO or OLDNAME.
     pub extended: Vec<ListExtended>,
@@ -562,7 +533,7 @@ pub enum ListExtended {
     /// `CHILDINFO (…)`: selection options matched by children, e.g. `SUBSCRIBED`.
     ChildInfo(Vec<ByteString>),
     /// `OLDNAME (name)` (RFC 5465): the name before a rename.
-    OldName(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::mailbox"))] Mailbox),
+    OldName(Mailbox),
     /// Any other item, with its value kept raw.
     Other {
         /// The item label.
@@ -577,7 +548,6 @@ pub enum ListExtended {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct MailboxStatus {
     /// The mailbox the counts belong to.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::mailbox"))]
     pub mailbox: Mailbox,
     /// The items, in wire order.
     pub items: Vec<StatusItem>,
@@ -661,7 +631,6 @@ pub struct Search {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Esearch {
     /// The tag of the command it answers (`(TAG "a1")`), if given.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::opt_tag"))]
     pub tag: Option<Tag>,
     /// True when the numbers are UIDs.
     pub uid: bool,
@@ -680,7 +649,7 @@ pub enum EsearchItem {
     /// COUNT n
     Count(u32),
     /// ALL set: UIDs when [`Esearch::uid`] is true, else sequence numbers.
-    All(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::display"))] SeqSet),
+    All(SeqSet),
     /// MODSEQ n (RFC 7162)
     ModSeq(u64),
     /// Any other item, with its value kept raw.
@@ -710,7 +679,6 @@ pub struct Vanished {
     /// True for `VANISHED (EARLIER)`: a reply to a FETCH/SELECT, not a new expunge.
     pub earlier: bool,
     /// The expunged UIDs.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "ser::display"))]
     pub uids: UidSet,
 }
 
@@ -840,7 +808,7 @@ impl Fetch {
 #[non_exhaustive]
 pub enum FetchItem {
     /// FLAGS (…), `\Recent` included (seed V0004).
-    Flags(#[cfg_attr(feature = "serde", serde(serialize_with = "ser::flags"))] Vec<Flag>),
+    Flags(Vec<Flag>),
     /// INTERNALDATE "dd-Mon-yyyy hh:mm:ss +zzzz"
     InternalDate(DateTime),
     /// RFC822.SIZE

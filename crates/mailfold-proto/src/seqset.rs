@@ -519,6 +519,14 @@ fn parse_number(wire: &[u8], pos: usize) -> Result<(Option<u32>, usize), SeqSetE
     }
 }
 
+/// Serialised in its compact wire form (`1:3,7`), as a string.
+#[cfg(feature = "serde")]
+impl<K: SetKind> serde::Serialize for NumberSet<K> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<K: SetKind> fmt::Display for NumberSet<K> {
     /// The compact wire form (seed V0060): `1:5,7,9:12`, then the `*` form if any.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -287,6 +287,49 @@ fn serde_renders_bytes_as_text() {
     assert!(j.contains("17-Jul-1996 02:44:25 -0700"), "{j}");
 }
 
+/// The JSON shape `mailfold debug parse` prints for the core types (flags, tags, mailbox
+/// names, UID and sequence sets): plain strings, in wire form.
+#[cfg(feature = "serde")]
+#[test]
+fn serde_renders_core_types_as_wire_strings() {
+    let json = |s: &[u8]| {
+        let (r, _) = mailfold_proto::parse::parse_response(s).unwrap();
+        serde_json::to_string(&r).unwrap()
+    };
+    assert_eq!(
+        json(b"* FLAGS (\\Seen $Junk \\X)\r\n"),
+        r#"{"Flags":["\\Seen","$Junk","\\X"]}"#
+    );
+    assert_eq!(
+        json(b"a1 OK [APPENDUID 7 3:5,9] done\r\n"),
+        r#"{"Status":{"tag":"a1","kind":"Ok","code":{"AppendUid":{"uid_validity":7,"uids":"3:5,9"}},"text":"done"}}"#
+    );
+    assert_eq!(
+        json(b"* OK [MODIFIED 2,4:6] x\r\n"),
+        r#"{"Status":{"tag":null,"kind":"Ok","code":{"Modified":"2,4:6"},"text":"x"}}"#
+    );
+    assert_eq!(
+        json(b"* OK [PERMANENTFLAGS (\\Deleted \\*)] x\r\n"),
+        r#"{"Status":{"tag":null,"kind":"Ok","code":{"PermanentFlags":["\\Deleted","\\*"]},"text":"x"}}"#
+    );
+    assert_eq!(
+        json(b"* LIST (\\HasNoChildren) \"/\" inbox (OLDNAME (Old&AOQ-))\r\n"),
+        r#"{"List":{"attributes":["HasNoChildren"],"delimiter":"/","mailbox":"INBOX","extended":[{"OldName":"Old&AOQ-"}]}}"#
+    );
+    assert_eq!(
+        json(b"* STATUS \"a b\" (MESSAGES 2)\r\n"),
+        r#"{"MailboxStatus":{"mailbox":"a b","items":[{"Messages":2}]}}"#
+    );
+    assert_eq!(
+        json(b"* ESEARCH (TAG \"t1\") UID ALL 1:3\r\n"),
+        r#"{"Esearch":{"tag":"t1","uid":true,"items":[{"All":"1:3"}]}}"#
+    );
+    assert_eq!(
+        json(b"* VANISHED (EARLIER) 5,7:8\r\n"),
+        r#"{"Vanished":{"earlier":true,"uids":"5,7:8"}}"#
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
