@@ -10,7 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "mailfold", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: $XDG_CONFIG_HOME/mailfold/config.toml]
-    #[arg(long, global = true, value_name = "FILE", env = "MAILFOLD_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "MAILFOLD_CONFIG",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug). Secrets are never logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -42,6 +48,7 @@ pub enum Command {
     /// Exit status 0 only when every folder of every account synced.
     Sync {
         /// Accounts to sync.
+        #[arg(value_name = "ACCOUNT")]
         accounts: Vec<String>,
         /// Apply plans the safety valve refused (a run deleting more than the configured
         /// share of a folder).
@@ -54,6 +61,7 @@ pub enum Command {
     /// The folder tree with message and unseen counts and special-use marks.
     Folders {
         /// The account (default: the only one, or --account).
+        #[arg(value_name = "ACCOUNT")]
         account_name: Option<String>,
         /// Always ask the server for counts.
         #[arg(long, conflicts_with = "local")]
@@ -160,7 +168,11 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         query: Vec<String>,
     },
-    /// Diagnose a server: greeting, TLS, capabilities, authentication.
+    /// Diagnose a server: TLS and its certificate, capabilities, authentication.
+    ///
+    /// With an account, logs in as sync would and reports the mechanism used; with --host,
+    /// stops before login. A refused certificate is explained (not trusted, wrong host,
+    /// expired) with the chain the server presented. Exit status 3 when a step fails.
     Probe(ProbeArgs),
     /// Print a shell completion script.
     Completions {
@@ -227,6 +239,7 @@ pub enum TlsArg {
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The account to probe (its host, port, TLS mode and credentials).
+    #[arg(value_name = "ACCOUNT")]
     pub account_name: Option<String>,
     /// Probe this host instead of an account's (no login: shows TLS and capabilities).
     #[arg(long, conflicts_with = "account_name")]
