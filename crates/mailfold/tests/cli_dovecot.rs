@@ -479,3 +479,64 @@ fn mail_content_cannot_drive_the_terminal_and_a_closed_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Seeds V0010, V0070 through the configuration: `download = "headers-only"` and
+/// `max_message_size` reach the sync engine; `show` fetches a body that is not local.
+#[test]
+fn v0010_download_and_max_message_size_keys_are_applied_by_sync() {
+    let env = Env::new();
+    let big_body = "0123456789abcdef\n".repeat(400);
+    env.deliver("INBOX", &plain("a@example.org", "small one", "tiny body"));
+    env.deliver("INBOX", &plain("b@example.org", "big one", &big_body));
+    let addr = env.dovecot.imaps_addr();
+    let pw = env.dovecot.user(0).password.clone();
+    let write = |extra: &str| {
+        env.home.write_config(
+            &addr.ip().to_string(),
+            addr.port(),
+            "implicit",
+            &pw,
+            Some(&env.dovecot.ca_file()),
+            extra,
+        )
+    };
+    let reset = || {
+        let _ = std::fs::remove_dir_all(env.home.maildir());
+        let _ = std::fs::remove_file(env.home.path().join("state.sqlite"));
+    };
+    let source_of = |subject: &str| {
+        let id = uid_with_subject(&env, "INBOX", subject);
+        let j = env.run(&["--json", "show", "INBOX", &id]).ok().json();
+        (j["source"].as_str().unwrap_or("").to_string(), j)
+    };
+
+    write("max_message_size = 2000\n");
+    let r = env.run(&["sync"]).ok();
+    assert!(!r.stderr.contains("max_message_size"), "{}", r.stderr);
+    let (src, _) = source_of("small one");
+    assert_eq!(src, "local");
+    let (src, j) = source_of("big one");
+    assert_eq!(src, "server", "the big body stayed on the server: {j}");
+    assert!(j["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("0123456789abcdef")));
+
+    reset();
+    write("download = \"headers-only\"\n");
+    let r = env.run(&["sync"]).ok();
+    assert!(!r.stderr.contains("download"), "{}", r.stderr);
+    let (src, j) = source_of("small one");
+    assert_eq!(src, "server", "{j}");
+    assert!(
+        j["text"].as_str().is_some_and(|t| t.contains("tiny body")),
+        "{j}"
+    );
+    // Offline, the header is what there is, and the user is told.
+    let id = uid_with_subject(&env, "INBOX", "small one");
+    let off = env.run(&["--offline", "show", "INBOX", &id]).ok();
+    assert!(
+        off.stderr.contains("only the header is local"),
+        "{}",
+        off.stderr
+    );
+}
