@@ -16,7 +16,7 @@ pub const USAGE: u8 = 2;
 /// The server could not be used at all: connection, TLS or authentication failed, or the
 /// server ended the session (its BYE text is shown).
 pub const SERVER: u8 = 3;
-/// The account is busy: another mailfold process (a sync, `watch`, or a change) holds its
+/// The account is busy: another mailfold process (a sync or a change) holds its
 /// lock, and `--wait` was not given. Nothing was done; retrying later is safe.
 pub const BUSY: u8 = 4;
 

@@ -1,7 +1,7 @@
 //! The per-account lock: one process at a time may change an account's mirror.
 //!
-//! `sync`, `watch` and every command that changes the mirror (flag, move, delete, append and
-//! the folder commands) write the Maildir and the state database and talk to the server in
+//! `sync` and every command that changes the mirror (flag, move, delete, append and the
+//! folder commands) write the Maildir and the state database and talk to the server in
 //! between. Two of them at once could each record a state the other has just invalidated
 //! (a flag change recorded as synced while a sync was planning from the old row), so each
 //! takes an exclusive lock on `<state database>.lock` first. Reading commands (`list`,
@@ -29,7 +29,7 @@ const NOTE_LIMIT: u64 = 256;
 pub struct Holder {
     /// The holder's process ID, when it had written it.
     pub pid: Option<u32>,
-    /// The holder's command (`sync`, `watch`, `flag`, …), when known.
+    /// The holder's command (`sync`, `flag`, …), when known.
     pub command: Option<String>,
 }
 
