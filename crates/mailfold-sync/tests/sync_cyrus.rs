@@ -852,21 +852,28 @@ impl Side {
     }
 }
 
-fn run_child(c: &Cyrus, s: &Side, n: u64) -> Option<i32> {
-    let a = s.account(c);
+/// The child process' command line for a sync of `a` (password and CA given apart, as the
+/// account holds only a secret).
+fn child_command(a: &AccountSpec, password: &str, ca: &Path) -> Command {
     let spec = [
         a.host.clone(),
         a.port.to_string(),
         a.user.clone(),
-        s.password.clone(),
+        password.to_owned(),
         a.maildir.display().to_string(),
         a.state_db.display().to_string(),
-        c.ca_file().display().to_string(),
+        ca.display().to_string(),
     ]
     .join("\t");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_sync", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_sync", "--nocapture", "--test-threads=1"])
         .env("MAILFOLD_CYRUS_CHILD_SYNC", spec)
+        .env_remove(ABORT_ENV);
+    cmd
+}
+
+fn run_child(c: &Cyrus, s: &Side, n: u64) -> Option<i32> {
+    let out = child_command(&s.account(c), &s.password, &c.ca_file())
         .env(ABORT_ENV, n.to_string())
         .output()
         .expect("spawn child");
@@ -885,6 +892,7 @@ fn run_child(c: &Cyrus, s: &Side, n: u64) -> Option<i32> {
 /// way), resumes, and compares with an uninterrupted run; a further run must change nothing.
 fn kill_after_every_step(
     max_steps: usize,
+    min_steps: usize,
     folders: &[&str],
     exact_mirror: bool,
     prepare: &dyn Fn(&Cyrus, &Side),
@@ -921,6 +929,11 @@ fn kill_after_every_step(
         if code == Some(0) {
             eprintln!(
                 "killed after each of {} steps; every resume converged",
+                n - 1
+            );
+            assert!(
+                n > min_steps,
+                "expected more than {min_steps} steps, had {}",
                 n - 1
             );
             assert_eq!(
@@ -995,7 +1008,7 @@ fn kill_after_every_step_then_resume_equals_an_uninterrupted_run_on_cyrus() {
         fs::remove_file(s.file_with("INBOX", "Subject: inbox message 0\n")).unwrap();
         rename_flags(&s.file_with("INBOX", "Subject: inbox message 3\n"), "S");
     };
-    kill_after_every_step(30, &folders, true, &prepare, &|want| {
+    kill_after_every_step(30, 6, &folders, true, &prepare, &|want| {
         assert_eq!(
             want[0].len(),
             4 + 1 + 1 - 1,
@@ -1022,8 +1035,117 @@ fn kill_after_every_step_of_an_upload_cyrus_rewrites() {
         .unwrap();
     };
     // Server and local copies of the rewritten message differ by design: no exact mirror.
-    kill_after_every_step(12, &folders, false, &prepare, &|want| {
+    kill_after_every_step(12, 1, &folders, false, &prepare, &|want| {
         assert_eq!(want[0].len(), 2, "server: {}", diff(&want[0], &[]));
         assert_eq!(want[1].len(), 2, "local: {}", diff(&want[1], &[]));
     });
+}
+
+/// The spool directory of a server folder (Cyrus 3.6 keeps each mailbox under its
+/// MAILBOXID).
+fn spool_dir(c: &Cyrus, user: &str, wire: &str) -> PathBuf {
+    let r = imap_ok(c, user, &[&format!("SELECT {}", quoted(wire))]);
+    let id = r[0]
+        .iter()
+        .find_map(|l| {
+            let rest = after(l, "[MAILBOXID (")?;
+            Some(rest.split(')').next()?.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no MAILBOXID in {r:?}"));
+    let mut ch = id.chars();
+    let (a, b) = (ch.next().unwrap(), ch.next().unwrap());
+    c.root()
+        .join("spool/uuid")
+        .join(a.to_string())
+        .join(b.to_string())
+        .join(&id)
+}
+
+/// Seed V0048 and issue 4's "after a crash between APPEND and commit, the copy is found
+/// again without creating a duplicate", on Cyrus, where the step hook cannot reach (it stops
+/// *after* a step): the server's answers are slowed by a proxy, and the sync is killed with
+/// SIGKILL the moment Cyrus has stored the upload, before the client can record its UID. The
+/// next run must pair the stored copy with the local file — also when Cyrus rewrote the
+/// copy's 8-bit header bytes, so that its bytes differ from the file's.
+#[test]
+fn v0048_kill_between_append_and_commit_makes_no_duplicate_on_cyrus() {
+    use mailfold_testsupport::{Direction, Fault, FaultPlan, FaultProxy};
+    let c = cyrus_or_skip!(Cyrus::builder().users(2));
+    let cases: [(&str, &[u8]); 2] = [
+        ("ascii", b"From: a@example.org\nSubject: plain upload\nMessage-ID: <mid-append-ascii@t>\n\nHello\n"),
+        (
+            "8-bit header",
+            "From: J\u{fc}rgen <j@example.de>\nSubject: Gr\u{fc}\u{df}e\nMessage-ID: <mid-append-8bit@t>\n\nHallo\n"
+                .as_bytes(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (what, body)) in cases.into_iter().enumerate() {
+        let u = c.user(i).clone();
+        let s = Side {
+            user: u.name.clone(),
+            password: u.password.clone(),
+            local: tempfile::tempdir().unwrap(),
+        };
+        c.deliver(&s.user, "INBOX", &crlf(&message("inbox", 0)));
+        s.sync(&c);
+        fs::write(s.local_dir("INBOX").join("new").join("upload.host"), body).unwrap();
+        let stored = spool_dir(&c, &s.user, "INBOX").join("2.");
+
+        let proxy = FaultProxy::start(
+            c.imaps_addr(),
+            FaultPlan::Always(Fault::Delay {
+                dir: Direction::ToClient,
+                delay: std::time::Duration::from_millis(300),
+            }),
+        );
+        let mut a = s.account(&c);
+        a.host = proxy.addr().ip().to_string();
+        a.port = proxy.addr().port();
+        let mut child = child_command(&a, &s.password, &c.ca_file())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        let killed = loop {
+            if stored.exists() {
+                let _ = child.kill();
+                let _ = child.wait();
+                break true;
+            }
+            if child.try_wait().ok().flatten().is_some() || std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        drop(proxy);
+        assert!(
+            killed,
+            "{what}: the upload never reached the server through the proxy"
+        );
+
+        let r = s.sync(&c);
+        eprintln!("{what}: resume after the kill: {:?}", r.folders);
+        let again = s.sync(&c);
+        let server = server_folder(&c, &s.user, "INBOX");
+        let local = read_maildir(&s.local_dir("INBOX"));
+        // The journaled upload is found and bound; it is neither uploaded again nor
+        // downloaded as a stranger.
+        let resumed = total(&r, |f| f.bound) == 1 && total(&r, |f| f.uploaded + f.downloaded) == 0;
+        if server.len() != 2 || local.len() != 2 || again.changed_anything() || !resumed {
+            failures.push(format!(
+                "{what}: after the resume the server holds {} and the Maildir {} messages \
+                 (want 2 each); resume report {:?}; further run changed anything: {}\n{}",
+                server.len(),
+                local.len(),
+                r.folders,
+                again.changed_anything(),
+                diff(&local, &server)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
