@@ -26,6 +26,7 @@ pub mod net;
 pub use mailfold_plan as plan;
 pub mod remote;
 pub mod report;
+pub mod watch;
 
 pub use account::{
     AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, SyncOptions, TlsMode,
@@ -35,6 +36,7 @@ pub use mailfold_sasl::Secret;
 pub use net::NetRemote;
 pub use remote::Remote;
 pub use report::{FolderReport, SyncReport, Traffic};
+pub use watch::{watch_account, StopSignal, WatchOptions};
 
 use mailfold_store::{Maildir, MaildirOptions, StateDb};
 

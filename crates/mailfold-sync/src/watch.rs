@@ -1,0 +1,927 @@
+//! Watch mode (`mailfold watch`, issue 5): keeps one account in sync until told to stop.
+//!
+//! [`watch_account`] runs [`crate::sync_account`] once, then again whenever something may
+//! have changed:
+//!
+//! * **The server said so.** One *watcher* thread per folder of [`WatchOptions::idle_folders`],
+//!   each with its own connection (IDLE holds a connection to one mailbox, RFC 2177), opens its
+//!   folder with EXAMINE (read-only: watching must not clear `\Recent`) and waits with
+//!   [`Session::idle_or_poll`]: IDLE where the server offers it, NOOP polling every
+//!   [`WatchOptions::poll_every`] otherwise (seed V0028). An EXISTS, EXPUNGE, VANISHED or
+//!   unsolicited FETCH wakes the main loop. One connection per folder instead of round-robin
+//!   over one connection: round-robin would leave every folder but one unwatched at any moment,
+//!   and the number of watched folders is small by design (the folders that matter; the others
+//!   are covered by the periodic full check).
+//! * **The Maildir changed.** A recursive `notify` watch on the Maildir root (inotify on Linux)
+//!   reports what mail readers do (mutt renames a file to change its flags). `tmp/` (files being
+//!   written, Maildir's delivery protocol), reads, and the state database are ignored, and
+//!   events are debounced ([`WatchOptions::debounce`], trailing, with a cap so a steady stream
+//!   cannot postpone the sync forever).
+//! * **Time passed.** Every [`WatchOptions::full_check_every`] (measured from the last
+//!   successful run), for the folders nobody watches and for anything a watcher missed.
+//!
+//! Each run is a normal [`crate::sync_account`] on a connection of its own, so watch mode gets
+//! exactly the guarantees of a one-off sync (journal, safety valve, STATUS skip of unchanged
+//! folders, V0045); a change-triggered run costs one STATUS round for the folders that did not
+//! change.
+//!
+//! # Not reacting to ourselves
+//!
+//! A run writes into the Maildir (downloads, flag renames) and into the server (STORE, APPEND);
+//! both come back as events. Neither may loop:
+//!
+//! * Local events that arrive *while a run is in progress* may be the run's own or the user's;
+//!   they cannot be told apart, so they cause one follow-up run. That run finds nothing to do
+//!   and writes nothing, so the chain ends there.
+//! * Local events that arrive *between* runs are checked against a fingerprint of the
+//!   Maildir's message file names (`cur/` and `new/` of every folder), taken at the end of the
+//!   last run while it still counted as in progress. The run's own late-delivered events leave
+//!   the fingerprint unchanged and are dropped; a file the user added, removed or renamed
+//!   changes it.
+//! * The server's echo of our own changes (the watcher sees the FETCH of our STORE) causes one
+//!   follow-up run, which finds the server as the previous run left it and changes nothing.
+//!
+//! # Failures
+//!
+//! A watcher whose connection fails (connect, TLS, login, EXAMINE, or the connection dropping
+//! mid-IDLE) reconnects after an exponential backoff: 1 s doubling to 5 min, plus up to a
+//! quarter of random jitter so that many clients cut off together do not come back in step.
+//! Each reconnection triggers a run, because changes made while it was away were not seen. A run
+//! that fails on the network is reported ([`WatchOptions::on_report`], an account-level error)
+//! and retried after the same backoff; one that fails otherwise (the store) is reported and
+//! retried at the next trigger. [`watch_account`] returns `Err` only when the store cannot be
+//! opened at the start.
+//!
+//! # Stopping
+//!
+//! [`StopSignal::stop`] ends the IDLEs at once (DONE), wakes every wait, and the watchers log
+//! out (LOGOUT, bounded by the session's logout timeout, seed N2). A run in progress is not
+//! interrupted: it finishes first (it is journaled, so a hard kill is safe too, but a clean end
+//! is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
+//! signal handler may set it, and the watch notices within [`STOP_POLL`].
+
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mailfold_net::{IdleStop, Session};
+use mailfold_proto::core::Mailbox;
+use mailfold_proto::engine::Event;
+
+use crate::account::AccountSpec;
+use crate::error::SyncError;
+use crate::plan::FolderPath;
+use crate::report::SyncReport;
+use crate::{gather, net, SyncOptions};
+
+/// How often a flag set without [`StopSignal::stop`] (from a signal handler) is looked at.
+pub const STOP_POLL: Duration = Duration::from_millis(200);
+/// First reconnection delay.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// Longest reconnection delay (before jitter).
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// An IDLE is ended and re-issued after this long: well inside the 30-minute autologout, and
+/// under seed V0025's 10 minutes, so a connection that died silently is found out in time.
+const IDLE_RENEW: Duration = Duration::from_secs(9 * 60);
+/// A server change is synced after this pause, so the rest of a burst (EXISTS, RECENT, FETCH of
+/// one delivery) is covered by the same run.
+const REMOTE_SETTLE: Duration = Duration::from_millis(200);
+/// A steady stream of local events postpones the run by at most this many debounce periods.
+const LOCAL_MAX_FACTOR: u32 = 10;
+/// How long the first run waits for the watchers' first connection attempt: changes made after
+/// a watcher is in place are seen by it, those before by the first run.
+const READY_WAIT: Duration = Duration::from_secs(10);
+/// Directory levels the fingerprint descends (a guard against pathological trees; symbolic
+/// links are never followed).
+const MAX_DEPTH: usize = 64;
+
+/// Called with each run's report.
+pub type ReportHook = Arc<dyn Fn(&SyncReport) + Send + Sync>;
+/// Called with each notice of the watch itself (connection lost, reconnecting, server alert).
+pub type NoticeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Settings of [`watch_account`].
+#[derive(Clone)]
+pub struct WatchOptions {
+    /// A full sync this long after the last successful one, whatever happened (default 15 min).
+    pub full_check_every: Duration,
+    /// Folders watched with IDLE (or NOOP polling), one connection each, named as in reports
+    /// (UTF-8, levels joined with `/`; default `INBOX`). Empty: no server watching, only full
+    /// checks and local changes.
+    pub idle_folders: Vec<String>,
+    /// Quiet time after the last Maildir event before syncing (default 2 s).
+    pub debounce: Duration,
+    /// The NOOP interval where the server has no IDLE (seed V0028; default 60 s, well under
+    /// V0025's 10 minutes).
+    pub poll_every: Duration,
+    /// Capabilities the watchers treat as absent: `IDLE` for a server whose IDLE is broken,
+    /// which then gets NOOP polling.
+    pub hide_capabilities: Vec<String>,
+    /// Receives each run's report; a run that could not proceed is reported with the error in
+    /// [`SyncReport::errors`].
+    pub on_report: ReportHook,
+    /// Receives the watch's own notices, one line each.
+    pub on_notice: NoticeHook,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            full_check_every: Duration::from_secs(15 * 60),
+            idle_folders: vec!["INBOX".to_owned()],
+            debounce: Duration::from_secs(2),
+            poll_every: Duration::from_secs(60),
+            hide_capabilities: Vec::new(),
+            on_report: Arc::new(|_| {}),
+            on_notice: Arc::new(|_| {}),
+        }
+    }
+}
+
+impl fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("full_check_every", &self.full_check_every)
+            .field("idle_folders", &self.idle_folders)
+            .field("debounce", &self.debounce)
+            .field("poll_every", &self.poll_every)
+            .field("hide_capabilities", &self.hide_capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+type Waker = Box<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct StopInner {
+    flag: Arc<AtomicBool>,
+    wakers: Mutex<Vec<(u64, Waker)>>,
+    next_id: AtomicU64,
+}
+
+/// Tells a running [`watch_account`] to end. Clones share the signal; [`StopSignal::stop`] may
+/// be called from any thread.
+#[derive(Clone, Default)]
+pub struct StopSignal {
+    inner: Arc<StopInner>,
+}
+
+impl fmt::Debug for StopSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopSignal")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+impl StopSignal {
+    /// A signal not yet given.
+    pub fn new() -> StopSignal {
+        StopSignal::default()
+    }
+
+    /// Stops the watch: wakes every wait at once. Takes a lock, so not for use inside a raw
+    /// signal handler; set [`StopSignal::flag`] there instead.
+    pub fn stop(&self) {
+        self.inner.flag.store(true, Ordering::SeqCst);
+        for (_, wake) in lock(&self.inner.wakers).iter() {
+            wake();
+        }
+    }
+
+    /// Whether the signal was given (by [`StopSignal::stop`] or through the flag).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    /// The flag behind the signal. Setting it is async-signal-safe (e.g.
+    /// `signal_hook::flag::register(SIGTERM, stop.flag())`); the watch notices within
+    /// [`STOP_POLL`].
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.inner.flag)
+    }
+
+    /// Calls `wake` on [`StopSignal::stop`] (at once if already stopped) until the guard drops.
+    fn on_stop(&self, wake: Waker) -> WakerGuard {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.is_stopped() {
+            wake();
+        }
+        lock(&self.inner.wakers).push((id, wake));
+        WakerGuard {
+            signal: self.clone(),
+            id,
+        }
+    }
+}
+
+/// Unregisters a waker, so that wakers do not pile up on a signal reused across watches.
+struct WakerGuard {
+    signal: StopSignal,
+    id: u64,
+}
+
+impl Drop for WakerGuard {
+    fn drop(&mut self) {
+        lock(&self.signal.inner.wakers).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data (flags and
+/// timestamps) is still meaningful, so it is used rather than spreading the panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Triggers collected for the main loop, shared with the watcher threads and the file-system
+/// callback. Flags and timestamps only, so memory stays constant however many events arrive.
+#[derive(Default)]
+struct Pending {
+    /// First and last local event not yet acted on.
+    local_first: Option<Instant>,
+    local_last: Option<Instant>,
+    /// A local event of the current batch arrived while a run was in progress.
+    local_during_run: bool,
+    /// A run is in progress.
+    running: bool,
+    /// The first server change not yet synced.
+    remote_at: Option<Instant>,
+    /// Watchers that finished their first connection attempt.
+    settled: usize,
+    /// Bumped on every change, so the main loop never sleeps through one.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut Pending)) {
+        let mut p = lock(&self.pending);
+        f(&mut p);
+        p.seq = p.seq.wrapping_add(1);
+        drop(p);
+        self.cv.notify_all();
+    }
+
+    fn local(&self) {
+        let now = Instant::now();
+        self.update(|p| {
+            p.local_first.get_or_insert(now);
+            p.local_last = Some(now);
+            p.local_during_run |= p.running;
+        });
+    }
+
+    fn remote(&self) {
+        let now = Instant::now();
+        self.update(|p| {
+            p.remote_at.get_or_insert(now);
+        });
+    }
+
+    fn settle(&self) {
+        self.update(|p| p.settled += 1);
+    }
+}
+
+/// Keeps `account` in sync until `stop` fires. See the module docs.
+///
+/// Blocks the calling thread; returns `Ok(())` once stopped and every connection is logged
+/// out. `Err` only when the Maildir or state database cannot be opened at the start.
+pub fn watch_account(
+    account: &AccountSpec,
+    opts: &WatchOptions,
+    stop: &StopSignal,
+) -> Result<(), SyncError> {
+    // A store that cannot be opened would fail every run the same way: say so once.
+    drop(crate::open_store(account)?);
+    let shared = Arc::new(Shared::default());
+    let _wake_main = stop.on_stop({
+        let shared = Arc::clone(&shared);
+        Box::new(move || shared.update(|_| {}))
+    });
+    let fs_watch = start_fs_watch(account, &shared, &opts.on_notice);
+    let hide_idle = opts
+        .hide_capabilities
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("IDLE"));
+    let mut watchers: Vec<JoinHandle<()>> = Vec::new();
+    for folder in &opts.idle_folders {
+        let w = Watcher {
+            account: account.clone(),
+            folder: folder.clone(),
+            hide_idle,
+            poll_every: opts.poll_every,
+            shared: Arc::clone(&shared),
+            stop: stop.clone(),
+            notice: Arc::clone(&opts.on_notice),
+        };
+        match std::thread::Builder::new()
+            .name(format!("mailfold-watch-{folder}"))
+            .spawn(move || w.run())
+        {
+            Ok(h) => watchers.push(h),
+            Err(e) => {
+                (opts.on_notice)(&format!("cannot watch {folder}: starting a thread: {e}"));
+                shared.settle();
+            }
+        }
+    }
+    wait_ready(&shared, opts.idle_folders.len(), stop);
+
+    let mut main = MainLoop {
+        account,
+        opts,
+        stop,
+        shared: &shared,
+        fingerprint: None,
+        backoff: Backoff::new(),
+        next_full: Instant::now(),
+        not_before: Instant::now(),
+    };
+    main.run();
+
+    // The loop ends only on stop; this wakes whichever watcher has not noticed yet.
+    stop.stop();
+    for h in watchers {
+        let _ = h.join();
+    }
+    drop(fs_watch);
+    Ok(())
+}
+
+/// Waits until every watcher made its first connection attempt, [`READY_WAIT`] passed, or stop.
+fn wait_ready(shared: &Shared, watchers: usize, stop: &StopSignal) {
+    let until = Instant::now() + READY_WAIT;
+    let mut p = lock(&shared.pending);
+    while p.settled < watchers && !stop.is_stopped() {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        p = shared
+            .cv
+            .wait_timeout(p, (until - now).min(STOP_POLL))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
+
+struct MainLoop<'a> {
+    account: &'a AccountSpec,
+    opts: &'a WatchOptions,
+    stop: &'a StopSignal,
+    shared: &'a Shared,
+    /// The Maildir as the last run left it.
+    fingerprint: Option<Fingerprint>,
+    /// Retry delays for runs that failed on the network.
+    backoff: Backoff,
+    next_full: Instant,
+    /// A failed run is not retried before this.
+    not_before: Instant,
+}
+
+/// What the main loop should do next.
+enum Step {
+    Run,
+    CheckLocal,
+    Wait,
+}
+
+impl MainLoop<'_> {
+    fn run(&mut self) {
+        // The first run is due at once (next_full is now).
+        let mut due = false;
+        loop {
+            if self.stop.is_stopped() {
+                return;
+            }
+            let step = {
+                let mut p = lock(&self.shared.pending);
+                let now = Instant::now();
+                let mut local_fired = None;
+                if p.remote_at.is_some_and(|t| now >= t + REMOTE_SETTLE) {
+                    p.remote_at = None;
+                    due = true;
+                }
+                if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
+                    let debounce = self.opts.debounce;
+                    if now >= last + debounce || now >= first + debounce * LOCAL_MAX_FACTOR {
+                        p.local_first = None;
+                        p.local_last = None;
+                        local_fired = Some(std::mem::take(&mut p.local_during_run));
+                    }
+                }
+                if now >= self.next_full {
+                    due = true;
+                }
+                // Events during a run may be the user's: they cannot be cleared by the
+                // fingerprint, which already includes them.
+                if local_fired == Some(true) {
+                    due = true;
+                }
+                if due && now >= self.not_before {
+                    Step::Run
+                } else if local_fired == Some(false) && !due {
+                    Step::CheckLocal
+                } else {
+                    let mut wake = self.next_full.min(now + STOP_POLL);
+                    if due {
+                        wake = wake.min(self.not_before);
+                    }
+                    if let Some(t) = p.remote_at {
+                        wake = wake.min(t + REMOTE_SETTLE);
+                    }
+                    if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
+                        let d = self.opts.debounce;
+                        wake = wake.min((last + d).min(first + d * LOCAL_MAX_FACTOR));
+                    }
+                    let seq = p.seq;
+                    let timeout = wake.saturating_duration_since(now);
+                    if !timeout.is_zero() {
+                        let (guard, _) = self
+                            .shared
+                            .cv
+                            .wait_timeout_while(p, timeout, |p| p.seq == seq)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        drop(guard);
+                    }
+                    Step::Wait
+                }
+            };
+            match step {
+                Step::Run => due = !self.run_once(),
+                Step::CheckLocal => {
+                    let now = fingerprint(&self.account.maildir);
+                    if self.fingerprint != Some(now) {
+                        due = true;
+                    }
+                }
+                Step::Wait => {}
+            }
+        }
+    }
+
+    /// One sync run; `false` when it failed in a way worth retrying after the backoff.
+    fn run_once(&mut self) -> bool {
+        self.shared.update(|p| p.running = true);
+        let result = crate::sync_account(self.account, &SyncOptions::default());
+        // Taken while the run still counts as in progress: an event the user causes during
+        // the scan is then treated as one during the run (a follow-up run), not hidden by a
+        // fingerprint that already includes it.
+        let fp = fingerprint(&self.account.maildir);
+        self.shared.update(|p| p.running = false);
+        let now = Instant::now();
+        match result {
+            Ok(report) => {
+                self.backoff.reset();
+                self.fingerprint = Some(fp);
+                self.next_full = now + self.opts.full_check_every;
+                (self.opts.on_report)(&report);
+                true
+            }
+            Err(e) => {
+                let report = SyncReport {
+                    account: self.account.name.clone(),
+                    errors: vec![e.to_string()],
+                    ..SyncReport::default()
+                };
+                (self.opts.on_report)(&report);
+                if matches!(e, SyncError::Remote(_)) {
+                    let delay = self.backoff.next_delay();
+                    (self.opts.on_notice)(&format!(
+                        "sync failed ({e}); retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    ));
+                    self.not_before = now + delay;
+                    false
+                } else {
+                    // Not a network problem: retrying at once would fail the same way.
+                    self.fingerprint = Some(fp);
+                    self.next_full = now + self.opts.full_check_every;
+                    true
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 min, each plus up to a quarter.
+#[derive(Debug, Clone)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: BACKOFF_FIRST,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_FIRST;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (base * 2).min(BACKOFF_MAX);
+        base + jitter(base / 4)
+    }
+}
+
+/// A random duration in `0..=max`. `RandomState` is seeded from the OS and changes keys on
+/// every construction, which is random enough to spread reconnections without a dependency.
+fn jitter(max: Duration) -> Duration {
+    let r = RandomState::new().build_hasher().finish();
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(r % nanos.saturating_add(1))
+}
+
+/// One IDLE (or polling) connection on one folder.
+struct Watcher {
+    account: AccountSpec,
+    folder: String,
+    hide_idle: bool,
+    poll_every: Duration,
+    shared: Arc<Shared>,
+    stop: StopSignal,
+    notice: NoticeHook,
+}
+
+impl Watcher {
+    fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                (self.notice)(&format!(
+                    "cannot watch {}: starting the I/O runtime: {e}",
+                    self.folder
+                ));
+                self.shared.settle();
+                return;
+            }
+        };
+        let idle_stop = IdleStop::new();
+        let _wake = self.stop.on_stop({
+            let s = idle_stop.clone();
+            Box::new(move || s.stop())
+        });
+        let mut backoff = Backoff::new();
+        let mut attempts = 0u64;
+        while !self.stop.is_stopped() {
+            attempts += 1;
+            let opened = rt.block_on(async {
+                tokio::select! {
+                    r = open_watch(&self.account, &self.folder) => Some(r),
+                    () = until_stopped(&self.stop) => None,
+                }
+            });
+            let mut session = match opened {
+                None => break,
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    if attempts == 1 {
+                        self.shared.settle();
+                    }
+                    let delay = backoff.next_delay();
+                    (self.notice)(&format!(
+                        "watching {}: {e}; reconnecting in {:.1} s",
+                        self.folder,
+                        delay.as_secs_f64()
+                    ));
+                    rt.block_on(sleep_or_stop(delay, &self.stop));
+                    continue;
+                }
+            };
+            if attempts == 1 {
+                self.shared.settle();
+            } else {
+                // Whatever changed while the connection was down went unseen.
+                (self.notice)(&format!("watching {}: connected again", self.folder));
+                self.shared.remote();
+            }
+            backoff.reset();
+            let idle = !self.hide_idle && session.capabilities().is_some_and(|c| c.has("IDLE"));
+            if !idle {
+                (self.notice)(&format!(
+                    "watching {}: no IDLE, polling with NOOP every {} s",
+                    self.folder,
+                    self.poll_every.as_secs_f64()
+                ));
+            }
+            let lost = loop {
+                if self.stop.is_stopped() {
+                    break None;
+                }
+                match rt.block_on(self.wait_for_change(&mut session, &idle_stop)) {
+                    Ok(true) => self.shared.remote(),
+                    Ok(false) => {}
+                    Err(e) => break Some(e),
+                }
+            };
+            match lost {
+                None => {
+                    // Errors are irrelevant now; the session bounds the wait (seed N2).
+                    let _ = rt.block_on(session.logout());
+                    break;
+                }
+                Some(e) => {
+                    drop(session);
+                    let delay = backoff.next_delay();
+                    (self.notice)(&format!(
+                        "watching {}: connection lost ({e}); reconnecting in {:.1} s",
+                        self.folder,
+                        delay.as_secs_f64()
+                    ));
+                    rt.block_on(sleep_or_stop(delay, &self.stop));
+                }
+            }
+        }
+    }
+
+    /// Waits for one change report; `Ok(true)` when the folder changed.
+    async fn wait_for_change(
+        &self,
+        s: &mut Session,
+        idle_stop: &IdleStop,
+    ) -> Result<bool, mailfold_net::Error> {
+        let notes = if self.hide_idle {
+            // Seed V0028 without IDLE (hidden because the server's is broken): the session's
+            // own poller would IDLE since the server advertises it, so poll here.
+            tokio::select! {
+                () = tokio::time::sleep(self.poll_every) => {}
+                () = until_stopped(&self.stop) => return Ok(false),
+            }
+            s.noop().await?;
+            s.take_notifications()
+        } else {
+            s.idle_or_poll(idle_stop, IDLE_RENEW, self.poll_every)
+                .await?
+        };
+        let mut changed = false;
+        for n in notes {
+            match n {
+                Event::Mailbox(_) | Event::Fetch { handle: None, .. } => changed = true,
+                // Seed V0063: the user must see an ALERT even while only watching.
+                Event::Alert { text, .. } => (self.notice)(&format!("server alert: {text}")),
+                _ => {}
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// Connects and opens `folder` read-only for watching.
+async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, String> {
+    let (cfg, creds) = net::connect_config(account);
+    let mut s = Session::connect(&cfg, Some(&creds))
+        .await
+        .map_err(|e| e.to_string())?;
+    let wire = if folder.eq_ignore_ascii_case("INBOX") {
+        b"INBOX".to_vec()
+    } else {
+        // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8).
+        let delimiter = match s.list("", "").await {
+            Ok(l) => l.first().and_then(|m| m.delimiter),
+            Err(e) => return Err(format!("LIST: {e}")),
+        };
+        gather::wire_of_path(&FolderPath::parse(folder), delimiter)?
+    };
+    if let Err(e) = s.examine(&Mailbox::from_wire(wire)).await {
+        let _ = s.logout().await;
+        return Err(format!("EXAMINE {folder}: {e}"));
+    }
+    Ok(s)
+}
+
+/// Completes when `stop` fires (polled: the flag may be set from a signal handler).
+async fn until_stopped(stop: &StopSignal) {
+    while !stop.is_stopped() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sleep_or_stop(d: Duration, stop: &StopSignal) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        () = until_stopped(stop) => {}
+    }
+}
+
+/// Starts the recursive watch of the Maildir root; `None` (with a notice) when the platform
+/// refuses (e.g. the inotify watch limit): full checks still run.
+fn start_fs_watch(
+    account: &AccountSpec,
+    shared: &Arc<Shared>,
+    notice: &NoticeHook,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let state_db = account.state_db.clone();
+    let sh = Arc::clone(shared);
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if is_relevant(&ev, &state_db) {
+                sh.local();
+            }
+        }
+        // An error (such as a queue overflow) may mean lost events; a run settles it.
+        Err(_) => sh.local(),
+    };
+    let mut w = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            notice(&format!(
+                "local changes are synced only at full checks: {e}"
+            ));
+            return None;
+        }
+    };
+    if let Err(e) = w.watch(&account.maildir, notify::RecursiveMode::Recursive) {
+        notice(&format!(
+            "local changes are synced only at full checks: watching {}: {e}",
+            account.maildir.display()
+        ));
+        return None;
+    }
+    Some(w)
+}
+
+/// Whether a file-system event may mean a change to sync: not a read, not in a `tmp/`
+/// directory (a file there is still being written, Maildir's delivery protocol), not the state
+/// database or its journal.
+fn is_relevant(ev: &notify::Event, state_db: &Path) -> bool {
+    if matches!(ev.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    // No path: the backend asks for a rescan.
+    ev.paths.is_empty()
+        || ev
+            .paths
+            .iter()
+            .any(|p| !in_tmp(p) && !is_state_file(p, state_db))
+}
+
+fn in_tmp(p: &Path) -> bool {
+    let mut rev = p.components().rev();
+    let last = rev.next().map(|c| c.as_os_str());
+    let parent = rev.next().map(|c| c.as_os_str());
+    parent.is_some_and(|c| c == "tmp") || last.is_some_and(|c| c == "tmp")
+}
+
+/// The database file itself, or `-journal`, `-wal`, `-shm` next to it.
+fn is_state_file(p: &Path, state_db: &Path) -> bool {
+    p.as_os_str()
+        .as_encoded_bytes()
+        .starts_with(state_db.as_os_str().as_encoded_bytes())
+}
+
+/// The set of message file names of a Maildir tree (`cur/` and `new/` of every folder), as
+/// an order-independent digest: a count, a sum and a xor of per-name hashes. Constant memory
+/// besides the directory stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    files: u64,
+    sum: u64,
+    xor: u64,
+}
+
+fn fingerprint(root: &Path) -> Fingerprint {
+    let mut fp = Fingerprint {
+        files: 0,
+        sum: 0,
+        xor: 0,
+    };
+    let mut stack: Vec<(PathBuf, usize)> = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let holds_messages = depth > 0 && dir.file_name().is_some_and(|n| n == "cur" || n == "new");
+        for e in entries.flatten() {
+            // The entry's own type: symbolic links are not followed.
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                let name = e.file_name();
+                let maildir_tmp = name == "tmp" && dir.join("cur").is_dir();
+                if !holds_messages && !maildir_tmp && depth < MAX_DEPTH {
+                    stack.push((e.path(), depth + 1));
+                }
+            } else if holds_messages {
+                let mut h = DefaultHasher::new();
+                e.path().hash(&mut h);
+                let v = h.finish();
+                fp.files += 1;
+                fp.sum = fp.sum.wrapping_add(v);
+                fp.xor ^= v.rotate_left(29);
+            }
+        }
+    }
+    fp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_with_bounded_jitter() {
+        let mut b = Backoff::new();
+        let mut bases = Vec::new();
+        for _ in 0..12 {
+            let base = b.next;
+            let d = b.next_delay();
+            assert!(d >= base && d <= base + base / 4, "{d:?} for base {base:?}");
+            bases.push(base.as_secs());
+        }
+        assert_eq!(bases, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        b.reset();
+        assert_eq!(b.next, BACKOFF_FIRST);
+    }
+
+    #[test]
+    fn jitter_varies() {
+        let max = Duration::from_secs(1);
+        let draws: std::collections::HashSet<Duration> = (0..20).map(|_| jitter(max)).collect();
+        assert!(draws.len() > 1, "jitter should not be constant");
+        assert!(draws.iter().all(|d| *d <= max));
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn tmp_reads_and_the_state_database_are_not_changes() {
+        let db = Path::new("/m/state.db");
+        let ev = |kind, p: &str| notify::Event::new(kind).add_path(PathBuf::from(p));
+        let create = notify::EventKind::Create(notify::event::CreateKind::File);
+        assert!(!is_relevant(&ev(create, "/m/INBOX/tmp/123.x"), db));
+        assert!(!is_relevant(&ev(create, "/m/state.db-journal"), db));
+        assert!(!is_relevant(
+            &ev(
+                notify::EventKind::Access(notify::event::AccessKind::Any),
+                "/m/INBOX/cur/1:2,S"
+            ),
+            db
+        ));
+        assert!(is_relevant(&ev(create, "/m/INBOX/cur/1:2,S"), db));
+        // A folder named tmp holds messages like any other.
+        assert!(is_relevant(&ev(create, "/m/tmp/new/1"), db));
+        assert!(is_relevant(&notify::Event::new(create), db), "rescan");
+    }
+
+    #[test]
+    fn fingerprint_sees_renames_and_ignores_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("INBOX");
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(inbox.join(sub)).unwrap();
+        }
+        std::fs::write(inbox.join("cur/1.a:2,"), b"x").unwrap();
+        let a = fingerprint(dir.path());
+        assert_eq!(a.files, 1);
+        std::fs::write(inbox.join("tmp/2.b"), b"y").unwrap();
+        assert_eq!(fingerprint(dir.path()), a, "tmp/ is not looked at");
+        std::fs::rename(inbox.join("cur/1.a:2,"), inbox.join("cur/1.a:2,S")).unwrap();
+        let b = fingerprint(dir.path());
+        assert_ne!(a, b, "a flag rename changes the fingerprint");
+        std::fs::rename(inbox.join("cur/1.a:2,S"), inbox.join("cur/1.a:2,")).unwrap();
+        assert_eq!(fingerprint(dir.path()), a);
+    }
+
+    #[test]
+    fn stop_wakes_registered_wakers_once_and_unregisters() {
+        let s = StopSignal::new();
+        let hits = Arc::new(AtomicU64::new(0));
+        let g = s.on_stop({
+            let h = Arc::clone(&hits);
+            Box::new(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        let clone = s.clone();
+        std::thread::spawn(move || clone.stop()).join().unwrap();
+        assert!(s.is_stopped());
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        drop(g);
+        assert!(lock(&s.inner.wakers).is_empty());
+        // Registering after the fact wakes at once.
+        let _g = s.on_stop({
+            let h = Arc::clone(&hits);
+            Box::new(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+}
