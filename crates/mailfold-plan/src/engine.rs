@@ -709,6 +709,20 @@ impl<'a> Planner<'a> {
             if server_move
                 && !(self.folders[a].remote_writable() && self.folders[c].remote_writable())
             {
+                // The server cannot take the move (a read-only side): the file goes back to
+                // where the server holds the message, merging against the row's flags. Leaving
+                // it to the cross-folder pass would merge against the intersection of both
+                // sides instead, and a run cut after the file's rename (which then finds the
+                // file beside its row) would merge differently: the same input must end the
+                // same way however often the run is cut. The move's commit replaces the
+                // unbound row, so no ForgetMessage follows (one by base would drop the new row).
+                self.folders[a].rows[ri].done = true;
+                self.folders[a].remote_taken.insert(v);
+                self.folders[a].needs_local_dir = true;
+                self.folders[c].local_taken.insert(y);
+                self.folders[c].local_leaving += 1;
+                let op = self.pair_op(a, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
+                self.moves.push(op);
                 continue;
             }
             self.folders[a].rows[ri].done = true;
