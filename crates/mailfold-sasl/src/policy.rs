@@ -126,7 +126,15 @@ impl Policy {
     /// allows the command, the server has not disabled it, and the password would not
     /// travel in clear against the plaintext rule.
     fn login_permitted(&self, login_disabled: bool, tls_active: bool) -> bool {
+        // An explicit mechanism list is the user's whole choice: the LOGIN command, which
+        // reveals the password just as the LOGIN mechanism does, is allowed only when that
+        // list names LOGIN.
+        let order_allows = self
+            .order
+            .as_ref()
+            .is_none_or(|o| o.contains(&MechanismName::Login));
         self.allow_login_command
+            && order_allows
             && !login_disabled
             && self.secret == SecretKind::Password
             && (tls_active || self.allow_plaintext_password)
@@ -283,6 +291,28 @@ pub fn next_after_failure(
 mod tests {
     use super::*;
     use MechanismName::*;
+
+    #[test]
+    fn explicit_order_without_login_forbids_the_login_command() {
+        let mut p = Policy::password();
+        p.order = Some(vec![Plain]);
+        let chosen = choose_mechanisms(&["PLAIN", "LOGIN"], &p, true);
+        assert_eq!(chosen, vec![Plain]);
+        assert_eq!(
+            next_after_failure(
+                &chosen,
+                Plain,
+                FailureKind::CredentialsRejected,
+                &p,
+                false,
+                true
+            ),
+            NextAttempt::GiveUp(GiveUpReason::Exhausted)
+        );
+        assert!(!login_command_allowed(&["PLAIN"], false, &p, true));
+        p.order = Some(vec![Plain, Login]);
+        assert!(login_command_allowed(&[], false, &p, true));
+    }
 
     #[test]
     fn plus_needs_tls_and_binding() {
