@@ -1149,3 +1149,189 @@ fn v0048_kill_between_append_and_commit_makes_no_duplicate_on_cyrus() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Seed V0019 and issue 4's promise for uploads Cyrus refuses outright — an empty file
+/// ("Zero-length message literal") and one with a NUL byte ("Message contains NUL
+/// characters"): each refusal is reported with the server's text, the file is kept as it
+/// is, the run goes on with the other messages, and later runs neither duplicate nor lose.
+#[test]
+fn v0019_uploads_cyrus_refuses_are_reported_and_kept() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    env.deliver("INBOX", &message("inbox", 0));
+    env.sync_ok();
+    let empty = env.drop_local("INBOX", "1700000007.empty.host", b"");
+    let nul = env.drop_local(
+        "INBOX",
+        "1700000008.nul.host",
+        b"Subject: nul\n\nbefore\0after\n",
+    );
+    env.drop_local("INBOX", "1700000009.fine.host", &message("fine", 1));
+    for run in 0..3 {
+        let r = env.sync();
+        let inbox = folder(&r, "INBOX");
+        assert_eq!(inbox.uploaded, usize::from(run == 0), "run {run}: {r:#?}");
+        assert_eq!(inbox.downloaded, 0, "run {run}: {r:#?}");
+        let errors = inbox.errors.join("\n");
+        assert!(errors.contains("NUL"), "run {run}: server text: {r:#?}");
+        assert!(
+            errors.to_ascii_lowercase().contains("zero-length"),
+            "run {run}: server text: {r:#?}"
+        );
+        assert!(traffic(&r).count("APPEND") <= 3, "{:#?}", traffic(&r));
+        assert_eq!(env.server("INBOX").len(), 2, "run {run}");
+        assert_eq!(fs::read(&empty).unwrap(), b"");
+        assert_eq!(fs::read(&nul).unwrap(), b"Subject: nul\n\nbefore\0after\n");
+        assert_eq!(files_of(&env.local_dir("INBOX")).len(), 4, "run {run}");
+    }
+}
+
+/// A local file that already has CRLF line ends (written by a tool that does not follow the
+/// Maildir convention) is uploaded once, and the server's copy is not taken for a new
+/// message afterwards.
+#[test]
+fn local_file_with_crlf_line_ends_is_uploaded_once() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    env.deliver("INBOX", &message("inbox", 0));
+    env.sync_ok();
+    let raw = crlf(&message("crlf", 1));
+    env.drop_local("INBOX", "1700000010.crlf.host", &raw);
+    let r = env.sync_ok();
+    assert_eq!(folder(&r, "INBOX").uploaded, 1, "{r:#?}");
+    let server = env.server("INBOX");
+    assert_eq!(server.len(), 2);
+    assert!(
+        server.iter().any(|(b, _)| *b == message("crlf", 1)),
+        "the server's copy has single CRLFs, not CR CR LF: {}",
+        diff(&server, &[])
+    );
+    for run in 0..2 {
+        let again = env.sync_ok();
+        assert!(!again.changed_anything(), "run {run}: {again:#?}");
+        assert_eq!(env.local("INBOX").len(), 2, "run {run}");
+        assert_eq!(env.server("INBOX").len(), 2, "run {run}");
+    }
+}
+
+/// Seed V0019 on Cyrus: a local folder whose name Cyrus refuses (`%`, "Invalid mailbox
+/// name") is reported with the server's text; the other folders sync; the local folder and
+/// its message stay, and later runs do not loop or duplicate.
+#[test]
+fn v0019_folder_name_cyrus_refuses_is_reported_with_its_text() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    env.deliver("INBOX", &message("inbox", 0));
+    env.sync_ok();
+    let kept = env.drop_local("100%", "1700000011.pct.host", &message("pct", 1));
+    env.drop_local("Fine", "1700000012.fine.host", &message("fine", 2));
+    for run in 0..2 {
+        let r = env.sync();
+        let all: Vec<&String> = r
+            .errors
+            .iter()
+            .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
+            .collect();
+        assert!(
+            all.iter().any(|e| e.contains("Invalid mailbox name")),
+            "run {run}: the server's text must be reported: {r:#?}"
+        );
+        assert!(kept.exists(), "run {run}: the local message is kept");
+        env.assert_mirrored("Fine", "Fine");
+        assert_eq!(env.server("Fine").len(), 1, "run {run}");
+        assert_eq!(env.server("INBOX").len(), 1, "run {run}");
+    }
+}
+
+/// Seeds V0016/V0020 on Cyrus: a server folder whose name starts with a dot (`.hidden`,
+/// legal on Cyrus, a hidden directory or a Maildir++ folder locally) and two names that
+/// differ only in case are mapped into the root safely and reversibly: mirrored, never
+/// created again on the server under another name, and a second run changes nothing.
+#[test]
+fn v0016_dot_and_case_names_from_cyrus_map_safely() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    for name in [".hidden", "Dup", "dup"] {
+        env.cyrus.create_mailbox(&env.user, name);
+        env.deliver(
+            name,
+            &message(
+                &format!("m{}", name.len()),
+                name.len() + usize::from(name == "dup"),
+            ),
+        );
+    }
+    let before = list_names(&env);
+    let r = env.sync_ok();
+    assert_eq!(total(&r, |f| f.downloaded), 3, "{r:#?}");
+    assert_eq!(
+        list_names(&env),
+        before,
+        "no folder was created on the server"
+    );
+    for root_entry in fs::read_dir(env.maildir()).unwrap().flatten() {
+        let p = root_entry.path();
+        assert!(p.starts_with(env.maildir()));
+    }
+    let mut local_msgs: Vec<Msg> = Vec::new();
+    let mut stack = vec![env.maildir()];
+    while let Some(d) = stack.pop() {
+        local_msgs.extend(read_maildir(&d));
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let n = e.file_name();
+            if p.is_dir() && !["cur", "new", "tmp"].contains(&n.to_str().unwrap_or("")) {
+                stack.push(p);
+            }
+        }
+    }
+    local_msgs.sort();
+    let mut server_msgs: Vec<Msg> = [".hidden", "Dup", "dup", "INBOX"]
+        .iter()
+        .flat_map(|w| env.server(w))
+        .collect();
+    server_msgs.sort();
+    assert!(
+        local_msgs == server_msgs,
+        "{}",
+        diff(&local_msgs, &server_msgs)
+    );
+    let again = env.sync_ok();
+    assert!(!again.changed_anything(), "{again:#?}");
+    assert_eq!(list_names(&env), before);
+}
+
+fn list_names(env: &Env) -> Vec<String> {
+    let r = env.imap(&["LIST \"\" \"*\""]);
+    let mut v: Vec<String> = r[0]
+        .iter()
+        .filter(|l| l.starts_with("* LIST"))
+        .map(|l| l.rsplit("\"/\" ").next().unwrap_or("").to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Another client renames a folder with a child on Cyrus (RENAME takes the children along,
+/// with an untagged OK per mailbox). The Maildir follows: every message is where the server
+/// has it, none is uploaded back under the old name, and a second run changes nothing.
+#[test]
+fn folder_renamed_on_the_server_is_followed_without_duplicates() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    env.cyrus.create_mailbox(&env.user, "Work");
+    env.cyrus.create_mailbox(&env.user, "Work/Sub");
+    env.deliver("Work", &message("work", 0));
+    env.deliver("Work/Sub", &message("sub", 1));
+    env.deliver("Work/Sub", &message("sub", 2));
+    env.sync_ok();
+    env.imap(&["RENAME \"Work\" \"Job\""]);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 0, "nothing goes back up: {r:#?}");
+    assert_eq!(
+        list_names(&env),
+        vec!["INBOX".to_owned(), "Job".to_owned(), "Job/Sub".to_owned()],
+        "the old names are not created again"
+    );
+    env.assert_mirrored("Job", "Job");
+    env.assert_mirrored("Job/Sub", "Job/Sub");
+    assert!(env.local("Work").is_empty() && env.local("Work/Sub").is_empty());
+    let again = env.sync_ok();
+    assert!(!again.changed_anything(), "{again:#?}");
+}
