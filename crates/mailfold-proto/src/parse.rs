@@ -28,6 +28,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use crate::core::{is_astring_char, is_atom_char, is_name_char, Flag, Mailbox, Tag};
 use crate::framing::{Frame, FrameError, Framer, FramingConfig};
@@ -658,6 +659,10 @@ struct Cur<'a> {
     buf: &'a [u8],
     pos: usize,
     depth: u32,
+    /// The copy of `buf[shared_base..]` that long strings of this response share (see
+    /// [`ByteString`]), made at the first long string.
+    shared: Option<Arc<[u8]>>,
+    shared_base: usize,
 }
 
 fn upper_string(b: &[u8]) -> String {
@@ -676,6 +681,8 @@ impl<'a> Cur<'a> {
             buf,
             pos: 0,
             depth: 0,
+            shared: None,
+            shared_base: 0,
         }
     }
 
@@ -712,8 +719,23 @@ impl<'a> Cur<'a> {
     }
 
     /// Skips any run of spaces and TABs (seed N4: servers send runs and TABs).
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
+        // Nearly always none or one SP: decide those with one or two loads.
+        match self.buf.get(self.pos) {
+            Some(b' ') => {
+                self.pos += 1;
+                if let Some(b' ' | b'\t') = self.buf.get(self.pos) {
+                    self.ws_run();
+                }
+            }
+            Some(b'\t') => self.ws_run(),
+            _ => {}
+        }
+    }
+
+    #[cold]
+    fn ws_run(&mut self) {
         while let Some(b' ' | b'\t') = self.peek() {
             self.pos += 1;
         }
@@ -829,7 +851,8 @@ impl<'a> Cur<'a> {
     fn is_nil(&self) -> bool {
         self.buf
             .get(self.pos..self.pos + 3)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"NIL"))
+            // Servers send `NIL`; the case-insensitive test only for anything else.
+            .is_some_and(|w| w == b"NIL" || w.eq_ignore_ascii_case(b"NIL"))
             && !self
                 .buf
                 .get(self.pos + 3)
@@ -940,21 +963,66 @@ impl<'a> Cur<'a> {
     fn nstring_owned(&mut self) -> PResult<Option<ByteString>> {
         match self.peek() {
             Some(b'"') => {
+                // The common case inline, without the `Cow` detour of `quoted`: no escapes,
+                // so the string is the bytes up to the next quote.
                 let start = self.pos + 1;
-                Ok(Some(match self.quoted()? {
-                    // Short unescaped strings are copied with one fixed-size move from the
-                    // input (bytes past the string are never exposed).
-                    Cow::Borrowed(b) => self
-                        .buf
-                        .get(start..)
-                        .and_then(|w| ByteString::from_window(w, b.len()))
-                        .unwrap_or_else(|| ByteString::new(b)),
-                    Cow::Owned(v) => ByteString::from(v),
-                }))
+                let rest = self.buf.get(start..).unwrap_or_default();
+                if let Some(i) = find_quote_end(rest) {
+                    if rest.get(i) == Some(&b'"') {
+                        self.pos = start + i + 1;
+                        // Short strings: one fixed-size copy from the input (bytes past
+                        // the string are never exposed).
+                        return Ok(Some(match ByteString::from_window(rest, i) {
+                            Some(s) => s,
+                            None => self.owned_string(start, &rest[..i]),
+                        }));
+                    }
+                }
+                self.nstring_escaped()
             }
             Some(b'N' | b'n') if self.nil() => Ok(None),
-            _ => Ok(Some(ByteString::from(self.string()?))),
+            _ if self.is_literal_start() => {
+                let data = self.literal()?;
+                Ok(Some(self.owned_string(self.pos - data.len(), data)))
+            }
+            _ => Err(self.err("a string")),
         }
+    }
+
+    /// A quoted string with escapes (or without its closing quote: an error).
+    #[cold]
+    #[inline(never)]
+    fn nstring_escaped(&mut self) -> PResult<Option<ByteString>> {
+        let start = self.pos + 1;
+        Ok(Some(match self.quoted()? {
+            Cow::Borrowed(b) => self.owned_string(start, b),
+            Cow::Owned(v) => ByteString::from(v),
+        }))
+    }
+
+    /// `b`, found at `start` in the input, as a [`ByteString`]: inline if short, else a
+    /// range of this response's shared copy (made now if this is the first long string and
+    /// the rest of the response is small enough), else its own allocation.
+    #[inline(never)]
+    fn owned_string(&mut self, start: usize, b: &'a [u8]) -> ByteString {
+        if b.len() > crate::response::INLINE {
+            let rest = self.buf.len().saturating_sub(start);
+            if self.shared.is_none() && rest <= SHARED_RESPONSE_MAX {
+                if let Some(tail) = self.buf.get(start..) {
+                    self.shared = Some(Arc::from(tail));
+                    self.shared_base = start;
+                }
+            }
+            if let Some(buf) = &self.shared {
+                let shared = start
+                    .checked_sub(self.shared_base)
+                    .and_then(|at| ByteString::shared(buf, at, b.len()));
+                if let Some(s) = shared {
+                    return s;
+                }
+            }
+        }
+        ByteString::new(b)
     }
 
     /// A string where NIL is not allowed, NIL read as empty (quirk: NIL for body encoding,
@@ -1305,9 +1373,13 @@ fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
 /// Upper-cases a short name into `buf`; longer names come back as an empty slice, which
 /// matches no keyword.
 #[inline]
-fn upper_into<'b>(name: &[u8], buf: &'b mut [u8; 24]) -> &'b [u8] {
+fn upper_into<'b>(name: &'b [u8], buf: &'b mut [u8; 24]) -> &'b [u8] {
     if name.len() > buf.len() {
         return &[];
+    }
+    // Servers send names in upper case; no copy is needed then.
+    if !name.iter().any(u8::is_ascii_lowercase) {
+        return name;
     }
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_uppercase();
@@ -1337,7 +1409,7 @@ fn untagged(c: &mut Cur<'_>, greeting: bool) -> PResult<Response> {
                 // Quirk: some servers omit the space before the list (`1 FETCH(`).
                 c.ws();
                 c.expect(b'(', "'(' opening FETCH data")?;
-                match fetch_rest(c, n, Vec::with_capacity(4), false)? {
+                match fetch_rest(c, n, Vec::with_capacity(FETCH_ITEMS), false)? {
                     FetchOutcome::Done(f) => return Ok(Response::Fetch(f)),
                     FetchOutcome::Stream { .. } => return Err(c.err("a complete FETCH")),
                 }
@@ -1736,6 +1808,11 @@ fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
 // ---------------------------------------------------------------------------------------
 // FETCH.
 
+/// Room for the items of a typical FETCH (a header listing sends UID, FLAGS, INTERNALDATE,
+/// RFC822.SIZE, ENVELOPE and BODYSTRUCTURE): growing the vector would cost a reallocation
+/// and a copy of every item already parsed.
+const FETCH_ITEMS: usize = 8;
+
 enum FetchOutcome {
     Done(Fetch),
     /// The input ended where a body item's value begins (prefix mode).
@@ -1758,7 +1835,7 @@ fn fetch_prefix(c: &mut Cur<'_>) -> PResult<FetchOutcome> {
     }
     c.ws();
     c.expect(b'(', "'(' opening FETCH data")?;
-    fetch_rest(c, n, Vec::with_capacity(4), true)
+    fetch_rest(c, n, Vec::with_capacity(FETCH_ITEMS), true)
 }
 
 /// FETCH items after `(` (or after a streamed literal) up to `)` and the line end. In
@@ -2012,6 +2089,9 @@ fn binary_section(c: &mut Cur<'_>) -> PResult<Vec<u32>> {
 /// `date-time` content: `dd-Mon-yyyy hh:mm:ss +zzzz`; the day may be one digit or
 /// space-padded (RFC 3501 `date-day-fixed`, and servers that drop the pad).
 pub fn date_time(s: &[u8]) -> Option<DateTime> {
+    if let Some(d) = date_time_fixed(s) {
+        return Some(d);
+    }
     let s = trim_ws_start(s);
     let dash = s.iter().position(|&b| b == b'-')?;
     let day = small_num(s.get(..dash)?)?;
@@ -2039,6 +2119,46 @@ pub fn date_time(s: &[u8]) -> Option<DateTime> {
     if !trim_ws_start(zone.get(5..)?).is_empty() {
         return None;
     }
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || zm > 59 {
+        return None;
+    }
+    Some(DateTime {
+        year: u16::try_from(year).ok()?,
+        month,
+        day: u8::try_from(day).ok()?,
+        hour: u8::try_from(hour).ok()?,
+        minute: u8::try_from(minute).ok()?,
+        second: u8::try_from(second).ok()?,
+        offset_minutes: sign * i16::try_from(zh * 60 + zm).ok()?,
+    })
+}
+
+/// The exact RFC 3501 form (`date-day-fixed`, 26 bytes, as nearly every server sends it)
+/// read by position, without the general parser's scanning; `None` for anything else.
+#[inline]
+fn date_time_fixed(s: &[u8]) -> Option<DateTime> {
+    let s: &[u8; 26] = s.try_into().ok()?;
+    let d = |i: usize| -> Option<u32> {
+        let b = s[i].wrapping_sub(b'0');
+        (b < 10).then_some(u32::from(b))
+    };
+    let d2 = |i: usize| Some(d(i)? * 10 + d(i + 1)?);
+    if s[2] != b'-' || s[6] != b'-' || s[11] != b' ' || s[14] != b':' || s[17] != b':' {
+        return None;
+    }
+    if s[20] != b' ' {
+        return None;
+    }
+    let day = if s[0] == b' ' { d(1)? } else { d2(0)? };
+    let month = DateTime::month_from_name(&s[3..6])?;
+    let year = d2(7)? * 100 + d2(9)?;
+    let (hour, minute, second) = (d2(12)?, d2(15)?, d2(18)?);
+    let sign: i16 = match s[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (zh, zm) = (d2(22)?, d2(24)?);
     if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || zm > 59 {
         return None;
     }
@@ -2089,12 +2209,12 @@ fn envelope(c: &mut Cur<'_>) -> PResult<Box<Envelope>> {
     Ok(e)
 }
 
-fn addresses(c: &mut Cur<'_>) -> PResult<Vec<Address>> {
+fn addresses(c: &mut Cur<'_>) -> PResult<SmallList<Address>> {
     if c.nil() {
-        return Ok(Vec::new());
+        return Ok(SmallList::new());
     }
     c.expect(b'(', "'(' or NIL for an address list")?;
-    let mut v = Vec::with_capacity(4);
+    let mut v = SmallList::new();
     loop {
         // Quirk: spaces between addresses.
         c.ws();
@@ -2165,7 +2285,7 @@ fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
     let mut p = Box::new(SinglePart {
         media_type: ByteString::default(),
         media_subtype: ByteString::default(),
-        params: Vec::new(),
+        params: SmallList::new(),
         id: None,
         description: None,
         encoding: ByteString::default(),
@@ -2260,12 +2380,12 @@ fn ext_tail(
     }
 }
 
-fn params(c: &mut Cur<'_>) -> PResult<Vec<(ByteString, Option<ByteString>)>> {
+fn params(c: &mut Cur<'_>) -> PResult<BodyParams> {
     if c.nil() {
-        return Ok(Vec::new());
+        return Ok(SmallList::new());
     }
     c.expect(b'(', "'(' or NIL for body parameters")?;
-    let mut v = Vec::with_capacity(4);
+    let mut v = SmallList::new();
     loop {
         c.ws();
         if c.eat(b')') {
@@ -2287,7 +2407,7 @@ fn body_disposition(c: &mut Cur<'_>) -> PResult<Option<Disposition>> {
         // Quirk: a bare string instead of `(string params)`.
         return Ok(Some(Disposition {
             kind: ByteString::from(c.string()?),
-            params: Vec::new(),
+            params: SmallList::new(),
         }));
     }
     c.pos += 1;
@@ -2346,6 +2466,27 @@ mod tests {
         let (r, n) = parse_response(s.as_bytes()).unwrap();
         assert_eq!(n, s.len(), "consumed all of {s:?}");
         r
+    }
+
+    #[test]
+    fn fixed_date_time_path_agrees_with_the_general_parser() {
+        for s in [
+            "17-Jul-1996 02:44:25 -0700",
+            " 1-Feb-2024 23:59:60 +1400",
+            "01-feb-2024 00:00:00 +0000",
+            "31-Dec-9999 12:34:56 -1259",
+            "32-Jan-2024 00:00:00 +0000",
+            "17-Jul-1996 24:44:25 -0700",
+            "17-Jul-1996 02:44:25 *0700",
+            "17-Jux-1996 02:44:25 -0700",
+            "1a-Jul-1996 02:44:25 -0700",
+            "17-Jul-1996 02:44:25 -0760",
+            "17/Jul-1996 02:44:25 -0700",
+        ] {
+            let general = date_time(format!("{s} ").as_bytes());
+            assert_eq!(date_time_fixed(s.as_bytes()), general, "{s}");
+            assert_eq!(date_time(s.as_bytes()), general, "{s}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::core::{Flag, Mailbox, Tag};
 use crate::seqset::{SeqSet, UidSet};
@@ -29,16 +30,40 @@ use serde::Serialize;
 ///
 /// Strings of up to 22 bytes (most header atoms, addresses, MIME types and parameters) are
 /// stored inline, so parsing an ENVELOPE or BODYSTRUCTURE does not allocate per field.
+/// Longer strings parsed from one response of at most [`SHARED_RESPONSE_MAX`] bytes share
+/// one reference-counted copy of that response (dates, subjects, Message-IDs: one
+/// allocation per response instead of one per string); such a string keeps that copy alive
+/// for as long as it lives. Strings built by hand, and those from larger responses, own
+/// their bytes. All forms behave the same: equality, hashing and order go by the bytes.
 #[derive(Clone)]
 pub struct ByteString(Repr);
 
-const INLINE: usize = 22;
+pub(crate) const INLINE: usize = 22;
+
+/// Largest response whose long strings share one buffer (see [`ByteString`]): bounds what
+/// one retained string can keep alive, while covering ENVELOPE/BODYSTRUCTURE lines, which
+/// are typically 0.5 to 3 KB.
+pub const SHARED_RESPONSE_MAX: usize = 8 << 10;
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
     Heap(Box<[u8]>),
+    /// `buf[start..start + len]`; the constructor checked the range. `u32`/`u16` keep the
+    /// whole type at 24 bytes, the size of the other forms.
+    Shared {
+        start: u32,
+        len: u16,
+        buf: Arc<[u8]>,
+    },
 }
+
+// Addresses, parameters and envelopes are arrays of these: growing it would cost memory
+// traffic on every response.
+const _: () = assert!(std::mem::size_of::<ByteString>() == 24);
 
 impl ByteString {
     /// Copies a byte slice.
@@ -72,11 +97,30 @@ impl ByteString {
         }))
     }
 
+    /// `buf[start..start + len]` as a string sharing `buf`; `None` if the range is out of
+    /// bounds or too large for the shared form.
+    #[inline]
+    pub(crate) fn shared(buf: &Arc<[u8]>, start: usize, len: usize) -> Option<Self> {
+        buf.get(start..start.checked_add(len)?)?;
+        Some(ByteString(Repr::Shared {
+            start: u32::try_from(start).ok()?,
+            len: u16::try_from(len).ok()?,
+            buf: Arc::clone(buf),
+        }))
+    }
+
     /// The bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, buf } => &buf[..usize::from(*len)],
             Repr::Heap(b) => b,
+            // In bounds by construction (`shared`); the empty fallback is never taken.
+            Repr::Shared { start, len, buf } => {
+                let start = *start as usize;
+                buf.get(start..start + usize::from(*len))
+                    .unwrap_or_default()
+            }
         }
     }
 
@@ -88,7 +132,7 @@ impl ByteString {
     /// The bytes as a vector.
     pub fn into_vec(self) -> Vec<u8> {
         match self.0 {
-            Repr::Inline { .. } => self.as_bytes().to_vec(),
+            Repr::Inline { .. } | Repr::Shared { .. } => self.as_bytes().to_vec(),
             Repr::Heap(b) => b.into_vec(),
         }
     }
@@ -200,6 +244,225 @@ impl Serialize for ByteString {
         s.serialize_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
+
+/// A list that holds its first element inline and moves to the heap from the second on.
+///
+/// Address lists (From, Sender, Reply-To, To, Cc) and body parameter lists mostly have one
+/// entry; storing it in place saves an allocation (and a free) per list, which is most of
+/// the cost of an ENVELOPE/BODYSTRUCTURE line once strings are inline (see
+/// `docs/parser-bench.md`). It reads like a `Vec`: it derefs to a slice, compares equal to a
+/// `Vec` or slice with the same elements, converts from and into `Vec`, and serialises as a
+/// sequence.
+#[derive(Clone)]
+pub struct SmallList<T>(ListRepr<T>);
+
+#[derive(Clone)]
+enum ListRepr<T> {
+    /// Zero or one element.
+    Inline(Option<T>),
+    /// Two or more (or a `Vec` converted in, whatever its length).
+    Heap(Vec<T>),
+}
+
+impl<T> SmallList<T> {
+    /// An empty list; does not allocate.
+    pub const fn new() -> Self {
+        SmallList(ListRepr::Inline(None))
+    }
+
+    /// Appends an element; only the second push allocates.
+    #[inline]
+    pub fn push(&mut self, value: T) {
+        match &mut self.0 {
+            ListRepr::Heap(v) => v.push(value),
+            ListRepr::Inline(slot @ None) => *slot = Some(value),
+            ListRepr::Inline(slot) => {
+                let mut v = Vec::with_capacity(4);
+                v.extend(slot.take());
+                v.push(value);
+                self.0 = ListRepr::Heap(v);
+            }
+        }
+    }
+
+    /// The elements as a slice.
+    #[inline]
+    pub fn as_slice(&self) -> &[T] {
+        match &self.0 {
+            ListRepr::Inline(o) => o.as_slice(),
+            ListRepr::Heap(v) => v,
+        }
+    }
+
+    /// The elements as a mutable slice.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            ListRepr::Inline(o) => o.as_mut_slice(),
+            ListRepr::Heap(v) => v,
+        }
+    }
+
+    /// The elements as a vector.
+    pub fn into_vec(self) -> Vec<T> {
+        match self.0 {
+            ListRepr::Inline(o) => o.into_iter().collect(),
+            ListRepr::Heap(v) => v,
+        }
+    }
+}
+
+impl<T> Default for SmallList<T> {
+    fn default() -> Self {
+        SmallList::new()
+    }
+}
+
+impl<T> Deref for SmallList<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> std::ops::DerefMut for SmallList<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<T> AsRef<[T]> for SmallList<T> {
+    fn as_ref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T> From<Vec<T>> for SmallList<T> {
+    fn from(v: Vec<T>) -> Self {
+        SmallList(ListRepr::Heap(v))
+    }
+}
+
+impl<T> From<SmallList<T>> for Vec<T> {
+    fn from(l: SmallList<T>) -> Self {
+        l.into_vec()
+    }
+}
+
+impl<T> FromIterator<T> for SmallList<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut l = SmallList::new();
+        for x in iter {
+            l.push(x);
+        }
+        l
+    }
+}
+
+impl<T> Extend<T> for SmallList<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for x in iter {
+            self.push(x);
+        }
+    }
+}
+
+impl<T> IntoIterator for SmallList<T> {
+    type Item = T;
+    type IntoIter = SmallListIntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        SmallListIntoIter(match self.0 {
+            ListRepr::Inline(o) => Ok(o.into_iter()),
+            ListRepr::Heap(v) => Err(v.into_iter()),
+        })
+    }
+}
+
+/// The owning iterator of a [`SmallList`].
+pub struct SmallListIntoIter<T>(Result<std::option::IntoIter<T>, std::vec::IntoIter<T>>);
+
+impl<T> Iterator for SmallListIntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match &mut self.0 {
+            Ok(i) => i.next(),
+            Err(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Ok(i) => i.size_hint(),
+            Err(i) => i.size_hint(),
+        }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a SmallList<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a mut SmallList<T> {
+    type Item = &'a mut T;
+    type IntoIter = std::slice::IterMut<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_mut_slice().iter_mut()
+    }
+}
+
+impl<T: PartialEq> PartialEq for SmallList<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Eq> Eq for SmallList<T> {}
+
+impl<T: PartialEq> PartialEq<Vec<T>> for SmallList<T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: PartialEq> PartialEq<SmallList<T>> for Vec<T> {
+    fn eq(&self, other: &SmallList<T>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: PartialEq> PartialEq<[T]> for SmallList<T> {
+    fn eq(&self, other: &[T]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl<T: std::hash::Hash> std::hash::Hash for SmallList<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for SmallList<T> {
+    /// Like a `Vec`: `[a, b]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<T: Serialize> Serialize for SmallList<T> {
+    /// As a sequence, exactly like a `Vec`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
+    }
+}
+
+/// Content-Type or Content-Disposition parameters: `(name, value)`, a NIL value as `None`.
+pub type BodyParams = SmallList<(ByteString, Option<ByteString>)>;
 
 /// One complete server response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -941,17 +1204,17 @@ pub struct Envelope {
     /// Subject header (still RFC 2047-encoded).
     pub subject: Option<ByteString>,
     /// From
-    pub from: Vec<Address>,
+    pub from: SmallList<Address>,
     /// Sender
-    pub sender: Vec<Address>,
+    pub sender: SmallList<Address>,
     /// Reply-To
-    pub reply_to: Vec<Address>,
+    pub reply_to: SmallList<Address>,
     /// To
-    pub to: Vec<Address>,
+    pub to: SmallList<Address>,
     /// Cc
-    pub cc: Vec<Address>,
+    pub cc: SmallList<Address>,
     /// Bcc
-    pub bcc: Vec<Address>,
+    pub bcc: SmallList<Address>,
     /// In-Reply-To
     pub in_reply_to: Option<ByteString>,
     /// Message-ID
@@ -1011,7 +1274,7 @@ pub struct SinglePart {
     /// Media subtype, e.g. `PLAIN`.
     pub media_subtype: ByteString,
     /// Content-Type parameters; a NIL value is `None`.
-    pub params: Vec<(ByteString, Option<ByteString>)>,
+    pub params: BodyParams,
     /// Content-ID
     pub id: Option<ByteString>,
     /// Content-Description
@@ -1082,7 +1345,7 @@ pub struct Multipart {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct MultipartExt {
     /// Content-Type parameters (e.g. BOUNDARY); a NIL value is `None`.
-    pub params: Vec<(ByteString, Option<ByteString>)>,
+    pub params: BodyParams,
     /// Content-Disposition
     pub disposition: Option<Disposition>,
     /// Content-Language values.
@@ -1100,7 +1363,7 @@ pub struct Disposition {
     /// e.g. `attachment` or `inline`.
     pub kind: ByteString,
     /// Parameters such as `filename`; a NIL value is `None`.
-    pub params: Vec<(ByteString, Option<ByteString>)>,
+    pub params: BodyParams,
 }
 
 /// A body extension field of unknown meaning (RFC 3501 `body-extension`), seed N5.
