@@ -100,6 +100,9 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 /// links are never followed).
 const MAX_DEPTH: usize = 64;
 
+/// Names the store gives its own scratch entries in the Maildir (the case-sensitivity probe).
+const SCRATCH_PREFIX: &str = ".mailfold-";
+
 /// Called with each run's report.
 pub type ReportHook = Arc<dyn Fn(&SyncReport) + Send + Sync>;
 /// Called with each notice of the watch itself (connection lost, reconnecting, server alert).
@@ -761,7 +764,8 @@ fn start_fs_watch(
 
 /// Whether a file-system event may mean a change to sync: not a read, not in a `tmp/`
 /// directory (a file there is still being written, Maildir's delivery protocol), not the state
-/// database or its journal.
+/// database or its journal, not the store's own scratch entries (`.mailfold-…`, such as the
+/// case-sensitivity probe every run creates and removes in the root).
 fn is_relevant(ev: &notify::Event, state_db: &Path) -> bool {
     if matches!(ev.kind, notify::EventKind::Access(_)) {
         return false;
@@ -771,7 +775,15 @@ fn is_relevant(ev: &notify::Event, state_db: &Path) -> bool {
         || ev
             .paths
             .iter()
-            .any(|p| !in_tmp(p) && !is_state_file(p, state_db))
+            .any(|p| !in_tmp(p) && !is_state_file(p, state_db) && !is_scratch(p))
+}
+
+fn is_scratch(p: &Path) -> bool {
+    p.components().any(|c| {
+        c.as_os_str()
+            .as_encoded_bytes()
+            .starts_with(SCRATCH_PREFIX.as_bytes())
+    })
 }
 
 fn in_tmp(p: &Path) -> bool {
@@ -867,6 +879,7 @@ mod tests {
         let create = notify::EventKind::Create(notify::event::CreateKind::File);
         assert!(!is_relevant(&ev(create, "/m/INBOX/tmp/123.x"), db));
         assert!(!is_relevant(&ev(create, "/m/state.db-journal"), db));
+        assert!(!is_relevant(&ev(create, "/m/.mailfold-case-probe.1.2"), db));
         assert!(!is_relevant(
             &ev(
                 notify::EventKind::Access(notify::event::AccessKind::Any),

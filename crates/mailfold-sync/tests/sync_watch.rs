@@ -1,0 +1,282 @@
+//! Watch mode (issue 5) against a private Dovecot: a delivery reaches the Maildir and a mutt-style
+//! flag rename reaches the server within seconds, with IDLE where offered and NOOP polling where
+//! it is hidden (seed V0028); the watch settles instead of reacting to its own changes; a dropped
+//! connection is reconnected; stop returns promptly.
+
+#[path = "sync_common.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{letters_of, message, Env};
+use mailfold_sync::{watch_account, AccountSpec, StopSignal, SyncError, SyncReport, WatchOptions};
+use mailfold_testsupport::{Dovecot, Fault, FaultPlan, FaultProxy};
+
+/// A watch running on its own thread, with what it reported.
+struct Running {
+    stop: StopSignal,
+    handle: JoinHandle<Result<(), SyncError>>,
+    reports: Arc<Mutex<Vec<SyncReport>>>,
+    notices: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(account: AccountSpec, mut opts: WatchOptions) -> Running {
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let r = Arc::clone(&reports);
+        opts.on_report = Arc::new(move |rep: &SyncReport| r.lock().unwrap().push(rep.clone()));
+        let n = Arc::clone(&notices);
+        opts.on_notice = Arc::new(move |s: &str| n.lock().unwrap().push(s.to_owned()));
+        let stop = StopSignal::new();
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || watch_account(&account, &opts, &s));
+        let me = Running {
+            stop,
+            handle,
+            reports,
+            notices,
+        };
+        assert!(
+            wait_until(Duration::from_secs(15), || me.runs() >= 1),
+            "no first run; notices: {:?}",
+            me.notices()
+        );
+        me
+    }
+
+    fn runs(&self) -> usize {
+        self.reports.lock().unwrap().len()
+    }
+
+    fn notices(&self) -> Vec<String> {
+        self.notices.lock().unwrap().clone()
+    }
+
+    /// Stops the watch and returns how long that took.
+    fn stop(self) -> Duration {
+        let t = Instant::now();
+        self.stop.stop();
+        let r = self.handle.join().expect("watch thread panicked");
+        let took = t.elapsed();
+        assert!(r.is_ok(), "watch failed: {r:?}");
+        took
+    }
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn env_with_rawlog() -> Env {
+    let dovecot = Dovecot::builder().users(1).rawlog(true).start();
+    let u = dovecot.user(0).clone();
+    Env {
+        dovecot,
+        dir: tempfile::tempdir().expect("tempdir"),
+        user: u.name,
+        password: u.password,
+    }
+}
+
+fn fast_opts() -> WatchOptions {
+    WatchOptions {
+        debounce: Duration::from_millis(300),
+        full_check_every: Duration::from_secs(600),
+        ..WatchOptions::default()
+    }
+}
+
+/// The local INBOX file holding message `i`, if any.
+fn local_file(env: &Env, i: usize) -> Option<PathBuf> {
+    let needle = format!("Message-ID: <INBOX.{i}@mailfold.test>");
+    env.local_files("INBOX")
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle)))
+}
+
+/// The server's flag letters of message `i`, if it has it.
+fn server_letters(env: &Env, i: usize) -> Option<String> {
+    let needle = format!("Message-ID: <INBOX.{i}@mailfold.test>");
+    common::files_of(&env.server_dir("INBOX"))
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle)))
+        .map(|p| letters_of(&p))
+}
+
+/// The commands the client sent over every connection (Dovecot's raw log, client side).
+fn client_commands(env: &Env) -> Vec<String> {
+    env.dovecot
+        .rawlog(&env.user)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            // "<time> <direction?>" formats vary; find "tag COMMAND" by the second word being
+            // upper case.
+            let words: Vec<&str> = w.by_ref().collect();
+            words
+                .windows(2)
+                .find(|p| p[1].chars().all(|c| c.is_ascii_uppercase()) && p[1].len() >= 4)
+                .map(|p| p[1].to_owned())
+        })
+        .collect()
+}
+
+/// Mutt changes flags by renaming the file within `cur/` (a file in `new/` moves to `cur/`).
+fn mutt_mark_seen(p: &std::path::Path) -> PathBuf {
+    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+    let base = name
+        .split_once(":2,")
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(name);
+    let cur = p.parent().unwrap().parent().unwrap().join("cur");
+    let to = cur.join(format!("{base}:2,S"));
+    std::fs::rename(p, &to).unwrap();
+    to
+}
+
+/// Delivery while watching arrives locally; a local flag rename arrives on the server; the watch
+/// then goes quiet (no loop on its own changes); stop is prompt. With IDLE, as Dovecot offers it.
+#[test]
+fn v0028_idle_where_offered_changes_flow_both_ways_within_seconds() {
+    let env = env_with_rawlog();
+    env.deliver("INBOX", &message("INBOX", 0));
+    let w = Running::start(env.account(), fast_opts());
+    assert!(local_file(&env, 0).is_some(), "first run downloads");
+
+    let t = Instant::now();
+    env.deliver("INBOX", &message("INBOX", 1));
+    assert!(
+        wait_until(Duration::from_secs(5), || local_file(&env, 1).is_some()),
+        "delivery not downloaded within 5 s; notices {:?}",
+        w.notices()
+    );
+    let pulled = t.elapsed();
+
+    let f = local_file(&env, 1).unwrap();
+    let t = Instant::now();
+    mutt_mark_seen(&f);
+    assert!(
+        wait_until(Duration::from_secs(5), || server_letters(&env, 1)
+            .is_some_and(|l| l.contains('S'))),
+        "local \\Seen not pushed within 5 s; notices {:?}",
+        w.notices()
+    );
+    let pushed = t.elapsed();
+
+    // Settled: its own downloads and STOREs may cause a follow-up run each, not an endless
+    // chain.
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = w.runs();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w.runs(), settled, "the watch keeps reacting to itself");
+    assert!(settled <= 8, "{settled} runs for two changes");
+
+    let took = w.stop();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let cmds = client_commands(&env);
+    assert!(cmds.iter().any(|c| c == "IDLE"), "no IDLE sent: {cmds:?}");
+    assert!(
+        cmds.iter().filter(|c| *c == "LOGOUT").count() >= 2,
+        "the watcher logs out too: {cmds:?}"
+    );
+    eprintln!("pulled in {pulled:?}, pushed in {pushed:?}, {settled} runs");
+}
+
+/// Seed V0028 where IDLE is absent (hidden here): NOOP polling finds the delivery.
+#[test]
+fn v0028_noop_polling_when_idle_is_hidden() {
+    let env = env_with_rawlog();
+    let opts = WatchOptions {
+        hide_capabilities: vec!["IDLE".into()],
+        poll_every: Duration::from_millis(500),
+        ..fast_opts()
+    };
+    let w = Running::start(env.account(), opts);
+    env.deliver("INBOX", &message("INBOX", 7));
+    assert!(
+        wait_until(Duration::from_secs(5), || local_file(&env, 7).is_some()),
+        "delivery not found by polling; notices {:?}",
+        w.notices()
+    );
+    let took = w.stop();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let cmds = client_commands(&env);
+    assert!(!cmds.iter().any(|c| c == "IDLE"), "IDLE sent: {cmds:?}");
+    assert!(cmds.iter().any(|c| c == "NOOP"), "no NOOP sent: {cmds:?}");
+}
+
+/// The server drops the watcher's connection (an administrator kick, as on a server restart):
+/// the watcher reconnects, and mail delivered afterwards still arrives.
+#[test]
+fn a_dropped_connection_is_reconnected() {
+    let env = Env::with_users(1);
+    // Through a proxy that forwards untouched, to count connections.
+    let proxy = FaultProxy::start(env.dovecot.imaps_addr(), FaultPlan::Always(Fault::None));
+    let mut account = env.account();
+    account.port = proxy.addr().port();
+    let w = Running::start(account, fast_opts());
+    let before = proxy.connection_count();
+    env.dovecot.doveadm(&["kick", &env.user]);
+    assert!(
+        wait_until(Duration::from_secs(8), || w
+            .notices()
+            .iter()
+            .any(|n| n.contains("connected again"))),
+        "no reconnection; notices {:?}",
+        w.notices()
+    );
+    assert!(proxy.connection_count() > before);
+    env.deliver("INBOX", &message("INBOX", 3));
+    assert!(
+        wait_until(Duration::from_secs(5), || local_file(&env, 3).is_some()),
+        "delivery after reconnection not downloaded; notices {:?}",
+        w.notices()
+    );
+    let took = w.stop();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+}
+
+/// Nothing to connect to: the watch keeps retrying with backoff, reports the failed runs, and
+/// still stops at once.
+#[test]
+fn an_unreachable_server_is_retried_and_stop_is_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = mailfold_testsupport::free_port(std::net::Ipv4Addr::LOCALHOST.into());
+    let mut a = AccountSpec::new(
+        "down",
+        "127.0.0.1",
+        "nobody",
+        mailfold_sync::Secret::new("x".to_owned()),
+        dir.path().join("mail"),
+        dir.path().join("state.db"),
+    );
+    a.port = port;
+    let w = Running::start(a, fast_opts());
+    assert!(
+        wait_until(Duration::from_secs(5), || w.runs() >= 2),
+        "the failed first run is retried after about a second"
+    );
+    {
+        let reports = w.reports.lock().unwrap();
+        assert!(reports.iter().all(|r| !r.errors.is_empty()));
+    }
+    assert!(w
+        .notices()
+        .iter()
+        .any(|n| n.contains("reconnecting in") || n.contains("retrying in")));
+    let took = w.stop();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+}
