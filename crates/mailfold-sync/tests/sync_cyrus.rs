@@ -1335,3 +1335,109 @@ fn folder_renamed_on_the_server_is_followed_without_duplicates() {
     let again = env.sync_ok();
     assert!(!again.changed_anything(), "{again:#?}");
 }
+
+/// Seed V0003 on Cyrus: another client deletes a folder and re-creates it with the same
+/// messages (Cyrus gives the new folder a new UIDVALIDITY). Every message is paired again by
+/// content without a download or an upload — including one the server holds rewritten
+/// (8-bit header bytes to `X`, so its bytes differ from the local file's) — flags follow the
+/// server, and a second run changes nothing.
+#[test]
+fn v0003_folder_recreated_with_a_new_uidvalidity_is_rebound_without_transfer() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder().telemetry(true)), 0);
+    env.cyrus.create_mailbox(&env.user, "Work");
+    for i in 0..3 {
+        env.deliver("Work", &message("work", i));
+    }
+    env.sync_ok();
+    env.drop_local(
+        "Work",
+        "1700000013.eightbit.host",
+        "From: Jürgen <j@example.de>\nSubject: Grüße\nMessage-ID: <rebind-8bit@t>\n\nHallo\n"
+            .as_bytes(),
+    );
+    env.sync_ok();
+    assert!(!env.sync_ok().changed_anything());
+    let validity = |env: &Env| -> String {
+        let r = env.imap(&["STATUS \"Work\" (UIDVALIDITY)"]);
+        r[0][0].clone()
+    };
+    let old_validity = validity(&env);
+    let copies = server_uids(&env.cyrus, &env.user, "Work");
+    let mut commands = vec!["DELETE \"Work\"".to_owned(), "CREATE \"Work\"".to_owned()];
+    for (bytes, letters) in copies.values() {
+        let wire = crlf(bytes);
+        let text = String::from_utf8(wire).expect("Cyrus' copies are ASCII");
+        let flags: Vec<&str> = letters
+            .chars()
+            .filter_map(|c| match c {
+                'D' => Some("\\Draft"),
+                'F' => Some("\\Flagged"),
+                'R' => Some("\\Answered"),
+                'S' => Some("\\Seen"),
+                'T' => Some("\\Deleted"),
+                _ => None,
+            })
+            .collect();
+        // LITERAL+ (Cyrus offers it): the message goes in the same command line.
+        commands.push(format!(
+            "APPEND \"Work\" ({}) {{{}+}}\r\n{text}",
+            flags.join(" "),
+            text.len()
+        ));
+    }
+    let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+    env.imap(&refs);
+    assert_ne!(
+        validity(&env),
+        old_validity,
+        "Cyrus gave the same UIDVALIDITY"
+    );
+
+    let r = env.sync_ok();
+    let work = folder(&r, "Work");
+    assert_eq!(
+        (work.downloaded, work.uploaded),
+        (0, 0),
+        "paired by content, nothing transferred: {r:#?}"
+    );
+    assert_eq!(env.server("Work").len(), 4, "no duplicate on the server");
+    assert_eq!(env.local("Work").len(), 4, "no duplicate locally");
+    assert!(!env.sync_ok().changed_anything());
+}
+
+/// Seed V0057 on Cyrus: a message moved to a nested folder by another client (UID MOVE) is
+/// moved in the Maildir without a download; one moved between local folders becomes a UID
+/// MOVE on the server, again with nothing transferred.
+#[test]
+fn v0057_moves_into_a_nested_folder_are_moves_both_ways() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
+    env.cyrus.create_mailbox(&env.user, "Archive");
+    env.cyrus.create_mailbox(&env.user, "Archive/2024");
+    let uids: Vec<u32> = (0..3)
+        .map(|i| env.deliver("INBOX", &message("inbox", i)))
+        .collect();
+    env.sync_ok();
+    env.imap(&[
+        "SELECT INBOX",
+        &format!("UID MOVE {} \"Archive/2024\"", uids[0]),
+    ]);
+    let r = env.sync_ok();
+    assert_eq!(total(&r, |f| f.downloaded), 0, "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_moves), 1, "{r:#?}");
+    env.assert_mirrored("INBOX", "INBOX");
+    env.assert_mirrored("Archive/2024", "Archive/2024");
+    let src = env.local_file_with("INBOX", "Subject: inbox message 1\n");
+    let dest = env
+        .local_dir("Archive/2024")
+        .join("cur")
+        .join(src.file_name().unwrap());
+    fs::rename(&src, &dest).unwrap();
+    let r = env.sync_ok();
+    assert_eq!(total(&r, |f| f.remote_moves), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded + f.downloaded), 0, "{r:#?}");
+    assert_eq!(traffic(&r).count("UID MOVE"), 1, "{:#?}", traffic(&r));
+    env.assert_mirrored("INBOX", "INBOX");
+    env.assert_mirrored("Archive/2024", "Archive/2024");
+    assert_eq!(env.server("Archive/2024").len(), 2);
+    assert!(!env.sync_ok().changed_anything());
+}
