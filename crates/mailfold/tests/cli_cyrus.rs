@@ -524,3 +524,73 @@ fn v0046_append_of_a_headerless_file_reports_the_server_text() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"just a draft line\n");
 }
+
+/// The commands around the brief's list on Cyrus: `show` of a message in a nested folder,
+/// `move` into a nested folder (UID MOVE, state follows through COPYUID, V0057), `delete`
+/// (UID EXPUNGE: another client's `\Deleted` message survives), `rename-folder` of a folder
+/// with a child and `delete-folder`; after each, a sync has nothing left to do.
+#[test]
+fn show_move_delete_and_rename_against_cyrus() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder()));
+    env.deliver("INBOX", ENCODED);
+    env.deliver("INBOX", &plain("Bob <bob@example.net>", "to move", "m"));
+    env.deliver("INBOX", &plain("Eve <eve@example.net>", "to delete", "d"));
+    let other = env.deliver("INBOX", &plain("Fay <fay@example.net>", "not mine", "n"));
+    env.cyrus.create_mailbox(&env.user, "Archive");
+    env.cyrus.create_mailbox(&env.user, "Archive/2024");
+    env.run(&["sync"]).ok();
+
+    let id = env.uid_with_subject("INBOX", "Grüße");
+    let s = env.run(&["show", "INBOX", &id]).ok();
+    assert!(
+        s.stdout.contains("Subject: Grüße aus Berlin"),
+        "{}",
+        s.stdout
+    );
+    assert!(s.stdout.contains("Grüße im Text"), "{}", s.stdout);
+
+    let mv = env.uid_with_subject("INBOX", "to move");
+    let m = env
+        .run(&["--json", "move", "INBOX", &mv, "--to", "Archive/2024"])
+        .ok()
+        .json();
+    assert_eq!(m["pushed"], "server", "{m}");
+    assert_eq!(env.count("Archive/2024"), 1);
+    env.assert_nothing_to_sync();
+    let moved = env.uid_with_subject("Archive/2024", "to move");
+    assert_eq!(moved, m["messages"][0]["new_uid"].to_string(), "{m}");
+
+    // Another client marks a message \Deleted without expunging it: `delete` must remove
+    // only the message it names.
+    env.imap(&[
+        "SELECT INBOX",
+        &format!("UID STORE {other} +FLAGS.SILENT (\\Deleted)"),
+    ]);
+    env.run(&["sync"]).ok();
+    let del = env.uid_with_subject("INBOX", "to delete");
+    let d = env.run(&["delete", "INBOX", &del]).ok();
+    assert!(d.stdout.contains("deleted 1 message"), "{}", d.stdout);
+    assert_eq!(env.count("INBOX"), 2, "only the named message is expunged");
+    assert!(env
+        .flags_of("INBOX", &other.to_string())
+        .contains("\\Deleted"));
+    env.assert_nothing_to_sync();
+
+    let r = env
+        .run(&["--json", "rename-folder", "Archive", "Old"])
+        .ok()
+        .json();
+    assert_eq!(r["pushed"], "server", "{r}");
+    assert!(env.server_has("Old/2024"), "{:?}", env.server_list());
+    assert!(!env.server_has("Archive"), "{:?}", env.server_list());
+    assert!(env.local_dir("Old/2024").join("cur").is_dir());
+    assert_eq!(env.count("Old/2024"), 1);
+    env.assert_nothing_to_sync();
+    let list = env.run(&["--json", "list", "Old/2024"]).ok().json();
+    assert_eq!(messages(&list).len(), 1, "{list}");
+
+    env.run(&["create-folder", "Scratch/Empty"]).ok();
+    env.run(&["delete-folder", "Scratch/Empty"]).ok();
+    assert!(!env.server_has("Scratch/Empty"), "{:?}", env.server_list());
+    env.assert_nothing_to_sync();
+}
