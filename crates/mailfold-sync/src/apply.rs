@@ -9,6 +9,15 @@
 //! effect is never committed; the failure is recorded in the report and the folder's remaining
 //! steps still run where they do not depend on it (a refused CREATE skips the folder).
 //!
+//! # A folder with a failed step is not recorded as synced
+//!
+//! The folder's UIDNEXT and HIGHESTMODSEQ ([`Op::SetFolderState`]) claim that everything the
+//! server held up to them is in the Maildir and the state; the next run trusts that claim to
+//! skip the folder (STATUS, V0045) or to read only what changed since (RFC 7162). So when any
+//! step of a folder failed in this run (a download refused by a full disk, a refused STORE or
+//! APPEND, a move), its record is left as it was: the next run looks again from the older
+//! values and retries what failed, instead of skipping it forever.
+//!
 //! # Crash safety
 //!
 //! What is durable before each network step, and why a kill anywhere converges:
@@ -86,6 +95,8 @@ pub struct Applier<'a> {
     report: &'a mut SyncReport,
     selected: Option<(Vec<u8>, bool)>,
     failed: std::collections::BTreeSet<FolderPath>,
+    /// Folders with a failed step in this run: their UIDNEXT/HIGHESTMODSEQ are not recorded.
+    incomplete: std::collections::BTreeSet<FolderPath>,
     abort_after: Option<u64>,
     steps: u64,
 }
@@ -183,6 +194,7 @@ impl<'a> Applier<'a> {
             report,
             selected: None,
             failed: Default::default(),
+            incomplete: Default::default(),
             abort_after,
             steps: 0,
         }
@@ -202,6 +214,7 @@ impl<'a> Applier<'a> {
     }
 
     fn fail(&mut self, folder: &FolderPath, msg: String) {
+        self.incomplete.insert(folder.clone());
         self.report.folder_mut(&name(folder)).errors.push(msg);
     }
 
@@ -239,6 +252,10 @@ impl<'a> Applier<'a> {
             match self.apply_one(op) {
                 Ok(Ok(())) => {}
                 Ok(Err(msg)) => {
+                    // A move that failed leaves work in both of its folders.
+                    for f in op.folders() {
+                        self.incomplete.insert(f.clone());
+                    }
                     let f = op.folders().first().map(|f| (*f).clone());
                     match f {
                         Some(f) => self.fail(&f, msg),
@@ -427,6 +444,10 @@ impl<'a> Applier<'a> {
                 uidnext,
                 highestmodseq,
             } => {
+                if self.incomplete.contains(folder) {
+                    // See the module docs: the older record makes the next run look again.
+                    return Ok(Ok(()));
+                }
                 let id = match self.folder_row(folder) {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),

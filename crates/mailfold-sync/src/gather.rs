@@ -515,19 +515,34 @@ fn examine_folder(
         let since = k.highestmodseq.unwrap_or(0);
         if let Some(ch) = remote.select_changes(wire, read_only, k.uidvalidity, since)? {
             let same_validity = ch.selected.uidvalidity == Some(k.uidvalidity);
+            let new = ch
+                .changed
+                .iter()
+                .filter(|m| !k.bound.contains(&m.uid))
+                .count();
+            let exists = usize::try_from(ch.selected.exists).unwrap_or(usize::MAX);
             let vanished = match ch.vanished {
-                Some(v) => Some(v),
+                // The changes view is trusted only when it accounts for every message the
+                // server holds: the known ones, less those vanished, plus the new ones. A
+                // message the state never recorded although it is older than the state's
+                // HIGHESTMODSEQ (a download that failed under an older version that still
+                // recorded the folder as synced) would otherwise stay hidden forever; then the
+                // complete view below finds it.
+                Some(v) => {
+                    // `v` is ascending and disjoint (the set's own form): binary search.
+                    let gone = k
+                        .bound
+                        .iter()
+                        .filter(|&&u| {
+                            let i = v.partition_point(|&(_, last)| last < u);
+                            v.get(i).is_some_and(|&(first, _)| first <= u)
+                        })
+                        .count();
+                    (exists == k.bound.len() - gone + new).then_some(v)
+                }
                 // CONDSTORE without QRESYNC: no expunge happened exactly when EXISTS equals
                 // the known messages plus the new ones (UIDs only grow, RFC 3501 2.3.1.1).
-                None => {
-                    let new = ch
-                        .changed
-                        .iter()
-                        .filter(|m| !k.bound.contains(&m.uid))
-                        .count();
-                    let exists = usize::try_from(ch.selected.exists).unwrap_or(usize::MAX);
-                    (exists == k.bound.len() + new).then(Vec::new)
-                }
+                None => (exists == k.bound.len() + new).then(Vec::new),
             };
             match (same_validity, vanished, ModSeq::new(since)) {
                 (true, Some(vanished), Some(since)) => {
@@ -535,8 +550,12 @@ fn examine_folder(
                     let changed = with_details(remote, ch.changed, &k.bound)?;
                     let vanished = vanished
                         .into_iter()
-                        .filter_map(Uid::new)
-                        .map(|u| UidRange { first: u, last: u })
+                        .filter_map(|(a, b)| {
+                            Some(UidRange {
+                                first: Uid::new(a.max(1))?,
+                                last: Uid::new(b)?,
+                            })
+                        })
                         .collect();
                     let mb = RemoteMailbox {
                         uidvalidity: sel.uidvalidity.and_then(UidValidity::new),

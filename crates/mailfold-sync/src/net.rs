@@ -898,7 +898,10 @@ impl Remote for NetRemote {
         let (fetched, vanished) = if qresync {
             // RFC 7162 3.2.5.2: the SELECT itself answered with VANISHED (EARLIER) and a
             // FETCH of every message changed (or added) since `since`.
-            let vanished: Vec<u32> = sel.vanished.map(|v| v.iter().collect()).unwrap_or_default();
+            let vanished: Vec<(u32, u32)> = sel
+                .vanished
+                .map(|v| v.ranges().collect())
+                .unwrap_or_default();
             (sel.changed, Some(vanished))
         } else if selected.exists == 0 {
             (Vec::new(), None)

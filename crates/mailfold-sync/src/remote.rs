@@ -126,9 +126,11 @@ pub struct FolderChanges {
     pub selected: Selected,
     /// Messages whose MODSEQ is above the one asked about, new ones included.
     pub changed: Vec<MessageFlags>,
-    /// UIDs expunged since then, from `VANISHED (EARLIER)` (QRESYNC). `None` when the server
-    /// cannot say (CONDSTORE without QRESYNC): the caller must find expunges another way.
-    pub vanished: Option<Vec<u32>>,
+    /// UIDs expunged since then, from `VANISHED (EARLIER)` (QRESYNC), as inclusive ranges in
+    /// the server's own compact form: a range such as `1:4294967295` is legal and is never
+    /// expanded into single UIDs. `None` when the server cannot say (CONDSTORE without
+    /// QRESYNC): the caller must find expunges another way.
+    pub vanished: Option<Vec<(u32, u32)>>,
 }
 
 /// A failed server command.

@@ -299,3 +299,44 @@ fn v0070_headers_only_stores_the_header_and_never_uploads_it() {
     );
     assert_eq!(env.local_files("INBOX").len(), 1);
 }
+
+/// A state that claims a folder is in sync while a message older than its HIGHESTMODSEQ was
+/// never recorded (what a run whose download failed, under a version that still recorded the
+/// folder, left behind): neither the STATUS round nor the QRESYNC changes view may hide the
+/// message. EXISTS does not add up, so the folder is read whole and the message downloaded.
+#[test]
+fn v0045_a_message_the_state_never_recorded_is_not_hidden_by_the_incremental_view() {
+    use mailfold_store::{StateRead, Uid as StoreUid};
+    let env = Env::new();
+    for i in 0..4 {
+        env.deliver("INBOX", &crlf(&message("INBOX", i)));
+    }
+    assert!(env.sync().is_complete());
+    // Forget UID 2 and its file, as if its download had failed and the folder's UIDNEXT and
+    // HIGHESTMODSEQ had been recorded anyway.
+    {
+        let (_, mut db) = mailfold_sync::open_store(&env.account()).unwrap();
+        let f = db.folder_by_wire_name("INBOX").unwrap().unwrap();
+        let row = db
+            .message(f.id, StoreUid::new(2).unwrap())
+            .unwrap()
+            .unwrap();
+        db.write(|tx| tx.delete_messages(f.id, &[StoreUid::new(2).unwrap()]))
+            .unwrap();
+        let file = env
+            .local_files("INBOX")
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(row.base.as_str()))
+            .unwrap();
+        std::fs::remove_file(file).unwrap();
+    }
+    assert_eq!(env.local_folder("INBOX").len(), 3);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 1, "{r:#?}");
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    // Once whole again, the folder is skipped as unchanged.
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+    assert_eq!(traffic(&again).count("SELECT"), 0);
+}

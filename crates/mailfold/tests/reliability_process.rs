@@ -518,7 +518,6 @@ fn assert_no_torn_files(a: &Account<'_>, model: &Model) {
 /// with a clear error, writes no torn message, deletes nothing on the server; after space is
 /// freed the next run converges.
 #[test]
-#[ignore = "bug: downloads that failed (ENOSPC) are never retried: the folder is recorded as synced and later runs skip it as unchanged"]
 fn disk_full_is_a_clear_error_nothing_is_lost_and_the_next_run_converges() {
     if !is_root() {
         println!("SKIPPED disk_full: mounting a tmpfs needs root");
