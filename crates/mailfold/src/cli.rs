@@ -58,6 +58,28 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Keep accounts in sync continuously, until SIGINT or SIGTERM.
+    ///
+    /// Waits with IDLE on the watched folders (NOOP polling where the server lacks IDLE), and
+    /// syncs when the server reports a change, when a file in the Maildir changes (as a mail
+    /// reader changes it), and at every full-check interval. Reconnects with backoff after a
+    /// network loss. Holds the account's lock while it runs: stop it (or change the Maildir
+    /// with your mail reader) rather than running other changing commands beside it.
+    Watch {
+        /// Accounts to watch.
+        #[arg(value_name = "ACCOUNT")]
+        accounts: Vec<String>,
+        /// A folder to IDLE on (repeatable; default INBOX). Other folders are checked at every
+        /// sync.
+        #[arg(long = "idle", value_name = "FOLDER")]
+        idle: Vec<String>,
+        /// Minutes between full checks of every folder.
+        #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+        full_check_every: u64,
+        /// Seconds between NOOP polls on a server without IDLE.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        poll_every: u64,
+    },
     /// The folder tree with message and unseen counts and special-use marks.
     Folders {
         /// The account (default: the only one, or --account).

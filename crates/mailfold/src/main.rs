@@ -57,6 +57,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             force,
             dry_run,
         } => commands::sync::run(&ctx, &accounts, force, dry_run),
+        Command::Watch {
+            accounts,
+            idle,
+            full_check_every,
+            poll_every,
+        } => commands::watch::run(
+            &ctx,
+            &commands::watch::WatchArgs {
+                accounts,
+                idle,
+                full_check_minutes: full_check_every,
+                poll_seconds: poll_every,
+            },
+        ),
         Command::Folders {
             account_name,
             server,

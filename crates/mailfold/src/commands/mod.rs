@@ -13,6 +13,7 @@ pub mod probe;
 pub mod search;
 pub mod show;
 pub mod sync;
+pub mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;

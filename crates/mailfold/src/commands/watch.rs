@@ -1,0 +1,187 @@
+//! `mailfold watch [ACCOUNT…]`: keeps accounts in sync continuously (issue 5) through
+//! `mailfold_sync::watch_account`: IDLE on the watched folders (NOOP polling where IDLE is
+//! absent, seed V0028), a sync whenever the server or the Maildir changes, a full check at a
+//! fixed interval, reconnects with backoff.
+//!
+//! Each account runs on its own thread and holds the account's lock for as long as it is
+//! watched, so no second sync can run beside it. SIGINT or SIGTERM stops every watcher cleanly
+//! (each finishes its current run and logs out); a second signal exits at once with status
+//! 130, which is safe because every sync step is journaled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailfold_sync::{StopSignal, SyncReport, WatchOptions};
+use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use super::Ctx;
+use crate::account;
+use crate::exit;
+use crate::lock::AccountLock;
+use crate::term;
+
+/// Options of `mailfold watch`.
+#[derive(Debug, Clone)]
+pub struct WatchArgs {
+    /// Accounts (all when empty).
+    pub accounts: Vec<String>,
+    /// Folders to IDLE on (default INBOX).
+    pub idle: Vec<String>,
+    /// Minutes between full checks.
+    pub full_check_minutes: u64,
+    /// Seconds between NOOP polls when the server lacks IDLE.
+    pub poll_seconds: u64,
+}
+
+/// Runs the command until a signal stops it; returns the exit status.
+pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
+    let loaded = ctx.load()?;
+    let mut names = args.accounts.clone();
+    if names.is_empty() {
+        if let Some(a) = &ctx.account {
+            names.push(a.clone());
+        }
+    }
+    let selected = loaded.config.select(&names).map_err(exit::usage)?;
+    if selected.is_empty() {
+        return Err(exit::usage(format!(
+            "{} defines no account ([accounts.NAME])",
+            loaded.path.display()
+        )));
+    }
+    if ctx.offline {
+        return Err(exit::usage("watch needs the server; drop --offline"));
+    }
+    if args.full_check_minutes == 0 || args.poll_seconds == 0 {
+        return Err(exit::usage("intervals must be at least 1"));
+    }
+
+    let stop = StopSignal::new();
+    // The first signal sets the flag the watchers poll; with the flag already set, a second
+    // one exits at once. Registration order matters: the conditional shutdown must see the
+    // flag before the first handler sets it.
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.flag())?;
+        signal_hook::flag::register(sig, stop.flag())?;
+    }
+
+    // Locks and specs first, so a busy account or a bad password command fails before any
+    // watcher starts.
+    let mut jobs = Vec::new();
+    for (name, acct) in &selected {
+        for key in account::unsupported_sync_keys(acct) {
+            eprintln!(
+                "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
+            );
+        }
+        let state = account::state_path(name, acct)?;
+        let lock = AccountLock::acquire(name, &state, "watch", ctx.wait)?;
+        let spec = account::sync_spec(name, acct)?;
+        jobs.push((name.to_string(), acct.host.clone(), spec, lock));
+    }
+
+    let status = Arc::new(Mutex::new(exit::OK));
+    let mut threads = Vec::new();
+    for (name, host, spec, lock) in jobs {
+        let json = ctx.json;
+        let st = Arc::clone(&status);
+        let opts = WatchOptions {
+            full_check_every: Duration::from_secs(args.full_check_minutes * 60),
+            idle_folders: if args.idle.is_empty() {
+                vec!["INBOX".to_string()]
+            } else {
+                args.idle.clone()
+            },
+            poll_every: Duration::from_secs(args.poll_seconds),
+            on_report: Arc::new({
+                let host = host.clone();
+                move |r: &SyncReport| print_report(r, &host, json)
+            }),
+            on_notice: Arc::new({
+                let name = name.clone();
+                move |n: &str| {
+                    if json {
+                        println!("{}", json!({ "account": name, "notice": n }));
+                    } else {
+                        eprintln!("mailfold: {name}: {}", term::line(n));
+                    }
+                }
+            }),
+            ..WatchOptions::default()
+        };
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let r = mailfold_sync::watch_account(&spec, &opts, &stop);
+            drop(lock);
+            if let Err(e) = r {
+                eprintln!("mailfold: account {name}: {}", term::line(&e.to_string()));
+                if let Ok(mut s) = st.lock() {
+                    *s = exit::worst(*s, exit::FAILED);
+                }
+                // One account failing to start stops the others too: a half-running watch
+                // would hide the failure.
+                stop.stop();
+            }
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let s = *status
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a watcher panicked"))?;
+    Ok(s)
+}
+
+/// One line per run (or one JSON object per line with `--json`, schema in docs/cli.md).
+fn print_report(r: &SyncReport, host: &str, json: bool) {
+    // Seed V0063: ALERT text always reaches the user, marked as the server's.
+    for a in &r.alerts {
+        eprintln!("mailfold: ALERT from server {host}: {}", term::line(a));
+    }
+    if json {
+        println!(
+            "{}",
+            super::sync::report_json(r, None)
+                .to_string()
+                .replace('\n', " ")
+        );
+        return;
+    }
+    let (mut down, mut up, mut flags, mut del) = (0usize, 0usize, 0usize, 0usize);
+    for f in &r.folders {
+        down += f.downloaded;
+        up += f.uploaded;
+        flags += f.local_flag_changes + f.remote_flag_changes;
+        del += f.local_deletions + f.remote_deletions;
+    }
+    let verdict = if r.is_complete() {
+        "synced"
+    } else {
+        "incomplete"
+    };
+    let now = humantime_now();
+    if down + up + flags + del > 0 || !r.is_complete() {
+        println!(
+            "{now} {}: {verdict}: {down} downloaded, {up} uploaded, {flags} flag changes, {del} deletions",
+            r.account
+        );
+    }
+    for e in r
+        .errors
+        .iter()
+        .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
+    {
+        println!("{now} {}:   error: {}", r.account, term::line(e));
+    }
+}
+
+/// `HH:MM:SS` in UTC, for the log lines.
+fn humantime_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = secs % 86_400;
+    format!("{:02}:{:02}:{:02}Z", day / 3600, day % 3600 / 60, day % 60)
+}
