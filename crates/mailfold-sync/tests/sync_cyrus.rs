@@ -192,10 +192,7 @@ fn imap_ok(cyrus: &Cyrus, user: &str, commands: &[&str]) -> Vec<Vec<String>> {
 
 /// The messages of a server folder: UIDs and flags over IMAP, bytes from the spool.
 fn server_folder(cyrus: &Cyrus, user: &str, wire: &str) -> Vec<Msg> {
-    let mut v: Vec<Msg> = server_uids(cyrus, user, wire)
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect();
+    let mut v: Vec<Msg> = server_uids(cyrus, user, wire).into_values().collect();
     v.sort();
     v
 }
