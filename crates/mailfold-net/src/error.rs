@@ -6,6 +6,9 @@ use std::io;
 
 use mailfold_proto::engine::EngineError;
 
+use crate::tls::CertProblem;
+use crate::x509::CertSummary;
+
 /// Everything that can go wrong on a session.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -14,8 +17,25 @@ pub enum Error {
     Config(String),
     /// An I/O failure, with what we were doing.
     Io(String, io::Error),
-    /// TLS handshake or TLS-level failure (certificate not trusted, wrong host, expired, …).
+    /// TLS handshake or TLS-level failure other than a refused certificate (which is
+    /// [`Error::Certificate`]) or a peer that does not speak TLS ([`Error::NotTls`]).
     Tls(String),
+    /// The server's certificate chain was refused (RFC 5280 path validation, RFC 7817 host
+    /// name), with implicit TLS or after STARTTLS. Nothing but the TLS handshake was sent.
+    Certificate {
+        /// Why, as a verdict a caller can act on (not trusted, self-signed, wrong host,
+        /// expired, …).
+        problem: CertProblem,
+        /// The chain the server presented, end-entity first, as read during the refused
+        /// handshake (unverified: it is what the server sent, not what is true).
+        presented: Vec<CertSummary>,
+        /// The TLS library's own description of the failure.
+        detail: String,
+    },
+    /// The peer answered the TLS handshake with something that is not TLS (typically a
+    /// cleartext IMAP greeting: the port expects STARTTLS or plaintext). The text is the TLS
+    /// library's.
+    NotTls(String),
     /// Nothing arrived in time: connect, a command, or LOGOUT took too long. The connection
     /// is unusable afterwards (a silently dropped connection surfaces here, never as a hang).
     Timeout(String),
@@ -57,6 +77,8 @@ impl fmt::Display for Error {
             Error::Config(s) => write!(f, "configuration: {s}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
             Error::Tls(s) => write!(f, "TLS: {s}"),
+            Error::Certificate { problem, .. } => write!(f, "TLS: certificate refused: {problem}"),
+            Error::NotTls(s) => write!(f, "TLS: the server did not answer with TLS ({s})"),
             Error::Timeout(s) => write!(f, "timed out: {s}"),
             Error::Security(s) => write!(f, "refused for safety: {s}"),
             Error::Protocol(e) => write!(f, "{e}"),

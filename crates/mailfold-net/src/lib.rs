@@ -22,9 +22,10 @@ pub mod x509;
 
 pub use error::Error;
 pub use session::{
-    AuthInfo, ConnectConfig, FetchReport, FetchSink, IdleStop, Notification, QresyncParams,
-    Security, SelectOptions, Selected, Session, StoreReport, LOGIN_COMMAND,
+    AuthAttempt, AuthInfo, ConnectConfig, ConnectFailure, FetchReport, FetchSink, IdleStop,
+    Notification, QresyncParams, Security, SelectOptions, Selected, Session, StoreReport,
+    LOGIN_COMMAND,
 };
 pub use stats::Stats;
-pub use tls::{TlsInfo, TlsOptions, TrustSource};
+pub use tls::{CertProblem, TlsInfo, TlsOptions, TrustSource};
 pub use x509::CertSummary;

@@ -40,7 +40,8 @@ use crate::error::Error;
 use crate::stats::Stats;
 use crate::stream::Transport;
 use crate::tls::{
-    client_config_recording, server_name, warn_if_dangerous, TlsInfo, TlsOptions, TrustRecord,
+    client_config_recording, handshake_error, server_name, warn_if_dangerous, TlsInfo, TlsOptions,
+    TrustRecord,
 };
 
 /// The engine's clock: tokio's, so that a test with paused time drives the engine's timers
@@ -171,11 +172,43 @@ pub struct AuthInfo {
     pub mechanisms_offered: Vec<String>,
     /// What was tried, in order: SASL names, and `LOGIN-COMMAND` for the LOGIN command.
     pub attempts: Vec<String>,
+    /// The same attempts with how each ended: `failure` is `None` for the one that
+    /// authenticated. Kept when the login fails ([`ConnectFailure::auth`]), so a caller can
+    /// show what was tried before giving up (seed V0034's fallback, made visible).
+    pub tried: Vec<AuthAttempt>,
     /// What authenticated the session: a SASL name, or `LOGIN-COMMAND`. `None` for PREAUTH
     /// or when no credentials were given.
     pub mechanism_used: Option<String>,
     /// The server greeted with PREAUTH.
     pub preauth: bool,
+}
+
+/// One authentication attempt: a SASL mechanism or the LOGIN command, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthAttempt {
+    /// The SASL name, or [`LOGIN_COMMAND`] for the LOGIN command.
+    pub mechanism: String,
+    /// Why it failed: the server's tagged answer with its response code (`server said NO:
+    /// [AUTHENTICATIONFAILED] …`), why the client stopped the exchange, or the connection
+    /// error that ended it. `None` when it authenticated the session.
+    pub failure: Option<String>,
+}
+
+/// Why [`Session::connect_report`] or [`Session::open_report`] failed, with what the session
+/// had learned by then: the greeting, the TLS session, and the authentication attempts (for
+/// `mailfold probe`, which shows what was tried before the failure).
+#[derive(Debug)]
+pub struct ConnectFailure {
+    /// What went wrong.
+    pub error: Error,
+    /// The server's greeting text, control characters stripped ([`Session::greeting`]);
+    /// `None` when none arrived.
+    pub greeting: Option<String>,
+    /// What TLS negotiated, when the handshake completed ([`Session::tls_info`]). A refused
+    /// certificate is in the error instead ([`Error::Certificate`]).
+    pub tls: Option<TlsInfo>,
+    /// Capabilities, mechanisms offered and the attempts made ([`Session::auth_info`]).
+    pub auth: AuthInfo,
 }
 
 /// The name recorded in [`AuthInfo`] for the LOGIN command (not the SASL mechanism LOGIN).
@@ -243,6 +276,7 @@ pub struct Session {
     trust: TrustRecord,
     tls_info: Option<TlsInfo>,
     auth_info: AuthInfo,
+    greeting: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -273,6 +307,11 @@ fn outcome_error(o: &Outcome) -> Option<Error> {
     }
 }
 
+/// A failed outcome as the user should read it (`server said NO: [CODE] text`).
+fn outcome_text(o: &Outcome) -> String {
+    outcome_error(o).map(|e| e.to_string()).unwrap_or_default()
+}
+
 fn with_code(code: Option<&Code>, text: &str) -> String {
     match code.and_then(code_name) {
         Some(name) => format!("[{name}] {text}"),
@@ -298,16 +337,36 @@ impl Session {
     /// Connects, secures the transport as configured, and authenticates with `creds`
     /// (or not at all with `None`, e.g. for a PREAUTH server over TLS).
     pub async fn connect(cfg: &ConnectConfig, creds: Option<&Credentials>) -> Result<Self, Error> {
-        let mut s = Session::open(cfg).await?;
+        Session::connect_report(cfg, creds)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`Session::connect`], and on failure what the session had learned before it failed:
+    /// the greeting, the TLS session, and every authentication attempt with how it ended.
+    pub async fn connect_report(
+        cfg: &ConnectConfig,
+        creds: Option<&Credentials>,
+    ) -> Result<Self, Box<ConnectFailure>> {
+        let mut s = Session::open_report(cfg).await?;
         match s.login_steps(cfg, creds).await {
             Ok(()) => Ok(s),
             Err(e) => {
                 // No LOGOUT on a connection we refuse or that failed (seed V0011): close it,
                 // and the error says why.
                 s.abandon().await;
-                Err(e)
+                Err(s.failure(e))
             }
         }
+    }
+
+    fn failure(&self, error: Error) -> Box<ConnectFailure> {
+        Box::new(ConnectFailure {
+            error,
+            greeting: self.greeting.clone(),
+            tls: self.tls_info.clone(),
+            auth: self.auth_info.clone(),
+        })
     }
 
     async fn login_steps(
@@ -342,22 +401,38 @@ impl Session {
 
     /// Connects and secures the transport, without authenticating.
     pub async fn open(cfg: &ConnectConfig) -> Result<Self, Error> {
+        Session::open_report(cfg).await.map_err(|f| f.error)
+    }
+
+    /// [`Session::open`], and on failure what the session had learned before it failed (the
+    /// greeting, when the failure came after it: a refused STARTTLS, say).
+    pub async fn open_report(cfg: &ConnectConfig) -> Result<Self, Box<ConnectFailure>> {
+        let bare = |error| {
+            Box::new(ConnectFailure {
+                error,
+                greeting: None,
+                tls: None,
+                auth: AuthInfo::default(),
+            })
+        };
         let port = cfg.port();
-        let (tls, trust) = client_config_recording(&cfg.tls)?;
+        let (tls, trust) = client_config_recording(&cfg.tls).map_err(bare)?;
         if cfg.security != Security::Plaintext {
             warn_if_dangerous(&cfg.tls, &cfg.host);
         }
-        let tcp = connect_tcp(&cfg.host, port, cfg.connect_timeout).await?;
+        let tcp = connect_tcp(&cfg.host, port, cfg.connect_timeout)
+            .await
+            .map_err(bare)?;
         let implicit = cfg.security == Security::ImplicitTls;
         let transport = if implicit {
-            let name = server_name(&cfg.host)?;
+            let name = server_name(&cfg.host).map_err(bare)?;
             tokio::time::timeout(
                 cfg.connect_timeout,
                 Transport::tls_handshake(tcp, tls.clone(), name),
             )
             .await
-            .map_err(|_| Error::Timeout("TLS handshake".into()))?
-            .map_err(|e| Error::Tls(e.to_string()))?
+            .map_err(|_| bare(Error::Timeout("TLS handshake".into())))?
+            .map_err(|e| bare(handshake_error(&e, &trust)))?
         } else {
             Transport::Plain(tcp)
         };
@@ -383,39 +458,49 @@ impl Session {
             trust,
             tls_info: None,
             auth_info: AuthInfo::default(),
+            greeting: None,
         };
         s.record_tls_info(false);
+        match s.open_steps(cfg).await {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                s.abandon().await;
+                Err(s.failure(e))
+            }
+        }
+    }
+
+    /// After the transport is up: the greeting, then STARTTLS when configured.
+    async fn open_steps(&mut self, cfg: &ConnectConfig) -> Result<(), Error> {
         // The greeting, bounded by the connect timeout as well as the engine's own.
         let greeting = tokio::time::timeout(
             cfg.connect_timeout,
-            s.drive_until(|s| s.engine.state() != ConnState::Greeting, None),
+            self.drive_until(|s| s.engine.state() != ConnState::Greeting, None),
         )
         .await;
         match greeting {
             Err(_) => return Err(Error::Timeout("waiting for the greeting".into())),
             Ok(r) => r?,
         }
-        if let Some(e) = s.closed.clone() {
-            s.abandon().await;
+        if let Some(e) = self.closed.clone() {
             return Err(map_engine_error(e));
         }
-        let preauth = s.engine.state() == ConnState::Authenticated;
-        s.auth_info.preauth = preauth;
+        let preauth = self.engine.state() == ConnState::Authenticated;
+        self.auth_info.preauth = preauth;
         match cfg.security {
             Security::StartTls => {
                 if preauth {
                     // RFC 9051 6.2.1 / RFC 8314: PREAUTH over cleartext skips STARTTLS; an
                     // account that requires TLS must not go on (the 2021 STARTTLS study).
-                    s.abandon().await;
                     return Err(Error::Security(
                         "server sent PREAUTH on a cleartext connection; TLS is required".into(),
                     ));
                 }
-                s.starttls().await?;
+                self.starttls().await?;
             }
             Security::ImplicitTls | Security::Plaintext => {}
         }
-        Ok(s)
+        Ok(())
     }
 
     async fn starttls(&mut self) -> Result<(), Error> {
@@ -447,7 +532,7 @@ impl Session {
                 return Err(match e {
                     // A certificate refused after STARTTLS is the same failure as with
                     // implicit TLS; keep its kind so the caller can tell.
-                    Error::Tls(_) => e,
+                    Error::Tls(_) | Error::Certificate { .. } | Error::NotTls(_) => e,
                     e => Error::Security(format!("STARTTLS failed: {e}")),
                 });
             }
@@ -528,11 +613,17 @@ impl Session {
                         })?;
                     let h = self.engine.authenticate(mech, sasl_ir);
                     self.stats.command("AUTHENTICATE");
-                    self.auth_info.attempts.push(name.to_string());
-                    let c = self.wait(h).await?;
+                    self.begin_attempt(name.as_str());
+                    let c = self.wait(h).await.inspect_err(|e| self.attempt_failed(e))?;
                     if c.outcome.is_ok() {
                         self.auth_info.mechanism_used = Some(name.to_string());
                         return self.after_auth().await;
+                    }
+                    match &c.data {
+                        CommandData::Auth {
+                            sasl_error: Some(e),
+                        } => self.attempt_failed(format!("the client stopped the exchange: {e}")),
+                        _ => self.attempt_failed(outcome_text(&c.outcome)),
                     }
                     refuse_referral(&c.outcome, name.as_str())?;
                     let failure = match &c.data {
@@ -564,12 +655,13 @@ impl Session {
                         &creds.authcid,
                         Secret::new(creds.secret.expose().clone()),
                     ));
-                    self.auth_info.attempts.push(LOGIN_COMMAND.into());
-                    let c = self.wait(h).await?;
+                    self.begin_attempt(LOGIN_COMMAND);
+                    let c = self.wait(h).await.inspect_err(|e| self.attempt_failed(e))?;
                     if c.outcome.is_ok() {
                         self.auth_info.mechanism_used = Some(LOGIN_COMMAND.into());
                         return self.after_auth().await;
                     }
+                    self.attempt_failed(outcome_text(&c.outcome));
                     refuse_referral(&c.outcome, LOGIN_COMMAND)?;
                     return Err(Error::Auth {
                         mechanism: "LOGIN command".into(),
@@ -584,6 +676,23 @@ impl Session {
                         text: format!("{reason:?}"),
                     })
                 }
+            }
+        }
+    }
+
+    fn begin_attempt(&mut self, mechanism: &str) {
+        self.auth_info.attempts.push(mechanism.to_string());
+        self.auth_info.tried.push(AuthAttempt {
+            mechanism: mechanism.to_string(),
+            failure: None,
+        });
+    }
+
+    /// Records why the attempt in progress failed (the first reason given wins).
+    fn attempt_failed(&mut self, why: impl std::fmt::Display) {
+        if let Some(a) = self.auth_info.tried.last_mut() {
+            if a.failure.is_none() {
+                a.failure = Some(why.to_string());
             }
         }
     }
@@ -625,6 +734,13 @@ impl Session {
     /// `None` on a plaintext connection.
     pub fn tls_info(&self) -> Option<&TlsInfo> {
         self.tls_info.as_ref()
+    }
+
+    /// The text of the server's greeting (OK or PREAUTH; RFC 3501 7.1), after its response
+    /// code, with control characters removed. With STARTTLS it arrived before TLS, so anyone
+    /// on the path could have written it: show it, never trust it.
+    pub fn greeting(&self) -> Option<&str> {
+        self.greeting.as_deref()
     }
 
     /// How the session authenticated: capabilities before and after, mechanisms offered,
@@ -1427,6 +1543,7 @@ impl Session {
                 }
                 Event::Greeting { kind, text } => {
                     tracing::debug!("greeting {kind:?}: {text}");
+                    self.greeting = Some(without_controls(&text));
                     if kind == GreetingKind::PreAuth {
                         self.notes.push_back(Event::Greeting { kind, text });
                     }
@@ -1453,7 +1570,7 @@ impl Session {
         )
         .await
         .map_err(|_| Error::Timeout("TLS handshake after STARTTLS".into()))?
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .map_err(|e| handshake_error(&e, &self.trust))?;
         self.transport = Some(tls);
         self.engine.tls_established(now());
         // Anything the server said in cleartext could have been written by anyone on the
@@ -1493,6 +1610,12 @@ impl Session {
             t.close().await;
         }
     }
+}
+
+/// Server text with control characters removed, so that printing it cannot drive a
+/// terminal.
+fn without_controls(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// Whether a notification ends a watch: a mailbox change, another client's flag change, or

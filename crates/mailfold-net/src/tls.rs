@@ -20,7 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::Error;
-use crate::x509::{summarize, CertSummary};
+use crate::x509::{
+    format_unix, is_self_issued, subject_alt_names, summarize_or_placeholder, CertSummary,
+};
 
 /// Per-account TLS settings.
 #[derive(Clone, Debug, Default)]
@@ -92,21 +94,142 @@ pub enum TrustSource {
     Unverified,
 }
 
-/// Where the verifier records the [`TrustSource`] of a connection's handshake. Cloning
-/// shares the slot.
+/// Why the server's certificate was refused, as the verifier saw it: the verdict that
+/// [`crate::Error::Certificate`] reports (shown by `mailfold probe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertProblem {
+    /// No trust anchor (system roots or the account's CA file) issued the chain.
+    UnknownIssuer,
+    /// Like [`CertProblem::UnknownIssuer`], and the certificate names itself as its issuer:
+    /// a self-signed certificate nobody was told to trust.
+    SelfSigned,
+    /// The chain is trusted but not issued for the host name connected to (RFC 7817,
+    /// RFC 6125): `valid_for` lists the names it is issued for (subjectAltName DNS names and
+    /// IP addresses).
+    WrongHost {
+        /// The names the certificate is valid for.
+        valid_for: Vec<String>,
+    },
+    /// A certificate of the chain has expired (or this computer's clock is wrong).
+    Expired {
+        /// End of its validity, `YYYY-MM-DDTHH:MM:SSZ`, when known.
+        not_after: Option<String>,
+    },
+    /// A certificate of the chain is not valid yet (or this computer's clock is wrong).
+    NotYetValid {
+        /// Start of its validity, `YYYY-MM-DDTHH:MM:SSZ`, when known.
+        not_before: Option<String>,
+    },
+    /// A certificate of the chain has been revoked.
+    Revoked,
+    /// Any other verdict (a certificate that may not be used for a server, an unsupported
+    /// critical extension, a malformed certificate…), as the TLS library put it.
+    Other(String),
+}
+
+impl std::fmt::Display for CertProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertProblem::UnknownIssuer => {
+                f.write_str("the certificate chain is not trusted: no trusted CA issued it")
+            }
+            CertProblem::SelfSigned => {
+                f.write_str("the certificate is self-signed and nothing trusts it")
+            }
+            CertProblem::WrongHost { valid_for } if valid_for.is_empty() => {
+                f.write_str("the certificate is not valid for this host name")
+            }
+            CertProblem::WrongHost { valid_for } => write!(
+                f,
+                "the certificate is not valid for this host name (it is valid for {})",
+                valid_for.join(", ")
+            ),
+            CertProblem::Expired { not_after: Some(t) } => {
+                write!(f, "the certificate expired on {t}")
+            }
+            CertProblem::Expired { not_after: None } => f.write_str("the certificate has expired"),
+            CertProblem::NotYetValid {
+                not_before: Some(t),
+            } => write!(f, "the certificate is not valid before {t}"),
+            CertProblem::NotYetValid { not_before: None } => {
+                f.write_str("the certificate is not valid yet")
+            }
+            CertProblem::Revoked => f.write_str("the certificate has been revoked"),
+            CertProblem::Other(text) => write!(f, "the certificate was refused: {text}"),
+        }
+    }
+}
+
+/// A refused chain: the verdict, what the server presented (end-entity first), and the TLS
+/// library's own text.
+#[derive(Clone, Debug)]
+pub(crate) struct Rejection {
+    pub(crate) problem: CertProblem,
+    pub(crate) presented: Vec<CertSummary>,
+    pub(crate) detail: String,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    source: Option<TrustSource>,
+    rejection: Option<Rejection>,
+}
+
+/// Where the verifier records the [`TrustSource`] of a connection's handshake (and, when it
+/// refuses the chain, why). Cloning shares the slot.
 #[derive(Clone, Debug, Default)]
-pub struct TrustRecord(Arc<Mutex<Option<TrustSource>>>);
+pub struct TrustRecord(Arc<Mutex<Recorded>>);
 
 impl TrustRecord {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        // A poisoned lock only means a panic elsewhere; the slot is still plain values.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn set(&self, source: TrustSource) {
-        // A poisoned lock only means a panic elsewhere; the slot is still a plain value.
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+        let mut r = self.lock();
+        r.source = Some(source);
+        r.rejection = None;
+    }
+
+    fn reject(&self, rejection: Rejection) {
+        let mut r = self.lock();
+        r.source = None;
+        r.rejection = Some(rejection);
     }
 
     /// The source recorded by the last successful verification, if any.
     pub fn get(&self) -> Option<TrustSource> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().source
     }
+
+    /// The verdict of the last verification, when it refused the chain.
+    pub(crate) fn rejection(&self) -> Option<Rejection> {
+        self.lock().rejection.clone()
+    }
+}
+
+/// The error of a failed TLS handshake: [`Error::Certificate`] when our verifier refused the
+/// chain (its verdict and the presented chain were recorded), [`Error::NotTls`] when the
+/// peer's first bytes were no TLS record at all, [`Error::Tls`] otherwise.
+pub(crate) fn handshake_error(e: &std::io::Error, record: &TrustRecord) -> Error {
+    if let Some(r) = record.rejection() {
+        return Error::Certificate {
+            problem: r.problem,
+            presented: r.presented,
+            detail: r.detail,
+        };
+    }
+    let inner = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    // An IMAP server answering a ClientHello with a cleartext greeting (`* OK …`): its first
+    // byte is no TLS record type (RFC 8446 5.1).
+    if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) = inner {
+        return Error::NotTls(e.to_string());
+    }
+    Error::Tls(e.to_string())
 }
 
 /// Like [`client_config`], plus the record of which anchors verified the server. The config
@@ -158,11 +281,86 @@ pub fn client_config_recording(
 /// Full webpki verification (chain, validity, host name: RFC 7817) against the account's CA
 /// file, then against the system roots; the first that accepts is recorded. Accepting either
 /// is exactly what one store holding both would accept, and probe can say which one it was.
+///
+/// When both refuse, the error reported is the most meaningful one: the verdict of a store
+/// that knows the chain's issuer (an expired or wrong-host certificate of a self-hosted
+/// server: the account CA's; a public server's: the system's), and `UnknownIssuer` when
+/// neither does — not whichever store happened to be asked first.
 #[derive(Debug)]
 struct TwoStoreVerifier {
     account: Option<Arc<WebPkiServerVerifier>>,
     system: Arc<WebPkiServerVerifier>,
     record: TrustRecord,
+}
+
+/// One store's answer.
+enum Verdict {
+    Accepted(ServerCertVerified),
+    /// The store knows the issuer, and this is what is wrong with the chain.
+    Refused(rustls::Error),
+    /// The store has no anchor that issued the chain (its own error, for the log).
+    IssuerUnknown(rustls::Error),
+}
+
+/// Errors that mean "no anchor of this store issued the chain". webpki reports a bad or
+/// unusable signature when an anchor's *name* matches the issuer but its key did not sign
+/// the certificate (a store may hold an unrelated `CN=localhost`); that anchor is not the
+/// issuer either.
+#[allow(deprecated)] // UnsupportedSignatureAlgorithm: still produced by older webpki paths
+fn issuer_unknown(e: &rustls::Error) -> bool {
+    use rustls::CertificateError as C;
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            C::UnknownIssuer
+                | C::BadSignature
+                | C::UnsupportedSignatureAlgorithm
+                | C::UnsupportedSignatureAlgorithmContext { .. }
+                | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+        )
+    )
+}
+
+/// For a date verdict, an instant at which that certificate's dates hold.
+fn instant_within_validity(e: &rustls::Error) -> Option<UnixTime> {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::ExpiredContext { not_after, .. }) => Some(*not_after),
+        rustls::Error::InvalidCertificate(C::NotValidYetContext { not_before, .. }) => {
+            Some(*not_before)
+        }
+        _ => None,
+    }
+}
+
+impl TwoStoreVerifier {
+    fn verdict(
+        store: &WebPkiServerVerifier,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Verdict {
+        let verify = |at| {
+            store.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, at)
+        };
+        match verify(now) {
+            Ok(v) => Verdict::Accepted(v),
+            Err(e) if issuer_unknown(&e) => Verdict::IssuerUnknown(e),
+            Err(e) => match instant_within_validity(&e) {
+                // webpki checks a certificate's dates before it looks for the issuer, so an
+                // "expired" from a store that has never seen the issuer says nothing about
+                // trust. Asked again at an instant where those dates hold, the store tells
+                // whether it knows the issuer; the verdict stays the real date error.
+                Some(at) => match verify(at) {
+                    Err(again) if issuer_unknown(&again) => Verdict::IssuerUnknown(e),
+                    _ => Verdict::Refused(e),
+                },
+                None => Verdict::Refused(e),
+            },
+        }
+    }
 }
 
 impl ServerCertVerifier for TwoStoreVerifier {
@@ -174,47 +372,55 @@ impl ServerCertVerifier for TwoStoreVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut account_error = None;
-        if let Some(account) = &self.account {
-            match account.verify_server_cert(
+        let ask = |store: &WebPkiServerVerifier| {
+            Self::verdict(
+                store,
                 end_entity,
                 intermediates,
                 server_name,
                 ocsp_response,
                 now,
-            ) {
-                Ok(v) => {
-                    self.record.set(TrustSource::AccountCa);
-                    return Ok(v);
-                }
-                Err(e) => account_error = Some(e),
+            )
+        };
+        let account = match self.account.as_deref().map(ask) {
+            Some(Verdict::Accepted(v)) => {
+                self.record.set(TrustSource::AccountCa);
+                return Ok(v);
             }
-        }
-        match self.system.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => {
+            other => other,
+        };
+        let system = match ask(&self.system) {
+            Verdict::Accepted(v) => {
                 self.record.set(TrustSource::SystemRoots);
-                Ok(v)
+                return Ok(v);
             }
-            // The account CA's verdict is the informative one when it knew the issuer (an
-            // expired or wrong-host certificate of a self-hosted server), not "unknown issuer".
-            Err(system_error) => Err(match account_error {
-                Some(e)
-                    if !matches!(
-                        e,
-                        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-                    ) =>
-                {
-                    e
+            other => other,
+        };
+        for (store, verdict) in [
+            ("account CA", account.as_ref()),
+            ("system roots", Some(&system)),
+        ] {
+            match verdict {
+                Some(Verdict::Refused(e)) => tracing::debug!("{store}: {e}"),
+                Some(Verdict::IssuerUnknown(e)) => {
+                    tracing::debug!("{store}: no anchor issued the chain ({e})")
                 }
-                _ => system_error,
-            }),
+                _ => {}
+            }
         }
+        let error = match (account, system) {
+            (Some(Verdict::Refused(e)), _) | (_, Verdict::Refused(e)) => e,
+            _ => rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        };
+        self.record.reject(Rejection {
+            problem: classify(&error, end_entity),
+            presented: std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| summarize_or_placeholder(c))
+                .collect(),
+            detail: error.to_string(),
+        });
+        Err(error)
     }
 
     fn verify_tls12_signature(
@@ -237,6 +443,33 @@ impl ServerCertVerifier for TwoStoreVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.system.supported_verify_schemes()
+    }
+}
+
+/// The verdict on a refused chain, from the verifier's error and the end-entity
+/// certificate (for the self-signed test and the names a wrong-host certificate is for).
+fn classify(error: &rustls::Error, end_entity: &CertificateDer<'_>) -> CertProblem {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(e) = error else {
+        return CertProblem::Other(error.to_string());
+    };
+    let unix = |t: &UnixTime| Some(format_unix(t.as_secs()));
+    match e {
+        C::UnknownIssuer if is_self_issued(end_entity) => CertProblem::SelfSigned,
+        C::UnknownIssuer => CertProblem::UnknownIssuer,
+        C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongHost {
+            valid_for: subject_alt_names(end_entity),
+        },
+        C::ExpiredContext { not_after, .. } => CertProblem::Expired {
+            not_after: unix(not_after),
+        },
+        C::Expired => CertProblem::Expired { not_after: None },
+        C::NotValidYetContext { not_before, .. } => CertProblem::NotYetValid {
+            not_before: unix(not_before),
+        },
+        C::NotValidYet => CertProblem::NotYetValid { not_before: None },
+        C::Revoked => CertProblem::Revoked,
+        _ => CertProblem::Other(error.to_string()),
     }
 }
 
@@ -273,16 +506,7 @@ impl TlsInfo {
             .peer_certificates()
             .unwrap_or_default()
             .iter()
-            .map(|der| {
-                summarize(der).unwrap_or_else(|| CertSummary {
-                    subject: "?".into(),
-                    issuer: "?".into(),
-                    not_before: "?".into(),
-                    not_after: "?".into(),
-                    serial: "?".into(),
-                    der: der.to_vec(),
-                })
-            })
+            .map(|der| summarize_or_placeholder(der))
             .collect();
         TlsInfo {
             protocol,

@@ -2,7 +2,8 @@
 //! validity dates, read straight from the DER (RFC 5280 4.1).
 //!
 //! This is not a verifier — rustls/webpki did that before any of this runs — only a reader of
-//! the four fields a person wants to see. It is small enough to own instead of pulling in a
+//! the fields a person wants to see (and the subjectAltName host names a refused host-name
+//! check is explained with). It is small enough to own instead of pulling in a
 //! general ASN.1 stack: it walks the fixed prefix of `TBSCertificate` and never allocates from
 //! a length the certificate declares (each length is checked against the bytes present).
 //! Everything it returns came from the server, so text is stripped of control characters
@@ -67,6 +68,56 @@ const BMP_STRING: u8 = 0x1e;
 /// Reads a certificate's summary; `None` when the DER is not a certificate this reader can
 /// walk (the caller still has the DER itself).
 pub fn summarize(der: &[u8]) -> Option<CertSummary> {
+    let t = tbs(der)?;
+    let (t1, not_before, after) = tlv(t.validity)?;
+    let (t2, not_after, _) = tlv(after)?;
+    let mut serial_hex = String::new();
+    for b in t.serial {
+        let _ = write!(serial_hex, "{b:02x}");
+    }
+    Some(CertSummary {
+        subject: name(t.subject)?,
+        issuer: name(t.issuer)?,
+        not_before: time(t1, not_before)?,
+        not_after: time(t2, not_after)?,
+        serial: serial_hex,
+        der: der.to_vec(),
+    })
+}
+
+impl CertSummary {
+    /// The host names and IP addresses the certificate is issued for (its subjectAltName
+    /// `dNSName` and `iPAddress` entries, RFC 5280 4.2.1.6): what a host-name check
+    /// (RFC 7817 / RFC 6125) compares with.
+    pub fn subject_alt_names(&self) -> Vec<String> {
+        subject_alt_names(&self.der)
+    }
+}
+
+/// Reads a certificate's summary, or a placeholder with `?` fields (and the DER) when the
+/// reader cannot walk it: the caller still learns that a certificate was there.
+pub(crate) fn summarize_or_placeholder(der: &[u8]) -> CertSummary {
+    summarize(der).unwrap_or_else(|| CertSummary {
+        subject: "?".into(),
+        issuer: "?".into(),
+        not_before: "?".into(),
+        not_after: "?".into(),
+        serial: "?".into(),
+        der: der.to_vec(),
+    })
+}
+
+/// The fields of `TBSCertificate` after the version (RFC 5280 4.1): serial, signature
+/// algorithm, issuer and subject contents, validity, and what follows the subject.
+struct Tbs<'a> {
+    serial: &'a [u8],
+    issuer: &'a [u8],
+    validity: &'a [u8],
+    subject: &'a [u8],
+    rest: &'a [u8],
+}
+
+fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
     let (cert, _) = expect(der, SEQUENCE)?;
     let (tbs, _) = expect(cert, SEQUENCE)?;
     let mut rest = tbs;
@@ -78,21 +129,112 @@ pub fn summarize(der: &[u8]) -> Option<CertSummary> {
     let (_signature_alg, rest) = expect(rest, SEQUENCE)?;
     let (issuer, rest) = expect(rest, SEQUENCE)?;
     let (validity, rest) = expect(rest, SEQUENCE)?;
-    let (subject, _) = expect(rest, SEQUENCE)?;
-    let (t1, not_before, after) = tlv(validity)?;
-    let (t2, not_after, _) = tlv(after)?;
-    let mut serial_hex = String::new();
-    for b in serial {
-        let _ = write!(serial_hex, "{b:02x}");
-    }
-    Some(CertSummary {
-        subject: name(subject)?,
-        issuer: name(issuer)?,
-        not_before: time(t1, not_before)?,
-        not_after: time(t2, not_after)?,
-        serial: serial_hex,
-        der: der.to_vec(),
+    let (subject, rest) = expect(rest, SEQUENCE)?;
+    Some(Tbs {
+        serial,
+        issuer,
+        validity,
+        subject,
+        rest,
     })
+}
+
+/// True when the certificate names itself as its issuer (RFC 5280 6.1: "self-issued"),
+/// compared as encoded. A self-issued end-entity certificate that no trust store knows is
+/// what people call self-signed.
+pub(crate) fn is_self_issued(der: &[u8]) -> bool {
+    tbs(der).is_some_and(|t| t.issuer == t.subject)
+}
+
+/// The subjectAltName extension's `dNSName` and `iPAddress` entries (RFC 5280 4.2.1.6), in
+/// certificate order; empty when there is none or the certificate cannot be read. Other
+/// name forms (e-mail, URI, directory names) play no part in a server's host-name check.
+pub fn subject_alt_names(der: &[u8]) -> Vec<String> {
+    const EXTENSIONS: u8 = 0xa3;
+    const BOOLEAN: u8 = 0x01;
+    const OCTET_STRING: u8 = 0x04;
+    const DNS_NAME: u8 = 0x82;
+    const IP_ADDRESS: u8 = 0x87;
+    const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+    let mut out = Vec::new();
+    let Some(t) = tbs(der) else {
+        return out;
+    };
+    // subjectPublicKeyInfo, then optional [1] and [2] unique identifiers, then [3].
+    let Some((_spki, mut rest)) = expect(t.rest, SEQUENCE) else {
+        return out;
+    };
+    let mut extensions = None;
+    while let Some((tag, content, after)) = tlv(rest) {
+        if tag == EXTENSIONS {
+            extensions = expect(content, SEQUENCE).map(|(list, _)| list);
+            break;
+        }
+        rest = after;
+    }
+    let Some(mut list) = extensions else {
+        return out;
+    };
+    while let Some((ext, after)) = expect(list, SEQUENCE) {
+        list = after;
+        let Some((oid, mut fields)) = expect(ext, OID) else {
+            continue;
+        };
+        if oid != SUBJECT_ALT_NAME {
+            continue;
+        }
+        if let Some((BOOLEAN, _, after)) = tlv(fields) {
+            fields = after;
+        }
+        let Some((value, _)) = expect(fields, OCTET_STRING) else {
+            return out;
+        };
+        let Some((mut names, _)) = expect(value, SEQUENCE) else {
+            return out;
+        };
+        while let Some((tag, name, after)) = tlv(names) {
+            names = after;
+            match (tag, name.len()) {
+                (DNS_NAME, _) => out.push(string(0x16, name)),
+                (IP_ADDRESS, 4) => out.push(format!(
+                    "{}",
+                    std::net::Ipv4Addr::new(name[0], name[1], name[2], name[3])
+                )),
+                (IP_ADDRESS, 16) => {
+                    let mut octets = [0u8; 16];
+                    octets.copy_from_slice(name);
+                    out.push(format!("{}", std::net::Ipv6Addr::from(octets)));
+                }
+                _ => {}
+            }
+        }
+        break;
+    }
+    out
+}
+
+/// Seconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian calendar, UTC), the
+/// form [`CertSummary`] uses for validity dates.
+pub(crate) fn format_unix(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from a day count (the days-from-civil inverse, eras of 400 years =
+    // 146 097 days starting on 0000-03-01).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `Name ::= SEQUENCE OF SET OF AttributeTypeAndValue`, as `KEY=value, …`.
