@@ -1438,3 +1438,51 @@ fn v0057_moves_into_a_nested_folder_are_moves_both_ways() {
     assert_eq!(env.server("Archive/2024").len(), 2);
     assert!(!env.sync_ok().changed_anything());
 }
+
+/// APPENDs many messages in one session (LITERAL+, which Cyrus offers): far faster than a
+/// connection per message.
+fn bulk_deliver(env: &Env, wire: &str, msgs: &[Vec<u8>]) {
+    let commands: Vec<String> = msgs
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8(crlf(m)).expect("ASCII test message");
+            format!("APPEND {} {{{}+}}\r\n{text}", quoted(wire), text.len())
+        })
+        .collect();
+    let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+    env.imap(&refs);
+}
+
+/// Seed V0002 with Cyrus' QRESYNC (RFC 7162): a flag changed and a message expunged by
+/// another client reach the Maildir from `SELECT … (QRESYNC …)` — Cyrus answers with
+/// `VANISHED (EARLIER)` and the changed FETCH — without reading every UID's flags.
+#[test]
+fn v0002_qresync_changes_from_cyrus_reach_the_maildir_without_a_full_flag_fetch() {
+    let env = Env::new(cyrus_or_skip!(Cyrus::builder().telemetry(true)), 0);
+    let msgs: Vec<Vec<u8>> = (0..120).map(|i| message("inbox", i)).collect();
+    bulk_deliver(&env, "INBOX", &msgs);
+    let first = env.sync_ok();
+    assert_eq!(total(&first, |f| f.downloaded), 120);
+    env.imap(&[
+        "SELECT INBOX",
+        "UID STORE 5 +FLAGS.SILENT (\\Flagged)",
+        "UID STORE 9 +FLAGS.SILENT (\\Deleted)",
+        "UID EXPUNGE 9",
+    ]);
+    let r = env.sync_ok();
+    assert_eq!(total(&r, |f| f.local_flag_changes), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.local_deletions), 1, "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 0, "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("SELECT"), 1, "{t:#?}");
+    assert_eq!(
+        t.count("UID FETCH"),
+        0,
+        "QRESYNC's SELECT says it all: {t:#?}"
+    );
+    // 120 UIDs with flags would be several kilobytes; the changes are a few lines.
+    assert!(t.bytes_received < 4000, "{t:#?}");
+    env.assert_mirrored("INBOX", "INBOX");
+    assert_eq!(env.local("INBOX").len(), 119);
+    assert!(!env.sync_ok().changed_anything());
+}
