@@ -314,6 +314,12 @@ fn every_command_against_cyrus() {
         1,
         "{local}"
     );
+    // Cyrus' special-use marks are kept in the mirror too (V0066).
+    assert_eq!(
+        folder_named(&local, "Sent").map(|f| f["special_use"].clone()),
+        Some(Value::from("\\Sent")),
+        "{local}"
+    );
     let server = env.run(&["--json", "folders", "--server"]).ok().json();
     assert_eq!(server["source"], "server", "{server}");
     assert_eq!(
