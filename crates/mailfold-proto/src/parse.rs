@@ -792,7 +792,7 @@ impl<'a> Cur<'a> {
     }
 
     #[inline(always)]
-    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+    fn take_while(&mut self, mut f: impl FnMut(u8) -> bool) -> &'a [u8] {
         let s = self.pos;
         let rest = &self.buf[s..];
         let n = rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
@@ -1894,9 +1894,24 @@ fn origin(c: &mut Cur<'_>) -> PResult<Option<u32>> {
 }
 
 fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
-    let name = c.name()?;
+    // The name is scanned and checked for lower case in one pass: item names are most of
+    // the bytes that are not strings in a FETCH, and they nearly always come upper-cased.
+    let s = c.pos;
+    let mut lower = false;
+    let name = c.take_while(|b| {
+        lower |= b.is_ascii_lowercase();
+        is_name_char(b)
+    });
+    if name.is_empty() {
+        return Err(PErr::new(s, "a name", ParseErrorKind::Syntax));
+    }
     let mut up = [0u8; 24];
-    let item = match upper_into(name, &mut up) {
+    let key = if lower {
+        upper_into(name, &mut up)
+    } else {
+        name
+    };
+    let item = match key {
         b"UID" => {
             c.sp()?;
             FetchItem::Uid(c.number()?)
@@ -2198,7 +2213,7 @@ fn envelope(c: &mut Cur<'_>) -> PResult<Box<Envelope>> {
         &mut e.bcc,
     ] {
         c.ws();
-        *list = addresses(c)?;
+        addresses(c, list)?;
     }
     c.ws();
     e.in_reply_to = c.nstring_owned()?;
@@ -2209,17 +2224,18 @@ fn envelope(c: &mut Cur<'_>) -> PResult<Box<Envelope>> {
     Ok(e)
 }
 
-fn addresses(c: &mut Cur<'_>) -> PResult<SmallList<Address>> {
+/// An address list, filled in place (an inline address is a hundred bytes: moving the
+/// list through a `Result` would copy it twice).
+fn addresses(c: &mut Cur<'_>, v: &mut SmallList<Address>) -> PResult<()> {
     if c.nil() {
-        return Ok(SmallList::new());
+        return Ok(());
     }
     c.expect(b'(', "'(' or NIL for an address list")?;
-    let mut v = SmallList::new();
     loop {
         // Quirk: spaces between addresses.
         c.ws();
         if c.eat(b')') {
-            return Ok(v);
+            return Ok(());
         }
         c.expect(b'(', "'(' opening an address")?;
         let mut a = Address::default();
@@ -2257,11 +2273,15 @@ fn multipart(c: &mut Cur<'_>) -> PResult<BodyStructure> {
     }
     let media_subtype = c.string_or_nil()?;
     c.ws();
-    let ext = if c.peek() != Some(b')') {
-        let mut x = MultipartExt {
-            params: params(c)?,
-            ..Default::default()
-        };
+    // Boxed first and filled in place, like a single part.
+    let mut m = Box::new(Multipart {
+        parts,
+        media_subtype,
+        ext: None,
+    });
+    if c.peek() != Some(b')') {
+        let x = m.ext.insert(MultipartExt::default());
+        params(c, &mut x.params)?;
         ext_tail(
             c,
             &mut x.disposition,
@@ -2269,15 +2289,8 @@ fn multipart(c: &mut Cur<'_>) -> PResult<BodyStructure> {
             &mut x.location,
             &mut x.extensions,
         )?;
-        Some(x)
-    } else {
-        None
-    };
-    Ok(BodyStructure::Multipart(Box::new(Multipart {
-        parts,
-        media_subtype,
-        ext,
-    })))
+    }
+    Ok(BodyStructure::Multipart(m))
 }
 
 fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
@@ -2297,7 +2310,7 @@ fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
     c.ws();
     p.media_subtype = c.string_or_nil()?;
     c.ws();
-    p.params = params(c)?;
+    params(c, &mut p.params)?;
     c.ws();
     p.id = c.nstring_owned()?;
     c.ws();
@@ -2380,16 +2393,16 @@ fn ext_tail(
     }
 }
 
-fn params(c: &mut Cur<'_>) -> PResult<BodyParams> {
+/// Body parameters, filled in place like [`addresses`].
+fn params(c: &mut Cur<'_>, v: &mut BodyParams) -> PResult<()> {
     if c.nil() {
-        return Ok(SmallList::new());
+        return Ok(());
     }
     c.expect(b'(', "'(' or NIL for body parameters")?;
-    let mut v = SmallList::new();
     loop {
         c.ws();
         if c.eat(b')') {
-            return Ok(v);
+            return Ok(());
         }
         let k = c.string_or_nil()?;
         c.ws();
@@ -2414,7 +2427,8 @@ fn body_disposition(c: &mut Cur<'_>) -> PResult<Option<Disposition>> {
     c.ws();
     let kind = c.string_or_nil()?;
     c.ws();
-    let params = params(c)?;
+    let mut params = SmallList::new();
+    self::params(c, &mut params)?;
     c.ws();
     c.expect(b')', "')' closing a disposition")?;
     Ok(Some(Disposition { kind, params }))
