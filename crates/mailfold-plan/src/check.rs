@@ -152,6 +152,10 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
     let mut leaving_remote: BTreeMap<&FolderPath, usize> = BTreeMap::new();
 
     for op in &plan.ops {
+        // Pull only (V0040): no server write at all.
+        if config.pull && op.writes_remote() {
+            return Err(violation("server write in a pull-only plan", op));
+        }
         // No server write to a read-only folder (V0039).
         if op.writes_remote() {
             let target = match op {
@@ -377,7 +381,7 @@ fn flags_from(bits: u8) -> FlagSet {
 pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
     let mut b = Bytes { data, pos: 0 };
     let mut input = SyncInput::default();
-    let config = PlanConfig {
+    let mut config = PlanConfig {
         valve: SafetyValve {
             min_messages: usize::from(b.below(4)),
             max_percent: 50,
@@ -388,6 +392,7 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
             1 => DownloadMode::MaxSize(1004),
             _ => DownloadMode::Full,
         },
+        pull: false,
     };
     let nfolders = 1 + usize::from(b.below(FOLDERS.len() as u8));
     for name in FOLDERS.iter().take(nfolders) {
@@ -518,6 +523,8 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
             }
         }
     }
+    // Last, so that older corpus files keep decoding to the same states.
+    config.pull = b.below(6) == 0;
     (input, config)
 }
 

@@ -408,7 +408,7 @@ impl<'a> Planner<'a> {
                 f.mode = Mode::Inactive;
             }
             (true, Some(mb)) => {
-                f.read_only = mb.read_only;
+                f.read_only = mb.read_only || self.config.pull;
                 f.perm = mb.permanent_flags.clone();
                 f.mode = match (mb.uidvalidity, state) {
                     (None, _) => {
@@ -433,6 +433,14 @@ impl<'a> Planner<'a> {
                 if state.is_some() {
                     // The server folder is gone; the rows still prove what was synced.
                     f.mode = Mode::Normal;
+                    // Pull only (V0040): it is not re-created for files added locally.
+                    f.read_only = self.config.pull;
+                } else if f.local_exists && self.config.pull {
+                    // Pull only (V0040): a folder that exists only locally is not created.
+                    warnings.push(Warning::LocalOnlyFolderNotPushed {
+                        folder: f.path.clone(),
+                    });
+                    f.mode = Mode::Inactive;
                 } else if f.local_exists {
                     let bad = f
                         .path
@@ -1463,7 +1471,8 @@ fn emit_new_local(f: &mut Folder<'_>, l: &LocalMessage, warnings: &mut Vec<Warni
     }
     let can_upload = match f.mode {
         Mode::Created => true,
-        Mode::Normal if !f.remote_exists => true, // the folder is recreated first
+        // The folder is recreated first (unless pull only, V0040).
+        Mode::Normal if !f.remote_exists => !f.read_only,
         Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) => !f.read_only,
         Mode::NoUid | Mode::Inactive => false,
     };

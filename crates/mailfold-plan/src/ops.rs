@@ -439,6 +439,11 @@ impl fmt::Display for Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Warning {
+    /// Pull only (V0040): a folder that exists only locally is not created on the server.
+    LocalOnlyFolderNotPushed {
+        /// The folder.
+        folder: FolderPath,
+    },
     /// The server sent no UIDVALIDITY (V0037): the folder is synced read-only by content.
     NoUidValidity {
         /// The folder.
@@ -499,6 +504,10 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Warning::LocalOnlyFolderNotPushed { folder } => write!(
+                f,
+                "{folder}: exists only locally; not created on the server (pull only)"
+            ),
             Warning::NoUidValidity { folder } => write!(
                 f,
                 "{folder}: server sent no UIDVALIDITY; folder synced read-only by content"

@@ -661,4 +661,9 @@ pub struct PlanConfig {
     pub force: bool,
     /// Partial download mode.
     pub download: DownloadMode,
+    /// Pull only (seed V0040): every folder is treated as read-only on the server. Server
+    /// changes come down; nothing is planned that writes to the server (no APPEND, STORE,
+    /// EXPUNGE, MOVE, CREATE or DELETE); local changes are kept and marked pending; a folder
+    /// that exists only locally is left alone.
+    pub pull: bool,
 }

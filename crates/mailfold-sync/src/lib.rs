@@ -104,6 +104,7 @@ pub fn sync_with_remote(
         },
         force: opts.force,
         download: account.download,
+        pull: account.direction == account::Direction::Pull,
     };
     let plan = plan::plan(&g.input, &config);
     for w in &plan.warnings {
