@@ -1183,8 +1183,9 @@ fn v0019_uploads_cyrus_refuses_are_reported_and_kept() {
 }
 
 /// A local file that already has CRLF line ends (written by a tool that does not follow the
-/// Maildir convention) is uploaded once, and the server's copy is not taken for a new
-/// message afterwards.
+/// Maildir convention, or a Windows `.eml`) is uploaded once, as a valid RFC 5322 message:
+/// CR and LF only together as CRLF (section 2.3), not `CR CR LF`, which Cyrus stores as it
+/// is. The server's copy is not taken for a new message afterwards.
 #[test]
 fn local_file_with_crlf_line_ends_is_uploaded_once() {
     let env = Env::new(cyrus_or_skip!(Cyrus::builder()), 0);
@@ -1198,7 +1199,8 @@ fn local_file_with_crlf_line_ends_is_uploaded_once() {
     assert_eq!(server.len(), 2);
     assert!(
         server.iter().any(|(b, _)| *b == message("crlf", 1)),
-        "the server's copy has single CRLFs, not CR CR LF: {}",
+        "the server's copy must end its lines in CRLF, not CR CR LF (a bare CR, RFC 5322 \
+         section 2.3); shown after CRLF->LF, so a remaining \\r is the bare CR: {}",
         diff(&server, &[])
     );
     for run in 0..2 {
