@@ -163,6 +163,7 @@ pub fn gather(
             nonexistent: false,
             special_use: None,
             subscribed: true,
+            status: None,
         });
     }
     let mut remote_paths: Vec<(FolderPath, crate::remote::ListEntry)> = Vec::new();
@@ -314,8 +315,8 @@ pub fn gather(
             (f.path.clone(), k)
         })
         .collect();
-    // Seed V0045: one pipelined round of STATUS tells which folders changed; an unchanged one
-    // costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
+    // Seed V0045: one pipelined round of STATUS (or the LIST-STATUS answer, V0044) tells which
+    // folders changed; an unchanged one costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
     // another client shows in no STATUS item.
     let mut unchanged: BTreeSet<FolderPath> = BTreeSet::new();
     if condstore {
@@ -330,8 +331,26 @@ pub fn gather(
             .map(|(p, e)| (p, e))
             .collect();
         if !asked.is_empty() {
-            let names: Vec<Vec<u8>> = asked.iter().map(|(_, e)| e.wire.clone()).collect();
-            let statuses = remote.status_all(&names)?;
+            // Seed V0044: what LIST-STATUS already returned needs no STATUS command; the
+            // rest go in one pipelined round.
+            let names: Vec<Vec<u8>> = asked
+                .iter()
+                .filter(|(_, e)| e.status.is_none())
+                .map(|(_, e)| e.wire.clone())
+                .collect();
+            let mut fetched = if names.is_empty() {
+                Vec::new()
+            } else {
+                remote.status_all(&names)?
+            }
+            .into_iter();
+            let statuses: Vec<Option<crate::remote::Status>> = asked
+                .iter()
+                .map(|(_, e)| match e.status {
+                    Some(st) => Some(st),
+                    None => fetched.next().flatten(),
+                })
+                .collect();
             for ((path, _), st) in asked.iter().zip(statuses) {
                 let (Some(st), Some(k)) = (st, known.get(*path)) else {
                     continue;

@@ -283,7 +283,17 @@ impl NetRemote {
         out: &mut HashMap<Vec<u8>, ListEntry>,
         lsub: bool,
     ) -> RemoteResult<()> {
-        if let CommandData::List { mailboxes, .. } = self.simple(cmd)? {
+        if let CommandData::List {
+            mailboxes,
+            statuses,
+        } = self.simple(cmd)?
+        {
+            // LIST-STATUS (RFC 5819): each STATUS follows its LIST line; keyed by name so an
+            // unexpected order or a STATUS for an unlisted name cannot be misattributed.
+            let mut by_name: HashMap<Vec<u8>, Status> = statuses
+                .into_iter()
+                .map(|st| (st.mailbox.as_wire().to_vec(), status_of(&st)))
+                .collect();
             for m in mailboxes {
                 let key = m.mailbox.as_wire().to_vec();
                 let entry = ListEntry {
@@ -293,20 +303,38 @@ impl NetRemote {
                     nonexistent: m.has(&ListAttribute::NonExistent),
                     special_use: m.special_use().map(special_use_text),
                     subscribed: lsub || m.has(&ListAttribute::Subscribed),
+                    status: None,
                 };
                 // Seed V0043: the most recent response for a name wins for attributes; the
                 // subscription mark, known only from LSUB or \Subscribed, is kept.
                 let subscribed = out.get(&key).is_some_and(|e| e.subscribed) || entry.subscribed;
+                let status = by_name.remove(&key);
                 out.insert(
                     key,
                     ListEntry {
                         subscribed,
+                        status,
                         ..entry
                     },
                 );
             }
         }
         Ok(())
+    }
+
+    /// The STATUS items of the unchanged-folder check (seed V0045), for STATUS and for
+    /// LIST-STATUS alike.
+    fn status_items(&self) -> Vec<StatusItem> {
+        let mut items = vec![
+            StatusItem::Messages,
+            StatusItem::UidNext,
+            StatusItem::UidValidity,
+            StatusItem::Unseen,
+        ];
+        if self.condstore {
+            items.push(StatusItem::HighestModSeq);
+        }
+        items
     }
 
     /// Sequence number → UID for those of `uids` the engine's map knows.
@@ -510,6 +538,11 @@ impl Remote for NetRemote {
             let mut returns = vec![ListReturn::Subscribed];
             if self.has("SPECIAL-USE") {
                 returns.push(ListReturn::SpecialUse);
+            }
+            if self.has("LIST-STATUS") {
+                // Seed V0044: the STATUS of every folder in the same response, instead of a
+                // separate round of STATUS commands.
+                returns.push(ListReturn::Status(self.status_items()));
             }
             let list = List {
                 returns,
@@ -817,15 +850,7 @@ impl Remote for NetRemote {
     }
 
     fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
-        let mut items = vec![
-            StatusItem::Messages,
-            StatusItem::UidNext,
-            StatusItem::UidValidity,
-            StatusItem::Unseen,
-        ];
-        if self.condstore {
-            items.push(StatusItem::HighestModSeq);
-        }
+        let items = self.status_items();
         let cmds: Vec<Command> = mailboxes
             .iter()
             .map(|m| Command::Status {
@@ -846,16 +871,7 @@ impl Remote for NetRemote {
         Ok(done
             .into_iter()
             .map(|c| match (&c.outcome, c.data) {
-                (Outcome::Ok { .. }, CommandData::Status(Some(st))) => Some(Status {
-                    messages: st.messages(),
-                    uidvalidity: st.uid_validity().map(|v| v.get()),
-                    uidnext: st.uid_next(),
-                    unseen: st.items.iter().find_map(|i| match i {
-                        mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
-                        _ => None,
-                    }),
-                    highestmodseq: st.highest_modseq(),
-                }),
+                (Outcome::Ok { .. }, CommandData::Status(Some(st))) => Some(status_of(&st)),
                 _ => None,
             })
             .collect())
@@ -1080,6 +1096,20 @@ fn date_time_utc(unix: i64) -> Option<CmdDateTime> {
         0,
     )
     .ok()
+}
+
+/// The counts of a STATUS response (or a LIST-STATUS one).
+fn status_of(st: &mailfold_proto::response::MailboxStatus) -> Status {
+    Status {
+        messages: st.messages(),
+        uidvalidity: st.uid_validity().map(|v| v.get()),
+        uidnext: st.uid_next(),
+        unseen: st.items.iter().find_map(|i| match i {
+            mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
+            _ => None,
+        }),
+        highestmodseq: st.highest_modseq(),
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub struct ListEntry {
     pub special_use: Option<String>,
     /// `\Subscribed`, or present in LSUB.
     pub subscribed: bool,
+    /// The folder's STATUS when LIST returned it (LIST-STATUS, RFC 5819, seed V0044): the
+    /// same items [`Remote::status_all`] asks for, so no STATUS round is needed for it.
+    pub status: Option<Status>,
 }
 
 /// What SELECT or EXAMINE reported (seeds V0036, V0037, V0038).

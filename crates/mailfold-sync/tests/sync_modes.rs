@@ -7,7 +7,7 @@
 mod common;
 
 use common::{message, Env};
-use mailfold_sync::{Direction, SyncReport, Traffic};
+use mailfold_sync::{AccountSpec, Direction, NetRemote, SyncOptions, SyncReport, Traffic};
 
 fn crlf(b: &[u8]) -> Vec<u8> {
     String::from_utf8(b.to_vec())
@@ -109,4 +109,59 @@ fn v0040_pull_mode_examines_and_never_writes_to_the_server() {
     let again = env.sync_with(&a);
     assert_eq!(server_writes(traffic(&again)), 0, "{:#?}", traffic(&again));
     assert_eq!(total(&again, |f| f.downloaded), 0, "{again:#?}");
+}
+
+/// A run over a NetRemote whose capabilities are trimmed first.
+fn sync_hiding(env: &Env, a: &AccountSpec, hide: &[&str]) -> SyncReport {
+    let (maildir, mut db) = mailfold_sync::open_store(a).unwrap();
+    let mut remote = NetRemote::connect(a).unwrap();
+    for h in hide {
+        remote.hide_capability(h);
+    }
+    let r =
+        mailfold_sync::sync_with_remote(&mut remote, a, &SyncOptions::default(), &maildir, &mut db)
+            .unwrap_or_else(|e| panic!("sync failed: {e}\n{}", env.dovecot.log()));
+    let stats = remote.stats();
+    mailfold_sync::Remote::logout(&mut remote);
+    SyncReport {
+        traffic: Some(Traffic::of(&stats)),
+        ..r
+    }
+}
+
+/// Seed V0044: Dovecot offers LIST-STATUS, so a no-change sync learns every folder's counts
+/// from the one LIST and sends no STATUS and no SELECT; a changed folder is still found and
+/// is the only one opened. Without LIST-STATUS the same run needs one STATUS per folder.
+#[test]
+fn v0044_list_status_replaces_the_status_round() {
+    let env = Env::new();
+    env.deliver("INBOX", &crlf(&message("INBOX", 0)));
+    for i in 0..8 {
+        let f = format!("F{i}");
+        env.dovecot.create_mailbox(&env.user, &f);
+        env.deliver(&f, &crlf(&message(&f, 1)));
+    }
+    assert!(env.sync().is_complete());
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+    let t = traffic(&again);
+    assert_eq!(t.count("LIST"), 1, "{t:#?}");
+    assert_eq!(t.count("STATUS"), 0, "LIST-STATUS said it all: {t:#?}");
+    assert_eq!(t.count("SELECT") + t.count("EXAMINE"), 0, "{t:#?}");
+    assert!(again.unchanged_folders >= 9, "{again:#?}");
+
+    env.deliver("F3", &crlf(&message("F3", 2)));
+    let third = env.sync();
+    assert_eq!(total(&third, |f| f.downloaded), 1, "{third:#?}");
+    let t = traffic(&third);
+    assert_eq!(t.count("STATUS"), 0, "{t:#?}");
+    assert_eq!(t.count("SELECT"), 1, "{t:#?}");
+    assert_eq!(env.local_folder("F3"), env.server_folder("F3"));
+
+    // The same check without LIST-STATUS: one pipelined STATUS per folder instead.
+    let hidden = sync_hiding(&env, &env.account(), &["LIST-STATUS"]);
+    assert!(!hidden.changed_anything(), "{hidden:#?}");
+    let t = traffic(&hidden);
+    assert_eq!(t.count("STATUS"), hidden.unchanged_folders as u64, "{t:#?}");
+    assert_eq!(t.count("SELECT"), 0, "{t:#?}");
 }
