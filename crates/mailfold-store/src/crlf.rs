@@ -3,12 +3,15 @@
 //!
 //! Files hold LF line ends, as Dovecot's Maildir and mutt write them. The two
 //! conversions are: *to LF* replaces every `CR LF` pair by `LF` (a lone `CR`
-//! is kept); *to CRLF* replaces every `LF` by `CR LF`. To-LF after to-CRLF
-//! is the identity on every byte string, so a file uploads and downloads
-//! back unchanged. The *canonical form* of a message is to-CRLF(file); it
-//! equals the server's bytes whenever the server's copy has no bare LF, and
-//! both the hash and the size are defined on it, so a hash computed while
-//! downloading agrees with one computed later from the file.
+//! is kept); *to CRLF* replaces every `LF` not already preceded by `CR` by
+//! `CR LF`. A file mailfold wrote (LF ends) therefore uploads exactly as the
+//! server sent it, and a file that already has CRLF ends (a Windows `.eml`
+//! dropped into the Maildir) uploads with CRLF, never with the bare `CR` of a
+//! `CR CR LF` that RFC 5322 2.3 forbids. The *canonical form* of a message is
+//! to-CRLF(file); it equals the server's bytes whenever the server's copy has
+//! no bare LF and no bare CR before a line end, and both the hash and the
+//! size are defined on it, so a hash computed while downloading agrees with
+//! one computed later from the file.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -137,6 +140,8 @@ pub struct CanonicalDigest {
     hasher: Sha256,
     crlf_len: u64,
     lf_len: u64,
+    /// The last byte fed was a `CR` (an `LF` right after it needs no `CR` of its own).
+    prev_cr: bool,
 }
 
 impl CanonicalDigest {
@@ -145,16 +150,25 @@ impl CanonicalDigest {
         Self::default()
     }
 
-    /// Adds LF-form bytes (each `LF` counts as `CR LF`).
+    /// Adds LF-form bytes (each `LF` not preceded by `CR` counts as `CR LF`).
     pub fn update_lf(&mut self, lf: &[u8]) {
         self.lf_len += lf.len() as u64;
         for (i, line) in lf.split(|&b| b == b'\n').enumerate() {
             if i > 0 {
-                self.hasher.update(b"\r\n");
-                self.crlf_len += 2;
+                if self.prev_cr {
+                    self.hasher.update(b"\n");
+                    self.crlf_len += 1;
+                } else {
+                    self.hasher.update(b"\r\n");
+                    self.crlf_len += 2;
+                }
+                self.prev_cr = false;
             }
             self.hasher.update(line);
             self.crlf_len += line.len() as u64;
+            if let Some(&last) = line.last() {
+                self.prev_cr = last == b'\r';
+            }
         }
     }
 
@@ -178,6 +192,8 @@ pub struct LfToCrlf<R> {
     end: usize,
     /// A `CR` was emitted for the `LF` at `buf[start]`, which is still due.
     owe_lf: bool,
+    /// The last input byte passed through was a `CR`.
+    prev_cr: bool,
 }
 
 impl<R: Read> LfToCrlf<R> {
@@ -189,6 +205,7 @@ impl<R: Read> LfToCrlf<R> {
             start: 0,
             end: 0,
             owe_lf: false,
+            prev_cr: false,
         }
     }
 
@@ -219,12 +236,13 @@ impl<R: Read> Read for LfToCrlf<R> {
         let mut n = 0;
         while n < out.len() && self.start < self.end {
             let b = self.buf[self.start];
-            if b == b'\n' && !self.owe_lf {
+            if b == b'\n' && !self.owe_lf && !self.prev_cr {
                 out[n] = b'\r';
                 self.owe_lf = true;
             } else {
                 out[n] = b;
                 self.owe_lf = false;
+                self.prev_cr = b == b'\r';
                 self.start += 1;
             }
             n += 1;
@@ -302,12 +320,36 @@ mod tests {
             }
             crlf.extend_from_slice(&small[..n]);
         }
-        assert_eq!(crlf, b"a\r\n\r\r\nb\r\rc\r\n");
-        assert_eq!(to_lf_chunks(&crlf, &[]), lf);
+        // The CR LF already in the file stays one line end: no bare CR is made.
+        assert_eq!(crlf, b"a\r\n\r\nb\r\rc\r\n");
+        assert_eq!(to_lf_chunks(&crlf, &[]), b"a\n\nb\r\rc\n");
         let (h, len) = canonical_digest_of(&lf[..]).unwrap();
         assert_eq!(len, crlf.len() as u64);
         assert_eq!(h, ContentHash(Sha256::digest(&crlf).into()));
         assert_eq!(ContentHash::of_wire(&crlf), h);
         assert_eq!(ContentHash::from_hex(&h.to_string()), Some(h));
+    }
+
+    #[test]
+    fn crlf_files_upload_as_crlf_at_every_split_point() {
+        let file = b"From: a\r\nSubject: b\r\n\r\nbody\r\nlf only\n";
+        let want = b"From: a\r\nSubject: b\r\n\r\nbody\r\nlf only\r\n".to_vec();
+        for cut in 0..=file.len() {
+            // The reader sees the file in two reads split at `cut`.
+            let chained = io::Read::chain(&file[..cut], &file[cut..]);
+            let mut got = Vec::new();
+            LfToCrlf::new(chained).read_to_end(&mut got).unwrap();
+            assert_eq!(got, want, "split at {cut}");
+            let mut d = CanonicalDigest::new();
+            d.update_lf(&file[..cut]);
+            d.update_lf(&file[cut..]);
+            let (h, len, _) = d.finish();
+            assert_eq!(len, want.len() as u64, "split at {cut}");
+            assert_eq!(
+                h,
+                ContentHash(Sha256::digest(&want).into()),
+                "split at {cut}"
+            );
+        }
     }
 }
