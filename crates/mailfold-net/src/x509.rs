@@ -372,6 +372,46 @@ mod tests {
     }
 
     #[test]
+    fn unix_times_format_as_utc_dates() {
+        assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_unix(978_307_200), "2001-01-01T00:00:00Z");
+        assert_eq!(format_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_unix(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(format_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    fn der_of(
+        kind: mailfold_testsupport::CertKind,
+        pki: &mailfold_testsupport::TestPki,
+    ) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(pki.cert_file(kind))
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn subject_alt_names_and_self_issued() {
+        use mailfold_testsupport::{CertKind, TestPki};
+        let pki = TestPki::generate();
+        let valid = der_of(CertKind::Valid, &pki);
+        assert_eq!(
+            subject_alt_names(&valid),
+            vec!["127.0.0.1", "::1", "localhost"]
+        );
+        assert!(!is_self_issued(&valid));
+        let wrong = der_of(CertKind::WrongHost, &pki);
+        assert_eq!(subject_alt_names(&wrong), vec!["wrong.host.invalid"]);
+        assert!(is_self_issued(&der_of(CertKind::SelfSigned, &pki)));
+        // The CA has no subjectAltName; a truncated certificate yields nothing, no panic.
+        assert!(subject_alt_names(pki.ca_der()).is_empty());
+        for cut in 0..valid.len() {
+            let _ = subject_alt_names(&valid[..cut]);
+            let _ = is_self_issued(&valid[..cut]);
+        }
+    }
+
+    #[test]
     fn control_characters_are_not_passed_to_terminals() {
         assert_eq!(string(0x0c, b"evil\x1b[2Jname"), "evil?[2Jname");
     }

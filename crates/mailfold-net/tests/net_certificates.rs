@@ -165,6 +165,22 @@ async fn implicit_tls_to_a_cleartext_port_is_not_tls() {
     assert!(!s.received_contains(PASSWORD.as_bytes()));
 }
 
+/// The greeting is kept with control characters removed: a server cannot drive the
+/// terminal of whoever prints it.
+#[tokio::test]
+async fn greeting_is_kept_without_control_characters() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send(b"* OK [CAPABILITY IMAP4rev1] Hello\x1b[2J\x07 there\r\n")
+            .stall(),
+    );
+    let sess = Session::open(&cfg(&s, Security::ImplicitTls, true))
+        .await
+        .unwrap();
+    assert_eq!(sess.greeting(), Some("Hello[2J there"));
+}
+
 /// A valid certificate from the account's CA still connects, and the record of a refused
 /// handshake does not leak into an accepted one.
 #[tokio::test]

@@ -140,6 +140,57 @@ async fn v0034_wrong_password_is_reported_not_retried_weaker() {
     assert!(matches!(e, Error::Auth { .. }), "{e}");
 }
 
+/// Seed V0034 made visible: when the login fails, every mechanism tried is kept with how it
+/// failed (the server's text and response code), with the greeting and the TLS session.
+#[tokio::test]
+async fn v0034_failed_login_keeps_what_was_tried_and_why() {
+    let d = Dovecot::start();
+    let creds = Credentials::password(d.user(0).name.clone(), "wrong password");
+    let mut c = cfg(&d, Security::ImplicitTls);
+    c.auth_policy.order = Some(vec![MechanismName::ScramSha256, MechanismName::Plain]);
+    let f = Session::connect_report(&c, Some(&creds)).await.unwrap_err();
+    assert!(matches!(f.error, Error::Auth { .. }), "{}", f.error);
+    let tried: Vec<&str> = f.auth.tried.iter().map(|a| a.mechanism.as_str()).collect();
+    // Over TLS a rejected password may try the next permitted mechanism (V0034); the
+    // explicit order without LOGIN rules out the LOGIN command.
+    assert_eq!(tried, ["SCRAM-SHA-256", "PLAIN"], "{:?}", f.auth);
+    assert_eq!(f.auth.attempts, tried);
+    for a in &f.auth.tried {
+        let why = a.failure.as_deref().unwrap_or_default();
+        assert!(why.contains("AUTHENTICATIONFAILED"), "{a:?}");
+    }
+    assert!(f.auth.mechanism_used.is_none());
+    assert!(f.auth.mechanisms_offered.iter().any(|m| m == "PLAIN"));
+    assert!(f.greeting.as_deref().is_some_and(|g| g.contains("ready")));
+    assert!(f.tls.is_some_and(|t| t.peer_certificates.len() == 1));
+
+    // On success the one that worked has no failure.
+    let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
+    let a = &s.auth_info().tried;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].mechanism, "SCRAM-SHA-256");
+    assert_eq!(a[0].failure, None);
+    s.logout().await.unwrap();
+}
+
+/// The greeting text is kept for probe, over implicit TLS and STARTTLS, with and without
+/// login.
+#[tokio::test]
+async fn greeting_text_is_kept() {
+    let d = Dovecot::start();
+    for sec in [Security::ImplicitTls, Security::StartTls] {
+        let s = Session::open(&cfg(&d, sec)).await.unwrap();
+        let g = s.greeting().map(str::to_string);
+        assert!(g.as_deref().is_some_and(|g| g.contains("ready")), "{g:?}");
+        s.logout().await.unwrap();
+        let s = Session::connect(&cfg(&d, sec), Some(&password(&d)))
+            .await
+            .unwrap();
+        assert_eq!(s.greeting().map(str::to_string), g, "{sec:?}");
+        s.logout().await.unwrap();
+    }
+}
+
 #[derive(Default)]
 struct Collect {
     fetches: Vec<Fetch>,
@@ -352,13 +403,22 @@ async fn v0033_capability_codes_save_round_trips() {
     s.logout().await.unwrap();
 }
 
-/// Seed V0035: the same after the LOGIN command (used here because the policy names no
-/// mechanism).
+/// A Dovecot that offers only AUTH=PLAIN, and an account whose explicit list names only
+/// LOGIN: no offered mechanism is permitted, and the list allows the LOGIN command (an
+/// explicit list without LOGIN rules the command out, mailfold-sasl's policy).
+fn login_command_only(sec: Security) -> (Dovecot, ConnectConfig) {
+    let d = Dovecot::builder()
+        .extra_config("auth_mechanisms = plain")
+        .start();
+    let mut c = cfg(&d, sec);
+    c.auth_policy.order = Some(vec![MechanismName::Login]);
+    (d, c)
+}
+
+/// Seed V0035: the same after the LOGIN command.
 #[tokio::test]
 async fn v0035_capabilities_after_login_command() {
-    let d = Dovecot::start();
-    let mut c = cfg(&d, Security::StartTls);
-    c.auth_policy.order = Some(Vec::new());
+    let (d, c) = login_command_only(Security::StartTls);
     let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
     assert_eq!(s.stats().commands("LOGIN"), 1);
     assert_eq!(s.stats().commands("AUTHENTICATE"), 0);
@@ -435,8 +495,7 @@ async fn v0027_tls_info_and_auth_info_for_probe() {
         s.logout().await.unwrap();
     }
     // The LOGIN command is reported as such.
-    let mut c = cfg(&d, Security::ImplicitTls);
-    c.auth_policy.order = Some(vec![]);
+    let (d, c) = login_command_only(Security::ImplicitTls);
     let s = Session::connect(&c, Some(&password(&d))).await.unwrap();
     assert_eq!(
         s.auth_info().mechanism_used.as_deref(),
