@@ -11,20 +11,23 @@
 //!    seeds V0031–V0034), the mechanisms tried and the one that worked, and the capabilities
 //!    after login (seeds V0033, V0035) ([`Session::auth_info`]).
 //!
-//! When the certificate is refused, the handshake error says why (not trusted, wrong host,
-//! expired); a second connection that skips verification then reads the chain the server
-//! presented, so the user sees what was wrong with it. Nothing but LOGOUT is sent over that
-//! connection: no credentials, no command that reveals anything about the account.
+//! The server's greeting text is shown too ([`Session::greeting`]).
+//!
+//! When the certificate is refused, the driver's typed verdict says why (not trusted,
+//! self-signed, wrong host, expired, …) and carries the chain the server presented during the
+//! refused handshake ([`NetError::Certificate`]), so the user sees what was wrong with it;
+//! nothing but the handshake was sent. When the login fails, every mechanism tried is shown
+//! with how it failed ([`Session::connect_report`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mailfold_net::{
-    CertSummary, ConnectConfig, Error as NetError, Security, Session, TlsInfo, TrustSource,
+    AuthInfo, CertProblem, CertSummary, ConnectConfig, Error as NetError, Security, Session,
+    TlsInfo, TrustSource,
 };
 use mailfold_sasl::Credentials;
 use serde::Serialize;
-use tracing::instrument::WithSubscriber;
 
 use super::{print_json, Ctx};
 use crate::cli::{ProbeArgs, TlsArg};
@@ -43,6 +46,9 @@ pub struct ProbeReport {
     pub port: u16,
     /// `implicit`, `starttls` or `none`.
     pub tls_mode: &'static str,
+    /// The server's greeting text (control characters removed); `null` when none arrived.
+    /// Over STARTTLS or no TLS it was sent in clear.
+    pub greeting: Option<String>,
     /// The TLS session, or why there is none; `null` without TLS or when the connection
     /// failed before a handshake.
     pub tls: Option<TlsReport>,
@@ -78,7 +84,7 @@ pub struct TlsReport {
     /// account sets `dangerously_accept_invalid_certs`).
     pub trust: Option<&'static str>,
     /// Why the chain was refused (or not checked).
-    pub problem: Option<CertProblem>,
+    pub problem: Option<TlsProblem>,
     /// The handshake error as the TLS library put it.
     pub error: Option<String>,
     /// Number of certificates the server presented.
@@ -100,6 +106,8 @@ pub struct CertReport {
     pub not_after: String,
     /// Serial number, hexadecimal.
     pub serial: String,
+    /// The host names and IP addresses it is issued for (subjectAltName).
+    pub names: Vec<String>,
 }
 
 impl From<&CertSummary> for CertReport {
@@ -110,13 +118,14 @@ impl From<&CertSummary> for CertReport {
             not_before: c.not_before.clone(),
             not_after: c.not_after.clone(),
             serial: c.serial.clone(),
+            names: c.subject_alt_names(),
         }
     }
 }
 
-/// Why a certificate was not accepted.
+/// Why a certificate was not accepted, or why TLS failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CertProblem {
+pub struct TlsProblem {
     /// `untrusted`, `wrong-host`, `expired`, `not-yet-valid`, `revoked` (the certificate
     /// was refused), `not-checked` (the account turned verification off), `not-tls` (the
     /// server did not answer with TLS) or `other` (another handshake failure).
@@ -133,15 +142,26 @@ pub struct LoginReport {
     /// The mechanism that authenticated the session (a SASL name, or `LOGIN-COMMAND` for
     /// the LOGIN command); on failure, the last one tried.
     pub mechanism: Option<String>,
-    /// Every mechanism tried, in order (known when the login succeeded).
+    /// Every mechanism tried, in order.
     pub attempts: Vec<String>,
+    /// The same, with how each failed (`error` is `null` for the one that worked).
+    pub tried: Vec<AttemptReport>,
     /// The server greeted with PREAUTH (no login needed).
     pub preauth: bool,
     /// Why the login failed, with the server's text.
     pub error: Option<String>,
 }
 
-/// The [`CertProblem`] kinds that are a verdict on the server's certificate (the others are
+/// One authentication attempt of a [`LoginReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptReport {
+    /// The SASL mechanism, or `LOGIN-COMMAND`.
+    pub mechanism: String,
+    /// Why it failed, with the server's text; `null` when it authenticated.
+    pub error: Option<String>,
+}
+
+/// The [`TlsProblem`] kinds that are a verdict on the server's certificate (the others are
 /// handshake failures: `not-tls`, `other`).
 pub const CERTIFICATE_KINDS: &[&str] = &[
     "untrusted",
@@ -151,59 +171,57 @@ pub const CERTIFICATE_KINDS: &[&str] = &[
     "revoked",
 ];
 
-/// Classifies a TLS handshake error by what it says about the certificate. The driver keeps
-/// the TLS library's message as text ([`NetError::Tls`]); its wording for each certificate
-/// error is stable within rustls 0.23, and anything unrecognised is `other` with the text.
-pub fn classify_tls_error(host: &str, text: &str) -> CertProblem {
-    let lower = text.to_ascii_lowercase();
-    let (kind, message) = if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
-        (
+/// The report of the driver's verdict on a refused certificate: a stable `kind` for
+/// `--json` and a sentence that says what to do.
+pub fn certificate_problem(host: &str, problem: &CertProblem) -> TlsProblem {
+    let clock = "(or this computer's clock is wrong)";
+    let (kind, message) = match problem {
+        CertProblem::UnknownIssuer => (
             "untrusted",
-            "the certificate chain is not trusted: no trusted CA issued it (self-signed, or \
-             signed by a private CA; set `ca_file` to that CA)"
+            "the certificate chain is not trusted: no trusted CA issued it (signed by a \
+             private CA? set `ca_file` to that CA)"
                 .to_string(),
-        )
-    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
-        // rustls names what the certificate is valid for; pass that on when it says.
-        let names = text
-            .split_once("is only valid for ")
-            .map(|(_, names)| format!(" (it is only valid for {names})"))
-            .unwrap_or_default();
-        (
-            "wrong-host",
-            format!("the certificate is not valid for the host name {host}{names}"),
-        )
-    } else if lower.contains("notvalidyet") || lower.contains("not valid yet") {
-        (
-            "not-yet-valid",
-            "the certificate is not valid yet (or this computer's clock is wrong)".to_string(),
-        )
-    } else if lower.contains("revocation list") {
-        (
-            "other",
-            "a certificate revocation list is out of date".to_string(),
-        )
-    } else if lower.contains("expired") {
-        (
+        ),
+        CertProblem::SelfSigned => (
+            "untrusted",
+            "the certificate chain is not trusted: the certificate is self-signed (set \
+             `ca_file` to it, or to the CA that should have issued it)"
+                .to_string(),
+        ),
+        CertProblem::WrongHost { valid_for } => {
+            let names = if valid_for.is_empty() {
+                String::new()
+            } else {
+                format!(" (it is only valid for {})", valid_for.join(", "))
+            };
+            (
+                "wrong-host",
+                format!("the certificate is not valid for the host name {host}{names}"),
+            )
+        }
+        CertProblem::Expired { not_after } => (
             "expired",
-            "the certificate has expired (or this computer's clock is wrong)".to_string(),
-        )
-    } else if lower.contains("revoked") {
-        ("revoked", "the certificate has been revoked".to_string())
-    } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
-        ("not-tls", "the server did not answer with TLS".to_string())
-    } else if lower.contains("invalid peer certificate") {
-        // Any other verdict on the chain itself (a bad signature, an algorithm the chain's
-        // anchor does not allow, a CA that may not issue) means no trusted path to it.
-        (
+            match not_after {
+                Some(t) => format!("the certificate expired on {t} {clock}"),
+                None => format!("the certificate has expired {clock}"),
+            },
+        ),
+        CertProblem::NotYetValid { not_before } => (
+            "not-yet-valid",
+            match not_before {
+                Some(t) => format!("the certificate is not valid before {t} {clock}"),
+                None => format!("the certificate is not valid yet {clock}"),
+            },
+        ),
+        CertProblem::Revoked => ("revoked", "the certificate has been revoked".to_string()),
+        // Any other verdict on the chain (a certificate not meant for servers, a malformed
+        // or unsupported one): no trusted path to it.
+        other => (
             "untrusted",
-            "the certificate chain is not trusted: it could not be verified up to a trusted CA"
-                .to_string(),
-        )
-    } else {
-        ("other", "the TLS handshake failed".to_string())
+            format!("the certificate chain is not trusted: {other}"),
+        ),
     };
-    CertProblem { kind, message }
+    TlsProblem { kind, message }
 }
 
 fn trust_name(t: TrustSource) -> &'static str {
@@ -225,7 +243,7 @@ fn tls_report(info: &TlsInfo) -> TlsReport {
         via_starttls: info.via_starttls,
         verified,
         trust: info.trust.map(trust_name),
-        problem: (info.trust == Some(TrustSource::Unverified)).then(|| CertProblem {
+        problem: (info.trust == Some(TrustSource::Unverified)).then(|| TlsProblem {
             kind: "not-checked",
             message: "the certificate was not checked: the account sets \
                       dangerously_accept_invalid_certs, so anyone on the path can read the \
@@ -280,86 +298,50 @@ async fn read_session(s: &mut Session, report: &mut ProbeReport) {
     }
 }
 
-/// The TLS handshake was refused: say why, then read the presented chain over a connection
-/// that does not verify it (and carries nothing but LOGOUT).
-async fn inspect_refused_certificate(
-    cfg: &ConnectConfig,
-    problem: CertProblem,
-    why: &str,
-    report: &mut ProbeReport,
-) -> Result<(), NetError> {
-    let mut tls = TlsReport {
+/// The TLS part of a report for a handshake that failed.
+fn failed_tls(cfg: &ConnectConfig, problem: TlsProblem, error: String) -> TlsReport {
+    TlsReport {
         version: None,
         cipher: None,
         via_starttls: cfg.security == Security::StartTls,
         verified: false,
         trust: None,
         problem: Some(problem),
-        error: Some(why.to_string()),
+        error: Some(error),
         certificates: 0,
         chain: Vec::new(),
-    };
-    let mut lax = cfg.clone();
-    lax.tls.dangerously_accept_invalid_certs = true;
-    let opened = Session::open(&lax).await;
-    let result = match opened {
-        Ok(s) => {
-            if let Some(info) = s.tls_info() {
-                tls.version = Some(info.protocol.clone());
-                tls.cipher = Some(info.cipher_suite.clone());
-                tls.certificates = info.peer_certificates.len();
-                tls.chain = info
-                    .peer_certificates
-                    .iter()
-                    .map(CertReport::from)
-                    .collect();
-            }
-            online::logout(s, &cfg.host).await;
-            Ok(())
-        }
-        Err(e) => Err(e),
-    };
-    if let (Some(p), Some(leaf)) = (tls.problem.as_mut(), tls.chain.first()) {
-        match p.kind {
-            "expired" => {
-                p.message = format!(
-                    "the certificate expired on {} (or this computer's clock is wrong)",
-                    leaf.not_after
-                )
-            }
-            "not-yet-valid" => {
-                p.message = format!(
-                    "the certificate is not valid before {} (or this computer's clock is wrong)",
-                    leaf.not_before
-                )
-            }
-            _ => {}
-        }
     }
-    if tls.problem.as_ref().is_some_and(|p| p.kind == "untrusted")
-        && tls.chain.first().is_some_and(|c| c.subject == c.issuer)
-    {
-        if let Some(p) = tls.problem.as_mut() {
-            p.message = "the certificate chain is not trusted: the certificate is self-signed \
-                         (set `ca_file` to it, or to the CA that should have issued it)"
-                .to_string();
-        }
+}
+
+fn login_report(a: &AuthInfo, ok: bool, error: Option<String>) -> LoginReport {
+    LoginReport {
+        ok,
+        mechanism: a
+            .mechanism_used
+            .clone()
+            .or_else(|| a.attempts.last().cloned()),
+        attempts: a.attempts.clone(),
+        tried: a
+            .tried
+            .iter()
+            .map(|t| AttemptReport {
+                mechanism: t.mechanism.clone(),
+                error: t.failure.clone(),
+            })
+            .collect(),
+        preauth: a.preauth,
+        error,
     }
-    report.tls = Some(tls);
-    result
 }
 
 /// Runs the probe: never fails as a whole; what failed is in the report's `errors`, and the
 /// returned status is [`exit::SERVER`] when the server could not be used.
-pub async fn probe(
-    cfg: &ConnectConfig,
-    creds: Option<&Credentials>,
-    verbose: bool,
-) -> (ProbeReport, u8) {
+pub async fn probe(cfg: &ConnectConfig, creds: Option<&Credentials>) -> (ProbeReport, u8) {
     let mut report = ProbeReport {
         host: cfg.host.clone(),
         port: cfg.port(),
         tls_mode: mode_name(cfg.security),
+        greeting: None,
         tls: None,
         server_id: None,
         capabilities_before_login: None,
@@ -370,73 +352,64 @@ pub async fn probe(
         hints: Vec::new(),
     };
     let first = match creds {
-        Some(c) => Session::connect(cfg, Some(c)).await,
-        None => Session::open(cfg).await,
+        Some(c) => Session::connect_report(cfg, Some(c)).await,
+        None => Session::open_report(cfg).await,
     };
     let failure = match first {
         Ok(mut s) => {
+            report.greeting = s.greeting().map(str::to_string);
             if creds.is_some() {
                 let a = s.auth_info().clone();
                 report.capabilities_before_login = a.capabilities_before.clone();
                 report.mechanisms_offered = a.mechanisms_offered.clone();
                 report.capabilities_after_login = a.capabilities_after.clone();
-                report.login = Some(LoginReport {
-                    ok: true,
-                    mechanism: a.mechanism_used.clone(),
-                    attempts: a.attempts.clone(),
-                    preauth: a.preauth,
-                    error: None,
-                });
+                report.login = Some(login_report(&a, true, None));
             }
             read_session(&mut s, &mut report).await;
             online::logout(s, &cfg.host).await;
             return (report, exit::OK);
         }
-        Err(e) => e,
+        Err(f) => f,
     };
-    match failure {
+    report.greeting = failure.greeting.clone();
+    if let Some(info) = &failure.tls {
+        report.tls = Some(tls_report(info));
+    }
+    match failure.error {
+        NetError::Certificate {
+            problem,
+            presented,
+            detail,
+        } => {
+            let problem = certificate_problem(&cfg.host, &problem);
+            report
+                .errors
+                .push(format!("certificate refused: {}", problem.message));
+            let mut tls = failed_tls(cfg, problem, detail);
+            tls.certificates = presented.len();
+            tls.chain = presented.iter().map(CertReport::from).collect();
+            report.tls = Some(tls);
+        }
+        NetError::NotTls(why) => {
+            report.hints.push(
+                "the server does not speak TLS on this port: it may expect STARTTLS \
+                 (`tls = \"starttls\"`, or `--tls starttls`), or be a plaintext port"
+                    .into(),
+            );
+            report.errors.push(format!("TLS handshake failed: {why}"));
+            let problem = TlsProblem {
+                kind: "not-tls",
+                message: "the server did not answer with TLS".to_string(),
+            };
+            report.tls = Some(failed_tls(cfg, problem, why));
+        }
         NetError::Tls(why) => {
-            let problem = classify_tls_error(&cfg.host, &why);
-            if CERTIFICATE_KINDS.contains(&problem.kind) {
-                report.errors.push(format!("certificate refused: {why}"));
-                // The inspection connection must not print the driver's "verification is
-                // OFF" warning: it would read as if the account were unsafe. With -v the
-                // user sees every log line, that one included.
-                let inspect = inspect_refused_certificate(cfg, problem, &why, &mut report);
-                let r = if verbose {
-                    inspect.await
-                } else {
-                    inspect
-                        .with_subscriber(tracing::subscriber::NoSubscriber::default())
-                        .await
-                };
-                if let Err(e) = r {
-                    report
-                        .errors
-                        .push(format!("reading the presented certificates: {e}"));
-                }
-            } else {
-                // Not a verdict on a certificate: the handshake itself failed.
-                if problem.kind == "not-tls" {
-                    report.hints.push(
-                        "the server does not speak TLS on this port: it may expect STARTTLS \
-                         (`tls = \"starttls\"`, or `--tls starttls`), or be a plaintext port"
-                            .into(),
-                    );
-                }
-                report.errors.push(format!("TLS handshake failed: {why}"));
-                report.tls = Some(TlsReport {
-                    version: None,
-                    cipher: None,
-                    via_starttls: cfg.security == Security::StartTls,
-                    verified: false,
-                    trust: None,
-                    problem: Some(problem),
-                    error: Some(why),
-                    certificates: 0,
-                    chain: Vec::new(),
-                });
-            }
+            report.errors.push(format!("TLS handshake failed: {why}"));
+            let problem = TlsProblem {
+                kind: "other",
+                message: "the TLS handshake failed".to_string(),
+            };
+            report.tls = Some(failed_tls(cfg, problem, why));
         }
         NetError::Config(e) => {
             report.errors.push(format!("configuration: {e}"));
@@ -455,32 +428,32 @@ pub async fn probe(
             report.errors.push(format!("connection: {e}"));
         }
         e => {
-            // Whether login was the step that failed: a session that does not log in tells.
-            match Session::open(cfg).await {
-                Ok(mut s) => {
-                    if creds.is_some() {
-                        let mechanism = match &e {
-                            NetError::Auth { mechanism, .. } => Some(mechanism.clone()),
-                            _ => None,
-                        };
-                        report.login = Some(LoginReport {
-                            ok: false,
-                            mechanism,
-                            attempts: Vec::new(),
-                            preauth: false,
-                            error: Some(e.to_string()),
-                        });
-                        report.errors.push(format!("login: {e}"));
-                    } else {
-                        report.errors.push(format!("session: {e}"));
+            let a = &failure.auth;
+            // The login step was reached when the session chose among the offered mechanisms
+            // (or tried one): what it saw then is what the server offered.
+            let login_reached = creds.is_some()
+                && (a.capabilities_before.is_some() || matches!(e, NetError::Auth { .. }));
+            if login_reached {
+                report.capabilities_before_login = a.capabilities_before.clone();
+                report.mechanisms_offered = a.mechanisms_offered.clone();
+                report.login = Some(login_report(a, false, Some(e.to_string())));
+                report.errors.push(format!("login: {e}"));
+            } else {
+                report.errors.push(format!("session: {e}"));
+            }
+            if report.capabilities_before_login.is_none() {
+                // Failed before the capabilities were seen (a refused STARTTLS, a server
+                // that is not IMAP4rev1…): a session that does not log in reads them, and
+                // sends nothing but CAPABILITY, ID and LOGOUT.
+                match Session::open(cfg).await {
+                    Ok(mut s) => {
+                        read_session(&mut s, &mut report).await;
+                        online::logout(s, &cfg.host).await;
                     }
-                    read_session(&mut s, &mut report).await;
-                    online::logout(s, &cfg.host).await;
-                }
-                Err(e2) => {
-                    report.errors.push(format!("session: {e}"));
-                    if e2.to_string() != e.to_string() {
-                        report.errors.push(format!("session: {e2}"));
+                    Err(e2) => {
+                        if e2.to_string() != e.to_string() {
+                            report.errors.push(format!("session: {e2}"));
+                        }
                     }
                 }
             }
@@ -516,7 +489,7 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
     };
     let mut cfg = cfg;
     cfg.connect_timeout = TIMEOUT;
-    let (report, status) = online::block_on(probe(&cfg, login.as_ref(), ctx.verbose > 0))?;
+    let (report, status) = online::block_on(probe(&cfg, login.as_ref()))?;
     if ctx.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
@@ -540,6 +513,15 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
         _ => "no TLS",
     };
     writeln!(out, "server        {}:{} ({mode})", r.host, r.port)?;
+    if let Some(g) = &r.greeting {
+        // Before STARTTLS, or without TLS, anyone on the path could have written it.
+        let how = if r.tls_mode == "implicit" {
+            ""
+        } else {
+            "  (sent in clear)"
+        };
+        writeln!(out, "greeting      {}{how}", clean(g))?;
+    }
     if let Some(t) = &r.tls {
         if let (Some(v), Some(c)) = (&t.version, &t.cipher) {
             writeln!(out, "TLS           {v}, {c}")?;
@@ -575,7 +557,7 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
             if t.problem.as_ref().is_some_and(|p| p.kind != "not-checked") {
                 writeln!(
                     out,
-                    "              the server presented (read without verification; nothing was sent):"
+                    "              the server presented (unverified; nothing but the handshake was sent):"
                 )?;
             }
             for (i, c) in t.chain.iter().enumerate() {
@@ -583,6 +565,9 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
                 writeln!(out, "      issuer  {}", clean(&c.issuer))?;
                 writeln!(out, "      valid   {} to {}", c.not_before, c.not_after)?;
                 writeln!(out, "      serial  {}", c.serial)?;
+                if !c.names.is_empty() {
+                    writeln!(out, "      names   {}", clean(&c.names.join(", ")))?;
+                }
             }
         }
     }
@@ -627,6 +612,14 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
                 "login         FAILED ({mech}): {}",
                 clean(l.error.as_deref().unwrap_or("?"))
             )?;
+            for t in &l.tried {
+                writeln!(
+                    out,
+                    "  tried {}: {}",
+                    clean(&t.mechanism),
+                    clean(t.error.as_deref().unwrap_or("accepted"))
+                )?;
+            }
         }
     }
     if let Some(c) = &r.capabilities_after_login {
@@ -646,40 +639,118 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tls_errors_are_told_apart_by_cause() {
+    fn certificate_verdicts_map_to_stable_kinds_and_plain_sentences() {
         let cases = [
-            ("invalid peer certificate: UnknownIssuer", "untrusted"),
             (
-                "invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
-                 certificate is only valid for DnsName(\"wrong.host.invalid\")",
-                "wrong-host",
-            ),
-            (
-                "invalid peer certificate: certificate expired: verification time 1700000000 \
-                 (UNIX), but certificate is not valid after 978307199 (721692801 seconds ago)",
-                "expired",
-            ),
-            (
-                "invalid peer certificate: certificate not valid yet: verification time 1",
-                "not-yet-valid",
-            ),
-            ("invalid peer certificate: Revoked", "revoked"),
-            (
-                "invalid peer certificate: UnsupportedSignatureAlgorithmForPublicKeyContext { .. }",
+                CertProblem::UnknownIssuer,
                 "untrusted",
+                "no trusted CA issued it",
             ),
-            ("received fatal alert: HandshakeFailure", "other"),
+            (CertProblem::SelfSigned, "untrusted", "self-signed"),
             (
-                "received corrupt message of type InvalidContentType",
-                "not-tls",
+                CertProblem::WrongHost {
+                    valid_for: vec!["wrong.host.invalid".into()],
+                },
+                "wrong-host",
+                "not valid for the host name h (it is only valid for wrong.host.invalid)",
+            ),
+            (
+                CertProblem::Expired {
+                    not_after: Some("2001-01-01T00:00:00Z".into()),
+                },
+                "expired",
+                "expired on 2001-01-01T00:00:00Z",
+            ),
+            (
+                CertProblem::NotYetValid { not_before: None },
+                "not-yet-valid",
+                "not valid yet",
+            ),
+            (CertProblem::Revoked, "revoked", "revoked"),
+            (
+                CertProblem::Other("InvalidPurpose".into()),
+                "untrusted",
+                "InvalidPurpose",
             ),
         ];
-        for (text, kind) in cases {
-            assert_eq!(classify_tls_error("127.0.0.1", text).kind, kind, "{text}");
+        for (problem, kind, text) in cases {
+            let p = certificate_problem("h", &problem);
+            assert_eq!(p.kind, kind, "{problem:?}");
+            assert!(CERTIFICATE_KINDS.contains(&p.kind));
+            assert!(p.message.contains(text), "{problem:?}: {}", p.message);
         }
-        assert!(classify_tls_error("h", "NotValidForName")
-            .message
-            .contains("host name h"));
+    }
+
+    fn report() -> ProbeReport {
+        ProbeReport {
+            host: "h".into(),
+            port: 143,
+            tls_mode: "starttls",
+            greeting: Some("Dovecot ready.".into()),
+            tls: None,
+            server_id: None,
+            capabilities_before_login: Some(vec!["IMAP4REV1".into()]),
+            mechanisms_offered: vec!["SCRAM-SHA-256".into(), "PLAIN".into()],
+            login: None,
+            capabilities_after_login: None,
+            errors: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+
+    fn human(r: &ProbeReport) -> String {
+        let mut out = Vec::new();
+        print_human(r, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_greeting_is_shown_and_marked_when_sent_in_clear() {
+        let mut r = report();
+        assert!(human(&r).contains("greeting      Dovecot ready.  (sent in clear)\n"));
+        r.tls_mode = "implicit";
+        assert!(human(&r).contains("greeting      Dovecot ready.\n"));
+        r.greeting = Some("evil\x1b[2J".into());
+        assert!(human(&r).contains("greeting      evil?[2J"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["greeting"], "evil\u{1b}[2J");
+    }
+
+    #[test]
+    fn a_failed_login_shows_every_mechanism_tried() {
+        let mut r = report();
+        let auth = AuthInfo {
+            attempts: vec!["SCRAM-SHA-256".into(), "PLAIN".into()],
+            tried: vec![
+                mailfold_net::AuthAttempt {
+                    mechanism: "SCRAM-SHA-256".into(),
+                    failure: Some("server said NO: [AUTHENTICATIONFAILED] no".into()),
+                },
+                mailfold_net::AuthAttempt {
+                    mechanism: "PLAIN".into(),
+                    failure: Some("server said NO: [AUTHENTICATIONFAILED] no".into()),
+                },
+            ],
+            ..AuthInfo::default()
+        };
+        r.login = Some(login_report(
+            &auth,
+            false,
+            Some("authentication failed".into()),
+        ));
+        let text = human(&r);
+        assert!(
+            text.contains("login         FAILED (PLAIN): authentication failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  tried SCRAM-SHA-256: server said NO: [AUTHENTICATIONFAILED] no\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["login"]["attempts"][1], "PLAIN");
+        assert_eq!(json["login"]["tried"][0]["mechanism"], "SCRAM-SHA-256");
+        assert!(json["login"]["tried"][0]["error"].is_string());
     }
 
     #[test]
