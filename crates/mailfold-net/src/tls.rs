@@ -5,6 +5,9 @@
 //! TLS 1.2+ explicitly so a future rustls default cannot widen them. Certificates are checked
 //! against the system roots (falling back to the bundled Mozilla roots when the system store
 //! is empty) plus an optional per-account CA file, with host-name verification (RFC 7817).
+//! When verification fails, the verifier records a typed verdict ([`CertProblem`]) and the
+//! presented chain, which the session returns as [`Error::Certificate`]; of the two stores'
+//! verdicts, the one from the store that knows the chain's issuer is reported.
 //! The only way around verification is the per-account
 //! [`TlsOptions::dangerously_accept_invalid_certs`] switch, which logs a warning on every
 //! connection that uses it.
