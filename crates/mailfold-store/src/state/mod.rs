@@ -918,8 +918,12 @@ pub trait StateRead: private::Sealed {
         Ok(collect(
             self.conn(),
             &format!(
-                "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND base = ?2 \
-                 AND uid IS NOT NULL"
+                // INDEXED BY: without it SQLite takes the (folder_id, uid) unique index for
+                // the `uid IS NOT NULL` range and scans the whole folder per lookup, which
+                // made an initial sync quadratic in the folder size (4 ms per lookup at
+                // 50,000 messages, against 7.5 µs through this index).
+                "SELECT {MESSAGE_COLS} FROM messages INDEXED BY messages_by_base \
+                 WHERE folder_id = ?1 AND base = ?2 AND uid IS NOT NULL"
             ),
             params![folder.0, base.as_str()],
             message_from_row,
