@@ -244,6 +244,23 @@ impl<'a> Applier<'a> {
                 i = j;
                 continue;
             }
+            // Consecutive flag changes of one folder: one UID STORE per distinct change (V0060).
+            if let Op::SyncFlags { folder, .. } = &plan.ops[i] {
+                let mut j = i + 1;
+                while j < plan.ops.len()
+                    && matches!(&plan.ops[j], Op::SyncFlags { folder: f, .. } if f == folder)
+                {
+                    j += 1;
+                }
+                if j - i > 1 {
+                    let folder = folder.clone();
+                    if !self.failed.contains(&folder) {
+                        self.flag_batch(&folder, &plan.ops[i..j])?;
+                    }
+                    i = j;
+                    continue;
+                }
+            }
             let op = &plan.ops[i];
             i += 1;
             if op.folders().iter().any(|f| self.failed.contains(*f)) {
@@ -716,6 +733,176 @@ impl<'a> Applier<'a> {
         Ok(Ok(()))
     }
 
+    /// A run of [`Op::SyncFlags`] in one folder, batched (seed V0060): every file is renamed
+    /// first, then one `UID STORE` per distinct change (`+FLAGS` or `-FLAGS` of one flag set,
+    /// one UNCHANGEDSINCE kind) over the compact UID set of the messages it applies to, then
+    /// one transaction records the synced flags of every message whose stores all succeeded.
+    ///
+    /// UNCHANGEDSINCE for a group is the highest MODSEQ among its messages in the view. That
+    /// still catches every change made after the view: any such change raised the message's
+    /// MODSEQ above the folder's HIGHESTMODSEQ of the view, which is at least every MODSEQ in
+    /// it (RFC 7162 3.1.3, V0056). A message whose `+FLAGS` went through gets its new MODSEQ
+    /// for the `-FLAGS` that follows, so our own first store is not taken for a concurrent one.
+    /// Crash safety is that of one [`Op::SyncFlags`] per message (see the module docs): the
+    /// effects of every message are done before the commit, and a cut in between merges back
+    /// as a change agreed on by both sides.
+    fn flag_batch(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
+        /// Messages per UID STORE, so a scattered set keeps the command line short (a few
+        /// kilobytes at most; servers limit line length).
+        const STORE_CHUNK: usize = 500;
+        let mut failed: BTreeMap<u32, String> = BTreeMap::new();
+        // (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE)
+        type Key = (bool, Vec<String>, bool);
+        let mut groups: BTreeMap<Key, (Vec<u32>, u64)> = BTreeMap::new();
+        for op in ops {
+            let Op::SyncFlags {
+                uid, local, update, ..
+            } = op
+            else {
+                continue;
+            };
+            if let Some(new) = &update.local {
+                if let Err(e) = self.local_flag_effect(folder, local, new)? {
+                    failed.insert(uid.get(), e);
+                    continue;
+                }
+            }
+            let Some(store) = &update.remote else {
+                continue;
+            };
+            let since = store.unchanged_since.map(|m| m.0.get());
+            for (add, set) in [(true, &store.add), (false, &store.remove)] {
+                if set.is_empty() {
+                    continue;
+                }
+                let g = groups
+                    .entry((add, wire_list(set), since.is_some()))
+                    .or_default();
+                g.0.push(uid.get());
+                g.1 = g.1.max(since.unwrap_or(0));
+            }
+        }
+        if !groups.is_empty() {
+            if let Err(e) = self.select_rw(folder)? {
+                for op in ops {
+                    if let Op::SyncFlags { uid, update, .. } = op {
+                        if update.remote.is_some() {
+                            failed.entry(uid.get()).or_insert_with(|| e.clone());
+                        }
+                    }
+                }
+                groups.clear();
+            }
+        }
+        // Adds before removes, as the one-message path does.
+        let mut order: Vec<Key> = groups.keys().cloned().collect();
+        order.sort_by_key(|k| !k.0);
+        let mut new_modseq: BTreeMap<u32, u64> = BTreeMap::new();
+        for key in order {
+            let Some((uids, since)) = groups.remove(&key) else {
+                continue;
+            };
+            let (add, flags, conditional) = key;
+            let op = if add { StoreOp::Add } else { StoreOp::Remove };
+            let live: Vec<u32> = uids
+                .into_iter()
+                .filter(|u| !failed.contains_key(u))
+                .collect();
+            for chunk in live.chunks(STORE_CHUNK) {
+                let since = conditional.then(|| {
+                    // Our own earlier store in this batch raised these messages' MODSEQ.
+                    chunk
+                        .iter()
+                        .filter_map(|u| new_modseq.get(u))
+                        .fold(since, |a, &b| a.max(b))
+                });
+                match self.remote.store_tracked(chunk, op, &flags, since) {
+                    Ok((modified, modseqs)) => {
+                        for u in modified {
+                            failed.insert(
+                                u,
+                                format!(
+                                    "UID {u} changed on the server meanwhile; flags merge on the next run"
+                                ),
+                            );
+                        }
+                        new_modseq.extend(modseqs);
+                    }
+                    Err(e) if e.is_fatal() => return Err(e.into()),
+                    Err(e) => {
+                        for u in chunk {
+                            failed.insert(*u, format!("STORE refused: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        let id = match self.folder_row(folder) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.fail(folder, e);
+                None
+            }
+        };
+        let mut updates = Vec::new();
+        for op in ops {
+            let Op::SyncFlags { uid, update, .. } = op else {
+                continue;
+            };
+            if failed.contains_key(&uid.get()) {
+                continue;
+            }
+            let (flags, keywords) = split_flags(&update.record);
+            updates.push(StoreFlagUpdate {
+                uid: StoreUid(uid.0),
+                flags,
+                keywords,
+            });
+            let r = self.report.folder_mut(&name(folder));
+            if update.local.is_some() {
+                r.local_flag_changes += 1;
+            }
+            if update.remote.is_some() {
+                r.remote_flag_changes += 1;
+            }
+        }
+        // The test hook counts each message's step after its effects, before the commit.
+        for _ in ops {
+            self.step_done();
+        }
+        if let Some(id) = id {
+            if !updates.is_empty() {
+                self.db.write(|tx| tx.update_flags(id, &updates))?;
+            }
+        }
+        for (_, e) in failed {
+            self.fail(folder, e);
+        }
+        Ok(())
+    }
+
+    /// The local part of a flag update: rename the file's `:2,` suffix.
+    fn local_flag_effect(
+        &mut self,
+        folder: &FolderPath,
+        local: &LocalId,
+        new: &FlagSet,
+    ) -> Result<StepResult, SyncError> {
+        let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
+            return Ok(Err(format!("local file {local} vanished")));
+        };
+        let f = match self.local_folder(folder) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let want = letters(new, &entry.flags);
+        if want != entry.flags {
+            let moved = f.set_flags(&entry, &want)?;
+            self.ctx(folder).files.insert(local.0.clone(), moved);
+        }
+        Ok(Ok(()))
+    }
+
     /// `UID STORE` of a [`FlagStore`]; `Ok(false)` when the server reported MODIFIED.
     fn store_flags(
         &mut self,
@@ -726,14 +913,23 @@ impl<'a> Applier<'a> {
         if let Err(e) = self.select_rw(folder)? {
             return Ok(Err(e));
         }
-        let since = s.unchanged_since.map(|m| m.0.get());
+        let mut since = s.unchanged_since.map(|m| m.0.get());
         for (op, set) in [(StoreOp::Add, &s.add), (StoreOp::Remove, &s.remove)] {
             if set.is_empty() {
                 continue;
             }
-            match self.remote.store(&[uid.get()], op, &wire_list(set), since) {
-                Ok(modified) if !modified.is_empty() => return Ok(Ok(false)),
-                Ok(_) => {}
+            match self
+                .remote
+                .store_tracked(&[uid.get()], op, &wire_list(set), since)
+            {
+                Ok((modified, _)) if !modified.is_empty() => return Ok(Ok(false)),
+                Ok((_, modseqs)) => {
+                    // Our own store raised the MODSEQ; the next store is conditional on the
+                    // new value, not on the view's (which would report our change as MODIFIED).
+                    if let Some(&(_, m)) = modseqs.iter().find(|(u, _)| *u == uid.get()) {
+                        since = since.map(|s| s.max(m));
+                    }
+                }
                 Err(e) if e.is_fatal() => return Err(e.into()),
                 Err(e) => return Ok(Err(format!("STORE refused: {e}"))),
             }

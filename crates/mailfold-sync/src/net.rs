@@ -322,6 +322,56 @@ impl NetRemote {
         Ok(())
     }
 
+    /// `UID STORE`; `silent` adds `.SILENT`. Returns the MODIFIED UIDs and the new MODSEQs
+    /// the server reported.
+    fn store_with(
+        &mut self,
+        uids: &[u32],
+        op: StoreOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+        silent: bool,
+    ) -> RemoteResult<crate::remote::Stored> {
+        let flags = wire_flags(flags);
+        if flags.is_empty() || uids.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let set = uid_set(uids)?;
+        let store = StoreFlags {
+            mode: match op {
+                StoreOp::Add => StoreMode::Add,
+                StoreOp::Remove => StoreMode::Remove,
+            },
+            silent,
+            flags,
+        };
+        match unchanged_since.filter(|_| self.condstore) {
+            Some(n) => {
+                let r = on_session!(self, s => s.uid_store_report(&set, store, n).await)?;
+                // After UID STORE the MODIFIED set holds UIDs (RFC 7162 3.1.3).
+                let modified = r.modified.iter().take(uids.len()).collect();
+                let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+                // A FETCH without UID (some servers omit it after a silent store) is mapped
+                // through the engine's sequence map.
+                let seqs = self.known_seqs(uids);
+                let modseqs = r
+                    .fetched
+                    .iter()
+                    .filter_map(|f| {
+                        let uid = f.uid().or_else(|| seqs.get(&f.seq).copied())?;
+                        Some((uid, f.modseq()?))
+                    })
+                    .filter(|(u, _)| wanted.contains(u))
+                    .collect();
+                Ok((modified, modseqs))
+            }
+            None => {
+                on_session!(self, s => s.uid_store(&set, store, None).await)?;
+                Ok((Vec::new(), Vec::new()))
+            }
+        }
+    }
+
     /// The STATUS items of the unchanged-folder check (seed V0045), for STATUS and for
     /// LIST-STATUS alike.
     fn status_items(&self) -> Vec<StatusItem> {
@@ -784,30 +834,21 @@ impl Remote for NetRemote {
         flags: &[String],
         unchanged_since: Option<u64>,
     ) -> RemoteResult<Vec<u32>> {
-        let flags = wire_flags(flags);
-        if flags.is_empty() || uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let set = uid_set(uids)?;
-        let store = StoreFlags {
-            mode: match op {
-                StoreOp::Add => StoreMode::Add,
-                StoreOp::Remove => StoreMode::Remove,
-            },
-            silent: true,
-            flags,
-        };
-        match unchanged_since.filter(|_| self.condstore) {
-            Some(n) => {
-                let r = on_session!(self, s => s.uid_store_report(&set, store, n).await)?;
-                // After UID STORE the MODIFIED set holds UIDs (RFC 7162 3.1.3).
-                Ok(r.modified.iter().take(uids.len()).collect())
-            }
-            None => {
-                on_session!(self, s => s.uid_store(&set, store, None).await)?;
-                Ok(Vec::new())
-            }
-        }
+        self.store_with(uids, op, flags, unchanged_since, true)
+            .map(|(m, _)| m)
+    }
+
+    fn store_tracked(
+        &mut self,
+        uids: &[u32],
+        op: StoreOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> RemoteResult<crate::remote::Stored> {
+        // Not silent when conditional: Dovecot, for one, sends no `FETCH (MODSEQ …)` after a
+        // silent conditional STORE, and the caller needs the new MODSEQ (see the trait).
+        let silent = unchanged_since.is_none();
+        self.store_with(uids, op, flags, unchanged_since, silent)
     }
 
     fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {

@@ -136,6 +136,10 @@ pub struct FolderChanges {
     pub vanished: Option<Vec<(u32, u32)>>,
 }
 
+/// What a tracked `UID STORE` reports ([`Remote::store_tracked`]): the UIDs the server
+/// reported `[MODIFIED]`, and the new MODSEQ of stored UIDs where it said.
+pub type Stored = (Vec<u32>, Vec<(u32, u64)>);
+
 /// A failed server command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteError {
@@ -237,6 +241,22 @@ pub trait Remote {
         flags: &[String],
         unchanged_since: Option<u64>,
     ) -> RemoteResult<Vec<u32>>;
+
+    /// [`Remote::store`], also returning the new MODSEQ of each stored UID where the server
+    /// reported it (RFC 7162 3.1.3: a conditional STORE answers with `FETCH (UID MODSEQ)` even
+    /// when silent). A second conditional STORE on the same message in the same run needs it:
+    /// the first one raised the message's MODSEQ, so the view's value would report our own
+    /// change as MODIFIED. The default reports none.
+    fn store_tracked(
+        &mut self,
+        uids: &[u32],
+        op: StoreOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> RemoteResult<Stored> {
+        self.store(uids, op, flags, unchanged_since)
+            .map(|m| (m, Vec::new()))
+    }
 
     /// `UID EXPUNGE uids` (UIDPLUS), or a bare `EXPUNGE` when `plain` (the caller checked that
     /// the account allows it).

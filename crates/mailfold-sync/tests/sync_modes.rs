@@ -165,3 +165,52 @@ fn v0044_list_status_replaces_the_status_round() {
     assert_eq!(t.count("STATUS"), hidden.unchanged_folders as u64, "{t:#?}");
     assert_eq!(t.count("SELECT"), 0, "{t:#?}");
 }
+
+/// Renames a local file to carry exactly `letters`, into `cur/`, as a mail reader does.
+fn set_local_letters(p: &std::path::Path, letters: &str) {
+    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+    let base = name.split_once(":2,").map_or(name.as_str(), |(b, _)| b);
+    let cur = p.parent().unwrap().parent().unwrap().join("cur");
+    std::fs::rename(p, cur.join(format!("{base}:2,{letters}"))).unwrap();
+}
+
+/// Seed V0060: flag changes go up as one `UID STORE` per distinct change over a compact UID
+/// set, not one per message: 20 messages marked seen and 5 of them unflagged locally cost two
+/// STOREs. A message that gains one flag and loses another is not taken for a concurrent
+/// change (our own `+FLAGS` raised its MODSEQ before the `-FLAGS`).
+#[test]
+fn v0060_flag_changes_are_batched_into_one_store_per_change() {
+    let env = Env::new();
+    let msgs: Vec<(Vec<u8>, &str)> = (0..30)
+        .map(|i| (message("INBOX", i), if i < 5 { "F" } else { "" }))
+        .collect();
+    env.seed_server("INBOX", &msgs);
+    assert!(env.sync().is_complete());
+    let mut marked = 0;
+    for p in env.local_files("INBOX") {
+        let l = common::letters_of(&p);
+        // Every flagged one (it loses \Flagged), and unflagged ones up to 20 in all.
+        if l == "F" || marked < 20 {
+            set_local_letters(&p, "S");
+            marked += 1;
+        }
+    }
+    // Files are visited in name order, so the flagged ones may come late: count them all.
+    let seen_local = env
+        .local_files("INBOX")
+        .iter()
+        .filter(|p| common::letters_of(p).contains('S'))
+        .count();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.remote_flag_changes), seen_local, "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(
+        t.count("UID STORE"),
+        2,
+        "one +FLAGS (\\Seen) and one -FLAGS (\\Flagged): {t:#?}"
+    );
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+}
