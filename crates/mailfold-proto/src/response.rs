@@ -81,22 +81,6 @@ impl ByteString {
         }
     }
 
-    /// A string of `len` bytes from the start of `window`, stored inline with one
-    /// fixed-size copy; `None` if it is too long or the window too short. The window bytes
-    /// past `len` are kept in the unused tail but never exposed.
-    #[inline(always)]
-    pub(crate) fn from_window(window: &[u8], len: usize) -> Option<Self> {
-        let w: &[u8; INLINE] = window.get(..INLINE)?.try_into().ok()?;
-        if len > INLINE {
-            return None;
-        }
-        Some(ByteString(Repr::Inline {
-            // len <= 22: lossless.
-            len: len as u8,
-            buf: *w,
-        }))
-    }
-
     /// `buf[start..start + len]` as a string sharing `buf`; `None` if the range is out of
     /// bounds or too large for the shared form.
     #[inline]
@@ -107,6 +91,33 @@ impl ByteString {
             len: u16::try_from(len).ok()?,
             buf: Arc::clone(buf),
         }))
+    }
+
+    /// Sets `self` to the first `len` bytes of `window`, stored inline with one fixed-size
+    /// copy straight from the window into place; false (and `self` unchanged) if `len` is
+    /// over the inline size or the window is shorter than that size. The window bytes past
+    /// `len` land in the unused tail, never exposed.
+    ///
+    /// The copy goes directly into `self` because building the value elsewhere and moving
+    /// it reads back bytes just stored with overlapping writes, which the CPU cannot
+    /// forward: a pipeline stall per string (see docs/parser-bench.md).
+    #[inline(always)]
+    pub(crate) fn set_from_window(&mut self, window: &[u8], len: usize) -> bool {
+        let Some(src) = window.get(..INLINE) else {
+            return false;
+        };
+        if len > INLINE {
+            return false;
+        }
+        if !matches!(self.0, Repr::Inline { .. }) {
+            *self = ByteString::default();
+        }
+        if let Repr::Inline { len: l, buf } = &mut self.0 {
+            buf.copy_from_slice(src);
+            // len <= 22: lossless.
+            *l = len as u8;
+        }
+        true
     }
 
     /// The bytes.
@@ -283,6 +294,16 @@ impl<T> SmallList<T> {
                 self.0 = ListRepr::Heap(v);
             }
         }
+    }
+
+    /// Appends an element and returns it, for filling in place.
+    #[inline]
+    pub(crate) fn push_mut(&mut self, value: T) -> &mut T {
+        self.push(value);
+        let s = self.as_mut_slice();
+        let last = s.len() - 1;
+        // Invariant: the list is not empty after a push.
+        &mut s[last]
     }
 
     /// The elements as a slice.
