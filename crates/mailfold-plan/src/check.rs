@@ -99,6 +99,20 @@ impl<'a> View<'a> {
         }
     }
 
+    /// How many messages a complete server view of `p` holds: distinct UIDs, since a UID
+    /// names exactly one message in a mailbox (RFC 3501 2.3.1.1). A view listing one UID twice
+    /// (a server or driver repeating a FETCH) still denotes one message, which the planner keeps
+    /// once (first entry wins, with a warning); counting entries instead would call a folder
+    /// the plan has emptied non-empty. `None` without a complete view.
+    fn remote_count(&self, p: &FolderPath) -> Option<usize> {
+        match self.mailbox(p).map(|m| &m.messages) {
+            Some(RemoteMessages::Complete(ms)) => {
+                Some(ms.iter().map(|m| m.uid).collect::<BTreeSet<_>>().len())
+            }
+            _ => None,
+        }
+    }
+
     fn local_file(&self, p: &FolderPath, id: &LocalId) -> Option<&'a LocalMessage> {
         self.local
             .get(p)
@@ -274,14 +288,11 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 }
             }
             Op::DeleteRemoteFolder { folder } => {
-                let n = match view.mailbox(folder).map(|m| &m.messages) {
-                    Some(RemoteMessages::Complete(ms)) => ms.len(),
-                    _ => {
-                        return Err(violation(
-                            "server folder deleted without a complete view",
-                            op,
-                        ))
-                    }
+                let Some(n) = view.remote_count(folder) else {
+                    return Err(violation(
+                        "server folder deleted without a complete view",
+                        op,
+                    ));
                 };
                 if leaving_remote.get(folder).copied().unwrap_or(0) != n {
                     return Err(violation("server folder deleted with messages in it", op));
@@ -302,9 +313,8 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
             }
         }
         for (folder, n) in &remote_del {
-            let total = match view.mailbox(folder).map(|m| &m.messages) {
-                Some(RemoteMessages::Complete(ms)) => ms.len(),
-                _ => continue,
+            let Some(total) = view.remote_count(folder) else {
+                continue;
             };
             if config.valve.trips(*n, total) {
                 return Err(Violation {
