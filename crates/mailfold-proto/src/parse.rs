@@ -2282,7 +2282,7 @@ fn addresses(c: &mut Cur<'_>, v: &mut SmallList<Address>) -> PResult<()> {
         }
         c.expect(b'(', "'(' opening an address")?;
         // Pushed empty and filled in place (see `Cur::nstring_into`).
-        let a = v.push_mut(Address::default());
+        let a = v.push_default();
         for f in [&mut a.name, &mut a.adl, &mut a.mailbox, &mut a.host] {
             c.ws();
             c.nstring_into(f)?;
@@ -2314,14 +2314,14 @@ fn multipart(c: &mut Cur<'_>) -> PResult<BodyStructure> {
         parts.push(body(c)?);
         c.ws();
     }
-    let media_subtype = c.string_or_nil()?;
-    c.ws();
     // Boxed first and filled in place, like a single part.
     let mut m = Box::new(Multipart {
         parts,
-        media_subtype,
+        media_subtype: ByteString::default(),
         ext: None,
     });
+    c.string_or_nil_into(&mut m.media_subtype)?;
+    c.ws();
     if c.peek() != Some(b')') {
         let x = m.ext.insert(MultipartExt::default());
         params(c, &mut x.params)?;
@@ -2388,10 +2388,8 @@ fn single_part(c: &mut Cur<'_>) -> PResult<BodyStructure> {
     }
     c.ws();
     if c.peek() != Some(b')') {
-        let x = p.ext.insert(SinglePartExt {
-            md5: c.nstring_owned()?,
-            ..Default::default()
-        });
+        let x = p.ext.get_or_insert_with(SinglePartExt::default);
+        c.nstring_into(&mut x.md5)?;
         ext_tail(
             c,
             &mut x.disposition,
@@ -2426,7 +2424,7 @@ fn ext_tail(
     if c.peek() == Some(b')') {
         return Ok(());
     }
-    *location = c.nstring_owned()?;
+    c.nstring_into(location)?;
     loop {
         c.ws();
         if c.peek() == Some(b')') {
@@ -2447,7 +2445,7 @@ fn params(c: &mut Cur<'_>, v: &mut BodyParams) -> PResult<()> {
         if c.eat(b')') {
             return Ok(());
         }
-        let (k, val) = v.push_mut(Default::default());
+        let (k, val) = v.push_default();
         c.string_or_nil_into(k)?;
         c.ws();
         // Quirk: NIL parameter values (e.g. a NIL boundary).

@@ -296,14 +296,27 @@ impl<T> SmallList<T> {
         }
     }
 
-    /// Appends an element and returns it, for filling in place.
+    /// Appends a default element and returns it, for filling in place: the parser writes
+    /// each field where it stays instead of building the element and moving it in.
     #[inline]
-    pub(crate) fn push_mut(&mut self, value: T) -> &mut T {
-        self.push(value);
-        let s = self.as_mut_slice();
-        let last = s.len() - 1;
-        // Invariant: the list is not empty after a push.
-        &mut s[last]
+    pub(crate) fn push_default(&mut self) -> &mut T
+    where
+        T: Default,
+    {
+        if let ListRepr::Inline(slot @ Some(_)) = &mut self.0 {
+            let mut v = Vec::with_capacity(4);
+            v.extend(slot.take());
+            self.0 = ListRepr::Heap(v);
+        }
+        match &mut self.0 {
+            ListRepr::Inline(slot) => slot.insert(T::default()),
+            ListRepr::Heap(v) => {
+                v.push(T::default());
+                let last = v.len() - 1;
+                // Invariant: not empty right after a push.
+                &mut v[last]
+            }
+        }
     }
 
     /// The elements as a slice.
