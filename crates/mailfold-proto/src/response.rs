@@ -1502,6 +1502,65 @@ mod tests {
     use super::*;
 
     #[test]
+    fn small_list_reads_like_a_vec() {
+        let mut l = SmallList::new();
+        assert!(l.is_empty());
+        assert_eq!(l, Vec::<u32>::new());
+        l.push(1);
+        assert_eq!(l, vec![1]);
+        assert!(matches!(l.0, ListRepr::Inline(Some(1))));
+        l.push(2);
+        l.push(3);
+        assert_eq!(l, vec![1, 2, 3]);
+        assert_eq!(l.iter().sum::<u32>(), 6);
+        assert_eq!(l[1], 2);
+        *l.push_default() = 9;
+        assert_eq!(l.clone().into_vec(), vec![1, 2, 3, 9]);
+        assert_eq!(l.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 9]);
+
+        // Equality and hashing go by elements, whichever form holds them.
+        let inline: SmallList<u8> = [7].into_iter().collect();
+        let heap = SmallList::from(vec![7u8]);
+        assert_eq!(inline, heap);
+        let hash = |l: &SmallList<u8>| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&inline), hash(&heap));
+        assert_eq!(format!("{inline:?}"), "[7]");
+
+        let mut d: SmallList<u8> = SmallList::default();
+        *d.push_default() = 4;
+        *d.push_default() = 5;
+        assert_eq!(d, vec![4, 5]);
+    }
+
+    #[test]
+    fn byte_string_forms_are_interchangeable() {
+        let long = b"a string well over twenty-two bytes long";
+        let buf: Arc<[u8]> = Arc::from(&b"xx a string well over twenty-two bytes long yy"[..]);
+        let shared = ByteString::shared(&buf, 3, long.len()).unwrap();
+        let owned = ByteString::new(long);
+        assert_eq!(shared, owned);
+        assert_eq!(shared.as_bytes(), long);
+        assert_eq!(shared.clone().into_vec(), long.to_vec());
+        assert_eq!(shared.cmp(&owned), std::cmp::Ordering::Equal);
+        // Out of range or too long for the shared form: refused, never a panic.
+        assert!(ByteString::shared(&buf, 40, 10).is_none());
+        assert!(ByteString::shared(&buf, usize::MAX, 2).is_none());
+
+        let mut s = owned.clone();
+        assert!(s.set_from_window(b"short and then other bytes", 5));
+        assert_eq!(s, "short");
+        assert!(!s.set_from_window(b"too short", 3), "window under 22 bytes");
+        assert_eq!(s, "short");
+        assert!(!s.set_from_window(long, 23));
+        assert_eq!(std::mem::size_of::<ByteString>(), 24);
+    }
+
+    #[test]
     fn unix_timestamp_matches_known_values() {
         let d = DateTime {
             year: 1970,

@@ -387,3 +387,32 @@ fn internaldate_forms() {
         );
     }
 }
+
+/// Long strings share one copy of their response when it is small, and own their bytes
+/// when it is large; either way they read back byte-exact, quoted or literal.
+#[test]
+fn long_strings_from_small_and_large_responses() {
+    let subject = "Re: a subject line that is far longer than twenty-two bytes";
+    let id = "<0123456789.abcdefghij@mail.example.org>";
+    for pad in [0usize, 20_000] {
+        let filler = "x".repeat(pad);
+        let line = format!(
+            "* 1 FETCH (ENVELOPE (NIL \"{subject}\" NIL NIL NIL NIL NIL NIL \
+             {{{}}}\r\n{id} \"short\") X-PAD \"{filler}\")\r\n",
+            id.len()
+        );
+        let (r, n) = parse_response(line.as_bytes()).unwrap();
+        assert_eq!(n, line.len());
+        let Response::Fetch(f) = r else {
+            panic!("{r:?}")
+        };
+        let e = f.envelope().unwrap();
+        assert_eq!(e.subject.as_deref(), Some(subject.as_bytes()), "pad {pad}");
+        assert_eq!(e.in_reply_to.as_deref(), Some(id.as_bytes()), "pad {pad}");
+        assert_eq!(e.message_id.as_deref(), Some(&b"short"[..]));
+        // A clone outlives the response it came from.
+        let kept = e.subject.clone().unwrap();
+        drop(f);
+        assert_eq!(kept, subject);
+    }
+}
