@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 let r = mailfold_sync::sync_account(&spec, &opts);
                 bar.finish_and_clear();
                 drop(lock);
-                r.map_err(|e| sync_error(name, e))
+                r.map_err(sync_error)
             });
         match result {
             Ok(report) => {
@@ -93,12 +93,11 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
     Ok(status)
 }
 
-fn sync_error(name: &str, e: SyncError) -> anyhow::Error {
+/// Maps a sync error to the exit-status classes; the caller prefixes the account name.
+fn sync_error(e: SyncError) -> anyhow::Error {
     match e {
-        SyncError::Remote(r) => {
-            anyhow::Error::new(exit::ServerError(format!("account {name}: server: {r}")))
-        }
-        SyncError::Config(s) => exit::usage(format!("account {name}: {s}")),
+        SyncError::Remote(r) => anyhow::Error::new(exit::ServerError(format!("server: {r}"))),
+        SyncError::Config(s) => exit::usage(s),
         other => anyhow::Error::new(other),
     }
 }
