@@ -233,6 +233,10 @@ struct Planner<'a> {
     create_remote: Vec<Op>,
     set_uidvalidity: Vec<Op>,
     moves: Vec<Op>,
+    /// Folders tied together by one cross-folder decision beyond the folders its move names
+    /// (the row's own folder, whose row a `ForgetMessage` drops after a move elsewhere). With the
+    /// folders of every op in `moves`, this is what a refusal spreads along (see `finish`).
+    links: Vec<(usize, usize)>,
     delimiter: Option<char>,
 }
 
@@ -248,6 +252,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
         create_remote: Vec::new(),
         set_uidvalidity: Vec::new(),
         moves: Vec::new(),
+        links: Vec::new(),
         delimiter: input.remote.iter().find_map(|f| f.delimiter),
     };
     if let Some(refusal) = p.account_check(input) {
@@ -659,6 +664,7 @@ impl<'a> Planner<'a> {
                     self.folders[b].needs_local_dir = true;
                     self.folders[c].local_leaving += 1;
                 }
+                self.links.extend([(a, b), (a, c)]);
                 self.moves.push(Op::ForgetMessage {
                     folder: self.folders[a].path.clone(),
                     uid: Some(uid),
@@ -760,6 +766,7 @@ impl<'a> Planner<'a> {
                 self.moves.push(op);
             }
             // After the move or bind: a crash in between finds the row and the copies again.
+            self.links.extend([(a, b), (a, c)]);
             self.moves.push(Op::ForgetMessage {
                 folder: self.folders[a].path.clone(),
                 uid: None,
@@ -1162,6 +1169,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        self.spread_refusals(&mut refused);
         let refused_paths: BTreeSet<FolderPath> =
             refused.iter().filter_map(|r| r.folder.clone()).collect();
 
@@ -1313,6 +1321,53 @@ impl<'a> Planner<'a> {
             warnings: self.warnings,
             refused,
             summary,
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// A refused folder takes every folder it shares a cross-folder decision with down with it,
+    /// transitively. A refusal drops every operation naming the folder, so a move into or out of
+    /// it would be dropped while the other folder still counted the message as gone (it would
+    /// delete its folder with the file in it: fuzz regression `local_sent_deleted`) or as
+    /// handled (it would record a UIDNEXT past a message it never took in).
+    fn spread_refusals(&mut self, refused: &mut Vec<Refusal>) {
+        let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+        for op in &self.moves {
+            let ix: Vec<usize> = op
+                .folders()
+                .into_iter()
+                .filter_map(|p| self.index.get(p).copied())
+                .collect();
+            for &x in &ix {
+                for &y in &ix {
+                    edges.insert((x, y));
+                }
+            }
+        }
+        for &(x, y) in &self.links {
+            edges.insert((x, y));
+            edges.insert((y, x));
+        }
+        let mut queue: Vec<usize> = refused
+            .iter()
+            .filter_map(|r| r.folder.as_ref())
+            .filter_map(|p| self.index.get(p).copied())
+            .collect();
+        let mut done: BTreeSet<usize> = queue.iter().copied().collect();
+        while let Some(x) = queue.pop() {
+            for &(_, y) in edges.range((x, 0)..=(x, usize::MAX)) {
+                if done.insert(y) {
+                    queue.push(y);
+                    self.folders[y].mode = Mode::Inactive;
+                    refused.push(Refusal {
+                        folder: Some(self.folders[y].path.clone()),
+                        reason: RefusalReason::LinkedToRefused {
+                            folder: self.folders[x].path.clone(),
+                        },
+                    });
+                }
+            }
         }
     }
 }

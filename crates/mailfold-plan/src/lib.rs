@@ -45,7 +45,10 @@
 //!    messages on either side, when that side holds more than `min_messages` (default 20), is
 //!    refused with a clear reason ([`ops::Refusal`]) and no operation touches it, unless
 //!    [`types::PlanConfig::force`]. If every state folder is missing on one side, the whole
-//!    account is refused (an unmounted Maildir is not a request to delete everything).
+//!    account is refused (an unmounted Maildir is not a request to delete everything). A
+//!    refusal spreads to every folder that shares a move with a refused one
+//!    ([`ops::RefusalReason::LinkedToRefused`]): half a move would leave the other folder
+//!    counting a message as gone that never left, and deleting its folder with the file in it.
 //! 7. **Read-only folders** (V0039): no server write is planned. Server changes are still pulled.
 //!    Local changes (new files, flag changes, deletions) stay as they are, are marked pending once
 //!    ([`ops::Op::MarkPending`]) and reported; they go up when the folder becomes writable.

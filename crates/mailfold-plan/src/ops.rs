@@ -393,6 +393,12 @@ pub enum RefusalReason {
         /// The UID.
         uid: Uid,
     },
+    /// A message moves between this folder and `folder`, which was refused: half a move is not
+    /// applied, so both wait (rule 6 of the crate docs).
+    LinkedToRefused {
+        /// The refused folder this one shares a move with.
+        folder: FolderPath,
+    },
 }
 
 /// A folder left out of the plan, and why.
@@ -431,6 +437,11 @@ impl fmt::Display for Refusal {
             RefusalReason::MissingMetadata { uid } => {
                 write!(f, "UID {uid} came without RFC822.SIZE or INTERNALDATE")
             }
+            RefusalReason::LinkedToRefused { folder } => write!(
+                f,
+                "a message moves between it and folder {folder}, which was refused; \
+                 both wait"
+            ),
         }
     }
 }

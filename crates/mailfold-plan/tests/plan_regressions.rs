@@ -3,7 +3,7 @@
 //! the three-way state the fuzzer built.
 
 use mailfold_plan::check::{check_plan, fuzz_entry, input_from_bytes};
-use mailfold_plan::{plan, FolderPath, Op, Uid, Warning};
+use mailfold_plan::{plan, FolderPath, Op, RefusalReason, Uid, Warning};
 
 /// Decodes `bytes` and runs the fuzz entry; on a broken invariant shows state and plan.
 fn replay(bytes: &[u8]) {
@@ -64,4 +64,36 @@ fn checker_still_refuses_a_delete_that_leaves_a_distinct_uid_behind() {
         .retain(|o| !matches!(o, Op::ExpungeRemote { uid, .. } if Some(*uid) == eight));
     let v = check_plan(&input, &config, &p).expect_err("UID 8 would be lost");
     assert_eq!(v.rule, "server folder deleted with messages in it");
+}
+
+/// The first 10-minute campaign: the server `Sent` is gone, the local `Sent` holds one file
+/// whose state row lost its UID (V0003), and the server holds that message in `Archive/2020`.
+/// The planner moved the file to `Archive/2020` and so counted `Sent` as emptied, then the
+/// safety valve refused `Archive/2020`, which dropped the move but not `Sent`'s deletion: the
+/// local folder would have been deleted with the only local copy in it. Now the refusal
+/// spreads to `Sent`, and nothing touches either folder.
+const LOCAL_SENT_MOVE_REFUSED: &[u8] =
+    include_bytes!("../fuzz/corpus/plan/regression_local_sent_deleted");
+
+#[test]
+fn folder_sharing_a_move_with_a_refused_folder_is_refused_too() {
+    replay(LOCAL_SENT_MOVE_REFUSED);
+    let (input, config) = input_from_bytes(LOCAL_SENT_MOVE_REFUSED);
+    let p = plan(&input, &config);
+    let sent = FolderPath::parse("Sent");
+    let archive = FolderPath::parse("Archive/2020");
+    assert!(p.refused.iter().any(|r| r.folder.as_ref() == Some(&archive)
+        && matches!(r.reason, RefusalReason::SafetyValve { .. })));
+    assert!(p.refused.iter().any(|r| r.folder.as_ref() == Some(&sent)
+        && r.reason
+            == RefusalReason::LinkedToRefused {
+                folder: archive.clone()
+            }));
+    assert!(
+        p.ops
+            .iter()
+            .all(|o| o.folders().iter().all(|f| **f != sent && **f != archive)),
+        "no operation touches either folder: {:?}",
+        p.ops
+    );
 }
