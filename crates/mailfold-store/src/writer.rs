@@ -133,7 +133,60 @@ impl MessageWriter {
         result
     }
 
+    /// Finishes the file and puts it in place of `old`, a partial copy of the same message
+    /// (seeds V0010, V0070): a partial copy never coexists with the full one, and a full one is
+    /// never replaced by a partial one (the caller only replaces partial copies).
+    ///
+    /// Two renames, each atomic: `tmp/X` onto `old`'s own path (so at every instant exactly
+    /// one file holds the message, under `old`'s name), then that file to a fresh base whose
+    /// `S=`/`W=` fields describe the full body, keeping `old`'s subdirectory and flags. A crash
+    /// between the two leaves the full body under the old name, which the next sync takes for
+    /// the copy it is (its row is matched by content); `old` missing is an error, since the
+    /// message was deleted locally meanwhile and must not come back.
+    pub fn commit_replacing(mut self, old: &MessageEntry) -> Result<WrittenMessage> {
+        if !fs::symlink_metadata(&old.path).is_ok_and(|m| m.is_file()) {
+            let _ = self.abort_inner();
+            return Err(Error::NotFound {
+                path: old.path.clone(),
+            });
+        }
+        self.target = old.subdir;
+        self.opts.flags = old.flags.clone();
+        self.scratch.clear();
+        self.conv.finish(&mut self.scratch);
+        self.emit()?;
+        let Some(buffered) = self.file.take() else {
+            return Err(Error::io(
+                "commit message",
+                &self.tmp_path,
+                io::Error::other("writer already finished"),
+            ));
+        };
+        let result = self.finish_file_at(buffered, Some(&old.path));
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+        result
+    }
+
+    fn abort_inner(&mut self) -> Result<()> {
+        self.file = None;
+        match fs::remove_file(&self.tmp_path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove temporary message", &self.tmp_path, e)),
+        }
+    }
+
     fn finish_file(&mut self, buffered: BufWriter<File>) -> Result<WrittenMessage> {
+        self.finish_file_at(buffered, None)
+    }
+
+    fn finish_file_at(
+        &mut self,
+        buffered: BufWriter<File>,
+        replacing: Option<&std::path::Path>,
+    ) -> Result<WrittenMessage> {
         let file = buffered
             .into_inner()
             .map_err(|e| Error::io("write message", &self.tmp_path, e.into_error()))?;
@@ -171,8 +224,22 @@ impl MessageWriter {
         if fs::symlink_metadata(&target).is_ok() {
             return Err(Error::AlreadyExists { path: target });
         }
-        fs::rename(&self.tmp_path, &target)
-            .map_err(|e| Error::io("rename message into place", &self.tmp_path, e))?;
+        match replacing {
+            None => {
+                fs::rename(&self.tmp_path, &target)
+                    .map_err(|e| Error::io("rename message into place", &self.tmp_path, e))?;
+            }
+            Some(old) => {
+                // Onto the partial copy first (atomic replace), then to the new name.
+                fs::rename(&self.tmp_path, old)
+                    .map_err(|e| Error::io("replace partial message", &self.tmp_path, e))?;
+                if let Some(old_dir) = old.parent() {
+                    sync_dir(self.fsync, old_dir)?;
+                }
+                fs::rename(old, &target)
+                    .map_err(|e| Error::io("rename message into place", old, e))?;
+            }
+        }
         sync_dir(self.fsync, &dir)?;
         Ok(WrittenMessage {
             entry: MessageEntry {
@@ -190,12 +257,7 @@ impl MessageWriter {
 
     /// Abandons the message and removes the temporary file.
     pub fn abort(mut self) -> Result<()> {
-        self.file = None;
-        match fs::remove_file(&self.tmp_path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove temporary message", &self.tmp_path, e)),
-        }
+        self.abort_inner()
     }
 
     /// The unique part of the base (the final base adds `,S=` and `,W=`).

@@ -168,6 +168,12 @@ pub struct AccountSpec {
     /// keys `download` and `max_message_size` onto this. A partial copy never replaces a full
     /// one and is never uploaded.
     pub download: DownloadMode,
+    /// The server folder the mirror lives under (seed V0022), as the server names it
+    /// (`INBOX.` or `INBOX` on servers that nest every folder under INBOX): its children are
+    /// the local top-level folders, INBOX stays INBOX, folders outside it take no part. `None`:
+    /// the first personal namespace NAMESPACE reports (usually the whole account). The CLI
+    /// maps its config key `root_folder` onto this.
+    pub root_folder: Option<String>,
 }
 
 impl AccountSpec {
@@ -199,6 +205,7 @@ impl AccountSpec {
             fsync: true,
             connections: 1,
             download: DownloadMode::Full,
+            root_folder: None,
         }
     }
 }

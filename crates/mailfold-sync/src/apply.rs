@@ -61,13 +61,13 @@ use std::collections::BTreeMap;
 
 use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
-    InternalDate, Maildir, MaildirFlags, MessageBase, MessageRecord, MessageWriter, NewFolder,
-    NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Subdir, Txn,
+    InternalDate, Maildir, MaildirFlags, MessageBase, MessageEntry, MessageRecord, MessageWriter,
+    NewFolder, NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Subdir, Txn,
     Uid as StoreUid, UidValidity as StoreUidValidity,
 };
 
 use crate::account::AccountSpec;
-use crate::gather::{base_of, encode_intent_detail, wire_of_path, FolderCtx, Gathered};
+use crate::gather::{base_of, encode_intent_detail, FolderCtx, Gathered};
 use crate::plan::{
     Body, Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Location, Op, PendingKey,
     Plan, RowContent, Uid,
@@ -529,7 +529,7 @@ impl<'a> Applier<'a> {
             return Ok(w);
         }
         let delim = self.g.delimiter;
-        let w = wire_of_path(folder, delim)?;
+        let w = self.g.wire_of(folder, delim)?;
         let ctx = self.ctx(folder);
         ctx.wire = Some(w.clone());
         ctx.delimiter = delim;
@@ -996,6 +996,8 @@ impl<'a> Applier<'a> {
             record: bool,
             partial: bool,
             location: Location,
+            /// The partial copy this full download replaces (V0070).
+            replace: Option<MessageEntry>,
         }
         let mut wants: BTreeMap<u32, Want> = BTreeMap::new();
         let mut headers = Vec::new();
@@ -1010,10 +1012,16 @@ impl<'a> Applier<'a> {
                 message_id,
                 record,
                 location,
+                replace,
                 ..
             } = op
             {
                 let partial = *body == Body::Headers;
+                // Only a full body replaces, and only a file the scan found.
+                let replace = replace
+                    .as_ref()
+                    .filter(|_| !partial)
+                    .and_then(|l| self.ctx(folder).files.get(&l.0).cloned());
                 wants.insert(
                     uid.get(),
                     Want {
@@ -1024,6 +1032,7 @@ impl<'a> Applier<'a> {
                         record: *record,
                         partial,
                         location: *location,
+                        replace,
                     },
                 );
                 if partial {
@@ -1106,7 +1115,21 @@ impl<'a> Applier<'a> {
                             Location::New => Subdir::New,
                             Location::Cur => Subdir::Cur,
                         };
-                        match wr.commit_to(subdir) {
+                        let mut wr = wr;
+                        if w.partial {
+                            // Seeds V0010, V0070: the header is followed by a body that says
+                            // what is missing, so a reader never takes it for the message.
+                            if let Err(e) = wr.write_chunk(placeholder_note(w.size).as_bytes()) {
+                                errors.push(format!("UID {uid}: {e}"));
+                                let _ = wr.abort();
+                                return;
+                            }
+                        }
+                        let committed = match &w.replace {
+                            Some(old) => wr.commit_replacing(old),
+                            None => wr.commit_to(subdir),
+                        };
+                        match committed {
                             Ok(m) => {
                                 written.push((uid, m));
                                 steps += 1;
@@ -1138,6 +1161,10 @@ impl<'a> Applier<'a> {
         let mut recs = Vec::new();
         for (uid, m) in &written {
             let Some(w) = wants.get(uid) else { continue };
+            if let Some(old) = &w.replace {
+                self.ctx(folder).files.remove(old.base.as_str());
+                self.report.folder_mut(&name(folder)).completed += 1;
+            }
             self.ctx(folder)
                 .files
                 .insert(m.entry.base.as_str().to_owned(), m.entry.clone());
@@ -1480,6 +1507,16 @@ fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending 
         detail: String::new(),
         reason: "folder is read-only on the server".into(),
     }
+}
+
+/// The body of a partial copy (seeds V0010, V0070), in wire form (CRLF). It follows the
+/// original header, unchanged, so the copy still shows who wrote what and when.
+fn placeholder_note(size: u64) -> String {
+    format!(
+        "[mailfold: only the header of this message was downloaded. The whole message \
+         ({size} bytes) is still on the server; `mailfold show` fetches it, and a sync with \
+         download = \"full\" (or a larger max_message_size) replaces this copy.]\r\n"
+    )
 }
 
 fn now_unix() -> i64 {

@@ -20,6 +20,12 @@
 //!   must give (V0036); missing PERMANENTFLAGS means all (V0037), missing UIDNEXT is derived by
 //!   the planner, missing UIDVALIDITY makes the folder read-only by content (V0037).
 //!
+//! * **Namespaces and the root folder (V0022):** the account's `root_folder`, or else the
+//!   first personal namespace from NAMESPACE (e.g. `INBOX.` on Courier or Cyrus), is the
+//!   server folder under which the mirror lives ([`FolderRoot`]): its children are the local
+//!   top-level folders, INBOX stays INBOX, and folders outside it — and under other users'
+//!   or shared namespaces — take no part, exactly like folders the patterns exclude.
+//!
 //! # Local view
 //!
 //! Every Maildir under the root (store scan: one `readdir` per directory). Files the state
@@ -82,6 +88,102 @@ pub struct FolderCtx {
     pub subscribed: bool,
 }
 
+/// Where the mirrored folders live on the server (seed V0022). Local folder paths are server
+/// paths with the root's levels taken off; INBOX is INBOX on both sides whatever the root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderRoot {
+    /// Levels of the root folder; empty: the whole personal namespace.
+    pub prefix: Vec<String>,
+    /// Level prefixes of other users' and shared namespaces, never mirrored.
+    pub foreign: Vec<Vec<String>>,
+}
+
+impl FolderRoot {
+    /// A root from a folder name as the server shows it (`INBOX.`, `INBOX`, `Archive/Mail`),
+    /// levels split at `delimiter` (and `/`); a trailing delimiter is allowed.
+    pub fn from_name(name: &str, delimiter: Option<char>) -> FolderRoot {
+        FolderRoot {
+            prefix: levels(name, delimiter),
+            foreign: Vec::new(),
+        }
+    }
+
+    /// The local path of a server folder, `None` when it lies outside the root.
+    pub fn local_of(&self, server: &FolderPath) -> Option<FolderPath> {
+        if is_inbox(server) {
+            return Some(server.clone());
+        }
+        if self
+            .foreign
+            .iter()
+            .any(|f| !f.is_empty() && starts_with(&server.0, f))
+        {
+            return None;
+        }
+        if self.prefix.is_empty() {
+            return Some(server.clone());
+        }
+        (server.0.len() > self.prefix.len() && starts_with(&server.0, &self.prefix))
+            .then(|| FolderPath(server.0[self.prefix.len()..].to_vec()))
+    }
+
+    /// The server path of a local folder.
+    pub fn server_of(&self, local: &FolderPath) -> FolderPath {
+        if is_inbox(local) || self.prefix.is_empty() {
+            return local.clone();
+        }
+        FolderPath(self.prefix.iter().chain(&local.0).cloned().collect())
+    }
+}
+
+fn is_inbox(p: &FolderPath) -> bool {
+    p.0.len() == 1 && p.0[0].eq_ignore_ascii_case("INBOX")
+}
+
+/// Whether `path` starts with `prefix`; a first level `INBOX` compares without case (RFC 3501
+/// 5.1: INBOX is case-insensitive, and so is it as a parent on servers that nest under it).
+fn starts_with(path: &[String], prefix: &[String]) -> bool {
+    path.len() >= prefix.len()
+        && path.iter().zip(prefix).enumerate().all(|(i, (a, b))| {
+            a == b || (i == 0 && a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
+        })
+}
+
+fn levels(name: &str, delimiter: Option<char>) -> Vec<String> {
+    name.split(|c| c == '/' || Some(c) == delimiter)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The account's root: `root_folder` when configured, else the first personal namespace
+/// (seed V0022), with other users' and shared namespaces excluded either way.
+fn folder_root(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    delimiter: Option<char>,
+) -> Result<FolderRoot, RemoteError> {
+    let ns = remote.namespace()?;
+    let mut root = match (&account.root_folder, &ns) {
+        (Some(name), _) => FolderRoot::from_name(name, delimiter),
+        (None, Some(ns)) => ns
+            .personal
+            .first()
+            .map(|(p, d)| FolderRoot::from_name(p, d.or(delimiter)))
+            .unwrap_or_default(),
+        (None, None) => FolderRoot::default(),
+    };
+    if let Some(ns) = ns {
+        root.foreign = ns
+            .foreign
+            .iter()
+            .map(|(p, d)| levels(p, d.or(delimiter)))
+            .filter(|l| !l.is_empty())
+            .collect();
+    }
+    Ok(root)
+}
+
 /// The planner's input and the applier's bookkeeping.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -91,6 +193,15 @@ pub struct Gathered {
     pub folders: BTreeMap<FolderPath, FolderCtx>,
     /// The server's hierarchy delimiter (from INBOX or the first LIST entry).
     pub delimiter: Option<char>,
+    /// Where the mirrored folders live on the server (V0022).
+    pub root: FolderRoot,
+}
+
+impl Gathered {
+    /// The wire name of a local folder path, under the root.
+    pub fn wire_of(&self, local: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8>, String> {
+        wire_of_path(&self.root.server_of(local), delimiter)
+    }
 }
 
 /// The folder path of a wire name.
@@ -151,6 +262,7 @@ pub fn gather(
         .find(|e| e.wire == b"INBOX")
         .or_else(|| entries.first())
         .and_then(|e| e.delimiter);
+    g.root = folder_root(remote, account, g.delimiter)?;
     if !entries
         .iter()
         .any(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
@@ -180,6 +292,10 @@ pub fn gather(
                 continue;
             }
         };
+        // Outside the root (or the root itself): not part of this mirror (V0022).
+        let Some(path) = g.root.local_of(&path) else {
+            continue;
+        };
         if !patterns.matches(&shown(&path)) {
             continue;
         }
@@ -191,7 +307,10 @@ pub fn gather(
     let mut unbound_rows: HashMap<FolderPath, Vec<MessageRecord>> = HashMap::new();
     let mut state_read_only: BTreeSet<FolderPath> = BTreeSet::new();
     for f in db.folders()? {
-        let Ok(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter) else {
+        let Some(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter)
+            .ok()
+            .and_then(|p| g.root.local_of(&p))
+        else {
             continue;
         };
         if !patterns.matches(&shown(&path)) {
@@ -720,6 +839,29 @@ mod tests {
         assert_eq!(c.message_id.as_deref(), Some("<a;b@x>"));
         let c = decode_intent_detail(&encode_intent_detail(1, 2, None));
         assert_eq!(c.message_id, None);
+    }
+
+    /// Seed V0022: a server that nests every folder under `INBOX.` (Courier, Cyrus without
+    /// altnamespace) mirrors `INBOX.Sent` as `Sent` and back; other users' folders and the
+    /// root itself take no part.
+    #[test]
+    fn v0022_root_under_inbox_maps_both_ways() {
+        let mut root = FolderRoot::from_name("INBOX.", Some('.'));
+        root.foreign = vec![vec!["user".to_owned()]];
+        let p = |s: &[&str]| FolderPath::from_components(s.iter().copied());
+        assert_eq!(root.local_of(&p(&["INBOX", "Sent"])), Some(p(&["Sent"])));
+        assert_eq!(
+            root.local_of(&p(&["inbox", "A", "B"])),
+            Some(p(&["A", "B"]))
+        );
+        assert_eq!(root.local_of(&p(&["INBOX"])), Some(p(&["INBOX"])));
+        assert_eq!(root.local_of(&p(&["user", "bob", "Sent"])), None);
+        assert_eq!(root.local_of(&p(&["Elsewhere"])), None);
+        assert_eq!(root.server_of(&p(&["Sent"])), p(&["INBOX", "Sent"]));
+        assert_eq!(root.server_of(&p(&["INBOX"])), p(&["INBOX"]));
+        let none = FolderRoot::default();
+        assert_eq!(none.local_of(&p(&["Work"])), Some(p(&["Work"])));
+        assert_eq!(none.server_of(&p(&["Work"])), p(&["Work"]));
     }
 
     #[test]

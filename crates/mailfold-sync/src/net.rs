@@ -621,6 +621,34 @@ impl Remote for NetRemote {
         Ok(v)
     }
 
+    fn namespace(&mut self) -> RemoteResult<Option<crate::remote::NamespaceInfo>> {
+        if !self.has("NAMESPACE") {
+            return Ok(None);
+        }
+        let CommandData::Namespace(ns) = self.simple(Command::Namespace)? else {
+            return Ok(None);
+        };
+        // A prefix that does not decode is left out: it cannot be matched against names.
+        let decode =
+            |list: &[mailfold_proto::response::NamespaceDesc]| -> Vec<(String, Option<char>)> {
+                list.iter()
+                    .filter_map(|d| {
+                        let name = Mailbox::from_wire(d.prefix.as_bytes().to_vec())
+                            .to_utf8()
+                            .ok()?;
+                        Some((name, d.delimiter))
+                    })
+                    .collect()
+            };
+        Ok(Some(crate::remote::NamespaceInfo {
+            personal: decode(&ns.personal),
+            foreign: decode(&ns.other)
+                .into_iter()
+                .chain(decode(&ns.shared))
+                .collect(),
+        }))
+    }
+
     fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {
         let mailbox = Mailbox::from_wire(mailbox.to_vec());
         let opts = SelectOptions {

@@ -136,6 +136,15 @@ pub struct FolderChanges {
     pub vanished: Option<Vec<(u32, u32)>>,
 }
 
+/// The server's namespaces (RFC 2342, seed V0022), names decoded to UTF-8.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// Personal namespaces: `(prefix, delimiter)`, e.g. `("INBOX.", Some('.'))` or `("", …)`.
+    pub personal: Vec<(String, Option<char>)>,
+    /// Other users' and shared namespaces: folders under them are not the user's own mail.
+    pub foreign: Vec<(String, Option<char>)>,
+}
+
 /// What a tracked `UID STORE` reports ([`Remote::store_tracked`]): the UIDs the server
 /// reported `[MODIFIED]`, and the new MODSEQ of stored UIDs where it said.
 pub type Stored = (Vec<u32>, Vec<(u32, u64)>);
@@ -196,6 +205,12 @@ pub trait Remote {
     /// offered; subscriptions from LSUB otherwise. See [`crate::gather`] for the LIST/LSUB
     /// attribute rule (V0043).
     fn list_all(&mut self) -> RemoteResult<Vec<ListEntry>>;
+
+    /// `NAMESPACE` (RFC 2342) when the server offers it (seed V0022); `None` otherwise. The
+    /// default offers none.
+    fn namespace(&mut self) -> RemoteResult<Option<NamespaceInfo>> {
+        Ok(None)
+    }
 
     /// SELECT, or EXAMINE when `read_only` (V0040). The previous mailbox is left by selecting
     /// the next one, never by CLOSE, which would expunge (seed V0050).

@@ -9,6 +9,9 @@ pub struct FolderReport {
     pub folder: String,
     /// Messages downloaded into the Maildir.
     pub downloaded: usize,
+    /// Of those downloaded, partial copies (header and placeholder, V0010/V0070) replaced by
+    /// the whole message.
+    pub completed: usize,
     /// Messages uploaded with APPEND.
     pub uploaded: usize,
     /// Messages paired without transfer (content matching, V0003).

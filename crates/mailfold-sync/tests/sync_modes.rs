@@ -214,3 +214,115 @@ fn v0060_flag_changes_are_batched_into_one_store_per_change() {
     let again = env.sync();
     assert!(!again.changed_anything(), "{again:#?}");
 }
+
+/// Seeds V0010 and V0070: with `MaxSize`, small messages come whole and larger ones as their
+/// header followed by a placeholder that says the body is on the server; nothing partial is
+/// ever uploaded. A later full sync replaces each placeholder with the whole message in place
+/// (no second copy, nothing sent up, only the missing bodies fetched), and then rests.
+#[test]
+fn v0010_max_size_leaves_placeholders_and_a_full_sync_completes_them() {
+    let env = Env::new();
+    let mut sizes = Vec::new();
+    for i in 0..5 {
+        let mut m = message("INBOX", i);
+        if i >= 3 {
+            for _ in 0..400 {
+                m.extend_from_slice(b"A body line of a large message, kept on the server.\n");
+            }
+        }
+        sizes.push(m.len());
+        env.deliver("INBOX", &crlf(&m));
+    }
+    let mut a = env.account();
+    a.download = mailfold_sync::DownloadMode::MaxSize(5_000);
+    let r = env.sync_with(&a);
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 5, "{r:#?}");
+    assert!(
+        traffic(&r).bytes_received < 15_000,
+        "the large bodies stay on the server: {:#?}",
+        traffic(&r)
+    );
+    let local = env.local_folder("INBOX");
+    let placeholders: Vec<String> = local
+        .iter()
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        .filter(|t| t.contains("only the header of this message was downloaded"))
+        .collect();
+    assert_eq!(placeholders.len(), 2, "{local:#?}");
+    for t in &placeholders {
+        assert!(t.contains("Subject: INBOX message"), "{t}");
+        assert!(!t.contains("A body line"), "{t}");
+        assert!(t.contains("still on the server"), "{t}");
+    }
+    let quiet = env.sync_with(&a);
+    assert!(!quiet.changed_anything(), "{quiet:#?}");
+    assert_eq!(server_writes(traffic(&quiet)), 0, "{:#?}", traffic(&quiet));
+    assert_eq!(
+        env.server_folder("INBOX").len(),
+        5,
+        "no placeholder uploaded"
+    );
+
+    // Full mode: the two placeholders become whole messages under new names, in place.
+    let full = env.sync();
+    assert!(full.is_complete(), "{full:#?}");
+    assert_eq!(total(&full, |f| f.downloaded), 2, "{full:#?}");
+    assert_eq!(total(&full, |f| f.completed), 2, "{full:#?}");
+    let t = traffic(&full);
+    assert_eq!(server_writes(t), 0, "{t:#?}");
+    assert_eq!(env.local_files("INBOX").len(), 5, "replaced, not added");
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+}
+
+/// Seed V0022: NAMESPACE is asked once when the server offers it, and `root_folder` mirrors
+/// only the folders under that server folder, as local top-level folders (INBOX stays
+/// INBOX); a folder outside the root is never opened, and a new local folder is created on
+/// the server under the root.
+#[test]
+fn v0022_namespace_and_root_folder() {
+    let env = Env::new();
+    let d = env.dovecot.delimiter();
+    let under = |name: &str| format!("Archive{d}{name}");
+    env.deliver("INBOX", &crlf(&message("INBOX", 0)));
+    env.dovecot.create_mailbox(&env.user, "Work");
+    env.deliver("Work", &crlf(&message("Work", 0)));
+    for (i, f) in ["2024", "2025"].iter().enumerate() {
+        env.dovecot.create_mailbox(&env.user, &under(f));
+        env.deliver(&under(f), &crlf(&message(f, i)));
+    }
+    let mut a = env.account();
+    // The form the CLI documents: the server's name with a trailing delimiter.
+    a.root_folder = Some(format!("Archive{d}"));
+    let r = env.sync_with(&a);
+    assert!(r.is_complete(), "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("NAMESPACE"), 1, "asked once: {t:#?}");
+    // INBOX, 2024 and 2025 (each opened to read it, then for its downloads); not Work, not
+    // Archive itself, nor Dovecot's own Sent, Trash…
+    assert_eq!(t.count("SELECT"), 6, "{t:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 3, "{r:#?}");
+    let mut folders: Vec<&str> = r.folders.iter().map(|f| f.folder.as_str()).collect();
+    folders.sort();
+    assert_eq!(folders, ["2024", "2025", "INBOX"], "{r:#?}");
+    assert_eq!(env.local_folder("2024"), env.server_folder("Archive/2024"));
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    assert!(!env.local_dir("Work").exists());
+    assert!(!env.local_dir("Archive").exists());
+
+    // A new local folder goes up under the root.
+    env.drop_local("2026", "n.host", &message("2026", 1));
+    let r = env.sync_with(&a);
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    assert_eq!(env.server_folder("Archive/2026").len(), 1);
+    assert!(env.status("Work", "messages").contains("messages=1"));
+    let again = env.sync_with(&a);
+    assert!(!again.changed_anything(), "{again:#?}");
+    // The folder this run created is read once to learn its state; after that, nothing.
+    let quiet = env.sync_with(&a);
+    assert_eq!(traffic(&quiet).count("SELECT"), 0, "{:#?}", traffic(&quiet));
+}
