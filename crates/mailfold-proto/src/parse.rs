@@ -1899,18 +1899,10 @@ fn fetch_rest(
         if c.at_end() {
             return Err(c.err("a FETCH item or ')'"));
         }
-        match fetch_item(c, prefix)? {
-            ItemOutcome::Item(i) => items.push(i),
-            ItemOutcome::Stream(item) => {
-                return Ok(FetchOutcome::Stream { seq, items, item });
-            }
+        if let Some(item) = fetch_item(c, prefix, &mut items)? {
+            return Ok(FetchOutcome::Stream { seq, items, item });
         }
     }
-}
-
-enum ItemOutcome {
-    Item(FetchItem),
-    Stream(StreamedItem),
 }
 
 /// The value of a body item: NIL, a quoted string or a literal; in prefix mode the end of
@@ -1936,7 +1928,15 @@ fn origin(c: &mut Cur<'_>) -> PResult<Option<u32>> {
     }
 }
 
-fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
+/// One FETCH item, pushed onto `items` (directly rather than returned: an item is 88
+/// bytes, and passing it back through a `Result` copied it twice, the first copy reading
+/// bytes just written, a store-forwarding stall). Returns the body item whose value is a
+/// literal to stream, in prefix mode, instead.
+fn fetch_item(
+    c: &mut Cur<'_>,
+    prefix: bool,
+    items: &mut Vec<FetchItem>,
+) -> PResult<Option<StreamedItem>> {
     // The name is scanned and checked for lower case in one pass: item names are most of
     // the bytes that are not strings in a FETCH, and they nearly always come upper-cased.
     let s = c.pos;
@@ -2010,7 +2010,7 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
                     origin,
                     data,
                 },
-                None => return Ok(ItemOutcome::Stream(StreamedItem::Body { section, origin })),
+                None => return Ok(Some(StreamedItem::Body { section, origin })),
             }
         }
         b"BINARY" => {
@@ -2022,12 +2022,7 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
                     origin,
                     data,
                 },
-                None => {
-                    return Ok(ItemOutcome::Stream(StreamedItem::Binary {
-                        section,
-                        origin,
-                    }))
-                }
+                None => return Ok(Some(StreamedItem::Binary { section, origin })),
             }
         }
         b"BINARY.SIZE" => {
@@ -2050,7 +2045,7 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
                     StreamedItem::Rfc822Header => FetchItem::Rfc822Header(v),
                     _ => FetchItem::Rfc822Text(v),
                 },
-                None => return Ok(ItemOutcome::Stream(which)),
+                None => return Ok(Some(which)),
             }
         }
         _ => {
@@ -2074,7 +2069,8 @@ fn fetch_item(c: &mut Cur<'_>, prefix: bool) -> PResult<ItemOutcome> {
             }
         }
     };
-    Ok(ItemOutcome::Item(item))
+    items.push(item);
+    Ok(None)
 }
 
 /// `section` of RFC 3501 (`[` … `]`), after the item name.
