@@ -265,6 +265,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     for i in 0..p.folders.len() {
         p.decide_mode(i);
     }
+    p.match_folder_renames();
     p.match_remote_moves();
     p.match_local_moves();
     p.match_both_moved();
@@ -544,6 +545,80 @@ impl<'a> Planner<'a> {
         self.warnings.extend(warnings);
     }
 
+    /// Pass 0: a local folder renamed as a whole. A synced, writable folder `a` gone locally
+    /// whose every row's file (same base names) now makes up exactly a folder `b` new to both
+    /// the server and the state, with every row's message still on the server, is renamed on
+    /// the server ([`Op::RenameRemoteFolder`]) and nothing else is planned for either folder
+    /// this run. Only a clean cut qualifies — the same files with the flags last synced, the
+    /// server folder unchanged since the last run (same messages, flags, UIDNEXT and
+    /// HIGHESTMODSEQ), no children, not INBOX — so the plan after it is empty. Anything else
+    /// is left to the per-message passes below, which move message by message.
+    fn match_folder_renames(&mut self) {
+        let n = self.folders.len();
+        let nests =
+            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
+        for a in 0..n {
+            let fa = &self.folders[a];
+            let gone_here = fa.mode == Mode::Normal
+                && fa.remote_exists
+                && fa.mailbox.is_some()
+                && !fa.local_exists
+                && !fa.read_only
+                && !fa.rows.is_empty()
+                && !is_inbox(&fa.path)
+                && fa.remote.len() == fa.rows.len()
+                && fa.rows.iter().all(|r| {
+                    r.uid
+                        .and_then(|u| fa.remote.get(&u))
+                        .is_some_and(|m| m.flags == r.msg.flags)
+                })
+                // Nothing else changed on the server since the last run either.
+                && folder_state_op(fa, false).is_none();
+            if !gone_here {
+                continue;
+            }
+            let files: BTreeSet<&LocalId> = fa.rows.iter().map(|r| &r.msg.local).collect();
+            let target = (0..n).find(|&b| {
+                let fb = &self.folders[b];
+                b != a
+                    && fb.mode == Mode::Created
+                    && fb.state.is_none()
+                    && fb.local.len() == files.len()
+                    && fb.local.keys().all(|k| files.contains(k))
+                    // Same flags as synced: the renamed folder needs nothing but the rename.
+                    && self.folders[a].rows.iter().all(|r| {
+                        fb.local
+                            .get(&r.msg.local)
+                            .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
+                    })
+            });
+            let Some(b) = target else { continue };
+            let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
+            // Children would be renamed with the parent on the server (RFC 3501 6.3.5).
+            let clean = !nests(&pa, &pb)
+                && !nests(&pb, &pa)
+                && self
+                    .folders
+                    .iter()
+                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
+            if !clean {
+                continue;
+            }
+            self.create_remote
+                .retain(|o| !matches!(o, Op::CreateRemoteFolder { folder } if *folder == pb));
+            for i in [a, b] {
+                let f = &mut self.folders[i];
+                f.mode = Mode::Inactive;
+                f.rows.clear();
+                let uids: Vec<Uid> = f.remote.keys().copied().collect();
+                f.remote_taken.extend(uids);
+                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
+                f.local_taken.extend(ids);
+            }
+            self.moves.push(Op::RenameRemoteFolder { from: pa, to: pb });
+        }
+    }
+
     /// Pass 1: a synced message gone from its server folder whose local file is still there, and
     /// an unknown server message with the same content (in any folder): the server moved it.
     fn match_remote_moves(&mut self) {
@@ -729,7 +804,7 @@ impl<'a> Planner<'a> {
                 // sides instead, and a run cut after the file's rename (which then finds the
                 // file beside its row) would merge differently: the same input must end the
                 // same way however often the run is cut. The move's commit replaces the
-                // unbound row, so no ForgetMessage follows (one by base would drop the new row).
+                // unbound row of the same name; a row under another name is forgotten after.
                 self.folders[a].rows[ri].done = true;
                 self.folders[a].remote_taken.insert(v);
                 self.folders[a].needs_local_dir = true;
@@ -737,6 +812,14 @@ impl<'a> Planner<'a> {
                 self.folders[c].local_leaving += 1;
                 let op = self.pair_op(a, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
                 self.moves.push(op);
+                if l.id != msg.local {
+                    // Renamed as well as moved: the row under its old name goes too.
+                    self.moves.push(Op::ForgetMessage {
+                        folder: self.folders[a].path.clone(),
+                        uid: None,
+                        local: msg.local.clone(),
+                    });
+                }
                 continue;
             }
             self.folders[a].rows[ri].done = true;

@@ -284,6 +284,20 @@ pub enum Op {
         /// The folder.
         folder: FolderPath,
     },
+    /// A local folder renamed as a whole (`mv`, or a mail reader's rename: the same files under
+    /// a new folder name): one `RENAME from to` on the server instead of a move per message
+    /// and a DELETE (issue 5). Effect: `RENAME`. Commit: the folder state of `from` takes
+    /// `to`'s server name and directory, keeping its rows, UIDs and UIDVALIDITY. A server that
+    /// gives the renamed folder a new UIDVALIDITY (RFC 3501 6.3.5 allows it) only makes the
+    /// next plan re-bind the rows by content (V0003). Cut after the effect, the next plan
+    /// finds both sides holding `to` without state and binds them by content: nothing moves
+    /// twice. The only operation on either folder in its plan.
+    RenameRemoteFolder {
+        /// The name the server and the state know.
+        from: FolderPath,
+        /// The name the local folder has now.
+        to: FolderPath,
+    },
     /// Commit: delete the folder state and its rows and pending marks.
     ForgetFolder {
         /// The folder.
@@ -310,7 +324,9 @@ impl Op {
     /// The folders the operation touches (one, or two for moves); empty for [`Op::DropIntent`].
     pub fn folders(&self) -> Vec<&FolderPath> {
         match self {
-            Op::MoveLocal { from, to, .. } | Op::MoveRemote { from, to, .. } => vec![from, to],
+            Op::MoveLocal { from, to, .. }
+            | Op::MoveRemote { from, to, .. }
+            | Op::RenameRemoteFolder { from, to } => vec![from, to],
             Op::DropIntent { .. } => vec![],
             Op::CreateLocalFolder { folder }
             | Op::CreateRemoteFolder { folder }
@@ -338,7 +354,8 @@ impl Op {
             | Op::Upload { .. }
             | Op::MoveRemote { .. }
             | Op::ExpungeRemote { .. }
-            | Op::DeleteRemoteFolder { .. } => true,
+            | Op::DeleteRemoteFolder { .. }
+            | Op::RenameRemoteFolder { .. } => true,
             Op::Bind { update, .. }
             | Op::SyncFlags { update, .. }
             | Op::MoveLocal { update, .. } => update.remote.is_some(),

@@ -632,10 +632,10 @@ fn folders_are_created_and_deleted_both_ways() {
     assert_settled(&w, &cfg());
 }
 
-/// A local folder rename becomes server moves into the new folder and the deletion of the
-/// emptied old one: nothing is transferred again.
+/// A local folder rename (issue 5): one RENAME on the server, nothing moved message by
+/// message, nothing transferred, nothing deleted; the state follows the new name.
 #[test]
-fn local_folder_rename_moves_without_transfer() {
+fn local_folder_rename_is_one_server_rename() {
     let mut w = two_folders();
     let files = w.local.remove(&fp("INBOX")).unwrap();
     w.local.insert(fp("INBOX"), Default::default());
@@ -643,8 +643,43 @@ fn local_folder_rename_moves_without_transfer() {
     w.local.insert(fp("Old"), archive);
     w.local.get_mut(&fp("INBOX")).unwrap().extend(files);
     let p = run(&mut w, &cfg());
-    assert_eq!(p.summary.remote_moves, 1);
+    assert!(p.ops.contains(&Op::RenameRemoteFolder {
+        from: fp("Archive"),
+        to: fp("Old")
+    }));
+    assert_eq!(p.summary.remote_moves + p.summary.local_moves, 0);
     assert_eq!(p.summary.downloads + p.summary.uploads, 0);
+    assert_eq!(p.summary.folders_deleted + p.summary.folders_created, 0);
+    assert!(w.remote.contains_key(&fp("Old")));
+    assert!(!w.remote.contains_key(&fp("Archive")));
+    assert!(w.state.contains_key(&fp("Old")));
+    assert_settled(&w, &cfg());
+}
+
+/// A renamed local folder that also gained a file is no clean rename: its messages move one
+/// by one into the new server folder and the emptied old one is deleted; nothing is
+/// transferred again but the new file.
+#[test]
+fn local_folder_rename_with_a_new_file_moves_message_by_message() {
+    let mut w = two_folders();
+    let mut archive = w.local.remove(&fp("Archive")).unwrap();
+    archive.insert(
+        LocalId::new("added"),
+        LMsg {
+            body: 77,
+            flags: FlagSet::new(),
+            partial: false,
+        },
+    );
+    w.local.insert(fp("Old"), archive);
+    let p = run(&mut w, &cfg());
+    assert!(!p
+        .ops
+        .iter()
+        .any(|o| matches!(o, Op::RenameRemoteFolder { .. })));
+    assert!(p.summary.remote_moves >= 1);
+    assert_eq!(p.summary.downloads, 0);
+    assert_eq!(p.summary.uploads, 1);
     assert!(p.ops.contains(&Op::DeleteRemoteFolder {
         folder: fp("Archive")
     }));

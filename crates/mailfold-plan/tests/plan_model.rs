@@ -262,6 +262,7 @@ impl World {
             Op::MoveLocal { .. } | Op::MoveRemote { .. } => 4,
             Op::Upload { .. } => 3,
             Op::CreateRemoteFolder { .. } | Op::Download { .. } => 2,
+            Op::RenameRemoteFolder { .. } => 2,
             Op::DeleteLocal { .. } | Op::ExpungeRemote { .. } => 2,
             _ => 1,
         }
@@ -590,6 +591,19 @@ impl World {
             }
             Op::ForgetFolder { folder } => {
                 self.state.remove(folder);
+            }
+            Op::RenameRemoteFolder { from, to } => {
+                if s == 0 {
+                    // RENAME keeps UIDs and UIDVALIDITY (as Dovecot does).
+                    if !self.remote.contains_key(to) {
+                        if let Some(rf) = self.remote.remove(from) {
+                            self.remote.insert(to.clone(), rf);
+                        }
+                    }
+                } else if let Some(mut sf) = self.state.remove(from) {
+                    sf.path = to.clone();
+                    self.state.insert(to.clone(), sf);
+                }
             }
             Op::SetFolderState { folder, .. } => {
                 // The model has no concurrent client, so the applier's proof rule holds and it

@@ -447,3 +447,32 @@ fn kill_after_local_move_into_read_only_folder_after_uidvalidity_reset() {
         panic!("{e}");
     }
 }
+
+/// A file renamed and moved into a folder the server cannot take it in, after a UIDVALIDITY
+/// reset: it goes back where the server holds the message, and the row under its old name is
+/// forgotten in the same plan (the plan after it is empty).
+#[test]
+fn renamed_and_moved_file_after_uidvalidity_reset_settles_in_one_plan() {
+    let data = [
+        178, 0, 0, 0, 0, 184, 0, 0, 0, 0, 155, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 109, 0, 32, 0, 1,
+        0, 25, 0, 0, 0, 0, 0, 14, 84, 4, 0, 1, 0, 53, 0, 0, 9, 0, 73, 0, 0, 0, 0, 64, 0, 23, 3,
+        183, 5, 14, 159, 3, 0, 36, 230,
+    ];
+    let sc = scenario(&data);
+    let mut w = sc.world.clone();
+    let config = no_valve();
+    let p = plan(&w.input(), &config);
+    w.apply(&p, None);
+    let again = plan(&w.input(), &config);
+    assert!(
+        again
+            .ops
+            .iter()
+            .all(|o| !matches!(o, mailfold_plan::Op::ForgetMessage { .. })),
+        "{:#?}",
+        again.ops
+    );
+    if let Err(e) = kill_at_every_cut(&data) {
+        panic!("{e}");
+    }
+}

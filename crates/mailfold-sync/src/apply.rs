@@ -55,7 +55,8 @@
 //! `MAILFOLD_TEST_ABORT_AFTER_STEP=N` (read once per run; for tests only) makes the process
 //! exit with status [`ABORT_EXIT_CODE`] right after the N-th operation's effect — and its
 //! commit where the operation commits alone; in a batch of downloads, before the batch's
-//! commit — without running any destructor, as a `kill -9` would.
+//! commit; in a batch of flag changes (V0060), after the batch's commit — without running
+//! any destructor, as a `kill -9` would.
 
 use std::collections::BTreeMap;
 
@@ -439,6 +440,7 @@ impl<'a> Applier<'a> {
                 }
             }
             Op::DeleteRemoteFolder { folder } => self.delete_remote(folder),
+            Op::RenameRemoteFolder { from, to } => self.rename_remote(from, to),
             Op::ForgetFolder { folder } => {
                 if let Some(id) = self.ctx(folder).state_id.take() {
                     let pend: Vec<_> = self
@@ -618,6 +620,48 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// A local folder renamed as a whole: `RENAME` on the server, then the folder state takes
+    /// the new name, keeping its rows (see [`Op::RenameRemoteFolder`]).
+    fn rename_remote(
+        &mut self,
+        from: &FolderPath,
+        to: &FolderPath,
+    ) -> Result<StepResult, SyncError> {
+        let (old, new) = match (self.wire(from), self.wire(to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let Some(id) = self.ctx(from).state_id else {
+            return Ok(Err("renamed folder has no state".into()));
+        };
+        let rel = match self.local_folder(to) {
+            Ok(f) => f.rel().clone(),
+            Err(e) => return Ok(Err(e)),
+        };
+        let Ok(new_s) = String::from_utf8(new.clone()) else {
+            return Ok(Err("folder name is not ASCII on the wire".into()));
+        };
+        if self.selected.as_ref().is_some_and(|(w, _)| *w == old) {
+            self.remote.unselect()?;
+            self.selected = None;
+        }
+        match self.remote.rename(&old, &new) {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            // Seed V0019: the server's own text reaches the user.
+            Err(e) => return Ok(Err(format!("RENAME refused: {e}"))),
+        }
+        let delim = self.ctx(from).delimiter.or(self.g.delimiter);
+        self.db
+            .write(|tx| tx.rename_folder(id, &new_s, delim, &rel))?;
+        self.ctx(from).state_id = None;
+        let ctx = self.ctx(to);
+        ctx.state_id = Some(id);
+        ctx.wire = Some(new);
+        self.report.folder_mut(&name(to)).renamed_from = Some(name(from));
+        Ok(Ok(()))
+    }
+
     fn delete_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         let wire = match self.wire(folder) {
             Ok(w) => w,
@@ -744,7 +788,7 @@ impl<'a> Applier<'a> {
     /// it (RFC 7162 3.1.3, V0056). A message whose `+FLAGS` went through gets its new MODSEQ
     /// for the `-FLAGS` that follows, so our own first store is not taken for a concurrent one.
     /// Crash safety is that of one [`Op::SyncFlags`] per message (see the module docs): the
-    /// effects of every message are done before the commit, and a cut in between merges back
+    /// effects of every message are done before the commit, and a kill in between merges back
     /// as a change agreed on by both sides.
     fn flag_batch(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
         /// Messages per UID STORE, so a scattered set keeps the command line short (a few
@@ -866,14 +910,16 @@ impl<'a> Applier<'a> {
                 r.remote_flag_changes += 1;
             }
         }
-        // The test hook counts each message's step after its effects, before the commit.
-        for _ in ops {
-            self.step_done();
-        }
         if let Some(id) = id {
             if !updates.is_empty() {
                 self.db.write(|tx| tx.update_flags(id, &updates))?;
             }
+        }
+        // The test hook counts the batch's steps after its commit: a run cut before it would
+        // find the same batch (now with nothing but the commit left) and be cut there again,
+        // so a chain of runs each cut after its first step would never get past it.
+        for _ in ops {
+            self.step_done();
         }
         for (_, e) in failed {
             self.fail(folder, e);

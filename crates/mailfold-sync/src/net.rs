@@ -888,6 +888,14 @@ impl Remote for NetRemote {
         Ok(())
     }
 
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()> {
+        self.simple(Command::Rename {
+            from: Mailbox::from_wire(from.to_vec()),
+            to: Mailbox::from_wire(to.to_vec()),
+        })?;
+        Ok(())
+    }
+
     fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
         self.simple(Command::Create(Mailbox::from_wire(mailbox.to_vec())))?;
         Ok(())

@@ -283,6 +283,9 @@ pub trait Remote {
     /// `DELETE mailbox`.
     fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()>;
 
+    /// `RENAME from to` (RFC 3501 6.3.5).
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()>;
+
     /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
 

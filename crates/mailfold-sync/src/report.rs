@@ -12,6 +12,8 @@ pub struct FolderReport {
     /// Of those downloaded, partial copies (header and placeholder, V0010/V0070) replaced by
     /// the whole message.
     pub completed: usize,
+    /// The folder's former name, when this run renamed it on the server (a local rename).
+    pub renamed_from: Option<String>,
     /// Messages uploaded with APPEND.
     pub uploaded: usize,
     /// Messages paired without transfer (content matching, V0003).
@@ -125,6 +127,7 @@ impl SyncReport {
                 || f.created_local
                 || f.created_remote
                 || f.deleted
+                || f.renamed_from.is_some()
         })
     }
 

@@ -326,3 +326,46 @@ fn v0022_namespace_and_root_folder() {
     let quiet = env.sync_with(&a);
     assert_eq!(traffic(&quiet).count("SELECT"), 0, "{:#?}", traffic(&quiet));
 }
+
+/// Issue 5, folder rename: a local folder renamed as a whole (`mv Projects Old`) becomes one
+/// `RENAME` on the server: no message moved, copied, fetched or appended, no CREATE or
+/// DELETE; the state follows, so the next run finds nothing to do without opening it.
+#[test]
+fn local_folder_rename_is_one_server_rename() {
+    let env = Env::new();
+    env.dovecot.create_mailbox(&env.user, "Projects");
+    for i in 0..3 {
+        env.deliver("Projects", &crlf(&message("Projects", i)));
+    }
+    assert!(env.sync().is_complete());
+    let before = env.server_folder("Projects");
+    std::fs::rename(env.local_dir("Projects"), env.local_dir("Old")).unwrap();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    let t = traffic(&r);
+    assert_eq!(t.count("RENAME"), 1, "{t:#?}");
+    for c in [
+        "UID MOVE",
+        "UID COPY",
+        "APPEND",
+        "CREATE",
+        "DELETE",
+        "UID FETCH",
+        "UID STORE",
+    ] {
+        assert_eq!(t.count(c), 0, "{c}: {t:#?}");
+    }
+    let old = r
+        .folders
+        .iter()
+        .find(|f| f.folder == "Old")
+        .expect("reported");
+    assert_eq!(old.renamed_from.as_deref(), Some("Projects"), "{r:#?}");
+    assert_eq!(env.server_folder("Old"), before);
+    assert!(!env.status("Old", "messages").is_empty());
+    assert_eq!(env.local_folder("Old"), env.server_folder("Old"));
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+    assert_eq!(traffic(&again).count("SELECT"), 0, "{:#?}", traffic(&again));
+    assert!(!env.local_dir("Projects").exists());
+}

@@ -115,6 +115,9 @@ impl Remote for Hooked {
     fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {
         self.inner.expunge(uids, plain)
     }
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()> {
+        self.inner.rename(from, to)
+    }
     fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
         self.inner.create(mailbox)
     }
