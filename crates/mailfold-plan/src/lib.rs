@@ -39,7 +39,10 @@
 //!    treated as emptied on that side: its synced messages are deleted on the other side (through
 //!    the safety valve), and the other side's folder is deleted once the plan has emptied it. A
 //!    message added meanwhile on the other side re-creates the folder instead. INBOX is never
-//!    deleted. A folder rename shows up as moves into the new folder and then the deletion of the
+//!    deleted. A local folder renamed as a whole — the same files with the flags last synced,
+//!    the server folder unchanged — is one `RENAME` on the server
+//!    ([`ops::Op::RenameRemoteFolder`]). Any other rename (a server-side one, or one mixed with
+//!    other changes) shows up as moves into the new folder and then the deletion of the
 //!    emptied old one: no message is transferred again.
 //! 6. **Safety valve.** A folder whose plan deletes more than `max_percent` (default 50) of its
 //!    messages on either side, when that side holds more than `min_messages` (default 20), is
@@ -52,6 +55,8 @@
 //! 7. **Read-only folders** (V0039): no server write is planned. Server changes are still pulled.
 //!    Local changes (new files, flag changes, deletions) stay as they are, are marked pending once
 //!    ([`ops::Op::MarkPending`]) and reported; they go up when the folder becomes writable.
+//!    A pull-only account ([`types::PlanConfig::pull`], V0040) treats every folder so, and
+//!    creates no server folder for a local-only one.
 //! 8. **No UIDVALIDITY** (V0037): the folder is synced read-only by content: server messages no
 //!    local file matches are downloaded, nothing else is done, and no state is written.
 //! 9. **Partial copies** (V0010, V0070): a partial local copy is never uploaded and never
