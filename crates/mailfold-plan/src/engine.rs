@@ -1,7 +1,7 @@
 //! The planning algorithm. The rules it implements are listed in the module docs of
 //! [the crate docs](crate); this file is organised in the same order:
 //!
-//! 1. index the three sides per folder and decide each folder's [`Mode`];
+//! 1. index the three sides per folder and decide each folder's `Mode`;
 //! 2. match across folders (moves), then within folders (re-binding by content);
 //! 3. emit operations for what is left, count deletions, apply the safety valve;
 //! 4. order everything: folder creations, UIDVALIDITY records, moves, per-folder work, folder
