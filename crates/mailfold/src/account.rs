@@ -9,9 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mailfold_net::{ConnectConfig, Security, TlsOptions};
 use mailfold_sasl::{Credentials, MechanismName, Policy, SecretKind};
-use mailfold_sync::{
-    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, TlsMode,
-};
+use mailfold_sync::{AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, TlsMode};
 
 use crate::config::{self, Account, Config, SyncDirection};
 use crate::credential::run_secret_command;
@@ -158,6 +156,7 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     spec.connections = acct.connections.unwrap_or(1);
     // Seeds V0010, V0070: headers-only takes every message as a header (a size limit adds
     // nothing to it); otherwise a size limit keeps larger bodies on the server.
+    spec.root_folder = acct.root_folder.clone();
     spec.download = match (acct.download, acct.max_message_size) {
         (config::DownloadMode::HeadersOnly, _) => DownloadMode::HeadersOnly,
         (config::DownloadMode::Full, Some(max)) => DownloadMode::MaxSize(max),
@@ -170,9 +169,6 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
 /// warns about them rather than ignoring them silently.
 pub fn unsupported_sync_keys(acct: &Account) -> Vec<&'static str> {
     let mut v = Vec::new();
-    if acct.root_folder.is_some() {
-        v.push("root_folder");
-    }
     if acct.dangerously_accept_invalid_certs {
         v.push("dangerously_accept_invalid_certs");
     }
