@@ -701,7 +701,14 @@ async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, Stri
             Ok(l) => l.first().and_then(|m| m.delimiter),
             Err(e) => return Err(format!("LIST: {e}")),
         };
-        gather::wire_of_path(&FolderPath::parse(folder), delimiter)?
+        // Watched folders are named as in reports (local names): under a configured root
+        // folder (seed V0022) the server name has the root in front.
+        let local = FolderPath::parse(folder);
+        let server = match &account.root_folder {
+            Some(root) => gather::FolderRoot::from_name(root, delimiter).server_of(&local),
+            None => local,
+        };
+        gather::wire_of_path(&server, delimiter)?
     };
     if let Err(e) = s.examine(&Mailbox::from_wire(wire)).await {
         let _ = s.logout().await;
