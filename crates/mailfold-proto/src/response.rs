@@ -1116,7 +1116,7 @@ pub enum FetchItem {
     Body(BodyStructure),
     /// BODYSTRUCTURE (seed V0009/V0071)
     BodyStructure(BodyStructure),
-    /// BODY[section]<origin> (seed V0053 for the partial form)
+    /// `BODY[section]<origin>` (seed V0053 for the partial form)
     BodySection {
         /// Which part.
         section: Section,
@@ -1125,7 +1125,7 @@ pub enum FetchItem {
         /// The data.
         data: BodyValue,
     },
-    /// BINARY[part]<origin> (RFC 3516)
+    /// `BINARY[part]<origin>` (RFC 3516)
     Binary {
         /// Part numbers (empty for the whole message).
         section: Vec<u32>,
@@ -1134,7 +1134,7 @@ pub enum FetchItem {
         /// The decoded data.
         data: BodyValue,
     },
-    /// BINARY.SIZE[part] (RFC 3516)
+    /// `BINARY.SIZE[part]` (RFC 3516)
     BinarySize {
         /// Part numbers.
         section: Vec<u32>,
