@@ -1031,6 +1031,13 @@ fn unique_base_prefix() -> String {
 /// The host name with `/` and `:` escaped as the Maildir convention says
 /// (`\057`, `\072`); also `,` so size fields parse unambiguously.
 fn host_name() -> String {
+    // Read once per process: it was a file read for every message written (bench/compare's
+    // syscall count of an initial sync).
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(read_host_name).clone()
+}
+
+fn read_host_name() -> String {
     let raw = fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
