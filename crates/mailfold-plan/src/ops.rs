@@ -298,6 +298,22 @@ pub enum Op {
         /// The name the local folder has now.
         to: FolderPath,
     },
+    /// A server folder renamed as a whole (by another client, or on the server): the state's
+    /// folder `from` is gone from the server and a folder `to`, new to the state and to the
+    /// Maildir, holds the same messages. One rename of the Maildir directory instead of a move
+    /// per message and a deletion (issue 5). Effect: the local directory of `from` (with its
+    /// sub-folders, as on the server, RFC 3501 6.3.5) is renamed to `to`'s directory. Commit:
+    /// the folder state of `from` takes `to`'s server name and directory, keeping its rows,
+    /// UIDs and UIDVALIDITY. A server that gave the renamed folder a new UIDVALIDITY only makes
+    /// the next plan re-bind the rows by content (V0003): nothing is downloaded again. Cut after
+    /// the effect, the next plan finds `to` locally and on the server without state and binds
+    /// its files by content. The only operation on either folder in its plan.
+    RenameLocalFolder {
+        /// The name the local side and the state know.
+        from: FolderPath,
+        /// The name the server folder has now.
+        to: FolderPath,
+    },
     /// Commit: delete the folder state and its rows and pending marks.
     ForgetFolder {
         /// The folder.
@@ -326,7 +342,8 @@ impl Op {
         match self {
             Op::MoveLocal { from, to, .. }
             | Op::MoveRemote { from, to, .. }
-            | Op::RenameRemoteFolder { from, to } => vec![from, to],
+            | Op::RenameRemoteFolder { from, to }
+            | Op::RenameLocalFolder { from, to } => vec![from, to],
             Op::DropIntent { .. } => vec![],
             Op::CreateLocalFolder { folder }
             | Op::CreateRemoteFolder { folder }

@@ -262,7 +262,7 @@ impl World {
             Op::MoveLocal { .. } | Op::MoveRemote { .. } => 4,
             Op::Upload { .. } => 3,
             Op::CreateRemoteFolder { .. } | Op::Download { .. } => 2,
-            Op::RenameRemoteFolder { .. } => 2,
+            Op::RenameRemoteFolder { .. } | Op::RenameLocalFolder { .. } => 2,
             Op::DeleteLocal { .. } | Op::ExpungeRemote { .. } => 2,
             _ => 1,
         }
@@ -598,6 +598,18 @@ impl World {
                     if !self.remote.contains_key(to) {
                         if let Some(rf) = self.remote.remove(from) {
                             self.remote.insert(to.clone(), rf);
+                        }
+                    }
+                } else if let Some(mut sf) = self.state.remove(from) {
+                    sf.path = to.clone();
+                    self.state.insert(to.clone(), sf);
+                }
+            }
+            Op::RenameLocalFolder { from, to } => {
+                if s == 0 {
+                    if !self.local.contains_key(to) {
+                        if let Some(lf) = self.local.remove(from) {
+                            self.local.insert(to.clone(), lf);
                         }
                     }
                 } else if let Some(mut sf) = self.state.remove(from) {

@@ -441,6 +441,7 @@ impl<'a> Applier<'a> {
             }
             Op::DeleteRemoteFolder { folder } => self.delete_remote(folder),
             Op::RenameRemoteFolder { from, to } => self.rename_remote(from, to),
+            Op::RenameLocalFolder { from, to } => self.rename_local(from, to),
             Op::ForgetFolder { folder } => {
                 if let Some(id) = self.ctx(folder).state_id.take() {
                     let pend: Vec<_> = self
@@ -657,6 +658,48 @@ impl<'a> Applier<'a> {
         self.ctx(from).state_id = None;
         let ctx = self.ctx(to);
         ctx.state_id = Some(id);
+        ctx.wire = Some(new);
+        self.report.folder_mut(&name(to)).renamed_from = Some(name(from));
+        Ok(Ok(()))
+    }
+
+    /// A server folder renamed as a whole: the Maildir directory follows, then the folder
+    /// state takes the new name, keeping its rows (see [`Op::RenameLocalFolder`]).
+    fn rename_local(
+        &mut self,
+        from: &FolderPath,
+        to: &FolderPath,
+    ) -> Result<StepResult, SyncError> {
+        let new = match self.wire(to) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(id) = self.ctx(from).state_id else {
+            return Ok(Err("renamed folder has no state".into()));
+        };
+        let Some(src) = self.ctx(from).rel.clone() else {
+            return Ok(Err("renamed folder has no local directory".into()));
+        };
+        let Ok(new_s) = String::from_utf8(new.clone()) else {
+            return Ok(Err("folder name is not ASCII on the wire".into()));
+        };
+        let to_name = match FolderName::new(to.0.clone()) {
+            Ok(n) => n,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let folder = match self.maildir.rename_folder(&src, &to_name, &mut *self.db) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("renaming the local folder: {e}"))),
+        };
+        let rel = folder.rel().clone();
+        let delim = self.ctx(to).delimiter.or(self.g.delimiter);
+        self.db
+            .write(|tx| tx.rename_folder(id, &new_s, delim, &rel))?;
+        let old = std::mem::take(self.ctx(from));
+        let ctx = self.ctx(to);
+        ctx.state_id = Some(id);
+        ctx.state_uidvalidity = old.state_uidvalidity;
+        ctx.rel = Some(rel);
         ctx.wire = Some(new);
         self.report.folder_mut(&name(to)).renamed_from = Some(name(from));
         Ok(Ok(()))
