@@ -24,6 +24,7 @@ pub mod error;
 pub mod gather;
 pub mod net;
 pub use mailfold_plan as plan;
+pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod watch;
@@ -34,6 +35,7 @@ pub use account::{
 pub use error::SyncError;
 pub use mailfold_sasl::Secret;
 pub use net::NetRemote;
+pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use remote::Remote;
 pub use report::{FolderReport, SyncReport, Traffic};
 pub use watch::{watch_account, StopSignal, WatchOptions};
