@@ -51,9 +51,20 @@ use crate::plan::{PlanConfig, SafetyValve};
 /// safety valve and the server's NO texts are in the report; [`SyncReport::is_complete`] says
 /// whether every folder synced.
 pub fn sync_account(account: &AccountSpec, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+    sync_account_with_progress(account, opts, &NoProgress)
+}
+
+/// [`sync_account`], telling `progress` what happens as it happens (the CLI's progress bars).
+/// The events never change what the run does; the returned report is the authority.
+pub fn sync_account_with_progress(
+    account: &AccountSpec,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
     let (maildir, mut db) = open_store(account)?;
     let mut remote = net::NetRemote::connect(account)?;
-    let result = sync_with_remote(&mut remote, account, opts, &maildir, &mut db);
+    let result =
+        sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
     remote.logout();
     result.map(|mut r| {
         r.traffic = Some(report::Traffic::of(&remote.stats()));
@@ -88,6 +99,18 @@ pub fn sync_with_remote(
     maildir: &Maildir,
     db: &mut StateDb,
 ) -> Result<SyncReport, SyncError> {
+    sync_with_remote_progress(remote, account, opts, maildir, db, &NoProgress)
+}
+
+/// [`sync_with_remote`], telling `progress` what happens as it happens.
+pub fn sync_with_remote_progress(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    opts: &SyncOptions,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    progress: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport {
         account: account.name.clone(),
         dry_run: opts.dry_run,
@@ -109,6 +132,7 @@ pub fn sync_with_remote(
         pull: account.direction == account::Direction::Pull,
     };
     let plan = plan::plan(&g.input, &config);
+    progress.event(planned_event(&plan));
     for w in &plan.warnings {
         report.warnings.push(w.to_string());
     }
@@ -150,4 +174,25 @@ pub fn sync_with_remote(
     report.alerts.extend(remote.take_alerts());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(report)
+}
+
+/// The [`ProgressEvent::Planned`] summary of a plan: the total work a front end sizes its
+/// bars by.
+fn planned_event(plan: &plan::Plan) -> ProgressEvent<'static> {
+    let mut folders = std::collections::BTreeSet::new();
+    let (mut downloads, mut uploads) = (0, 0);
+    for op in &plan.ops {
+        match op {
+            plan::Op::Download { .. } => downloads += 1,
+            plan::Op::Upload { .. } => uploads += 1,
+            _ => {}
+        }
+        folders.extend(op.folders());
+    }
+    ProgressEvent::Planned {
+        folders: folders.len(),
+        downloads,
+        uploads,
+        ops: plan.ops.len(),
+    }
 }
