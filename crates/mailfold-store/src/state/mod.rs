@@ -239,6 +239,11 @@ impl StateDb {
                 detail: format!("SQLite refused WAL mode (got {mode})"),
             });
         }
+        // Every per-message and per-folder statement goes through
+        // `prepare_cached`; the default capacity (16) is smaller than the
+        // number of distinct statements one sync runs, which would evict
+        // and re-prepare them in turn.
+        self.conn.set_prepared_statement_cache_capacity(64);
         // FULL: a committed step survives power loss, not only a crash.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "foreign_keys", true)?;
@@ -294,20 +299,20 @@ impl StateDb {
     pub fn is_fresh(&self) -> Result<bool> {
         let v: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'fresh'", [], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT value FROM meta WHERE key = 'fresh'")?
+            .query_row([], |r| r.get(0))
             .optional()?;
         Ok(v.as_deref() == Some("1"))
     }
 
     /// Records that a first complete sync has been committed.
     pub fn mark_synced(&mut self) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('fresh', '0')
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta(key, value) VALUES ('fresh', '0')
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [],
-        )?;
+            )?
+            .execute([])?;
         self.count_commit();
         Ok(())
     }
@@ -389,6 +394,13 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Runs one statement through the connection's statement cache: most
+    /// writes here run once per message or per folder, and re-preparing
+    /// costs more than executing.
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+        Ok(self.tx.prepare_cached(sql)?.execute(p)?)
+    }
+
     /// Rolls back explicitly (dropping does the same).
     pub fn rollback(self) -> Result<()> {
         Ok(self.tx.rollback()?)
@@ -398,7 +410,7 @@ impl Txn<'_> {
 
     /// Adds a folder.
     pub fn add_folder(&self, f: &NewFolder) -> Result<FolderId> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO folders(wire_name, delimiter, local_path, special_use, subscribed)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -415,7 +427,7 @@ impl Txn<'_> {
     /// Records UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
     pub fn set_folder_status(&self, id: FolderId, s: &FolderStatus) -> Result<()> {
         let modseq = s.highestmodseq.map(to_i64).transpose()?;
-        self.tx.execute(
+        self.exec(
             "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, highestmodseq = ?4 WHERE id = ?1",
             params![
                 id.0,
@@ -436,7 +448,7 @@ impl Txn<'_> {
         subscribed: bool,
         special_use: Option<&str>,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE folders SET read_only = ?2, subscribed = ?3, special_use = ?4 WHERE id = ?1",
             params![id.0, read_only, subscribed, special_use],
         )?;
@@ -445,7 +457,7 @@ impl Txn<'_> {
 
     /// Records the end of a completed sync of the folder.
     pub fn set_last_sync(&self, id: FolderId, unix: i64) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE folders SET last_sync = ?2 WHERE id = ?1",
             params![id.0, unix],
         )?;
@@ -460,7 +472,7 @@ impl Txn<'_> {
         delimiter: Option<char>,
         local_path: &RelPath,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE folders SET wire_name = ?2, delimiter = ?3, local_path = ?4 WHERE id = ?1",
             params![
                 id.0,
@@ -475,8 +487,7 @@ impl Txn<'_> {
     /// Deletes a folder and its message rows. Fails while changes are
     /// pending for it.
     pub fn delete_folder(&self, id: FolderId) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM folders WHERE id = ?1", params![id.0])?;
+        self.exec("DELETE FROM folders WHERE id = ?1", params![id.0])?;
         Ok(())
     }
 
@@ -541,7 +552,7 @@ impl Txn<'_> {
     /// Records that a message's file now has another base (a local rename
     /// that changed more than the flags).
     pub fn set_message_base(&self, folder: FolderId, uid: Uid, base: &MessageBase) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE messages SET base = ?3 WHERE folder_id = ?1 AND uid = ?2",
             params![folder.0, uid.get(), base.as_str()],
         )?;
@@ -562,7 +573,7 @@ impl Txn<'_> {
     /// Deletes every message row of a folder (after a UIDVALIDITY change,
     /// once the engine has read the old rows to re-match by content).
     pub fn clear_messages(&self, folder: FolderId) -> Result<usize> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "DELETE FROM messages WHERE folder_id = ?1",
             params![folder.0],
         )?)
@@ -574,7 +585,7 @@ impl Txn<'_> {
     /// bound row for the same base, in one transaction) or
     /// forgets it. Returns how many rows were unbound.
     pub fn unbind_messages(&self, folder: FolderId) -> Result<usize> {
-        Ok(self.tx.execute(
+        Ok(self.exec(
             "UPDATE messages SET uid = NULL WHERE folder_id = ?1 AND uid IS NOT NULL",
             params![folder.0],
         )?)
@@ -584,11 +595,11 @@ impl Txn<'_> {
     /// yet, or a row unbound by a UIDVALIDITY change), replacing any row of
     /// the same base. `record.uid` is ignored.
     pub fn insert_unbound(&self, folder: FolderId, record: &MessageRecord) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
             params![folder.0, record.base.as_str()],
         )?;
-        self.tx.execute(
+        self.exec(
             "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
                                   internaldate_tz, hash, message_id, partial)
              VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -611,7 +622,7 @@ impl Txn<'_> {
     /// Deletes the unbound row of a local file (the message is gone on both
     /// sides). Returns whether there was one.
     pub fn delete_unbound(&self, folder: FolderId, base: &MessageBase) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL",
             params![folder.0, base.as_str()],
         )?;
@@ -627,7 +638,7 @@ impl Txn<'_> {
         to: FolderId,
         new_uid: Uid,
     ) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "UPDATE messages SET folder_id = ?3, uid = ?4 WHERE folder_id = ?1 AND uid = ?2",
             params![from.0, uid.get(), to.0, new_uid.get()],
         )?;
@@ -639,7 +650,7 @@ impl Txn<'_> {
     /// Writes an intent inside this transaction (see also
     /// [`StateDb::begin_intent`], which commits at once).
     pub fn insert_intent(&self, i: &NewIntent) -> Result<IntentId> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO intents(kind, folder_id, target_folder_id, uid, base, hash, detail, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -658,8 +669,7 @@ impl Txn<'_> {
 
     /// Removes an intent: its outcome is recorded in this same transaction.
     pub fn resolve_intent(&self, id: IntentId) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM intents WHERE id = ?1", params![id.0])?;
+        self.exec("DELETE FROM intents WHERE id = ?1", params![id.0])?;
         Ok(())
     }
 
@@ -669,31 +679,35 @@ impl Txn<'_> {
     /// replaces the earlier one's detail and reason, keeping its age and
     /// attempt count.
     pub fn queue_pending(&self, p: &NewPending) -> Result<PendingId> {
-        let id: i64 = self.tx.query_row(
-            "INSERT INTO pending(folder_id, kind, target, uid, base, detail, reason, created)
+        let id: i64 = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO pending(folder_id, kind, target, uid, base, detail, reason, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(folder_id, kind, target) DO UPDATE SET
                detail = excluded.detail, reason = excluded.reason,
                uid = excluded.uid, base = excluded.base
              RETURNING id",
-            params![
-                p.folder.0,
-                p.kind.as_str(),
-                p.target(),
-                p.uid.map(Uid::get),
-                p.base.as_ref().map(MessageBase::as_str),
-                p.detail,
-                p.reason,
-                now_unix()
-            ],
-            |r| r.get(0),
-        )?;
+            )?
+            .query_row(
+                params![
+                    p.folder.0,
+                    p.kind.as_str(),
+                    p.target(),
+                    p.uid.map(Uid::get),
+                    p.base.as_ref().map(MessageBase::as_str),
+                    p.detail,
+                    p.reason,
+                    now_unix()
+                ],
+                |r| r.get(0),
+            )?;
         Ok(PendingId(id))
     }
 
     /// Records a failed attempt to apply a pending change.
     pub fn note_pending_attempt(&self, id: PendingId, reason: &str) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE pending SET attempts = attempts + 1, last_attempt = ?2, reason = ?3 WHERE id = ?1",
             params![id.0, now_unix(), reason],
         )?;
@@ -702,8 +716,7 @@ impl Txn<'_> {
 
     /// Removes a pending change (applied, or dropped by the user).
     pub fn remove_pending(&self, id: PendingId) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM pending WHERE id = ?1", params![id.0])?;
+        self.exec("DELETE FROM pending WHERE id = ?1", params![id.0])?;
         Ok(())
     }
 }
@@ -1025,31 +1038,26 @@ impl AliasRegistry for StateDb {
     fn component_of(&self, parent: &str, dir: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT component FROM aliases WHERE parent = ?1 AND dir = ?2",
-                params![parent, dir],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT component FROM aliases WHERE parent = ?1 AND dir = ?2")?
+            .query_row(params![parent, dir], |r| r.get(0))
             .optional()?)
     }
 
     fn alias_of(&self, parent: &str, component: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT dir FROM aliases WHERE parent = ?1 AND component = ?2",
-                params![parent, component],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT dir FROM aliases WHERE parent = ?1 AND component = ?2")?
+            .query_row(params![parent, component], |r| r.get(0))
             .optional()?)
     }
 
     fn record_alias(&mut self, parent: &str, dir: &str, component: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO aliases(parent, dir, component) VALUES (?1, ?2, ?3)
-             ON CONFLICT(parent, dir) DO UPDATE SET component = excluded.component",
-            params![parent, dir, component],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO aliases(parent, dir, component) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(parent, dir) DO UPDATE SET component = excluded.component",
+            )?
+            .execute(params![parent, dir, component])?;
         self.count_commit();
         Ok(())
     }
@@ -1067,14 +1075,10 @@ impl AliasRegistry for StateDb {
             if let Some(new_parent) = rebase_parent(&parent, from, to) {
                 // `to` did not exist before the rename, so entries already
                 // under it are stale leftovers of an earlier folder.
-                tx.execute(
-                    "DELETE FROM aliases WHERE parent = ?1 AND dir = ?2",
-                    params![new_parent, dir],
-                )?;
-                tx.execute(
-                    "UPDATE aliases SET parent = ?3 WHERE parent = ?1 AND dir = ?2",
-                    params![parent, dir, new_parent],
-                )?;
+                tx.prepare_cached("DELETE FROM aliases WHERE parent = ?1 AND dir = ?2")?
+                    .execute(params![new_parent, dir])?;
+                tx.prepare_cached("UPDATE aliases SET parent = ?3 WHERE parent = ?1 AND dir = ?2")?
+                    .execute(params![parent, dir, new_parent])?;
             }
         }
         tx.commit()?;
