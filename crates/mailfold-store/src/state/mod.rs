@@ -573,10 +573,10 @@ impl Txn<'_> {
     /// Deletes every message row of a folder (after a UIDVALIDITY change,
     /// once the engine has read the old rows to re-match by content).
     pub fn clear_messages(&self, folder: FolderId) -> Result<usize> {
-        Ok(self.exec(
+        self.exec(
             "DELETE FROM messages WHERE folder_id = ?1",
             params![folder.0],
-        )?)
+        )
     }
 
     /// Unbinds every message row of a folder (its UIDVALIDITY changed, seed
@@ -585,10 +585,10 @@ impl Txn<'_> {
     /// bound row for the same base, in one transaction) or
     /// forgets it. Returns how many rows were unbound.
     pub fn unbind_messages(&self, folder: FolderId) -> Result<usize> {
-        Ok(self.exec(
+        self.exec(
             "UPDATE messages SET uid = NULL WHERE folder_id = ?1 AND uid IS NOT NULL",
             params![folder.0],
-        )?)
+        )
     }
 
     /// Stores a message row without a UID (a copy whose new UID is not known
