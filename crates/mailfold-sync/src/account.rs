@@ -121,6 +121,23 @@ pub enum AccountSecret {
     Password(Secret<String>),
     /// An OAuth 2.0 access token (OAUTHBEARER, XOAUTH2).
     OAuthToken(Secret<String>),
+    /// No secret: SASL ANONYMOUS only (RFC 4505; seed V0029). The trace string (an email
+    /// address or any opaque text, RFC 4505 section 2) is sent as the mechanism's only
+    /// message; it is not secret, so it is plain text. Servers usually grant such a login
+    /// read access only, so the CLI defaults these accounts to [`Direction::Pull`].
+    Anonymous {
+        /// The RFC 4505 trace information (at most 255 characters are sent).
+        trace: String,
+    },
+}
+
+impl AccountSecret {
+    /// An anonymous login with this trace string (RFC 4505).
+    pub fn anonymous(trace: impl Into<String>) -> AccountSecret {
+        AccountSecret::Anonymous {
+            trace: trace.into(),
+        }
+    }
 }
 
 /// One account, as the sync engine needs it.
@@ -136,6 +153,11 @@ pub struct AccountSpec {
     pub tls: TlsMode,
     /// Extra CA certificate (PEM) trusted for this account, besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (the config key `dangerously_accept_invalid_certs`).
+    /// Off by default. With it on, `mailfold-net` logs a warning on every connection; the
+    /// handshake signature is still checked, but anyone on the path can impersonate the
+    /// server, so this is for laboratories only.
+    pub dangerously_accept_invalid_certs: bool,
     /// Login name.
     pub user: String,
     /// Password or token.
@@ -192,6 +214,7 @@ impl AccountSpec {
             port: 993,
             tls: TlsMode::Implicit,
             ca_file: None,
+            dangerously_accept_invalid_certs: false,
             user: user.into(),
             secret: AccountSecret::Password(password),
             mechanisms: None,

@@ -41,7 +41,7 @@ use mailfold_proto::core::{Flag as WireFlag, Mailbox};
 use mailfold_proto::engine::{BodyPart, CommandData, Completion, Event, MailboxState, Outcome};
 use mailfold_proto::response::{BodyValue, Code, Fetch, FetchItem, ListAttribute, SectionSpec};
 use mailfold_proto::seqset::UidSet;
-use mailfold_sasl::{Credentials, Policy, Secret, SecretKind};
+use mailfold_sasl::{Credentials, Policy};
 use tokio::io::AsyncWriteExt;
 
 use crate::account::{AccountSecret, AccountSpec, TlsMode};
@@ -60,7 +60,12 @@ const DETAIL_BATCH: usize = 500;
 const MAX_ALERTS: usize = 100;
 
 /// The connection settings of an account, for [`Session::connect`]: the account's
-/// security mode, port, CA file and SASL policy.
+/// security mode, port, certificate trust (CA file, `dangerously_accept_invalid_certs`) and
+/// SASL policy.
+///
+/// An anonymous account gets the ANONYMOUS-only policy (seed V0029: never a password
+/// mechanism, never the LOGIN command) and its trace string as the authentication identity,
+/// which is what the mechanism sends (RFC 4505 section 2).
 pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
     let mut cfg = ConnectConfig::new(account.host.clone());
     cfg.port = Some(account.port);
@@ -69,24 +74,29 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
         TlsMode::StartTls => Security::StartTls,
         TlsMode::None => Security::Plaintext,
     };
+    // mailfold-net warns on every connection made with the check off (its `tls` module), so
+    // mapping the switch here never makes it silent.
     cfg.tls = TlsOptions {
         ca_file: account.ca_file.clone(),
-        ..TlsOptions::default()
+        dangerously_accept_invalid_certs: account.dangerously_accept_invalid_certs,
     };
-    let (kind, secret) = match &account.secret {
-        AccountSecret::Password(s) => (SecretKind::Password, s),
-        AccountSecret::OAuthToken(s) => (SecretKind::OAuthToken, s),
+    let (policy, creds) = match &account.secret {
+        AccountSecret::Password(s) => (
+            Policy::password(),
+            Credentials::password(account.user.clone(), s.expose().clone()),
+        ),
+        AccountSecret::OAuthToken(s) => (
+            Policy::oauth_token(),
+            Credentials::bearer_token(account.user.clone(), s.expose().clone()),
+        ),
+        AccountSecret::Anonymous { trace } => {
+            (Policy::anonymous(), Credentials::anonymous(trace.clone()))
+        }
     };
     cfg.auth_policy = Policy {
-        secret: kind,
         order: account.mechanisms.clone(),
         allow_plaintext_password: account.allow_plaintext_password,
-        ..Policy::default()
-    };
-    let creds = Credentials {
-        authcid: account.user.clone(),
-        authzid: None,
-        secret: Secret::new(secret.expose().clone()),
+        ..policy
     };
     (cfg, creds)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mailfold_net::{ConnectConfig, Security, TlsOptions};
-use mailfold_sasl::{Credentials, MechanismName, Policy, SecretKind};
+use mailfold_sasl::{Credentials, MechanismName, Policy};
 use mailfold_sync::{AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, TlsMode};
 
 use crate::config::{self, Account, Config, SyncDirection};
@@ -82,8 +82,12 @@ pub fn state_path(name: &str, acct: &Account) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The account's secret, obtained by running its command.
+/// The account's secret: an anonymous login's trace string, or the output of its command.
 pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
+    if acct.anonymous {
+        // RFC 4505: the trace is the configured `user` (an email address, or empty).
+        return Ok(AccountSecret::anonymous(acct.user.clone()));
+    }
     if let Some(cmd) = &acct.oauth_token_command {
         let s = run_secret_command(cmd, "oauth_token_command")
             .with_context(|| format!("account {name}"))?;
@@ -94,8 +98,9 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
             .with_context(|| format!("account {name}"))?;
         return Ok(AccountSecret::Password(s));
     }
+    // The config refuses such an account when it is loaded; a hand-built one ends here.
     Err(usage(format!(
-        "account {name}: anonymous accounts cannot sync (the sync engine needs a password or token)"
+        "account {name}: no password_command, oauth_token_command or anonymous = true"
     )))
 }
 
@@ -117,19 +122,16 @@ fn mechanisms(name: &str, acct: &Account) -> anyhow::Result<Option<Vec<Mechanism
 
 /// The sync engine's view of an account (runs the password command).
 pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
-    let secret = secret(name, acct)?;
-    let password = match &secret {
-        AccountSecret::Password(s) | AccountSecret::OAuthToken(s) => s.clone(),
-    };
     let mut spec = AccountSpec::new(
         name,
         acct.host.clone(),
         acct.user.clone(),
-        password,
+        // Replaced by the real secret below; `new` only takes a password.
+        mailfold_sasl::Secret::new(String::new()),
         acct.local.clone(),
         state_path(name, acct)?,
     );
-    spec.secret = secret;
+    spec.secret = secret(name, acct)?;
     spec.port = acct.effective_port();
     spec.tls = match acct.tls {
         config::TlsMode::Implicit => TlsMode::Implicit,
@@ -137,13 +139,14 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         config::TlsMode::None => TlsMode::None,
     };
     spec.ca_file = acct.ca_file.clone();
+    spec.dangerously_accept_invalid_certs = acct.dangerously_accept_invalid_certs;
     spec.mechanisms = mechanisms(name, acct)?;
     spec.allow_plaintext_password = acct.allow_plaintext_password;
     spec.folders = match &acct.folders {
         Some(p) => FolderPatterns::new(p),
         None => FolderPatterns::all(),
     };
-    spec.direction = match acct.sync {
+    spec.direction = match acct.direction() {
         SyncDirection::Both => Direction::Both,
         SyncDirection::Pull => Direction::Pull,
     };
@@ -166,13 +169,11 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
 }
 
 /// Keys of the configuration that this version of the sync engine does not act on; `sync`
-/// warns about them rather than ignoring them silently.
-pub fn unsupported_sync_keys(acct: &Account) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if acct.dangerously_accept_invalid_certs {
-        v.push("dangerously_accept_invalid_certs");
-    }
-    v
+/// and `watch` warn about them rather than ignoring them silently. Every key is applied
+/// today, so the list is empty; the function stays so that a future key cannot be ignored
+/// silently either.
+pub fn unsupported_sync_keys(_acct: &Account) -> Vec<&'static str> {
+    Vec::new()
 }
 
 /// Connection settings for the network driver.
@@ -194,27 +195,21 @@ pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
     Ok(cfg)
 }
 
-/// Credentials and the policy that goes with them (runs the password command).
+/// Credentials and the policy that goes with them (runs the password command). An
+/// anonymous account gets the ANONYMOUS-only policy with its trace string (V0029).
 pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, Policy)> {
-    let mut policy = if acct.anonymous {
-        Policy::anonymous()
-    } else if acct.oauth_token_command.is_some() {
-        Policy::oauth_token()
-    } else {
-        Policy::password()
+    let (mut policy, creds) = match secret(name, acct)? {
+        AccountSecret::Password(s) => (
+            Policy::password(),
+            Credentials::password(acct.user.clone(), s.expose()),
+        ),
+        AccountSecret::OAuthToken(s) => (
+            Policy::oauth_token(),
+            Credentials::bearer_token(acct.user.clone(), s.expose()),
+        ),
+        AccountSecret::Anonymous { trace } => (Policy::anonymous(), Credentials::anonymous(trace)),
     };
     policy.order = mechanisms(name, acct)?;
     policy.allow_plaintext_password = acct.allow_plaintext_password;
-    let creds = if acct.anonymous && acct.password_command.is_none() {
-        policy.secret = SecretKind::None;
-        Credentials::anonymous(acct.user.clone())
-    } else {
-        match secret(name, acct)? {
-            AccountSecret::Password(s) => Credentials::password(acct.user.clone(), s.expose()),
-            AccountSecret::OAuthToken(s) => {
-                Credentials::bearer_token(acct.user.clone(), s.expose())
-            }
-        }
-    };
     Ok((creds, policy))
 }

@@ -112,7 +112,8 @@ pub struct Account {
     pub allow_plaintext_password: bool,
     /// Ordered SASL mechanism preference; default is strongest first.
     pub mechanisms: Option<Vec<String>>,
-    /// Use ANONYMOUS authentication (seed V0029).
+    /// Use ANONYMOUS authentication (seed V0029, RFC 4505); `user` is then the trace string
+    /// (an email address or empty), and no secret is configured.
     #[serde(default)]
     pub anonymous: bool,
     /// Root of the local Maildir tree.
@@ -121,9 +122,8 @@ pub struct Account {
     pub folders: Option<Vec<String>>,
     /// State database file; default `$XDG_STATE_HOME/mailfold/<account>.sqlite`.
     pub state: Option<PathBuf>,
-    /// Sync direction.
-    #[serde(default)]
-    pub sync: SyncDirection,
+    /// Sync direction; unset means [`Account::direction`]'s default.
+    pub sync: Option<SyncDirection>,
     /// Download mode.
     #[serde(default)]
     pub download: DownloadMode,
@@ -148,6 +148,17 @@ pub struct Account {
 }
 
 impl Account {
+    /// The sync direction: the configured one, else pull-only for an anonymous account
+    /// (servers grant anonymous logins read access at most, so a two-way sync would only
+    /// collect refusals) and two-way for everything else.
+    pub fn direction(&self) -> SyncDirection {
+        self.sync.unwrap_or(if self.anonymous {
+            SyncDirection::Pull
+        } else {
+            SyncDirection::Both
+        })
+    }
+
     /// The port to connect to.
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.tls.default_port())
@@ -265,6 +276,18 @@ impl Config {
                     "an account needs password_command, oauth_token_command or anonymous = true"
                         .into(),
                 ));
+            }
+            if acct.anonymous {
+                // An anonymous login sends no secret (RFC 4505): a configured one would be
+                // silently unused, which hides a mistake.
+                for (key, set) in [
+                    ("password_command", acct.password_command.is_some()),
+                    ("oauth_token_command", acct.oauth_token_command.is_some()),
+                ] {
+                    if set {
+                        return Err(err(key, "an anonymous account takes no secret".into()));
+                    }
+                }
             }
             for (key, cmd) in [
                 ("password_command", &acct.password_command),
@@ -395,7 +418,7 @@ local = "/tmp/mail/work"
         assert_eq!(a.tls, TlsMode::Implicit);
         assert_eq!(a.effective_port(), 993);
         assert!(!a.allow_plaintext_password);
-        assert_eq!(a.sync, SyncDirection::Both);
+        assert_eq!(a.direction(), SyncDirection::Both);
     }
 
     #[test]
