@@ -14,9 +14,9 @@ use super::ops::{
     Body, FlagUpdate, Op, Plan, Refusal, RefusalReason, RowContent, Side, Summary, Warning,
 };
 use super::types::{
-    Content, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId, LocalMessage,
-    Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder, RemoteMailbox,
-    RemoteMessages, StateFolder, StateMessage, SyncInput, Uid, UidValidity,
+    Content, ContentHash, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId,
+    LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder,
+    RemoteMailbox, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid, UidValidity,
 };
 
 /// How a folder's UIDs relate to the state.
@@ -223,6 +223,61 @@ enum Scope {
     AnyOthers,
 }
 
+/// The messages still unknown on one side, bucketed by what [`Content::matches`] needs, so
+/// that finding a message's twin across folders costs one bucket, not a walk over every message
+/// of every folder (docs/bench.md gap 1: 100 new messages on a 100k account cost 5 s of CPU).
+///
+/// `matches` is true only for equal hashes when both are known, and otherwise needs equal known
+/// sizes. So every entry that can match a query `q` is in `by_size[q.size]` or, when `q` has a
+/// hash, in `by_hash[q.hash]`: [`ContentIndex::candidates`] is a superset of the matches, and
+/// callers still apply `matches` and their own eligibility, and choose among the candidates in
+/// the order the linear scans used, so the index changes the cost and never the result.
+/// Entries are never removed: whether an entry is still free (`remote_taken`, `local_taken`)
+/// and its folder still eligible is checked at query time.
+#[derive(Debug)]
+struct ContentIndex<K> {
+    by_size: BTreeMap<u64, Vec<K>>,
+    by_hash: BTreeMap<ContentHash, Vec<K>>,
+    len: usize,
+}
+
+impl<K> ContentIndex<K> {
+    fn new() -> Self {
+        ContentIndex {
+            by_size: BTreeMap::new(),
+            by_hash: BTreeMap::new(),
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, c: &Content, key: K)
+    where
+        K: Clone,
+    {
+        if let Some(size) = c.size {
+            self.by_size.entry(size).or_default().push(key.clone());
+        }
+        if let Some(h) = c.hash {
+            self.by_hash.entry(h).or_default().push(key);
+        }
+        self.len += 1;
+    }
+
+    /// Every entry that may match `q` (some twice, some not matching after all).
+    fn candidates<'s>(&'s self, q: &Content) -> impl Iterator<Item = &'s K> + 's {
+        let sized = q.size.and_then(|s| self.by_size.get(&s));
+        let hashed = q.hash.and_then(|h| self.by_hash.get(&h));
+        sized.into_iter().chain(hashed).flatten()
+    }
+}
+
+/// A local file in the [`ContentIndex`]: its folder and the file.
+#[derive(Debug, Clone, Copy)]
+struct LocalEntry<'a> {
+    folder: usize,
+    msg: &'a LocalMessage,
+}
+
 struct Planner<'a> {
     config: &'a PlanConfig,
     folders: Vec<Folder<'a>>,
@@ -238,6 +293,10 @@ struct Planner<'a> {
     /// folders of every op in `moves`, this is what a refusal spreads along (see `finish`).
     links: Vec<(usize, usize)>,
     delimiter: Option<char>,
+    /// Server messages no state row binds, keyed (folder, UID): see [`ContentIndex`].
+    remote_index: ContentIndex<(usize, Uid)>,
+    /// Local files no state row binds.
+    local_index: ContentIndex<LocalEntry<'a>>,
 }
 
 /// Computes the plan for one account. Pure: no I/O, no clock; the same input always gives the
@@ -254,6 +313,8 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
         moves: Vec::new(),
         links: Vec::new(),
         delimiter: input.remote.iter().find_map(|f| f.delimiter),
+        remote_index: ContentIndex::new(),
+        local_index: ContentIndex::new(),
     };
     if let Some(refusal) = p.account_check(input) {
         return Plan {
@@ -265,6 +326,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     for i in 0..p.folders.len() {
         p.decide_mode(i);
     }
+    p.index_unbound();
     p.match_folder_renames();
     p.match_remote_moves();
     p.match_local_moves();
@@ -543,6 +605,20 @@ impl<'a> Planner<'a> {
             _ => {}
         }
         self.warnings.extend(warnings);
+    }
+
+    /// Fills the content indexes with every message no state row binds, in (folder, UID) and
+    /// (folder, file name) order: the order the per-folder scans visit them in.
+    fn index_unbound(&mut self) {
+        for (i, f) in self.folders.iter().enumerate() {
+            for (u, r) in f.unbound_remote() {
+                self.remote_index.insert(&r.content, (i, *u));
+            }
+            for l in f.unbound_local() {
+                self.local_index
+                    .insert(&l.content(), LocalEntry { folder: i, msg: l });
+            }
+        }
     }
 
     /// Pass 0: a local folder renamed as a whole. A synced, writable folder `a` gone locally
@@ -940,10 +1016,18 @@ impl<'a> Planner<'a> {
         locals.sort_by_key(|l| (l.partial, l.id.clone()));
         for l in locals {
             let f = &self.folders[i];
-            let found = f
-                .unbound_remote()
-                .find(|(_, r)| l.content().matches(&r.content))
-                .map(|(u, _)| *u);
+            let q = l.content();
+            // The lowest free UID of this folder that matches: what a scan in UID order finds.
+            let found = self
+                .remote_index
+                .candidates(&q)
+                .filter(|(c, u)| {
+                    *c == i
+                        && !f.remote_taken.contains(u)
+                        && f.remote.get(u).is_some_and(|r| q.matches(&r.content))
+                })
+                .map(|(_, u)| *u)
+                .min();
             let Some(v) = found else { continue };
             if f.mode == Mode::NoUid {
                 // Pull-only: the file already holds the message; nothing is recorded.
@@ -959,6 +1043,10 @@ impl<'a> Planner<'a> {
     /// while the state was lost or unbound): the server's folder wins and the file follows it,
     /// rather than a download and an upload that would leave the message twice on each side.
     fn match_across(&mut self) {
+        if self.local_index.len == 0 {
+            // The normal re-sync: every local file is bound, so nothing can match.
+            return;
+        }
         for b in 0..self.folders.len() {
             if !self.folders[b].bindable() {
                 continue;
@@ -968,16 +1056,20 @@ impl<'a> Planner<'a> {
                 .map(|(u, r)| (*u, r.content.clone()))
                 .collect();
             for (v, content) in remote {
-                let found = (0..self.folders.len())
-                    .filter(|&c| {
-                        c != b && !matches!(self.folders[c].mode, Mode::NoUid | Mode::Inactive)
+                // The first free full copy in (folder, file name) order, as a scan finds it.
+                let found = self
+                    .local_index
+                    .candidates(&content)
+                    .filter(|e| {
+                        let fc = &self.folders[e.folder];
+                        e.folder != b
+                            && !matches!(fc.mode, Mode::NoUid | Mode::Inactive)
+                            && !fc.local_taken.contains(&e.msg.id)
+                            && !e.msg.partial
+                            && e.msg.content().matches(&content)
                     })
-                    .find_map(|c| {
-                        self.folders[c]
-                            .unbound_local()
-                            .find(|l| !l.partial && l.content().matches(&content))
-                            .map(|l| (c, l))
-                    });
+                    .min_by(|x, y| (x.folder, &x.msg.id).cmp(&(y.folder, &y.msg.id)))
+                    .map(|e| (e.folder, e.msg));
                 let Some((c, l)) = found else { continue };
                 let Some(r) = self.folders[b].remote.get(&v) else {
                     continue;
@@ -1055,30 +1147,27 @@ impl<'a> Planner<'a> {
     /// An unknown server message matching `content`: the row's own folder first, then the
     /// others in path order.
     fn find_remote(&self, a: usize, content: &Content) -> Option<(usize, Uid)> {
-        let order = std::iter::once(a).chain((0..self.folders.len()).filter(|&b| b != a));
-        for b in order {
-            let fb = &self.folders[b];
-            if !fb.bindable() {
-                continue;
-            }
-            if let Some((u, _)) = fb
-                .unbound_remote()
-                .find(|(_, r)| content.matches(&r.content))
-            {
-                return Some((b, *u));
-            }
-        }
-        None
+        self.remote_index
+            .candidates(content)
+            .filter(|(b, u)| {
+                let fb = &self.folders[*b];
+                fb.bindable()
+                    && !fb.remote_taken.contains(u)
+                    && fb
+                        .remote
+                        .get(u)
+                        .is_some_and(|r| content.matches(&r.content))
+            })
+            .min_by_key(|(b, u)| (*b != a, *b, *u))
+            .copied()
     }
 
     /// The best unknown local file for a row: highest score, then the row's folder, then path
     /// order, among the folders `scope` allows.
     fn find_local(&self, a: usize, row: &StateMessage, scope: Scope) -> Option<(usize, LocalId)> {
-        let mut best: Option<(u8, usize, LocalId)> = None;
-        let order = std::iter::once(a).chain((0..self.folders.len()).filter(|&c| c != a));
-        for c in order {
+        let eligible = |c: usize| {
             let fc = &self.folders[c];
-            let eligible = if c == a {
+            if c == a {
                 fc.bindable()
             } else {
                 match scope {
@@ -1088,18 +1177,35 @@ impl<'a> Planner<'a> {
                     // The file will follow a server move: only the local side changes.
                     Scope::AnyOthers => !matches!(fc.mode, Mode::NoUid | Mode::Inactive),
                 }
-            };
-            if !eligible {
-                continue;
             }
-            for l in fc.unbound_local() {
-                let s = local_score(row, l);
-                if s > 0 && best.as_ref().is_none_or(|(bs, _, _)| s > *bs) {
-                    best = Some((s, c, l.id.clone()));
-                }
-            }
-        }
-        best.map(|(_, c, id)| (c, id))
+        };
+        let free = |c: usize, l: &LocalMessage| {
+            let fc = &self.folders[c];
+            !fc.bound_locals.contains(&l.id) && !fc.local_taken.contains(&l.id)
+        };
+        // Score 3 is the row's own file name, in any folder; 2 and 1 need an equal hash or an
+        // equal size, which the index buckets hold. The best score wins, then the row's folder,
+        // then path order, then file name: the order of the scan this replaces.
+        let by_name = (0..self.folders.len())
+            .filter_map(|c| self.folders[c].local.get(&row.local).map(|&l| (c, l)));
+        let by_content = self
+            .local_index
+            .candidates(&row.content())
+            .map(|e| (e.folder, e.msg));
+        by_name
+            .chain(by_content)
+            .filter(|&(c, l)| eligible(c) && free(c, l))
+            .map(|(c, l)| (local_score(row, l), c, l))
+            .filter(|&(s, _, _)| s > 0)
+            .min_by(|&(sx, cx, lx), &(sy, cy, ly)| {
+                (std::cmp::Reverse(sx), cx != a, cx, &lx.id).cmp(&(
+                    std::cmp::Reverse(sy),
+                    cy != a,
+                    cy,
+                    &ly.id,
+                ))
+            })
+            .map(|(_, c, l)| (c, l.id.clone()))
     }
 
     /// Pass 7: what is left in a folder.
