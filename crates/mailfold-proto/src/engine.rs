@@ -9,6 +9,7 @@
 //! here, so the driver (`mailfold-net`) makes no protocol decision of its own.
 
 mod attribution;
+mod budget;
 mod pipeline;
 mod session;
 mod tags;
@@ -40,6 +41,14 @@ use wire::{Incoming, Input, Segment};
 
 /// Engine settings. The defaults follow the seed: NOOP after 10 minutes without traffic
 /// (seed V0025), IDLE re-issued after 28 minutes (RFC 2177 asks for less than 29).
+///
+/// The time limits (`command_timeout`, `command_budget`, `per_message`, `per_message_cap`,
+/// `min_rate`) work together as described in the `budget` module docs: silence, an
+/// unfinished response, and a per-command budget scaled by what the command asks for and
+/// earned by the data that arrives for it. With the defaults a NOOP, SELECT, STATUS, LIST
+/// or LOGIN gets 2 minutes plus 1 s per 16 KiB of data it receives; a UID FETCH of 50
+/// bodies gets 2 minutes + 50 × 250 ms, plus the same for its bytes; an APPEND of 1 MiB
+/// gets 2 minutes + 64 s.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Send NOOP after this long without any traffic while authenticated (seed V0025).
@@ -47,8 +56,27 @@ pub struct Config {
     /// End and re-issue IDLE after this long (RFC 2177: "at least every 29 minutes").
     pub idle_refresh: Duration,
     /// A command (or the greeting) that sees no response bytes for this long fails the
-    /// connection: a silently dropped connection is detected, never a hang.
+    /// connection: a silently dropped connection is detected, never a hang. A response
+    /// that has not finished (no CRLF) this long after its first byte, plus the time its
+    /// bytes would take at `min_rate`, is a stall too, however many bytes keep arriving.
+    /// Default 60 s.
     pub command_timeout: Duration,
+    /// The base time every command may take from the moment it is written (or the moment
+    /// the command before it completed, when pipelined), before the allowances below.
+    /// Default 2 minutes.
+    pub command_budget: Duration,
+    /// Added to a command's budget for each message it names (FETCH, STORE, COPY, MOVE,
+    /// UID EXPUNGE by their sets; SEARCH, EXPUNGE and CLOSE by the mailbox size): the
+    /// server's time to find and read each one. Default 250 ms.
+    pub per_message: Duration,
+    /// Ceiling of the per-message part of a budget (a set that names four billion UIDs
+    /// must not buy years). Default 1 hour.
+    pub per_message_cap: Duration,
+    /// The slowest data rate, in bytes per second, that still counts as a live server:
+    /// each byte of data received for a command adds `1 / min_rate` s to its budget, and
+    /// an APPEND's own size is allowed at this rate. Untagged status lines (`* OK still
+    /// here`) earn nothing. Default 16 KiB/s.
+    pub min_rate: u32,
     /// How long to wait for the tagged OK to LOGOUT (seed N2).
     pub logout_timeout: Duration,
     /// Seed for tag generation (seed C0001). Supply OS randomness in real use; tests fix it.
@@ -64,6 +92,10 @@ impl Default for Config {
             keepalive: Duration::from_secs(10 * 60),
             idle_refresh: Duration::from_secs(28 * 60),
             command_timeout: Duration::from_secs(60),
+            command_budget: Duration::from_secs(120),
+            per_message: Duration::from_millis(250),
+            per_message_cap: Duration::from_secs(3600),
+            min_rate: 16 * 1024,
             logout_timeout: Duration::from_secs(5),
             tag_seed: 0x5eed,
             parser: ParserConfig::default(),
@@ -415,6 +447,14 @@ struct InFlight {
     rest: VecDeque<Segment>,
     /// When the command (or its last part) was written.
     written_at: Instant,
+    /// The command's name, for timeout messages.
+    name: String,
+    /// When its budget started: written, or the previous command completed (pipelining).
+    started: Instant,
+    /// The fixed part of its budget (`budget::allowance`).
+    allowance: Duration,
+    /// Bytes of data received while it was in flight; each earns `1 / min_rate` s.
+    credit: u64,
     internal: bool,
     idle: Option<IdlePhase>,
     /// For IDLE: the application asked to stop.
@@ -469,8 +509,23 @@ pub struct Client {
     last_rx: Instant,
     last_tx: Instant,
     created: Instant,
+    /// Since when bytes of an unfinished response have been waiting (see `budget`).
+    partial_since: Option<Instant>,
+    /// The parser's stream offset when `partial_since` was last checked.
+    partial_offset: u64,
     bye: Option<String>,
     closed: bool,
+}
+
+/// Which clock ran out for a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// No byte for `command_timeout`.
+    Silence,
+    /// Its budget (allowance plus earned time) is spent.
+    Budget,
+    /// LOGOUT's own short wait (seed N2).
+    Logout,
 }
 
 impl Client {
@@ -501,6 +556,8 @@ impl Client {
             last_rx: now,
             last_tx: now,
             created: now,
+            partial_since: None,
+            partial_offset: 0,
             bye: None,
             closed: false,
         }
@@ -642,6 +699,9 @@ impl Client {
                 if let Some(IdlePhase::Idling(_)) = cmd.idle {
                     cmd.idle = Some(IdlePhase::DoneSent { refresh: false });
                     cmd.written_at = now;
+                    // Waiting for the tagged OK after DONE is a short command of its own.
+                    cmd.started = now;
+                    cmd.credit = 0;
                     self.push_data(wire::done());
                     self.last_tx = now;
                 }
@@ -680,6 +740,7 @@ impl Client {
         self.last_rx = now;
         self.input.feed(data);
         self.process_input(now);
+        self.track_partial(now);
         self.pump(now);
     }
 
@@ -716,6 +777,8 @@ impl Client {
         };
         self.last_rx = now;
         self.last_tx = now;
+        self.partial_since = None;
+        self.partial_offset = 0;
         self.pump(now);
     }
 
@@ -744,6 +807,9 @@ impl Client {
         if self.state == ConnState::Greeting {
             consider(self.created + self.config.command_timeout);
         }
+        if let Some(t) = self.partial_deadline() {
+            consider(t);
+        }
         for c in &self.in_flight {
             match c.idle {
                 Some(IdlePhase::Idling(since)) => {
@@ -752,12 +818,9 @@ impl Client {
                     }
                 }
                 _ => {
-                    let timeout = if matches!(c.kind, Kind::Logout) {
-                        self.config.logout_timeout
-                    } else {
-                        self.config.command_timeout
-                    };
-                    consider(c.written_at.max(self.last_rx) + timeout);
+                    if let Some((t, _)) = self.command_deadline(c) {
+                        consider(t);
+                    }
                 }
             }
         }
@@ -776,7 +839,20 @@ impl Client {
             self.fail(EngineError::Timeout("no greeting from the server".into()));
             return;
         }
+        if let (Some(t), Some(since)) = (self.partial_deadline(), self.partial_since) {
+            if now >= t {
+                let what = format!(
+                    "a response from the server has not finished after {} s ({} bytes without \
+                     an end of line); the server is stalling",
+                    now.saturating_duration_since(since).as_secs(),
+                    self.input.buffered()
+                );
+                self.fail(EngineError::Timeout(what));
+                return;
+            }
+        }
         let mut refresh = None;
+        let mut expired = None;
         for c in &self.in_flight {
             match c.idle {
                 Some(IdlePhase::Idling(since)) => {
@@ -784,28 +860,25 @@ impl Client {
                         refresh = Some(c.handle);
                     }
                 }
-                _ => {
-                    let timeout = if matches!(c.kind, Kind::Logout) {
-                        self.config.logout_timeout
-                    } else {
-                        self.config.command_timeout
-                    };
-                    if now >= c.written_at.max(self.last_rx) + timeout {
-                        let what = if matches!(c.kind, Kind::Logout) {
-                            "no tagged OK to LOGOUT".to_string()
-                        } else {
-                            format!("no response to command {}", c.tag)
-                        };
-                        self.fail(EngineError::Timeout(what));
-                        return;
+                _ => match self.command_deadline(c) {
+                    Some((t, clock)) if now >= t => {
+                        expired = Some(self.expiry_text(c, clock, now));
+                        break;
                     }
-                }
+                    _ => {}
+                },
             }
+        }
+        if let Some(what) = expired {
+            self.fail(EngineError::Timeout(what));
+            return;
         }
         if let Some(h) = refresh {
             if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
                 c.idle = Some(IdlePhase::DoneSent { refresh: true });
                 c.written_at = now;
+                c.started = now;
+                c.credit = 0;
                 self.push_data(wire::done());
                 self.last_tx = now;
             }
@@ -821,6 +894,74 @@ impl Client {
     }
 
     // ----- internals -----
+
+    /// When the unfinished response waiting in the parser becomes a stall: the silence
+    /// timeout after its first byte, plus its bytes' time at `min_rate` (see `budget`).
+    fn partial_deadline(&self) -> Option<Instant> {
+        let since = self.partial_since?;
+        let bytes = self.input.buffered() as u64;
+        since.checked_add(
+            self.config
+                .command_timeout
+                .saturating_add(budget::transfer_time(bytes, self.config.min_rate)),
+        )
+    }
+
+    /// Notes whether an unfinished response is waiting, and since when: the clock restarts
+    /// whenever the parser gets past something (a response, literal bytes, skipped garbage).
+    fn track_partial(&mut self, now: Instant) {
+        let offset = self.input.offset();
+        if self.input.buffered() == 0 {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() || offset != self.partial_offset {
+            self.partial_since = Some(now);
+        }
+        self.partial_offset = offset;
+    }
+
+    /// When command `c` runs out of time and which clock runs out first: silence, or its
+    /// budget (allowance plus the time its data earned); LOGOUT has only its own short
+    /// wait. `None` when the deadline is too far away to represent.
+    fn command_deadline(&self, c: &InFlight) -> Option<(Instant, Clock)> {
+        let last = c.written_at.max(self.last_rx);
+        if matches!(c.kind, Kind::Logout) {
+            return last
+                .checked_add(self.config.logout_timeout)
+                .map(|t| (t, Clock::Logout));
+        }
+        let silence = last.checked_add(self.config.command_timeout);
+        let earned = budget::transfer_time(c.credit, self.config.min_rate);
+        let spent = c.started.checked_add(c.allowance.saturating_add(earned));
+        match (silence, spent) {
+            (Some(s), Some(b)) if b < s => Some((b, Clock::Budget)),
+            (Some(s), _) => Some((s, Clock::Silence)),
+            (None, Some(b)) => Some((b, Clock::Budget)),
+            (None, None) => None,
+        }
+    }
+
+    /// The error text for command `c` whose `clock` ran out.
+    fn expiry_text(&self, c: &InFlight, clock: Clock, now: Instant) -> String {
+        match clock {
+            Clock::Logout => "no tagged OK to LOGOUT".to_string(),
+            Clock::Silence => format!(
+                "no response to command {} ({}) for {} s",
+                c.tag,
+                c.name,
+                self.config.command_timeout.as_secs()
+            ),
+            Clock::Budget => format!(
+                "command {} ({}) ran past its time budget: {} s allowed plus 1 s per {} bytes \
+                 of data, {} bytes received in {} s; the server is too slow or stalling",
+                c.tag,
+                c.name,
+                c.allowance.as_secs(),
+                self.config.min_rate,
+                c.credit,
+                now.saturating_duration_since(c.started).as_secs()
+            ),
+        }
+    }
 
     fn keepalive_due_state(&self) -> bool {
         matches!(self.state, ConnState::Authenticated | ConnState::Selected)
@@ -930,6 +1071,15 @@ impl Client {
                 _ => Collect::Nothing,
             };
             let idle = matches!(q.kind, Kind::Idle).then_some(IdlePhase::Requested);
+            let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
+            let allowance = budget::allowance(
+                self.config.command_budget,
+                self.config.per_message,
+                self.config.per_message_cap,
+                self.config.min_rate,
+                &q.cmd,
+                exists,
+            );
             self.in_flight.push(InFlight {
                 handle: q.handle,
                 tag,
@@ -938,6 +1088,10 @@ impl Client {
                 collect,
                 rest: segments.into(),
                 written_at: now,
+                name: q.cmd.name().to_string(),
+                started: now,
+                allowance,
+                credit: 0,
                 internal: q.internal,
                 idle,
                 idle_stop: false,
@@ -970,9 +1124,17 @@ impl Client {
 
     fn process_input(&mut self, now: Instant) {
         while !self.closed && !self.tls_pending {
-            let Some(item) = self.input.next() else {
+            let Some((item, consumed)) = self.input.next() else {
                 break;
             };
+            let earns = match &item {
+                Incoming::Response(r) => budget::earns_credit(r),
+                Incoming::BodyStart(_) | Incoming::BodyChunk(_) | Incoming::BodyEnd => true,
+                Incoming::Malformed(_) => false,
+            };
+            if earns {
+                self.credit(consumed);
+            }
             match item {
                 Incoming::Response(r) => self.handle_response(r, now),
                 Incoming::BodyStart(part) => {
@@ -1008,6 +1170,14 @@ impl Client {
             self.fail(EngineError::Injection(format!(
                 "{n} bytes followed the STARTTLS OK"
             )));
+        }
+    }
+
+    /// Data arrived: every command waiting for an answer earns time for it (see `budget`;
+    /// the commands after the first are waiting behind it, so its data is their progress).
+    fn credit(&mut self, bytes: u64) {
+        for c in &mut self.in_flight {
+            c.credit = c.credit.saturating_add(bytes);
         }
     }
 
@@ -1438,6 +1608,7 @@ impl Client {
             if c.idle_stop {
                 c.idle = Some(IdlePhase::DoneSent { refresh: false });
                 c.written_at = now;
+                c.started = now;
                 self.push_data(wire::done());
             } else {
                 c.idle = Some(IdlePhase::Idling(now));
@@ -1470,6 +1641,11 @@ impl Client {
             self.awaiting_continuation = None;
         }
         let mut cmd = self.in_flight.remove(i);
+        // The commands pipelined behind it start their own budgets now at the latest: the
+        // server was busy with this one until now.
+        for c in &mut self.in_flight {
+            c.started = c.started.max(now);
+        }
         if let Some(code) = &s.code {
             self.apply_code(code, &s.text);
         }

@@ -63,8 +63,17 @@ impl Input {
         self.parser.buffered()
     }
 
-    pub(crate) fn next(&mut self) -> Option<Incoming> {
-        Some(match self.parser.next()? {
+    /// Stream offset of the next unconsumed byte: it moves whenever the parser finishes a
+    /// response, hands out literal bytes or skips garbage, and stands still while an
+    /// unfinished response waits for more bytes.
+    pub(crate) fn offset(&self) -> u64 {
+        self.parser.offset()
+    }
+
+    /// The next item and how many stream bytes it took (for the time budgets).
+    pub(crate) fn next(&mut self) -> Option<(Incoming, u64)> {
+        let before = self.parser.offset();
+        let item = match self.parser.next()? {
             Ok(ParseEvent::Response(r)) => Incoming::Response(r),
             Ok(ParseEvent::BodyStart { seq, item, len }) => {
                 Incoming::BodyStart(BodyPart { seq, item, len })
@@ -72,7 +81,8 @@ impl Input {
             Ok(ParseEvent::BodyChunk(b)) => Incoming::BodyChunk(b.to_vec()),
             Ok(ParseEvent::BodyEnd) => Incoming::BodyEnd,
             Err(e) => Incoming::Malformed(e.to_string()),
-        })
+        };
+        Some((item, self.parser.offset().saturating_sub(before)))
     }
 }
 
