@@ -52,6 +52,17 @@
 //! retried at the next trigger. [`watch_account`] returns `Err` only when the store cannot be
 //! opened at the start.
 //!
+//! # Sharing the account with other commands
+//!
+//! The watch does not hold the account's lock (the CLI's per-account lock, which `sync`,
+//! `flag`, `append`, … take) for its life, only around each run ([`WatchOptions::round_lock`]):
+//! the IDLE waits, NOOP polls and debounce pauses, which are nearly all of a watch's time, hold
+//! no lock, so the user's one-off commands run beside it. When a run is due and another command
+//! holds the lock, the run waits for it, asking again every [`STOP_POLL`] so that a stop is
+//! still noticed at once, and starts as soon as the command ends; what the command changed is
+//! then in the run's view. Its file changes also arrive as Maildir events, so they cause a run
+//! in any case.
+//!
 //! # Stopping
 //!
 //! [`StopSignal::stop`] ends the IDLEs at once (DONE), wakes every wait, and the watchers log
@@ -60,6 +71,7 @@
 //! is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
 //! signal handler may set it, and the watch notices within [`STOP_POLL`].
 
+use std::any::Any;
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -108,6 +120,19 @@ pub type ReportHook = Arc<dyn Fn(&SyncReport) + Send + Sync>;
 /// Called with each notice of the watch itself (connection lost, reconnecting, server alert).
 pub type NoticeHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Whatever keeps the lock of [`RoundLock::try_lock`] held; dropping it releases the lock.
+pub type RoundGuard = Box<dyn Any + Send>;
+
+/// A lock the watch holds for each run and for nothing else (the CLI's account lock; see the
+/// module docs, "Sharing the account with other commands").
+pub trait RoundLock: Send + Sync {
+    /// Takes the lock without waiting: `Ok(Some(guard))` when taken (held until the guard
+    /// drops), `Ok(None)` when another holder has it (the watch asks again shortly), `Err` with
+    /// a message when it cannot be taken at all (reported like a failed run, retried after the
+    /// backoff).
+    fn try_lock(&self) -> Result<Option<RoundGuard>, String>;
+}
+
 /// Settings of [`watch_account`].
 #[derive(Clone)]
 pub struct WatchOptions {
@@ -130,6 +155,8 @@ pub struct WatchOptions {
     pub on_report: ReportHook,
     /// Receives the watch's own notices, one line each.
     pub on_notice: NoticeHook,
+    /// Held around each run, and only then (default: none).
+    pub round_lock: Option<Arc<dyn RoundLock>>,
 }
 
 impl Default for WatchOptions {
@@ -142,6 +169,7 @@ impl Default for WatchOptions {
             hide_capabilities: Vec::new(),
             on_report: Arc::new(|_| {}),
             on_notice: Arc::new(|_| {}),
+            round_lock: None,
         }
     }
 }
@@ -154,6 +182,7 @@ impl fmt::Debug for WatchOptions {
             .field("debounce", &self.debounce)
             .field("poll_every", &self.poll_every)
             .field("hide_capabilities", &self.hide_capabilities)
+            .field("round_lock", &self.round_lock.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -393,6 +422,16 @@ struct MainLoop<'a> {
     not_before: Instant,
 }
 
+/// Whether a due run may start.
+enum Turn {
+    /// Yes, holding this guard (if the watch has a round lock).
+    Go(Option<RoundGuard>),
+    /// The watch was stopped while waiting for the lock.
+    Stopped,
+    /// The lock cannot be taken (not merely busy).
+    Failed(String),
+}
+
 /// What the main loop should do next.
 enum Step {
     Run,
@@ -474,15 +513,63 @@ impl MainLoop<'_> {
         }
     }
 
+    /// Takes the round lock for a run, waiting while another command holds it.
+    fn take_turn(&self) -> Turn {
+        let Some(round_lock) = &self.opts.round_lock else {
+            return Turn::Go(None);
+        };
+        let mut said = false;
+        loop {
+            match round_lock.try_lock() {
+                Ok(Some(guard)) => return Turn::Go(Some(guard)),
+                Ok(None) => {}
+                Err(e) => return Turn::Failed(e),
+            }
+            if !said {
+                (self.opts.on_notice)("another command is using the account; syncing when it ends");
+                said = true;
+            }
+            // Polled rather than blocked on, so that a stop is noticed while waiting.
+            let p = lock(&self.shared.pending);
+            let seq = p.seq;
+            drop(
+                self.shared
+                    .cv
+                    .wait_timeout_while(p, STOP_POLL, |p| p.seq == seq)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0,
+            );
+            if self.stop.is_stopped() {
+                return Turn::Stopped;
+            }
+        }
+    }
+
     /// One sync run; `false` when it failed in a way worth retrying after the backoff.
     fn run_once(&mut self) -> bool {
+        let guard = match self.take_turn() {
+            Turn::Go(guard) => guard,
+            Turn::Stopped => return true,
+            Turn::Failed(e) => {
+                let report = SyncReport {
+                    account: self.account.name.clone(),
+                    errors: vec![format!("cannot lock the account: {e}")],
+                    ..SyncReport::default()
+                };
+                (self.opts.on_report)(&report);
+                self.not_before = Instant::now() + self.backoff.next_delay();
+                return false;
+            }
+        };
         self.shared.update(|p| p.running = true);
         let result = crate::sync_account(self.account, &SyncOptions::default());
         // Taken while the run still counts as in progress: an event the user causes during
         // the scan is then treated as one during the run (a follow-up run), not hidden by a
-        // fingerprint that already includes it.
+        // fingerprint that already includes it. Taken under the lock, too: a command that
+        // changes the Maildir after it is released changes the fingerprint.
         let fp = fingerprint(&self.account.maildir);
         self.shared.update(|p| p.running = false);
+        drop(guard);
         let now = Instant::now();
         match result {
             Ok(report) => {
