@@ -24,6 +24,7 @@ pub mod error;
 pub mod gather;
 pub mod net;
 pub use mailfold_plan as plan;
+pub mod parallel;
 pub mod progress;
 pub mod remote;
 pub mod report;
@@ -38,7 +39,7 @@ pub use net::NetRemote;
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use remote::Remote;
 pub use report::{FolderReport, SyncReport, Traffic};
-pub use watch::{watch_account, StopSignal, WatchOptions};
+pub use watch::{watch_account, RoundGuard, RoundLock, StopSignal, WatchOptions};
 
 use mailfold_store::{Maildir, MaildirOptions, StateDb};
 
@@ -63,11 +64,15 @@ pub fn sync_account_with_progress(
 ) -> Result<SyncReport, SyncError> {
     let (maildir, mut db) = open_store(account)?;
     let mut remote = net::NetRemote::connect(account)?;
-    let result =
-        sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
+    let result = sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
     remote.logout();
     result.map(|mut r| {
-        r.traffic = Some(report::Traffic::of(&remote.stats()));
+        // Parallel workers' traffic is already in the report; the main session's joins it.
+        let main = report::Traffic::of(&remote.stats());
+        match &mut r.traffic {
+            Some(t) => parallel::add_traffic(t, &main),
+            None => r.traffic = Some(main),
+        }
         r
     })
 }
@@ -87,7 +92,18 @@ pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError
         Err(mailfold_store::Error::StateMissing { .. }) => StateDb::create(&account.state_db)?,
         Err(e) => return Err(e.into()),
     };
+    // The database's durability follows the Maildir's: one without the other buys nothing.
+    db.set_fsync(account.fsync)?;
     Ok((maildir, db))
+}
+
+/// A second connection to the state database [`open_store`] opened, for a parallel worker
+/// ([`parallel`]): it must exist already (never created here, so a worker cannot start a
+/// fresh database beside the run's).
+fn open_worker_db(account: &AccountSpec) -> Result<StateDb, SyncError> {
+    let db = StateDb::open(&account.state_db)?;
+    db.set_fsync(account.fsync)?;
+    Ok(db)
 }
 
 /// The run over an already connected [`Remote`] (tests use it to watch or disturb the
@@ -116,11 +132,6 @@ pub fn sync_with_remote_progress(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
-    if account.connections > 1 {
-        report.warnings.push(
-            "this version syncs over one connection; `connections` above 1 is ignored".into(),
-        );
-    }
     let mut g = gather::gather(remote, account, maildir, db, &mut report)?;
     let config = PlanConfig {
         valve: SafetyValve {
@@ -159,14 +170,16 @@ pub fn sync_with_remote_progress(
         }
     }
     if !opts.dry_run {
-        let (res, steps) = {
-            let mut applier =
-                apply::Applier::new(remote, account, maildir, db, &mut g, &mut report);
-            let res = applier.apply(&plan);
-            (res, applier.steps())
-        };
-        report.steps = steps;
-        res?;
+        parallel::apply_plan(
+            remote,
+            account,
+            maildir,
+            db,
+            &mut g,
+            &mut report,
+            &plan,
+            progress,
+        )?;
         if report.is_complete() && db.is_fresh()? {
             db.mark_synced()?;
         }

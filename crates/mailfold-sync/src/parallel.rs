@@ -1,0 +1,564 @@
+//! Applying one plan over several connections at once (`connections` in the account, issue 5
+//! "parallel and pipelined").
+//!
+//! The plan is made once, on the main connection, from one gathered view. [`split`] then cuts
+//! it in two:
+//!
+//! * the **main sequence**, applied first, in plan order, on the main connection: every
+//!   operation touching two folders (moves, folder renames), every operation touching none
+//!   ([`Op::DropIntent`]), and *all* operations of every folder such an operation touches, or
+//!   whose order against another folder matters (creating or deleting a server folder,
+//!   deleting a local one, next to an ancestor or descendant folder of the same plan). Such a
+//!   folder is "pinned": its operations keep their plan order relative to each other and to the
+//!   cross-folder ones, exactly as on one connection;
+//! * one **group per remaining folder**, holding that folder's operations in plan order. No
+//!   operation of a group reads or writes anything another group or the main sequence touches
+//!   (the planner emits each folder's steps from that folder's three views alone), so the
+//!   groups may run in any order and at once.
+//!
+//! The groups wait in a queue, largest first (messages to transfer, then bytes), until the main
+//! sequence is done; then the main connection and the extra workers take from it. A worker is a
+//! thread with its own session ([`crate::net::NetRemote::connect`]), its own state database
+//! connection (SQLite WAL; the store sets a busy timeout, and every transaction is short) and
+//! its own [`Applier`] over a [`Gathered`] holding only its group's [`FolderCtx`]. Extra
+//! connections cost a login each, so only groups with enough work to pay for one
+//! ([`MIN_DOWNLOADS`] messages or [`MIN_BYTES`] bytes) count: with `n` such groups at most
+//! `n - 1` extra connections are opened (the main connection takes one group itself), and a
+//! small or no-change run opens none. Extra workers log in while the main sequence runs.
+//!
+//! Crash safety is the applier's, unchanged: each operation's effect is followed by its own
+//! commit, journaled where its outcome could be unknown. A worker that loses its connection
+//! makes the whole run fail like a lost main connection (the other workers finish the group in
+//! hand and take no more); what was committed stays, and the next run plans the rest.
+//!
+//! With the crash-test hook set ([`crate::apply::ABORT_ENV`]) everything runs on the main
+//! connection, so that step numbers stay deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use mailfold_store::{Maildir, StateDb};
+
+use crate::account::AccountSpec;
+use crate::apply::{Applier, ABORT_ENV};
+use crate::gather::{FolderCtx, Gathered};
+use crate::plan::{FolderPath, Op, Plan};
+use crate::progress::Progress;
+use crate::remote::{Remote, RemoteError};
+use crate::report::{FolderReport, SyncReport, Traffic};
+use crate::SyncError;
+
+/// A folder with at least this many messages to download or upload is worth a login.
+pub const MIN_DOWNLOADS: usize = 50;
+
+/// A folder with at least this many bytes to download or upload is worth a login.
+pub const MIN_BYTES: u64 = 5 * 1024 * 1024;
+
+/// One folder's operations, applied by one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The folder.
+    pub folder: FolderPath,
+    /// Its operations, in plan order.
+    pub ops: Vec<Op>,
+    /// Messages to download or upload.
+    pub transfers: usize,
+    /// Their declared sizes, summed.
+    pub bytes: u64,
+}
+
+impl Group {
+    /// Whether the group has enough work to pay for a connection of its own.
+    pub fn is_big(&self) -> bool {
+        self.transfers >= MIN_DOWNLOADS || self.bytes >= MIN_BYTES
+    }
+}
+
+/// A plan cut into what must run in order on the main connection and what may run at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    /// Operations applied first, in plan order, on the main connection.
+    pub main: Vec<Op>,
+    /// Per-folder groups, largest first.
+    pub groups: Vec<Group>,
+}
+
+impl Split {
+    /// Groups worth an extra connection.
+    pub fn big_groups(&self) -> usize {
+        self.groups.iter().filter(|g| g.is_big()).count()
+    }
+}
+
+/// Operations whose order against another folder's operations matters when the folders are
+/// in one hierarchy: a server folder created before (or deleted after) its children, a local
+/// directory deleted while a child folder is written below it.
+fn orders_hierarchy(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateRemoteFolder { .. }
+            | Op::DeleteRemoteFolder { .. }
+            | Op::DeleteLocalFolder { .. }
+    )
+}
+
+/// Whether `a` is `b`'s ancestor or descendant (or `b` itself).
+fn related(a: &FolderPath, b: &FolderPath) -> bool {
+    let n = a.0.len().min(b.0.len());
+    a.0[..n] == b.0[..n]
+}
+
+/// Cuts `plan` into the main sequence and per-folder groups (see the module docs).
+pub fn split(plan: &Plan) -> Split {
+    let mut all: BTreeSet<&FolderPath> = BTreeSet::new();
+    let mut pinned: BTreeSet<FolderPath> = BTreeSet::new();
+    let mut hierarchy: BTreeSet<&FolderPath> = BTreeSet::new();
+    for op in &plan.ops {
+        let folders = op.folders();
+        if folders.len() != 1 {
+            pinned.extend(folders.iter().map(|f| (*f).clone()));
+        }
+        if orders_hierarchy(op) {
+            hierarchy.extend(folders.iter().copied());
+        }
+        all.extend(folders);
+    }
+    for h in &hierarchy {
+        for f in &all {
+            if f != h && related(f, h) {
+                pinned.insert((*f).clone());
+                pinned.insert((*h).clone());
+            }
+        }
+    }
+    let mut main = Vec::new();
+    let mut groups: BTreeMap<FolderPath, Group> = BTreeMap::new();
+    for op in &plan.ops {
+        let folders = op.folders();
+        let only = match folders.as_slice() {
+            [f] if !pinned.contains(*f) => (*f).clone(),
+            _ => {
+                main.push(op.clone());
+                continue;
+            }
+        };
+        let g = groups.entry(only.clone()).or_insert_with(|| Group {
+            folder: only,
+            ops: Vec::new(),
+            transfers: 0,
+            bytes: 0,
+        });
+        match op {
+            Op::Download { size, .. } | Op::Upload { size, .. } => {
+                g.transfers += 1;
+                g.bytes = g.bytes.saturating_add(*size);
+            }
+            _ => {}
+        }
+        g.ops.push(op.clone());
+    }
+    let mut groups: Vec<Group> = groups.into_values().collect();
+    // Largest first, so the longest folder does not start last; ties by name keep it stable.
+    groups.sort_by(|a, b| {
+        (b.transfers, b.bytes)
+            .cmp(&(a.transfers, a.bytes))
+            .then_with(|| a.folder.cmp(&b.folder))
+    });
+    Split { main, groups }
+}
+
+/// How many extra connections a run opens for `split` with `connections` allowed.
+pub fn extra_connections(split: &Split, connections: u8) -> usize {
+    let allowed = usize::from(connections).saturating_sub(1);
+    allowed.min(split.big_groups().saturating_sub(1))
+}
+
+/// The shared queue of groups.
+struct Queue {
+    /// Groups not started, largest last (popped from the end).
+    groups: Vec<(Group, FolderCtx)>,
+    /// The main sequence is done: groups may start.
+    open: bool,
+    /// Some connection failed: take no more groups.
+    abort: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A worker that panicked while holding the lock left the queue consistent (every
+        // change is a single push, pop or flag write), so its data is still usable.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Queue)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    /// The next group, waiting for the main sequence first; `None` when there is no more work
+    /// or the run is aborted.
+    fn next(&self) -> Option<(Group, FolderCtx)> {
+        let mut q = self.lock();
+        while !q.open && !q.abort {
+            q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        if q.abort {
+            return None;
+        }
+        q.groups.pop()
+    }
+}
+
+/// What one connection did with the groups it took.
+#[derive(Default)]
+struct Done {
+    report: SyncReport,
+    ctxs: Vec<(FolderPath, FolderCtx)>,
+    traffic: Option<Traffic>,
+}
+
+/// Applies the groups it takes from `shared` over `remote`, into `done`.
+#[allow(clippy::too_many_arguments)]
+fn work(
+    shared: &Shared,
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    template: &Gathered,
+    progress: &dyn Progress,
+    done: &mut Done,
+) -> Result<(), SyncError> {
+    while let Some((group, ctx)) = shared.next() {
+        let mut g = Gathered {
+            input: Default::default(),
+            folders: BTreeMap::from([(group.folder.clone(), ctx)]),
+            delimiter: template.delimiter,
+            root: template.root.clone(),
+        };
+        let plan = Plan {
+            ops: group.ops,
+            ..Plan::default()
+        };
+        let res = {
+            let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report);
+            let _ = progress;
+            let res = applier.apply(&plan);
+            done.report.steps += applier.steps();
+            res
+        };
+        done.ctxs.extend(g.folders);
+        if let Err(e) = res {
+            shared.set(|q| q.abort = true);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// An extra worker: connects, opens its own state database connection, works the queue and
+/// logs out.
+fn extra_worker(
+    shared: &Shared,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    template: &Gathered,
+    progress: &dyn Progress,
+) -> (Done, Result<(), SyncError>) {
+    let mut done = Done::default();
+    let res = (|| {
+        let mut db = crate::open_worker_db(account)?;
+        let mut remote = crate::net::NetRemote::connect(account)?;
+        let res = work(
+            shared,
+            &mut remote,
+            account,
+            maildir,
+            &mut db,
+            template,
+            progress,
+            &mut done,
+        );
+        done.report.alerts.extend(remote.take_alerts());
+        remote.logout();
+        done.traffic = Some(Traffic::of(&remote.stats()));
+        res
+    })();
+    if res.is_err() {
+        shared.set(|q| q.abort = true);
+    }
+    (done, res)
+}
+
+/// Applies `plan` as the module docs say: over the main connection alone when `connections`
+/// is 1, the test hook is set or the plan is small; otherwise over extra connections too.
+/// Every connection's results are merged into `report` (its steps included; the extra
+/// connections' traffic is added to `report.traffic`).
+#[allow(clippy::too_many_arguments)]
+pub fn apply_plan(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<(), SyncError> {
+    let split = split(plan);
+    let extra = extra_connections(&split, account.connections);
+    if extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
+        let mut applier = Applier::new(remote, account, maildir, db, g, report);
+        let res = applier.apply(plan);
+        let steps = applier.steps();
+        report.steps += steps;
+        return res;
+    }
+    let Split { main, groups } = split;
+    // Each group carries its folder's context; the queue pops from the end, so the largest
+    // group goes last into the vector.
+    let mut queued = Vec::with_capacity(groups.len());
+    for group in groups.into_iter().rev() {
+        let ctx = g.folders.remove(&group.folder).unwrap_or_default();
+        queued.push((group, ctx));
+    }
+    let template = Gathered {
+        input: Default::default(),
+        folders: BTreeMap::new(),
+        delimiter: g.delimiter,
+        root: g.root.clone(),
+    };
+    let shared = Shared {
+        queue: Mutex::new(Queue {
+            groups: queued,
+            open: false,
+            abort: false,
+        }),
+        changed: Condvar::new(),
+    };
+    let mut mine = Done::default();
+    let (main_res, extras) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..extra)
+            .map(|_| s.spawn(|| extra_worker(&shared, account, maildir, &template, progress)))
+            .collect();
+        let main_plan = Plan {
+            ops: main,
+            ..Plan::default()
+        };
+        let res = {
+            let mut applier = Applier::new(remote, account, maildir, db, g, report);
+            let res = applier.apply(&main_plan);
+            report.steps += applier.steps();
+            res
+        };
+        let res = match res {
+            Ok(()) => {
+                shared.set(|q| q.open = true);
+                work(
+                    &shared, remote, account, maildir, db, &template, progress, &mut mine,
+                )
+            }
+            Err(e) => {
+                shared.set(|q| q.abort = true);
+                Err(e)
+            }
+        };
+        let extras: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        Done::default(),
+                        Err(SyncError::Remote(RemoteError::Fatal(
+                            "a sync worker stopped unexpectedly".into(),
+                        ))),
+                    )
+                })
+            })
+            .collect();
+        (res, extras)
+    });
+    let mut first_err = main_res.err();
+    merge(report, g, mine);
+    for (done, res) in extras {
+        merge(report, g, done);
+        if let Err(e) = res {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Adds one connection's results to the run's.
+fn merge(report: &mut SyncReport, g: &mut Gathered, done: Done) {
+    let Done {
+        report: part,
+        ctxs,
+        traffic,
+    } = done;
+    g.folders.extend(ctxs);
+    for f in part.folders {
+        merge_folder(report.folder_mut(&f.folder), f);
+    }
+    report.alerts.extend(part.alerts);
+    report.warnings.extend(part.warnings);
+    report.refused.extend(part.refused);
+    report.errors.extend(part.errors);
+    report.steps += part.steps;
+    if let Some(t) = traffic {
+        add_traffic(report.traffic.get_or_insert_with(Traffic::default), &t);
+    }
+}
+
+/// Adds `from` to `into` (a folder's results from two connections).
+fn merge_folder(into: &mut FolderReport, from: FolderReport) {
+    // Every field is named, so that a new one cannot be forgotten here.
+    let FolderReport {
+        folder: _,
+        downloaded,
+        completed,
+        renamed_from,
+        uploaded,
+        bound,
+        local_flag_changes,
+        remote_flag_changes,
+        local_deletions,
+        remote_deletions,
+        local_moves,
+        remote_moves,
+        created_local,
+        created_remote,
+        deleted,
+        pending,
+        read_only,
+        warnings,
+        errors,
+    } = from;
+    into.downloaded += downloaded;
+    into.completed += completed;
+    if renamed_from.is_some() {
+        into.renamed_from = renamed_from;
+    }
+    into.uploaded += uploaded;
+    into.bound += bound;
+    into.local_flag_changes += local_flag_changes;
+    into.remote_flag_changes += remote_flag_changes;
+    into.local_deletions += local_deletions;
+    into.remote_deletions += remote_deletions;
+    into.local_moves += local_moves;
+    into.remote_moves += remote_moves;
+    into.created_local |= created_local;
+    into.created_remote |= created_remote;
+    into.deleted |= deleted;
+    into.pending += pending;
+    into.read_only |= read_only;
+    into.warnings.extend(warnings);
+    into.errors.extend(errors);
+}
+
+/// Adds one session's traffic to a run's.
+pub fn add_traffic(into: &mut Traffic, from: &Traffic) {
+    for (name, n) in &from.commands {
+        *into.commands.entry(name.clone()).or_insert(0) += n;
+    }
+    into.bytes_sent += from.bytes_sent;
+    into.bytes_received += from.bytes_received;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Body, FlagSet, Location, Uid, UnixTime};
+
+    fn path(s: &str) -> FolderPath {
+        FolderPath(s.split('/').map(str::to_owned).collect())
+    }
+
+    fn download(folder: &str, uid: u32, size: u64) -> Op {
+        Op::Download {
+            folder: path(folder),
+            uid: Uid(std::num::NonZeroU32::new(uid).unwrap_or(std::num::NonZeroU32::MIN)),
+            flags: FlagSet::default(),
+            location: Location::New,
+            body: Body::Full,
+            size,
+            internaldate: UnixTime(0),
+            message_id: None,
+            replace: None,
+            record: true,
+        }
+    }
+
+    #[test]
+    fn single_folder_work_is_grouped_largest_first() {
+        let mut ops = vec![Op::CreateLocalFolder { folder: path("A") }];
+        ops.extend((1..=3).map(|u| download("A", u, 10)));
+        ops.extend((1..=5).map(|u| download("B", u, 10)));
+        let s = split(&Plan {
+            ops,
+            ..Plan::default()
+        });
+        assert!(s.main.is_empty());
+        assert_eq!(s.groups.len(), 2);
+        assert_eq!(s.groups[0].folder, path("B"));
+        assert_eq!(s.groups[0].transfers, 5);
+        assert_eq!(s.groups[1].ops.len(), 4);
+        assert_eq!(extra_connections(&s, 3), 0, "small groups open nothing");
+    }
+
+    #[test]
+    fn moves_pin_both_folders_to_the_main_sequence() {
+        let mut ops: Vec<Op> = (1..=60).map(|u| download("A", u, 1)).collect();
+        ops.push(Op::RenameLocalFolder {
+            from: path("A"),
+            to: path("C"),
+        });
+        ops.extend((1..=60).map(|u| download("B", u, 1)));
+        ops.extend((1..=60).map(|u| download("D", u, 1)));
+        let s = split(&Plan {
+            ops,
+            ..Plan::default()
+        });
+        assert_eq!(s.main.len(), 61);
+        assert_eq!(s.groups.len(), 2);
+        assert_eq!(extra_connections(&s, 4), 1);
+        assert_eq!(extra_connections(&s, 1), 0);
+    }
+
+    #[test]
+    fn server_folder_creation_pins_its_hierarchy() {
+        let mut ops = vec![
+            Op::CreateRemoteFolder { folder: path("A") },
+            Op::CreateRemoteFolder {
+                folder: path("A/B"),
+            },
+            Op::CreateRemoteFolder { folder: path("AB") },
+        ];
+        ops.extend((1..=60).map(|u| download("AB", u, 1)));
+        let s = split(&Plan {
+            ops,
+            ..Plan::default()
+        });
+        assert_eq!(s.main.len(), 2);
+        assert_eq!(s.groups.len(), 1);
+        assert_eq!(s.groups[0].folder, path("AB"));
+    }
+
+    #[test]
+    fn bytes_alone_make_a_group_big() {
+        let s = split(&Plan {
+            ops: vec![download("A", 1, MIN_BYTES), download("B", 1, MIN_BYTES)],
+            ..Plan::default()
+        });
+        assert_eq!(s.big_groups(), 2);
+        assert_eq!(extra_connections(&s, 2), 1);
+    }
+}
