@@ -13,7 +13,17 @@
 //!    safety valve (a folder losing too much on one side is refused unless `--force`).
 //! 5. **Apply** the operations in order, each effect followed by its own state transaction,
 //!    journaled where a network step could leave its outcome unknown ([`apply`], whose module
-//!    docs carry the crash-safety argument).
+//!    docs carry the crash-safety argument). With `connections` above 1, folders with enough
+//!    work are applied at once over extra sessions ([`parallel`]): operations that span
+//!    folders (moves, folder renames, journal clean-up) and every folder they or a server
+//!    folder hierarchy change touch go first, in plan order, on the main connection; each
+//!    remaining folder's operations are then one group, and the groups are taken largest
+//!    first by the main connection and up to `connections - 1` workers, each with its own
+//!    session, state-database connection and applier. A folder is worth an extra login only
+//!    with [`parallel::MIN_DOWNLOADS`] messages or [`parallel::MIN_BYTES`] bytes to move, so
+//!    a small or no-change run stays on one connection. A worker's lost connection fails the
+//!    run as a lost main connection does; every step stays journaled and committed alone, so
+//!    the next run resumes.
 //! 6. **Report** per folder what changed on each side ([`SyncReport`]), with the server's
 //!    ALERTs, warnings, pending local changes, refusals and errors.
 #![forbid(unsafe_code)]
