@@ -26,14 +26,14 @@ pub use crlf::ContentHash;
 pub use error::{Error, NameError, Result};
 pub use flags::MaildirFlags;
 pub use maildir::{
-    CaseMode, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
+    CaseMode, DirStamp, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
     MessageEntry, NewMessage, Subdir, UploadReader,
 };
 pub use name::{AliasRegistry, FolderName, MemoryAliases, RelPath};
 pub use state::schema;
 pub use state::{
     normalise_flags, FlagUpdate, FolderId, FolderRecord, FolderStatus, IntegrityCheck, Intent,
-    IntentId, IntentKind, InternalDate, MessageRecord, NewFolder, NewIntent, NewPending,
-    PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
+    IntentId, IntentKind, InternalDate, LocalStamp, MessageRecord, NewFolder, NewIntent,
+    NewPending, PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
 pub use writer::{MessageWriter, WrittenMessage};

@@ -56,7 +56,7 @@ fn create_open_and_the_fresh_marker() {
     ));
     let mut db = StateDb::create(&path).unwrap();
     assert!(db.is_fresh().unwrap());
-    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.schema_version().unwrap(), 3);
     db.mark_synced().unwrap();
     drop(db);
     assert!(matches!(
@@ -536,13 +536,15 @@ fn schema_one_migrates_to_unbound_capable_rows() {
          CREATE INDEX messages_by_base ON messages(folder_id, base);
          CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
          CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+         ALTER TABLE folders DROP COLUMN stamp_messages;
+         ALTER TABLE folders DROP COLUMN local_stamp;
          PRAGMA user_version = 1;
          COMMIT;",
     )
     .unwrap();
     drop(conn);
     let mut db = StateDb::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.schema_version().unwrap(), 3);
     assert_eq!(db.messages(inbox).unwrap(), vec![record(1), record(2)]);
     assert_eq!(db.write(|tx| tx.unbind_messages(inbox)).unwrap(), 2);
 }

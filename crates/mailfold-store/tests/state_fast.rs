@@ -151,3 +151,99 @@ fn reopening_after_a_kill_with_a_live_log_checks_and_opens() {
     assert_eq!(db.folder(id).unwrap().unwrap().last_sync, Some(42));
     assert_eq!(db.messages(id).unwrap().len(), 3_000);
 }
+
+/// Schema v2 → v3: a database written before local stamps existed opens,
+/// upgrades in place, keeps its rows, and has no stamp (every folder is
+/// scanned once).
+#[test]
+fn a_version_two_database_upgrades_to_local_stamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("old.sqlite");
+    let id = filled_db(&path);
+    // Take the file back to version 2: without the two folder columns.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE folders DROP COLUMN stamp_messages;
+         ALTER TABLE folders DROP COLUMN local_stamp;
+         PRAGMA user_version = 2;
+         COMMIT;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut db = StateDb::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 3);
+    assert_eq!(db.messages(id).unwrap().len(), 3_000);
+    assert!(db.local_stamps().unwrap().is_empty());
+    // The new columns work.
+    let dir = tmp.path().join("mail");
+    let md = mailfold_store::Maildir::open(&dir, Default::default()).unwrap();
+    let f = md
+        .create_folder_at(&RelPath::parse("INBOX").unwrap())
+        .unwrap();
+    let stamp = f.stamp().unwrap().unwrap();
+    assert!(db.write(|tx| tx.set_local_stamp(id, &stamp)).unwrap());
+    drop(db);
+    let db = StateDb::open(&path).unwrap();
+    let got = db.local_stamps().unwrap();
+    assert_eq!(got[&id].stamp, stamp);
+    assert_eq!(got[&id].messages, 3_000);
+}
+
+#[test]
+fn any_write_to_a_folder_forgets_its_stamp() {
+    use mailfold_store::{FlagUpdate, FolderStatus, Uid};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let id = filled_db(&path);
+    let mut db = StateDb::open(&path).unwrap();
+    let md = mailfold_store::Maildir::open(&tmp.path().join("mail"), Default::default()).unwrap();
+    let stamp = md
+        .create_folder_at(&RelPath::parse("INBOX").unwrap())
+        .unwrap()
+        .stamp()
+        .unwrap()
+        .unwrap();
+    let uid = Uid::new(7).unwrap();
+    type Write = fn(&mailfold_store::Txn<'_>, FolderId, Uid) -> mailfold_store::Result<()>;
+    let writes: [Write; 4] = [
+        |tx, id, uid| {
+            tx.update_flags(
+                id,
+                &[FlagUpdate {
+                    uid,
+                    flags: vec!["\\Seen".into()],
+                    keywords: vec![],
+                }],
+            )
+        },
+        |tx, id, uid| tx.delete_messages(id, &[uid]),
+        |tx, id, _| tx.set_folder_status(id, &FolderStatus::default()),
+        |tx, id, _| tx.clear_messages(id).map(|_| ()),
+    ];
+    for w in writes {
+        db.write(|tx| tx.set_local_stamp(id, &stamp)).unwrap();
+        assert!(db.local_stamps().unwrap().contains_key(&id));
+        let before = db.commits();
+        db.write(|tx| w(tx, id, uid)).unwrap();
+        assert_eq!(db.commits(), before + 1);
+        assert!(!db.local_stamps().unwrap().contains_key(&id));
+    }
+    // A folder with unbound rows gets no stamp.
+    let other = add_folder(&mut db, "Other");
+    let rows = vec![mailfold_store::MessageRecord {
+        uid,
+        base: mailfold_store::MessageBase::new("1.M1P1.h,S=3").unwrap(),
+        flags: vec![],
+        keywords: vec![],
+        size: Some(3),
+        internaldate: None,
+        hash: None,
+        message_id: None,
+        partial: false,
+    }];
+    db.write(|tx| tx.upsert_messages(other, &rows)).unwrap();
+    db.write(|tx| tx.unbind_messages(other)).unwrap();
+    assert!(!db.write(|tx| tx.set_local_stamp(other, &stamp)).unwrap());
+    assert!(!db.local_stamps().unwrap().contains_key(&other));
+}

@@ -26,6 +26,7 @@ mod types;
 pub use types::*;
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -36,7 +37,7 @@ use rusqlite::{
 
 use crate::crlf::ContentHash;
 use crate::error::{Error, Result};
-use crate::maildir::MessageBase;
+use crate::maildir::{DirStamp, MessageBase};
 use crate::name::{rebase_parent, AliasRegistry, RelPath};
 use schema::{APPLICATION_ID, MIGRATIONS};
 
@@ -461,6 +462,41 @@ impl Txn<'_> {
 
     // ----- folders -----
 
+    /// Forgets the folder's local stamp: its rows or status change, so the
+    /// stamp no longer describes a state the rows agree with (schema v3).
+    fn unstamp(&self, folder: FolderId) -> Result<()> {
+        self.exec(
+            "UPDATE folders SET local_stamp = NULL, stamp_messages = NULL \
+             WHERE id = ?1 AND local_stamp IS NOT NULL",
+            params![folder.0],
+        )?;
+        Ok(())
+    }
+
+    /// Records the folder's local stamp with its current number of message
+    /// rows. Records nothing (and returns false) while the folder has
+    /// unbound rows: it is still being recovered from a UIDVALIDITY change
+    /// and must be looked at. The caller checks that the stamp is settled
+    /// ([`DirStamp::is_settled`]) and was read before the scan that the
+    /// rows reflect.
+    pub fn set_local_stamp(&self, folder: FolderId, stamp: &DirStamp) -> Result<bool> {
+        let (bound, unbound) = self.message_counts(folder)?;
+        if unbound > 0 {
+            self.unstamp(folder)?;
+            return Ok(false);
+        }
+        let n = self.exec(
+            "UPDATE folders SET local_stamp = ?2, stamp_messages = ?3 WHERE id = ?1",
+            params![folder.0, stamp.encode(), to_i64(bound)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Clears the folder's local stamp (the next run scans it).
+    pub fn clear_local_stamp(&self, folder: FolderId) -> Result<()> {
+        self.unstamp(folder)
+    }
+
     /// Adds a folder.
     pub fn add_folder(&self, f: &NewFolder) -> Result<FolderId> {
         self.exec(
@@ -479,6 +515,7 @@ impl Txn<'_> {
 
     /// Records UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
     pub fn set_folder_status(&self, id: FolderId, s: &FolderStatus) -> Result<()> {
+        self.unstamp(id)?;
         let modseq = s.highestmodseq.map(to_i64).transpose()?;
         self.exec(
             "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, highestmodseq = ?4 WHERE id = ?1",
@@ -525,6 +562,7 @@ impl Txn<'_> {
         delimiter: Option<char>,
         local_path: &RelPath,
     ) -> Result<()> {
+        self.unstamp(id)?;
         self.exec(
             "UPDATE folders SET wire_name = ?2, delimiter = ?3, local_path = ?4 WHERE id = ?1",
             params![
@@ -551,6 +589,9 @@ impl Txn<'_> {
     /// replaces a full one's base, hash and partial flag (seed V0070); its
     /// flags and other fields are still updated.
     pub fn upsert_messages(&self, folder: FolderId, records: &[MessageRecord]) -> Result<()> {
+        if !records.is_empty() {
+            self.unstamp(folder)?;
+        }
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
                                   internaldate_tz, hash, message_id, partial)
@@ -588,6 +629,9 @@ impl Txn<'_> {
 
     /// Updates the last synced flags and keywords of many messages.
     pub fn update_flags(&self, folder: FolderId, updates: &[FlagUpdate]) -> Result<()> {
+        if !updates.is_empty() {
+            self.unstamp(folder)?;
+        }
         let mut stmt = self.tx.prepare_cached(
             "UPDATE messages SET flags = ?3, keywords = ?4 WHERE folder_id = ?1 AND uid = ?2",
         )?;
@@ -605,6 +649,7 @@ impl Txn<'_> {
     /// Records that a message's file now has another base (a local rename
     /// that changed more than the flags).
     pub fn set_message_base(&self, folder: FolderId, uid: Uid, base: &MessageBase) -> Result<()> {
+        self.unstamp(folder)?;
         self.exec(
             "UPDATE messages SET base = ?3 WHERE folder_id = ?1 AND uid = ?2",
             params![folder.0, uid.get(), base.as_str()],
@@ -614,6 +659,9 @@ impl Txn<'_> {
 
     /// Deletes message rows.
     pub fn delete_messages(&self, folder: FolderId, uids: &[Uid]) -> Result<()> {
+        if !uids.is_empty() {
+            self.unstamp(folder)?;
+        }
         let mut stmt = self
             .tx
             .prepare_cached("DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2")?;
@@ -626,6 +674,7 @@ impl Txn<'_> {
     /// Deletes every message row of a folder (after a UIDVALIDITY change,
     /// once the engine has read the old rows to re-match by content).
     pub fn clear_messages(&self, folder: FolderId) -> Result<usize> {
+        self.unstamp(folder)?;
         self.exec(
             "DELETE FROM messages WHERE folder_id = ?1",
             params![folder.0],
@@ -638,6 +687,7 @@ impl Txn<'_> {
     /// bound row for the same base, in one transaction) or
     /// forgets it. Returns how many rows were unbound.
     pub fn unbind_messages(&self, folder: FolderId) -> Result<usize> {
+        self.unstamp(folder)?;
         self.exec(
             "UPDATE messages SET uid = NULL WHERE folder_id = ?1 AND uid IS NOT NULL",
             params![folder.0],
@@ -648,6 +698,7 @@ impl Txn<'_> {
     /// yet, or a row unbound by a UIDVALIDITY change), replacing any row of
     /// the same base. `record.uid` is ignored.
     pub fn insert_unbound(&self, folder: FolderId, record: &MessageRecord) -> Result<()> {
+        self.unstamp(folder)?;
         self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
             params![folder.0, record.base.as_str()],
@@ -675,6 +726,7 @@ impl Txn<'_> {
     /// Deletes the unbound row of a local file (the message is gone on both
     /// sides). Returns whether there was one.
     pub fn delete_unbound(&self, folder: FolderId, base: &MessageBase) -> Result<bool> {
+        self.unstamp(folder)?;
         let n = self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL",
             params![folder.0, base.as_str()],
@@ -691,6 +743,8 @@ impl Txn<'_> {
         to: FolderId,
         new_uid: Uid,
     ) -> Result<bool> {
+        self.unstamp(from)?;
+        self.unstamp(to)?;
         let n = self.exec(
             "UPDATE messages SET folder_id = ?3, uid = ?4 WHERE folder_id = ?1 AND uid = ?2",
             params![from.0, uid.get(), to.0, new_uid.get()],
@@ -1056,6 +1110,50 @@ pub trait StateRead: private::Sealed {
         while let Some(r) = rows.next()? {
             let folder = FolderId(r.get(0)?);
             out.push((folder, message_at(r, 1)?));
+        }
+        Ok(out)
+    }
+
+    /// The recorded local stamps (schema v3), by folder: one query over the
+    /// folder rows. A stamp that does not parse is left out (its folder is
+    /// scanned).
+    fn local_stamps(&self) -> Result<HashMap<FolderId, LocalStamp>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, local_stamp, stamp_messages FROM folders \
+             WHERE local_stamp IS NOT NULL AND stamp_messages IS NOT NULL",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let text: String = r.get(1)?;
+            let n: i64 = r.get(2)?;
+            if let (Some(stamp), Ok(messages)) = (DirStamp::decode(&text), u64::try_from(n)) {
+                out.insert(FolderId(r.get(0)?), LocalStamp { stamp, messages });
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many message rows the folder has: (bound to a UID, unbound).
+    fn message_counts(&self, folder: FolderId) -> Result<(u64, u64)> {
+        let (bound, all): (i64, i64) = self
+            .conn()
+            .prepare_cached("SELECT count(uid), count(*) FROM messages WHERE folder_id = ?1")?
+            .query_row(params![folder.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let bound = u64::try_from(bound).unwrap_or(0);
+        let all = u64::try_from(all).unwrap_or(0);
+        Ok((bound, all.saturating_sub(bound)))
+    }
+
+    /// The folders that have pending changes (one query).
+    fn folders_with_pending(&self) -> Result<HashSet<FolderId>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT DISTINCT folder_id FROM pending")?;
+        let mut rows = stmt.query([])?;
+        let mut out = HashSet::new();
+        while let Some(r) = rows.next()? {
+            out.insert(FolderId(r.get(0)?));
         }
         Ok(out)
     }

@@ -43,6 +43,16 @@
 //! local changes made before the reset survive it, and a file deleted
 //! locally is recognised as deleted instead of coming back. `(folder_id,
 //! uid)` stays unique among bound rows.
+//!
+//! Version 3 adds the folder's *local stamp* (`folders.local_stamp`, the
+//! text form of [`crate::DirStamp`], and `folders.stamp_messages`, the
+//! number of message rows at the time, all bound): what the folder's `cur/`
+//! and `new/` looked like at the end of a run in which the folder synced
+//! completely and nobody changed it. A folder whose server status and stamp
+//! are both unchanged is skipped without a scan. Any write to the folder's
+//! rows or status clears the stamp ([`crate::Txn`] does it), so a stamp
+//! never outlives the rows it was recorded with. Both columns start NULL:
+//! an upgraded database scans every folder once.
 
 /// `PRAGMA application_id` of a mailfold state database ("MFLD").
 pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
@@ -148,5 +158,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_base ON messages(folder_id, base);
     CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
     CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+    "#,
+    // Version 3: the local stamp of a folder that needs no scan.
+    r#"
+    ALTER TABLE folders ADD COLUMN local_stamp TEXT;
+    ALTER TABLE folders ADD COLUMN stamp_messages INTEGER
+        CHECK (stamp_messages IS NULL OR stamp_messages >= 0);
     "#,
 ];

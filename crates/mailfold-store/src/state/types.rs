@@ -103,6 +103,17 @@ pub struct FolderRecord {
     pub last_sync: Option<i64>,
 }
 
+/// A folder's recorded local stamp (schema version 3): the state of its
+/// `cur/` and `new/` when the folder last ended a run complete and
+/// untouched, and how many message rows (all bound to UIDs) it had then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalStamp {
+    /// The directories' stamp.
+    pub stamp: crate::maildir::DirStamp,
+    /// Message rows of the folder at the time (none unbound).
+    pub messages: u64,
+}
+
 /// The server's view of a folder after a SELECT or STATUS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FolderStatus {
