@@ -44,6 +44,49 @@ use crate::tls::{
     TrustRecord,
 };
 
+/// Test hook (issue 8): a positive number in this environment variable multiplies every time
+/// limit of a connection — the connect timeout and the engine's silence, budget, per-message,
+/// LOGOUT, keepalive and IDLE timers — so that end-to-end tests of the real binary can give a
+/// stalling server seconds instead of minutes. Anything that is not a positive finite number
+/// is ignored. `MAILFOLD_TEST_TIME_SCALE=0.05` turns the 60 s silence timeout into 3 s.
+pub const TIME_SCALE_ENV: &str = "MAILFOLD_TEST_TIME_SCALE";
+
+/// `cfg` with [`TIME_SCALE_ENV`] applied, if it is set.
+fn with_test_time_scale(cfg: &ConnectConfig) -> ConnectConfig {
+    let mut cfg = cfg.clone();
+    let factor = std::env::var(TIME_SCALE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f > 0.0);
+    if let Some(f) = factor {
+        let scale = |d: &mut Duration| {
+            if let Ok(x) = Duration::try_from_secs_f64(d.as_secs_f64() * f) {
+                *d = x;
+            }
+        };
+        scale(&mut cfg.connect_timeout);
+        let e = &mut cfg.engine;
+        for d in [
+            &mut e.command_timeout,
+            &mut e.command_budget,
+            &mut e.per_message,
+            &mut e.per_message_cap,
+            &mut e.logout_timeout,
+            &mut e.keepalive,
+            &mut e.idle_refresh,
+        ] {
+            scale(d);
+        }
+        tracing::debug!("{TIME_SCALE_ENV}={f}: time limits scaled");
+    }
+    cfg
+}
+
+/// How long `bytes` take at `rate` bytes per second (a rate of 0 counts as 1), saturating.
+fn at_rate(bytes: u64, rate: u32) -> Duration {
+    Duration::try_from_secs_f64(bytes as f64 / f64::from(rate.max(1))).unwrap_or(Duration::MAX)
+}
+
 /// The engine's clock: tokio's, so that a test with paused time drives the engine's timers
 /// (keepalive, IDLE refresh, command timeouts) too.
 fn now() -> Instant {
@@ -258,6 +301,8 @@ pub struct Session {
     port: u16,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
+    /// The engine's floor rate, which also bounds the upload of a streamed APPEND literal.
+    min_rate: u32,
     read_buf: Vec<u8>,
     done: HashMap<CommandHandle, Completion>,
     /// FETCH responses for submitted commands nobody streams (pipelined use).
@@ -407,6 +452,8 @@ impl Session {
     /// [`Session::open`], and on failure what the session had learned before it failed (the
     /// greeting, when the failure came after it: a refused STARTTLS, say).
     pub async fn open_report(cfg: &ConnectConfig) -> Result<Self, Box<ConnectFailure>> {
+        let scaled = with_test_time_scale(cfg);
+        let cfg = &scaled;
         let bare = |error| {
             Box::new(ConnectFailure {
                 error,
@@ -445,6 +492,7 @@ impl Session {
             port,
             tls,
             connect_timeout: cfg.connect_timeout,
+            min_rate: cfg.engine.min_rate,
             read_buf: vec![0; 64 * 1024],
             done: HashMap::new(),
             fetched: HashMap::new(),
@@ -1460,9 +1508,23 @@ impl Session {
                         return Err(Error::Closed);
                     }
                     let mut limited = reader.take(len);
-                    let n = tokio::io::copy(&mut limited, transport)
-                        .await
-                        .map_err(|e| Error::Io("streaming APPEND data".into(), e))?;
+                    // A server that stops reading (its window closed for ever) must not hang
+                    // the upload: it gets the literal's time at the floor rate, plus the
+                    // connect timeout for a start (issue 8).
+                    let bound = self
+                        .connect_timeout
+                        .saturating_add(at_rate(len, self.min_rate));
+                    let copied =
+                        tokio::time::timeout(bound, tokio::io::copy(&mut limited, transport)).await;
+                    let Ok(copied) = copied else {
+                        // Part of the literal is on the wire: the connection is unusable.
+                        self.transport = None;
+                        return Err(Error::Timeout(format!(
+                            "the server did not take the {len}-byte APPEND literal in {} s",
+                            bound.as_secs()
+                        )));
+                    };
+                    let n = copied.map_err(|e| Error::Io("streaming APPEND data".into(), e))?;
                     if n != len {
                         // The literal's size is on the wire already: the connection cannot
                         // be resynchronised.
