@@ -3,22 +3,25 @@
 //! absent, seed V0028), a sync whenever the server or the Maildir changes, a full check at a
 //! fixed interval, reconnects with backoff.
 //!
-//! Each account runs on its own thread and holds the account's lock for as long as it is
-//! watched, so no second sync can run beside it. SIGINT or SIGTERM stops every watcher cleanly
+//! Each account runs on its own thread. It takes the account's lock ([`crate::lock`]) only
+//! around each sync run, not while it waits for changes, so `mailfold flag`, `append`,
+//! `sync`, … run beside a watch; a run that finds the lock busy waits for the other command to
+//! end (see `mailfold_sync::watch`). SIGINT or SIGTERM stops every watcher cleanly
 //! (each finishes its current run and logs out); a second signal exits at once with status
 //! 130, which is safe because every sync step is journaled.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailfold_sync::{StopSignal, SyncReport, WatchOptions};
+use mailfold_sync::{RoundGuard, RoundLock, StopSignal, SyncReport, WatchOptions};
 use serde_json::json;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Ctx;
 use crate::account;
 use crate::exit;
-use crate::lock::AccountLock;
+use crate::lock::{AccountLock, BusyError};
 use crate::term;
 
 /// Options of `mailfold watch`.
@@ -66,8 +69,8 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         signal_hook::flag::register(sig, stop.flag())?;
     }
 
-    // Locks and specs first, so a busy account or a bad password command fails before any
-    // watcher starts.
+    // Specs and lock files first, so a bad password command or an unusable lock file fails
+    // before any watcher starts. A busy account is no failure: its runs wait for the lock.
     let mut jobs = Vec::new();
     for (name, acct) in &selected {
         for key in account::unsupported_sync_keys(acct) {
@@ -76,7 +79,11 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
             );
         }
         let state = account::state_path(name, acct)?;
-        let lock = AccountLock::acquire(name, &state, "watch", ctx.wait)?;
+        let lock = RunLock {
+            account: name.to_string(),
+            state,
+        };
+        drop(lock.try_lock().map_err(anyhow::Error::msg)?);
         let spec = account::sync_spec(name, acct)?;
         jobs.push((name.to_string(), acct.host.clone(), spec, lock));
     }
@@ -108,12 +115,12 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
                     }
                 }
             }),
+            round_lock: Some(Arc::new(lock)),
             ..WatchOptions::default()
         };
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || {
             let r = mailfold_sync::watch_account(&spec, &opts, &stop);
-            drop(lock);
             if let Err(e) = r {
                 eprintln!("mailfold: account {name}: {}", term::line(&e.to_string()));
                 if let Ok(mut s) = st.lock() {
@@ -132,6 +139,23 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         .lock()
         .map_err(|_| anyhow::anyhow!("a watcher panicked"))?;
     Ok(s)
+}
+
+/// The account lock, taken by the watch for each sync run only.
+#[derive(Debug)]
+struct RunLock {
+    account: String,
+    state: PathBuf,
+}
+
+impl RoundLock for RunLock {
+    fn try_lock(&self) -> Result<Option<RoundGuard>, String> {
+        match AccountLock::acquire(&self.account, &self.state, "watch", false) {
+            Ok(held) => Ok(Some(Box::new(held))),
+            Err(e) if e.downcast_ref::<BusyError>().is_some() => Ok(None),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
 }
 
 /// One line per run (or one JSON object per line with `--json`, schema in docs/cli.md).
