@@ -1167,16 +1167,19 @@ impl<'a> Planner<'a> {
     fn find_local(&self, a: usize, row: &StateMessage, scope: Scope) -> Option<(usize, LocalId)> {
         let eligible = |c: usize| {
             let fc = &self.folders[c];
-            if c == a {
-                fc.bindable()
-            } else {
-                match scope {
-                    Scope::SameFolder => false,
-                    // The server copy will be moved into `c`.
-                    Scope::WritableOthers => fc.remote_writable(),
-                    // The file will follow a server move: only the local side changes.
-                    Scope::AnyOthers => !matches!(fc.mode, Mode::NoUid | Mode::Inactive),
-                }
+            match scope {
+                // The file will follow a server move: only the local side changes, so the
+                // row's own folder qualifies even when its server folder is gone. A file
+                // renamed in a folder the server renamed is found here, and merged against the
+                // row's flags; left to pass 6b it was merged against the intersection of both
+                // sides, which undid a flag change made on one side (plan_regressions
+                // `server_folder_rename_keeps_a_local_seen`).
+                Scope::AnyOthers => !matches!(fc.mode, Mode::NoUid | Mode::Inactive),
+                // The file is bound where the server copy is.
+                _ if c == a => fc.bindable(),
+                Scope::SameFolder => false,
+                // The server copy will be moved into `c`.
+                Scope::WritableOthers => fc.remote_writable(),
             }
         };
         let free = |c: usize, l: &LocalMessage| {
