@@ -233,6 +233,38 @@ impl AccountSpec {
     }
 }
 
+/// Where an account's mirrored folders live on the server (seed V0022): the configured
+/// `root_folder` when set, else the first personal namespace NAMESPACE reported (`INBOX.` on
+/// Courier or Cyrus, usually empty), with other users' and shared namespaces never mirrored.
+/// `delimiter` is the server's hierarchy delimiter, used where a namespace does not name its
+/// own. This is the one rule the sync and every CLI command map folder names by.
+pub fn folder_root(
+    root_folder: Option<&str>,
+    namespace: Option<&crate::remote::NamespaceInfo>,
+    delimiter: Option<char>,
+) -> crate::gather::FolderRoot {
+    use crate::gather::FolderRoot;
+    let split = |name: &str, d: Option<char>| FolderRoot::from_name(name, d).prefix;
+    let mut root = match (root_folder, namespace) {
+        (Some(name), _) => FolderRoot::from_name(name, delimiter),
+        (None, Some(ns)) => ns
+            .personal
+            .first()
+            .map(|(p, d)| FolderRoot::from_name(p, d.or(delimiter)))
+            .unwrap_or_default(),
+        (None, None) => FolderRoot::default(),
+    };
+    if let Some(ns) = namespace {
+        root.foreign = ns
+            .foreign
+            .iter()
+            .map(|(p, d)| split(p, d.or(delimiter)))
+            .filter(|l| !l.is_empty())
+            .collect();
+    }
+    root
+}
+
 /// Per-run switches (command-line level, as opposed to the account's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SyncOptions {
@@ -260,6 +292,25 @@ mod tests {
         assert!(!q.matches("Work"));
         assert!(!q.matches("Other"));
         assert!(FolderPatterns::all().matches("anything/at/all"));
+    }
+
+    #[test]
+    fn v0022_root_comes_from_config_else_the_first_personal_namespace() {
+        let ns = crate::remote::NamespaceInfo {
+            personal: vec![("INBOX.".into(), Some('.'))],
+            foreign: vec![("#shared.".into(), Some('.')), ("".into(), None)],
+        };
+        let from_ns = folder_root(None, Some(&ns), Some('/'));
+        assert_eq!(from_ns.prefix, ["INBOX"]);
+        assert_eq!(from_ns.foreign, [vec!["#shared".to_string()]]);
+        let configured = folder_root(Some("Mail/Archive"), Some(&ns), Some('.'));
+        assert_eq!(configured.prefix, ["Mail", "Archive"]);
+        assert_eq!(
+            configured.foreign.len(),
+            1,
+            "foreign namespaces stay excluded"
+        );
+        assert_eq!(folder_root(None, None, Some('.')), Default::default());
     }
 
     #[test]

@@ -101,6 +101,34 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
     (cfg, creds)
 }
 
+/// The namespaces of a NAMESPACE response (RFC 2342) as the sync uses them: prefixes decoded
+/// from modified UTF-7, other users' and shared namespaces together as foreign. `None` when
+/// the data is not a NAMESPACE response. The CLI decodes its own sessions' answers with this
+/// too, so that its commands and the sync agree on where the mirrored folders live (V0022).
+pub fn namespace_info(data: &CommandData) -> Option<crate::remote::NamespaceInfo> {
+    let CommandData::Namespace(ns) = data else {
+        return None;
+    };
+    // A prefix that does not decode is left out: it cannot be matched against names.
+    let decode = |list: &[mailfold_proto::response::NamespaceDesc]| -> Vec<(String, Option<char>)> {
+        list.iter()
+            .filter_map(|d| {
+                let name = Mailbox::from_wire(d.prefix.as_bytes().to_vec())
+                    .to_utf8()
+                    .ok()?;
+                Some((name, d.delimiter))
+            })
+            .collect()
+    };
+    Some(crate::remote::NamespaceInfo {
+        personal: decode(&ns.personal),
+        foreign: decode(&ns.other)
+            .into_iter()
+            .chain(decode(&ns.shared))
+            .collect(),
+    })
+}
+
 /// The session error as the applier classifies it: a command the server refused (NO/BAD)
 /// leaves the session usable; everything else ends the run.
 fn remote_err(e: mailfold_net::Error) -> RemoteError {
@@ -635,28 +663,7 @@ impl Remote for NetRemote {
         if !self.has("NAMESPACE") {
             return Ok(None);
         }
-        let CommandData::Namespace(ns) = self.simple(Command::Namespace)? else {
-            return Ok(None);
-        };
-        // A prefix that does not decode is left out: it cannot be matched against names.
-        let decode =
-            |list: &[mailfold_proto::response::NamespaceDesc]| -> Vec<(String, Option<char>)> {
-                list.iter()
-                    .filter_map(|d| {
-                        let name = Mailbox::from_wire(d.prefix.as_bytes().to_vec())
-                            .to_utf8()
-                            .ok()?;
-                        Some((name, d.delimiter))
-                    })
-                    .collect()
-            };
-        Ok(Some(crate::remote::NamespaceInfo {
-            personal: decode(&ns.personal),
-            foreign: decode(&ns.other)
-                .into_iter()
-                .chain(decode(&ns.shared))
-                .collect(),
-        }))
+        Ok(namespace_info(&self.simple(Command::Namespace)?))
     }
 
     fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {

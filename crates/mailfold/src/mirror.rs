@@ -8,6 +8,18 @@
 //! Everything here reads the store through `mailfold-store`; the decisions about what a
 //! change means for the next sync stay with the sync engine, which sees a command's local
 //! change exactly like a change made by any mail reader.
+//!
+//! # Folder names under a root (seed V0022)
+//!
+//! Local folder names are server names with the account's root taken off: with
+//! `root_folder = "INBOX."`, or a server whose personal namespace is `INBOX.` (Cyrus,
+//! Courier), the server's `INBOX.Sent` is the local `Sent`, and INBOX is INBOX on both sides.
+//! Every command maps names through [`Mirror::root`] with the sync's own rule
+//! ([`mailfold_sync::account::folder_root`], [`FolderRoot`]), so they name exactly the folders
+//! the sync made. The root comes from the configuration when set; otherwise from the state
+//! database (each synced row records the server name and the local directory, so the prefix
+//! is their difference); and when nothing was synced yet, from the server's NAMESPACE as
+//! soon as a command has a session ([`Mirror::learn_root`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,11 +27,14 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use mailfold_net::Session;
 use mailfold_proto::core::Mailbox;
 use mailfold_store::{
     AliasRegistry, Folder, FolderName, FolderRecord, Maildir, MaildirOptions, MemoryAliases,
     MessageBase, MessageEntry, MessageRecord, RelPath, StateDb, StateRead, Uid,
 };
+use mailfold_sync::gather::FolderRoot;
+use mailfold_sync::plan::FolderPath;
 
 use crate::config::Account;
 use crate::lock::AccountLock;
@@ -38,6 +53,21 @@ pub struct Mirror {
     pub db: Option<StateDb>,
     /// The account lock, held while the mirror is open for a change ([`Mirror::open_write`]).
     pub lock: Option<AccountLock>,
+    /// Where the mirrored folders live on the server (see the module docs).
+    pub root: FolderRoot,
+    /// What [`Mirror::root`] was taken from.
+    root_source: RootSource,
+}
+
+/// Where a mirror's root came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RootSource {
+    /// `root_folder` in the configuration (split again once the server's delimiter is known).
+    Config(String),
+    /// The state database's synced rows.
+    State,
+    /// Nothing yet: the whole namespace is assumed until a session asks NAMESPACE.
+    Assumed,
 }
 
 /// A folder a user named, resolved against the mirror.
@@ -66,10 +96,80 @@ pub fn parse_folder_name(s: &str) -> anyhow::Result<FolderName> {
     FolderName::new(comps).map_err(|e| crate::exit::usage(format!("folder {s:?}: {e}")))
 }
 
-/// The components of a state row's folder.
-pub fn record_name(r: &FolderRecord) -> Option<FolderName> {
-    let path = mailfold_sync::gather::path_of_wire(r.wire_name.as_bytes(), r.delimiter).ok()?;
-    FolderName::new(path.0).ok()
+/// The server path of a state row's folder (before the root is taken off).
+fn server_path(r: &FolderRecord) -> Option<FolderPath> {
+    mailfold_sync::gather::path_of_wire(r.wire_name.as_bytes(), r.delimiter).ok()
+}
+
+/// The local name of a server path under `root`; `None` outside it.
+pub fn local_name(root: &FolderRoot, server: &FolderPath) -> Option<FolderName> {
+    FolderName::new(root.local_of(server)?.0).ok()
+}
+
+/// The server's hierarchy delimiter as recorded in state rows (INBOX's, else any).
+fn delimiter_of(rows: &[FolderRecord]) -> Option<char> {
+    rows.iter()
+        .find(|r| r.wire_name.eq_ignore_ascii_case("INBOX"))
+        .or_else(|| rows.first())
+        .and_then(|r| r.delimiter)
+}
+
+/// The root of a mirror: configured, else learnt from the state rows, else assumed empty.
+fn root_of(acct: &Account, maildir: &Maildir, db: Option<&StateDb>) -> (FolderRoot, RootSource) {
+    let rows = db.and_then(|db| db.folders().ok()).unwrap_or_default();
+    if let Some(name) = &acct.root_folder {
+        let root = mailfold_sync::account::folder_root(Some(name), None, delimiter_of(&rows));
+        return (root, RootSource::Config(name.clone()));
+    }
+    let Some(db) = db else {
+        return (FolderRoot::default(), RootSource::Assumed);
+    };
+    let aliases = DbAliases(db);
+    for r in &rows {
+        let Some(server) = server_path(r) else {
+            continue;
+        };
+        if server.0.len() == 1 && server.0[0].eq_ignore_ascii_case("INBOX") {
+            // INBOX is INBOX under every root: it says nothing about the prefix.
+            continue;
+        }
+        let Ok(local) = maildir.name_of(&r.local_path, &aliases) else {
+            continue;
+        };
+        let local = local.components();
+        // The sync files a server folder under its path with the root's levels taken off,
+        // so the root is what the server path has in front of the local one.
+        if server.0.len() >= local.len() && server.0[server.0.len() - local.len()..] == *local {
+            let root = FolderRoot {
+                prefix: server.0[..server.0.len() - local.len()].to_vec(),
+                foreign: Vec::new(),
+            };
+            return (root, RootSource::State);
+        }
+    }
+    (FolderRoot::default(), RootSource::Assumed)
+}
+
+/// The root the sync would use for this account on this session: `root_folder`, else the
+/// first personal namespace (RFC 2342), with foreign namespaces excluded (seed V0022). A
+/// server without NAMESPACE, or one that refuses it, has the whole account as its root.
+pub async fn server_root(
+    session: &mut Session,
+    acct: &Account,
+    delimiter: Option<char>,
+) -> FolderRoot {
+    let ns = if session.capabilities().is_some_and(|c| c.has("NAMESPACE")) {
+        match session.namespace().await {
+            Ok(data) => mailfold_sync::net::namespace_info(&data),
+            Err(e) => {
+                tracing::info!("NAMESPACE: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    mailfold_sync::account::folder_root(acct.root_folder.as_deref(), ns.as_ref(), delimiter)
 }
 
 impl Mirror {
@@ -92,11 +192,14 @@ impl Mirror {
         } else {
             None
         };
+        let (root, root_source) = root_of(acct, &maildir, db.as_ref());
         Ok(Mirror {
             account: name.to_string(),
             maildir,
             db,
             lock: None,
+            root,
+            root_source,
         })
     }
 
@@ -131,11 +234,14 @@ impl Mirror {
                 )
             }
         };
+        let (root, root_source) = root_of(acct, &maildir, Some(&db));
         Ok(Mirror {
             account: name.to_string(),
             maildir,
             db: Some(db),
             lock: Some(lock),
+            root,
+            root_source,
         })
     }
 
@@ -157,14 +263,30 @@ impl Mirror {
 
     /// The server's hierarchy delimiter as recorded by the last sync (INBOX's, else any).
     pub fn delimiter(&self) -> Option<char> {
-        let rows = self.db.as_ref()?.folders().ok()?;
-        rows.iter()
-            .find(|r| r.wire_name.eq_ignore_ascii_case("INBOX"))
-            .or_else(|| rows.first())
-            .and_then(|r| r.delimiter)
+        delimiter_of(&self.db.as_ref()?.folders().ok()?)
     }
 
-    /// Every state folder row with its decoded name.
+    /// Completes the root once a command has a session and knows the server's delimiter: a
+    /// configured `root_folder` is split at that delimiter, and a root nothing synced has
+    /// shown yet is asked of the server (NAMESPACE), exactly as the sync would.
+    pub async fn learn_root(&mut self, session: &mut Session, acct: &Account, delim: Option<char>) {
+        match &self.root_source {
+            RootSource::Config(name) => {
+                self.root = mailfold_sync::account::folder_root(Some(name), None, delim);
+            }
+            RootSource::State => {}
+            RootSource::Assumed => {
+                self.root = server_root(session, acct, delim).await;
+            }
+        }
+    }
+
+    /// The local name of a state row's folder; `None` for a row outside the root.
+    pub fn record_name(&self, r: &FolderRecord) -> Option<FolderName> {
+        local_name(&self.root, &server_path(r)?)
+    }
+
+    /// Every state folder row under the root, with its local name.
     pub fn state_folders(&self) -> anyhow::Result<Vec<(FolderName, FolderRecord)>> {
         let Some(db) = &self.db else {
             return Ok(Vec::new());
@@ -172,8 +294,33 @@ impl Mirror {
         Ok(db
             .folders()?
             .into_iter()
-            .filter_map(|r| record_name(&r).map(|n| (n, r)))
+            .filter_map(|r| self.record_name(&r).map(|n| (n, r)))
             .collect())
+    }
+
+    /// The server's name (modified UTF-7, server delimiter) of a local folder name: the
+    /// root's levels in front (V0022); a level holding the delimiter is refused (V0020).
+    pub fn server_mailbox(
+        &self,
+        name: &FolderName,
+        delimiter: Option<char>,
+    ) -> anyhow::Result<Mailbox> {
+        let path = self.root.server_of(&FolderPath(name.components().to_vec()));
+        let full = FolderName::new(path.0).map_err(|e| crate::exit::usage(e.to_string()))?;
+        wire_name(&full, delimiter)
+    }
+
+    /// The wire name of a resolved folder: the recorded one when synced, else its name under
+    /// the root.
+    pub fn folder_mailbox(
+        &self,
+        f: &FolderRef,
+        delimiter: Option<char>,
+    ) -> anyhow::Result<Mailbox> {
+        match &f.state {
+            Some(r) => Ok(Mailbox::from_wire(r.wire_name.as_bytes().to_vec())),
+            None => self.server_mailbox(&f.name, delimiter),
+        }
     }
 
     /// The alias registry (the state database, or an empty one before the first sync).
@@ -324,21 +471,14 @@ impl AliasRegistry for DbAliases<'_> {
     }
 }
 
-/// The wire name of a folder (modified UTF-7, server delimiter); a component holding the
-/// delimiter is refused (seed V0020).
+/// The wire name of a full server folder name (modified UTF-7, server delimiter); a
+/// component holding the delimiter is refused (seed V0020). Local names go through
+/// [`Mirror::server_mailbox`], which puts the root in front.
 pub fn wire_name(name: &FolderName, delimiter: Option<char>) -> anyhow::Result<Mailbox> {
     let joined = name
         .join(delimiter)
         .map_err(|e| crate::exit::usage(e.to_string()))?;
     Ok(Mailbox::from_utf8(&joined))
-}
-
-/// The wire name of a resolved folder: the recorded one when synced.
-pub fn folder_mailbox(f: &FolderRef, delimiter: Option<char>) -> anyhow::Result<Mailbox> {
-    match &f.state {
-        Some(r) => Ok(Mailbox::from_wire(r.wire_name.as_bytes().to_vec())),
-        None => wire_name(&f.name, delimiter),
-    }
 }
 
 /// Reads the head of a message file (up to the blank line, at most [`HEADER_LIMIT`]).

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{print_json, say_queued, Ctx, Pushed};
 use crate::exit::usage;
-use crate::mirror::{folder_mailbox, Mirror};
+use crate::mirror::Mirror;
 use crate::online::{self, Reached};
 
 /// Runs the command.
@@ -87,7 +87,7 @@ pub fn run(
         .iter()
         .filter_map(|f| Flag::parse(f))
         .collect();
-    let mailbox = folder_mailbox(&f, mirror.delimiter())?;
+    let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
     let date = imap_datetime(now)?;
     let upload = dir.open_upload(&written.entry)?;
     let len = upload.crlf_len;

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::{print_json, say_queued, Ctx, Pushed};
 use crate::cli::FlagArgs;
 use crate::exit::usage;
-use crate::mirror::{folder_mailbox, Mirror};
+use crate::mirror::Mirror;
 use crate::online::{self, Reached};
 
 /// One flag a user named.
@@ -123,7 +123,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
     let mut pushed = Pushed::LocalOnly;
     let mut failure = None;
     if !uids.is_empty() {
-        let mailbox = folder_mailbox(&f, mirror.delimiter())?;
+        let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
         let add: Vec<Flag> = set.iter().filter_map(|x| Flag::parse(&x.imap)).collect();
         let remove: Vec<Flag> = clear.iter().filter_map(|x| Flag::parse(&x.imap)).collect();
         let reached = online::with_session(ctx.offline, &name, &acct, async |s| {

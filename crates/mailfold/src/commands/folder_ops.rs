@@ -23,7 +23,7 @@ use serde_json::json;
 use super::{print_json, say_queued, Ctx, Pushed};
 use crate::config::Account;
 use crate::exit::usage;
-use crate::mirror::{parse_folder_name, record_name, wire_name, Mirror};
+use crate::mirror::{parse_folder_name, Mirror};
 use crate::online::{self, Connect};
 
 /// Checks a new folder name typed by a user (seeds V0018, V0019, V0020).
@@ -88,12 +88,16 @@ pub fn run_create(ctx: &Ctx, name_arg: &str) -> anyhow::Result<u8> {
     let (pushed, fname) = online::block_on(async {
         let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
         let delim = delimiter(&mirror, session.as_mut().ok()).await;
+        if let Ok(s) = session.as_mut() {
+            mirror.learn_root(s, &acct, delim).await;
+        }
         let fname = validate_new(name_arg, delim)?;
         let existing = mirror.resolve_name(&fname)?;
         if existing.rel.is_some() {
             return Err(usage(format!("folder {fname} already exists")));
         }
-        let mailbox = wire_name(&fname, delim)?;
+        // Seed V0022: created under the root, as the sync would create it.
+        let mailbox = mirror.server_mailbox(&fname, delim)?;
         let folder = {
             let (maildir, db) = mirror.parts()?;
             maildir.ensure_folder(&fname, db)?
@@ -185,6 +189,9 @@ pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
     let (pushed, new_name) = online::block_on(async {
         let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
         let delim = delimiter(&mirror, session.as_mut().ok()).await;
+        if let Ok(s) = session.as_mut() {
+            mirror.learn_root(s, &acct, delim).await;
+        }
         let new_name = validate_new(to, delim)?;
         if new_name.components().first().is_some_and(|c| c == "INBOX")
             && new_name.components().len() == 1
@@ -194,11 +201,8 @@ pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
         if mirror.resolve_name(&new_name)?.rel.is_some() {
             return Err(usage(format!("folder {new_name} already exists")));
         }
-        let old_box = match &old.state {
-            Some(r) => Mailbox::from_wire(r.wire_name.as_bytes().to_vec()),
-            None => wire_name(&old.name, delim)?,
-        };
-        let new_box = wire_name(&new_name, delim)?;
+        let old_box = mirror.folder_mailbox(&old, delim)?;
+        let new_box = mirror.server_mailbox(&new_name, delim)?;
         let new_rel = {
             let (maildir, db) = mirror.parts()?;
             maildir
@@ -250,19 +254,16 @@ fn rename_rows(
     new_rel: &RelPath,
     delim: Option<char>,
 ) -> anyhow::Result<()> {
-    let db = mirror.db_mut()?;
-    let rows = db.folders()?;
     let n = old.components().len();
     let mut changes = Vec::new();
-    for r in rows {
-        let Some(rn) = record_name(&r) else { continue };
+    for (rn, r) in mirror.state_folders()? {
         if rn.components().len() < n || rn.components()[..n] != old.components()[..] {
             continue;
         }
         let mut comps = new.components().to_vec();
         comps.extend_from_slice(&rn.components()[n..]);
         let renamed = FolderName::new(comps)?;
-        let wire = wire_string(&wire_name(&renamed, delim)?);
+        let wire = wire_string(&mirror.server_mailbox(&renamed, delim)?);
         let suffix = r
             .local_path
             .as_str()
@@ -271,6 +272,7 @@ fn rename_rows(
         let local = RelPath::parse(&format!("{}{suffix}", new_rel.as_str()))?;
         changes.push((r.id, wire, local));
     }
+    let db = mirror.db_mut()?;
     db.write(|tx| {
         for (id, wire, local) in &changes {
             tx.rename_folder(*id, wire, delim, local)?;
@@ -304,7 +306,10 @@ pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> 
     let pushed = online::block_on(async {
         let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
         let delim = delimiter(&mirror, session.as_mut().ok()).await;
-        let mailbox = crate::mirror::folder_mailbox(&f, delim)?;
+        if let Ok(s) = session.as_mut() {
+            mirror.learn_root(s, &acct, delim).await;
+        }
+        let mailbox = mirror.folder_mailbox(&f, delim)?;
         let pushed = match &mut session {
             Ok(s) => {
                 let r = s.delete(&mailbox).await;

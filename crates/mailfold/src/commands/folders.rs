@@ -171,14 +171,17 @@ async fn from_server(name: &str, acct: &Account) -> anyhow::Result<Result<Vec<Ro
         Ok(s) => s,
         Err(c) => return Ok(Err(c)),
     };
-    let r = server_rows(&mut s).await;
+    let r = server_rows(&mut s, acct).await;
     online::show_notifications(&mut s, &acct.host);
     let r = r.map_err(|e| online::server_error(&acct.host, e));
     online::logout(s, &acct.host).await;
     Ok(Ok(r?))
 }
 
-async fn server_rows(s: &mut Session) -> Result<Vec<Row>, mailfold_net::Error> {
+/// The server's folders under the account's root, named as the sync names them locally
+/// (seed V0022): `INBOX.Sent` under the root `INBOX.` is `Sent`; folders outside the root
+/// and in other users' or shared namespaces are not listed.
+async fn server_rows(s: &mut Session, acct: &Account) -> Result<Vec<Row>, mailfold_net::Error> {
     let caps = s.capabilities().cloned().unwrap_or_default();
     let items = vec![StatusItem::Messages, StatusItem::Unseen];
     let mut returns = Vec::new();
@@ -228,13 +231,24 @@ async fn server_rows(s: &mut Session) -> Result<Vec<Row>, mailfold_net::Error> {
             }
         }
     }
+    // The same delimiter choice as the sync's gather: INBOX's, else the first entry's.
+    let delimiter = mailboxes
+        .iter()
+        .find(|m| m.mailbox.as_wire().eq_ignore_ascii_case(b"INBOX"))
+        .or_else(|| mailboxes.first())
+        .and_then(|m| m.delimiter);
+    let root = crate::mirror::server_root(s, acct, delimiter).await;
     let mut rows = Vec::new();
     for m in &mailboxes {
         if m.has(&ListAttribute::NonExistent) {
             continue;
         }
         let name = match mailfold_sync::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
-            Ok(p) => p.to_string(),
+            Ok(p) => match root.local_of(&p) {
+                Some(local) => local.to_string(),
+                // Outside the root, or the root itself: not part of the mirror.
+                None => continue,
+            },
             Err(e) => {
                 tracing::warn!("folder name not decodable: {e}");
                 String::from_utf8_lossy(m.mailbox.as_wire()).into_owned()

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::{print_json, say_queued, Ctx, Pushed};
 use crate::exit::usage;
-use crate::mirror::{folder_mailbox, MessageRef, Mirror};
+use crate::mirror::{MessageRef, Mirror};
 use crate::online::{self, Reached};
 
 fn uid_set(uids: &[u32]) -> Result<UidSet, mailfold_net::Error> {
@@ -67,8 +67,8 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
     let mut mapped = Vec::new();
     if !uids.is_empty() {
         let delim = mirror.delimiter();
-        let from = folder_mailbox(&src, delim)?;
-        let dest = folder_mailbox(&dst, delim)?;
+        let from = mirror.folder_mailbox(&src, delim)?;
+        let dest = mirror.folder_mailbox(&dst, delim)?;
         let expunge_plain = acct.allow_plain_expunge;
         match online::with_session(ctx.offline, &name, &acct, async |s| {
             move_on_server(s, &from, &dest, &uids, expunge_plain).await
@@ -231,7 +231,7 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
     let mut failure = None;
     let mut note = None;
     if !uids.is_empty() {
-        let mailbox = folder_mailbox(&f, mirror.delimiter())?;
+        let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
         let plain = acct.allow_plain_expunge;
         match online::with_session(ctx.offline, &name, &acct, async |s| {
             s.select(&mailbox, mailfold_net::SelectOptions::default()).await?;

@@ -23,7 +23,7 @@ use super::list::{items, Item};
 use super::{print_json, Ctx};
 use crate::exit::usage;
 use crate::mime;
-use crate::mirror::{folder_mailbox, Mirror};
+use crate::mirror::Mirror;
 use crate::online::{self, Reached};
 
 /// Splits a query given as one quoted argument (`"from alice unseen"`) into words, keeping
@@ -255,7 +255,7 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
         None => None,
     };
     let mailbox = match (&f, &mirror) {
-        (Some(f), Some(m)) => folder_mailbox(f, m.delimiter())?,
+        (Some(f), Some(m)) => m.folder_mailbox(f, m.delimiter())?,
         _ => crate::mirror::wire_name(&crate::mirror::parse_folder_name(folder)?, None)?,
     };
     let search_keys = keys.clone();

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{print_json, Ctx};
 use crate::mime;
-use crate::mirror::{folder_mailbox, Mirror};
+use crate::mirror::Mirror;
 use crate::online::{self, Connect};
 use crate::term;
 
@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
     let (bytes, truncated) = if partial && !ctx.offline {
         // The record exists when `partial` is set, so the UID is known.
         let uid = m.record.as_ref().map(|r| r.uid.get()).unwrap_or(0);
-        let mailbox = folder_mailbox(&f, mirror.delimiter())?;
+        let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
         let fetched = online::block_on(async {
             let mut s = match online::connect(&name, &acct).await {
                 Ok(s) => s,
