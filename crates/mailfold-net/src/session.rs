@@ -30,7 +30,7 @@ use mailfold_proto::response::{Code, Fetch, GreetingKind, MailboxList, MailboxSt
 use mailfold_proto::seqset::UidSet;
 use mailfold_sasl::{
     choose_mechanisms, login_command_allowed, new_mechanism, next_after_failure, ClientContext,
-    Credentials, FailureKind, NextAttempt, OsNonceSource, Policy, Secret,
+    Credentials, FailureKind, MechanismName, NextAttempt, OsNonceSource, Policy, Secret,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -647,8 +647,11 @@ impl Session {
         let unix_now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let ctx = ClientContext::imap(self.host.clone(), self.port)
+        let mut ctx = ClientContext::imap(self.host.clone(), self.port)
             .with_filetime(mailfold_sasl::filetime_from_unix(unix_now));
+        if chosen.contains(&MechanismName::DigestMd5) {
+            ctx.digest_md5_utf8_hash = self.digest_md5_hashes_utf8(creds).await;
+        }
         loop {
             match next {
                 NextAttempt::Mechanism(name) => {
@@ -724,6 +727,36 @@ impl Session {
                         text: format!("{reason:?}"),
                     })
                 }
+            }
+        }
+    }
+
+    /// Whether this server's DIGEST-MD5 hashes credentials as UTF-8 where RFC 2831 2.1.2.1
+    /// converts them to ISO 8859-1 first: Dovecot does (see
+    /// [`ClientContext::digest_md5_utf8_hash`]), so a password such as `grüße` fails there
+    /// unless the client does the same. The two ways differ only for non-ASCII characters
+    /// that ISO 8859-1 can hold, so the server is only identified when a credential is not
+    /// ASCII: by its greeting (Dovecot's default is "Dovecot ready."), else by asking ID (RFC
+    /// 2971) when offered. A customised greeting without ID leaves the RFC's way, which other
+    /// servers (Cyrus SASL) follow.
+    async fn digest_md5_hashes_utf8(&mut self, creds: &Credentials) -> bool {
+        if self.greeting.as_deref().is_some_and(names_dovecot) {
+            return true;
+        }
+        let ascii = creds.authcid.is_ascii()
+            && creds.authzid.as_deref().map_or(true, str::is_ascii)
+            && creds.secret.expose().is_ascii();
+        if ascii || !self.caps().has("ID") {
+            return false;
+        }
+        match self.id(None).await {
+            Ok(fields) => fields.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("name") && v.as_deref().is_some_and(names_dovecot)
+            }),
+            // An ID refused is no reason to fail the login; the RFC's way is the default.
+            Err(e) => {
+                tracing::debug!("ID before DIGEST-MD5 failed: {e}");
+                false
             }
         }
     }
@@ -1672,6 +1705,11 @@ impl Session {
             t.close().await;
         }
     }
+}
+
+/// Whether a server's self-description (greeting text, ID name) names Dovecot.
+fn names_dovecot(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("dovecot")
 }
 
 /// Server text with control characters removed, so that printing it cannot drive a
