@@ -744,7 +744,7 @@ impl Session {
             return true;
         }
         let ascii = creds.authcid.is_ascii()
-            && creds.authzid.as_deref().map_or(true, str::is_ascii)
+            && creds.authzid.as_deref().is_none_or(str::is_ascii)
             && creds.secret.expose().is_ascii();
         if ascii || !self.caps().has("ID") {
             return false;
