@@ -24,6 +24,9 @@ pub struct Cli {
     /// Machine-readable output: one JSON document on stdout (schemas in docs/cli.md).
     #[arg(long, global = true)]
     pub json: bool,
+    /// No progress bars, even on a terminal.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// Account to use when the configuration has more than one.
     #[arg(short, long, global = true, value_name = "NAME")]
     pub account: Option<String>,

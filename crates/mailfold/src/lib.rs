@@ -12,4 +12,5 @@ pub mod lock;
 pub mod mime;
 pub mod mirror;
 pub mod online;
+pub mod progress;
 pub mod term;

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         offline: cli.offline,
         wait: cli.wait,
         verbose: cli.verbose,
+        quiet: cli.quiet,
     };
     match cli.command {
         Command::Sync {

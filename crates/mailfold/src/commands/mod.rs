@@ -36,6 +36,8 @@ pub struct Ctx {
     pub wait: bool,
     /// `-v` count (0: warnings only).
     pub verbose: u8,
+    /// `-q`: no progress bars.
+    pub quiet: bool,
 }
 
 impl Ctx {

@@ -1,17 +1,17 @@
 //! `mailfold sync [ACCOUNT…] [--force] [--dry-run]`: runs the sync engine for each account and
 //! prints its report. Exit status 0 only when every folder of every account synced (issue 4).
+//! On a terminal, per-folder progress bars ([`crate::progress`]) show while it runs.
 
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::Write;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use mailfold_sync::{SyncError, SyncOptions, SyncReport};
+use mailfold_sync::{NoProgress, Progress, SyncError, SyncOptions, SyncReport};
 use serde_json::{json, Value};
 
 use super::{print_json, Ctx};
 use crate::account;
 use crate::exit;
 use crate::lock::AccountLock;
+use crate::progress::Bars;
 use crate::term;
 
 /// Runs the command; returns the exit status.
@@ -46,9 +46,16 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
             .and_then(|state| AccountLock::acquire(name, &state, "sync", ctx.wait))
             .and_then(|lock| {
                 let spec = account::sync_spec(name, acct)?;
-                let bar = progress(name);
-                let r = mailfold_sync::sync_account(&spec, &opts);
-                bar.finish_and_clear();
+                // Per-folder bars on a terminal only (issue 6); cleared before the report.
+                let bars = Bars::wanted(ctx.json, ctx.quiet).then(|| Bars::new(name));
+                let observer: &dyn Progress = match &bars {
+                    Some(b) => b,
+                    None => &NoProgress,
+                };
+                let r = mailfold_sync::sync_account_with_progress(&spec, &opts, observer);
+                if let Some(b) = &bars {
+                    b.finish();
+                }
                 drop(lock);
                 r.map_err(sync_error)
             });
@@ -100,21 +107,6 @@ fn sync_error(e: SyncError) -> anyhow::Error {
         SyncError::Config(s) => exit::usage(s),
         other => anyhow::Error::new(other),
     }
-}
-
-/// A spinner with the elapsed time while an account syncs; hidden when stdout is not a
-/// terminal, so scripts and `--json` consumers never see control characters.
-fn progress(name: &str) -> ProgressBar {
-    if !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} syncing {msg} ({elapsed})") {
-        bar.set_style(style);
-    }
-    bar.set_message(name.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// The JSON object of one account (schema in docs/cli.md).
