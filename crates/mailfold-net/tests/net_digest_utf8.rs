@@ -56,7 +56,7 @@ async fn login(d: &Dovecot) -> Session {
 
 /// Dovecot's default greeting ("Dovecot ready.") names it: no extra round trip.
 #[tokio::test]
-async fn digest_md5_latin1_password_on_dovecot_recognised_by_greeting() {
+async fn e0001_digest_md5_latin1_password_on_dovecot_recognised_by_greeting() {
     let d = Dovecot::start();
     add_latin_user(&d);
     let s = login(&d).await;
@@ -67,7 +67,7 @@ async fn digest_md5_latin1_password_on_dovecot_recognised_by_greeting() {
 
 /// With a greeting that does not name the server, ID (RFC 2971) does.
 #[tokio::test]
-async fn digest_md5_latin1_password_on_dovecot_recognised_by_id() {
+async fn e0001_digest_md5_latin1_password_on_dovecot_recognised_by_id() {
     let d = Dovecot::builder()
         .extra_config("login_greeting = IMAP service ready.")
         .start();
