@@ -193,6 +193,9 @@ pub fn sync_with_remote_progress(
         if report.is_complete() && db.is_fresh()? {
             db.mark_synced()?;
         }
+        // Last, after every write of every connection: the folder contexts of the parallel
+        // workers are merged back into `g` by now, so each folder's stamp is judged once.
+        gather::record_stamps(db, maildir, &g, &report)?;
     }
     report.alerts.extend(remote.take_alerts());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));

@@ -214,6 +214,17 @@ impl Shared {
     }
 }
 
+/// Ends the workers' wait for the main sequence if the main thread leaves without opening
+/// the queue (an error, or a panic unwinding through the scope, which joins the workers
+/// before it goes on: they must not wait forever).
+struct AbortUnlessOpened<'a>(&'a Shared);
+
+impl Drop for AbortUnlessOpened<'_> {
+    fn drop(&mut self) {
+        self.0.set(|q| q.abort |= !q.open);
+    }
+}
+
 /// What one connection did with the groups it took.
 #[derive(Default)]
 struct Done {
@@ -346,6 +357,7 @@ pub fn apply_plan(
         let handles: Vec<_> = (0..extra)
             .map(|_| s.spawn(|| extra_worker(&shared, account, maildir, &template, progress)))
             .collect();
+        let opened = AbortUnlessOpened(&shared);
         let main_plan = Plan {
             ops: main,
             ..Plan::default()
@@ -368,6 +380,7 @@ pub fn apply_plan(
                 Err(e)
             }
         };
+        drop(opened);
         let extras: Vec<_> = handles
             .into_iter()
             .map(|h| {
