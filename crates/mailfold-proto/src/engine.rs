@@ -32,7 +32,15 @@ use crate::seqset::UidSet;
 
 use attribution::{Scope, Target, Wants};
 
-pub use session::{Capabilities, MailboxChange, MailboxState, SessionState};
+pub use session::{Capabilities, MailboxChange, MailboxState, SessionState, MAX_KNOWN_UIDS};
+
+/// Most LIST/LSUB/STATUS entries, raw responses, ID fields or ENABLED names one command may
+/// collect (256 Ki; far more folders than any real account has). A server that sends more
+/// fails the connection rather than growing memory without bound (issue 8).
+pub const MAX_COLLECTED: usize = 1 << 18;
+
+/// Most numbers one SEARCH may collect (16 Mi, 64 MiB): more than any mailbox holds.
+pub const MAX_SEARCH_IDS: usize = 1 << 24;
 pub use wire::BodyPart;
 
 use pipeline::{classify, may_write, Class};
@@ -1195,7 +1203,33 @@ impl Client {
                     g.kind, g.text
                 )));
             }
-            other => self.handle_untagged(other),
+            other => {
+                self.handle_untagged(other);
+                self.check_collected();
+            }
+        }
+    }
+
+    /// Fails the connection when a command has collected more than the caps allow
+    /// ([`MAX_COLLECTED`], [`MAX_SEARCH_IDS`]): memory stays bounded whatever the server
+    /// sends, and a truncated answer is never passed off as complete.
+    fn check_collected(&mut self) {
+        let over = self.in_flight.iter().find_map(|c| {
+            let over = match &c.collect {
+                Collect::List(l, st) => l.len().saturating_add(st.len()) > MAX_COLLECTED,
+                Collect::Search(r) => r.ids.len() > MAX_SEARCH_IDS,
+                Collect::Raw(v) => v.len() > MAX_COLLECTED,
+                Collect::Id(v) => v.len() > MAX_COLLECTED,
+                Collect::Enabled(v) => v.len() > MAX_COLLECTED,
+                _ => false,
+            };
+            over.then(|| c.name.clone())
+        });
+        if let Some(name) = over {
+            self.fail(EngineError::Protocol(format!(
+                "the server sent more data for one {name} command than any real server would; \
+                 giving up"
+            )));
         }
     }
 
@@ -1406,11 +1440,13 @@ impl Client {
             }
             Response::Enabled(caps) => {
                 for c in &caps {
-                    if !self
-                        .session
-                        .enabled
-                        .iter()
-                        .any(|e| e.eq_ignore_ascii_case(c))
+                    // The list names what we enabled; a server inventing names is capped.
+                    if self.session.enabled.len() < MAX_COLLECTED
+                        && !self
+                            .session
+                            .enabled
+                            .iter()
+                            .any(|e| e.eq_ignore_ascii_case(c))
                     {
                         self.session.enabled.push(c.to_ascii_uppercase());
                     }

@@ -4,13 +4,21 @@
 //! follows EXPUNGE and VANISHED renumbering.
 //!
 //! Nothing here allocates in proportion to a number the server merely declares: EXISTS is a
-//! counter, and the seq→UID map holds only pairs the server actually sent.
+//! counter, and the seq→UID map holds only pairs the server actually sent, at most
+//! [`MAX_KNOWN_UIDS`] of them (issue 8: a server streaming FETCH responses for ever must not
+//! grow the map for ever).
 
 use std::num::NonZeroU32;
 
 use crate::core::{Flag, Mailbox};
 use crate::response::{Code, Fetch, FetchItem};
 use crate::seqset::UidSet;
+
+/// Most seq→UID pairs the map keeps: 4 Mi pairs, 32 MiB, more messages than any real single
+/// mailbox holds. Past it new pairs are not recorded: [`MailboxState::uid_of`] answers `None`
+/// for them, as for any pair the server has not sent, and callers that need the UID ask the
+/// server again.
+pub const MAX_KNOWN_UIDS: usize = 1 << 22;
 
 /// The server's capabilities, as last advertised (upper-cased for matching).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -143,7 +151,8 @@ impl MailboxState {
         }
         match self.seq_uids.binary_search_by_key(&seq, |&(s, _)| s) {
             Ok(i) => self.seq_uids[i].1 = uid,
-            Err(i) => self.seq_uids.insert(i, (seq, uid)),
+            Err(i) if self.seq_uids.len() < MAX_KNOWN_UIDS => self.seq_uids.insert(i, (seq, uid)),
+            Err(_) => {}
         }
     }
 
