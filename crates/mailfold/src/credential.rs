@@ -95,6 +95,8 @@ pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secr
     if first.is_empty() {
         bail!("{what} ({program}) printed an empty first line");
     }
+    // Whatever a dependency might log, the logger scrubs this value (crate::redact).
+    crate::redact::register(first);
     Ok(Secret::new(first.to_string()))
 }
 

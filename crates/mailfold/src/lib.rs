@@ -13,4 +13,5 @@ pub mod mime;
 pub mod mirror;
 pub mod online;
 pub mod progress;
+pub mod redact;
 pub mod term;

@@ -27,7 +27,12 @@ fn main() -> ExitCode {
 
 /// `-v` info, `-vv` debug, `-vvv` trace, on stderr. Secrets cannot appear: they are held in
 /// `Secret`, whose `Debug` redacts, and the protocol engine never logs command arguments of
-/// LOGIN or AUTHENTICATE.
+/// LOGIN or AUTHENTICATE; every line is scrubbed of the process's secrets all the same
+/// (`mailfold::redact`), because records also come from crates we do not control.
+///
+/// Those crates (rustls among them) log through the `log` crate: `try_init` installs the
+/// bridge (tracing-subscriber's `tracing-log` feature), so their records obey the same level
+/// (rustls's handshake details at `-vv`), the same format and the same scrubbing.
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => tracing::Level::WARN,
@@ -37,7 +42,7 @@ fn init_logging(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        .with_writer(mailfold::redact::ScrubbedStderr)
         .with_target(verbose >= 2)
         .try_init();
 }
