@@ -43,11 +43,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
+use std::time::{Duration, SystemTime};
 
 use mailfold_proto::core::Mailbox;
 use mailfold_store::{
-    crlf::canonical_digest_of, AliasRegistry, FolderId, FolderName, IntentKind, Maildir,
-    MessageBase, MessageEntry, MessageRecord, PendingKind, RelPath, StateDb, StateRead, Subdir,
+    crlf::canonical_digest_of, AliasRegistry, DirStamp, Folder, FolderId, FolderName, FolderRecord,
+    IntentKind, Maildir, MessageBase, MessageEntry, MessageRecord, PendingKind, RelPath, StateDb,
+    StateRead, Subdir,
 };
 
 use crate::account::{AccountSpec, Direction};
@@ -62,6 +64,9 @@ use crate::report::SyncReport;
 
 /// How much of an unknown file is read to find its Message-ID.
 const HEADER_PEEK: u64 = 64 * 1024;
+
+/// A folder's directory stamp and the time it was read (for [`DirStamp::is_settled`]).
+pub type StampReading = (DirStamp, SystemTime);
 
 /// What the applier knows about one folder besides the planner's view.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +91,17 @@ pub struct FolderCtx {
     pub special_use: Option<String>,
     /// Subscribed on the server.
     pub subscribed: bool,
+    /// The stamp of the folder's `cur/` and `new/` read before this run scanned it, and when
+    /// it was read; `None` when the folder was not scanned (skipped, or no Maildir).
+    /// [`record_stamps`] keeps it if nothing moved it during the run.
+    pub stamp: Option<StampReading>,
+    /// The local folder was scanned this run.
+    pub scanned: bool,
+    /// Its message rows were read from the state database this run.
+    pub loaded: bool,
+    /// Skipped entirely: unchanged on the server (STATUS) and locally (its stamp), so not
+    /// scanned, not loaded, not selected, and absent from the planner's work.
+    pub skipped: bool,
 }
 
 /// Where the mirrored folders live on the server (seed V0022). Local folder paths are server
@@ -198,6 +214,22 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    /// How many local folders were scanned (the counters are for tests and diagnostics; they
+    /// count the folders still in [`Gathered::folders`]).
+    pub fn scanned_folders(&self) -> usize {
+        self.folders.values().filter(|c| c.scanned).count()
+    }
+
+    /// How many folders had their message rows read from the state database.
+    pub fn loaded_folders(&self) -> usize {
+        self.folders.values().filter(|c| c.loaded).count()
+    }
+
+    /// How many folders were skipped entirely as unchanged on both sides.
+    pub fn skipped_folders(&self) -> usize {
+        self.folders.values().filter(|c| c.skipped).count()
+    }
+
     /// The wire name of a local folder path, under the root.
     pub fn wire_of(&self, local: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8>, String> {
         wire_of_path(&self.root.server_of(local), delimiter)
@@ -302,10 +334,11 @@ pub fn gather(
         remote_paths.push((path, e));
     }
 
-    // ---- state folders
-    let mut state_rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)> = HashMap::new();
-    let mut unbound_rows: HashMap<FolderPath, Vec<MessageRecord>> = HashMap::new();
-    let mut state_read_only: BTreeSet<FolderPath> = BTreeSet::new();
+    // ---- state folders: their rows only. Message rows are read further down, and only for
+    // the folders that are looked at.
+    let read_only_account = account.direction == Direction::Pull;
+    let condstore = remote.has_capability("CONDSTORE") || remote.has_capability("QRESYNC");
+    let mut state_folders: Vec<(FolderPath, FolderRecord)> = Vec::new();
     for f in db.folders()? {
         let Some(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter)
             .ok()
@@ -321,50 +354,11 @@ pub fn gather(
         ctx.state_uidvalidity = f.uidvalidity.map(|u| u.get());
         ctx.delimiter = f.delimiter;
         ctx.rel = Some(f.local_path.clone());
-        let Some(uv) = f.uidvalidity else { continue };
-        if f.read_only {
-            state_read_only.insert(path.clone());
-        }
-        let rows = db.messages(f.id)?;
-        // Rows unbound by a UIDVALIDITY change (V0003): the planner re-binds them by content.
-        let unbound = db.unbound_messages(f.id)?;
-        let mut pending = Vec::new();
-        for p in db.pending(Some(f.id))? {
-            let key = match (p.change.kind, p.change.uid, &p.change.base) {
-                (PendingKind::Append, _, Some(b)) => PendingKey::Upload(LocalId::new(b.as_str())),
-                (PendingKind::Flags, Some(u), _) => PendingKey::Flags(Uid(u.0)),
-                (PendingKind::Expunge, Some(u), _) => PendingKey::Expunge(Uid(u.0)),
-                _ => continue,
-            };
-            pending.push(key);
-        }
-        g.input.state.push(StateFolder {
-            path: path.clone(),
-            uidvalidity: UidValidity(uv.0),
-            uidnext: f.uidnext.map(Uid),
-            highestmodseq: f.highestmodseq.and_then(ModSeq::new),
-            messages: rows
-                .iter()
-                .map(|r| (Some(Uid(r.uid.0)), r))
-                .chain(unbound.iter().map(|r| (None, r)))
-                .map(|(uid, r)| StateMessage {
-                    uid,
-                    local: LocalId::new(r.base.as_str()),
-                    flags: row_flags(r),
-                    size: r.size.unwrap_or(0),
-                    internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
-                    message_id: r.message_id.clone(),
-                    hash: r.hash.map(to_plan_hash),
-                    partial: r.partial,
-                })
-                .collect(),
-            pending,
-        });
-        state_rows.insert(path.clone(), (f.id, uv.get(), rows));
-        unbound_rows.insert(path, unbound);
+        state_folders.push((path, f));
     }
 
-    // ---- local folders
+    // ---- local folders: the listing and each folder's stamp, read before anything is
+    // scanned (so a change made during the run moves the stamp past the one recorded).
     let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
     for p in listing.skipped {
         report.warnings.push(format!(
@@ -372,6 +366,7 @@ pub fn gather(
             p.display()
         ));
     }
+    let mut local_folders: Vec<(FolderPath, Folder, Option<StampReading>)> = Vec::new();
     for lf in listing.folders {
         if !lf.is_maildir {
             continue;
@@ -381,59 +376,67 @@ pub fn gather(
             continue;
         }
         let folder = maildir.folder(&lf.rel)?;
-        let files = folder.scan()?;
-        let rows = state_rows
-            .get(&path)
-            .map(|(_, _, r)| r.as_slice())
-            .unwrap_or(&[]);
-        let unbound = unbound_rows.get(&path).map_or(&[][..], Vec::as_slice);
-        let by_base: HashMap<&str, &MessageRecord> = rows
-            .iter()
-            .chain(unbound)
-            .map(|r| (r.base.as_str(), r))
-            .collect();
-        let mut messages = Vec::with_capacity(files.len());
-        let ctx = g.folders.entry(path.clone()).or_default();
-        ctx.rel = Some(lf.rel.clone());
-        for e in files {
-            match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
-                Ok(m) => messages.push(m),
-                Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
-                    "{}: cannot read ({err}); left alone",
-                    e.path.display()
-                )),
-            }
-            ctx.files.insert(e.base.as_str().to_owned(), e);
-        }
-        g.input.local.push(LocalFolder { path, messages });
+        let read_at = SystemTime::now();
+        let stamp = folder.stamp()?.map(|s| (s, read_at));
+        local_folders.push((path, folder, stamp));
     }
 
-    // ---- server contents
-    let read_only_account = account.direction == Direction::Pull;
-    let condstore = remote.has_capability("CONDSTORE") || remote.has_capability("QRESYNC");
+    // ---- folders that may need no look at all: the server status and the local stamp
+    // recorded at the end of the last complete run, with no pending change or open intent.
+    let intents = db.open_intents()?;
+    let candidates: HashMap<FolderPath, Known> = if condstore {
+        let stamps = db.local_stamps()?;
+        let mut busy = db.folders_with_pending()?;
+        for i in &intents {
+            busy.extend(i.intent.folder);
+            busy.extend(i.intent.target_folder);
+        }
+        let local_stamps: HashMap<&FolderPath, (&RelPath, &DirStamp)> = local_folders
+            .iter()
+            .filter_map(|(p, f, s)| s.as_ref().map(|(s, _)| (p, (f.rel(), s))))
+            .collect();
+        state_folders
+            .iter()
+            .filter_map(|(path, f)| {
+                let (uv, hms) = (f.uidvalidity?, f.highestmodseq?);
+                let recorded = stamps.get(&f.id)?;
+                let (rel, now) = local_stamps.get(path)?;
+                let same =
+                    !busy.contains(&f.id) && *rel == &f.local_path && **now == recorded.stamp;
+                same.then(|| {
+                    let k = Known {
+                        uidvalidity: uv.get(),
+                        uidnext: f.uidnext.map(|u| u.get()),
+                        highestmodseq: Some(hms),
+                        bound: BTreeSet::new(),
+                        count: usize::try_from(recorded.messages).unwrap_or(usize::MAX),
+                        all_bound: true,
+                        read_only: f.read_only,
+                    };
+                    (path.clone(), k)
+                })
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
+
+    // ---- state rows of every other folder
+    let mut rows = StateRows::default();
+    for (path, f) in &state_folders {
+        if !candidates.contains_key(path) {
+            rows.load(db, path, f, &mut g)?;
+        }
+    }
     // What the state says of each folder, for the incremental paths below.
-    let known: HashMap<FolderPath, Known> = g
+    let mut known: HashMap<FolderPath, Known> = g
         .input
         .state
         .iter()
-        .map(|f| {
-            let bound: BTreeSet<u32> = f
-                .messages
-                .iter()
-                .filter_map(|m| m.uid)
-                .map(|u| u.get())
-                .collect();
-            let k = Known {
-                uidvalidity: f.uidvalidity.0.get(),
-                uidnext: f.uidnext.map(|u| u.get()),
-                highestmodseq: f.highestmodseq.map(|m| m.0.get()),
-                all_bound: bound.len() == f.messages.len(),
-                bound,
-                read_only: state_read_only.contains(&f.path),
-            };
-            (f.path.clone(), k)
-        })
+        .map(|f| (f.path.clone(), known_of(f, &rows.read_only)))
         .collect();
+    known.extend(candidates.iter().map(|(p, k)| (p.clone(), k.clone())));
+
     // Seed V0045: one pipelined round of STATUS (or the LIST-STATUS answer, V0044) tells which
     // folders changed; an unchanged one costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
     // another client shows in no STATUS item.
@@ -479,13 +482,97 @@ pub fn gather(
                     && st.uidnext == k.uidnext
                     && st.highestmodseq.is_some()
                     && st.highestmodseq == k.highestmodseq
-                    && st.messages == u32::try_from(k.bound.len()).ok();
+                    && st.messages == u32::try_from(k.count).ok();
                 if same {
                     unchanged.insert((*path).clone());
                 }
             }
         }
     }
+
+    // Unchanged on both sides: skipped. The planner sees each as present everywhere and not
+    // examined (no server view, no files, no rows: it plans nothing for it, as for a folder
+    // whose SELECT failed), so it is never taken for deleted and the account-wide check still
+    // counts it. The rest of the candidates are read in full like any other folder.
+    let skipped: BTreeSet<FolderPath> = candidates
+        .keys()
+        .filter(|p| unchanged.contains(*p))
+        .cloned()
+        .collect();
+    for (path, f) in &state_folders {
+        if !candidates.contains_key(path) {
+            continue;
+        }
+        if skipped.contains(path) {
+            if let (Some(k), Some(uv)) = (candidates.get(path), f.uidvalidity) {
+                g.input.state.push(StateFolder {
+                    path: path.clone(),
+                    uidvalidity: UidValidity(uv.0),
+                    uidnext: f.uidnext.map(Uid),
+                    highestmodseq: k.highestmodseq.and_then(ModSeq::new),
+                    messages: Vec::new(),
+                    pending: Vec::new(),
+                });
+            }
+            continue;
+        }
+        rows.load(db, path, f, &mut g)?;
+        if let Some(sf) = g.input.state.iter().find(|s| &s.path == path) {
+            known.insert(path.clone(), known_of(sf, &rows.read_only));
+        }
+    }
+    for p in &skipped {
+        g.folders.entry(p.clone()).or_default().skipped = true;
+    }
+
+    // ---- local scans
+    for (path, folder, stamp) in local_folders {
+        if skipped.contains(&path) {
+            g.input.local.push(LocalFolder {
+                path,
+                messages: Vec::new(),
+            });
+            continue;
+        }
+        let state = rows
+            .rows
+            .get(&path)
+            .map(|(_, _, r)| r.as_slice())
+            .unwrap_or(&[]);
+        let unbound = rows.unbound.get(&path).map_or(&[][..], Vec::as_slice);
+        let by_base: HashMap<&str, &MessageRecord> = state
+            .iter()
+            .chain(unbound)
+            .map(|r| (r.base.as_str(), r))
+            .collect();
+        // A file the state describes completely needs no lstat: its name gives the size,
+        // the row the date (see `describe_local`).
+        let files = folder.scan_with(&|b: &MessageBase| {
+            let r = by_base.get(b.as_str())?;
+            let complete = r.hash.is_some() && r.size.is_some() && r.size == b.crlf_size_field();
+            let date = r.internaldate?;
+            complete.then(|| system_time_of(date.unix))
+        })?;
+        let mut messages = Vec::with_capacity(files.len());
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.scanned = true;
+        ctx.rel = Some(folder.rel().clone());
+        ctx.stamp = stamp;
+        for e in files {
+            match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
+                Ok(m) => messages.push(m),
+                Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
+                    "{}: cannot read ({err}); left alone",
+                    e.path.display()
+                )),
+            }
+            ctx.files.insert(e.base.as_str().to_owned(), e);
+        }
+        g.input.local.push(LocalFolder { path, messages });
+    }
+    let state_rows = rows.rows;
+
+    // ---- server contents
     for (path, e) in remote_paths {
         let ctx = g.folders.entry(path.clone()).or_default();
         ctx.wire = Some(e.wire.clone());
@@ -496,6 +583,20 @@ pub fn gather(
             noselect: e.noselect,
             nonexistent: false,
         };
+        if skipped.contains(&path) {
+            if let Some(k) = candidates.get(&path) {
+                ctx.read_only = read_only_account || k.read_only;
+                ctx.uidvalidity = Some(k.uidvalidity);
+            }
+            report.unchanged_folders += 1;
+            g.input.remote.push(RemoteFolder {
+                path,
+                attributes,
+                delimiter: e.delimiter,
+                mailbox: None,
+            });
+            continue;
+        }
         let k = known.get(&path);
         let mailbox = if e.noselect {
             None
@@ -564,7 +665,7 @@ pub fn gather(
         .iter()
         .filter_map(|(p, c)| c.state_id.map(|id| (id, p.clone())))
         .collect();
-    for i in db.open_intents()? {
+    for i in intents {
         if i.intent.kind != IntentKind::Append {
             continue;
         }
@@ -586,14 +687,112 @@ pub fn gather(
     Ok(g)
 }
 
+/// The message rows read so far, by folder, for the scans and the server reads.
+#[derive(Debug, Default)]
+struct StateRows {
+    rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)>,
+    unbound: HashMap<FolderPath, Vec<MessageRecord>>,
+    read_only: BTreeSet<FolderPath>,
+}
+
+impl StateRows {
+    /// Reads one folder's rows and pending marks into the planner's state view (a folder
+    /// without UIDVALIDITY has none that mean anything).
+    fn load(
+        &mut self,
+        db: &StateDb,
+        path: &FolderPath,
+        f: &FolderRecord,
+        g: &mut Gathered,
+    ) -> Result<(), crate::SyncError> {
+        let Some(uv) = f.uidvalidity else {
+            return Ok(());
+        };
+        if f.read_only {
+            self.read_only.insert(path.clone());
+        }
+        g.folders.entry(path.clone()).or_default().loaded = true;
+        let rows = db.messages(f.id)?;
+        // Rows unbound by a UIDVALIDITY change (V0003): the planner re-binds them by content.
+        let unbound = db.unbound_messages(f.id)?;
+        let mut pending = Vec::new();
+        for p in db.pending(Some(f.id))? {
+            let key = match (p.change.kind, p.change.uid, &p.change.base) {
+                (PendingKind::Append, _, Some(b)) => PendingKey::Upload(LocalId::new(b.as_str())),
+                (PendingKind::Flags, Some(u), _) => PendingKey::Flags(Uid(u.0)),
+                (PendingKind::Expunge, Some(u), _) => PendingKey::Expunge(Uid(u.0)),
+                _ => continue,
+            };
+            pending.push(key);
+        }
+        g.input.state.push(StateFolder {
+            path: path.clone(),
+            uidvalidity: UidValidity(uv.0),
+            uidnext: f.uidnext.map(Uid),
+            highestmodseq: f.highestmodseq.and_then(ModSeq::new),
+            messages: rows
+                .iter()
+                .map(|r| (Some(Uid(r.uid.0)), r))
+                .chain(unbound.iter().map(|r| (None, r)))
+                .map(|(uid, r)| StateMessage {
+                    uid,
+                    local: LocalId::new(r.base.as_str()),
+                    flags: row_flags(r),
+                    size: r.size.unwrap_or(0),
+                    internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
+                    message_id: r.message_id.clone(),
+                    hash: r.hash.map(to_plan_hash),
+                    partial: r.partial,
+                })
+                .collect(),
+            pending,
+        });
+        self.rows.insert(path.clone(), (f.id, uv.get(), rows));
+        self.unbound.insert(path.clone(), unbound);
+        Ok(())
+    }
+}
+
+/// What the state view of a folder says, for the incremental paths.
+fn known_of(f: &StateFolder, read_only: &BTreeSet<FolderPath>) -> Known {
+    let bound: BTreeSet<u32> = f
+        .messages
+        .iter()
+        .filter_map(|m| m.uid)
+        .map(|u| u.get())
+        .collect();
+    Known {
+        uidvalidity: f.uidvalidity.0.get(),
+        uidnext: f.uidnext.map(|u| u.get()),
+        highestmodseq: f.highestmodseq.map(|m| m.0.get()),
+        all_bound: bound.len() == f.messages.len(),
+        count: bound.len(),
+        bound,
+        read_only: read_only.contains(&f.path),
+    }
+}
+
+/// A Unix time as a `SystemTime` (dates before 1970 included).
+fn system_time_of(unix: i64) -> SystemTime {
+    let d = Duration::from_secs(unix.unsigned_abs());
+    if unix >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(d)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(d)
+    }
+    .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// What the state knows of a folder, for the incremental paths (seeds V0002, V0045).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Known {
     uidvalidity: u32,
     uidnext: Option<u32>,
     highestmodseq: Option<u64>,
-    /// UIDs of the bound rows.
+    /// UIDs of the bound rows (empty for a folder whose rows were not read).
     bound: BTreeSet<u32>,
+    /// How many rows are bound (from `bound`, or from the local stamp's record).
+    count: usize,
     /// No row is unbound (no UIDVALIDITY change is being recovered from).
     all_bound: bool,
     /// The server opened it READ-ONLY last time (V0039).
@@ -801,6 +1000,94 @@ fn describe_local(
         hash: Some(to_plan_hash(hash)),
         partial: row.is_some_and(|r| r.partial),
     })
+}
+
+/// Records the local stamp of every folder that ended this run complete and untouched, so
+/// that the next run can skip it while neither its server status nor its directories change.
+/// Call it once at the end of a run, after every local write and state transaction of the
+/// run (`sync_with_remote` does), with the run's [`Gathered`] (its folder contexts carry the
+/// stamps read before the scans) and report. Returns how many stamps were written; a run that
+/// changed nothing writes none and commits nothing.
+///
+/// A folder's stamp is recorded only when all of these hold:
+///
+/// * it was scanned this run, its state row still names the same directory, and the row has
+///   UIDVALIDITY and HIGHESTMODSEQ (without them STATUS cannot say "unchanged" anyway);
+/// * the run ended complete: no refusal, no account error, no error in the folder, no pending
+///   change for it and no open journal intent naming it;
+/// * the stamp read before the scan is settled ([`DirStamp::is_settled`]: its times are more
+///   than two seconds older than the reading, and fine-grained), so a change made in the
+///   same clock tick as the one the stamp shows cannot be hidden behind it;
+/// * the directories' stamp now is still that one. Anything that changed them during the run
+///   (this run's own downloads, flag renames and deletions, or mutt at the same moment) leaves
+///   the folder unstamped, and the next run scans it again and records it then.
+///
+/// The state clears a folder's stamp whenever its rows or status change
+/// ([`mailfold_store::Txn`]), so a recorded stamp always goes with the rows it was taken with.
+pub fn record_stamps(
+    db: &mut StateDb,
+    maildir: &Maildir,
+    g: &Gathered,
+    report: &SyncReport,
+) -> Result<usize, crate::SyncError> {
+    if report.dry_run || !report.refused.is_empty() || !report.errors.is_empty() {
+        return Ok(0);
+    }
+    let rows: HashMap<FolderId, FolderRecord> =
+        db.folders()?.into_iter().map(|f| (f.id, f)).collect();
+    let recorded = db.local_stamps()?;
+    let mut busy = db.folders_with_pending()?;
+    for i in db.open_intents()? {
+        busy.extend(i.intent.folder);
+        busy.extend(i.intent.target_folder);
+    }
+    let mut todo = Vec::new();
+    for (path, ctx) in &g.folders {
+        let (Some((before, read_at)), Some(id), Some(rel), true, false) =
+            (ctx.stamp, ctx.state_id, &ctx.rel, ctx.scanned, ctx.skipped)
+        else {
+            continue;
+        };
+        let name = path.to_string();
+        if report
+            .folders
+            .iter()
+            .any(|f| f.folder == name && (!f.errors.is_empty() || f.pending > 0))
+            || busy.contains(&id)
+        {
+            continue;
+        }
+        let Some(row) = rows.get(&id) else { continue };
+        if row.uidvalidity.is_none() || row.highestmodseq.is_none() || &row.local_path != rel {
+            continue;
+        }
+        if !before.is_settled(read_at) {
+            continue;
+        }
+        let now = maildir
+            .folder(rel)
+            .ok()
+            .and_then(|f| f.stamp().ok().flatten());
+        if now != Some(before) {
+            continue;
+        }
+        if let Some(r) = recorded.get(&id) {
+            if r.stamp == before && r.messages == db.message_counts(id)?.0 {
+                continue;
+            }
+        }
+        todo.push((id, before));
+    }
+    if todo.is_empty() {
+        return Ok(0);
+    }
+    Ok(db.write(|tx| {
+        let mut n = 0;
+        for (id, stamp) in &todo {
+            n += usize::from(tx.set_local_stamp(*id, stamp)?);
+        }
+        Ok(n)
+    })?)
 }
 
 /// The journal detail of an APPEND intent: what was sent, so the copy can be recognised.

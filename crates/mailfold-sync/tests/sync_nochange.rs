@@ -1,0 +1,229 @@
+//! Issue 7 (gaps 2 and 3) against a private Dovecot: a re-sync with no change anywhere decides
+//! "unchanged" per folder from the STATUS round and the local directory stamp, before touching
+//! the Maildir or the state rows; every mutt-like change is still noticed.
+//!
+//! Each run here is the engine's own sequence (gather, plan, apply, `record_stamps`) so the
+//! test can read the gather's counters.
+
+#[path = "sync_common.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{message, Env};
+use mailfold_store::DirStamp;
+use mailfold_sync::apply::Applier;
+use mailfold_sync::gather::{self, Gathered};
+use mailfold_sync::plan::{self, PlanConfig, SafetyValve};
+use mailfold_sync::{NetRemote, Remote, SyncReport, Traffic};
+
+/// What one run did.
+struct Run {
+    g: Gathered,
+    report: SyncReport,
+    /// Write transactions the run committed.
+    commits: u64,
+    /// Local stamps recorded at its end.
+    stamped: usize,
+}
+
+impl Run {
+    fn traffic(&self) -> &Traffic {
+        self.report.traffic.as_ref().expect("traffic")
+    }
+
+    fn scanned(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .g
+            .folders
+            .iter()
+            .filter(|(_, c)| c.scanned)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn run(env: &Env) -> Run {
+    let a = env.account();
+    let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
+    let mut remote = NetRemote::connect(&a).unwrap();
+    let mut report = SyncReport::default();
+    let before = db.commits();
+    let mut g = gather::gather(&mut remote, &a, &maildir, &db, &mut report)
+        .unwrap_or_else(|e| panic!("gather failed: {e}\n{}", env.dovecot.log()));
+    let config = PlanConfig {
+        valve: SafetyValve::default(),
+        force: false,
+        download: a.download,
+        pull: false,
+    };
+    let plan = plan::plan(&g.input, &config);
+    for r in &plan.refused {
+        report.refused.push(r.to_string());
+    }
+    {
+        let mut applier = Applier::new(&mut remote, &a, &maildir, &mut db, &mut g, &mut report);
+        applier.apply(&plan).unwrap();
+    }
+    if report.is_complete() && db.is_fresh().unwrap() {
+        db.mark_synced().unwrap();
+    }
+    let stamped = gather::record_stamps(&mut db, &maildir, &g, &report).unwrap();
+    let commits = db.commits() - before;
+    report.traffic = Some(Traffic::of(&remote.stats()));
+    remote.logout();
+    Run {
+        g,
+        report,
+        commits,
+        stamped,
+    }
+}
+
+fn folders() -> Vec<String> {
+    (0..20).map(|i| format!("F{i:02}")).collect()
+}
+
+/// 20 folders with two messages each, plus INBOX with one.
+fn twenty_folders(env: &Env) {
+    env.deliver("INBOX", &message("INBOX", 0));
+    for f in folders() {
+        env.dovecot.create_mailbox(&env.user, &f);
+        env.deliver(&f, &message(&f, 1));
+        env.deliver(&f, &message(&f, 2));
+    }
+}
+
+/// Long enough for every directory time of the last run to be settled.
+fn settle() {
+    std::thread::sleep(DirStamp::SETTLE + Duration::from_millis(150));
+}
+
+/// The first sync, then the run that records every folder's stamp. Returns how many folders
+/// the account has (the 20, INBOX, and the special-use folders the test Dovecot creates).
+fn steady(env: &Env) -> usize {
+    twenty_folders(env);
+    let first = run(env);
+    assert!(first.report.is_complete(), "{:#?}", first.report);
+    settle();
+    let second = run(env);
+    assert!(second.report.is_complete(), "{:#?}", second.report);
+    assert!(!second.report.changed_anything(), "{:#?}", second.report);
+    let n = second.g.folders.len();
+    assert!(n >= 21);
+    assert_eq!(second.stamped, n, "{:#?}", second.g.folders);
+    n
+}
+
+/// Marks the first message of `folder` still in `new/` with `flag` as a mail reader does:
+/// renamed into `cur/` with the flag in its info part.
+fn mark(env: &Env, folder: &str, flag: char) {
+    let file = env
+        .local_files(folder)
+        .into_iter()
+        .find(|p| p.parent().is_some_and(|d| d.ends_with("new")))
+        .unwrap_or_else(|| panic!("no file in new/: {:?}", env.local_files(folder)));
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let to = env
+        .local_dir(folder)
+        .join("cur")
+        .join(format!("{name}:2,{flag}"));
+    std::fs::rename(&file, &to).unwrap();
+}
+
+/// Seed V0045 and issue 7: with nothing changed on either side, the second run sends no
+/// SELECT (as before) and now also scans no folder, reads no message row and commits nothing.
+#[test]
+fn v0045_no_change_resync_scans_nothing_and_reads_no_rows() {
+    let env = Env::new();
+    let n = steady(&env);
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert!(!r.report.changed_anything(), "{:#?}", r.report);
+    assert_eq!(r.traffic().count("SELECT"), 0, "{:#?}", r.traffic());
+    assert_eq!(r.traffic().count("EXAMINE"), 0, "{:#?}", r.traffic());
+    assert_eq!(r.traffic().count("UID FETCH"), 0, "{:#?}", r.traffic());
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+    assert_eq!(r.g.skipped_folders(), n);
+    assert_eq!(r.report.unchanged_folders, n);
+    assert_eq!(r.commits, 0, "a run that changes nothing writes nothing");
+    assert_eq!(r.stamped, 0);
+    // Nothing was lost on the way: both sides still hold everything.
+    for f in folders() {
+        assert_eq!(env.local_folder(&f).len(), 2, "{f}");
+    }
+}
+
+/// mutt renames a file to add `S`, moves a file from one folder to another, and a new message
+/// lands in `new/`: each change moves the stamps of the directories it touched, those folders
+/// (and only those) are scanned, and the next run brings the server along.
+#[test]
+fn mutt_like_changes_are_all_noticed() {
+    let env = Env::new();
+    let n = steady(&env);
+    // F00: mark a message seen, as mutt does: out of new/, into cur/ with the S flag.
+    mark(&env, "F00", 'S');
+    // F01 → F02: move a message.
+    let moved = env.local_files("F01").remove(0);
+    std::fs::rename(
+        &moved,
+        env.local_dir("F02")
+            .join("cur")
+            .join(moved.file_name().unwrap()),
+    )
+    .unwrap();
+    // F03: a new message delivered by a local program.
+    env.drop_local("F03", "1700000999.M1P1.mutt", &message("F03", 9));
+
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.scanned(), ["F00", "F01", "F02", "F03"]);
+    assert_eq!(r.g.skipped_folders(), n - 4);
+    assert_eq!(
+        env.server_folder("F00")
+            .iter()
+            .filter(|(_, l)| l.contains('S'))
+            .count(),
+        1
+    );
+    assert_eq!(env.server_folder("F01").len(), 1);
+    assert_eq!(env.server_folder("F02").len(), 3);
+    assert_eq!(env.server_folder("F03").len(), 3);
+    for f in ["F00", "F01", "F02", "F03"] {
+        assert_eq!(env.server_folder(f), env.local_folder(f), "{f}");
+    }
+}
+
+/// A stamp whose times are within two seconds of its reading could hide a change made in the
+/// same clock tick: it is not recorded, and the folder is scanned again until a run finds it
+/// settled.
+#[test]
+fn a_folder_whose_stamp_is_racy_is_rescanned() {
+    let env = Env::new();
+    let n = steady(&env);
+    // A flag rename and, at once, a run: F05's directories changed less than two seconds
+    // before the run read them.
+    mark(&env, "F05", 'F');
+    let r = run(&env);
+    assert_eq!(r.scanned(), ["F05"]);
+    assert_eq!(r.stamped, 0, "racy: not recorded");
+    assert_eq!(
+        env.server_folder("F05")
+            .iter()
+            .filter(|(_, l)| l.contains('F'))
+            .count(),
+        1
+    );
+    // Still without a stamp: scanned again, and recorded now that it has settled.
+    settle();
+    let r = run(&env);
+    assert_eq!(r.scanned(), ["F05"]);
+    assert!(!r.report.changed_anything(), "{:#?}", r.report);
+    assert_eq!(r.stamped, 1);
+    let r = run(&env);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.skipped_folders(), n);
+}
