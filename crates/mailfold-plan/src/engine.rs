@@ -2,7 +2,9 @@
 //! [the crate docs](crate); this file is organised in the same order:
 //!
 //! 1. index the three sides per folder and decide each folder's `Mode`;
-//! 2. match across folders (moves), then within folders (re-binding by content);
+//! 2. match whole-folder renames, then messages across folders (moves), then within folders
+//!    (re-binding by content). Messages no state row binds are indexed once by size and hash
+//!    (`ContentIndex`), so matching one costs a bucket, not a walk over the account;
 //! 3. emit operations for what is left, count deletions, apply the safety valve;
 //! 4. order everything: folder creations, UIDVALIDITY records, moves, per-folder work, folder
 //!    deletions, folder-state records.
@@ -328,6 +330,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     }
     p.index_unbound();
     p.match_folder_renames();
+    p.match_server_renames();
     p.match_remote_moves();
     p.match_local_moves();
     p.match_both_moved();
@@ -693,6 +696,125 @@ impl<'a> Planner<'a> {
             }
             self.moves.push(Op::RenameRemoteFolder { from: pa, to: pb });
         }
+    }
+
+    /// Pass 0b: a server folder renamed as a whole (by another client, or on the server). A
+    /// synced folder `a` whose server folder is gone, while its Maildir still holds exactly the
+    /// files of its rows with the flags last synced, and a folder `b` new to both the state and
+    /// the Maildir whose server messages are exactly `a`'s rows with the flags last synced: the
+    /// Maildir directory is renamed ([`Op::RenameLocalFolder`]) and nothing else is planned for
+    /// either folder this run.
+    ///
+    /// The evidence that `b` is `a`: the server view of a folder new to the state carries each
+    /// message's RFC822.SIZE, INTERNALDATE and Message-ID, so every row must match one message
+    /// of `b` by content ([`Content::matches`]) and no message of `b` may be left over. When
+    /// `b`'s UIDVALIDITY is the state's (Dovecot keeps UIDVALIDITY and UIDs on RENAME), each
+    /// row must also find its message under its own UID. When it differs, the rename keeps the
+    /// old UIDVALIDITY in the state and the next plan re-binds the rows by content without a
+    /// download (V0003). Only a clean cut qualifies — no children on either name (a server
+    /// RENAME moves them too, RFC 3501 6.3.5), not INBOX, no pending marks or journaled
+    /// APPENDs — so everything else falls back to the per-message moves below.
+    fn match_server_renames(&mut self) {
+        let n = self.folders.len();
+        let nests =
+            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
+        for a in 0..n {
+            let fa = &self.folders[a];
+            let Some(sa) = fa.state else { continue };
+            let gone_there = fa.mode == Mode::Normal
+                && !fa.remote_exists
+                && fa.local_exists
+                && !fa.rows.is_empty()
+                && !is_inbox(&fa.path)
+                && sa.pending.is_empty()
+                && fa.local.len() == fa.rows.len()
+                // The same files with the flags last synced: the rename is all the Maildir needs.
+                && fa.rows.iter().all(|r| {
+                    fa.local
+                        .get(&r.msg.local)
+                        .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
+                });
+            if !gone_there || self.has_intents(&fa.path) {
+                continue;
+            }
+            let target = (0..n).find(|&b| b != a && self.renamed_to(a, b, sa.uidvalidity));
+            let Some(b) = target else { continue };
+            let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
+            let clean = !nests(&pa, &pb)
+                && !nests(&pb, &pa)
+                && self
+                    .folders
+                    .iter()
+                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
+            if !clean {
+                continue;
+            }
+            self.set_uidvalidity
+                .retain(|o| !matches!(o, Op::SetUidValidity { folder, .. } if *folder == pb));
+            for i in [a, b] {
+                let f = &mut self.folders[i];
+                f.mode = Mode::Inactive;
+                f.needs_local_dir = false;
+                f.rows.clear();
+                let uids: Vec<Uid> = f.remote.keys().copied().collect();
+                f.remote_taken.extend(uids);
+                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
+                f.local_taken.extend(ids);
+            }
+            self.moves.push(Op::RenameLocalFolder { from: pa, to: pb });
+        }
+    }
+
+    /// Whether folder `b` is new on the server only and holds exactly folder `a`'s rows (see
+    /// [`Planner::match_server_renames`]); `uidvalidity` is `a`'s in the state.
+    fn renamed_to(&self, a: usize, b: usize, uidvalidity: UidValidity) -> bool {
+        let (fa, fb) = (&self.folders[a], &self.folders[b]);
+        let Mode::Fresh(v) = fb.mode else {
+            return false;
+        };
+        let complete = fb
+            .mailbox
+            .is_some_and(|m| matches!(m.messages, RemoteMessages::Complete(_)));
+        if !complete
+            || fb.local_exists
+            || fb.state.is_some()
+            || is_inbox(&fb.path)
+            || fb.remote.len() != fa.rows.len()
+            || self.has_intents(&fb.path)
+        {
+            return false;
+        }
+        let mut used: BTreeSet<Uid> = BTreeSet::new();
+        for r in &fa.rows {
+            let content = r.msg.content();
+            let same = |u: &Uid, m: &RMsg| {
+                !used.contains(u) && m.flags == r.msg.flags && content.matches(&m.content)
+            };
+            let found = if v == uidvalidity {
+                // UIDs are kept: the row's UID must name its message.
+                r.uid
+                    .filter(|u| fb.remote.get(u).is_some_and(|m| same(u, m)))
+            } else {
+                self.remote_index
+                    .candidates(&content)
+                    .filter(|(c, u)| *c == b && fb.remote.get(u).is_some_and(|m| same(u, m)))
+                    .map(|(_, u)| *u)
+                    .min()
+            };
+            match found {
+                Some(u) => {
+                    used.insert(u);
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn has_intents(&self, path: &FolderPath) -> bool {
+        self.intents
+            .iter()
+            .any(|it| matches!(it, Intent::Append { folder, .. } if folder == path))
     }
 
     /// Pass 1: a synced message gone from its server folder whose local file is still there, and

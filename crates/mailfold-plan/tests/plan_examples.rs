@@ -687,6 +687,169 @@ fn local_folder_rename_with_a_new_file_moves_message_by_message() {
     assert_settled(&w, &cfg());
 }
 
+/// Three synced messages in `Lists/rust`, renamed on the server to `Lists/go` by another
+/// client; RENAME keeps UIDs and UIDVALIDITY (as Dovecot does).
+fn server_renamed_lists() -> World {
+    let mut w = World::synced(&[
+        ("INBOX", vec![(1, none())]),
+        (
+            "Lists/rust",
+            vec![
+                (2, flags(&["\\Seen"])),
+                (3, none()),
+                (4, flags(&["\\Flagged", "work"])),
+            ],
+        ),
+    ]);
+    let rf = w.remote.remove(&fp("Lists/rust")).unwrap();
+    w.remote.insert(fp("Lists/go"), rf);
+    w
+}
+
+/// A server folder rename (issue 5): one rename of the Maildir directory, nothing else for
+/// either folder — no download, no move, no deletion, no new UIDVALIDITY; the state follows
+/// the new name with its rows, and the next plan is empty.
+#[test]
+fn server_folder_rename_is_one_local_rename() {
+    let mut w = server_renamed_lists();
+    let files = w.local[&fp("Lists/rust")].clone();
+    let rows = w.state[&fp("Lists/rust")].messages.clone();
+    let p = run(&mut w, &cfg());
+    assert_eq!(
+        p.ops,
+        vec![Op::RenameLocalFolder {
+            from: fp("Lists/rust"),
+            to: fp("Lists/go")
+        }]
+    );
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(w.local.get(&fp("Lists/go")), Some(&files));
+    assert!(!w.local.contains_key(&fp("Lists/rust")));
+    assert_eq!(w.state[&fp("Lists/go")].messages, rows);
+    assert!(!w.state.contains_key(&fp("Lists/rust")));
+    assert_settled(&w, &cfg());
+}
+
+/// A server that gives the renamed folder a new UIDVALIDITY: still one local rename (the
+/// state keeps the old UIDVALIDITY), then the next plan re-binds every row by content to its
+/// new UID (V0003) without downloading, uploading or deleting anything.
+#[test]
+fn v0003_server_folder_rename_with_new_uidvalidity_rebinds_without_download() {
+    let mut w = server_renamed_lists();
+    let go = fp("Lists/go");
+    let old = w.remote[&go].uidvalidity;
+    {
+        let rf = w.remote.get_mut(&go).unwrap();
+        let msgs: Vec<_> = std::mem::take(&mut rf.msgs).into_values().collect();
+        rf.uidvalidity = Some(900);
+        rf.uidnext = 50;
+        for m in msgs {
+            rf.add(m.body, m.flags);
+        }
+    }
+    let p = run(&mut w, &cfg());
+    assert_eq!(
+        p.ops,
+        vec![Op::RenameLocalFolder {
+            from: fp("Lists/rust"),
+            to: go.clone()
+        }]
+    );
+    assert_eq!(w.state[&go].uidvalidity.0.get(), old.unwrap());
+    let again = run(&mut w, &cfg());
+    assert_eq!(again.summary.binds, 3);
+    assert_eq!(again.summary.downloads + again.summary.uploads, 0);
+    assert_eq!(
+        again.summary.local_deletions + again.summary.remote_deletions,
+        0
+    );
+    assert_eq!(again.summary.local_moves + again.summary.remote_moves, 0);
+    assert!(again.ops.iter().all(|o| match o {
+        Op::Bind { update, .. } => update.is_noop(),
+        Op::SetUidValidity { uidvalidity, .. } => uidvalidity.0.get() == 900,
+        Op::SetFolderState { .. } => true,
+        other => panic!("unexpected {other:?}"),
+    }));
+    assert_eq!(w.state[&go].uidvalidity.0.get(), 900);
+    assert_settled(&w, &cfg());
+}
+
+/// The checker knows a folder rename is a whole-folder operation: with another operation on
+/// either folder, or between folders it does not fit, the plan is refused.
+#[test]
+fn checker_refuses_a_rename_that_is_not_alone() {
+    let w = server_renamed_lists();
+    let input = w.input();
+    let mut p = plan(&input, &cfg());
+    p.ops.push(Op::CreateLocalFolder {
+        folder: fp("Lists/go"),
+    });
+    let v = mailfold_plan::check::check_plan(&input, &cfg(), &p).unwrap_err();
+    assert_eq!(v.rule, "folder rename with other operations on its folders");
+    let mut p = plan(&input, &cfg());
+    p.ops = vec![Op::RenameLocalFolder {
+        from: fp("INBOX"),
+        to: fp("Lists/go"),
+    }];
+    let v = mailfold_plan::check::check_plan(&input, &cfg(), &p).unwrap_err();
+    assert_eq!(v.rule, "folder rename between folders it does not fit");
+}
+
+/// A server rename is no clean rename when a file of the old folder changed locally since the
+/// last sync: its messages follow the server message by message (moves, no download), the
+/// local flag change goes up, and the emptied old folder is deleted.
+#[test]
+fn server_folder_rename_with_a_local_change_moves_message_by_message() {
+    let mut w = server_renamed_lists();
+    let rust = fp("Lists/rust");
+    let id = w.local[&rust].keys().next().cloned().unwrap();
+    w.local
+        .get_mut(&rust)
+        .unwrap()
+        .get_mut(&id)
+        .unwrap()
+        .flags
+        .insert(Flag::Answered);
+    let p = run(&mut w, &cfg());
+    assert!(!p
+        .ops
+        .iter()
+        .any(|o| matches!(o, Op::RenameLocalFolder { .. })));
+    assert_eq!(p.summary.local_moves, 3);
+    assert_eq!(p.summary.downloads + p.summary.uploads, 0);
+    assert_eq!(p.summary.remote_flag_changes, 1);
+    assert!(!w.local.contains_key(&rust));
+    assert_eq!(w.local[&fp("Lists/go")].len(), 3);
+    assert_settled(&w, &cfg());
+}
+
+/// A server rename whose new folder also holds a new message, or whose old name keeps a
+/// child folder, is no clean rename either: moves, and a download of the new message only.
+#[test]
+fn server_folder_rename_with_a_new_message_or_a_child_falls_back_to_moves() {
+    let mut w = server_renamed_lists();
+    w.remote.get_mut(&fp("Lists/go")).unwrap().add(40, none());
+    let p = run(&mut w, &cfg());
+    assert!(!p
+        .ops
+        .iter()
+        .any(|o| matches!(o, Op::RenameLocalFolder { .. })));
+    assert_eq!((p.summary.local_moves, p.summary.downloads), (3, 1));
+    assert_settled(&w, &cfg());
+
+    let mut w = server_renamed_lists();
+    let mut child = model::RFolder::new(777);
+    child.add(41, none());
+    w.remote.insert(fp("Lists/go/sub"), child);
+    let p = run(&mut w, &cfg());
+    assert!(!p
+        .ops
+        .iter()
+        .any(|o| matches!(o, Op::RenameLocalFolder { .. })));
+    assert_eq!(p.summary.local_moves, 3);
+    assert_settled(&w, &cfg());
+}
+
 /// Kill after every prefix of a plan with changes on both sides, then plan again: the result
 /// equals the uninterrupted run, and a further plan is empty (issue 4 crash safety).
 #[test]
