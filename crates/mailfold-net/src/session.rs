@@ -82,6 +82,17 @@ fn with_test_time_scale(cfg: &ConnectConfig) -> ConnectConfig {
     cfg
 }
 
+/// Most notifications kept between two [`Session::take_notifications`] (issue 8: a server
+/// flooding unsolicited FETCH or EXPUNGE during one long command must not grow memory for
+/// ever). Past it they are dropped, except BYE; a watcher needs only one to know that
+/// something changed, and the sync learns about changes by asking.
+pub const MAX_NOTES: usize = 10_000;
+
+/// Most FETCH responses kept for one command that nobody streams (a pipelined FETCH, STORE,
+/// or QRESYNC SELECT): 1 Mi, more than one command names in practice. More fails the
+/// session rather than growing memory for ever.
+pub const MAX_FETCHED: usize = 1 << 20;
+
 /// How long `bytes` take at `rate` bytes per second (a rate of 0 counts as 1), saturating.
 fn at_rate(bytes: u64, rate: u32) -> Duration {
     Duration::try_from_secs_f64(bytes as f64 / f64::from(rate.max(1))).unwrap_or(Duration::MAX)
@@ -308,6 +319,8 @@ pub struct Session {
     /// FETCH responses for submitted commands nobody streams (pipelined use).
     fetched: HashMap<CommandHandle, Vec<Fetch>>,
     notes: VecDeque<Notification>,
+    /// Notifications dropped since the last take, past [`MAX_NOTES`].
+    notes_dropped: u64,
     /// Where body chunks of the command currently being waited on go.
     sink_for: Option<CommandHandle>,
     /// The reader of a streamed APPEND in progress.
@@ -497,6 +510,7 @@ impl Session {
             done: HashMap::new(),
             fetched: HashMap::new(),
             notes: VecDeque::new(),
+            notes_dropped: 0,
             sink_for: None,
             literal: None,
             wbuf: Vec::new(),
@@ -1363,6 +1377,7 @@ impl Session {
     /// Takes the notifications collected so far (ALERTs, BYE, mailbox changes, unsolicited
     /// FETCH).
     pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.notes_dropped = 0;
         self.notes.drain(..).collect()
     }
 
@@ -1602,8 +1617,17 @@ impl Session {
                         s.fetch(fetch)
                             .map_err(|e| Error::Io("FETCH sink".into(), e))?;
                     } else {
-                        // Bounded by what the caller asked for with a pipelined FETCH.
-                        self.fetched.entry(h).or_default().push(fetch);
+                        let kept = self.fetched.entry(h).or_default();
+                        if kept.len() >= MAX_FETCHED {
+                            let e = EngineError::Protocol(format!(
+                                "the server sent more than {MAX_FETCHED} FETCH responses for \
+                                 one command"
+                            ));
+                            self.closed = Some(e.clone());
+                            self.transport = None;
+                            return Err(Error::Protocol(e));
+                        }
+                        kept.push(fetch);
                     }
                 }
                 Event::BodyStart { handle, part } => {
@@ -1634,20 +1658,34 @@ impl Session {
                     } else {
                         tracing::warn!("server ALERT (over cleartext, untrusted): {text}");
                     }
-                    self.notes.push_back(Event::Alert { text, encrypted });
+                    self.note(Event::Alert { text, encrypted });
                 }
                 Event::Greeting { kind, text } => {
                     tracing::debug!("greeting {kind:?}: {text}");
                     self.greeting = Some(without_controls(&text));
                     if kind == GreetingKind::PreAuth {
-                        self.notes.push_back(Event::Greeting { kind, text });
+                        self.note(Event::Greeting { kind, text });
                     }
                 }
                 Event::IdleStarted(_) => {}
-                other => self.notes.push_back(other),
+                other => self.note(other),
             }
         }
         Ok(start_tls)
+    }
+
+    /// Keeps a notification for [`Session::take_notifications`], within [`MAX_NOTES`].
+    fn note(&mut self, n: Notification) {
+        if self.notes.len() < MAX_NOTES || matches!(n, Event::Bye { .. }) {
+            self.notes.push_back(n);
+        } else {
+            if self.notes_dropped == 0 {
+                tracing::warn!(
+                    "more than {MAX_NOTES} server notifications unread; dropping the rest"
+                );
+            }
+            self.notes_dropped = self.notes_dropped.saturating_add(1);
+        }
     }
 
     /// The TLS handshake after STARTTLS's OK. Nothing was written since; the engine has
