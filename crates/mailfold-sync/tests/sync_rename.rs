@@ -189,3 +189,41 @@ fn folder_rename_round_trips_both_ways() {
     let again = env.sync();
     assert!(!again.changed_anything(), "{again:#?}");
 }
+
+/// Seed V0003 with a rename: the server gives the renamed folder a new UIDVALIDITY. The run
+/// that sees the rename still renames the Maildir directory (the content of every message
+/// matches a state row: size, INTERNALDATE, Message-ID) and keeps the old UIDVALIDITY; the
+/// next run re-binds every message to its new UID by content, fetching no body.
+#[test]
+fn v0003_server_folder_rename_with_a_new_uidvalidity_rebinds_without_download() {
+    let env = Env::new();
+    env.dovecot.create_mailbox(&env.user, "Lists.rust");
+    for i in 0..3 {
+        env.deliver("Lists/rust", &big_message("rust", i));
+    }
+    assert!(env.sync().is_complete());
+    let before = inodes(&env, "Lists/rust");
+
+    env.dovecot.doveadm(&[
+        "mailbox",
+        "rename",
+        "-u",
+        &env.user,
+        "Lists.rust",
+        "Lists.go",
+    ]);
+    env.dovecot.set_uidvalidity(&env.user, "Lists.go", 777_777);
+    let r = env.sync();
+    assert_only_local_rename(&r, "Lists/rust", "Lists/go");
+    assert_eq!(inodes(&env, "Lists/go"), before);
+
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded + f.uploaded), 0, "{r:#?}");
+    assert_eq!(total(&r, |f| f.bound), 3, "{r:#?}");
+    assert!(!r.changed_anything(), "{r:#?}");
+    assert!(traffic(&r).bytes_received < 15_000, "{:#?}", traffic(&r));
+    assert_eq!(inodes(&env, "Lists/go"), before);
+    assert_eq!(env.local_folder("Lists/go"), env.server_folder("Lists/go"));
+    assert!(!env.sync().changed_anything());
+}
