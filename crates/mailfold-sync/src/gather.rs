@@ -29,10 +29,30 @@
 //! # Local view
 //!
 //! Every Maildir under the root (store scan: one `readdir` per directory). Files the state
-//! knows are described from their state row (no file is opened); unknown files are read once
-//! to learn their Message-ID, CRLF size and content hash, which is what makes a first run
-//! against an existing Maildir, a lost state database, or a crash after a download bind files
-//! instead of duplicating them.
+//! knows are described from their state row (no file is opened, and with a `,S=` size in the
+//! name not even `lstat`ed); unknown files are read once to learn their Message-ID, CRLF size
+//! and content hash, which is what makes a first run against an existing Maildir, a lost state
+//! database, or a crash after a download bind files instead of duplicating them.
+//!
+//! # Unchanged folders: decided before touching the disk
+//!
+//! A re-sync where nothing changed must cost next to nothing (issue 7), so the order is: LIST,
+//! the folder rows of the state (not their messages), the local listing with each folder's
+//! directory stamp ([`DirStamp`]: `cur/` and `new/` inode, mtime and ctime with nanoseconds),
+//! then the STATUS round. A folder whose server status equals the state's (the V0045 rule) and
+//! whose stamp equals the one recorded at the end of its last complete run
+//! ([`record_stamps`]), with no pending change and no open intent, is **skipped**: not
+//! scanned, its rows not read, not selected. The planner sees it present on both sides and
+//! not examined (no server view, no files, no rows), which plans nothing for it and never
+//! takes it for deleted. Every other folder is read in full as before.
+//!
+//! Why that is safe: every change a mail reader makes to a Maildir (delivery, flag rename,
+//! deletion, a move to another folder, which touches both folders) changes the directory's
+//! mtime and ctime; a stamp is recorded only when its times were already two seconds old
+//! when read, before the scan, and still the same after the run's last write, so no change
+//! can hide in the same clock tick; and the state forgets a folder's stamp on any write to
+//! its rows. What a stamp cannot see is a file rewritten in place under the same name, which
+//! Maildir forbids.
 //!
 //! # State view
 //!
