@@ -33,6 +33,7 @@ use crate::seqset::UidSet;
 use attribution::{Scope, Target, Wants};
 
 pub use session::{Capabilities, MailboxChange, MailboxState, SessionState, MAX_KNOWN_UIDS};
+pub use wire::BodyPart;
 
 /// Most LIST/LSUB/STATUS entries, raw responses, ID fields or ENABLED names one command may
 /// collect (256 Ki; far more folders than any real account has). A server that sends more
@@ -41,7 +42,6 @@ pub const MAX_COLLECTED: usize = 1 << 18;
 
 /// Most numbers one SEARCH may collect (16 Mi, 64 MiB): more than any mailbox holds.
 pub const MAX_SEARCH_IDS: usize = 1 << 24;
-pub use wire::BodyPart;
 
 use pipeline::{classify, may_write, Class};
 use tags::TagGen;

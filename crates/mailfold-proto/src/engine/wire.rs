@@ -25,7 +25,7 @@ pub(crate) enum Segment {
 pub struct BodyPart {
     /// Sequence number of the message.
     pub seq: u32,
-    /// Which FETCH item (BODY[section]<origin>, BINARY[…], RFC822…).
+    /// Which FETCH item (`BODY[section]<origin>`, `BINARY[…]`, `RFC822…`).
     pub item: StreamedItem,
     /// The literal's declared size: what the server promises, not yet received (never
     /// allocate it).
