@@ -3,11 +3,39 @@
 //!
 //! # Order within a step
 //!
-//! Each operation performs its effect first, then commits its record in one state-database
-//! transaction (SQLite WAL, `synchronous=FULL`). Where an operation touches both sides the
-//! local side goes first, then the server, then the commit (see [`crate::plan::ops`]). A failed
-//! effect is never committed; the failure is recorded in the report and the folder's remaining
-//! steps still run where they do not depend on it (a refused CREATE skips the folder).
+//! Each operation performs its effect first, then records it in the state database (SQLite
+//! WAL). Where an operation touches both sides the local side goes first, then the server,
+//! then the record (see [`crate::plan::ops`]). A failed effect is never recorded; the failure
+//! is in the report and the folder's remaining steps still run where they do not depend on it
+//! (a refused CREATE skips the folder).
+//!
+//! # Grouped commits
+//!
+//! One commit per message would be one fsync per message (issue 7: 1,058 commits for 1,001
+//! flag changes). So the records of consecutive steps are kept in memory, in step order, and
+//! committed together in one transaction when the group ends: before any step that does not
+//! join groups, when the group reaches [`MAX_GROUP`] changes, and at the end of the run (also
+//! when the run ends in an error: the effects are done, so they are recorded if the database
+//! still can be written). A group is not cut at folder boundaries: the planner emits every
+//! folder's message steps first and every folder's UIDNEXT/HIGHESTMODSEQ last, so cutting
+//! there would still cost two commits per changed folder, and nothing in the argument below
+//! depends on the folder.
+//!
+//! Steps that join a group: bind, flag sync (alone or batched, V0060), local and remote
+//! deletion, forgetting a row, marking and clearing a pending change (V0039), the folder's
+//! UIDNEXT/HIGHESTMODSEQ, and the rows of a batch of downloads (which starts a new group).
+//! Every one of them is safe to cut after its effect and before its record (next section), so
+//! a group cut before its commit is several such cuts at once: each effect is recognised by
+//! the next plan on its own, none depends on another's record. The folder's UIDNEXT and
+//! HIGHESTMODSEQ are in the same transaction as its rows or a later one, never an earlier one.
+//!
+//! Steps that do not join a group commit it first, then commit alone as before: uploads
+//! (their journal entry must be durable before APPEND leaves, since APPEND's outcome can be
+//! unknown), moves, folder creation, renaming and deletion, UIDVALIDITY, journal clean-up.
+//! The applier's reads of the database outside a group's transaction happen in those steps,
+//! after the commit, so they see every earlier step's record; while a group is open it reads
+//! only a folder's id, which no grouped change alters (a grouped change that needs to look at
+//! rows, such as clearing a pending change, looks inside the group's transaction).
 //!
 //! # A folder with a failed step is not recorded as synced
 //!
@@ -53,10 +81,12 @@
 //! # Test hook
 //!
 //! `MAILFOLD_TEST_ABORT_AFTER_STEP=N` (read once per run; for tests only) makes the process
-//! exit with status [`ABORT_EXIT_CODE`] right after the N-th operation's effect — and its
-//! commit where the operation commits alone; in a batch of downloads, before the batch's
+//! exit with status [`ABORT_EXIT_CODE`] right after the N-th operation's effect — and the
+//! commit of its group so far (as if the group ended with it), so a chain of runs each cut
+//! after its first step still makes progress; in a batch of downloads, before the batch's
 //! commit; in a batch of flag changes (V0060), after the batch's commit — without running
-//! any destructor, as a `kill -9` would.
+//! any destructor, as a `kill -9` would. The cut of a group between its effects and its
+//! commit is what a real kill does; the SIGKILL loop of the CLI's reliability tests covers it.
 
 use std::collections::BTreeMap;
 
@@ -86,6 +116,14 @@ pub const ABORT_ENV: &str = "MAILFOLD_TEST_ABORT_AFTER_STEP";
 /// A step that failed without ending the run.
 type StepResult = Result<(), String>;
 
+/// A state change whose effect is done, waiting for the group's commit (see the module docs,
+/// "Order within a step"). It owns its data so that it can outlive the step that made it.
+type Deferred = Box<dyn FnOnce(&Txn<'_>) -> mailfold_store::Result<()>>;
+
+/// Most deferred changes in one transaction: bounds the memory of a group and the work a
+/// crash can leave uncommitted (every step of it is recognised by the next plan anyway).
+const MAX_GROUP: usize = 4096;
+
 /// Executes plans for one run.
 pub struct Applier<'a> {
     remote: &'a mut dyn Remote,
@@ -100,6 +138,8 @@ pub struct Applier<'a> {
     incomplete: std::collections::BTreeSet<FolderPath>,
     abort_after: Option<u64>,
     steps: u64,
+    /// State changes of the current group, in step order, not yet committed.
+    deferred: Vec<Deferred>,
 }
 
 impl std::fmt::Debug for Applier<'_> {
@@ -198,6 +238,7 @@ impl<'a> Applier<'a> {
             incomplete: Default::default(),
             abort_after,
             steps: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -206,12 +247,44 @@ impl<'a> Applier<'a> {
         self.steps
     }
 
-    fn step_done(&mut self) {
+    fn step_done(&mut self) -> Result<(), SyncError> {
         self.steps += 1;
         if self.abort_after == Some(self.steps) {
-            // Test hook: stop like a kill, without destructors or cleanup.
+            // Test hook: stop like a kill, without destructors or cleanup. The group is
+            // committed first, as it would be had the group ended with this step: a chain of
+            // runs each cut after its first step must still make progress (the commit of a
+            // step that only records an agreed change is that step's whole effect).
+            self.flush()?;
             std::process::exit(ABORT_EXIT_CODE);
         }
+        Ok(())
+    }
+
+    /// Adds a state change to the current group (module docs, "Grouped commits").
+    fn defer(
+        &mut self,
+        change: impl FnOnce(&Txn<'_>) -> mailfold_store::Result<()> + 'static,
+    ) -> Result<(), SyncError> {
+        self.deferred.push(Box::new(change));
+        if self.deferred.len() >= MAX_GROUP {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the current group in one transaction, in step order.
+    fn flush(&mut self) -> Result<(), SyncError> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.deferred);
+        self.db.write(|tx| {
+            for change in group {
+                change(tx)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
     }
 
     fn fail(&mut self, folder: &FolderPath, msg: String) {
@@ -226,6 +299,18 @@ impl<'a> Applier<'a> {
     /// Applies every operation of `plan` in order. Returns an error only when the run cannot
     /// go on (the connection broke, the state database failed).
     pub fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        match self.apply_ops(plan) {
+            Ok(()) => self.flush(),
+            Err(e) => {
+                // The effects of the group are done: record them if the database still
+                // can; the run's own error is the one to report either way.
+                let _ = self.flush();
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_ops(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let mut i = 0;
         while i < plan.ops.len() {
             // Consecutive downloads of one folder go as one pipelined batch.
@@ -241,6 +326,9 @@ impl<'a> Applier<'a> {
                     i = j;
                     continue;
                 }
+                // The batch's rows are the first change of a new group, so the test hook's
+                // cut inside the batch loses exactly the batch's commit (module docs).
+                self.flush()?;
                 self.downloads(&folder, &plan.ops[i..j])?;
                 i = j;
                 continue;
@@ -267,6 +355,10 @@ impl<'a> Applier<'a> {
             if op.folders().iter().any(|f| self.failed.contains(*f)) {
                 continue;
             }
+            if !joins_group(op) {
+                // Its own commit (or journal entry) comes after every earlier one.
+                self.flush()?;
+            }
             match self.apply_one(op) {
                 Ok(Ok(())) => {}
                 Ok(Err(msg)) => {
@@ -282,7 +374,7 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => return Err(e),
             }
-            self.step_done();
+            self.step_done()?;
         }
         Ok(())
     }
@@ -316,7 +408,7 @@ impl<'a> Applier<'a> {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),
                 };
-                self.db.write(|tx| replace_row(tx, id, &rec))?;
+                self.defer(move |tx| replace_row(tx, id, &rec))?;
                 self.report.folder_mut(&name(folder)).bound += 1;
                 Ok(Ok(()))
             }
@@ -339,8 +431,7 @@ impl<'a> Applier<'a> {
                     flags,
                     keywords,
                 };
-                self.db
-                    .write(|tx| tx.update_flags(id, std::slice::from_ref(&upd)))?;
+                self.defer(move |tx| tx.update_flags(id, std::slice::from_ref(&upd)))?;
                 Ok(Ok(()))
             }
             Op::Upload { .. } => self.upload(op),
@@ -354,8 +445,8 @@ impl<'a> Applier<'a> {
                     self.ctx(folder).files.remove(&local.0);
                 }
                 if let Ok(id) = self.folder_row(folder) {
-                    self.db
-                        .write(|tx| tx.delete_messages(id, &[StoreUid(uid.0)]))?;
+                    let uid = StoreUid(uid.0);
+                    self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
                 }
                 self.report.folder_mut(&name(folder)).local_deletions += 1;
                 Ok(Ok(()))
@@ -368,7 +459,8 @@ impl<'a> Applier<'a> {
             Op::ForgetMessage { folder, uid, local } => {
                 if let Ok(id) = self.folder_row(folder) {
                     let base = base_of(local).ok();
-                    self.db.write(|tx| {
+                    let uid = *uid;
+                    self.defer(move |tx| {
                         if let Some(u) = uid {
                             tx.delete_messages(id, &[StoreUid(u.0)])?;
                         }
@@ -389,26 +481,22 @@ impl<'a> Applier<'a> {
                     Err(e) => return Ok(Err(e)),
                 };
                 let p = pending_of(id, key);
-                self.db.write(|tx| tx.queue_pending(&p).map(|_| ()))?;
+                self.defer(move |tx| tx.queue_pending(&p).map(|_| ()))?;
                 Ok(Ok(()))
             }
             Op::ClearPending { folder, key } => {
                 if let Ok(id) = self.folder_row(folder) {
                     let want = pending_of(id, key);
-                    let found: Vec<_> = self
-                        .db
-                        .pending(Some(id))?
-                        .into_iter()
-                        .filter(|p| {
-                            p.change.kind == want.kind
+                    // Looked up inside the group's transaction, which sees the group's
+                    // earlier changes.
+                    self.defer(move |tx| {
+                        for p in tx.pending(Some(id))? {
+                            if p.change.kind == want.kind
                                 && p.change.uid == want.uid
                                 && p.change.base == want.base
-                        })
-                        .map(|p| p.id)
-                        .collect();
-                    self.db.write(|tx| {
-                        for p in &found {
-                            tx.remove_pending(*p)?;
+                            {
+                                tx.remove_pending(p.id)?;
+                            }
                         }
                         Ok(())
                     })?;
@@ -472,13 +560,16 @@ impl<'a> Applier<'a> {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),
                 };
-                let uv = self.db.folder(id)?.and_then(|f| f.uidvalidity);
-                let st = FolderStatus {
-                    uidvalidity: uv,
-                    uidnext: uidnext.map(|u| u.0),
-                    highestmodseq: highestmodseq.map(|m| m.0.get()),
-                };
-                self.db.write(|tx| {
+                let (uidnext, highestmodseq) =
+                    (uidnext.map(|u| u.0), highestmodseq.map(|m| m.0.get()));
+                // In the same transaction as the folder's rows (or a later one): the claim
+                // "synced up to here" is never durable before what it claims.
+                self.defer(move |tx| {
+                    let st = FolderStatus {
+                        uidvalidity: tx.folder(id)?.and_then(|f| f.uidvalidity),
+                        uidnext,
+                        highestmodseq,
+                    };
                     tx.set_folder_status(id, &st)?;
                     tx.set_last_sync(id, now_unix())
                 })?;
@@ -955,14 +1046,14 @@ impl<'a> Applier<'a> {
         }
         if let Some(id) = id {
             if !updates.is_empty() {
-                self.db.write(|tx| tx.update_flags(id, &updates))?;
+                self.defer(move |tx| tx.update_flags(id, &updates))?;
             }
         }
         // The test hook counts the batch's steps after its commit: a run cut before it would
         // find the same batch (now with nothing but the commit left) and be cut there again,
         // so a chain of runs each cut after its first step would never get past it.
         for _ in ops {
-            self.step_done();
+            self.step_done()?;
         }
         for (_, e) in failed {
             self.fail(folder, e);
@@ -1065,8 +1156,8 @@ impl<'a> Applier<'a> {
             Err(e) => return Ok(Err(format!("EXPUNGE refused: {e}"))),
         }
         if let Ok(id) = self.folder_row(folder) {
-            self.db
-                .write(|tx| tx.delete_messages(id, &[StoreUid(uid.0)]))?;
+            let uid = StoreUid(uid.0);
+            self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
         }
         self.report.folder_mut(&name(folder)).remote_deletions += 1;
         Ok(Ok(()))
@@ -1277,7 +1368,7 @@ impl<'a> Applier<'a> {
         self.report.folder_mut(&name(folder)).downloaded += written.len();
         if !recs.is_empty() {
             match self.folder_row(folder) {
-                Ok(id) => self.db.write(|tx| {
+                Ok(id) => self.defer(move |tx| {
                     for r in &recs {
                         replace_row(tx, id, r)?;
                     }
@@ -1580,6 +1671,23 @@ impl<'a> Applier<'a> {
         self.report.folder_mut(&name(to)).remote_moves += 1;
         Ok(Ok(()))
     }
+}
+
+/// Whether an operation's state change may wait for its group's commit: those whose lost
+/// commit the next plan recognises from the effect alone and which need no journal entry
+/// before a network step (module docs, "Order within a step").
+fn joins_group(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Bind { .. }
+            | Op::SyncFlags { .. }
+            | Op::DeleteLocal { .. }
+            | Op::ExpungeRemote { .. }
+            | Op::ForgetMessage { .. }
+            | Op::MarkPending { .. }
+            | Op::ClearPending { .. }
+            | Op::SetFolderState { .. }
+    )
 }
 
 fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending {
