@@ -21,6 +21,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mailfold_sync::plan::FolderPath;
 use mailfold_sync::{Progress, ProgressEvent};
 
+/// The account line: a spinner, the account and its totals, the time so far.
+const HEADER_TEMPLATE: &str = "{spinner} syncing {msg} ({elapsed})";
+/// A folder's line: name, bar, messages done of announced, then [`detail`].
+const FOLDER_TEMPLATE: &str = "  {prefix:24!} [{bar:24.cyan/blue}] {pos}/{len} messages, {msg}";
+
 /// Most folders the tracker keeps at once. The applier works on one folder per connection,
 /// so only a misbehaving event stream could exceed this; past it the oldest entry goes.
 const MAX_FOLDERS: usize = 64;
@@ -236,7 +241,7 @@ impl Bars {
     pub fn new(account: &str) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let header = multi.add(ProgressBar::new_spinner());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} syncing {msg} ({elapsed})") {
+        if let Ok(style) = ProgressStyle::with_template(HEADER_TEMPLATE) {
             header.set_style(style);
         }
         header.set_message(crate::term::line(account).into_owned());
@@ -264,20 +269,27 @@ impl Bars {
         let _ = self.multi.clear();
     }
 
-    fn folder_bar(&self, inner: &mut BarsInner, folder: &str) -> ProgressBar {
-        if let Some(b) = inner.bars.get(folder) {
-            return b.clone();
+    /// Shows `line` on its folder's bar, making the bar (fully set up, so its first frame
+    /// is already right) when the folder has none yet.
+    fn show(&self, inner: &mut BarsInner, line: &FolderLine) {
+        if let Some(bar) = inner.bars.get(&line.folder) {
+            bar.set_length(line.total);
+            bar.set_position(line.done);
+            bar.set_message(detail(line));
+            return;
         }
-        let bar = self.multi.add(ProgressBar::new(0));
-        if let Ok(style) = ProgressStyle::with_template(
-            "  {prefix:24!} [{bar:24.cyan/blue}] {pos}/{len} messages, {msg}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
+        // Built with the non-drawing `with_*` methods, so nothing is drawn before the bar
+        // belongs to the group.
+        let mut bar = ProgressBar::new(line.total)
+            // Folder names come from the server: one safe line.
+            .with_prefix(crate::term::line(&line.folder).into_owned())
+            .with_message(detail(line))
+            .with_position(line.done);
+        if let Ok(style) = ProgressStyle::with_template(FOLDER_TEMPLATE) {
+            bar = bar.with_style(style.progress_chars("=> "));
         }
-        // Folder names come from the server: one safe line.
-        bar.set_prefix(crate::term::line(folder).into_owned());
-        inner.bars.insert(folder.to_string(), bar.clone());
-        bar
+        let bar = self.multi.add(bar);
+        inner.bars.insert(line.folder.clone(), bar);
     }
 }
 
@@ -294,12 +306,7 @@ impl Progress for Bars {
                     self.account
                 ));
             }
-            Change::Line(line) => {
-                let bar = self.folder_bar(&mut inner, &line.folder);
-                bar.set_length(line.total);
-                bar.set_position(line.done);
-                bar.set_message(detail(&line));
-            }
+            Change::Line(line) => self.show(&mut inner, &line),
             Change::Done(folder) => {
                 if let Some(bar) = inner.bars.remove(&folder) {
                     bar.finish_and_clear();
@@ -440,6 +447,13 @@ mod tests {
             t.lines().last().map(|l| l.folder.clone()),
             Some(format!("f{}", MAX_FOLDERS + 9))
         );
+    }
+
+    #[test]
+    fn bar_templates_parse() {
+        // A template indicatif rejects would silently fall back to its default style.
+        assert!(ProgressStyle::with_template(HEADER_TEMPLATE).is_ok());
+        assert!(ProgressStyle::with_template(FOLDER_TEMPLATE).is_ok());
     }
 
     #[test]
