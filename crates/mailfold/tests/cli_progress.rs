@@ -22,7 +22,7 @@ fn env_with_mail(n: usize) -> Env {
 
 #[test]
 fn not_a_terminal_means_no_progress_output_at_all() {
-    let env = env_with_mail(20);
+    let env = env_with_mail(5);
     let r = env.run(&["sync"]).ok();
     // stderr carries nothing on a clean run, and stdout is the plain report.
     assert_eq!(r.stderr, "", "stderr: {:?}", r.stderr);
@@ -32,7 +32,7 @@ fn not_a_terminal_means_no_progress_output_at_all() {
         r.stdout
     );
     assert!(r.stdout.starts_with("account t: synced\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("INBOX: 20 downloaded"), "{}", r.stdout);
+    assert!(r.stdout.contains("INBOX: 5 downloaded"), "{}", r.stdout);
 
     // --json: one JSON document, nothing else on either stream.
     env.deliver("INBOX", &plain("b@example.org", "one more", "y"));
