@@ -156,3 +156,22 @@ fn server_rename_with_a_file_renamed_in_it_merges_against_the_row() {
         panic!("{e}");
     }
 }
+
+/// A fuzz seed for issue 5's server-side rename (kept in the corpus so the fuzzer mutates
+/// around a clean rename): `Archive` synced with two messages, then renamed on the server to
+/// `Renamed` (UIDVALIDITY and UIDs kept). The plan is that one Maildir rename.
+const SERVER_RENAME: &[u8] = include_bytes!("../fuzz/corpus/plan/server_rename");
+
+#[test]
+fn fuzz_seed_server_rename_is_one_local_rename() {
+    replay(SERVER_RENAME);
+    let (input, config) = input_from_bytes(SERVER_RENAME);
+    let p = plan(&input, &config);
+    assert_eq!(
+        p.ops,
+        vec![Op::RenameLocalFolder {
+            from: FolderPath::parse("Archive"),
+            to: FolderPath::parse("Renamed"),
+        }]
+    );
+}
