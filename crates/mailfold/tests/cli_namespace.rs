@@ -128,6 +128,13 @@ fn v0022_commands_use_the_root_folder_like_the_sync() {
     env.deliver("Other", &plain("b@example.org", "elsewhere", "o"));
     env.deliver("INBOX", &plain("c@example.org", "inbox item", "i"));
     reconfigure(&env, "root_folder = \"Mail\"\n");
+    // Before any sync (no mirror yet), a search still names the folder under the root.
+    let r = env
+        .run(&["--json", "search", "Work", "subject", "work"])
+        .ok()
+        .json();
+    assert_eq!(r["source"], "server", "{r}");
+    assert_eq!(r["uids"].as_array().map(Vec::len), Some(1), "{r}");
     commands_agree(&env, &["INBOX", "Sent", "Work"], |local| {
         format!("Mail.{local}")
     });

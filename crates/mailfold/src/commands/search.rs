@@ -14,9 +14,12 @@
 //! text with case-insensitive substring matching as RFC 3501 asks. Keys only the server can
 //! answer (`RECENT`, `MODSEQ`, message sequence numbers) are refused offline.
 
+use mailfold_net::Error as NetError;
 use mailfold_proto::command::{Date, Search, SearchKey, SearchReturn};
-use mailfold_proto::core::Flag;
+use mailfold_proto::core::{Flag, Mailbox};
 use mailfold_proto::seqset::UidSet;
+use mailfold_store::FolderName;
+use mailfold_sync::plan::FolderPath;
 use serde_json::json;
 
 use super::list::{items, Item};
@@ -254,12 +257,32 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
         Some(m) => Some(m.resolve_folder(folder)?),
         None => None,
     };
-    let mailbox = match (&f, &mirror) {
-        (Some(f), Some(m)) => m.folder_mailbox(f, m.delimiter())?,
-        _ => crate::mirror::wire_name(&crate::mirror::parse_folder_name(folder)?, None)?,
+    // With a mirror, the name it knows; without one (nothing synced yet), the name under
+    // the root the sync would use, worked out on the session (V0022).
+    let known = match (&f, &mirror) {
+        (Some(f), Some(m)) => Some(m.folder_mailbox(f, m.delimiter())?),
+        _ => None,
     };
+    let typed = crate::mirror::parse_folder_name(folder)?;
     let search_keys = keys.clone();
     let reached = online::with_session(ctx.offline, &name, &acct, async |s| {
+        let mailbox = match known {
+            Some(m) => m,
+            None => {
+                let delim = s.list("", "").await?.first().and_then(|m| m.delimiter);
+                let root = crate::mirror::server_root(s, &acct, delim).await;
+                let path = root.server_of(&FolderPath(typed.components().to_vec()));
+                let full = FolderName::new(path.0).map_err(|e| NetError::Command {
+                    status: "not sent".into(),
+                    text: e.to_string(),
+                })?;
+                let joined = full.join(delim).map_err(|e| NetError::Command {
+                    status: "not sent".into(),
+                    text: e.to_string(),
+                })?;
+                Mailbox::from_utf8(&joined)
+            }
+        };
         s.examine(&mailbox).await?;
         let esearch = s.capabilities().is_some_and(|c| c.has("ESEARCH"));
         let mut q = Search::new(true, search_keys);
