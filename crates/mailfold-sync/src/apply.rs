@@ -103,6 +103,7 @@ use crate::plan::{
     Body, Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Location, Op, PendingKey,
     Plan, RowContent, Uid,
 };
+use crate::progress::{NoProgress, Progress, ProgressEvent};
 use crate::remote::{BodyEvent, Remote, RemoteError, StoreOp};
 use crate::report::SyncReport;
 use crate::SyncError;
@@ -140,6 +141,18 @@ pub struct Applier<'a> {
     steps: u64,
     /// State changes of the current group, in step order, not yet committed.
     deferred: Vec<Deferred>,
+    /// Folders a SELECT of this run found READ-ONLY (V0039): no server write is attempted.
+    read_only: std::collections::BTreeSet<FolderPath>,
+    progress: &'a dyn Progress,
+}
+
+/// Whether this run may write to a server folder.
+enum Access {
+    Writable,
+    /// The server opened it READ-ONLY (V0039): changes for it are kept pending.
+    ReadOnly,
+    /// It could not be selected.
+    Failed(String),
 }
 
 impl std::fmt::Debug for Applier<'_> {
@@ -239,7 +252,15 @@ impl<'a> Applier<'a> {
             abort_after,
             steps: 0,
             deferred: Vec::new(),
+            read_only: Default::default(),
+            progress: &NoProgress,
         }
+    }
+
+    /// Reports the run's progress to `p` (see [`crate::progress`]); the default ignores it.
+    pub fn with_progress(mut self, p: &'a dyn Progress) -> Self {
+        self.progress = p;
+        self
     }
 
     /// Operations applied so far.
@@ -299,6 +320,22 @@ impl<'a> Applier<'a> {
     /// Applies every operation of `plan` in order. Returns an error only when the run cannot
     /// go on (the connection broke, the state database failed).
     pub fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let mut folders = std::collections::BTreeSet::new();
+        let (mut downloads, mut uploads) = (0, 0);
+        for op in &plan.ops {
+            folders.extend(op.folders());
+            match op {
+                Op::Download { .. } => downloads += 1,
+                Op::Upload { .. } => uploads += 1,
+                _ => {}
+            }
+        }
+        self.progress.event(ProgressEvent::Planned {
+            folders: folders.len(),
+            downloads,
+            uploads,
+            ops: plan.ops.len(),
+        });
         match self.apply_ops(plan) {
             Ok(()) => self.flush(),
             Err(e) => {
@@ -395,15 +432,15 @@ impl<'a> Applier<'a> {
                 content,
                 update,
             } => {
-                let r = self.flag_effects(folder, *uid, local, update)?;
-                if let Err(e) = r {
-                    return Ok(Err(e));
-                }
+                let stored = match self.flag_effects(folder, *uid, local, update)? {
+                    Ok(stored) => stored,
+                    Err(e) => return Ok(Err(e)),
+                };
                 let base = match base_of(local) {
                     Ok(b) => b,
                     Err(e) => return Ok(Err(e)),
                 };
-                let rec = record(*uid, &base, &update.record, content);
+                let rec = record(*uid, &base, &recorded(update, stored), content);
                 let id = match self.folder_row(folder) {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),
@@ -418,14 +455,16 @@ impl<'a> Applier<'a> {
                 local,
                 update,
             } => {
-                if let Err(e) = self.flag_effects(folder, *uid, local, update)? {
-                    return Ok(Err(e));
-                }
+                let stored = match self.flag_effects(folder, *uid, local, update)? {
+                    Ok(stored) => stored,
+                    Err(e) => return Ok(Err(e)),
+                };
                 let id = match self.folder_row(folder) {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),
                 };
-                let (flags, keywords) = split_flags(&update.record);
+                self.progress.event(ProgressEvent::Message { folder });
+                let (flags, keywords) = split_flags(&recorded(update, stored));
                 let upd = StoreFlagUpdate {
                     uid: StoreUid(uid.0),
                     flags,
@@ -485,6 +524,12 @@ impl<'a> Applier<'a> {
                 Ok(Ok(()))
             }
             Op::ClearPending { folder, key } => {
+                if self.read_only.contains(folder) {
+                    // Planned as settled by a write this run could not make: still pending
+                    // (the run's report had counted it as cleared).
+                    self.report.folder_mut(&name(folder)).pending += 1;
+                    return Ok(Ok(()));
+                }
                 if let Ok(id) = self.folder_row(folder) {
                     let want = pending_of(id, key);
                     // Looked up inside the group's transaction, which sees the group's
@@ -840,14 +885,71 @@ impl<'a> Applier<'a> {
             Ok(sel) => {
                 if sel.read_only {
                     self.selected = Some((wire, true));
+                    self.note_read_only(folder);
                     return Ok(Err("folder is read-only on the server".into()));
                 }
                 self.selected = Some((wire, false));
                 Ok(Ok(()))
             }
             Err(e) if e.is_fatal() => Err(e.into()),
-            Err(e) => Ok(Err(format!("cannot select: {e}"))),
+            Err(e) => {
+                // A refused SELECT leaves no folder selected (RFC 3501 6.3.1).
+                self.selected = None;
+                Ok(Err(format!("cannot select: {e}")))
+            }
         }
+    }
+
+    /// Seed V0039, noticed late: a folder the gather did not SELECT (STATUS found it unchanged,
+    /// V0045) answers a SELECT for writing with `[READ-ONLY]`. For the rest of the run nothing
+    /// is written to it; each local change that needed a write is kept pending, as the planner
+    /// would have planned had it known.
+    fn note_read_only(&mut self, folder: &FolderPath) {
+        if self.read_only.insert(folder.clone()) {
+            let r = self.report.folder_mut(&name(folder));
+            r.read_only = true;
+            r.warnings.push(
+                "the server opened the folder READ-ONLY: local changes are kept pending".into(),
+            );
+        }
+    }
+
+    /// Whether this run may write to `folder`: SELECTs it for writing unless already known.
+    fn access(&mut self, folder: &FolderPath) -> Result<Access, SyncError> {
+        if self.read_only.contains(folder) {
+            return Ok(Access::ReadOnly);
+        }
+        Ok(match self.select_rw(folder)? {
+            Ok(()) => Access::Writable,
+            Err(_) if self.read_only.contains(folder) => Access::ReadOnly,
+            Err(e) => Access::Failed(e),
+        })
+    }
+
+    /// Keeps a local change pending (V0039), once: a key the state already holds is left as
+    /// it is.
+    fn mark_pending(&mut self, folder: &FolderPath, key: PendingKey) -> Result<(), SyncError> {
+        let known = self
+            .g
+            .input
+            .state
+            .iter()
+            .find(|s| &s.path == folder)
+            .is_some_and(|s| s.pending.contains(&key));
+        if known {
+            return Ok(());
+        }
+        let id = match self.folder_row(folder) {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail(folder, e);
+                return Ok(());
+            }
+        };
+        let p = pending_of(id, &key);
+        self.defer(move |tx| tx.queue_pending(&p).map(|_| ()))?;
+        self.report.folder_mut(&name(folder)).pending += 1;
+        Ok(())
     }
 
     fn select_any(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
@@ -865,20 +967,25 @@ impl<'a> Applier<'a> {
                 Ok(Ok(()))
             }
             Err(e) if e.is_fatal() => Err(e.into()),
-            Err(e) => Ok(Err(format!("cannot select: {e}"))),
+            Err(e) => {
+                self.selected = None;
+                Ok(Err(format!("cannot select: {e}")))
+            }
         }
     }
 
     // ----- flags
 
-    /// The local part (rename) then the server part (UID STORE) of a flag update.
+    /// The local part (rename) then the server part (UID STORE) of a flag update. `Ok(false)`
+    /// when the server part was kept pending instead (the folder is read-only, V0039): the
+    /// record is then the server's flags ([`recorded`]), so the local change stays a change.
     fn flag_effects(
         &mut self,
         folder: &FolderPath,
         uid: Uid,
         local: &LocalId,
         update: &FlagUpdate,
-    ) -> Result<StepResult, SyncError> {
+    ) -> Result<Result<bool, String>, SyncError> {
         if let Some(new) = &update.local {
             let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
                 return Ok(Err(format!("local file {local} vanished")));
@@ -895,6 +1002,14 @@ impl<'a> Applier<'a> {
             self.report.folder_mut(&name(folder)).local_flag_changes += 1;
         }
         if let Some(store) = &update.remote {
+            match self.access(folder)? {
+                Access::Writable => {}
+                Access::ReadOnly => {
+                    self.mark_pending(folder, PendingKey::Flags(uid))?;
+                    return Ok(Ok(false));
+                }
+                Access::Failed(e) => return Ok(Err(e)),
+            }
             match self.store_flags(folder, uid, store)? {
                 Ok(true) => {}
                 Ok(false) => {
@@ -908,7 +1023,7 @@ impl<'a> Applier<'a> {
             }
             self.report.folder_mut(&name(folder)).remote_flag_changes += 1;
         }
-        Ok(Ok(()))
+        Ok(Ok(true))
     }
 
     /// A run of [`Op::SyncFlags`] in one folder, batched (seed V0060): every file is renamed
@@ -960,16 +1075,32 @@ impl<'a> Applier<'a> {
                 g.1 = g.1.max(since.unwrap_or(0));
             }
         }
+        // Messages whose server part is kept pending (V0039): their local part is done.
+        let mut pending: std::collections::BTreeSet<u32> = Default::default();
         if !groups.is_empty() {
-            if let Err(e) = self.select_rw(folder)? {
-                for op in ops {
-                    if let Op::SyncFlags { uid, update, .. } = op {
-                        if update.remote.is_some() {
-                            failed.entry(uid.get()).or_insert_with(|| e.clone());
+            match self.access(folder)? {
+                Access::Writable => {}
+                Access::ReadOnly => {
+                    for op in ops {
+                        if let Op::SyncFlags { uid, update, .. } = op {
+                            if update.remote.is_some() && !failed.contains_key(&uid.get()) {
+                                self.mark_pending(folder, PendingKey::Flags(*uid))?;
+                                pending.insert(uid.get());
+                            }
                         }
                     }
+                    groups.clear();
                 }
-                groups.clear();
+                Access::Failed(e) => {
+                    for op in ops {
+                        if let Op::SyncFlags { uid, update, .. } = op {
+                            if update.remote.is_some() {
+                                failed.entry(uid.get()).or_insert_with(|| e.clone());
+                            }
+                        }
+                    }
+                    groups.clear();
+                }
             }
         }
         // Adds before removes, as the one-message path does.
@@ -1030,7 +1161,8 @@ impl<'a> Applier<'a> {
             if failed.contains_key(&uid.get()) {
                 continue;
             }
-            let (flags, keywords) = split_flags(&update.record);
+            let stored = !pending.contains(&uid.get());
+            let (flags, keywords) = split_flags(&recorded(update, stored));
             updates.push(StoreFlagUpdate {
                 uid: StoreUid(uid.0),
                 flags,
@@ -1040,9 +1172,10 @@ impl<'a> Applier<'a> {
             if update.local.is_some() {
                 r.local_flag_changes += 1;
             }
-            if update.remote.is_some() {
+            if update.remote.is_some() && stored {
                 r.remote_flag_changes += 1;
             }
+            self.progress.event(ProgressEvent::Message { folder });
         }
         if let Some(id) = id {
             if !updates.is_empty() {
@@ -1133,8 +1266,14 @@ impl<'a> Applier<'a> {
                  for this account"
             )));
         }
-        if let Err(e) = self.select_rw(folder)? {
-            return Ok(Err(e));
+        match self.access(folder)? {
+            Access::Writable => {}
+            Access::ReadOnly => {
+                // The row stays: the message is still on the server, deleted only here.
+                self.mark_pending(folder, PendingKey::Expunge(uid))?;
+                return Ok(Ok(()));
+            }
+            Access::Failed(e) => return Ok(Err(e)),
         }
         let deleted = vec!["\\Deleted".to_owned()];
         match self
@@ -1165,9 +1304,35 @@ impl<'a> Applier<'a> {
 
     // ----- downloads
 
-    /// A batch of downloads into one folder: one pipelined series of `UID FETCH BODY.PEEK[]`
-    /// (V0054), each body streamed to its own file, then one transaction for the rows.
+    /// A batch of downloads into one folder, between its [`ProgressEvent::FolderStarted`] and
+    /// [`ProgressEvent::FolderDone`]. The declared bytes are the RFC822.SIZE of the whole
+    /// bodies to fetch; a headers-only download (V0010) declares nothing, since only its
+    /// header arrives.
     fn downloads(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
+        let mut whole: Option<u64> = None;
+        for op in ops {
+            if let Op::Download {
+                body: Body::Full,
+                size,
+                ..
+            } = op
+            {
+                whole = Some(whole.unwrap_or(0).saturating_add(*size));
+            }
+        }
+        self.progress.event(ProgressEvent::FolderStarted {
+            folder,
+            downloads: ops.len(),
+            bytes: whole,
+        });
+        let r = self.download_batch(folder, ops);
+        self.progress.event(ProgressEvent::FolderDone { folder });
+        r
+    }
+
+    /// One pipelined series of `UID FETCH BODY.PEEK[]` (V0054), each body streamed to its own
+    /// file, then the rows as one change of the commit group.
+    fn download_batch(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
         struct Want {
             flags: FlagSet,
             size: u64,
@@ -1237,6 +1402,7 @@ impl<'a> Applier<'a> {
         let mut written: Vec<(u32, mailfold_store::WrittenMessage)> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         let abort_after = self.abort_after;
+        let progress = self.progress;
         let mut steps = self.steps;
         for (uids, headers_only) in [(full, false), (headers, true)] {
             if uids.is_empty() {
@@ -1258,6 +1424,10 @@ impl<'a> Applier<'a> {
                         }
                     }
                     BodyEvent::Data { uid, bytes } => {
+                        progress.event(ProgressEvent::Bytes {
+                            folder,
+                            bytes: bytes.len() as u64,
+                        });
                         if let Some((u, wr, n)) = cur.as_mut() {
                             if *u == uid {
                                 *n += bytes.len() as u64;
@@ -1312,6 +1482,7 @@ impl<'a> Applier<'a> {
                         match committed {
                             Ok(m) => {
                                 written.push((uid, m));
+                                progress.event(ProgressEvent::Message { folder });
                                 steps += 1;
                                 if abort_after == Some(steps) {
                                     std::process::exit(ABORT_EXIT_CODE);
@@ -1400,6 +1571,12 @@ impl<'a> Applier<'a> {
         let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
             return Ok(Err(format!("local file {local} vanished before upload")));
         };
+        // Known READ-ONLY from a SELECT of this run (V0039): kept pending, no APPEND. Not
+        // SELECTed just to ask: an unchanged folder's APPEND needs no SELECT (V0045).
+        if self.read_only.contains(folder) {
+            self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
+            return Ok(Ok(()));
+        }
         let src = match self.local_folder(folder) {
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
@@ -1456,6 +1633,12 @@ impl<'a> Applier<'a> {
             Err(e) => {
                 // Refused: nothing landed, so the journal entry is settled.
                 self.db.write(|tx| tx.resolve_intent(intent_id))?;
+                // A folder the gather did not SELECT may be READ-ONLY (V0039): then the
+                // refusal is that, and the file waits as a pending change, not an error.
+                if matches!(self.access(folder)?, Access::ReadOnly) {
+                    self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
+                    return Ok(Ok(()));
+                }
                 return Ok(Err(format!("APPEND refused: {e}")));
             }
         };
@@ -1491,6 +1674,7 @@ impl<'a> Applier<'a> {
             tx.resolve_intent(intent_id)
         })?;
         self.report.folder_mut(&name(folder)).uploaded += 1;
+        self.progress.event(ProgressEvent::Message { folder });
         Ok(Ok(()))
     }
 
@@ -1558,9 +1742,11 @@ impl<'a> Applier<'a> {
         let moved = src.move_to(&entry, &dst)?;
         self.ctx(from).files.remove(&local.0);
         self.ctx(to).files.insert(local.0.clone(), moved);
-        if let Err(e) = self.flag_effects(to, uid, local, update)? {
-            return Ok(Err(e));
-        }
+        self.progress.event(ProgressEvent::Message { folder: to });
+        let stored = match self.flag_effects(to, uid, local, update)? {
+            Ok(stored) => stored,
+            Err(e) => return Ok(Err(e)),
+        };
         let base = match base_of(local) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
@@ -1569,7 +1755,7 @@ impl<'a> Applier<'a> {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let rec = record(uid, &base, &update.record, content);
+        let rec = record(uid, &base, &recorded(update, stored), content);
         self.db.write(|tx| {
             if let Some(old) = tx.message_by_base(from_id, &base)? {
                 tx.delete_messages(from_id, &[old.uid])?;
@@ -1669,6 +1855,7 @@ impl<'a> Applier<'a> {
             Ok(())
         })?;
         self.report.folder_mut(&name(to)).remote_moves += 1;
+        self.progress.event(ProgressEvent::Message { folder: to });
         Ok(Ok(()))
     }
 }
@@ -1688,6 +1875,17 @@ fn joins_group(op: &Op) -> bool {
             | Op::ClearPending { .. }
             | Op::SetFolderState { .. }
     )
+}
+
+/// The flags to record after a flag update: the planned record, or, when its server part was
+/// kept pending (V0039), the server's flags as they still are (the record less what the STORE
+/// would have added, plus what it would have removed), as the planner records for a folder it
+/// knows is read-only.
+fn recorded(update: &FlagUpdate, stored: bool) -> FlagSet {
+    match (&update.remote, stored) {
+        (Some(s), false) => update.record.difference(&s.add).union(&s.remove),
+        _ => update.record.clone(),
+    }
 }
 
 fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending {
