@@ -942,6 +942,93 @@ fn fingerprint(root: &Path) -> Fingerprint {
 mod tests {
     use super::*;
 
+    /// A round lock busy for its first `busy` asks, counting them.
+    struct Busy {
+        busy: u32,
+        asked: AtomicU64,
+    }
+
+    impl RoundLock for Busy {
+        fn try_lock(&self) -> Result<Option<RoundGuard>, String> {
+            let n = self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok((n >= u64::from(self.busy)).then(|| Box::new(()) as RoundGuard))
+        }
+    }
+
+    fn main_loop_with<'a>(
+        account: &'a AccountSpec,
+        opts: &'a WatchOptions,
+        stop: &'a StopSignal,
+        shared: &'a Shared,
+    ) -> MainLoop<'a> {
+        MainLoop {
+            account,
+            opts,
+            stop,
+            shared,
+            fingerprint: None,
+            backoff: Backoff::new(),
+            next_full: Instant::now(),
+            not_before: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_busy_round_lock_is_waited_for_with_one_notice_and_a_stop_ends_the_wait() {
+        let account = AccountSpec::new(
+            "t",
+            "127.0.0.1",
+            "u",
+            crate::Secret::new(String::new()),
+            PathBuf::from("/nonexistent/mail"),
+            PathBuf::from("/nonexistent/state.db"),
+        );
+        let notices = Arc::new(Mutex::new(Vec::<String>::new()));
+        let lock_of = |busy| {
+            Arc::new(Busy {
+                busy,
+                asked: AtomicU64::new(0),
+            })
+        };
+        let busy = lock_of(2);
+        let opts = WatchOptions {
+            round_lock: Some(busy.clone()),
+            on_notice: Arc::new({
+                let notices = Arc::clone(&notices);
+                move |n: &str| lock(&notices).push(n.to_owned())
+            }),
+            ..WatchOptions::default()
+        };
+        let (stop, shared) = (StopSignal::new(), Shared::default());
+        let main = main_loop_with(&account, &opts, &stop, &shared);
+        assert!(matches!(main.take_turn(), Turn::Go(Some(_))));
+        assert_eq!(busy.asked.load(Ordering::SeqCst), 3);
+        assert_eq!(lock(&notices).len(), 1, "{:?}", lock(&notices));
+
+        // Busy for good: only a stop ends the wait, within a poll.
+        let opts = WatchOptions {
+            round_lock: Some(lock_of(u32::MAX)),
+            ..WatchOptions::default()
+        };
+        let main = main_loop_with(&account, &opts, &stop, &shared);
+        let stopper = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(300));
+                stop.stop();
+            }
+        });
+        let t = Instant::now();
+        assert!(matches!(main.take_turn(), Turn::Stopped));
+        assert!(t.elapsed() < Duration::from_millis(300) + STOP_POLL * 3);
+        stopper.join().unwrap();
+
+        // No round lock: a run goes at once.
+        let (opts, fresh) = (WatchOptions::default(), StopSignal::new());
+        let main = main_loop_with(&account, &opts, &fresh, &shared);
+        assert!(matches!(main.take_turn(), Turn::Go(None)));
+    }
+
     #[test]
     fn backoff_doubles_to_five_minutes_with_bounded_jitter() {
         let mut b = Backoff::new();

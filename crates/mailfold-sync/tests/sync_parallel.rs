@@ -249,54 +249,56 @@ fn a_worker_cut_mid_run_fails_the_run_and_the_next_run_converges() {
     assert!(!again.changed_anything(), "{again:#?}");
 }
 
-/// The measurement behind `connections` (not run by CI): an initial sync of 5,000 messages in
-/// ten folders over one connection, then over three, into separate mirrors. Run it with
+/// The measurement behind `connections` (not run by CI): an initial sync of 5,000 messages
+/// (about 3 KiB each) in ten folders, over one connection and over three, each into a fresh
+/// Dovecot (so that neither gets the other's warm caches), straight over loopback and through a
+/// proxy that holds every server chunk 5 ms (a distant server). Run it with
 /// `cargo test --release -p mailfold-sync --test sync_parallel -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check; run by hand in a release build"]
 fn measure_initial_sync_of_5000_messages_in_10_folders() {
-    use std::time::Instant;
-    let env = Env::new();
-    let folders: Vec<String> = (0..10).map(|i| format!("Bench{i}")).collect();
-    for f in &folders {
-        // Bodies of a few KiB, as mail usually is.
-        let msgs: Vec<(Vec<u8>, &str)> = (0..500)
-            .map(|i| {
-                let mut m = message(f, i);
-                m.extend(std::iter::repeat_n(b"lorem ipsum dolor sit amet\n", 100).flatten());
-                (m, if i % 3 == 0 { "S" } else { "" })
-            })
-            .collect();
-        env.seed_server(f, &msgs);
-    }
-    for connections in [1u8, 3] {
-        // Straight to Dovecot: the counting proxy's copying would be part of the time.
-        let mut a = env.account();
-        a.maildir = env
-            .dir
-            .path()
-            .join(format!("bench{connections}"))
-            .join("mail");
-        a.state_db = env
-            .dir
-            .path()
-            .join(format!("bench{connections}"))
-            .join("state.db");
-        a.connections = connections;
-        a.fsync = false;
-        let t = Instant::now();
-        let r = sync(&env, &a);
-        let took = t.elapsed();
-        assert!(r.is_complete(), "{r:#?}");
-        let n: usize = r.folders.iter().map(|f| f.downloaded).sum();
-        assert_eq!(n, 5000);
-        let logins = r
-            .traffic
-            .as_ref()
-            .map_or(0, |t| t.count("AUTHENTICATE") + t.count("LOGIN"));
-        eprintln!(
-            "connections = {connections}: {n} messages in {:.2} s ({logins} logins)",
-            took.as_secs_f64()
-        );
+    use std::time::{Duration, Instant};
+    for delay in [None, Some(Duration::from_millis(5))] {
+        for connections in [1u8, 3, 3, 1] {
+            let env = Env::new();
+            for i in 0..10 {
+                let f = format!("Bench{i}");
+                let msgs: Vec<(Vec<u8>, &str)> = (0..500)
+                    .map(|i| {
+                        let mut m = message(&f, i);
+                        m.extend(
+                            std::iter::repeat_n(b"lorem ipsum dolor sit amet\n", 100).flatten(),
+                        );
+                        (m, if i % 3 == 0 { "S" } else { "" })
+                    })
+                    .collect();
+                env.seed_server(&f, &msgs);
+            }
+            let fault = delay.map_or(Fault::None, |delay| Fault::Delay {
+                dir: Direction::ToClient,
+                delay,
+            });
+            let proxy = FaultProxy::start(env.dovecot.imaps_addr(), FaultPlan::Always(fault));
+            let mut a = env.account();
+            if delay.is_some() {
+                a.port = proxy.addr().port();
+            }
+            a.connections = connections;
+            a.fsync = false;
+            let t = Instant::now();
+            let r = sync(&env, &a);
+            let took = t.elapsed();
+            assert!(r.is_complete(), "{r:#?}");
+            let n: usize = r.folders.iter().map(|f| f.downloaded).sum();
+            assert_eq!(n, 5000);
+            let logins = r
+                .traffic
+                .as_ref()
+                .map_or(0, |t| t.count("AUTHENTICATE") + t.count("LOGIN"));
+            eprintln!(
+                "delay {delay:?}, connections = {connections}: {n} messages in {:.2} s ({logins} logins)",
+                took.as_secs_f64()
+            );
+        }
     }
 }
