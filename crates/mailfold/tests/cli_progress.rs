@@ -72,6 +72,8 @@ fn a_terminal_shows_bars_that_are_gone_before_the_summary() {
         .find("syncing t")
         .unwrap_or_else(|| panic!("no progress line in {screen:?}"));
     assert!(bar < summary, "{screen:?}");
+    // A folder's own bar is drawn only if it lives past the redraw interval (20 per second),
+    // which a loopback sync of small messages may not: its state machine is unit-tested.
     // Everything after the summary began is the plain report: the bars were cleared first.
     assert!(
         !screen[summary..].contains("syncing"),
