@@ -153,7 +153,10 @@ pub fn sync_with_remote_progress(
         pull: account.direction == account::Direction::Pull,
     };
     let plan = plan::plan(&g.input, &config);
-    progress.event(planned_event(&plan));
+    if opts.dry_run {
+        // Nothing is applied, so no applier announces the plan: say what it would do.
+        progress.event(parallel::planned_event(&plan));
+    }
     for w in &plan.warnings {
         report.warnings.push(w.to_string());
     }
@@ -200,25 +203,4 @@ pub fn sync_with_remote_progress(
     report.alerts.extend(remote.take_alerts());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(report)
-}
-
-/// The [`ProgressEvent::Planned`] summary of a plan: the total work a front end sizes its
-/// bars by.
-fn planned_event(plan: &plan::Plan) -> ProgressEvent<'static> {
-    let mut folders = std::collections::BTreeSet::new();
-    let (mut downloads, mut uploads) = (0, 0);
-    for op in &plan.ops {
-        match op {
-            plan::Op::Download { .. } => downloads += 1,
-            plan::Op::Upload { .. } => uploads += 1,
-            _ => {}
-        }
-        folders.extend(op.folders());
-    }
-    ProgressEvent::Planned {
-        folders: folders.len(),
-        downloads,
-        uploads,
-        ops: plan.ops.len(),
-    }
 }

@@ -43,7 +43,7 @@ use crate::account::AccountSpec;
 use crate::apply::{Applier, ABORT_ENV};
 use crate::gather::{FolderCtx, Gathered};
 use crate::plan::{FolderPath, Op, Plan};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressEvent};
 use crate::remote::{Remote, RemoteError};
 use crate::report::{FolderReport, SyncReport, Traffic};
 use crate::SyncError;
@@ -225,6 +225,40 @@ impl Drop for AbortUnlessOpened<'_> {
     }
 }
 
+/// The [`ProgressEvent::Planned`] summary of a whole plan: the total work a front end sizes
+/// its bars by.
+pub(crate) fn planned_event(plan: &Plan) -> ProgressEvent<'static> {
+    let mut folders = BTreeSet::new();
+    let (mut downloads, mut uploads) = (0, 0);
+    for op in &plan.ops {
+        match op {
+            Op::Download { .. } => downloads += 1,
+            Op::Upload { .. } => uploads += 1,
+            _ => {}
+        }
+        folders.extend(op.folders());
+    }
+    ProgressEvent::Planned {
+        folders: folders.len(),
+        downloads,
+        uploads,
+        ops: plan.ops.len(),
+    }
+}
+
+/// Passes on every event but [`ProgressEvent::Planned`]: each applier announces the plan it
+/// is given, and a split run's appliers get parts of it; the run announces the whole plan
+/// once instead.
+struct WithoutPlanned<'a>(&'a dyn Progress);
+
+impl Progress for WithoutPlanned<'_> {
+    fn event(&self, event: ProgressEvent<'_>) {
+        if !matches!(event, ProgressEvent::Planned { .. }) {
+            self.0.event(event);
+        }
+    }
+}
+
 /// What one connection did with the groups it took.
 #[derive(Default)]
 struct Done {
@@ -257,8 +291,8 @@ fn work(
             ..Plan::default()
         };
         let res = {
-            let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report);
-            let _ = progress;
+            let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report)
+                .with_progress(progress);
             let res = applier.apply(&plan);
             done.report.steps += applier.steps();
             res
@@ -324,7 +358,8 @@ pub fn apply_plan(
     let split = split(plan);
     let extra = extra_connections(&split, account.connections);
     if extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
-        let mut applier = Applier::new(remote, account, maildir, db, g, report);
+        let mut applier =
+            Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
         let res = applier.apply(plan);
         let steps = applier.steps();
         report.steps += steps;
@@ -338,6 +373,8 @@ pub fn apply_plan(
         let ctx = g.folders.remove(&group.folder).unwrap_or_default();
         queued.push((group, ctx));
     }
+    progress.event(planned_event(plan));
+    let progress = &WithoutPlanned(progress);
     let template = Gathered {
         input: Default::default(),
         folders: BTreeMap::new(),
@@ -363,7 +400,8 @@ pub fn apply_plan(
             ..Plan::default()
         };
         let res = {
-            let mut applier = Applier::new(remote, account, maildir, db, g, report);
+            let mut applier =
+                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
             let res = applier.apply(&main_plan);
             report.steps += applier.steps();
             res

@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{diff, message, Env};
 use mailfold_store::{StateDb, StateRead};
-use mailfold_sync::{AccountSpec, SyncOptions, SyncReport};
+use mailfold_sync::{AccountSpec, ProgressEvent, SyncOptions, SyncReport};
 use mailfold_testsupport::{Direction, Fault, FaultPlan, FaultProxy};
 
 const FOLDERS: [&str; 6] = [
@@ -138,8 +139,22 @@ fn three_connections_mirror_like_one_and_a_no_change_run_opens_one() {
 
     let proxy3 = counting_proxy(&env);
     let three = account(&env, "three", 3, &proxy3);
-    let r3 = sync(&env, &three);
+    // The progress observer hears of the whole plan once, and of every message from
+    // whichever connection moved it.
+    let planned = std::sync::Mutex::new(Vec::new());
+    let messages = AtomicUsize::new(0);
+    let observer = |e: ProgressEvent<'_>| match e {
+        ProgressEvent::Planned { downloads, .. } => planned.lock().unwrap().push(downloads),
+        ProgressEvent::Message { .. } => {
+            messages.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    };
+    let r3 = mailfold_sync::sync_account_with_progress(&three, &SyncOptions::default(), &observer)
+        .unwrap_or_else(|e| panic!("sync failed: {e}\n{}", env.dovecot.log()));
     assert!(r3.is_complete(), "{r3:#?}");
+    assert_eq!(*planned.lock().unwrap(), [FOLDERS.len() * PER_FOLDER]);
+    assert_eq!(messages.load(Ordering::Relaxed), FOLDERS.len() * PER_FOLDER);
     let logins = proxy3.connection_count();
     assert_eq!(logins, 3, "six big folders keep all three connections busy");
 
