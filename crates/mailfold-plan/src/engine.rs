@@ -75,6 +75,10 @@ struct Folder<'a> {
     bound_locals: BTreeSet<LocalId>,
     remote_taken: BTreeSet<Uid>,
     local_taken: BTreeSet<LocalId>,
+    /// Some server message / local file was unbound when the content indexes were built.
+    /// Passes only ever take messages, so a folder without any skips the scans for them.
+    any_unbound_remote: bool,
+    any_unbound_local: bool,
     /// Operations on this folder alone that do not need the server folder to exist yet, or that
     /// must precede its re-creation.
     early: Vec<Op>,
@@ -110,6 +114,8 @@ impl<'a> Folder<'a> {
             bound_locals: BTreeSet::new(),
             remote_taken: BTreeSet::new(),
             local_taken: BTreeSet::new(),
+            any_unbound_remote: true,
+            any_unbound_local: true,
             early: Vec::new(),
             late: Vec::new(),
             pending_now: BTreeSet::new(),
@@ -614,14 +620,20 @@ impl<'a> Planner<'a> {
     /// Fills the content indexes with every message no state row binds, in (folder, UID) and
     /// (folder, file name) order: the order the per-folder scans visit them in.
     fn index_unbound(&mut self) {
-        for (i, f) in self.folders.iter().enumerate() {
+        for (i, f) in self.folders.iter_mut().enumerate() {
+            let mut remote = false;
             for (u, r) in f.unbound_remote() {
                 self.remote_index.insert(&r.content, (i, *u));
+                remote = true;
             }
+            let mut local = false;
             for l in f.unbound_local() {
                 self.local_index
                     .insert(&l.content(), LocalEntry { folder: i, msg: l });
+                local = true;
             }
+            f.any_unbound_remote = remote;
+            f.any_unbound_local = local;
         }
     }
 
@@ -1135,6 +1147,9 @@ impl<'a> Planner<'a> {
         if !(f.bindable() || f.mode == Mode::NoUid) {
             return;
         }
+        if !(f.any_unbound_local && f.any_unbound_remote) {
+            return;
+        }
         let mut locals: Vec<&LocalMessage> = f.unbound_local().collect();
         locals.sort_by_key(|l| (l.partial, l.id.clone()));
         for l in locals {
@@ -1391,8 +1406,11 @@ impl<'a> Planner<'a> {
             }
         }
         // Unknown server messages: download.
-        let downloads: Vec<(Uid, RMsg)> =
-            f.unbound_remote().map(|(u, r)| (*u, r.clone())).collect();
+        let downloads: Vec<(Uid, RMsg)> = if f.any_unbound_remote {
+            f.unbound_remote().map(|(u, r)| (*u, r.clone())).collect()
+        } else {
+            Vec::new()
+        };
         for (uid, r) in downloads {
             let (Some(size), Some(date)) = (r.content.size, r.content.date) else {
                 continue; // refused earlier; unreachable in an active folder
@@ -1412,7 +1430,11 @@ impl<'a> Planner<'a> {
             });
         }
         // Unknown local files: upload.
-        let uploads: Vec<&LocalMessage> = f.unbound_local().collect();
+        let uploads: Vec<&LocalMessage> = if f.any_unbound_local {
+            f.unbound_local().collect()
+        } else {
+            Vec::new()
+        };
         for l in uploads {
             emit_new_local(f, l, &mut warnings);
         }
@@ -1809,6 +1831,13 @@ fn emit_pair(
     mode: DownloadMode,
 ) {
     let Some(r) = f.remote.get(&uid) else { return };
+    let wants_full = l.partial && body_for(mode, msg.size) == Body::Full;
+    if l.flags == msg.flags && r.flags == msg.flags && l.partial == msg.partial && !wants_full {
+        // Unchanged on both sides since the last sync, the common case of a re-sync: the
+        // merge of three equal sets changes nothing, stores nothing and records the same
+        // flags, so it is not computed (it allocates several sets per message).
+        return;
+    }
     let merged = plan_update(
         &l.flags,
         &msg.flags,
@@ -1821,7 +1850,6 @@ fn emit_pair(
     if merged.blocked_by_read_only {
         f.pending_now.insert(PendingKey::Flags(uid));
     }
-    let wants_full = l.partial && body_for(mode, msg.size) == Body::Full;
     if msg.partial != l.partial && !wants_full {
         // The file changed from partial to full under the same name (a download that replaced
         // it and crashed before its commit): record it.
