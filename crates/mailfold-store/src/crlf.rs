@@ -40,13 +40,10 @@ impl ContentHash {
 
     /// The hash of a whole message given in wire (CRLF) form.
     pub fn of_wire(bytes: &[u8]) -> Self {
-        let mut lf = CrlfToLf::new();
+        let mut conv = WireToFile::new();
         let mut buf = Vec::with_capacity(bytes.len());
-        lf.push(bytes, &mut buf);
-        lf.finish(&mut buf);
-        let mut h = CanonicalDigest::new();
-        h.update_lf(&buf);
-        h.finish().0
+        conv.push(bytes, &mut buf);
+        conv.finish(&mut buf).0
     }
 }
 
@@ -172,6 +169,12 @@ impl CanonicalDigest {
         }
     }
 
+    /// Feeds canonical bytes as they are.
+    fn hash(&mut self, canonical: &[u8]) {
+        self.hasher.update(canonical);
+        self.crlf_len += canonical.len() as u64;
+    }
+
     /// The hash, the canonical CRLF length and the LF (file) length.
     pub fn finish(self) -> (ContentHash, u64, u64) {
         (
@@ -179,6 +182,134 @@ impl CanonicalDigest {
             self.crlf_len,
             self.lf_len,
         )
+    }
+}
+
+/// Wire (CRLF) bytes to file (LF) bytes and the canonical digest of the
+/// result, in one pass over each chunk: the same output as [`CrlfToLf`]
+/// followed by [`CanonicalDigest::update_lf`] on what it produced, without
+/// walking the converted bytes a second time (issue 7, gap 5).
+///
+/// The canonical form equals the wire bytes except around a bare `LF` (the
+/// canonical form has `CR LF`) and a `CR CR LF` (it has `CR LF`: the file
+/// holds `CR LF`, and an `LF` after a `CR` gets no `CR` of its own). So the
+/// hasher is fed whole runs of the wire chunk as they are, and only those
+/// two exceptions are fed separately.
+#[derive(Debug, Default)]
+pub struct WireToFile {
+    /// The previous chunk ended in `CR`, not yet written nor hashed.
+    held_cr: bool,
+    digest: CanonicalDigest,
+}
+
+impl WireToFile {
+    /// A converter at the start of a message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Converts one chunk, appending the file bytes to `out` and feeding
+    /// the digest.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        // `i`: next wire byte to convert; `h`: first wire byte not yet hashed.
+        let mut i = 0;
+        let mut h = 0;
+        if self.held_cr {
+            self.held_cr = false;
+            match chunk.first() {
+                None => {
+                    self.held_cr = true;
+                    return;
+                }
+                Some(b'\n') => {
+                    // The pair was split: one line end. The `CR` was not hashed.
+                    out.push(b'\n');
+                    self.line_end();
+                    i = 1;
+                    h = 1;
+                }
+                Some(_) => {
+                    out.push(b'\r');
+                    self.digest.hash(b"\r");
+                    self.digest.prev_cr = true;
+                }
+            }
+        }
+        while let Some(p) = chunk[i..].iter().position(|&b| b == b'\r' || b == b'\n') {
+            let j = i + p;
+            out.extend_from_slice(&chunk[i..j]);
+            if j > i {
+                // The run holds neither CR nor LF, so it does not end in CR.
+                self.digest.prev_cr = false;
+            }
+            if chunk[j] == b'\n' {
+                // A bare LF: the file keeps it; the canonical form has `CR LF` unless
+                // the byte before it in the file is a `CR`.
+                out.push(b'\n');
+                if !self.digest.prev_cr {
+                    self.digest.hash(&chunk[h..j]);
+                    self.digest.hash(b"\r\n");
+                    h = j + 1;
+                }
+                self.digest.prev_cr = false;
+                i = j + 1;
+                continue;
+            }
+            match chunk.get(j + 1) {
+                None => {
+                    // Whether this CR starts a line end is known with the next chunk.
+                    self.digest.hash(&chunk[h..j]);
+                    self.held_cr = true;
+                    self.digest.lf_len += (out.len() - start) as u64;
+                    return;
+                }
+                Some(b'\n') => {
+                    out.push(b'\n');
+                    if self.digest.prev_cr {
+                        // `CR CR LF`: the file has `CR LF`, canonical as it is.
+                        self.digest.hash(&chunk[h..j]);
+                        h = j + 1;
+                    }
+                    self.digest.prev_cr = false;
+                    i = j + 2;
+                }
+                Some(_) => {
+                    // A lone CR is kept, and is canonical as it is.
+                    out.push(b'\r');
+                    self.digest.prev_cr = true;
+                    i = j + 1;
+                }
+            }
+        }
+        out.extend_from_slice(&chunk[i..]);
+        if i < chunk.len() {
+            self.digest.prev_cr = false;
+        }
+        self.digest.hash(&chunk[h..]);
+        self.digest.lf_len += (out.len() - start) as u64;
+    }
+
+    /// A line end whose `CR` was held: canonical `CR LF`, or `LF` after a `CR`.
+    fn line_end(&mut self) {
+        if self.digest.prev_cr {
+            self.digest.hash(b"\n");
+        } else {
+            self.digest.hash(b"\r\n");
+        }
+        self.digest.prev_cr = false;
+    }
+
+    /// Ends the message (a final lone `CR` is kept) and returns the hash,
+    /// the canonical CRLF length and the file (LF) length.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> (ContentHash, u64, u64) {
+        if self.held_cr {
+            self.held_cr = false;
+            out.push(b'\r');
+            self.digest.hash(b"\r");
+            self.digest.lf_len += 1;
+        }
+        self.digest.finish()
     }
 }
 
@@ -272,6 +403,7 @@ pub fn canonical_digest_of<R: Read>(mut r: R) -> io::Result<(ContentHash, u64)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     fn to_lf_chunks(input: &[u8], chunks: &[usize]) -> Vec<u8> {
         let mut c = CrlfToLf::new();
@@ -305,6 +437,62 @@ mod tests {
         }
         c.finish(&mut out);
         assert_eq!(out, expect);
+    }
+
+    /// The one-pass converter against the two passes it replaces, for a chunking.
+    fn both_ways(wire: &[u8], cuts: &[usize]) {
+        let mut two = CrlfToLf::new();
+        let mut d = CanonicalDigest::new();
+        let mut one = WireToFile::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut rest = wire;
+        for &n in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+            let n = n.min(rest.len());
+            let mut part = Vec::new();
+            two.push(&rest[..n], &mut part);
+            d.update_lf(&part);
+            a.extend_from_slice(&part);
+            one.push(&rest[..n], &mut b);
+            rest = &rest[n..];
+        }
+        let mut part = Vec::new();
+        two.finish(&mut part);
+        d.update_lf(&part);
+        a.extend_from_slice(&part);
+        let got = one.finish(&mut b);
+        assert_eq!(b, a, "file bytes, cuts {cuts:?}");
+        assert_eq!(got, d.finish(), "digest, cuts {cuts:?}");
+        assert_eq!(got.2, b.len() as u64);
+    }
+
+    #[test]
+    fn one_pass_equals_two_passes_at_every_split_point() {
+        let wire = b"A: b\r\n\r\nline\r\r\n\rx\r\n\n end\n\r\n\r\r\r\n\n\nz\r";
+        for i in 0..=wire.len() {
+            for j in i..=wire.len() {
+                both_ways(wire, &[i, j - i]);
+            }
+        }
+        both_ways(wire, &[1; 64]);
+        both_ways(b"", &[]);
+        both_ways(b"\r", &[0, 0]);
+        assert_eq!(
+            ContentHash::of_wire(b"a\r\nb\r\n"),
+            ContentHash(Sha256::digest(b"a\r\nb\r\n").into())
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_equals_two_passes_on_any_bytes(
+            wire in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), proptest::num::u8::ANY],
+                0..200,
+            ),
+            cuts in proptest::collection::vec(0usize..40, 0..8),
+        ) {
+            both_ways(&wire, &cuts);
+        }
     }
 
     #[test]
