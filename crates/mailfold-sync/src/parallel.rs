@@ -29,7 +29,9 @@
 //! Crash safety is the applier's, unchanged: each operation's effect is followed by its own
 //! commit, journaled where its outcome could be unknown. A worker that loses its connection
 //! makes the whole run fail like a lost main connection (the other workers finish the group in
-//! hand and take no more); what was committed stays, and the next run plans the rest.
+//! hand and take no more); what was committed stays, and the next run plans the rest. A worker
+//! that cannot log in at all (a server's limit on connections per user) only leaves a warning:
+//! the other connections take its share.
 //!
 //! With the crash-test hook set ([`crate::apply::ABORT_ENV`]) everything runs on the main
 //! connection, so that step numbers stay deterministic.
@@ -307,7 +309,9 @@ fn work(
 }
 
 /// An extra worker: connects, opens its own state database connection, works the queue and
-/// logs out.
+/// logs out. A worker that cannot log in (a server limiting connections per user, say) takes
+/// no group and leaves a warning: the other connections do its share, so a limit does not
+/// fail every run. Losing the connection once working fails the run.
 fn extra_worker(
     shared: &Shared,
     account: &AccountSpec,
@@ -318,7 +322,16 @@ fn extra_worker(
     let mut done = Done::default();
     let res = (|| {
         let mut db = crate::open_worker_db(account)?;
-        let mut remote = crate::net::NetRemote::connect(account)?;
+        let mut remote = match crate::net::NetRemote::connect(account) {
+            Ok(r) => r,
+            Err(e) => {
+                done.report.warnings.push(format!(
+                    "an extra connection could not be opened ({e}); its folders were synced \
+                     over the others"
+                ));
+                return Ok(());
+            }
+        };
         let res = work(
             shared,
             &mut remote,

@@ -317,3 +317,37 @@ fn measure_initial_sync_of_5000_messages_in_10_folders() {
         }
     }
 }
+
+/// A server that turns extra connections away (a per-user connection limit) costs the run its
+/// parallelism, not its success: the main connection does every folder, with a warning.
+#[test]
+fn extra_connections_refused_at_login_leave_the_work_to_the_main_one() {
+    let env = seeded();
+    let refuse = Fault::Cut {
+        dir: Direction::ToClient,
+        after: 0,
+    };
+    let proxy = FaultProxy::start(
+        env.dovecot.imaps_addr(),
+        FaultPlan::Sequence(vec![Fault::None, refuse, refuse]),
+    );
+    let a = account(&env, "refused", 3, &proxy);
+    let r = sync(&env, &a);
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(proxy.connection_count(), 3);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("could not be opened"),
+        "{:?}",
+        r.warnings
+    );
+    let m = mirror(&a);
+    for folder in FOLDERS {
+        let server = env.server_folder(folder);
+        assert!(
+            m[folder] == server,
+            "{folder}:\n{}",
+            diff(&server, &m[folder])
+        );
+    }
+}
