@@ -5,6 +5,7 @@
 //! already resolved.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mailfold_sasl::{MechanismName, Secret};
 
@@ -196,6 +197,53 @@ pub struct AccountSpec {
     /// the first personal namespace NAMESPACE reports (usually the whole account). The CLI
     /// maps its config key `root_folder` onto this.
     pub root_folder: Option<String>,
+    /// Network time limits of every connection the run opens (issue 8). The CLI maps its
+    /// config keys `connect_timeout`, `command_timeout`, `command_budget` and `min_rate`
+    /// onto this; the default is the driver's and the engine's own.
+    pub limits: TimeLimits,
+}
+
+/// The user-settable time limits of a connection (issue 8): how long to wait for the server
+/// to answer at all, and how long a command may take. The engine's rules for them are in
+/// `mailfold_proto::engine::Config` (the budget module docs); [`crate::net::connect_config`]
+/// copies them into the driver's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimits {
+    /// TCP connect (per address), TLS handshake and greeting.
+    pub connect_timeout: Duration,
+    /// Silence before a command counts as stalled; also the base of the unfinished-response
+    /// clock (the engine's `command_timeout`).
+    pub command_timeout: Duration,
+    /// Base time of every command before its per-message and per-byte allowances (the
+    /// engine's `command_budget`).
+    pub command_budget: Duration,
+    /// The slowest data rate, in bytes per second, that still counts as a live server (the
+    /// engine's `min_rate`).
+    pub min_rate: u32,
+}
+
+impl Default for TimeLimits {
+    /// Exactly what `mailfold_net::ConnectConfig::new` sets, so that an account without the
+    /// keys behaves as before they existed.
+    fn default() -> Self {
+        let cfg = mailfold_net::ConnectConfig::new(String::new());
+        TimeLimits {
+            connect_timeout: cfg.connect_timeout,
+            command_timeout: cfg.engine.command_timeout,
+            command_budget: cfg.engine.command_budget,
+            min_rate: cfg.engine.min_rate,
+        }
+    }
+}
+
+impl TimeLimits {
+    /// Copies the limits into a driver configuration; every other setting is left alone.
+    pub fn apply(&self, cfg: &mut mailfold_net::ConnectConfig) {
+        cfg.connect_timeout = self.connect_timeout;
+        cfg.engine.command_timeout = self.command_timeout;
+        cfg.engine.command_budget = self.command_budget;
+        cfg.engine.min_rate = self.min_rate;
+    }
 }
 
 impl AccountSpec {
@@ -229,6 +277,7 @@ impl AccountSpec {
             connections: 1,
             download: DownloadMode::Full,
             root_folder: None,
+            limits: TimeLimits::default(),
         }
     }
 }
@@ -311,6 +360,32 @@ mod tests {
             "foreign namespaces stay excluded"
         );
         assert_eq!(folder_root(None, None, Some('.')), Default::default());
+    }
+
+    #[test]
+    fn time_limits_default_to_the_drivers_and_apply_only_themselves() {
+        let stock = mailfold_net::ConnectConfig::new("h");
+        let d = TimeLimits::default();
+        assert_eq!(d.connect_timeout, stock.connect_timeout);
+        assert_eq!(d.command_timeout, stock.engine.command_timeout);
+        assert_eq!(d.command_budget, stock.engine.command_budget);
+        assert_eq!(d.min_rate, stock.engine.min_rate);
+        let limits = TimeLimits {
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(3),
+            command_budget: Duration::from_secs(6),
+            min_rate: 2048,
+        };
+        let mut cfg = mailfold_net::ConnectConfig::new("h");
+        limits.apply(&mut cfg);
+        assert_eq!(cfg.connect_timeout, Duration::from_secs(2));
+        assert_eq!(cfg.engine.command_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.engine.command_budget, Duration::from_secs(6));
+        assert_eq!(cfg.engine.min_rate, 2048);
+        // The limits the keys do not cover keep their defaults.
+        assert_eq!(cfg.engine.per_message, stock.engine.per_message);
+        assert_eq!(cfg.engine.keepalive, stock.engine.keepalive);
+        assert_eq!(cfg.engine.logout_timeout, stock.engine.logout_timeout);
     }
 
     #[test]

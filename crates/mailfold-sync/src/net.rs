@@ -60,8 +60,8 @@ const DETAIL_BATCH: usize = 500;
 const MAX_ALERTS: usize = 100;
 
 /// The connection settings of an account, for [`Session::connect`]: the account's
-/// security mode, port, certificate trust (CA file, `dangerously_accept_invalid_certs`) and
-/// SASL policy.
+/// security mode, port, certificate trust (CA file, `dangerously_accept_invalid_certs`),
+/// SASL policy and time limits ([`AccountSpec::limits`]).
 ///
 /// An anonymous account gets the ANONYMOUS-only policy (seed V0029: never a password
 /// mechanism, never the LOGIN command) and its trace string as the authentication identity,
@@ -98,6 +98,8 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
         allow_plaintext_password: account.allow_plaintext_password,
         ..policy
     };
+    // The account's time limits (issue 8), for the sync's and the watcher's connections alike.
+    account.limits.apply(&mut cfg);
     (cfg, creds)
 }
 

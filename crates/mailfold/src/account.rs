@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mailfold_net::{ConnectConfig, Security, TlsOptions};
 use mailfold_sasl::{Credentials, MechanismName, Policy};
+use mailfold_sync::account::TimeLimits;
 use mailfold_sync::{AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, TlsMode};
 
 use crate::config::{self, Account, Config, SyncDirection};
@@ -165,7 +166,21 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         (config::DownloadMode::Full, Some(max)) => DownloadMode::MaxSize(max),
         (config::DownloadMode::Full, None) => DownloadMode::Full,
     };
+    spec.limits = time_limits(acct, spec.limits.connect_timeout);
     Ok(spec)
+}
+
+/// The account's time limits (issue 8): each configured key, else the driver's and engine's
+/// default; `connect_default` is the connect timeout to use when the key is unset (a sync
+/// waits longer than a command a user is watching).
+pub fn time_limits(acct: &Account, connect_default: Duration) -> TimeLimits {
+    let d = TimeLimits::default();
+    TimeLimits {
+        connect_timeout: acct.connect_timeout().unwrap_or(connect_default),
+        command_timeout: acct.command_timeout().unwrap_or(d.command_timeout),
+        command_budget: acct.command_budget().unwrap_or(d.command_budget),
+        min_rate: acct.min_rate().unwrap_or(d.min_rate),
+    }
 }
 
 /// Keys of the configuration that this version of the sync engine does not act on; `sync`
@@ -176,7 +191,10 @@ pub fn unsupported_sync_keys(_acct: &Account) -> Vec<&'static str> {
     Vec::new()
 }
 
-/// Connection settings for the network driver.
+/// The connect timeout of the commands a user waits on, when `connect_timeout` is unset.
+pub const INTERACTIVE_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connection settings for the network driver, with the account's time limits.
 pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
     let mut cfg = ConnectConfig::new(acct.host.clone());
     cfg.port = Some(acct.effective_port());
@@ -189,9 +207,9 @@ pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
         ca_file: acct.ca_file.clone(),
         dangerously_accept_invalid_certs: acct.dangerously_accept_invalid_certs,
     };
-    // A command-line user waits for the answer: fail fast when the server is away, so the
-    // change is queued instead of hanging.
-    cfg.connect_timeout = Duration::from_secs(15);
+    // A command-line user waits for the answer: unless the account says otherwise, fail fast
+    // when the server is away, so the change is queued instead of hanging.
+    time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT).apply(&mut cfg);
     Ok(cfg)
 }
 
@@ -212,4 +230,45 @@ pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, P
     policy.order = mechanisms(name, acct)?;
     policy.allow_plaintext_password = acct.allow_plaintext_password;
     Ok((creds, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(extra: &str) -> Account {
+        let text = format!(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\npassword_command = \"true\"\n\
+             local = \"/tmp/m\"\n{extra}"
+        );
+        let cfg = Config::parse(&text, Path::new("c.toml")).unwrap();
+        cfg.accounts["a"].clone()
+    }
+
+    #[test]
+    fn unset_keys_keep_todays_limits() {
+        let a = account("");
+        let d = TimeLimits::default();
+        assert_eq!(time_limits(&a, d.connect_timeout), d);
+        let cfg = connect_config(&a).unwrap();
+        assert_eq!(cfg.connect_timeout, INTERACTIVE_CONNECT_TIMEOUT);
+        assert_eq!(cfg.engine.command_timeout, d.command_timeout);
+        assert_eq!(cfg.engine.command_budget, d.command_budget);
+        assert_eq!(cfg.engine.min_rate, d.min_rate);
+    }
+
+    #[test]
+    fn configured_keys_reach_the_driver() {
+        let a = account(
+            "connect_timeout = 7\ncommand_timeout = 3\ncommand_budget = 6\nmin_rate = 4096\n",
+        );
+        let cfg = connect_config(&a).unwrap();
+        assert_eq!(cfg.connect_timeout, Duration::from_secs(7));
+        assert_eq!(cfg.engine.command_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.engine.command_budget, Duration::from_secs(6));
+        assert_eq!(cfg.engine.min_rate, 4096);
+        let l = time_limits(&a, Duration::from_secs(30));
+        assert_eq!(l.connect_timeout, Duration::from_secs(7));
+        assert_eq!(l.min_rate, 4096);
+    }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -145,7 +146,35 @@ pub struct Account {
     /// lets anyone on the network read the password.
     #[serde(default)]
     pub dangerously_accept_invalid_certs: bool,
+    /// Seconds allowed for the TCP connect (per address), the TLS handshake and the greeting.
+    /// Unset: 30 s for a sync, 15 s for the commands a user waits on. See [`LIMITS`].
+    pub connect_timeout: Option<i64>,
+    /// Seconds without a byte from the server before a command counts as stalled (the
+    /// engine's silence and unfinished-response clocks, issue 8). Unset: the engine's 60 s.
+    pub command_timeout: Option<i64>,
+    /// Base seconds every command may take before the allowances for the messages it names
+    /// and the data it receives (the engine's budget clock). Unset: the engine's 2 minutes.
+    pub command_budget: Option<i64>,
+    /// The slowest data rate, in bytes per second, that still counts as a live server; also
+    /// the rate an upload is allowed. Unset: the engine's 16 KiB/s (16384).
+    pub min_rate: Option<i64>,
 }
+
+/// The time-limit keys with their accepted ranges (inclusive) and unit, as `(key, min, max,
+/// unit)`. The floors keep a typo from making every command fail at once (0 s, or a
+/// 10 B/s "live" rate that would let a trickling server hold a session for days); the
+/// ceilings keep one from disabling the limit in practice.
+pub const LIMITS: [(&str, i64, i64, &str); 4] = [
+    // Ten minutes is far beyond any real handshake.
+    ("connect_timeout", 1, 600, "seconds"),
+    // One hour of silence is already a dead connection.
+    ("command_timeout", 1, 3600, "seconds"),
+    // A day: a larger base budget means no budget.
+    ("command_budget", 1, 86_400, "seconds"),
+    // 1 KiB/s floor (issue 8: a slower "live" rate lets a hostile server crawl); 1 GiB/s
+    // ceiling, and it fits the engine's u32.
+    ("min_rate", 1024, 1 << 30, "bytes per second"),
+];
 
 impl Account {
     /// The sync direction: the configured one, else pull-only for an anonymous account
@@ -163,6 +192,42 @@ impl Account {
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.tls.default_port())
     }
+
+    /// `connect_timeout`, if set (validated by [`Config::parse`]).
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        secs(self.connect_timeout)
+    }
+
+    /// `command_timeout`, if set (validated by [`Config::parse`]).
+    pub fn command_timeout(&self) -> Option<Duration> {
+        secs(self.command_timeout)
+    }
+
+    /// `command_budget`, if set (validated by [`Config::parse`]).
+    pub fn command_budget(&self) -> Option<Duration> {
+        secs(self.command_budget)
+    }
+
+    /// `min_rate` in bytes per second, if set (validated by [`Config::parse`]).
+    pub fn min_rate(&self) -> Option<u32> {
+        self.min_rate.and_then(|r| u32::try_from(r).ok())
+    }
+
+    fn limit_value(&self, key: &str) -> Option<i64> {
+        match key {
+            "connect_timeout" => self.connect_timeout,
+            "command_timeout" => self.command_timeout,
+            "command_budget" => self.command_budget,
+            "min_rate" => self.min_rate,
+            _ => None,
+        }
+    }
+}
+
+/// A whole number of seconds as a duration; `None` for unset or (unvalidated) negative.
+fn secs(v: Option<i64>) -> Option<Duration> {
+    v.and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
 }
 
 /// A configuration error that names where it is.
@@ -241,7 +306,7 @@ impl Config {
             ConfigError {
                 path: path.to_path_buf(),
                 line,
-                key: None,
+                key: line.and_then(|l| key_at_line(text, l)),
                 message: e.message().to_string(),
             }
         })?;
@@ -314,6 +379,16 @@ impl Config {
                     return Err(err("connections", "must be between 1 and 16".into()));
                 }
             }
+            for (key, min, max, unit) in LIMITS {
+                if let Some(v) = acct.limit_value(key) {
+                    if !(min..=max).contains(&v) {
+                        return Err(err(
+                            key,
+                            format!("must be between {min} and {max} {unit}, not {v}"),
+                        ));
+                    }
+                }
+            }
             if let Some(s) = acct.max_delete_share {
                 if !(0.0..=1.0).contains(&s) {
                     return Err(err(
@@ -370,6 +445,25 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// The dotted key assigned on 1-based `line` (`accounts.work.min_rate`), for errors the TOML
+/// parser reports with a position only (a value of the wrong type, say). Best effort: only
+/// `key = value` lines under a `[table]` header are named.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (key, _) = lines.get(line.checked_sub(1)?)?.trim().split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))?;
+    let table = table.trim_start_matches('[').split(']').next()?.trim();
+    Some(format!("{table}.{key}"))
 }
 
 /// Finds the line of `key` inside `[accounts.NAME]` (best effort, for error messages after
@@ -459,6 +553,94 @@ local = "/tmp/mail/work"
         );
         let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("accounts.work.password_command"));
+    }
+
+    #[test]
+    fn time_limits_parse_and_default_to_unset() {
+        let cfg = Config::parse(GOOD, Path::new("c.toml")).unwrap();
+        let a = &cfg.accounts["work"];
+        assert_eq!(a.connect_timeout(), None);
+        assert_eq!(a.command_timeout(), None);
+        assert_eq!(a.command_budget(), None);
+        assert_eq!(a.min_rate(), None);
+        let text = GOOD.replace(
+            "local",
+            "connect_timeout = 10\ncommand_timeout = 90\ncommand_budget = 300\n\
+             min_rate = 16384\nlocal",
+        );
+        let cfg = Config::parse(&text, Path::new("c.toml")).unwrap();
+        let a = &cfg.accounts["work"];
+        assert_eq!(a.connect_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(a.command_timeout(), Some(Duration::from_secs(90)));
+        assert_eq!(a.command_budget(), Some(Duration::from_secs(300)));
+        assert_eq!(a.min_rate(), Some(16384));
+        // The bounds themselves are accepted.
+        for (key, min, max, _) in LIMITS {
+            for v in [min, max] {
+                let text = GOOD.replace("local", &format!("{key} = {v}\nlocal"));
+                let cfg = Config::parse(&text, Path::new("c.toml"))
+                    .unwrap_or_else(|e| panic!("{key} = {v}: {e}"));
+                assert_eq!(cfg.accounts["work"].limit_value(key), Some(v));
+            }
+        }
+    }
+
+    #[test]
+    fn time_limits_out_of_range_are_refused_naming_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("connect_timeout", "0"),
+            ("connect_timeout", "-5"),
+            ("connect_timeout", "601"),
+            ("command_timeout", "0"),
+            ("command_timeout", "-1"),
+            ("command_timeout", "3601"),
+            ("command_budget", "0"),
+            ("command_budget", "86401"),
+            ("min_rate", "0"),
+            ("min_rate", "1023"),
+            ("min_rate", "-16384"),
+            ("min_rate", "1073741825"),
+        ];
+        for (key, value) in cases {
+            let text = GOOD.replace("local", &format!("{key} = {value}\nlocal"));
+            let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+            let full = format!("accounts.work.{key}");
+            assert_eq!(
+                e.key.as_deref(),
+                Some(full.as_str()),
+                "{key} = {value}: {e}"
+            );
+            assert_eq!(e.line, Some(6), "{e}");
+            let s = e.to_string();
+            assert!(s.contains("must be between"), "{s}");
+            assert!(s.contains(value), "the message repeats the value: {s}");
+        }
+        let e = Config::parse(
+            &GOOD.replace("local", "min_rate = 100\nlocal"),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("1024"), "the floor is named: {e}");
+    }
+
+    #[test]
+    fn time_limits_of_the_wrong_type_are_refused_naming_the_key() {
+        for (key, value) in [
+            ("command_timeout", "2.5"),
+            ("command_budget", "\"2m\""),
+            ("min_rate", "\"16 KiB\""),
+            ("connect_timeout", "true"),
+        ] {
+            let text = GOOD.replace("local", &format!("{key} = {value}\nlocal"));
+            let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+            let full = format!("accounts.work.{key}");
+            assert_eq!(
+                e.key.as_deref(),
+                Some(full.as_str()),
+                "{key} = {value}: {e}"
+            );
+            assert_eq!(e.line, Some(6), "{e}");
+        }
     }
 
     #[test]

@@ -474,11 +474,16 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
             };
             cfg.port = a.port;
             cfg.tls.ca_file = a.ca_file.clone();
+            cfg.connect_timeout = TIMEOUT;
             (cfg, None)
         }
         None => {
             let (name, acct) = ctx.one_account(a.account_name.as_deref())?;
+            // The account's time limits apply; its connect timeout only when it sets one.
             let mut cfg = crate::account::connect_config(&acct)?;
+            if acct.connect_timeout().is_none() {
+                cfg.connect_timeout = TIMEOUT;
+            }
             if let Some(p) = a.port {
                 cfg.port = Some(p);
             }
@@ -487,8 +492,6 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
             (cfg, Some(creds))
         }
     };
-    let mut cfg = cfg;
-    cfg.connect_timeout = TIMEOUT;
     let (report, status) = online::block_on(probe(&cfg, login.as_ref()))?;
     if ctx.json {
         print_json(&serde_json::to_value(&report)?)?;
