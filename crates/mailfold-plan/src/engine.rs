@@ -722,7 +722,8 @@ impl<'a> Planner<'a> {
     /// message's RFC822.SIZE, INTERNALDATE and Message-ID, so every row must match one message
     /// of `b` by content ([`Content::matches`]) and no message of `b` may be left over. When
     /// `b`'s UIDVALIDITY is the state's (Dovecot keeps UIDVALIDITY and UIDs on RENAME), each
-    /// row must also find its message under its own UID. When it differs, the rename keeps the
+    /// row must also find its message under its own UID, and UIDNEXT and HIGHESTMODSEQ must be
+    /// those the state recorded (the server folder unchanged since). When it differs, the rename keeps the
     /// old UIDVALIDITY in the state and the next plan re-binds the rows by content without a
     /// download (V0003). Only a clean cut qualifies — no children on either name (a server
     /// RENAME moves them too, RFC 3501 6.3.5), not INBOX, no pending marks or journaled
@@ -750,7 +751,7 @@ impl<'a> Planner<'a> {
             if !gone_there || self.has_intents(&fa.path) {
                 continue;
             }
-            let target = (0..n).find(|&b| b != a && self.renamed_to(a, b, sa.uidvalidity));
+            let target = (0..n).find(|&b| b != a && self.renamed_to(a, b, sa));
             let Some(b) = target else { continue };
             let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
             let clean = !nests(&pa, &pb)
@@ -779,16 +780,27 @@ impl<'a> Planner<'a> {
     }
 
     /// Whether folder `b` is new on the server only and holds exactly folder `a`'s rows (see
-    /// [`Planner::match_server_renames`]); `uidvalidity` is `a`'s in the state.
-    fn renamed_to(&self, a: usize, b: usize, uidvalidity: UidValidity) -> bool {
+    /// [`Planner::match_server_renames`]); `sa` is `a`'s state.
+    fn renamed_to(&self, a: usize, b: usize, sa: &StateFolder) -> bool {
         let (fa, fb) = (&self.folders[a], &self.folders[b]);
-        let Mode::Fresh(v) = fb.mode else {
+        let (Mode::Fresh(v), Some(mb)) = (fb.mode, fb.mailbox) else {
             return false;
         };
-        let complete = fb
-            .mailbox
-            .is_some_and(|m| matches!(m.messages, RemoteMessages::Complete(_)));
+        let uidvalidity = sa.uidvalidity;
+        let complete = matches!(mb.messages, RemoteMessages::Complete(_));
+        // With the UIDs kept, the folder must also be unchanged since the last run (UIDNEXT,
+        // HIGHESTMODSEQ, as pass 0 asks of its server folder): the state carried over by the
+        // rename then needs no new record, and the plan after it is empty. A new UIDVALIDITY
+        // is recorded by the re-binding plan anyway.
+        let derived = fb
+            .remote
+            .keys()
+            .next_back()
+            .and_then(|u| Uid::new(u.get().saturating_add(1)));
+        let unchanged = v != uidvalidity
+            || (sa.uidnext == mb.uidnext.or(derived) && sa.highestmodseq == mb.highestmodseq);
         if !complete
+            || !unchanged
             || fb.local_exists
             || fb.state.is_some()
             || is_inbox(&fb.path)

@@ -43,8 +43,8 @@
 //!    the server folder unchanged — is one `RENAME` on the server
 //!    ([`ops::Op::RenameRemoteFolder`]). A server folder renamed as a whole — its messages,
 //!    recognised by content (size, INTERNALDATE, Message-ID) and, when the UIDVALIDITY is
-//!    kept, by UID, now make up a folder new to the state and the Maildir, and the local files
-//!    are as last synced — is one rename of the Maildir directory
+//!    kept, by UID with UIDNEXT and HIGHESTMODSEQ as recorded, now make up a folder new to the
+//!    state and the Maildir, and the local files are as last synced — is one rename of the Maildir directory
 //!    ([`ops::Op::RenameLocalFolder`]); with a new UIDVALIDITY the next run re-binds by
 //!    content (V0003). Either needs no children on both names and is never INBOX. Any other
 //!    rename (mixed with other changes) shows up as moves into the new folder and then the

@@ -9,11 +9,16 @@ mod model;
 #[path = "support/scenario.rs"]
 mod scenario;
 
+use std::collections::BTreeSet;
+
 use mailfold_plan::check::{check_plan, fuzz_entry};
 use mailfold_plan::{plan, FlagSet, LocalId, PlanConfig};
 use model::{fp, BodyId, World};
 use proptest::prelude::*;
-use scenario::{converges, kill_at_every_cut, no_valve, scenario, settle};
+use scenario::{
+    converges, converges_from, kill_at_every_cut, kill_at_every_cut_from, no_valve, scenario,
+    settle, Scenario,
+};
 
 /// 384 cases by default; `PROPTEST_CASES` raises it for long runs (`bench/soak` style).
 fn config() -> ProptestConfig {
@@ -85,6 +90,61 @@ proptest! {
             prop_assert!(forced.refused.is_empty());
             prop_assert_eq!(forced.summary.local_deletions + forced.summary.remote_deletions, deletions);
         }
+    }
+
+    /// Issue 5: a synced folder renamed on the server by another client (UIDs kept, or a new
+    /// UIDVALIDITY), while other folders change, is one Maildir rename and nothing else for
+    /// either folder; the whole plan converges without loss and survives a crash at every
+    /// step. (The random scenarios above rarely leave the renamed folder untouched.)
+    #[test]
+    fn server_rename_of_a_synced_folder_is_one_local_rename(
+        rust in proptest::collection::vec(any::<u8>(), 1..6),
+        inbox in proptest::collection::vec(any::<u8>(), 0..4),
+        new_uidvalidity in any::<bool>(),
+        inbox_changes in any::<u8>(),
+    ) {
+        let bits = |b: u8| {
+            FlagSet::from_imap(
+                [(1, "\\Seen"), (2, "\\Flagged"), (4, "\\Answered"), (8, "work")]
+                    .iter()
+                    .filter(|(m, _)| b & m != 0)
+                    .map(|(_, f)| *f),
+            )
+        };
+        let spec_rust: Vec<(BodyId, FlagSet)> =
+            rust.iter().enumerate().map(|(i, b)| (10 + i as BodyId, bits(*b))).collect();
+        let spec_inbox: Vec<(BodyId, FlagSet)> =
+            inbox.iter().enumerate().map(|(i, b)| (30 + i as BodyId, bits(*b))).collect();
+        let mut w = World::synced(&[("INBOX", spec_inbox), ("Lists/rust", spec_rust)]);
+        let mut rf = w.remote.remove(&fp("Lists/rust")).unwrap();
+        if new_uidvalidity {
+            let msgs: Vec<_> = std::mem::take(&mut rf.msgs).into_values().collect();
+            rf.uidvalidity = Some(w.next_uidvalidity);
+            w.next_uidvalidity += 1;
+            for m in msgs {
+                rf.add(m.body, m.flags);
+            }
+        }
+        w.remote.insert(fp("Lists/go"), rf);
+        // Unrelated changes elsewhere: a new server message, a local flag change.
+        let inbox_path = fp("INBOX");
+        if inbox_changes & 1 != 0 {
+            w.remote.get_mut(&inbox_path).unwrap().add(50, bits(inbox_changes >> 4));
+        }
+        if inbox_changes & 2 != 0 {
+            if let Some(m) = w.local.get_mut(&inbox_path).and_then(|f| f.values_mut().next()) {
+                m.flags = bits(inbox_changes >> 2);
+            }
+        }
+        let p = plan(&w.input(), &no_valve());
+        let renames: Vec<_> = p.ops.iter().filter(|o| {
+            o.folders().iter().any(|f| **f == fp("Lists/go") || **f == fp("Lists/rust"))
+        }).collect();
+        let want = mailfold_plan::Op::RenameLocalFolder { from: fp("Lists/rust"), to: fp("Lists/go") };
+        prop_assert_eq!(renames, vec![&want]);
+        let sc = Scenario { world: w, deleted: BTreeSet::new(), read_only: BTreeSet::new() };
+        converges_from(&sc)?;
+        kill_at_every_cut_from(&sc).map_err(TestCaseError::fail)?;
     }
 
     /// The fuzz entry point holds on random bytes (issue 8).

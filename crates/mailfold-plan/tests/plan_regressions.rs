@@ -159,7 +159,8 @@ fn server_rename_with_a_file_renamed_in_it_merges_against_the_row() {
 
 /// A fuzz seed for issue 5's server-side rename (kept in the corpus so the fuzzer mutates
 /// around a clean rename): `Archive` synced with two messages, then renamed on the server to
-/// `Renamed` (UIDVALIDITY and UIDs kept). The plan is that one Maildir rename.
+/// `Renamed` with a new UIDVALIDITY (the decoder records no UIDNEXT in the state, so only
+/// content can prove the rename). The plan is that one Maildir rename.
 const SERVER_RENAME: &[u8] = include_bytes!("../fuzz/corpus/plan/server_rename");
 
 #[test]
@@ -174,4 +175,23 @@ fn fuzz_seed_server_rename_is_one_local_rename() {
             to: FolderPath::parse("Renamed"),
         }]
     );
+}
+
+/// Found by the rename scenario: the server renamed Lists/rust after another client had
+/// touched it without a net change (HIGHESTMODSEQ moved on). The Maildir rename carried the
+/// old HIGHESTMODSEQ over, so the plan after it still had a folder state to record. A rename
+/// with the UIDs kept now also needs UIDNEXT and HIGHESTMODSEQ unchanged, as pass 0 does;
+/// otherwise the messages follow one by one and the plan records the new values.
+#[test]
+fn server_rename_after_a_touch_without_net_change_settles_in_one_plan() {
+    let data = [
+        45, 0, 0, 0, 87, 0, 0, 0, 223, 0, 0, 0, 4, 84, 0, 0, 0, 0, 11, 0, 0, 60, 20, 145, 0, 37, 0,
+        10, 0, 0, 77, 229, 0, 2, 0, 0, 5, 28, 0, 33, 54, 9, 0, 0, 26, 0, 53, 1, 144,
+    ];
+    if let Err(e) = scenario::converges(&data) {
+        panic!("{e}");
+    }
+    if let Err(e) = scenario::kill_at_every_cut(&data) {
+        panic!("{e}");
+    }
 }

@@ -280,7 +280,11 @@ pub(crate) fn settle(
 
 /// No loss, no duplicate, convergence and idempotence for the scenario `data` decodes to.
 pub(crate) fn converges(data: &[u8]) -> Result<(), TestCaseError> {
-    let sc = scenario(data);
+    converges_from(&scenario(data))
+}
+
+/// [`converges`] for a scenario built otherwise.
+pub(crate) fn converges_from(sc: &Scenario) -> Result<(), TestCaseError> {
     let before = sc.world.bodies();
     let mut w = sc.world.clone();
     let config = no_valve();
@@ -387,7 +391,11 @@ pub(crate) fn converges(data: &[u8]) -> Result<(), TestCaseError> {
 
 /// Runs the kill-after-any-prefix property for one scenario at every cut point.
 pub(crate) fn kill_at_every_cut(data: &[u8]) -> Result<(), String> {
-    let sc = scenario(data);
+    kill_at_every_cut_from(&scenario(data))
+}
+
+/// [`kill_at_every_cut`] for a scenario built otherwise.
+pub(crate) fn kill_at_every_cut_from(sc: &Scenario) -> Result<(), String> {
     let config = no_valve();
     let mut clean = sc.world.clone();
     settle(&mut clean, &config, 4).map_err(|e| format!("clean run: {e}"))?;
