@@ -723,9 +723,9 @@ impl<'a> Planner<'a> {
     /// of `b` by content ([`Content::matches`]) and no message of `b` may be left over. When
     /// `b`'s UIDVALIDITY is the state's (Dovecot keeps UIDVALIDITY and UIDs on RENAME), each
     /// row must also find its message under its own UID, and UIDNEXT and HIGHESTMODSEQ must be
-    /// those the state recorded (the server folder unchanged since). When it differs, the rename keeps the
-    /// old UIDVALIDITY in the state and the next plan re-binds the rows by content without a
-    /// download (V0003). Only a clean cut qualifies — no children on either name (a server
+    /// those the state recorded (the server folder unchanged since). When it differs, the
+    /// rename keeps the old UIDVALIDITY in the state and the next plan re-binds the rows by
+    /// content without a download (V0003). Only a clean cut qualifies — no children on either name (a server
     /// RENAME moves them too, RFC 3501 6.3.5), not INBOX, no pending marks or journaled
     /// APPENDs — so everything else falls back to the per-message moves below.
     fn match_server_renames(&mut self) {

@@ -44,9 +44,9 @@
 //!    ([`ops::Op::RenameRemoteFolder`]). A server folder renamed as a whole — its messages,
 //!    recognised by content (size, INTERNALDATE, Message-ID) and, when the UIDVALIDITY is
 //!    kept, by UID with UIDNEXT and HIGHESTMODSEQ as recorded, now make up a folder new to the
-//!    state and the Maildir, and the local files are as last synced — is one rename of the Maildir directory
-//!    ([`ops::Op::RenameLocalFolder`]); with a new UIDVALIDITY the next run re-binds by
-//!    content (V0003). Either needs no children on both names and is never INBOX. Any other
+//!    state and the Maildir, and the local files are as last synced — is one rename of the
+//!    Maildir directory ([`ops::Op::RenameLocalFolder`]); with a new UIDVALIDITY the next run
+//!    re-binds by content (V0003). Either needs no children on both names and is never INBOX. Any other
 //!    rename (mixed with other changes) shows up as moves into the new folder and then the
 //!    deletion of the emptied old one: no message is transferred again.
 //! 6. **Safety valve.** A folder whose plan deletes more than `max_percent` (default 50) of its

@@ -137,12 +137,19 @@ proptest! {
             }
         }
         let p = plan(&w.input(), &no_valve());
-        let renames: Vec<_> = p.ops.iter().filter(|o| {
-            o.folders().iter().any(|f| **f == fp("Lists/go") || **f == fp("Lists/rust"))
-        }).collect();
-        let want = mailfold_plan::Op::RenameLocalFolder { from: fp("Lists/rust"), to: fp("Lists/go") };
+        let (rust, go) = (fp("Lists/rust"), fp("Lists/go"));
+        let renames: Vec<_> = p
+            .ops
+            .iter()
+            .filter(|o| o.folders().iter().any(|f| **f == go || **f == rust))
+            .collect();
+        let want = mailfold_plan::Op::RenameLocalFolder { from: rust, to: go };
         prop_assert_eq!(renames, vec![&want]);
-        let sc = Scenario { world: w, deleted: BTreeSet::new(), read_only: BTreeSet::new() };
+        let sc = Scenario {
+            world: w,
+            deleted: BTreeSet::new(),
+            read_only: BTreeSet::new(),
+        };
         converges_from(&sc)?;
         kill_at_every_cut_from(&sc).map_err(TestCaseError::fail)?;
     }
