@@ -24,7 +24,7 @@ pub use error::Error;
 pub use session::{
     AuthAttempt, AuthInfo, ConnectConfig, ConnectFailure, FetchReport, FetchSink, IdleStop,
     Notification, QresyncParams, Security, SelectOptions, Selected, Session, StoreReport,
-    LOGIN_COMMAND, MAX_FETCHED, MAX_NOTES, TIME_SCALE_ENV,
+    LOGIN_COMMAND, MAX_FETCHED, MAX_NOTES,
 };
 pub use stats::Stats;
 pub use tls::{CertProblem, TlsInfo, TlsOptions, TrustSource};

@@ -44,44 +44,6 @@ use crate::tls::{
     TrustRecord,
 };
 
-/// Test hook (issue 8): a positive number in this environment variable multiplies every time
-/// limit of a connection — the connect timeout and the engine's silence, budget, per-message,
-/// LOGOUT, keepalive and IDLE timers — so that end-to-end tests of the real binary can give a
-/// stalling server seconds instead of minutes. Anything that is not a positive finite number
-/// is ignored. `MAILFOLD_TEST_TIME_SCALE=0.05` turns the 60 s silence timeout into 3 s.
-pub const TIME_SCALE_ENV: &str = "MAILFOLD_TEST_TIME_SCALE";
-
-/// `cfg` with [`TIME_SCALE_ENV`] applied, if it is set.
-fn with_test_time_scale(cfg: &ConnectConfig) -> ConnectConfig {
-    let mut cfg = cfg.clone();
-    let factor = std::env::var(TIME_SCALE_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|f| f.is_finite() && *f > 0.0);
-    if let Some(f) = factor {
-        let scale = |d: &mut Duration| {
-            if let Ok(x) = Duration::try_from_secs_f64(d.as_secs_f64() * f) {
-                *d = x;
-            }
-        };
-        scale(&mut cfg.connect_timeout);
-        let e = &mut cfg.engine;
-        for d in [
-            &mut e.command_timeout,
-            &mut e.command_budget,
-            &mut e.per_message,
-            &mut e.per_message_cap,
-            &mut e.logout_timeout,
-            &mut e.keepalive,
-            &mut e.idle_refresh,
-        ] {
-            scale(d);
-        }
-        tracing::debug!("{TIME_SCALE_ENV}={f}: time limits scaled");
-    }
-    cfg
-}
-
 /// Most notifications kept between two [`Session::take_notifications`] (issue 8: a server
 /// flooding unsolicited FETCH or EXPUNGE during one long command must not grow memory for
 /// ever). Past it they are dropped, except BYE; a watcher needs only one to know that
@@ -465,8 +427,6 @@ impl Session {
     /// [`Session::open`], and on failure what the session had learned before it failed (the
     /// greeting, when the failure came after it: a refused STARTTLS, say).
     pub async fn open_report(cfg: &ConnectConfig) -> Result<Self, Box<ConnectFailure>> {
-        let scaled = with_test_time_scale(cfg);
-        let cfg = &scaled;
         let bare = |error| {
             Box::new(ConnectFailure {
                 error,

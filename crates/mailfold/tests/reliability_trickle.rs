@@ -2,10 +2,10 @@
 //! against a scripted server that logs the client in and then trickles. The binary gives up
 //! with a clear timeout error in bounded time, whichever way the server trickles.
 //!
-//! The CLI's config has no timeout settings yet, so the runs shorten the network time limits
-//! with mailfold-net's test hook `MAILFOLD_TEST_TIME_SCALE` (every limit × 0.05: the 60 s
-//! silence timeout becomes 3 s, the 2-minute command budget 6 s). The bounds asserted are
-//! those scaled defaults, so the test also pins the defaults' shape.
+//! The runs shorten the network time limits with the account's own configuration keys
+//! (`command_timeout = 3`, `command_budget = 6`, see [`LIMITS`]) instead of the defaults' 60 s
+//! and 2 minutes, so the test also proves that the keys reach the engine: with the defaults
+//! neither run could end within its bound.
 
 mod util;
 
@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use mailfold_testsupport::{Script, ScriptedServer};
 use util::Home;
 
-/// The scale the runs use (see the module docs).
-const SCALE: &str = "0.05";
+/// The account's time limits for the runs (see the module docs). `min_rate` is the default
+/// rate, set explicitly so that the key's path is exercised too.
+const LIMITS: &str = "connect_timeout = 5\ncommand_timeout = 3\ncommand_budget = 6\n\
+                      min_rate = 16384\n";
 
 struct Finished {
     code: Option<i32>,
@@ -33,12 +35,12 @@ fn home_for(server: &ScriptedServer) -> Home {
         "none",
         "pw",
         None,
-        "allow_plaintext_password = true\n",
+        &format!("allow_plaintext_password = true\n{LIMITS}"),
     );
     home
 }
 
-/// Runs `mailfold sync` with the time scale, killing it (and failing) past `limit`.
+/// Runs `mailfold sync`, killing it (and failing) past `limit`.
 fn run_sync(home: &Home, limit: Duration) -> Finished {
     let out = home.path().join("stdout.txt");
     let err = home.path().join("stderr.txt");
@@ -50,7 +52,6 @@ fn run_sync(home: &Home, limit: Duration) -> Finished {
         .env("HOME", home.path())
         .env("XDG_STATE_HOME", home.path().join("xdg-state"))
         .env("XDG_CONFIG_HOME", home.path().join("xdg-config"))
-        .env("MAILFOLD_TEST_TIME_SCALE", SCALE)
         .env_remove("MAILFOLD_CONFIG")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -93,8 +94,8 @@ fn logged_in() -> Script {
 }
 
 /// One byte per second of a line that never ends, after login: the bytes keep coming, so
-/// silence never fires, but the unfinished response is a stall after the (scaled) 3 s
-/// silence timeout. The run fails with a timeout error in seconds, not never.
+/// silence never fires, but the unfinished response is a stall after the configured 3 s
+/// `command_timeout`. The run fails with a timeout error in seconds, not never.
 #[test]
 fn sync_gives_up_on_one_byte_per_second_after_login() {
     let server = ScriptedServer::start(logged_in().trickle(
@@ -115,12 +116,15 @@ fn sync_gives_up_on_one_byte_per_second_after_login() {
     );
     assert!(f.said.contains("timed out"), "{}", f.said);
     assert!(f.said.contains("has not finished"), "{}", f.said);
+    // Not before the configured limit, and long before the default's 60 s.
+    assert!(f.elapsed >= Duration::from_secs(3), "{:?}", f.elapsed);
     assert!(f.elapsed < Duration::from_secs(10), "{:?}", f.elapsed);
     assert!(server.received_contains(b"LOGIN"), "never got past login");
 }
 
 /// Whole keepalive lines twice a second, for ever, in answer to the first command after
-/// login: not errors, but they earn nothing, so the command's (scaled) 6 s budget runs out.
+/// login: not errors, but they earn nothing, so the command's configured 6 s
+/// `command_budget` runs out.
 #[test]
 fn sync_gives_up_on_endless_keepalives_after_login() {
     let mut script = logged_in();
