@@ -14,7 +14,7 @@
 //! One commit per message would be one fsync per message (issue 7: 1,058 commits for 1,001
 //! flag changes). So the records of consecutive steps are kept in memory, in step order, and
 //! committed together in one transaction when the group ends: before any step that does not
-//! join groups, when the group reaches [`MAX_GROUP`] changes, and at the end of the run (also
+//! join groups, when the group reaches `MAX_GROUP` (4,096) changes, and at the end of the run (also
 //! when the run ends in an error: the effects are done, so they are recorded if the database
 //! still can be written). A group is not cut at folder boundaries: the planner emits every
 //! folder's message steps first and every folder's UIDNEXT/HIGHESTMODSEQ last, so cutting

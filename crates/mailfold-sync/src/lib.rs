@@ -11,9 +11,10 @@
 //!    ([`gather`]).
 //! 4. **Plan**: the pure function [`plan::plan`] decides every operation, including the
 //!    safety valve (a folder losing too much on one side is refused unless `--force`).
-//! 5. **Apply** the operations in order, each effect followed by its own state transaction,
-//!    journaled where a network step could leave its outcome unknown ([`apply`], whose module
-//!    docs carry the crash-safety argument). With `connections` above 1, folders with enough
+//! 5. **Apply** the operations in order, each effect before its state record; the records of
+//!    consecutive steps are committed together in one transaction (grouped commits), and a
+//!    step whose network outcome could be unknown (APPEND, moves) is journaled and committed
+//!    alone before it is sent ([`apply`], whose module docs carry the crash-safety argument). With `connections` above 1, folders with enough
 //!    work are applied at once over extra sessions ([`parallel`]): operations that span
 //!    folders (moves, folder renames, journal clean-up) and every folder they or a server
 //!    folder hierarchy change touch go first, in plan order, on the main connection; each
@@ -22,7 +23,7 @@
 //!    session, state-database connection and applier. A folder is worth an extra login only
 //!    with [`parallel::MIN_DOWNLOADS`] messages or [`parallel::MIN_BYTES`] bytes to move, so
 //!    a small or no-change run stays on one connection. A worker's lost connection fails the
-//!    run as a lost main connection does; every step stays journaled and committed alone, so
+//!    run as a lost main connection does; every step stays journaled as on one connection, so
 //!    the next run resumes.
 //! 6. **Report** per folder what changed on each side ([`SyncReport`]), with the server's
 //!    ALERTs, warnings, pending local changes, refusals and errors.

@@ -12,7 +12,8 @@ pub struct FolderReport {
     /// Of those downloaded, partial copies (header and placeholder, V0010/V0070) replaced by
     /// the whole message.
     pub completed: usize,
-    /// The folder's former name, when this run renamed it on the server (a local rename).
+    /// The folder's former name, when this run renamed it: on the server (it was renamed
+    /// locally) or in the Maildir (it was renamed on the server).
     pub renamed_from: Option<String>,
     /// Messages uploaded with APPEND.
     pub uploaded: usize,
