@@ -247,3 +247,30 @@ fn any_write_to_a_folder_forgets_its_stamp() {
     assert!(!db.write(|tx| tx.set_local_stamp(other, &stamp)).unwrap());
     assert!(!db.local_stamps().unwrap().contains_key(&other));
 }
+
+#[test]
+fn a_second_connection_opens_cheaply_beside_a_live_one() {
+    use mailfold_store::IntegrityCheck;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let id = filled_db(&path);
+    let mut first = StateDb::open(&path).unwrap();
+    first.write(|tx| tx.set_last_sync(id, 9)).unwrap();
+    assert!(
+        std::fs::metadata(tmp.path().join("s.sqlite-wal"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    let second = StateDb::open_with(&path, IntegrityCheck::Cheap).unwrap();
+    assert_eq!(second.folder(id).unwrap().unwrap().last_sync, Some(9));
+    assert_eq!(second.messages(id).unwrap().len(), 3_000);
+    // The cheap checks still refuse what is not a mailfold database.
+    drop((first, second));
+    let other = tmp.path().join("other.sqlite");
+    std::fs::write(&other, vec![0x5a; 8192]).unwrap();
+    assert!(is_corrupt(StateDb::open_with(
+        &other,
+        IntegrityCheck::Cheap
+    )));
+}

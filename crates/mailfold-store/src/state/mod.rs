@@ -60,6 +60,12 @@ pub enum IntegrityCheck {
     /// run (37 MB at 100,000 messages).
     #[default]
     Auto,
+    /// Only the checks every level does, whatever the log. For a second
+    /// connection to a database this process has already opened with one of
+    /// the other levels (a parallel worker's): the log is then the live one
+    /// of the first connection, which would otherwise make every extra
+    /// connection read the whole file.
+    Cheap,
     /// `PRAGMA quick_check` always (O(size); catches truncation and most
     /// page damage).
     Quick,
@@ -209,6 +215,7 @@ impl StateDb {
             )));
         }
         let pragma = match check {
+            IntegrityCheck::Cheap => None,
             IntegrityCheck::Auto if !wal_left => None,
             IntegrityCheck::Auto | IntegrityCheck::Quick => Some("PRAGMA quick_check(20)"),
             IntegrityCheck::Full => Some("PRAGMA integrity_check(20)"),
