@@ -112,7 +112,10 @@ pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError
 /// ([`parallel`]): it must exist already (never created here, so a worker cannot start a
 /// fresh database beside the run's).
 fn open_worker_db(account: &AccountSpec) -> Result<StateDb, SyncError> {
-    let db = StateDb::open(&account.state_db)?;
+    // The main connection is live beside it (its write-ahead log is not empty), which the
+    // default check would take for an unclean end and answer with a whole-file quick_check;
+    // the main connection has already checked the file this run.
+    let db = StateDb::open_with(&account.state_db, mailfold_store::IntegrityCheck::Cheap)?;
     db.set_fsync(account.fsync)?;
     Ok(db)
 }
