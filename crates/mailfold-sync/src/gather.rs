@@ -200,24 +200,12 @@ fn folder_root(
     delimiter: Option<char>,
 ) -> Result<FolderRoot, RemoteError> {
     let ns = remote.namespace()?;
-    let mut root = match (&account.root_folder, &ns) {
-        (Some(name), _) => FolderRoot::from_name(name, delimiter),
-        (None, Some(ns)) => ns
-            .personal
-            .first()
-            .map(|(p, d)| FolderRoot::from_name(p, d.or(delimiter)))
-            .unwrap_or_default(),
-        (None, None) => FolderRoot::default(),
-    };
-    if let Some(ns) = ns {
-        root.foreign = ns
-            .foreign
-            .iter()
-            .map(|(p, d)| levels(p, d.or(delimiter)))
-            .filter(|l| !l.is_empty())
-            .collect();
-    }
-    Ok(root)
+    // One rule for the sync and the CLI's commands (they name folders the same way).
+    Ok(crate::account::folder_root(
+        account.root_folder.as_deref(),
+        ns.as_ref(),
+        delimiter,
+    ))
 }
 
 /// The planner's input and the applier's bookkeeping.
