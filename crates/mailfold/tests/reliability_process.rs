@@ -104,9 +104,10 @@ impl<'d> Account<'d> {
     }
 
     fn spawn_sync(&self) -> Child {
+        // stderr is kept (a sync writes a few lines at most) so that a failed run says why.
         self.command(&["sync"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     }
@@ -329,19 +330,28 @@ fn kill_loop(a: &Account<'_>, rng: &mut SplitMix64, max: Duration, cap: usize) -
         }
         match finished {
             Some(st) => {
-                // Already reaped by try_wait; wait() returns the same status.
-                let _ = child.wait();
-                assert!(st.success(), "an uninterrupted run failed: {st:?}");
+                // Already reaped by try_wait; the output is still there to read.
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    st.success(),
+                    "an uninterrupted run failed: {st:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 return kills;
             }
             None => {
                 // Child::kill is SIGKILL on Unix: no destructor, no flush, as `kill -9`.
                 let _ = child.kill();
-                let st = child.wait().unwrap();
+                let out = child.wait_with_output().unwrap();
+                let st = out.status;
                 if st.code().is_none() {
                     kills += 1;
                 } else {
-                    assert!(st.success(), "run failed before the kill: {st:?}");
+                    assert!(
+                        st.success(),
+                        "run failed before the kill: {st:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     return kills;
                 }
             }
