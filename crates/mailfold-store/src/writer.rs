@@ -11,10 +11,19 @@
 //! [`crate::Folder::clean_tmp`] removes later; a crash between link and
 //! unlink leaves the same file under both names, and removing the `tmp/`
 //! name later only drops a second name of a file kept in `cur/`.
+//!
+//! [`MessageWriter::commit_to_deferred`] leaves out the last step, the fsync
+//! of the directory, and hands the directory back instead: a caller that
+//! writes many messages before it records any of them (the sync engine's
+//! download batch) fsyncs each directory once with
+//! [`MessageWriter::sync_directory`] before it records the batch, which
+//! makes every entry of the batch durable at the same point a per-message
+//! fsync would have (issue 7). The file's own fsync stays per message and
+//! before the link, so a durable entry never names a file whose data is not.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use filetime::FileTime;
@@ -138,13 +147,39 @@ impl MessageWriter {
     /// and carries no info; the sync engine delivers there a message with no
     /// flags, as a local delivery agent would). The flags given at creation
     /// are ignored for `new/`.
-    pub fn commit_to(mut self, subdir: Subdir) -> Result<WrittenMessage> {
+    pub fn commit_to(self, subdir: Subdir) -> Result<WrittenMessage> {
+        self.commit_inner(subdir, false).map(|(m, _)| m)
+    }
+
+    /// As [`MessageWriter::commit_to`], but without the final fsync of the
+    /// directory the file was linked into: returns that directory when fsync
+    /// is enabled for this Maildir (`None` when it is not, since there is then
+    /// nothing to do). The entry is visible at once but not yet durable; the
+    /// caller must pass the directory to [`MessageWriter::sync_directory`]
+    /// before it records the message anywhere durable (module docs). The
+    /// file's data is fsynced before the link, as in every commit.
+    pub fn commit_to_deferred(self, subdir: Subdir) -> Result<(WrittenMessage, Option<PathBuf>)> {
+        self.commit_inner(subdir, true)
+    }
+
+    /// Fsyncs a directory returned by [`MessageWriter::commit_to_deferred`],
+    /// making the entries committed into it durable. One call covers every
+    /// entry added to the directory before it.
+    pub fn sync_directory(dir: &Path) -> Result<()> {
+        sync_dir(true, dir)
+    }
+
+    fn commit_inner(
+        mut self,
+        subdir: Subdir,
+        defer_dir_sync: bool,
+    ) -> Result<(WrittenMessage, Option<PathBuf>)> {
         self.target = subdir;
         let digest = self.finish_conv()?;
         let Some(buffered) = self.file.take() else {
             return Err(self.finished("commit message"));
         };
-        let result = self.finish_file_at(buffered, digest, None);
+        let result = self.finish_file_at(buffered, digest, None, defer_dir_sync);
         if result.is_err() {
             let _ = fs::remove_file(&self.tmp_path);
         }
@@ -174,11 +209,11 @@ impl MessageWriter {
         let Some(buffered) = self.file.take() else {
             return Err(self.finished("commit message"));
         };
-        let result = self.finish_file_at(buffered, digest, Some(&old.path));
+        let result = self.finish_file_at(buffered, digest, Some(&old.path), false);
         if result.is_err() {
             let _ = fs::remove_file(&self.tmp_path);
         }
-        result
+        result.map(|(m, _)| m)
     }
 
     fn abort_inner(&mut self) -> Result<()> {
@@ -195,7 +230,8 @@ impl MessageWriter {
         buffered: BufWriter<File>,
         (hash, crlf_size, lf_size): (ContentHash, u64, u64),
         replacing: Option<&std::path::Path>,
-    ) -> Result<WrittenMessage> {
+        defer_dir_sync: bool,
+    ) -> Result<(WrittenMessage, Option<PathBuf>)> {
         let file = buffered
             .into_inner()
             .map_err(|e| Error::io("write message", &self.tmp_path, e.into_error()))?;
@@ -246,8 +282,15 @@ impl MessageWriter {
                     .map_err(|e| Error::io("rename message into place", old, e))?;
             }
         }
-        sync_dir(self.fsync, &dir)?;
-        Ok(WrittenMessage {
+        let unsynced = if !self.fsync {
+            None
+        } else if defer_dir_sync {
+            Some(dir)
+        } else {
+            sync_dir(true, &dir)?;
+            None
+        };
+        let written = WrittenMessage {
             entry: MessageEntry {
                 base,
                 flags,
@@ -258,7 +301,8 @@ impl MessageWriter {
             },
             hash,
             crlf_size,
-        })
+        };
+        Ok((written, unsynced))
     }
 
     /// Puts `tmp/X` at `target`, never replacing a file already there.
@@ -353,6 +397,64 @@ mod tests {
             false,
         )
         .unwrap()
+    }
+
+    fn folder_dirs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "cur", "new"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        dir
+    }
+
+    fn writer_with(dir: &std::path::Path, prefix: &str, fsync: bool) -> MessageWriter {
+        let opts = NewMessage {
+            flags: MaildirFlags::empty(),
+            internaldate: Some(1_700_000_000),
+        };
+        MessageWriter::create(dir.to_path_buf(), prefix.into(), opts, fsync).unwrap()
+    }
+
+    #[test]
+    fn deferred_commit_is_visible_and_reports_its_directory() {
+        let dir = folder_dirs();
+        let mut wr = writer_with(dir.path(), "1700000000.M2P1Q1.host", true);
+        wr.write_chunk(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let (m, unsynced) = wr.commit_to_deferred(Subdir::Cur).unwrap();
+        // Visible under its final name before any directory fsync, and gone from tmp/.
+        assert_eq!(fs::read(&m.entry.path).unwrap(), b"Subject: x\n\nbody\n");
+        assert_eq!(
+            m.entry.path.parent(),
+            Some(dir.path().join("cur").as_path())
+        );
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        let unsynced = unsynced.unwrap();
+        assert_eq!(unsynced, dir.path().join("cur"));
+        MessageWriter::sync_directory(&unsynced).unwrap();
+
+        // `new/` is reported as such.
+        let mut wr = writer_with(dir.path(), "1700000000.M3P1Q1.host", true);
+        wr.write_chunk(b"Subject: y\r\n\r\n").unwrap();
+        let (m, unsynced) = wr.commit_to_deferred(Subdir::New).unwrap();
+        assert!(m.entry.path.is_file());
+        assert_eq!(unsynced, Some(dir.path().join("new")));
+    }
+
+    #[test]
+    fn deferred_commit_without_fsync_has_nothing_to_sync() {
+        let dir = folder_dirs();
+        let mut wr = writer_with(dir.path(), "1700000000.M4P1Q1.host", false);
+        wr.write_chunk(b"Subject: z\r\n\r\n").unwrap();
+        let (m, unsynced) = wr.commit_to_deferred(Subdir::Cur).unwrap();
+        assert!(m.entry.path.is_file());
+        assert_eq!(unsynced, None);
+        assert_eq!(m.crlf_size, 14);
+    }
+
+    #[test]
+    fn sync_directory_reports_a_missing_directory() {
+        let dir = folder_dirs();
+        assert!(MessageWriter::sync_directory(&dir.path().join("gone")).is_err());
     }
 
     #[test]
