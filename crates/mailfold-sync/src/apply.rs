@@ -50,12 +50,19 @@
 //!
 //! What is durable before each network step, and why a kill anywhere converges:
 //!
-//! * **Download:** the body is streamed into `tmp/`, fsynced, its mtime set to INTERNALDATE
-//!   (V0006), its size checked against RFC822.SIZE (V0007), then renamed into `cur/`; rows for
-//!   a batch of downloads are committed together after the files. Killed before the rename:
-//!   only an invisible `tmp/` file remains, the next run downloads again. Killed after the
-//!   rename but before the commit: the next gather reads the unknown file (Message-ID, size,
-//!   mtime, hash) and the planner binds it to the server message by content: no second copy.
+//! * **Download:** the body is streamed into `tmp/`, its mtime set to INTERNALDATE (V0006),
+//!   its size checked against RFC822.SIZE (V0007), the file fsynced, then linked into `cur/`
+//!   (or `new/`). With fsync on, the directory is not fsynced per message (issue 7): once the
+//!   batch's bodies are all in, each directory the batch linked into is fsynced once, and only
+//!   then are the batch's rows handed to the commit group, so no row can be committed before
+//!   the entry it records is durable, exactly as with a fsync per message. A directory whose
+//!   fsync fails records none of its files (they stay, unrecorded, and the folder counts as
+//!   failed); a run that ends inside the batch (a broken connection, the test hook) records
+//!   none of the batch. A full body replacing a partial copy (V0070) syncs its own
+//!   directories. Killed before the link: only an invisible `tmp/` file remains, the next run
+//!   downloads again. Killed after the link but before the commit: the next gather reads the
+//!   unknown file (Message-ID, size, mtime, hash) and the planner binds it to the server
+//!   message by content: no second copy.
 //! * **Upload:** an APPEND intent (folder, file, size, date, Message-ID, hash) is committed
 //!   *before* APPEND is sent, and removed in the transaction that records the new row from
 //!   APPENDUID (V0048). Killed between the two: the intent is still open, the server copy is an
@@ -88,7 +95,8 @@
 //! any destructor, as a `kill -9` would. The cut of a group between its effects and its
 //! commit is what a real kill does; the SIGKILL loop of the CLI's reliability tests covers it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
@@ -1399,7 +1407,9 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
         };
-        let mut written: Vec<(u32, mailfold_store::WrittenMessage)> = Vec::new();
+        // Each file with the directory whose fsync its entry still waits for (`None`: nothing
+        // to wait for, with fsync off or a replaced partial copy, which syncs its own).
+        let mut written: Vec<(u32, mailfold_store::WrittenMessage, Option<PathBuf>)> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         let abort_after = self.abort_after;
         let progress = self.progress;
@@ -1475,13 +1485,15 @@ impl<'a> Applier<'a> {
                                 return;
                             }
                         }
+                        // Issue 7: the directory's fsync is left for once per batch, before
+                        // the rows (module docs, "Crash safety").
                         let committed = match &w.replace {
-                            Some(old) => wr.commit_replacing(old),
-                            None => wr.commit_to(subdir),
+                            Some(old) => wr.commit_replacing(old).map(|m| (m, None)),
+                            None => wr.commit_to_deferred(subdir),
                         };
                         match committed {
-                            Ok(m) => {
-                                written.push((uid, m));
+                            Ok((m, dir)) => {
+                                written.push((uid, m, dir));
                                 progress.event(ProgressEvent::Message { folder });
                                 steps += 1;
                                 if abort_after == Some(steps) {
@@ -1500,7 +1512,19 @@ impl<'a> Applier<'a> {
             }
         }
         self.steps = steps;
-        let got: std::collections::HashSet<u32> = written.iter().map(|(u, _)| *u).collect();
+        // One fsync per directory the batch linked files into, before any of its rows can
+        // reach the commit group. A directory that cannot be synced keeps its files (the next
+        // gather reads them and the planner binds them by content) but records none of them.
+        let unsynced: BTreeSet<&PathBuf> =
+            written.iter().filter_map(|(.., d)| d.as_ref()).collect();
+        let mut not_durable: BTreeSet<PathBuf> = BTreeSet::new();
+        for dir in unsynced {
+            if let Err(e) = MessageWriter::sync_directory(dir) {
+                errors.push(format!("new messages not recorded: {e}"));
+                not_durable.insert(dir.clone());
+            }
+        }
+        let got: std::collections::HashSet<u32> = written.iter().map(|(u, ..)| *u).collect();
         let missing = wants.keys().filter(|u| !got.contains(u)).count();
         if missing > 0 && errors.is_empty() {
             // Another client expunged them between our view and the fetch (V0023); the next
@@ -1510,7 +1534,7 @@ impl<'a> Applier<'a> {
             ));
         }
         let mut recs = Vec::new();
-        for (uid, m) in &written {
+        for (uid, m, dir) in &written {
             let Some(w) = wants.get(uid) else { continue };
             if let Some(old) = &w.replace {
                 self.ctx(folder).files.remove(old.base.as_str());
@@ -1519,7 +1543,7 @@ impl<'a> Applier<'a> {
             self.ctx(folder)
                 .files
                 .insert(m.entry.base.as_str().to_owned(), m.entry.clone());
-            if !w.record {
+            if !w.record || dir.as_ref().is_some_and(|d| not_durable.contains(d)) {
                 continue;
             }
             let Some(u) = Uid::new(*uid) else { continue };
