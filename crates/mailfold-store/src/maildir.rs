@@ -777,7 +777,26 @@ pub struct Folder {
 /// and a replaced directory has another inode. So an equal stamp means the
 /// same set of file names, provided the times are fine-grained and not so
 /// recent that a change in the same clock tick could still follow
-/// ([`DirStamp::is_settled`]).
+/// ([`DirStamp::is_settled`], [`DirStamp::is_before`]).
+///
+/// Why a change made after a stamp is read necessarily moves it: the kernel
+/// gives a changed directory the file system's current time, which never
+/// runs backwards (short of an administrator stepping the wall clock back)
+/// but advances in ticks (the coarse clock: at most ~10 ms on Linux; whole
+/// seconds on coarse file systems, two on FAT). A change in the same tick
+/// as the last change the stamp shows gets the *same* time and would hide.
+/// So a stamp counts only when its latest time lies strictly before a time
+/// the file system itself gave out before the stamp was read (a probe file's
+/// change time, [`Folder::fs_time`]) or two seconds before the wall-clock
+/// reading ([`DirStamp::SETTLE`], which also covers a file server's clock
+/// disagreeing with ours): every change after the reading then carries a
+/// time at or after that probe, later than every time in the stamp.
+///
+/// Why a change racing with a listing is caught: read the stamp, list the
+/// names, read the stamp again. A change before the first reading shows in
+/// the listing (the listing starts after it); one after it moves the second
+/// reading away from the first (by the argument above), so equal readings
+/// mean the listing saw the directories exactly as the stamp describes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirStamp {
     cur: DirTimes,
@@ -822,6 +841,12 @@ impl DirTimes {
     }
 }
 
+/// Nanoseconds since the epoch; `None` before it.
+fn unix_ns(t: SystemTime) -> Option<i128> {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some(i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
 impl DirStamp {
     /// How old the directories' times must be when read for the stamp to
     /// be trusted. A directory changed in the same tick of the file
@@ -837,16 +862,39 @@ impl DirStamp {
     /// system with coarse times, where two changes a second apart look the
     /// same).
     pub fn is_settled(&self, read_at: SystemTime) -> bool {
-        let fine = [self.cur, self.new]
-            .iter()
-            .any(|t| t.mtime_ns != 0 || t.ctime_ns != 0);
-        let read_ns = match read_at.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
-            Err(_) => return false,
+        let Some(read_ns) = unix_ns(read_at) else {
+            return false;
         };
         let settle = i128::try_from(Self::SETTLE.as_nanos()).unwrap_or(i128::MAX);
-        let latest = self.cur.latest_ns().max(self.new.latest_ns());
-        fine && latest <= read_ns - settle
+        self.is_fine() && self.latest_ns() <= read_ns - settle
+    }
+
+    /// Whether the directories' times have sub-second precision. All four
+    /// nanosecond parts zero means a file system with coarse times (or a
+    /// one-in-a-billion coincidence, which merely costs a scan).
+    pub fn is_fine(&self) -> bool {
+        [self.cur, self.new]
+            .iter()
+            .any(|t| t.mtime_ns != 0 || t.ctime_ns != 0)
+    }
+
+    /// Whether this stamp can stand for the directories' contents given
+    /// `fs_now`, a time the same file system gave out before the stamp was
+    /// read ([`Folder::fs_time`]): the times are fine-grained and all
+    /// strictly earlier than `fs_now`, so any change after the reading
+    /// (stamped at `fs_now` or later: the file system's clock does not run
+    /// backwards) moves them. No wall-clock margin is involved, so neither
+    /// the coarse clock's tick nor a file server's clock skew matters.
+    pub fn is_before(&self, fs_now: SystemTime) -> bool {
+        match unix_ns(fs_now) {
+            Some(now) => self.is_fine() && self.latest_ns() < now,
+            None => false,
+        }
+    }
+
+    /// Nanoseconds since the epoch of the latest of the four times.
+    fn latest_ns(&self) -> i128 {
+        self.cur.latest_ns().max(self.new.latest_ns())
     }
 
     /// The text form kept in the state database.
@@ -881,6 +929,22 @@ impl DirStamp {
         let new = times()?;
         it.next().is_none().then_some(DirStamp { cur, new })
     }
+}
+
+/// A file's change time (inode change, not modification: it cannot be set
+/// from user space).
+#[cfg(unix)]
+fn change_time(m: &fs::Metadata) -> Option<SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let secs = u64::try_from(m.ctime()).ok()?;
+    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// Without change times there is no probe ([`Folder::fs_time`]).
+#[cfg(not(unix))]
+fn change_time(_: &fs::Metadata) -> Option<SystemTime> {
+    None
 }
 
 /// Options for a new message file.
@@ -1024,6 +1088,46 @@ impl Folder {
         }
         let [cur, new] = times;
         Ok(Some(DirStamp { cur, new }))
+    }
+
+    /// The file system's own current time, as it would stamp a change made
+    /// now: a probe file is created in the folder's `tmp/` (never in `cur/`
+    /// or `new/`, whose stamps must not move), its change time read, and the
+    /// file removed. Any change made after this call gets this time or a
+    /// later one ([`DirStamp::is_before`]). `None` where there is no `tmp/`,
+    /// it cannot be written, or the platform has no change times.
+    pub fn fs_time(&self) -> Result<Option<SystemTime>> {
+        let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let probe = self
+            .dir
+            .join("tmp")
+            .join(format!(".mailfold-clock.{}.{n}", std::process::id()));
+        // A leftover from a crashed run would keep its old times: the probe
+        // must be a new file.
+        remove_file_tolerant(&probe)?;
+        let made = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe);
+        let time = match made {
+            Ok(f) => {
+                let meta = f.metadata();
+                drop(f);
+                remove_file_tolerant(&probe)?;
+                meta.map_err(|e| Error::io("stat", &probe, e))
+                    .map(|m| change_time(&m))?
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(Error::io("create file", probe, e)),
+        };
+        Ok(time)
     }
 
     /// Finds the file with this base (after mutt or notmuch renamed it).

@@ -956,13 +956,9 @@ fn permanent_flags_of(list: &Option<Vec<String>>) -> PermanentFlags {
     }
 }
 
-/// Describes a local file for the planner. A file with a state row is described from the row
-/// (its keywords live there, seed V0005) without being opened, unless its size disagrees with
-/// the row; any other file is read once for its Message-ID, size and hash.
-fn describe_local(
-    e: &MessageEntry,
-    row: Option<&MessageRecord>,
-) -> Result<LocalMessage, std::io::Error> {
+/// The flags the planner sees on a local file: its name's letters, plus the keywords of its
+/// state row that no letter carries (seed V0005).
+fn local_flags(e: &MessageEntry, row: Option<&MessageRecord>) -> FlagSet {
     let mut flags = flagset(&e.flags.to_imap());
     if let Some(r) = row {
         // Keywords with a letter (`$Forwarded` ↔ `P`) are the file name's business: the row's
@@ -973,6 +969,17 @@ fn describe_local(
             }
         }
     }
+    flags
+}
+
+/// Describes a local file for the planner. A file with a state row is described from the row
+/// (its keywords live there, seed V0005) without being opened, unless its size disagrees with
+/// the row; any other file is read once for its Message-ID, size and hash.
+fn describe_local(
+    e: &MessageEntry,
+    row: Option<&MessageRecord>,
+) -> Result<LocalMessage, std::io::Error> {
+    let flags = local_flags(e, row);
     let location = match e.subdir {
         Subdir::New => Location::New,
         Subdir::Cur => Location::Cur,
@@ -1010,25 +1017,48 @@ fn describe_local(
     })
 }
 
-/// Records the local stamp of every folder that ended this run complete and untouched, so
-/// that the next run can skip it while neither its server status nor its directories change.
-/// Call it once at the end of a run, after every local write and state transaction of the
-/// run (`sync_with_remote` does), with the run's [`Gathered`] (its folder contexts carry the
+/// Records the local stamp of every folder that ended this run complete, so that the next run
+/// can skip it while neither its server status nor its directories change (issue 7). Call it
+/// once at the end of a run, after every local write and state transaction of the run
+/// (`sync_with_remote` does), with the run's [`Gathered`] (its folder contexts carry the
 /// stamps read before the scans) and report. Returns how many stamps were written; a run that
 /// changed nothing writes none and commits nothing.
 ///
-/// A folder's stamp is recorded only when all of these hold:
+/// A folder is considered when it was not skipped this run, its state row (if the run began
+/// with one) still names the same directory, the row has UIDVALIDITY and HIGHESTMODSEQ (without them STATUS cannot say
+/// "unchanged" anyway), and the run ended complete: no refusal, no account error, no error in
+/// the folder, no pending change for it and no open journal intent naming it. Its stamp is
+/// then recorded in one of two ways:
 ///
-/// * it was scanned this run, its state row still names the same directory, and the row has
-///   UIDVALIDITY and HIGHESTMODSEQ (without them STATUS cannot say "unchanged" anyway);
-/// * the run ended complete: no refusal, no account error, no error in the folder, no pending
-///   change for it and no open journal intent naming it;
-/// * the stamp read before the scan is settled ([`DirStamp::is_settled`]: its times are more
-///   than two seconds older than the reading, and fine-grained), so a change made in the
-///   same clock tick as the one the stamp shows cannot be hidden behind it;
-/// * the directories' stamp now is still that one. Anything that changed them during the run
-///   (this run's own downloads, flag renames and deletions, or mutt at the same moment) leaves
-///   the folder unstamped, and the next run scans it again and records it then.
+/// * **Untouched during the run**: the stamp read before the scan is settled
+///   ([`DirStamp::is_settled`]: more than two seconds older than its reading, fine-grained)
+///   and the directories still show it. The scan saw what the stamp describes and the run
+///   wrote nothing there. No listing is needed.
+/// * **Written during the run** (this run's downloads, flag renames, deletions), or changed
+///   by a mail reader shortly before it: the folder is checked again now. A probe
+///   file in its `tmp/` gives the file system's current time T ([`Folder::fs_time`]); then the
+///   stamp S1 is read, the names in `new/` and `cur/` are listed (no `stat` of files), and the
+///   stamp S2 is read. S1 is recorded only if S1 == S2, every time in S1 is strictly before T
+///   ([`DirStamp::is_before`]), and the listing is exactly what the state now says the folder
+///   holds: every row's base once, carrying the flags the row records (letters in the name,
+///   keywords without a letter in the row, as [`gather`] reads them), the size in the name
+///   the row's size, and no file the state does not know. Then the next run, finding S1
+///   again, would have scanned files that describe exactly the rows it would load: skipping
+///   it loses nothing.
+///
+/// Why a later change by a mail reader necessarily changes the stamp: every such change adds,
+/// removes or renames an entry of `new/` or `cur/`, which sets that directory's mtime and
+/// ctime to the file system's current time, which is T or later for anything done after the
+/// probe (the file system's clock does not run backwards; ctime cannot be set from user
+/// space; a replaced directory has another inode). Since S1's times are all before T, the
+/// new times differ from S1's. Why a change racing with the listing is caught: one made
+/// before S1 was read shows in the listing (which starts after it) and so breaks the
+/// comparison with the state; one made after it moves S2 away from S1. A change in the same
+/// clock tick as the run's last write (S1 not before T) is the one case the times cannot
+/// tell apart: then the folder waits once for [`STAMP_RETRY_WAIT`] (one wait for all such
+/// folders together) and is checked once more, else left unstamped. On a file system with
+/// whole-second times nothing is recorded this way ([`DirStamp::is_fine`]): they keep the two
+/// second rule of the first way.
 ///
 /// The state clears a folder's stamp whenever its rows or status change
 /// ([`mailfold_store::Txn`]), so a recorded stamp always goes with the rows it was taken with.
@@ -1038,11 +1068,37 @@ pub fn record_stamps(
     g: &Gathered,
     report: &SyncReport,
 ) -> Result<usize, crate::SyncError> {
+    record_stamps_with(db, maildir, g, report, &mut |_| {})
+}
+
+/// How long [`record_stamps`] waits, once, for folders whose last change fell in the same
+/// clock tick as its probe. Linux's coarse file-system clock advances every 1–10 ms (HZ of
+/// 1000 down to 100); five such ticks leave room for a busy machine, and the cost is paid at
+/// most once per run.
+pub const STAMP_RETRY_WAIT: Duration = Duration::from_millis(50);
+
+/// [`record_stamps`] with a hook called for each folder it checks again, between
+/// the listing and the second stamp reading: tests use it to make a change at exactly the
+/// moment a concurrent mail reader could.
+pub fn record_stamps_with(
+    db: &mut StateDb,
+    maildir: &Maildir,
+    g: &Gathered,
+    report: &SyncReport,
+    during_listing: &mut dyn FnMut(&Folder),
+) -> Result<usize, crate::SyncError> {
     if report.dry_run || !report.refused.is_empty() || !report.errors.is_empty() {
         return Ok(0);
     }
     let rows: HashMap<FolderId, FolderRecord> =
         db.folders()?.into_iter().map(|f| (f.id, f)).collect();
+    let by_path: HashMap<FolderPath, FolderId> = rows
+        .values()
+        .filter_map(|f| {
+            let p = path_of_wire(f.wire_name.as_bytes(), f.delimiter).ok()?;
+            Some((g.root.local_of(&p)?, f.id))
+        })
+        .collect();
     let recorded = db.local_stamps()?;
     let mut busy = db.folders_with_pending()?;
     for i in db.open_intents()? {
@@ -1050,10 +1106,14 @@ pub fn record_stamps(
         busy.extend(i.intent.target_folder);
     }
     let mut todo = Vec::new();
+    let mut to_verify = Vec::new();
     for (path, ctx) in &g.folders {
-        let (Some((before, read_at)), Some(id), Some(rel), true, false) =
-            (ctx.stamp, ctx.state_id, &ctx.rel, ctx.scanned, ctx.skipped)
-        else {
+        // A skipped folder keeps the stamp it has. One without a state row at the start may
+        // have one now (created and filled by this run): its id is looked up by name below.
+        if ctx.skipped {
+            continue;
+        }
+        let Some(id) = ctx.state_id.or_else(|| by_path.get(path).copied()) else {
             continue;
         };
         let name = path.to_string();
@@ -1066,36 +1126,141 @@ pub fn record_stamps(
             continue;
         }
         let Some(row) = rows.get(&id) else { continue };
-        if row.uidvalidity.is_none() || row.highestmodseq.is_none() || &row.local_path != rel {
+        let rel = &row.local_path;
+        if row.uidvalidity.is_none()
+            || row.highestmodseq.is_none()
+            || ctx.rel.as_ref().is_some_and(|r| r != rel)
+        {
             continue;
         }
-        if !before.is_settled(read_at) {
+        let Ok(folder) = maildir.folder(rel) else {
             continue;
+        };
+        let now = folder.stamp().ok().flatten();
+        match ctx.stamp {
+            Some((before, read_at))
+                if ctx.scanned && now == Some(before) && before.is_settled(read_at) =>
+            {
+                todo.push((id, before));
+            }
+            _ => to_verify.push((id, folder)),
         }
-        let now = maildir
-            .folder(rel)
-            .ok()
-            .and_then(|f| f.stamp().ok().flatten());
-        if now != Some(before) {
-            continue;
+    }
+    let mut again = Vec::new();
+    for (id, folder) in to_verify {
+        match verify(db, &folder, id, during_listing)? {
+            Verified::Matches(stamp) => todo.push((id, stamp)),
+            Verified::SameTick => again.push((id, folder)),
+            Verified::No => {}
         }
+    }
+    if !again.is_empty() {
+        std::thread::sleep(STAMP_RETRY_WAIT);
+        for (id, folder) in again {
+            if let Verified::Matches(stamp) = verify(db, &folder, id, during_listing)? {
+                todo.push((id, stamp));
+            }
+        }
+    }
+    let mut fresh = Vec::with_capacity(todo.len());
+    for (id, stamp) in todo {
         if let Some(r) = recorded.get(&id) {
-            if r.stamp == before && r.messages == db.message_counts(id)?.0 {
+            if r.stamp == stamp && r.messages == db.message_counts(id)?.0 {
                 continue;
             }
         }
-        todo.push((id, before));
+        fresh.push((id, stamp));
     }
-    if todo.is_empty() {
+    if fresh.is_empty() {
         return Ok(0);
     }
     Ok(db.write(|tx| {
         let mut n = 0;
-        for (id, stamp) in &todo {
+        for (id, stamp) in &fresh {
             n += usize::from(tx.set_local_stamp(*id, stamp)?);
         }
         Ok(n)
     })?)
+}
+
+/// What checking a folder's directories against the state found.
+enum Verified {
+    /// The listing is what the state describes, under this stamp, which can be recorded.
+    Matches(DirStamp),
+    /// Everything matched but the stamp's latest time is in the file system's current clock
+    /// tick: worth one more try after [`STAMP_RETRY_WAIT`].
+    SameTick,
+    /// Not recordable now (a difference, a concurrent change, coarse times, an I/O error).
+    No,
+}
+
+/// Checks one folder at the end of a run (see [`record_stamps`]): probe time T, stamp S1,
+/// listing, stamp S2, then the listing against the state rows. Local I/O errors mean "no
+/// stamp", never a failed run; state database errors are errors.
+fn verify(
+    db: &StateDb,
+    folder: &Folder,
+    id: FolderId,
+    during_listing: &mut dyn FnMut(&Folder),
+) -> Result<Verified, crate::SyncError> {
+    // A folder with rows unbound by a UIDVALIDITY change is still being recovered: never
+    // stamped (the state refuses it too).
+    if db.message_counts(id)?.1 > 0 {
+        return Ok(Verified::No);
+    }
+    let rows = db.messages(id)?;
+    let Ok(Some(fs_now)) = folder.fs_time() else {
+        return Ok(Verified::No);
+    };
+    let Ok(Some(s1)) = folder.stamp() else {
+        return Ok(Verified::No);
+    };
+    if !s1.is_fine() {
+        return Ok(Verified::No);
+    }
+    // Every file is "known": its name gives base, flags and (with `,S=`) size, and no file is
+    // `stat`ed; the date is not compared.
+    let Ok(files) = folder.scan_with(&|_| Some(SystemTime::UNIX_EPOCH)) else {
+        return Ok(Verified::No);
+    };
+    during_listing(folder);
+    let Ok(Some(s2)) = folder.stamp() else {
+        return Ok(Verified::No);
+    };
+    if s1 != s2 || !listing_matches(&files, &rows) {
+        return Ok(Verified::No);
+    }
+    Ok(if s1.is_before(fs_now) {
+        Verified::Matches(s1)
+    } else {
+        Verified::SameTick
+    })
+}
+
+/// Whether a folder's files are exactly what its state rows describe, as the next run's scan
+/// and planner would see them: one file per row base, no other file, the flags the planner
+/// would read off each file ([`local_flags`]) equal to the row's, and a `,W=` size in a name
+/// equal to the row's size (else the next scan would read the file: not "unchanged").
+fn listing_matches(files: &[MessageEntry], rows: &[MessageRecord]) -> bool {
+    if files.len() != rows.len() {
+        return false;
+    }
+    let by_base: HashMap<&str, &MessageRecord> =
+        rows.iter().map(|r| (r.base.as_str(), r)).collect();
+    if by_base.len() != rows.len() {
+        return false;
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    files.iter().all(|e| {
+        let Some(r) = by_base.get(e.base.as_str()) else {
+            return false;
+        };
+        let size_ok = e
+            .base
+            .crlf_size_field()
+            .is_none_or(|size| r.size == Some(size));
+        seen.insert(e.base.as_str()) && size_ok && local_flags(e, Some(r)) == row_flags(r)
+    })
 }
 
 /// The journal detail of an APPEND intent: what was sent, so the copy can be recognised.
