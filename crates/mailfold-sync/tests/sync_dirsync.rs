@@ -135,3 +135,82 @@ fn batch_dir_fsync_gives_the_same_mirror_and_state_as_no_fsync() {
     assert!(again.is_complete(), "{again:?}");
     assert!(!again.changed_anything(), "{again:?}");
 }
+
+// ----- the measuring harness (ignored; run by hand)
+
+/// Not a test of its own: the body of the measured child process (does nothing unless the
+/// parent set `MAILFOLD_DIRSYNC_CHILD`). Prints the wall time of the sync itself.
+#[test]
+fn child_sync() {
+    let Ok(spec) = std::env::var("MAILFOLD_DIRSYNC_CHILD") else {
+        return;
+    };
+    let f: Vec<&str> = spec.split('\t').collect();
+    let mut a = AccountSpec::new(
+        "child",
+        f[0],
+        f[2],
+        mailfold_sync::Secret::new(f[3].to_owned()),
+        std::path::PathBuf::from(f[4]),
+        std::path::PathBuf::from(f[5]),
+    );
+    a.port = f[1].parse().unwrap();
+    a.tls = mailfold_sync::TlsMode::Implicit;
+    a.ca_file = Some(std::path::PathBuf::from(f[6]));
+    a.fsync = f[7] == "1";
+    let t = std::time::Instant::now();
+    let r = mailfold_sync::sync_account(&a, &mailfold_sync::SyncOptions::default()).unwrap();
+    let ms = t.elapsed().as_millis();
+    assert!(r.is_complete(), "{r:#?}");
+    eprintln!(
+        "child: fsync {} downloaded {} in {ms} ms",
+        a.fsync,
+        r.folders.iter().map(|f| f.downloaded).sum::<usize>()
+    );
+}
+
+/// An initial sync of `MAILFOLD_MEASURE_N` messages (default 3,000) into one folder, in a
+/// child process under `MAILFOLD_MEASURE_WRAP` (default `strace -f -c -e trace=fsync,fdatasync`;
+/// `none` runs it bare, for timing); `MAILFOLD_MEASURE_FSYNC=0` for `fsync = false`.
+#[test]
+#[ignore = "measurement harness: needs strace, run by hand"]
+fn measure_initial_sync_fsyncs() {
+    let n = std::env::var("MAILFOLD_MEASURE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let env = Env::new();
+    env.seed_server("INBOX", &corpus("INBOX", n));
+    let mut a = env.account();
+    a.fsync = !std::env::var("MAILFOLD_MEASURE_FSYNC").is_ok_and(|v| v == "0");
+    let wrap = std::env::var("MAILFOLD_MEASURE_WRAP")
+        .unwrap_or_else(|_| "strace -f -c -e trace=fsync,fdatasync".to_owned());
+    let spec = [
+        a.host.clone(),
+        a.port.to_string(),
+        a.user.clone(),
+        env.password.clone(),
+        a.maildir.display().to_string(),
+        a.state_db.display().to_string(),
+        env.dovecot.ca_file().display().to_string(),
+        if a.fsync { "1" } else { "0" }.to_owned(),
+    ]
+    .join("\t");
+    let exe = std::env::current_exe().unwrap();
+    let words: Vec<&str> = wrap.split_whitespace().collect();
+    let mut cmd = match words.split_first() {
+        Some((w, rest)) if *w != "none" => {
+            let mut c = std::process::Command::new(w);
+            c.args(rest).arg(&exe);
+            c
+        }
+        _ => std::process::Command::new(&exe),
+    };
+    let out = cmd
+        .args(["--exact", "child_sync", "--nocapture", "--test-threads=1"])
+        .env("MAILFOLD_DIRSYNC_CHILD", spec)
+        .output()
+        .expect("spawn the measured child");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{:?}", out.status);
+}
