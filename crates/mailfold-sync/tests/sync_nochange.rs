@@ -402,3 +402,60 @@ fn measure_no_change_resync_of_20k_messages_in_20_folders() {
     times.sort();
     eprintln!("MEDIAN no-change re-sync: {:?}", times[times.len() / 2]);
 }
+
+/// The measurement behind issue 7's gap 1 (not a test; run it with
+/// `cargo test --release -p mailfold-sync --test sync_nochange -- --ignored --nocapture`):
+/// 20,000 messages in 20 folders; a server-side flag change in every folder, the run that
+/// brings it down (renaming a file in each folder), then the timed no-change re-sync right
+/// after it. Median of 5.
+#[test]
+#[ignore]
+fn measure_no_change_resync_right_after_a_writing_run() {
+    use std::time::Instant;
+    let env = Env::new();
+    for f in folders() {
+        let msgs: Vec<(Vec<u8>, &str)> = (0..1000)
+            .map(|n| (message(&f, n), if n % 3 == 0 { "" } else { "S" }))
+            .collect();
+        env.seed_server(&f, &msgs);
+    }
+    let first = run(&env);
+    assert!(first.report.is_complete());
+    settle();
+    let _ = run(&env);
+    let mut times = Vec::new();
+    for i in 0..5u32 {
+        for f in folders() {
+            env.dovecot.doveadm(&[
+                "flags",
+                if i % 2 == 0 { "add" } else { "remove" },
+                "-u",
+                &env.user,
+                "\\Flagged",
+                "mailbox",
+                &f,
+                "uid",
+                "7",
+            ]);
+        }
+        let t = Instant::now();
+        let w = run(&env);
+        eprintln!("writing run: {:?}, stamped {}", t.elapsed(), w.stamped);
+        assert!(w.report.changed_anything());
+        let t = Instant::now();
+        let r = run(&env);
+        times.push(t.elapsed());
+        assert!(!r.report.changed_anything());
+        eprintln!(
+            "after the writing run: {:?}, scanned {} loaded {}",
+            times.last(),
+            r.g.scanned_folders(),
+            r.g.loaded_folders()
+        );
+    }
+    times.sort();
+    eprintln!(
+        "MEDIAN no-change re-sync after a writing run: {:?}",
+        times[times.len() / 2]
+    );
+}
