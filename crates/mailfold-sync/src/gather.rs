@@ -1055,8 +1055,9 @@ fn describe_local(
 /// before S1 was read shows in the listing (which starts after it) and so breaks the
 /// comparison with the state; one made after it moves S2 away from S1. A change in the same
 /// clock tick as the run's last write (S1 not before T) is the one case the times cannot
-/// tell apart: then the folder waits once for [`STAMP_RETRY_WAIT`] (one wait for all such
-/// folders together) and is checked once more, else left unstamped. On a file system with
+/// tell apart: then the folder waits for the file system's clock to move past S1 (probing it
+/// every millisecond, at most [`STAMP_RETRY_WAIT`], one wait for all such folders together)
+/// and is checked once more, else left unstamped. On a file system with
 /// whole-second times nothing is recorded this way ([`DirStamp::is_fine`]): they keep the two
 /// second rule of the first way.
 ///
@@ -1071,10 +1072,10 @@ pub fn record_stamps(
     record_stamps_with(db, maildir, g, report, &mut |_| {})
 }
 
-/// How long [`record_stamps`] waits, once, for folders whose last change fell in the same
-/// clock tick as its probe. Linux's coarse file-system clock advances every 1–10 ms (HZ of
-/// 1000 down to 100); five such ticks leave room for a busy machine, and the cost is paid at
-/// most once per run.
+/// The longest [`record_stamps`] waits, once per run, for the file system's clock to move on
+/// past folders whose last change fell in the same clock tick as its probe. Linux's coarse
+/// file-system clock advances every 1–10 ms (HZ of 1000 down to 100); five such ticks leave
+/// room for a busy machine. The wait ends as soon as probes show the tick has passed.
 pub const STAMP_RETRY_WAIT: Duration = Duration::from_millis(50);
 
 /// [`record_stamps`] with a hook called for each folder it checks again, between
@@ -1150,13 +1151,13 @@ pub fn record_stamps_with(
     for (id, folder) in to_verify {
         match verify(db, &folder, id, during_listing)? {
             Verified::Matches(stamp) => todo.push((id, stamp)),
-            Verified::SameTick => again.push((id, folder)),
+            Verified::SameTick(s1) => again.push((id, folder, s1)),
             Verified::No => {}
         }
     }
     if !again.is_empty() {
-        std::thread::sleep(STAMP_RETRY_WAIT);
-        for (id, folder) in again {
+        wait_for_next_tick(&again);
+        for (id, folder, _) in again {
             if let Verified::Matches(stamp) = verify(db, &folder, id, during_listing)? {
                 todo.push((id, stamp));
             }
@@ -1183,13 +1184,30 @@ pub fn record_stamps_with(
     })?)
 }
 
+/// Waits until the file system's clock, as probes in each folder read it ([`Folder::fs_time`]),
+/// has moved past every given stamp, and at most [`STAMP_RETRY_WAIT`]: usually one tick of
+/// the coarse clock (a few milliseconds) rather than the whole allowance.
+fn wait_for_next_tick(folders: &[(FolderId, Folder, DirStamp)]) {
+    const STEP: Duration = Duration::from_millis(1);
+    let start = std::time::Instant::now();
+    while start.elapsed() < STAMP_RETRY_WAIT {
+        std::thread::sleep(STEP);
+        let passed = folders
+            .iter()
+            .all(|(_, folder, s1)| matches!(folder.fs_time(), Ok(Some(now)) if s1.is_before(now)));
+        if passed {
+            return;
+        }
+    }
+}
+
 /// What checking a folder's directories against the state found.
 enum Verified {
     /// The listing is what the state describes, under this stamp, which can be recorded.
     Matches(DirStamp),
-    /// Everything matched but the stamp's latest time is in the file system's current clock
-    /// tick: worth one more try after [`STAMP_RETRY_WAIT`].
-    SameTick,
+    /// Everything matched but this stamp's latest time is in the file system's current clock
+    /// tick: worth one more try once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
+    SameTick(DirStamp),
     /// Not recordable now (a difference, a concurrent change, coarse times, an I/O error).
     No,
 }
@@ -1233,7 +1251,7 @@ fn verify(
     Ok(if s1.is_before(fs_now) {
         Verified::Matches(s1)
     } else {
-        Verified::SameTick
+        Verified::SameTick(s1)
     })
 }
 
