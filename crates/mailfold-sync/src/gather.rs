@@ -48,11 +48,14 @@
 //!
 //! Why that is safe: every change a mail reader makes to a Maildir (delivery, flag rename,
 //! deletion, a move to another folder, which touches both folders) changes the directory's
-//! mtime and ctime; a stamp is recorded only when its times were already two seconds old
-//! when read, before the scan, and still the same after the run's last write, so no change
-//! can hide in the same clock tick; and the state forgets a folder's stamp on any write to
-//! its rows. What a stamp cannot see is a file rewritten in place under the same name, which
-//! Maildir forbids.
+//! mtime and ctime; a stamp is recorded only when it is known to describe exactly what the
+//! state rows say (read before a scan whose folder the run then left alone, or read around
+//! an end-of-run listing that matched the rows) and its times lie before a clock tick that
+//! has already passed (two seconds before its reading, or before the file system's own time
+//! from a probe), so no later change can hide in the same tick; and the state forgets a
+//! folder's stamp on any write to its rows. [`record_stamps`] gives the full argument. What
+//! a stamp cannot see is a file rewritten in place under the same name, which Maildir
+//! forbids.
 //!
 //! # State view
 //!
