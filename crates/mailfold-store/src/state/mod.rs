@@ -122,15 +122,63 @@ impl StateDb {
                 ),
             });
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf);
+        if let Some(parent) = &parent {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::io("create state directory", parent, e))?;
         }
+        // Built complete under a side name and renamed into place: a process killed while
+        // creating (the first run of an account) leaves at most the side file, which the next
+        // create replaces, never a half-made database at `path` that every later run would
+        // refuse as corrupt.
+        let side = sidecar(path, ".new");
+        for f in [side.clone(), sidecar(&side, "-wal"), sidecar(&side, "-shm")] {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove a leftover new state database", &f, e)),
+            }
+        }
+        {
+            let conn = Connection::open_with_flags(
+                &side,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let mut db = StateDb {
+                conn,
+                path: side.clone(),
+                commits: Cell::new(0),
+            };
+            // Rollback journal while building (one file to rename), durable commits.
+            db.conn.pragma_update(None, "synchronous", "FULL")?;
+            db.conn
+                .pragma_update(None, "application_id", APPLICATION_ID)?;
+            db.migrate(0)?;
+            let now = now_unix().to_string();
+            db.conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
+                params![now],
+            )?;
+            // Closed here: everything is in the one file.
+        }
+        if path.exists() {
+            return Err(Error::StateExists {
+                path: path.to_path_buf(),
+            });
+        }
+        std::fs::rename(&side, path)
+            .map_err(|e| Error::io("put state database in place", path, e))?;
+        if let Some(parent) = &parent {
+            crate::maildir::sync_dir(true, parent)?;
+        }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let mut db = StateDb {
             conn,
@@ -138,14 +186,6 @@ impl StateDb {
             commits: Cell::new(0),
         };
         db.configure()?;
-        db.conn
-            .pragma_update(None, "application_id", APPLICATION_ID)?;
-        db.migrate(0)?;
-        let now = now_unix().to_string();
-        db.conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
-            params![now],
-        )?;
         Ok(db)
     }
 
