@@ -2,8 +2,8 @@
 //! did, and a folder that turns out READ-ONLY only when the applier SELECTs it for writing
 //! keeps its local changes pending instead of failing (seed V0039).
 //!
-//! The run is driven like `mailfold_sync::sync_with_remote` (gather, plan, apply), with an
-//! observer given to the [`Applier`].
+//! The run is `mailfold_sync::sync_with_remote_progress` over a remote the test can watch or
+//! disturb, with an observer that records every event.
 
 #[path = "sync_common.rs"]
 mod common;
@@ -13,16 +13,12 @@ use std::io::Read;
 use std::sync::Mutex;
 
 use common::{message, Env};
-use mailfold_store::{Maildir, StateDb, StateRead};
-use mailfold_sync::apply::Applier;
-use mailfold_sync::plan::{self, PlanConfig, SafetyValve};
+use mailfold_store::{StateDb, StateRead};
 use mailfold_sync::remote::{
     BodyEvent, FolderChanges, ListEntry, MessageDetails, MessageFlags, NamespaceInfo, RemoteResult,
     Selected, Status, StoreOp, Stored,
 };
-use mailfold_sync::{
-    AccountSpec, NetRemote, Progress, ProgressEvent, Remote, SyncError, SyncReport,
-};
+use mailfold_sync::{NetRemote, Progress, ProgressEvent, Remote, SyncOptions, SyncReport};
 
 /// A progress event with owned data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,66 +65,18 @@ impl Progress for Recorder {
     }
 }
 
-/// The body of `sync_with_remote`, with the observer given to the applier.
-fn observed_sync(
-    remote: &mut dyn Remote,
-    account: &AccountSpec,
-    maildir: &Maildir,
-    db: &mut StateDb,
-    progress: &dyn Progress,
-) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport {
-        account: account.name.clone(),
-        ..SyncReport::default()
-    };
-    let mut g = mailfold_sync::gather::gather(remote, account, maildir, db, &mut report)?;
-    let config = PlanConfig {
-        valve: SafetyValve {
-            max_percent: account.max_delete_percent,
-            ..SafetyValve::default()
-        },
-        force: false,
-        download: account.download,
-        pull: account.direction == mailfold_sync::Direction::Pull,
-    };
-    let plan = plan::plan(&g.input, &config);
-    for f in &g.input.state {
-        if !f.pending.is_empty() {
-            report.folder_mut(&f.path.to_string()).pending += f.pending.len();
-        }
-    }
-    for op in &plan.ops {
-        match op {
-            plan::Op::MarkPending { folder, .. } => {
-                report.folder_mut(&folder.to_string()).pending += 1;
-            }
-            plan::Op::ClearPending { folder, .. } => {
-                let p = &mut report.folder_mut(&folder.to_string()).pending;
-                *p = p.saturating_sub(1);
-            }
-            _ => {}
-        }
-    }
-    let (res, steps) = {
-        let mut applier =
-            Applier::new(remote, account, maildir, db, &mut g, &mut report).with_progress(progress);
-        let res = applier.apply(&plan);
-        (res, applier.steps())
-    };
-    report.steps = steps;
-    res?;
-    if report.is_complete() && db.is_fresh()? {
-        db.mark_synced()?;
-    }
-    report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
-    Ok(report)
-}
-
 fn run(env: &Env, remote: &mut dyn Remote, progress: &dyn Progress) -> SyncReport {
     let a = env.account();
     let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
-    let r = observed_sync(remote, &a, &maildir, &mut db, progress)
-        .unwrap_or_else(|e| panic!("sync: {e}\n{}", env.dovecot.log()));
+    let r = mailfold_sync::sync_with_remote_progress(
+        remote,
+        &a,
+        &SyncOptions::default(),
+        &maildir,
+        &mut db,
+        progress,
+    )
+    .unwrap_or_else(|e| panic!("sync: {e}\n{}", env.dovecot.log()));
     remote.logout();
     r
 }
