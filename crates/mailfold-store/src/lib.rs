@@ -32,8 +32,9 @@ pub use maildir::{
 pub use name::{AliasRegistry, FolderName, MemoryAliases, RelPath};
 pub use state::schema;
 pub use state::{
-    normalise_flags, FlagUpdate, FolderId, FolderRecord, FolderStatus, IntegrityCheck, Intent,
-    IntentId, IntentKind, InternalDate, LocalStamp, MessageRecord, NewFolder, NewIntent,
-    NewPending, PendingChange, PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
+    fold_listing_keys, listing_key_of, listing_key_of_file, listing_key_of_row, normalise_flags,
+    FlagUpdate, FolderId, FolderRecord, FolderStatus, IntegrityCheck, Intent, IntentId, IntentKind,
+    InternalDate, LocalStamp, MessageRecord, NewFolder, NewIntent, NewPending, PendingChange,
+    PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
 pub use writer::{MessageWriter, WrittenMessage};

@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 
 use mailfold_store::crlf::ContentHash;
 use mailfold_store::{
-    Error, FlagUpdate, FolderId, FolderStatus, IntegrityCheck, IntentKind, InternalDate,
-    MaildirFlags, MessageBase, MessageRecord, NewFolder, NewIntent, NewPending, PendingKind,
-    RelPath, StateDb, StateRead, Uid, UidValidity,
+    fold_listing_keys, listing_key_of_row, Error, FlagUpdate, FolderId, FolderStatus,
+    IntegrityCheck, IntentKind, InternalDate, MaildirFlags, MessageBase, MessageRecord, NewFolder,
+    NewIntent, NewPending, PendingKind, RelPath, StateDb, StateRead, Uid, UidValidity,
 };
 
 fn uid(n: u32) -> Uid {
@@ -56,7 +56,7 @@ fn create_open_and_the_fresh_marker() {
     ));
     let mut db = StateDb::create(&path).unwrap();
     assert!(db.is_fresh().unwrap());
-    assert_eq!(db.schema_version().unwrap(), 3);
+    assert_eq!(db.schema_version().unwrap(), 4);
     db.mark_synced().unwrap();
     drop(db);
     assert!(matches!(
@@ -530,7 +530,8 @@ fn schema_one_migrates_to_unbound_capable_rows() {
             size INTEGER, internaldate INTEGER, internaldate_tz INTEGER, hash BLOB,
             message_id TEXT, partial INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (folder_id, uid)) WITHOUT ROWID;
-         INSERT INTO m1 SELECT * FROM messages;
+         INSERT INTO m1 SELECT folder_id, uid, base, flags, keywords, size, internaldate,
+             internaldate_tz, hash, message_id, partial FROM messages;
          DROP TABLE messages;
          ALTER TABLE m1 RENAME TO messages;
          CREATE INDEX messages_by_base ON messages(folder_id, base);
@@ -538,13 +539,119 @@ fn schema_one_migrates_to_unbound_capable_rows() {
          CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
          ALTER TABLE folders DROP COLUMN stamp_messages;
          ALTER TABLE folders DROP COLUMN local_stamp;
+         ALTER TABLE folders DROP COLUMN listing_digest;
+         ALTER TABLE folders DROP COLUMN listing_count;
          PRAGMA user_version = 1;
          COMMIT;",
     )
     .unwrap();
     drop(conn);
     let mut db = StateDb::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 3);
+    assert_eq!(db.schema_version().unwrap(), 4);
     assert_eq!(db.messages(inbox).unwrap(), vec![record(1), record(2)]);
+    // Rows from before version 4 carry no listing key: the digest is unknown until rebuilt.
+    assert_eq!(db.listing_digest(inbox).unwrap(), None);
+    db.write(|tx| tx.rebuild_listing_keys(inbox)).unwrap();
+    let keys = [record(1), record(2)].map(|r| listing_key_of_row(&r));
+    assert_eq!(
+        db.listing_digest(inbox).unwrap(),
+        Some((fold_listing_keys(keys), 2))
+    );
     assert_eq!(db.write(|tx| tx.unbind_messages(inbox)).unwrap(), 2);
+}
+
+/// Schema v4: the folder's listing digest follows every kind of row write (insert, flag
+/// update, new base, move, deletion, unbound rows) through the triggers, so it always equals
+/// the digest of the rows' keys computed from scratch.
+#[test]
+fn the_listing_digest_follows_every_row_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.db")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let other = db
+        .write(|tx| {
+            tx.add_folder(&NewFolder {
+                wire_name: "Other".into(),
+                delimiter: Some('/'),
+                local_path: RelPath::parse("Other").unwrap(),
+                special_use: None,
+                subscribed: true,
+            })
+        })
+        .unwrap();
+    let fresh = |db: &StateDb, f| {
+        let mut rows = db.messages(f).unwrap();
+        rows.extend(db.unbound_messages(f).unwrap());
+        Some((
+            fold_listing_keys(rows.iter().map(listing_key_of_row)),
+            rows.len() as u64,
+        ))
+    };
+    assert_eq!(db.listing_digest(inbox).unwrap(), Some((0, 0)));
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1), record(2), record(3)]))
+        .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    db.write(|tx| {
+        tx.update_flags(
+            inbox,
+            &[FlagUpdate {
+                uid: Uid::new(2).unwrap(),
+                flags: vec!["\\Flagged".into()],
+                keywords: vec!["$Forwarded".into()],
+            }],
+        )
+    })
+    .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    db.write(|tx| {
+        tx.set_message_base(
+            inbox,
+            Uid::new(3).unwrap(),
+            &MessageBase::new("renamed.base").unwrap(),
+        )
+    })
+    .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    db.write(|tx| {
+        tx.move_message(inbox, Uid::new(1).unwrap(), other, Uid::new(7).unwrap())
+            .map(|_| ())
+    })
+    .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    assert_eq!(db.listing_digest(other).unwrap(), fresh(&db, other));
+    db.write(|tx| tx.delete_messages(inbox, &[Uid::new(2).unwrap()]))
+        .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    db.write(|tx| tx.insert_unbound(inbox, &record(9))).unwrap();
+    db.write(|tx| tx.unbind_messages(other)).unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    assert_eq!(db.listing_digest(other).unwrap(), fresh(&db, other));
+    db.write(|tx| tx.clear_messages(inbox).map(|_| ())).unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), Some((0, 0)));
+}
+
+/// Lookups by UID and by VANISHED ranges read only the rows they name.
+#[test]
+fn rows_by_uids_and_by_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.db")).unwrap();
+    let inbox = add_inbox(&mut db);
+    db.write(|tx| tx.upsert_messages(inbox, &(1..=10).map(record).collect::<Vec<_>>()))
+        .unwrap();
+    let u = |n| Uid::new(n).unwrap();
+    let uids = |rows: Vec<MessageRecord>| rows.iter().map(|r| r.uid.get()).collect::<Vec<_>>();
+    assert_eq!(
+        uids(
+            db.messages_by_uids(inbox, &[u(9), u(2), u(42), u(2)])
+                .unwrap()
+        ),
+        vec![2, 9]
+    );
+    assert_eq!(
+        uids(
+            db.messages_in_uid_ranges(inbox, &[(3, 4), (8, 20), (4, 3)])
+                .unwrap()
+        ),
+        vec![3, 4, 8, 9, 10]
+    );
 }

@@ -20,9 +20,11 @@
 //!   calls [`StateDb::mark_synced`] after its first complete sync; a fresh
 //!   state never justifies a deletion.
 
+mod listing;
 pub mod schema;
 mod types;
 
+pub use listing::{fold_listing_keys, listing_key_of, listing_key_of_file, listing_key_of_row};
 pub use types::*;
 
 use std::cell::Cell;
@@ -547,8 +549,10 @@ impl Txn<'_> {
     /// Adds a folder.
     pub fn add_folder(&self, f: &NewFolder) -> Result<FolderId> {
         self.exec(
-            "INSERT INTO folders(wire_name, delimiter, local_path, special_use, subscribed)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            // A new folder has no rows: its listing digest is known (empty), schema v4.
+            "INSERT INTO folders(wire_name, delimiter, local_path, special_use, subscribed,
+                                 listing_digest, listing_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)",
             params![
                 f.wire_name,
                 f.delimiter.map(String::from),
@@ -641,8 +645,8 @@ impl Txn<'_> {
         }
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
-                                  internaldate_tz, hash, message_id, partial)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                                  internaldate_tz, hash, message_id, partial, listing_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT(folder_id, uid) DO UPDATE SET
                flags = excluded.flags,
                keywords = excluded.keywords,
@@ -652,11 +656,15 @@ impl Txn<'_> {
                message_id = excluded.message_id,
                base = CASE WHEN excluded.partial AND NOT partial THEN base ELSE excluded.base END,
                hash = CASE WHEN excluded.partial AND NOT partial THEN hash ELSE excluded.hash END,
-               partial = CASE WHEN excluded.partial AND NOT partial THEN partial ELSE excluded.partial END",
+               partial = CASE WHEN excluded.partial AND NOT partial THEN partial ELSE excluded.partial END,
+               listing_key = CASE WHEN excluded.partial AND NOT partial THEN NULL
+                                  ELSE excluded.listing_key END",
         )?;
         for r in records {
-            let flags = normalise_flags(&r.flags)?.join(" ");
-            let keywords = normalise_flags(&r.keywords)?.join(" ");
+            let flags = normalise_flags(&r.flags)?;
+            let keywords = normalise_flags(&r.keywords)?;
+            let key = listing_key_of(&r.base, &flags, &keywords, r.size);
+            let (flags, keywords) = (flags.join(" "), keywords.join(" "));
             stmt.execute(params![
                 folder.0,
                 r.uid.get(),
@@ -668,7 +676,8 @@ impl Txn<'_> {
                 r.internaldate.map(|d| d.offset_minutes),
                 r.hash.map(|h| h.0.to_vec()),
                 r.message_id,
-                r.partial
+                r.partial,
+                key
             ])?;
         }
         Ok(())
@@ -679,15 +688,31 @@ impl Txn<'_> {
         if !updates.is_empty() {
             self.unstamp(folder)?;
         }
+        let mut get = self
+            .tx
+            .prepare_cached("SELECT base, size FROM messages WHERE folder_id = ?1 AND uid = ?2")?;
         let mut stmt = self.tx.prepare_cached(
-            "UPDATE messages SET flags = ?3, keywords = ?4 WHERE folder_id = ?1 AND uid = ?2",
+            "UPDATE messages SET flags = ?3, keywords = ?4, listing_key = ?5 \
+             WHERE folder_id = ?1 AND uid = ?2",
         )?;
         for u in updates {
+            let found: Option<(String, Option<i64>)> = get
+                .query_row(params![folder.0, u.uid.get()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((base, size)) = found else { continue };
+            let base = MessageBase::new(&base).map_err(|e| bad("messages.base", e.to_string()))?;
+            let size = size.and_then(|s| u64::try_from(s).ok());
+            let flags = normalise_flags(&u.flags)?;
+            let keywords = normalise_flags(&u.keywords)?;
+            let key = listing_key_of(&base, &flags, &keywords, size);
             stmt.execute(params![
                 folder.0,
                 u.uid.get(),
-                normalise_flags(&u.flags)?.join(" "),
-                normalise_flags(&u.keywords)?.join(" ")
+                flags.join(" "),
+                keywords.join(" "),
+                key
             ])?;
         }
         Ok(())
@@ -697,9 +722,13 @@ impl Txn<'_> {
     /// that changed more than the flags).
     pub fn set_message_base(&self, folder: FolderId, uid: Uid, base: &MessageBase) -> Result<()> {
         self.unstamp(folder)?;
+        let Some(row) = self.message(folder, uid)? else {
+            return Ok(());
+        };
+        let key = listing_key_of(base, &row.flags, &row.keywords, row.size);
         self.exec(
-            "UPDATE messages SET base = ?3 WHERE folder_id = ?1 AND uid = ?2",
-            params![folder.0, uid.get(), base.as_str()],
+            "UPDATE messages SET base = ?3, listing_key = ?4 WHERE folder_id = ?1 AND uid = ?2",
+            params![folder.0, uid.get(), base.as_str(), key],
         )?;
         Ok(())
     }
@@ -752,8 +781,8 @@ impl Txn<'_> {
         )?;
         self.exec(
             "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
-                                  internaldate_tz, hash, message_id, partial)
-             VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                  internaldate_tz, hash, message_id, partial, listing_key)
+             VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 folder.0,
                 record.base.as_str(),
@@ -764,8 +793,54 @@ impl Txn<'_> {
                 record.internaldate.map(|d| d.offset_minutes),
                 record.hash.map(|h| h.0.to_vec()),
                 record.message_id,
-                record.partial
+                record.partial,
+                listing_key_of(
+                    &record.base,
+                    &normalise_flags(&record.flags)?,
+                    &normalise_flags(&record.keywords)?,
+                    record.size
+                )
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Recomputes the listing key of every row of a folder and its listing digest (schema
+    /// v4), after the engine compared the folder's files with its rows one by one: from then
+    /// on the digest alone says whether a listing matches. Does not touch the local stamp.
+    pub fn rebuild_listing_keys(&self, folder: FolderId) -> Result<()> {
+        let mut rows: Vec<(i64, i64)> = Vec::new();
+        {
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT rowid, base, flags, keywords, size FROM messages WHERE folder_id = ?1",
+            )?;
+            let mut it = stmt.query(params![folder.0])?;
+            while let Some(r) = it.next()? {
+                let base: String = r.get(1)?;
+                let base =
+                    MessageBase::new(&base).map_err(|e| bad("messages.base", e.to_string()))?;
+                let flags: String = r.get(2)?;
+                let keywords: String = r.get(3)?;
+                let size: Option<i64> = r.get(4)?;
+                let key = listing_key_of(
+                    &base,
+                    &split_list(&flags),
+                    &split_list(&keywords),
+                    size.and_then(|s| u64::try_from(s).ok()),
+                );
+                rows.push((r.get(0)?, key));
+            }
+        }
+        let mut set = self
+            .tx
+            .prepare_cached("UPDATE messages SET listing_key = ?2 WHERE rowid = ?1")?;
+        for (rowid, key) in &rows {
+            set.execute(params![rowid, key])?;
+        }
+        let digest = fold_listing_keys(rows.iter().map(|(_, k)| *k));
+        self.exec(
+            "UPDATE folders SET listing_digest = ?2, listing_count = ?3 WHERE id = ?1",
+            params![folder.0, digest, to_i64(rows.len() as u64)?],
         )?;
         Ok(())
     }
@@ -1178,6 +1253,63 @@ pub trait StateRead: private::Sealed {
                 out.insert(FolderId(r.get(0)?), LocalStamp { stamp, messages });
             }
         }
+        Ok(out)
+    }
+
+    /// The folder's listing digest and row count (schema v4): the XOR of its rows' listing
+    /// keys, `None` while unknown (an upgraded database, a row written without a key).
+    fn listing_digest(&self, folder: FolderId) -> Result<Option<(i64, u64)>> {
+        let found: Option<(Option<i64>, Option<i64>)> = self
+            .conn()
+            .prepare_cached("SELECT listing_digest, listing_count FROM folders WHERE id = ?1")?
+            .query_row(params![folder.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match found {
+            Some((Some(d), Some(n))) => u64::try_from(n).ok().map(|n| (d, n)),
+            _ => None,
+        })
+    }
+
+    /// The bound rows of these UIDs, by UID: one indexed lookup per UID, so a delta costs
+    /// what it names, not what the folder holds. UIDs without a row are left out.
+    fn messages_by_uids(&self, folder: FolderId, uids: &[Uid]) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND uid = ?2"
+        ))?;
+        let mut out = Vec::new();
+        let mut sorted: Vec<Uid> = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for u in sorted {
+            let mut rows = stmt.query(params![folder.0, u.get()])?;
+            if let Some(r) = rows.next()? {
+                out.push(message_from_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bound rows whose UID lies in one of the inclusive ranges (a VANISHED answer),
+    /// by UID, through the `(folder_id, uid)` index.
+    fn messages_in_uid_ranges(
+        &self,
+        folder: FolderId,
+        ranges: &[(u32, u32)],
+    ) -> Result<Vec<MessageRecord>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+             ORDER BY uid"
+        ))?;
+        let mut out = Vec::new();
+        for &(a, b) in ranges {
+            let (a, b) = (a.min(b), a.max(b));
+            let mut rows = stmt.query(params![folder.0, a, b])?;
+            while let Some(r) = rows.next()? {
+                out.push(message_from_row(r)?);
+            }
+        }
+        out.sort_by_key(|r| r.uid);
+        out.dedup_by_key(|r| r.uid);
         Ok(out)
     }
 

@@ -53,6 +53,21 @@
 //! rows or status clears the stamp ([`crate::Txn`] does it), so a stamp
 //! never outlives the rows it was recorded with. Both columns start NULL:
 //! an upgraded database scans every folder once.
+//!
+//! Version 4 adds the *listing digest*, so that the end of a run can tell
+//! that a folder's directories hold exactly what its rows describe from a
+//! listing of names alone, without reading the rows (see
+//! [`crate::listing_key_of_row`]): `messages.listing_key`, a 64-bit hash of
+//! the file name the row implies (its base and the flag letters its synced
+//! flags give), written by every [`crate::Txn`] method that writes a row;
+//! and per folder `listing_digest` (the XOR of its rows' keys) and
+//! `listing_count` (its number of rows), kept by triggers on every insert,
+//! delete, key change and move of a row. NULL in either means "unknown" and
+//! stays NULL through the triggers (SQL arithmetic on NULL is NULL) until the
+//! engine rebuilds the folder's keys after a full comparison
+//! ([`crate::Txn::rebuild_listing_keys`]). XOR is written `(a | b) - (a & b)`:
+//! the bits of `a & b` are a subset of those of `a | b`, so the subtraction
+//! never borrows and never overflows.
 
 /// `PRAGMA application_id` of a mailfold state database ("MFLD").
 pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
@@ -164,5 +179,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE folders ADD COLUMN local_stamp TEXT;
     ALTER TABLE folders ADD COLUMN stamp_messages INTEGER
         CHECK (stamp_messages IS NULL OR stamp_messages >= 0);
+    "#,
+    // Version 4: listing keys and the per-folder listing digest.
+    r#"
+    ALTER TABLE messages ADD COLUMN listing_key INTEGER;
+    ALTER TABLE folders ADD COLUMN listing_digest INTEGER;
+    ALTER TABLE folders ADD COLUMN listing_count INTEGER;
+    CREATE TRIGGER messages_listing_insert AFTER INSERT ON messages BEGIN
+        UPDATE folders SET
+            listing_digest = (listing_digest | NEW.listing_key) - (listing_digest & NEW.listing_key),
+            listing_count = listing_count + 1
+        WHERE id = NEW.folder_id;
+    END;
+    CREATE TRIGGER messages_listing_delete AFTER DELETE ON messages BEGIN
+        UPDATE folders SET
+            listing_digest = (listing_digest | OLD.listing_key) - (listing_digest & OLD.listing_key),
+            listing_count = listing_count - 1
+        WHERE id = OLD.folder_id;
+    END;
+    CREATE TRIGGER messages_listing_update AFTER UPDATE OF folder_id, listing_key ON messages
+    BEGIN
+        UPDATE folders SET
+            listing_digest = (listing_digest | OLD.listing_key) - (listing_digest & OLD.listing_key),
+            listing_count = listing_count - 1
+        WHERE id = OLD.folder_id;
+        UPDATE folders SET
+            listing_digest = (listing_digest | NEW.listing_key) - (listing_digest & NEW.listing_key),
+            listing_count = listing_count + 1
+        WHERE id = NEW.folder_id;
+    END;
     "#,
 ];
