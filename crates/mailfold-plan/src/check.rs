@@ -575,6 +575,7 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
                     highestmodseq: ModSeq::new(7),
                     messages: state_msgs,
                     pending: vec![],
+                    omitted: 0,
                 });
             }
         }

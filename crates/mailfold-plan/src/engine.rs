@@ -131,6 +131,11 @@ impl<'a> Folder<'a> {
     }
 
     /// Server messages here can be bound to state rows.
+    /// Messages a partial view left out as in sync on both sides ([`StateFolder::omitted`]).
+    fn omitted(&self) -> usize {
+        self.state.map_or(0, |s| s.omitted)
+    }
+
     fn bindable(&self) -> bool {
         matches!(self.mode, Mode::Normal | Mode::Fresh(_) | Mode::Changed(_)) && self.remote_exists
     }
@@ -652,6 +657,7 @@ impl<'a> Planner<'a> {
         for a in 0..n {
             let fa = &self.folders[a];
             let gone_here = fa.mode == Mode::Normal
+                && fa.omitted() == 0
                 && fa.remote_exists
                 && fa.mailbox.is_some()
                 && !fa.local_exists
@@ -736,6 +742,7 @@ impl<'a> Planner<'a> {
             let fa = &self.folders[a];
             let Some(sa) = fa.state else { continue };
             let gone_there = fa.mode == Mode::Normal
+                && fa.omitted() == 0
                 && !fa.remote_exists
                 && fa.local_exists
                 && !fa.rows.is_empty()
@@ -1499,9 +1506,14 @@ impl<'a> Planner<'a> {
             if config.force {
                 continue;
             }
+            // A partial view holds only what changed; the folder's size includes the rest.
             let checks = [
-                (Side::Local, f.local_deletions, f.local.len()),
-                (Side::Remote, f.remote_deletions, f.remote.len()),
+                (Side::Local, f.local_deletions, f.local.len() + f.omitted()),
+                (
+                    Side::Remote,
+                    f.remote_deletions,
+                    f.remote.len() + f.omitted(),
+                ),
             ];
             for (side, deletions, total) in checks {
                 if config.valve.trips(deletions, total) {
@@ -1582,7 +1594,8 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if remote_gone_folder && !f.needs_remote_recreate {
-                if f.local_leaving == f.local.len() && f.pending_now.is_empty() {
+                if f.local_leaving == f.local.len() && f.omitted() == 0 && f.pending_now.is_empty()
+                {
                     if f.local_exists {
                         deletions.push((
                             f.path.depth(),
@@ -1610,6 +1623,7 @@ impl<'a> Planner<'a> {
                 && !f.read_only
                 && !is_inbox(&f.path)
                 && f.remote_leaving == f.remote.len()
+                && f.omitted() == 0
                 && f.pending_now.is_empty()
             {
                 deletions.push((

@@ -569,6 +569,13 @@ pub struct StateFolder {
     pub messages: Vec<StateMessage>,
     /// Pending local changes already reported (V0039).
     pub pending: Vec<PendingKey>,
+    /// Messages left out of this view because neither side changed them: a *partial* view,
+    /// where `messages` holds only the rows a server delta or a local change names, the
+    /// local view holds only their files and the server view is a delta
+    /// ([`RemoteMessages::Changes`]). What is left out is in sync on both sides, so nothing
+    /// is planned for it; it only counts towards the folder's size for the safety valve. 0
+    /// for a complete view.
+    pub omitted: usize,
 }
 
 /// An identifier of a journal entry.

@@ -228,6 +228,7 @@ impl World {
                     highestmodseq: ModSeq::new(rf.hms),
                     messages: rows,
                     pending: vec![],
+                    omitted: 0,
                 },
             );
             w.remote.insert(path.clone(), rf);
@@ -678,6 +679,7 @@ impl World {
                         highestmodseq: None,
                         messages: vec![],
                         pending: vec![],
+                        omitted: 0,
                     },
                 );
             }

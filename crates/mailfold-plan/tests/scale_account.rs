@@ -106,6 +106,7 @@ pub fn synced(folders: usize, per_folder: usize) -> SyncInput {
             highestmodseq: None,
             messages: bodies.map(|(n, u)| state_msg(n, u)).collect(),
             pending: Vec::new(),
+            omitted: 0,
         });
     }
     input

@@ -125,6 +125,9 @@ pub struct FolderCtx {
     /// Skipped entirely: unchanged on the server (STATUS) and locally (its stamp), so not
     /// scanned, not loaded, not selected, and absent from the planner's work.
     pub skipped: bool,
+    /// Read partially: changed on the server only, so only the rows and files its delta
+    /// names were read (not scanned, not loaded whole).
+    pub partial: bool,
 }
 
 /// Where the mirrored folders live on the server (seed V0022). Local folder paths are server
@@ -234,6 +237,11 @@ impl Gathered {
     /// How many folders had their message rows read from the state database.
     pub fn loaded_folders(&self) -> usize {
         self.folders.values().filter(|c| c.loaded).count()
+    }
+
+    /// How many folders were read partially (changed on the server only).
+    pub fn partial_folders(&self) -> usize {
+        self.folders.values().filter(|c| c.partial).count()
     }
 
     /// How many folders were skipped entirely as unchanged on both sides.
@@ -510,8 +518,21 @@ pub fn gather(
         .filter(|p| unchanged.contains(*p))
         .cloned()
         .collect();
+    // Changed on the server only: read partially (see "Partial folders" in the module docs)
+    // when the state can describe the folder's files without a listing.
+    let mut partial: HashMap<FolderPath, FolderId> = HashMap::new();
     for (path, f) in &state_folders {
-        if !candidates.contains_key(path) {
+        let selectable = remote_paths.iter().any(|(p, e)| p == path && !e.noselect);
+        if candidates.contains_key(path)
+            && !skipped.contains(path)
+            && selectable
+            && db.listing_digest(f.id)?.is_some()
+        {
+            partial.insert(path.clone(), f.id);
+        }
+    }
+    for (path, f) in &state_folders {
+        if !candidates.contains_key(path) || partial.contains_key(path) {
             continue;
         }
         if skipped.contains(path) {
@@ -523,6 +544,7 @@ pub fn gather(
                     highestmodseq: k.highestmodseq.and_then(ModSeq::new),
                     messages: Vec::new(),
                     pending: Vec::new(),
+                    omitted: 0,
                 });
             }
             continue;
@@ -537,6 +559,7 @@ pub fn gather(
     }
 
     // ---- local scans
+    let mut deferred: HashMap<FolderPath, (Folder, Option<StampReading>)> = HashMap::new();
     for (path, folder, stamp) in local_folders {
         if skipped.contains(&path) {
             g.input.local.push(LocalFolder {
@@ -545,43 +568,12 @@ pub fn gather(
             });
             continue;
         }
-        let state = rows
-            .rows
-            .get(&path)
-            .map(|(_, _, r)| r.as_slice())
-            .unwrap_or(&[]);
-        let unbound = rows.unbound.get(&path).map_or(&[][..], Vec::as_slice);
-        let by_base: HashMap<&str, &MessageRecord> = state
-            .iter()
-            .chain(unbound)
-            .map(|r| (r.base.as_str(), r))
-            .collect();
-        // A file the state describes completely needs no lstat: its name gives the size,
-        // the row the date (see `describe_local`).
-        let files = folder.scan_with(&|b: &MessageBase| {
-            let r = by_base.get(b.as_str())?;
-            let complete = r.hash.is_some() && r.size.is_some() && r.size == b.crlf_size_field();
-            let date = r.internaldate?;
-            complete.then(|| system_time_of(date.unix))
-        })?;
-        let mut messages = Vec::with_capacity(files.len());
-        let ctx = g.folders.entry(path.clone()).or_default();
-        ctx.scanned = true;
-        ctx.rel = Some(folder.rel().clone());
-        ctx.stamp = stamp;
-        for e in files {
-            match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
-                Ok(m) => messages.push(m),
-                Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
-                    "{}: cannot read ({err}); left alone",
-                    e.path.display()
-                )),
-            }
-            ctx.files.insert(e.base.as_str().to_owned(), e);
+        if partial.contains_key(&path) {
+            deferred.insert(path, (folder, stamp));
+            continue;
         }
-        g.input.local.push(LocalFolder { path, messages });
+        scan_local(path, &folder, stamp, &rows, &mut g, report)?;
     }
-    let state_rows = rows.rows;
 
     // ---- server contents
     for (path, e) in remote_paths {
@@ -608,6 +600,100 @@ pub fn gather(
             });
             continue;
         }
+        let k = known.get(&path);
+        if let (Some(&id), Some(k), false) = (partial.get(&path), k, e.noselect) {
+            let (folder, stamp) = deferred
+                .remove(&path)
+                .expect("every partial folder was deferred by the local listing above");
+            let looked = examine_partial(remote, &e.wire, read_only_account, k, db, id, &folder);
+            match looked {
+                Ok(Partial::View(view)) => {
+                    let ctx = g.folders.entry(path.clone()).or_default();
+                    ctx.read_only = view.mailbox.read_only;
+                    ctx.uidvalidity = view.uidvalidity;
+                    ctx.rel = Some(folder.rel().clone());
+                    ctx.stamp = stamp;
+                    ctx.partial = true;
+                    if view.mailbox.read_only {
+                        report.folder_mut(&shown(&path)).read_only = true;
+                    }
+                    let state = &state_folders
+                        .iter()
+                        .find(|(p, _)| *p == path)
+                        .expect("a partial folder has a state row")
+                        .1;
+                    let mut messages = Vec::with_capacity(view.files.len());
+                    for (entry, row) in view.files.into_iter().zip(&view.rows) {
+                        match describe_local(&entry, Some(row)) {
+                            Ok(m) => messages.push(m),
+                            Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
+                                "{}: cannot read ({err}); left alone",
+                                entry.path.display()
+                            )),
+                        }
+                        ctx.files.insert(entry.base.as_str().to_owned(), entry);
+                    }
+                    g.input.local.push(LocalFolder {
+                        path: path.clone(),
+                        messages,
+                    });
+                    let uv = state.uidvalidity.expect("a partial folder has UIDVALIDITY");
+                    g.input.state.push(StateFolder {
+                        path: path.clone(),
+                        uidvalidity: UidValidity(uv.0),
+                        uidnext: state.uidnext.map(Uid),
+                        highestmodseq: state.highestmodseq.and_then(ModSeq::new),
+                        omitted: k.count.saturating_sub(view.rows.len()),
+                        messages: view
+                            .rows
+                            .iter()
+                            .map(|r| state_message(Some(r.uid), r))
+                            .collect(),
+                        pending: Vec::new(),
+                    });
+                    g.input.remote.push(RemoteFolder {
+                        path,
+                        attributes,
+                        delimiter: e.delimiter,
+                        mailbox: Some(view.mailbox),
+                    });
+                    continue;
+                }
+                Ok(Partial::Complete) => {
+                    // The delta or the files could not be trusted: read the folder whole,
+                    // like any folder with a local change.
+                    let f = &state_folders
+                        .iter()
+                        .find(|(p, _)| *p == path)
+                        .expect("a partial folder has a state row")
+                        .1;
+                    rows.load(db, &path, f, &mut g)?;
+                    if let Some(sf) = g.input.state.iter().find(|s| s.path == path) {
+                        known.insert(path.clone(), known_of(sf, &rows.read_only));
+                    }
+                    scan_local(path.clone(), &folder, stamp, &rows, &mut g, report)?;
+                }
+                Err(crate::SyncError::Remote(err)) if !err.is_fatal() => {
+                    report
+                        .folder_mut(&shown(&path))
+                        .errors
+                        .push(format!("cannot open folder: {err}"));
+                    g.input.local.push(LocalFolder {
+                        path: path.clone(),
+                        messages: Vec::new(),
+                    });
+                    g.input.remote.push(RemoteFolder {
+                        path,
+                        attributes,
+                        delimiter: e.delimiter,
+                        mailbox: None,
+                    });
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let ctx = g.folders.entry(path.clone()).or_default();
         let k = known.get(&path);
         let mailbox = if e.noselect {
             None
@@ -641,7 +727,7 @@ pub fn gather(
                 remote,
                 &e.wire,
                 read_only_account,
-                state_rows.get(&path),
+                rows.rows.get(&path),
                 k.filter(|k| k.all_bound && k.highestmodseq.is_some()),
             ) {
                 Ok((mb, uv)) => {
@@ -743,25 +829,227 @@ impl StateRows {
             highestmodseq: f.highestmodseq.and_then(ModSeq::new),
             messages: rows
                 .iter()
-                .map(|r| (Some(Uid(r.uid.0)), r))
-                .chain(unbound.iter().map(|r| (None, r)))
-                .map(|(uid, r)| StateMessage {
-                    uid,
-                    local: LocalId::new(r.base.as_str()),
-                    flags: row_flags(r),
-                    size: r.size.unwrap_or(0),
-                    internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
-                    message_id: r.message_id.clone(),
-                    hash: r.hash.map(to_plan_hash),
-                    partial: r.partial,
-                })
+                .map(|r| state_message(Some(r.uid), r))
+                .chain(unbound.iter().map(|r| state_message(None, r)))
                 .collect(),
             pending,
+            omitted: 0,
         });
         self.rows.insert(path.clone(), (f.id, uv.get(), rows));
         self.unbound.insert(path.clone(), unbound);
         Ok(())
     }
+}
+
+/// A state row as the planner sees it; `uid` is `None` for an unbound row.
+fn state_message(uid: Option<mailfold_store::Uid>, r: &MessageRecord) -> StateMessage {
+    StateMessage {
+        uid: uid.map(|u| Uid(u.0)),
+        local: LocalId::new(r.base.as_str()),
+        flags: row_flags(r),
+        size: r.size.unwrap_or(0),
+        internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
+        message_id: r.message_id.clone(),
+        hash: r.hash.map(to_plan_hash),
+        partial: r.partial,
+    }
+}
+
+/// Scans one local folder whose rows (if any) are in `rows`, into the planner's local view
+/// and the folder's context.
+fn scan_local(
+    path: FolderPath,
+    folder: &Folder,
+    stamp: Option<StampReading>,
+    rows: &StateRows,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+) -> Result<(), crate::SyncError> {
+    let state = rows
+        .rows
+        .get(&path)
+        .map(|(_, _, r)| r.as_slice())
+        .unwrap_or(&[]);
+    let unbound = rows.unbound.get(&path).map_or(&[][..], Vec::as_slice);
+    let by_base: HashMap<&str, &MessageRecord> = state
+        .iter()
+        .chain(unbound)
+        .map(|r| (r.base.as_str(), r))
+        .collect();
+    // A file the state describes completely needs no lstat: its name gives the size,
+    // the row the date (see `describe_local`).
+    let files = folder.scan_with(&|b: &MessageBase| {
+        let r = by_base.get(b.as_str())?;
+        let complete = r.hash.is_some() && r.size.is_some() && r.size == b.crlf_size_field();
+        let date = r.internaldate?;
+        complete.then(|| system_time_of(date.unix))
+    })?;
+    let mut messages = Vec::with_capacity(files.len());
+    let ctx = g.folders.entry(path.clone()).or_default();
+    ctx.scanned = true;
+    ctx.rel = Some(folder.rel().clone());
+    ctx.stamp = stamp;
+    for e in files {
+        match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
+            Ok(m) => messages.push(m),
+            Err(err) => report.folder_mut(&path.to_string()).warnings.push(format!(
+                "{}: cannot read ({err}); left alone",
+                e.path.display()
+            )),
+        }
+        ctx.files.insert(e.base.as_str().to_owned(), e);
+    }
+    g.input.local.push(LocalFolder { path, messages });
+    Ok(())
+}
+
+/// What [`examine_partial`] found.
+enum Partial {
+    /// A delta the planner can use with the rows and files it names.
+    View(PartialView),
+    /// The folder must be read whole (a delta that does not account for every message, a
+    /// server without CONDSTORE, a file not where its row says). It is selected already.
+    Complete,
+}
+
+/// A folder changed on the server only, read partially.
+struct PartialView {
+    /// The delta since the state's HIGHESTMODSEQ.
+    mailbox: RemoteMailbox,
+    /// UIDVALIDITY as SELECT gave it.
+    uidvalidity: Option<u32>,
+    /// The rows the delta names (changed or vanished UIDs), by UID.
+    rows: Vec<MessageRecord>,
+    /// Each row's file, in the same order.
+    files: Vec<MessageEntry>,
+}
+
+/// Reads a folder whose directories did not change since its last complete run (its local
+/// stamp) while the server reports a change: the CONDSTORE/QRESYNC delta, the rows of the
+/// UIDs it names (indexed lookups, RFC 7162), and those rows' files, found where a
+/// complete run left them (`cur/` or `new/`, the base and the flag letters the row
+/// records: the listing digest checked that every row's file had exactly that base and
+/// those letters when the stamp was recorded). Nothing else of the folder is read: the
+/// planner takes the rest as in sync ([`StateFolder::omitted`]).
+fn examine_partial(
+    remote: &mut dyn Remote,
+    wire: &[u8],
+    read_only: bool,
+    k: &Known,
+    db: &StateDb,
+    id: FolderId,
+    folder: &Folder,
+) -> Result<Partial, crate::SyncError> {
+    let Some(since) = k.highestmodseq else {
+        return Ok(Partial::Complete);
+    };
+    let Some(ch) = remote.select_changes(wire, read_only, k.uidvalidity, since)? else {
+        return Ok(Partial::Complete);
+    };
+    let (Some(since), true) = (
+        ModSeq::new(since),
+        ch.selected.uidvalidity == Some(k.uidvalidity),
+    ) else {
+        return Ok(Partial::Complete);
+    };
+    let changed_uids: Vec<mailfold_store::Uid> = ch
+        .changed
+        .iter()
+        .filter_map(|m| mailfold_store::Uid::new(m.uid))
+        .collect();
+    let mut rows = db.messages_by_uids(id, &changed_uids)?;
+    let known: BTreeSet<u32> = rows.iter().map(|r| r.uid.get()).collect();
+    let new = ch
+        .changed
+        .iter()
+        .filter(|m| !known.contains(&m.uid))
+        .count();
+    let gone = match &ch.vanished {
+        Some(v) => db.messages_in_uid_ranges(id, v)?,
+        None => Vec::new(),
+    };
+    // The same rule as the complete path's incremental view: the delta is trusted only when
+    // it accounts for every message the server holds.
+    let exists = usize::try_from(ch.selected.exists).unwrap_or(usize::MAX);
+    if exists != (k.count + new).saturating_sub(gone.len()) {
+        return Ok(Partial::Complete);
+    }
+    rows.extend(gone);
+    rows.sort_by_key(|r| r.uid);
+    rows.dedup_by_key(|r| r.uid);
+    let mut files = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match find_file(folder, r) {
+            Some(e) => files.push(e),
+            None => return Ok(Partial::Complete),
+        }
+    }
+    let sel = ch.selected;
+    let changed = with_details(remote, ch.changed, &known)?;
+    let vanished = ch
+        .vanished
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(a, b)| {
+            Some(UidRange {
+                first: Uid::new(a.max(1))?,
+                last: Uid::new(b)?,
+            })
+        })
+        .collect();
+    Ok(Partial::View(PartialView {
+        mailbox: RemoteMailbox {
+            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+            uidnext: sel.uidnext.and_then(Uid::new),
+            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
+            permanent_flags: permanent_flags_of(&sel.permanent_flags),
+            read_only: sel.read_only,
+            messages: RemoteMessages::Changes {
+                since,
+                changed,
+                vanished,
+            },
+        },
+        uidvalidity: sel.uidvalidity,
+        rows,
+        files,
+    }))
+}
+
+/// The file of a row in a folder whose listing digest matched its rows: `cur/` with the
+/// row's letters (where mailfold and mail readers keep read mail), else `new/` without or
+/// with them. `None` when none is there as a regular file (for example a name with
+/// non-standard letters, which the digest leaves aside): the caller then lists the folder.
+fn find_file(folder: &Folder, r: &MessageRecord) -> Option<MessageEntry> {
+    let flags = mailfold_store::MaildirFlags::from_imap(
+        r.flags.iter().chain(&r.keywords).map(String::as_str),
+        &mailfold_store::MaildirFlags::empty(),
+    );
+    let base = r.base.as_str();
+    let candidates = [
+        (Subdir::Cur, format!("{base}:2,{flags}")),
+        (Subdir::New, base.to_owned()),
+        (Subdir::New, format!("{base}:2,{flags}")),
+    ];
+    for (subdir, name) in candidates {
+        let path = folder.path().join(subdir.as_str()).join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let (parsed_base, parsed_flags) = MessageBase::parse_file_name(&name)?;
+        return Some(MessageEntry {
+            base: parsed_base,
+            flags: parsed_flags,
+            subdir,
+            path,
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        });
+    }
+    None
 }
 
 /// What the state view of a folder says, for the incremental paths.
@@ -1145,7 +1433,9 @@ pub fn record_stamps_with(
             Some((before, read_at))
                 if ctx.scanned && now == Some(before) && before.is_settled(read_at) =>
             {
-                todo.push((id, before));
+                // Scanned and loaded whole, unchanged since: the rows the scan matched are
+                // the ones the keys are rebuilt from, when they are not known yet.
+                todo.push((id, before, db.listing_digest(id)?.is_none()));
             }
             _ => to_verify.push((id, folder)),
         }
@@ -1153,7 +1443,7 @@ pub fn record_stamps_with(
     let mut again = Vec::new();
     for (id, folder) in to_verify {
         match verify(db, &folder, id, during_listing)? {
-            Verified::Matches(stamp) => todo.push((id, stamp)),
+            Verified::Matches(stamp, rebuild) => todo.push((id, stamp, rebuild)),
             Verified::SameTick(s1) => again.push((id, folder, s1)),
             Verified::No => {}
         }
@@ -1161,26 +1451,29 @@ pub fn record_stamps_with(
     if !again.is_empty() {
         wait_for_next_tick(&again);
         for (id, folder, _) in again {
-            if let Verified::Matches(stamp) = verify(db, &folder, id, during_listing)? {
-                todo.push((id, stamp));
+            if let Verified::Matches(stamp, rebuild) = verify(db, &folder, id, during_listing)? {
+                todo.push((id, stamp, rebuild));
             }
         }
     }
     let mut fresh = Vec::with_capacity(todo.len());
-    for (id, stamp) in todo {
+    for (id, stamp, rebuild) in todo {
         if let Some(r) = recorded.get(&id) {
-            if r.stamp == stamp && r.messages == db.message_counts(id)?.0 {
+            if !rebuild && r.stamp == stamp && r.messages == db.message_counts(id)?.0 {
                 continue;
             }
         }
-        fresh.push((id, stamp));
+        fresh.push((id, stamp, rebuild));
     }
     if fresh.is_empty() {
         return Ok(0);
     }
     Ok(db.write(|tx| {
         let mut n = 0;
-        for (id, stamp) in &fresh {
+        for (id, stamp, rebuild) in &fresh {
+            if *rebuild {
+                tx.rebuild_listing_keys(*id)?;
+            }
             n += usize::from(tx.set_local_stamp(*id, stamp)?);
         }
         Ok(n)
@@ -1206,8 +1499,9 @@ fn wait_for_next_tick(folders: &[(FolderId, Folder, DirStamp)]) {
 
 /// What checking a folder's directories against the state found.
 enum Verified {
-    /// The listing is what the state describes, under this stamp, which can be recorded.
-    Matches(DirStamp),
+    /// The listing is what the state describes, under this stamp, which can be recorded;
+    /// `true` when it was compared row by row, so the listing keys are rebuilt with it.
+    Matches(DirStamp, bool),
     /// Everything matched but this stamp's latest time is in the file system's current clock
     /// tick: worth one more try once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
     SameTick(DirStamp),
@@ -1229,7 +1523,14 @@ fn verify(
     if db.message_counts(id)?.1 > 0 {
         return Ok(Verified::No);
     }
-    let rows = db.messages(id)?;
+    // With a known listing digest (schema v4) the names alone are compared, through the
+    // digest; otherwise the rows are read and compared one by one, and a match makes the
+    // digest known for the next time.
+    let digest = db.listing_digest(id)?;
+    let rows = match digest {
+        Some(_) => None,
+        None => Some(db.messages(id)?),
+    };
     let Ok(Some(fs_now)) = folder.fs_time() else {
         return Ok(Verified::No);
     };
@@ -1248,11 +1549,17 @@ fn verify(
     let Ok(Some(s2)) = folder.stamp() else {
         return Ok(Verified::No);
     };
-    if s1 != s2 || !listing_matches(&files, &rows) {
+    let matches = match (&digest, &rows) {
+        (Some(d), _) => listing_matches_digest(&files, *d),
+        (None, Some(rows)) => listing_matches(&files, rows),
+        (None, None) => false,
+    };
+    if s1 != s2 || !matches {
         return Ok(Verified::No);
     }
+    let rebuild = digest.is_none();
     Ok(if s1.is_before(fs_now) {
-        Verified::Matches(s1)
+        Verified::Matches(s1, rebuild)
     } else {
         Verified::SameTick(s1)
     })
@@ -1282,6 +1589,26 @@ fn listing_matches(files: &[MessageEntry], rows: &[MessageRecord]) -> bool {
             .is_none_or(|size| r.size == Some(size));
         seen.insert(e.base.as_str()) && size_ok && local_flags(e, Some(r)) == row_flags(r)
     })
+}
+
+/// [`listing_matches`] through the folder's listing digest and row count (schema v4): the
+/// files' keys ([`mailfold_store::listing_key_of_file`]) fold to the digest of the rows'
+/// keys, there are as many files as rows, and no base appears twice. Distinct bases give
+/// distinct keys (64-bit hashes), so equal digests mean equal sets of keys, and a file's key
+/// equals its row's exactly when [`listing_matches`] would accept the pair.
+fn listing_matches_digest(files: &[MessageEntry], (digest, count): (i64, u64)) -> bool {
+    if files.len() as u64 != count {
+        return false;
+    }
+    let mut bases: Vec<&str> = files.iter().map(|e| e.base.as_str()).collect();
+    bases.sort_unstable();
+    if bases.windows(2).any(|w| w[0] == w[1]) {
+        return false;
+    }
+    let keys = files
+        .iter()
+        .map(|e| mailfold_store::listing_key_of_file(&e.base, &e.flags));
+    mailfold_store::fold_listing_keys(keys) == digest
 }
 
 /// The journal detail of an APPEND intent: what was sent, so the copy can be recognised.
