@@ -4,7 +4,6 @@
 //! store translate their own views into them, and a test or a fuzzer can build them by hand. They
 //! describe *what is*, never what to do; decisions live in [`super::engine`].
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -201,9 +200,67 @@ impl Flag {
     }
 }
 
+/// The system flags in [`Flag`]'s order; bit `i` of [`FlagSet`]'s mask is `SYSTEM[i]`.
+static SYSTEM: [Flag; 5] = [
+    Flag::Seen,
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Draft,
+];
+
+fn system_bit(flag: &Flag) -> Option<u8> {
+    match flag {
+        Flag::Seen => Some(1),
+        Flag::Answered => Some(1 << 1),
+        Flag::Flagged => Some(1 << 2),
+        Flag::Deleted => Some(1 << 3),
+        Flag::Draft => Some(1 << 4),
+        Flag::Keyword(_) | Flag::Extension(_) => None,
+    }
+}
+
 /// A set of flags: the five system flags, extension flags and keywords.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FlagSet(pub BTreeSet<Flag>);
+///
+/// Compact, because the planner holds several per message: the system flags are a bit mask
+/// and only keywords and extension flags take heap space (none at all for the common message
+/// that has system flags only). The order, equality and hash are those of the set of flags
+/// (iteration in [`Flag`]'s order), whatever the representation.
+#[derive(Debug, Clone, Default)]
+pub struct FlagSet {
+    /// The system flags present, one bit each (see `SYSTEM`).
+    system: u8,
+    /// Keywords and extension flags, sorted, without duplicates.
+    other: Vec<Flag>,
+}
+
+impl PartialEq for FlagSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.system == other.system && self.other == other.other
+    }
+}
+
+impl Eq for FlagSet {}
+
+impl std::hash::Hash for FlagSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.system.hash(state);
+        self.other.hash(state);
+    }
+}
+
+impl PartialOrd for FlagSet {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for FlagSet {
+    /// Lexicographic over the flags in order, as for an ordered set of flags.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
+    }
+}
 
 impl FlagSet {
     /// The empty set.
@@ -213,48 +270,111 @@ impl FlagSet {
 
     /// Builds a set from wire names, dropping `\Recent` (seed V0004).
     pub fn from_imap<'a, I: IntoIterator<Item = &'a str>>(names: I) -> FlagSet {
-        FlagSet(names.into_iter().filter_map(Flag::from_imap).collect())
+        names.into_iter().filter_map(Flag::from_imap).collect()
     }
 
     /// Whether `flag` is in the set.
     pub fn contains(&self, flag: &Flag) -> bool {
-        self.0.contains(flag)
+        match system_bit(flag) {
+            Some(b) => self.system & b != 0,
+            None => self.other.binary_search(flag).is_ok(),
+        }
     }
 
     /// Adds a flag.
     pub fn insert(&mut self, flag: Flag) {
-        self.0.insert(flag);
+        match system_bit(&flag) {
+            Some(b) => self.system |= b,
+            None => {
+                if let Err(i) = self.other.binary_search(&flag) {
+                    self.other.insert(i, flag);
+                }
+            }
+        }
+    }
+
+    /// Removes a flag; returns whether it was there.
+    pub fn remove(&mut self, flag: &Flag) -> bool {
+        match system_bit(flag) {
+            Some(b) => {
+                let had = self.system & b != 0;
+                self.system &= !b;
+                had
+            }
+            None => match self.other.binary_search(flag) {
+                Ok(i) => {
+                    self.other.remove(i);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.system == 0 && self.other.is_empty()
+    }
+
+    /// How many flags the set holds.
+    pub fn len(&self) -> usize {
+        self.system.count_ones() as usize + self.other.len()
     }
 
     /// Iterates in order.
     pub fn iter(&self) -> impl Iterator<Item = &Flag> {
-        self.0.iter()
+        SYSTEM
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.system & (1 << i) != 0)
+            .map(|(_, f)| f)
+            .chain(self.other.iter())
+    }
+
+    /// Keeps the flags for which `keep` holds.
+    fn filtered(&self, keep: impl Fn(&Flag) -> bool) -> FlagSet {
+        let mut system = 0;
+        for (i, f) in SYSTEM.iter().enumerate() {
+            if self.system & (1 << i) != 0 && keep(f) {
+                system |= 1 << i;
+            }
+        }
+        FlagSet {
+            system,
+            other: self.other.iter().filter(|f| keep(f)).cloned().collect(),
+        }
     }
 
     /// Flags in `self` but not in `other`.
     pub fn difference(&self, other: &FlagSet) -> FlagSet {
-        FlagSet(self.0.difference(&other.0).cloned().collect())
+        self.filtered(|f| !other.contains(f))
     }
 
     /// Flags in both.
     pub fn intersection(&self, other: &FlagSet) -> FlagSet {
-        FlagSet(self.0.intersection(&other.0).cloned().collect())
+        self.filtered(|f| other.contains(f))
     }
 
     /// Flags in either.
     pub fn union(&self, other: &FlagSet) -> FlagSet {
-        FlagSet(self.0.union(&other.0).cloned().collect())
+        let mut out = self.clone();
+        out.system |= other.system;
+        for f in &other.other {
+            if let Err(i) = out.other.binary_search(f) {
+                out.other.insert(i, f.clone());
+            }
+        }
+        out
     }
 }
 
 impl FromIterator<Flag> for FlagSet {
     fn from_iter<T: IntoIterator<Item = Flag>>(iter: T) -> Self {
-        FlagSet(iter.into_iter().collect())
+        let mut set = FlagSet::new();
+        for f in iter {
+            set.insert(f);
+        }
+        set
     }
 }
 

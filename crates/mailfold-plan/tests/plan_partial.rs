@@ -17,8 +17,18 @@ use mailfold_plan::{
 use model::{BodyId, World};
 use proptest::prelude::*;
 
+/// How the server's side of a partial view is given.
+#[derive(Debug, Clone, Copy)]
+enum Delta {
+    /// A CONDSTORE/QRESYNC delta: what changed since the state's HIGHESTMODSEQ, and VANISHED.
+    Changes,
+    /// A server without CONDSTORE: its complete listing merged against the state, given as a
+    /// complete view of only the messages whose flags differ and the new ones.
+    Merged,
+}
+
 /// The partial form of a complete input whose local side equals its state (no local change).
-fn partial_of(input: &SyncInput) -> SyncInput {
+fn partial_of(input: &SyncInput, delta: Delta) -> SyncInput {
     let mut out = input.clone();
     for rf in &mut out.remote {
         let Some(mb) = rf.mailbox.as_mut() else {
@@ -37,10 +47,13 @@ fn partial_of(input: &SyncInput) -> SyncInput {
             .filter_map(|m| Some((m.uid?, m)))
             .collect();
         let now: BTreeSet<Uid> = msgs.iter().map(|m| m.uid).collect();
-        // What CONDSTORE reports: every message with a MODSEQ above the state's.
         let changed: Vec<_> = msgs
             .iter()
-            .filter(|m| m.modseq.is_some_and(|s| s > since))
+            .filter(|m| match delta {
+                // What CONDSTORE reports: every message with a MODSEQ above the state's.
+                Delta::Changes => m.modseq.is_some_and(|s| s > since),
+                Delta::Merged => rows.get(&m.uid).is_none_or(|r| r.flags != m.flags),
+            })
             .cloned()
             .collect();
         let vanished: Vec<UidRange> = rows
@@ -85,10 +98,13 @@ fn partial_of(input: &SyncInput) -> SyncInput {
                 .cloned()
                 .collect(),
         };
-        mb.messages = RemoteMessages::Changes {
-            since,
-            changed,
-            vanished,
+        mb.messages = match delta {
+            Delta::Changes => RemoteMessages::Changes {
+                since,
+                changed,
+                vanished,
+            },
+            Delta::Merged => RemoteMessages::Complete(changed),
         };
     }
     out
@@ -161,11 +177,9 @@ fn apply(w: &mut World, c: &Change) {
             let hms = f.hms;
             let m = f.msgs.get_mut(&u).unwrap();
             let flag = flag_of(*flag);
-            let mut set = m.flags.0.clone();
-            if !set.remove(&flag) {
-                set.insert(flag);
+            if !m.flags.remove(&flag) {
+                m.flags.insert(flag);
             }
-            m.flags = FlagSet(set);
             m.modseq = hms;
         }
         Change::Expunge { folder, pick: n } => {
@@ -251,12 +265,13 @@ proptest! {
             apply(&mut w, c);
         }
         let complete = w.input();
-        let partial = partial_of(&complete);
         let config = PlanConfig { force, ..PlanConfig::default() };
         let a = plan(&complete, &config);
-        let b = plan(&partial, &config);
-        prop_assert_eq!(&a.ops, &b.ops);
-        prop_assert_eq!(&a.refused, &b.refused);
+        for delta in [Delta::Changes, Delta::Merged] {
+            let b = plan(&partial_of(&complete, delta), &config);
+            prop_assert_eq!(&a.ops, &b.ops, "{:?}", delta);
+            prop_assert_eq!(&a.refused, &b.refused, "{:?}", delta);
+        }
     }
 }
 
@@ -264,7 +279,9 @@ proptest! {
 #[test]
 fn an_empty_delta_plans_nothing() {
     let w = account(&[(5, 1), (3, 2), (0, 3)]);
-    let p = plan(&partial_of(&w.input()), &PlanConfig::default());
-    assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    for delta in [Delta::Changes, Delta::Merged] {
+        let p = plan(&partial_of(&w.input(), delta), &PlanConfig::default());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    }
     assert!(ModSeq::new(1).is_some());
 }
