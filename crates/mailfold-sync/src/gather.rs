@@ -57,6 +57,22 @@
 //! a stamp cannot see is a file rewritten in place under the same name, which Maildir
 //! forbids.
 //!
+//! # Partial folders: reading only what changed
+//!
+//! A folder whose stamp is the recorded one (nothing changed locally) but whose server
+//! status moved (or any such folder, on a server without CONDSTORE, where STATUS cannot
+//! tell) is read *partially* ([`examine_partial`]): the CONDSTORE/QRESYNC delta since the
+//! recorded HIGHESTMODSEQ — or, without CONDSTORE, the complete flag listing merged against
+//! the rows streamed in UID order — gives the UIDs that changed, appeared or vanished; only
+//! those rows are read (by UID), and only their files are looked up, by the name a complete
+//! run leaves (the listing digest, schema v4, proved at the stamp's recording that every row
+//! had exactly that file). The planner gets those rows and files, the delta, and the number
+//! of rows left out ([`StateFolder::omitted`]): it plans exactly what a complete view would
+//! (a property test in mailfold-plan checks it). A delta that does not account for every
+//! message, a changed UIDVALIDITY, or a file not where its row says sends the folder back
+//! to the complete read. The run's own STORE and APPEND echo back in the next run's delta
+//! and cost just the rows they name.
+//!
 //! # State view
 //!
 //! Folder rows with a UIDVALIDITY, their message rows and pending marks; open journal
@@ -225,6 +241,30 @@ pub struct Gathered {
     pub delimiter: Option<char>,
     /// Where the mirrored folders live on the server (V0022).
     pub root: FolderRoot,
+    /// Folders left out of the views to be read, planned and applied one at a time
+    /// ([`gather_with`] with `defer_fresh`): new to a mirror that holds nothing yet.
+    pub fresh: Vec<FreshFolder>,
+}
+
+/// A server folder of an account whose mirror and state hold nothing yet: no message of it
+/// can match anything already mirrored, so it is read, planned and applied on its own
+/// ([`gather_fresh`]), and memory follows the largest folder instead of the account.
+#[derive(Debug, Clone)]
+pub struct FreshFolder {
+    /// The local folder path.
+    pub path: FolderPath,
+    /// Its LIST entry.
+    pub entry: crate::remote::ListEntry,
+    /// MESSAGES from STATUS (or LIST-STATUS), to size the work; 0 when unknown.
+    pub messages: u32,
+}
+
+/// What [`gather_with`] may do beyond [`gather`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatherOptions {
+    /// Leave the folders of an account with an empty mirror and state out of the views
+    /// ([`Gathered::fresh`]) instead of reading them all at once.
+    pub defer_fresh: bool,
 }
 
 impl Gathered {
@@ -301,6 +341,25 @@ pub fn gather(
     maildir: &Maildir,
     db: &StateDb,
     report: &mut SyncReport,
+) -> Result<Gathered, crate::SyncError> {
+    gather_with(
+        remote,
+        account,
+        maildir,
+        db,
+        report,
+        GatherOptions::default(),
+    )
+}
+
+/// [`gather`] with options.
+pub fn gather_with(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &StateDb,
+    report: &mut SyncReport,
+    options: GatherOptions,
 ) -> Result<Gathered, crate::SyncError> {
     let mut g = Gathered::default();
     let patterns = &account.folders;
@@ -403,7 +462,16 @@ pub fn gather(
     // ---- folders that may need no look at all: the server status and the local stamp
     // recorded at the end of the last complete run, with no pending change or open intent.
     let intents = db.open_intents()?;
-    let candidates: HashMap<FolderPath, Known> = if condstore {
+    // An empty mirror with an empty state: nothing of any folder can match anything else,
+    // so each folder can be read, planned and applied alone.
+    let defer = options.defer_fresh
+        && state_folders.is_empty()
+        && local_folders.is_empty()
+        && intents.is_empty();
+    // Without CONDSTORE no STATUS can say "unchanged" (a flag change shows in none of its
+    // items), so none of these is skipped; they are read partially instead (a merge of the
+    // server's complete listing against the state, below).
+    let candidates: HashMap<FolderPath, Known> = {
         let stamps = db.local_stamps()?;
         let mut busy = db.folders_with_pending()?;
         for i in &intents {
@@ -417,7 +485,7 @@ pub fn gather(
         state_folders
             .iter()
             .filter_map(|(path, f)| {
-                let (uv, hms) = (f.uidvalidity?, f.highestmodseq?);
+                let (uv, hms) = (f.uidvalidity?, f.highestmodseq);
                 let recorded = stamps.get(&f.id)?;
                 let (rel, now) = local_stamps.get(path)?;
                 let same =
@@ -426,7 +494,7 @@ pub fn gather(
                     let k = Known {
                         uidvalidity: uv.get(),
                         uidnext: f.uidnext.map(|u| u.get()),
-                        highestmodseq: Some(hms),
+                        highestmodseq: hms,
                         bound: BTreeSet::new(),
                         count: usize::try_from(recorded.messages).unwrap_or(usize::MAX),
                         all_bound: true,
@@ -436,8 +504,6 @@ pub fn gather(
                 })
             })
             .collect()
-    } else {
-        HashMap::new()
     };
 
     // ---- state rows of every other folder
@@ -576,6 +642,36 @@ pub fn gather(
     }
 
     // ---- server contents
+    let (remote_paths, fresh): (Vec<_>, Vec<_>) = remote_paths
+        .into_iter()
+        .partition(|(_, e)| !defer || e.noselect);
+    if !fresh.is_empty() {
+        let names: Vec<Vec<u8>> = fresh
+            .iter()
+            .filter(|(_, e)| e.status.is_none())
+            .map(|(_, e)| e.wire.clone())
+            .collect();
+        let mut fetched = if names.is_empty() {
+            Vec::new()
+        } else {
+            remote.status_all(&names)?
+        }
+        .into_iter();
+        for (path, entry) in fresh {
+            let st = match entry.status {
+                Some(st) => Some(st),
+                None => fetched.next().flatten(),
+            };
+            let messages = st.and_then(|s| s.messages).unwrap_or(0);
+            g.fresh.push(FreshFolder {
+                path,
+                entry,
+                messages,
+            });
+        }
+        // Parents before children, as the plan would create them.
+        g.fresh.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     for (path, e) in remote_paths {
         let ctx = g.folders.entry(path.clone()).or_default();
         ctx.wire = Some(e.wire.clone());
@@ -784,6 +880,56 @@ pub fn gather(
     Ok(g)
 }
 
+/// Reads one folder of [`Gathered::fresh`] (SELECT or EXAMINE, UIDs, flags and content
+/// details) into views of its own: the server's, with no local folder and no state. `None`
+/// when the folder could not be opened (recorded in `report`); a fatal server error is an
+/// error.
+pub fn gather_fresh(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    fresh: &FreshFolder,
+    report: &mut SyncReport,
+) -> Result<Option<(SyncInput, FolderCtx)>, crate::SyncError> {
+    let e = &fresh.entry;
+    let mut ctx = FolderCtx {
+        wire: Some(e.wire.clone()),
+        delimiter: e.delimiter,
+        special_use: e.special_use.clone(),
+        subscribed: e.subscribed,
+        ..FolderCtx::default()
+    };
+    let read_only_account = account.direction == Direction::Pull;
+    let (mb, uv) = match examine_folder(remote, &e.wire, read_only_account, None, None) {
+        Ok(found) => found,
+        Err(err) if err.is_fatal() => return Err(err.into()),
+        Err(err) => {
+            report
+                .folder_mut(&fresh.path.to_string())
+                .errors
+                .push(format!("cannot open folder: {err}"));
+            return Ok(None);
+        }
+    };
+    ctx.read_only = mb.read_only;
+    ctx.uidvalidity = uv;
+    if mb.read_only {
+        report.folder_mut(&fresh.path.to_string()).read_only = true;
+    }
+    let input = SyncInput {
+        remote: vec![RemoteFolder {
+            path: fresh.path.clone(),
+            attributes: FolderAttributes {
+                noselect: false,
+                nonexistent: false,
+            },
+            delimiter: e.delimiter,
+            mailbox: Some(mb),
+        }],
+        ..SyncInput::default()
+    };
+    Ok(Some((input, ctx)))
+}
+
 /// The message rows read so far, by folder, for the scans and the server reads.
 #[derive(Debug, Default)]
 struct StateRows {
@@ -940,12 +1086,14 @@ fn examine_partial(
     id: FolderId,
     folder: &Folder,
 ) -> Result<Partial, crate::SyncError> {
-    let Some(since) = k.highestmodseq else {
-        return Ok(Partial::Complete);
+    let changes = match k.highestmodseq {
+        Some(since) => remote.select_changes(wire, read_only, k.uidvalidity, since)?,
+        None => None,
     };
-    let Some(ch) = remote.select_changes(wire, read_only, k.uidvalidity, since)? else {
-        return Ok(Partial::Complete);
+    let Some(ch) = changes else {
+        return merge_listing(remote, wire, read_only, k, db, id, folder);
     };
+    let since = k.highestmodseq.unwrap_or(0);
     let (Some(since), true) = (
         ModSeq::new(since),
         ch.selected.uidvalidity == Some(k.uidvalidity),
@@ -1014,6 +1162,93 @@ fn examine_partial(
         rows,
         files,
     }))
+}
+
+/// [`examine_partial`] for a server without CONDSTORE (or a folder without
+/// HIGHESTMODSEQ): SELECT, the complete `UID FETCH 1:* (UID FLAGS)` listing, merged against
+/// the state's rows in UID order one row at a time (never holding the folder's rows), into
+/// the messages whose flags differ, the new ones and the vanished ones. The planner then
+/// gets a complete view of just those (absent named rows are gone) with the rest omitted.
+fn merge_listing(
+    remote: &mut dyn Remote,
+    wire: &[u8],
+    read_only: bool,
+    k: &Known,
+    db: &StateDb,
+    id: FolderId,
+    folder: &Folder,
+) -> Result<Partial, crate::SyncError> {
+    let sel = remote.select(wire, read_only)?;
+    if sel.uidvalidity != Some(k.uidvalidity) {
+        return Ok(Partial::Complete);
+    }
+    let mut listing = remote.fetch_flags()?;
+    listing.sort_by_key(|m| m.uid);
+    listing.dedup_by_key(|m| m.uid);
+    let uidnext = sel
+        .uidnext
+        .or_else(|| listing.last().and_then(|m| m.uid.checked_add(1)));
+    let mut differs: Vec<u32> = Vec::new();
+    let mut gone: Vec<mailfold_store::Uid> = Vec::new();
+    let mut seen_rows = 0usize;
+    let mut i = 0;
+    db.for_each_message_flags(id, &mut |uid, flags, keywords| {
+        seen_rows += 1;
+        let uid = uid.get();
+        while listing.get(i).is_some_and(|m| m.uid < uid) {
+            differs.push(listing[i].uid);
+            i += 1;
+        }
+        match listing.get(i) {
+            Some(m) if m.uid == uid => {
+                let row = flagset(&split_words(flags)).union(&flagset(&split_words(keywords)));
+                if flagset(&m.flags) != row {
+                    differs.push(uid);
+                }
+                i += 1;
+            }
+            _ => gone.extend(mailfold_store::Uid::new(uid)),
+        }
+    })?;
+    differs.extend(listing[i..].iter().map(|m| m.uid));
+    if seen_rows != k.count {
+        return Ok(Partial::Complete);
+    }
+    let named: Vec<mailfold_store::Uid> = differs
+        .iter()
+        .filter_map(|&u| mailfold_store::Uid::new(u))
+        .chain(gone.iter().copied())
+        .collect();
+    let rows = db.messages_by_uids(id, &named)?;
+    let known: BTreeSet<u32> = rows.iter().map(|r| r.uid.get()).collect();
+    let mut files = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match find_file(folder, r) {
+            Some(e) => files.push(e),
+            None => return Ok(Partial::Complete),
+        }
+    }
+    let wanted: BTreeSet<u32> = differs.iter().copied().collect();
+    listing.retain(|m| wanted.contains(&m.uid));
+    let messages = with_details(remote, listing, &known)?;
+    Ok(Partial::View(PartialView {
+        mailbox: RemoteMailbox {
+            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+            uidnext: uidnext.and_then(Uid::new),
+            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
+            permanent_flags: permanent_flags_of(&sel.permanent_flags),
+            read_only: sel.read_only,
+            messages: RemoteMessages::Complete(messages),
+        },
+        uidvalidity: sel.uidvalidity,
+        rows,
+        files,
+    }))
+}
+
+/// The words of a stored flag list.
+fn split_words(s: &str) -> Vec<&str> {
+    s.split(' ').filter(|w| !w.is_empty()).collect()
 }
 
 /// The file of a row in a folder whose listing digest matched its rows: `cur/` with the
@@ -1419,10 +1654,9 @@ pub fn record_stamps_with(
         }
         let Some(row) = rows.get(&id) else { continue };
         let rel = &row.local_path;
-        if row.uidvalidity.is_none()
-            || row.highestmodseq.is_none()
-            || ctx.rel.as_ref().is_some_and(|r| r != rel)
-        {
+        // Without HIGHESTMODSEQ (a server without CONDSTORE) a stamp never lets the folder be
+        // skipped (STATUS cannot say "unchanged"), but it lets the next run read it partially.
+        if row.uidvalidity.is_none() || ctx.rel.as_ref().is_some_and(|r| r != rel) {
             continue;
         }
         let Ok(folder) = maildir.folder(rel) else {

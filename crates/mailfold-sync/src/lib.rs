@@ -146,7 +146,11 @@ pub fn sync_with_remote_progress(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
-    let mut g = gather::gather(remote, account, maildir, db, &mut report)?;
+    // A dry run plans every folder at once, so that it can show the whole plan.
+    let options = gather::GatherOptions {
+        defer_fresh: !opts.dry_run,
+    };
+    let mut g = gather::gather_with(remote, account, maildir, db, &mut report, options)?;
     let config = PlanConfig {
         valve: SafetyValve {
             max_percent: account.max_delete_percent,
@@ -190,6 +194,7 @@ pub fn sync_with_remote_progress(
         parallel::apply_plan(
             remote,
             account,
+            &config,
             maildir,
             db,
             &mut g,

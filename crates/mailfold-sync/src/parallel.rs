@@ -43,8 +43,8 @@ use mailfold_store::{Maildir, StateDb};
 
 use crate::account::AccountSpec;
 use crate::apply::{Applier, ABORT_ENV};
-use crate::gather::{FolderCtx, Gathered};
-use crate::plan::{FolderPath, Op, Plan};
+use crate::gather::{self, FolderCtx, FreshFolder, Gathered};
+use crate::plan::{self, FolderPath, Op, Plan, PlanConfig};
 use crate::progress::{Progress, ProgressEvent};
 use crate::remote::{Remote, RemoteError};
 use crate::report::{FolderReport, SyncReport, Traffic};
@@ -67,6 +67,10 @@ pub struct Group {
     pub transfers: usize,
     /// Their declared sizes, summed.
     pub bytes: u64,
+    /// A folder of an empty mirror not planned yet: the connection that takes the group
+    /// reads it, plans it alone and applies that plan ([`crate::gather::gather_fresh`]).
+    /// `transfers` is then its MESSAGES count.
+    pub fresh: bool,
 }
 
 impl Group {
@@ -149,6 +153,7 @@ pub fn split(plan: &Plan) -> Split {
             ops: Vec::new(),
             transfers: 0,
             bytes: 0,
+            fresh: false,
         });
         match op {
             Op::Download { size, .. } | Op::Upload { size, .. } => {
@@ -175,10 +180,18 @@ pub fn extra_connections(split: &Split, connections: u8) -> usize {
     allowed.min(split.big_groups().saturating_sub(1))
 }
 
+/// What a connection needs besides a group's operations.
+enum Job {
+    /// The folder's context from the run's gather.
+    Planned(FolderCtx),
+    /// A fresh folder, read and planned by the connection that takes it.
+    Fresh(FreshFolder),
+}
+
 /// The shared queue of groups.
 struct Queue {
     /// Groups not started, largest last (popped from the end).
-    groups: Vec<(Group, FolderCtx)>,
+    groups: Vec<(Group, Job)>,
     /// The main sequence is done: groups may start.
     open: bool,
     /// Some connection failed: take no more groups.
@@ -204,7 +217,7 @@ impl Shared {
 
     /// The next group, waiting for the main sequence first; `None` when there is no more work
     /// or the run is aborted.
-    fn next(&self) -> Option<(Group, FolderCtx)> {
+    fn next(&self) -> Option<(Group, Job)> {
         let mut q = self.lock();
         while !q.open && !q.abort {
             q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
@@ -269,28 +282,67 @@ struct Done {
     traffic: Option<Traffic>,
 }
 
+/// Reads and plans one fresh folder on `remote` (see [`Group::fresh`]); its warnings and
+/// refusals go into `report`. `None` when the folder could not be opened (reported).
+fn plan_fresh(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    fresh: &FreshFolder,
+    report: &mut SyncReport,
+) -> Result<Option<(Plan, FolderCtx)>, SyncError> {
+    let Some((input, ctx)) = gather::gather_fresh(remote, account, fresh, report)? else {
+        return Ok(None);
+    };
+    let plan = plan::plan(&input, config);
+    report
+        .warnings
+        .extend(plan.warnings.iter().map(ToString::to_string));
+    report
+        .refused
+        .extend(plan.refused.iter().map(ToString::to_string));
+    Ok(Some((plan, ctx)))
+}
+
 /// Applies the groups it takes from `shared` over `remote`, into `done`.
 #[allow(clippy::too_many_arguments)]
 fn work(
     shared: &Shared,
     remote: &mut dyn Remote,
     account: &AccountSpec,
+    config: &PlanConfig,
     maildir: &Maildir,
     db: &mut StateDb,
     template: &Gathered,
     progress: &dyn Progress,
     done: &mut Done,
 ) -> Result<(), SyncError> {
-    while let Some((group, ctx)) = shared.next() {
+    while let Some((group, job)) = shared.next() {
+        let (plan, ctx) = match job {
+            Job::Planned(ctx) => (
+                Plan {
+                    ops: group.ops,
+                    ..Plan::default()
+                },
+                ctx,
+            ),
+            Job::Fresh(fresh) => {
+                match plan_fresh(remote, account, config, &fresh, &mut done.report) {
+                    Ok(Some(planned)) => planned,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        shared.set(|q| q.abort = true);
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let mut g = Gathered {
             input: Default::default(),
             folders: BTreeMap::from([(group.folder.clone(), ctx)]),
             delimiter: template.delimiter,
             root: template.root.clone(),
-        };
-        let plan = Plan {
-            ops: group.ops,
-            ..Plan::default()
+            fresh: Vec::new(),
         };
         let res = {
             let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report)
@@ -315,6 +367,7 @@ fn work(
 fn extra_worker(
     shared: &Shared,
     account: &AccountSpec,
+    config: &PlanConfig,
     maildir: &Maildir,
     template: &Gathered,
     progress: &dyn Progress,
@@ -336,6 +389,7 @@ fn extra_worker(
             shared,
             &mut remote,
             account,
+            config,
             maildir,
             &mut db,
             template,
@@ -355,12 +409,15 @@ fn extra_worker(
 
 /// Applies `plan` as the module docs say: over the main connection alone when `connections`
 /// is 1, the test hook is set or the plan is small; otherwise over extra connections too.
-/// Every connection's results are merged into `report` (its steps included; the extra
-/// connections' traffic is added to `report.traffic`).
+/// The fresh folders of `g` ([`Gathered::fresh`]) are then read, planned with `config` and
+/// applied one at a time each, as groups of their own. Every connection's results are
+/// merged into `report` (its steps included; the extra connections' traffic is added to
+/// `report.traffic`).
 #[allow(clippy::too_many_arguments)]
 pub fn apply_plan(
     remote: &mut dyn Remote,
     account: &AccountSpec,
+    config: &PlanConfig,
     maildir: &Maildir,
     db: &mut StateDb,
     g: &mut Gathered,
@@ -368,31 +425,92 @@ pub fn apply_plan(
     plan: &Plan,
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
-    let split = split(plan);
+    let mut split = split(plan);
+    let fresh = std::mem::take(&mut g.fresh);
+    let fresh_messages: usize = fresh.iter().map(|f| f.messages as usize).sum();
+    for f in &fresh {
+        split.groups.push(Group {
+            folder: f.path.clone(),
+            ops: Vec::new(),
+            transfers: f.messages as usize,
+            bytes: 0,
+            fresh: true,
+        });
+    }
+    // Largest first, as `split` orders its own groups.
+    split.groups.sort_by(|a, b| {
+        (b.transfers, b.bytes)
+            .cmp(&(a.transfers, a.bytes))
+            .then_with(|| a.folder.cmp(&b.folder))
+    });
+    let mut jobs: BTreeMap<FolderPath, FreshFolder> =
+        fresh.into_iter().map(|f| (f.path.clone(), f)).collect();
     let extra = extra_connections(&split, account.connections);
+    // Fresh folders are planned later, by the connection that takes each: announce what
+    // their STATUS counts say (a download, and so an operation, per message).
+    let mut announced = planned_event(plan);
+    if let ProgressEvent::Planned {
+        folders,
+        downloads,
+        ops,
+        ..
+    } = &mut announced
+    {
+        *folders += jobs.len();
+        *downloads += fresh_messages;
+        *ops += fresh_messages;
+    }
     if extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
-        let mut applier =
-            Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
-        let res = applier.apply(plan);
-        let steps = applier.steps();
-        report.steps += steps;
-        return res;
+        // With fresh folders several plans are applied here: the run announces their total
+        // once, as a split run does.
+        let quiet = WithoutPlanned(progress);
+        let progress: &dyn Progress = if jobs.is_empty() {
+            progress
+        } else {
+            progress.event(announced);
+            &quiet
+        };
+        let res = {
+            let mut applier =
+                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+            let res = applier.apply(plan);
+            report.steps += applier.steps();
+            res
+        };
+        res?;
+        // The fresh folders in path order (parents first), one plan each, on this connection.
+        for f in jobs.into_values() {
+            let Some((plan, ctx)) = plan_fresh(remote, account, config, &f, report)? else {
+                continue;
+            };
+            g.folders.insert(f.path.clone(), ctx);
+            let mut applier =
+                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+            let res = applier.apply(&plan);
+            report.steps += applier.steps();
+            res?;
+        }
+        return Ok(());
     }
     let Split { main, groups } = split;
     // Each group carries its folder's context; the queue pops from the end, so the largest
     // group goes last into the vector.
     let mut queued = Vec::with_capacity(groups.len());
     for group in groups.into_iter().rev() {
-        let ctx = g.folders.remove(&group.folder).unwrap_or_default();
-        queued.push((group, ctx));
+        let job = match jobs.remove(&group.folder).filter(|_| group.fresh) {
+            Some(f) => Job::Fresh(f),
+            None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
+        };
+        queued.push((group, job));
     }
-    progress.event(planned_event(plan));
+    progress.event(announced);
     let progress = &WithoutPlanned(progress);
     let template = Gathered {
         input: Default::default(),
         folders: BTreeMap::new(),
         delimiter: g.delimiter,
         root: g.root.clone(),
+        fresh: Vec::new(),
     };
     let shared = Shared {
         queue: Mutex::new(Queue {
@@ -405,7 +523,9 @@ pub fn apply_plan(
     let mut mine = Done::default();
     let (main_res, extras) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..extra)
-            .map(|_| s.spawn(|| extra_worker(&shared, account, maildir, &template, progress)))
+            .map(|_| {
+                s.spawn(|| extra_worker(&shared, account, config, maildir, &template, progress))
+            })
             .collect();
         let opened = AbortUnlessOpened(&shared);
         let main_plan = Plan {
@@ -423,7 +543,7 @@ pub fn apply_plan(
             Ok(()) => {
                 shared.set(|q| q.open = true);
                 work(
-                    &shared, remote, account, maildir, db, &template, progress, &mut mine,
+                    &shared, remote, account, config, maildir, db, &template, progress, &mut mine,
                 )
             }
             Err(e) => {

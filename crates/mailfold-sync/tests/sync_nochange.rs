@@ -56,9 +56,22 @@ fn run_with(
     before_stamps: impl FnOnce(),
     during_listing: &mut dyn FnMut(&Folder),
 ) -> Run {
+    run_hiding(env, &[], before_stamps, during_listing)
+}
+
+/// [`run_with`] against a server that seems to lack the capabilities in `hide`.
+fn run_hiding(
+    env: &Env,
+    hide: &[&str],
+    before_stamps: impl FnOnce(),
+    during_listing: &mut dyn FnMut(&Folder),
+) -> Run {
     let a = env.account();
     let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
     let mut remote = NetRemote::connect(&a).unwrap();
+    for h in hide {
+        remote.hide_capability(h);
+    }
     let mut report = SyncReport::default();
     let before = db.commits();
     let mut g = gather::gather(&mut remote, &a, &maildir, &db, &mut report)
@@ -222,9 +235,9 @@ fn mutt_like_changes_are_all_noticed() {
 
 /// A mail reader's change just before a run leaves a stamp too recent for the two-second
 /// rule; the run scans the folder, and its end-of-run check (listing against the state)
-/// records the stamp. The run after it still reads the folder once: the run's own STORE
-/// moved the server's HIGHESTMODSEQ past the one recorded (fix (b) of docs/bench.md gap 1
-/// would spare that); the stamp survives it and the third run scans nothing.
+/// records the stamp. The run after it sees its own STORE echoed (the server's
+/// HIGHESTMODSEQ moved past the one recorded) and reads only what the echo names: the
+/// folder is not scanned and its rows are not loaded; the third run skips it.
 #[test]
 fn a_change_just_before_a_run_is_checked_and_stamped_at_its_end() {
     let env = Env::new();
@@ -242,7 +255,9 @@ fn a_change_just_before_a_run_is_checked_and_stamped_at_its_end() {
     );
     let r = run(&env);
     assert!(!r.report.changed_anything(), "{:#?}", r.report);
-    assert_eq!(r.scanned(), ["F05"]);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+    assert_eq!(r.g.partial_folders(), 1);
     assert_eq!(r.g.skipped_folders(), n - 1);
     let r = run(&env);
     assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
@@ -250,9 +265,9 @@ fn a_change_just_before_a_run_is_checked_and_stamped_at_its_end() {
     assert_eq!(r.g.skipped_folders(), n);
 }
 
-/// Issue 7, gap 1: a run that wrote to folders (downloads into three, flag renames in two
-/// others) records their stamps after checking them, so the next run with no change scans
-/// and loads nothing at all.
+/// A run that wrote to folders changed on the server only (downloads into three, flag
+/// renames in two others) reads them partially, records their stamps after checking them,
+/// so the next run with no change scans and loads nothing at all.
 #[test]
 fn after_a_writing_run_the_next_run_scans_and_loads_nothing() {
     let env = Env::new();
@@ -266,7 +281,9 @@ fn after_a_writing_run_the_next_run_scans_and_loads_nothing() {
     let r = run(&env);
     assert!(r.report.is_complete(), "{:#?}", r.report);
     assert!(r.report.changed_anything());
-    assert_eq!(r.scanned(), ["F00", "F01", "F02", "F03", "F04"]);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+    assert_eq!(r.g.partial_folders(), 5);
     assert_eq!(r.stamped, 5, "{:#?}", r.g.folders);
     for f in ["F00", "F01", "F02"] {
         assert_eq!(env.local_folder(f).len(), 3, "{f}");
@@ -288,6 +305,137 @@ fn after_a_writing_run_the_next_run_scans_and_loads_nothing() {
     assert_eq!(r.g.loaded_folders(), 0);
     assert_eq!(r.g.skipped_folders(), n);
     assert_eq!(r.commits, 0);
+}
+
+fn server_expunge(env: &Env, folder: &str, uid: u32) {
+    env.dovecot.doveadm(&[
+        "expunge",
+        "-u",
+        &env.user,
+        "mailbox",
+        &common::mailbox_arg(folder),
+        "uid",
+        &uid.to_string(),
+    ]);
+}
+
+/// Changes made on the server only — a flag set and one cleared, a delivery, an expunge, a
+/// message moved between two folders — are each read from the CONDSTORE/QRESYNC delta and
+/// the rows and files it names: no folder is listed, no folder's rows are read whole, and
+/// the mirror ends equal to the server (the move a local move, nothing downloaded twice).
+#[test]
+fn server_only_changes_read_only_what_the_delta_names() {
+    let env = Env::new();
+    let n = steady(&env);
+    server_flag(&env, "F00", 1, "add", "\\Flagged");
+    server_flag(&env, "F01", 2, "add", "\\Seen");
+    env.deliver("F02", &message("F02", 8));
+    server_expunge(&env, "F03", 1);
+    env.dovecot.doveadm(&[
+        "move",
+        "-u",
+        &env.user,
+        &common::mailbox_arg("F05"),
+        "mailbox",
+        &common::mailbox_arg("F04"),
+        "uid",
+        "2",
+    ]);
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+    assert_eq!(r.g.partial_folders(), 6, "{:#?}", r.g.folders);
+    assert_eq!(r.g.skipped_folders(), n - 6);
+    // The moved message was moved locally, not downloaded: only F02's delivery was fetched.
+    let downloaded: usize = r.report.folders.iter().map(|f| f.downloaded).sum();
+    let moved: usize = r.report.folders.iter().map(|f| f.local_moves).sum();
+    assert_eq!((downloaded, moved), (1, 1), "{:#?}", r.report.folders);
+    for f in ["F00", "F01", "F02", "F03", "F04", "F05"] {
+        assert_eq!(env.server_folder(f), env.local_folder(f), "{f}");
+    }
+    assert_eq!(env.local_folder("F03").len(), 1);
+    assert_eq!(env.local_folder("F04").len(), 1);
+    assert_eq!(env.local_folder("F05").len(), 3);
+    assert_eq!(r.stamped, 6, "{:#?}", r.g.folders);
+    // The echo of nothing: the next run has nothing to read.
+    let r = run(&env);
+    assert!(!r.report.changed_anything(), "{:#?}", r.report);
+    assert_eq!(r.g.skipped_folders(), n);
+    assert_eq!(r.commits, 0);
+}
+
+/// A server without CONDSTORE cannot say "unchanged" in a STATUS, so every folder is opened
+/// every run; but with the local side unchanged, the complete `UID FETCH 1:* (UID FLAGS)`
+/// listing is merged against the state's rows one at a time and only the rows and files of
+/// what differs are read: no folder is listed or loaded whole, and every change lands.
+#[test]
+fn without_condstore_the_server_listing_is_merged_and_no_folder_is_listed() {
+    let env = Env::new();
+    let hide = ["CONDSTORE", "QRESYNC"];
+    twenty_folders(&env);
+    let first = run_hiding(&env, &hide, || {}, &mut |_| {});
+    assert!(first.report.is_complete(), "{:#?}", first.report);
+    let n = first.g.folders.len();
+    assert_eq!(first.stamped, n, "{:#?}", first.g.folders);
+    server_flag(&env, "F00", 1, "add", "\\Flagged");
+    server_flag(&env, "F01", 1, "add", "\\Seen");
+    server_expunge(&env, "F02", 2);
+    env.deliver("F03", &message("F03", 8));
+    let r = run_hiding(&env, &hide, || {}, &mut |_| {});
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+    assert_eq!(r.g.partial_folders(), n, "{:#?}", r.g.folders);
+    // Every folder is opened (no STATUS can skip one), once to be read.
+    assert!(
+        r.traffic().count("SELECT") >= n as u64,
+        "{:#?}",
+        r.traffic()
+    );
+    for f in ["F00", "F01", "F02", "F03"] {
+        assert_eq!(env.server_folder(f), env.local_folder(f), "{f}");
+    }
+    assert_eq!(env.local_folder("F02").len(), 1);
+    assert_eq!(env.local_folder("F03").len(), 3);
+    let r = run_hiding(&env, &hide, || {}, &mut |_| {});
+    assert!(!r.report.changed_anything(), "{:#?}", r.report);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+    assert_eq!(r.g.loaded_folders(), 0);
+}
+
+/// A row whose file carries letters the listing digest leaves aside (Dovecot's keyword
+/// letters `a`–`z`) cannot be found by name: the partial read falls back to listing the
+/// folder, and the change still lands.
+#[test]
+fn a_file_the_state_cannot_name_falls_back_to_a_scan() {
+    let env = Env::new();
+    let n = steady(&env);
+    // A mail reader adds a non-standard letter to F06's first message (read and renamed).
+    let file = env.local_files("F06").remove(0);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let base = name.split(':').next().unwrap().to_owned();
+    std::fs::rename(
+        &file,
+        env.local_dir("F06").join("cur").join(format!("{base}:2,a")),
+    )
+    .unwrap();
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.scanned(), ["F06"]);
+    settle();
+    for u in [1, 2] {
+        server_flag(&env, "F06", u, "add", "\\Flagged");
+    }
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.scanned(), ["F06"]);
+    assert_eq!(r.g.skipped_folders(), n - 1);
+    assert_eq!(env.server_folder("F06"), env.local_folder("F06"));
+    assert!(env
+        .local_files("F06")
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(":2,Fa")));
 }
 
 /// A mail reader's changes within milliseconds of the end of a run that wrote to the same

@@ -1289,6 +1289,29 @@ pub trait StateRead: private::Sealed {
         Ok(out)
     }
 
+    /// Calls `f` with the UID, synced flags and keywords (as stored: space-separated) of
+    /// every bound row of the folder in UID order, one row at a time, so a complete server
+    /// listing can be merged against the state without holding the folder's rows.
+    fn for_each_message_flags(
+        &self,
+        folder: FolderId,
+        f: &mut dyn FnMut(Uid, &str, &str),
+    ) -> Result<()> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT uid, flags, keywords FROM messages WHERE folder_id = ?1 AND uid IS NOT NULL \
+             ORDER BY uid",
+        )?;
+        let mut rows = stmt.query(params![folder.0])?;
+        while let Some(r) = rows.next()? {
+            let uid: u32 = r.get(0)?;
+            let uid = Uid::new(uid).ok_or_else(|| bad("messages.uid", "zero"))?;
+            let flags: String = r.get(1)?;
+            let keywords: String = r.get(2)?;
+            f(uid, &flags, &keywords);
+        }
+        Ok(())
+    }
+
     /// The bound rows whose UID lies in one of the inclusive ranges (a VANISHED answer),
     /// by UID, through the `(folder_id, uid)` index.
     fn messages_in_uid_ranges(

@@ -1,0 +1,140 @@
+//! The per-folder pipeline of an initial sync, against a private Dovecot: when the mirror and
+//! the state hold nothing, no message can match anything already mirrored, so each folder is
+//! read, planned and applied on its own (memory follows the largest folder, not the
+//! account), over every allowed connection; a mirror that holds files is read whole as
+//! before, so its files are bound instead of downloaded again.
+
+#[path = "sync_common.rs"]
+mod common;
+
+use common::{message, Env};
+use mailfold_sync::gather::{self, GatherOptions};
+use mailfold_sync::{NetRemote, Remote, SyncReport};
+
+fn folders() -> Vec<String> {
+    (0..6).map(|i| format!("Box{i}")).collect()
+}
+
+fn seed(env: &Env) {
+    env.deliver("INBOX", &message("INBOX", 0));
+    env.dovecot
+        .create_mailbox(&env.user, &common::mailbox_arg("Parent/Child"));
+    env.deliver("Parent/Child", &message("Parent/Child", 1));
+    for (n, f) in folders().iter().enumerate() {
+        let msgs: Vec<(Vec<u8>, &str)> = (0..(20 + 30 * n))
+            .map(|i| (message(f, i), if i % 2 == 0 { "S" } else { "" }))
+            .collect();
+        env.seed_server(f, &msgs);
+    }
+}
+
+fn gathered(env: &Env, defer_fresh: bool) -> gather::Gathered {
+    let a = env.account();
+    let (maildir, db) = mailfold_sync::open_store(&a).unwrap();
+    let mut remote = NetRemote::connect(&a).unwrap();
+    let mut report = SyncReport::default();
+    let g = gather::gather_with(
+        &mut remote,
+        &a,
+        &maildir,
+        &db,
+        &mut report,
+        GatherOptions { defer_fresh },
+    )
+    .unwrap();
+    remote.logout();
+    g
+}
+
+/// An empty mirror: every selectable folder is left to its own pipeline, none is read by the
+/// gather (no SELECT of any of them happens there), and the sync that follows mirrors every
+/// folder exactly; a second run has nothing to do.
+#[test]
+fn an_initial_sync_reads_plans_and_applies_each_folder_alone() {
+    let env = Env::new();
+    seed(&env);
+    let g = gathered(&env, true);
+    let mut fresh: Vec<String> = g.fresh.iter().map(|f| f.path.to_string()).collect();
+    fresh.sort();
+    for f in folders()
+        .iter()
+        .chain(["INBOX".to_owned(), "Parent/Child".to_owned()].iter())
+    {
+        assert!(fresh.contains(f), "{f} not deferred: {fresh:?}");
+    }
+    assert!(
+        g.input.remote.iter().all(|r| r.mailbox.is_none()),
+        "no folder is read by the gather: {:#?}",
+        g.input.remote
+    );
+    let sizes: Vec<u32> = g
+        .fresh
+        .iter()
+        .filter(|f| f.path.to_string().starts_with("Box"))
+        .map(|f| f.messages)
+        .collect();
+    assert_eq!(
+        sizes.iter().sum::<u32>(),
+        (0..6).map(|n| 20 + 30 * n).sum::<u32>()
+    );
+
+    let mut a = env.account();
+    a.connections = 3;
+    let r = env.sync_with(&a);
+    assert!(r.is_complete(), "{r:#?}");
+    for f in folders()
+        .iter()
+        .map(String::as_str)
+        .chain(["INBOX", "Parent/Child"])
+    {
+        assert_eq!(env.server_folder(f), env.local_folder(f), "{f}");
+    }
+    let downloaded: usize = r.folders.iter().map(|f| f.downloaded).sum();
+    assert_eq!(downloaded, 2 + (0..6).map(|n| 20 + 30 * n).sum::<usize>());
+    // Extra connections took folders: more than one login.
+    let t = r.traffic.as_ref().expect("traffic");
+    assert!(t.count("LOGIN") + t.count("AUTHENTICATE") >= 2, "{t:#?}");
+    let again = env.sync_with(&a);
+    assert!(!again.changed_anything(), "{again:#?}");
+}
+
+/// A mirror that already holds files (a lost state database, a tree made by another tool) is
+/// not an empty mirror: it is gathered whole, so its files are bound to the server's
+/// messages by content instead of being downloaded a second time.
+#[test]
+fn a_mirror_with_files_is_gathered_whole_and_bound() {
+    let env = Env::new();
+    seed(&env);
+    let first = env.sync();
+    assert!(first.is_complete(), "{first:#?}");
+    std::fs::remove_file(env.state_db()).unwrap();
+    let g = gathered(&env, true);
+    assert!(g.fresh.is_empty(), "{:?}", g.fresh);
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    let downloaded: usize = r.folders.iter().map(|f| f.downloaded).sum();
+    assert_eq!(downloaded, 0, "{r:#?}");
+    for f in folders() {
+        assert_eq!(env.server_folder(&f), env.local_folder(&f), "{f}");
+    }
+}
+
+/// A dry run shows the whole plan at once: nothing is deferred.
+#[test]
+fn a_dry_run_plans_every_folder_at_once() {
+    let env = Env::new();
+    seed(&env);
+    let g = gathered(&env, false);
+    assert!(g.fresh.is_empty());
+    assert!(g.input.remote.iter().any(|r| r.mailbox.is_some()));
+    let r = mailfold_sync::sync_account(
+        &env.account(),
+        &mailfold_sync::SyncOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.dry_run);
+    assert!(env.local_folder("Box0").is_empty());
+}
