@@ -1,6 +1,8 @@
-//! Crash safety end to end: a sync with changes on both sides is killed after step N, for every
-//! N, and re-run; the result must equal an uninterrupted run, with nothing lost or duplicated on
-//! either side, and a further run must change nothing.
+//! Crash safety end to end: a sync is killed after step N, for every N, and re-run; the result
+//! must equal an uninterrupted run, with nothing lost or duplicated on either side, and a
+//! further run must change nothing. Three scenarios: changes on both sides (folders read
+//! whole), changes on the server only (folders read partially), and an initial sync into an
+//! empty mirror (one folder at a time).
 //!
 //! The sync runs in a child process (this test binary, re-executed to run `child_sync` only)
 //! with `MAILFOLD_TEST_ABORT_AFTER_STEP=N`, which exits like a kill: no destructor, no cleanup.
@@ -94,8 +96,25 @@ fn sync(d: &Dovecot, s: &Side) -> mailfold_sync::SyncReport {
     r
 }
 
+/// What was changed between the first sync and the one that is killed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Changes on both sides: every folder is read whole.
+    BothSides,
+    /// Changes on the server only: every folder is read partially (the delta and the rows
+    /// and files it names, with the local view from the state).
+    ServerOnly,
+    /// No first sync at all: an initial sync into an empty mirror, one folder at a time.
+    Initial,
+}
+
 /// Seeds a user, syncs once, then changes both sides.
 fn prepare(env: &Env, i: usize) -> Side {
+    prepare_for(env, i, Scenario::BothSides)
+}
+
+/// Seeds a user and prepares `scenario`.
+fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
     let u = env.dovecot.user(i).clone();
     let side = Side {
         user: u.name.clone(),
@@ -109,6 +128,9 @@ fn prepare(env: &Env, i: usize) -> Side {
     }
     for n in 0..4 {
         d.deliver(&u.name, "Work", &crlf(&message("Work", n)));
+    }
+    if scenario == Scenario::Initial {
+        return side;
     }
     sync(d, &side);
     // Server side: two new messages, one expunged, one flagged.
@@ -126,6 +148,9 @@ fn prepare(env: &Env, i: usize) -> Side {
         "uid",
         "2",
     ]);
+    if scenario == Scenario::ServerOnly {
+        return side;
+    }
     // Local side: a new message, a headerless draft, a deletion and a flag change.
     let inbox = side.local.path().join("mail").join("INBOX");
     std::fs::write(inbox.join("new").join("local-1.host"), message("Local", 1)).unwrap();
@@ -267,5 +292,75 @@ fn kill_after_every_step_then_resume_equals_an_uninterrupted_run() {
     assert!(
         completed,
         "the sync has more than {MAX_STEPS} steps; raise MAX_STEPS"
+    );
+}
+
+/// Kills `scenario`'s sync after every step, resumes, and compares with an uninterrupted
+/// run; returns how many steps the run had.
+fn kill_every_step(scenario: Scenario, max_steps: usize) -> usize {
+    let env = Env::with_users(max_steps + 1);
+    let d = &env.dovecot;
+    let reference = prepare_for(&env, 0, scenario);
+    let r = sync(d, &reference);
+    assert!(r.changed_anything());
+    assert!(!sync(d, &reference).changed_anything());
+    let want = reference.state(d);
+    for (i, f) in FOLDERS.iter().enumerate() {
+        assert!(
+            want[2 * i] == want[2 * i + 1],
+            "{f}: {}",
+            diff(&want[2 * i], &want[2 * i + 1])
+        );
+    }
+    for n in 1..=max_steps {
+        let side = prepare_for(&env, n, scenario);
+        let code = run_child(d, &side, n as u64);
+        if code == Some(0) {
+            assert_eq!(side.state(d), want, "uninterrupted child run differs");
+            return n - 1;
+        }
+        assert_eq!(code, Some(ABORT_EXIT_CODE));
+        sync(d, &side);
+        let got = side.state(d);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w,
+                "after a kill at step {n}, {} {} differs from the uninterrupted run:\n{}",
+                FOLDERS[i / 2],
+                if i % 2 == 0 { "server" } else { "local" },
+                diff(g, w)
+            );
+        }
+        let again = sync(d, &side);
+        assert!(
+            !again.changed_anything(),
+            "step {n}: a further run changed: {again:#?}"
+        );
+    }
+    panic!("the sync has more than {max_steps} steps; raise the maximum");
+}
+
+/// The partial read's commit points: a sync of server-only changes (two deliveries, an
+/// expunge, a flag), each folder read from its delta with its local view from the state,
+/// killed after every step, converges to the uninterrupted result.
+#[test]
+fn server_only_changes_read_partially_survive_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::ServerOnly, 16);
+    assert!(
+        steps >= 4,
+        "the scenario should have several steps, had {steps}"
+    );
+}
+
+/// The per-folder pipeline's commit points: an initial sync of two folders into an empty
+/// mirror (each folder read, planned and applied alone), killed after every step; the
+/// resumed run finds a mirror that is no longer empty, reads it whole and binds what was
+/// downloaded instead of downloading it again.
+#[test]
+fn an_initial_sync_one_folder_at_a_time_survives_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::Initial, 24);
+    assert!(
+        steps >= 6,
+        "the scenario should have many steps, had {steps}"
     );
 }
