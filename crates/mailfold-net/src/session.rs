@@ -1656,6 +1656,19 @@ impl Session {
                 "STARTTLS on a connection that is not cleartext".into(),
             ));
         };
+        // Bytes the server sent after its OK in a later segment, already here: the same
+        // injection as bytes in the OK's own read, caught before the ClientHello is written.
+        // One look without waiting (tokio's `timeout` polls the read before its timer); later
+        // bytes fail the handshake instead, as rustls refuses what is not a TLS record.
+        let mut first = [0u8; 1];
+        if let Ok(Ok(1..)) = tokio::time::timeout(Duration::ZERO, tcp.peek(&mut first)).await {
+            drop(tcp);
+            let e = EngineError::Injection(
+                "bytes arrived after the STARTTLS OK, before the TLS handshake".into(),
+            );
+            self.closed = Some(e.clone());
+            return Err(map_engine_error(e));
+        }
         let name = server_name(&self.host)?;
         let tls = tokio::time::timeout(
             self.connect_timeout,
@@ -1691,6 +1704,14 @@ impl Session {
 
     async fn step(&mut self, sink: &mut Option<&mut dyn FetchSink>) -> Result<(), Error> {
         if self.dispatch(sink)? {
+            // The engine announces the handshake when it reads STARTTLS's OK, and fails the
+            // connection a moment later, in the same `handle_input`, when more bytes came
+            // with that OK (injection, RFC 9051 6.2.1): both events are queued by the time
+            // they are dispatched. The failure wins, before a ClientHello is written.
+            if let Some(e) = self.closed.clone() {
+                self.abandon().await;
+                return Err(map_engine_error(e));
+            }
             self.upgrade_tls().await?;
         }
         Ok(())
