@@ -212,3 +212,50 @@ fn a_bearer_token_echoed_inside_xoauth2_or_oauthbearer_is_never_printed() {
     }
     assert!(server.received_contains(b"AUTHENTICATE"));
 }
+
+/// Dovecot's `imap-login` reports on disconnect how many logins a connection failed (`auth
+/// failed, N attempts in S secs`): the server's own count of what the client tried.
+fn failed_attempts_in_log(d: &Dovecot) -> Vec<u32> {
+    d.log()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once("auth failed, ")?.1;
+            rest.split_once(" attempt")?.0.trim().parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_wrong_password_costs_one_login_on_dovecot_offering_every_mechanism() {
+    let env = util::Env::new();
+    let addr = env.dovecot.imaps_addr();
+    env.home.write_config(
+        &addr.ip().to_string(),
+        addr.port(),
+        "implicit",
+        "wrong-password-4711",
+        Some(&env.dovecot.ca_file()),
+        "",
+    );
+    for args in [&["sync"][..], &["probe"][..], &["--json", "sync"][..]] {
+        let r = env.run(args);
+        eprintln!("--- {args:?} (exit {}):\n{}{}", r.code, r.stdout, r.stderr);
+        assert_eq!(r.code, 3, "{args:?}: a refused login is a server error");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains("refused the credentials") && all.contains("password_command"),
+            "{args:?}: the message must say the credentials were refused and where they came \
+             from:\n{all}"
+        );
+    }
+    // The server saw one failed attempt per connection, never one per mechanism.
+    let mut counts = Vec::new();
+    for _ in 0..100 {
+        counts = failed_attempts_in_log(&env.dovecot);
+        if counts.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(counts, [1, 1, 1], "Dovecot's log:\n{}", env.dovecot.log());
+}
