@@ -84,20 +84,20 @@ pub fn state_path(name: &str, acct: &Account) -> anyhow::Result<PathBuf> {
 }
 
 /// The account's secret: an anonymous login's trace string, or the output of its command.
+/// A failing command's error does not name the account: the sync prints each account's
+/// errors after its name, and [`credentials`] adds it for the other commands.
 pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     if acct.anonymous {
         // RFC 4505: the trace is the configured `user` (an email address, or empty).
         return Ok(AccountSecret::anonymous(acct.user.clone()));
     }
     if let Some(cmd) = &acct.oauth_token_command {
-        let s = run_secret_command(cmd, "oauth_token_command")
-            .with_context(|| format!("account {name}"))?;
+        let s = run_secret_command(cmd, "oauth_token_command")?;
         register_login(acct, s.expose());
         return Ok(AccountSecret::OAuthToken(s));
     }
     if let Some(cmd) = &acct.password_command {
-        let s = run_secret_command(cmd, "password_command")
-            .with_context(|| format!("account {name}"))?;
+        let s = run_secret_command(cmd, "password_command")?;
         register_login(acct, s.expose());
         return Ok(AccountSecret::Password(s));
     }
@@ -237,7 +237,7 @@ pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
 /// Credentials and the policy that goes with them (runs the password command). An
 /// anonymous account gets the ANONYMOUS-only policy with its trace string (V0029).
 pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, Policy)> {
-    let (mut policy, creds) = match secret(name, acct)? {
+    let (mut policy, creds) = match secret(name, acct).with_context(|| format!("account {name}"))? {
         AccountSecret::Password(s) => (
             Policy::password(),
             Credentials::password(acct.user.clone(), s.expose()),

@@ -259,3 +259,144 @@ fn a_wrong_password_costs_one_login_on_dovecot_offering_every_mechanism() {
     }
     assert_eq!(counts, [1, 1, 1], "Dovecot's log:\n{}", env.dovecot.log());
 }
+
+/// Replaces the account's `password_command` with `command` (a TOML value).
+fn set_password_command(home: &Home, command: &str) {
+    let old = format!(
+        "password_command = [\"cat\", {:?}]",
+        home.path().join("password").display().to_string()
+    );
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    assert!(config.contains(&old), "{config}");
+    std::fs::write(
+        home.config(),
+        config.replace(&old, &format!("password_command = {command}")),
+    )
+    .unwrap();
+}
+
+/// Whether process `pid` still runs (a zombie waiting for its parent to reap it does not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+fn read_pid(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_password_command_that_lingers_after_its_line_is_ended_with_everything_it_started() {
+    let env = util::Env::new();
+    let pw = env.dovecot.user(0).password.clone();
+    let dir = env.home.path().to_path_buf();
+    // In the foreground (the shell waits for it) and in the background (it holds the pipe
+    // open after the shell has exited): both must be gone when mailfold is done.
+    let cases = [
+        (
+            "foreground",
+            format!(
+                "echo '{pw}'; sleep 1000 & echo $! > '{}/child'; wait",
+                dir.display()
+            ),
+        ),
+        (
+            "background",
+            format!(
+                "echo '{pw}'; sleep 1000 & echo $! > '{}/child'",
+                dir.display()
+            ),
+        ),
+    ];
+    for (what, command) in cases {
+        env.reachable(true);
+        set_password_command(&env.home, &format!("{command:?}"));
+        for args in [&["sync"][..], &["probe"][..]] {
+            let _ = std::fs::remove_file(dir.join("child"));
+            let r = env.run(args);
+            assert_eq!(r.code, 0, "{what} {args:?}:\n{}{}", r.stdout, r.stderr);
+            let child = read_pid(&dir.join("child"));
+            assert!(
+                !alive(child),
+                "{what} {args:?}: the password_command's child {child} outlived mailfold"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failing_or_empty_password_command_is_one_clear_line_and_exit_3() {
+    let server = ScriptedServer::start(Script::new().close());
+    let home = home_for(&server, "unused", "");
+    for (command, says) in [
+        (
+            "\"exit 7\"",
+            "password_command (exit) failed (exit status 7)",
+        ),
+        ("\"echo hunter2-oops; exit 1\"", "failed (exit status 1)"),
+        ("\"true\"", "password_command (true) printed nothing"),
+        (
+            "[\"printf\", \"\\\\n\"]",
+            "password_command (printf) printed nothing",
+        ),
+        (
+            "[\"/nonexistent/helper\"]",
+            "password_command (/nonexistent/helper) cannot be run",
+        ),
+    ] {
+        set_password_command_any(&home, command);
+        for args in [&["sync"][..], &["probe"][..], &["folders", "--server"][..]] {
+            let r = home.run(args);
+            let lines: Vec<&str> = r.stderr.lines().collect();
+            assert_eq!(r.code, 3, "{command} {args:?}: {}", r.stderr);
+            assert_eq!(
+                lines.len(),
+                1,
+                "{command} {args:?}: one line:\n{}",
+                r.stderr
+            );
+            assert!(lines[0].contains(says), "{command} {args:?}: {}", lines[0]);
+            assert!(
+                lines[0].matches("account t").count() == 1,
+                "{command} {args:?}: name the account once: {}",
+                lines[0]
+            );
+            assert!(!lines[0].contains("hunter2-oops"), "{}", lines[0]);
+        }
+        let r = home.run(&["--json", "sync"]);
+        assert_eq!(r.code, 3, "{command}: {}", r.stderr);
+        let doc = r.json();
+        let error = doc["accounts"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{command}: {doc}");
+    }
+    assert_eq!(
+        server.connection_count(),
+        0,
+        "no server without credentials"
+    );
+}
+
+/// Replaces whatever `password_command` line the config has.
+fn set_password_command_any(home: &Home, command: &str) {
+    let config = std::fs::read_to_string(home.config()).unwrap();
+    let config: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("password_command = ") {
+                format!("password_command = {command}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(home.config(), config.join("\n") + "\n").unwrap();
+}

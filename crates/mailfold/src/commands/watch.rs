@@ -85,7 +85,9 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
             state,
         };
         drop(lock.try_lock().map_err(anyhow::Error::msg)?);
-        let spec = account::sync_spec(name, acct)?;
+        let spec = anyhow::Context::with_context(account::sync_spec(name, acct), || {
+            format!("account {name}")
+        })?;
         jobs.push((name.to_string(), acct.host.clone(), spec, lock));
     }
 
