@@ -75,6 +75,15 @@ enum Out {
 
 /// Runs the command and returns the first line of its output.
 pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secret<String>> {
+    run_with_timeout(spec, what, TIMEOUT)
+}
+
+/// [`run_secret_command`] with another limit for the first line (tests).
+fn run_with_timeout(
+    spec: &CommandSpec,
+    what: &str,
+    timeout: Duration,
+) -> anyhow::Result<Secret<String>> {
     let program = match spec {
         CommandSpec::Shell(s) => s.split_whitespace().next().unwrap_or("sh").to_string(),
         CommandSpec::Argv(v) => v.first().cloned().unwrap_or_default(),
@@ -113,7 +122,7 @@ pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secr
         .map_err(|e| fail(format!("cannot be run: {e}")))?;
     let group = Group(child.id());
     let out = reader(&mut child);
-    let result = wait_for_line(&mut child, &out);
+    let result = wait_for_line(&mut child, &out, timeout);
     // Whatever happened, nothing the command started outlives this call.
     group.end();
     let status = match result.status {
@@ -124,7 +133,7 @@ pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secr
         None if result.timed_out => {
             return Err(fail(format!(
                 "printed no line within {} s and was stopped",
-                TIMEOUT.as_secs()
+                timeout.as_secs()
             )))
         }
         Some(Out::Failed(e)) => return Err(fail(format!("could not be read: {e}"))),
@@ -199,13 +208,13 @@ struct Waited {
     line: Option<Out>,
     /// The exit status, if the program exited in time.
     status: Option<ExitStatus>,
-    /// No line (and no end of output) within [`TIMEOUT`].
+    /// No line (and no end of output) within the time limit.
     timed_out: bool,
 }
 
 /// Waits for the first line (or the end of the output) and, after it, up to [`GRACE`] for the
-/// program to exit; gives up at [`TIMEOUT`].
-fn wait_for_line(child: &mut Child, out: &Receiver<Out>) -> Waited {
+/// program to exit; gives up at `timeout`.
+fn wait_for_line(child: &mut Child, out: &Receiver<Out>, timeout: Duration) -> Waited {
     let start = Instant::now();
     let mut line: Option<Out> = None;
     let mut status: Option<ExitStatus> = None;
@@ -224,7 +233,7 @@ fn wait_for_line(child: &mut Child, out: &Receiver<Out>) -> Waited {
         if settled.is_some_and(|t| t.elapsed() >= GRACE) {
             break;
         }
-        if line.is_none() && start.elapsed() >= TIMEOUT {
+        if line.is_none() && start.elapsed() >= timeout {
             return Waited {
                 line: None,
                 status,
@@ -347,5 +356,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "password_command () is empty");
+    }
+
+    /// Whether process `pid` runs (a zombie does not count).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+    }
+
+    #[test]
+    fn a_command_that_prints_nothing_in_time_is_ended_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "echo $$ > '{0}'; sleep 1000 & echo $! >> '{0}'; wait",
+            pids.display()
+        );
+        let e = run_with_timeout(
+            &CommandSpec::Shell(script),
+            "password_command",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit::status_of(&e), crate::exit::SERVER);
+        assert_eq!(
+            e.to_string(),
+            "password_command (echo) printed no line within 1 s and was stopped"
+        );
+        let pids = std::fs::read_to_string(&pids).unwrap();
+        for pid in pids.split_whitespace() {
+            assert!(!alive(pid), "process {pid} of the command outlived it");
+        }
     }
 }
