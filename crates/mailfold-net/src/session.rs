@@ -30,7 +30,8 @@ use mailfold_proto::response::{Code, Fetch, GreetingKind, MailboxList, MailboxSt
 use mailfold_proto::seqset::UidSet;
 use mailfold_sasl::{
     choose_mechanisms, login_command_allowed, new_mechanism, next_after_failure, ClientContext,
-    Credentials, FailureKind, MechanismName, NextAttempt, OsNonceSource, Policy, Secret,
+    Credentials, FailureKind, GiveUpReason, MechanismName, NextAttempt, OsNonceSource, Policy,
+    Secret,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -636,6 +637,7 @@ impl Session {
                                 text: e.to_string(),
                             }
                         })?;
+                    let (mech, spoke) = Spoken::wrap(mech);
                     let h = self.engine.authenticate(mech, sasl_ir);
                     self.stats.command("AUTHENTICATE");
                     self.begin_attempt(name.as_str());
@@ -657,9 +659,17 @@ impl Session {
                         } => FailureKind::from_error(e),
                         _ => match &c.outcome {
                             Outcome::Bad { .. } => FailureKind::MechanismUnusable,
-                            o => FailureKind::from_response_code(
-                                o.code().and_then(code_name).as_deref(),
-                            ),
+                            o => {
+                                let code = o.code().and_then(code_name);
+                                // A NO without a code before the client said anything is the
+                                // server refusing the mechanism, not the credentials: they
+                                // never reached it.
+                                if code.is_none() && !spoke.get() {
+                                    FailureKind::MechanismUnusable
+                                } else {
+                                    FailureKind::from_response_code(code.as_deref())
+                                }
+                            }
                         },
                     };
                     let text = match outcome_error(&c.outcome) {
@@ -671,7 +681,10 @@ impl Session {
                     if let NextAttempt::GiveUp(reason) = next {
                         return Err(Error::Auth {
                             mechanism: name.to_string(),
-                            text: format!("{text} ({reason:?})"),
+                            text: match reason {
+                                GiveUpReason::CredentialsRejected => refused(creds, &text),
+                                reason => format!("{text} ({reason:?})"),
+                            },
                         });
                     }
                 }
@@ -688,11 +701,21 @@ impl Session {
                     }
                     self.attempt_failed(outcome_text(&c.outcome));
                     refuse_referral(&c.outcome, LOGIN_COMMAND)?;
+                    let text = outcome_text(&c.outcome);
                     return Err(Error::Auth {
                         mechanism: "LOGIN command".into(),
-                        text: outcome_error(&c.outcome)
-                            .map(|e| e.to_string())
-                            .unwrap_or_default(),
+                        text: match &c.outcome {
+                            // LOGIN carries the credentials on its one line: its NO judges
+                            // them, unless a code says otherwise (RFC 5530).
+                            Outcome::No { code, .. }
+                                if FailureKind::from_response_code(
+                                    code.as_ref().and_then(code_name).as_deref(),
+                                ) == FailureKind::CredentialsRejected =>
+                            {
+                                refused(creds, &text)
+                            }
+                            _ => text,
+                        },
                     });
                 }
                 NextAttempt::GiveUp(reason) => {
@@ -1656,6 +1679,19 @@ impl Session {
                 "STARTTLS on a connection that is not cleartext".into(),
             ));
         };
+        // Bytes the server sent after its OK in a later segment, already here: the same
+        // injection as bytes in the OK's own read, caught before the ClientHello is written.
+        // One look without waiting (tokio's `timeout` polls the read before its timer); later
+        // bytes fail the handshake instead, as rustls refuses what is not a TLS record.
+        let mut first = [0u8; 1];
+        if let Ok(Ok(1..)) = tokio::time::timeout(Duration::ZERO, tcp.peek(&mut first)).await {
+            drop(tcp);
+            let e = EngineError::Injection(
+                "bytes arrived after the STARTTLS OK, before the TLS handshake".into(),
+            );
+            self.closed = Some(e.clone());
+            return Err(map_engine_error(e));
+        }
         let name = server_name(&self.host)?;
         let tls = tokio::time::timeout(
             self.connect_timeout,
@@ -1691,6 +1727,14 @@ impl Session {
 
     async fn step(&mut self, sink: &mut Option<&mut dyn FetchSink>) -> Result<(), Error> {
         if self.dispatch(sink)? {
+            // The engine announces the handshake when it reads STARTTLS's OK, and fails the
+            // connection a moment later, in the same `handle_input`, when more bytes came
+            // with that OK (injection, RFC 9051 6.2.1): both events are queued by the time
+            // they are dispatched. The failure wins, before a ClientHello is written.
+            if let Some(e) = self.closed.clone() {
+                self.abandon().await;
+                return Err(map_engine_error(e));
+            }
             self.upgrade_tls().await?;
         }
         Ok(())
@@ -1702,6 +1746,84 @@ impl Session {
         if let Some(mut t) = self.transport.take() {
             t.close().await;
         }
+    }
+}
+
+/// The message of a login the server refused on the credentials: which user, where the
+/// secret came from (the thing to fix), the server's own answer, and that nothing else was
+/// tried with them.
+fn refused(creds: &Credentials, server: &str) -> String {
+    let from = match &creds.origin {
+        Some(o) => format!(" (from {o})"),
+        None => String::new(),
+    };
+    format!(
+        "the server refused the credentials of user {:?}{from}: {server}; not retried with \
+         other mechanisms, so that one wrong password counts as one failed login",
+        creds.authcid
+    )
+}
+
+/// A mechanism that notes whether it gave the server anything (an initial response or an
+/// answer to a challenge), to tell a NO to the credentials from a NO to the mechanism.
+struct Spoken {
+    inner: Box<dyn mailfold_sasl::Mechanism>,
+    spoke: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Read side of [`Spoken`].
+struct SpokeFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl SpokeFlag {
+    fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Spoken {
+    fn wrap(
+        inner: Box<dyn mailfold_sasl::Mechanism>,
+    ) -> (Box<dyn mailfold_sasl::Mechanism>, SpokeFlag) {
+        let spoke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = SpokeFlag(spoke.clone());
+        (Box::new(Spoken { inner, spoke }), flag)
+    }
+
+    fn mark(&self) {
+        self.spoke.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl mailfold_sasl::Mechanism for Spoken {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn initial_response(
+        &mut self,
+    ) -> Result<Option<mailfold_sasl::Response>, mailfold_sasl::SaslError> {
+        let r = self.inner.initial_response()?;
+        if r.is_some() {
+            self.mark();
+        }
+        Ok(r)
+    }
+
+    fn step(
+        &mut self,
+        challenge: &[u8],
+    ) -> Result<mailfold_sasl::Response, mailfold_sasl::SaslError> {
+        let r = self.inner.step(challenge)?;
+        self.mark();
+        Ok(r)
+    }
+
+    fn is_complete(&self) -> bool {
+        self.inner.is_complete()
+    }
+
+    fn server_error(&self) -> Option<&str> {
+        self.inner.server_error()
     }
 }
 

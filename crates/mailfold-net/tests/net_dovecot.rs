@@ -133,11 +133,20 @@ async fn e0002_scram_preferred_by_default() {
 #[tokio::test]
 async fn v0034_wrong_password_is_reported_not_retried_weaker() {
     let d = Dovecot::start();
-    let creds = Credentials::password(d.user(0).name.clone(), "wrong password");
-    let e = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&creds))
+    let creds = Credentials::password(d.user(0).name.clone(), "wrong password")
+        .with_origin("password_command of account t");
+    let f = Session::connect_report(&cfg(&d, Security::ImplicitTls), Some(&creds))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert!(matches!(f.error, Error::Auth { .. }), "{}", f.error);
+    // Dovecot offers every mechanism; one was tried, and the message says whose
+    // credentials were refused and where they came from.
+    assert_eq!(f.auth.attempts, ["SCRAM-SHA-256"], "{:?}", f.auth);
+    let text = f.error.to_string();
+    assert!(
+        text.contains("refused the credentials") && text.contains("password_command"),
+        "{text}"
+    );
 }
 
 /// Seed V0034 made visible: when the login fails, every mechanism tried is kept with how it
@@ -151,9 +160,14 @@ async fn v0034_failed_login_keeps_what_was_tried_and_why() {
     let f = Session::connect_report(&c, Some(&creds)).await.unwrap_err();
     assert!(matches!(f.error, Error::Auth { .. }), "{}", f.error);
     let tried: Vec<&str> = f.auth.tried.iter().map(|a| a.mechanism.as_str()).collect();
-    // Over TLS a rejected password may try the next permitted mechanism (V0034); the
-    // explicit order without LOGIN rules out the LOGIN command.
-    assert_eq!(tried, ["SCRAM-SHA-256", "PLAIN"], "{:?}", f.auth);
+    // A rejected password ends the login, over TLS too: PLAIN is not tried with it (V0034),
+    // so a wrong password is one failed login on the server.
+    assert_eq!(tried, ["SCRAM-SHA-256"], "{:?}", f.auth);
+    assert!(
+        f.error.to_string().contains("refused the credentials"),
+        "{}",
+        f.error
+    );
     assert_eq!(f.auth.attempts, tried);
     for a in &f.auth.tried {
         let why = a.failure.as_deref().unwrap_or_default();

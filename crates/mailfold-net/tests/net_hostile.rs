@@ -658,3 +658,103 @@ async fn trickled_answer_is_handled_correctly() {
         .iter()
         .any(|n| matches!(n, Event::Alert { text, .. } if text == "slow")));
 }
+
+/// Runs a login over implicit TLS against `script` (which starts TLS itself) and returns the
+/// error and what the client sent.
+async fn login_over_tls(script: Script) -> (Error, String) {
+    let s = ScriptedServer::start(script.step_timeout(Duration::from_secs(5)));
+    let e = tokio::time::timeout(
+        Duration::from_secs(20),
+        Session::connect(&cfg(&s, Security::ImplicitTls), Some(&creds())),
+    )
+    .await
+    .expect("the client must give up on its own, never hang")
+    .unwrap_err();
+    s.wait_finished(Duration::from_secs(5));
+    (e, String::from_utf8_lossy(&s.received()).into_owned())
+}
+
+fn attempts(sent: &str) -> Vec<String> {
+    sent.lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(' ')?;
+            let upper = rest.to_ascii_uppercase();
+            (upper.starts_with("AUTHENTICATE ") || upper.starts_with("LOGIN "))
+                .then(|| upper.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}
+
+/// A credentials rejection ends the login over TLS too: with `[AUTHENTICATIONFAILED]`, and
+/// with a NO without code after the server took up the mechanism. No weaker mechanism, no
+/// LOGIN command: one wrong password is one failed login (lock-outs, fail2ban).
+#[tokio::test]
+async fn a_credentials_rejection_over_tls_is_one_attempt() {
+    for answer in [
+        "NO [AUTHENTICATIONFAILED] Authentication failed.",
+        "NO bad password",
+        "NO [X-UNKNOWN] nope",
+    ] {
+        let (e, sent) = login_over_tls(
+            Script::new()
+                .start_tls(CertKind::Valid)
+                .send_line("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=LOGIN] hi")
+                .expect("AUTHENTICATE PLAIN *")
+                .send_tagged(answer)
+                .wait(Duration::from_millis(300))
+                .close(),
+        )
+        .await;
+        assert!(matches!(e, Error::Auth { .. }), "{answer}: {e}");
+        assert!(e.to_string().contains("refused the credentials"), "{e}");
+        assert_eq!(attempts(&sent), ["AUTHENTICATE PLAIN"], "{answer}: {sent}");
+    }
+    // A server-first mechanism: the NO comes after the client answered the challenge.
+    let (e, sent) = login_over_tls(
+        Script::new()
+            .start_tls(CertKind::Valid)
+            .send_line("* OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5 AUTH=PLAIN] hi")
+            .expect("AUTHENTICATE CRAM-MD5")
+            .send_line("+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+")
+            .expect_line("*")
+            .send_tagged("NO wrong")
+            .wait(Duration::from_millis(300))
+            .close(),
+    )
+    .await;
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert_eq!(attempts(&sent), ["AUTHENTICATE CRAM-MD5"], "{sent}");
+}
+
+/// Another mechanism is tried only when the server refused the mechanism itself: BAD,
+/// `[CANNOT]`, or a NO before the client said anything. The next one's rejection then ends
+/// the login.
+#[tokio::test]
+async fn a_refused_mechanism_gives_way_to_the_next_then_one_rejection_ends_it() {
+    for refusal in [
+        "BAD unknown mechanism",
+        "NO [CANNOT] not here",
+        "NO unsupported",
+    ] {
+        let (e, sent) = login_over_tls(
+            Script::new()
+                .start_tls(CertKind::Valid)
+                .send_line("* OK [CAPABILITY IMAP4rev1 AUTH=CRAM-MD5 AUTH=PLAIN AUTH=LOGIN] hi")
+                .expect("AUTHENTICATE CRAM-MD5")
+                .send_tagged(refusal)
+                .expect("AUTHENTICATE PLAIN")
+                .send_line("+ ")
+                .expect_line("*")
+                .send_tagged("NO [AUTHENTICATIONFAILED] Authentication failed.")
+                .wait(Duration::from_millis(300))
+                .close(),
+        )
+        .await;
+        assert!(matches!(e, Error::Auth { .. }), "{refusal}: {e}");
+        assert_eq!(
+            attempts(&sent),
+            ["AUTHENTICATE CRAM-MD5", "AUTHENTICATE PLAIN"],
+            "{refusal}: {sent}"
+        );
+    }
+}

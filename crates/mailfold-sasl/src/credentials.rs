@@ -16,6 +16,9 @@ pub struct Credentials {
     pub authzid: Option<String>,
     /// The password, or the OAuth 2.0 bearer token for XOAUTH2 / OAUTHBEARER.
     pub secret: Secret<String>,
+    /// Where the secret came from, in words for an error message (`password_command of
+    /// account work`), so that a refused login says what to fix. Never the secret itself.
+    pub origin: Option<String>,
 }
 
 impl Credentials {
@@ -25,6 +28,7 @@ impl Credentials {
             authcid: authcid.into(),
             authzid: None,
             secret: Secret::new(password.into()),
+            origin: None,
         }
     }
 
@@ -34,6 +38,7 @@ impl Credentials {
             authcid: authcid.into(),
             authzid: None,
             secret: Secret::new(token.into()),
+            origin: None,
         }
     }
 
@@ -44,12 +49,19 @@ impl Credentials {
             authcid: trace.into(),
             authzid: None,
             secret: Secret::new(String::new()),
+            origin: None,
         }
     }
 
     /// Sets the authorization identity.
     pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
         self.authzid = Some(authzid.into());
+        self
+    }
+
+    /// Sets where the secret came from (see [`Credentials::origin`]).
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
         self
     }
 

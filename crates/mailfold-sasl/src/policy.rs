@@ -23,11 +23,15 @@
 //!
 //! When an AUTHENTICATE ends in NO, or the mechanism itself fails, the driver asks
 //! [`next_after_failure`]. It may go on to the next mechanism in the chosen list (and
-//! finally to the LOGIN command) **only if**:
+//! finally to the LOGIN command) **only if** the mechanism itself was refused, by the
+//! client (a challenge it cannot answer) or by the server (BAD, `[CANNOT]`, a NO before any
+//! credentials were exchanged), and no credentials were judged:
 //!
-//! * the failure was not a possible credentials rejection on a connection without TLS:
-//!   a wrong password over plaintext must not quietly walk down to weaker mechanisms,
-//!   each one handing an eavesdropper more to work with (V0034); and
+//! * a credentials rejection (`[AUTHENTICATIONFAILED]`, or any NO after the server took up
+//!   the mechanism and received the client's messages) ends the login, over TLS or not.
+//!   Trying the same wrong password with every other mechanism only multiplies failed logins
+//!   on the account, which servers count towards lock-outs and fail2ban-style bans, and over
+//!   plaintext would hand an eavesdropper more to work with (V0034); and
 //! * the server did not fail to prove itself. A server that cannot produce the SCRAM
 //!   server signature or the DIGEST-MD5 `rspauth` does not know the password: it is an
 //!   impostor or broken, and nothing more, least of all a mechanism that reveals the
@@ -179,8 +183,8 @@ pub fn login_command_allowed(
 /// How an authentication attempt failed, as far as the fallback rule cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
-    /// The server said NO with `AUTHENTICATIONFAILED`, or with no code: the
-    /// credentials may be wrong.
+    /// The server said NO with `AUTHENTICATIONFAILED`, or with no code after it took up
+    /// the mechanism: the credentials may be wrong.
     CredentialsRejected,
     /// The server did not prove it knows the credentials
     /// ([`SaslError::ServerProofMismatch`], or an OK before the mechanism completed).
@@ -230,9 +234,9 @@ impl FailureKind {
 pub enum GiveUpReason {
     /// The server failed to prove itself; it may be an impostor.
     ServerNotProven,
-    /// The credentials were rejected on a connection without TLS; no weaker mechanism
-    /// is tried (V0034).
-    RejectedWithoutTls,
+    /// The server rejected the credentials; no other mechanism is tried with them, so a
+    /// wrong password costs one failed login (V0034).
+    CredentialsRejected,
     /// The server reported a condition another mechanism cannot fix.
     ServerRefused,
     /// Every permitted mechanism (and the LOGIN command, if permitted) was tried.
@@ -268,10 +272,10 @@ pub fn next_after_failure(
             return NextAttempt::GiveUp(GiveUpReason::ServerNotProven)
         }
         FailureKind::Final => return NextAttempt::GiveUp(GiveUpReason::ServerRefused),
-        FailureKind::CredentialsRejected if !tls_active => {
-            return NextAttempt::GiveUp(GiveUpReason::RejectedWithoutTls)
+        FailureKind::CredentialsRejected => {
+            return NextAttempt::GiveUp(GiveUpReason::CredentialsRejected)
         }
-        FailureKind::CredentialsRejected | FailureKind::MechanismUnusable => {}
+        FailureKind::MechanismUnusable => {}
     }
     let rest = match chosen.iter().position(|&m| m == failed) {
         Some(i) => &chosen[i + 1..],
@@ -302,7 +306,7 @@ mod tests {
             next_after_failure(
                 &chosen,
                 Plain,
-                FailureKind::CredentialsRejected,
+                FailureKind::MechanismUnusable,
                 &p,
                 false,
                 true

@@ -147,7 +147,7 @@ fn v0032_never_login_when_logindisabled() {
         next_after_failure(
             &[Plain],
             Plain,
-            FailureKind::CredentialsRejected,
+            FailureKind::MechanismUnusable,
             &p,
             true,
             true
@@ -162,7 +162,7 @@ fn v0032_never_login_when_logindisabled() {
 }
 
 #[test]
-fn v0034_over_tls_weaker_mechanisms_in_turn_then_login() {
+fn v0034_refused_mechanisms_give_way_to_weaker_ones_in_turn_then_login() {
     let p = Policy::password();
     let chosen = choose_mechanisms(EVERYTHING, &p, true);
     assert_eq!(
@@ -183,7 +183,7 @@ fn v0034_over_tls_weaker_mechanisms_in_turn_then_login() {
         match next_after_failure(
             &chosen,
             current,
-            FailureKind::CredentialsRejected,
+            FailureKind::MechanismUnusable,
             &p,
             false,
             true,
@@ -200,17 +200,35 @@ fn v0034_over_tls_weaker_mechanisms_in_turn_then_login() {
 }
 
 #[test]
-fn v0034_wrong_password_over_plaintext_does_not_fall_back() {
+fn v0034_wrong_password_does_not_fall_back_with_or_without_tls() {
     let p = Policy::password();
-    let chosen = choose_mechanisms(EVERYTHING, &p, false);
-    for code in [None, Some("AUTHENTICATIONFAILED"), Some("X-UNKNOWN")] {
-        let failure = FailureKind::from_response_code(code);
+    for tls in [false, true] {
+        let chosen = choose_mechanisms(EVERYTHING, &p, tls);
+        for code in [None, Some("AUTHENTICATIONFAILED"), Some("X-UNKNOWN")] {
+            let failure = FailureKind::from_response_code(code);
+            assert_eq!(
+                next_after_failure(&chosen, ScramSha256, failure, &p, false, tls),
+                NextAttempt::GiveUp(GiveUpReason::CredentialsRejected),
+                "{code:?}, TLS {tls}"
+            );
+        }
+        // SCRAM's `e=` is the server's verdict on the proof: the same.
         assert_eq!(
-            next_after_failure(&chosen, ScramSha256, failure, &p, false, false),
-            NextAttempt::GiveUp(GiveUpReason::RejectedWithoutTls),
-            "{code:?}"
+            next_after_failure(
+                &chosen,
+                ScramSha256,
+                FailureKind::from_error(&SaslError::ServerError {
+                    mechanism: "SCRAM-SHA-256",
+                    message: "invalid-proof".into()
+                }),
+                &p,
+                false,
+                tls
+            ),
+            NextAttempt::GiveUp(GiveUpReason::CredentialsRejected)
         );
     }
+    let chosen = choose_mechanisms(EVERYTHING, &p, false);
     // A mechanism that could not even run is no credentials verdict: go on.
     assert_eq!(
         next_after_failure(
@@ -273,7 +291,7 @@ fn v0034_policy_order_and_final_conditions() {
         next_after_failure(
             &chosen,
             Plain,
-            FailureKind::CredentialsRejected,
+            FailureKind::MechanismUnusable,
             &p,
             false,
             true

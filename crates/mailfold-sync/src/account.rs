@@ -163,6 +163,9 @@ pub struct AccountSpec {
     pub user: String,
     /// Password or token.
     pub secret: AccountSecret,
+    /// Where the secret came from, for the message of a refused login
+    /// ([`mailfold_sasl::Credentials::origin`]); `None` says nothing.
+    pub secret_origin: Option<String>,
     /// SASL mechanisms in preference order; `None` is the library's strongest-first default.
     pub mechanisms: Option<Vec<MechanismName>>,
     /// Allow a password over a connection without TLS (seed V0031). Off by default.
@@ -265,6 +268,7 @@ impl AccountSpec {
             dangerously_accept_invalid_certs: false,
             user: user.into(),
             secret: AccountSecret::Password(password),
+            secret_origin: None,
             mechanisms: None,
             allow_plaintext_password: false,
             maildir,

@@ -93,6 +93,10 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
             (Policy::anonymous(), Credentials::anonymous(trace.clone()))
         }
     };
+    let creds = match &account.secret_origin {
+        Some(o) => creds.with_origin(o.clone()),
+        None => creds,
+    };
     cfg.auth_policy = Policy {
         order: account.mechanisms.clone(),
         allow_plaintext_password: account.allow_plaintext_password,

@@ -84,25 +84,45 @@ pub fn state_path(name: &str, acct: &Account) -> anyhow::Result<PathBuf> {
 }
 
 /// The account's secret: an anonymous login's trace string, or the output of its command.
+/// A failing command's error does not name the account: the sync prints each account's
+/// errors after its name, and [`credentials`] adds it for the other commands.
 pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     if acct.anonymous {
         // RFC 4505: the trace is the configured `user` (an email address, or empty).
         return Ok(AccountSecret::anonymous(acct.user.clone()));
     }
     if let Some(cmd) = &acct.oauth_token_command {
-        let s = run_secret_command(cmd, "oauth_token_command")
-            .with_context(|| format!("account {name}"))?;
+        let s = run_secret_command(cmd, "oauth_token_command")?;
+        register_login(acct, s.expose());
         return Ok(AccountSecret::OAuthToken(s));
     }
     if let Some(cmd) = &acct.password_command {
-        let s = run_secret_command(cmd, "password_command")
-            .with_context(|| format!("account {name}"))?;
+        let s = run_secret_command(cmd, "password_command")?;
+        register_login(acct, s.expose());
         return Ok(AccountSecret::Password(s));
     }
     // The config refuses such an account when it is loaded; a hand-built one ends here.
     Err(usage(format!(
         "account {name}: no password_command, oauth_token_command or anonymous = true"
     )))
+}
+
+/// Where the account's secret comes from, in words for a refused login's message.
+fn secret_origin(name: &str, acct: &Account) -> Option<String> {
+    if acct.anonymous {
+        None
+    } else if acct.oauth_token_command.is_some() {
+        Some(format!("oauth_token_command of account {name}"))
+    } else if acct.password_command.is_some() {
+        Some(format!("password_command of account {name}"))
+    } else {
+        None
+    }
+}
+
+/// Lets the output scrubber know the SASL messages that will carry this secret.
+fn register_login(acct: &Account, secret: &str) {
+    crate::redact::register_login(&acct.user, secret, &acct.host, acct.effective_port());
 }
 
 fn mechanisms(name: &str, acct: &Account) -> anyhow::Result<Option<Vec<MechanismName>>> {
@@ -133,6 +153,7 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         state_path(name, acct)?,
     );
     spec.secret = secret(name, acct)?;
+    spec.secret_origin = secret_origin(name, acct);
     spec.port = acct.effective_port();
     spec.tls = match acct.tls {
         config::TlsMode::Implicit => TlsMode::Implicit,
@@ -216,7 +237,7 @@ pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
 /// Credentials and the policy that goes with them (runs the password command). An
 /// anonymous account gets the ANONYMOUS-only policy with its trace string (V0029).
 pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, Policy)> {
-    let (mut policy, creds) = match secret(name, acct)? {
+    let (mut policy, creds) = match secret(name, acct).with_context(|| format!("account {name}"))? {
         AccountSecret::Password(s) => (
             Policy::password(),
             Credentials::password(acct.user.clone(), s.expose()),
@@ -229,6 +250,10 @@ pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, P
     };
     policy.order = mechanisms(name, acct)?;
     policy.allow_plaintext_password = acct.allow_plaintext_password;
+    let creds = match secret_origin(name, acct) {
+        Some(o) => creds.with_origin(o),
+        None => creds,
+    };
     Ok((creds, policy))
 }
 

@@ -4,25 +4,99 @@
 //! environment variable or a log line, and it is wrapped in [`Secret`] the moment it is read.
 //! The child gets no stdin (so a prompt cannot hang a sync) and its stderr goes to ours, so a
 //! password manager's own error shows up.
+//!
+//! The command runs in a process group of its own, and the whole group is ended when mailfold
+//! is done with it: a shell's background job, or a helper that prints the password and then
+//! lingers (an agent, `echo pw; sleep 1000`), neither delays the run nor stays behind. The first
+//! line is used as soon as it arrives; the program then has [`GRACE`] to exit by itself (so
+//! that its exit status can still report a failure) before the group is ended.
+//!
+//! Every failure (cannot start, non-zero exit, no line in time, an empty or overlong first
+//! line, output that is not UTF-8) is one [`CredentialError`] line that names the setting and
+//! the program but never shows the output. It carries the exit-status marker of a failed
+//! authentication ([`crate::exit::ServerError`], status 3): no login could be attempted.
 
+use std::fmt;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use mailfold_sasl::Secret;
 
 use crate::config::CommandSpec;
+use crate::exit::ServerError;
 
-/// Longest accepted output; a password manager printing megabytes is a misconfiguration.
-const MAX_OUTPUT: u64 = 64 * 1024;
+/// Longest accepted first line; a password manager printing megabytes is a misconfiguration.
+const MAX_LINE: usize = 64 * 1024;
 
-/// How long the command may take (an unlocked password store answers at once; a GUI prompt
-/// may take a while).
+/// How long the command may take to print its line (an unlocked password store answers at
+/// once; a GUI prompt may take a while).
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the program may run on after its first line (or after it exited while something
+/// it started still holds the pipe) before its process group is ended.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// After SIGTERM, how long the group has to go before SIGKILL.
+const TERM_WAIT: Duration = Duration::from_millis(200);
+
+/// Why no secret came out of the command. `Display` is one line, without the output.
+#[derive(Debug)]
+pub struct CredentialError {
+    /// `password_command` or `oauth_token_command`.
+    pub what: String,
+    /// The program run (for a shell string, its first word).
+    pub program: String,
+    /// What went wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}) {}", self.what, self.program, self.problem)
+    }
+}
+
+impl std::error::Error for CredentialError {}
+
+/// What the stdout reader saw.
+enum Out {
+    /// The first line, without its line ending.
+    Line(Vec<u8>),
+    /// Output ended before any line ending: whatever came (possibly nothing).
+    Eof(Vec<u8>),
+    /// The first line passed [`MAX_LINE`].
+    TooLong,
+    /// Reading failed.
+    Failed(std::io::Error),
+}
 
 /// Runs the command and returns the first line of its output.
 pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secret<String>> {
+    run_with_timeout(spec, what, TIMEOUT)
+}
+
+/// [`run_secret_command`] with another limit for the first line (tests).
+fn run_with_timeout(
+    spec: &CommandSpec,
+    what: &str,
+    timeout: Duration,
+) -> anyhow::Result<Secret<String>> {
+    let program = match spec {
+        CommandSpec::Shell(s) => s.split_whitespace().next().unwrap_or("sh").to_string(),
+        CommandSpec::Argv(v) => v.first().cloned().unwrap_or_default(),
+    };
+    let fail = |problem: String| {
+        // The marker gives the exit status; its text is the one line the user reads.
+        let e = CredentialError {
+            what: what.to_string(),
+            program: program.clone(),
+            problem,
+        };
+        anyhow::Error::new(ServerError(e.to_string()))
+    };
     let mut cmd = match spec {
         CommandSpec::Shell(s) => {
             let mut c = Command::new("sh");
@@ -30,74 +104,199 @@ pub fn run_secret_command(spec: &CommandSpec, what: &str) -> anyhow::Result<Secr
             c
         }
         CommandSpec::Argv(v) => {
-            let (prog, args) = v.split_first().context("empty command")?;
+            let Some((prog, args)) = v.split_first() else {
+                return Err(fail("is empty".into()));
+            };
             let mut c = Command::new(prog);
             c.args(args);
             c
         }
     };
-    let program = match spec {
-        CommandSpec::Shell(_) => "sh".to_string(),
-        CommandSpec::Argv(v) => v.first().cloned().unwrap_or_default(),
-    };
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        // Its own group (pgid = its pid), so that ending the group ends whatever it started.
+        .process_group(0)
         .spawn()
-        .with_context(|| format!("cannot run {what} ({program})"))?;
-    // Read on a thread so a command that never closes its stdout cannot block past the
-    // deadline: killing the child closes the pipe and ends the reader.
-    let (tx, rx) = std::sync::mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let r = stdout
-                .take(MAX_OUTPUT + 1)
-                .read_to_end(&mut out)
-                .map(|_| out);
-            let _ = tx.send(r);
-        });
-    } else {
-        let _ = tx.send(Ok(Vec::new()));
-    }
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{what} ({program}) did not finish within {} s",
-                TIMEOUT.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        .map_err(|e| fail(format!("cannot be run: {e}")))?;
+    let group = Group(child.id());
+    let out = reader(&mut child);
+    let result = wait_for_line(&mut child, &out, timeout);
+    // Whatever happened, nothing the command started outlives this call.
+    group.end();
+    let status = match result.status {
+        Some(s) => Some(s),
+        None => child.wait().ok().filter(|_| result.line.is_none()),
     };
-    // A background process the command left behind may still hold the pipe open: the
-    // output is whatever arrived by then, bounded by a short grace period.
-    let out = rx
-        .recv_timeout(Duration::from_secs(5))
-        .map_err(|_| anyhow::anyhow!("{what} ({program}) exited but left its output open"))?
-        .with_context(|| format!("reading the output of {what}"))?;
-    if !status.success() {
-        bail!("{what} ({program}) failed with {status}");
+    let line = match result.line {
+        None if result.timed_out => {
+            return Err(fail(format!(
+                "printed no line within {} s and was stopped",
+                timeout.as_secs()
+            )))
+        }
+        Some(Out::Failed(e)) => return Err(fail(format!("could not be read: {e}"))),
+        Some(Out::TooLong) => {
+            return Err(fail(format!(
+                "printed a first line of more than {MAX_LINE} bytes"
+            )))
+        }
+        Some(Out::Line(l)) | Some(Out::Eof(l)) => Some(l),
+        None => None,
+    };
+    if let Some(s) = status.filter(|s| !s.success()) {
+        return Err(fail(format!("failed ({})", describe(s))));
     }
-    if out.len() as u64 > MAX_OUTPUT {
-        bail!("{what} ({program}) printed more than {MAX_OUTPUT} bytes");
-    }
-    let text = String::from_utf8(out)
-        .map_err(|_| anyhow::anyhow!("{what} ({program}) printed non-UTF-8 output"))?;
-    let first = text.lines().next().unwrap_or("");
-    let first = first.strip_suffix('\r').unwrap_or(first);
+    let Some(line) = line.filter(|l| !l.is_empty()) else {
+        return Err(fail("printed nothing (an empty first line)".into()));
+    };
+    let text =
+        String::from_utf8(line).map_err(|_| fail("printed a line that is not UTF-8".into()))?;
+    let first = text.strip_suffix('\r').unwrap_or(&text);
     if first.is_empty() {
-        bail!("{what} ({program}) printed an empty first line");
+        return Err(fail("printed nothing (an empty first line)".into()));
     }
-    // Whatever a dependency might log, the logger scrubs this value (crate::redact).
+    // Whatever a dependency might log or a server echo, the output scrubs this value
+    // (crate::redact).
     crate::redact::register(first);
     Ok(Secret::new(first.to_string()))
+}
+
+/// Reads the first line on a thread, so that a command that never closes its stdout cannot
+/// block past the deadline; ending the group closes the pipe and ends the reader.
+fn reader(child: &mut Child) -> Receiver<Out> {
+    let (tx, rx) = mpsc::channel();
+    let Some(mut stdout) = child.stdout.take() else {
+        let _ = tx.send(Out::Eof(Vec::new()));
+        return rx;
+    };
+    std::thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut buf = [0u8; 4096];
+        let out = loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => break Out::Eof(line),
+                Ok(n) => {
+                    let chunk = &buf[..n];
+                    if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+                        line.extend_from_slice(&chunk[..i]);
+                        break if line.len() > MAX_LINE {
+                            Out::TooLong
+                        } else {
+                            Out::Line(line)
+                        };
+                    }
+                    line.extend_from_slice(chunk);
+                    if line.len() > MAX_LINE {
+                        break Out::TooLong;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Out::Failed(e),
+            }
+        };
+        let _ = tx.send(out);
+        // The rest is not wanted; dropping the pipe lets a writer fail instead of block.
+    });
+    rx
+}
+
+/// How the wait ended.
+struct Waited {
+    /// What the reader reported, if it did.
+    line: Option<Out>,
+    /// The exit status, if the program exited in time.
+    status: Option<ExitStatus>,
+    /// No line (and no end of output) within the time limit.
+    timed_out: bool,
+}
+
+/// Waits for the first line (or the end of the output) and, after it, up to [`GRACE`] for the
+/// program to exit; gives up at `timeout`.
+fn wait_for_line(child: &mut Child, out: &Receiver<Out>, timeout: Duration) -> Waited {
+    let start = Instant::now();
+    let mut line: Option<Out> = None;
+    let mut status: Option<ExitStatus> = None;
+    // When the line (or the program's exit) arrived: from then on, only GRACE more.
+    let mut settled: Option<Instant> = None;
+    loop {
+        if status.is_none() {
+            status = child.try_wait().ok().flatten();
+            if status.is_some() && settled.is_none() {
+                settled = Some(Instant::now());
+            }
+        }
+        if line.is_some() && status.is_some() {
+            break;
+        }
+        if settled.is_some_and(|t| t.elapsed() >= GRACE) {
+            break;
+        }
+        if line.is_none() && start.elapsed() >= timeout {
+            return Waited {
+                line: None,
+                status,
+                timed_out: true,
+            };
+        }
+        if line.is_none() {
+            match out.recv_timeout(Duration::from_millis(10)) {
+                Ok(o) => {
+                    line = Some(o);
+                    settled.get_or_insert_with(Instant::now);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    line = Some(Out::Eof(Vec::new()));
+                }
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Waited {
+        line,
+        status,
+        timed_out: false,
+    }
+}
+
+fn describe(s: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => s.to_string(),
+    }
+}
+
+/// The command's process group.
+struct Group(u32);
+
+impl Group {
+    /// Ends every process left in the group: SIGTERM, then SIGKILL to whatever is still
+    /// there shortly after. A group already gone is fine.
+    fn end(&self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        let Ok(pgid) = i32::try_from(self.0) else {
+            return;
+        };
+        let pgid = Pid::from_raw(pgid);
+        if killpg(pgid, Signal::SIGTERM).is_err() {
+            return;
+        }
+        let until = Instant::now() + TERM_WAIT;
+        while Instant::now() < until {
+            // Signal 0 only asks whether any member is left.
+            if killpg(pgid, None::<Signal>).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +317,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.expose(), "tok");
+        // No line ending at all: the whole output is the line.
+        let s = run_secret_command(
+            &CommandSpec::Argv(vec!["printf".into(), "bare".into()]),
+            "password_command",
+        )
+        .unwrap();
+        assert_eq!(s.expose(), "bare");
     }
 
     #[test]
@@ -126,20 +332,62 @@ mod tests {
             &CommandSpec::Shell("echo hunter2; exit 3".into()),
             "password_command",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("failed"), "{e}");
-        assert!(!e.contains("hunter2"), "{e}");
+        .unwrap_err();
+        assert_eq!(crate::exit::status_of(&e), crate::exit::SERVER);
+        let e = e.to_string();
+        assert_eq!(e, "password_command (echo) failed (exit status 3)");
         let e = run_secret_command(
             &CommandSpec::Argv(vec!["/nonexistent/prog".into()]),
             "password_command",
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("cannot run"), "{e}");
-        let e = run_secret_command(&CommandSpec::Shell("true".into()), "password_command")
+        assert!(
+            e.starts_with("password_command (/nonexistent/prog) cannot be run"),
+            "{e}"
+        );
+        for empty in ["true", "echo", "printf '\\r\\n'"] {
+            let e = run_secret_command(&CommandSpec::Shell(empty.into()), "password_command")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("printed nothing"), "{empty}: {e}");
+        }
+        let e = run_secret_command(&CommandSpec::Argv(vec![]), "password_command")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("empty"), "{e}");
+        assert_eq!(e, "password_command () is empty");
+    }
+
+    /// Whether process `pid` runs (a zombie does not count).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+    }
+
+    #[test]
+    fn a_command_that_prints_nothing_in_time_is_ended_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "echo $$ > '{0}'; sleep 1000 & echo $! >> '{0}'; wait",
+            pids.display()
+        );
+        let e = run_with_timeout(
+            &CommandSpec::Shell(script),
+            "password_command",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert_eq!(crate::exit::status_of(&e), crate::exit::SERVER);
+        assert_eq!(
+            e.to_string(),
+            "password_command (echo) printed no line within 1 s and was stopped"
+        );
+        let pids = std::fs::read_to_string(&pids).unwrap();
+        for pid in pids.split_whitespace() {
+            assert!(!alive(pid), "process {pid} of the command outlived it");
+        }
     }
 }

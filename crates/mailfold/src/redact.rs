@@ -1,50 +1,210 @@
-//! The last line of defence for secrets in log output.
+//! The one scrubber for secrets in everything mailfold prints.
 //!
-//! Secrets are kept out of logs by construction: they live in `Secret`, whose `Debug`
-//! redacts, and the protocol engine never logs the arguments of LOGIN or AUTHENTICATE. But
-//! the log also carries records from crates mailfold does not control (rustls and others log
-//! through the `log` crate, bridged into `tracing` by `main.rs`), so every line written to
-//! stderr by the logger goes through [`scrub`] first: each secret the process obtained
-//! ([`register`], called when a password or token command's output is read) is replaced by
-//! `<redacted>`.
+//! Secrets are kept out of output by construction: they live in `Secret`, whose `Debug`
+//! redacts, and the protocol engine never logs the arguments of LOGIN or AUTHENTICATE. But a
+//! hostile or careless server can echo what it received (`NO [AUTHENTICATIONFAILED] wrong:
+//! <password>`, or the base64 PLAIN blob), and that text is shown to the user in error lines,
+//! in `--json` documents and in log records, some of which come from crates mailfold does not
+//! control. So each of those three ways out passes through here:
+//!
+//! - log records: the logger's writer, [`ScrubbedStderr`];
+//! - terminal text from elsewhere (server texts, errors): `term::line` and `term::block`,
+//!   which every printed foreign string already goes through for control characters;
+//! - JSON documents: [`scrub_json`], on every string of the document before it is written.
+//!
+//! Each secret the process obtained is [`register`]ed when it is read (the output of a
+//! password or token command), with the forms in which it leaves the process or can come
+//! back: as it is, quoted as an IMAP string (the LOGIN command), base64 alone (the SASL LOGIN
+//! mechanism), and inside any base64 text at each of the three byte alignments. Once the
+//! user name and server are known, [`register_login`] adds the exact messages of PLAIN,
+//! LOGIN, XOAUTH2 and OAUTHBEARER, raw and in base64, so that a whole echoed blob is
+//! replaced, user name included.
 
 use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Mutex;
 
+use mailfold_sasl::{new_mechanism, ClientContext, Credentials, MechanismName, OsNonceSource};
+
 /// Secrets shorter than this are not scrubbed: a two-letter password would blank out
-/// every occurrence of two common letters and make the log unreadable, and such a password
-/// offers no protection to lose.
+/// every occurrence of two common letters and make the output unreadable, and such a
+/// password offers no protection to lose.
 const MIN_LEN: usize = 4;
-/// At most this many secrets are remembered (one process handles a few accounts).
-const MAX_SECRETS: usize = 32;
+/// Shortest base64 run scrubbed as part of a longer encoding (see [`base64_cores`]): 36
+/// bits, so that a short secret's run does not turn up by chance in other base64 text.
+const MIN_CORE: usize = 6;
+/// At most this many forms are remembered (a few accounts, about a dozen forms each).
+const MAX_FORMS: usize = 512;
 
-static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// What replaces a secret.
+const REDACTED: &str = "<redacted>";
 
-/// Remembers a secret so that log output never shows it.
+/// The registered forms, longest first (so that a whole SASL blob is replaced before the
+/// secret inside it).
+static FORMS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn add(forms: &mut Vec<String>, form: String) {
+    if form.len() >= MIN_LEN && !forms.contains(&form) && forms.len() < MAX_FORMS {
+        forms.push(form);
+    }
+}
+
+fn store(new: Vec<String>) {
+    if let Ok(mut v) = FORMS.lock() {
+        for f in new {
+            add(&mut v, f);
+        }
+        v.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    }
+}
+
+/// Remembers a secret so that no output shows it, in any of the forms it is sent in.
 pub fn register(secret: &str) {
     if secret.len() < MIN_LEN {
         return;
     }
-    if let Ok(mut v) = SECRETS.lock() {
-        if !v.iter().any(|s| s == secret) && v.len() < MAX_SECRETS {
-            v.push(secret.to_owned());
-        }
-    }
+    let mut forms = vec![
+        secret.to_owned(),
+        imap_quoted(secret),
+        base64(secret.as_bytes()),
+    ];
+    forms.extend(base64_cores(secret.as_bytes()));
+    store(forms);
 }
 
-/// `text` with every registered secret replaced by `<redacted>`.
+/// Remembers the exact SASL messages that carry `secret` for `user` on `host:port` (PLAIN,
+/// LOGIN, XOAUTH2, OAUTHBEARER), raw and in base64, built by the mechanisms that send them.
+/// Whichever mechanism the secret does not fit (a password is no bearer token) is skipped.
+pub fn register_login(user: &str, secret: &str, host: &str, port: u16) {
+    register(secret);
+    if secret.len() < MIN_LEN {
+        return;
+    }
+    let ctx = ClientContext::imap(host.to_owned(), port);
+    let mut forms = Vec::new();
+    let logins = [
+        Credentials::password(user.to_owned(), secret.to_owned()),
+        Credentials::bearer_token(user.to_owned(), secret.to_owned()),
+    ];
+    for creds in &logins {
+        for name in [
+            MechanismName::Plain,
+            MechanismName::Login,
+            MechanismName::XOAuth2,
+            MechanismName::OAuthBearer,
+        ] {
+            let Ok(mut m) = new_mechanism(name, creds, &ctx, &mut OsNonceSource) else {
+                continue;
+            };
+            let mut messages = Vec::new();
+            match m.initial_response() {
+                Ok(Some(r)) => messages.push(r.expose().clone()),
+                // LOGIN is server-first: user name, then password, one challenge each.
+                Ok(None) => {
+                    for challenge in [&b"Username:"[..], b"Password:"] {
+                        if let Ok(r) = m.step(challenge) {
+                            messages.push(r.expose().clone());
+                        }
+                    }
+                }
+                Err(_) => {}
+            }
+            for msg in messages {
+                // The user name alone (LOGIN's first message) is no secret.
+                if !contains(&msg, secret.as_bytes()) {
+                    continue;
+                }
+                forms.push(base64(&msg));
+                forms.push(String::from_utf8_lossy(&msg).into_owned());
+            }
+        }
+    }
+    store(forms);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `text` with every registered form of every secret replaced by `<redacted>`.
 pub fn scrub(text: &str) -> Cow<'_, str> {
-    let Ok(v) = SECRETS.lock() else {
+    let Ok(v) = FORMS.lock() else {
         return Cow::Borrowed(text);
     };
     let mut out = Cow::Borrowed(text);
     for s in v.iter() {
         if out.contains(s.as_str()) {
-            out = Cow::Owned(out.replace(s.as_str(), "<redacted>"));
+            out = Cow::Owned(out.replace(s.as_str(), REDACTED));
         }
     }
     out
+}
+
+/// A JSON document with every string in it (object keys included) scrubbed. Done on the
+/// values rather than on the encoded text, so that a secret that JSON escapes (a quote, a
+/// backslash) is still found and a replacement can never break the document's syntax.
+pub fn scrub_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(match scrub(&s) {
+            Cow::Borrowed(_) => s,
+            Cow::Owned(t) => t,
+        }),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub_json).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (scrub(&k).into_owned(), scrub_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The secret as an IMAP quoted string's contents (RFC 3501 4.3), as the LOGIN command
+/// sends it when it is not a literal.
+fn imap_quoted(secret: &str) -> String {
+    secret.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648 4), as SASL exchanges use it in IMAP.
+fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The runs of base64 characters that any encoding of a text containing `secret` must
+/// contain, one per alignment of the secret on the 3-byte groups: the characters made only
+/// of the secret's bits. They catch the secret inside SASL messages whose other fields are
+/// not known here (an authorization identity, a server's echo of its own making).
+fn base64_cores(secret: &[u8]) -> Vec<String> {
+    let mut cores = Vec::new();
+    for k in 0..3usize {
+        let mut data = vec![0u8; k];
+        data.extend_from_slice(secret);
+        let enc = base64(&data);
+        // Character i holds bits 6i..6i+6 of the data; the secret's bits are 8k..8(k+n).
+        let first = (8 * k).div_ceil(6);
+        let end = 8 * (k + secret.len()) / 6;
+        if end >= first + MIN_CORE {
+            cores.push(enc[first..end].to_string());
+        }
+    }
+    cores
 }
 
 /// The logger's writer: stderr, scrubbed. The `fmt` subscriber formats each event into one
@@ -88,5 +248,73 @@ mod tests {
         );
         assert_eq!(scrub("about ab"), "about ab");
         assert!(matches!(scrub("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), enc);
+        }
+    }
+
+    #[test]
+    fn the_secret_is_found_inside_any_base64_text() {
+        let secret = "Kq7!quote\"and\\slash";
+        register(secret);
+        for prefix in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "\0someone\0",
+            "user=x\x01auth=Bearer ",
+        ] {
+            for suffix in ["", "\x01\x01", "z"] {
+                let enc = base64(format!("{prefix}{secret}{suffix}").as_bytes());
+                let shown = scrub(&enc);
+                assert!(shown.contains(REDACTED), "{prefix:?}: {enc} -> {shown}");
+                // What is left around the replacement cannot hold a whole secret byte run.
+                assert!(shown.len() < enc.len(), "{enc}");
+            }
+        }
+        assert_eq!(
+            scrub("LOGIN u \"Kq7!quote\\\"and\\\\slash\""),
+            "LOGIN u \"<redacted>\""
+        );
+    }
+
+    #[test]
+    fn whole_sasl_messages_are_replaced() {
+        register_login(
+            "someone@example.org",
+            "T0ken-or-password",
+            "imap.example.org",
+            993,
+        );
+        let plain = base64(b"\0someone@example.org\0T0ken-or-password");
+        assert_eq!(scrub(&format!("echo: {plain} !")), "echo: <redacted> !");
+        let xoauth2 = base64(b"user=someone@example.org\x01auth=Bearer T0ken-or-password\x01\x01");
+        assert_eq!(scrub(&xoauth2), REDACTED);
+        let login = base64(b"T0ken-or-password");
+        assert_eq!(scrub(&login), REDACTED);
+        let json = scrub_json(serde_json::json!({
+            "error": "NO [AUTHENTICATIONFAILED] wrong: T0ken-or-password",
+            "list": [plain],
+        }));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "error": "NO [AUTHENTICATIONFAILED] wrong: <redacted>",
+                "list": ["<redacted>"],
+            })
+        );
     }
 }

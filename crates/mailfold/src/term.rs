@@ -11,10 +11,12 @@ use std::borrow::Cow;
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// One line of text: every control character (line breaks included) becomes `?`.
+/// One line of text: every control character (line breaks included) becomes `?`, and the
+/// process's secrets are scrubbed ([`crate::redact`]: a server may echo a password).
 pub fn line(s: &str) -> Cow<'_, str> {
+    let s = crate::redact::scrub(s);
     if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
+        return s;
     }
     Cow::Owned(
         s.chars()
@@ -25,11 +27,13 @@ pub fn line(s: &str) -> Cow<'_, str> {
 
 /// A block of text (a message body): line feeds and tabs stay, other control characters
 /// (escape sequences, carriage returns that would overwrite a line, backspaces) become `?`.
-/// A CR before LF is dropped, since it is only a line ending.
+/// A CR before LF is dropped, since it is only a line ending. Secrets are scrubbed, as by
+/// [`line`].
 pub fn block(s: &str) -> Cow<'_, str> {
+    let s = crate::redact::scrub(s);
     let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
     if !s.chars().any(bad) {
-        return Cow::Borrowed(s);
+        return s;
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();

@@ -155,3 +155,82 @@ fn a_bad_certificate_after_starttls_sends_nothing_more() {
         );
     }
 }
+
+/// Several responses after the STARTTLS OK in one segment, then (if the client were fooled) a
+/// TLS handshake: the client must end the connection with a security error (exit 3) before its
+/// ClientHello, whatever follows the OK (forged lines, a forged tagged OK for the next command,
+/// a BYE).
+fn injected_then_nothing_sent(name: &str, after_ok: &str) {
+    let server = ScriptedServer::start(
+        Script::new()
+            .send_line("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] hi")
+            .expect("STARTTLS")
+            .send_tagged(&format!("OK begin TLS\r\n{after_ok}"))
+            .wait(Duration::from_secs(2))
+            .close()
+            .step_timeout(Duration::from_secs(5)),
+    );
+    let home = Home::new();
+    home.write_config(
+        "127.0.0.1",
+        server.port(),
+        "starttls",
+        PASSWORD,
+        Some(&server.ca_file()),
+        "",
+    );
+    for args in [&["sync"][..], &["probe"][..]] {
+        let r = home.run(args);
+        eprintln!(
+            "--- {name} {args:?} (exit {}):\n{}{}",
+            r.code, r.stdout, r.stderr
+        );
+        assert_eq!(
+            r.code, 3,
+            "{name}: `{args:?}` must fail as a security error"
+        );
+        let text = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            text.contains("injection"),
+            "{name}: `{args:?}` does not say why: {text}"
+        );
+    }
+    // The script does not answer a handshake, so every byte the client sent is recorded raw:
+    // after `STARTTLS\r\n` there must be nothing at all, no ClientHello (0x16 …) in particular.
+    for (i, report) in server.reports().iter().enumerate() {
+        let got = &report.received;
+        let end = got
+            .windows(10)
+            .position(|w| w.eq_ignore_ascii_case(b"STARTTLS\r\n"))
+            .map(|p| p + 10)
+            .unwrap_or_else(|| panic!("{name}: connection {i} sent no STARTTLS: {got:?}"));
+        assert_eq!(
+            &got[end..],
+            b"",
+            "{name}: connection {i} sent bytes after STARTTLS despite the injection"
+        );
+    }
+}
+
+#[test]
+fn several_responses_injected_after_the_starttls_ok_end_the_connection_before_tls() {
+    injected_then_nothing_sent(
+        "forged capability and tagged OK",
+        "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nA0002 OK done\r\nA0003 OK more\r\n",
+    );
+    injected_then_nothing_sent(
+        "forged lines without a tag",
+        "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n* OK [ALERT] be quick\r\n* 3 EXISTS\r\n",
+    );
+    injected_then_nothing_sent("an unfinished line", "* CAPAB");
+    // One forged line: the case the test above lets reach a completed handshake.
+    injected_then_nothing_sent(
+        "one forged line",
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LOGINDISABLED] forged\r\n",
+    );
+}
+
+#[test]
+fn bye_after_the_starttls_ok_ends_the_connection_before_tls() {
+    injected_then_nothing_sent("BYE", "* BYE going away\r\n");
+}

@@ -53,10 +53,12 @@ impl Ctx {
     }
 }
 
-/// Writes one JSON document and a newline to stdout.
+/// Writes one JSON document and a newline to stdout, its strings scrubbed of the process's
+/// secrets ([`crate::redact::scrub_json`]).
 pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    let v = crate::redact::scrub_json(v.clone());
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)
+    serde_json::to_writer_pretty(&mut out, &v)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())

@@ -501,11 +501,10 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
     Ok(status)
 }
 
-/// Server-supplied text, safe for a terminal: control characters become `?`.
+/// Server-supplied text, safe for a terminal: control characters become `?` and the
+/// process's secrets are scrubbed (a server may echo the password in its NO).
 fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::term::line(s).into_owned()
 }
 
 /// The human form of a report.

@@ -22,6 +22,7 @@ use super::Ctx;
 use crate::account;
 use crate::exit;
 use crate::lock::{AccountLock, BusyError};
+use crate::redact;
 use crate::term;
 
 /// Options of `mailfold watch`.
@@ -84,7 +85,9 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
             state,
         };
         drop(lock.try_lock().map_err(anyhow::Error::msg)?);
-        let spec = account::sync_spec(name, acct)?;
+        let spec = anyhow::Context::with_context(account::sync_spec(name, acct), || {
+            format!("account {name}")
+        })?;
         jobs.push((name.to_string(), acct.host.clone(), spec, lock));
     }
 
@@ -109,7 +112,10 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
                 let name = name.clone();
                 move |n: &str| {
                     if json {
-                        println!("{}", json!({ "account": name, "notice": n }));
+                        println!(
+                            "{}",
+                            redact::scrub_json(json!({ "account": name, "notice": n }))
+                        );
                     } else {
                         eprintln!("mailfold: {name}: {}", term::line(n));
                     }
@@ -167,7 +173,7 @@ fn print_report(r: &SyncReport, host: &str, json: bool) {
     if json {
         println!(
             "{}",
-            super::sync::report_json(r, None)
+            redact::scrub_json(super::sync::report_json(r, None))
                 .to_string()
                 .replace('\n', " ")
         );
