@@ -255,8 +255,9 @@ pub struct FreshFolder {
     pub path: FolderPath,
     /// Its LIST entry.
     pub entry: crate::remote::ListEntry,
-    /// MESSAGES from STATUS (or LIST-STATUS), to size the work; 0 when unknown.
-    pub messages: u32,
+    /// MESSAGES from LIST-STATUS or STATUS, to size the work over several connections;
+    /// `None` when not asked (one folder, or one connection: nothing to share out).
+    pub messages: Option<u32>,
 }
 
 /// What [`gather_with`] may do beyond [`gather`].
@@ -646,9 +647,12 @@ pub fn gather_with(
         .into_iter()
         .partition(|(_, e)| !defer || e.noselect);
     if !fresh.is_empty() {
+        // Sizes only matter when there is work to share out over several connections: a
+        // single folder, or a single connection, costs no STATUS round.
+        let share = fresh.len() > 1 && account.connections > 1;
         let names: Vec<Vec<u8>> = fresh
             .iter()
-            .filter(|(_, e)| e.status.is_none())
+            .filter(|(_, e)| share && e.status.is_none())
             .map(|(_, e)| e.wire.clone())
             .collect();
         let mut fetched = if names.is_empty() {
@@ -660,9 +664,10 @@ pub fn gather_with(
         for (path, entry) in fresh {
             let st = match entry.status {
                 Some(st) => Some(st),
-                None => fetched.next().flatten(),
+                None if share => fetched.next().flatten(),
+                None => None,
             };
-            let messages = st.and_then(|s| s.messages).unwrap_or(0);
+            let messages = st.and_then(|s| s.messages);
             g.fresh.push(FreshFolder {
                 path,
                 entry,

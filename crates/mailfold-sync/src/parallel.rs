@@ -427,12 +427,15 @@ pub fn apply_plan(
 ) -> Result<(), SyncError> {
     let mut split = split(plan);
     let fresh = std::mem::take(&mut g.fresh);
-    let fresh_messages: usize = fresh.iter().map(|f| f.messages as usize).sum();
+    let fresh_messages: usize = fresh.iter().map(|f| f.messages.unwrap_or(0) as usize).sum();
+    // Announced up front only when every fresh folder's size is known; otherwise each
+    // applier announces its own plan.
+    let sized = fresh.iter().all(|f| f.messages.is_some());
     for f in &fresh {
         split.groups.push(Group {
             folder: f.path.clone(),
             ops: Vec::new(),
-            transfers: f.messages as usize,
+            transfers: f.messages.unwrap_or(0) as usize,
             bytes: 0,
             fresh: true,
         });
@@ -464,20 +467,26 @@ pub fn apply_plan(
         // With fresh folders several plans are applied here: the run announces their total
         // once, as a split run does.
         let quiet = WithoutPlanned(progress);
-        let progress: &dyn Progress = if jobs.is_empty() {
-            progress
-        } else {
+        let (first, rest): (&dyn Progress, &dyn Progress) = if jobs.is_empty() {
+            (progress, progress)
+        } else if sized {
             progress.event(announced);
-            &quiet
+            (&quiet, &quiet)
+        } else if plan.ops.is_empty() {
+            // One fresh folder, size unknown: its own plan is the run's announcement.
+            (&quiet, progress)
+        } else {
+            (progress, progress)
         };
         let res = {
             let mut applier =
-                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+                Applier::new(remote, account, maildir, db, g, report).with_progress(first);
             let res = applier.apply(plan);
             report.steps += applier.steps();
             res
         };
         res?;
+        let progress = rest;
         // The fresh folders in path order (parents first), one plan each, on this connection.
         for f in jobs.into_values() {
             let Some((plan, ctx)) = plan_fresh(remote, account, config, &f, report)? else {

@@ -71,7 +71,10 @@ fn an_initial_sync_reads_plans_and_applies_each_folder_alone() {
         .fresh
         .iter()
         .filter(|f| f.path.to_string().starts_with("Box"))
-        .map(|f| f.messages)
+        .map(|f| {
+            f.messages
+                .expect("sized: several folders, several connections")
+        })
         .collect();
     assert_eq!(
         sizes.iter().sum::<u32>(),
