@@ -20,6 +20,11 @@
 //! makes every entry of the batch durable at the same point a per-message
 //! fsync would have (issue 7). The file's own fsync stays per message and
 //! before the link, so a durable entry never names a file whose data is not.
+//!
+//! A server declares a message's size before sending it (RFC822.SIZE, the literal's
+//! length), and a hostile one may then send far more. [`MessageWriter::limit`] caps the
+//! wire bytes a writer accepts: the chunk that would pass the cap is refused before any of
+//! it is written, so a 60 MiB body announced as 109 bytes never fills `tmp/`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -48,6 +53,10 @@ pub struct MessageWriter {
     fsync: bool,
     /// Where [`MessageWriter::commit_to`] puts the file.
     target: Subdir,
+    /// Most wire bytes accepted ([`MessageWriter::limit`]).
+    limit: Option<u64>,
+    /// Wire bytes accepted so far.
+    received: u64,
 }
 
 /// A committed message.
@@ -84,6 +93,8 @@ impl MessageWriter {
             opts,
             fsync,
             target: Subdir::Cur,
+            limit: None,
+            received: 0,
         })
     }
 
@@ -92,8 +103,23 @@ impl MessageWriter {
         &self.tmp_path
     }
 
+    /// Accepts at most `max` wire bytes from now on: the size the server announced, plus
+    /// whatever margin the caller allows. A chunk that would pass it is refused whole with
+    /// [`Error::TooLarge`], and the writer should then be dropped or aborted.
+    pub fn limit(&mut self, max: u64) {
+        self.limit = Some(max);
+    }
+
     /// Appends a chunk of the message in wire (CRLF) form.
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        let total = self.received.saturating_add(chunk.len() as u64);
+        if let Some(limit) = self.limit.filter(|&l| total > l) {
+            return Err(Error::TooLarge {
+                path: self.tmp_path.clone(),
+                limit,
+            });
+        }
+        self.received = total;
         self.scratch.clear();
         let Some(conv) = self.conv.as_mut() else {
             return Err(self.finished("write message"));

@@ -1422,14 +1422,26 @@ impl<'a> Applier<'a> {
             let res = self
                 .remote
                 .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
-                    BodyEvent::Start { uid, .. } => {
+                    BodyEvent::Start { uid, len } => {
                         let Some(w) = wants.get(&uid) else { return };
+                        // Seed V0007 before a byte is written: see `body_limit`.
+                        let Some(limit) = body_limit(w.partial, w.size, len) else {
+                            errors.push(format!(
+                                "UID {uid}: the server sent {len} bytes, RFC822.SIZE said {}; \
+                                 not stored",
+                                w.size
+                            ));
+                            return;
+                        };
                         let opts = NewMessage {
                             flags: letters(&w.flags, &MaildirFlags::empty()),
                             internaldate: Some(w.date),
                         };
                         match dest.create_message(opts) {
-                            Ok(wr) => cur = Some((uid, wr, 0)),
+                            Ok(mut wr) => {
+                                wr.limit(limit);
+                                cur = Some((uid, wr, 0));
+                            }
                             Err(e) => errors.push(format!("UID {uid}: {e}")),
                         }
                     }
@@ -1926,6 +1938,27 @@ fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending 
         detail: String::new(),
         reason: "folder is read-only on the server".into(),
     }
+}
+
+/// Slack allowed to a header-only download over the message's RFC822.SIZE: a header cannot
+/// be larger than its message, but a server that counts sizes loosely costs only this much.
+const HEADER_SLACK: u64 = 4096;
+
+/// The most wire bytes kept for a body the server announced as `len` bytes (its literal)
+/// for a message whose RFC822.SIZE was `size`, or `None` when it cannot be kept at all, so
+/// nothing of it is written and its bytes are read past. A whole body must be exactly
+/// RFC822.SIZE (seed V0007; checked again on the bytes that arrive); a header-only one
+/// (V0010) at most that plus [`HEADER_SLACK`], and `size` was at most `max_message_size`
+/// or the planner would have asked for the header only. So a 60 MiB literal for a 109-byte
+/// message is refused at its first byte.
+fn body_limit(partial: bool, size: u64, len: u64) -> Option<u64> {
+    let limit = if partial {
+        size.saturating_add(HEADER_SLACK)
+    } else {
+        size
+    };
+    let fits = if partial { len <= limit } else { len == size };
+    fits.then_some(limit)
 }
 
 /// The body of a partial copy (seeds V0010, V0070), in wire form (CRLF). It follows the

@@ -205,6 +205,7 @@ pub fn sync_with_remote_progress(
         gather::record_stamps(db, maildir, &g, &report)?;
     }
     report.alerts.extend(remote.take_alerts());
+    report.warnings.extend(remote.take_warnings());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(report)
 }
