@@ -33,6 +33,7 @@ pub mod account;
 pub mod apply;
 pub mod error;
 pub mod gather;
+pub mod listing;
 pub mod net;
 pub use mailfold_plan as plan;
 pub mod parallel;
