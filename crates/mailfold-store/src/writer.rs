@@ -513,4 +513,30 @@ mod tests {
             ContentHash::of_wire(b"Subject: one\r\n\r\nbody\r\n")
         );
     }
+
+    #[test]
+    fn a_limited_writer_refuses_the_chunk_that_passes_the_limit_unwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "cur", "new"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let mut w = writer(dir.path());
+        w.limit(10);
+        w.write_chunk(b"0123456789").unwrap();
+        match w.write_chunk(&[b'z'; 1 << 20]) {
+            Err(Error::TooLarge { limit: 10, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        w.file.as_mut().unwrap().flush().unwrap();
+        assert_eq!(fs::metadata(w.tmp_path()).unwrap().len(), 10);
+        let tmp = w.tmp_path().to_owned();
+        drop(w);
+        assert!(!tmp.exists());
+        // Exactly at the limit is accepted.
+        let mut w = writer(dir.path());
+        w.limit(4);
+        w.write_chunk(b"ab").unwrap();
+        w.write_chunk(b"cd").unwrap();
+        assert!(w.write_chunk(b"e").is_err());
+    }
 }
