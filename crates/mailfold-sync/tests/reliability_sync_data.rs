@@ -544,3 +544,66 @@ fn a_nul_or_unusable_delimiter_skips_that_folder_on_every_run() {
         }
     }
 }
+
+// ---------------------------------------------------------------- a local racer
+
+/// While a body streams in, a local process swaps the folder's `cur/` and `new/` for links
+/// to a directory outside the Maildir. The message must land in the directories the run
+/// checked (now moved aside), never through the links.
+#[test]
+fn a_maildir_directory_swapped_for_a_link_mid_download_is_never_written_through() {
+    let body = msg(1, 100_000);
+    let server = ScriptedServer::start(logout(
+        select(
+            list(login(), &["* LIST (\\HasNoChildren) \"/\" INBOX"]),
+            "SELECT INBOX*",
+            1,
+        )
+        .expect("UID FETCH *FLAGS*")
+        .send(flags_of(&[1]))
+        .send_tagged("OK flags")
+        .expect("UID FETCH *RFC822.SIZE*")
+        .send(details(&[(1, body.len(), GOOD_DATE, "<hostile.1@test>")]))
+        .send_tagged("OK details")
+        .expect("UID FETCH *BODY.PEEK[]*")
+        .send(body_fetch(1, 1, &body))
+        .send_tagged("OK bodies"),
+    ));
+    let home = Home::new();
+    let outside = home.dir.path().join("outside");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(outside.join(sub)).unwrap();
+    }
+    let inbox = home.maildir().join("INBOX");
+    let swapped = std::sync::atomic::AtomicBool::new(false);
+    let racer = |e: ProgressEvent<'_>| {
+        if matches!(e, ProgressEvent::Bytes { .. }) && !swapped.swap(true, Ordering::SeqCst) {
+            for sub in ["cur", "new"] {
+                std::fs::rename(inbox.join(sub), inbox.join(format!("{sub}.held"))).unwrap();
+                std::os::unix::fs::symlink(outside.join(sub), inbox.join(sub)).unwrap();
+            }
+        }
+    };
+    let r = mailfold_sync::sync_account_with_progress(
+        &home.account(&server),
+        &SyncOptions::default(),
+        &racer,
+    );
+    assert!(swapped.load(Ordering::SeqCst), "{r:?}");
+    for sub in ["cur", "new", "tmp"] {
+        let found: Vec<_> = std::fs::read_dir(outside.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            found.is_empty(),
+            "written through the link: {found:?}\n{r:#?}"
+        );
+    }
+    let held: usize = ["new.held", "cur.held"]
+        .iter()
+        .map(|d| std::fs::read_dir(inbox.join(d)).unwrap().count())
+        .sum();
+    assert_eq!(held, 1, "the message is not where the run checked: {r:#?}");
+}
