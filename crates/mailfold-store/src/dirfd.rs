@@ -4,7 +4,8 @@
 //! A check by path (`lstat` each level, then use the path) leaves a window: between the
 //! check and the use, another process can rename the directory away and put a link to
 //! anywhere in its place, and every later `open`, `link` or `rename` by path would follow
-//! it. So a [`Folder`](crate::Folder) opens its directory once, one level at a time from
+//! it. So a [`Folder`](crate::Folder) opens its directory once (at its first message file
+//! operation, so that a long list of folders holds no descriptors), one level at a time from
 //! the root's handle with `O_NOFOLLOW | O_DIRECTORY` (a link at any level is refused, not
 //! followed), then its `cur/`, `new/` and `tmp/` the same way, and does every message file
 //! operation relative to those handles (`openat`, `linkat`, `renameat`, `unlinkat`,

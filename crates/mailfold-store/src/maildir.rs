@@ -26,7 +26,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::crlf::{canonical_digest_of, ContentHash, LfToCrlf};
@@ -304,12 +304,12 @@ impl Maildir {
                 Err(e) => return Err(Error::io("stat", p, e)),
             }
         }
-        let dirs = Arc::new(FolderDirs::open(self.root_fd.as_fd(), rel.dirs(), &dir)?);
         Ok(Folder {
             rel: rel.clone(),
             dir,
             fsync: self.fsync,
-            dirs,
+            root_fd: Arc::clone(&self.root_fd),
+            held: OnceLock::new(),
         })
     }
 
@@ -777,9 +777,12 @@ pub struct Folder {
     rel: RelPath,
     dir: PathBuf,
     fsync: bool,
-    /// `cur/`, `new/` and `tmp/` held open: every message file operation goes
-    /// through them, never through `dir` ([`crate::dirfd`]).
-    dirs: Arc<FolderDirs>,
+    /// The store's root, held open.
+    root_fd: Arc<OwnedFd>,
+    /// `cur/`, `new/` and `tmp/` held open from the first message file
+    /// operation on ([`Folder::dirs`]): every such operation goes through
+    /// them, never through `dir` ([`crate::dirfd`]).
+    held: OnceLock<Arc<FolderDirs>>,
 }
 
 /// What a folder's `cur/` and `new/` directories looked like: device, inode,
@@ -1026,7 +1029,7 @@ impl Folder {
         let mut out = Vec::new();
         for sub in [Subdir::New, Subdir::Cur] {
             let d = self.dir.join(sub.as_str());
-            let fd = self.dirs.sub(sub);
+            let fd = self.dirs()?.sub(sub);
             let names = dirfd::names_in(fd).map_err(|e| Error::io("read directory", &d, e))?;
             for (name, regular) in names {
                 if name.starts_with('.') {
@@ -1101,7 +1104,11 @@ impl Folder {
         let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!(".mailfold-clock.{}.{n}", std::process::id());
         let probe = self.dir.join("tmp").join(&name);
-        let tmp = self.dirs.tmp();
+        let tmp = match self.dirs() {
+            Ok(d) => d.tmp(),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
         // A leftover from a crashed run would keep its old times: the probe
         // must be a new file.
         unlink_tolerant(tmp, &name, &probe)?;
@@ -1137,7 +1144,7 @@ impl Folder {
     pub fn create_message(&self, opts: NewMessage) -> Result<MessageWriter> {
         MessageWriter::create(
             self.dir.clone(),
-            Arc::clone(&self.dirs),
+            Arc::clone(self.dirs()?),
             unique_base_prefix(),
             opts,
             self.fsync,
@@ -1153,12 +1160,12 @@ impl Folder {
         let new_name = current.base.file_name(flags);
         let target = self.dir.join("cur").join(&new_name);
         if target != current.path {
-            let cur = self.dirs.sub(Subdir::Cur);
+            let cur = self.dirs()?.sub(Subdir::Cur);
             // rename(2) would replace a file of the same name: never clobber.
             if dirfd::exists_at(cur, &new_name) {
                 return Err(Error::AlreadyExists { path: target });
             }
-            let from = self.dirs.sub(current.subdir);
+            let from = self.dirs()?.sub(current.subdir);
             dirfd::rename_at(from, file_name(&current.path)?, cur, &new_name)
                 .map_err(|e| Error::io("rename message", &current.path, e))?;
             self.sync_sub(Subdir::Cur)?;
@@ -1181,7 +1188,7 @@ impl Folder {
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(e),
         };
-        match dirfd::unlink_at(self.dirs.sub(current.subdir), file_name(&current.path)?) {
+        match dirfd::unlink_at(self.dirs()?.sub(current.subdir), file_name(&current.path)?) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("remove message", &current.path, e)),
@@ -1196,7 +1203,11 @@ impl Folder {
         let current = self.refresh(entry)?;
         let name = current.base.file_name(&current.flags);
         let target = dest.dir.join(current.subdir.as_str()).join(&name);
-        let (from, to) = (self.dirs.sub(current.subdir), dest.dirs.sub(current.subdir));
+        let dest_dirs = dest.dirs()?;
+        let (from, to) = (
+            self.dirs()?.sub(current.subdir),
+            dest_dirs.sub(current.subdir),
+        );
         let from_name = file_name(&current.path)?;
         if dirfd::exists_at(to, &name) {
             return Err(Error::AlreadyExists { path: target });
@@ -1209,7 +1220,7 @@ impl Folder {
                 let tmp = dest.dir.join("tmp").join(&name);
                 let copy = || -> io::Result<()> {
                     let mut src = dirfd::open_file_at(from, from_name)?;
-                    let mut out = dirfd::create_file_at(dest.dirs.tmp(), &name)?;
+                    let mut out = dirfd::create_file_at(dest_dirs.tmp(), &name)?;
                     io::copy(&mut src, &mut out)?;
                     if self.fsync {
                         out.sync_all()?;
@@ -1217,7 +1228,7 @@ impl Folder {
                     Ok(())
                 };
                 copy().map_err(|e| Error::io("copy message", &tmp, e))?;
-                dirfd::rename_at(dest.dirs.tmp(), &name, to, &name)
+                dirfd::rename_at(dest_dirs.tmp(), &name, to, &name)
                     .map_err(|e| Error::io("rename message", &tmp, e))?;
                 dest.sync_sub(current.subdir)?;
                 dirfd::unlink_at(from, from_name)
@@ -1241,7 +1252,7 @@ impl Folder {
     /// replace files rather than rewrite them, so this is not expected.
     pub fn open_upload(&self, entry: &MessageEntry) -> Result<UploadReader> {
         let current = self.refresh(entry)?;
-        let (dir, name) = (self.dirs.sub(current.subdir), file_name(&current.path)?);
+        let (dir, name) = (self.dirs()?.sub(current.subdir), file_name(&current.path)?);
         let open = || {
             dirfd::open_file_at(dir, name).map_err(|e| Error::io("open message", &current.path, e))
         };
@@ -1258,7 +1269,7 @@ impl Folder {
     /// specification suggests 36 hours): leftovers of interrupted writes.
     pub fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
         let tmp = self.dir.join("tmp");
-        let fd = self.dirs.tmp();
+        let fd = self.dirs()?.tmp();
         let now = SystemTime::now();
         let mut removed = 0;
         let names = dirfd::names_in(fd).map_err(|e| Error::io("read directory", &tmp, e))?;
@@ -1280,8 +1291,9 @@ impl Folder {
     /// The entry as it is now: the same path if it still exists, else the
     /// file with the same base.
     fn refresh(&self, entry: &MessageEntry) -> Result<MessageEntry> {
-        let here = file_name(&entry.path)
-            .is_ok_and(|n| matches!(dirfd::file_at(self.dirs.sub(entry.subdir), n), Ok(Some(_))));
+        let dir = self.dirs()?.sub(entry.subdir);
+        let here =
+            file_name(&entry.path).is_ok_and(|n| matches!(dirfd::file_at(dir, n), Ok(Some(_))));
         if here {
             return Ok(entry.clone());
         }
@@ -1292,9 +1304,24 @@ impl Folder {
 }
 
 impl Folder {
+    /// The folder's `cur/`, `new/` and `tmp/`, opened at the first call without
+    /// following a link at any level from the root, and held from then on (so a
+    /// folder the caller only stamps, or keeps in a list, holds no descriptors).
+    fn dirs(&self) -> Result<&Arc<FolderDirs>> {
+        if let Some(d) = self.held.get() {
+            return Ok(d);
+        }
+        let opened = FolderDirs::open(self.root_fd.as_fd(), self.rel.dirs(), &self.dir)?;
+        Ok(self.held.get_or_init(|| Arc::new(opened)))
+    }
+
     /// fsync of `cur/` or `new/` through its handle.
     fn sync_sub(&self, sub: Subdir) -> Result<()> {
-        dirfd::sync_dir_fd(self.fsync, self.dirs.sub(sub), &self.dir.join(sub.as_str()))
+        dirfd::sync_dir_fd(
+            self.fsync,
+            self.dirs()?.sub(sub),
+            &self.dir.join(sub.as_str()),
+        )
     }
 }
 
