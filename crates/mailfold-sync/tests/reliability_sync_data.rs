@@ -22,10 +22,17 @@ struct Home {
 }
 
 impl Home {
+    /// A home whose Maildir already holds an empty INBOX: a mirror with nothing at all may
+    /// be read one folder at a time after a STATUS round, and a script needs one command
+    /// order, the one of a mirror that exists.
     fn new() -> Home {
-        Home {
+        let home = Home {
             dir: tempfile::tempdir().expect("tempdir"),
+        };
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(home.maildir().join("INBOX").join(sub)).unwrap();
         }
+        home
     }
 
     fn maildir(&self) -> PathBuf {
