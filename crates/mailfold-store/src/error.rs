@@ -110,6 +110,14 @@ pub enum Error {
         /// The path that exists.
         path: PathBuf,
     },
+    /// A message passed the size its writer was limited to (the size the server announced).
+    #[error("{path}: more than the {limit} bytes announced; not kept")]
+    TooLarge {
+        /// The temporary file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
     /// A folder still holds messages or sub-folders and `force` was not given.
     #[error("folder {path} is not empty")]
     NotEmpty {

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crlf;
+mod dirfd;
 mod error;
 pub mod flags;
 mod maildir;

@@ -10,7 +10,10 @@
 //! Safety rules kept here:
 //! * nothing is created outside the root, and no path goes through a
 //!   symbolic link below the root (each level is checked with `lstat`; the
-//!   root itself is resolved once when opened);
+//!   root itself is resolved once when opened); a [`Folder`]'s directories
+//!   are opened once without following links and every message file
+//!   operation works relative to those handles ([`crate::dirfd`]), so a
+//!   directory swapped for a link after the check is never followed;
 //! * the store writes only message files, Maildir directories and, for a
 //!   moment, a case probe directory that it removes at once: a mail indexer
 //!   never sees anything else;
@@ -20,11 +23,14 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::crlf::{canonical_digest_of, ContentHash, LfToCrlf};
+use crate::dirfd::{self, FolderDirs};
 use crate::error::{Error, NameError, Result};
 use crate::flags::MaildirFlags;
 use crate::name::{
@@ -72,6 +78,8 @@ impl Default for MaildirOptions {
 #[derive(Debug, Clone)]
 pub struct Maildir {
     root: PathBuf,
+    /// The root, held open from [`Maildir::open`] on ([`crate::dirfd`]).
+    root_fd: Arc<OwnedFd>,
     fsync: bool,
     case_insensitive: bool,
 }
@@ -226,8 +234,10 @@ impl Maildir {
             CaseMode::Insensitive => true,
             CaseMode::Probe => probe_case_insensitive(&root)?,
         };
+        let root_fd = Arc::new(dirfd::open_root(&root)?);
         Ok(Maildir {
             root,
+            root_fd,
             fsync: opts.fsync,
             case_insensitive,
         })
@@ -298,6 +308,8 @@ impl Maildir {
             rel: rel.clone(),
             dir,
             fsync: self.fsync,
+            root_fd: Arc::clone(&self.root_fd),
+            held: OnceLock::new(),
         })
     }
 
@@ -765,6 +777,12 @@ pub struct Folder {
     rel: RelPath,
     dir: PathBuf,
     fsync: bool,
+    /// The store's root, held open.
+    root_fd: Arc<OwnedFd>,
+    /// `cur/`, `new/` and `tmp/` held open from the first message file
+    /// operation on ([`Folder::dirs`]): every such operation goes through
+    /// them, never through `dir` ([`crate::dirfd`]).
+    held: OnceLock<Arc<FolderDirs>>,
 }
 
 /// What a folder's `cur/` and `new/` directories looked like: device, inode,
@@ -1011,59 +1029,45 @@ impl Folder {
         let mut out = Vec::new();
         for sub in [Subdir::New, Subdir::Cur] {
             let d = self.dir.join(sub.as_str());
-            let rd = match fs::read_dir(&d) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read directory", d, e)),
-            };
-            for entry in rd {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("read directory", &d, e)),
-                };
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
+            let fd = self.dirs()?.sub(sub);
+            let names = dirfd::names_in(fd).map_err(|e| Error::io("read directory", &d, e))?;
+            for (name, regular) in names {
                 if name.starts_with('.') {
                     continue;
                 }
-                let Some((base, flags)) = MessageBase::parse_file_name(name) else {
+                let Some((base, flags)) = MessageBase::parse_file_name(&name) else {
                     continue;
                 };
-                if let (Some(size), Some(mtime)) = (base.size_field(), known(&base)) {
-                    match entry.file_type() {
-                        Ok(t) if t.is_file() => {
-                            out.push(MessageEntry {
-                                base,
-                                flags,
-                                subdir: sub,
-                                path: entry.path(),
-                                size,
-                                mtime,
-                            });
-                            continue;
-                        }
-                        // Not a regular file (a symbolic link, a directory).
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::io("stat", entry.path(), e)),
+                let path = d.join(&name);
+                if let (Some(size), Some(mtime), Some(regular)) =
+                    (base.size_field(), known(&base), regular)
+                {
+                    // Not a regular file (a symbolic link, a directory): skipped.
+                    if regular {
+                        out.push(MessageEntry {
+                            base,
+                            flags,
+                            subdir: sub,
+                            path,
+                            size,
+                            mtime,
+                        });
                     }
-                }
-                let meta = match entry.metadata() {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("stat", entry.path(), e)),
-                };
-                if !meta.is_file() {
                     continue;
                 }
+                let info = match dirfd::file_at(fd, &name) {
+                    Ok(Some(i)) => i,
+                    Ok(None) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("stat", path, e)),
+                };
                 out.push(MessageEntry {
                     base,
                     flags,
                     subdir: sub,
-                    path: entry.path(),
-                    size: meta.len(),
-                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    path,
+                    size: info.size,
+                    mtime: info.mtime,
                 });
             }
         }
@@ -1098,22 +1102,22 @@ impl Folder {
     /// it cannot be written, or the platform has no change times.
     pub fn fs_time(&self) -> Result<Option<SystemTime>> {
         let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let probe = self
-            .dir
-            .join("tmp")
-            .join(format!(".mailfold-clock.{}.{n}", std::process::id()));
+        let name = format!(".mailfold-clock.{}.{n}", std::process::id());
+        let probe = self.dir.join("tmp").join(&name);
+        let tmp = match self.dirs() {
+            Ok(d) => d.tmp(),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
         // A leftover from a crashed run would keep its old times: the probe
         // must be a new file.
-        remove_file_tolerant(&probe)?;
-        let made = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe);
+        unlink_tolerant(tmp, &name, &probe)?;
+        let made = dirfd::create_file_at(tmp, &name);
         let time = match made {
             Ok(f) => {
                 let meta = f.metadata();
                 drop(f);
-                remove_file_tolerant(&probe)?;
+                unlink_tolerant(tmp, &name, &probe)?;
                 meta.map_err(|e| Error::io("stat", &probe, e))
                     .map(|m| change_time(&m))?
             }
@@ -1138,7 +1142,13 @@ impl Folder {
     /// Starts writing a new message. Chunks go to a file in `tmp/`;
     /// [`MessageWriter::commit`] makes it visible in `cur/`.
     pub fn create_message(&self, opts: NewMessage) -> Result<MessageWriter> {
-        MessageWriter::create(self.dir.clone(), unique_base_prefix(), opts, self.fsync)
+        MessageWriter::create(
+            self.dir.clone(),
+            Arc::clone(self.dirs()?),
+            unique_base_prefix(),
+            opts,
+            self.fsync,
+        )
     }
 
     /// Sets the flags of a message: renames it within `cur/`, moving it from
@@ -1147,17 +1157,20 @@ impl Folder {
     /// its base.
     pub fn set_flags(&self, entry: &MessageEntry, flags: &MaildirFlags) -> Result<MessageEntry> {
         let current = self.refresh(entry)?;
-        let target = self.dir.join("cur").join(current.base.file_name(flags));
+        let new_name = current.base.file_name(flags);
+        let target = self.dir.join("cur").join(&new_name);
         if target != current.path {
+            let cur = self.dirs()?.sub(Subdir::Cur);
             // rename(2) would replace a file of the same name: never clobber.
-            if fs::symlink_metadata(&target).is_ok() {
+            if dirfd::exists_at(cur, &new_name) {
                 return Err(Error::AlreadyExists { path: target });
             }
-            fs::rename(&current.path, &target)
+            let from = self.dirs()?.sub(current.subdir);
+            dirfd::rename_at(from, file_name(&current.path)?, cur, &new_name)
                 .map_err(|e| Error::io("rename message", &current.path, e))?;
-            sync_dir(self.fsync, &self.dir.join("cur"))?;
+            self.sync_sub(Subdir::Cur)?;
             if current.subdir == Subdir::New {
-                sync_dir(self.fsync, &self.dir.join("new"))?;
+                self.sync_sub(Subdir::New)?;
             }
         }
         Ok(MessageEntry {
@@ -1175,12 +1188,12 @@ impl Folder {
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(e),
         };
-        match fs::remove_file(&current.path) {
+        match dirfd::unlink_at(self.dirs()?.sub(current.subdir), file_name(&current.path)?) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("remove message", &current.path, e)),
         }
-        sync_dir(self.fsync, &self.dir.join(current.subdir.as_str()))?;
+        self.sync_sub(current.subdir)?;
         Ok(true)
     }
 
@@ -1190,30 +1203,41 @@ impl Folder {
         let current = self.refresh(entry)?;
         let name = current.base.file_name(&current.flags);
         let target = dest.dir.join(current.subdir.as_str()).join(&name);
-        if fs::symlink_metadata(&target).is_ok() {
+        let dest_dirs = dest.dirs()?;
+        let (from, to) = (
+            self.dirs()?.sub(current.subdir),
+            dest_dirs.sub(current.subdir),
+        );
+        let from_name = file_name(&current.path)?;
+        if dirfd::exists_at(to, &name) {
             return Err(Error::AlreadyExists { path: target });
         }
-        match fs::rename(&current.path, &target) {
+        match dirfd::rename_at(from, from_name, to, &name) {
             Ok(()) => {}
             Err(e) if is_cross_device(&e) => {
                 // Different file systems: copy through the target's tmp/ so
                 // the message appears atomically, then remove the source.
                 let tmp = dest.dir.join("tmp").join(&name);
-                fs::copy(&current.path, &tmp).map_err(|e| Error::io("copy message", &tmp, e))?;
-                if self.fsync {
-                    File::open(&tmp)
-                        .and_then(|f| f.sync_all())
-                        .map_err(|e| Error::io("fsync", &tmp, e))?;
-                }
-                fs::rename(&tmp, &target).map_err(|e| Error::io("rename message", &tmp, e))?;
-                sync_dir(self.fsync, &dest.dir.join(current.subdir.as_str()))?;
-                fs::remove_file(&current.path)
+                let copy = || -> io::Result<()> {
+                    let mut src = dirfd::open_file_at(from, from_name)?;
+                    let mut out = dirfd::create_file_at(dest_dirs.tmp(), &name)?;
+                    io::copy(&mut src, &mut out)?;
+                    if self.fsync {
+                        out.sync_all()?;
+                    }
+                    Ok(())
+                };
+                copy().map_err(|e| Error::io("copy message", &tmp, e))?;
+                dirfd::rename_at(dest_dirs.tmp(), &name, to, &name)
+                    .map_err(|e| Error::io("rename message", &tmp, e))?;
+                dest.sync_sub(current.subdir)?;
+                dirfd::unlink_at(from, from_name)
                     .map_err(|e| Error::io("remove message", &current.path, e))?;
             }
             Err(e) => return Err(Error::io("move message", &current.path, e)),
         }
-        sync_dir(self.fsync, &dest.dir.join(current.subdir.as_str()))?;
-        sync_dir(self.fsync, &self.dir.join(current.subdir.as_str()))?;
+        dest.sync_sub(current.subdir)?;
+        self.sync_sub(current.subdir)?;
         Ok(MessageEntry {
             path: target,
             ..current
@@ -1228,8 +1252,10 @@ impl Folder {
     /// replace files rather than rewrite them, so this is not expected.
     pub fn open_upload(&self, entry: &MessageEntry) -> Result<UploadReader> {
         let current = self.refresh(entry)?;
-        let open =
-            || File::open(&current.path).map_err(|e| Error::io("open message", &current.path, e));
+        let (dir, name) = (self.dirs()?.sub(current.subdir), file_name(&current.path)?);
+        let open = || {
+            dirfd::open_file_at(dir, name).map_err(|e| Error::io("open message", &current.path, e))
+        };
         let (hash, crlf_len) = canonical_digest_of(open()?)
             .map_err(|e| Error::io("read message", &current.path, e))?;
         Ok(UploadReader {
@@ -1243,20 +1269,19 @@ impl Folder {
     /// specification suggests 36 hours): leftovers of interrupted writes.
     pub fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
         let tmp = self.dir.join("tmp");
+        let fd = self.dirs()?.tmp();
         let now = SystemTime::now();
         let mut removed = 0;
-        for name in read_dir_names(&tmp)? {
-            let p = tmp.join(&name);
-            let Ok(m) = fs::symlink_metadata(&p) else {
+        let names = dirfd::names_in(fd).map_err(|e| Error::io("read directory", &tmp, e))?;
+        for (name, _) in names {
+            let Ok(Some(info)) = dirfd::file_at(fd, &name) else {
                 continue;
             };
-            let old = m
-                .modified()
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age >= max_age);
-            if m.is_file() && old {
-                remove_file_tolerant(&p)?;
+            let old = now
+                .duration_since(info.mtime)
+                .is_ok_and(|age| age >= max_age);
+            if old {
+                unlink_tolerant(fd, &name, &tmp.join(&name))?;
                 removed += 1;
             }
         }
@@ -1266,12 +1291,55 @@ impl Folder {
     /// The entry as it is now: the same path if it still exists, else the
     /// file with the same base.
     fn refresh(&self, entry: &MessageEntry) -> Result<MessageEntry> {
-        if fs::symlink_metadata(&entry.path).is_ok_and(|m| m.is_file()) {
+        let dir = self.dirs()?.sub(entry.subdir);
+        let here =
+            file_name(&entry.path).is_ok_and(|n| matches!(dirfd::file_at(dir, n), Ok(Some(_))));
+        if here {
             return Ok(entry.clone());
         }
         self.find(&entry.base)?.ok_or_else(|| Error::NotFound {
             path: entry.path.clone(),
         })
+    }
+}
+
+impl Folder {
+    /// The folder's `cur/`, `new/` and `tmp/`, opened at the first call without
+    /// following a link at any level from the root, and held from then on (so a
+    /// folder the caller only stamps, or keeps in a list, holds no descriptors).
+    fn dirs(&self) -> Result<&Arc<FolderDirs>> {
+        if let Some(d) = self.held.get() {
+            return Ok(d);
+        }
+        let opened = FolderDirs::open(self.root_fd.as_fd(), self.rel.dirs(), &self.dir)?;
+        Ok(self.held.get_or_init(|| Arc::new(opened)))
+    }
+
+    /// fsync of `cur/` or `new/` through its handle.
+    fn sync_sub(&self, sub: Subdir) -> Result<()> {
+        dirfd::sync_dir_fd(
+            self.fsync,
+            self.dirs()?.sub(sub),
+            &self.dir.join(sub.as_str()),
+        )
+    }
+}
+
+/// The file name of a message path (every entry's path ends in one).
+fn file_name(path: &Path) -> Result<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::NotFound {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Removes `name` from the held directory `dir`; already gone is fine.
+fn unlink_tolerant(dir: std::os::fd::BorrowedFd<'_>, name: &str, shown: &Path) -> Result<()> {
+    match dirfd::unlink_at(dir, name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove file", shown, e)),
     }
 }
 

@@ -20,15 +20,26 @@
 //! makes every entry of the batch durable at the same point a per-message
 //! fsync would have (issue 7). The file's own fsync stays per message and
 //! before the link, so a durable entry never names a file whose data is not.
+//!
+//! A server declares a message's size before sending it (RFC822.SIZE, the literal's
+//! length), and a hostile one may then send far more. [`MessageWriter::limit`] caps the
+//! wire bytes a writer accepts: the chunk that would pass the cap is refused before any of
+//! it is written, so a 60 MiB body announced as 109 bytes never fills `tmp/`.
+//!
+//! Every step names the folder's held `tmp/`, `cur/` and `new/` handles
+//! ([`crate::dirfd`]), never a path: a directory swapped for a link after
+//! the folder was opened is not followed.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use filetime::FileTime;
 
 use crate::crlf::{ContentHash, WireToFile};
+use crate::dirfd::{self, FolderDirs};
 use crate::error::{Error, Result};
 use crate::flags::MaildirFlags;
 use crate::maildir::{sync_dir, MessageBase, MessageEntry, NewMessage, Subdir};
@@ -38,6 +49,8 @@ use crate::maildir::{sync_dir, MessageBase, MessageEntry, NewMessage, Subdir};
 #[derive(Debug)]
 pub struct MessageWriter {
     folder_dir: PathBuf,
+    /// The folder's held directories; every file operation goes through them.
+    dirs: Arc<FolderDirs>,
     prefix: String,
     tmp_path: PathBuf,
     file: Option<BufWriter<File>>,
@@ -48,6 +61,10 @@ pub struct MessageWriter {
     fsync: bool,
     /// Where [`MessageWriter::commit_to`] puts the file.
     target: Subdir,
+    /// Most wire bytes accepted ([`MessageWriter::limit`]).
+    limit: Option<u64>,
+    /// Wire bytes accepted so far.
+    received: u64,
 }
 
 /// A committed message.
@@ -64,18 +81,17 @@ pub struct WrittenMessage {
 impl MessageWriter {
     pub(crate) fn create(
         folder_dir: PathBuf,
+        dirs: Arc<FolderDirs>,
         prefix: String,
         opts: NewMessage,
         fsync: bool,
     ) -> Result<Self> {
         let tmp_path = folder_dir.join("tmp").join(&prefix);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
+        let file = dirfd::create_file_at(dirs.tmp(), &prefix)
             .map_err(|e| Error::io("create message", &tmp_path, e))?;
         Ok(MessageWriter {
             folder_dir,
+            dirs,
             prefix,
             tmp_path,
             file: Some(BufWriter::with_capacity(64 * 1024, file)),
@@ -84,6 +100,8 @@ impl MessageWriter {
             opts,
             fsync,
             target: Subdir::Cur,
+            limit: None,
+            received: 0,
         })
     }
 
@@ -92,8 +110,23 @@ impl MessageWriter {
         &self.tmp_path
     }
 
+    /// Accepts at most `max` wire bytes from now on: the size the server announced, plus
+    /// whatever margin the caller allows. A chunk that would pass it is refused whole with
+    /// [`Error::TooLarge`], and the writer should then be dropped or aborted.
+    pub fn limit(&mut self, max: u64) {
+        self.limit = Some(max);
+    }
+
     /// Appends a chunk of the message in wire (CRLF) form.
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        let total = self.received.saturating_add(chunk.len() as u64);
+        if let Some(limit) = self.limit.filter(|&l| total > l) {
+            return Err(Error::TooLarge {
+                path: self.tmp_path.clone(),
+                limit,
+            });
+        }
+        self.received = total;
         self.scratch.clear();
         let Some(conv) = self.conv.as_mut() else {
             return Err(self.finished("write message"));
@@ -181,7 +214,7 @@ impl MessageWriter {
         };
         let result = self.finish_file_at(buffered, digest, None, defer_dir_sync);
         if result.is_err() {
-            let _ = fs::remove_file(&self.tmp_path);
+            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
         }
         result
     }
@@ -197,7 +230,9 @@ impl MessageWriter {
     /// the copy it is (its row is matched by content); `old` missing is an error, since the
     /// message was deleted locally meanwhile and must not come back.
     pub fn commit_replacing(mut self, old: &MessageEntry) -> Result<WrittenMessage> {
-        if !fs::symlink_metadata(&old.path).is_ok_and(|m| m.is_file()) {
+        let present = old_name(old)
+            .is_some_and(|n| matches!(dirfd::file_at(self.dirs.sub(old.subdir), n), Ok(Some(_))));
+        if !present {
             let _ = self.abort_inner();
             return Err(Error::NotFound {
                 path: old.path.clone(),
@@ -209,16 +244,16 @@ impl MessageWriter {
         let Some(buffered) = self.file.take() else {
             return Err(self.finished("commit message"));
         };
-        let result = self.finish_file_at(buffered, digest, Some(&old.path), false);
+        let result = self.finish_file_at(buffered, digest, Some(old), false);
         if result.is_err() {
-            let _ = fs::remove_file(&self.tmp_path);
+            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
         }
         result.map(|(m, _)| m)
     }
 
     fn abort_inner(&mut self) -> Result<()> {
         self.file = None;
-        match fs::remove_file(&self.tmp_path) {
+        match dirfd::unlink_at(self.dirs.tmp(), &self.prefix) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove temporary message", &self.tmp_path, e)),
@@ -229,7 +264,7 @@ impl MessageWriter {
         &mut self,
         buffered: BufWriter<File>,
         (hash, crlf_size, lf_size): (ContentHash, u64, u64),
-        replacing: Option<&std::path::Path>,
+        replacing: Option<&MessageEntry>,
         defer_dir_sync: bool,
     ) -> Result<(WrittenMessage, Option<PathBuf>)> {
         let file = buffered
@@ -262,24 +297,30 @@ impl MessageWriter {
                 self.opts.flags.clone(),
             ),
         };
-        let target = dir.join(name);
+        let target = dir.join(&name);
+        let target_fd = self.dirs.sub(self.target);
         match replacing {
-            None => self.link_into_place(&target)?,
+            None => self.link_into_place(&name, &target)?,
             Some(old) => {
+                let old_fd = self.dirs.sub(old.subdir);
+                let Some(old_file) = old_name(old) else {
+                    return Err(Error::NotFound {
+                        path: old.path.clone(),
+                    });
+                };
                 // rename(2) would replace a file of the same name: never clobber. (The rare
                 // replacing path keeps the check; the second rename cannot be a link, since
                 // the partial copy's name must not outlive it.)
-                if fs::symlink_metadata(&target).is_ok() {
+                if dirfd::exists_at(target_fd, &name) {
                     return Err(Error::AlreadyExists { path: target });
                 }
                 // Onto the partial copy first (atomic replace), then to the new name.
-                fs::rename(&self.tmp_path, old)
+                dirfd::rename_at(self.dirs.tmp(), &self.prefix, old_fd, old_file)
                     .map_err(|e| Error::io("replace partial message", &self.tmp_path, e))?;
-                if let Some(old_dir) = old.parent() {
-                    sync_dir(self.fsync, old_dir)?;
-                }
-                fs::rename(old, &target)
-                    .map_err(|e| Error::io("rename message into place", old, e))?;
+                let old_dir = self.folder_dir.join(old.subdir.as_str());
+                dirfd::sync_dir_fd(self.fsync, old_fd, &old_dir)?;
+                dirfd::rename_at(old_fd, old_file, target_fd, &name)
+                    .map_err(|e| Error::io("rename message into place", &old.path, e))?;
             }
         }
         let unsynced = if !self.fsync {
@@ -287,7 +328,7 @@ impl MessageWriter {
         } else if defer_dir_sync {
             Some(dir)
         } else {
-            sync_dir(true, &dir)?;
+            dirfd::sync_dir_fd(true, target_fd, &dir)?;
             None
         };
         let written = WrittenMessage {
@@ -315,24 +356,25 @@ impl MessageWriter {
     /// broken clock or a foreign writer imitating our names. A filesystem
     /// without hard links (FAT, some network and FUSE mounts) gets the check
     /// and the rename instead.
-    fn link_into_place(&self, target: &std::path::Path) -> Result<()> {
-        match fs::hard_link(&self.tmp_path, target) {
+    fn link_into_place(&self, name: &str, target: &std::path::Path) -> Result<()> {
+        let (tmp, dest) = (self.dirs.tmp(), self.dirs.sub(self.target));
+        match dirfd::link_at(tmp, &self.prefix, dest, name) {
             Ok(()) => {
                 // The message is in place; a leftover `tmp/` name would only be a second
                 // name of the same file, which `clean_tmp` drops.
-                fs::remove_file(&self.tmp_path)
+                dirfd::unlink_at(tmp, &self.prefix)
                     .map_err(|e| Error::io("remove temporary message", &self.tmp_path, e))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
                 path: target.to_path_buf(),
             }),
             Err(_) => {
-                if fs::symlink_metadata(target).is_ok() {
+                if dirfd::exists_at(dest, name) {
                     return Err(Error::AlreadyExists {
                         path: target.to_path_buf(),
                     });
                 }
-                fs::rename(&self.tmp_path, target)
+                dirfd::rename_at(tmp, &self.prefix, dest, name)
                     .map_err(|e| Error::io("rename message into place", &self.tmp_path, e))
             }
         }
@@ -364,9 +406,14 @@ impl Drop for MessageWriter {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             // Best effort: a leftover is invisible and cleaned by clean_tmp.
-            let _ = fs::remove_file(&self.tmp_path);
+            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
         }
     }
+}
+
+/// The file name of a scanned message's path.
+fn old_name(old: &MessageEntry) -> Option<&str> {
+    old.path.file_name().and_then(|n| n.to_str())
 }
 
 fn system_time(secs: i64) -> SystemTime {
@@ -383,6 +430,15 @@ fn system_time(secs: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    /// The held directories of a folder whose `cur/ new/ tmp/` are directly in `dir`.
+    fn held(dir: &Path) -> Arc<FolderDirs> {
+        let parent = dir.parent().unwrap();
+        let root = dirfd::open_root(parent).unwrap();
+        let level = dir.file_name().unwrap().to_str().unwrap();
+        Arc::new(FolderDirs::open(std::os::fd::AsFd::as_fd(&root), [level], dir).unwrap())
+    }
 
     fn writer(dir: &std::path::Path) -> MessageWriter {
         let opts = NewMessage {
@@ -392,6 +448,7 @@ mod tests {
         // The same unique part twice: what a broken clock could produce.
         MessageWriter::create(
             dir.to_path_buf(),
+            held(dir),
             "1700000000.M1P1Q1.host".into(),
             opts,
             false,
@@ -412,7 +469,7 @@ mod tests {
             flags: MaildirFlags::empty(),
             internaldate: Some(1_700_000_000),
         };
-        MessageWriter::create(dir.to_path_buf(), prefix.into(), opts, fsync).unwrap()
+        MessageWriter::create(dir.to_path_buf(), held(dir), prefix.into(), opts, fsync).unwrap()
     }
 
     #[test]
@@ -486,5 +543,31 @@ mod tests {
             kept.hash,
             ContentHash::of_wire(b"Subject: one\r\n\r\nbody\r\n")
         );
+    }
+
+    #[test]
+    fn a_limited_writer_refuses_the_chunk_that_passes_the_limit_unwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "cur", "new"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let mut w = writer(dir.path());
+        w.limit(10);
+        w.write_chunk(b"0123456789").unwrap();
+        match w.write_chunk(&[b'z'; 1 << 20]) {
+            Err(Error::TooLarge { limit: 10, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        w.file.as_mut().unwrap().flush().unwrap();
+        assert_eq!(fs::metadata(w.tmp_path()).unwrap().len(), 10);
+        let tmp = w.tmp_path().to_owned();
+        drop(w);
+        assert!(!tmp.exists());
+        // Exactly at the limit is accepted.
+        let mut w = writer(dir.path());
+        w.limit(4);
+        w.write_chunk(b"ab").unwrap();
+        w.write_chunk(b"cd").unwrap();
+        assert!(w.write_chunk(b"e").is_err());
     }
 }

@@ -1422,14 +1422,26 @@ impl<'a> Applier<'a> {
             let res = self
                 .remote
                 .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
-                    BodyEvent::Start { uid, .. } => {
+                    BodyEvent::Start { uid, len } => {
                         let Some(w) = wants.get(&uid) else { return };
+                        // Seed V0007 before a byte is written: see `body_limit`.
+                        let Some(limit) = body_limit(w.partial, w.size, len) else {
+                            errors.push(format!(
+                                "UID {uid}: the server sent {len} bytes, RFC822.SIZE said {}; \
+                                 not stored",
+                                w.size
+                            ));
+                            return;
+                        };
                         let opts = NewMessage {
                             flags: letters(&w.flags, &MaildirFlags::empty()),
                             internaldate: Some(w.date),
                         };
                         match dest.create_message(opts) {
-                            Ok(wr) => cur = Some((uid, wr, 0)),
+                            Ok(mut wr) => {
+                                wr.limit(limit);
+                                cur = Some((uid, wr, 0));
+                            }
                             Err(e) => errors.push(format!("UID {uid}: {e}")),
                         }
                     }
@@ -1926,6 +1938,41 @@ fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending 
         detail: String::new(),
         reason: "folder is read-only on the server".into(),
     }
+}
+
+/// Slack allowed to a header-only download over the message's RFC822.SIZE: a header cannot
+/// be larger than its message, but a server that counts sizes loosely costs only this much.
+const HEADER_SLACK: u64 = 4096;
+/// The largest header block a header-only download keeps, whatever the message's declared
+/// size: its RFC822.SIZE is above `max_message_size` (or any size, with headers-only), so it
+/// bounds nothing, and a header block of a mebibyte is far past what mail systems carry.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// The most wire bytes kept for a body the server announced as `len` bytes (its literal)
+/// for a message whose RFC822.SIZE was `size`, or `None` when it cannot be kept at all, so
+/// nothing of it is written and its bytes are read past. A whole body must be exactly
+/// RFC822.SIZE (seed V0007; checked again on the bytes that arrive), which the planner
+/// checked against `max_message_size`; a header-only one (V0010) at most that plus
+/// [`HEADER_SLACK`], and never more than [`MAX_HEADER`]. So a 60 MiB literal for a 109-byte
+/// message is refused before its first byte is written.
+fn body_limit(partial: bool, size: u64, len: u64) -> Option<u64> {
+    if !partial {
+        return (len == size).then_some(size);
+    }
+    let limit = size.saturating_add(HEADER_SLACK).min(MAX_HEADER);
+    (len <= limit).then_some(limit)
+}
+
+#[cfg(test)]
+#[test]
+fn body_limits_follow_the_announced_size() {
+    assert_eq!(body_limit(false, 109, 109), Some(109));
+    assert_eq!(body_limit(false, 109, 60 << 20), None);
+    assert_eq!(body_limit(false, 109, 108), None);
+    assert_eq!(body_limit(true, 109, 80), Some(109 + HEADER_SLACK));
+    assert_eq!(body_limit(true, 109, 60 << 20), None);
+    assert_eq!(body_limit(true, 4 << 30, 2 << 20), None);
+    assert_eq!(body_limit(true, 4 << 30, 64 << 10), Some(MAX_HEADER));
 }
 
 /// The body of a partial copy (seeds V0010, V0070), in wire form (CRLF). It follows the

@@ -367,7 +367,8 @@ pub fn gather_with(
     let shown = |p: &FolderPath| p.to_string();
 
     // ---- server folders
-    let mut entries = remote.list_all()?;
+    // Only names whose delimiter can be used (`listing`).
+    let mut entries = crate::listing::screen(remote.list_all()?, &mut report.warnings);
     g.delimiter = entries
         .iter()
         .find(|e| e.wire == b"INBOX")
@@ -412,6 +413,9 @@ pub fn gather_with(
         }
         remote_paths.push((path, e));
     }
+    // One server name per local folder (`listing`).
+    let remote_paths =
+        crate::listing::one_per_folder(remote_paths, g.delimiter, &mut report.warnings);
 
     // ---- state folders: their rows only. Message rows are read further down, and only for
     // the folders that are looked at.

@@ -33,6 +33,7 @@ pub mod account;
 pub mod apply;
 pub mod error;
 pub mod gather;
+pub mod listing;
 pub mod net;
 pub use mailfold_plan as plan;
 pub mod parallel;
@@ -210,6 +211,7 @@ pub fn sync_with_remote_progress(
         gather::record_stamps(db, maildir, &g, &report)?;
     }
     report.alerts.extend(remote.take_alerts());
+    report.warnings.extend(remote.take_warnings());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(report)
 }

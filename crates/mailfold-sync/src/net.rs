@@ -26,6 +26,20 @@
 //! that closes it names the same UID; otherwise it is dropped ([`BodyEvent::Abort`]). A
 //! sequence number shifted by an expunge mid-fetch can therefore never file one message's
 //! bytes under another's UID.
+//!
+//! A server may send a UID's body more than once in one FETCH (RFC 3501 7.4.2 allows
+//! unsolicited repeats of data; a broken or hostile server may repeat the body with other
+//! bytes). Only the first complete copy is passed on, so the applier never stores two files
+//! for one UID; the repeats are reported as warnings ([`Remote::take_warnings`]).
+//!
+//! # INTERNALDATE that cannot be read
+//!
+//! A FETCH response whose INTERNALDATE does not parse is dropped whole by the parser (one
+//! malformed response poisons only itself), taking the message's RFC822.SIZE and Message-ID
+//! with it, and without them the planner cannot match the message by content and refuses the
+//! folder. So [`Remote::fetch_details`] asks once more, for just those UIDs, without
+//! INTERNALDATE and with the Date header (RFC 5322 3.6.1), and dates each message by that
+//! header, or by the time of the run when it has none, with a warning.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -46,8 +60,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::account::{AccountSecret, AccountSpec, TlsMode};
 use crate::remote::{
-    header_message_id, BodyEvent, FolderChanges, ListEntry, MessageDetails, MessageFlags, Remote,
-    RemoteError, RemoteResult, Selected, Status, StoreOp,
+    header_date, header_message_id, BodyEvent, FolderChanges, ListEntry, MessageDetails,
+    MessageFlags, Remote, RemoteError, RemoteResult, Selected, Status, StoreOp,
 };
 
 /// UIDs per `UID FETCH` for bodies: one command streams them all back to back, so the server
@@ -58,6 +72,10 @@ const DETAIL_BATCH: usize = 500;
 /// Alerts kept between two [`Remote::take_alerts`] calls (a hostile server cannot grow
 /// memory by repeating them).
 const MAX_ALERTS: usize = 100;
+/// Warnings kept between two [`Remote::take_warnings`] calls, for the same reason.
+const MAX_WARNINGS: usize = 100;
+/// UIDs named in one warning; the rest are counted.
+const UIDS_NAMED: usize = 10;
 
 /// The connection settings of an account, for [`Session::connect`]: the account's
 /// security mode, port, certificate trust (CA file, `dangerously_accept_invalid_certs`),
@@ -198,6 +216,8 @@ pub struct NetRemote {
     session: Option<Session>,
     stats: Stats,
     alerts: Vec<String>,
+    /// What the transport handled on its own that the user should hear about.
+    warnings: Vec<String>,
     condstore: bool,
     /// Capabilities treated as absent ([`NetRemote::hide_capability`]).
     hidden: Vec<String>,
@@ -239,6 +259,7 @@ impl NetRemote {
             session: Some(session),
             stats,
             alerts: Vec::new(),
+            warnings: Vec::new(),
             condstore,
             hidden: Vec::new(),
             selected_ok: false,
@@ -290,6 +311,23 @@ impl NetRemote {
                     });
                 }
             }
+        }
+    }
+
+    /// Keeps a warning about the selected mailbox for [`Remote::take_warnings`] (bounded).
+    fn warn(&mut self, text: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            let mailbox = self
+                .session
+                .as_ref()
+                .and_then(|s| s.mailbox())
+                .map(|m| {
+                    m.name
+                        .to_utf8()
+                        .unwrap_or_else(|_| String::from_utf8_lossy(m.name.as_wire()).into_owned())
+                })
+                .unwrap_or_default();
+            self.warnings.push(format!("{mailbox}: {text}"));
         }
     }
 
@@ -431,6 +469,106 @@ impl NetRemote {
         items
     }
 
+    /// The details of messages whose INTERNALDATE could not be read: `UID FETCH uids (UID
+    /// RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])`, each dated by its Date header
+    /// or else the time of the run, with one warning for the batch (module docs). UIDs the
+    /// server does not answer for stay absent.
+    fn fetch_details_without_internaldate(
+        &mut self,
+        uids: &[u32],
+    ) -> RemoteResult<Vec<MessageDetails>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut out: Vec<MessageDetails> = Vec::new();
+        let (mut by_header, mut by_now) = (Vec::new(), Vec::new());
+        let mut cmds = Vec::new();
+        for chunk in uids.chunks(DETAIL_BATCH) {
+            cmds.push(Command::UidFetch {
+                set: uid_set(chunk)?,
+                items: FetchItems::Items(vec![
+                    CmdItem::Uid,
+                    CmdItem::Rfc822Size,
+                    CmdItem::BodySection {
+                        peek: true,
+                        section: CmdSection {
+                            part: Vec::new(),
+                            text: Some(SectionText::HeaderFields(vec![
+                                b"MESSAGE-ID".to_vec(),
+                                b"DATE".to_vec(),
+                            ])),
+                        },
+                        partial: None,
+                    },
+                ]),
+                modifiers: FetchModifiers::default(),
+            });
+        }
+        let results = on_session!(self, s => {
+                let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
+                let mut out = Vec::new();
+                for h in handles {
+                    let c = s.wait(h).await?;
+                    out.push((c, s.take_fetched(h)));
+                }
+                Ok(out)
+        })?;
+        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        for (c, fetched) in results {
+            // Refused: these UIDs stay without details, as they were before asking again.
+            if outcome_result(&c).is_err() {
+                continue;
+            }
+            for fetch in fetched {
+                let Some(uid) = fetch.uid().filter(|u| wanted.contains(u)) else {
+                    continue;
+                };
+                let mut header: &[u8] = &[];
+                for item in &fetch.items {
+                    if let FetchItem::BodySection {
+                        data: BodyValue::Inline(b),
+                        ..
+                    } = item
+                    {
+                        header = b.as_bytes();
+                    }
+                }
+                let date = match header_date(header) {
+                    Some(d) => {
+                        by_header.push(uid);
+                        d
+                    }
+                    None => {
+                        by_now.push(uid);
+                        now
+                    }
+                };
+                out.push(MessageDetails {
+                    uid,
+                    size: fetch.rfc822_size(),
+                    internaldate: Some(date),
+                    message_id: header_message_id(header),
+                });
+            }
+        }
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        for (list, how) in [
+            (&mut by_header, "its Date header"),
+            (&mut by_now, "the time of download"),
+        ] {
+            if !list.is_empty() {
+                list.sort_unstable();
+                list.dedup();
+                self.warn(format!(
+                    "{} came without an INTERNALDATE that can be read; dated by {how}",
+                    uid_list(list)
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Sequence number → UID for those of `uids` the engine's map knows.
     fn known_seqs(&self, uids: &[u32]) -> HashMap<u32, u32> {
         let mb = self.session.as_ref().and_then(|s| s.mailbox());
@@ -457,14 +595,24 @@ impl NetRemote {
             current: None,
             done: std::collections::HashSet::new(),
             unattributed: false,
+            repeated: std::collections::BTreeSet::new(),
         };
-        on_session!(self, s => {
+        let r = on_session!(self, s => {
             let r = s
                 .uid_fetch(&set, items, FetchModifiers::default(), &mut bodies)
                 .await;
             bodies.resolve_pending(None);
             r
-        })?;
+        });
+        if !bodies.repeated.is_empty() {
+            let uids: Vec<u32> = bodies.repeated.iter().copied().collect();
+            self.warn(format!(
+                "the server sent the body of {} more than once in one FETCH; the first copy \
+                 was kept",
+                uid_list(&uids)
+            ));
+        }
+        r?;
         Ok(if bodies.unattributed {
             chunk
                 .iter()
@@ -539,6 +687,9 @@ struct Bodies<'a> {
     done: std::collections::HashSet<u32>,
     /// A streamed body arrived for a sequence number the map did not know.
     unattributed: bool,
+    /// UIDs whose body came again after a complete copy was passed on; the repeats are
+    /// dropped.
+    repeated: std::collections::BTreeSet<u32>,
 }
 
 impl Bodies<'_> {
@@ -574,7 +725,9 @@ impl FetchSink for Bodies<'_> {
             {
                 let whole = section.part.is_empty()
                     && matches!(section.spec, SectionSpec::Full | SectionSpec::Header);
-                if whole {
+                if whole && self.done.contains(&uid) {
+                    self.repeated.insert(uid);
+                } else if whole {
                     (self.sink)(BodyEvent::Start {
                         uid,
                         len: b.as_bytes().len() as u64,
@@ -596,6 +749,11 @@ impl FetchSink for Bodies<'_> {
         // is not kept.
         self.resolve_pending(None);
         match self.seqs.get(&part.seq) {
+            // A repeat of a body already passed on: its chunks are dropped (`current` stays
+            // empty), and so is its closing response, whose body item is not inline.
+            Some(&uid) if self.done.contains(&uid) => {
+                self.repeated.insert(uid);
+            }
             Some(&uid) => {
                 self.current = Some((part.seq, uid, false));
                 (self.sink)(BodyEvent::Start { uid, len: part.len });
@@ -785,6 +943,24 @@ impl Remote for NetRemote {
         }
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
+        // Without a readable INTERNALDATE (the response dropped as malformed, or the item
+        // left out): asked again without it (module docs).
+        let dated: std::collections::HashSet<u32> = out
+            .iter()
+            .filter(|d| d.internaldate.is_some())
+            .map(|d| d.uid)
+            .collect();
+        let undated: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| !dated.contains(u))
+            .collect();
+        if !undated.is_empty() {
+            let again = self.fetch_details_without_internaldate(&undated)?;
+            out.retain(|d| d.internaldate.is_some());
+            out.extend(again);
+            out.sort_by_key(|m| m.uid);
+        }
         Ok(out)
     }
 
@@ -1090,6 +1266,10 @@ impl Remote for NetRemote {
         std::mem::take(&mut self.alerts)
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
     fn logout(&mut self) {
         if let Some(s) = self.session.take() {
             // The session bounds the wait for the tagged OK (seed N2); errors are irrelevant
@@ -1138,6 +1318,16 @@ fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
     out.sort_by_key(|m| m.uid);
     out.dedup_by_key(|m| m.uid);
     out
+}
+
+/// `UID 1`, `UID 1, 2, 3`, or the first [`UIDS_NAMED`] and how many more, for warnings.
+fn uid_list(uids: &[u32]) -> String {
+    let named: Vec<String> = uids.iter().take(UIDS_NAMED).map(u32::to_string).collect();
+    let mut s = format!("UID {}", named.join(", UID "));
+    if uids.len() > UIDS_NAMED {
+        s.push_str(&format!(" and {} more", uids.len() - UIDS_NAMED));
+    }
+    s
 }
 
 fn uid_set(uids: &[u32]) -> RemoteResult<UidSet> {
@@ -1257,6 +1447,7 @@ mod tests {
             current: None,
             done: Default::default(),
             unattributed: false,
+            repeated: Default::default(),
         };
         let part = |seq| BodyPart {
             seq,

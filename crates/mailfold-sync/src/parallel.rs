@@ -397,6 +397,7 @@ fn extra_worker(
             &mut done,
         );
         done.report.alerts.extend(remote.take_alerts());
+        done.report.warnings.extend(remote.take_warnings());
         remote.logout();
         done.traffic = Some(Traffic::of(&remote.stats()));
         res

@@ -224,11 +224,14 @@ pub trait Remote {
     fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>>;
 
     /// `UID FETCH uids (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`.
+    /// A message whose INTERNALDATE is missing or cannot be read is dated by its Date header,
+    /// or by the time of the run, with a warning ([`Remote::take_warnings`]).
     fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>>;
 
     /// `UID FETCH uids (UID BODY.PEEK[])` (or `BODY.PEEK[HEADER]` with `headers_only`), never
     /// setting `\Seen` (seed V0054); bodies go to `sink` as they arrive. UIDs the server no
-    /// longer has are simply absent.
+    /// longer has are simply absent. Each UID's body is passed on complete at most once,
+    /// whatever the server repeats (a repeat is a warning, [`Remote::take_warnings`]).
     fn fetch_bodies(
         &mut self,
         uids: &[u32],
@@ -329,6 +332,13 @@ pub trait Remote {
     /// `[ALERT]` texts received since the last call (seed V0063).
     fn take_alerts(&mut self) -> Vec<String>;
 
+    /// Warnings since the last call about server data the implementation handled on its own
+    /// (a body sent twice, a date that does not parse), each naming its folder. The default
+    /// has none.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// LOGOUT, reading the tagged OK within a short time (seed N2).
     fn logout(&mut self);
 }
@@ -359,9 +369,157 @@ pub fn header_message_id(header: &[u8]) -> Option<String> {
     value.filter(|v| !v.is_empty() && v.len() <= 998)
 }
 
+/// The first `Date:` field of a header block (RFC 5322 3.6.1) as Unix seconds, for a message
+/// whose INTERNALDATE cannot be read. `None` when there is none or it does not parse.
+pub fn header_date(header: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':') {
+            if name.trim_end().eq_ignore_ascii_case("Date") {
+                value = Some(rest.trim().to_owned());
+            }
+        }
+    }
+    rfc5322_date(&value?)
+}
+
+/// RFC 5322 3.3 `date-time`, with the obsolete forms of 4.3 (two- and three-digit years,
+/// named zones, no seconds) and comments removed; `None` for anything else.
+fn rfc5322_date(value: &str) -> Option<i64> {
+    if value.len() > 998 {
+        return None; // longer than a header line may be (RFC 5322 2.1.1)
+    }
+    // Comments (`(UTC)`) out, nested ones included.
+    let mut plain = String::with_capacity(value.len());
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    // The optional day of the week ends at its comma.
+    let rest = match plain.split_once(',') {
+        Some((_, r)) => r,
+        None => plain.as_str(),
+    };
+    let mut tokens = rest.split_whitespace();
+    let day: u8 = tokens.next()?.parse().ok()?;
+    let month = month_number(tokens.next()?)?;
+    let year_text = tokens.next()?;
+    let year: u16 = year_text.parse().ok()?;
+    let year = match year_text.len() {
+        2 if year < 50 => year + 2000,
+        2 | 3 => year + 1900,
+        4 => year,
+        _ => return None,
+    };
+    let mut hms = tokens.next()?.split(':');
+    let hour: u8 = hms.next()?.parse().ok()?;
+    let minute: u8 = hms.next()?.parse().ok()?;
+    let second: u8 = match hms.next() {
+        Some(s) => s.parse().ok()?,
+        None => 0,
+    };
+    if hms.next().is_some() {
+        return None;
+    }
+    let offset_minutes = zone_minutes(tokens.next()?)?;
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let d = mailfold_proto::response::DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        offset_minutes,
+    };
+    Some(d.unix_timestamp())
+}
+
+fn month_number(name: &str) -> Option<u8> {
+    mailfold_proto::response::DateTime::month_from_name(name.as_bytes())
+}
+
+/// `+hhmm`/`-hhmm`, or an obsolete zone name (RFC 5322 4.3; military letters and unknown
+/// names mean an unknown zone, read as UTC).
+fn zone_minutes(zone: &str) -> Option<i16> {
+    let b = zone.as_bytes();
+    if let (Some(&sign @ (b'+' | b'-')), 5) = (b.first(), b.len()) {
+        if !b[1..].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = |i: usize| i16::from(b[i] - b'0');
+        let (h, m) = (n(1) * 10 + n(2), n(3) * 10 + n(4));
+        if m > 59 {
+            return None;
+        }
+        let off = h * 60 + m;
+        return Some(if sign == b'-' { -off } else { off });
+    }
+    if !zone.chars().all(|c| c.is_ascii_alphabetic()) || zone.len() > 3 {
+        return None;
+    }
+    Some(match zone.to_ascii_uppercase().as_str() {
+        "EDT" => -4 * 60,
+        "EST" | "CDT" => -5 * 60,
+        "CST" | "MDT" => -6 * 60,
+        "MST" | "PDT" => -7 * 60,
+        "PST" => -8 * 60,
+        _ => 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_headers_in_current_and_obsolete_forms() {
+        let d = |s: &str| header_date(format!("Date: {s}\r\n\r\n").as_bytes());
+        // 2024-01-02T02:04:05Z.
+        assert_eq!(d("Tue, 02 Jan 2024 03:04:05 +0100"), Some(1_704_161_045));
+        assert_eq!(d("2 Jan 2024 02:04:05 +0000 (UTC)"), Some(1_704_161_045));
+        assert_eq!(d("Tue, 2 Jan 24 02:04:05 GMT"), Some(1_704_161_045));
+        assert_eq!(d("Mon, 1 Jan 2024 21:04 EST"), Some(1_704_161_040));
+        assert_eq!(
+            header_date(b"Subject: x\r\ndate: Tue, 02 Jan 2024\r\n 03:04:05 +0100\r\n\r\n"),
+            Some(1_704_161_045)
+        );
+        for bad in [
+            "yesterday",
+            "31 Foo 2024 10:00:00 +0000",
+            "32 Jan 2024 10:00:00 +0000",
+            "2 Jan 2024 25:00:00 +0000",
+            "2 Jan 2024 10:00:00 +99999",
+            "2 Jan 2024 10:00:00",
+            "",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        assert_eq!(
+            header_date(b"Subject: no date\r\n\r\nDate: 2 Jan 2024 10:00 +0000\r\n"),
+            None
+        );
+    }
 
     #[test]
     fn message_id_is_unfolded_and_trimmed() {

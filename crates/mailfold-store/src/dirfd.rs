@@ -1,0 +1,227 @@
+//! Folder directories held open, so that a local process racing the sync cannot swap a
+//! checked directory for a symbolic link.
+//!
+//! A check by path (`lstat` each level, then use the path) leaves a window: between the
+//! check and the use, another process can rename the directory away and put a link to
+//! anywhere in its place, and every later `open`, `link` or `rename` by path would follow
+//! it. So a [`Folder`](crate::Folder) opens its directory once (at its first message file
+//! operation, so that a long list of folders holds no descriptors), one level at a time from
+//! the root's handle with `O_NOFOLLOW | O_DIRECTORY` (a link at any level is refused, not
+//! followed), then its `cur/`, `new/` and `tmp/` the same way, and does every message file
+//! operation relative to those handles (`openat`, `linkat`, `renameat`, `unlinkat`,
+//! `fstatat` without following links). A directory swapped after that is simply not the
+//! one the handles name: writes land in the directory that was checked, wherever it has
+//! been moved to, and never behind a link.
+//!
+//! The root itself is resolved when the store is opened and held from then on.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::error::{Error, Result};
+use crate::maildir::Subdir;
+
+/// A message file found in a directory handle: its name and, when the directory entry
+/// says, whether it is a regular file.
+pub(crate) type DirEntryName = (String, Option<bool>);
+
+/// What `fstatat` says of a regular file: its size and modification time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileInfo {
+    pub(crate) size: u64,
+    pub(crate) mtime: SystemTime,
+}
+
+/// The open `cur/`, `new/` and `tmp/` of one folder (module docs).
+#[derive(Debug)]
+pub(crate) struct FolderDirs {
+    cur: OwnedFd,
+    new: OwnedFd,
+    tmp: OwnedFd,
+}
+
+impl FolderDirs {
+    /// Opens the folder whose directory is `levels` below the root handle (a
+    /// [`RelPath`](crate::name::RelPath)'s levels), refusing a symbolic link or a
+    /// non-directory at any level. `shown` is the folder's path, for errors.
+    pub(crate) fn open<'a>(
+        root: BorrowedFd<'_>,
+        levels: impl IntoIterator<Item = &'a str>,
+        shown: &Path,
+    ) -> Result<FolderDirs> {
+        let mut dir: Option<OwnedFd> = None;
+        for d in levels {
+            let parent = dir.as_ref().map_or(root, AsFd::as_fd);
+            let next = open_dir_at(parent, d, shown)?;
+            dir = Some(next);
+        }
+        let Some(dir) = dir else {
+            return Err(Error::UnsafePath {
+                path: shown.to_path_buf(),
+                reason: "a folder needs a directory below the root",
+            });
+        };
+        let sub = |name: &str| open_dir_at(dir.as_fd(), name, &shown.join(name));
+        Ok(FolderDirs {
+            cur: sub("cur")?,
+            new: sub("new")?,
+            tmp: sub("tmp")?,
+        })
+    }
+
+    /// `cur/` or `new/`.
+    pub(crate) fn sub(&self, s: Subdir) -> BorrowedFd<'_> {
+        match s {
+            Subdir::Cur => self.cur.as_fd(),
+            Subdir::New => self.new.as_fd(),
+        }
+    }
+
+    /// `tmp/`.
+    pub(crate) fn tmp(&self) -> BorrowedFd<'_> {
+        self.tmp.as_fd()
+    }
+}
+
+fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Opens the root of the store (resolved already) as a directory handle.
+pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open root", root, errno(e)))
+}
+
+/// Opens the directory `name` in `parent` without following a link.
+fn open_dir_at(parent: BorrowedFd<'_>, name: &str, shown: &Path) -> Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        // O_NOFOLLOW on a link: ELOOP (Linux); O_DIRECTORY on anything else: ENOTDIR.
+        Err(rustix::io::Errno::LOOP) => Err(Error::UnsafePath {
+            path: shown.to_path_buf(),
+            reason: "folder directory is a symbolic link",
+        }),
+        Err(rustix::io::Errno::NOTDIR) => Err(Error::UnsafePath {
+            path: shown.to_path_buf(),
+            reason: "folder path is not a plain directory",
+        }),
+        Err(rustix::io::Errno::NOENT) => Err(Error::NotFound {
+            path: shown.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io("open directory", shown, errno(e))),
+    }
+}
+
+/// Creates a new file `name` in `dir` for writing; never follows or replaces anything.
+pub(crate) fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o666))
+        .map(File::from)
+        .map_err(errno)
+}
+
+/// Opens the file `name` in `dir` for reading, refusing a link.
+pub(crate) fn open_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(errno)
+}
+
+/// Size and mtime of `name` in `dir` when it is a regular file (a link is not followed);
+/// `Ok(None)` for anything else.
+// The `stat` fields' integer types differ between targets (rustix mirrors the kernel's
+// struct), so the conversions are needed elsewhere even where they are identities here.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<FileInfo>> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    let secs = i64::try_from(st.st_mtime).unwrap_or(0);
+    let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
+    let mtime = if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::new(secs.unsigned_abs(), nanos)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    };
+    Ok(Some(FileInfo {
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        mtime,
+    }))
+}
+
+/// Whether anything (a file, a link, a directory) is named `name` in `dir`.
+pub(crate) fn exists_at(dir: BorrowedFd<'_>, name: &str) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+/// The names in `dir` that are UTF-8 and not `.`/`..`, each with whether the directory
+/// entry says it is a regular file (`None`: the file system does not say).
+pub(crate) fn names_in(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryName>> {
+    let mut out = Vec::new();
+    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
+    while let Some(entry) = d.read() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => None,
+            t => Some(t == FileType::RegularFile),
+        };
+        out.push((name.to_owned(), kind));
+    }
+    Ok(out)
+}
+
+/// `link(2)` from `name` in `from` to `to_name` in `to`; fails if the target exists.
+pub(crate) fn link_at(
+    from: BorrowedFd<'_>,
+    name: &str,
+    to: BorrowedFd<'_>,
+    to_name: &str,
+) -> io::Result<()> {
+    rustix::fs::linkat(from, name, to, to_name, AtFlags::empty()).map_err(errno)
+}
+
+/// `rename(2)` between two directory handles.
+pub(crate) fn rename_at(
+    from: BorrowedFd<'_>,
+    name: &str,
+    to: BorrowedFd<'_>,
+    to_name: &str,
+) -> io::Result<()> {
+    rustix::fs::renameat(from, name, to, to_name).map_err(errno)
+}
+
+/// Removes the file `name` from `dir`.
+pub(crate) fn unlink_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)
+}
+
+/// fsync of a held directory, when enabled; `shown` is its path, for errors.
+pub(crate) fn sync_dir_fd(enabled: bool, dir: BorrowedFd<'_>, shown: &Path) -> Result<()> {
+    if !enabled {
+        return Ok(());
+    }
+    rustix::fs::fsync(dir).map_err(|e| Error::io("fsync directory", shown, errno(e)))
+}
