@@ -981,12 +981,16 @@ impl AccountWatcher {
             })
             .count();
         let who = &self.account.name;
+        // The folders the state records are those the sync mirrors (the account's folder
+        // patterns and root applied); before the first sync, the server's count stands in.
+        let recorded = recorded_folders(&self.account.state_db).filter(|r| !r.is_empty());
         if *mode == Some(Mode::Notify) {
+            let n = recorded.map_or(selectable, |r| r.len());
             return Ok((
                 s,
                 Some(format!(
-                    "watching {selectable} folder{} of account {who}: NOTIFY",
-                    plural(selectable)
+                    "watching {n} folder{} of account {who}: NOTIFY",
+                    plural(n)
                 )),
             ));
         }
@@ -1000,7 +1004,11 @@ impl AccountWatcher {
         poll.list_status = self.has(&s, "LIST-STATUS");
         poll.condstore = condstore;
         self.start_idle_watchers();
-        let polled = selectable.saturating_sub(poll.skip.len());
+        let polled = match recorded {
+            Some(r) => r.keys().filter(|n| !poll.skip.contains(*n)).count(),
+            None => selectable.saturating_sub(poll.skip.len()),
+        };
+        let selectable = polled + self.opts.idle_folders.len();
         let idle = if self.has(&s, "IDLE") {
             "IDLE"
         } else {
@@ -1011,8 +1019,8 @@ impl AccountWatcher {
             Some(format!(
                 "watching {} folder{} of account {who}: {idle} on {}, polling {polled} \
                  folder{} every {} s ({})",
-                selectable.max(self.opts.idle_folders.len()),
-                plural(selectable.max(self.opts.idle_folders.len())),
+                selectable,
+                plural(selectable),
                 self.opts.idle_folders.join(", "),
                 plural(polled),
                 self.opts.folder_poll_every.as_secs_f64(),
