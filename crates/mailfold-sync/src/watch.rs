@@ -83,7 +83,8 @@
 //! # Stopping
 //!
 //! [`StopSignal::stop`] ends the IDLEs at once (DONE), wakes every wait, and the watchers log
-//! out (LOGOUT, bounded by the session's logout timeout, seed N2). A run in progress is not
+//! out (LOGOUT, bounded by the session's logout timeout, seed N2); a watcher connection whose
+//! server does not answer within [`STOP_GRACE`] of the stop is dropped instead. A run in progress is not
 //! interrupted: it finishes first (it is journaled, so a hard kill is safe too, but a clean end
 //! is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
 //! signal handler may set it, and the watch notices within [`STOP_POLL`].
@@ -115,6 +116,8 @@ use crate::{gather, net, SyncOptions};
 
 /// How often a flag set without [`StopSignal::stop`] (from a signal handler) is looked at.
 pub const STOP_POLL: Duration = Duration::from_millis(200);
+/// How long a watcher's connection may take to end cleanly (DONE, LOGOUT) after a stop.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// First reconnection delay.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 /// Longest reconnection delay (before jitter).
@@ -752,16 +755,18 @@ impl Watcher {
                 if self.stop.is_stopped() {
                     break None;
                 }
-                match rt.block_on(self.wait_for_change(&mut session, &idle_stop)) {
-                    Ok(true) => self.shared.remote(),
-                    Ok(false) => {}
-                    Err(e) => break Some(e),
+                let round = self.wait_for_change(&mut session, &idle_stop);
+                match rt.block_on(within_stop_grace(round, &self.stop)) {
+                    Some(Ok(true)) => self.shared.remote(),
+                    Some(Ok(false)) => {}
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
                 }
             };
             match lost {
                 None => {
                     // Errors are irrelevant now; the session bounds the wait (seed N2).
-                    let _ = rt.block_on(session.logout());
+                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
                     break;
                 }
                 Some(e) => {
@@ -895,18 +900,31 @@ impl AccountWatcher {
                 if self.stop.is_stopped() {
                     break None;
                 }
-                let r = match mode {
-                    Some(Mode::Notify) => rt.block_on(self.notify_round(&mut session, &idle_stop)),
-                    _ => rt.block_on(self.poll_round(&mut session, &mut poll)),
-                };
-                if let Err(e) = r {
-                    break Some(e);
+                let r = rt.block_on(async {
+                    match mode {
+                        Some(Mode::Notify) => {
+                            within_stop_grace(
+                                self.notify_round(&mut session, &idle_stop),
+                                &self.stop,
+                            )
+                            .await
+                        }
+                        _ => {
+                            within_stop_grace(self.poll_round(&mut session, &mut poll), &self.stop)
+                                .await
+                        }
+                    }
+                });
+                match r {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
                 }
             };
             match lost {
                 None => {
                     // Errors are irrelevant now; the session bounds the wait (seed N2).
-                    let _ = rt.block_on(session.logout());
+                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
                     break;
                 }
                 Some(e) => {
@@ -1383,6 +1401,22 @@ async fn wire_of_folder(
         };
         gather::wire_of_path(&server, delimiter)?
     })
+}
+
+/// Runs `f` to its end, or, once `stop` has fired, for at most [`STOP_GRACE`] more; `None`
+/// when cut short. A real server answers DONE and LOGOUT at once; one that stops answering
+/// must not hold up a stop until the command timeout.
+async fn within_stop_grace<T>(
+    f: impl std::future::Future<Output = T>,
+    stop: &StopSignal,
+) -> Option<T> {
+    tokio::select! {
+        r = f => Some(r),
+        () = async {
+            until_stopped(stop).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => None,
+    }
 }
 
 /// Completes when `stop` fires (polled: the flag may be set from a signal handler).

@@ -450,3 +450,76 @@ fn without_notify_or_list_status_other_folders_are_polled_with_status() {
     changes_in_work_reach_the_mirror(&env, &w);
     w.stop();
 }
+
+/// RFC 5465 5.8: after `NOTIFICATIONOVERFLOW` the server has stopped notifying and changes
+/// may have been lost; the watch says so, asks for NOTIFY again and goes on waiting.
+#[test]
+fn a_notification_overflow_is_reported_and_notify_asked_for_again() {
+    use mailfold_testsupport::{Script, ScriptedServer};
+    let server = ScriptedServer::start(
+        Script::new()
+            .step_timeout(Duration::from_secs(20))
+            .send_line("* OK [CAPABILITY IMAP4rev1] scripted server ready")
+            .expect("LOGIN *")
+            .send_tagged("OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE NOTIFY] logged in")
+            .expect("ENABLE CONDSTORE")
+            .send_line("* ENABLED CONDSTORE")
+            .send_tagged("OK enabled")
+            .expect("NOTIFY SET *")
+            .send_tagged("OK notifying")
+            .expect("LIST *")
+            .send_line("* LIST () \".\" INBOX")
+            .send_tagged("OK listed")
+            .expect("IDLE")
+            .send_line("+ idling")
+            .send_line("* OK [NOTIFICATIONOVERFLOW] too many changes")
+            .expect_line("DONE")
+            .send_tagged("OK idle done")
+            .expect("NOTIFY SET (selected *) (personal *)")
+            .send_tagged("OK notifying again")
+            .expect("IDLE")
+            .send_line("+ idling")
+            .stall(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = AccountSpec::new(
+        "scripted",
+        "127.0.0.1",
+        "user",
+        mailfold_sync::Secret::new("pw".to_owned()),
+        dir.path().join("mail"),
+        dir.path().join("state.db"),
+    );
+    a.port = server.port();
+    a.tls = mailfold_sync::TlsMode::None;
+    a.allow_plaintext_password = true;
+    // The sync runs meet the same script and fail; only the watcher's connection matters.
+    let w = Running::start(a, fast_opts());
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .notices()
+            .iter()
+            .any(|n| n.contains("NOTIFICATIONOVERFLOW"))),
+        "no overflow notice; notices {:?}",
+        w.notices()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || server.reports().iter().any(
+            |r| {
+                String::from_utf8_lossy(&r.received)
+                    .matches("NOTIFY SET")
+                    .count()
+                    == 2
+            }
+        )),
+        "NOTIFY was not asked for again"
+    );
+    assert_eq!(
+        w.starts(),
+        ["watching 1 folder of account scripted: NOTIFY"]
+    );
+    // The server no longer answers (it stalls after the second IDLE): a stop is still
+    // prompt, not held up until the command timeout.
+    let took = w.stop();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+}
