@@ -84,9 +84,9 @@
 //!
 //! [`StopSignal::stop`] ends the IDLEs at once (DONE), wakes every wait, and the watchers log
 //! out (LOGOUT, bounded by the session's logout timeout, seed N2); a watcher connection whose
-//! server does not answer within [`STOP_GRACE`] of the stop is dropped instead. A run in progress is not
-//! interrupted: it finishes first (it is journaled, so a hard kill is safe too, but a clean end
-//! is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
+//! server does not answer within [`STOP_GRACE`] of the stop is dropped instead. A run in
+//! progress is not interrupted: it finishes first (it is journaled, so a hard kill is safe
+//! too, but a clean end is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
 //! signal handler may set it, and the watch notices within [`STOP_POLL`].
 
 use std::any::Any;
