@@ -2,7 +2,8 @@
 //! against a private Dovecot: the start line saying what is watched and how (and not with
 //! `-q`), log lines without colour codes when stderr is a file, and `post_sync_command` run
 //! after each round that changed something, with the counts in its environment and never a
-//! secret, and not after a round that changed nothing.
+//! secret, and not after a round that changed nothing; on a server without NOTIFY, the poll
+//! of the other folders at `watch_poll_interval`.
 
 mod util;
 
@@ -204,4 +205,62 @@ fn watch_says_what_it_watches_logs_without_colour_to_a_file_and_runs_the_hook() 
     stop(child);
     let text = std::fs::read_to_string(&err).unwrap();
     assert!(!text.contains("watching"), "{text}");
+}
+
+/// The capabilities Dovecot 2.3 announces after login, without NOTIFY (`imap_capability`
+/// replaces the list, so this is a Dovecot that does not offer it).
+const CAPS_WITHOUT_NOTIFY: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
+     SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL \
+     CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC \
+     ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SPECIAL-USE LITERAL+";
+
+/// Without NOTIFY, `watch_poll_interval` sets how often the folders other than INBOX are
+/// polled; another client's flag change in one of them reaches the mirror through the poll
+/// (the full check is an hour away).
+#[test]
+fn without_notify_watch_polls_other_folders_every_watch_poll_interval() {
+    let env = Env::with(
+        mailfold_testsupport::Dovecot::builder()
+            .users(1)
+            .extra_config(&format!("imap_capability = {CAPS_WITHOUT_NOTIFY}")),
+    );
+    configure(&env, "watch_poll_interval = 1\n");
+    env.dovecot.create_mailbox(&env.user, "Work");
+    env.deliver("Work", &plain("a@example.org", "work item", "1"));
+    env.run(&["sync"]).ok();
+    let err = env.home.path().join("watch.err");
+    let child = watch(&env, &[], &err);
+    let work = env.home.maildir().join("Work").join("cur");
+    let flagged = || {
+        std::fs::read_dir(&work).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split_once(":2,").is_some_and(|(_, f)| f.contains('F'))
+        })
+    };
+    assert!(!flagged());
+    wait_for("the start line", || {
+        std::fs::read_to_string(&err).is_ok_and(|t| t.contains("watching"))
+    });
+    env.dovecot.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &env.user,
+        "\\Flagged",
+        "mailbox",
+        "Work",
+        "uid",
+        "1",
+    ]);
+    wait_for("the flag change in Work", flagged);
+    stop(child);
+    let text = std::fs::read_to_string(&err).unwrap();
+    // The state records INBOX, Work and the five special-use folders.
+    assert!(
+        text.contains(
+            "mailfold: watching 7 folders of account t: IDLE on INBOX, polling 6 folders \
+             every 1 s (LIST-STATUS)"
+        ),
+        "{text}"
+    );
 }
