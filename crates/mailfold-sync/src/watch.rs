@@ -1244,8 +1244,9 @@ struct FolderPoll {
     /// different from the server (a folder it cannot sync, say) must not be repeated every
     /// poll: the same status seen again triggers nothing; a new one does.
     triggered: HashMap<Vec<u8>, Observed>,
-    /// The names the first LIST-STATUS showed: a later name neither there nor in the state
-    /// is a new folder, and triggers one run.
+    /// The names the last LIST-STATUS showed: a name neither there nor in the state is a
+    /// new folder, and triggers one run. Only the last listing is kept, so memory stays that
+    /// of one listing (bounded by the engine) however many names a server invents.
     listed: Option<HashSet<Vec<u8>>>,
 }
 
@@ -1287,19 +1288,19 @@ impl FolderPoll {
                 let st = by_name.get(name.as_slice()).map(|st| Observed::of(st));
                 now.insert(name.clone(), st.filter(|_| names.contains(name)));
             }
-            match &mut self.listed {
-                None => self.listed = Some(names),
-                Some(listed) => {
-                    for n in names {
-                        if !recorded.contains_key(&n)
-                            && !self.skip.contains(&n)
-                            && listed.insert(n.clone())
-                        {
-                            fresh.push(n);
-                        }
-                    }
-                }
+            if let Some(before) = &self.listed {
+                fresh.extend(
+                    names
+                        .iter()
+                        .filter(|n| {
+                            !before.contains(*n)
+                                && !recorded.contains_key(*n)
+                                && !self.skip.contains(*n)
+                        })
+                        .cloned(),
+                );
             }
+            self.listed = Some(names);
         } else {
             let names: Vec<&Vec<u8>> = recorded
                 .keys()

@@ -355,6 +355,20 @@ fn changes_in_work_reach_the_mirror(env: &Env, w: &Running) {
     );
 }
 
+/// A folder another client creates, with a message in it, reaches the mirror.
+fn a_new_folder_reaches_the_mirror(env: &Env, w: &Running) {
+    env.dovecot.create_mailbox(&env.user, "Later");
+    env.deliver("Later", &message("Later", 0));
+    assert!(
+        wait_until(Duration::from_secs(20), || local_letters_in(
+            env, "Later", 0
+        )
+        .is_some()),
+        "a new folder did not reach the mirror; notices {:?}",
+        w.notices()
+    );
+}
+
 /// RFC 5465: with NOTIFY, one connection hears of changes in every folder, so a flag change
 /// made by another client in a folder other than INBOX is synced at once, not at the next
 /// full check.
@@ -366,6 +380,7 @@ fn notify_brings_changes_in_every_folder_long_before_the_full_check() {
     // INBOX, Work and the five special-use folders of the test server.
     assert_eq!(w.starts(), ["watching 7 folders of account test: NOTIFY"]);
     changes_in_work_reach_the_mirror(&env, &w);
+    a_new_folder_reaches_the_mirror(&env, &w);
     let took = w.stop();
     assert!(took < Duration::from_secs(3), "stop took {took:?}");
     let cmds = client_commands(&env);
@@ -426,6 +441,7 @@ fn without_notify_other_folders_are_polled_with_list_status() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(w.runs(), settled, "polls without changes started runs");
     changes_in_work_reach_the_mirror(&env, &w);
+    a_new_folder_reaches_the_mirror(&env, &w);
     w.stop();
     let cmds = client_commands(&env);
     assert!(!cmds.iter().any(|c| c == "NOTIFY"), "NOTIFY sent: {cmds:?}");
