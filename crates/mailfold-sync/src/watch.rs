@@ -952,7 +952,10 @@ impl AccountWatcher {
             .await
             .map_err(|e| e.to_string())?;
         let condstore = self.has(&s, "CONDSTORE") || self.has(&s, "QRESYNC");
+        // The mode is fixed by the first connection that gets through all of this one; one
+        // that fails part way (LIST, say) leaves it undecided for the next attempt.
         let first = mode.is_none();
+        let mut decided = *mode;
         if mode.is_none() || *mode == Some(Mode::Notify) {
             let notify = self.has(&s, "NOTIFY") && {
                 // RFC 5465 5.3: a flag change in a mailbox that is not selected shows only
@@ -974,7 +977,7 @@ impl AccountWatcher {
                 }
             };
             if first {
-                *mode = Some(if notify {
+                decided = Some(if notify {
                     Mode::Notify
                 } else {
                     Mode::IdleAndPoll
@@ -1002,7 +1005,8 @@ impl AccountWatcher {
         // The folders the state records are those the sync mirrors (the account's folder
         // patterns and root applied); before the first sync, the server's count stands in.
         let recorded = recorded_folders(&self.account.state_db).filter(|r| !r.is_empty());
-        if *mode == Some(Mode::Notify) {
+        if decided == Some(Mode::Notify) {
+            *mode = decided;
             let n = recorded.map_or(selectable, |r| r.len());
             return Ok((
                 s,
@@ -1021,6 +1025,7 @@ impl AccountWatcher {
         }
         poll.list_status = self.has(&s, "LIST-STATUS");
         poll.condstore = condstore;
+        *mode = Some(Mode::IdleAndPoll);
         self.start_idle_watchers();
         let polled = match recorded {
             Some(r) => r.keys().filter(|n| !poll.skip.contains(*n)).count(),
