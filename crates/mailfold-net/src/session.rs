@@ -1838,13 +1838,12 @@ fn without_controls(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
 
-/// Whether a notification ends a watch: a mailbox change, another client's flag change, or
-/// the server leaving.
+/// Whether a notification ends a watch: a mailbox change, another client's flag change, a
+/// NOTIFY report about another mailbox, or the server leaving.
 fn is_change(n: &Notification) -> bool {
-    matches!(
-        n,
-        Event::Mailbox(_) | Event::Fetch { handle: None, .. } | Event::Bye { .. }
-    )
+    // NOTIFY's reports (RFC 5465) include the selected mailbox's changes and unsolicited
+    // FETCH, so one test covers both kinds of session.
+    matches!(n, Event::Bye { .. }) || mailfold_proto::notify::Notice::of(n).is_some()
 }
 
 /// RFC 2221 login referrals (`NO [REFERRAL imap://…]`) name another server to log in to.
@@ -1882,4 +1881,78 @@ fn random_seed() -> u64 {
     let mut src = OsNonceSource;
     let _ = mailfold_sasl::NonceSource::fill_bytes(&mut src, &mut bytes);
     u64::from_le_bytes(bytes) ^ t
+}
+
+// ----- watching many mailboxes: NOTIFY (RFC 5465) and cheap status polls -----
+//
+// Kept apart from the connection and authentication code above: these are plain commands
+// with typed results, for a watcher that follows every folder of an account from one
+// connection.
+
+impl Session {
+    /// `NOTIFY SET …` or `NOTIFY NONE` (RFC 5465). From then on the server's reports arrive
+    /// as notifications ([`Session::take_notifications`], [`Session::idle_or_poll`], which
+    /// also ends on them); [`mailfold_proto::notify::Notice::of`] tells them apart. A server
+    /// without NOTIFY answers BAD, returned as [`Error::Command`].
+    pub async fn notify(&mut self, request: &mailfold_proto::notify::Notify) -> Result<(), Error> {
+        self.run(Command::Notify(request.clone())).await.map(|_| ())
+    }
+
+    /// `LIST "" pattern RETURN (STATUS (items))` (LIST-STATUS, RFC 5819): every matching
+    /// mailbox with its status in one round trip. A mailbox the server could not give a
+    /// status for (RFC 5819 allows that) has none in the second list.
+    pub async fn list_status(
+        &mut self,
+        pattern: &str,
+        items: &[StatusItem],
+    ) -> Result<(Vec<MailboxList>, Vec<MailboxStatus>), Error> {
+        if items.is_empty() {
+            return Err(Error::Command {
+                status: "BAD".into(),
+                text: "LIST-STATUS needs at least one status item".into(),
+            });
+        }
+        let mut list = List::new(Mailbox::from_utf8(""), pattern.as_bytes().to_vec());
+        list.returns = vec![mailfold_proto::command::ListReturn::Status(items.to_vec())];
+        let c = self.run(Command::List(list)).await?;
+        match c.data {
+            CommandData::List {
+                mailboxes,
+                statuses,
+            } => Ok((mailboxes, statuses)),
+            _ => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// STATUS of every mailbox in one pipelined round trip (RFC 3501 5.5 allows STATUS to
+    /// pipeline). One result per mailbox, in order: the status, or the server's refusal
+    /// (such as NO for a mailbox deleted meanwhile). `Err` only when the connection failed.
+    pub async fn status_many(
+        &mut self,
+        mailboxes: &[Mailbox],
+        items: &[StatusItem],
+    ) -> Result<Vec<Result<MailboxStatus, Error>>, Error> {
+        let handles: Vec<CommandHandle> = mailboxes
+            .iter()
+            .map(|m| {
+                self.submit(Command::Status {
+                    mailbox: m.clone(),
+                    items: items.to_vec(),
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            let c = self.wait(h).await?;
+            out.push(match (outcome_error(&c.outcome), c.data) {
+                (Some(e), _) => Err(e),
+                (None, CommandData::Status(Some(st))) => Ok(st),
+                (None, _) => Err(Error::Command {
+                    status: "OK".into(),
+                    text: "no STATUS response".into(),
+                }),
+            });
+        }
+        Ok(out)
+    }
 }

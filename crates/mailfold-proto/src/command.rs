@@ -184,6 +184,8 @@ pub enum Command {
     Namespace,
     /// `COMPRESS DEFLATE` (RFC 4978).
     CompressDeflate,
+    /// `NOTIFY SET …` or `NOTIFY NONE` (RFC 5465); see [`crate::notify`].
+    Notify(crate::notify::Notify),
     /// A command the library does not model (seed V0061): the text after the tag, which the
     /// caller vouches is valid for the server. The encoder only refuses CR, LF and NUL, which
     /// would end the line early or are never valid.
@@ -232,6 +234,7 @@ impl Command {
             Command::Id(_) => "ID",
             Command::Namespace => "NAMESPACE",
             Command::CompressDeflate => "COMPRESS",
+            Command::Notify(_) => "NOTIFY",
             Command::Raw(text) => {
                 let end = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
                 std::str::from_utf8(&text[..end]).unwrap_or("RAW")

@@ -48,6 +48,7 @@ use crate::command::{
     SelectParams, StatusItem, StoreFlags, StoreMode,
 };
 use crate::core::{is_astring_char, is_atom_char, Flag, Mailbox, Tag};
+use crate::notify::{Notify, NotifyFilter};
 use crate::seqset::{NumberSet, SetKind};
 
 /// Longest string written as a quoted string; longer ones become literals (seed V0017).
@@ -710,6 +711,7 @@ impl<'c> Writer<'c> {
             Command::Id(params) => self.id(params.as_deref())?,
             Command::Namespace => self.raw(b"NAMESPACE"),
             Command::CompressDeflate => self.raw(b"COMPRESS DEFLATE"),
+            Command::Notify(n) => self.notify(n)?,
             Command::Raw(text) => {
                 if text.is_empty() {
                     return Err(EncodeError::Empty {
@@ -721,6 +723,70 @@ impl<'c> Writer<'c> {
                 }
                 self.raw(text);
             }
+        }
+        Ok(())
+    }
+
+    /// `NOTIFY` (RFC 5465 section 8 grammar). The [`Notify`] constructors already refused
+    /// what the RFC forbids; the empty cases are checked again because the enum's fields are
+    /// public.
+    fn notify(&mut self, n: &Notify) -> Result<(), EncodeError> {
+        let (status, groups) = match n {
+            Notify::None => {
+                self.raw(b"NOTIFY NONE");
+                return Ok(());
+            }
+            Notify::Set { status, groups } => (*status, groups),
+        };
+        if groups.is_empty() {
+            return Err(EncodeError::Empty {
+                what: "NOTIFY event groups",
+            });
+        }
+        self.raw(b"NOTIFY SET");
+        if status {
+            self.raw(b" STATUS");
+        }
+        for g in groups {
+            self.raw(b" (");
+            match g.filter() {
+                NotifyFilter::Selected => self.raw(b"selected"),
+                NotifyFilter::SelectedDelayed => self.raw(b"selected-delayed"),
+                NotifyFilter::Inboxes => self.raw(b"inboxes"),
+                NotifyFilter::Personal => self.raw(b"personal"),
+                NotifyFilter::Subscribed => self.raw(b"subscribed"),
+                NotifyFilter::Subtree(m) | NotifyFilter::Mailboxes(m) => {
+                    self.raw(if matches!(g.filter(), NotifyFilter::Subtree(_)) {
+                        b"subtree ("
+                    } else {
+                        b"mailboxes ("
+                    });
+                    if m.is_empty() {
+                        return Err(EncodeError::Empty {
+                            what: "NOTIFY mailbox list",
+                        });
+                    }
+                    for (i, mb) in m.iter().enumerate() {
+                        if i > 0 {
+                            self.sp();
+                        }
+                        self.mailbox(mb)?;
+                    }
+                    self.raw(b")");
+                }
+            }
+            if g.events().is_empty() {
+                self.raw(b" NONE)");
+                continue;
+            }
+            self.raw(b" (");
+            for (i, e) in g.events().iter().enumerate() {
+                if i > 0 {
+                    self.sp();
+                }
+                self.raw(e.name().as_bytes());
+            }
+            self.raw(b"))");
         }
         Ok(())
     }

@@ -1323,6 +1323,14 @@ impl Client {
                 if let Some(code) = &s.code {
                     self.apply_code(code, &s.text);
                 }
+                // RFC 5465 5.8: the server stopped notifying and changes may have been
+                // missed; the driver must hear of it (see `crate::notify::Notice`).
+                if s.kind == StatusKind::Ok
+                    && s.code.as_ref().is_some_and(crate::notify::is_overflow)
+                {
+                    self.events.push_back(Event::Untagged(Response::Status(s)));
+                    return;
+                }
                 if s.kind == StatusKind::Bye {
                     self.bye = Some(s.text.clone());
                     self.events.push_back(Event::Bye { text: s.text });

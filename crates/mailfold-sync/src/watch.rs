@@ -1,24 +1,41 @@
-//! Watch mode (`mailfold watch`, issue 5): keeps one account in sync until told to stop.
+//! Watch mode (`mailfold watch`): keeps one account in sync until told to stop.
 //!
 //! [`watch_account`] runs [`crate::sync_account`] once, then again whenever something may
 //! have changed:
 //!
-//! * **The server said so.** One *watcher* thread per folder of [`WatchOptions::idle_folders`],
-//!   each with its own connection (IDLE holds a connection to one mailbox, RFC 2177), opens its
-//!   folder with EXAMINE (read-only: watching must not clear `\Recent`) and waits with
-//!   [`Session::idle_or_poll`]: IDLE where the server offers it, NOOP polling every
-//!   [`WatchOptions::poll_every`] otherwise (seed V0028). An EXISTS, EXPUNGE, VANISHED or
-//!   unsolicited FETCH wakes the main loop. One connection per folder instead of round-robin
-//!   over one connection: round-robin would leave every folder but one unwatched at any moment,
-//!   and the number of watched folders is small by design (the folders that matter; the others
-//!   are covered by the periodic full check).
+//! * **The server said so.** Every folder is watched. One *account watcher* thread holds a
+//!   connection with no mailbox selected; what its first connection finds decides how:
+//!   * **NOTIFY** (RFC 5465) where offered: `ENABLE CONDSTORE` (without it a flag change in
+//!     a folder that is not selected is not reported, section 5.3), then
+//!     [`Notify::every_personal_change`], then IDLE (or NOOP polling, seed V0028) on that one
+//!     connection. Any report ([`Notice`]: a STATUS or LIST about another folder, a change
+//!     of the selected one) wakes the main loop; a `NOTIFICATIONOVERFLOW` (5.8) also asks
+//!     for NOTIFY again. No other connection is needed.
+//!   * **Otherwise** one *watcher* thread per folder of [`WatchOptions::idle_folders`],
+//!     each with its own connection (IDLE holds a connection to one mailbox, RFC 2177),
+//!     opens its folder with EXAMINE (read-only: watching must not clear `\Recent`) and
+//!     waits with [`Session::idle_or_poll`]: IDLE where the server offers it, NOOP polling
+//!     every [`WatchOptions::poll_every`] otherwise (seed V0028). An EXISTS, EXPUNGE,
+//!     VANISHED or unsolicited FETCH wakes the main loop. The account watcher polls the
+//!     other folders every [`WatchOptions::folder_poll_every`]: one LIST-STATUS (RFC 5819)
+//!     where offered, else one round of pipelined STATUS for the folders the state records,
+//!     compared item by item with what the state recorded at the last sync (UIDVALIDITY,
+//!     UIDNEXT, MESSAGES against the message rows, HIGHESTMODSEQ; the items of the sync's own
+//!     unchanged-folder check, seed V0045). A poll that finds nothing new costs that one
+//!     round trip and triggers nothing; a status that already triggered a run does not
+//!     trigger another (a folder the run could not bring level would otherwise cause a run
+//!     every poll). Without CONDSTORE a flag change shows in no STATUS item and waits for
+//!     the full check.
+//!
+//!   The first connection also tells [`WatchOptions::on_start`] what is watched and how.
 //! * **The Maildir changed.** A recursive `notify` watch on the Maildir root (inotify on Linux)
 //!   reports what mail readers do (mutt renames a file to change its flags). `tmp/` (files being
 //!   written, Maildir's delivery protocol), reads, and the state database are ignored, and
 //!   events are debounced ([`WatchOptions::debounce`], trailing, with a cap so a steady stream
 //!   cannot postpone the sync forever).
 //! * **Time passed.** Every [`WatchOptions::full_check_every`] (measured from the last
-//!   successful run), for the folders nobody watches and for anything a watcher missed.
+//!   successful run), for anything a watcher missed (and, without CONDSTORE or NOTIFY, for
+//!   flag changes outside the IDLE folders).
 //!
 //! Each run is a normal [`crate::sync_account`] on a connection of its own, so watch mode gets
 //! exactly the guarantees of a one-off sync (journal, safety valve, STATUS skip of unchanged
@@ -66,13 +83,15 @@
 //! # Stopping
 //!
 //! [`StopSignal::stop`] ends the IDLEs at once (DONE), wakes every wait, and the watchers log
-//! out (LOGOUT, bounded by the session's logout timeout, seed N2). A run in progress is not
-//! interrupted: it finishes first (it is journaled, so a hard kill is safe too, but a clean end
-//! is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
+//! out (LOGOUT, bounded by the session's logout timeout, seed N2); a watcher connection whose
+//! server does not answer within [`STOP_GRACE`] of the stop is dropped instead. A run in
+//! progress is not interrupted: it finishes first (it is journaled, so a hard kill is safe
+//! too, but a clean end is faster to resume from). [`StopSignal::flag`] is the async-signal-safe way to stop: a
 //! signal handler may set it, and the watch notices within [`STOP_POLL`].
 
 use std::any::Any;
 use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -82,8 +101,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mailfold_net::{IdleStop, Session};
+use mailfold_proto::command::StatusItem;
 use mailfold_proto::core::Mailbox;
 use mailfold_proto::engine::Event;
+use mailfold_proto::notify::{Notice, Notify};
+use mailfold_proto::response::ListAttribute;
+use mailfold_store::{IntegrityCheck, StateDb, StateRead};
 
 use crate::account::AccountSpec;
 use crate::error::SyncError;
@@ -93,6 +116,8 @@ use crate::{gather, net, SyncOptions};
 
 /// How often a flag set without [`StopSignal::stop`] (from a signal handler) is looked at.
 pub const STOP_POLL: Duration = Duration::from_millis(200);
+/// How long a watcher's connection may take to end cleanly (DONE, LOGOUT) after a stop.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// First reconnection delay.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 /// Longest reconnection delay (before jitter).
@@ -147,14 +172,20 @@ pub struct WatchOptions {
     /// The NOOP interval where the server has no IDLE (seed V0028; default 60 s, well under
     /// V0025's 10 minutes).
     pub poll_every: Duration,
+    /// Without NOTIFY: how often the folders IDLE does not watch are polled (one LIST-STATUS,
+    /// or one round of pipelined STATUS, compared with the state; default 60 s).
+    pub folder_poll_every: Duration,
     /// Capabilities the watchers treat as absent: `IDLE` for a server whose IDLE is broken,
-    /// which then gets NOOP polling.
+    /// which then gets NOOP polling; `NOTIFY` or `LIST-STATUS` likewise.
     pub hide_capabilities: Vec<String>,
     /// Receives each run's report; a run that could not proceed is reported with the error in
     /// [`SyncReport::errors`].
     pub on_report: ReportHook,
     /// Receives the watch's own notices, one line each.
     pub on_notice: NoticeHook,
+    /// Receives, once, the line saying what is watched and how (`watching 12 folders of
+    /// account work: NOTIFY`), when the first connection has told.
+    pub on_start: NoticeHook,
     /// Held around each run, and only then (default: none).
     pub round_lock: Option<Arc<dyn RoundLock>>,
 }
@@ -166,9 +197,11 @@ impl Default for WatchOptions {
             idle_folders: vec!["INBOX".to_owned()],
             debounce: Duration::from_secs(2),
             poll_every: Duration::from_secs(60),
+            folder_poll_every: Duration::from_secs(60),
             hide_capabilities: Vec::new(),
             on_report: Arc::new(|_| {}),
             on_notice: Arc::new(|_| {}),
+            on_start: Arc::new(|_| {}),
             round_lock: None,
         }
     }
@@ -181,6 +214,7 @@ impl fmt::Debug for WatchOptions {
             .field("idle_folders", &self.idle_folders)
             .field("debounce", &self.debounce)
             .field("poll_every", &self.poll_every)
+            .field("folder_poll_every", &self.folder_poll_every)
             .field("hide_capabilities", &self.hide_capabilities)
             .field("round_lock", &self.round_lock.is_some())
             .finish_non_exhaustive()
@@ -285,6 +319,9 @@ struct Pending {
     remote_at: Option<Instant>,
     /// Watchers that finished their first connection attempt.
     settled: usize,
+    /// Watchers the first run waits for (the account watcher, and the IDLE watchers it
+    /// starts when the server has no NOTIFY).
+    expected: usize,
     /// Bumped on every change, so the main loop never sleeps through one.
     seq: u64,
 }
@@ -342,33 +379,28 @@ pub fn watch_account(
         Box::new(move || shared.update(|_| {}))
     });
     let fs_watch = start_fs_watch(account, &shared, &opts.on_notice);
-    let hide_idle = opts
-        .hide_capabilities
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case("IDLE"));
-    let mut watchers: Vec<JoinHandle<()>> = Vec::new();
-    for folder in &opts.idle_folders {
-        let w = Watcher {
+    let threads: Threads = Arc::new(Mutex::new(Vec::new()));
+    if !opts.idle_folders.is_empty() {
+        shared.update(|p| p.expected = 1);
+        let w = AccountWatcher {
             account: account.clone(),
-            folder: folder.clone(),
-            hide_idle,
-            poll_every: opts.poll_every,
+            opts: opts.clone(),
             shared: Arc::clone(&shared),
             stop: stop.clone(),
-            notice: Arc::clone(&opts.on_notice),
+            threads: Arc::clone(&threads),
         };
         match std::thread::Builder::new()
-            .name(format!("mailfold-watch-{folder}"))
+            .name("mailfold-watch".into())
             .spawn(move || w.run())
         {
-            Ok(h) => watchers.push(h),
+            Ok(h) => lock(&threads).push(h),
             Err(e) => {
-                (opts.on_notice)(&format!("cannot watch {folder}: starting a thread: {e}"));
+                (opts.on_notice)(&format!("cannot watch the server: starting a thread: {e}"));
                 shared.settle();
             }
         }
     }
-    wait_ready(&shared, opts.idle_folders.len(), stop);
+    wait_ready(&shared, stop);
 
     let mut main = MainLoop {
         account,
@@ -384,18 +416,25 @@ pub fn watch_account(
 
     // The loop ends only on stop; this wakes whichever watcher has not noticed yet.
     stop.stop();
-    for h in watchers {
-        let _ = h.join();
+    // The account watcher may still be starting IDLE watchers: join until none is left.
+    loop {
+        let batch: Vec<JoinHandle<()>> = lock(&threads).drain(..).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for h in batch {
+            let _ = h.join();
+        }
     }
     drop(fs_watch);
     Ok(())
 }
 
 /// Waits until every watcher made its first connection attempt, [`READY_WAIT`] passed, or stop.
-fn wait_ready(shared: &Shared, watchers: usize, stop: &StopSignal) {
+fn wait_ready(shared: &Shared, stop: &StopSignal) {
     let until = Instant::now() + READY_WAIT;
     let mut p = lock(&shared.pending);
-    while p.settled < watchers && !stop.is_stopped() {
+    while p.settled < p.expected && !stop.is_stopped() {
         let now = Instant::now();
         if now >= until {
             break;
@@ -716,16 +755,18 @@ impl Watcher {
                 if self.stop.is_stopped() {
                     break None;
                 }
-                match rt.block_on(self.wait_for_change(&mut session, &idle_stop)) {
-                    Ok(true) => self.shared.remote(),
-                    Ok(false) => {}
-                    Err(e) => break Some(e),
+                let round = self.wait_for_change(&mut session, &idle_stop);
+                match rt.block_on(within_stop_grace(round, &self.stop)) {
+                    Some(Ok(true)) => self.shared.remote(),
+                    Some(Ok(false)) => {}
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
                 }
             };
             match lost {
                 None => {
                     // Errors are irrelevant now; the session bounds the wait (seed N2).
-                    let _ = rt.block_on(session.logout());
+                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
                     break;
                 }
                 Some(e) => {
@@ -748,19 +789,7 @@ impl Watcher {
         s: &mut Session,
         idle_stop: &IdleStop,
     ) -> Result<bool, mailfold_net::Error> {
-        let notes = if self.hide_idle {
-            // Seed V0028 without IDLE (hidden because the server's is broken): the session's
-            // own poller would IDLE since the server advertises it, so poll here.
-            tokio::select! {
-                () = tokio::time::sleep(self.poll_every) => {}
-                () = until_stopped(&self.stop) => return Ok(false),
-            }
-            s.noop().await?;
-            s.take_notifications()
-        } else {
-            s.idle_or_poll(idle_stop, IDLE_RENEW, self.poll_every)
-                .await?
-        };
+        let notes = wait_notes(s, idle_stop, self.hide_idle, self.poll_every, &self.stop).await?;
         let mut changed = false;
         for n in notes {
             match n {
@@ -774,13 +803,594 @@ impl Watcher {
     }
 }
 
+/// The watch's threads, joined when it ends.
+type Threads = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+/// How the server side of an account is watched, decided by the first connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One connection hears of every change in every folder (RFC 5465).
+    Notify,
+    /// IDLE (or NOOP polling) on [`WatchOptions::idle_folders`], one connection each, and
+    /// a poll of the other folders every [`WatchOptions::folder_poll_every`] on this one.
+    IdleAndPoll,
+}
+
+/// The account-wide watcher: one connection with no mailbox selected, which either listens
+/// to NOTIFY's reports or polls the folders IDLE does not cover. See the module docs.
+struct AccountWatcher {
+    account: AccountSpec,
+    opts: WatchOptions,
+    shared: Arc<Shared>,
+    stop: StopSignal,
+    threads: Threads,
+}
+
+impl AccountWatcher {
+    fn hidden(&self, cap: &str) -> bool {
+        self.opts
+            .hide_capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    fn has(&self, s: &Session, cap: &str) -> bool {
+        !self.hidden(cap) && s.capabilities().is_some_and(|c| c.has(cap))
+    }
+
+    fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                (self.opts.on_notice)(&format!(
+                    "cannot watch the server: starting the I/O runtime: {e}"
+                ));
+                self.shared.settle();
+                return;
+            }
+        };
+        let idle_stop = IdleStop::new();
+        let _wake = self.stop.on_stop({
+            let s = idle_stop.clone();
+            Box::new(move || s.stop())
+        });
+        let mut backoff = Backoff::new();
+        let mut mode: Option<Mode> = None;
+        let mut poll = FolderPoll::default();
+        let mut attempts = 0u64;
+        while !self.stop.is_stopped() {
+            attempts += 1;
+            let opened = rt.block_on(async {
+                tokio::select! {
+                    r = self.open(&mut mode, &mut poll) => Some(r),
+                    () = until_stopped(&self.stop) => None,
+                }
+            });
+            let (mut session, start_line) = match opened {
+                None => break,
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    if attempts == 1 {
+                        self.shared.settle();
+                    }
+                    let delay = backoff.next_delay();
+                    (self.opts.on_notice)(&format!(
+                        "watching the server: {e}; reconnecting in {:.1} s",
+                        delay.as_secs_f64()
+                    ));
+                    rt.block_on(sleep_or_stop(delay, &self.stop));
+                    continue;
+                }
+            };
+            if let Some(line) = start_line {
+                (self.opts.on_start)(&line);
+            }
+            if attempts == 1 {
+                self.shared.settle();
+            } else {
+                // Whatever changed while the connection was down went unseen.
+                (self.opts.on_notice)("watching the server: connected again");
+                self.shared.remote();
+            }
+            backoff.reset();
+            let lost = loop {
+                if self.stop.is_stopped() {
+                    break None;
+                }
+                let r = rt.block_on(async {
+                    match mode {
+                        Some(Mode::Notify) => {
+                            within_stop_grace(
+                                self.notify_round(&mut session, &idle_stop),
+                                &self.stop,
+                            )
+                            .await
+                        }
+                        _ => {
+                            within_stop_grace(self.poll_round(&mut session, &mut poll), &self.stop)
+                                .await
+                        }
+                    }
+                });
+                match r {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
+                }
+            };
+            match lost {
+                None => {
+                    // Errors are irrelevant now; the session bounds the wait (seed N2).
+                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
+                    break;
+                }
+                Some(e) => {
+                    drop(session);
+                    let delay = backoff.next_delay();
+                    (self.opts.on_notice)(&format!(
+                        "watching the server: connection lost ({e}); reconnecting in {:.1} s",
+                        delay.as_secs_f64()
+                    ));
+                    rt.block_on(sleep_or_stop(delay, &self.stop));
+                }
+            }
+        }
+    }
+
+    /// Connects; on the first success decides the mode (starting the IDLE watchers when it
+    /// is [`Mode::IdleAndPoll`]) and returns the start line with the session.
+    async fn open(
+        &self,
+        mode: &mut Option<Mode>,
+        poll: &mut FolderPoll,
+    ) -> Result<(Session, Option<String>), String> {
+        let (cfg, creds) = net::connect_config(&self.account);
+        let mut s = Session::connect(&cfg, Some(&creds))
+            .await
+            .map_err(|e| e.to_string())?;
+        let condstore = self.has(&s, "CONDSTORE") || self.has(&s, "QRESYNC");
+        // The mode is fixed by the first connection that gets through all of this one; one
+        // that fails part way (LIST, say) leaves it undecided for the next attempt.
+        let first = mode.is_none();
+        let mut decided = *mode;
+        if mode.is_none() || *mode == Some(Mode::Notify) {
+            let notify = self.has(&s, "NOTIFY") && {
+                // RFC 5465 5.3: a flag change in a mailbox that is not selected shows only
+                // as a new HIGHESTMODSEQ, which the server reports once CONDSTORE is on.
+                if condstore {
+                    s.enable(&["CONDSTORE"])
+                        .await
+                        .map_err(|e| format!("ENABLE CONDSTORE: {e}"))?;
+                }
+                match s.notify(&Notify::every_personal_change()).await {
+                    Ok(()) => true,
+                    Err(e) if !e.is_fatal() && first => {
+                        (self.opts.on_notice)(&format!(
+                            "the server refused NOTIFY ({e}); polling instead"
+                        ));
+                        false
+                    }
+                    Err(e) => return Err(format!("NOTIFY: {e}")),
+                }
+            };
+            if first {
+                decided = Some(if notify {
+                    Mode::Notify
+                } else {
+                    Mode::IdleAndPoll
+                });
+            }
+        }
+        if !first {
+            return Ok((s, None));
+        }
+        let folders = s.list("", "*").await.map_err(|e| format!("LIST: {e}"))?;
+        let delimiter = folders.iter().find_map(|m| m.delimiter);
+        let root = self.account.root_folder.as_ref().map(|r| {
+            let wire = gather::wire_of_path(&FolderPath::parse(r), delimiter).unwrap_or_default();
+            (wire, delimiter)
+        });
+        let selectable = folders
+            .iter()
+            .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
+            .filter(|m| match &root {
+                Some((r, d)) => under_root(m.mailbox.as_wire(), r, *d),
+                None => true,
+            })
+            .count();
+        let who = &self.account.name;
+        // The folders the state records are those the sync mirrors (the account's folder
+        // patterns and root applied); before the first sync, the server's count stands in.
+        let recorded = recorded_folders(&self.account.state_db).filter(|r| !r.is_empty());
+        if decided == Some(Mode::Notify) {
+            *mode = decided;
+            let n = recorded.map_or(selectable, |r| r.len());
+            return Ok((
+                s,
+                Some(format!(
+                    "watching {n} folder{} of account {who}: NOTIFY",
+                    plural(n)
+                )),
+            ));
+        }
+        // No NOTIFY: IDLE on the chosen folders, each on its own connection, and a poll of
+        // the rest here.
+        for folder in &self.opts.idle_folders {
+            if let Ok(w) = wire_of_folder(&mut s, &self.account, folder).await {
+                poll.skip.insert(w);
+            }
+        }
+        poll.list_status = self.has(&s, "LIST-STATUS");
+        poll.condstore = condstore;
+        *mode = Some(Mode::IdleAndPoll);
+        self.start_idle_watchers();
+        let polled = match recorded {
+            Some(r) => r.keys().filter(|n| !poll.skip.contains(*n)).count(),
+            None => selectable.saturating_sub(poll.skip.len()),
+        };
+        let selectable = polled + self.opts.idle_folders.len();
+        let idle = if self.has(&s, "IDLE") {
+            "IDLE"
+        } else {
+            "NOOP polling"
+        };
+        Ok((
+            s,
+            Some(format!(
+                "watching {} folder{} of account {who}: {idle} on {}, polling {polled} \
+                 folder{} every {} s ({})",
+                selectable,
+                plural(selectable),
+                self.opts.idle_folders.join(", "),
+                plural(polled),
+                self.opts.folder_poll_every.as_secs_f64(),
+                if poll.list_status {
+                    "LIST-STATUS"
+                } else {
+                    "STATUS"
+                },
+            )),
+        ))
+    }
+
+    /// Starts one IDLE watcher per [`WatchOptions::idle_folders`]; the first run waits for
+    /// their first connection too.
+    fn start_idle_watchers(&self) {
+        let hide_idle = self.hidden("IDLE");
+        let n = self.opts.idle_folders.len();
+        self.shared.update(|p| p.expected += n);
+        for folder in &self.opts.idle_folders {
+            let w = Watcher {
+                account: self.account.clone(),
+                folder: folder.clone(),
+                hide_idle,
+                poll_every: self.opts.poll_every,
+                shared: Arc::clone(&self.shared),
+                stop: self.stop.clone(),
+                notice: Arc::clone(&self.opts.on_notice),
+            };
+            match std::thread::Builder::new()
+                .name(format!("mailfold-watch-{folder}"))
+                .spawn(move || w.run())
+            {
+                Ok(h) => lock(&self.threads).push(h),
+                Err(e) => {
+                    (self.opts.on_notice)(&format!(
+                        "cannot watch {folder}: starting a thread: {e}"
+                    ));
+                    self.shared.settle();
+                }
+            }
+        }
+    }
+
+    /// Waits for NOTIFY's next reports; any report is a change to sync.
+    async fn notify_round(
+        &self,
+        s: &mut Session,
+        idle_stop: &IdleStop,
+    ) -> Result<(), mailfold_net::Error> {
+        let notes = wait_notes(
+            s,
+            idle_stop,
+            self.hidden("IDLE"),
+            self.opts.poll_every,
+            &self.stop,
+        )
+        .await?;
+        let mut changed = false;
+        let mut overflow = false;
+        for n in &notes {
+            if let Event::Alert { text, .. } = n {
+                // Seed V0063: the user must see an ALERT even while only watching.
+                (self.opts.on_notice)(&format!("server alert: {text}"));
+            }
+            match Notice::of(n) {
+                Some(Notice::Overflow) => overflow = true,
+                Some(_) => changed = true,
+                None => {}
+            }
+        }
+        if overflow {
+            // RFC 5465 5.8: notifications are off now and some were lost; a run catches up
+            // and NOTIFY is asked for again.
+            (self.opts.on_notice)(
+                "the server dropped notifications (NOTIFICATIONOVERFLOW); syncing and asking again",
+            );
+            s.notify(&Notify::every_personal_change()).await?;
+            changed = true;
+        }
+        if changed {
+            self.shared.remote();
+        }
+        Ok(())
+    }
+
+    /// Waits [`WatchOptions::folder_poll_every`], then polls the folders once (not while a
+    /// run is in progress: it changes both sides and the state, and ends with all of them
+    /// equal anyway).
+    async fn poll_round(
+        &self,
+        s: &mut Session,
+        poll: &mut FolderPoll,
+    ) -> Result<(), mailfold_net::Error> {
+        tokio::select! {
+            () = tokio::time::sleep(self.opts.folder_poll_every) => {}
+            () = until_stopped(&self.stop) => return Ok(()),
+        }
+        if lock(&self.shared.pending).running {
+            return Ok(());
+        }
+        let Some(recorded) = recorded_folders(&self.account.state_db) else {
+            // No state yet: the first run has not finished; nothing to compare with.
+            return Ok(());
+        };
+        let changed = poll.poll(s, &recorded).await?;
+        for n in s.take_notifications() {
+            if let Event::Alert { text, .. } = n {
+                (self.opts.on_notice)(&format!("server alert: {text}"));
+            }
+        }
+        if !changed.is_empty() {
+            self.shared.remote();
+        }
+        Ok(())
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Whether wire name `name` is `root` or below it.
+fn under_root(name: &[u8], root: &[u8], delimiter: Option<char>) -> bool {
+    if name == root {
+        return true;
+    }
+    let Some(d) = delimiter else { return false };
+    let mut prefix = root.to_vec();
+    let mut buf = [0u8; 4];
+    prefix.extend_from_slice(d.encode_utf8(&mut buf).as_bytes());
+    name.starts_with(&prefix)
+}
+
+/// What a folder's status says, as the poll compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Observed {
+    uidvalidity: Option<u32>,
+    uidnext: Option<u32>,
+    messages: Option<u32>,
+    highestmodseq: Option<u64>,
+}
+
+impl Observed {
+    fn of(st: &mailfold_proto::response::MailboxStatus) -> Observed {
+        Observed {
+            uidvalidity: st.uid_validity().map(|v| v.get()),
+            uidnext: st.uid_next(),
+            messages: st.messages(),
+            highestmodseq: st.highest_modseq(),
+        }
+    }
+
+    /// Whether the server's status `self` differs from what the state recorded: the items
+    /// the sync's own unchanged-folder check compares (seed V0045), each only where both
+    /// sides have it (HIGHESTMODSEQ needs CONDSTORE).
+    fn differs_from(&self, recorded: &Observed) -> bool {
+        fn differ<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
+            matches!((a, b), (Some(a), Some(b)) if a != b)
+        }
+        differ(self.uidvalidity, recorded.uidvalidity)
+            || differ(self.uidnext, recorded.uidnext)
+            || differ(self.messages, recorded.messages)
+            || differ(self.highestmodseq, recorded.highestmodseq)
+    }
+}
+
+/// The folders the state records, by wire name, with the status of their last sync and
+/// their message count; `None` when there is no state yet or it cannot be read now.
+fn recorded_folders(state_db: &Path) -> Option<HashMap<Vec<u8>, Observed>> {
+    // A second reader beside the runs: the cheap open, so a poll never reads the whole file.
+    let db = StateDb::open_with(state_db, IntegrityCheck::Cheap).ok()?;
+    let mut out = HashMap::new();
+    for f in db.folders().ok()? {
+        let Some(uv) = f.uidvalidity else { continue };
+        let (bound, _) = db.message_counts(f.id).ok()?;
+        out.insert(
+            f.wire_name.into_bytes(),
+            Observed {
+                uidvalidity: Some(uv.get()),
+                uidnext: f.uidnext.map(|u| u.get()),
+                messages: u32::try_from(bound).ok(),
+                highestmodseq: f.highestmodseq,
+            },
+        );
+    }
+    Some(out)
+}
+
+/// The poll of the folders IDLE does not watch, on a server without NOTIFY: one LIST-STATUS
+/// (RFC 5819) where offered, else one round of pipelined STATUS, compared with the state.
+/// A poll that finds nothing new costs that one round trip and triggers nothing.
+#[derive(Debug, Default)]
+struct FolderPoll {
+    /// Wire names IDLE watches.
+    skip: HashSet<Vec<u8>>,
+    list_status: bool,
+    condstore: bool,
+    /// The status that last triggered a run, per folder. A run that leaves the state
+    /// different from the server (a folder it cannot sync, say) must not be repeated every
+    /// poll: the same status seen again triggers nothing; a new one does.
+    triggered: HashMap<Vec<u8>, Observed>,
+    /// The names the last LIST-STATUS showed: a name neither there nor in the state is a
+    /// new folder, and triggers one run. Only the last listing is kept, so memory stays that
+    /// of one listing (bounded by the engine) however many names a server invents.
+    listed: Option<HashSet<Vec<u8>>>,
+}
+
+impl FolderPoll {
+    fn items(&self) -> Vec<StatusItem> {
+        let mut items = vec![
+            StatusItem::Messages,
+            StatusItem::UidNext,
+            StatusItem::UidValidity,
+        ];
+        if self.condstore {
+            items.push(StatusItem::HighestModSeq);
+        }
+        items
+    }
+
+    /// One poll; returns the wire names of the folders whose change should be synced.
+    async fn poll(
+        &mut self,
+        s: &mut Session,
+        recorded: &HashMap<Vec<u8>, Observed>,
+    ) -> Result<Vec<String>, mailfold_net::Error> {
+        let items = self.items();
+        // What the server says now, per recorded folder (None: gone or refused).
+        let mut now: HashMap<Vec<u8>, Option<Observed>> = HashMap::new();
+        let mut fresh = Vec::new();
+        if self.list_status {
+            let (list, statuses) = s.list_status("*", &items).await?;
+            let by_name: HashMap<&[u8], &mailfold_proto::response::MailboxStatus> = statuses
+                .iter()
+                .map(|st| (st.mailbox.as_wire(), st))
+                .collect();
+            let names: HashSet<Vec<u8>> = list
+                .iter()
+                .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
+                .map(|m| m.mailbox.as_wire().to_vec())
+                .collect();
+            for name in recorded.keys().filter(|n| !self.skip.contains(*n)) {
+                let st = by_name.get(name.as_slice()).map(|st| Observed::of(st));
+                now.insert(name.clone(), st.filter(|_| names.contains(name)));
+            }
+            if let Some(before) = &self.listed {
+                fresh.extend(
+                    names
+                        .iter()
+                        .filter(|n| {
+                            !before.contains(*n)
+                                && !recorded.contains_key(*n)
+                                && !self.skip.contains(*n)
+                        })
+                        .cloned(),
+                );
+            }
+            self.listed = Some(names);
+        } else {
+            let names: Vec<&Vec<u8>> = recorded
+                .keys()
+                .filter(|n| !self.skip.contains(*n))
+                .collect();
+            let boxes: Vec<Mailbox> = names
+                .iter()
+                .map(|n| Mailbox::from_wire((*n).clone()))
+                .collect();
+            let answers = s.status_many(&boxes, &items).await?;
+            for (name, a) in names.into_iter().zip(answers) {
+                now.insert(name.clone(), a.ok().map(|st| Observed::of(&st)));
+            }
+        }
+        let mut changed: Vec<String> = fresh
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        for (name, seen) in now {
+            let Some(rec) = recorded.get(&name) else {
+                continue;
+            };
+            // A folder gone from the server is recorded as the default status.
+            let seen_or_gone = seen.unwrap_or_default();
+            let differs = seen.is_none_or(|st| st.differs_from(rec));
+            if !differs {
+                self.triggered.remove(&name);
+                continue;
+            }
+            if self.triggered.get(&name) != Some(&seen_or_gone) {
+                self.triggered.insert(name.clone(), seen_or_gone);
+                changed.push(String::from_utf8_lossy(&name).into_owned());
+            }
+        }
+        // Bounded by the folders the state records and the server lists.
+        self.triggered.retain(|n, _| recorded.contains_key(n));
+        Ok(changed)
+    }
+}
+
+/// Waits for the server's next reports on a watching session: IDLE (renewed every
+/// [`IDLE_RENEW`]) where offered and not hidden, else a NOOP every `poll_every` (seed V0028).
+/// Returns what arrived; an empty list when `stop` fired or the wait simply ended.
+async fn wait_notes(
+    s: &mut Session,
+    idle_stop: &IdleStop,
+    hide_idle: bool,
+    poll_every: Duration,
+    stop: &StopSignal,
+) -> Result<Vec<Event>, mailfold_net::Error> {
+    if hide_idle {
+        // Seed V0028 without IDLE (hidden because the server's is broken): the session's
+        // own poller would IDLE since the server advertises it, so poll here.
+        tokio::select! {
+            () = tokio::time::sleep(poll_every) => {}
+            () = until_stopped(stop) => return Ok(Vec::new()),
+        }
+        s.noop().await?;
+        Ok(s.take_notifications())
+    } else {
+        s.idle_or_poll(idle_stop, IDLE_RENEW, poll_every).await
+    }
+}
+
 /// Connects and opens `folder` read-only for watching.
 async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, String> {
     let (cfg, creds) = net::connect_config(account);
     let mut s = Session::connect(&cfg, Some(&creds))
         .await
         .map_err(|e| e.to_string())?;
-    let wire = if folder.eq_ignore_ascii_case("INBOX") {
+    let wire = wire_of_folder(&mut s, account, folder).await?;
+    if let Err(e) = s.examine(&Mailbox::from_wire(wire)).await {
+        let _ = s.logout().await;
+        return Err(format!("EXAMINE {folder}: {e}"));
+    }
+    Ok(s)
+}
+
+/// The server's wire name of a folder named as in reports (local names).
+async fn wire_of_folder(
+    s: &mut Session,
+    account: &AccountSpec,
+    folder: &str,
+) -> Result<Vec<u8>, String> {
+    Ok(if folder.eq_ignore_ascii_case("INBOX") {
         b"INBOX".to_vec()
     } else {
         // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8).
@@ -796,12 +1406,23 @@ async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, Stri
             None => local,
         };
         gather::wire_of_path(&server, delimiter)?
-    };
-    if let Err(e) = s.examine(&Mailbox::from_wire(wire)).await {
-        let _ = s.logout().await;
-        return Err(format!("EXAMINE {folder}: {e}"));
+    })
+}
+
+/// Runs `f` to its end, or, once `stop` has fired, for at most [`STOP_GRACE`] more; `None`
+/// when cut short. A real server answers DONE and LOGOUT at once; one that stops answering
+/// must not hold up a stop until the command timeout.
+async fn within_stop_grace<T>(
+    f: impl std::future::Future<Output = T>,
+    stop: &StopSignal,
+) -> Option<T> {
+    tokio::select! {
+        r = f => Some(r),
+        () = async {
+            until_stopped(stop).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => None,
     }
-    Ok(s)
 }
 
 /// Completes when `stop` fires (polled: the flag may be set from a signal handler).
@@ -1027,6 +1648,50 @@ mod tests {
         let (opts, fresh) = (WatchOptions::default(), StopSignal::new());
         let main = main_loop_with(&account, &opts, &fresh, &shared);
         assert!(matches!(main.take_turn(), Turn::Go(None)));
+    }
+
+    #[test]
+    fn a_poll_compares_only_the_items_both_sides_have() {
+        let rec = Observed {
+            uidvalidity: Some(7),
+            uidnext: Some(10),
+            messages: Some(9),
+            highestmodseq: Some(100),
+        };
+        assert!(!rec.differs_from(&rec));
+        let no_modseq = Observed {
+            highestmodseq: None,
+            ..rec
+        };
+        assert!(!no_modseq.differs_from(&rec), "no CONDSTORE: not compared");
+        for changed in [
+            Observed {
+                highestmodseq: Some(101),
+                ..rec
+            },
+            Observed {
+                messages: Some(8),
+                ..rec
+            },
+            Observed {
+                uidnext: Some(11),
+                ..rec
+            },
+            Observed {
+                uidvalidity: Some(8),
+                ..rec
+            },
+        ] {
+            assert!(changed.differs_from(&rec), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn folders_under_the_root_are_counted() {
+        assert!(under_root(b"INBOX", b"INBOX", Some('.')));
+        assert!(under_root(b"INBOX.Work", b"INBOX", Some('.')));
+        assert!(!under_root(b"INBOXES", b"INBOX", Some('.')));
+        assert!(!under_root(b"INBOX.Work", b"INBOX", None));
     }
 
     #[test]

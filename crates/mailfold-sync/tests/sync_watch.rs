@@ -1,7 +1,8 @@
 //! Watch mode (issue 5) against a private Dovecot: a delivery reaches the Maildir and a mutt-style
 //! flag rename reaches the server within seconds, with IDLE where offered and NOOP polling where
 //! it is hidden (seed V0028); the watch settles instead of reacting to its own changes; a dropped
-//! connection is reconnected; stop returns promptly.
+//! connection is reconnected; stop returns promptly. Every folder is watched: through NOTIFY
+//! (RFC 5465) where the server offers it, else by polling the folders IDLE does not cover.
 
 #[path = "sync_common.rs"]
 mod common;
@@ -21,6 +22,7 @@ struct Running {
     handle: JoinHandle<Result<(), SyncError>>,
     reports: Arc<Mutex<Vec<SyncReport>>>,
     notices: Arc<Mutex<Vec<String>>>,
+    starts: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
@@ -31,6 +33,9 @@ impl Running {
         opts.on_report = Arc::new(move |rep: &SyncReport| r.lock().unwrap().push(rep.clone()));
         let n = Arc::clone(&notices);
         opts.on_notice = Arc::new(move |s: &str| n.lock().unwrap().push(s.to_owned()));
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let st = Arc::clone(&starts);
+        opts.on_start = Arc::new(move |s: &str| st.lock().unwrap().push(s.to_owned()));
         let stop = StopSignal::new();
         let s = stop.clone();
         let handle = std::thread::spawn(move || watch_account(&account, &opts, &s));
@@ -39,6 +44,7 @@ impl Running {
             handle,
             reports,
             notices,
+            starts,
         };
         assert!(
             wait_until(Duration::from_secs(15), || me.runs() >= 1),
@@ -54,6 +60,10 @@ impl Running {
 
     fn notices(&self) -> Vec<String> {
         self.notices.lock().unwrap().clone()
+    }
+
+    fn starts(&self) -> Vec<String> {
+        self.starts.lock().unwrap().clone()
     }
 
     /// Stops the watch and returns how long that took.
@@ -279,4 +289,253 @@ fn an_unreachable_server_is_retried_and_stop_is_prompt() {
         .any(|n| n.contains("reconnecting in") || n.contains("retrying in")));
     let took = w.stop();
     assert!(took < Duration::from_secs(2), "stop took {took:?}");
+}
+
+/// The server's flag letters of the message of `folder` numbered `i`, if it has it.
+fn server_letters_in(env: &Env, folder: &str, i: usize) -> Option<String> {
+    let needle = format!("Message-ID: <{folder}.{i}@mailfold.test>");
+    common::files_of(&env.server_dir(folder))
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle)))
+        .map(|p| letters_of(&p))
+}
+
+/// The local flag letters of the message of `folder` numbered `i`, if the mirror has it.
+fn local_letters_in(env: &Env, folder: &str, i: usize) -> Option<String> {
+    let needle = format!("Message-ID: <{folder}.{i}@mailfold.test>");
+    env.local_files(folder)
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle)))
+        .map(|p| letters_of(&p))
+}
+
+/// `Work` with two messages on the server, before the watch starts.
+fn with_work_folder(env: &Env) {
+    env.dovecot.create_mailbox(&env.user, "Work");
+    env.deliver("Work", &message("Work", 0));
+    env.deliver("Work", &message("Work", 1));
+}
+
+/// Another client flags, delivers and expunges in `Work`; each reaches the mirror. The
+/// full check is ten minutes away, so only the server watch can explain it.
+fn changes_in_work_reach_the_mirror(env: &Env, w: &Running) {
+    assert_eq!(local_letters_in(env, "Work", 0).as_deref(), Some(""));
+    env.dovecot.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &env.user,
+        "\\Flagged",
+        "mailbox",
+        "Work",
+        "uid",
+        "1",
+    ]);
+    assert_eq!(server_letters_in(env, "Work", 0).as_deref(), Some("F"));
+    assert!(
+        wait_until(Duration::from_secs(20), || local_letters_in(env, "Work", 0)
+            .is_some_and(|l| l.contains('F'))),
+        "a flag change in Work did not reach the mirror; notices {:?}",
+        w.notices()
+    );
+    env.deliver("Work", &message("Work", 2));
+    assert!(
+        wait_until(Duration::from_secs(20), || local_letters_in(env, "Work", 2)
+            .is_some()),
+        "a delivery to Work did not reach the mirror; notices {:?}",
+        w.notices()
+    );
+    env.dovecot
+        .doveadm(&["expunge", "-u", &env.user, "mailbox", "Work", "uid", "2"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || local_letters_in(env, "Work", 1)
+            .is_none()),
+        "an expunge in Work did not reach the mirror; notices {:?}",
+        w.notices()
+    );
+}
+
+/// A folder another client creates, with a message in it, reaches the mirror.
+fn a_new_folder_reaches_the_mirror(env: &Env, w: &Running) {
+    env.dovecot.create_mailbox(&env.user, "Later");
+    env.deliver("Later", &message("Later", 0));
+    assert!(
+        wait_until(Duration::from_secs(20), || local_letters_in(
+            env, "Later", 0
+        )
+        .is_some()),
+        "a new folder did not reach the mirror; notices {:?}",
+        w.notices()
+    );
+}
+
+/// RFC 5465: with NOTIFY, one connection hears of changes in every folder, so a flag change
+/// made by another client in a folder other than INBOX is synced at once, not at the next
+/// full check.
+#[test]
+fn notify_brings_changes_in_every_folder_long_before_the_full_check() {
+    let env = env_with_rawlog();
+    with_work_folder(&env);
+    let w = Running::start(env.account(), fast_opts());
+    // INBOX, Work and the five special-use folders of the test server.
+    assert_eq!(w.starts(), ["watching 7 folders of account test: NOTIFY"]);
+    changes_in_work_reach_the_mirror(&env, &w);
+    a_new_folder_reaches_the_mirror(&env, &w);
+    let took = w.stop();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let cmds = client_commands(&env);
+    assert!(
+        cmds.iter().any(|c| c == "NOTIFY"),
+        "no NOTIFY sent: {cmds:?}"
+    );
+    // NOTIFY replaces the INBOX watcher's connection and any polling.
+    assert!(
+        !cmds.iter().any(|c| c == "EXAMINE"),
+        "an IDLE watcher was started: {cmds:?}"
+    );
+}
+
+/// The capabilities Dovecot 2.3 announces after login, without NOTIFY (`imap_capability`
+/// replaces the list, so this is a Dovecot that does not offer it).
+const CAPS_WITHOUT_NOTIFY: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT \
+     SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL \
+     CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC \
+     ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SPECIAL-USE LITERAL+";
+
+fn env_without_notify() -> Env {
+    let dovecot = Dovecot::builder()
+        .users(1)
+        .rawlog(true)
+        .extra_config(&format!("imap_capability = {CAPS_WITHOUT_NOTIFY}"))
+        .start();
+    let u = dovecot.user(0).clone();
+    Env {
+        dovecot,
+        dir: tempfile::tempdir().expect("tempdir"),
+        user: u.name,
+        password: u.password,
+    }
+}
+
+/// Without NOTIFY: IDLE on INBOX, and the other folders polled with LIST-STATUS; a poll
+/// that finds nothing new triggers no run.
+#[test]
+fn without_notify_other_folders_are_polled_with_list_status() {
+    let env = env_without_notify();
+    with_work_folder(&env);
+    let opts = WatchOptions {
+        folder_poll_every: Duration::from_millis(500),
+        ..fast_opts()
+    };
+    let w = Running::start(env.account(), opts);
+    assert_eq!(
+        w.starts(),
+        [
+            "watching 7 folders of account test: IDLE on INBOX, polling 6 folders every 0.5 s \
+          (LIST-STATUS)"
+        ]
+    );
+    // Quiet: polls that find nothing new start no run.
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = w.runs();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(w.runs(), settled, "polls without changes started runs");
+    changes_in_work_reach_the_mirror(&env, &w);
+    a_new_folder_reaches_the_mirror(&env, &w);
+    w.stop();
+    let cmds = client_commands(&env);
+    assert!(!cmds.iter().any(|c| c == "NOTIFY"), "NOTIFY sent: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c == "IDLE"),
+        "no IDLE on INBOX: {cmds:?}"
+    );
+}
+
+/// Without NOTIFY or LIST-STATUS: one round of pipelined STATUS per poll.
+#[test]
+fn without_notify_or_list_status_other_folders_are_polled_with_status() {
+    let env = env_without_notify();
+    with_work_folder(&env);
+    let opts = WatchOptions {
+        folder_poll_every: Duration::from_millis(500),
+        hide_capabilities: vec!["LIST-STATUS".into()],
+        ..fast_opts()
+    };
+    let w = Running::start(env.account(), opts);
+    assert!(w.starts()[0].ends_with("(STATUS)"), "{:?}", w.starts());
+    changes_in_work_reach_the_mirror(&env, &w);
+    w.stop();
+}
+
+/// RFC 5465 5.8: after `NOTIFICATIONOVERFLOW` the server has stopped notifying and changes
+/// may have been lost; the watch says so, asks for NOTIFY again and goes on waiting.
+#[test]
+fn a_notification_overflow_is_reported_and_notify_asked_for_again() {
+    use mailfold_testsupport::{Script, ScriptedServer};
+    let server = ScriptedServer::start(
+        Script::new()
+            .step_timeout(Duration::from_secs(20))
+            .send_line("* OK [CAPABILITY IMAP4rev1] scripted server ready")
+            .expect("LOGIN *")
+            .send_tagged("OK [CAPABILITY IMAP4rev1 IDLE CONDSTORE NOTIFY] logged in")
+            .expect("ENABLE CONDSTORE")
+            .send_line("* ENABLED CONDSTORE")
+            .send_tagged("OK enabled")
+            .expect("NOTIFY SET *")
+            .send_tagged("OK notifying")
+            .expect("LIST *")
+            .send_line("* LIST () \".\" INBOX")
+            .send_tagged("OK listed")
+            .expect("IDLE")
+            .send_line("+ idling")
+            .send_line("* OK [NOTIFICATIONOVERFLOW] too many changes")
+            .expect_line("DONE")
+            .send_tagged("OK idle done")
+            .expect("NOTIFY SET (selected *) (personal *)")
+            .send_tagged("OK notifying again")
+            .expect("IDLE")
+            .send_line("+ idling")
+            .stall(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = AccountSpec::new(
+        "scripted",
+        "127.0.0.1",
+        "user",
+        mailfold_sync::Secret::new("pw".to_owned()),
+        dir.path().join("mail"),
+        dir.path().join("state.db"),
+    );
+    a.port = server.port();
+    a.tls = mailfold_sync::TlsMode::None;
+    a.allow_plaintext_password = true;
+    // The sync runs meet the same script and fail; only the watcher's connection matters.
+    let w = Running::start(a, fast_opts());
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .notices()
+            .iter()
+            .any(|n| n.contains("NOTIFICATIONOVERFLOW"))),
+        "no overflow notice; notices {:?}",
+        w.notices()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || server.reports().iter().any(
+            |r| {
+                String::from_utf8_lossy(&r.received)
+                    .matches("NOTIFY SET")
+                    .count()
+                    == 2
+            }
+        )),
+        "NOTIFY was not asked for again"
+    );
+    assert_eq!(
+        w.starts(),
+        ["watching 1 folder of account scripted: NOTIFY"]
+    );
+    // The server no longer answers (it stalls after the second IDLE): a stop is still
+    // prompt, not held up until the command timeout.
+    let took = w.stop();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
 }

@@ -158,7 +158,19 @@ pub struct Account {
     /// The slowest data rate, in bytes per second, that still counts as a live server; also
     /// the rate an upload is allowed. Unset: the engine's 16 KiB/s (16384).
     pub min_rate: Option<i64>,
+    /// `watch` on a server without NOTIFY: seconds between polls of the folders IDLE does not
+    /// watch (see [`WATCH_POLL_RANGE`]). Unset: 60.
+    pub watch_poll_interval: Option<i64>,
+    /// Program run after every `sync` and every `watch` round that changed something (the
+    /// mbsync-then-`notmuch new` habit), with the counts in its environment. Never given a
+    /// secret; its failure is a warning.
+    pub post_sync_command: Option<CommandSpec>,
 }
+
+/// Accepted `watch_poll_interval` seconds (inclusive): each poll also keeps the polling
+/// connection alive, so the ceiling stays well under the 30-minute autologout (RFC 3501
+/// 5.4) and seed V0025's 10 minutes.
+pub const WATCH_POLL_RANGE: (i64, i64) = (1, 600);
 
 /// The time-limit keys with their accepted ranges (inclusive) and unit, as `(key, min, max,
 /// unit)`. The floors keep a typo from making every command fail at once (0 s, or a
@@ -206,6 +218,11 @@ impl Account {
     /// `command_budget`, if set (validated by [`Config::parse`]).
     pub fn command_budget(&self) -> Option<Duration> {
         secs(self.command_budget)
+    }
+
+    /// `watch_poll_interval` (validated by [`Config::parse`]), else 60 s.
+    pub fn watch_poll_interval(&self) -> Duration {
+        secs(self.watch_poll_interval).unwrap_or(Duration::from_secs(60))
     }
 
     /// `min_rate` in bytes per second, if set (validated by [`Config::parse`]).
@@ -357,6 +374,7 @@ impl Config {
             for (key, cmd) in [
                 ("password_command", &acct.password_command),
                 ("oauth_token_command", &acct.oauth_token_command),
+                ("post_sync_command", &acct.post_sync_command),
             ] {
                 match cmd {
                     Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
@@ -387,6 +405,15 @@ impl Config {
                             format!("must be between {min} and {max} {unit}, not {v}"),
                         ));
                     }
+                }
+            }
+            if let Some(v) = acct.watch_poll_interval {
+                let (min, max) = WATCH_POLL_RANGE;
+                if !(min..=max).contains(&v) {
+                    return Err(err(
+                        "watch_poll_interval",
+                        format!("must be between {min} and {max} seconds, not {v}"),
+                    ));
                 }
             }
             if let Some(s) = acct.max_delete_share {
@@ -513,6 +540,32 @@ local = "/tmp/mail/work"
         assert_eq!(a.effective_port(), 993);
         assert!(!a.allow_plaintext_password);
         assert_eq!(a.direction(), SyncDirection::Both);
+    }
+
+    #[test]
+    fn watch_and_post_sync_keys_are_read_and_checked() {
+        let text = GOOD.replace(
+            "local",
+            "watch_poll_interval = 30\npost_sync_command = \"notmuch new\"\nlocal",
+        );
+        let cfg = Config::parse(&text, Path::new("c.toml")).unwrap();
+        let a = &cfg.accounts["work"];
+        assert_eq!(a.watch_poll_interval(), Duration::from_secs(30));
+        assert_eq!(
+            a.post_sync_command,
+            Some(CommandSpec::Shell("notmuch new".into()))
+        );
+        let a = &Config::parse(GOOD, Path::new("c.toml")).unwrap().accounts["work"];
+        assert_eq!(a.watch_poll_interval(), Duration::from_secs(60));
+        assert!(a.post_sync_command.is_none());
+        for bad in ["watch_poll_interval = 0", "watch_poll_interval = 601"] {
+            let text = GOOD.replace("local", &format!("{bad}\nlocal"));
+            let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("accounts.work.watch_poll_interval"));
+        }
+        let text = GOOD.replace("local", "post_sync_command = []\nlocal");
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts.work.post_sync_command"));
     }
 
     #[test]

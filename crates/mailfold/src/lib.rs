@@ -12,6 +12,7 @@ pub mod lock;
 pub mod mime;
 pub mod mirror;
 pub mod online;
+pub mod post_sync;
 pub mod progress;
 pub mod redact;
 pub mod term;

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` info, `-vv` debug, `-vvv` trace, on stderr. Secrets cannot appear: they are held in
+/// `-v` info, `-vv` debug, `-vvv` trace, on stderr, coloured only on a terminal. Secrets cannot appear: they are held in
 /// `Secret`, whose `Debug` redacts, and the protocol engine never logs command arguments of
 /// LOGIN or AUTHENTICATE; every line is scrubbed of the process's secrets all the same
 /// (`mailfold::redact`), because records also come from crates we do not control.
@@ -40,10 +40,15 @@ fn init_logging(verbose: u8) {
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
+    // Colour codes only for a person at a terminal: in a file or a pipe (`2>watch.log`,
+    // journald) they are noise; `NO_COLOR` (no-color.org) turns them off everywhere.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(mailfold::redact::ScrubbedStderr)
         .with_target(verbose >= 2)
+        .with_ansi(ansi)
         .try_init();
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Three rules, checked before a queued command is written:
 //! 1. **Barriers** change the connection state (SELECT, EXAMINE, CLOSE, UNSELECT, LOGOUT,
-//!    STARTTLS, AUTHENTICATE, LOGIN, IDLE, ENABLE, COMPRESS, and raw commands, whose effect
-//!    we cannot know): one is written only when nothing is in flight, and nothing is written
-//!    after it until it completes.
+//!    STARTTLS, AUTHENTICATE, LOGIN, IDLE, ENABLE, COMPRESS, NOTIFY (it changes what the
+//!    server may send unasked), and raw commands, whose effect we cannot know): one is
+//!    written only when nothing is in flight, and nothing is written after it until it
+//!    completes.
 //! 2. **Sequence numbers**: a command that names messages by sequence number (FETCH, STORE,
 //!    SEARCH, COPY, MOVE) may be written only while every command in flight is a FETCH, STORE
 //!    or SEARCH by sequence number, the only commands during which a server must not send
@@ -39,6 +40,7 @@ pub(crate) fn classify(cmd: &Command) -> Class {
             | Command::Idle
             | Command::Enable(_)
             | Command::CompressDeflate
+            | Command::Notify(_)
             | Command::Raw(_)
     );
     let (uses_msn, expunge_free) = match cmd {

@@ -77,6 +77,12 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 } else {
                     print_human(&report).map_err(exit::stdout_error)?;
                 }
+                if !dry_run {
+                    let hook = acct.post_sync_command.as_ref();
+                    if let Some(w) = crate::post_sync::after_run(hook, name, &acct.local, &report) {
+                        eprintln!("mailfold: warning: {}", term::line(&w));
+                    }
+                }
             }
             Err(e) => {
                 status = exit::worst(status, exit::status_of(&e));

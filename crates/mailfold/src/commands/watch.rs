@@ -1,7 +1,10 @@
-//! `mailfold watch [ACCOUNT…]`: keeps accounts in sync continuously (issue 5) through
-//! `mailfold_sync::watch_account`: IDLE on the watched folders (NOOP polling where IDLE is
-//! absent, seed V0028), a sync whenever the server or the Maildir changes, a full check at a
-//! fixed interval, reconnects with backoff.
+//! `mailfold watch [ACCOUNT…]`: keeps accounts in sync continuously through
+//! `mailfold_sync::watch_account`: every folder watched, with NOTIFY (RFC 5465) where the
+//! server offers it, else IDLE on the chosen folders (NOOP polling where IDLE is absent, seed
+//! V0028) and a LIST-STATUS/STATUS poll of the others every `watch_poll_interval`; a sync
+//! whenever the server or the Maildir changes, a full check at a fixed interval, reconnects
+//! with backoff. One line per account on stderr says what is watched and how (not with
+//! `-q`); `post_sync_command` runs after each round that changed something.
 //!
 //! Each account runs on its own thread. It takes the account's lock ([`crate::lock`]) only
 //! around each sync run, not while it waits for changes, so `mailfold flag`, `append`,
@@ -22,6 +25,7 @@ use super::Ctx;
 use crate::account;
 use crate::exit;
 use crate::lock::{AccountLock, BusyError};
+use crate::post_sync;
 use crate::redact;
 use crate::term;
 
@@ -88,14 +92,18 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         let spec = anyhow::Context::with_context(account::sync_spec(name, acct), || {
             format!("account {name}")
         })?;
-        jobs.push((name.to_string(), acct.host.clone(), spec, lock));
+        jobs.push((name.to_string(), (*acct).clone(), spec, lock));
     }
 
     let status = Arc::new(Mutex::new(exit::OK));
     let mut threads = Vec::new();
-    for (name, host, spec, lock) in jobs {
+    for (name, acct, spec, lock) in jobs {
+        let host = acct.host.clone();
         let json = ctx.json;
+        let quiet = ctx.quiet;
         let st = Arc::clone(&status);
+        let hook = acct.post_sync_command.clone();
+        let maildir = acct.local.clone();
         let opts = WatchOptions {
             full_check_every: Duration::from_secs(args.full_check_minutes * 60),
             idle_folders: if args.idle.is_empty() {
@@ -104,9 +112,30 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
                 args.idle.clone()
             },
             poll_every: Duration::from_secs(args.poll_seconds),
+            folder_poll_every: acct.watch_poll_interval(),
             on_report: Arc::new({
-                let host = host.clone();
-                move |r: &SyncReport| print_report(r, &host, json)
+                let (host, name) = (host.clone(), name.clone());
+                move |r: &SyncReport| {
+                    print_report(r, &host, json);
+                    // Runs on the watch's own thread: the next round waits for it, so two
+                    // `notmuch new` never overlap.
+                    if let Some(w) = post_sync::after_run(hook.as_ref(), &name, &maildir, r) {
+                        eprintln!("mailfold: warning: {}", term::line(&w));
+                    }
+                }
+            }),
+            on_start: Arc::new({
+                let name = name.clone();
+                move |line: &str| {
+                    if quiet {
+                        return;
+                    }
+                    if json {
+                        println!("{}", json!({ "account": name, "notice": line }));
+                    } else {
+                        eprintln!("mailfold: {}", term::line(line));
+                    }
+                }
             }),
             on_notice: Arc::new({
                 let name = name.clone();
