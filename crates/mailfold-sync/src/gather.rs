@@ -640,11 +640,18 @@ pub fn gather(
             match examine_folder(
                 remote,
                 &e.wire,
-                read_only_account,
+                // A dry run opens folders with EXAMINE: it changes nothing, \Recent included.
+                read_only_account || report.dry_run,
                 state_rows.get(&path),
                 k.filter(|k| k.all_bound && k.highestmodseq.is_some()),
             ) {
-                Ok((mb, uv)) => {
+                Ok((mut mb, uv)) => {
+                    if report.dry_run && !read_only_account {
+                        // EXAMINE shows every folder read-only with no PERMANENTFLAGS (RFC
+                        // 3501 6.3.2): plan as after a SELECT, from what the state knows.
+                        mb.read_only = k.is_some_and(|k| k.read_only);
+                        mb.permanent_flags = PermanentFlags::all();
+                    }
                     ctx.read_only = mb.read_only;
                     ctx.uidvalidity = uv;
                     if mb.read_only {

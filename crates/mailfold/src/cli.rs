@@ -159,6 +159,9 @@ pub enum Command {
         /// Mark it \Seen.
         #[arg(long)]
         seen: bool,
+        /// Add the file even when it does not start with a header block.
+        #[arg(long)]
+        force: bool,
     },
     /// Create a folder.
     CreateFolder {
@@ -190,7 +193,7 @@ pub enum Command {
         /// The folder.
         folder: String,
         /// The search keys.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        #[arg(required = true, num_args = 1..)]
         query: Vec<String>,
     },
     /// Diagnose a server: TLS and its certificate, capabilities, authentication.
@@ -236,12 +239,14 @@ pub struct FlagArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
     /// Flags to set: seen, answered, flagged, deleted, draft, forwarded, or a keyword
-    /// such as `$Junk` (keywords need the server).
+    /// written `$Name` (`$Junk`) or `keyword:Name` (`keyword:NonJunk`); keywords need the
+    /// server. Any other name is an error.
     #[arg(long = "set", short = 's', value_name = "FLAG", value_delimiter = ',')]
     pub set: Vec<String>,
-    /// Flags to clear.
+    /// Flags to clear (same names as --set).
     #[arg(
         long = "clear",
+        visible_alias = "unset",
         short = 'c',
         value_name = "FLAG",
         value_delimiter = ','

@@ -106,3 +106,32 @@ pub fn status_of(e: &anyhow::Error) -> u8 {
     }
     FAILED
 }
+
+/// Writes `args` and a line feed to standard output; a closed pipe becomes [`StdoutClosed`]
+/// (where `println!` would panic), so `mailfold … | head` ends quietly.
+pub fn write_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// Writes bytes to standard output as [`write_line`] does (no line feed added).
+pub fn write_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// `println!` for the commands' output: `outln!(…)?` turns a closed standard output into
+/// [`StdoutClosed`] instead of a panic.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::exit::write_line(format_args!($($arg)*))
+    };
+}

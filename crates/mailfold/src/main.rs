@@ -103,7 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             folder,
             draft,
             seen,
-        } => commands::append::run(&ctx, &file, folder.as_deref(), draft, seen),
+            force,
+        } => commands::append::run(&ctx, &file, folder.as_deref(), draft, seen, force),
         Command::CreateFolder { name } => commands::folder_ops::run_create(&ctx, &name),
         Command::RenameFolder { from, to } => commands::folder_ops::run_rename(&ctx, &from, &to),
         Command::DeleteFolder { name, force } => {
@@ -112,12 +113,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
         Command::Probe(a) => commands::probe::run(&ctx, &a),
         Command::Completions { shell } => {
+            // Rendered into memory first: clap_complete panics on a write error, and a closed
+            // pipe (`completions zsh | head`) must end quietly.
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "mailfold", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mailfold", &mut text);
+            exit::write_bytes(&text)?;
             Ok(exit::OK)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            exit::write_bytes(&mailfold::man::render()?)?;
             Ok(exit::OK)
         }
         Command::Debug(DebugCommand::Parse { no_greeting }) => {

@@ -359,7 +359,9 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
             .len()
             .saturating_sub(found.iter().filter(|i| i.msg.record.is_some()).count());
         if missing > 0 {
-            println!("({missing} more on the server, not yet in the mirror: run `mailfold sync`)");
+            crate::outln!(
+                "({missing} more on the server, not yet in the mirror: run `mailfold sync`)"
+            )?;
         }
         if found.is_empty() && missing == 0 {
             eprintln!("mailfold: no message matches");

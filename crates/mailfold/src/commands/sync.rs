@@ -42,23 +42,32 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
             );
         }
-        let result = account::state_path(name, acct)
-            .and_then(|state| AccountLock::acquire(name, &state, "sync", ctx.wait))
-            .and_then(|lock| {
-                let spec = account::sync_spec(name, acct)?;
-                // Per-folder bars on a terminal only (issue 6); cleared before the report.
-                let bars = Bars::wanted(ctx.json, ctx.quiet).then(|| Bars::new(name));
-                let observer: &dyn Progress = match &bars {
-                    Some(b) => b,
-                    None => &NoProgress,
-                };
-                let r = mailfold_sync::sync_account_with_progress(&spec, &opts, observer);
-                if let Some(b) = &bars {
-                    b.finish();
-                }
-                drop(lock);
-                r.map_err(sync_error)
-            });
+        let result = account::state_path(name, acct).and_then(|state| {
+            // A dry run writes nothing, so it needs no lock unless there is a state to
+            // read consistently (and it must not create the state's directory).
+            let lock = if dry_run && !state.exists() {
+                None
+            } else {
+                Some(AccountLock::acquire(name, &state, "sync", ctx.wait)?)
+            };
+            let spec = account::sync_spec(name, acct)?;
+            // Per-folder bars on a terminal only; cleared before the report.
+            let bars = Bars::wanted(ctx.json, ctx.quiet).then(|| Bars::new(name));
+            let observer: &dyn Progress = match &bars {
+                Some(b) => b,
+                None => &NoProgress,
+            };
+            let r = if dry_run {
+                dry_run_account(&spec, &opts, observer)
+            } else {
+                mailfold_sync::sync_account_with_progress(&spec, &opts, observer)
+            };
+            if let Some(b) = &bars {
+                b.finish();
+            }
+            drop(lock);
+            r.map_err(sync_error)
+        });
         match result {
             Ok(report) => {
                 // Seed V0063: ALERT text always reaches the user, marked as the server's.
@@ -75,7 +84,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 if ctx.json {
                     docs.push(report_json(&report, None));
                 } else {
-                    print_human(&report).map_err(exit::stdout_error)?;
+                    print_human(&report, ctx.verbose).map_err(exit::stdout_error)?;
                 }
             }
             Err(e) => {
@@ -100,6 +109,52 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
     Ok(status)
 }
 
+/// A dry run: the same gathering and planning as a sync, applying nothing, and read-only on
+/// both sides: folders are opened with EXAMINE (in gather), and a Maildir or state database
+/// that does not exist yet is not created: an empty stand-in in a scratch directory, removed
+/// afterwards, plans exactly what a first run would.
+fn dry_run_account(
+    spec: &mailfold_sync::AccountSpec,
+    opts: &SyncOptions,
+    observer: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("mailfold-dry-run")
+        .tempdir()
+        .map_err(|e| SyncError::Config(format!("creating a scratch directory: {e}")))?;
+    let maildir_root = if spec.maildir.exists() {
+        spec.maildir.clone()
+    } else {
+        scratch.path().join("mail")
+    };
+    let maildir = mailfold_store::Maildir::open(
+        &maildir_root,
+        mailfold_store::MaildirOptions {
+            fsync: false,
+            ..mailfold_store::MaildirOptions::default()
+        },
+    )?;
+    let mut db = if spec.state_db.exists() {
+        mailfold_store::StateDb::open(&spec.state_db)?
+    } else {
+        mailfold_store::StateDb::create(&scratch.path().join("state.sqlite"))?
+    };
+    let mut remote = mailfold_sync::NetRemote::connect(spec)?;
+    let r = mailfold_sync::sync_with_remote_progress(
+        &mut remote,
+        spec,
+        opts,
+        &maildir,
+        &mut db,
+        observer,
+    );
+    mailfold_sync::Remote::logout(&mut remote);
+    r.map(|mut r| {
+        r.traffic = Some(mailfold_sync::Traffic::of(&remote.stats()));
+        r
+    })
+}
+
 /// Maps a sync error to the exit-status classes; the caller prefixes the account name.
 fn sync_error(e: SyncError) -> anyhow::Error {
     match e {
@@ -119,10 +174,13 @@ pub fn report_json(r: &SyncReport, error: Option<&str>) -> Value {
     v
 }
 
-fn print_human(r: &SyncReport) -> std::io::Result<()> {
+/// The human report of one account. A dry run says what the run would do, with each
+/// operation under its folder at `-v`.
+fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let verdict = if r.dry_run {
-        "planned (dry run, nothing changed)"
+    let dry = r.dry_run;
+    let verdict = if dry {
+        "plan (dry run, nothing changed)"
     } else if r.is_complete() {
         "synced"
     } else {
@@ -133,11 +191,15 @@ fn print_human(r: &SyncReport) -> std::io::Result<()> {
         writeln!(out, "  warning: {}", term::line(w))?;
     }
     for x in &r.refused {
-        writeln!(
-            out,
-            "  refused: {} (run `mailfold sync --force` to apply)",
-            term::line(&x.to_string())
-        )?;
+        if dry {
+            writeln!(out, "  would be refused: {}", term::line(x))?;
+        } else {
+            writeln!(
+                out,
+                "  refused: {} (run `mailfold sync --force` to apply)",
+                term::line(x)
+            )?;
+        }
     }
     for e in &r.errors {
         writeln!(out, "  error: {}", term::line(e))?;
@@ -145,33 +207,69 @@ fn print_human(r: &SyncReport) -> std::io::Result<()> {
     let mut quiet = 0usize;
     for f in &r.folders {
         let mut parts = Vec::new();
-        let mut add = |n: usize, what: &str| {
+        let mut add = |n: usize, done: &str, planned: &str| {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{n} {}", if dry { planned } else { done }));
             }
         };
-        add(f.downloaded, "downloaded");
-        add(f.uploaded, "uploaded");
-        add(f.bound, "matched");
-        add(f.local_flag_changes, "flag changes here");
-        add(f.remote_flag_changes, "flag changes on server");
-        add(f.local_deletions, "deleted here");
-        add(f.remote_deletions, "deleted on server");
-        add(f.local_moves, "moved here");
-        add(f.remote_moves, "moved on server");
-        add(f.pending, "pending");
+        add(f.downloaded, "downloaded", "to download");
+        add(f.uploaded, "uploaded", "to upload");
+        add(f.bound, "matched", "to match");
+        add(
+            f.local_flag_changes,
+            "flag changes here",
+            "flag changes to make here",
+        );
+        add(
+            f.remote_flag_changes,
+            "flag changes on server",
+            "flag changes to make on server",
+        );
+        add(f.local_deletions, "deleted here", "to delete here");
+        add(
+            f.remote_deletions,
+            "deleted on server",
+            "to delete on server",
+        );
+        add(f.local_moves, "moved here", "to move here");
+        add(f.remote_moves, "moved on server", "to move on server");
+        add(f.pending, "pending", "pending");
+        let would = |s: &str| {
+            if dry {
+                format!("would be {s}")
+            } else {
+                s.to_string()
+            }
+        };
         if f.created_local {
-            parts.push("created here".into());
+            parts.push(would("created here"));
         }
         if f.created_remote {
-            parts.push("created on server".into());
+            parts.push(would("created on server"));
         }
         if f.deleted {
-            parts.push("folder deleted".into());
+            parts.push(if dry {
+                "folder would be deleted".into()
+            } else {
+                "folder deleted".into()
+            });
         }
         if f.read_only {
             parts.push("read-only".into());
         }
+        // A folder renamed as a whole is named with its old name and the side renamed.
+        let title = match &f.renamed_from {
+            Some(from) => {
+                let side = match r.rename_side(from, &f.folder) {
+                    Some("server") => "renamed on the server",
+                    Some(_) => "renamed here",
+                    None => "renamed",
+                };
+                parts.insert(0, would(side));
+                format!("{} → {}", term::line(from), term::line(&f.folder))
+            }
+            None => term::line(&f.folder).into_owned(),
+        };
         if parts.is_empty() && f.warnings.is_empty() && f.errors.is_empty() {
             quiet += 1;
             continue;
@@ -179,16 +277,25 @@ fn print_human(r: &SyncReport) -> std::io::Result<()> {
         if parts.is_empty() {
             parts.push("no changes".into());
         }
-        writeln!(out, "  {}: {}", term::line(&f.folder), parts.join(", "))?;
+        writeln!(out, "  {title}: {}", parts.join(", "))?;
         for w in &f.warnings {
             writeln!(out, "    warning: {}", term::line(w))?;
         }
         for e in &f.errors {
             writeln!(out, "    error: {}", term::line(e))?;
         }
+        if dry && verbose > 0 {
+            for p in r.planned.iter().filter(|p| p.folder == f.folder) {
+                writeln!(out, "    {}", term::line(&p.op))?;
+            }
+        }
     }
     if quiet > 0 {
-        writeln!(out, "  {quiet} folder(s) unchanged")?;
+        if dry {
+            writeln!(out, "  {quiet} folder(s) with nothing to do")?;
+        } else {
+            writeln!(out, "  {quiet} folder(s) unchanged")?;
+        }
     }
     Ok(())
 }
