@@ -67,6 +67,32 @@ pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
     }
 }
 
+/// `"{subject}: {msg}"`, or `msg` alone when it already names `subject` (as `subject:` or
+/// `subject ` inside it): an error that says `connecting to 127.0.0.1:993` needs no
+/// `127.0.0.1:993:` in front of it, and `account t: …` no second `account t:`.
+pub fn with_subject(subject: &str, msg: &str) -> String {
+    let named = msg.starts_with(subject)
+        && msg[subject.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c == ':' || c == ' ');
+    if named || msg.contains(&format!("{subject}:")) || msg.contains(&format!("{subject} ")) {
+        msg.to_string()
+    } else {
+        format!("{subject}: {msg}")
+    }
+}
+
+/// The kind of an error for the `--json` error object: the exit status in words.
+pub fn kind_of(status: u8) -> &'static str {
+    match status {
+        USAGE => "usage",
+        SERVER => "server",
+        BUSY => "busy",
+        _ => "failed",
+    }
+}
+
 /// Shorthand: a usage error as `anyhow::Error`.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))

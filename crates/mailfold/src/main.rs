@@ -12,17 +12,61 @@ use mailfold::exit;
 use mailfold::term;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
+    let json = cli.json;
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is::<exit::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
+            if json && !commands::json_printed() {
+                // Best effort: a closed stdout still gets the stderr line below.
+                let _ = commands::print_json(&commands::error_json(&e, exit::status_of(&e)));
+            }
             // The message may carry a server's text: one safe line.
             eprintln!("mailfold: error: {}", term::line(&format!("{e:#}")));
             ExitCode::from(exit::status_of(&e))
         }
     }
+}
+
+/// A command line clap refused: its message and status 2, or with `--json` (before any
+/// `--`) the same as a JSON error object on stdout. Help and version requests print as
+/// clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || shown {
+        e.exit();
+    }
+    let message = e.render().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    let doc = serde_json::json!({
+        "error": {
+            "message": first,
+            "kind": exit::kind_of(exit::USAGE),
+            "status": exit::USAGE,
+        }
+    });
+    let _ = commands::print_json(&doc);
+    eprint!("{message}");
+    ExitCode::from(exit::USAGE)
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace, on stderr. Secrets cannot appear: they are held in

@@ -238,7 +238,7 @@ fn tls_report(info: &TlsInfo) -> TlsReport {
         Some(TrustSource::SystemRoots | TrustSource::AccountCa)
     );
     TlsReport {
-        version: Some(info.protocol.clone()),
+        version: Some(tls_version_name(&info.protocol)),
         cipher: Some(info.cipher_suite.clone()),
         via_starttls: info.via_starttls,
         verified,
@@ -496,9 +496,17 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
     if ctx.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
-        print_human(&report, &mut std::io::stdout().lock())?;
+        print_human(&report, &mut std::io::stdout().lock()).map_err(exit::stdout_error)?;
     }
     Ok(status)
+}
+
+/// A TLS version as people write it: rustls's `TLSv1_3` becomes `TLS 1.3`.
+pub fn tls_version_name(v: &str) -> String {
+    match v.strip_prefix("TLSv") {
+        Some(n) => format!("TLS {}", n.replace('_', ".")),
+        None => v.to_string(),
+    }
 }
 
 /// Server-supplied text, safe for a terminal: control characters become `?`.

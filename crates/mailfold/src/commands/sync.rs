@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{print_json, Ctx};
 use crate::account;
+use crate::config::TlsMode;
 use crate::exit;
 use crate::lock::AccountLock;
 use crate::progress::Bars;
@@ -89,10 +90,11 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
             }
             Err(e) => {
                 status = exit::worst(status, exit::status_of(&e));
-                eprintln!(
-                    "mailfold: account {name}: {}",
-                    term::line(&format!("{e:#}"))
-                );
+                let msg = exit::with_subject(&format!("account {name}"), &format!("{e:#}"));
+                eprintln!("mailfold: {}", term::line(&msg));
+                if let Some(h) = connection_hint(&format!("{e:#}"), name, Some(acct.tls)) {
+                    eprintln!("mailfold: hint: {h}");
+                }
                 if ctx.json {
                     docs.push(json!({
                         "account": name,
@@ -153,6 +155,52 @@ fn dry_run_account(
         r.traffic = Some(mailfold_sync::Traffic::of(&remote.stats()));
         r
     })
+}
+
+/// What to do about a failure to reach, secure or log in to the server, in the words of
+/// `mailfold probe` (which finds the same causes with more detail), from the error's text:
+/// the sync engine passes connection failures on as text. `tls` is the account's mode when
+/// known. `None` when the error is not about the connection.
+pub fn connection_hint(text: &str, account: &str, tls: Option<TlsMode>) -> Option<String> {
+    let probe = format!("`mailfold probe {account}` shows more");
+    if text.contains("waiting for the greeting") {
+        return Some(match tls {
+            Some(TlsMode::Implicit) => {
+                format!("no greeting arrived: is this an IMAP port? {probe}")
+            }
+            _ => format!(
+                "no greeting arrived: a server that expects TLS from the first byte says \
+                 nothing in clear; try `tls = \"implicit\"` (port 993). {probe}"
+            ),
+        });
+    }
+    if text.contains("did not answer with TLS") {
+        return Some(format!(
+            "the server does not speak TLS on this port: it may expect STARTTLS \
+             (`tls = \"starttls\"`, port 143) or be a plaintext port. {probe}"
+        ));
+    }
+    if text.contains("certificate refused") {
+        return Some(format!(
+            "`mailfold probe {account}` shows the certificate chain the server presented"
+        ));
+    }
+    if text.contains("authentication failed") {
+        return Some(format!(
+            "`mailfold probe {account}` shows the mechanisms the server offered and the ones tried"
+        ));
+    }
+    let connection = [
+        "connecting to",
+        "timed out",
+        "TLS:",
+        "connection",
+        "resolving",
+    ];
+    connection
+        .iter()
+        .any(|w| text.contains(w))
+        .then(|| format!("run `mailfold probe {account}` for a diagnosis"))
 }
 
 /// Maps a sync error to the exit-status classes; the caller prefixes the account name.
