@@ -297,3 +297,71 @@ fn probe_names_tls_versions_as_people_write_them() {
     );
     assert!(!r.stdout.contains("TLSv1"), "{}", r.stdout);
 }
+
+#[test]
+fn the_folder_tree_shows_parents_and_leaves_no_empty_directories() {
+    let env = env_with_inbox(1);
+    let d = env.dovecot.delimiter().to_string();
+    // Sent exists already (the private Dovecot's special-use folders).
+    env.dovecot
+        .create_mailbox(&env.user, &format!("Work{d}2025"));
+    env.deliver(&format!("Work{d}2025"), &plain("a@example.org", "q1", "x"));
+    env.dovecot.create_mailbox(&env.user, &format!("Proj{d}A"));
+    // A folder is known as renamed by its messages.
+    env.deliver(&format!("Proj{d}A"), &plain("a@example.org", "p1", "x"));
+    env.dovecot.create_mailbox(&env.user, &format!("Old{d}X"));
+
+    // From the server: Work is shown (marked) as the parent of 2025, not 2025 under Sent.
+    let r = env.run(&["folders", "--server"]).ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let work = lines
+        .iter()
+        .position(|l| l.starts_with("Work "))
+        .unwrap_or_else(|| panic!("no Work row:\n{}", r.stdout));
+    assert!(lines[work].contains("(parent only"), "{}", r.stdout);
+    assert!(lines[work + 1].starts_with("  2025 "), "{}", r.stdout);
+    let v = env.run(&["--json", "folders", "--server"]).ok().json();
+    let row = |v: &serde_json::Value, n: &str| {
+        v["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+    };
+    assert_eq!(row(&v, "Work").unwrap()["selectable"], false, "{v}");
+    assert_eq!(row(&v, "Work/2025").unwrap()["messages"], 1, "{v}");
+
+    env.run(&["sync"]).ok();
+    let mail = env.home.maildir();
+    assert!(mail.join("Work").join("2025").join("cur").is_dir());
+
+    // A rename that takes a container's last child removes the container.
+    env.run(&["rename-folder", "Work/2025", "Y2025"]).ok();
+    assert!(!mail.join("Work").exists(), "empty Work left behind");
+    let v = env.run(&["--json", "folders", "--local"]).ok().json();
+    assert!(row(&v, "Work").is_none(), "{v}");
+    assert_eq!(row(&v, "Y2025").unwrap()["messages"], 1, "{v}");
+
+    // So does a delete.
+    env.run(&["delete-folder", "Old/X"]).ok();
+    assert!(!mail.join("Old").exists(), "empty Old left behind");
+
+    // And a rename made on the server, which the sync follows.
+    env.dovecot.doveadm(&[
+        "mailbox",
+        "rename",
+        "-u",
+        &env.user,
+        &format!("Proj{d}A"),
+        "ProjA",
+    ]);
+    let r = env.run(&["sync"]).ok();
+    assert!(
+        r.stdout.contains("Proj/A → ProjA: renamed here"),
+        "{}",
+        r.stdout
+    );
+    assert!(mail.join("ProjA").join("cur").is_dir());
+    assert!(!mail.join("Proj").exists(), "empty Proj left behind");
+}
