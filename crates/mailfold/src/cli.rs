@@ -66,8 +66,9 @@ pub enum Command {
     /// Waits with IDLE on the watched folders (NOOP polling where the server lacks IDLE), and
     /// syncs when the server reports a change, when a file in the Maildir changes (as a mail
     /// reader changes it), and at every full-check interval. Reconnects with backoff after a
-    /// network loss. Holds the account's lock while it runs: stop it (or change the Maildir
-    /// with your mail reader) rather than running other changing commands beside it.
+    /// network loss. Takes the account's lock only while one of its syncs runs, so `flag`,
+    /// `move` or `append` work beside it (during one of its syncs they report the account
+    /// busy, or wait for it with --wait).
     Watch {
         /// Accounts to watch.
         #[arg(value_name = "ACCOUNT")]

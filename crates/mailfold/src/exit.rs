@@ -20,6 +20,31 @@ pub const SERVER: u8 = 3;
 /// lock, and `--wait` was not given. Nothing was done; retrying later is safe.
 pub const BUSY: u8 = 4;
 
+/// Every exit status with its meaning: the one table the man page's EXIT STATUS section and
+/// the README's exit-status table are made from (a test checks the README).
+pub const TABLE: [(u8, &str); 5] = [
+    (
+        OK,
+        "success (a change queued while the server was not reachable counts as success; so does a reader closing stdout early, as `head` does)",
+    ),
+    (
+        FAILED,
+        "the command ran but some of its work failed (a folder did not sync, the server refused a change — its text is shown —, a message was not found, a response did not parse)",
+    ),
+    (
+        USAGE,
+        "usage or configuration error, in every command: an unknown option, flag name or folder, a bad configuration (clap's own errors also exit 2); nothing was changed",
+    ),
+    (
+        SERVER,
+        "the server could not be used: connection, TLS or authentication failed, or the server ended the session (its BYE text is shown); `mailfold probe` says why",
+    ),
+    (
+        BUSY,
+        "the account is busy: another mailfold process (a sync or a change) holds its lock; nothing was done (`--wait` waits instead)",
+    ),
+];
+
 /// A usage or configuration mistake: exit status 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
