@@ -140,6 +140,76 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Example command lines with what each does: a first session, in order. The man page's
+/// EXAMPLES section and the README's examples block ([`examples_markdown`]) are made from
+/// them, and a test runs the README's block line by line against a private Dovecot, so an
+/// example that stops working fails the tests. `watch` is left out because it runs until a
+/// signal stops it (its own tests run it).
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "mailfold probe",
+        "diagnose the connection: TLS, certificate, capabilities, login",
+    ),
+    (
+        "mailfold sync --dry-run -v",
+        "what the first sync would do, operation by operation, changing nothing",
+    ),
+    ("mailfold sync", "sync every account"),
+    (
+        "mailfold folders",
+        "the folder tree with message and unseen counts",
+    ),
+    (
+        "mailfold list INBOX --unseen --limit 20",
+        "the 20 most recent unseen messages",
+    ),
+    ("mailfold show INBOX 1", "read message 1"),
+    (
+        "mailfold flag INBOX 1 2 --set seen,flagged",
+        "mark two messages read and flagged",
+    ),
+    (
+        "mailfold search INBOX from alice since 2024-01-01 --json",
+        "a search on the server, as JSON",
+    ),
+    (
+        "mailfold move INBOX 2 --to Archive/2024",
+        "move a message to another folder",
+    ),
+    ("mailfold delete INBOX 3", "delete a message on both sides"),
+    (
+        "mailfold append draft.eml --draft",
+        "add a message file to the \\Drafts folder",
+    ),
+    ("mailfold create-folder Projects", "create a folder"),
+    (
+        "mailfold rename-folder Projects Projects-2025",
+        "rename it (with its sub-folders)",
+    ),
+    ("mailfold delete-folder Projects-2025", "delete it"),
+    (
+        "mailfold list INBOX | head -3",
+        "a closed pipe is a normal end (status 0)",
+    ),
+    (
+        "mailfold completions zsh > _mailfold",
+        "zsh completions (put the file in a directory of `$fpath`)",
+    ),
+    ("mailfold man | head -5", "this page"),
+];
+
+/// The README's examples block: [`EXAMPLES`] as a shell block, one command a line with its
+/// comment.
+pub fn examples_markdown() -> String {
+    let width = EXAMPLES.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    let mut s = String::from("```sh\n");
+    for (cmd, what) in EXAMPLES {
+        let _ = writeln!(s, "{cmd:<width$}  # {what}");
+    }
+    s.push_str("```\n");
+    s
+}
+
 /// The README's configuration table: [`CONFIG_KEYS`] as Markdown.
 pub fn config_table_markdown() -> String {
     let mut s = String::from("| key | meaning | default |\n|---|---|---|\n");
@@ -462,42 +532,11 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
     );
 
     section(&mut out, "EXAMPLES");
-    for (cmdline, what) in [
-        (
-            "mailfold sync --dry-run -v",
-            "What the next sync would do, operation by operation, changing nothing.",
-        ),
-        ("mailfold sync", "Sync every account."),
-        (
-            "mailfold folders",
-            "The folder tree with message and unseen counts.",
-        ),
-        (
-            "mailfold list INBOX --unseen --limit 20",
-            "The 20 most recent unseen messages.",
-        ),
-        ("mailfold show INBOX 154", "Read message 154."),
-        (
-            "mailfold flag INBOX 154 155 --set seen,flagged",
-            "Mark two messages read and flagged.",
-        ),
-        (
-            "mailfold search INBOX from alice since 2024-01-31 --json",
-            "A server-side search, as JSON.",
-        ),
-        (
-            "mailfold move INBOX 154 --to Archive/2024",
-            "Move a message.",
-        ),
-        (
-            "mailfold probe",
-            "Diagnose the connection: TLS, certificate, capabilities, login.",
-        ),
-        (
-            "mailfold completions zsh > ~/.zfunc/_mailfold",
-            "Install zsh completions.",
-        ),
-    ] {
+    para(
+        &mut out,
+        "A first session, in order (message 1 is the oldest message of INBOX):",
+    );
+    for (cmdline, what) in EXAMPLES {
         let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", esc(cmdline), inline(what));
     }
     Ok(out.into_bytes())
