@@ -178,6 +178,52 @@ pub fn write_bytes(bytes: &[u8]) -> anyhow::Result<()> {
         .map_err(stdout_error)
 }
 
+/// Standard output for code that reports write errors only as `io::Error`s mixed with others
+/// (a reader of stdin, a JSON encoder): it remembers whether stdout was closed, so the caller
+/// can tell that end from a real failure.
+pub struct WatchedStdout {
+    inner: std::io::StdoutLock<'static>,
+    /// Whether a write found the reader gone.
+    pub closed: bool,
+}
+
+impl WatchedStdout {
+    /// Locks standard output.
+    pub fn new() -> WatchedStdout {
+        WatchedStdout {
+            inner: std::io::stdout().lock(),
+            closed: false,
+        }
+    }
+
+    fn watch<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.closed = true;
+            }
+        }
+        r
+    }
+}
+
+impl Default for WatchedStdout {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::io::Write for WatchedStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.watch(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.watch(r)
+    }
+}
+
 /// `println!` for the commands' output: `outln!(…)?` turns a closed standard output into
 /// [`StdoutClosed`] instead of a panic.
 #[macro_export]

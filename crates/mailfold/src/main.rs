@@ -170,11 +170,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Debug(DebugCommand::Parse { no_greeting }) => {
-            let summary = commands::debug::parse_stream(
+            let mut out = exit::WatchedStdout::new();
+            let summary = match commands::debug::parse_stream(
                 &mut std::io::stdin().lock(),
-                &mut std::io::stdout().lock(),
+                &mut out,
                 !no_greeting,
-            )?;
+            ) {
+                Ok(s) => s,
+                Err(_) if out.closed => return Err(anyhow::Error::new(exit::StdoutClosed)),
+                Err(e) => return Err(e.into()),
+            };
             if summary.all_parsed() {
                 Ok(exit::OK)
             } else {

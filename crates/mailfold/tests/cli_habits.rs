@@ -365,3 +365,34 @@ fn the_folder_tree_shows_parents_and_leaves_no_empty_directories() {
     assert!(mail.join("ProjA").join("cur").is_dir());
     assert!(!mail.join("Proj").exists(), "empty Proj left behind");
 }
+
+#[test]
+fn debug_parse_ends_quietly_when_its_reader_goes() {
+    let home = Home::new();
+    let stream = home.path().join("stream.txt");
+    std::fs::write(&stream, "* OK still here\r\n".repeat(50_000)).unwrap();
+    let out = Command::new("bash")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            &format!(
+                "{} debug parse --no-greeting < {} | head -1",
+                env!("CARGO_BIN_EXE_mailfold"),
+                stream.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with('{'));
+}
