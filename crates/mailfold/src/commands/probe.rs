@@ -72,7 +72,7 @@ pub struct ProbeReport {
 /// The TLS part of a [`ProbeReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsReport {
-    /// Protocol version, e.g. `TLSv1_3`; `null` when the handshake failed.
+    /// Protocol version as people write it, e.g. `TLS 1.3`; `null` when the handshake failed.
     pub version: Option<String>,
     /// Cipher suite; `null` when the handshake failed.
     pub cipher: Option<String>,
