@@ -12,6 +12,7 @@ use mailfold::exit;
 use mailfold::term;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -31,6 +32,27 @@ fn main() -> ExitCode {
             ExitCode::from(exit::status_of(&e))
         }
     }
+}
+
+/// The net under every `println!`: one that finds stdout closed panics (`failed printing to
+/// stdout: Broken pipe`). The commands' own output goes through `outln!` or maps the write
+/// error to [`exit::StdoutClosed`]; for any line that does not (watch's per-run lines, from
+/// its watcher threads), the reader is gone all the same, so the process ends quietly with
+/// status 0, as a closed pipe ends `cat`. Every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(i32::from(exit::OK));
+        }
+        default(info);
+    }));
 }
 
 /// A command line clap refused: its message and status 2, or with `--json` (before any

@@ -396,3 +396,43 @@ fn debug_parse_ends_quietly_when_its_reader_goes() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with('{'));
 }
+
+#[test]
+fn watch_ends_quietly_when_its_reader_goes() {
+    let env = env_with_inbox(1);
+    env.deliver("INBOX", &plain("b@example.org", "new", "x"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailfold"))
+        .arg("--config")
+        .arg(env.home.config())
+        .args(["--json", "watch"])
+        .env("HOME", env.home.path())
+        .env("XDG_STATE_HOME", env.home.path().join("xdg-state"))
+        .env("XDG_CONFIG_HOME", env.home.path().join("xdg-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run's JSON line finds the pipe closed: watch ends, status 0, nothing said.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    // A bound so a regression fails instead of hanging the suite; not a speed check.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("watch did not end after its reader went");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
