@@ -111,9 +111,11 @@ fn dry_run_before_the_first_sync_plans_every_download_and_creates_nothing() {
     assert!(commands.get("SELECT").is_none(), "a dry run selected: {v}");
     assert!(!env.home.maildir().exists());
 
-    // The real run does what the dry run said.
+    // The real run does what the dry run said; then there is nothing left to do.
     let r = env.run(&["sync"]).ok();
     assert!(r.stdout.contains("INBOX: 3 downloaded"), "{}", r.stdout);
+    let r = env.run(&["sync", "--dry-run"]).ok();
+    assert!(r.stdout.contains("  nothing to do"), "{}", r.stdout);
 }
 
 #[test]

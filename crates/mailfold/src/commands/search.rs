@@ -319,8 +319,8 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
     let reached = match reached {
         Reached::Done(Err(text)) if unknown => {
             return Err(crate::exit::usage(format!(
-                "no folder {folder} in account {name} (the server says: {text}; see \
-                 `mailfold folders`)"
+                "no folder {folder} in account {name} (see `mailfold folders`); the server \
+                 says: {text}"
             )))
         }
         Reached::Done(Err(text)) => {

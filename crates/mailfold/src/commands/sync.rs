@@ -162,6 +162,10 @@ fn dry_run_account(
 /// the sync engine passes connection failures on as text. `tls` is the account's mode when
 /// known. `None` when the error is not about the connection.
 pub fn connection_hint(text: &str, account: &str, tls: Option<TlsMode>) -> Option<String> {
+    // A configuration problem (an unreadable CA file, a bad host name) says what to fix.
+    if text.contains("configuration:") {
+        return None;
+    }
     let probe = format!("`mailfold probe {account}` shows more");
     if text.contains("waiting for the greeting") {
         return Some(match tls {
@@ -253,6 +257,7 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         writeln!(out, "  error: {}", term::line(e))?;
     }
     let mut quiet = 0usize;
+    let mut shown = 0usize;
     for f in &r.folders {
         let mut parts = Vec::new();
         let mut add = |n: usize, done: &str, planned: &str| {
@@ -325,6 +330,7 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         if parts.is_empty() {
             parts.push("no changes".into());
         }
+        shown += 1;
         writeln!(out, "  {title}: {}", parts.join(", "))?;
         for w in &f.warnings {
             writeln!(out, "    warning: {}", term::line(w))?;
@@ -337,6 +343,10 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
                 writeln!(out, "    {}", term::line(&p.op))?;
             }
         }
+    }
+    // A dry run always says what it found, even when that is nothing.
+    if dry && shown == 0 && r.refused.is_empty() && r.errors.is_empty() {
+        writeln!(out, "  nothing to do")?;
     }
     if quiet > 0 {
         if dry {
