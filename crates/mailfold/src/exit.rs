@@ -232,3 +232,34 @@ macro_rules! outln {
         $crate::exit::write_line(format_args!($($arg)*))
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_named_once() {
+        assert_eq!(
+            with_subject("127.0.0.1:993", "connecting to 127.0.0.1:993: refused"),
+            "connecting to 127.0.0.1:993: refused"
+        );
+        assert_eq!(
+            with_subject("account t", "account t: no password_command"),
+            "account t: no password_command"
+        );
+        // `account t` is not named by `account tom`.
+        assert_eq!(
+            with_subject("account t", "account tom: busy"),
+            "account t: account tom: busy"
+        );
+        assert_eq!(with_subject("host", "timed out"), "host: timed out");
+    }
+
+    #[test]
+    fn every_status_has_one_meaning() {
+        let statuses: Vec<u8> = TABLE.iter().map(|(s, _)| *s).collect();
+        assert_eq!(statuses, [OK, FAILED, USAGE, SERVER, BUSY]);
+        assert_eq!(kind_of(USAGE), "usage");
+        assert_eq!(kind_of(FAILED), "failed");
+    }
+}

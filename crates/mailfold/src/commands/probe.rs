@@ -647,6 +647,13 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tls_versions_read_as_people_write_them() {
+        assert_eq!(super::tls_version_name("TLSv1_3"), "TLS 1.3");
+        assert_eq!(super::tls_version_name("TLSv1_2"), "TLS 1.2");
+        assert_eq!(super::tls_version_name("QUIC"), "QUIC");
+    }
+
     use super::*;
 
     #[test]
