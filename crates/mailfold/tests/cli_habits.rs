@@ -364,6 +364,13 @@ fn the_folder_tree_shows_parents_and_leaves_no_empty_directories() {
     );
     assert!(mail.join("ProjA").join("cur").is_dir());
     assert!(!mail.join("Proj").exists(), "empty Proj left behind");
+
+    // The next sync neither brings the containers back nor finds anything to do.
+    let r = env.run(&["sync"]).ok();
+    assert!(!r.stdout.contains("created"), "{}", r.stdout);
+    for gone in ["Work", "Old", "Proj"] {
+        assert!(!mail.join(gone).exists(), "{gone} came back:\n{}", r.stdout);
+    }
 }
 
 #[test]
