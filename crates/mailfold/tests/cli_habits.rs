@@ -69,7 +69,7 @@ fn unknown_flag_names_are_refused_with_the_known_ones() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("\"flaged\" is not a flag name; known: seen, answered, flagged, deleted, draft, forwarded"),
+            .contains("\"flaged\" is not a flag name (did you mean flagged?); known: seen, answered, flagged, deleted, draft, forwarded"),
         "{}",
         r.stderr
     );

@@ -69,17 +69,36 @@ pub fn parse_flag(s: &str) -> anyhow::Result<FlagName> {
         "recent" => return Err(usage("\\Recent is set by the server only (RFC 3501 2.3.2)")),
         _ if s.starts_with('$') => return keyword(s),
         _ => {
+            let hint = KNOWN
+                .iter()
+                .find(|k| edit_distance(k, &lower) <= 2)
+                .map_or(String::new(), |k| format!(" (did you mean {k}?)"));
             return Err(usage(format!(
-                "{s:?} is not a flag name; known: {}; a keyword is written $Name or \
+                "{s:?} is not a flag name{hint}; known: {}; a keyword is written $Name or \
                  {KEYWORD_PREFIX}Name",
                 KNOWN.join(", ")
-            )))
+            )));
         }
     };
     Ok(FlagName {
         imap: imap.into(),
         letter: Some(letter),
     })
+}
+
+/// Levenshtein distance between two short words (flag names), for the "did you mean" hint.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Runs the command.
