@@ -80,6 +80,57 @@ pub struct SyncReport {
     /// A dry run's operations, one line each, in the order they would be applied (what
     /// `sync --dry-run -v` prints). Empty after a real run.
     pub planned: Vec<PlannedOp>,
+    /// A dry run's totals for the account, the planner's own summary of its plan. `None`
+    /// after a real run.
+    pub plan_totals: Option<PlanTotals>,
+}
+
+/// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlanTotals {
+    /// Messages to download.
+    pub downloads: usize,
+    /// Messages to upload.
+    pub uploads: usize,
+    /// Pairs to bind without transfer.
+    pub binds: usize,
+    /// Flag changes to make on local files.
+    pub local_flag_changes: usize,
+    /// Flag changes to store on the server.
+    pub remote_flag_changes: usize,
+    /// Local files to move.
+    pub local_moves: usize,
+    /// Server messages to move.
+    pub remote_moves: usize,
+    /// Local files to delete.
+    pub local_deletions: usize,
+    /// Server messages to expunge.
+    pub remote_deletions: usize,
+    /// Folders to create (either side).
+    pub folders_created: usize,
+    /// Folders to delete (either side).
+    pub folders_deleted: usize,
+    /// Local changes left pending on read-only folders.
+    pub pending: usize,
+}
+
+impl From<&mailfold_plan::Summary> for PlanTotals {
+    fn from(s: &mailfold_plan::Summary) -> Self {
+        PlanTotals {
+            downloads: s.downloads,
+            uploads: s.uploads,
+            binds: s.binds,
+            local_flag_changes: s.local_flag_changes,
+            remote_flag_changes: s.remote_flag_changes,
+            local_moves: s.local_moves,
+            remote_moves: s.remote_moves,
+            local_deletions: s.local_deletions,
+            remote_deletions: s.remote_deletions,
+            folders_created: s.folders_created,
+            folders_deleted: s.folders_deleted,
+            pending: s.pending,
+        }
+    }
 }
 
 /// A folder renamed as a whole, in the plan of a run.
@@ -155,6 +206,7 @@ impl SyncReport {
         if !self.dry_run {
             return;
         }
+        self.plan_totals = Some(PlanTotals::from(&plan.summary));
         for op in &plan.ops {
             let Some((folder, words)) = describe(op) else {
                 continue;

@@ -74,6 +74,11 @@ fn dry_run_before_the_first_sync_plans_every_download_and_creates_nothing() {
     );
     assert!(r.stdout.contains("INBOX: 3 to download"), "{}", r.stdout);
     assert!(
+        r.stdout.contains("  in all: 4 to download, 0 to upload"),
+        "{}",
+        r.stdout
+    );
+    assert!(
         r.stdout
             .contains("Archive: 1 to download, would be created here"),
         "{}",
@@ -106,6 +111,15 @@ fn dry_run_before_the_first_sync_plans_every_download_and_creates_nothing() {
         4,
         "{v}"
     );
+    // The planner's totals agree with the per-folder counts.
+    assert_eq!(acct["plan_totals"]["downloads"], 4, "{v}");
+    let created = acct["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["created_local"] == true)
+        .count();
+    assert_eq!(acct["plan_totals"]["folders_created"], created, "{v}");
     let commands = &acct["traffic"]["commands"];
     assert!(commands["EXAMINE"].as_u64().unwrap_or(0) >= 2, "{v}");
     assert!(commands.get("SELECT").is_none(), "a dry run selected: {v}");

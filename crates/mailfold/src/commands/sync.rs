@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use mailfold_sync::report::PlanTotals;
 use mailfold_sync::{NoProgress, Progress, SyncError, SyncOptions, SyncReport};
 use serde_json::{json, Value};
 
@@ -239,6 +240,18 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         "incomplete"
     };
     writeln!(out, "account {}: {verdict}", r.account)?;
+    if let Some(t) = r.plan_totals.filter(|t| *t != PlanTotals::default()) {
+        // The planner's own totals for the account, before the folders.
+        writeln!(
+            out,
+            "  in all: {} to download, {} to upload, {} flag changes, {} to move, {} to delete",
+            t.downloads,
+            t.uploads,
+            t.local_flag_changes + t.remote_flag_changes,
+            t.local_moves + t.remote_moves,
+            t.local_deletions + t.remote_deletions,
+        )?;
+    }
     for w in &r.warnings {
         writeln!(out, "  warning: {}", term::line(w))?;
     }
