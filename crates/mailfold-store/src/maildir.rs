@@ -528,6 +528,9 @@ impl Maildir {
         }
         self.sync_dir(&parent_path)?;
         aliases.rename_alias_prefix(from.as_str(), to_rel.as_str())?;
+        if let Some(sp) = src.parent() {
+            self.prune_empty_parents(sp)?;
+        }
         if dst.join("cur").is_dir() {
             self.folder(&to_rel)
         } else {
@@ -588,6 +591,36 @@ impl Maildir {
         }
         if let Some(parent) = dir.parent() {
             self.sync_dir(parent)?;
+            if !has_children {
+                self.prune_empty_parents(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `dir` and then each parent above it, up to the root, while it is an empty
+    /// plain container (no `cur/`, `new/` or `tmp/`, nothing inside): what a folder rename
+    /// or delete leaves behind when it took a container's last child. Left in place, such a
+    /// directory lists as a folder of its own and confuses later renames and deletes.
+    fn prune_empty_parents(&self, dir: &Path) -> Result<()> {
+        let mut p = dir.to_path_buf();
+        while p != self.root && p.starts_with(&self.root) {
+            let empty = match fs::read_dir(&p) {
+                Ok(mut d) => d.next().is_none(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(Error::io("read directory", &p, e)),
+            };
+            if !empty {
+                break;
+            }
+            match fs::remove_dir(&p) {
+                Ok(()) => {}
+                // Something arrived meanwhile (or it went already): it stays as it is.
+                Err(_) => break,
+            }
+            let Some(parent) = p.parent() else { break };
+            self.sync_dir(parent)?;
+            p = parent.to_path_buf();
         }
         Ok(())
     }

@@ -710,9 +710,16 @@ pub fn gather_with(
             let (folder, stamp) = deferred
                 .remove(&path)
                 .expect("every partial folder was deferred by the local listing above");
-            let looked = examine_partial(remote, &e.wire, read_only_account, k, db, id, &folder);
+            let examine = read_only_account || report.dry_run;
+            let looked = examine_partial(remote, &e.wire, examine, k, db, id, &folder);
             match looked {
-                Ok(Partial::View(view)) => {
+                Ok(Partial::View(mut view)) => {
+                    if report.dry_run && !read_only_account {
+                        // As for a complete read in a dry run (EXAMINE): plan as after a
+                        // SELECT, from what the state knows.
+                        view.mailbox.read_only = k.read_only;
+                        view.mailbox.permanent_flags = PermanentFlags::all();
+                    }
                     let ctx = g.folders.entry(path.clone()).or_default();
                     ctx.read_only = view.mailbox.read_only;
                     ctx.uidvalidity = view.uidvalidity;
@@ -831,11 +838,18 @@ pub fn gather_with(
             match examine_folder(
                 remote,
                 &e.wire,
-                read_only_account,
+                // A dry run opens folders with EXAMINE: it changes nothing, \Recent included.
+                read_only_account || report.dry_run,
                 rows.rows.get(&path),
                 k.filter(|k| k.all_bound && k.highestmodseq.is_some()),
             ) {
-                Ok((mb, uv)) => {
+                Ok((mut mb, uv)) => {
+                    if report.dry_run && !read_only_account {
+                        // EXAMINE shows every folder read-only with no PERMANENTFLAGS (RFC
+                        // 3501 6.3.2): plan as after a SELECT, from what the state knows.
+                        mb.read_only = k.is_some_and(|k| k.read_only);
+                        mb.permanent_flags = PermanentFlags::all();
+                    }
                     ctx.read_only = mb.read_only;
                     ctx.uidvalidity = uv;
                     if mb.read_only {

@@ -162,6 +162,8 @@ pub fn sync_with_remote_progress(
         pull: account.direction == account::Direction::Pull,
     };
     let plan = plan::plan(&g.input, &config);
+    // Renames and their sides; for a dry run, the per-folder counts and operations.
+    report.note_plan(&plan);
     if opts.dry_run {
         // Nothing is applied, so no applier announces the plan: say what it would do.
         progress.event(parallel::planned_event(&plan));

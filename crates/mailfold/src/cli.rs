@@ -66,8 +66,9 @@ pub enum Command {
     /// Waits with IDLE on the watched folders (NOOP polling where the server lacks IDLE), and
     /// syncs when the server reports a change, when a file in the Maildir changes (as a mail
     /// reader changes it), and at every full-check interval. Reconnects with backoff after a
-    /// network loss. Holds the account's lock while it runs: stop it (or change the Maildir
-    /// with your mail reader) rather than running other changing commands beside it.
+    /// network loss. Takes the account's lock only while one of its syncs runs, so `flag`,
+    /// `move` or `append` work beside it (during one of its syncs they report the account
+    /// busy, or wait for it with --wait).
     Watch {
         /// Accounts to watch.
         #[arg(value_name = "ACCOUNT")]
@@ -159,6 +160,9 @@ pub enum Command {
         /// Mark it \Seen.
         #[arg(long)]
         seen: bool,
+        /// Add the file even when it does not start with a header block.
+        #[arg(long)]
+        force: bool,
     },
     /// Create a folder.
     CreateFolder {
@@ -190,7 +194,7 @@ pub enum Command {
         /// The folder.
         folder: String,
         /// The search keys.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        #[arg(required = true, num_args = 1..)]
         query: Vec<String>,
     },
     /// Diagnose a server: TLS and its certificate, capabilities, authentication.
@@ -236,12 +240,14 @@ pub struct FlagArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
     /// Flags to set: seen, answered, flagged, deleted, draft, forwarded, or a keyword
-    /// such as `$Junk` (keywords need the server).
+    /// written `$Name` (`$Junk`) or `keyword:Name` (`keyword:NonJunk`); keywords need the
+    /// server. Any other name is an error.
     #[arg(long = "set", short = 's', value_name = "FLAG", value_delimiter = ',')]
     pub set: Vec<String>,
-    /// Flags to clear.
+    /// Flags to clear (same names as --set).
     #[arg(
         long = "clear",
+        visible_alias = "unset",
         short = 'c',
         value_name = "FLAG",
         value_delimiter = ','

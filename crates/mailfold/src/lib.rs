@@ -9,6 +9,7 @@ pub mod config;
 pub mod credential;
 pub mod exit;
 pub mod lock;
+pub mod man;
 pub mod mime;
 pub mod mirror;
 pub mod online;

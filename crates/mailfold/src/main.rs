@@ -12,17 +12,83 @@ use mailfold::exit;
 use mailfold::term;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    quiet_on_closed_stdout();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose);
+    let json = cli.json;
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is::<exit::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
+            if json && !commands::json_printed() {
+                // Best effort: a closed stdout still gets the stderr line below.
+                let _ = commands::print_json(&commands::error_json(&e, exit::status_of(&e)));
+            }
             // The message may carry a server's text: one safe line.
             eprintln!("mailfold: error: {}", term::line(&format!("{e:#}")));
             ExitCode::from(exit::status_of(&e))
         }
     }
+}
+
+/// The net under every `println!`: one that finds stdout closed panics (`failed printing to
+/// stdout: Broken pipe`). The commands' own output goes through `outln!` or maps the write
+/// error to [`exit::StdoutClosed`]; for any line that does not (watch's per-run lines, from
+/// its watcher threads), the reader is gone all the same, so the process ends quietly with
+/// status 0, as a closed pipe ends `cat`. Every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(i32::from(exit::OK));
+        }
+        default(info);
+    }));
+}
+
+/// A command line clap refused: its message and status 2, or with `--json` (before any
+/// `--`) the same as a JSON error object on stdout. Help and version requests print as
+/// clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || shown {
+        e.exit();
+    }
+    let message = e.render().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    let doc = serde_json::json!({
+        "error": {
+            "message": first,
+            "kind": exit::kind_of(exit::USAGE),
+            "status": exit::USAGE,
+        }
+    });
+    let _ = commands::print_json(&doc);
+    eprint!("{message}");
+    ExitCode::from(exit::USAGE)
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace, on stderr, coloured only on a terminal. Secrets cannot appear: they are held in
@@ -108,7 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             folder,
             draft,
             seen,
-        } => commands::append::run(&ctx, &file, folder.as_deref(), draft, seen),
+            force,
+        } => commands::append::run(&ctx, &file, folder.as_deref(), draft, seen, force),
         Command::CreateFolder { name } => commands::folder_ops::run_create(&ctx, &name),
         Command::RenameFolder { from, to } => commands::folder_ops::run_rename(&ctx, &from, &to),
         Command::DeleteFolder { name, force } => {
@@ -117,20 +184,29 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
         Command::Probe(a) => commands::probe::run(&ctx, &a),
         Command::Completions { shell } => {
+            // Rendered into memory first: clap_complete panics on a write error, and a closed
+            // pipe (`completions zsh | head`) must end quietly.
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "mailfold", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mailfold", &mut text);
+            exit::write_bytes(&text)?;
             Ok(exit::OK)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            exit::write_bytes(&mailfold::man::render()?)?;
             Ok(exit::OK)
         }
         Command::Debug(DebugCommand::Parse { no_greeting }) => {
-            let summary = commands::debug::parse_stream(
+            let mut out = exit::WatchedStdout::new();
+            let summary = match commands::debug::parse_stream(
                 &mut std::io::stdin().lock(),
-                &mut std::io::stdout().lock(),
+                &mut out,
                 !no_greeting,
-            )?;
+            ) {
+                Ok(s) => s,
+                Err(_) if out.closed => return Err(anyhow::Error::new(exit::StdoutClosed)),
+                Err(e) => return Err(e.into()),
+            };
             if summary.all_parsed() {
                 Ok(exit::OK)
             } else {

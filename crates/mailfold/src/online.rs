@@ -51,10 +51,9 @@ pub async fn connect(name: &str, acct: &Account) -> Result<Session, Connect> {
             show_notifications(&mut s, &acct.host);
             Ok(s)
         }
-        Err(e) if is_unreachable(&e) => Err(Connect::Unreachable(format!(
-            "{}:{}: {e}",
-            acct.host,
-            acct.effective_port()
+        Err(e) if is_unreachable(&e) => Err(Connect::Unreachable(crate::exit::with_subject(
+            &format!("{}:{}", acct.host, acct.effective_port()),
+            &e.to_string(),
         ))),
         Err(e) => Err(Connect::Failed(server_error(&acct.host, e))),
     }
@@ -69,10 +68,11 @@ pub fn is_unreachable(e: &NetError) -> bool {
 /// command is an ordinary failure (status 1) with the server's text (seed V0019); anything
 /// that ends the session is a server error (status 3) with its text, BYE included (V0064).
 pub fn server_error(host: &str, e: NetError) -> anyhow::Error {
+    let msg = crate::exit::with_subject(host, &e.to_string());
     if e.is_fatal() {
-        anyhow::Error::new(ServerError(format!("{host}: {e}")))
+        anyhow::Error::new(ServerError(msg))
     } else {
-        anyhow::anyhow!("{host}: {e}")
+        anyhow::anyhow!(msg)
     }
 }
 

@@ -508,9 +508,25 @@ fn v0046_append_of_a_headerless_file_reports_the_server_text() {
     env.run(&["sync"]).ok();
     let file = env.dir.path().join("bare.txt");
     std::fs::write(&file, "just a draft line\n").unwrap();
+    // Without --force, mailfold itself refuses a file with no header block (usage, status 2).
     let r = env.run(&[
         "append",
         "--draft",
+        file.to_str().unwrap(),
+        "--folder",
+        "INBOX",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not look like a message"),
+        "{}",
+        r.stderr
+    );
+    // With --force it is sent, and Cyrus's refusal reaches the user.
+    let r = env.run(&[
+        "append",
+        "--draft",
+        "--force",
         file.to_str().unwrap(),
         "--folder",
         "INBOX",

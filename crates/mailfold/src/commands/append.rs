@@ -36,10 +36,26 @@ pub fn run(
     folder: Option<&str>,
     draft: bool,
     seen: bool,
+    force: bool,
 ) -> anyhow::Result<u8> {
     let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
     if !meta.is_file() {
         return Err(usage(format!("{} is not a regular file", file.display())));
+    }
+    if !force {
+        let mut head = Vec::new();
+        File::open(file)
+            .with_context(|| format!("{}", file.display()))?
+            .take(HEAD_CHECKED as u64)
+            .read_to_end(&mut head)
+            .with_context(|| format!("{}", file.display()))?;
+        if let Err(why) = check_header_block(&head) {
+            return Err(usage(format!(
+                "{} does not look like a message ({why}); a message starts with header \
+                 fields such as `Subject: …` (RFC 5322 2.2). Use --force to add it as it is",
+                file.display()
+            )));
+        }
     }
     let (name, acct) = ctx.one_account(None)?;
     let mut mirror = Mirror::open_write(&name, &acct, "append", ctx.wait)?;
@@ -164,14 +180,71 @@ pub fn run(
         }))?;
     } else {
         match (pushed, new_uid) {
-            (Pushed::Server, Some(u)) => println!("appended to {} as UID {u}", f.name),
-            (Pushed::Server, None) => println!("appended to {}", f.name),
-            _ => println!("added to {} as {} (queued for the next sync)", f.name, base),
+            (Pushed::Server, Some(u)) => crate::outln!("appended to {} as UID {u}", f.name)?,
+            (Pushed::Server, None) => crate::outln!("appended to {}", f.name)?,
+            _ => crate::outln!("added to {} as {} (queued for the next sync)", f.name, base)?,
         }
     }
     match failure {
         Some(e) => Err(e),
         None => Ok(crate::exit::OK),
+    }
+}
+
+/// How much of a file's start `append` reads to check its header block.
+const HEAD_CHECKED: usize = 64 * 1024;
+
+/// Whether `head` (a file's first bytes) starts with an RFC 5322 header block: at least one
+/// header field (`name: value`, the name printable ASCII without `:`, 2.2), then fields and
+/// folded continuation lines (starting with a space or tab, 2.2.3) up to an empty line, the
+/// end of the file, or the end of what was read. A draft may lack required fields (seed
+/// V0046), so which fields are present is not checked.
+pub fn check_header_block(head: &[u8]) -> Result<(), String> {
+    if head.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let complete = head.len() < HEAD_CHECKED;
+    let mut lines = head.split(|&b| b == b'\n').peekable();
+    let mut fields = 0usize;
+    let mut number = 0usize;
+    while let Some(line) = lines.next() {
+        number += 1;
+        // The last piece of a cut read may be half a line: it is not judged.
+        if lines.peek().is_none() && !complete {
+            break;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if lines.peek().is_none() {
+                // The file ended with its line feed.
+                break;
+            }
+            return if fields > 0 {
+                Ok(())
+            } else {
+                Err("it starts with an empty line".into())
+            };
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if fields == 0 {
+                return Err("its first line is indented".into());
+            }
+            continue;
+        }
+        let name_len = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| format!("line {number} is not a header field"))?;
+        let name = &line[..name_len];
+        if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
+            return Err(format!("line {number} is not a header field"));
+        }
+        fields += 1;
+    }
+    if fields > 0 {
+        Ok(())
+    } else {
+        Err("it has no header field".into())
     }
 }
 
@@ -247,5 +320,23 @@ impl<R: Read + Unpin> AsyncRead for Blocking<R> {
         let n = self.0.read(buf.initialize_unfilled())?;
         buf.advance(n);
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_header_block;
+
+    #[test]
+    fn header_blocks() {
+        assert!(check_header_block(b"Subject: hi\n\nbody\n").is_ok());
+        assert!(check_header_block(b"Subject: hi\r\n\tfolded\r\nTo: a@b\r\n\r\nx").is_ok());
+        // A draft of headers only (V0046).
+        assert!(check_header_block(b"To: a@b\n").is_ok());
+        assert!(check_header_block(b"").is_err());
+        assert!(check_header_block(b"just some text\n\nmore\n").is_err());
+        assert!(check_header_block(b"\nSubject: late\n").is_err());
+        assert!(check_header_block(b"From alice Mon Jan 1\nSubject: x\n\n").is_err());
+        assert!(check_header_block(b" indented: x\n").is_err());
     }
 }

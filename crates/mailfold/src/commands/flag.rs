@@ -30,9 +30,34 @@ pub struct FlagName {
     pub letter: Option<char>,
 }
 
-/// Parses `seen`, `\Seen`, `flagged`, `forwarded`, `$Junk`, … . `\Recent` cannot be set
-/// (seed V0004).
+/// The flag names `--set` and `--clear` know, in the order the error lists them.
+pub const KNOWN: [&str; 6] = [
+    "seen",
+    "answered",
+    "flagged",
+    "deleted",
+    "draft",
+    "forwarded",
+];
+
+/// The prefix that names a keyword without `$` (`keyword:NonJunk`); one starting with `$`
+/// (`$Junk`, RFC 5788) needs none.
+pub const KEYWORD_PREFIX: &str = "keyword:";
+
+/// Parses `seen`, `\Seen`, `flagged`, `forwarded`, `$Junk`, `keyword:NonJunk`, … . Any other
+/// word is an error listing the known names, so a misspelt flag (`flaged`) is never stored
+/// as a new keyword. `\Recent` cannot be set (seed V0004).
 pub fn parse_flag(s: &str) -> anyhow::Result<FlagName> {
+    let keyword = |k: &str| -> anyhow::Result<FlagName> {
+        let f = Flag::keyword(k).map_err(|e| usage(format!("{s:?}: {e}")))?;
+        Ok(FlagName {
+            imap: f.to_string(),
+            letter: None,
+        })
+    };
+    if let Some(k) = s.strip_prefix(KEYWORD_PREFIX) {
+        return keyword(k);
+    }
     let lower = s.trim_start_matches('\\').to_ascii_lowercase();
     let (imap, letter) = match lower.as_str() {
         "seen" => ("\\Seen", 'S'),
@@ -42,21 +67,38 @@ pub fn parse_flag(s: &str) -> anyhow::Result<FlagName> {
         "draft" => ("\\Draft", 'D'),
         "forwarded" | "$forwarded" => ("$Forwarded", 'P'),
         "recent" => return Err(usage("\\Recent is set by the server only (RFC 3501 2.3.2)")),
+        _ if s.starts_with('$') => return keyword(s),
         _ => {
-            if s.starts_with('\\') {
-                return Err(usage(format!("{s}: unknown system flag")));
-            }
-            let f = Flag::keyword(s).map_err(|e| usage(format!("{s:?}: {e}")))?;
-            return Ok(FlagName {
-                imap: f.to_string(),
-                letter: None,
-            });
+            let hint = KNOWN
+                .iter()
+                .find(|k| edit_distance(k, &lower) <= 2)
+                .map_or(String::new(), |k| format!(" (did you mean {k}?)"));
+            return Err(usage(format!(
+                "{s:?} is not a flag name{hint}; known: {}; a keyword is written $Name or \
+                 {KEYWORD_PREFIX}Name",
+                KNOWN.join(", ")
+            )));
         }
     };
     Ok(FlagName {
         imap: imap.into(),
         letter: Some(letter),
     })
+}
+
+/// Levenshtein distance between two short words (flag names), for the "did you mean" hint.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Runs the command.
@@ -178,7 +220,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
             let id = r
                 .as_ref()
                 .map_or_else(|| e.base.as_str().to_string(), |r| r.uid.get().to_string());
-            println!("{id}: {}", super::list::flags_of(e, r.as_ref()).join(" "));
+            crate::outln!("{id}: {}", super::list::flags_of(e, r.as_ref()).join(" "))?;
         }
     }
     match failure {

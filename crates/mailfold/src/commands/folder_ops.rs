@@ -168,7 +168,7 @@ fn report(
             Pushed::Queued => " (queued for the next sync)",
             Pushed::LocalOnly => "",
         };
-        println!("{what} {target}{tail}");
+        crate::outln!("{what} {target}{tail}")?;
     }
     Ok(crate::exit::OK)
 }

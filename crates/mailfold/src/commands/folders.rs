@@ -156,13 +156,40 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// INBOX first, then by name.
+/// INBOX first, then by name level by level (so a folder's children follow it directly, as
+/// in `Work`, `Work/2025`, `Work 2`), with every missing parent added as a non-selectable
+/// row: a server may list `Work/2025` without `Work` (RFC 3501 6.3.8 lets it), and without
+/// the parent the tree would show `2025` under whatever row came before it.
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
-    rows.sort_by(|a, b| {
-        let ka = (!a.name.starts_with("INBOX"), a.name.clone());
-        let kb = (!b.name.starts_with("INBOX"), b.name.clone());
-        ka.cmp(&kb)
-    });
+    let known: std::collections::BTreeSet<String> = rows.iter().map(|r| r.name.clone()).collect();
+    let mut missing = std::collections::BTreeSet::new();
+    for r in &rows {
+        let mut prefix = String::new();
+        let levels: Vec<&str> = r.name.split('/').collect();
+        for level in &levels[..levels.len().saturating_sub(1)] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(level);
+            if !known.contains(&prefix) {
+                missing.insert(prefix.clone());
+            }
+        }
+    }
+    rows.extend(missing.into_iter().map(|name| Row {
+        name,
+        special_use: None,
+        messages: None,
+        unseen: None,
+        selectable: false,
+    }));
+    let key = |r: &Row| {
+        (
+            !(r.name == "INBOX" || r.name.starts_with("INBOX/")),
+            r.name.split('/').map(str::to_string).collect::<Vec<_>>(),
+        )
+    };
+    rows.sort_by_key(key);
     rows
 }
 
@@ -240,7 +267,9 @@ async fn server_rows(s: &mut Session, acct: &Account) -> Result<Vec<Row>, mailfo
     let root = crate::mirror::server_root(s, acct, delimiter).await;
     let mut rows = Vec::new();
     for m in &mailboxes {
-        if m.has(&ListAttribute::NonExistent) {
+        // A \NonExistent parent (RFC 5258) is shown as a parent only when it has children;
+        // `sorted` adds any parent the server did not list at all.
+        if m.has(&ListAttribute::NonExistent) && !m.has(&ListAttribute::HasChildren) {
             continue;
         }
         let name = match mailfold_sync::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
@@ -260,7 +289,7 @@ async fn server_rows(s: &mut Session, acct: &Account) -> Result<Vec<Row>, mailfo
             special_use: m.attributes.iter().find_map(special_use_name),
             messages: st.and_then(MailboxStatus::messages),
             unseen: st.and_then(unseen_of),
-            selectable: !m.has(&ListAttribute::NoSelect),
+            selectable: !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent),
         });
     }
     Ok(sorted(rows))
@@ -333,13 +362,20 @@ fn print_tree(rows: &[Row]) -> anyhow::Result<()> {
     .map_err(crate::exit::stdout_error)?;
     for r in rows {
         let num = |n: Option<u32>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
+        // A parent that cannot hold messages is marked, so its `-` counts are not read as
+        // "unknown".
+        let mark = if r.selectable {
+            r.special_use.as_deref().unwrap_or("")
+        } else {
+            "(parent only, holds no messages)"
+        };
         writeln!(
             out,
             "{}  {:>8}  {:>8}  {}",
             term::pad(&label(r), width),
             num(r.messages),
             num(r.unseen),
-            r.special_use.as_deref().unwrap_or("")
+            mark
         )
         .map_err(crate::exit::stdout_error)?;
     }

@@ -129,7 +129,7 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
             }).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!(
+        crate::outln!(
             "moved {} message(s) from {} to {}{}",
             msgs.len(),
             src.name,
@@ -139,7 +139,7 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
                 Pushed::Queued => " (queued for the next sync)",
                 Pushed::LocalOnly => "",
             }
-        );
+        )?;
     }
     match failure {
         Some(e) => Err(e),
@@ -277,7 +277,7 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
             "deleted": msgs.iter().map(id_of).collect::<Vec<_>>(),
         }))?;
     } else {
-        println!(
+        crate::outln!(
             "deleted {} message(s) from {}{}",
             msgs.len(),
             f.name,
@@ -286,7 +286,7 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
                 Pushed::Queued => " (queued for the next sync)",
                 Pushed::LocalOnly => "",
             }
-        );
+        )?;
     }
     match failure {
         Some(e) => Err(e),

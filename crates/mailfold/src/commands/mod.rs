@@ -17,6 +17,7 @@ pub mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::account::{self, Loaded};
 use crate::config::Account;
@@ -53,9 +54,19 @@ impl Ctx {
     }
 }
 
+/// Whether a command printed its JSON document: an error it returns afterwards is already
+/// in that document, so `main` prints no second one.
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`print_json`] has written a document in this process.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
+
 /// Writes one JSON document and a newline to stdout, its strings scrubbed of the process's
 /// secrets ([`crate::redact::scrub_json`]).
 pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    JSON_PRINTED.store(true, Ordering::Relaxed);
     let v = crate::redact::scrub_json(v.clone());
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &v)
@@ -63,6 +74,18 @@ pub fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
         .map_err(crate::exit::stdout_error)
+}
+
+/// The `--json` form of an error that ended a command: one object on stdout, so a script
+/// reading stdout always gets JSON (schema in docs/cli.md).
+pub fn error_json(e: &anyhow::Error, status: u8) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "message": format!("{e:#}"),
+            "kind": crate::exit::kind_of(status),
+            "status": status,
+        }
+    })
 }
 
 /// How a change ended, for the human and JSON output of the changing commands.

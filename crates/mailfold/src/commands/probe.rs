@@ -72,7 +72,7 @@ pub struct ProbeReport {
 /// The TLS part of a [`ProbeReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsReport {
-    /// Protocol version, e.g. `TLSv1_3`; `null` when the handshake failed.
+    /// Protocol version as people write it, e.g. `TLS 1.3`; `null` when the handshake failed.
     pub version: Option<String>,
     /// Cipher suite; `null` when the handshake failed.
     pub cipher: Option<String>,
@@ -238,7 +238,7 @@ fn tls_report(info: &TlsInfo) -> TlsReport {
         Some(TrustSource::SystemRoots | TrustSource::AccountCa)
     );
     TlsReport {
-        version: Some(info.protocol.clone()),
+        version: Some(tls_version_name(&info.protocol)),
         cipher: Some(info.cipher_suite.clone()),
         via_starttls: info.via_starttls,
         verified,
@@ -496,9 +496,17 @@ pub fn run(ctx: &Ctx, a: &ProbeArgs) -> anyhow::Result<u8> {
     if ctx.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
-        print_human(&report, &mut std::io::stdout().lock())?;
+        print_human(&report, &mut std::io::stdout().lock()).map_err(exit::stdout_error)?;
     }
     Ok(status)
+}
+
+/// A TLS version as people write it: rustls's `TLSv1_3` becomes `TLS 1.3`.
+pub fn tls_version_name(v: &str) -> String {
+    match v.strip_prefix("TLSv") {
+        Some(n) => format!("TLS {}", n.replace('_', ".")),
+        None => v.to_string(),
+    }
 }
 
 /// Server-supplied text, safe for a terminal: control characters become `?` and the
@@ -638,6 +646,13 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tls_versions_read_as_people_write_them() {
+        assert_eq!(super::tls_version_name("TLSv1_3"), "TLS 1.3");
+        assert_eq!(super::tls_version_name("TLSv1_2"), "TLS 1.2");
+        assert_eq!(super::tls_version_name("QUIC"), "QUIC");
+    }
+
     use super::*;
 
     #[test]

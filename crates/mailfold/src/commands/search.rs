@@ -283,7 +283,15 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
                 Mailbox::from_utf8(&joined)
             }
         };
-        s.examine(&mailbox).await?;
+        match s.examine(&mailbox).await {
+            Ok(_) => {}
+            // Refused: for a folder neither the mirror nor the state knows, the user named a
+            // folder that does not exist (a usage error as in every other command).
+            Err(NetError::Command { status, text }) if status == "NO" => {
+                return Ok(Err(text));
+            }
+            Err(e) => return Err(e),
+        }
         let esearch = s.capabilities().is_some_and(|c| c.has("ESEARCH"));
         let mut q = Search::new(true, search_keys);
         if has_8bit(&q.criteria) {
@@ -303,8 +311,27 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
         }
         uids.sort_unstable();
         uids.dedup();
-        Ok((uids, esearch))
+        Ok(Ok((uids, esearch)))
     })?;
+    let unknown = f
+        .as_ref()
+        .is_none_or(|f| f.rel.is_none() && f.state.is_none());
+    let reached = match reached {
+        Reached::Done(Err(text)) if unknown => {
+            return Err(crate::exit::usage(format!(
+                "no folder {folder} in account {name} (see `mailfold folders`); the server \
+                 says: {text}"
+            )))
+        }
+        Reached::Done(Err(text)) => {
+            return Err(anyhow::anyhow!(crate::exit::with_subject(
+                &acct.host,
+                &format!("server said NO: {text}")
+            )))
+        }
+        Reached::Done(Ok(r)) => Reached::Done(r),
+        Reached::Offline(why) => Reached::Offline(why),
+    };
     let local_items: Vec<Item> = match (&mirror, &f) {
         (Some(m), Some(f)) if f.rel.is_some() => items(m, f)?,
         _ => Vec::new(),
@@ -359,7 +386,9 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
             .len()
             .saturating_sub(found.iter().filter(|i| i.msg.record.is_some()).count());
         if missing > 0 {
-            println!("({missing} more on the server, not yet in the mirror: run `mailfold sync`)");
+            crate::outln!(
+                "({missing} more on the server, not yet in the mirror: run `mailfold sync`)"
+            )?;
         }
         if found.is_empty() && missing == 0 {
             eprintln!("mailfold: no message matches");

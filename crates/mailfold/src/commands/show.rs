@@ -50,6 +50,9 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
         })??;
         match fetched {
             Ok(Some(b)) => {
+                if raw && b.1 {
+                    return Err(anyhow::Error::new(crate::exit::StdoutClosed));
+                }
                 source = "server";
                 b
             }
@@ -144,9 +147,15 @@ fn print_human(r: &mime::Rendered, flags: &[String], truncated: bool) -> std::io
 fn read_local(path: &std::path::Path, raw: bool) -> anyhow::Result<(Vec<u8>, bool)> {
     let mut file = std::fs::File::open(path)?;
     if raw {
-        let mut out = std::io::stdout().lock();
-        std::io::copy(&mut file, &mut out)?;
-        out.flush()?;
+        // Piece by piece, so only a write error (a closed pipe: quiet end) is an output error.
+        let mut piece = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut piece)?;
+            if n == 0 {
+                break;
+            }
+            crate::exit::write_bytes(&piece[..n])?;
+        }
         // Already printed: the caller prints nothing more.
         return Ok((Vec::new(), false));
     }
@@ -167,12 +176,22 @@ struct BodySink {
     buf: Vec<u8>,
     truncated: bool,
     seen: bool,
+    closed: bool,
 }
 
 impl BodySink {
     fn emit(&mut self) -> std::io::Result<()> {
         if self.raw {
-            std::io::stdout().lock().write_all(&self.scratch)?;
+            // A reader that closed the pipe (`show --raw | head`) wants no more: the rest is
+            // dropped and the command ends quietly once the fetch is done.
+            if !self.closed {
+                if let Err(e) = std::io::stdout().lock().write_all(&self.scratch) {
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        return Err(e);
+                    }
+                    self.closed = true;
+                }
+            }
         } else {
             let room = MAX_DECODE.saturating_sub(self.buf.len());
             if self.scratch.len() > room {
@@ -231,6 +250,7 @@ async fn fetch_body(
         buf: Vec::new(),
         truncated: false,
         seen: false,
+        closed: false,
     };
     s.uid_fetch(
         &set,
@@ -242,5 +262,8 @@ async fn fetch_body(
     if !sink.seen {
         return Ok(None);
     }
-    Ok(Some((sink.buf, sink.truncated)))
+    // With --raw nothing is kept to cut, so the flag says instead whether the reader closed
+    // standard output.
+    let cut = if raw { sink.closed } else { sink.truncated };
+    Ok(Some((sink.buf, cut)))
 }

@@ -4,11 +4,13 @@
 
 use std::io::Write;
 
+use mailfold_sync::report::PlanTotals;
 use mailfold_sync::{NoProgress, Progress, SyncError, SyncOptions, SyncReport};
 use serde_json::{json, Value};
 
 use super::{print_json, Ctx};
 use crate::account;
+use crate::config::TlsMode;
 use crate::exit;
 use crate::lock::AccountLock;
 use crate::progress::Bars;
@@ -42,23 +44,32 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
             );
         }
-        let result = account::state_path(name, acct)
-            .and_then(|state| AccountLock::acquire(name, &state, "sync", ctx.wait))
-            .and_then(|lock| {
-                let spec = account::sync_spec(name, acct)?;
-                // Per-folder bars on a terminal only (issue 6); cleared before the report.
-                let bars = Bars::wanted(ctx.json, ctx.quiet).then(|| Bars::new(name));
-                let observer: &dyn Progress = match &bars {
-                    Some(b) => b,
-                    None => &NoProgress,
-                };
-                let r = mailfold_sync::sync_account_with_progress(&spec, &opts, observer);
-                if let Some(b) = &bars {
-                    b.finish();
-                }
-                drop(lock);
-                r.map_err(sync_error)
-            });
+        let result = account::state_path(name, acct).and_then(|state| {
+            // A dry run writes nothing, so it needs no lock unless there is a state to
+            // read consistently (and it must not create the state's directory).
+            let lock = if dry_run && !state.exists() {
+                None
+            } else {
+                Some(AccountLock::acquire(name, &state, "sync", ctx.wait)?)
+            };
+            let spec = account::sync_spec(name, acct)?;
+            // Per-folder bars on a terminal only; cleared before the report.
+            let bars = Bars::wanted(ctx.json, ctx.quiet).then(|| Bars::new(name));
+            let observer: &dyn Progress = match &bars {
+                Some(b) => b,
+                None => &NoProgress,
+            };
+            let r = if dry_run {
+                dry_run_account(&spec, &opts, observer)
+            } else {
+                mailfold_sync::sync_account_with_progress(&spec, &opts, observer)
+            };
+            if let Some(b) = &bars {
+                b.finish();
+            }
+            drop(lock);
+            r.map_err(sync_error)
+        });
         match result {
             Ok(report) => {
                 // Seed V0063: ALERT text always reaches the user, marked as the server's.
@@ -75,7 +86,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
                 if ctx.json {
                     docs.push(report_json(&report, None));
                 } else {
-                    print_human(&report).map_err(exit::stdout_error)?;
+                    print_human(&report, ctx.verbose).map_err(exit::stdout_error)?;
                 }
                 if !dry_run {
                     let hook = acct.post_sync_command.as_ref();
@@ -86,10 +97,11 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
             }
             Err(e) => {
                 status = exit::worst(status, exit::status_of(&e));
-                eprintln!(
-                    "mailfold: account {name}: {}",
-                    term::line(&format!("{e:#}"))
-                );
+                let msg = exit::with_subject(&format!("account {name}"), &format!("{e:#}"));
+                eprintln!("mailfold: {}", term::line(&msg));
+                if let Some(h) = connection_hint(&format!("{e:#}"), name, Some(acct.tls)) {
+                    eprintln!("mailfold: hint: {h}");
+                }
                 if ctx.json {
                     docs.push(json!({
                         "account": name,
@@ -104,6 +116,102 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
         print_json(&json!({ "accounts": docs }))?;
     }
     Ok(status)
+}
+
+/// A dry run: the same gathering and planning as a sync, applying nothing, and read-only on
+/// both sides: folders are opened with EXAMINE (in gather), and a Maildir or state database
+/// that does not exist yet is not created: an empty stand-in in a scratch directory, removed
+/// afterwards, plans exactly what a first run would.
+fn dry_run_account(
+    spec: &mailfold_sync::AccountSpec,
+    opts: &SyncOptions,
+    observer: &dyn Progress,
+) -> Result<SyncReport, SyncError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("mailfold-dry-run")
+        .tempdir()
+        .map_err(|e| SyncError::Config(format!("creating a scratch directory: {e}")))?;
+    let maildir_root = if spec.maildir.exists() {
+        spec.maildir.clone()
+    } else {
+        scratch.path().join("mail")
+    };
+    let maildir = mailfold_store::Maildir::open(
+        &maildir_root,
+        mailfold_store::MaildirOptions {
+            fsync: false,
+            ..mailfold_store::MaildirOptions::default()
+        },
+    )?;
+    let mut db = if spec.state_db.exists() {
+        mailfold_store::StateDb::open(&spec.state_db)?
+    } else {
+        mailfold_store::StateDb::create(&scratch.path().join("state.sqlite"))?
+    };
+    let mut remote = mailfold_sync::NetRemote::connect(spec)?;
+    let r = mailfold_sync::sync_with_remote_progress(
+        &mut remote,
+        spec,
+        opts,
+        &maildir,
+        &mut db,
+        observer,
+    );
+    mailfold_sync::Remote::logout(&mut remote);
+    r.map(|mut r| {
+        r.traffic = Some(mailfold_sync::Traffic::of(&remote.stats()));
+        r
+    })
+}
+
+/// What to do about a failure to reach, secure or log in to the server, in the words of
+/// `mailfold probe` (which finds the same causes with more detail), from the error's text:
+/// the sync engine passes connection failures on as text. `tls` is the account's mode when
+/// known. `None` when the error is not about the connection.
+pub fn connection_hint(text: &str, account: &str, tls: Option<TlsMode>) -> Option<String> {
+    // A configuration problem (an unreadable CA file, a bad host name) says what to fix.
+    if text.contains("configuration:") {
+        return None;
+    }
+    let probe = format!("`mailfold probe {account}` shows more");
+    if text.contains("waiting for the greeting") {
+        return Some(match tls {
+            Some(TlsMode::Implicit) => {
+                format!("no greeting arrived: is this an IMAP port? {probe}")
+            }
+            _ => format!(
+                "no greeting arrived: a server that expects TLS from the first byte says \
+                 nothing in clear; try `tls = \"implicit\"` (port 993). {probe}"
+            ),
+        });
+    }
+    if text.contains("did not answer with TLS") {
+        return Some(format!(
+            "the server does not speak TLS on this port: it may expect STARTTLS \
+             (`tls = \"starttls\"`, port 143) or be a plaintext port. {probe}"
+        ));
+    }
+    if text.contains("certificate refused") {
+        return Some(format!(
+            "`mailfold probe {account}` shows the certificate chain the server presented"
+        ));
+    }
+    if text.contains("authentication failed") {
+        return Some(format!(
+            "`mailfold probe {account}` shows the mechanisms the server offered and the ones tried"
+        ));
+    }
+    let connection = [
+        "connecting to",
+        "timed out",
+        "TLS:",
+        "connection",
+        "resolving",
+    ];
+    connection
+        .iter()
+        .any(|w| text.contains(w))
+        .then(|| format!("run `mailfold probe {account}` for a diagnosis"))
 }
 
 /// Maps a sync error to the exit-status classes; the caller prefixes the account name.
@@ -125,16 +233,31 @@ pub fn report_json(r: &SyncReport, error: Option<&str>) -> Value {
     v
 }
 
-fn print_human(r: &SyncReport) -> std::io::Result<()> {
+/// The human report of one account. A dry run says what the run would do, with each
+/// operation under its folder at `-v`.
+fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let verdict = if r.dry_run {
-        "planned (dry run, nothing changed)"
+    let dry = r.dry_run;
+    let verdict = if dry {
+        "plan (dry run, nothing changed)"
     } else if r.is_complete() {
         "synced"
     } else {
         "incomplete"
     };
     writeln!(out, "account {}: {verdict}", r.account)?;
+    if let Some(t) = r.plan_totals.filter(|t| *t != PlanTotals::default()) {
+        // The planner's own totals for the account, before the folders.
+        writeln!(
+            out,
+            "  in all: {} to download, {} to upload, {} flag changes, {} to move, {} to delete",
+            t.downloads,
+            t.uploads,
+            t.local_flag_changes + t.remote_flag_changes,
+            t.local_moves + t.remote_moves,
+            t.local_deletions + t.remote_deletions,
+        )?;
+    }
     for w in &r.warnings {
         writeln!(out, "  warning: {}", term::line(w))?;
     }
@@ -142,41 +265,82 @@ fn print_human(r: &SyncReport) -> std::io::Result<()> {
     // safety valve, a side that looks empty); a hint here would also promise it for those it
     // does not lift, such as a message the server gave no RFC822.SIZE for.
     for x in &r.refused {
-        writeln!(out, "  refused: {}", term::line(&x.to_string()))?;
+        if dry {
+            writeln!(out, "  would be refused: {}", term::line(x))?;
+        } else {
+            writeln!(out, "  refused: {}", term::line(x))?;
+        }
     }
     for e in &r.errors {
         writeln!(out, "  error: {}", term::line(e))?;
     }
     let mut quiet = 0usize;
+    let mut shown = 0usize;
     for f in &r.folders {
         let mut parts = Vec::new();
-        let mut add = |n: usize, what: &str| {
+        let mut add = |n: usize, done: &str, planned: &str| {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{n} {}", if dry { planned } else { done }));
             }
         };
-        add(f.downloaded, "downloaded");
-        add(f.uploaded, "uploaded");
-        add(f.bound, "matched");
-        add(f.local_flag_changes, "flag changes here");
-        add(f.remote_flag_changes, "flag changes on server");
-        add(f.local_deletions, "deleted here");
-        add(f.remote_deletions, "deleted on server");
-        add(f.local_moves, "moved here");
-        add(f.remote_moves, "moved on server");
-        add(f.pending, "pending");
+        add(f.downloaded, "downloaded", "to download");
+        add(f.uploaded, "uploaded", "to upload");
+        add(f.bound, "matched", "to match");
+        add(
+            f.local_flag_changes,
+            "flag changes here",
+            "flag changes to make here",
+        );
+        add(
+            f.remote_flag_changes,
+            "flag changes on server",
+            "flag changes to make on server",
+        );
+        add(f.local_deletions, "deleted here", "to delete here");
+        add(
+            f.remote_deletions,
+            "deleted on server",
+            "to delete on server",
+        );
+        add(f.local_moves, "moved here", "to move here");
+        add(f.remote_moves, "moved on server", "to move on server");
+        add(f.pending, "pending", "pending");
+        let would = |s: &str| {
+            if dry {
+                format!("would be {s}")
+            } else {
+                s.to_string()
+            }
+        };
         if f.created_local {
-            parts.push("created here".into());
+            parts.push(would("created here"));
         }
         if f.created_remote {
-            parts.push("created on server".into());
+            parts.push(would("created on server"));
         }
         if f.deleted {
-            parts.push("folder deleted".into());
+            parts.push(if dry {
+                "folder would be deleted".into()
+            } else {
+                "folder deleted".into()
+            });
         }
         if f.read_only {
             parts.push("read-only".into());
         }
+        // A folder renamed as a whole is named with its old name and the side renamed.
+        let title = match &f.renamed_from {
+            Some(from) => {
+                let side = match r.rename_side(from, &f.folder) {
+                    Some("server") => "renamed on the server",
+                    Some(_) => "renamed here",
+                    None => "renamed",
+                };
+                parts.insert(0, would(side));
+                format!("{} → {}", term::line(from), term::line(&f.folder))
+            }
+            None => term::line(&f.folder).into_owned(),
+        };
         if parts.is_empty() && f.warnings.is_empty() && f.errors.is_empty() {
             quiet += 1;
             continue;
@@ -184,16 +348,30 @@ fn print_human(r: &SyncReport) -> std::io::Result<()> {
         if parts.is_empty() {
             parts.push("no changes".into());
         }
-        writeln!(out, "  {}: {}", term::line(&f.folder), parts.join(", "))?;
+        shown += 1;
+        writeln!(out, "  {title}: {}", parts.join(", "))?;
         for w in &f.warnings {
             writeln!(out, "    warning: {}", term::line(w))?;
         }
         for e in &f.errors {
             writeln!(out, "    error: {}", term::line(e))?;
         }
+        if dry && verbose > 0 {
+            for p in r.planned.iter().filter(|p| p.folder == f.folder) {
+                writeln!(out, "    {}", term::line(&p.op))?;
+            }
+        }
+    }
+    // A dry run always says what it found, even when that is nothing.
+    if dry && shown == 0 && r.refused.is_empty() && r.errors.is_empty() {
+        writeln!(out, "  nothing to do")?;
     }
     if quiet > 0 {
-        writeln!(out, "  {quiet} folder(s) unchanged")?;
+        if dry {
+            writeln!(out, "  {quiet} folder(s) with nothing to do")?;
+        } else {
+            writeln!(out, "  {quiet} folder(s) unchanged")?;
+        }
     }
     Ok(())
 }

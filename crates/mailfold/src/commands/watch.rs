@@ -233,6 +233,9 @@ fn print_report(r: &SyncReport, host: &str, json: bool) {
         .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
     {
         println!("{now} {}:   error: {}", r.account, term::line(e));
+        if let Some(h) = super::sync::connection_hint(e, &r.account, None) {
+            eprintln!("mailfold: hint: {h}");
+        }
     }
 }
 
