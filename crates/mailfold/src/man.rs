@@ -34,7 +34,7 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "password_command",
-        "program printing the password on its first line (argv list, or a string run by `sh -c`)",
+        "program printing the password on its first line (argv list, or a string run by `sh -c`); the line is used as soon as it arrives, and whatever the program started is ended shortly after (it runs in its own process group)",
         "—",
     ),
     (
@@ -137,6 +137,16 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
         "dangerously_accept_invalid_certs",
         "accept any certificate, for `sync`, `watch` and every command (a warning on stderr on every connection, at any `-v` level)",
         "false",
+    ),
+    (
+        "watch_poll_interval",
+        "`watch` on a server without NOTIFY: seconds between polls of the folders IDLE does not watch (1–600)",
+        "60",
+    ),
+    (
+        "post_sync_command",
+        "program run after every `sync` and `watch` round that changed something, with the counts in its environment (argv list, or a string run by `sh -c`); its failure is a warning",
+        "—",
     ),
 ];
 

@@ -72,6 +72,9 @@
 /// `PRAGMA application_id` of a mailfold state database ("MFLD").
 pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
 
+/// The schema version this build writes (the number of [`MIGRATIONS`]).
+pub const VERSION: i64 = 4;
+
 /// Migrations in order; the schema version is the number applied.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // Version 1.
