@@ -94,6 +94,16 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
             .with_context(|| format!("account {name}"))?;
         return Ok(AccountSecret::OAuthToken(s));
     }
+    if let Some(file) = &acct.password_file {
+        let s =
+            crate::credential::read_secret_file(file).with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::Password(s));
+    }
+    if let Some(var) = &acct.password_env {
+        let s =
+            crate::credential::read_secret_env(var).with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::Password(s));
+    }
     if let Some(cmd) = &acct.password_command {
         let s = run_secret_command(cmd, "password_command")
             .with_context(|| format!("account {name}"))?;
@@ -101,7 +111,8 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     }
     // The config refuses such an account when it is loaded; a hand-built one ends here.
     Err(usage(format!(
-        "account {name}: no password_command, oauth_token_command or anonymous = true"
+        "account {name}: no password_command, oauth_token_command, password_file, password_env \
+         or anonymous = true"
     )))
 }
 
