@@ -151,11 +151,12 @@ fn main() {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Measured by `bench/fleet` on {cores} cores ({}), mailfold {}: {accounts} accounts of \
+        "Measured by `bench/fleet` on {cores} cores ({}), mailfold {} ({} build): {accounts} accounts of \
          {messages} messages (about {:.1} KB each) on one private Dovecot over implicit TLS, \
          `fsync = false` on both sides.\n",
         uname(),
         env!("CARGO_PKG_VERSION"),
+        std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "unknown".into()),
         bytes as f64 / (n * messages as f64) / 1000.0,
     );
     let _ = writeln!(md, "| run | wall time | CPU time (all processes) |");

@@ -9,9 +9,13 @@ mod fleet_util;
 use std::path::Path;
 use std::process::Command;
 
-use fleet_util::{assert_mirrors, json_lines, mailfold, populate, write_manifest, CountingProxy};
+use fleet_util::{assert_mirrors, json_lines, populate, write_manifest, CountingProxy};
 use mailfold_testsupport::Dovecot;
 use serde_json::Value;
+
+fn mailfold(home: &Path, args: &[&str]) -> std::process::Output {
+    fleet_util::mailfold_with(Path::new(env!("CARGO_BIN_EXE_mailfold")), home, args)
+}
 
 fn by_account(lines: &[Value]) -> std::collections::BTreeMap<String, Value> {
     lines

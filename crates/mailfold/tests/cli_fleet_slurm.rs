@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleet_util::{assert_mirrors, json_lines, mailfold, populate, write_manifest};
+use fleet_util::{assert_mirrors, json_lines, populate, write_manifest};
 use mailfold_testsupport::{free_port, Dovecot};
+
+fn mailfold(home: &Path, args: &[&str]) -> std::process::Output {
+    fleet_util::mailfold_with(Path::new(env!("CARGO_BIN_EXE_mailfold")), home, args)
+}
 
 const ACCOUNTS: usize = 200;
 const MESSAGES: usize = 100;

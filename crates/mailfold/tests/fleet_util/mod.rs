@@ -136,11 +136,10 @@ pub fn write_manifest(
     path
 }
 
-/// Runs `mailfold ARGS` with a clean environment (no personal config).
-pub fn mailfold(home: &Path, args: &[&str]) -> Output {
-    // `option_env!`: this file is also built into the fleet_bench example, which is given
-    // the binary's path instead and never calls this.
-    let bin = option_env!("CARGO_BIN_EXE_mailfold").expect("built as an integration test");
+/// Runs the mailfold program `bin` with ARGS and a clean environment (no personal config).
+/// The tests pass their `CARGO_BIN_EXE_mailfold`; the fleet_bench example, which includes
+/// this file too, has no such variable.
+pub fn mailfold_with(bin: &Path, home: &Path, args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .env("HOME", home)
