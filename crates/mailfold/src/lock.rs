@@ -76,6 +76,10 @@ pub struct BusyError {
 
 impl fmt::Display for BusyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.holder.host.is_some() {
+            // Waiting cannot help: this host's kernel lock is not what holds it.
+            return write!(f, "account {} is busy: {}", self.account, self.holder);
+        }
         write!(
             f,
             "account {} is busy: {}; try again when it ends, or pass --wait",
