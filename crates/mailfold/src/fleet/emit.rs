@@ -174,7 +174,7 @@ fn job_spec(opts: &EmitOptions, k: &KubeOptions, pad: usize) -> String {
         \x20         - {{name: state, mountPath: {state}}}\n\
         \x20   volumes:\n\
         \x20     - {{name: manifest, configMap: {{name: {name}-manifest}}}}\n\
-        \x20     - {{name: secrets, secret: {{secretName: {name}-secrets, defaultMode: 0400}}}}\n\
+        \x20     - {{name: secrets, secret: {{secretName: {name}-secrets, defaultMode: 288}}}}\n\
         \x20     - {{name: mail, persistentVolumeClaim: {{claimName: {name}-mail}}}}\n\
         \x20     - {{name: state, persistentVolumeClaim: {{claimName: {name}-state}}}}\n",
         backoff = n.saturating_mul(3),
@@ -186,6 +186,8 @@ fn job_spec(opts: &EmitOptions, k: &KubeOptions, pad: usize) -> String {
         mail = q(&k.mail_dir.display().to_string()),
         state = q(&k.state_dir.display().to_string()),
     );
+    // defaultMode 288 is 0440 written in decimal (YAML readers disagree on a leading 0):
+    // the files belong to root and the pod's fsGroup, and the pod runs as a member of it.
     let indent = " ".repeat(pad);
     text.lines()
         .map(|l| format!("{indent}{l}\n"))
