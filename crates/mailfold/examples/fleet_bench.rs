@@ -70,6 +70,7 @@ fn main() {
         "for a in {}; do \"$MAILFOLD\" --config \"$CONFIG\" -q sync \"$a\" >/dev/null || exit 1; done",
         names.join(" ")
     );
+    let load_start = loadavg();
     let cpu0 = children_cpu();
     let t = Instant::now();
     let status = Command::new("sh")
@@ -140,6 +141,7 @@ fn main() {
     let idle_cpu = children_cpu() - cpu0;
     assert!(again.status.success());
 
+    let load_end = loadavg();
     let n = accounts as f64;
     let ratio = fleet_wall.as_secs_f64() / loop_wall.as_secs_f64();
     let cpu_per = fleet_cpu.as_secs_f64() / n;
@@ -153,13 +155,18 @@ fn main() {
         md,
         "Measured by `bench/fleet` on {cores} cores ({}), mailfold {} ({} build): {accounts} accounts of \
          {messages} messages (about {:.1} KB each) on one private Dovecot over implicit TLS, \
-         `fsync = false` on both sides.\n",
+         `fsync = false` on both sides. Load average (1 min) of the machine: {load_start} \
+         when the runs started, {load_end} when they ended (other work on the machine \
+         competes for the same cores).\n",
         uname(),
         env!("CARGO_PKG_VERSION"),
         std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "unknown".into()),
         bytes as f64 / (n * messages as f64) / 1000.0,
     );
-    let _ = writeln!(md, "| run | wall time | CPU time (all processes) |");
+    let _ = writeln!(
+        md,
+        "| run | wall time | CPU time of the mailfold processes (the server's not counted) |"
+    );
     let _ = writeln!(md, "|---|---:|---:|");
     let _ = writeln!(
         md,
@@ -220,10 +227,10 @@ fn main() {
     );
     let _ = writeln!(md, "| accounts | layout | first sync (estimate) | periodic run, nothing new (estimate) | disk |");
     let _ = writeln!(md, "|---:|---|---:|---:|---:|");
-    for (count, nodes, layout) in [
-        (10usize, 1usize, "one machine, `fleet run --jobs 8`"),
-        (1_000, 1, "one machine, `fleet run --jobs 8`"),
-        (100_000, 50, "50 nodes × 8 jobs (`--shards 50`)"),
+    for (label, count, nodes, layout) in [
+        ("10", 10usize, 1usize, "one machine, `fleet run --jobs 8`"),
+        ("1,000", 1_000, 1, "one machine, `fleet run --jobs 8`"),
+        ("100,000", 100_000, 50, "50 nodes × 8 jobs (`--shards 50`)"),
     ] {
         let slots = (nodes * jobs) as f64;
         let c = count as f64;
@@ -234,7 +241,7 @@ fn main() {
         let idle = c * idle_cpu_per / (nodes * cores) as f64;
         let _ = writeln!(
             md,
-            "| {count} | {layout} | {} | {} | {} |",
+            "| {label} | {layout} | {} | {} | {} |",
             dur(wall),
             dur(idle),
             human(c * disk_per)
@@ -278,6 +285,14 @@ fn children_cpu() -> Duration {
     Duration::from_secs_f64(ticks as f64 / hz as f64)
 }
 
+/// The 1-minute load average, as /proc/loadavg gives it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn du(path: &Path) -> u64 {
     let mut total = 0;
     if let Ok(rd) = std::fs::read_dir(path) {
@@ -306,7 +321,9 @@ fn secs(d: Duration) -> String {
 }
 
 fn dur(s: f64) -> String {
-    if s < 120.0 {
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else if s < 120.0 {
         format!("{s:.0} s")
     } else if s < 7200.0 {
         format!("{:.0} min", s / 60.0)
