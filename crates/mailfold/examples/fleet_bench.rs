@@ -147,6 +147,7 @@ fn main() {
     let cpu_per = fleet_cpu.as_secs_f64() / n;
     let idle_cpu_per = idle_cpu.as_secs_f64() / n;
     let wall_per_job = fleet_wall.as_secs_f64() * jobs as f64 / n;
+    let idle_wall_per_job = idle_wall.as_secs_f64() * jobs as f64 / n;
     let disk_per = (mirror_bytes + state_bytes) as f64 / n;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
 
@@ -236,9 +237,9 @@ fn main() {
         let c = count as f64;
         // Wall: accounts run `slots` at a time at the measured wall time per account
         // (which already includes waiting for the server), or the CPU bound, whichever
-        // is larger.
+        // is larger; the same for the run with nothing new.
         let wall = (c * wall_per_job / slots).max(c * cpu_per / (nodes * cores) as f64);
-        let idle = c * idle_cpu_per / (nodes * cores) as f64;
+        let idle = (c * idle_wall_per_job / slots).max(c * idle_cpu_per / (nodes * cores) as f64);
         let _ = writeln!(
             md,
             "| {label} | {layout} | {} | {} | {} |",
