@@ -96,6 +96,16 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
         register_login(acct, s.expose());
         return Ok(AccountSecret::OAuthToken(s));
     }
+    if let Some(file) = &acct.password_file {
+        let s =
+            crate::credential::read_secret_file(file).with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::Password(s));
+    }
+    if let Some(var) = &acct.password_env {
+        let s =
+            crate::credential::read_secret_env(var).with_context(|| format!("account {name}"))?;
+        return Ok(AccountSecret::Password(s));
+    }
     if let Some(cmd) = &acct.password_command {
         let s = run_secret_command(cmd, "password_command")?;
         register_login(acct, s.expose());
@@ -103,7 +113,8 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     }
     // The config refuses such an account when it is loaded; a hand-built one ends here.
     Err(usage(format!(
-        "account {name}: no password_command, oauth_token_command or anonymous = true"
+        "account {name}: no password_command, oauth_token_command, password_file, password_env \
+         or anonymous = true"
     )))
 }
 

@@ -203,6 +203,9 @@ pub enum Command {
     /// stops before login. A refused certificate is explained (not trusted, wrong host,
     /// expired) with the chain the server presented. Exit status 3 when a step fails.
     Probe(ProbeArgs),
+    /// Many accounts from a manifest: run them here, or write Slurm or Kubernetes jobs.
+    #[command(subcommand)]
+    Fleet(crate::fleet::FleetCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -106,6 +106,10 @@ pub struct Account {
     pub password_command: Option<CommandSpec>,
     /// Program printing an OAuth 2 access token (XOAUTH2 / OAUTHBEARER).
     pub oauth_token_command: Option<CommandSpec>,
+    /// A file whose first line is the password (a mounted secret, a systemd credential).
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password (a scheduler's injected secret).
+    pub password_env: Option<String>,
     /// Extra CA certificates (PEM) trusted for this account, for self-hosted servers.
     pub ca_file: Option<PathBuf>,
     /// Allow sending a password over a connection without TLS (seed V0031). Default false.
@@ -327,7 +331,15 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
-        for (name, acct) in cfg.accounts.iter_mut() {
+        cfg.validate(text, path)?;
+        Ok(cfg)
+    }
+
+    /// Checks every account and expands `~/` in its paths; `text` and `path` locate errors.
+    /// [`Config::parse`] calls it; `mailfold fleet` calls it on the accounts a manifest
+    /// builds, so both files take the same keys with the same rules.
+    pub fn validate(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        for (name, acct) in self.accounts.iter_mut() {
             let err = |key: &str, message: String| ConfigError {
                 path: path.to_path_buf(),
                 line: find_key_line(text, name, key),
@@ -349,23 +361,51 @@ impl Config {
             if acct.user.is_empty() && !acct.anonymous {
                 return Err(err("user", "must not be empty".into()));
             }
-            if acct.password_command.is_none()
-                && acct.oauth_token_command.is_none()
-                && !acct.anonymous
-            {
+            let sources = [
+                ("password_command", acct.password_command.is_some()),
+                ("oauth_token_command", acct.oauth_token_command.is_some()),
+                ("password_file", acct.password_file.is_some()),
+                ("password_env", acct.password_env.is_some()),
+            ];
+            if !sources.iter().any(|(_, set)| *set) && !acct.anonymous {
                 return Err(err(
                     "password_command",
-                    "an account needs password_command, oauth_token_command or anonymous = true"
+                    "an account needs password_command, oauth_token_command, password_file, \
+                     password_env or anonymous = true"
                         .into(),
                 ));
+            }
+            // One secret per account: a second would be silently unused.
+            if let Some((second, _)) = sources.iter().filter(|(_, set)| *set).nth(1) {
+                return Err(err(
+                    second,
+                    "an account takes one of password_command, oauth_token_command, \
+                     password_file and password_env"
+                        .into(),
+                ));
+            }
+            if let Some(v) = &acct.password_env {
+                if v.is_empty()
+                    || v.starts_with(|c: char| c.is_ascii_digit())
+                    || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(err(
+                        "password_env",
+                        format!("{v:?} is not an environment variable name"),
+                    ));
+                }
+            }
+            if acct
+                .password_file
+                .as_ref()
+                .is_some_and(|f| f.as_os_str().is_empty())
+            {
+                return Err(err("password_file", "must name a file".into()));
             }
             if acct.anonymous {
                 // An anonymous login sends no secret (RFC 4505): a configured one would be
                 // silently unused, which hides a mistake.
-                for (key, set) in [
-                    ("password_command", acct.password_command.is_some()),
-                    ("oauth_token_command", acct.oauth_token_command.is_some()),
-                ] {
+                for (key, set) in sources {
                     if set {
                         return Err(err(key, "an anonymous account takes no secret".into()));
                     }
@@ -392,6 +432,7 @@ impl Config {
             acct.local = expand_home(&acct.local);
             acct.ca_file = acct.ca_file.as_deref().map(expand_home);
             acct.state = acct.state.as_deref().map(expand_home);
+            acct.password_file = acct.password_file.as_deref().map(expand_home);
             if let Some(c) = acct.connections {
                 if c == 0 || c > 16 {
                     return Err(err("connections", "must be between 1 and 16".into()));
@@ -446,7 +487,7 @@ impl Config {
                 }
             }
         }
-        Ok(cfg)
+        Ok(())
     }
 
     /// The accounts selected by name (all when `names` is empty), or an error naming an unknown one.

@@ -23,6 +23,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use mailfold_sasl::Secret;
 
 use crate::config::CommandSpec;
@@ -299,6 +300,49 @@ impl Group {
     }
 }
 
+/// The first line of the file `path` (`password_file`): a secret mounted by a scheduler
+/// (a Kubernetes Secret volume, a systemd credential). Bounded like a command's output.
+pub fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Secret<String>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read password_file {}", path.display()))?;
+    let mut out = Vec::new();
+    file.take(MAX_LINE as u64 + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("cannot read password_file {}", path.display()))?;
+    if out.len() as u64 > MAX_LINE as u64 {
+        bail!(
+            "password_file {} holds more than {MAX_LINE} bytes",
+            path.display()
+        );
+    }
+    first_line(out, &format!("password_file {}", path.display()))
+}
+
+/// The value of the environment variable `name` (`password_env`); its first line, as for a
+/// command, so a trailing newline from a secret store does not become part of the password.
+pub fn read_secret_env(name: &str) -> anyhow::Result<Secret<String>> {
+    let value = std::env::var_os(name)
+        .with_context(|| format!("password_env: the variable {name} is not set"))?;
+    let bytes = value.into_encoded_bytes();
+    if bytes.len() as u64 > MAX_LINE as u64 {
+        bail!("password_env: the variable {name} holds more than {MAX_LINE} bytes");
+    }
+    first_line(bytes, &format!("password_env {name}"))
+}
+
+/// The shared tail of every secret source: UTF-8, first line, not empty, registered for
+/// scrubbing. `what` names the source, never the value.
+fn first_line(out: Vec<u8>, what: &str) -> anyhow::Result<Secret<String>> {
+    let text = String::from_utf8(out).map_err(|_| anyhow::anyhow!("{what} is not UTF-8"))?;
+    let first = text.lines().next().unwrap_or("");
+    let first = first.strip_suffix('\r').unwrap_or(first);
+    if first.is_empty() {
+        bail!("{what} has an empty first line");
+    }
+    crate::redact::register(first);
+    Ok(Secret::new(first.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +368,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.expose(), "bare");
+    }
+
+    #[test]
+    fn files_and_variables_give_their_first_line_and_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "s3cret\r\nignored\n").unwrap();
+        assert_eq!(read_secret_file(&f).unwrap().expose(), "s3cret");
+        std::fs::write(&f, "\n").unwrap();
+        let e = read_secret_file(&f).unwrap_err().to_string();
+        assert!(e.contains("empty first line"), "{e}");
+        let e = read_secret_file(&dir.path().join("none"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read password_file"), "{e}");
+        let e = read_secret_env("MAILFOLD_TEST_SURELY_UNSET_VARIABLE")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not set"), "{e}");
+        // PATH is set in every test environment; only its first line is taken.
+        assert!(!read_secret_env("PATH").unwrap().expose().is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod credential;
 pub mod exit;
+pub mod fleet;
 pub mod lock;
 pub mod man;
 pub mod mime;

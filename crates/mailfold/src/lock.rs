@@ -12,7 +12,17 @@
 //! `std::fs::File::try_lock`): the kernel drops it when the holder exits, however it exits,
 //! so a crashed sync never leaves a stale lock behind and the file is never deleted (deleting
 //! a lock file while another process waits on it would let two holders in). The holder writes
-//! its process ID and command into the file, for the "busy" message of the next one.
+//! its process ID, command and host name into the file, for the "busy" message of the next
+//! one, and empties it when it releases the lock.
+//!
+//! One writer per account across machines (`mailfold fleet`): a kernel lock is only as good
+//! as the file system's locking, and some shared file systems lock per client only. So a
+//! process that gets the kernel lock still reads the note: a note left by *another host*
+//! means that host may be writing the account right now (its lock invisible here) or died
+//! holding it; this host cannot tell which, so it reports the holder ([`BusyError`], exit
+//! status 4) and never breaks the lock. A note left by this host is stale by construction
+//! (the kernel lock was free, so its writer is gone) and is replaced. An operator who knows
+//! the other host is down empties or deletes the lock file (docs/fleet.md).
 
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -31,10 +41,20 @@ pub struct Holder {
     pub pid: Option<u32>,
     /// The holder's command (`sync`, `flag`, …), when known.
     pub command: Option<String>,
+    /// The holder's host name, when it wrote one and it is not this host.
+    pub host: Option<String>,
 }
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(h), Some(p)) = (&self.host, self.pid) {
+            let c = self.command.as_deref().unwrap_or("?");
+            return write!(
+                f,
+                "`mailfold {c}` on host {h} (pid {p}) holds it, or died holding it; \
+                 if that host is down, empty the lock file"
+            );
+        }
         match (&self.command, self.pid) {
             (Some(c), Some(p)) => write!(f, "`mailfold {c}` is running (pid {p})"),
             (None, Some(p)) => write!(f, "another mailfold is running (pid {p})"),
@@ -56,6 +76,10 @@ pub struct BusyError {
 
 impl fmt::Display for BusyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.holder.host.is_some() {
+            // Waiting cannot help: this host's kernel lock is not what holds it.
+            return write!(f, "account {} is busy: {}", self.account, self.holder);
+        }
         write!(
             f,
             "account {} is busy: {}; try again when it ends, or pass --wait",
@@ -122,6 +146,15 @@ impl AccountLock {
                 );
             }
         }
+        // See the module docs: another host's note is reported, never overwritten.
+        let left = read_holder(&mut file);
+        if left.pid.is_some() && left.host.is_some() {
+            let _ = file.unlock();
+            return Err(anyhow::Error::new(BusyError {
+                account: account.to_string(),
+                holder: left,
+            }));
+        }
         write_note(&mut file, command)
             .with_context(|| format!("writing the lock file {}", path.display()))?;
         Ok(AccountLock { file, path })
@@ -135,8 +168,10 @@ impl AccountLock {
 
 impl Drop for AccountLock {
     fn drop(&mut self) {
-        // Closing the file releases the lock anyway; unlocking first makes the release
+        // An empty note says "free" to a host whose kernel lock cannot see ours (module
+        // docs). Closing the file releases the lock anyway; unlocking first makes the release
         // immediate even if a copy of the descriptor were inherited by a child process.
+        let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
 }
@@ -144,13 +179,33 @@ impl Drop for AccountLock {
 fn write_note(file: &mut File, command: &str) -> std::io::Result<()> {
     file.set_len(0)?;
     file.seek(SeekFrom::Start(0))?;
-    // One line: "<pid> <command>". Control characters cannot occur: `command` is one of our
-    // subcommand names.
-    writeln!(file, "{} {command}", std::process::id())?;
+    // One line: "<pid> <command> <host>". Control characters cannot occur: `command` is one
+    // of our subcommand names and the host name is filtered by `host_name`.
+    writeln!(file, "{} {command} {}", std::process::id(), host_name())?;
     file.flush()
 }
 
-/// Reads the holder's note; whatever it holds, it is only shown, never trusted further.
+/// This machine's host name as the lock note records it: the kernel's name, reduced to the
+/// characters a host name may hold (so a note stays one safe line), `unknown` if unreadable.
+pub fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// Reads the holder's note; whatever it holds, it is only shown (and compared with this
+/// host's name), never trusted further.
 fn read_holder(file: &mut File) -> Holder {
     let mut text = String::new();
     let read = file
@@ -160,6 +215,7 @@ fn read_holder(file: &mut File) -> Holder {
         return Holder {
             pid: None,
             command: None,
+            host: None,
         };
     }
     let mut words = text.split_whitespace();
@@ -170,7 +226,18 @@ fn read_holder(file: &mut File) -> Holder {
         .filter(|_| pid.is_some())
         .filter(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         .map(str::to_string);
-    Holder { pid, command }
+    // Notes of older versions have no host; this host's own name means "here".
+    let host = words
+        .next()
+        .filter(|_| command.is_some())
+        .filter(|h| {
+            h.len() <= 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        })
+        .filter(|h| *h != host_name())
+        .map(str::to_string);
+    Holder { pid, command, host }
 }
 
 #[cfg(test)]
@@ -223,8 +290,40 @@ mod tests {
             h,
             Holder {
                 pid: None,
-                command: None
+                command: None,
+                host: None
             }
         );
+    }
+
+    #[test]
+    fn a_note_of_another_host_is_reported_and_kept_and_this_hosts_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("t.sqlite");
+        let lock = lock_path(&state);
+        std::fs::write(&lock, "4242 sync node-17.example\n").unwrap();
+        let err = AccountLock::acquire("t", &state, "sync", false).unwrap_err();
+        let busy = err.downcast_ref::<BusyError>().unwrap();
+        assert_eq!(busy.holder.host.as_deref(), Some("node-17.example"));
+        assert_eq!(busy.holder.pid, Some(4242));
+        assert!(err.to_string().contains("host node-17.example"), "{err}");
+        // Reported, not broken: the note is untouched.
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap(),
+            "4242 sync node-17.example\n"
+        );
+        // A note of this host (a killed holder) and an old note without a host are stale.
+        for note in [format!("4242 sync {}\n", host_name()), "4242 sync\n".into()] {
+            std::fs::write(&lock, note).unwrap();
+            let held = AccountLock::acquire("t", &state, "flag", false).unwrap();
+            let text = std::fs::read_to_string(&lock).unwrap();
+            assert_eq!(
+                text,
+                format!("{} flag {}\n", std::process::id(), host_name())
+            );
+            drop(held);
+            // Released: the note is emptied.
+            assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
+        }
     }
 }

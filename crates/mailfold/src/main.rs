@@ -183,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
         Command::Probe(a) => commands::probe::run(&ctx, &a),
+        Command::Fleet(f) => mailfold::fleet::command(f, ctx.quiet),
         Command::Completions { shell } => {
             // Rendered into memory first: clap_complete panics on a write error, and a closed
             // pipe (`completions zsh | head`) must end quietly.
