@@ -160,10 +160,17 @@ fn a_version_two_database_upgrades_to_local_stamps() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("old.sqlite");
     let id = filled_db(&path);
-    // Take the file back to version 2: without the two folder columns.
+    // Take the file back to version 2: without the local stamp columns (v3) and the listing
+    // keys and digest (v4).
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "BEGIN;
+         DROP TRIGGER messages_listing_insert;
+         DROP TRIGGER messages_listing_delete;
+         DROP TRIGGER messages_listing_update;
+         ALTER TABLE messages DROP COLUMN listing_key;
+         ALTER TABLE folders DROP COLUMN listing_digest;
+         ALTER TABLE folders DROP COLUMN listing_count;
          ALTER TABLE folders DROP COLUMN stamp_messages;
          ALTER TABLE folders DROP COLUMN local_stamp;
          PRAGMA user_version = 2;
