@@ -4,8 +4,8 @@
 //! Cyrus behaves differently from Dovecot (LOGINDISABLED after login, `/` delimiter, APPEND
 //! checks, 8-bit headers).
 //!
-//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`), unless
-//! MAILFOLD_REQUIRE_CYRUS is set.
+//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`); under
+//! CI or `scripts/test` (MAILFOLD_REQUIRE_CYRUS) a missing Cyrus fails it instead.
 
 use std::time::Duration;
 
@@ -18,13 +18,11 @@ use mailfold_proto::seqset::UidSet;
 use mailfold_sasl::{Credentials, MechanismName, Policy};
 use mailfold_testsupport::{Cyrus, CyrusBuilder};
 
-/// Starts an instance from `builder`, or returns from the test saying why not.
+/// Starts an instance from `builder`; without Cyrus, returns from the test saying why, or
+/// fails it under CI (`mailfold_testsupport::require`).
 macro_rules! cyrus_or_skip {
     ($builder:expr) => {{
-        if let Some(why) = Cyrus::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+        mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
         let builder: CyrusBuilder = $builder;
         builder.start()
     }};

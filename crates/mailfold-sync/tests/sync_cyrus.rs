@@ -10,8 +10,8 @@
 //! spool files until `cyr_expire` runs (delayed expunge), so only UIDs the server still
 //! lists count.
 //!
-//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`), unless
-//! MAILFOLD_REQUIRE_CYRUS is set (CI), where a missing Cyrus fails.
+//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`); under
+//! CI or `scripts/test` (MAILFOLD_REQUIRE_CYRUS) a missing Cyrus fails it instead.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,13 +26,11 @@ use mailfold_testsupport::{Cyrus, CyrusBuilder};
 /// One message as a side holds it: bytes with LF line ends and the standard flag letters.
 type Msg = (Vec<u8>, String);
 
-/// Starts an instance from `builder`, or returns from the test saying why not.
+/// Starts an instance from `builder`; without Cyrus, returns from the test saying why, or
+/// fails it under CI (`mailfold_testsupport::require`).
 macro_rules! cyrus_or_skip {
     ($builder:expr) => {{
-        if let Some(why) = Cyrus::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+        mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
         let builder: CyrusBuilder = $builder;
         builder.start()
     }};
