@@ -179,6 +179,21 @@ fn name(p: &FolderPath) -> String {
     p.to_string()
 }
 
+/// Seed V0018: a folder name made locally (a directory the user created) with a control
+/// character is refused before anything is sent, whatever the server would accept; a server
+/// name with one is only ever mapped safely, never created.
+fn user_given_name(p: &FolderPath) -> Result<(), String> {
+    match p.to_string().chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "folder name {:?} contains the control character U+{:04X}; not created on the \
+             server (rename the local folder)",
+            p.to_string(),
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Splits a flag set into the store's system flags and keywords.
 fn split_flags(f: &FlagSet) -> (Vec<String>, Vec<String>) {
     let mut flags = Vec::new();
@@ -738,6 +753,10 @@ impl<'a> Applier<'a> {
     }
 
     fn create_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        if let Err(e) = user_given_name(folder) {
+            self.failed.insert(folder.clone());
+            return Ok(Err(e));
+        }
         let wire = match self.wire(folder) {
             Ok(w) => w,
             Err(e) => {
@@ -772,6 +791,9 @@ impl<'a> Applier<'a> {
         from: &FolderPath,
         to: &FolderPath,
     ) -> Result<StepResult, SyncError> {
+        if let Err(e) = user_given_name(to) {
+            return Ok(Err(e));
+        }
         let (old, new) = match (self.wire(from), self.wire(to)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
