@@ -501,6 +501,55 @@ async fn v0011_logout_reads_the_tagged_ok() {
     );
 }
 
+/// Seed V0061: a caller sends a raw command and reads its responses: the untagged data it
+/// brought (here `* STATUS` and `* LIST`, checked against what Dovecot holds) and the tagged
+/// outcome, including a BAD for a command the server does not know (an X-command).
+#[tokio::test]
+async fn v0061_raw_command_responses_are_read() {
+    use mailfold_proto::engine::{CommandData, Outcome};
+    use mailfold_proto::response::Response;
+    let d = Dovecot::start();
+    let u = d.user(0).name.clone();
+    d.deliver(&u, "INBOX", MSG);
+    d.deliver(&u, "INBOX", MSG);
+    let mut s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    let c = s.raw("STATUS INBOX (MESSAGES UIDNEXT)").await.unwrap();
+    assert!(c.outcome.is_ok(), "{c:?}");
+    let CommandData::Raw(responses) = &c.data else {
+        panic!("raw data expected: {c:?}");
+    };
+    let status = responses
+        .iter()
+        .find_map(|r| match r {
+            Response::MailboxStatus(st) => Some(st),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no STATUS response: {responses:?}"));
+    assert_eq!(status.mailbox.as_wire(), b"INBOX");
+    assert_eq!(status.messages(), Some(2), "{status:?}");
+
+    let c = s.raw("LIST \"\" \"Sent\"").await.unwrap();
+    let CommandData::Raw(responses) = &c.data else {
+        panic!("raw data expected: {c:?}");
+    };
+    let names: Vec<&[u8]> = responses
+        .iter()
+        .filter_map(|r| match r {
+            Response::List(l) => Some(l.mailbox.as_wire()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, [b"Sent".as_slice()], "{responses:?}");
+
+    let c = s.raw("X-MAILFOLD-UNKNOWN now").await.unwrap();
+    assert!(matches!(c.outcome, Outcome::Bad { .. }), "{c:?}");
+    // The session goes on after it.
+    s.noop().await.unwrap();
+    s.logout().await.unwrap();
+}
+
 /// Seed V0029: ANONYMOUS when the account is configured for it.
 #[tokio::test]
 async fn v0029_anonymous_login() {
