@@ -641,13 +641,16 @@ impl Remote for NetRemote {
             self.list_cmd(Command::List(list), &mut out, false)?;
         } else {
             // LSUB first, LIST second: LIST is then the most recent response, and its
-            // attributes are the ones that describe the mailbox (V0043).
+            // attributes are the ones that describe the mailbox (V0043). LSUB only adds the
+            // subscription; a name only LSUB reports is a subscription whose folder does not
+            // exist (RFC 3501 6.3.9 lets a server keep listing it), not a folder.
+            let mut subs = HashMap::new();
             self.list_cmd(
                 Command::Lsub {
                     reference: root.clone(),
                     pattern: b"*".to_vec(),
                 },
-                &mut out,
+                &mut subs,
                 true,
             )?;
             self.list_cmd(
@@ -655,6 +658,20 @@ impl Remote for NetRemote {
                 &mut out,
                 false,
             )?;
+            for (key, sub) in subs {
+                match out.get_mut(&key) {
+                    Some(e) => e.subscribed = true,
+                    None => {
+                        out.insert(
+                            key,
+                            ListEntry {
+                                nonexistent: true,
+                                ..sub
+                            },
+                        );
+                    }
+                }
+            }
         }
         let mut v: Vec<ListEntry> = out.into_values().collect();
         v.sort_by(|a, b| a.wire.cmp(&b.wire));
