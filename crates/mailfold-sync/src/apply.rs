@@ -1637,6 +1637,15 @@ impl<'a> Applier<'a> {
         };
         let reader = src.open_upload(&entry)?;
         let (len, hash) = (reader.crlf_len, reader.hash);
+        // Seed V0014: binary data (NUL bytes) goes only in a BINARY literal8, never raw in a
+        // normal literal; without BINARY the message waits locally, reported.
+        let binary = reader.has_nul;
+        if binary && !self.remote.has_capability("BINARY") {
+            return Ok(Err(format!(
+                "local file {local} holds binary data (NUL bytes) and the server does not offer \
+                 BINARY (RFC 3516): not uploaded, kept locally"
+            )));
+        }
         // The journal entry is durable before the APPEND leaves (see the module docs).
         let intent = NewIntent {
             folder: Some(id),
@@ -1648,9 +1657,13 @@ impl<'a> Applier<'a> {
         let intent_id = self.db.begin_intent(&intent)?;
         let wire_flags = wire_list(flags);
         let mut reader = reader;
-        let mut result =
+        let mut result = if binary {
             self.remote
-                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader);
+                .append_binary(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
+        } else {
+            self.remote
+                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
+        };
         if let Err(RemoteError::No {
             trycreate: true, ..
         }) = &result
@@ -1665,13 +1678,23 @@ impl<'a> Applier<'a> {
                 }
             }
             let mut again = src.open_upload(&entry)?;
-            result = self.remote.append(
-                &wire,
-                &wire_flags,
-                Some(internaldate.0),
-                again.crlf_len,
-                &mut again,
-            );
+            result = if again.has_nul {
+                self.remote.append_binary(
+                    &wire,
+                    &wire_flags,
+                    Some(internaldate.0),
+                    again.crlf_len,
+                    &mut again,
+                )
+            } else {
+                self.remote.append(
+                    &wire,
+                    &wire_flags,
+                    Some(internaldate.0),
+                    again.crlf_len,
+                    &mut again,
+                )
+            };
         }
         let appended = match result {
             Ok(a) => a,

@@ -317,6 +317,74 @@ impl NetRemote {
         self.condstore = self.has("CONDSTORE") || self.has("QRESYNC");
     }
 
+    /// APPEND streaming `len` bytes from `data`, in a BINARY literal8 when `binary` (seed
+    /// V0014).
+    fn append_with(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+        binary: bool,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        let flags = wire_flags(flags);
+        let date = internaldate.and_then(date_time_utc);
+        let Some(session) = self.session.as_mut() else {
+            return Err(RemoteError::Fatal("the connection is closed".into()));
+        };
+        // The session streams from an owned async reader; the file is pumped into it through
+        // a bounded in-memory pipe, so the message is never held whole.
+        let (rx, mut tx) = tokio::io::duplex(64 * 1024);
+        let res = self.rt.block_on(async {
+            let append =
+                session.append_stream_with(&mailbox, &flags, date, Box::new(rx), len, binary);
+            let pump = async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match data.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        // The session sees a short literal and fails the connection (its
+                        // size is on the wire already).
+                        Err(_) => break,
+                    };
+                    if tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.shutdown().await;
+            };
+            tokio::pin!(append);
+            tokio::pin!(pump);
+            let mut pumped = false;
+            loop {
+                tokio::select! {
+                    r = &mut append => break r,
+                    _ = &mut pump, if !pumped => pumped = true,
+                }
+            }
+        });
+        self.drain_notes();
+        let code = match res {
+            Ok(code) => code,
+            Err(e) => {
+                if e.is_fatal() {
+                    self.session = None;
+                }
+                return Err(remote_err(e));
+            }
+        };
+        Ok(match code {
+            Some(Code::AppendUid { uid_validity, uids }) => {
+                uids.first().map(|u| (uid_validity.get(), u))
+            }
+            _ => None,
+        })
+    }
+
     fn list_cmd(
         &mut self,
         cmd: Command,
@@ -835,60 +903,18 @@ impl Remote for NetRemote {
         len: u64,
         data: &mut dyn Read,
     ) -> RemoteResult<Option<(u32, u32)>> {
-        let mailbox = Mailbox::from_wire(mailbox.to_vec());
-        let flags = wire_flags(flags);
-        let date = internaldate.and_then(date_time_utc);
-        let Some(session) = self.session.as_mut() else {
-            return Err(RemoteError::Fatal("the connection is closed".into()));
-        };
-        // The session streams from an owned async reader; the file is pumped into it through
-        // a bounded in-memory pipe, so the message is never held whole.
-        let (rx, mut tx) = tokio::io::duplex(64 * 1024);
-        let res = self.rt.block_on(async {
-            let append = session.append_stream(&mailbox, &flags, date, Box::new(rx), len);
-            let pump = async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let n = match data.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        // The session sees a short literal and fails the connection (its
-                        // size is on the wire already).
-                        Err(_) => break,
-                    };
-                    if tx.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = tx.shutdown().await;
-            };
-            tokio::pin!(append);
-            tokio::pin!(pump);
-            let mut pumped = false;
-            loop {
-                tokio::select! {
-                    r = &mut append => break r,
-                    _ = &mut pump, if !pumped => pumped = true,
-                }
-            }
-        });
-        self.drain_notes();
-        let code = match res {
-            Ok(code) => code,
-            Err(e) => {
-                if e.is_fatal() {
-                    self.session = None;
-                }
-                return Err(remote_err(e));
-            }
-        };
-        Ok(match code {
-            Some(Code::AppendUid { uid_validity, uids }) => {
-                uids.first().map(|u| (uid_validity.get(), u))
-            }
-            _ => None,
-        })
+        self.append_with(mailbox, flags, internaldate, len, data, false)
+    }
+
+    fn append_binary(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        self.append_with(mailbox, flags, internaldate, len, data, true)
     }
 
     fn store(

@@ -1015,3 +1015,77 @@ fn v0006_upload_keeps_the_file_date_as_internaldate() {
         "{out}"
     );
 }
+
+/// Seed V0014: a local message holding binary data (a NUL byte) is never sent raw in a normal
+/// literal. With BINARY (Dovecot offers it) it goes up in a literal8 (`~{n}`, RFC 3516) and
+/// arrives intact; with BINARY hidden from the session it is not uploaded at all (no APPEND
+/// on the wire), kept locally and reported on every run.
+#[test]
+fn v0014_binary_message_goes_in_a_literal8_or_waits() {
+    let env = Env {
+        dovecot: mailfold_testsupport::Dovecot::builder()
+            .rawlog(true)
+            .start(),
+        ..Env::new()
+    };
+    let u = env.dovecot.user(0).clone();
+    let env = Env {
+        user: u.name,
+        password: u.password,
+        ..env
+    };
+    let body = b"Subject: nul\nContent-Type: application/octet-stream\n\nab\0cd\n";
+
+    // Without BINARY: refused before anything is sent, every run.
+    env.drop_local("Work", "nul-1.host", body);
+    env.dovecot.create_mailbox(&env.user, "Work");
+    for run in 0..2 {
+        let a = env.account();
+        let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
+        let mut remote = NetRemote::connect(&a).unwrap();
+        remote.hide_capability("BINARY");
+        let before = env.dovecot.rawlog(&env.user).len();
+        let r = mailfold_sync::sync_with_remote(
+            &mut remote,
+            &a,
+            &SyncOptions::default(),
+            &maildir,
+            &mut db,
+        )
+        .unwrap();
+        remote.logout();
+        let f = r.folders.iter().find(|f| f.folder == "Work").unwrap();
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.contains("NUL") && e.contains("BINARY")),
+            "run {run}: {r:#?}"
+        );
+        assert_eq!(total(&r, |f| f.uploaded), 0, "run {run}: {r:#?}");
+        let log = env.dovecot.rawlog(&env.user);
+        assert!(
+            !log[before..].contains(" APPEND "),
+            "run {run}: {}",
+            &log[before..]
+        );
+        assert!(env.status("Work", "messages").contains("messages=0"));
+        assert_eq!(env.local_files("Work").len(), 1, "kept locally");
+    }
+
+    // With BINARY: a literal8, and the bytes arrive unchanged.
+    let before = env.dovecot.rawlog(&env.user).len();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    let log = env.dovecot.rawlog(&env.user);
+    let append = log[before..]
+        .lines()
+        .find(|l| l.contains(" APPEND "))
+        .unwrap_or_else(|| panic!("APPEND sent: {}", &log[before..]));
+    assert!(append.contains(" ~{"), "a literal8: {append}");
+    let server = env.server_folder("Work");
+    assert_eq!(server.len(), 1);
+    assert!(server[0].0.windows(5).any(|w| w == b"ab\0cd"), "{server:?}");
+    assert_mirror(&env, "Work");
+    assert!(!env.sync().changed_anything());
+}
