@@ -124,7 +124,8 @@ async fn v0027_every_cyrus_mechanism_authenticates() {
 }
 
 /// Seed E0002 with Cyrus' offer (which adds SCRAM-*-PLUS over TLS): the default policy
-/// picks a mechanism that works, in one AUTHENTICATE, without the LOGIN command.
+/// chooses SCRAM-SHA-256, the strongest it can run, in one AUTHENTICATE, without the LOGIN
+/// command.
 #[tokio::test]
 async fn e0002_default_policy_on_cyrus_offer() {
     let c = cyrus_or_skip!(Cyrus::builder());
@@ -134,6 +135,22 @@ async fn e0002_default_policy_on_cyrus_offer() {
             .unwrap_or_else(|e| panic!("{sec:?}: {e}"));
         assert_eq!(s.stats().commands("AUTHENTICATE"), 1, "{sec:?}");
         assert_eq!(s.stats().commands("LOGIN"), 0, "{sec:?}");
+        // The strongest offered mechanism mailfold can run, at the first attempt: the
+        // -PLUS forms need channel-binding data that mailfold-net's TLS layer does not
+        // supply (`Policy::channel_binding_available` is off), so SCRAM-SHA-256.
+        let a = s.auth_info();
+        assert!(
+            a.mechanisms_offered
+                .iter()
+                .any(|m| m == "SCRAM-SHA-256-PLUS"),
+            "{sec:?}: {a:?}"
+        );
+        assert_eq!(
+            a.mechanism_used.as_deref(),
+            Some("SCRAM-SHA-256"),
+            "{sec:?}: {a:?}"
+        );
+        assert_eq!(a.attempts, ["SCRAM-SHA-256"], "{sec:?}: {a:?}");
         s.logout().await.unwrap();
     }
 }
