@@ -67,6 +67,6 @@ pub use dovecot::{
 pub use fault::{Direction, Fault, FaultPlan, FaultProxy};
 pub use pki::{CertKind, TestPki};
 pub use ports::free_port;
-pub use require::{find_program, require, Tool, CI_ENV};
+pub use require::{find_program, require, require_that, Tool, CI_ENV};
 pub use rng::SplitMix64;
 pub use scripted::{ConnectionReport, Script, ScriptedServer, Step};

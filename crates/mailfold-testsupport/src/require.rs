@@ -116,9 +116,10 @@ fn is_executable(p: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Why `tool` must be present, or `None` when a missing one may be skipped. `var` reads the
-/// environment (a parameter so the rule is testable without changing the process's).
-fn required_by(tool: Tool, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+/// Why the requirement named by `env_var` must be met, or `None` when a test may skip
+/// without it. `var` reads the environment (a parameter so the rule is testable without
+/// changing the process's).
+fn required_by(env_var: &str, var: impl Fn(&str) -> Option<String>) -> Option<String> {
     let set = |name: &str| {
         var(name).is_some_and(|v| {
             let v = v.trim();
@@ -127,11 +128,8 @@ fn required_by(tool: Tool, var: impl Fn(&str) -> Option<String>) -> Option<Strin
     };
     if set(CI_ENV) {
         Some(format!("{CI_ENV} is set"))
-    } else if set(tool.env_var()) {
-        Some(format!(
-            "{} is set (scripts/test installed it)",
-            tool.env_var()
-        ))
+    } else if set(env_var) {
+        Some(format!("{env_var} is set (scripts/test provided it)"))
     } else {
         None
     }
@@ -139,16 +137,17 @@ fn required_by(tool: Tool, var: impl Fn(&str) -> Option<String>) -> Option<Strin
 
 /// What to do: `Ok(true)` to run, `Ok(false)` to skip with a note, `Err` to fail with it.
 fn decide(
-    tool: Tool,
+    what: &str,
+    env_var: &str,
     missing: Option<String>,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<bool, String> {
     let Some(why) = missing else {
         return Ok(true);
     };
-    match required_by(tool, var) {
+    match required_by(env_var, var) {
         Some(because) => Err(format!(
-            "{why}. {because}, so a missing {tool} fails this test instead of skipping it"
+            "{why}. {because}, so a missing {what} fails this test instead of skipping it"
         )),
         None => Ok(false),
     }
@@ -161,14 +160,23 @@ fn decide(
 /// When `tool` is missing and `CI` or [`Tool::env_var`] is set.
 #[track_caller]
 pub fn require(tool: Tool) -> bool {
-    let missing = tool.missing();
-    match decide(tool, missing.clone(), |n| std::env::var(n).ok()) {
+    require_that(&tool.to_string(), tool.env_var(), tool.missing())
+}
+
+/// The same rule for a requirement that is not a [`Tool`] (say, being allowed to mount a
+/// tmpfs): `missing` is `None` when it is met, else why not; `env_var` is the variable that
+/// `scripts/test` sets when it made sure the requirement holds.
+///
+/// # Panics
+/// When `missing` is `Some` and `CI` or `env_var` is set.
+#[track_caller]
+pub fn require_that(what: &str, env_var: &str, missing: Option<String>) -> bool {
+    match decide(what, env_var, missing.clone(), |n| std::env::var(n).ok()) {
         Ok(true) => true,
         Ok(false) => {
             eprintln!(
-                "skipped: {} (set {} or {CI_ENV}=true to make this a failure)",
-                missing.unwrap_or_default(),
-                tool.env_var()
+                "skipped: {} (set {env_var} or {CI_ENV}=true to make this a failure)",
+                missing.unwrap_or_default()
             );
             false
         }
@@ -178,10 +186,16 @@ pub fn require(tool: Tool) -> bool {
 
 /// Returns from the calling test when `tool` is missing and not required (see [`require`]);
 /// fails the test when it is required.
+/// With three arguments, [`require_that`]`(what, env_var, missing)`.
 #[macro_export]
 macro_rules! require_or_skip {
     ($tool:expr) => {
         if !$crate::require($tool) {
+            return;
+        }
+    };
+    ($what:expr, $env_var:expr, $missing:expr) => {
+        if !$crate::require_that($what, $env_var, $missing) {
             return;
         }
     };
@@ -203,8 +217,14 @@ mod tests {
     #[test]
     fn an_installed_tool_runs_whatever_the_environment() {
         for t in Tool::ALL {
-            assert_eq!(decide(t, None, env(&[("CI", "true")])), Ok(true));
-            assert_eq!(decide(t, None, env(&[])), Ok(true));
+            assert_eq!(
+                decide(&t.to_string(), t.env_var(), None, env(&[("CI", "true")])),
+                Ok(true)
+            );
+            assert_eq!(
+                decide(&t.to_string(), t.env_var(), None, env(&[])),
+                Ok(true)
+            );
         }
     }
 
@@ -212,10 +232,20 @@ mod tests {
     fn a_missing_tool_skips_only_outside_ci_and_scripts_test() {
         let gone = || Some("x is not installed".to_string());
         for t in Tool::ALL {
-            assert_eq!(decide(t, gone(), env(&[])), Ok(false));
-            assert_eq!(decide(t, gone(), env(&[("CI", "false")])), Ok(false));
-            assert_eq!(decide(t, gone(), env(&[("CI", "")])), Ok(false));
-            let e = decide(t, gone(), env(&[("CI", "true")])).unwrap_err();
+            assert_eq!(
+                decide(&t.to_string(), t.env_var(), gone(), env(&[])),
+                Ok(false)
+            );
+            assert_eq!(
+                decide(&t.to_string(), t.env_var(), gone(), env(&[("CI", "false")])),
+                Ok(false)
+            );
+            assert_eq!(
+                decide(&t.to_string(), t.env_var(), gone(), env(&[("CI", "")])),
+                Ok(false)
+            );
+            let e =
+                decide(&t.to_string(), t.env_var(), gone(), env(&[("CI", "true")])).unwrap_err();
             assert!(
                 e.contains("x is not installed") && e.contains("CI is set"),
                 "{e}"
@@ -223,7 +253,8 @@ mod tests {
             assert!(e.contains("fails this test"), "{e}");
         }
         let e = decide(
-            Tool::Notmuch,
+            &Tool::Notmuch.to_string(),
+            Tool::Notmuch.env_var(),
             gone(),
             env(&[("MAILFOLD_REQUIRE_NOTMUCH", "1")]),
         )
@@ -232,21 +263,24 @@ mod tests {
         // One tool's variable does not require another tool.
         assert_eq!(
             decide(
-                Tool::Cyrus,
+                &Tool::Cyrus.to_string(),
+                Tool::Cyrus.env_var(),
                 gone(),
                 env(&[("MAILFOLD_REQUIRE_NOTMUCH", "1")])
             ),
             Ok(false)
         );
         assert!(decide(
-            Tool::Cyrus,
+            &Tool::Cyrus.to_string(),
+            Tool::Cyrus.env_var(),
             gone(),
             env(&[("MAILFOLD_REQUIRE_CYRUS", "yes")])
         )
         .is_err());
         assert_eq!(
             decide(
-                Tool::Sasl2Bin,
+                &Tool::Sasl2Bin.to_string(),
+                Tool::Sasl2Bin.env_var(),
                 gone(),
                 env(&[("MAILFOLD_REQUIRE_SASL2BIN", "0")])
             ),
