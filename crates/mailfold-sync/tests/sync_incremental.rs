@@ -182,10 +182,12 @@ fn v0002_condstore_without_qresync_uses_changedsince() {
 }
 
 /// Seed V0002 on a server without CONDSTORE or QRESYNC (Dovecot's `imap_capability` trimmed, so
-/// the server itself offers neither and never sends a MODSEQ): the UIDNEXT each run records is
-/// what tells a new message from the known ones. A message delivered after the first run is
-/// found and downloaded, and the only details and body fetched are of UIDs at or above the
-/// recorded UIDNEXT; with nothing new, no details or body are fetched at all.
+/// the server itself offers neither and never sends a MODSEQ): each run records the server's
+/// UIDNEXT. A message delivered after the first run is found and downloaded, and the only
+/// details and body fetched are of UIDs at or above the recorded UIDNEXT; with nothing new
+/// (UIDNEXT unchanged) no details or body are fetched at all. Without MODSEQ the flags of
+/// every UID are still read (a flag change has no other sign), so the STATUS round cannot skip
+/// such a folder (see `v0045_…` for the skip on a CONDSTORE server).
 #[test]
 fn v0002_without_condstore_uidnext_alone_finds_new_mail() {
     let dovecot = mailfold_testsupport::Dovecot::builder()
