@@ -338,7 +338,7 @@ async fn select_fetch_store_append_round_trip() {
 /// were pipelined is checked on the wire: a relay holds back everything Dovecot answers once
 /// the first STATUS has reached it, until all five STATUS commands have; a client that waited
 /// for each answer before sending the next would never get there (the relay then gives up
-/// and the test fails).
+/// and the test fails; checked once by hand with a client that waits for each answer).
 #[tokio::test]
 async fn v0026_pipelined_status_commands() {
     let d = Dovecot::builder().plaintext(Plaintext::AllowAuth).start();
@@ -376,7 +376,8 @@ async fn v0026_pipelined_status_commands() {
 /// Relays one connection from a fresh loopback port to `upstream`. Once the client has sent
 /// `needle` once, nothing from the server is passed on until the client has sent it `count`
 /// times (then everything flows). The result is `Some(true)` when that count was reached,
-/// `Some(false)` when the relay gave up waiting (20 s, a bound against a hang only).
+/// `Some(false)` when the relay gave up waiting (10 s, a bound against a hang only, below the
+/// client's 20 s command timeout so that the verdict, not a timeout, is what a test sees).
 async fn holding_relay(
     upstream: std::net::SocketAddr,
     needle: &'static [u8],
@@ -412,7 +413,7 @@ async fn holding_relay(
             let seen = *rx.borrow();
             if seen >= 1 && out.lock().unwrap().is_none() {
                 let all = tokio::time::timeout(
-                    std::time::Duration::from_secs(20),
+                    std::time::Duration::from_secs(10),
                     rx.wait_for(|&s| s >= count),
                 )
                 .await
