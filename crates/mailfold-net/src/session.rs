@@ -1138,11 +1138,27 @@ impl Session {
         reader: Box<dyn AsyncRead + Unpin + Send>,
         len: u64,
     ) -> Result<Option<Code>, Error> {
+        self.append_stream_with(mailbox, flags, date, reader, len, false)
+            .await
+    }
+
+    /// [`Session::append_stream`] in a BINARY literal8 (`~{n}`, RFC 3516) when `binary`: for
+    /// data holding NUL bytes, which a normal literal must not carry (seed V0014). Refused
+    /// before anything is sent when the server does not offer BINARY.
+    pub async fn append_stream_with(
+        &mut self,
+        mailbox: &Mailbox,
+        flags: &[Flag],
+        date: Option<DateTime>,
+        reader: Box<dyn AsyncRead + Unpin + Send>,
+        len: u64,
+        binary: bool,
+    ) -> Result<Option<Code>, Error> {
         let h = self.submit(Command::Append(Append {
             mailbox: mailbox.clone(),
             flags: flags.to_vec(),
             internal_date: date,
-            message: AppendData::Streamed { len, binary: false },
+            message: AppendData::Streamed { len, binary },
         }));
         self.literal = Some((h, reader));
         let c = self.wait(h).await;

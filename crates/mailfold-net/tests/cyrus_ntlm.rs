@@ -112,10 +112,7 @@ fn ntlm_message(line: &str, kind: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn e0001_ntlmv2_exchange_on_the_wire() {
-    if let Some(why) = Cyrus::skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
     let c = Cyrus::start();
     let (port, rec) = relay(c.imap_addr()).await;
     let mut cfg = ConnectConfig::new("127.0.0.1");

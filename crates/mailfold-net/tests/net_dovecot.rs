@@ -117,7 +117,9 @@ async fn e0001_every_dovecot_mechanism_authenticates() {
     }
 }
 
-/// Seed E0002: with the default policy, SCRAM is chosen over PLAIN.
+/// Seed E0002: with the default policy, against Dovecot's offer (PLAIN, LOGIN, CRAM-MD5,
+/// DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, OAUTHBEARER, XOAUTH2, …), the strongest SCRAM is
+/// the one chosen, at the first attempt; with a token, OAUTHBEARER.
 #[tokio::test]
 async fn e0002_scram_preferred_by_default() {
     let d = Dovecot::start();
@@ -126,13 +128,31 @@ async fn e0002_scram_preferred_by_default() {
         .unwrap();
     assert_eq!(s.stats().commands("AUTHENTICATE"), 1);
     assert_eq!(s.stats().commands("LOGIN"), 0);
+    let a = s.auth_info();
+    for m in ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"] {
+        assert!(a.mechanisms_offered.iter().any(|o| o == m), "{a:?}");
+    }
+    assert_eq!(a.mechanism_used.as_deref(), Some("SCRAM-SHA-256"), "{a:?}");
+    assert_eq!(a.attempts, ["SCRAM-SHA-256"], "{a:?}");
+    s.logout().await.unwrap();
+
+    let mut c = cfg(&d, Security::ImplicitTls);
+    c.auth_policy = Policy::oauth_token();
+    let u = d.user(0);
+    let token = Credentials::bearer_token(u.name.clone(), u.token.clone());
+    let s = Session::connect(&c, Some(&token)).await.unwrap();
+    let a = s.auth_info();
+    assert_eq!(a.mechanism_used.as_deref(), Some("OAUTHBEARER"), "{a:?}");
+    assert_eq!(a.attempts, ["OAUTHBEARER"], "{a:?}");
     s.logout().await.unwrap();
 }
 
-/// Seed V0034: a wrong password fails once, clearly, without trying weaker mechanisms.
+/// Seed V0034: a wrong password fails clearly, the strongest mechanism first; over plaintext
+/// a rejected password is never retried with a weaker mechanism (nor the LOGIN command).
+/// Which mechanisms were chosen is read from the session's own record of its attempts.
 #[tokio::test]
 async fn v0034_wrong_password_is_reported_not_retried_weaker() {
-    let d = Dovecot::start();
+    let d = Dovecot::builder().plaintext(Plaintext::AllowAuth).start();
     let creds = Credentials::password(d.user(0).name.clone(), "wrong password")
         .with_origin("password_command of account t");
     let f = Session::connect_report(&cfg(&d, Security::ImplicitTls), Some(&creds))
@@ -147,6 +167,17 @@ async fn v0034_wrong_password_is_reported_not_retried_weaker() {
         text.contains("refused the credentials") && text.contains("password_command"),
         "{text}"
     );
+
+    // Over plaintext (allowed by the account), one attempt and no fallback to a weaker one.
+    let mut c = cfg(&d, Security::Plaintext);
+    c.auth_policy = Policy {
+        allow_plaintext_password: true,
+        ..Policy::password()
+    };
+    let f = Session::connect_report(&c, Some(&creds)).await.unwrap_err();
+    assert!(matches!(f.error, Error::Auth { .. }), "{}", f.error);
+    assert_eq!(f.auth.attempts.len(), 1, "no silent fallback: {:?}", f.auth);
+    assert!(f.auth.attempts[0].starts_with("SCRAM-"), "{:?}", f.auth);
 }
 
 /// Seed V0034 made visible: when the login fails, every mechanism tried is kept with how it
@@ -309,13 +340,23 @@ async fn select_fetch_store_append_round_trip() {
     s.logout().await.unwrap();
 }
 
-/// Seed V0026 against a real server: many commands pipelined, each awaited.
+/// Seed V0026 against a real server: many commands pipelined, each awaited. That they really
+/// were pipelined is checked on the wire: a relay holds back everything Dovecot answers once
+/// the first STATUS has reached it, until all five STATUS commands have; a client that waited
+/// for each answer before sending the next would never get there (the relay then gives up
+/// and the test fails; checked once by hand with a client that waits for each answer).
 #[tokio::test]
 async fn v0026_pipelined_status_commands() {
-    let d = Dovecot::start();
-    let mut s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
-        .await
-        .unwrap();
+    let d = Dovecot::builder().plaintext(Plaintext::AllowAuth).start();
+    let (port, seen) = holding_relay(d.plaintext_addr().unwrap(), b" STATUS ", 5).await;
+    let mut c = cfg(&d, Security::Plaintext);
+    c.host = "127.0.0.1".into();
+    c.port = Some(port);
+    c.auth_policy = Policy {
+        allow_plaintext_password: true,
+        ..Policy::password()
+    };
+    let mut s = Session::connect(&c, Some(&password(&d))).await.unwrap();
     let names = ["INBOX", "Sent", "Drafts", "Trash", "Junk"];
     let handles: Vec<_> = names
         .iter()
@@ -330,7 +371,69 @@ async fn v0026_pipelined_status_commands() {
         let c = s.wait(h).await.unwrap();
         assert!(c.outcome.is_ok(), "{c:?}");
     }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(true),
+        "all five STATUS commands reached the server before any answer was let through"
+    );
     s.logout().await.unwrap();
+}
+
+/// Relays one connection from a fresh loopback port to `upstream`. Once the client has sent
+/// `needle` once, nothing from the server is passed on until the client has sent it `count`
+/// times (then everything flows). The result is `Some(true)` when that count was reached,
+/// `Some(false)` when the relay gave up waiting (10 s, a bound against a hang only, below the
+/// client's 20 s command timeout so that the verdict, not a timeout, is what a test sees).
+async fn holding_relay(
+    upstream: std::net::SocketAddr,
+    needle: &'static [u8],
+    count: usize,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Option<bool>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = result.clone();
+    tokio::spawn(async move {
+        let (down, _) = listener.accept().await.unwrap();
+        let up = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let (mut dr, mut dw) = down.into_split();
+        let (mut ur, mut uw) = up.into_split();
+        let (tx, mut rx) = tokio::sync::watch::channel(0usize);
+        let to_server = tokio::spawn(async move {
+            let (mut buf, mut sent) = ([0u8; 8192], Vec::new());
+            while let Ok(n) = dr.read(&mut buf).await {
+                if n == 0 || uw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+                sent.extend_from_slice(&buf[..n]);
+                let seen = sent.windows(needle.len()).filter(|w| *w == needle).count();
+                let _ = tx.send(seen);
+            }
+        });
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = ur.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let seen = *rx.borrow();
+            if seen >= 1 && out.lock().unwrap().is_none() {
+                let all = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    rx.wait_for(|&s| s >= count),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                *out.lock().unwrap() = Some(all);
+            }
+            if dw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = dw.shutdown().await;
+        to_server.abort();
+    });
+    (port, result)
 }
 
 /// Seed V0023 (and V0028): a second connection changes the mailbox while the first IDLEs.
@@ -369,17 +472,89 @@ async fn v0023_idle_sees_another_clients_changes() {
     watcher.logout().await.unwrap();
 }
 
-/// Seeds N2 and V0011: LOGOUT reads the tagged OK and closes cleanly.
+/// Seeds N2 and V0011: a session that ends normally sends LOGOUT and reads the server's
+/// tagged OK to it before closing (the server's own record of the session shows both). The
+/// other half, no LOGOUT only after an error, is
+/// `net_hostile::v0011_protocol_error_drops_without_logout_and_says_why`.
 #[tokio::test]
 async fn v0011_logout_reads_the_tagged_ok() {
-    let d = Dovecot::start();
-    let s = Session::connect(&cfg(&d, Security::StartTls), Some(&password(&d)))
+    let d = Dovecot::builder().rawlog(true).start();
+    let mut s = Session::connect(&cfg(&d, Security::StartTls), Some(&password(&d)))
         .await
         .unwrap();
+    s.noop().await.unwrap();
     let stats = s.stats().clone();
+    let received_before = stats.bytes_received();
     s.logout().await.unwrap();
     assert_eq!(stats.commands("LOGOUT"), 1);
-    assert!(stats.bytes_received() > 0);
+    // Dovecot's rawlog: `.in` is what the client sent, `.out` what the server answered.
+    let log = d.rawlog(&d.user(0).name);
+    let tag = log
+        .lines()
+        .find_map(|l| {
+            let l = l.trim_end();
+            l.strip_suffix(" LOGOUT")
+                .map(|t| t.rsplit(' ').next().unwrap_or(t).to_owned())
+        })
+        .unwrap_or_else(|| panic!("LOGOUT sent: {log}"));
+    let ok = format!("{tag} OK Logout completed");
+    assert!(log.contains(&ok), "the server answered {ok:?}: {log}");
+    // ... and the client read it: `* BYE` plus the tagged OK arrived after the NOOP's answer.
+    assert!(
+        stats.bytes_received() >= received_before + ok.len() as u64,
+        "{} -> {}",
+        received_before,
+        stats.bytes_received()
+    );
+}
+
+/// Seed V0061: a caller sends a raw command and reads its responses: the untagged data it
+/// brought (here `* STATUS` and `* LIST`, checked against what Dovecot holds) and the tagged
+/// outcome, including a BAD for a command the server does not know (an X-command).
+#[tokio::test]
+async fn v0061_raw_command_responses_are_read() {
+    use mailfold_proto::engine::{CommandData, Outcome};
+    use mailfold_proto::response::Response;
+    let d = Dovecot::start();
+    let u = d.user(0).name.clone();
+    d.deliver(&u, "INBOX", MSG);
+    d.deliver(&u, "INBOX", MSG);
+    let mut s = Session::connect(&cfg(&d, Security::ImplicitTls), Some(&password(&d)))
+        .await
+        .unwrap();
+    let c = s.raw("STATUS INBOX (MESSAGES UIDNEXT)").await.unwrap();
+    assert!(c.outcome.is_ok(), "{c:?}");
+    let CommandData::Raw(responses) = &c.data else {
+        panic!("raw data expected: {c:?}");
+    };
+    let status = responses
+        .iter()
+        .find_map(|r| match r {
+            Response::MailboxStatus(st) => Some(st),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no STATUS response: {responses:?}"));
+    assert_eq!(status.mailbox.as_wire(), b"INBOX");
+    assert_eq!(status.messages(), Some(2), "{status:?}");
+
+    let c = s.raw("LIST \"\" \"Sent\"").await.unwrap();
+    let CommandData::Raw(responses) = &c.data else {
+        panic!("raw data expected: {c:?}");
+    };
+    let names: Vec<&[u8]> = responses
+        .iter()
+        .filter_map(|r| match r {
+            Response::List(l) => Some(l.mailbox.as_wire()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, [b"Sent".as_slice()], "{responses:?}");
+
+    let c = s.raw("X-MAILFOLD-UNKNOWN now").await.unwrap();
+    assert!(matches!(c.outcome, Outcome::Bad { .. }), "{c:?}");
+    // The session goes on after it.
+    s.noop().await.unwrap();
+    s.logout().await.unwrap();
 }
 
 /// Seed V0029: ANONYMOUS when the account is configured for it.

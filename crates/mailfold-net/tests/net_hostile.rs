@@ -588,6 +588,52 @@ async fn bad_certificates_after_starttls_are_refused() {
     }
 }
 
+/// Seed V0011: after a protocol error (a tagged answer to a command never sent) the client
+/// drops the connection without LOGOUT, since the session's state can no longer be trusted,
+/// and the error says why; every later command, LOGOUT included, reports that same cause
+/// without writing anything. The normal end (LOGOUT sent and its OK read) is
+/// `net_dovecot::v0011_logout_reads_the_tagged_ok`.
+#[tokio::test]
+async fn v0011_protocol_error_drops_without_logout_and_says_why() {
+    let s = ScriptedServer::start(
+        Script::new()
+            .send_line("* PREAUTH [CAPABILITY IMAP4rev1] hi")
+            .expect("NOOP")
+            .send_line("ZZ99 OK an answer to nothing")
+            // Anything the client sends from here on is recorded; it must close instead.
+            .expect("LOGOUT")
+            .send_tagged("OK unreachable"),
+    );
+    let mut sess = Session::open(&cfg(&s, Security::Plaintext)).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(20), sess.noop())
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    let why = e.to_string();
+    assert!(why.contains("ZZ99"), "the error names the cause: {why}");
+    let after = tokio::time::timeout(Duration::from_secs(20), sess.logout())
+        .await
+        .expect("bounded")
+        .unwrap_err();
+    assert!(
+        after.to_string().contains("ZZ99"),
+        "LOGOUT after the error reports the cause: {after}"
+    );
+    assert!(
+        s.wait_finished(Duration::from_secs(10)),
+        "the client closed"
+    );
+    let reports = s.reports();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].client_closed, "{:?}", reports[0].error);
+    assert!(
+        !s.received_contains(b"LOGOUT"),
+        "no LOGOUT after a protocol error: {:?}",
+        String::from_utf8_lossy(&s.received())
+    );
+}
+
 /// A server that stops answering in the middle of a session: the command times out within
 /// the command timeout, no hang.
 #[tokio::test]

@@ -1017,6 +1017,23 @@ pub struct UploadReader {
     pub crlf_len: u64,
     /// Hash of the CRLF form at the time of measuring.
     pub hash: ContentHash,
+    /// The file held a NUL byte when measured: binary data, which IMAP carries only in a
+    /// BINARY literal8 (RFC 3516, seed V0014).
+    pub has_nul: bool,
+}
+
+/// Notes whether a NUL byte passed through.
+struct NulScan<R> {
+    inner: R,
+    nul: bool,
+}
+
+impl<R: io::Read> io::Read for NulScan<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.nul |= buf[..n].contains(&0);
+        Ok(n)
+    }
 }
 
 impl io::Read for UploadReader {
@@ -1289,12 +1306,17 @@ impl Folder {
         let open = || {
             dirfd::open_file_at(dir, name).map_err(|e| Error::io("open message", &current.path, e))
         };
-        let (hash, crlf_len) = canonical_digest_of(open()?)
+        let mut scan = NulScan {
+            inner: open()?,
+            nul: false,
+        };
+        let (hash, crlf_len) = canonical_digest_of(&mut scan)
             .map_err(|e| Error::io("read message", &current.path, e))?;
         Ok(UploadReader {
             reader: LfToCrlf::new(open()?),
             crlf_len,
             hash,
+            has_nul: scan.nul,
         })
     }
 

@@ -179,6 +179,21 @@ fn name(p: &FolderPath) -> String {
     p.to_string()
 }
 
+/// Seed V0018: a folder name made locally (a directory the user created) with a control
+/// character is refused before anything is sent, whatever the server would accept; a server
+/// name with one is only ever mapped safely, never created.
+fn user_given_name(p: &FolderPath) -> Result<(), String> {
+    match p.to_string().chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "folder name {:?} contains the control character U+{:04X}; not created on the \
+             server (rename the local folder)",
+            p.to_string(),
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Splits a flag set into the store's system flags and keywords.
 fn split_flags(f: &FlagSet) -> (Vec<String>, Vec<String>) {
     let mut flags = Vec::new();
@@ -738,6 +753,10 @@ impl<'a> Applier<'a> {
     }
 
     fn create_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        if let Err(e) = user_given_name(folder) {
+            self.failed.insert(folder.clone());
+            return Ok(Err(e));
+        }
         let wire = match self.wire(folder) {
             Ok(w) => w,
             Err(e) => {
@@ -772,6 +791,9 @@ impl<'a> Applier<'a> {
         from: &FolderPath,
         to: &FolderPath,
     ) -> Result<StepResult, SyncError> {
+        if let Err(e) = user_given_name(to) {
+            return Ok(Err(e));
+        }
         let (old, new) = match (self.wire(from), self.wire(to)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -1627,6 +1649,15 @@ impl<'a> Applier<'a> {
         };
         let reader = src.open_upload(&entry)?;
         let (len, hash) = (reader.crlf_len, reader.hash);
+        // Seed V0014: binary data (NUL bytes) goes only in a BINARY literal8, never raw in a
+        // normal literal; without BINARY the message waits locally, reported.
+        let binary = reader.has_nul;
+        if binary && !self.remote.has_capability("BINARY") {
+            return Ok(Err(format!(
+                "local file {local} holds binary data (NUL bytes) and the server does not offer \
+                 BINARY (RFC 3516): not uploaded, kept locally"
+            )));
+        }
         // The journal entry is durable before the APPEND leaves (see the module docs).
         let intent = NewIntent {
             folder: Some(id),
@@ -1638,9 +1669,13 @@ impl<'a> Applier<'a> {
         let intent_id = self.db.begin_intent(&intent)?;
         let wire_flags = wire_list(flags);
         let mut reader = reader;
-        let mut result =
+        let mut result = if binary {
             self.remote
-                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader);
+                .append_binary(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
+        } else {
+            self.remote
+                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
+        };
         if let Err(RemoteError::No {
             trycreate: true, ..
         }) = &result
@@ -1655,13 +1690,23 @@ impl<'a> Applier<'a> {
                 }
             }
             let mut again = src.open_upload(&entry)?;
-            result = self.remote.append(
-                &wire,
-                &wire_flags,
-                Some(internaldate.0),
-                again.crlf_len,
-                &mut again,
-            );
+            result = if again.has_nul {
+                self.remote.append_binary(
+                    &wire,
+                    &wire_flags,
+                    Some(internaldate.0),
+                    again.crlf_len,
+                    &mut again,
+                )
+            } else {
+                self.remote.append(
+                    &wire,
+                    &wire_flags,
+                    Some(internaldate.0),
+                    again.crlf_len,
+                    &mut again,
+                )
+            };
         }
         let appended = match result {
             Ok(a) => a,

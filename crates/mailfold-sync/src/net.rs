@@ -359,6 +359,74 @@ impl NetRemote {
         self.condstore = self.has("CONDSTORE") || self.has("QRESYNC");
     }
 
+    /// APPEND streaming `len` bytes from `data`, in a BINARY literal8 when `binary` (seed
+    /// V0014).
+    fn append_with(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+        binary: bool,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        let flags = wire_flags(flags);
+        let date = internaldate.and_then(date_time_utc);
+        let Some(session) = self.session.as_mut() else {
+            return Err(RemoteError::Fatal("the connection is closed".into()));
+        };
+        // The session streams from an owned async reader; the file is pumped into it through
+        // a bounded in-memory pipe, so the message is never held whole.
+        let (rx, mut tx) = tokio::io::duplex(64 * 1024);
+        let res = self.rt.block_on(async {
+            let append =
+                session.append_stream_with(&mailbox, &flags, date, Box::new(rx), len, binary);
+            let pump = async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match data.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        // The session sees a short literal and fails the connection (its
+                        // size is on the wire already).
+                        Err(_) => break,
+                    };
+                    if tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.shutdown().await;
+            };
+            tokio::pin!(append);
+            tokio::pin!(pump);
+            let mut pumped = false;
+            loop {
+                tokio::select! {
+                    r = &mut append => break r,
+                    _ = &mut pump, if !pumped => pumped = true,
+                }
+            }
+        });
+        self.drain_notes();
+        let code = match res {
+            Ok(code) => code,
+            Err(e) => {
+                if e.is_fatal() {
+                    self.session = None;
+                }
+                return Err(remote_err(e));
+            }
+        };
+        Ok(match code {
+            Some(Code::AppendUid { uid_validity, uids }) => {
+                uids.first().map(|u| (uid_validity.get(), u))
+            }
+            _ => None,
+        })
+    }
+
     fn list_cmd(
         &mut self,
         cmd: Command,
@@ -803,13 +871,16 @@ impl Remote for NetRemote {
             self.list_cmd(Command::List(list), &mut out, false)?;
         } else {
             // LSUB first, LIST second: LIST is then the most recent response, and its
-            // attributes are the ones that describe the mailbox (V0043).
+            // attributes are the ones that describe the mailbox (V0043). LSUB only adds the
+            // subscription; a name only LSUB reports is a subscription whose folder does not
+            // exist (RFC 3501 6.3.9 lets a server keep listing it), not a folder.
+            let mut subs = HashMap::new();
             self.list_cmd(
                 Command::Lsub {
                     reference: root.clone(),
                     pattern: b"*".to_vec(),
                 },
-                &mut out,
+                &mut subs,
                 true,
             )?;
             self.list_cmd(
@@ -817,6 +888,20 @@ impl Remote for NetRemote {
                 &mut out,
                 false,
             )?;
+            for (key, sub) in subs {
+                match out.get_mut(&key) {
+                    Some(e) => e.subscribed = true,
+                    None => {
+                        out.insert(
+                            key,
+                            ListEntry {
+                                nonexistent: true,
+                                ..sub
+                            },
+                        );
+                    }
+                }
+            }
         }
         let mut v: Vec<ListEntry> = out.into_values().collect();
         v.sort_by(|a, b| a.wire.cmp(&b.wire));
@@ -998,60 +1083,18 @@ impl Remote for NetRemote {
         len: u64,
         data: &mut dyn Read,
     ) -> RemoteResult<Option<(u32, u32)>> {
-        let mailbox = Mailbox::from_wire(mailbox.to_vec());
-        let flags = wire_flags(flags);
-        let date = internaldate.and_then(date_time_utc);
-        let Some(session) = self.session.as_mut() else {
-            return Err(RemoteError::Fatal("the connection is closed".into()));
-        };
-        // The session streams from an owned async reader; the file is pumped into it through
-        // a bounded in-memory pipe, so the message is never held whole.
-        let (rx, mut tx) = tokio::io::duplex(64 * 1024);
-        let res = self.rt.block_on(async {
-            let append = session.append_stream(&mailbox, &flags, date, Box::new(rx), len);
-            let pump = async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let n = match data.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        // The session sees a short literal and fails the connection (its
-                        // size is on the wire already).
-                        Err(_) => break,
-                    };
-                    if tx.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = tx.shutdown().await;
-            };
-            tokio::pin!(append);
-            tokio::pin!(pump);
-            let mut pumped = false;
-            loop {
-                tokio::select! {
-                    r = &mut append => break r,
-                    _ = &mut pump, if !pumped => pumped = true,
-                }
-            }
-        });
-        self.drain_notes();
-        let code = match res {
-            Ok(code) => code,
-            Err(e) => {
-                if e.is_fatal() {
-                    self.session = None;
-                }
-                return Err(remote_err(e));
-            }
-        };
-        Ok(match code {
-            Some(Code::AppendUid { uid_validity, uids }) => {
-                uids.first().map(|u| (uid_validity.get(), u))
-            }
-            _ => None,
-        })
+        self.append_with(mailbox, flags, internaldate, len, data, false)
+    }
+
+    fn append_binary(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        self.append_with(mailbox, flags, internaldate, len, data, true)
     }
 
     fn store(

@@ -250,6 +250,23 @@ pub trait Remote {
         data: &mut dyn Read,
     ) -> RemoteResult<Option<(u32, u32)>>;
 
+    /// [`Remote::append`] of a message holding NUL bytes, in a BINARY literal8 (RFC 3516, seed
+    /// V0014); called only when the server offers BINARY. A remote that cannot send one
+    /// refuses.
+    fn append_binary(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[String],
+        internaldate: Option<i64>,
+        len: u64,
+        data: &mut dyn Read,
+    ) -> RemoteResult<Option<(u32, u32)>> {
+        let _ = (mailbox, flags, internaldate, len, data);
+        Err(RemoteError::Bad(
+            "this connection cannot send binary data (BINARY literal8)".into(),
+        ))
+    }
+
     /// `UID STORE uids ±FLAGS.SILENT (flags)` with `(UNCHANGEDSINCE n)` when given. Returns the
     /// UIDs the server reported `[MODIFIED]` (not changed because another client changed them).
     fn store(

@@ -181,6 +181,117 @@ fn v0002_condstore_without_qresync_uses_changedsince() {
     assert!(!sync_hiding(&env, &a, &["QRESYNC"]).changed_anything());
 }
 
+/// Seed V0002 on a server without CONDSTORE or QRESYNC (Dovecot's `imap_capability` trimmed, so
+/// the server itself offers neither and never sends a MODSEQ): each run records the server's
+/// UIDNEXT. A message delivered after the first run is found and downloaded, and the only
+/// details and body fetched are of UIDs at or above the recorded UIDNEXT; with nothing new
+/// (UIDNEXT unchanged) no details or body are fetched at all. Without MODSEQ the flags of
+/// every UID are still read (a flag change has no other sign), so the STATUS round cannot skip
+/// such a folder (see `v0045_…` for the skip on a CONDSTORE server).
+#[test]
+fn v0002_without_condstore_uidnext_alone_finds_new_mail() {
+    let dovecot = mailfold_testsupport::Dovecot::builder()
+        .rawlog(true)
+        .extra_config(
+            "imap_capability = IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT \
+             UIDPLUS CHILDREN LIST-EXTENDED SPECIAL-USE MOVE",
+        )
+        .start();
+    let u = dovecot.user(0).clone();
+    let env = Env {
+        dovecot,
+        dir: tempfile::tempdir().unwrap(),
+        user: u.name,
+        password: u.password,
+    };
+    for i in 0..5 {
+        env.deliver("INBOX", &crlf(&message("INBOX", i)));
+    }
+    let first = env.sync();
+    assert!(first.is_complete(), "{first:#?}");
+    assert_eq!(total(&first, |f| f.downloaded), 5);
+    let t = traffic(&first);
+    assert_eq!(
+        t.count("ENABLE"),
+        0,
+        "the server offers no CONDSTORE: {t:#?}"
+    );
+    let recorded = |env: &Env| {
+        let db = mailfold_store::StateDb::open(&env.state_db()).unwrap();
+        let f = mailfold_store::StateRead::folder_by_wire_name(&db, "INBOX")
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.highestmodseq, None, "no MODSEQ from this server");
+        f.uidnext.expect("UIDNEXT recorded").get()
+    };
+    let uidnext = recorded(&env);
+    assert!(
+        env.status("INBOX", "uidnext")
+            .contains(&format!("uidnext={uidnext}")),
+        "the server's UIDNEXT is recorded"
+    );
+
+    env.deliver("INBOX", &crlf(&message("INBOX", 5)));
+    let before = env.dovecot.rawlog(&env.user).len();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded), 1, "{r:#?}");
+    let log = env.dovecot.rawlog(&env.user);
+    let run = &log[before..];
+    assert!(
+        !run.contains("CHANGEDSINCE") && !run.contains("CONDSTORE"),
+        "{run}"
+    );
+    let fetched = detail_and_body_uids(run);
+    assert!(!fetched.is_empty(), "the new message was fetched: {run}");
+    assert!(
+        fetched.iter().all(|&u| u >= uidnext),
+        "only UIDs from the recorded UIDNEXT {uidnext} on are fetched: {fetched:?}\n{run}"
+    );
+    assert_eq!(env.local_folder("INBOX"), env.server_folder("INBOX"));
+    let next = recorded(&env);
+    assert!(
+        next > uidnext,
+        "the new UIDNEXT is recorded ({uidnext} -> {next})"
+    );
+
+    // Nothing new: UIDNEXT unchanged, and no message's details or body are read.
+    let before = env.dovecot.rawlog(&env.user).len();
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+    let log = env.dovecot.rawlog(&env.user);
+    let fetched = detail_and_body_uids(&log[before..]);
+    assert!(fetched.is_empty(), "{fetched:?}\n{}", &log[before..]);
+    assert_eq!(recorded(&env), next);
+}
+
+/// The UIDs named by the client's `UID FETCH` commands that read message details or bodies
+/// (RFC822.SIZE, BODY.PEEK[…]) in a Dovecot rawlog, `*` read as `u32::MAX`.
+fn detail_and_body_uids(rawlog: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for line in rawlog.lines() {
+        let Some(at) = line.find("UID FETCH ") else {
+            continue;
+        };
+        let rest = &line[at + "UID FETCH ".len()..];
+        if !(rest.contains("RFC822.SIZE") || rest.contains("BODY")) {
+            continue;
+        }
+        let set = rest.split(' ').next().unwrap_or_default();
+        for part in set.split(',') {
+            for n in part.split(':') {
+                out.push(if n == "*" {
+                    u32::MAX
+                } else {
+                    n.parse()
+                        .unwrap_or_else(|_| panic!("UID set {set:?} in {line:?}"))
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Seed V0003 end to end: after a UIDVALIDITY reset every message is re-bound by content
 /// without fetching a single body; a flag set locally just before the reset reaches the
 /// server; a file deleted locally just before it does not come back.

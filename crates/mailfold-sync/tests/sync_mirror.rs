@@ -79,13 +79,11 @@ fn v0041_two_thousand_messages_in_five_folders_mirror_exactly() {
 /// database lives outside the Maildir and the store writes nothing else into it.
 #[test]
 fn notmuch_indexes_every_message_and_no_other_file() {
-    let Ok(out) = std::process::Command::new("notmuch")
+    mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Notmuch);
+    let out = std::process::Command::new("notmuch")
         .arg("--version")
         .output()
-    else {
-        eprintln!("SKIPPED: notmuch is not installed (scripts/test installs it)");
-        return;
-    };
+        .expect("run notmuch --version");
     assert!(out.status.success());
     let env = Env::new();
     for folder in ["INBOX", "Lists/rust"] {

@@ -25,6 +25,10 @@ struct Hooks {
     list: Hook<Vec<ListEntry>>,
     select: Hook<Selected>,
     before_write: Option<Box<dyn FnMut()>>,
+    /// Play a server whose folder names are case-insensitive (V0016): CREATE of a name that
+    /// differs only in case from an existing folder is refused, and a write to such a name
+    /// would land in the existing folder.
+    case_insensitive: bool,
 }
 
 struct Hooked {
@@ -119,6 +123,19 @@ impl Remote for Hooked {
         self.inner.rename(from, to)
     }
     fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        if self.hooks.case_insensitive {
+            let taken = self
+                .inner
+                .list_all()?
+                .iter()
+                .any(|e| e.wire.eq_ignore_ascii_case(mailbox));
+            if taken {
+                return Err(mailfold_sync::remote::RemoteError::No {
+                    text: "[ALREADYEXISTS] Mailbox already exists".into(),
+                    trycreate: false,
+                });
+            }
+        }
         self.inner.create(mailbox)
     }
     fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
@@ -285,6 +302,50 @@ fn v0016_case_and_odd_names_map_safely() {
     }
 }
 
+/// Seed V0016 on a case-insensitive server (played by [`Hooked`]: CREATE of `work` beside
+/// `Work` is refused with ALREADYEXISTS, as such a server does): the local folder `work` stays
+/// its own folder locally, is never merged into `Work` (no duplicate, no message of it lands
+/// there), the refusal is reported, and the next runs do the same without looping or growing.
+#[test]
+fn v0016_case_insensitive_server_gets_no_duplicate_folder_and_no_loop() {
+    let env = Env::new();
+    env.dovecot.create_mailbox(&env.user, "Work");
+    env.deliver("Work", &crlf(&message("Work", 1)));
+    env.sync();
+    env.drop_local("work", "w-1.host", &message("lower", 1));
+    let hooks = || Hooks {
+        case_insensitive: true,
+        ..Hooks::default()
+    };
+    for run in 0..3 {
+        let r = hooked_sync(&env, &env.account(), hooks());
+        let f = r
+            .folders
+            .iter()
+            .find(|f| f.folder == "work")
+            .unwrap_or_else(|| panic!("run {run}: 'work' reported: {r:#?}"));
+        assert!(
+            f.errors.iter().any(|e| e.contains("ALREADYEXISTS")),
+            "run {run}: the refusal is reported: {r:#?}"
+        );
+        assert_eq!(total(&r, |f| f.uploaded), 0, "run {run}: {r:#?}");
+        assert_eq!(total(&r, |f| f.downloaded), 0, "run {run}: {r:#?}");
+        assert_mirror(&env, "Work");
+        assert_eq!(
+            env.server_folder("Work").len(),
+            1,
+            "run {run}: nothing merged"
+        );
+        assert_eq!(env.local_files("work").len(), 1, "run {run}: kept locally");
+        assert_eq!(env.local_files("Work").len(), 1, "run {run}");
+        let listed = env.dovecot.doveadm(&["mailbox", "list", "-u", &env.user]);
+        assert!(
+            !listed.lines().any(|l| l.trim() == "work"),
+            "run {run}: {listed}"
+        );
+    }
+}
+
 fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![p.to_path_buf()];
@@ -300,12 +361,23 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Seed V0018: a folder name with a control character, made locally, is never sent raw nor
-/// written outside the root: the server refuses to create it with a clear text, shown to the
-/// user, and the message stays local.
+/// Seed V0018: a folder name with a control character, made locally, is refused by the sync
+/// itself with a clear error before any CREATE is sent (not left to the server, which might
+/// accept it), is never written outside the root, and the message stays local.
 #[test]
 fn v0018_control_character_name_is_refused_clearly() {
-    let env = Env::new();
+    let env = Env {
+        dovecot: mailfold_testsupport::Dovecot::builder()
+            .rawlog(true)
+            .start(),
+        ..Env::new()
+    };
+    let u = env.dovecot.user(0).clone();
+    let env = Env {
+        user: u.name,
+        password: u.password,
+        ..env
+    };
     env.deliver("INBOX", &crlf(&message("INBOX", 1)));
     env.drop_local("Tab\tName", "t-1.host", &message("tab", 1));
     let r = env.sync();
@@ -315,6 +387,20 @@ fn v0018_control_character_name_is_refused_clearly() {
         all.contains("Tab\\tName"),
         "the folder is named in the report: {r:#?}"
     );
+    let f = r
+        .folders
+        .iter()
+        .find(|f| f.folder.contains("Tab"))
+        .unwrap_or_else(|| panic!("folder reported: {r:#?}"));
+    let text = f.errors.join("\n");
+    assert!(
+        text.contains("control character U+0009") && !text.contains("CREATE refused"),
+        "the sync refused it, not the server: {r:#?}"
+    );
+    let t = r.traffic.as_ref().expect("traffic");
+    assert_eq!(t.count("CREATE"), 0, "{t:#?}");
+    let log = env.dovecot.rawlog(&env.user);
+    assert!(!log.contains(" CREATE "), "no CREATE on the wire: {log}");
     let listed = env.dovecot.doveadm(&["mailbox", "list", "-u", &env.user]);
     assert!(!listed.contains("Tab"), "{listed}");
     assert_eq!(env.local_files("Tab\tName").len(), 1, "kept locally");
@@ -437,6 +523,68 @@ fn v0043_subscriptions_are_recorded() {
     assert!(!other.subscribed);
 }
 
+/// Seed V0043 on the LSUB + LIST path (a server without LIST-EXTENDED, scripted so that the
+/// two answers disagree, RFC 3501 6.3.9): LSUB is asked first and LIST second, so LIST is the
+/// most recent response and its attributes win (`Archive`, `\Noselect` in LSUB, is selectable
+/// per LIST; `Work` the other way round); a subscription comes from LSUB only (`INBOX` and
+/// `Other` are not subscribed); and a name only LSUB knows (a subscription to a folder that
+/// no longer exists, which RFC 3501 6.3.9 lets a server keep listing) is not taken for a
+/// folder the sync could open.
+#[test]
+fn v0043_lsub_and_list_disagree_the_most_recent_response_wins() {
+    use mailfold_testsupport::{Script, ScriptedServer};
+    let server = ScriptedServer::start(
+        Script::new()
+            .send_line("* PREAUTH [CAPABILITY IMAP4rev1] ready")
+            .expect("LSUB \"\" *")
+            .send(
+                "* LSUB (\\Noselect) \"/\" Archive\r\n* LSUB () \"/\" Work\r\n\
+                 * LSUB () \"/\" Gone\r\n",
+            )
+            .send_tagged("OK LSUB done")
+            .expect("LIST \"\" *")
+            .send(
+                "* LIST () \"/\" INBOX\r\n* LIST () \"/\" Archive\r\n\
+                 * LIST (\\Noselect) \"/\" Work\r\n* LIST () \"/\" Other\r\n",
+            )
+            .send_tagged("OK LIST done")
+            .expect("LOGOUT")
+            .send_line("* BYE bye")
+            .send_tagged("OK done"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = mailfold_net::ConnectConfig::new("127.0.0.1");
+    cfg.port = Some(server.port());
+    cfg.security = mailfold_net::Security::Plaintext;
+    let session = rt.block_on(mailfold_net::Session::open(&cfg)).unwrap();
+    let mut remote = NetRemote::from_session(rt, session);
+    let list = remote.list_all().unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?} {:?}",
+            String::from_utf8_lossy(&server.received()),
+            server.reports()
+        )
+    });
+    remote.logout();
+    let get = |name: &str| list.iter().find(|e| e.wire == name.as_bytes());
+    let archive = get("Archive").expect("Archive listed");
+    assert!(!archive.noselect && archive.subscribed, "{archive:?}");
+    let work = get("Work").expect("Work listed");
+    assert!(work.noselect && work.subscribed, "{work:?}");
+    for name in ["INBOX", "Other"] {
+        let e = get(name).expect("listed");
+        assert!(!e.subscribed && !e.noselect, "{e:?}");
+    }
+    let gone = get("Gone");
+    assert!(
+        gone.is_none_or(|e| e.noselect || e.nonexistent),
+        "a name only LSUB lists is no folder to open: {gone:?}"
+    );
+}
+
 /// Seed V0039: a READ-ONLY folder keeps local changes pending and reported, without server
 /// writes, and does not retry them on every run.
 #[test]
@@ -468,7 +616,8 @@ fn v0039_read_only_folder_keeps_local_changes_pending() {
 }
 
 /// Seed V0040 with V0050: a pull-only account opens folders with EXAMINE and never writes to
-/// the server; folders are switched by SELECT/EXAMINE, never CLOSE.
+/// the server; folders are switched by SELECT/EXAMINE, never CLOSE; and a folder holding a
+/// `\Deleted` message is left with UNSELECT, which does not expunge it.
 #[test]
 fn v0050_no_close_between_folders_and_pull_uses_examine() {
     let env = Env {
@@ -506,6 +655,40 @@ fn v0050_no_close_between_folders_and_pull_uses_examine() {
         "{log}"
     );
     assert!(env.status("INBOX", "messages").contains("messages=1"));
+
+    // UNSELECT where it must not expunge: the sync's own remote leaves a folder holding a
+    // \Deleted message with UNSELECT (RFC 3691), never CLOSE, and the message survives.
+    env.dovecot.doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &env.user,
+        "\\Deleted",
+        "mailbox",
+        "Work",
+        "uid",
+        "1",
+    ]);
+    let before = env.dovecot.rawlog(&env.user).len();
+    let mut remote = NetRemote::connect(&env.account()).unwrap();
+    assert!(remote.has_capability("UNSELECT"));
+    let sel = remote.select(b"Work", false).unwrap();
+    assert_eq!(sel.exists, 1);
+    remote.unselect().unwrap();
+    // Still usable, with no folder selected: STATUS of the folder just left.
+    assert_eq!(remote.status(b"Work").unwrap().messages, Some(1));
+    remote.logout();
+    let log = env.dovecot.rawlog(&env.user);
+    let run = &log[before..];
+    assert!(
+        run.lines().any(|l| l.trim_end().ends_with(" UNSELECT")),
+        "{run}"
+    );
+    assert!(!run.contains(" CLOSE") && !run.contains("EXPUNGE"), "{run}");
+    assert!(
+        env.status("Work", "messages").contains("messages=1"),
+        "the \\Deleted message was not expunged"
+    );
 }
 
 /// Seed V0005: keywords sync where PERMANENTFLAGS allows, kept in the state database (not in
@@ -831,4 +1014,78 @@ fn v0006_upload_keeps_the_file_date_as_internaldate() {
         out.contains("1500000000") || out.contains("2017-07-14"),
         "{out}"
     );
+}
+
+/// Seed V0014: a local message holding binary data (a NUL byte) is never sent raw in a normal
+/// literal. With BINARY (Dovecot offers it) it goes up in a literal8 (`~{n}`, RFC 3516) and
+/// arrives intact; with BINARY hidden from the session it is not uploaded at all (no APPEND
+/// on the wire), kept locally and reported on every run.
+#[test]
+fn v0014_binary_message_goes_in_a_literal8_or_waits() {
+    let env = Env {
+        dovecot: mailfold_testsupport::Dovecot::builder()
+            .rawlog(true)
+            .start(),
+        ..Env::new()
+    };
+    let u = env.dovecot.user(0).clone();
+    let env = Env {
+        user: u.name,
+        password: u.password,
+        ..env
+    };
+    let body = b"Subject: nul\nContent-Type: application/octet-stream\n\nab\0cd\n";
+
+    // Without BINARY: refused before anything is sent, every run.
+    env.drop_local("Work", "nul-1.host", body);
+    env.dovecot.create_mailbox(&env.user, "Work");
+    for run in 0..2 {
+        let a = env.account();
+        let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
+        let mut remote = NetRemote::connect(&a).unwrap();
+        remote.hide_capability("BINARY");
+        let before = env.dovecot.rawlog(&env.user).len();
+        let r = mailfold_sync::sync_with_remote(
+            &mut remote,
+            &a,
+            &SyncOptions::default(),
+            &maildir,
+            &mut db,
+        )
+        .unwrap();
+        remote.logout();
+        let f = r.folders.iter().find(|f| f.folder == "Work").unwrap();
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.contains("NUL") && e.contains("BINARY")),
+            "run {run}: {r:#?}"
+        );
+        assert_eq!(total(&r, |f| f.uploaded), 0, "run {run}: {r:#?}");
+        let log = env.dovecot.rawlog(&env.user);
+        assert!(
+            !log[before..].contains(" APPEND "),
+            "run {run}: {}",
+            &log[before..]
+        );
+        assert!(env.status("Work", "messages").contains("messages=0"));
+        assert_eq!(env.local_files("Work").len(), 1, "kept locally");
+    }
+
+    // With BINARY: a literal8, and the bytes arrive unchanged.
+    let before = env.dovecot.rawlog(&env.user).len();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
+    let log = env.dovecot.rawlog(&env.user);
+    let append = log[before..]
+        .lines()
+        .find(|l| l.contains(" APPEND "))
+        .unwrap_or_else(|| panic!("APPEND sent: {}", &log[before..]));
+    assert!(append.contains(" ~{"), "a literal8: {append}");
+    let server = env.server_folder("Work");
+    assert_eq!(server.len(), 1);
+    assert!(server[0].0.windows(5).any(|w| w == b"ab\0cd"), "{server:?}");
+    assert_mirror(&env, "Work");
+    assert!(!env.sync().changed_anything());
 }

@@ -73,7 +73,7 @@ pub const CYRUS_ROOT_ENV: &str = "MAILFOLD_CYRUS_ROOT";
 pub const DEFAULT_CYRUS_ROOT: &str = "/opt/mailfold/cyrus-imapd";
 
 /// Set to a non-empty value to turn "Cyrus is not installed" from a skip into a failure
-/// (CI, where `scripts/install-cyrus` has run).
+/// (where `scripts/install-cyrus` has run; see [`crate::require`]).
 pub const REQUIRE_CYRUS_ENV: &str = "MAILFOLD_REQUIRE_CYRUS";
 
 /// Where cyrus-common puts `master` and `ctl_cyrusdb` (and cyrus-imapd, when installed
@@ -265,35 +265,6 @@ impl Cyrus {
     /// Whether everything an instance needs is installed (see `scripts/install-cyrus`).
     pub fn is_installed() -> bool {
         missing_parts().is_empty()
-    }
-
-    /// `None` when Cyrus is installed; otherwise a sentence for the test output that says
-    /// what is missing and how to install it, so a test can skip loudly:
-    ///
-    /// ```no_run
-    /// # use mailfold_testsupport::Cyrus;
-    /// if let Some(why) = Cyrus::skip_reason() {
-    ///     eprintln!("skipped: {why}");
-    ///     return;
-    /// }
-    /// let cyrus = Cyrus::start();
-    /// ```
-    ///
-    /// # Panics
-    /// When Cyrus is missing and [`REQUIRE_CYRUS_ENV`] is set (CI must not skip).
-    pub fn skip_reason() -> Option<String> {
-        let missing = missing_parts();
-        if missing.is_empty() {
-            return None;
-        }
-        let why = format!(
-            "Cyrus IMAP is not installed (missing: {}); run scripts/install-cyrus as root",
-            missing.join(", ")
-        );
-        if std::env::var_os(REQUIRE_CYRUS_ENV).is_some_and(|v| !v.is_empty()) {
-            panic!("{why} ({REQUIRE_CYRUS_ENV} is set, so this is a failure, not a skip)");
-        }
-        Some(why)
     }
 
     fn launch(opts: CyrusBuilder) -> Cyrus {
@@ -663,7 +634,7 @@ impl Drop for Cyrus {
 }
 
 /// What is missing for an instance, as short names for a message.
-fn missing_parts() -> Vec<String> {
+pub(crate) fn missing_parts() -> Vec<String> {
     let mut missing = Vec::new();
     for tool in ["master", "ctl_cyrusdb"] {
         if !Path::new(LIBEXEC).join(tool).is_file() {

@@ -41,6 +41,10 @@
 //! // trusting dovecot.ca_file(), and log in with user.name / user.password or user.token.
 //! ```
 //!
+//! A test that needs Cyrus, `sasl2-bin` or notmuch starts with
+//! [`require_or_skip!`]`(Tool::…)`: it skips visibly on a machine without the tool, and fails
+//! under CI or when `scripts/test` installed the tool (see [`require`]).
+//!
 //! Being test code, setup failures panic with a message that says what to fix; but no wait is
 //! unbounded, and every thread and process started here ends when its owner is dropped.
 
@@ -52,6 +56,7 @@ mod fault;
 mod oauth;
 mod pki;
 mod ports;
+mod require;
 mod rng;
 mod scripted;
 
@@ -62,5 +67,6 @@ pub use dovecot::{
 pub use fault::{Direction, Fault, FaultPlan, FaultProxy};
 pub use pki::{CertKind, TestPki};
 pub use ports::free_port;
+pub use require::{find_program, require, require_that, Tool, CI_ENV};
 pub use rng::SplitMix64;
 pub use scripted::{ConnectionReport, Script, ScriptedServer, Step};

@@ -2,8 +2,8 @@
 //! uses `/` as delimiter, serves TLS (implicit and STARTTLS) with the per-run CA, takes
 //! deliveries, and leaves neither processes nor files behind.
 //!
-//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`), unless
-//! MAILFOLD_REQUIRE_CYRUS is set.
+//! Each test skips, saying why, when Cyrus is not installed (`scripts/install-cyrus`); under
+//! CI or `scripts/test` (MAILFOLD_REQUIRE_CYRUS) a missing Cyrus fails it instead.
 
 mod util;
 
@@ -14,13 +14,11 @@ use base64::Engine;
 use mailfold_testsupport::{Cyrus, RealServer, CYRUS_ADMIN, CYRUS_MECHANISMS};
 use util::{tagged_ok, Raw};
 
-/// Starts a default instance, or says why not.
+/// Starts an instance from `builder`; without Cyrus, returns from the test saying why, or
+/// fails it under CI (`mailfold_testsupport::require`).
 macro_rules! cyrus_or_skip {
     ($builder:expr) => {{
-        if let Some(why) = Cyrus::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+        mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
         $builder.start()
     }};
 }
@@ -240,10 +238,7 @@ fn stops_its_processes_and_removes_its_files() {
 /// so stopping one leaves the others (and this test process) untouched.
 #[test]
 fn stopping_one_instance_leaves_the_others_running() {
-    if let Some(why) = Cyrus::skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
     let first = Cyrus::builder().users(1).start();
     let second = Cyrus::builder().users(1).start();
     let third = Cyrus::builder().users(1).start();

@@ -6,7 +6,8 @@
 //!
 //! The server side is checked without mailfold, over IMAP with the test support crate's
 //! own client (`Cyrus::run_as`). Each test skips, saying why, when Cyrus is not installed
-//! (`scripts/install-cyrus`), unless MAILFOLD_REQUIRE_CYRUS is set (CI).
+//! (`scripts/install-cyrus`); under CI or `scripts/test` (MAILFOLD_REQUIRE_CYRUS) a missing
+//! Cyrus fails it instead.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -14,13 +15,11 @@ use std::process::{Command, Output};
 use mailfold_testsupport::{Cyrus, CyrusBuilder};
 use serde_json::Value;
 
-/// Starts an instance from `builder`, or returns from the test saying why not.
+/// Starts an instance from `builder`; without Cyrus, returns from the test saying why, or
+/// fails it under CI (`mailfold_testsupport::require`).
 macro_rules! cyrus_or_skip {
     ($builder:expr) => {{
-        if let Some(why) = Cyrus::skip_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+        mailfold_testsupport::require_or_skip!(mailfold_testsupport::Tool::Cyrus);
         let builder: CyrusBuilder = $builder;
         builder.start()
     }};

@@ -497,6 +497,27 @@ impl Drop for Tmpfs {
 }
 
 /// Whether this process runs as root (mount needs it); read from /proc, no libc.
+/// Env variable `scripts/test` sets when, as root, it could mount a tmpfs: then a test that
+/// needs one fails instead of skipping (`mailfold_testsupport::require_that`).
+const REQUIRE_TMPFS_ENV: &str = "MAILFOLD_REQUIRE_TMPFS";
+
+/// A tmpfs of `size`; `None` (after a note) when this machine cannot mount one and nothing
+/// requires it. `need` says what the test needs it for.
+fn tmpfs_or_skip(size: &str, need: &str) -> Option<Tmpfs> {
+    let fs = if is_root() {
+        Tmpfs::mount(size)
+    } else {
+        Err(format!("not root: {need}"))
+    };
+    match fs {
+        Ok(fs) => Some(fs),
+        Err(why) => {
+            mailfold_testsupport::require_that("tmpfs mount", REQUIRE_TMPFS_ENV, Some(why));
+            None
+        }
+    }
+}
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -529,16 +550,8 @@ fn assert_no_torn_files(a: &Account<'_>, model: &Model) {
 /// freed the next run converges.
 #[test]
 fn disk_full_is_a_clear_error_nothing_is_lost_and_the_next_run_converges() {
-    if !is_root() {
-        println!("SKIPPED disk_full: mounting a tmpfs needs root");
+    let Some(fs) = tmpfs_or_skip("600k", "mounting a tmpfs needs root") else {
         return;
-    }
-    let fs = match Tmpfs::mount("600k") {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("SKIPPED disk_full: {why}");
-            return;
-        }
     };
     let dovecot = Dovecot::builder().users(1).start();
     let a = Account::new(&dovecot, 0).with_maildir(fs.path().join("mail"));
@@ -620,16 +633,8 @@ fn first_line(s: &str) -> String {
 /// what the user deleted; made writable again, the next run converges.
 #[test]
 fn read_only_store_is_a_clear_error_and_nothing_is_deleted() {
-    if !is_root() {
-        println!("SKIPPED read_only: remounting needs root");
+    let Some(fs) = tmpfs_or_skip("16m", "remounting needs root") else {
         return;
-    }
-    let fs = match Tmpfs::mount("16m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("SKIPPED read_only: {why}");
-            return;
-        }
     };
     let dovecot = Dovecot::builder().users(1).start();
     let a = Account::new(&dovecot, 0).with_maildir(fs.path().join("mail"));
