@@ -183,6 +183,8 @@ pub struct AccountSpec {
     pub max_delete_percent: u8,
     /// fsync message files and directories (on by default; off only for benchmarks).
     pub fsync: bool,
+    /// How folder names map to directories under `maildir` (nested by default).
+    pub layout: mailfold_store::Layout,
     /// Connections to use. This version syncs over one connection; the field is accepted so the
     /// configuration is stable, and values above 1 are reported as a warning.
     pub connections: u8,
@@ -274,6 +276,7 @@ impl AccountSpec {
             allow_plain_expunge: false,
             max_delete_percent: 50,
             fsync: true,
+            layout: mailfold_store::Layout::Nested,
             connections: 1,
             download: DownloadMode::Full,
             root_folder: None,

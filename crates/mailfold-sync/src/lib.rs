@@ -95,6 +95,7 @@ pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError
         &account.maildir,
         MaildirOptions {
             fsync: account.fsync,
+            layout: account.layout,
             ..MaildirOptions::default()
         },
     )?;
