@@ -199,6 +199,15 @@ pub enum Command {
     /// stops before login. A refused certificate is explained (not trusted, wrong host,
     /// expired) with the chain the server presented. Exit status 3 when a step fails.
     Probe(ProbeArgs),
+    /// Print the mailfold accounts equivalent to an mbsync or OfflineIMAP configuration.
+    ///
+    /// Reads ~/.mbsyncrc or ~/.offlineimaprc (or any FILE in either format) and prints TOML
+    /// for the config file, with a comment for every setting it could not carry over. Then
+    /// `mailfold sync` adopts the existing Maildir without downloading it again.
+    ImportConfig {
+        /// The mbsync or OfflineIMAP configuration file.
+        file: std::path::PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

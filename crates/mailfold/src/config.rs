@@ -141,6 +141,10 @@ pub struct Account {
     pub layout: LayoutName,
     /// The separator of the flat layout (one character, default `.`).
     pub layout_separator: Option<String>,
+    /// OfflineIMAP's metadata directory of the server repository
+    /// (`~/.offlineimap/Repository-NAME`): its `FolderValidity` files let the first sync bind
+    /// the `,U=` UIDs in OfflineIMAP's file names.
+    pub adopt_offlineimap: Option<PathBuf>,
     /// Folder patterns (`*` and `%` wildcards as in LIST; a leading `!` excludes). Default: all.
     pub folders: Option<Vec<String>>,
     /// State database file; default `$XDG_STATE_HOME/mailfold/<account>.sqlite`.
@@ -418,6 +422,7 @@ impl Config {
             acct.local = expand_home(&acct.local);
             acct.ca_file = acct.ca_file.as_deref().map(expand_home);
             acct.state = acct.state.as_deref().map(expand_home);
+            acct.adopt_offlineimap = acct.adopt_offlineimap.as_deref().map(expand_home);
             if let Err(message) = acct.store_layout() {
                 return Err(err("layout_separator", message));
             }

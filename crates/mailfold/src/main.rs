@@ -111,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
         Command::Probe(a) => commands::probe::run(&ctx, &a),
+        Command::ImportConfig { file } => commands::import_config::run(&ctx, &file),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "mailfold", &mut std::io::stdout());
