@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod adopt;
 pub mod apply;
 pub mod error;
 pub mod gather;
@@ -147,7 +148,9 @@ pub fn sync_with_remote_progress(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
+    let adopting = adopt::begin(remote, account, opts, maildir, db, &mut report)?;
     let mut g = gather::gather(remote, account, maildir, db, &mut report)?;
+    adopt::hide_local_only(&mut g.input, db)?;
     let config = PlanConfig {
         valve: SafetyValve {
             max_percent: account.max_delete_percent,
@@ -156,8 +159,12 @@ pub fn sync_with_remote_progress(
         force: opts.force,
         download: account.download,
         pull: account.direction == account::Direction::Pull,
+        keep_new_local: adopting,
     };
     let plan = plan::plan(&g.input, &config);
+    if adopting {
+        adopt::finish(&plan, opts, db, &mut report)?;
+    }
     if opts.dry_run {
         // Nothing is applied, so no applier announces the plan: say what it would do.
         progress.event(parallel::planned_event(&plan));

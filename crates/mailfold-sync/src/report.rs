@@ -71,6 +71,8 @@ pub struct SyncReport {
     pub unchanged_folders: usize,
     /// What crossed the network, when the run used a `mailfold-net` session.
     pub traffic: Option<Traffic>,
+    /// The first sync into a Maildir another tool made: how its files were adopted.
+    pub adoption: Option<crate::adopt::Adoption>,
 }
 
 /// Commands and bytes of a run (from `mailfold-net`'s counters): what "no needless work"

@@ -158,6 +158,7 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     }
     spec.fsync = acct.fsync.unwrap_or(true);
     spec.layout = acct.store_layout().unwrap_or_default();
+    spec.adopt_offlineimap = acct.adopt_offlineimap.clone();
     spec.connections = acct.connections.unwrap_or(4);
     // Seeds V0010, V0070: headers-only takes every message as a header (a size limit adds
     // nothing to it); otherwise a size limit keeps larger bodies on the server.

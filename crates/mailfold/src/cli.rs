@@ -60,6 +60,10 @@ pub enum Command {
         /// Plan and report, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Upload the local files that the first sync into an mbsync or OfflineIMAP Maildir
+        /// kept local-only because they matched no server message.
+        #[arg(long)]
+        upload_unmatched: bool,
     },
     /// Keep accounts in sync continuously, until SIGINT or SIGTERM.
     ///

@@ -62,7 +62,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             accounts,
             force,
             dry_run,
-        } => commands::sync::run(&ctx, &accounts, force, dry_run),
+            upload_unmatched,
+        } => commands::sync::run(
+            &ctx,
+            &accounts,
+            mailfold_sync::SyncOptions {
+                force,
+                dry_run,
+                upload_unmatched,
+            },
+        ),
         Command::Watch {
             accounts,
             idle,
