@@ -189,6 +189,9 @@ pub struct AccountSpec {
     /// `FolderValidity` files let the first sync bind the UIDs in OfflineIMAP's file names
     /// ([`crate::adopt`]).
     pub adopt_offlineimap: Option<PathBuf>,
+    /// A command speaking IMAP on its stdin and stdout, pre-authenticated (argv, no shell):
+    /// used instead of `host`/`port`/`tls`, and no secret is sent (mailfold-net's tunnel).
+    pub tunnel: Option<Vec<String>>,
     /// Connections to use. This version syncs over one connection; the field is accepted so the
     /// configuration is stable, and values above 1 are reported as a warning.
     pub connections: u8,
@@ -282,6 +285,7 @@ impl AccountSpec {
             fsync: true,
             layout: mailfold_store::Layout::Nested,
             adopt_offlineimap: None,
+            tunnel: None,
             connections: 1,
             download: DownloadMode::Full,
             root_folder: None,

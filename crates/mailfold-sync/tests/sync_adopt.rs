@@ -339,3 +339,41 @@ fn offlineimap_tree_is_adopted_and_unmatched_files_stay_local() {
     assert_eq!(total(&up, |f| f.uploaded), 1, "{up:#?}");
     assert_mirror(&env, |f| tree.join(f.replace('/', ".")));
 }
+
+/// The same adoption through a `tunnel`: Dovecot's `imap` binary run directly, greeting with
+/// PREAUTH on its stdin and stdout; no TCP, no TLS, no password.
+#[test]
+fn mbsync_tree_is_adopted_through_a_tunnel() {
+    let env = env();
+    let tree = mbsync_mirror(&env);
+    set_letters(&files(&tree, "cur")[1], "FS");
+    let mut a = account(&env, &tree, Layout::MaildirPlusPlus);
+    a.tunnel = Some(vec![
+        "/usr/lib/dovecot/imap".into(),
+        "-c".into(),
+        env.dovecot.config_path().display().to_string(),
+        "-u".into(),
+        env.user.clone(),
+    ]);
+    // Nothing of these is used: a tunnel connects nowhere and sends no secret.
+    a.port = 1;
+    a.secret = mailfold_sync::AccountSecret::Password(mailfold_sync::Secret::new(
+        "not-the-password".into(),
+    ));
+    let r = sync(&a, SyncOptions::default());
+    let adoption = r.adoption.clone().expect("the first sync adopts");
+    assert_eq!(adoption.by_uid, 13, "{r:#?}");
+    assert_eq!(total(&r, |f| f.downloaded) + total(&r, |f| f.uploaded), 0);
+    assert_eq!(total(&r, |f| f.remote_flag_changes), 1, "{r:#?}");
+    let traffic = r.traffic.clone().expect("a mailfold-net session");
+    assert!(!traffic.commands.contains_key("APPEND"), "{traffic:?}");
+    assert!(!traffic.commands.contains_key("LOGIN"), "{traffic:?}");
+    assert!(
+        !traffic.commands.contains_key("AUTHENTICATE"),
+        "{traffic:?}"
+    );
+    assert_mirror(&env, |f| match f {
+        "INBOX" => tree.clone(),
+        other => tree.join(format!(".{}", other.replace('/', "."))),
+    });
+}

@@ -110,14 +110,16 @@ impl fmt::Debug for CommandSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    /// Server host name or IP address.
+    /// Server host name or IP address (not needed with `tunnel`).
+    #[serde(default)]
     pub host: String,
     /// Port; defaults by `tls` (993 implicit, 143 otherwise).
     pub port: Option<u16>,
     /// TLS mode.
     #[serde(default)]
     pub tls: TlsMode,
-    /// Login name.
+    /// Login name (not needed with `tunnel`).
+    #[serde(default)]
     pub user: String,
     /// Program printing the password on its first line of output.
     pub password_command: Option<CommandSpec>,
@@ -145,6 +147,10 @@ pub struct Account {
     /// (`~/.offlineimap/Repository-NAME`): its `FolderValidity` files let the first sync bind
     /// the `,U=` UIDs in OfflineIMAP's file names.
     pub adopt_offlineimap: Option<PathBuf>,
+    /// A command (argv, no shell) that speaks IMAP on its stdin and stdout, already logged in
+    /// (PREAUTH), e.g. `["ssh", "-q", "mailhost", "/usr/lib/dovecot/imap"]`; replaces `host`,
+    /// `port` and the TLS settings, and no secret is needed.
+    pub tunnel: Option<Vec<String>>,
     /// Folder patterns (`*` and `%` wildcards as in LIST; a leading `!` excludes). Default: all.
     pub folders: Option<Vec<String>>,
     /// State database file; default `$XDG_STATE_HOME/mailfold/<account>.sqlite`.
@@ -371,18 +377,28 @@ impl Config {
                     "account names must be non-empty, without '/' or control characters".into(),
                 ));
             }
+            if let Some(t) = &acct.tunnel {
+                if t.first().is_none_or(|p| p.is_empty()) {
+                    return Err(err("tunnel", "must name a program".into()));
+                }
+                if acct.host.trim().is_empty() {
+                    // Only a name for messages: a tunnel connects nowhere itself.
+                    acct.host = "tunnel".into();
+                }
+            }
             if acct.host.trim().is_empty() {
                 return Err(err("host", "must not be empty".into()));
             }
             if acct.port == Some(0) {
                 return Err(err("port", "must be between 1 and 65535".into()));
             }
-            if acct.user.is_empty() && !acct.anonymous {
+            if acct.user.is_empty() && !acct.anonymous && acct.tunnel.is_none() {
                 return Err(err("user", "must not be empty".into()));
             }
             if acct.password_command.is_none()
                 && acct.oauth_token_command.is_none()
                 && !acct.anonymous
+                && acct.tunnel.is_none()
             {
                 return Err(err(
                     "password_command",

@@ -352,7 +352,7 @@ fn mbsync_server(s: &Section, o: &mut Out) {
         .first("SSLType")
         .or_else(|| s.first("TLSType"))
         .map(str::to_ascii_lowercase);
-    let tunnel: Option<&str> = None;
+    let tunnel = s.first("Tunnel");
     for (k, v) in &s.lines {
         let val = v.join(" ");
         match k.to_ascii_lowercase().as_str() {
@@ -377,7 +377,7 @@ fn mbsync_server(s: &Section, o: &mut Out) {
                     o.set("mechanisms", quote_list(&m));
                 }
             }
-            "tunnel" => o.note(format!("not carried over: Tunnel {val}")),
+            "tunnel" => o.set("tunnel", quote_list(&["sh", "-c", val.as_str()])),
             "account" | "ssltype" | "tlstype" => {}
             "systemcertificates" if val.eq_ignore_ascii_case("no") => o.note(
                 "not carried over: SystemCertificates no (mailfold trusts the system roots and ca_file)".into(),
@@ -395,11 +395,8 @@ fn mbsync_server(s: &Section, o: &mut Out) {
     }
     if tunnel.is_some() {
         // Over a tunnel the session is PREAUTH: TLS settings and credentials do not apply.
-        for key in ["port", "ca_file", "mechanisms"] {
+        for key in ["port", "tls", "ca_file", "mechanisms"] {
             o.keys.retain(|(k, _)| k != key);
-        }
-        if !o.has("host") {
-            o.set("host", quote("localhost"));
         }
     } else {
         // mbsync 1.4's default is STARTTLS.
@@ -409,7 +406,7 @@ fn mbsync_server(s: &Section, o: &mut Out) {
             _ => o.set("tls", quote("starttls")),
         }
     }
-    if !o.has("user") {
+    if !o.has("user") && tunnel.is_none() {
         o.set("user", quote(""));
         o.note("no User in the mbsync file: set `user`".into());
     }
@@ -598,7 +595,7 @@ fn offlineimap_remote(r: &[(String, String)], pythonfile: Option<&str>, o: &mut 
     if gmail {
         o.set("host", quote("imap.gmail.com"));
     }
-    let tunnel: Option<&str> = None;
+    let tunnel = get(r, "preauthtunnel");
     // OfflineIMAP 7.3 and later: TLS on by default, STARTTLS when `ssl = no`.
     let ssl = get(r, "ssl").is_none_or(yes);
     let starttls = get(r, "starttls").is_none_or(yes);
@@ -632,7 +629,7 @@ fn offlineimap_remote(r: &[(String, String)], pythonfile: Option<&str>, o: &mut 
                 let m: Vec<&str> = v.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
                 o.set("mechanisms", quote_list(&m));
             }
-            "preauthtunnel" => o.note(format!("not carried over: preauthtunnel = {v}")),
+            "preauthtunnel" => o.set("tunnel", quote_list(&["sh", "-c", v.as_str()])),
             "maxconnections" => match v.parse::<u8>() {
                 Ok(c) if (1..=16).contains(&c) => o.set("connections", c.to_string()),
                 _ => o.note(format!("not carried over: maxconnections = {v}")),
@@ -647,16 +644,13 @@ fn offlineimap_remote(r: &[(String, String)], pythonfile: Option<&str>, o: &mut 
         }
     }
     if tunnel.is_some() {
-        for key in ["port", "ca_file", "mechanisms"] {
+        for key in ["port", "tls", "ca_file", "mechanisms"] {
             o.keys.retain(|(k, _)| k != key);
-        }
-        if !o.has("host") {
-            o.set("host", quote("localhost"));
         }
     } else if !ssl {
         o.set("tls", quote(if starttls { "starttls" } else { "none" }));
     }
-    if !o.has("user") {
+    if !o.has("user") && tunnel.is_none() {
         o.set("user", quote(""));
         o.note("no remoteuser in the OfflineIMAP file: set `user`".into());
     }
@@ -775,6 +769,29 @@ SyncState *
         );
         assert!(out.contains("AltMap yes"), "{out}");
         assert!(out.contains("Create Both"), "{out}");
+    }
+
+    #[test]
+    fn mbsync_tunnel_becomes_a_tunnel_without_password() {
+        let rc = "IMAPStore far\nTunnel \"ssh -q host /usr/lib/dovecot/imap\"\n\n\
+                  MaildirStore near\nPath ~/Mail/\nInbox ~/Mail/INBOX\nSubFolders Verbatim\n\n\
+                  Channel c\nFar :far:\nNear :near:\n";
+        let out = convert(rc, Source::Mbsync).unwrap();
+        let cfg = Config::parse(&out, Path::new("x.toml")).unwrap();
+        let a = &cfg.accounts["c"];
+        assert_eq!(
+            a.tunnel.as_deref(),
+            Some(
+                &[
+                    "sh".to_owned(),
+                    "-c".into(),
+                    "ssh -q host /usr/lib/dovecot/imap".into()
+                ][..]
+            )
+        );
+        assert!(a.password_command.is_none(), "{out}");
+        assert_eq!(a.layout, crate::config::LayoutName::Nested);
+        assert!(!out.contains("Inbox"), "INBOX already at Path/INBOX: {out}");
     }
 
     const OFFLINEIMAPRC: &str = r#"
