@@ -12,11 +12,13 @@
 //!   `SubFolders Maildir++`). A folder below INBOX keeps an empty first part,
 //!   `INBOX/Sub` → `..Sub`, as mbsync writes it.
 //!
-//! In the two one-level layouts a component is escaped exactly as in the nested
-//! layout ([`crate::name`]) and, in addition, the separator is written as
-//! `%XX` wherever it occurs, so splitting a directory name at the separator
-//! gives back the components: the mapping stays a bijection (checked by
-//! property tests for every layout).
+//! In the two one-level layouts a component is first written in modified UTF-7 (RFC 3501
+//! 5.1.3), as Dovecot, mbsync and OfflineIMAP name these directories (`Été` is `&AMk-t&AOk-`),
+//! then escaped exactly as in the nested layout ([`crate::name`]) with, in addition, the
+//! separator written as `%XX` wherever it occurs, so splitting a directory name at the
+//! separator gives back the components: the mapping stays a bijection (checked by property
+//! tests for every layout). Modified UTF-7 is decoded strictly, so a directory name has at
+//! most one reading.
 //!
 //! The state database keeps each folder's [`RelPath`]. In the one-level
 //! layouts that is the joined encoding (`Work.Projects`, `INBOX`,
@@ -32,6 +34,7 @@ use crate::error::{Error, NameError, Result};
 use crate::maildir::{sync_dir, FolderListing, LocalFolder, Maildir, PROBE_PREFIX};
 use crate::name::{decode_component_in, encode_component_in, FolderName, RelPath, MAX_DIR_NAME};
 use crate::Folder;
+use mailfold_proto::utf7;
 
 /// The separator of Maildir++ directory names (fixed by the format).
 const MAILDIRPP_SEP: char = '.';
@@ -90,7 +93,7 @@ impl Layout {
         let joined = name
             .components()
             .iter()
-            .map(|c| encode_component_in(c, Some(sep)))
+            .map(|c| encode_part(c, sep))
             .collect::<Vec<_>>()
             .join(&*sep.encode_utf8(&mut buf));
         // Maildir++ adds a leading dot to the stored form.
@@ -116,9 +119,9 @@ impl Layout {
         let comps = rel
             .as_str()
             .split(sep)
-            .map(|d| match decode_component_in(d, Some(sep)) {
-                Ok(c) => c,
-                Err(_) => {
+            .map(|d| match decode_part(d, sep) {
+                Some(c) => c,
+                None => {
                     canonical = false;
                     crate::name::decode_component_lenient(d).0
                 }
@@ -172,6 +175,18 @@ impl Layout {
             }
         }
     }
+}
+
+/// One component of a one-level layout's directory name: modified UTF-7, then escaped.
+fn encode_part(component: &str, sep: char) -> String {
+    encode_component_in(&utf7::encode(component), Some(sep))
+}
+
+/// The inverse of [`encode_part`], for canonical names only.
+fn decode_part(dir: &str, sep: char) -> Option<String> {
+    let mutf7 = decode_component_in(dir, Some(sep)).ok()?;
+    let c = utf7::decode(mutf7.as_bytes()).ok()?;
+    (encode_part(&c, sep) == dir).then_some(c)
 }
 
 /// The parts of the Maildir tree that differ in the one-level layouts.
@@ -300,5 +315,22 @@ mod tests {
         assert_eq!(l.rel_of_dir(".Work.Projects"), Some(w));
         assert_eq!(l.rel_of_dir(".INBOX.x"), None);
         assert_eq!(l.rel_of_dir("cur"), None);
+    }
+
+    #[test]
+    fn non_ascii_names_are_modified_utf7_as_other_tools_write_them() {
+        let l = Layout::MaildirPlusPlus;
+        let rel = l
+            .rel_of(&name(&["Projekte", "Übersicht"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.dirs_of(&rel), [".Projekte.&ANw-bersicht"]);
+        assert_eq!(
+            l.name_of(&RelPath::parse("&AMk-t&AOk-").unwrap()).unwrap(),
+            (name(&["Été"]), true)
+        );
+        let flat = Layout::flat('.').unwrap();
+        let rel = flat.rel_of(&name(&["a&b"])).unwrap().unwrap();
+        assert_eq!(rel.as_str(), "a&-b");
     }
 }

@@ -22,6 +22,19 @@ const SEED: &[(&str, &[&str])] = &[
     ("Archive", &["S", "S", "", "S"]),
     ("Archive/2024", &["", "S", "S"]),
 ];
+/// A folder with a non-ASCII name: Dovecot, mbsync and OfflineIMAP all name its directory in
+/// modified UTF-7 (`&AMk-t&AOk-`). It holds one message, delivered without flags.
+const NON_ASCII: &str = "Été";
+
+/// Every folder of the test, as `/`-separated names.
+fn folders() -> Vec<&'static str> {
+    SEED.iter().map(|(f, _)| *f).chain([NON_ASCII]).collect()
+}
+
+/// A folder's directory name in a one-level tree: modified UTF-7, levels joined by `.`.
+fn one_level(folder: &str) -> String {
+    mailfold_proto::utf7::encode(folder).replace('/', ".")
+}
 
 fn env() -> Env {
     let dovecot = Dovecot::builder().users(1).rawlog(true).start();
@@ -40,6 +53,8 @@ fn env() -> Env {
             .collect();
         env.seed_server(folder, &msgs);
     }
+    env.dovecot.create_mailbox(&env.user, NON_ASCII);
+    env.deliver(NON_ASCII, &message("Ete", 0));
     fs::write(env.dir.path().join("password"), &env.password).unwrap();
     env
 }
@@ -201,11 +216,15 @@ fn local_messages(dir: &Path) -> Vec<Msg> {
 }
 
 fn assert_mirror(env: &Env, local_dir: impl Fn(&str) -> PathBuf) {
-    for (folder, _) in SEED {
-        let (l, s) = (
-            local_messages(&local_dir(folder)),
-            env.server_folder(folder),
-        );
+    for folder in folders() {
+        let server = match folder {
+            "INBOX" => env.dovecot.mail_root(&env.user),
+            f => env
+                .dovecot
+                .mail_root(&env.user)
+                .join(format!(".{}", one_level(f))),
+        };
+        let (l, s) = (local_messages(&local_dir(folder)), read_maildir(&server));
         assert_eq!(l, s, "{folder}:\n{}", diff(&l, &s));
     }
 }
@@ -260,15 +279,15 @@ fn mbsync_tree_is_adopted_without_transfer() {
     set_letters(&inbox[0], "FS");
     set_letters(&files(&tree.join(".Archive"), "cur")[0], "");
     let before = notmuch_count(&env, &tree);
-    assert_eq!(before, 13);
+    assert_eq!(before, 14);
 
     clear_rawlog(&env);
     let a = account(&env, &tree, Layout::MaildirPlusPlus);
     let r = sync(&a, SyncOptions::default());
     let adoption = r.adoption.clone().expect("the first sync adopts");
-    assert_eq!(adoption.by_uid, 13, "{r:#?}");
+    assert_eq!(adoption.by_uid, 14, "{r:#?}");
     assert_eq!((adoption.by_content, adoption.local_only), (0, 0), "{r:#?}");
-    for f in ["INBOX", "Archive", "Archive/2024"] {
+    for f in ["INBOX", "Archive", "Archive/2024", NON_ASCII] {
         assert!(adoption.mbsync_folders.iter().any(|m| m == f), "{r:#?}");
     }
     assert_eq!(total(&r, |f| f.downloaded) + total(&r, |f| f.uploaded), 0);
@@ -277,7 +296,7 @@ fn mbsync_tree_is_adopted_without_transfer() {
 
     assert_mirror(&env, |f| match f {
         "INBOX" => tree.clone(),
-        other => tree.join(format!(".{}", other.replace('/', "."))),
+        other => tree.join(format!(".{}", one_level(other))),
     });
     assert_eq!(notmuch_count(&env, &tree), before);
     // The next run is an ordinary one with nothing to do.
@@ -311,7 +330,7 @@ fn offlineimap_tree_is_adopted_and_unmatched_files_stay_local() {
     a.adopt_offlineimap = Some(meta.join("Repository-Remote"));
     let r = sync(&a, SyncOptions::default());
     let adoption = r.adoption.clone().expect("the first sync adopts");
-    assert_eq!(adoption.by_uid, 9, "{r:#?}");
+    assert_eq!(adoption.by_uid, 10, "{r:#?}");
     assert_eq!(adoption.by_content, 3, "{r:#?}");
     assert_eq!(adoption.local_only, 1, "{r:#?}");
     assert_eq!(adoption.validity_changed, ["Archive/2024"], "{r:#?}");
@@ -324,7 +343,7 @@ fn offlineimap_tree_is_adopted_and_unmatched_files_stay_local() {
     // The hand-made file aside, the mirror equals the server; later runs keep it local.
     let keep = env.dir.path().join("handmade");
     fs::rename(&handmade, &keep).unwrap();
-    assert_mirror(&env, |f| tree.join(f.replace('/', ".")));
+    assert_mirror(&env, |f| tree.join(one_level(f)));
     fs::rename(&keep, &handmade).unwrap();
     let again = sync(&a, SyncOptions::default());
     assert_eq!(total(&again, |f| f.uploaded), 0, "{again:#?}");
@@ -337,7 +356,7 @@ fn offlineimap_tree_is_adopted_and_unmatched_files_stay_local() {
         },
     );
     assert_eq!(total(&up, |f| f.uploaded), 1, "{up:#?}");
-    assert_mirror(&env, |f| tree.join(f.replace('/', ".")));
+    assert_mirror(&env, |f| tree.join(one_level(f)));
 }
 
 /// The same adoption through a `tunnel`: Dovecot's `imap` binary run directly, greeting with
@@ -362,7 +381,7 @@ fn mbsync_tree_is_adopted_through_a_tunnel() {
     ));
     let r = sync(&a, SyncOptions::default());
     let adoption = r.adoption.clone().expect("the first sync adopts");
-    assert_eq!(adoption.by_uid, 13, "{r:#?}");
+    assert_eq!(adoption.by_uid, 14, "{r:#?}");
     assert_eq!(total(&r, |f| f.downloaded) + total(&r, |f| f.uploaded), 0);
     assert_eq!(total(&r, |f| f.remote_flag_changes), 1, "{r:#?}");
     let traffic = r.traffic.clone().expect("a mailfold-net session");
@@ -374,6 +393,6 @@ fn mbsync_tree_is_adopted_through_a_tunnel() {
     );
     assert_mirror(&env, |f| match f {
         "INBOX" => tree.clone(),
-        other => tree.join(format!(".{}", other.replace('/', "."))),
+        other => tree.join(format!(".{}", one_level(other))),
     });
 }
