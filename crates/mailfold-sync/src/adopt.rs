@@ -27,7 +27,8 @@
 //! Nothing is renamed here; only flag changes ever rename another tool's files.
 //!
 //! What no record binds is left to the planner's content matching; what matches nothing is
-//! kept local-only ([`crate::plan::PlanConfig::keep_new_local`]) rather than uploaded.
+//! kept local-only ([`crate::plan::PlanConfig::keep_new_local`]) rather than uploaded: in
+//! such a tree it is most likely mail the server expunged since the other tool last ran.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -73,15 +74,33 @@ pub struct Adoption {
     pub offlineimap_folders: Vec<String>,
 }
 
-/// Whether this run adopts a Maildir: the state is fresh and some local folder holds a
-/// message. The planner then keeps unmatched local files local-only.
-pub fn is_adopting(maildir: &Maildir, db: &StateDb) -> Result<bool, crate::SyncError> {
+/// Whether this run adopts a Maildir another tool made: the state is fresh and the tree shows
+/// that tool's marks — mbsync's `.mbsyncstate` or `.uidvalidity` in a folder, a `,U=` UID in a
+/// file name (mbsync, OfflineIMAP), or any message at all when `adopt_offlineimap` is set. The
+/// planner then keeps unmatched local files local-only. A tree mailfold made itself, whose
+/// state database was lost, is not adopted: its unmatched files are new mail and go up.
+pub fn is_adopting(
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &StateDb,
+) -> Result<bool, crate::SyncError> {
     if !db.is_fresh()? {
         return Ok(false);
     }
     let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
     for lf in listing.folders.iter().filter(|f| f.is_maildir) {
-        if !maildir.folder(&lf.rel)?.scan()?.is_empty() {
+        let folder = maildir.folder(&lf.rel)?;
+        if [".mbsyncstate", ".uidvalidity"]
+            .iter()
+            .any(|f| folder.path().join(f).is_file())
+        {
+            return Ok(true);
+        }
+        let files = folder.scan()?;
+        if files.is_empty() {
+            continue;
+        }
+        if account.adopt_offlineimap.is_some() || files.iter().any(|e| u_field(&e.base).is_some()) {
             return Ok(true);
         }
     }
@@ -107,7 +126,7 @@ pub fn begin(
         }
         return Ok(false);
     }
-    if !is_adopting(maildir, db)? {
+    if !is_adopting(account, maildir, db)? {
         return Ok(false);
     }
     report.adoption = Some(if opts.dry_run {
