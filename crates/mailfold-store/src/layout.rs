@@ -217,6 +217,31 @@ impl Maildir {
         self.create_folder_at(to)
     }
 
+    /// Creates a folder of a one-level layout. These layouts have no alias directories, so on
+    /// a case-insensitive file system (seed V0016) a directory that differs from the new one
+    /// only in case is refused rather than shared.
+    pub(crate) fn create_one_level(&self, rel: &RelPath) -> Result<Folder> {
+        if self.case_insensitive() {
+            if let Some(dir) = self.layout().dirs_of(rel).pop() {
+                let folded = dir.to_lowercase();
+                let entries = match fs::read_dir(self.root()) {
+                    Ok(e) => e,
+                    Err(e) => return Err(Error::io("read directory", self.root(), e)),
+                };
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name != dir && name.to_lowercase() == folded {
+                        return Err(Error::UnsafePath {
+                            path: e.path(),
+                            reason: "another folder's directory differs only in case, and this layout has no alias directories",
+                        });
+                    }
+                }
+            }
+        }
+        self.create_folder_at(rel)
+    }
+
     /// Lists the folders of a one-level layout: the directories directly in
     /// the root that the layout names (and, for Maildir++, the root itself
     /// as INBOX when it is a Maildir).

@@ -364,7 +364,7 @@ impl Maildir {
         aliases: &mut dyn AliasRegistry,
     ) -> Result<Folder> {
         if let Some(rel) = self.layout.rel_of(name) {
-            return self.create_folder_at(&rel?);
+            return self.create_one_level(&rel?);
         }
         let rel = self.ensure_dirs(name.components(), aliases)?;
         self.make_maildir(&rel)

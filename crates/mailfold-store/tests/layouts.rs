@@ -110,6 +110,19 @@ fn flat_and_maildirpp_trees_look_like_offlineimap_and_dovecot() {
         .unwrap();
     flat.rename_folder(&from, &name(&["Old"]), &mut a).unwrap();
     assert!(flat.root().join("Old/cur").is_dir());
+    // On a case-insensitive file system a name differing only in case is refused, not shared.
+    let ci = Maildir::open(
+        &tmp.path().join("ci"),
+        MaildirOptions {
+            fsync: false,
+            case: CaseMode::Insensitive,
+            layout: Layout::flat('.').unwrap(),
+        },
+    )
+    .unwrap();
+    ci.ensure_folder(&name(&["Work"]), &mut a).unwrap();
+    assert!(ci.ensure_folder(&name(&["work"]), &mut a).is_err());
+    ci.ensure_folder(&name(&["Work"]), &mut a).unwrap();
     // The Maildir++ root is INBOX and is never deleted.
     let inbox = pp.locate_folder(&FolderName::inbox(), &a).unwrap().unwrap();
     assert!(pp.delete_folder(&inbox, true).is_err());
