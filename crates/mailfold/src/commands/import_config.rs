@@ -608,6 +608,11 @@ fn offlineimap_remote(r: &[(String, String)], pythonfile: Option<&str>, o: &mut 
                 _ => o.note(format!("not carried over: remoteport = {v}")),
             },
             "remoteuser" => o.set("user", quote(v)),
+            // A bare string literal is a password written in the file: never copied (it would
+            // end up in an argv).
+            "remotepasseval" if v.trim_start().starts_with(['"', '\'']) => o.note(
+                "not carried over: remotepasseval (a password written in the file); set password_command".into(),
+            ),
             "remotepasseval" => {
                 // The expression is Python evaluated with `pythonfile` loaded: run exactly that.
                 let prog = match pythonfile {
@@ -823,6 +828,9 @@ folderfilter = lambda folder: folder in ['INBOX', 'Sent']
         assert_eq!(detect(OFFLINEIMAPRC), Some(Source::OfflineImap));
         let out = convert(OFFLINEIMAPRC, Source::OfflineImap).unwrap();
         assert!(!out.contains("hunter2"), "{out}");
+        let literal = OFFLINEIMAPRC.replace("get_pass(\"personal\")", "'hunter3'");
+        let out2 = convert(&literal, Source::OfflineImap).unwrap();
+        assert!(!out2.contains("hunter3"), "{out2}");
         let cfg = Config::parse(&out, Path::new("x.toml")).unwrap();
         let a = &cfg.accounts["Personal"];
         assert_eq!(a.host, "imap.example.net");
