@@ -5,9 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use crate::error::Error;
+use crate::stream::Tunnel;
 
 /// Resolves `host:port` and connects to the first address that answers within `timeout`.
 /// The error names the last failure, so "connection refused" and "timed out" stay visible.
@@ -45,6 +49,69 @@ pub async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<Tcp
     // Non-empty address list: at least one attempt ran and recorded its failure.
     Err(last.unwrap_or_else(|| Error::Config(format!("{host}: no address tried"))))
 }
+
+/// Starts a tunnel command (argv, no shell) in a process group of its own, with its stdin
+/// and stdout as the IMAP stream and its stderr copied to the log line by line (long lines cut,
+/// so the command cannot make the log or memory grow without bound).
+pub fn spawn_tunnel(argv: &[String]) -> Result<Tunnel, Error> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::Config("the tunnel command is empty".into()));
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Io(format!("starting the tunnel {program:?}"), e))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(Error::Config("the tunnel's pipes were not set up".into()));
+    };
+    let name = program.clone();
+    tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(stderr);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut r)
+                .take(MAX_STDERR_LINE)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    tracing::warn!("tunnel {name}: {}", text.trim_end());
+                    if !line.ends_with(b"\n") {
+                        // The rest of an over-long line: skip it.
+                        let mut skip = Vec::new();
+                        loop {
+                            skip.clear();
+                            match (&mut r)
+                                .take(MAX_STDERR_LINE)
+                                .read_until(b'\n', &mut skip)
+                                .await
+                            {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if skip.ends_with(b"\n") => break,
+                                Ok(_) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tracing::debug!("started the tunnel {program}");
+    Ok(Tunnel::new(child, stdin, stdout))
+}
+
+/// The longest line of a tunnel's stderr written to the log.
+const MAX_STDERR_LINE: u64 = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -107,6 +107,10 @@ pub struct ConnectConfig {
     pub engine: EngineConfig,
     /// Which mechanisms to try and whether a password may cross cleartext.
     pub auth_policy: Policy,
+    /// A command to run instead of connecting (argv, no shell): the session speaks IMAP over
+    /// its stdin and stdout, and must be greeted with PREAUTH (the command authenticates, e.g.
+    /// `ssh host /usr/lib/dovecot/imap`). `host`, `port`, `security` and `tls` do not apply.
+    pub tunnel: Option<Vec<String>>,
 }
 
 impl ConnectConfig {
@@ -120,6 +124,7 @@ impl ConnectConfig {
             connect_timeout: Duration::from_secs(30),
             engine: EngineConfig::default(),
             auth_policy: Policy::password(),
+            tunnel: None,
         }
     }
 
@@ -438,14 +443,16 @@ impl Session {
         };
         let port = cfg.port();
         let (tls, trust) = client_config_recording(&cfg.tls).map_err(bare)?;
-        if cfg.security != Security::Plaintext {
+        if cfg.security != Security::Plaintext && cfg.tunnel.is_none() {
             warn_if_dangerous(&cfg.tls, &cfg.host);
         }
-        let tcp = connect_tcp(&cfg.host, port, cfg.connect_timeout)
-            .await
-            .map_err(bare)?;
-        let implicit = cfg.security == Security::ImplicitTls;
-        let transport = if implicit {
+        let implicit = cfg.security == Security::ImplicitTls && cfg.tunnel.is_none();
+        let transport = if let Some(argv) = &cfg.tunnel {
+            Transport::Tunnel(Box::new(crate::connect::spawn_tunnel(argv).map_err(bare)?))
+        } else if implicit {
+            let tcp = connect_tcp(&cfg.host, port, cfg.connect_timeout)
+                .await
+                .map_err(bare)?;
             let name = server_name(&cfg.host).map_err(bare)?;
             tokio::time::timeout(
                 cfg.connect_timeout,
@@ -455,6 +462,9 @@ impl Session {
             .map_err(|_| bare(Error::Timeout("TLS handshake".into())))?
             .map_err(|e| bare(handshake_error(&e, &trust)))?
         } else {
+            let tcp = connect_tcp(&cfg.host, port, cfg.connect_timeout)
+                .await
+                .map_err(bare)?;
             Transport::Plain(tcp)
         };
         let mut ecfg = cfg.engine.clone();
@@ -510,6 +520,16 @@ impl Session {
         }
         let preauth = self.engine.state() == ConnState::Authenticated;
         self.auth_info.preauth = preauth;
+        if cfg.tunnel.is_some() {
+            // Nothing secret crosses a tunnel: the command has authenticated already.
+            return if preauth {
+                Ok(())
+            } else {
+                Err(Error::Security(
+                    "the tunnel command's server did not greet with PREAUTH; mailfold sends no credentials through a tunnel".into(),
+                ))
+            };
+        }
         match cfg.security {
             Security::StartTls => {
                 if preauth {

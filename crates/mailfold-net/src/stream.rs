@@ -1,5 +1,5 @@
 //! The transport under a session: plain TCP, or TLS over TCP, upgradable in place for
-//! STARTTLS.
+//! STARTTLS; or the standard input and output of a tunnel command ([`Tunnel`]).
 
 use std::io;
 use std::pin::Pin;
@@ -20,6 +20,50 @@ pub enum Transport {
     Plain(TcpStream),
     /// TLS over TCP. Boxed: a rustls connection is large and moves with the session.
     Tls(Box<TlsStream<TcpStream>>),
+    /// A command's standard input and output (`ssh host /usr/lib/dovecot/imap`).
+    Tunnel(Box<Tunnel>),
+}
+
+/// A tunnel command speaking IMAP on its standard input and output, as mbsync's `Tunnel` and
+/// OfflineIMAP's `preauthtunnel` run one. It runs in a process group of its own, so that
+/// ending it (on drop) also ends what it started (ssh's children, a shell's command).
+#[derive(Debug)]
+pub struct Tunnel {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+}
+
+impl Tunnel {
+    /// Wraps a spawned command whose stdin and stdout were taken out of `child`.
+    pub(crate) fn new(
+        child: tokio::process::Child,
+        stdin: tokio::process::ChildStdin,
+        stdout: tokio::process::ChildStdout,
+    ) -> Tunnel {
+        Tunnel {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        // The command was started as the leader of its own process group (its pid is the
+        // group's id): SIGTERM to the group ends it and everything it started. A group already
+        // gone is not an error here.
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        }
+        let _ = self.child.start_kill();
+    }
 }
 
 impl Transport {
@@ -54,6 +98,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::Tunnel(t) => Pin::new(&mut t.stdout).poll_read(cx, buf),
         }
     }
 }
@@ -67,6 +112,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::Tunnel(t) => Pin::new(&mut t.stdin).poll_write(cx, buf),
         }
     }
 
@@ -74,6 +120,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::Tunnel(t) => Pin::new(&mut t.stdin).poll_flush(cx),
         }
     }
 
@@ -82,6 +129,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            // End of input for the command; the process group ends when the tunnel drops.
+            Transport::Tunnel(t) => Pin::new(&mut t.stdin).poll_shutdown(cx),
         }
     }
 }

@@ -449,6 +449,7 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
             _ => DownloadMode::Full,
         },
         pull: false,
+        keep_new_local: false,
     };
     let nfolders = 1 + usize::from(b.below(FOLDERS.len() as u8));
     for name in FOLDERS.iter().take(nfolders) {

@@ -1420,7 +1420,7 @@ impl<'a> Planner<'a> {
                 (None, Some(l)) => {
                     // Remembered after a UIDVALIDITY change and not found on the server: the
                     // message is never lost, so it goes back up (V0003).
-                    emit_new_local(f, l, &mut warnings);
+                    emit_new_local(f, l, config.keep_new_local, &mut warnings);
                 }
             }
         }
@@ -1455,7 +1455,7 @@ impl<'a> Planner<'a> {
             Vec::new()
         };
         for l in uploads {
-            emit_new_local(f, l, &mut warnings);
+            emit_new_local(f, l, config.keep_new_local, &mut warnings);
         }
         // Pending marks (V0039): once, and cleared when settled.
         if f.mode != Mode::NoUid {
@@ -1915,9 +1915,21 @@ fn emit_pair(
 
 /// A local file the server does not have: upload it, keep it pending (read-only), or keep it
 /// local (partial copies, pull-only folders).
-fn emit_new_local(f: &mut Folder<'_>, l: &LocalMessage, warnings: &mut Vec<Warning>) {
+fn emit_new_local(
+    f: &mut Folder<'_>,
+    l: &LocalMessage,
+    keep_local: bool,
+    warnings: &mut Vec<Warning>,
+) {
     if l.partial {
         warnings.push(Warning::UnpairedPartial {
+            folder: f.path.clone(),
+            local: l.id.clone(),
+        });
+        return;
+    }
+    if keep_local && !matches!(f.mode, Mode::NoUid | Mode::Inactive) {
+        warnings.push(Warning::KeptLocal {
             folder: f.path.clone(),
             local: l.id.clone(),
         });

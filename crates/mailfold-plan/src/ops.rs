@@ -537,6 +537,14 @@ pub enum Warning {
         /// The folder.
         folder: FolderPath,
     },
+    /// A local file that matches no server message was kept local-only instead of uploaded
+    /// ([`crate::PlanConfig::keep_new_local`]: the first sync into a Maildir another tool made).
+    KeptLocal {
+        /// The folder.
+        folder: FolderPath,
+        /// The file.
+        local: LocalId,
+    },
     /// The input named the same folder, UID or file twice; only the first was used.
     DuplicateInput {
         /// The folder.
@@ -585,6 +593,11 @@ impl fmt::Display for Warning {
             Warning::LocalMessagesInNoselect { folder } => write!(
                 f,
                 "{folder}: server folder cannot hold messages; local messages kept local only"
+            ),
+            Warning::KeptLocal { folder, local } => write!(
+                f,
+                "{folder}: {local} matches no server message; kept local-only, not uploaded \
+                 (`sync --upload-unmatched` uploads it)"
             ),
             Warning::DuplicateInput { folder, what } => {
                 write!(f, "{folder}: duplicate {what} in input ignored")

@@ -793,4 +793,9 @@ pub struct PlanConfig {
     /// EXPUNGE, MOVE, CREATE or DELETE); local changes are kept and marked pending; a folder
     /// that exists only locally is left alone.
     pub pull: bool,
+    /// Keep local files that match no server message local-only (reported as
+    /// [`crate::Warning::KeptLocal`]) instead of uploading them: set for the first sync into a
+    /// Maildir another tool made, whose leftovers (messages that tool never uploaded, files
+    /// the server has since expunged) must not turn into new server mail.
+    pub keep_new_local: bool,
 }

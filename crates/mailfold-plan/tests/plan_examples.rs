@@ -464,6 +464,36 @@ fn v0070_partial_copy_never_replaces_a_full_one() {
         .any(|x| matches!(x, Warning::UnpairedPartial { .. })));
 }
 
+/// Adopting another tool's Maildir (a fresh state, `keep_new_local`): a file matching no
+/// server message is reported and kept local-only, never uploaded; matched ones are bound and
+/// unknown server messages still come down.
+#[test]
+fn adoption_keeps_unmatched_local_files_local() {
+    let mut w = two_folders();
+    w.state.clear();
+    let inbox = fp("INBOX");
+    w.local.get_mut(&inbox).unwrap().insert(
+        LocalId::new("hand-made"),
+        LMsg {
+            body: 77,
+            flags: flags(&["\\Seen"]),
+            partial: false,
+        },
+    );
+    let adopting = PlanConfig {
+        keep_new_local: true,
+        ..cfg()
+    };
+    let p = run(&mut w, &adopting);
+    assert_eq!(p.summary.binds, 4);
+    assert_eq!(p.summary.uploads, 0);
+    assert!(p.warnings.iter().any(
+        |x| matches!(x, Warning::KeptLocal { local, .. } if local == &LocalId::new("hand-made"))
+    ));
+    assert_eq!(w.remote_count(77), 0);
+    assert_eq!(w.local_count(77), 1);
+}
+
 /// The safety valve refuses a folder that would lose more than half of more than 20 messages,
 /// with a reason naming it; `--force` lets it through.
 #[test]

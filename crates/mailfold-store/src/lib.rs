@@ -18,6 +18,7 @@ pub mod crlf;
 mod dirfd;
 mod error;
 pub mod flags;
+pub mod layout;
 mod maildir;
 pub mod name;
 mod state;
@@ -26,6 +27,7 @@ mod writer;
 pub use crlf::ContentHash;
 pub use error::{Error, NameError, Result};
 pub use flags::MaildirFlags;
+pub use layout::Layout;
 pub use maildir::{
     CaseMode, DirStamp, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
     MessageEntry, NewMessage, Subdir, UploadReader,

@@ -33,6 +33,7 @@ use crate::crlf::{canonical_digest_of, ContentHash, LfToCrlf};
 use crate::dirfd::{self, FolderDirs};
 use crate::error::{Error, NameError, Result};
 use crate::flags::MaildirFlags;
+use crate::layout::Layout;
 use crate::name::{
     alias_name, decode_component_lenient, encode_component, is_alias, is_maildir_subdir,
     AliasRegistry, FolderName, RelPath, MAX_DIR_NAME,
@@ -40,7 +41,7 @@ use crate::name::{
 use crate::writer::MessageWriter;
 
 /// Name prefix of the short-lived directory used to probe case sensitivity.
-const PROBE_PREFIX: &str = ".mailfold-case-probe.";
+pub(crate) const PROBE_PREFIX: &str = ".mailfold-case-probe.";
 
 /// How to decide whether the file system under the root folds case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +64,8 @@ pub struct MaildirOptions {
     pub fsync: bool,
     /// Case handling of the file system.
     pub case: CaseMode,
+    /// How folder names map to directories (see [`crate::layout`]).
+    pub layout: Layout,
 }
 
 impl Default for MaildirOptions {
@@ -70,6 +73,7 @@ impl Default for MaildirOptions {
         MaildirOptions {
             fsync: true,
             case: CaseMode::Probe,
+            layout: Layout::Nested,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Maildir {
     root_fd: Arc<OwnedFd>,
     fsync: bool,
     case_insensitive: bool,
+    layout: Layout,
 }
 
 /// Whether a message file lies in `new/` or `cur/`.
@@ -240,6 +245,7 @@ impl Maildir {
             root_fd,
             fsync: opts.fsync,
             case_insensitive,
+            layout: opts.layout,
         })
     }
 
@@ -253,6 +259,11 @@ impl Maildir {
         self.fsync
     }
 
+    /// The tree layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// Whether names that differ only in case are treated as clashing.
     pub fn case_insensitive(&self) -> bool {
         self.case_insensitive
@@ -262,7 +273,7 @@ impl Maildir {
     /// existing level is a symbolic link or a non-directory.
     pub fn checked_path(&self, rel: &RelPath) -> Result<PathBuf> {
         let mut p = self.root.clone();
-        for d in rel.dirs() {
+        for d in self.layout.dirs_of(rel) {
             p.push(d);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.file_type().is_symlink() => {
@@ -278,7 +289,7 @@ impl Maildir {
                     })
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(rel.to_path(&self.root)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self.path_of(rel)),
                 Err(e) => return Err(Error::io("stat", p, e)),
             }
         }
@@ -320,6 +331,11 @@ impl Maildir {
         name: &FolderName,
         aliases: &dyn AliasRegistry,
     ) -> Result<Option<RelPath>> {
+        if let Some(rel) = self.layout.rel_of(name) {
+            let rel = rel?;
+            let path = self.checked_path(&rel)?;
+            return Ok(path.is_dir().then_some(rel));
+        }
         let mut rel: Option<RelPath> = None;
         for comp in name.components() {
             let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
@@ -359,6 +375,9 @@ impl Maildir {
         name: &FolderName,
         aliases: &mut dyn AliasRegistry,
     ) -> Result<Folder> {
+        if let Some(rel) = self.layout.rel_of(name) {
+            return self.create_one_level(&rel?);
+        }
         let rel = self.ensure_dirs(name.components(), aliases)?;
         self.make_maildir(&rel)
     }
@@ -476,7 +495,7 @@ impl Maildir {
     /// example from the state database); parents become plain directories.
     pub fn create_folder_at(&self, rel: &RelPath) -> Result<Folder> {
         let mut parent = self.root.clone();
-        for d in rel.dirs() {
+        for d in self.layout.dirs_of(rel) {
             let p = parent.join(d);
             self.make_dir(&p, &parent)?;
             parent = p;
@@ -495,6 +514,9 @@ impl Maildir {
         let src = self.checked_path(from)?;
         if !src.is_dir() {
             return Err(Error::NotFound { path: src });
+        }
+        if let Some(to_rel) = self.layout.rel_of(to) {
+            return self.rename_one_level(&src, &to_rel?);
         }
         let (last, parents) = match to.components().split_last() {
             Some(x) => x,
@@ -543,6 +565,13 @@ impl Maildir {
     /// stays as a plain container and only the Maildir part goes.
     pub fn delete_folder(&self, rel: &RelPath, force: bool) -> Result<()> {
         let dir = self.checked_path(rel)?;
+        if dir == self.root {
+            // Maildir++: the root is INBOX and holds every other folder.
+            return Err(Error::UnsafePath {
+                path: dir,
+                reason: "the Maildir++ root (INBOX) is never deleted",
+            });
+        }
         let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io("stat", &dir, e))?;
         if !meta.is_dir() {
             return Err(Error::NotFound { path: dir });
@@ -630,6 +659,9 @@ impl Maildir {
     /// and symbolic links are skipped. Iterative, so deep trees cannot
     /// overflow the stack.
     pub fn list_folders(&self, aliases: &dyn AliasRegistry) -> Result<FolderListing> {
+        if !self.layout.is_nested() {
+            return self.list_one_level();
+        }
         let mut out = FolderListing::default();
         // (relative path, decoded components, canonical so far)
         let mut stack: Vec<(Option<RelPath>, Vec<String>, bool)> = vec![(None, Vec::new(), true)];
@@ -704,6 +736,9 @@ impl Maildir {
 
     /// Decodes the folder name of a relative path.
     pub fn name_of(&self, rel: &RelPath, aliases: &dyn AliasRegistry) -> Result<FolderName> {
+        if let Some((name, _)) = self.layout.name_of(rel) {
+            return Ok(name);
+        }
         let mut comps = Vec::new();
         let mut parent = String::new();
         for d in rel.dirs() {

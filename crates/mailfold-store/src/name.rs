@@ -268,8 +268,12 @@ pub(crate) fn is_maildir_subdir(d: &str) -> bool {
         .any(|s| d.eq_ignore_ascii_case(s))
 }
 
-fn needs_escape(index: usize, ch: char, reserved: bool) -> bool {
-    (index == 0 && (ch == '.' || reserved)) || ch == '%' || ch == '/' || ch.is_control()
+fn needs_escape(index: usize, ch: char, reserved: bool, sep: Option<char>) -> bool {
+    (index == 0 && (ch == '.' || reserved))
+        || ch == '%'
+        || ch == '/'
+        || Some(ch) == sep
+        || ch.is_control()
     // C0, DEL and C1 (U+0080..U+009F)
 }
 
@@ -277,13 +281,20 @@ fn needs_escape(index: usize, ch: char, reserved: bool) -> bool {
 /// The result may be longer than [`MAX_DIR_NAME`]; the store then uses an
 /// alias.
 pub fn encode_component(component: &str) -> String {
+    encode_component_in(component, None)
+}
+
+/// [`encode_component`] for a one-level layout whose directory names join
+/// components with `sep` ([`crate::layout`]): `sep` is escaped too, so the
+/// joined name splits back into the same components.
+pub fn encode_component_in(component: &str, sep: Option<char>) -> String {
     if component.is_empty() {
         return "%".to_owned();
     }
     let reserved = is_maildir_subdir(component);
     let mut out = String::with_capacity(component.len());
     for (i, ch) in component.chars().enumerate() {
-        if needs_escape(i, ch, reserved) {
+        if needs_escape(i, ch, reserved, sep) {
             let mut buf = [0u8; 4];
             for b in ch.encode_utf8(&mut buf).bytes() {
                 out.push('%');
@@ -319,6 +330,12 @@ pub fn is_alias(dir: &str) -> bool {
 /// Decodes a plain directory name back to its component, accepting only
 /// the canonical encoding so that the mapping is one-to-one.
 pub fn decode_component(dir: &str) -> Result<String, NameError> {
+    decode_component_in(dir, None)
+}
+
+/// [`decode_component`] for one part of a one-level layout's directory name
+/// (see [`encode_component_in`]).
+pub fn decode_component_in(dir: &str, sep: Option<char>) -> Result<String, NameError> {
     let bad = |reason| NameError::BadEncoding {
         dir: dir.to_owned(),
         reason,
@@ -329,7 +346,7 @@ pub fn decode_component(dir: &str) -> Result<String, NameError> {
         });
     }
     let decoded = percent_decode(dir, false).ok_or_else(|| bad("invalid % escape"))?;
-    if encode_component(&decoded) != dir {
+    if encode_component_in(&decoded, sep) != dir {
         return Err(bad("not in canonical form"));
     }
     Ok(decoded)

@@ -21,6 +21,7 @@ fn open(root: &Path) -> Maildir {
         MaildirOptions {
             fsync: true,
             case: CaseMode::Sensitive,
+            ..MaildirOptions::default()
         },
     )
     .unwrap()

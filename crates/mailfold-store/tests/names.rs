@@ -12,7 +12,15 @@ use mailfold_store::{
 use proptest::prelude::*;
 
 fn store(root: &Path, case: CaseMode) -> Maildir {
-    Maildir::open(root, MaildirOptions { fsync: false, case }).unwrap()
+    Maildir::open(
+        root,
+        MaildirOptions {
+            fsync: false,
+            case,
+            ..MaildirOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn name(parts: &[&str]) -> FolderName {

@@ -186,6 +186,15 @@ pub struct AccountSpec {
     pub max_delete_percent: u8,
     /// fsync message files and directories (on by default; off only for benchmarks).
     pub fsync: bool,
+    /// How folder names map to directories under `maildir` (nested by default).
+    pub layout: mailfold_store::Layout,
+    /// OfflineIMAP's repository metadata directory (`~/.offlineimap/Repository-NAME`), whose
+    /// `FolderValidity` files let the first sync bind the UIDs in OfflineIMAP's file names
+    /// ([`crate::adopt`]).
+    pub adopt_offlineimap: Option<PathBuf>,
+    /// A command speaking IMAP on its stdin and stdout, pre-authenticated (argv, no shell):
+    /// used instead of `host`/`port`/`tls`, and no secret is sent (mailfold-net's tunnel).
+    pub tunnel: Option<Vec<String>>,
     /// Connections to use. This version syncs over one connection; the field is accepted so the
     /// configuration is stable, and values above 1 are reported as a warning.
     pub connections: u8,
@@ -278,6 +287,9 @@ impl AccountSpec {
             allow_plain_expunge: false,
             max_delete_percent: 50,
             fsync: true,
+            layout: mailfold_store::Layout::Nested,
+            adopt_offlineimap: None,
+            tunnel: None,
             connections: 1,
             download: DownloadMode::Full,
             root_folder: None,
@@ -325,6 +337,9 @@ pub struct SyncOptions {
     pub force: bool,
     /// `--dry-run`: gather and plan, report what would happen, change nothing.
     pub dry_run: bool,
+    /// `--upload-unmatched`: upload the local files kept local-only when a Maildir another
+    /// tool made was adopted ([`crate::adopt`]), and do not keep new ones.
+    pub upload_unmatched: bool,
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod adopt;
 pub mod apply;
 pub mod error;
 pub mod gather;
@@ -96,6 +97,7 @@ pub fn open_store(account: &AccountSpec) -> Result<(Maildir, StateDb), SyncError
         &account.maildir,
         MaildirOptions {
             fsync: account.fsync,
+            layout: account.layout,
             ..MaildirOptions::default()
         },
     )?;
@@ -147,11 +149,13 @@ pub fn sync_with_remote_progress(
         dry_run: opts.dry_run,
         ..SyncReport::default()
     };
+    let adopting = adopt::begin(remote, account, opts, maildir, db, &mut report)?;
     // A dry run plans every folder at once, so that it can show the whole plan.
     let options = gather::GatherOptions {
         defer_fresh: !opts.dry_run,
     };
     let mut g = gather::gather_with(remote, account, maildir, db, &mut report, options)?;
+    adopt::hide_local_only(&mut g.input, db)?;
     let config = PlanConfig {
         valve: SafetyValve {
             max_percent: account.max_delete_percent,
@@ -160,10 +164,14 @@ pub fn sync_with_remote_progress(
         force: opts.force,
         download: account.download,
         pull: account.direction == account::Direction::Pull,
+        keep_new_local: adopting,
     };
     let plan = plan::plan(&g.input, &config);
     // Renames and their sides; for a dry run, the per-folder counts and operations.
     report.note_plan(&plan);
+    if adopting {
+        adopt::finish(&plan, opts, db, &mut report)?;
+    }
     if opts.dry_run {
         // Nothing is applied, so no applier announces the plan: say what it would do.
         progress.event(parallel::planned_event(&plan));

@@ -120,6 +120,7 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
         allow_plaintext_password: account.allow_plaintext_password,
         ..policy
     };
+    cfg.tunnel = account.tunnel.clone();
     // The account's time limits (issue 8), for the sync's and the watcher's connections alike.
     account.limits.apply(&mut cfg);
     (cfg, creds)

@@ -83,6 +83,8 @@ pub struct SyncReport {
     /// A dry run's totals for the account, the planner's own summary of its plan. `None`
     /// after a real run.
     pub plan_totals: Option<PlanTotals>,
+    /// The first sync into a Maildir another tool made: how its files were adopted.
+    pub adoption: Option<crate::adopt::Adoption>,
 }
 
 /// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`.

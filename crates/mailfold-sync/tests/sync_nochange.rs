@@ -81,6 +81,7 @@ fn run_hiding(
         force: false,
         download: a.download,
         pull: false,
+        keep_new_local: false,
     };
     let plan = plan::plan(&g.input, &config);
     for r in &plan.refused {

@@ -111,6 +111,13 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
         register_login(acct, s.expose());
         return Ok(AccountSecret::Password(s));
     }
+    if acct.tunnel.is_some() {
+        // A tunnel session must be pre-authenticated (mailfold-net refuses one that is not),
+        // so no secret is ever sent: the empty password is never used.
+        return Ok(AccountSecret::Password(mailfold_sasl::Secret::new(
+            String::new(),
+        )));
+    }
     // The config refuses such an account when it is loaded; a hand-built one ends here.
     Err(usage(format!(
         "account {name}: no password_command, oauth_token_command, password_file, password_env \
@@ -189,6 +196,9 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         spec.max_delete_percent = (share * 100.0).round() as u8;
     }
     spec.fsync = acct.fsync.unwrap_or(true);
+    spec.layout = acct.store_layout().unwrap_or_default();
+    spec.adopt_offlineimap = acct.adopt_offlineimap.clone();
+    spec.tunnel = acct.tunnel.clone();
     spec.connections = acct.connections.unwrap_or(4);
     // Seeds V0010, V0070: headers-only takes every message as a header (a size limit adds
     // nothing to it); otherwise a size limit keeps larger bodies on the server.
@@ -239,6 +249,7 @@ pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
         ca_file: acct.ca_file.clone(),
         dangerously_accept_invalid_certs: acct.dangerously_accept_invalid_certs,
     };
+    cfg.tunnel = acct.tunnel.clone();
     // A command-line user waits for the answer: unless the account says otherwise, fail fast
     // when the server is away, so the change is queued instead of hanging.
     time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT).apply(&mut cfg);

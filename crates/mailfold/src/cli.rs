@@ -60,6 +60,10 @@ pub enum Command {
         /// Plan and report, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Upload the local files that the first sync into an mbsync or OfflineIMAP Maildir
+        /// kept local-only because they matched no server message.
+        #[arg(long)]
+        upload_unmatched: bool,
     },
     /// Keep accounts in sync continuously, until SIGINT or SIGTERM.
     ///
@@ -206,6 +210,15 @@ pub enum Command {
     /// Many accounts from a manifest: run them here, or write Slurm or Kubernetes jobs.
     #[command(subcommand)]
     Fleet(crate::fleet::FleetCommand),
+    /// Print the mailfold accounts equivalent to an mbsync or OfflineIMAP configuration.
+    ///
+    /// Reads ~/.mbsyncrc or ~/.offlineimaprc (or any FILE in either format) and prints TOML
+    /// for the config file, with a comment for every setting it could not carry over. Then
+    /// `mailfold sync` adopts the existing Maildir without downloading it again.
+    ImportConfig {
+        /// The mbsync or OfflineIMAP configuration file.
+        file: std::path::PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -67,6 +67,23 @@ pub enum DownloadMode {
     HeadersOnly,
 }
 
+/// How folders are laid out under `local` (the key `layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum LayoutName {
+    /// `local/Work/Projects/`, INBOX at `local/INBOX/` (mbsync's `SubFolders Verbatim`).
+    #[default]
+    #[serde(rename = "nested")]
+    Nested,
+    /// Dovecot and Courier: `local` is INBOX, folders are `local/.Work.Projects/`
+    /// (mbsync's `SubFolders Maildir++`).
+    #[serde(rename = "maildir++")]
+    MaildirPlusPlus,
+    /// OfflineIMAP's default: `local/Work.Projects/`, INBOX at `local/INBOX/`, the separator
+    /// set by `layout_separator` (mbsync's `Flatten`).
+    #[serde(rename = "flat")]
+    Flat,
+}
+
 /// A command to run: either one string (run with `sh -c`) or an argv list (run directly).
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
@@ -93,14 +110,16 @@ impl fmt::Debug for CommandSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    /// Server host name or IP address.
+    /// Server host name or IP address (not needed with `tunnel`).
+    #[serde(default)]
     pub host: String,
     /// Port; defaults by `tls` (993 implicit, 143 otherwise).
     pub port: Option<u16>,
     /// TLS mode.
     #[serde(default)]
     pub tls: TlsMode,
-    /// Login name.
+    /// Login name (not needed with `tunnel`).
+    #[serde(default)]
     pub user: String,
     /// Program printing the password on its first line of output.
     pub password_command: Option<CommandSpec>,
@@ -123,6 +142,19 @@ pub struct Account {
     pub anonymous: bool,
     /// Root of the local Maildir tree.
     pub local: PathBuf,
+    /// How folders are laid out under `local`.
+    #[serde(default)]
+    pub layout: LayoutName,
+    /// The separator of the flat layout (one character, default `.`).
+    pub layout_separator: Option<String>,
+    /// OfflineIMAP's metadata directory of the server repository
+    /// (`~/.offlineimap/Repository-NAME`): its `FolderValidity` files let the first sync bind
+    /// the `,U=` UIDs in OfflineIMAP's file names.
+    pub adopt_offlineimap: Option<PathBuf>,
+    /// A command (argv, no shell) that speaks IMAP on its stdin and stdout, already logged in
+    /// (PREAUTH), e.g. `["ssh", "-q", "mailhost", "/usr/lib/dovecot/imap"]`; replaces `host`,
+    /// `port` and the TLS settings, and no secret is needed.
+    pub tunnel: Option<Vec<String>>,
     /// Folder patterns (`*` and `%` wildcards as in LIST; a leading `!` excludes). Default: all.
     pub folders: Option<Vec<String>>,
     /// State database file; default `$XDG_STATE_HOME/mailfold/<account>.sqlite`.
@@ -193,6 +225,28 @@ pub const LIMITS: [(&str, i64, i64, &str); 4] = [
 ];
 
 impl Account {
+    /// The store's layout for the keys `layout` and `layout_separator`, or why they do not fit.
+    pub fn store_layout(&self) -> Result<mailfold_store::Layout, String> {
+        use mailfold_store::Layout;
+        match (self.layout, &self.layout_separator) {
+            (LayoutName::Nested, None) => Ok(Layout::Nested),
+            (LayoutName::MaildirPlusPlus, None) => Ok(Layout::MaildirPlusPlus),
+            (LayoutName::Flat, None) => Layout::flat('.').map_err(|e| e.to_string()),
+            (LayoutName::Flat, Some(s)) => {
+                let mut chars = s.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Layout::flat(c).map_err(|_| {
+                        format!(
+                            "{s:?} is not one ASCII punctuation character other than '/' and '%'"
+                        )
+                    }),
+                    _ => Err(format!("{s:?} is not one character")),
+                }
+            }
+            (_, Some(_)) => Err("only the flat layout takes a separator".into()),
+        }
+    }
+
     /// The sync direction: the configured one, else pull-only for an anonymous account
     /// (servers grant anonymous logins read access at most, so a two-way sync would only
     /// collect refusals) and two-way for everything else.
@@ -352,13 +406,22 @@ impl Config {
                     "account names must be non-empty, without '/' or control characters".into(),
                 ));
             }
+            if let Some(t) = &acct.tunnel {
+                if t.first().is_none_or(|p| p.is_empty()) {
+                    return Err(err("tunnel", "must name a program".into()));
+                }
+                if acct.host.trim().is_empty() {
+                    // Only a name for messages: a tunnel connects nowhere itself.
+                    acct.host = "tunnel".into();
+                }
+            }
             if acct.host.trim().is_empty() {
                 return Err(err("host", "must not be empty".into()));
             }
             if acct.port == Some(0) {
                 return Err(err("port", "must be between 1 and 65535".into()));
             }
-            if acct.user.is_empty() && !acct.anonymous {
+            if acct.user.is_empty() && !acct.anonymous && acct.tunnel.is_none() {
                 return Err(err("user", "must not be empty".into()));
             }
             let sources = [
@@ -367,7 +430,7 @@ impl Config {
                 ("password_file", acct.password_file.is_some()),
                 ("password_env", acct.password_env.is_some()),
             ];
-            if !sources.iter().any(|(_, set)| *set) && !acct.anonymous {
+            if !sources.iter().any(|(_, set)| *set) && !acct.anonymous && acct.tunnel.is_none() {
                 return Err(err(
                     "password_command",
                     "an account needs password_command, oauth_token_command, password_file, \
@@ -433,6 +496,10 @@ impl Config {
             acct.ca_file = acct.ca_file.as_deref().map(expand_home);
             acct.state = acct.state.as_deref().map(expand_home);
             acct.password_file = acct.password_file.as_deref().map(expand_home);
+            acct.adopt_offlineimap = acct.adopt_offlineimap.as_deref().map(expand_home);
+            if let Err(message) = acct.store_layout() {
+                return Err(err("layout_separator", message));
+            }
             if let Some(c) = acct.connections {
                 if c == 0 || c > 16 {
                     return Err(err("connections", "must be between 1 and 16".into()));
@@ -734,6 +801,37 @@ local = "/tmp/mail/work"
                 "{key} = {value}: {e}"
             );
             assert_eq!(e.line, Some(6), "{e}");
+        }
+    }
+
+    #[test]
+    fn layout_keys_parse_and_a_bad_separator_is_refused() {
+        let base =
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\npassword_command = \"x\"\nlocal = \"/m\"\n";
+        let ok = |extra: &str| {
+            Config::parse(&format!("{base}{extra}"), Path::new("c.toml"))
+                .map(|c| c.accounts["a"].store_layout().unwrap())
+        };
+        assert_eq!(ok("").unwrap(), mailfold_store::Layout::Nested);
+        assert_eq!(
+            ok("layout = \"maildir++\"\n").unwrap(),
+            mailfold_store::Layout::MaildirPlusPlus
+        );
+        assert_eq!(
+            ok("layout = \"flat\"\nlayout_separator = \"_\"\n").unwrap(),
+            mailfold_store::Layout::Flat { separator: '_' }
+        );
+        for bad in [
+            "layout = \"flat\"\nlayout_separator = \"/\"\n",
+            "layout = \"flat\"\nlayout_separator = \"..\"\n",
+            "layout_separator = \".\"\n",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(
+                e.key.as_deref(),
+                Some("accounts.a.layout_separator"),
+                "{bad}"
+            );
         }
     }
 

@@ -133,7 +133,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             accounts,
             force,
             dry_run,
-        } => commands::sync::run(&ctx, &accounts, force, dry_run),
+            upload_unmatched,
+        } => commands::sync::run(
+            &ctx,
+            &accounts,
+            mailfold_sync::SyncOptions {
+                force,
+                dry_run,
+                upload_unmatched,
+            },
+        ),
         Command::Watch {
             accounts,
             idle,
@@ -184,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Search { folder, query } => commands::search::run(&ctx, &folder, &query),
         Command::Probe(a) => commands::probe::run(&ctx, &a),
         Command::Fleet(f) => mailfold::fleet::command(f, ctx.quiet),
+        Command::ImportConfig { file } => commands::import_config::run(&ctx, &file),
         Command::Completions { shell } => {
             // Rendered into memory first: clap_complete panics on a write error, and a closed
             // pipe (`completions zsh | head`) must end quietly.

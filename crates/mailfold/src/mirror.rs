@@ -435,6 +435,8 @@ fn open_maildir(acct: &Account) -> anyhow::Result<Maildir> {
         &acct.local,
         MaildirOptions {
             fsync: acct.fsync.unwrap_or(true),
+            // The config checked the layout keys when it was read.
+            layout: acct.store_layout().unwrap_or_default(),
             ..MaildirOptions::default()
         },
     )

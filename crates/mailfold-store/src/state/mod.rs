@@ -408,6 +408,47 @@ impl StateDb {
         Ok(v.as_deref() == Some("1"))
     }
 
+    /// The bases of local files kept local-only: files found when mailfold adopted a Maildir
+    /// another tool made that matched no server message. The sync never uploads them (until
+    /// `sync --upload-unmatched` clears the list). Kept in `meta` as `local_only:BASE` keys.
+    pub fn local_only(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key FROM meta WHERE key >= 'local_only:' AND key < 'local_only;'",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = std::collections::BTreeSet::new();
+        for k in rows {
+            if let Some(base) = k?.strip_prefix("local_only:") {
+                out.insert(base.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds bases to [`StateDb::local_only`], in one transaction.
+    pub fn add_local_only(&mut self, bases: &[String]) -> Result<()> {
+        self.write(|tx| {
+            for b in bases {
+                tx.exec(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, '1')",
+                    params![format!("local_only:{b}")],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Empties [`StateDb::local_only`] (`sync --upload-unmatched`).
+    pub fn clear_local_only(&mut self) -> Result<()> {
+        self.write(|tx| {
+            tx.exec(
+                "DELETE FROM meta WHERE key >= 'local_only:' AND key < 'local_only;'",
+                params![],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records that a first complete sync has been committed.
     pub fn mark_synced(&mut self) -> Result<()> {
         self.conn

@@ -7,6 +7,7 @@ pub mod debug;
 pub mod flag;
 pub mod folder_ops;
 pub mod folders;
+pub mod import_config;
 pub mod list;
 pub mod messages;
 pub mod probe;

@@ -17,7 +17,7 @@ use crate::progress::Bars;
 use crate::term;
 
 /// Runs the command; returns the exit status.
-pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx, names: &[String], opts: SyncOptions) -> anyhow::Result<u8> {
     let loaded = ctx.load()?;
     let mut names = names.to_vec();
     if names.is_empty() {
@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, names: &[String], force: bool, dry_run: bool) -> anyhow::R
     if ctx.offline {
         return Err(exit::usage("sync needs the server; drop --offline"));
     }
-    let opts = SyncOptions { force, dry_run };
+    let dry_run = opts.dry_run;
     let mut status = exit::OK;
     let mut docs = Vec::new();
     for (name, acct) in selected {
@@ -246,6 +246,20 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         "incomplete"
     };
     writeln!(out, "account {}: {verdict}", r.account)?;
+    if let Some(a) = &r.adoption {
+        writeln!(
+            out,
+            "  adopted the existing Maildir: {} by UID (mbsync/OfflineIMAP records), {} by content, {} kept local-only, {} recorded UID(s) not confirmed by the server",
+            a.by_uid, a.by_content, a.local_only, a.uid_rejected
+        )?;
+        for f in &a.validity_changed {
+            writeln!(
+                out,
+                "  {}: UIDVALIDITY changed since the other tool ran; matched by content",
+                term::line(f)
+            )?;
+        }
+    }
     if let Some(t) = r.plan_totals.filter(|t| *t != PlanTotals::default()) {
         // The planner's own totals for the account, before the folders.
         writeln!(

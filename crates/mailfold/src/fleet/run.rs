@@ -350,6 +350,9 @@ fn attempt(
         &SyncOptions {
             force: false,
             dry_run: false,
+            // Adoption of another tool's tree keeps unmatched files local unless asked; a
+            // fleet run never asks (a manifest has no such per-run choice).
+            upload_unmatched: false,
         },
     );
     // The run has logged out of every session it opened: the connections are free again.
