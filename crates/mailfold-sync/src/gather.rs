@@ -36,7 +36,7 @@
 //!
 //! # Unchanged folders: decided before touching the disk
 //!
-//! A re-sync where nothing changed must cost next to nothing (issue 7), so the order is: LIST,
+//! A re-sync where nothing changed must cost next to nothing, so the order is: LIST,
 //! the folder rows of the state (not their messages), the local listing with each folder's
 //! directory stamp ([`DirStamp`]: `cur/` and `new/` inode, mtime and ctime with nanoseconds),
 //! then the STATUS round. A folder whose server status equals the state's (the V0045 rule) and
@@ -1567,7 +1567,7 @@ fn describe_local(
 }
 
 /// Records the local stamp of every folder that ended this run complete, so that the next run
-/// can skip it while neither its server status nor its directories change (issue 7). Call it
+/// can skip it while neither its server status nor its directories change. Call it
 /// once at the end of a run, after every local write and state transaction of the run
 /// (`sync_with_remote` does), with the run's [`Gathered`] (its folder contexts carry the
 /// stamps read before the scans) and report. Returns how many stamps were written; a run that
