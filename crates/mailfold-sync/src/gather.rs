@@ -1157,30 +1157,16 @@ fn examine_partial(
     }
     let sel = ch.selected;
     let changed = with_details(remote, ch.changed, &known)?;
-    let vanished = ch
-        .vanished
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(a, b)| {
-            Some(UidRange {
-                first: Uid::new(a.max(1))?,
-                last: Uid::new(b)?,
-            })
-        })
-        .collect();
+    let vanished = uid_ranges(ch.vanished.unwrap_or_default());
     Ok(Partial::View(PartialView {
-        mailbox: RemoteMailbox {
-            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
-            uidnext: sel.uidnext.and_then(Uid::new),
-            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-            permanent_flags: permanent_flags_of(&sel.permanent_flags),
-            read_only: sel.read_only,
-            messages: RemoteMessages::Changes {
+        mailbox: mailbox_of(
+            &sel,
+            RemoteMessages::Changes {
                 since,
                 changed,
                 vanished,
             },
-        },
+        ),
         uidvalidity: sel.uidvalidity,
         rows,
         files,
@@ -1256,12 +1242,9 @@ fn merge_listing(
     let messages = with_details(remote, listing, &known)?;
     Ok(Partial::View(PartialView {
         mailbox: RemoteMailbox {
-            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+            // The listing's last UID stands in for a UIDNEXT the server did not send (V0037).
             uidnext: uidnext.and_then(Uid::new),
-            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-            permanent_flags: permanent_flags_of(&sel.permanent_flags),
-            read_only: sel.read_only,
-            messages: RemoteMessages::Complete(messages),
+            ..mailbox_of(&sel, RemoteMessages::Complete(messages))
         },
         uidvalidity: sel.uidvalidity,
         rows,
@@ -1442,27 +1425,15 @@ fn examine_folder(
                 (true, Some(vanished), Some(since)) => {
                     let sel = ch.selected;
                     let changed = with_details(remote, ch.changed, &k.bound)?;
-                    let vanished = vanished
-                        .into_iter()
-                        .filter_map(|(a, b)| {
-                            Some(UidRange {
-                                first: Uid::new(a.max(1))?,
-                                last: Uid::new(b)?,
-                            })
-                        })
-                        .collect();
-                    let mb = RemoteMailbox {
-                        uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
-                        uidnext: sel.uidnext.and_then(Uid::new),
-                        highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-                        permanent_flags: permanent_flags_of(&sel.permanent_flags),
-                        read_only: sel.read_only,
-                        messages: RemoteMessages::Changes {
+                    let vanished = uid_ranges(vanished);
+                    let mb = mailbox_of(
+                        &sel,
+                        RemoteMessages::Changes {
                             since,
                             changed,
                             vanished,
                         },
-                    };
+                    );
                     return Ok((mb, sel.uidvalidity));
                 }
                 // Selected already; read everything below.
@@ -1482,16 +1453,33 @@ fn examine_folder(
         _ => BTreeSet::new(),
     };
     let messages = with_details(remote, flags, &known)?;
-    let permanent_flags = permanent_flags_of(&sel.permanent_flags);
-    let mb = RemoteMailbox {
+    let mb = mailbox_of(&sel, RemoteMessages::Complete(messages));
+    Ok((mb, sel.uidvalidity))
+}
+
+/// The planner's view of a selected folder holding `messages`.
+fn mailbox_of(sel: &crate::remote::Selected, messages: RemoteMessages) -> RemoteMailbox {
+    RemoteMailbox {
         uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
         uidnext: sel.uidnext.and_then(Uid::new),
         highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-        permanent_flags,
+        permanent_flags: permanent_flags_of(&sel.permanent_flags),
         read_only: sel.read_only,
-        messages: RemoteMessages::Complete(messages),
-    };
-    Ok((mb, sel.uidvalidity))
+        messages,
+    }
+}
+
+/// A VANISHED answer's ranges as the planner takes them (UID 0 is not a UID).
+fn uid_ranges(ranges: Vec<(u32, u32)>) -> Vec<UidRange> {
+    ranges
+        .into_iter()
+        .filter_map(|(a, b)| {
+            Some(UidRange {
+                first: Uid::new(a.max(1))?,
+                last: Uid::new(b)?,
+            })
+        })
+        .collect()
 }
 
 /// PERMANENTFLAGS as the planner takes them; missing means all (V0037).
