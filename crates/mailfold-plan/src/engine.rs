@@ -18,8 +18,8 @@ use super::ops::{
 use super::types::{
     Content, ContentHash, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId,
     LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder,
-    RemoteMailbox, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid, UidRange,
-    UidValidity,
+    RemoteMailbox, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput, Uid,
+    UidRange, UidValidity,
 };
 
 /// How a folder's UIDs relate to the state.
@@ -359,6 +359,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     for i in 0..p.folders.len() {
         p.emit_folder(i);
     }
+    p.copy_instead_of_upload(&input.server_copies);
     p.finish()
 }
 
@@ -1491,6 +1492,147 @@ impl<'a> Planner<'a> {
         self.warnings.extend(warnings);
     }
 
+    /// Pass 8: a new local file the plan would upload, whose content the server holds in
+    /// another folder ([`SyncInput::server_copies`]: a mail reader saved a copy of a message
+    /// there), is copied on the server instead ([`Op::CopyRemote`]), so its bytes are never
+    /// sent back. Runs after pass 7, when every folder's expunges and moves are known: the
+    /// source message must stay where it is in this plan. When the source file went away in
+    /// the same run, pass 2 has already made the pair a [`Op::MoveRemote`] and the file is no
+    /// longer new. An upload into a server folder this plan re-creates stays an upload.
+    fn copy_instead_of_upload(&mut self, copies: &[ServerCopy]) {
+        if copies.is_empty() {
+            return;
+        }
+        let mut by_file: BTreeMap<(&FolderPath, &LocalId), Vec<&ServerCopy>> = BTreeMap::new();
+        for c in copies {
+            by_file.entry((&c.folder, &c.local)).or_default().push(c);
+        }
+        // Server messages this plan takes away (expunged, moved), and folders a rename takes
+        // whole (a rename is the only operation on its folders).
+        let mut leaving: BTreeSet<(FolderPath, Uid)> = BTreeSet::new();
+        let mut renamed: BTreeSet<FolderPath> = BTreeSet::new();
+        let all_ops = self
+            .moves
+            .iter()
+            .chain(self.folders.iter().flat_map(|f| f.early.iter()));
+        for op in all_ops {
+            match op {
+                Op::ExpungeRemote { folder, uid, .. } => {
+                    leaving.insert((folder.clone(), *uid));
+                }
+                Op::MoveRemote { from, uid, .. } => {
+                    leaving.insert((from.clone(), *uid));
+                }
+                Op::RenameRemoteFolder { from, to } | Op::RenameLocalFolder { from, to } => {
+                    renamed.insert(from.clone());
+                    renamed.insert(to.clone());
+                }
+                _ => {}
+            }
+        }
+        for i in 0..self.folders.len() {
+            let f = &self.folders[i];
+            if !f.late.iter().any(|o| matches!(o, Op::Upload { .. }))
+                || (f.mode == Mode::Normal && !f.remote_exists)
+            {
+                continue;
+            }
+            let late = std::mem::take(&mut self.folders[i].late);
+            let mut out = Vec::with_capacity(late.len());
+            for op in late {
+                let Op::Upload {
+                    folder,
+                    local,
+                    flags,
+                    ..
+                } = &op
+                else {
+                    out.push(op);
+                    continue;
+                };
+                let found = by_file.get(&(folder, local)).and_then(|cands| {
+                    cands.iter().find_map(|c| {
+                        self.copy_source(c, &leaving, &renamed)
+                            .map(|(uid, copied)| (*c, uid, copied))
+                    })
+                });
+                let Some((c, uid, copied)) = found else {
+                    out.push(op);
+                    continue;
+                };
+                out.push(Op::CopyRemote {
+                    from: c.from.clone(),
+                    uid,
+                    to: folder.clone(),
+                    local: local.clone(),
+                    content: RowContent {
+                        size: c.row.size,
+                        internaldate: c.row.internaldate,
+                        message_id: c.row.message_id.clone(),
+                        hash: c.row.hash,
+                        partial: false,
+                    },
+                    flags: flags.clone(),
+                    copied,
+                });
+            }
+            self.folders[i].late = out;
+        }
+    }
+
+    /// The UID to copy from for candidate `c`, and the flags the copy will carry, when the
+    /// source message is there and stays there in this plan. A source folder the view holds
+    /// must show the message; one left out unexamined with no rows in the view (the gather
+    /// skipped it as unchanged on both sides, its UIDVALIDITY checked by STATUS) is trusted
+    /// as the state records it.
+    fn copy_source(
+        &self,
+        c: &ServerCopy,
+        leaving: &BTreeSet<(FolderPath, Uid)>,
+        renamed: &BTreeSet<FolderPath>,
+    ) -> Option<(Uid, FlagSet)> {
+        let uid = c.row.uid?;
+        if c.from == c.folder || c.row.partial || renamed.contains(&c.from) {
+            return None;
+        }
+        if leaving.contains(&(c.from.clone(), uid)) {
+            return None;
+        }
+        let fb = &self.folders[*self.index.get(&c.from)?];
+        if !fb.remote_exists || fb.remote_noselect || fb.refusal.is_some() {
+            return None;
+        }
+        let state = fb.state?;
+        match (fb.mode, fb.mailbox) {
+            (Mode::Normal, Some(mb)) => {
+                if fb.bound_uids.contains(&uid) {
+                    // The row in the view must be this one, and its message still there.
+                    let row = fb.rows.iter().find(|r| r.uid == Some(uid))?;
+                    let r = fb.remote.get(&uid)?;
+                    let same = row.msg.content().matches(&c.row.content());
+                    return (same && !fb.remote_taken.contains(&uid))
+                        .then(|| (uid, r.flags.clone()));
+                }
+                // A partial view leaves out rows in sync on both sides: the message is there
+                // unless the delta says it vanished (or names it as unknown).
+                match &mb.messages {
+                    RemoteMessages::Changes { vanished, .. }
+                        if state.omitted > 0
+                            && !fb.remote.contains_key(&uid)
+                            && !vanished.iter().any(|v| v.contains(uid)) =>
+                    {
+                        Some((uid, c.row.flags.clone()))
+                    }
+                    _ => None,
+                }
+            }
+            (Mode::Inactive, None) if state.messages.is_empty() => {
+                Some((uid, c.row.flags.clone()))
+            }
+            _ => None,
+        }
+    }
+
     fn finish(mut self) -> Plan {
         let config = self.config;
         let mut refused = Vec::new();
@@ -2024,6 +2166,7 @@ fn summarise(ops: &[Op], folders: &[Folder<'_>], refused: &BTreeSet<FolderPath>)
             }
             Op::Download { .. } => s.downloads += 1,
             Op::Upload { .. } => s.uploads += 1,
+            Op::CopyRemote { .. } => s.remote_copies += 1,
             Op::SyncFlags { update, .. } => count_update(&mut s, update),
             Op::MoveLocal { update, .. } => {
                 s.local_moves += 1;

@@ -336,9 +336,22 @@ pub(crate) fn converges_from(sc: &Scenario) -> Result<(), TestCaseError> {
     } else if !w.no_uidplus {
         prop_assert!(again.is_empty(), "second plan not empty: {:#?}", again.ops);
     } else {
+        // A server copy's flags can only be set once COPYUID names it: without UIDPLUS the
+        // bind of the copy stores the file's flags on it (the row recorded the flags the copy
+        // came with as the merge base).
+        let copied: BTreeSet<(&FolderPath, &mailfold_plan::LocalId)> = p
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                mailfold_plan::Op::CopyRemote { to, local, .. } => Some((to, local)),
+                _ => None,
+            })
+            .collect();
         prop_assert!(
             again.ops.iter().all(|o| matches!(o,
         mailfold_plan::Op::Bind { update, .. } if update.is_noop())
+                || matches!(o, mailfold_plan::Op::Bind { folder, local, update, .. }
+                    if update.local.is_none() && copied.contains(&(folder, local)))
                 || matches!(o, mailfold_plan::Op::SetFolderState { .. })),
             "second plan without UIDPLUS: {:#?}",
             again.ops
