@@ -18,8 +18,8 @@ use super::ops::{
 use super::types::{
     Content, ContentHash, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId,
     LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder,
-    RemoteMailbox, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput, Uid,
-    UidRange, UidValidity,
+    RemoteMailbox, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput, Uid, UidRange,
+    UidValidity,
 };
 
 /// How a folder's UIDs relate to the state.
@@ -867,6 +867,11 @@ impl<'a> Planner<'a> {
                 let Some((b, v)) = self.find_remote(a, &msg.content()) else {
                     continue;
                 };
+                if self.claimed_by_intent(b, v) {
+                    // Our own APPEND or COPY of a file there, cut before its commit: pass 5
+                    // binds it to that file, not to this row's file.
+                    continue;
+                }
                 let Some(&l) = self.folders[a].local.get(&local_id) else {
                     continue;
                 };
@@ -884,6 +889,37 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+
+    /// Whether server message `v` of folder `b` is claimed by a file of `b` that an unfinished
+    /// journal entry or a row without UID names (what passes 4 and 5 bind).
+    fn claimed_by_intent(&self, b: usize, v: Uid) -> bool {
+        let fb = &self.folders[b];
+        let Some(r) = fb.remote.get(&v) else {
+            return false;
+        };
+        // A row without UID whose file is here: an upload or copy made without UIDPLUS (or
+        // a message remembered over a UIDVALIDITY change), which pass 4 binds by content.
+        let remembered = fb.rows.iter().any(|row| {
+            row.uid.is_none()
+                && !row.done
+                && fb.local.contains_key(&row.msg.local)
+                && row.msg.content().matches(&r.content)
+        });
+        remembered
+            || self.intents.iter().any(|it| {
+                let Intent::Append {
+                    folder,
+                    local,
+                    content,
+                    ..
+                } = it;
+                *folder == fb.path
+                    && fb.local.get(local).is_some_and(|l| {
+                        !fb.bound_locals.contains(&l.id)
+                            && (content.matches(&r.content) || l.content().matches(&r.content))
+                    })
+            })
     }
 
     /// Pass 2: a synced message whose local file is gone while the server still has it, and an
@@ -955,6 +991,9 @@ impl<'a> Planner<'a> {
                 let Some((b, v)) = self.find_remote(a, &msg.content()) else {
                     continue;
                 };
+                if self.claimed_by_intent(b, v) {
+                    continue; // as in pass 1
+                }
                 let Some((c, y)) = self.find_local(a, msg, Scope::AnyOthers) else {
                     continue;
                 };
@@ -1150,7 +1189,10 @@ impl<'a> Planner<'a> {
                         })
                         .map(|(u, _)| *u);
                     if let Some(v) = found {
-                        self.bind_fresh(i, v, l);
+                        // The copy is ours, whatever flags it carries: APPEND sent the file's,
+                        // a UID COPY cut before its STORE brought the source's. The file's
+                        // flags are the change to make, as the op would have made them.
+                        self.bind_ours(i, v, l);
                     }
                 }
             }
@@ -1242,6 +1284,20 @@ impl<'a> Planner<'a> {
                 self.moves.push(op);
             }
         }
+    }
+
+    /// [`Self::bind_fresh`] for a server copy this program made (a journaled APPEND or COPY):
+    /// the server's flags are the merge base, so the file's flags win.
+    fn bind_ours(&mut self, i: usize, v: Uid, l: &'a LocalMessage) {
+        let Some(r) = self.folders[i].remote.get(&v) else {
+            return;
+        };
+        let base = r.flags.clone();
+        let content = pair_content(r, l);
+        self.folders[i].remote_taken.insert(v);
+        self.folders[i].local_taken.insert(l.id.clone());
+        let op = self.pair_op(i, v, l, &base, content, None);
+        self.folders[i].early.push(op);
     }
 
     fn bind_fresh(&mut self, i: usize, v: Uid, l: &'a LocalMessage) {
@@ -1626,9 +1682,7 @@ impl<'a> Planner<'a> {
                     _ => None,
                 }
             }
-            (Mode::Inactive, None) if state.messages.is_empty() => {
-                Some((uid, c.row.flags.clone()))
-            }
+            (Mode::Inactive, None) if state.messages.is_empty() => Some((uid, c.row.flags.clone())),
             _ => None,
         }
     }
