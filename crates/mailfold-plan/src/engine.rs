@@ -1607,12 +1607,11 @@ impl<'a> Planner<'a> {
                     continue;
                 };
                 let found = by_file.get(&(folder, local)).and_then(|cands| {
-                    cands.iter().find_map(|c| {
-                        self.copy_source(c, &leaving, &renamed)
-                            .map(|(uid, copied)| (*c, uid, copied))
-                    })
+                    cands
+                        .iter()
+                        .find_map(|c| self.copy_source(c, &leaving, &renamed).map(|uid| (*c, uid)))
                 });
-                let Some((c, uid, copied)) = found else {
+                let Some((c, uid)) = found else {
                     out.push(op);
                     continue;
                 };
@@ -1629,15 +1628,14 @@ impl<'a> Planner<'a> {
                         partial: false,
                     },
                     flags: flags.clone(),
-                    copied,
                 });
             }
             self.folders[i].late = out;
         }
     }
 
-    /// The UID to copy from for candidate `c`, and the flags the copy will carry, when the
-    /// source message is there and stays there in this plan. A source folder the view holds
+    /// The UID to copy from for candidate `c`, when the source message is there and stays
+    /// there in this plan. A source folder the view holds
     /// must show the message; one left out unexamined with no rows in the view (the gather
     /// skipped it as unchanged on both sides, its UIDVALIDITY checked by STATUS) is trusted
     /// as the state records it.
@@ -1646,7 +1644,7 @@ impl<'a> Planner<'a> {
         c: &ServerCopy,
         leaving: &BTreeSet<(FolderPath, Uid)>,
         renamed: &BTreeSet<FolderPath>,
-    ) -> Option<(Uid, FlagSet)> {
+    ) -> Option<Uid> {
         let uid = c.row.uid?;
         if c.from == c.folder || c.row.partial || renamed.contains(&c.from) {
             return None;
@@ -1664,10 +1662,11 @@ impl<'a> Planner<'a> {
                 if fb.bound_uids.contains(&uid) {
                     // The row in the view must be this one, and its message still there.
                     let row = fb.rows.iter().find(|r| r.uid == Some(uid))?;
-                    let r = fb.remote.get(&uid)?;
                     let same = row.msg.content().matches(&c.row.content());
-                    return (same && !fb.remote_taken.contains(&uid))
-                        .then(|| (uid, r.flags.clone()));
+                    return (same
+                        && fb.remote.contains_key(&uid)
+                        && !fb.remote_taken.contains(&uid))
+                    .then_some(uid);
                 }
                 // A partial view leaves out rows in sync on both sides: the message is there
                 // unless the delta says it vanished (or names it as unknown).
@@ -1677,12 +1676,12 @@ impl<'a> Planner<'a> {
                             && !fb.remote.contains_key(&uid)
                             && !vanished.iter().any(|v| v.contains(uid)) =>
                     {
-                        Some((uid, c.row.flags.clone()))
+                        Some(uid)
                     }
                     _ => None,
                 }
             }
-            (Mode::Inactive, None) if state.messages.is_empty() => Some((uid, c.row.flags.clone())),
+            (Mode::Inactive, None) if state.messages.is_empty() => Some(uid),
             _ => None,
         }
     }

@@ -227,11 +227,13 @@ pub enum Op {
     /// and `local` whose content is `content` (the source's size, INTERNALDATE, Message-ID and
     /// hash, which the copy keeps), `UID COPY uid` from `from` into `to` (RFC 3501 6.4.7; the
     /// source may be read-only), then, with COPYUID (RFC 4315), `UID STORE new FLAGS.SILENT
-    /// (flags)` on the copy. Commit: with COPYUID whose UIDVALIDITY equals `to`'s folder state,
-    /// insert the `to` row (new UID, `local`, `flags`, `content`); without it, the row with
-    /// `uid = NULL` and `copied` as its flags (the next plan finds the copy by content and
-    /// merges the file's flags against them); then drop the journal entry, in one transaction.
-    /// Cut after the COPY, the journal entry's content finds the copy. A refused COPY is a step
+    /// (flags)` on the copy (always: the source's flags may have changed since the view).
+    /// Commit: with COPYUID whose UIDVALIDITY equals `to`'s folder state, insert the `to` row
+    /// (new UID, `local`, `flags`, `content`) and drop the journal entry, in one transaction.
+    /// Without COPYUID nothing is recorded and the journal entry stays open: the next plan
+    /// finds the copy by the entry's content and binds it with the file's flags winning, or,
+    /// when nothing was copied (the source UID had gone), drops the entry and plans the file
+    /// again. Cut after the COPY, the same. A refused COPY drops the entry and is a step
     /// error; the next plan tries again (or uploads, once the source is gone).
     CopyRemote {
         /// The folder holding the server message (unchanged by the copy).
@@ -247,9 +249,6 @@ pub enum Op {
         /// The flags the copy gets (the file's, those PERMANENTFLAGS allows, V0005); recorded
         /// as synced.
         flags: FlagSet,
-        /// The flags the copy is expected to carry from the source (the server view's, or the
-        /// source row's): the merge base recorded when COPYUID is missing.
-        copied: FlagSet,
     },
     /// The server expunged a message the state proves was synced: delete the local file. Commit:
     /// delete the row.

@@ -523,7 +523,6 @@ impl World {
                 local,
                 content,
                 flags: fl,
-                copied,
             } => {
                 let intent = IntentId(1_000_000 + self.next_id);
                 match s {
@@ -569,16 +568,15 @@ impl World {
                         }
                     }
                     _ => {
+                        // Without COPYUID nothing is recorded and the journal entry stays.
+                        if self.no_uidplus {
+                            return;
+                        }
                         let copy = self.copy_uid(from, *u, to);
                         let state_uv = self.state.get(to).map(|s| s.uidvalidity.0.get());
                         let to_uv = self.remote.get(to).and_then(|t| t.uidvalidity);
-                        if copy.is_some() && to_uv == state_uv {
-                            if self.no_uidplus {
-                                self.upsert_row(to, None, local, copied, content);
-                            } else {
-                                let n = copy.map(uid);
-                                self.upsert_row(to, n, local, fl, content);
-                            }
+                        if let (Some(n), true) = (copy, to_uv == state_uv) {
+                            self.upsert_row(to, Some(uid(n)), local, fl, content);
                         }
                         self.intents.remove(&intent);
                     }

@@ -194,6 +194,8 @@ pub enum StoreOp {
     Add,
     /// `-FLAGS.SILENT`.
     Remove,
+    /// `FLAGS.SILENT`: the message's flags become exactly these (an empty list clears them).
+    Replace,
 }
 
 /// The server, at the granularity of sync steps. See the module docs.
@@ -345,6 +347,15 @@ pub trait Remote {
     /// `UID MOVE` (RFC 6851) where offered, else `UID COPY`; returns COPYUID pairs
     /// `(source, dest)` when the server gave them. The caller removes the source after a COPY.
     fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)>;
+
+    /// `UID COPY` (RFC 3501 6.4.7) of `uids` from the selected folder (SELECTed or EXAMINEd)
+    /// into `dest`, never MOVE: the source stays. Returns the destination's UIDVALIDITY and
+    /// the `(source, dest)` pairs of COPYUID (RFC 4315) when the server gave them. The default
+    /// refuses, for an implementation without a copy of its own.
+    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<(u32, Vec<(u32, u32)>)>> {
+        let _ = (uids, dest);
+        Err(RemoteError::Bad("UID COPY is not available here".into()))
+    }
 
     /// `[ALERT]` texts received since the last call (seed V0063).
     fn take_alerts(&mut self) -> Vec<String>;

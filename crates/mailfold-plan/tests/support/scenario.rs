@@ -337,8 +337,8 @@ pub(crate) fn converges_from(sc: &Scenario) -> Result<(), TestCaseError> {
         prop_assert!(again.is_empty(), "second plan not empty: {:#?}", again.ops);
     } else {
         // A server copy's flags can only be set once COPYUID names it: without UIDPLUS the
-        // bind of the copy stores the file's flags on it (the row recorded the flags the copy
-        // came with as the merge base).
+        // journal entry of the copy stays, and the next plan binds the copy by it, storing
+        // the file's flags, and drops the entry.
         let copied: BTreeSet<(&FolderPath, &mailfold_plan::LocalId)> = p
             .ops
             .iter()
@@ -352,6 +352,7 @@ pub(crate) fn converges_from(sc: &Scenario) -> Result<(), TestCaseError> {
         mailfold_plan::Op::Bind { update, .. } if update.is_noop())
                 || matches!(o, mailfold_plan::Op::Bind { folder, local, update, .. }
                     if update.local.is_none() && copied.contains(&(folder, local)))
+                || (matches!(o, mailfold_plan::Op::DropIntent { .. }) && !copied.is_empty())
                 || matches!(o, mailfold_plan::Op::SetFolderState { .. })),
             "second plan without UIDPLUS: {:#?}",
             again.ops
