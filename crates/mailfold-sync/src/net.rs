@@ -1307,7 +1307,7 @@ impl Remote for NetRemote {
         Ok((use_move, pairs))
     }
 
-    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<(u32, Vec<(u32, u32)>)>> {
+    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<crate::remote::Copied>> {
         let set = uid_set(uids)?;
         let mailbox = Mailbox::from_wire(dest.to_vec());
         let c = on_session!(self, s => {

@@ -149,6 +149,10 @@ pub struct NamespaceInfo {
 /// reported `[MODIFIED]`, and the new MODSEQ of stored UIDs where it said.
 pub type Stored = (Vec<u32>, Vec<(u32, u64)>);
 
+/// What COPYUID (RFC 4315) reported for a copy: the destination's UIDVALIDITY and the
+/// `(source, dest)` UID pairs.
+pub type Copied = (u32, Vec<(u32, u32)>);
+
 /// A failed server command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteError {
@@ -352,7 +356,7 @@ pub trait Remote {
     /// into `dest`, never MOVE: the source stays. Returns the destination's UIDVALIDITY and
     /// the `(source, dest)` pairs of COPYUID (RFC 4315) when the server gave them. The default
     /// refuses, for an implementation without a copy of its own.
-    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<(u32, Vec<(u32, u32)>)>> {
+    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<Copied>> {
         let _ = (uids, dest);
         Err(RemoteError::Bad("UID COPY is not available here".into()))
     }

@@ -106,6 +106,10 @@ enum Scenario {
     ServerOnly,
     /// No first sync at all: an initial sync into an empty mirror, one folder at a time.
     Initial,
+    /// A mail reader's "save to folder": one INBOX message saved to Work (a new file with the
+    /// same bytes, the original kept) and one saved and deleted (a move): a UID COPY and a
+    /// UID MOVE.
+    ReaderCopy,
 }
 
 /// Seeds a user, syncs once, then changes both sides.
@@ -149,6 +153,27 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
         "2",
     ]);
     if scenario == Scenario::ServerOnly {
+        return side;
+    }
+    if scenario == Scenario::ReaderCopy {
+        let mail = side.local.path().join("mail");
+        let find = |n: usize| -> PathBuf {
+            let inbox = mail.join("INBOX");
+            std::fs::read_dir(inbox.join("cur"))
+                .unwrap()
+                .chain(std::fs::read_dir(inbox.join("new")).unwrap())
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    std::fs::read_to_string(p)
+                        .is_ok_and(|t| t.contains(&format!("Subject: INBOX message {n}\n")))
+                })
+                .unwrap()
+        };
+        let work = mail.join("Work").join("cur");
+        std::fs::copy(find(3), work.join("saved-1.reader:2,FS")).unwrap();
+        let moved = find(4);
+        std::fs::copy(&moved, work.join("saved-2.reader:2,S")).unwrap();
+        std::fs::remove_file(moved).unwrap();
         return side;
     }
     // Local side: a new message, a headerless draft, a deletion and a flag change.
@@ -348,6 +373,18 @@ fn server_only_changes_read_partially_survive_a_kill_after_every_step() {
     let steps = kill_every_step(Scenario::ServerOnly, 16);
     assert!(
         steps >= 4,
+        "the scenario should have several steps, had {steps}"
+    );
+}
+
+/// A reader's saved copy (a UID COPY, journaled) and a reader's move (a UID MOVE), with the
+/// server changes of the other scenarios, killed after every step, converge to the
+/// uninterrupted result (no second copy on either side), and a further run changes nothing.
+#[test]
+fn a_readers_copy_and_move_survive_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::ReaderCopy, 20);
+    assert!(
+        steps >= 6,
         "the scenario should have several steps, had {steps}"
     );
 }
