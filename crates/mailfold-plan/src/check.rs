@@ -3,7 +3,8 @@
 //!
 //! The static checks here are the safety half of the planner's promise: no deletion without a
 //! state row proving the message was synced, no message paired twice, no server write to a
-//! read-only folder, the safety valve respected, no partial copy uploaded, a folder rename
+//! read-only folder, the safety valve respected, no partial copy uploaded, a server copy only
+//! of a message the server holds and the plan keeps, a folder rename
 //! alone in the plan for its folders and between folders it fits. Convergence and
 //! idempotence need a model of applying a plan; the property tests (`tests/plan_props.rs`) have
 //! one.

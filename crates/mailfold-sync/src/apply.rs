@@ -29,9 +29,9 @@
 //! the next plan on its own, none depends on another's record. The folder's UIDNEXT and
 //! HIGHESTMODSEQ are in the same transaction as its rows or a later one, never an earlier one.
 //!
-//! Steps that do not join a group commit it first, then commit alone as before: uploads
-//! (their journal entry must be durable before APPEND leaves, since APPEND's outcome can be
-//! unknown), moves, folder creation, renaming and deletion, UIDVALIDITY, journal clean-up.
+//! Steps that do not join a group commit it first, then commit alone as before: uploads and
+//! server copies (their journal entry must be durable before APPEND or COPY leaves, since the
+//! outcome can be unknown), moves, folder creation, renaming and deletion, UIDVALIDITY, journal clean-up.
 //! The applier's reads of the database outside a group's transaction happen in those steps,
 //! after the commit, so they see every earlier step's record; while a group is open it reads
 //! only a folder's id, which no grouped change alters (a grouped change that needs to look at
@@ -69,6 +69,15 @@
 //!   unknown UID whose size and Message-ID match it, so the planner binds it and drops the
 //!   intent instead of appending again. Without UIDPLUS the copy is looked up at once with
 //!   `UID SEARCH HEADER Message-ID` and the size; failing that, the next run binds it.
+//! * **Server copy** (a reader's saved copy, [`Op::CopyRemote`]): an APPEND intent for the
+//!   new file, with the source's size, INTERNALDATE and Message-ID (the copy keeps them), is
+//!   committed before `UID COPY` is sent (from the source EXAMINEd, or as already selected, its
+//!   UIDVALIDITY checked against the state's); with COPYUID, `UID STORE new FLAGS.SILENT`
+//!   gives the copy the file's flags and the row is recorded in the transaction that removes
+//!   the intent. Killed in between, without COPYUID, or with the STORE refused, the intent
+//!   stays open: the planner binds the copy it finds by that content to the file, the file's
+//!   flags winning, and drops the intent; if nothing was copied (the UID had gone) it plans the
+//!   file again.
 //! * **Flags:** the file is renamed, then `UID STORE … .SILENT` is sent, then the synced flags
 //!   are committed. A kill in between leaves both sides agreeing on the new value against an
 //!   old base, which the three-way merge keeps (a change made on both sides to the same
