@@ -2,7 +2,7 @@
 //!
 //! The driver only moves bytes and time: every protocol decision (tags, pipelining,
 //! literals, STARTTLS sequencing, SASL continuations, keepalive) is the engine's. What lives
-//! here is the connection policy of RFC 8314 and RFC 9051 6.2.1 (seed N1, issue 3): which
+//! here is the connection policy of RFC 8314 and RFC 9051 6.2.1 (seed N1): which
 //! transport to open, refusing to continue when STARTTLS is missing or refused, refusing a
 //! PREAUTH over cleartext when TLS is required, and which authentication to try (seeds
 //! V0031, V0032, V0034), with the mechanism order and fallback rule from `mailfold_sasl`.
@@ -45,7 +45,7 @@ use crate::tls::{
     TrustRecord,
 };
 
-/// Most notifications kept between two [`Session::take_notifications`] (issue 8: a server
+/// Most notifications kept between two [`Session::take_notifications`] (a server
 /// flooding unsolicited FETCH or EXPUNGE during one long command must not grow memory for
 /// ever). Past it they are dropped, except BYE; a watcher needs only one to know that
 /// something changed, and the sync learns about changes by asking.
@@ -1577,7 +1577,7 @@ impl Session {
                     let mut limited = reader.take(len);
                     // A server that stops reading (its window closed for ever) must not hang
                     // the upload: it gets the literal's time at the floor rate, plus the
-                    // connect timeout for a start (issue 8).
+                    // connect timeout for a start.
                     let bound = self
                         .connect_timeout
                         .saturating_add(at_rate(len, self.min_rate));
@@ -1884,7 +1884,7 @@ fn is_change(n: &Notification) -> bool {
 
 /// RFC 2221 login referrals (`NO [REFERRAL imap://…]`) name another server to log in to.
 /// Following one would hand the credentials to whoever wrote the response; mailfold never
-/// does (issue 3), and stops instead of trying other mechanisms on a server that said "not
+/// does, and stops instead of trying other mechanisms on a server that said "not
 /// here".
 fn refuse_referral(outcome: &Outcome, mechanism: &str) -> Result<(), Error> {
     match outcome.code() {

@@ -1,5 +1,5 @@
 //! End-to-end sessions against a private Cyrus IMAP 3.6 (mailfold-testsupport), the second
-//! real server (issue 8) and the real NTLM server (issue 3, seed E0001): every mechanism
+//! real server and the real NTLM server (seed E0001): every mechanism
 //! Cyrus offers, TLS modes, SELECT/FETCH/STORE/APPEND/IDLE round trips, and the places where
 //! Cyrus behaves differently from Dovecot (LOGINDISABLED after login, `/` delimiter, APPEND
 //! checks, 8-bit headers).

@@ -1,4 +1,4 @@
-//! Memory stays bounded whatever a server sends during one command (issue 8): a flood of
+//! Memory stays bounded whatever a server sends during one command: a flood of
 //! unsolicited FETCH responses during a NOOP keeps at most [`MAX_NOTES`] notifications, and
 //! the command still completes.
 

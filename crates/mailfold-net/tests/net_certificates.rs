@@ -1,4 +1,4 @@
-//! Refused certificates as typed verdicts (issue 3, seed N7): what `Error::Certificate`
+//! Refused certificates as typed verdicts (seed N7): what `Error::Certificate`
 //! says for each kind of bad certificate, with implicit TLS and after STARTTLS, with and
 //! without the account's CA file, and the chain the server presented; and a port that does
 //! not speak TLS at all (`Error::NotTls`). Every case asserts that nothing but the handshake

@@ -1,4 +1,4 @@
-//! DIGEST-MD5 with a non-ASCII password against the real Dovecot (issue 8): Dovecot hashes
+//! DIGEST-MD5 with a non-ASCII password against the real Dovecot: Dovecot hashes
 //! the credentials as UTF-8 where RFC 2831 2.1.2.1 converts them to ISO 8859-1 first, so the
 //! session must recognise Dovecot (greeting, else ID) and hash the same way. The password
 //! holds characters ISO 8859-1 can represent (`ü`, `ß`, `É`), the only case where the two ways

@@ -1,4 +1,4 @@
-//! Hostile and broken servers (issue 3): each test asserts that the client refuses or fails
+//! Hostile and broken servers: each test asserts that the client refuses or fails
 //! cleanly, in bounded time, and that no credentials crossed the wire.
 
 use std::time::Duration;
@@ -681,8 +681,8 @@ async fn one_byte_per_second_greeting_is_bounded_by_the_connect_timeout() {
 
 /// A slow but live answer is not a dead connection: whole lines that keep coming prove
 /// progress, so a reply spread over longer than the silence timeout still completes
-/// correctly. (Bytes of a line that never finishes no longer count: issue 8's budgets, see
-/// `net_trickle.rs`.)
+/// correctly. (Bytes of a line that never finishes no longer count: the engine's time budgets,
+/// see `net_trickle.rs`.)
 #[tokio::test]
 async fn trickled_answer_is_handled_correctly() {
     let s = ScriptedServer::start(

@@ -1,4 +1,4 @@
-//! Security checks (issue 8): the ClientHello mailfold sends offers TLS 1.2+ and modern
+//! Security checks: the ClientHello mailfold sends offers TLS 1.2+ and modern
 //! suites only (seeds N7, V0073, V0074), parsed from the bytes on the wire; secrets never reach
 //! the logs at any level; `dangerously_accept_invalid_certs` warns on every connection.
 
@@ -245,7 +245,7 @@ fn b64(data: &[u8]) -> String {
     out
 }
 
-/// Issue 8: a full session at TRACE level — every password mechanism, both OAuth mechanisms,
+/// A full session at TRACE level — every password mechanism, both OAuth mechanisms,
 /// a wrong password, SELECT, APPEND, FETCH, LOGOUT — and neither the password, the token,
 /// nor their SASL encodings appear anywhere in the log output.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! A server that answers one byte per second after login (issue 8), and the honest servers
+//! A server that answers one byte per second after login, and the honest servers
 //! that the same rules must never cut off: keepalive lines during a long command, and a large
 //! body on a slow link. Budgets are small so each test ends in a few seconds; the rules are
 //! those of `mailfold_proto::engine` (the `budget` module docs).

@@ -317,7 +317,7 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
     {
         return Err(violation("copy of a message the plan removes", op));
     }
-    // Folder renames (issue 5) move a whole folder on one side and carry its state over, so
+    // Folder renames move a whole folder on one side and carry its state over, so
     // they are only safe alone and between the right folders.
     for (i, op) in plan.ops.iter().enumerate() {
         let (from, to, server_side) = match op {
@@ -621,7 +621,7 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
     }
     // Last, so that older corpus files keep decoding to the same states.
     config.pull = b.below(6) == 0;
-    // A folder renamed as a whole on one side (issue 5). Zero, what an older corpus file
+    // A folder renamed as a whole on one side. Zero, what an older corpus file
     // reads past its end, renames nothing.
     let side = b.below(4);
     let which = usize::from(b.below(FOLDERS.len() as u8));

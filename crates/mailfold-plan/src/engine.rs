@@ -365,7 +365,8 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
 
 impl<'a> Planner<'a> {
     /// Every folder the state knows missing on one side looks like a fault (an unmounted
-    /// Maildir, a LIST gone wrong), not a request to delete all mail (OfflineIMAP #380, #426).
+    /// Maildir, a LIST gone wrong), not a request to delete all mail (the way OfflineIMAP has
+    /// purged whole remote folders).
     fn account_check(&self, input: &SyncInput) -> Option<Refusal> {
         if self.config.force || input.state.iter().all(|s| s.messages.is_empty()) {
             return None;

@@ -28,7 +28,7 @@
 //! 3. **Nothing is duplicated.** A local file that matches a server message by content is bound,
 //!    not uploaded; a server message matching a local file is bound, not downloaded; a journaled
 //!    APPEND ([`types::Intent`]) is looked for on the server before uploading again.
-//! 4. **Moves are moves** (issue 5, V0057). A synced message gone from one server folder and
+//! 4. **Moves are moves** (V0057). A synced message gone from one server folder and
 //!    present, same content, in another is moved locally ([`ops::Op::MoveLocal`]); a local file
 //!    gone from one folder and present (same base name, hash or content) in another is moved on
 //!    the server ([`ops::Op::MoveRemote`]). Moved on both sides to different folders: the

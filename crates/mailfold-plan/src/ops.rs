@@ -182,7 +182,7 @@ pub enum Op {
         /// The change.
         update: FlagUpdate,
     },
-    /// A message moved on the server from `from` to `to` (issue 5, V0057): move the local file
+    /// A message moved on the server from `from` to `to` (V0057): move the local file
     /// instead of downloading again. Effect: rename the file into `to` (same base name), then
     /// `update`. Commit: delete the `from` row of `local`, delete rows in `to` whose UID is `uid`
     /// or local id is `local`, insert the `to` row (`uid`, `local`, `update.record`, content).
@@ -315,7 +315,7 @@ pub enum Op {
     },
     /// A local folder renamed as a whole (`mv`, or a mail reader's rename: the same files under
     /// a new folder name): one `RENAME from to` on the server instead of a move per message
-    /// and a DELETE (issue 5). Effect: `RENAME`. Commit: the folder state of `from` takes
+    /// and a DELETE. Effect: `RENAME`. Commit: the folder state of `from` takes
     /// `to`'s server name and directory, keeping its rows, UIDs and UIDVALIDITY. A server that
     /// gives the renamed folder a new UIDVALIDITY (RFC 3501 6.3.5 allows it) only makes the
     /// next plan re-bind the rows by content (V0003). Cut after the effect, the next plan
@@ -330,7 +330,7 @@ pub enum Op {
     /// A server folder renamed as a whole (by another client, or on the server): the state's
     /// folder `from` is gone from the server and a folder `to`, new to the state and to the
     /// Maildir, holds the same messages. One rename of the Maildir directory instead of a move
-    /// per message and a deletion (issue 5). Effect: the local directory of `from` (with its
+    /// per message and a deletion. Effect: the local directory of `from` (with its
     /// sub-folders, as on the server, RFC 3501 6.3.5) is renamed to `to`'s directory. Commit:
     /// the folder state of `from` takes `to`'s server name and directory, keeping its rows,
     /// UIDs and UIDVALIDITY. A server that gave the renamed folder a new UIDVALIDITY only makes

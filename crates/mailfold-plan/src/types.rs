@@ -118,7 +118,7 @@ impl fmt::Display for FolderPath {
 /// A local message's identity: the Maildir file's *base name*, i.e. the unique part before the
 /// `:2,` info suffix, without directory. Renaming a file to change its flags or moving it between
 /// `new/` and `cur/` keeps its identity; mutt and notmuch keep it when moving a file to another
-/// folder, which is how local moves are recognised (issue 5).
+/// folder, which is how local moves are recognised.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalId(pub String);
 
@@ -774,7 +774,8 @@ pub enum DownloadMode {
     MaxSize(u64),
 }
 
-/// The safety valve: refuse a folder's plan when it deletes too much (issue 4).
+/// The safety valve: refuse a folder's plan when it deletes too much, as a mass deletion is more
+/// likely a fault (a wrong path, a broken listing) than the user's wish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SafetyValve {
     /// A folder with at most this many messages on a side is never refused.

@@ -662,7 +662,7 @@ fn folders_are_created_and_deleted_both_ways() {
     assert_settled(&w, &cfg());
 }
 
-/// A local folder rename (issue 5): one RENAME on the server, nothing moved message by
+/// A local folder rename: one RENAME on the server, nothing moved message by
 /// message, nothing transferred, nothing deleted; the state follows the new name.
 #[test]
 fn local_folder_rename_is_one_server_rename() {
@@ -736,7 +736,7 @@ fn server_renamed_lists() -> World {
     w
 }
 
-/// A server folder rename (issue 5): one rename of the Maildir directory, nothing else for
+/// A server folder rename: one rename of the Maildir directory, nothing else for
 /// either folder — no download, no move, no deletion, no new UIDVALIDITY; the state follows
 /// the new name with its rows, and the next plan is empty.
 #[test]
@@ -881,7 +881,7 @@ fn server_folder_rename_with_a_new_message_or_a_child_falls_back_to_moves() {
 }
 
 /// Kill after every prefix of a plan with changes on both sides, then plan again: the result
-/// equals the uninterrupted run, and a further plan is empty (issue 4 crash safety).
+/// equals the uninterrupted run, and a further plan is empty.
 #[test]
 fn kill_after_every_step_converges_to_the_uninterrupted_result() {
     let mut start = two_folders();

@@ -37,7 +37,7 @@ fn config() -> ProptestConfig {
 proptest! {
     #![proptest_config(config())]
 
-    /// No loss, no duplicate, convergence and idempotence (issue 4; seed V0003 for the
+    /// No loss, no duplicate, convergence and idempotence (seed V0003 for the
     /// UIDVALIDITY resets and lost state the scenarios contain).
     #[test]
     fn plan_converges_without_loss_or_duplicates(data in proptest::collection::vec(any::<u8>(), 0..160)) {
@@ -45,7 +45,7 @@ proptest! {
     }
 
     /// A crash after any prefix of micro-steps, then a clean run, ends where an uninterrupted
-    /// run ends (issue 4, crash safety).
+    /// run ends.
     #[test]
     fn plan_survives_kill_after_any_prefix(data in proptest::collection::vec(any::<u8>(), 0..160), cut in any::<u16>()) {
         let sc = scenario(&data);
@@ -92,7 +92,7 @@ proptest! {
         }
     }
 
-    /// Issue 5: a synced folder renamed on the server by another client (UIDs kept, or a new
+    /// A synced folder renamed on the server by another client (UIDs kept, or a new
     /// UIDVALIDITY), while other folders change, is one Maildir rename and nothing else for
     /// either folder; the whole plan converges without loss and survives a crash at every
     /// step. (The random scenarios above rarely leave the renamed folder untouched.)
@@ -188,7 +188,6 @@ proptest! {
             }) else { continue };
             let at = paths.iter().position(|p| *p == from).unwrap_or(0);
             let to = paths[(at + 1 + shift % 2) % paths.len()].clone();
-            let m = w.local[&from][&id].clone();
             w.local.get_mut(&to).unwrap().insert(
                 LocalId::new(format!("saved{n}")),
                 model::LMsg { body, flags: bits(fl), partial: false },
@@ -215,7 +214,6 @@ proptest! {
                 }
                 _ => {}
             }
-            let _ = m;
         }
         prop_assume!(copies > 0);
         let config = no_valve();
@@ -252,7 +250,7 @@ proptest! {
         kill_at_every_cut_from(&sc).map_err(TestCaseError::fail)?;
     }
 
-    /// The fuzz entry point holds on random bytes (issue 8).
+    /// The fuzz entry point holds on random bytes.
     #[test]
     fn fuzz_entry_holds(data in proptest::collection::vec(any::<u8>(), 0..400)) {
         fuzz_entry(&data).map_err(|v| TestCaseError::fail(v.to_string()))?;

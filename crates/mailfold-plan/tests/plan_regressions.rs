@@ -157,7 +157,7 @@ fn server_rename_with_a_file_renamed_in_it_merges_against_the_row() {
     }
 }
 
-/// A fuzz seed for issue 5's server-side rename (kept in the corpus so the fuzzer mutates
+/// A fuzz seed for a server-side folder rename (kept in the corpus so the fuzzer mutates
 /// around a clean rename): `Archive` synced with two messages, then renamed on the server to
 /// `Renamed` with a new UIDVALIDITY (the decoder records no UIDNEXT in the state, so only
 /// content can prove the rename). The plan is that one Maildir rename.

@@ -1,7 +1,7 @@
 //! The planner at account scale (docs/bench.md gap 1): 20 folders × 1,000 messages with the
-//! re-sync shapes of issue 7. These assert the plan, not the time; they exist so that a return
-//! of cross-folder matching that walks every message per unknown message shows up as a test
-//! run that takes minutes instead of a second (`examples/plan_scale.rs` measures it).
+//! re-sync shapes of `bench/compare`. These assert the plan, not the time; they exist so that a
+//! return of cross-folder matching that walks every message per unknown message shows up as a
+//! test run that takes minutes instead of a second (`examples/plan_scale.rs` measures it).
 
 #[path = "scale_account.rs"]
 mod scale_account;

@@ -1,7 +1,7 @@
 //! A synthetic account at scale for the planner's scale test and its timing example
 //! (`examples/plan_scale.rs`): `folders` folders of `per_folder` synced messages each, with
-//! realistic spread sizes and unique Message-IDs, and the changes the re-sync shapes of issue 7
-//! make on top of it.
+//! realistic spread sizes and unique Message-IDs, and the changes the re-sync shapes of
+//! `bench/compare` make on top of it.
 
 #![allow(dead_code)] // each user takes the shapes it needs
 
@@ -119,7 +119,8 @@ fn remote_messages(input: &mut SyncInput, f: usize) -> Option<&mut Vec<RemoteMes
     }
 }
 
-/// `count` new messages arrive on the server, spread over the folders (issue 7 shape 3).
+/// `count` new messages arrive on the server, spread over the folders (the `resync-new`
+/// shape of `bench/compare`, which delivers them all to INBOX).
 /// Returns the bodies' numbers.
 pub fn new_on_server(input: &mut SyncInput, count: usize) -> Vec<u64> {
     let folders = input.remote.len().max(1);

@@ -37,7 +37,7 @@ pub use wire::BodyPart;
 
 /// Most LIST/LSUB/STATUS entries, raw responses, ID fields or ENABLED names one command may
 /// collect (256 Ki; far more folders than any real account has). A server that sends more
-/// fails the connection rather than growing memory without bound (issue 8).
+/// fails the connection rather than growing memory without bound.
 pub const MAX_COLLECTED: usize = 1 << 18;
 
 /// Most numbers one SEARCH may collect (16 Mi, 64 MiB): more than any mailbox holds.

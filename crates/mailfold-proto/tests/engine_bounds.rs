@@ -1,4 +1,4 @@
-//! Memory stays bounded whatever the server sends for one command (issue 8's hostile list):
+//! Memory stays bounded whatever the server sends for one command:
 //! a server that answers a LIST with endless entries fails the connection at
 //! [`MAX_COLLECTED`] instead of growing the engine's memory for ever.
 

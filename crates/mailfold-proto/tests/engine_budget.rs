@@ -1,5 +1,5 @@
-//! The engine's time budgets on a virtual clock (issue 8, "a server that answers one byte per
-//! second"): a trickle is given up on in bounded time, whatever it sends; keepalive lines
+//! The engine's time budgets on a virtual clock, against a server that answers one byte per
+//! second: a trickle is given up on in bounded time, whatever it sends; keepalive lines
 //! during a long command are harmless but buy nothing; data at the floor rate always
 //! completes, however large.
 

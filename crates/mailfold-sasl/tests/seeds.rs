@@ -8,7 +8,8 @@ use mailfold_sasl::{
 };
 use MechanismName::*;
 
-/// Every name the seed and the issue mention, as a server would advertise them.
+/// Every mechanism mailfold knows (seeds V0027, E0001, E0002, V0029), as a server would
+/// advertise them.
 const EVERYTHING: &[&str] = &[
     "AUTH=PLAIN",
     "AUTH=LOGIN",

@@ -188,7 +188,8 @@ impl CanonicalDigest {
 /// Wire (CRLF) bytes to file (LF) bytes and the canonical digest of the
 /// result, in one pass over each chunk: the same output as [`CrlfToLf`]
 /// followed by [`CanonicalDigest::update_lf`] on what it produced, without
-/// walking the converted bytes a second time (issue 7, gap 5).
+/// walking the converted bytes a second time (every byte of every download
+/// passes through here, so a second walk would cost CPU on every sync).
 ///
 /// The canonical form equals the wire bytes except around a bare `LF` (the
 /// canonical form has `CR LF`) and a `CR CR LF` (it has `CR LF`: the file

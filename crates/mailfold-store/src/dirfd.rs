@@ -60,11 +60,10 @@ impl FolderDirs {
             let next = open_dir_at(parent, d, shown)?;
             dir = Some(next);
         }
-        let Some(dir) = dir else {
-            return Err(Error::UnsafePath {
-                path: shown.to_path_buf(),
-                reason: "a folder needs a directory below the root",
-            });
+        // No level: the folder is the root itself (INBOX in the `maildir++` layout).
+        let dir = match dir {
+            Some(d) => d,
+            None => open_dir_at(root, ".", shown)?,
         };
         let sub = |name: &str| open_dir_at(dir.as_fd(), name, &shown.join(name));
         Ok(FolderDirs {

@@ -317,6 +317,7 @@ impl Maildir {
         }
         Ok(Folder {
             rel: rel.clone(),
+            levels: self.layout.dirs_of(rel),
             dir,
             fsync: self.fsync,
             root_fd: Arc::clone(&self.root_fd),
@@ -843,6 +844,9 @@ fn probe_case_insensitive(root: &Path) -> Result<bool> {
 #[derive(Debug, Clone)]
 pub struct Folder {
     rel: RelPath,
+    /// The directories from the root to the folder, as the layout places it (none: the
+    /// folder is the root itself, as INBOX is in `maildir++`).
+    levels: Vec<String>,
     dir: PathBuf,
     fsync: bool,
     /// The store's root, held open.
@@ -1401,7 +1405,8 @@ impl Folder {
         if let Some(d) = self.held.get() {
             return Ok(d);
         }
-        let opened = FolderDirs::open(self.root_fd.as_fd(), self.rel.dirs(), &self.dir)?;
+        let levels = self.levels.iter().map(String::as_str);
+        let opened = FolderDirs::open(self.root_fd.as_fd(), levels, &self.dir)?;
         Ok(self.held.get_or_init(|| Arc::new(opened)))
     }
 

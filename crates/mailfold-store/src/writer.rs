@@ -18,7 +18,8 @@
 //! download batch) fsyncs each directory once with
 //! [`MessageWriter::sync_directory`] before it records the batch, which
 //! makes every entry of the batch durable at the same point a per-message
-//! fsync would have (issue 7). The file's own fsync stays per message and
+//! fsync would have, for one directory fsync per batch instead of one per
+//! message. The file's own fsync stays per message and
 //! before the link, so a durable entry never names a file whose data is not.
 //!
 //! A server declares a message's size before sending it (RFC822.SIZE, the literal's

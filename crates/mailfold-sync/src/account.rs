@@ -182,7 +182,7 @@ pub struct AccountSpec {
     /// other clients flagged `\Deleted`, so it is off by default.
     pub allow_plain_expunge: bool,
     /// Refuse a folder's plan when it deletes more than this percentage of a side holding more
-    /// than 20 messages (issue 4; default 50).
+    /// than 20 messages (default 50).
     pub max_delete_percent: u8,
     /// fsync message files and directories (on by default; off only for benchmarks).
     pub fsync: bool,
@@ -209,13 +209,13 @@ pub struct AccountSpec {
     /// the first personal namespace NAMESPACE reports (usually the whole account). The CLI
     /// maps its config key `root_folder` onto this.
     pub root_folder: Option<String>,
-    /// Network time limits of every connection the run opens (issue 8). The CLI maps its
+    /// Network time limits of every connection the run opens. The CLI maps its
     /// config keys `connect_timeout`, `command_timeout`, `command_budget` and `min_rate`
     /// onto this; the default is the driver's and the engine's own.
     pub limits: TimeLimits,
 }
 
-/// The user-settable time limits of a connection (issue 8): how long to wait for the server
+/// The user-settable time limits of a connection: how long to wait for the server
 /// to answer at all, and how long a command may take. The engine's rules for them are in
 /// `mailfold_proto::engine::Config` (the budget module docs); [`crate::net::connect_config`]
 /// copies them into the driver's configuration.
@@ -259,7 +259,7 @@ impl TimeLimits {
 }
 
 impl AccountSpec {
-    /// An account with the defaults of issue 4 for everything but the essentials.
+    /// An account with every setting but the essentials at its default.
     pub fn new(
         name: impl Into<String>,
         host: impl Into<String>,

@@ -11,8 +11,8 @@
 //!
 //! # Grouped commits
 //!
-//! One commit per message would be one fsync per message (issue 7: 1,058 commits for 1,001
-//! flag changes). So the records of consecutive steps are kept in memory, in step order, and
+//! One commit per message would be one fsync per message (a re-sync of 1,001 flag changes once
+//! made 1,058 commits). So the records of consecutive steps are kept in memory, in step order, and
 //! committed together in one transaction when the group ends: before any step that does not
 //! join groups, when the group reaches `MAX_GROUP` (4,096) changes, and at the end of the run (also
 //! when the run ends in an error: the effects are done, so they are recorded if the database
@@ -52,7 +52,7 @@
 //!
 //! * **Download:** the body is streamed into `tmp/`, its mtime set to INTERNALDATE (V0006),
 //!   its size checked against RFC822.SIZE (V0007), the file fsynced, then linked into `cur/`
-//!   (or `new/`). With fsync on, the directory is not fsynced per message (issue 7): once the
+//!   (or `new/`). With fsync on, the directory is not fsynced per message: once the
 //!   batch's bodies are all in, each directory the batch linked into is fsynced once, and only
 //!   then are the batch's rows handed to the commit group, so no row can be committed before
 //!   the entry it records is durable, exactly as with a fsync per message. A directory whose
@@ -1529,7 +1529,7 @@ impl<'a> Applier<'a> {
                                 return;
                             }
                         }
-                        // Issue 7: the directory's fsync is left for once per batch, before
+                        // The directory's fsync is left for once per batch, before
                         // the rows (module docs, "Crash safety").
                         let committed = match &w.replace {
                             Some(old) => wr.commit_replacing(old).map(|m| (m, None)),
@@ -1944,7 +1944,7 @@ impl<'a> Applier<'a> {
         })
     }
 
-    // ----- moves (issue 5)
+    // ----- moves
 
     fn move_local(
         &mut self,

@@ -36,7 +36,7 @@
 //!
 //! # Unchanged folders: decided before touching the disk
 //!
-//! A re-sync where nothing changed must cost next to nothing (issue 7), so the order is: LIST,
+//! A re-sync where nothing changed must cost next to nothing, so the order is: LIST,
 //! the folder rows of the state (not their messages), the local listing with each folder's
 //! directory stamp ([`DirStamp`]: `cur/` and `new/` inode, mtime and ctime with nanoseconds),
 //! then the STATUS round. A folder whose server status equals the state's (the V0045 rule) and
@@ -1206,30 +1206,16 @@ fn examine_partial(
     }
     let sel = ch.selected;
     let changed = with_details(remote, ch.changed, &known)?;
-    let vanished = ch
-        .vanished
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(a, b)| {
-            Some(UidRange {
-                first: Uid::new(a.max(1))?,
-                last: Uid::new(b)?,
-            })
-        })
-        .collect();
+    let vanished = uid_ranges(ch.vanished.unwrap_or_default());
     Ok(Partial::View(PartialView {
-        mailbox: RemoteMailbox {
-            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
-            uidnext: sel.uidnext.and_then(Uid::new),
-            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-            permanent_flags: permanent_flags_of(&sel.permanent_flags),
-            read_only: sel.read_only,
-            messages: RemoteMessages::Changes {
+        mailbox: mailbox_of(
+            &sel,
+            RemoteMessages::Changes {
                 since,
                 changed,
                 vanished,
             },
-        },
+        ),
         uidvalidity: sel.uidvalidity,
         rows,
         files,
@@ -1305,12 +1291,9 @@ fn merge_listing(
     let messages = with_details(remote, listing, &known)?;
     Ok(Partial::View(PartialView {
         mailbox: RemoteMailbox {
-            uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
+            // The listing's last UID stands in for a UIDNEXT the server did not send (V0037).
             uidnext: uidnext.and_then(Uid::new),
-            highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-            permanent_flags: permanent_flags_of(&sel.permanent_flags),
-            read_only: sel.read_only,
-            messages: RemoteMessages::Complete(messages),
+            ..mailbox_of(&sel, RemoteMessages::Complete(messages))
         },
         uidvalidity: sel.uidvalidity,
         rows,
@@ -1491,27 +1474,15 @@ fn examine_folder(
                 (true, Some(vanished), Some(since)) => {
                     let sel = ch.selected;
                     let changed = with_details(remote, ch.changed, &k.bound)?;
-                    let vanished = vanished
-                        .into_iter()
-                        .filter_map(|(a, b)| {
-                            Some(UidRange {
-                                first: Uid::new(a.max(1))?,
-                                last: Uid::new(b)?,
-                            })
-                        })
-                        .collect();
-                    let mb = RemoteMailbox {
-                        uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
-                        uidnext: sel.uidnext.and_then(Uid::new),
-                        highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-                        permanent_flags: permanent_flags_of(&sel.permanent_flags),
-                        read_only: sel.read_only,
-                        messages: RemoteMessages::Changes {
+                    let vanished = uid_ranges(vanished);
+                    let mb = mailbox_of(
+                        &sel,
+                        RemoteMessages::Changes {
                             since,
                             changed,
                             vanished,
                         },
-                    };
+                    );
                     return Ok((mb, sel.uidvalidity));
                 }
                 // Selected already; read everything below.
@@ -1531,16 +1502,33 @@ fn examine_folder(
         _ => BTreeSet::new(),
     };
     let messages = with_details(remote, flags, &known)?;
-    let permanent_flags = permanent_flags_of(&sel.permanent_flags);
-    let mb = RemoteMailbox {
+    let mb = mailbox_of(&sel, RemoteMessages::Complete(messages));
+    Ok((mb, sel.uidvalidity))
+}
+
+/// The planner's view of a selected folder holding `messages`.
+fn mailbox_of(sel: &crate::remote::Selected, messages: RemoteMessages) -> RemoteMailbox {
+    RemoteMailbox {
         uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
         uidnext: sel.uidnext.and_then(Uid::new),
         highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-        permanent_flags,
+        permanent_flags: permanent_flags_of(&sel.permanent_flags),
         read_only: sel.read_only,
-        messages: RemoteMessages::Complete(messages),
-    };
-    Ok((mb, sel.uidvalidity))
+        messages,
+    }
+}
+
+/// A VANISHED answer's ranges as the planner takes them (UID 0 is not a UID).
+fn uid_ranges(ranges: Vec<(u32, u32)>) -> Vec<UidRange> {
+    ranges
+        .into_iter()
+        .filter_map(|(a, b)| {
+            Some(UidRange {
+                first: Uid::new(a.max(1))?,
+                last: Uid::new(b)?,
+            })
+        })
+        .collect()
 }
 
 /// PERMANENTFLAGS as the planner takes them; missing means all (V0037).
@@ -1616,7 +1604,7 @@ fn describe_local(
 }
 
 /// Records the local stamp of every folder that ended this run complete, so that the next run
-/// can skip it while neither its server status nor its directories change (issue 7). Call it
+/// can skip it while neither its server status nor its directories change. Call it
 /// once at the end of a run, after every local write and state transaction of the run
 /// (`sync_with_remote` does), with the run's [`Gathered`] (its folder contexts carry the
 /// stamps read before the scans) and report. Returns how many stamps were written; a run that

@@ -121,7 +121,7 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
         ..policy
     };
     cfg.tunnel = account.tunnel.clone();
-    // The account's time limits (issue 8), for the sync's and the watcher's connections alike.
+    // The account's time limits, for the sync's and the watcher's connections alike.
     account.limits.apply(&mut cfg);
     (cfg, creds)
 }

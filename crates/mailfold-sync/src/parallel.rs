@@ -1,5 +1,4 @@
-//! Applying one plan over several connections at once (`connections` in the account, issue 5
-//! "parallel and pipelined").
+//! Applying one plan over several connections at once (`connections` in the account).
 //!
 //! The plan is made once, on the main connection, from one gathered view. [`split`] then cuts
 //! it in two:

@@ -1,4 +1,4 @@
-//! Shared pieces of the reliability tests (issue 8), included with `#[path]` by the sync
+//! Shared pieces of the reliability tests, included with `#[path]` by the sync
 //! crate's and the CLI's `reliability_*` tests; compiled alone it holds no test.
 //!
 //! The judge of every fault test is an **expected model**: per folder, the set of messages

@@ -1,4 +1,4 @@
-//! Network faults (issue 8): rounds of changes on both sides, each followed by syncs through
+//! Network faults: rounds of changes on both sides, each followed by syncs through
 //! a [`FaultProxy`] that cuts the connection at a byte offset, stalls it, delays it or splits
 //! it into one-byte segments, then by a clean sync that must converge: every message of the
 //! expected model on both sides exactly once, with its bytes and its flags, and nothing else.

@@ -1,4 +1,4 @@
-//! The applier groups the state commits of one folder's steps (issue 7, gap 2): a re-sync that
+//! The applier groups the state commits of one folder's steps: a re-sync that
 //! pulls flag changes for a few messages ends with the exact flags on every file and in the
 //! state, in a handful of state transactions rather than one per message.
 //!

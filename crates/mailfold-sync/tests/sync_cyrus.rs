@@ -1,4 +1,4 @@
-//! The sync suite against Cyrus IMAP 3.6, the second real server (issue 8): the guarantees the
+//! The sync suite against Cyrus IMAP 3.6, the second real server: the guarantees the
 //! Dovecot suite checks, on a server whose hierarchy delimiter is `/`, which rewrites 8-bit
 //! header bytes to `X` on APPEND, refuses some malformed messages ("Message contains invalid
 //! header"), keeps `\Deleted` messages of other clients until an expunge names them, and
@@ -1056,8 +1056,8 @@ fn spool_dir(c: &Cyrus, user: &str, wire: &str) -> PathBuf {
         .join(&id)
 }
 
-/// Seed V0048 and issue 4's "after a crash between APPEND and commit, the copy is found
-/// again without creating a duplicate", on Cyrus, where the step hook cannot reach (it stops
+/// Seed V0048 and crash safety (after a crash between APPEND and commit, the copy is found
+/// again without creating a duplicate) on Cyrus, where the step hook cannot reach (it stops
 /// *after* a step): the server's answers are slowed by a proxy, and the sync is killed with
 /// SIGKILL the moment Cyrus has stored the upload, before the client can record its UID. The
 /// next run must pair the stored copy with the local file — also when Cyrus rewrote the

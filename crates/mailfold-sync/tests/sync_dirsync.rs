@@ -1,5 +1,5 @@
 //! With fsync on, a batch of downloads fsyncs each directory it linked files into once, before
-//! the batch's rows are committed, instead of once per message (issue 7, gap 3). The result
+//! the batch's rows are committed, instead of once per message. The result
 //! must be the mirror and the state an fsync per message (or no fsync at all) gives: every
 //! message in its right subdirectory with its flags, and every row naming a file that exists.
 

@@ -1,4 +1,4 @@
-//! Issue 5 against a private Dovecot: incremental sync (STATUS round, CONDSTORE/QRESYNC),
+//! Against a private Dovecot: incremental sync (STATUS round, CONDSTORE/QRESYNC),
 //! UIDVALIDITY recovery, moves. Each test checks the end state *and* the absence of needless
 //! work, counted from `mailfold-net`'s traffic counters.
 

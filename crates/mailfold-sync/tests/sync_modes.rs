@@ -1,4 +1,4 @@
-//! Issue 5 account modes against a private Dovecot: pull-only (V0040), namespaces and a root
+//! Account modes against a private Dovecot: pull-only (V0040), namespaces and a root
 //! folder (V0022), LIST-STATUS (V0044), batched flag stores (V0060) and partial download
 //! (V0010, V0070). Each test checks the end state and the absence of needless work, counted
 //! from `mailfold-net`'s traffic counters.
@@ -328,7 +328,7 @@ fn v0022_namespace_and_root_folder() {
     assert_eq!(traffic(&quiet).count("SELECT"), 0, "{:#?}", traffic(&quiet));
 }
 
-/// Issue 5, folder rename: a local folder renamed as a whole (`mv Projects Old`) becomes one
+/// Folder rename: a local folder renamed as a whole (`mv Projects Old`) becomes one
 /// `RENAME` on the server: no message moved, copied, fetched or appended, no CREATE or
 /// DELETE; the state follows, so the next run finds nothing to do without opening it.
 #[test]

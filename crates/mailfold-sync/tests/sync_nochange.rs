@@ -1,6 +1,6 @@
-//! Issue 7 (gaps 2 and 3) against a private Dovecot: a re-sync with no change anywhere decides
-//! "unchanged" per folder from the STATUS round and the local directory stamp, before touching
-//! the Maildir or the state rows; every mutt-like change is still noticed.
+//! The no-change re-sync (seed V0045) against a private Dovecot: a re-sync with no change
+//! anywhere decides "unchanged" per folder from the STATUS round and the local directory stamp,
+//! before touching the Maildir or the state rows; every mutt-like change is still noticed.
 //!
 //! Each run here is the engine's own sequence (gather, plan, apply, `record_stamps`) so the
 //! test can read the gather's counters.
@@ -170,7 +170,7 @@ fn mark(env: &Env, folder: &str, flag: char) {
     std::fs::rename(&file, &to).unwrap();
 }
 
-/// Seed V0045 and issue 7: with nothing changed on either side, the second run sends no
+/// Seed V0045: with nothing changed on either side, the second run sends no
 /// SELECT (as before) and now also scans no folder, reads no message row and commits nothing.
 #[test]
 fn v0045_no_change_resync_scans_nothing_and_reads_no_rows() {
@@ -514,7 +514,7 @@ fn a_file_added_after_the_runs_writes_prevents_the_stamp() {
     assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
 }
 
-/// The measurement behind issue 7's gap 3 (not a test; run it with
+/// A timing of the no-change re-sync at scale (not a test; run it with
 /// `cargo test --release -p mailfold-sync --test sync_nochange -- --ignored --nocapture`):
 /// a no-change re-sync of 20,000 messages in 20 folders, median of 7 runs, each run the whole
 /// sequence (open the store, connect, gather, plan, apply, record stamps, log out).
@@ -552,7 +552,7 @@ fn measure_no_change_resync_of_20k_messages_in_20_folders() {
     eprintln!("MEDIAN no-change re-sync: {:?}", times[times.len() / 2]);
 }
 
-/// The measurement behind issue 7's gap 1 (not a test; run it with
+/// A timing of the no-change re-sync right after a writing run (not a test; run it with
 /// `cargo test --release -p mailfold-sync --test sync_nochange -- --ignored --nocapture`):
 /// 20,000 messages in 20 folders; a server-side flag change in every folder, the run that
 /// brings it down (renaming a file in each folder), then the timed no-change re-sync right

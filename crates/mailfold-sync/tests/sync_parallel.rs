@@ -1,4 +1,4 @@
-//! Issue 5, "parallel and pipelined": several folders at once over `connections` sessions,
+//! Parallel and pipelined sync: several folders at once over `connections` sessions,
 //! against a private Dovecot. Every connection goes through a loopback proxy that counts them
 //! (and, in one test, cuts the extra ones), so the tests see how many logins a run made.
 

@@ -1,6 +1,6 @@
-//! The applier's progress events (issue 6: per-folder progress bars) add up to what the run
-//! did, and a folder that turns out READ-ONLY only when the applier SELECTs it for writing
-//! keeps its local changes pending instead of failing (seed V0039).
+//! The applier's progress events (which drive the CLI's per-folder progress bars) add up to
+//! what the run did, and a folder that turns out READ-ONLY only when the applier SELECTs it for
+//! writing keeps its local changes pending instead of failing (seed V0039).
 //!
 //! The run is `mailfold_sync::sync_with_remote_progress` over a remote the test can watch or
 //! disturb, with an observer that records every event.

@@ -1,4 +1,4 @@
-//! Issue 5, folder renames against a private Dovecot: a folder renamed on the server by
+//! Folder renames against a private Dovecot: a folder renamed on the server by
 //! another client is one rename of the Maildir directory — the same files (same names, same
 //! inodes) under the new name, no body fetched, nothing moved, uploaded or deleted — and a
 //! rename made on either side and then undone on the other round-trips the same way.

@@ -242,7 +242,8 @@ fn v0047_trycreate_creates_the_folder_and_retries_once() {
     assert!(r.is_complete(), "{r:#?}");
     assert_eq!(total(&r, |f| f.uploaded), 1, "{r:#?}");
     assert!(env.status("Projects", "messages").contains("messages=1"));
-    // V0058 names the same rule for COPY; mailfold's only COPY is the move of issue 5.
+    // V0058 names the same rule for COPY; mailfold's only COPY is a message move (UID COPY
+    // where the server lacks MOVE).
 }
 
 /// Seed V0019: a server NO on CREATE reaches the user with the server's own text, and the rest

@@ -1,4 +1,4 @@
-//! Watch mode (issue 5) against a private Dovecot: a delivery reaches the Maildir and a mutt-style
+//! Watch mode against a private Dovecot: a delivery reaches the Maildir and a mutt-style
 //! flag rename reaches the server within seconds, with IDLE where offered and NOOP polling where
 //! it is hidden (seed V0028); the watch settles instead of reacting to its own changes; a dropped
 //! connection is reconnected; stop returns promptly. Every folder is watched: through NOTIFY

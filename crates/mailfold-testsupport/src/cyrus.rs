@@ -1,5 +1,5 @@
-//! A private Cyrus IMAP 3.6 per test: the second real server of the suite (issue 8), and the
-//! one that speaks NTLM for real (issue 3, seed E0001), all inside one temporary directory
+//! A private Cyrus IMAP 3.6 per test: the second real server of the suite, and the
+//! one that speaks NTLM for real (seed E0001), all inside one temporary directory
 //! that is removed on drop.
 //!
 //! Debian's `cyrus-imapd` conflicts with `dovecot-imapd`, so `scripts/install-cyrus` installs

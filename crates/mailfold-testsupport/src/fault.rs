@@ -2,7 +2,7 @@
 //!
 //! Each accepted connection gets one [`Fault`], taken from a [`FaultPlan`]: fixed, a list in
 //! connection order, or drawn from a seeded [`SplitMix64`] so that a failing soak round can be
-//! replayed from its seed (issue 8). Faults act on one direction of the byte stream and are
+//! replayed from its seed. Faults act on one direction of the byte stream and are
 //! exact: `Cut { after: 10 }` forwards precisely ten bytes, then closes both sides.
 //!
 //! Every thread polls a stop flag, so dropping the proxy ends all connections within a poll

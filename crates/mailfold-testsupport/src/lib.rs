@@ -7,7 +7,7 @@
 //!   introspection endpoint), and STARTTLS, implicit-TLS and optional cleartext listeners.
 //! - [`ScriptedServer`]: a loopback server that plays a script of steps (send, expect a line,
 //!   answer with the client's tag, start TLS with a good or bad certificate, trickle, stall,
-//!   close) and records every byte the client sent, for hostile-server tests (issue 3, issue 8).
+//!   close) and records every byte the client sent, for hostile-server tests.
 //! - [`FaultProxy`]: a loopback proxy that cuts, stalls, delays or fragments a connection to a
 //!   real server, chosen per connection by a seedable generator, for reliability tests.
 //!

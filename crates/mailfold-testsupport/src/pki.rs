@@ -3,7 +3,7 @@
 //!
 //! Everything is generated in memory with rcgen (ECDSA P-256) when a [`TestPki`] is created and
 //! written to a private temporary directory, so a test can hand the CA file to the client as the
-//! account's `ca_file` (issue 3: "a CA and server certificate generated per run"). Nothing here is
+//! account's `ca_file` (a fresh CA and server certificate on every run). Nothing here is
 //! trusted outside the test that created it.
 
 use std::fs;

@@ -212,7 +212,7 @@ pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     Ok(spec)
 }
 
-/// The account's time limits (issue 8): each configured key, else the driver's and engine's
+/// The account's time limits: each configured key, else the driver's and engine's
 /// default; `connect_default` is the connect timeout to use when the key is unset (a sync
 /// waits longer than a command a user is watching).
 pub fn time_limits(acct: &Account, connect_default: Duration) -> TimeLimits {

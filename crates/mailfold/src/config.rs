@@ -1,6 +1,6 @@
 //! The configuration file: `$XDG_CONFIG_HOME/mailfold/config.toml` by default.
 //!
-//! This is a contract other tools and tests rely on (issue 4), so the shape is strict: unknown
+//! This is a contract other tools and tests rely on, so the shape is strict: unknown
 //! keys are errors, and every error names the file, the line and the key. Secrets never live in
 //! the file: `password_command` / `oauth_token_command` name a program whose first line of output
 //! is the secret; the program is run directly (argv form, no shell) unless given as one string,
@@ -186,7 +186,7 @@ pub struct Account {
     /// Unset: 30 s for a sync, 15 s for the commands a user waits on. See [`LIMITS`].
     pub connect_timeout: Option<i64>,
     /// Seconds without a byte from the server before a command counts as stalled (the
-    /// engine's silence and unfinished-response clocks, issue 8). Unset: the engine's 60 s.
+    /// engine's silence and unfinished-response clocks). Unset: the engine's 60 s.
     pub command_timeout: Option<i64>,
     /// Base seconds every command may take before the allowances for the messages it names
     /// and the data it receives (the engine's budget clock). Unset: the engine's 2 minutes.
@@ -219,7 +219,7 @@ pub const LIMITS: [(&str, i64, i64, &str); 4] = [
     ("command_timeout", 1, 3600, "seconds"),
     // A day: a larger base budget means no budget.
     ("command_budget", 1, 86_400, "seconds"),
-    // 1 KiB/s floor (issue 8: a slower "live" rate lets a hostile server crawl); 1 GiB/s
+    // 1 KiB/s floor (a slower "live" rate lets a hostile server crawl); 1 GiB/s
     // ceiling, and it fits the engine's u32.
     ("min_rate", 1024, 1 << 30, "bytes per second"),
 ];

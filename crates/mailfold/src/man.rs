@@ -16,7 +16,11 @@ use clap::CommandFactory;
 /// One configuration key: its name, what it means, its default. Text in backticks is code
 /// (bold in the man page). Kept in the order the README shows them.
 pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
-    ("host", "server name or address", "required"),
+    (
+        "host",
+        "server name or address",
+        "required",
+    ),
     (
         "port",
         "server port",
@@ -43,6 +47,16 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
         "—",
     ),
     (
+        "password_file",
+        "file whose first line is the password (a mounted secret); one secret source per account",
+        "—",
+    ),
+    (
+        "password_env",
+        "environment variable holding the password",
+        "—",
+    ),
+    (
         "anonymous",
         "authenticate with SASL ANONYMOUS and no secret (no `password_command` or `oauth_token_command` then); such an account syncs pull-only unless `sync` says otherwise",
         "false",
@@ -62,7 +76,31 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
         "SASL mechanisms in order of preference",
         "strongest first",
     ),
-    ("local", "root of the Maildir tree", "required"),
+    (
+        "local",
+        "root of the Maildir tree",
+        "required",
+    ),
+    (
+        "layout",
+        "how folders sit under `local`: `\"nested\"` (`Work/Projects/`, INBOX at `INBOX/`; mbsync's `SubFolders Verbatim`), `\"maildir++\"` (Dovecot/Courier: `local` is INBOX, folders are `.Work.Projects/`, INBOX's children `..Sub/`; mbsync's `SubFolders Maildir++`) or `\"flat\"` (OfflineIMAP's default and mbsync's `Flatten`: `Work.Projects/`, INBOX at `INBOX/`). The one-level layouts (`maildir++`, `flat`) name non-ASCII folders in modified UTF-7 (`&AMk-t&AOk-`), as those tools do; in them a folder renamed on the server renames that one directory; its sub-folders follow one by one",
+        "`\"nested\"`",
+    ),
+    (
+        "tunnel",
+        "a command (argv list, no shell) that speaks IMAP on its stdin and stdout, already logged in (PREAUTH), e.g. `[\"ssh\", \"-q\", \"mailhost\", \"/usr/lib/dovecot/imap\"]` (mbsync's `Tunnel`, OfflineIMAP's `preauthtunnel`). `host`, `port` and the TLS keys do not apply, no secret is needed or sent (a tunnel whose server does not greet with PREAUTH is refused), the command's stderr goes to the log, and it runs in its own process group, ended with the session",
+        "—",
+    ),
+    (
+        "adopt_offlineimap",
+        "OfflineIMAP's metadata directory of the server repository (`~/.offlineimap/Repository-NAME`), read by the first sync to bind the UIDs in OfflineIMAP's file names",
+        "—",
+    ),
+    (
+        "layout_separator",
+        "the separator of the `flat` layout (one ASCII punctuation character, not `/` or `%`; written as `%XX` inside a name)",
+        "`\".\"`",
+    ),
     (
         "folders",
         "folder patterns (`*`, `%`; `!` excludes)",

@@ -1,4 +1,4 @@
-//! Per-folder progress bars for `mailfold sync` (issue 6): messages done of the batch, bytes
+//! Per-folder progress bars for `mailfold sync`: messages done of the batch, bytes
 //! received, and the download rate, one bar per folder being worked on.
 //!
 //! Two parts. [`Tracker`] is a plain state machine fed with the sync engine's

@@ -1,4 +1,4 @@
-//! How the configuration's account keys reach `mailfold sync` (issue 6): an anonymous account
+//! How the configuration's account keys reach `mailfold sync`: an anonymous account
 //! syncs read-only over SASL ANONYMOUS (seed V0029, RFC 4505), and
 //! `dangerously_accept_invalid_certs` lets a sync through a self-signed certificate, loudly,
 //! while without it the same server is refused.

@@ -1,4 +1,4 @@
-//! The real `mailfold` binary against Cyrus IMAP 3.6, the second real server (issue 8):
+//! The real `mailfold` binary against Cyrus IMAP 3.6, the second real server:
 //! `sync`, `folders`, `list`, `search`, `flag`, `append` and `create-folder` on a server whose
 //! hierarchy delimiter is `/` (so `.` is an ordinary character in a folder name), whose
 //! special-use folders come from `CREATE … (USE …)`, which rewrites 8-bit header bytes and

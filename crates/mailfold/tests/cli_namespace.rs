@@ -1,4 +1,4 @@
-//! Folder names under a root (seed V0022, issue 6): with `root_folder` set, or a server whose
+//! Folder names under a root (seed V0022): with `root_folder` set, or a server whose
 //! personal namespace has a prefix (`INBOX.`, as on Cyrus and Courier), every command names
 //! folders exactly as the sync filed them — the root's levels taken off, INBOX kept — and
 //! sends the server the full names.

@@ -1,4 +1,4 @@
-//! Progress bars of `mailfold sync` (issue 6): drawn on a terminal, cleared before the
+//! Progress bars of `mailfold sync`: drawn on a terminal, cleared before the
 //! summary, and absent — not a byte of them — when the output is not a terminal, with
 //! `--json`, or with `-q`. The renderer's state machine has its own unit tests
 //! (`mailfold::progress`).

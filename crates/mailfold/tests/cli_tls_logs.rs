@@ -1,4 +1,4 @@
-//! Logs at `-vv` and `-vvv` over TLS (issue 6): rustls's own records (it logs through the
+//! Logs at `-vv` and `-vvv` over TLS: rustls's own records (it logs through the
 //! `log` crate) reach mailfold's log, and neither they nor anything else there shows the
 //! password, raw or as the base64 of a SASL PLAIN or LOGIN exchange.
 

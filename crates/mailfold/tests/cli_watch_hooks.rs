@@ -33,7 +33,9 @@ fn hook(env: &Env) -> (PathBuf, String) {
     std::fs::write(
         &script,
         format!(
-            "env | grep '^MAILFOLD_' | sort >> '{}'\necho >> '{}'\nenv >> '{}'\n",
+            // The run's own variables; the test suite's MAILFOLD_REQUIRE_* ones are inherited
+            // from the environment that started the test, not set by mailfold.
+            "env | grep '^MAILFOLD_' | grep -v '^MAILFOLD_REQUIRE_' | sort >> '{}'\necho >> '{}'\nenv >> '{}'\n",
             log.display(),
             log.display(),
             all.display()

@@ -1,4 +1,4 @@
-//! `mailfold watch` takes the account's lock only around each sync run (issue 5): while it
+//! `mailfold watch` takes the account's lock only around each sync run: while it
 //! waits for changes, the user's one-off commands (`flag`, `append`) run on the same account,
 //! and the watch goes on pulling and pushing afterwards.
 

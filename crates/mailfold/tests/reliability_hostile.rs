@@ -1,4 +1,4 @@
-//! Hostile and odd servers against the real `mailfold sync` (issue 8): scripted servers that
+//! Hostile and odd servers against the real `mailfold sync`: scripted servers that
 //! send absurd literal sizes, endless lines, UID sets that would expand to billions, numbers
 //! past u32/u64, status responses without text, names that try to leave the store, surprise
 //! response codes, messages without headers, EXPUNGE in the middle of a FETCH, BYE in the

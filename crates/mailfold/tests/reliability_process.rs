@@ -1,4 +1,4 @@
-//! Process and disk faults on the real binary (issue 8): `mailfold sync` killed with SIGKILL at
+//! Process and disk faults on the real binary: `mailfold sync` killed with SIGKILL at
 //! random moments and resumed; killed after every step through the abort hook; a full disk, a
 //! read-only store, and a state database deleted or truncated between or during runs.
 //!

@@ -1,7 +1,8 @@
-//! The STARTTLS attack set of the connections issue, end to end through the real binary
-//! (issue 8): `mailfold sync` and `mailfold probe` on an account with `tls = "starttls"` against
-//! scripted servers that strip, refuse or abuse STARTTLS. Each must fail with a clear error and
-//! send no credentials: no LOGIN, no AUTHENTICATE, and the password neither raw nor in base64.
+//! The STARTTLS attacks (stripping, refusal, response injection, PREAUTH, a bad certificate),
+//! end to end through the real binary: `mailfold sync` and `mailfold probe` on an account with
+//! `tls = "starttls"` against scripted servers that strip, refuse or abuse STARTTLS. Each must
+//! fail with a clear error and send no credentials: no LOGIN, no AUTHENTICATE, and the password
+//! neither raw nor in base64.
 
 mod util;
 

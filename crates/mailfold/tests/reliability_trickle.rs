@@ -1,4 +1,4 @@
-//! "A server that answers one byte per second" (issue 8), end to end: the real `mailfold sync`
+//! A server that answers one byte per second, end to end: the real `mailfold sync`
 //! against a scripted server that logs the client in and then trickles. The binary gives up
 //! with a clear timeout error in bounded time, whichever way the server trickles.
 //!

@@ -1,7 +1,7 @@
 //! The client engine driven by a hostile server and a jumping clock: any server bytes, any
 //! commands, any time steps never panic; the timers always name a future instant or none; a
 //! closed engine stays closed; and the engine never queues more output than the commands it
-//! was given can explain. Exercises the time budgets of issue 8 (`engine/budget.rs`) with
+//! was given can explain. Exercises the engine's time budgets (`engine/budget.rs`) with
 //! `Instant` arithmetic near its limits (budgets of many hours, credits of many bytes).
 #![no_main]
 

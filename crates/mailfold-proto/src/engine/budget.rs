@@ -1,5 +1,5 @@
 //! Time budgets: how long a command may take, so that a server that answers slowly on
-//! purpose (one byte per second, issue 8) cannot hold a session for ever, while an honest
+//! purpose (one byte per second) cannot hold a session for ever, while an honest
 //! server on a slow link, or one that sends keepalive lines during a long command, is never
 //! cut off.
 //!

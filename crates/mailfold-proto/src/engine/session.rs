@@ -5,8 +5,8 @@
 //!
 //! Nothing here allocates in proportion to a number the server merely declares: EXISTS is a
 //! counter, and the seq→UID map holds only pairs the server actually sent, at most
-//! [`MAX_KNOWN_UIDS`] of them (issue 8: a server streaming FETCH responses for ever must not
-//! grow the map for ever).
+//! [`MAX_KNOWN_UIDS`] of them (a server streaming FETCH responses for ever must not grow the
+//! map for ever).
 
 use std::num::NonZeroU32;
 

@@ -1,5 +1,5 @@
 //! [`RealServer`]: what the integration and sync suites need from a real IMAP server, so one
-//! test body can run against Dovecot and against Cyrus (issue 8, "a second real server").
+//! test body can run against Dovecot and against Cyrus.
 //!
 //! The two differ where real servers differ (hierarchy delimiter, mechanisms, quirks); the
 //! trait only exposes what both can do, and each method says where behaviour diverges.

@@ -1,5 +1,5 @@
 //! `mailfold sync [ACCOUNT…] [--force] [--dry-run]`: runs the sync engine for each account and
-//! prints its report. Exit status 0 only when every folder of every account synced (issue 4).
+//! prints its report. Exit status 0 only when every folder of every account synced.
 //! On a terminal, per-folder progress bars ([`crate::progress`]) show while it runs.
 
 use std::io::Write;
