@@ -1158,8 +1158,9 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Pass 5: journaled APPENDs. The copy found on the server is bound; otherwise the file is
-    /// uploaded again by pass 7; either way the journal entry is settled.
+    /// Pass 5: journaled APPENDs (and `UID COPY`s of a reader's copy, journaled alike). The
+    /// copy found on the server is bound, the file's flags winning; otherwise the file is
+    /// uploaded (or copied) again by passes 7 and 8; either way the journal entry is settled.
     fn match_intents(&mut self, i: usize) {
         let path = self.folders[i].path.clone();
         let intents: Vec<&Intent> = self
