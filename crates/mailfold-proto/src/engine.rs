@@ -1696,8 +1696,10 @@ impl Client {
         let outcome = match s.kind {
             StatusKind::Ok => Outcome::Ok {
                 // A MOVE's COPYUID came untagged; the tagged OK is where every caller looks
-                // for it (as for COPY), so it is placed there unless the OK has a code.
-                code: s.code.or_else(|| cmd.copy_uid.take()),
+                // for it (as for COPY), so it is placed there, even over a code of the OK's
+                // own: with QRESYNC enabled Dovecot answers a MOVE `OK [HIGHESTMODSEQ n]`,
+                // which the session applied above.
+                code: cmd.copy_uid.take().or(s.code),
                 text: s.text,
             },
             StatusKind::No => Outcome::No {
@@ -1929,5 +1931,20 @@ mod tests {
             other => panic!("expected COPYUID, got {other:?}"),
         }
         assert_eq!(c.session().mailbox.as_ref().map(|m| m.exists), Some(1));
+        // A tagged OK with a code of its own (HIGHESTMODSEQ under QRESYNC) keeps the COPYUID.
+        let h = c.submit(Command::UidMove {
+            set: UidSet::from_numbers([7]).unwrap(),
+            mailbox: Mailbox::from_utf8("Archive"),
+        });
+        let out = sent(&mut c, now);
+        let reply = format!(
+            "* OK [COPYUID 9 7 22] Moved\r\n* 1 EXPUNGE\r\n{} OK [HIGHESTMODSEQ 12] Done\r\n",
+            tag_of(&out)
+        );
+        c.handle_input(reply.as_bytes(), now);
+        match completion(&mut c, h).outcome.code() {
+            Some(Code::CopyUid(cu)) => assert_eq!(cu.pairs().collect::<Vec<_>>(), [(7, 22)]),
+            other => panic!("expected COPYUID, got {other:?}"),
+        }
     }
 }
