@@ -370,6 +370,13 @@ impl Target {
         ratio(self.mine, self.other)
     }
 
+    /// How far a failed target is from its limit: the measured ratio over the allowed one.
+    fn shortfall(&self) -> Option<String> {
+        let (mine, other) = (self.mine?, self.other?);
+        (self.verdict() == Some(false) && other > 0.0 && self.factor > 0.0)
+            .then(|| format!("{:.1}x the allowed figure", mine / (other * self.factor)))
+    }
+
     fn limit(&self) -> String {
         format!("≤ {}x", trim_float(self.factor))
     }
@@ -396,6 +403,8 @@ impl Target {
         );
         if let Some((have, want)) = self.incomplete {
             let _ = write!(s, " [mirror incomplete: {have} of {want}]");
+        } else if let Some(short) = self.shortfall() {
+            let _ = write!(s, " [{short}]");
         }
         s
     }
@@ -404,6 +413,8 @@ impl Target {
         let mut result = self.word().to_string();
         if let Some((have, want)) = self.incomplete {
             let _ = write!(result, " (mirror incomplete: {have} of {want})");
+        } else if let Some(short) = self.shortfall() {
+            let _ = write!(result, " ({short})");
         }
         format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -756,9 +767,20 @@ pub fn block(data: &Path) -> io::Result<String> {
         let dir = data.join(name);
         let _ = writeln!(md, "\n### {title}\n");
         if !dir.join("results.tsv").is_file() {
+            let older = data
+                .parent()
+                .is_some_and(|docs| docs.join(format!("{name}.md")).is_file());
             let _ = writeln!(
                 md,
-                "Not published by this version of `bench/compare` yet (no docs/bench/data/{name}/)."
+                "Not published by this version of `bench/compare` yet (no docs/bench/data/{name}/).{}",
+                if older {
+                    format!(
+                        " [bench/{name}.md](bench/{name}.md) comes from an earlier version, \
+                         without raw data and with other targets; its figures are not repeated here."
+                    )
+                } else {
+                    String::new()
+                }
             );
             continue;
         }
