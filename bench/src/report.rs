@@ -659,7 +659,13 @@ fn table(d: &Data) -> String {
                 .into_iter()
                 .flatten()
                 .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
-                .map_or("—".into(), |(lo, hi)| format!("{lo:.1}–{hi:.1}"));
+                .map_or("—".into(), |(lo, hi)| {
+                    if format!("{lo:.1}") == format!("{hi:.1}") {
+                        format!("{lo:.1}")
+                    } else {
+                        format!("{lo:.1}–{hi:.1}")
+                    }
+                });
             let _ = writeln!(
                 md,
                 "| {} | {} / {} / {:.0} | {mode} | {}{} | {}{} | {} | {} | {} | {} | {} / {} | {} / {} | {load} |",
