@@ -1,13 +1,15 @@
 //! mfbench: the helper binary of `bench/compare` (see docs/bench.md).
 //!
 //! ```text
-//! mfbench corpus  MAILDIR FOLDERS MESSAGES mixed|small SEED [FIRST_INDEX]
+//! mfbench corpus  MAILDIR FOLDERS MESSAGES mixed|small|tiny SEED [FIRST_INDEX]
 //! mfbench big     MAILDIR MEGABYTES SEED
 //! mfbench limit   HOST:PORT USER PASSWORD_FILE OUT_DIR|-
 //! mfbench flag    HOST:PORT USER PASSWORD_FILE SHARE SEED
 //! mfbench deliver HOST:PORT USER PASSWORD_FILE MAILBOX COUNT SEED
 //! mfbench port
-//! mfbench report  RUN_DIR
+//! mfbench report  RUN_DIR [BASELINE_RUN_DIR]
+//! mfbench block   DATA_DIR
+//! mfbench splice  MARKDOWN_FILE BLOCK_FILE
 //! ```
 //! Passwords come from a file so that they never appear in a process list.
 
@@ -26,13 +28,15 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: mfbench corpus MAILDIR FOLDERS MESSAGES mixed|small SEED [FIRST_INDEX]\n\
+        "usage: mfbench corpus MAILDIR FOLDERS MESSAGES mixed|small|tiny SEED [FIRST_INDEX]\n\
          \x20      mfbench big MAILDIR MEGABYTES SEED\n\
          \x20      mfbench limit HOST:PORT USER PASSWORD_FILE OUT_DIR|-\n\
          \x20      mfbench flag HOST:PORT USER PASSWORD_FILE SHARE SEED\n\
          \x20      mfbench deliver HOST:PORT USER PASSWORD_FILE MAILBOX COUNT SEED\n\
          \x20      mfbench port\n\
-         \x20      mfbench report RUN_DIR"
+         \x20      mfbench report RUN_DIR [BASELINE_RUN_DIR]\n\
+         \x20      mfbench block DATA_DIR\n\
+         \x20      mfbench splice MARKDOWN_FILE BLOCK_FILE"
     );
     ExitCode::from(2)
 }
@@ -51,7 +55,7 @@ fn main() -> ExitCode {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match a.as_slice() {
         ["corpus", dir, folders, messages, mix, seed, rest @ ..] => (|| {
-            let mix = corpus::Mix::parse(mix).ok_or("mix must be mixed or small")?;
+            let mix = corpus::Mix::parse(mix).ok_or("mix must be mixed, small or tiny")?;
             let first = match rest.first() {
                 Some(f) => num(f, "FIRST_INDEX")?,
                 None => 0,
@@ -115,9 +119,23 @@ fn main() -> ExitCode {
             println!("{}", l.local_addr().map_err(|e| e.to_string())?.port());
             Ok(())
         })(),
-        ["report", dir] => report::build(Path::new(dir))
+        ["report", dir, rest @ ..] if rest.len() <= 1 => {
+            report::build(Path::new(dir), rest.first().map(Path::new))
+                .map(|md| print!("{md}"))
+                .map_err(|e| format!("{dir}: {e}"))
+        }
+        ["block", data] => report::block(Path::new(data))
             .map(|md| print!("{md}"))
-            .map_err(|e| format!("{dir}: {e}")),
+            .map_err(|e| format!("{data}: {e}")),
+        ["splice", doc, block] => (|| {
+            let text = std::fs::read_to_string(doc).map_err(|e| format!("{doc}: {e}"))?;
+            let block = std::fs::read_to_string(block).map_err(|e| format!("{block}: {e}"))?;
+            let new = report::splice(&text, &block).map_err(|e| format!("{doc}: {e}"))?;
+            // Written beside and renamed over, so an interrupted run never leaves half a file.
+            let tmp = format!("{doc}.mfbench-tmp");
+            std::fs::write(&tmp, new).map_err(|e| format!("{tmp}: {e}"))?;
+            std::fs::rename(&tmp, doc).map_err(|e| format!("{doc}: {e}"))
+        })(),
         _ => return usage(),
     };
     match result {
