@@ -3,7 +3,8 @@
 //!
 //! The static checks here are the safety half of the planner's promise: no deletion without a
 //! state row proving the message was synced, no message paired twice, no server write to a
-//! read-only folder, the safety valve respected, no partial copy uploaded, a folder rename
+//! read-only folder, the safety valve respected, no partial copy uploaded, a server copy only
+//! of a message the server holds and the plan keeps, a folder rename
 //! alone in the plan for its folders and between folders it fits. Convergence and
 //! idempotence need a model of applying a plan; the property tests (`tests/plan_props.rs`) have
 //! one.
@@ -165,8 +166,19 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
     let mut remote_del: BTreeMap<&FolderPath, usize> = BTreeMap::new();
     let mut leaving_local: BTreeMap<&FolderPath, usize> = BTreeMap::new();
     let mut leaving_remote: BTreeMap<&FolderPath, usize> = BTreeMap::new();
+    let mut copied_from: Vec<(&FolderPath, Uid, &Op)> = Vec::new();
+    let mut removed: BTreeSet<(&FolderPath, Uid)> = BTreeSet::new();
 
     for op in &plan.ops {
+        match op {
+            Op::ExpungeRemote { folder, uid, .. } => {
+                removed.insert((folder, *uid));
+            }
+            Op::MoveRemote { from, uid, .. } => {
+                removed.insert((from, *uid));
+            }
+            _ => {}
+        }
         // Pull only (V0040): no server write at all.
         if config.pull && op.writes_remote() {
             return Err(violation("server write in a pull-only plan", op));
@@ -174,7 +186,8 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
         // No server write to a read-only folder (V0039).
         if op.writes_remote() {
             let target = match op {
-                Op::MoveLocal { to, .. } => vec![to],
+                // A copy reads its source, which may be read-only (RFC 3501 6.4.7).
+                Op::MoveLocal { to, .. } | Op::CopyRemote { to, .. } => vec![to],
                 _ => op.folders(),
             };
             if target.iter().any(|p| view.read_only(p)) {
@@ -252,6 +265,24 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                     return Err(violation("local file used twice", op));
                 }
             }
+            Op::CopyRemote {
+                from,
+                uid,
+                to,
+                local,
+                ..
+            } => {
+                if view.local_file(to, local).is_none_or(|l| l.partial) {
+                    return Err(violation("copy for a missing or partial file (V0070)", op));
+                }
+                if from == to || view.remote_proves_absent(from, *uid) {
+                    return Err(violation("copy of a message the server does not hold", op));
+                }
+                if !local_taken.insert((to, local)) {
+                    return Err(violation("local file used twice", op));
+                }
+                copied_from.push((from, *uid, op));
+            }
             Op::MoveLocal {
                 from,
                 local,
@@ -278,6 +309,13 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
             }
             _ => {}
         }
+    }
+    // A copy's source stays on the server for the whole plan.
+    if let Some((_, _, op)) = copied_from
+        .iter()
+        .find(|(from, uid, _)| removed.contains(&(*from, *uid)))
+    {
+        return Err(violation("copy of a message the plan removes", op));
     }
     // Folder renames move a whole folder on one side and carry its state over, so
     // they are only safe alone and between the right folders.

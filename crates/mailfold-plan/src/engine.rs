@@ -18,7 +18,7 @@ use super::ops::{
 use super::types::{
     Content, ContentHash, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId,
     LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder,
-    RemoteMailbox, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid, UidRange,
+    RemoteMailbox, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput, Uid, UidRange,
     UidValidity,
 };
 
@@ -359,6 +359,7 @@ pub fn plan(input: &SyncInput, config: &PlanConfig) -> Plan {
     for i in 0..p.folders.len() {
         p.emit_folder(i);
     }
+    p.copy_instead_of_upload(&input.server_copies);
     p.finish()
 }
 
@@ -867,6 +868,11 @@ impl<'a> Planner<'a> {
                 let Some((b, v)) = self.find_remote(a, &msg.content()) else {
                     continue;
                 };
+                if self.claimed_by_intent(b, v) {
+                    // Our own APPEND or COPY of a file there, cut before its commit: pass 5
+                    // binds it to that file, not to this row's file.
+                    continue;
+                }
                 let Some(&l) = self.folders[a].local.get(&local_id) else {
                     continue;
                 };
@@ -884,6 +890,37 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+
+    /// Whether server message `v` of folder `b` is claimed by a file of `b` that an unfinished
+    /// journal entry or a row without UID names (what passes 4 and 5 bind).
+    fn claimed_by_intent(&self, b: usize, v: Uid) -> bool {
+        let fb = &self.folders[b];
+        let Some(r) = fb.remote.get(&v) else {
+            return false;
+        };
+        // A row without UID whose file is here: an upload or copy made without UIDPLUS (or
+        // a message remembered over a UIDVALIDITY change), which pass 4 binds by content.
+        let remembered = fb.rows.iter().any(|row| {
+            row.uid.is_none()
+                && !row.done
+                && fb.local.contains_key(&row.msg.local)
+                && row.msg.content().matches(&r.content)
+        });
+        remembered
+            || self.intents.iter().any(|it| {
+                let Intent::Append {
+                    folder,
+                    local,
+                    content,
+                    ..
+                } = it;
+                *folder == fb.path
+                    && fb.local.get(local).is_some_and(|l| {
+                        !fb.bound_locals.contains(&l.id)
+                            && (content.matches(&r.content) || l.content().matches(&r.content))
+                    })
+            })
     }
 
     /// Pass 2: a synced message whose local file is gone while the server still has it, and an
@@ -955,6 +992,9 @@ impl<'a> Planner<'a> {
                 let Some((b, v)) = self.find_remote(a, &msg.content()) else {
                     continue;
                 };
+                if self.claimed_by_intent(b, v) {
+                    continue; // as in pass 1
+                }
                 let Some((c, y)) = self.find_local(a, msg, Scope::AnyOthers) else {
                     continue;
                 };
@@ -1118,8 +1158,9 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Pass 5: journaled APPENDs. The copy found on the server is bound; otherwise the file is
-    /// uploaded again by pass 7; either way the journal entry is settled.
+    /// Pass 5: journaled APPENDs (and `UID COPY`s of a reader's copy, journaled alike). The
+    /// copy found on the server is bound, the file's flags winning; otherwise the file is
+    /// uploaded (or copied) again by passes 7 and 8; either way the journal entry is settled.
     fn match_intents(&mut self, i: usize) {
         let path = self.folders[i].path.clone();
         let intents: Vec<&Intent> = self
@@ -1150,7 +1191,10 @@ impl<'a> Planner<'a> {
                         })
                         .map(|(u, _)| *u);
                     if let Some(v) = found {
-                        self.bind_fresh(i, v, l);
+                        // The copy is ours, whatever flags it carries: APPEND sent the file's,
+                        // a UID COPY cut before its STORE brought the source's. The file's
+                        // flags are the change to make, as the op would have made them.
+                        self.bind_ours(i, v, l);
                     }
                 }
             }
@@ -1242,6 +1286,20 @@ impl<'a> Planner<'a> {
                 self.moves.push(op);
             }
         }
+    }
+
+    /// [`Self::bind_fresh`] for a server copy this program made (a journaled APPEND or COPY):
+    /// the server's flags are the merge base, so the file's flags win.
+    fn bind_ours(&mut self, i: usize, v: Uid, l: &'a LocalMessage) {
+        let Some(r) = self.folders[i].remote.get(&v) else {
+            return;
+        };
+        let base = r.flags.clone();
+        let content = pair_content(r, l);
+        self.folders[i].remote_taken.insert(v);
+        self.folders[i].local_taken.insert(l.id.clone());
+        let op = self.pair_op(i, v, l, &base, content, None);
+        self.folders[i].early.push(op);
     }
 
     fn bind_fresh(&mut self, i: usize, v: Uid, l: &'a LocalMessage) {
@@ -1490,6 +1548,144 @@ impl<'a> Planner<'a> {
             });
         }
         self.warnings.extend(warnings);
+    }
+
+    /// Pass 8: a new local file the plan would upload, whose content the server holds in
+    /// another folder ([`SyncInput::server_copies`]: a mail reader saved a copy of a message
+    /// there), is copied on the server instead ([`Op::CopyRemote`]), so its bytes are never
+    /// sent back. Runs after pass 7, when every folder's expunges and moves are known: the
+    /// source message must stay where it is in this plan. When the source file went away in
+    /// the same run, pass 2 has already made the pair a [`Op::MoveRemote`] and the file is no
+    /// longer new. An upload into a server folder this plan re-creates stays an upload.
+    fn copy_instead_of_upload(&mut self, copies: &[ServerCopy]) {
+        if copies.is_empty() {
+            return;
+        }
+        let mut by_file: BTreeMap<(&FolderPath, &LocalId), Vec<&ServerCopy>> = BTreeMap::new();
+        for c in copies {
+            by_file.entry((&c.folder, &c.local)).or_default().push(c);
+        }
+        // Server messages this plan takes away (expunged, moved), and folders a rename takes
+        // whole (a rename is the only operation on its folders).
+        let mut leaving: BTreeSet<(FolderPath, Uid)> = BTreeSet::new();
+        let mut renamed: BTreeSet<FolderPath> = BTreeSet::new();
+        let all_ops = self
+            .moves
+            .iter()
+            .chain(self.folders.iter().flat_map(|f| f.early.iter()));
+        for op in all_ops {
+            match op {
+                Op::ExpungeRemote { folder, uid, .. } => {
+                    leaving.insert((folder.clone(), *uid));
+                }
+                Op::MoveRemote { from, uid, .. } => {
+                    leaving.insert((from.clone(), *uid));
+                }
+                Op::RenameRemoteFolder { from, to } | Op::RenameLocalFolder { from, to } => {
+                    renamed.insert(from.clone());
+                    renamed.insert(to.clone());
+                }
+                _ => {}
+            }
+        }
+        for i in 0..self.folders.len() {
+            let f = &self.folders[i];
+            if !f.late.iter().any(|o| matches!(o, Op::Upload { .. }))
+                || (f.mode == Mode::Normal && !f.remote_exists)
+            {
+                continue;
+            }
+            let late = std::mem::take(&mut self.folders[i].late);
+            let mut out = Vec::with_capacity(late.len());
+            for op in late {
+                let Op::Upload {
+                    folder,
+                    local,
+                    flags,
+                    ..
+                } = &op
+                else {
+                    out.push(op);
+                    continue;
+                };
+                let found = by_file.get(&(folder, local)).and_then(|cands| {
+                    cands
+                        .iter()
+                        .find_map(|c| self.copy_source(c, &leaving, &renamed).map(|uid| (*c, uid)))
+                });
+                let Some((c, uid)) = found else {
+                    out.push(op);
+                    continue;
+                };
+                out.push(Op::CopyRemote {
+                    from: c.from.clone(),
+                    uid,
+                    to: folder.clone(),
+                    local: local.clone(),
+                    content: RowContent {
+                        size: c.row.size,
+                        internaldate: c.row.internaldate,
+                        message_id: c.row.message_id.clone(),
+                        hash: c.row.hash,
+                        partial: false,
+                    },
+                    flags: flags.clone(),
+                });
+            }
+            self.folders[i].late = out;
+        }
+    }
+
+    /// The UID to copy from for candidate `c`, when the source message is there and stays
+    /// there in this plan. A source folder the view holds
+    /// must show the message; one left out unexamined with no rows in the view (the gather
+    /// skipped it as unchanged on both sides, its UIDVALIDITY checked by STATUS) is trusted
+    /// as the state records it.
+    fn copy_source(
+        &self,
+        c: &ServerCopy,
+        leaving: &BTreeSet<(FolderPath, Uid)>,
+        renamed: &BTreeSet<FolderPath>,
+    ) -> Option<Uid> {
+        let uid = c.row.uid?;
+        if c.from == c.folder || c.row.partial || renamed.contains(&c.from) {
+            return None;
+        }
+        if leaving.contains(&(c.from.clone(), uid)) {
+            return None;
+        }
+        let fb = &self.folders[*self.index.get(&c.from)?];
+        if !fb.remote_exists || fb.remote_noselect || fb.refusal.is_some() {
+            return None;
+        }
+        let state = fb.state?;
+        match (fb.mode, fb.mailbox) {
+            (Mode::Normal, Some(mb)) => {
+                if fb.bound_uids.contains(&uid) {
+                    // The row in the view must be this one, and its message still there.
+                    let row = fb.rows.iter().find(|r| r.uid == Some(uid))?;
+                    let same = row.msg.content().matches(&c.row.content());
+                    return (same
+                        && fb.remote.contains_key(&uid)
+                        && !fb.remote_taken.contains(&uid))
+                    .then_some(uid);
+                }
+                // A partial view leaves out rows in sync on both sides: the message is there
+                // unless the delta says it vanished (or names it as unknown).
+                match &mb.messages {
+                    RemoteMessages::Changes { vanished, .. }
+                        if state.omitted > 0
+                            && !fb.remote.contains_key(&uid)
+                            && !vanished.iter().any(|v| v.contains(uid)) =>
+                    {
+                        Some(uid)
+                    }
+                    _ => None,
+                }
+            }
+            (Mode::Inactive, None) if state.messages.is_empty() => Some(uid),
+            _ => None,
+        }
     }
 
     fn finish(mut self) -> Plan {
@@ -2025,6 +2221,7 @@ fn summarise(ops: &[Op], folders: &[Folder<'_>], refused: &BTreeSet<FolderPath>)
             }
             Op::Download { .. } => s.downloads += 1,
             Op::Upload { .. } => s.uploads += 1,
+            Op::CopyRemote { .. } => s.remote_copies += 1,
             Op::SyncFlags { update, .. } => count_update(&mut s, update),
             Op::MoveLocal { update, .. } => {
                 s.local_moves += 1;

@@ -33,7 +33,13 @@
 //!    gone from one folder and present (same base name, hash or content) in another is moved on
 //!    the server ([`ops::Op::MoveRemote`]). Moved on both sides to different folders: the
 //!    server's move wins, the local file follows. Within one folder the same logic re-binds a
-//!    renamed file or a re-appended message.
+//!    renamed file or a re-appended message. A server message that a journaled APPEND or COPY
+//!    of a file in its folder, or a row without UID there, claims is left to that file.
+//!    **A reader's copy is a server copy**: a new local file (no row names it) whose content
+//!    hash a bound row of another folder holds ([`types::SyncInput::server_copies`], from the
+//!    state's hash index) is copied there on the server ([`ops::Op::CopyRemote`], `UID COPY`)
+//!    instead of uploaded, when that message stays on the server in this plan; when the
+//!    original file went in the same run, the rule above has already made it a move.
 //! 5. **Folders** are created on the side that lacks them (a name containing the server's
 //!    delimiter cannot be, V0020, and stays local with a warning). A folder deleted on one side is
 //!    treated as emptied on that side: its synced messages are deleted on the other side (through

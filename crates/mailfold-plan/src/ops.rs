@@ -221,6 +221,35 @@ pub enum Op {
         /// Flags to merge.
         update: FlagUpdate,
     },
+    /// A new local file holds a message the server already has in another folder (a mail
+    /// reader's "save to folder" writes a copy under a new name): copy it on the server instead
+    /// of uploading it again. Effect: write a journal [`super::Intent::Append`] entry for `to`
+    /// and `local` whose content is `content` (the source's size, INTERNALDATE, Message-ID and
+    /// hash, which the copy keeps), `UID COPY uid` from `from` into `to` (RFC 3501 6.4.7; the
+    /// source may be read-only), then, with COPYUID (RFC 4315), `UID STORE new FLAGS.SILENT
+    /// (flags)` on the copy (always: the source's flags may have changed since the view).
+    /// Commit: with COPYUID whose UIDVALIDITY equals `to`'s folder state, insert the `to` row
+    /// (new UID, `local`, `flags`, `content`) and drop the journal entry, in one transaction.
+    /// Without COPYUID nothing is recorded and the journal entry stays open: the next plan
+    /// finds the copy by the entry's content and binds it with the file's flags winning, or,
+    /// when nothing was copied (the source UID had gone), drops the entry and plans the file
+    /// again. Cut after the COPY, the same. A refused COPY drops the entry and is a step
+    /// error; the next plan tries again (or uploads, once the source is gone).
+    CopyRemote {
+        /// The folder holding the server message (unchanged by the copy).
+        from: FolderPath,
+        /// Its UID there.
+        uid: Uid,
+        /// The folder of the new local file.
+        to: FolderPath,
+        /// The local file.
+        local: LocalId,
+        /// What to record about the content: the source's.
+        content: RowContent,
+        /// The flags the copy gets (the file's, those PERMANENTFLAGS allows, V0005); recorded
+        /// as synced.
+        flags: FlagSet,
+    },
     /// The server expunged a message the state proves was synced: delete the local file. Commit:
     /// delete the row.
     DeleteLocal {
@@ -342,6 +371,7 @@ impl Op {
         match self {
             Op::MoveLocal { from, to, .. }
             | Op::MoveRemote { from, to, .. }
+            | Op::CopyRemote { from, to, .. }
             | Op::RenameRemoteFolder { from, to }
             | Op::RenameLocalFolder { from, to } => vec![from, to],
             Op::DropIntent { .. } => vec![],
@@ -370,6 +400,7 @@ impl Op {
             Op::CreateRemoteFolder { .. }
             | Op::Upload { .. }
             | Op::MoveRemote { .. }
+            | Op::CopyRemote { .. }
             | Op::ExpungeRemote { .. }
             | Op::DeleteRemoteFolder { .. }
             | Op::RenameRemoteFolder { .. } => true,
@@ -613,6 +644,8 @@ pub struct Summary {
     pub downloads: usize,
     /// Messages uploaded.
     pub uploads: usize,
+    /// New local files copied on the server from another folder instead of uploaded.
+    pub remote_copies: usize,
     /// Pairs bound without transfer.
     pub binds: usize,
     /// Flag changes applied to local files.

@@ -739,6 +739,27 @@ pub struct SyncInput {
     pub state: Vec<StateFolder>,
     /// Unfinished journal entries.
     pub intents: Vec<Intent>,
+    /// Server messages that hold the content of a local file no state row names: for each such
+    /// file, the bound state rows of *other* folders with the file's content hash (the state
+    /// database's hash index). They let a file a mail reader copied into another folder become
+    /// a `UID COPY` of the server message instead of an APPEND ([`crate::Op::CopyRemote`]).
+    /// The source folder need not be in the other views: a folder the gather skipped as
+    /// unchanged is trusted as the state describes it. Empty: every new file is uploaded.
+    pub server_copies: Vec<ServerCopy>,
+}
+
+/// A server message whose content a new local file holds (see [`SyncInput::server_copies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCopy {
+    /// The folder of the new local file.
+    pub folder: FolderPath,
+    /// The new local file.
+    pub local: LocalId,
+    /// The folder holding the server message (never `folder`).
+    pub from: FolderPath,
+    /// The state row binding it there: its UID (under the folder's recorded UIDVALIDITY),
+    /// synced flags and content (size, INTERNALDATE, Message-ID, hash), which a copy keeps.
+    pub row: StateMessage,
 }
 
 /// How much of a new message to download (V0010).

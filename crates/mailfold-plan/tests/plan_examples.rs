@@ -959,3 +959,198 @@ fn pending_marks_are_not_repeated() {
     assert_eq!(w.pending_keys(&inbox), vec![PendingKey::Expunge(uid(1))]);
     assert_settled(&w, &cfg());
 }
+
+/// A mail reader's "save to folder": a new file under a new name in another folder, with the
+/// content of a synced message. The server copies its own message (UID COPY) instead of
+/// receiving the bytes again, the file is bound to the copy with its own flags, and the next
+/// plan is empty.
+#[test]
+fn a_readers_copy_is_a_server_copy() {
+    let mut w = two_folders();
+    let copy = LocalId::new("saved-copy");
+    w.local.get_mut(&fp("Archive")).unwrap().insert(
+        copy.clone(),
+        LMsg {
+            body: 2,
+            flags: flags(&["\\Seen", "\\Flagged"]),
+            partial: false,
+        },
+    );
+    let p = run(&mut w, &cfg());
+    let copies: Vec<&Op> = p
+        .ops
+        .iter()
+        .filter(|o| matches!(o, Op::CopyRemote { .. }))
+        .collect();
+    assert_eq!(copies.len(), 1, "{:#?}", p.ops);
+    assert!(
+        matches!(copies[0], Op::CopyRemote { from, to, local, flags: f, .. }
+            if *from == fp("INBOX") && *to == fp("Archive") && *local == copy
+                && *f == flags(&["\\Seen", "\\Flagged"])),
+        "{:#?}",
+        copies[0]
+    );
+    assert_eq!(p.summary.uploads, 0);
+    assert_eq!(p.summary.remote_copies, 1);
+    assert_eq!(w.remote_count(2), 2);
+    let archive = &w.remote[&fp("Archive")];
+    assert!(archive
+        .msgs
+        .values()
+        .any(|m| m.body == 2 && m.flags == flags(&["\\Seen", "\\Flagged"])));
+    assert_settled(&w, &cfg());
+}
+
+/// The original gone in the same run (the reader saved and expunged): the existing local-move
+/// pass makes it one UID MOVE, no copy and no upload.
+#[test]
+fn a_readers_save_and_delete_is_a_server_move() {
+    let mut w = two_folders();
+    let inbox = fp("INBOX");
+    let original = w.local[&inbox]
+        .iter()
+        .find(|(_, m)| m.body == 2)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let m = w.local.get_mut(&inbox).unwrap().remove(&original).unwrap();
+    w.local
+        .get_mut(&fp("Archive"))
+        .unwrap()
+        .insert(LocalId::new("saved-elsewhere"), m);
+    let p = run(&mut w, &cfg());
+    assert_eq!(p.summary.remote_moves, 1, "{:#?}", p.ops);
+    assert_eq!(
+        p.summary.remote_copies + p.summary.uploads,
+        0,
+        "{:#?}",
+        p.ops
+    );
+    assert_eq!(w.remote_count(2), 1);
+    assert_settled(&w, &cfg());
+}
+
+/// A source message expunged on the server in the meantime is not copied: the file is
+/// uploaded as before. One the plan itself removes (the original deleted locally) is a move.
+#[test]
+fn a_copy_whose_source_is_gone_is_uploaded() {
+    for server_side in [true, false] {
+        let mut w = two_folders();
+        let inbox = fp("INBOX");
+        w.local.get_mut(&fp("Archive")).unwrap().insert(
+            LocalId::new("saved-copy"),
+            LMsg {
+                body: 2,
+                flags: none(),
+                partial: false,
+            },
+        );
+        let u = *w.remote[&inbox]
+            .msgs
+            .iter()
+            .find(|(_, m)| m.body == 2)
+            .unwrap()
+            .0;
+        if server_side {
+            w.remote.get_mut(&inbox).unwrap().msgs.remove(&u);
+        } else {
+            // The original deleted locally: the local-move pass takes the pair (a UID MOVE),
+            // so nothing copies a message the plan removes.
+            let id = w.local[&inbox]
+                .iter()
+                .find(|(_, m)| m.body == 2)
+                .map(|(id, _)| id.clone())
+                .unwrap();
+            w.local.get_mut(&inbox).unwrap().remove(&id);
+        }
+        let input = w.input();
+        let p = plan(&input, &cfg());
+        mailfold_plan::check::check_plan(&input, &cfg(), &p).expect("plan invariants");
+        assert_eq!(p.summary.remote_copies, 0, "{:#?}", p.ops);
+        w.apply(&p, None);
+        let p2 = plan(&w.input(), &cfg());
+        w.apply(&p2, None);
+        assert_settled(&w, &cfg());
+        assert_eq!(w.local_count(2), 1);
+        assert_eq!(w.remote_count(2), 1);
+    }
+}
+
+/// Pull only (V0040): no copy either; the file waits like any local change.
+#[test]
+fn v0040_no_copy_in_a_pull_only_account() {
+    let mut w = two_folders();
+    w.local.get_mut(&fp("Archive")).unwrap().insert(
+        LocalId::new("saved-copy"),
+        LMsg {
+            body: 1,
+            flags: none(),
+            partial: false,
+        },
+    );
+    let config = PlanConfig {
+        pull: true,
+        ..cfg()
+    };
+    let input = w.input();
+    let p = plan(&input, &config);
+    mailfold_plan::check::check_plan(&input, &config, &p).expect("plan invariants");
+    assert!(p.ops.iter().all(|o| !o.writes_remote()), "{:#?}", p.ops);
+}
+
+/// A copy from a source folder the view leaves out (skipped as unchanged: no server view, no
+/// rows) is trusted as the state's hash index describes it; with COPYUID missing the journal
+/// entry stays and the next plan binds the copy by its content, the file's flags winning.
+#[test]
+fn a_copy_from_a_skipped_folder_and_without_copyuid() {
+    for no_uidplus in [false, true] {
+        let mut w = two_folders();
+        w.no_uidplus = no_uidplus;
+        w.local.get_mut(&fp("Archive")).unwrap().insert(
+            LocalId::new("saved-copy"),
+            LMsg {
+                body: 3,
+                flags: flags(&["\\Answered"]),
+                partial: false,
+            },
+        );
+        let mut input = w.input();
+        // INBOX skipped as unchanged: present, unexamined, no rows, no files.
+        for r in &mut input.remote {
+            if r.path == fp("INBOX") {
+                r.mailbox = None;
+            }
+        }
+        for s in &mut input.state {
+            if s.path == fp("INBOX") {
+                s.messages.clear();
+            }
+        }
+        for l in &mut input.local {
+            if l.path == fp("INBOX") {
+                l.messages.clear();
+            }
+        }
+        let p = plan(&input, &cfg());
+        mailfold_plan::check::check_plan(&input, &cfg(), &p).expect("plan invariants");
+        assert_eq!(p.summary.remote_copies, 1, "{:#?}", p.ops);
+        w.apply(&p, None);
+        let p2 = plan(&w.input(), &cfg());
+        if no_uidplus {
+            assert!(
+                p2.ops.iter().all(|o| matches!(
+                    o,
+                    Op::Bind { .. } | Op::DropIntent { .. } | Op::SetFolderState { .. }
+                )),
+                "{:#?}",
+                p2.ops
+            );
+        }
+        w.apply(&p2, None);
+        assert_settled(&w, &cfg());
+        assert_eq!(w.remote_count(3), 2);
+        assert!(w.remote[&fp("Archive")]
+            .msgs
+            .values()
+            .any(|m| m.body == 3 && m.flags == flags(&["\\Answered"])));
+    }
+}

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use mailfold_plan::{
     Body, FlagSet, FlagStore, FlagUpdate, FolderAttributes, FolderPath, Intent, IntentId,
     LocalFolder, LocalId, LocalMessage, Location, ModSeq, Op, PendingKey, PermanentFlags, Plan,
-    RemoteFolder, RemoteMailbox, RemoteMessage, RemoteMessages, RowContent, StateFolder,
-    StateMessage, SyncInput, Uid, UidValidity, UnixTime,
+    RemoteFolder, RemoteMailbox, RemoteMessage, RemoteMessages, RowContent, ServerCopy,
+    StateFolder, StateMessage, SyncInput, Uid, UidValidity, UnixTime,
 };
 
 /// Message content is identified by a body number; size, date and Message-ID derive from it, so
@@ -184,7 +184,42 @@ impl World {
                 .collect(),
             state: self.state.values().cloned().collect(),
             intents: self.intents.values().cloned().collect(),
+            server_copies: self.server_copies(),
         }
+    }
+
+    /// What the gather finds in the state's hash index for each local file no row of its
+    /// folder names: the bound rows of the other folders with the same content (here: body).
+    pub(crate) fn server_copies(&self) -> Vec<ServerCopy> {
+        let mut out = Vec::new();
+        for (folder, files) in &self.local {
+            let named: BTreeSet<&LocalId> = self
+                .state
+                .get(folder)
+                .map(|s| s.messages.iter().map(|m| &m.local).collect())
+                .unwrap_or_default();
+            for (id, m) in files {
+                if named.contains(id) || m.partial {
+                    continue;
+                }
+                for (from, s) in &self.state {
+                    if from == folder {
+                        continue;
+                    }
+                    for row in &s.messages {
+                        if row.uid.is_some() && !row.partial && body_of_size(row.size) == m.body {
+                            out.push(ServerCopy {
+                                folder: folder.clone(),
+                                local: id.clone(),
+                                from: from.clone(),
+                                row: row.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Builds a synced world: every message on both sides, state rows agreeing.
@@ -262,6 +297,7 @@ impl World {
             Op::Bind { .. } | Op::SyncFlags { .. } => 3,
             Op::MoveLocal { .. } | Op::MoveRemote { .. } => 4,
             Op::Upload { .. } => 3,
+            Op::CopyRemote { .. } => 4,
             Op::CreateRemoteFolder { .. } | Op::Download { .. } => 2,
             Op::RenameRemoteFolder { .. } | Op::RenameLocalFolder { .. } => 2,
             Op::DeleteLocal { .. } | Op::ExpungeRemote { .. } => 2,
@@ -315,6 +351,16 @@ impl World {
             hash: c.hash,
             partial: c.partial,
         });
+    }
+
+    /// The UID of the copy a `UID COPY` of `u` from `from` made in `to`: the newest message
+    /// there, when it holds the source's body (what COPYUID reports).
+    fn copy_uid(&self, from: &FolderPath, u: Uid, to: &FolderPath) -> Option<u32> {
+        let t = self.remote.get(to)?;
+        let n = t.uidnext.checked_sub(1)?;
+        let body = t.msgs.get(&n)?.body;
+        let src = self.remote.get(from)?.msgs.get(&u.get())?.body;
+        (body == src).then_some(n)
     }
 
     fn step(&mut self, op: &Op, s: usize) {
@@ -465,6 +511,72 @@ impl World {
                                 let u = (!self.no_uidplus).then(|| uid(u));
                                 self.upsert_row(folder, u, local, fl, &c);
                             }
+                        }
+                        self.intents.remove(&intent);
+                    }
+                }
+            }
+            Op::CopyRemote {
+                from,
+                uid: u,
+                to,
+                local,
+                content,
+                flags: fl,
+            } => {
+                let intent = IntentId(1_000_000 + self.next_id);
+                match s {
+                    0 => {
+                        self.next_id += 1;
+                        let id = IntentId(1_000_000 + self.next_id);
+                        self.intents.insert(
+                            id,
+                            Intent::Append {
+                                id,
+                                folder: to.clone(),
+                                local: local.clone(),
+                                content: mailfold_plan::Content {
+                                    size: Some(content.size),
+                                    date: Some(content.internaldate),
+                                    message_id: content.message_id.clone(),
+                                    hash: content.hash,
+                                },
+                            },
+                        );
+                    }
+                    1 => {
+                        // UID COPY: a UID no longer there copies nothing (RFC 4315 4.3).
+                        let m = self.remote.get(from).and_then(|f| f.msgs.get(&u.get()));
+                        if let Some(m) = m.cloned() {
+                            if let Some(t) = self.remote.get_mut(to) {
+                                t.add(m.body, m.flags);
+                            }
+                        }
+                    }
+                    2 => {
+                        // UID STORE FLAGS.SILENT on the copy COPYUID names.
+                        if self.no_uidplus {
+                            return;
+                        }
+                        let copy = self.copy_uid(from, *u, to);
+                        if let (Some(n), Some(t)) = (copy, self.remote.get_mut(to)) {
+                            if let Some(m) = t.msgs.get_mut(&n) {
+                                m.flags = fl.clone();
+                                t.hms += 1;
+                                m.modseq = t.hms;
+                            }
+                        }
+                    }
+                    _ => {
+                        // Without COPYUID nothing is recorded and the journal entry stays.
+                        if self.no_uidplus {
+                            return;
+                        }
+                        let copy = self.copy_uid(from, *u, to);
+                        let state_uv = self.state.get(to).map(|s| s.uidvalidity.0.get());
+                        let to_uv = self.remote.get(to).and_then(|t| t.uidvalidity);
+                        if let (Some(n), true) = (copy, to_uv == state_uv) {
+                            self.upsert_row(to, Some(uid(n)), local, fl, content);
                         }
                         self.intents.remove(&intent);
                     }

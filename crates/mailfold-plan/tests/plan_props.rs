@@ -154,6 +154,102 @@ proptest! {
         kill_at_every_cut_from(&sc).map_err(TestCaseError::fail)?;
     }
 
+    /// A mail reader's "save to folder" (a copy under a new name in another folder, with its
+    /// own flags; the original kept, deleted, or changed on the server meanwhile; with or
+    /// without UIDPLUS) settles with both sides equal, never uploads a message the server
+    /// still holds, and survives a crash at every micro-step.
+    #[test]
+    fn readers_copies_settle_and_survive_a_kill(
+        picks in proptest::collection::vec((0usize..6, 0usize..3, any::<u8>(), 0u8..4), 1..4),
+        no_uidplus in any::<bool>(),
+    ) {
+        let bits = |b: u8| {
+            FlagSet::from_imap(
+                [(1, "\\Seen"), (2, "\\Flagged"), (4, "\\Deleted"), (8, "work")]
+                    .iter()
+                    .filter(|(m, _)| b & m != 0)
+                    .map(|(_, f)| *f),
+            )
+        };
+        let mut w = World::synced(&[
+            ("INBOX", (1..=3).map(|b| (b, FlagSet::new())).collect()),
+            ("Archive", vec![(4, bits(1)), (5, bits(3))]),
+            ("Lists/rust", vec![(6, bits(8))]),
+        ]);
+        w.no_uidplus = no_uidplus;
+        let paths = [fp("INBOX"), fp("Archive"), fp("Lists/rust")];
+        let mut deleted = BTreeSet::new();
+        let mut copies = 0;
+        for (n, (body, shift, fl, what)) in picks.into_iter().enumerate() {
+            let body = body as BodyId + 1;
+            let Some((from, id)) = paths.iter().find_map(|p| {
+                w.local.get(p)?.iter().find(|(id, m)| m.body == body && !id.0.starts_with("saved"))
+                    .map(|(id, _)| (p.clone(), id.clone()))
+            }) else { continue };
+            let at = paths.iter().position(|p| *p == from).unwrap_or(0);
+            let to = paths[(at + 1 + shift % 2) % paths.len()].clone();
+            w.local.get_mut(&to).unwrap().insert(
+                LocalId::new(format!("saved{n}")),
+                model::LMsg { body, flags: bits(fl), partial: false },
+            );
+            copies += 1;
+            match what {
+                // Saved and expunged by the reader.
+                1 => { w.local.get_mut(&from).unwrap().remove(&id); }
+                // The original's flags changed on the server meanwhile.
+                2 => {
+                    if let Some(rm) = w.remote.get_mut(&from).and_then(|f| {
+                        f.msgs.values_mut().find(|r| r.body == body)
+                    }) {
+                        rm.flags = bits(fl ^ 3);
+                    }
+                }
+                // The original expunged on the server meanwhile (the local original follows).
+                3 => {
+                    if let Some(f) = w.remote.get_mut(&from) {
+                        f.msgs.retain(|_, r| r.body != body);
+                        f.hms += 1;
+                    }
+                    deleted.insert(body);
+                }
+                _ => {}
+            }
+        }
+        prop_assume!(copies > 0);
+        let config = no_valve();
+        let input = w.input();
+        let p = plan(&input, &config);
+        check_plan(&input, &config, &p).map_err(|v| TestCaseError::fail(v.to_string()))?;
+        // An upload only for a message the server no longer has anywhere, or one this plan
+        // moves away (a second copy of a message whose original was deleted: the move goes
+        // first, so the copy has no source to come from).
+        let moved: BTreeSet<u64> = p
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                mailfold_plan::Op::MoveRemote { content, .. } => Some(content.size),
+                _ => None,
+            })
+            .collect();
+        for op in &p.ops {
+            if let mailfold_plan::Op::Upload { size, .. } = op {
+                prop_assert!(
+                    w.remote_count(model::body_of_size(*size)) == 0 || moved.contains(size),
+                    "{:#?}",
+                    p.ops
+                );
+            }
+        }
+        let sc = Scenario { world: w.clone(), deleted, read_only: BTreeSet::new() };
+        let mut settled = w.clone();
+        scenario::settle(&mut settled, &config, 4)?;
+        let snap = settled.snapshot();
+        for (path, remote) in &snap.remote {
+            prop_assert_eq!(Some(remote), snap.local.get(path), "folder {}", path);
+        }
+        kill_at_every_cut_from(&sc).map_err(TestCaseError::fail)?;
+    }
+
     /// The fuzz entry point holds on random bytes.
     #[test]
     fn fuzz_entry_holds(data in proptest::collection::vec(any::<u8>(), 0..400)) {

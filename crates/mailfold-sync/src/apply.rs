@@ -29,9 +29,9 @@
 //! the next plan on its own, none depends on another's record. The folder's UIDNEXT and
 //! HIGHESTMODSEQ are in the same transaction as its rows or a later one, never an earlier one.
 //!
-//! Steps that do not join a group commit it first, then commit alone as before: uploads
-//! (their journal entry must be durable before APPEND leaves, since APPEND's outcome can be
-//! unknown), moves, folder creation, renaming and deletion, UIDVALIDITY, journal clean-up.
+//! Steps that do not join a group commit it first, then commit alone as before: uploads and
+//! server copies (their journal entry must be durable before APPEND or COPY leaves, since the
+//! outcome can be unknown), moves, folder creation, renaming and deletion, UIDVALIDITY, journal clean-up.
 //! The applier's reads of the database outside a group's transaction happen in those steps,
 //! after the commit, so they see every earlier step's record; while a group is open it reads
 //! only a folder's id, which no grouped change alters (a grouped change that needs to look at
@@ -69,6 +69,15 @@
 //!   unknown UID whose size and Message-ID match it, so the planner binds it and drops the
 //!   intent instead of appending again. Without UIDPLUS the copy is looked up at once with
 //!   `UID SEARCH HEADER Message-ID` and the size; failing that, the next run binds it.
+//! * **Server copy** (a reader's saved copy, [`Op::CopyRemote`]): an APPEND intent for the
+//!   new file, with the source's size, INTERNALDATE and Message-ID (the copy keeps them), is
+//!   committed before `UID COPY` is sent (from the source EXAMINEd, or as already selected, its
+//!   UIDVALIDITY checked against the state's); with COPYUID, `UID STORE new FLAGS.SILENT`
+//!   gives the copy the file's flags and the row is recorded in the transaction that removes
+//!   the intent. Killed in between, without COPYUID, or with the STORE refused, the intent
+//!   stays open: the planner binds the copy it finds by that content to the file, the file's
+//!   flags winning, and drops the intent; if nothing was copied (the UID had gone) it plans the
+//!   file again.
 //! * **Flags:** the file is renamed, then `UID STORE … .SILENT` is sent, then the synced flags
 //!   are committed. A kill in between leaves both sides agreeing on the new value against an
 //!   old base, which the three-way merge keeps (a change made on both sides to the same
@@ -497,6 +506,7 @@ impl<'a> Applier<'a> {
                 Ok(Ok(()))
             }
             Op::Upload { .. } => self.upload(op),
+            Op::CopyRemote { .. } => self.copy_remote(op),
             Op::DeleteLocal { folder, uid, local } => {
                 if let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() {
                     let f = match self.local_folder(folder) {
@@ -1610,6 +1620,138 @@ impl<'a> Applier<'a> {
             self.fail(folder, e);
         }
         Ok(())
+    }
+
+    // ----- copies
+
+    /// A new local file whose message the server holds in another folder: `UID COPY` it
+    /// there (see [`Op::CopyRemote`] for the order of journal, effect and commit).
+    fn copy_remote(&mut self, op: &Op) -> Result<StepResult, SyncError> {
+        let Op::CopyRemote {
+            from,
+            uid,
+            to,
+            local,
+            content,
+            flags,
+        } = op
+        else {
+            return Ok(Err("not a copy".into()));
+        };
+        let Some(entry) = self.ctx(to).files.get(&local.0).cloned() else {
+            return Ok(Err(format!("local file {local} vanished before its copy")));
+        };
+        if self.read_only.contains(to) {
+            self.mark_pending(to, PendingKey::Upload(local.clone()))?;
+            return Ok(Ok(()));
+        }
+        let (src, dest) = match (self.wire(from), self.wire(to)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let id = match self.folder_row(to) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The source only needs to be open: COPY works on an EXAMINEd folder (RFC 3501
+        // 6.4.7), which changes nothing there (no \Recent taken, no write access needed).
+        if self.selected.as_ref().is_none_or(|(w, _)| *w != src) {
+            match self.remote.select(&src, true) {
+                Ok(sel) => {
+                    self.selected = Some((src.clone(), true));
+                    // The UID is the state's: only under the UIDVALIDITY it was recorded with.
+                    let known = self.ctx(from).state_uidvalidity;
+                    if sel.uidvalidity.is_none() || sel.uidvalidity != known {
+                        return Ok(Err(format!(
+                            "UID {uid} not copied from {from}: its UIDVALIDITY changed"
+                        )));
+                    }
+                }
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => {
+                    self.selected = None;
+                    return Ok(Err(format!("cannot open {from} to copy from: {e}")));
+                }
+            }
+        }
+        // The journal entry is durable before the COPY leaves: the copy keeps the source's
+        // size, INTERNALDATE and Message-ID, which is what finds it again after a cut.
+        let intent = NewIntent {
+            folder: Some(id),
+            base: Some(entry.base.clone()),
+            hash: content.hash.map(|h| mailfold_store::ContentHash(h.0)),
+            detail: encode_intent_detail(
+                content.size,
+                content.internaldate.0,
+                content.message_id.as_deref(),
+            ),
+            ..NewIntent::new(IntentKind::Append)
+        };
+        let intent_id = self.db.begin_intent(&intent)?;
+        let copied = match self.remote.copy(&[uid.get()], &dest) {
+            Ok(c) => c,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                // Refused: nothing landed. The next run plans the file again.
+                self.db.write(|tx| tx.resolve_intent(intent_id))?;
+                return Ok(Err(format!("UID COPY of {uid} from {from} refused: {e}")));
+            }
+        };
+        let known_uv = self
+            .db
+            .folder(id)?
+            .and_then(|f| f.uidvalidity)
+            .map(|u| u.get());
+        let new_uid = match copied {
+            Some((uv, pairs)) if known_uv.is_none() || known_uv == Some(uv) => {
+                if known_uv.is_none() {
+                    if let Err(e) = self.set_uidvalidity(to, uv) {
+                        return Ok(Err(e));
+                    }
+                }
+                pairs
+                    .iter()
+                    .find(|(s, _)| *s == uid.get())
+                    .and_then(|(_, d)| Uid::new(*d))
+            }
+            _ => None,
+        };
+        let Some(nu) = new_uid else {
+            // Without COPYUID (or with nothing copied: the UID had gone) the journal entry
+            // stays open: the next plan binds the copy by its content, the file's flags
+            // winning, or drops the entry and plans the file again.
+            self.report.folder_mut(&name(to)).copied += 1;
+            self.incomplete.insert(to.clone());
+            return Ok(Ok(()));
+        };
+        // The copy carries the source's flags as they are now; the file's replace them. If
+        // that fails the journal entry stays, as without COPYUID: the next plan binds the copy
+        // with the file's flags winning.
+        if let Err(e) = self.select_rw(to)? {
+            return Ok(Err(format!(
+                "flags of the copy of UID {uid} not stored: {e}"
+            )));
+        }
+        match self
+            .remote
+            .store(&[nu.get()], StoreOp::Replace, &wire_list(flags), None)
+        {
+            Ok(_) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                return Ok(Err(format!(
+                    "flags of the copy of UID {uid} not stored: {e}"
+                )))
+            }
+        }
+        let rec = record(nu, &entry.base, flags, content);
+        self.db.write(|tx| {
+            replace_row(tx, id, &rec)?;
+            tx.resolve_intent(intent_id)
+        })?;
+        self.report.folder_mut(&name(to)).copied += 1;
+        self.progress.event(ProgressEvent::Message { folder: to });
+        Ok(Ok(()))
     }
 
     // ----- uploads

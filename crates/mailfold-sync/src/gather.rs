@@ -95,8 +95,8 @@ use crate::account::{AccountSpec, Direction};
 use crate::plan::{
     Content, ContentHash, FlagSet, FolderAttributes, FolderPath, Intent, IntentId, LocalFolder,
     LocalId, LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, RemoteFolder,
-    RemoteMailbox, RemoteMessage, RemoteMessages, StateFolder, StateMessage, SyncInput, Uid,
-    UidRange, UidValidity, UnixTime,
+    RemoteMailbox, RemoteMessage, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput,
+    Uid, UidRange, UidValidity, UnixTime,
 };
 use crate::remote::{header_message_id, Remote, RemoteError};
 use crate::report::SyncReport;
@@ -900,7 +900,56 @@ pub fn gather_with(
             content,
         });
     }
+    // ---- server copies of new files: a file no row of its folder names, whose content hash
+    // the state binds in another folder (a mail reader's "save to folder"), may be copied
+    // there on the server instead of uploaded (`Op::CopyRemote`). The files are new, so this
+    // is one indexed lookup per new file, not per message.
+    if !read_only_account {
+        g.input.server_copies = server_copies(db, &g.input, &id_to_path)?;
+    }
     Ok(g)
+}
+
+/// The most candidates kept per new file: one usable source is enough, a few cover sources
+/// the plan removes or cannot read.
+const COPY_CANDIDATES: usize = 4;
+
+/// [`SyncInput::server_copies`] for the unknown local files of `input`.
+fn server_copies(
+    db: &StateDb,
+    input: &SyncInput,
+    id_to_path: &HashMap<FolderId, FolderPath>,
+) -> Result<Vec<ServerCopy>, crate::SyncError> {
+    let mut out = Vec::new();
+    for lf in &input.local {
+        let named: BTreeSet<&LocalId> = input
+            .state
+            .iter()
+            .filter(|s| s.path == lf.path)
+            .flat_map(|s| s.messages.iter().map(|m| &m.local))
+            .collect();
+        for m in &lf.messages {
+            let Some(hash) = m.hash.filter(|_| !m.partial && !named.contains(&m.id)) else {
+                continue;
+            };
+            let rows = db.messages_by_hash(&mailfold_store::ContentHash(hash.0))?;
+            let found = rows
+                .iter()
+                .filter(|(_, r)| !r.partial)
+                .filter_map(|(f, r)| Some((id_to_path.get(f)?, r)))
+                .filter(|(p, _)| **p != lf.path)
+                .take(COPY_CANDIDATES);
+            for (from, r) in found {
+                out.push(ServerCopy {
+                    folder: lf.path.clone(),
+                    local: m.id.clone(),
+                    from: from.clone(),
+                    row: state_message(Some(r.uid), r),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads one folder of [`Gathered::fresh`] (SELECT or EXAMINE, UIDs, flags and content

@@ -484,7 +484,8 @@ impl NetRemote {
         silent: bool,
     ) -> RemoteResult<crate::remote::Stored> {
         let flags = wire_flags(flags);
-        if flags.is_empty() || uids.is_empty() {
+        // Replacing with the empty list clears the flags; adding or removing nothing is nothing.
+        if (flags.is_empty() && op != StoreOp::Replace) || uids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let set = uid_set(uids)?;
@@ -492,6 +493,7 @@ impl NetRemote {
             mode: match op {
                 StoreOp::Add => StoreMode::Add,
                 StoreOp::Remove => StoreMode::Remove,
+                StoreOp::Replace => StoreMode::Replace,
             },
             silent,
             flags,
@@ -1303,6 +1305,23 @@ impl Remote for NetRemote {
         };
         outcome_result(&c)?;
         Ok((use_move, pairs))
+    }
+
+    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<crate::remote::Copied>> {
+        let set = uid_set(uids)?;
+        let mailbox = Mailbox::from_wire(dest.to_vec());
+        let c = on_session!(self, s => {
+                let h = s.submit(Command::UidCopy { set, mailbox });
+                s.wait(h).await
+        })?;
+        let copied = match c.outcome.code() {
+            Some(Code::CopyUid(cu)) => {
+                Some((cu.uid_validity.get(), cu.pairs().take(uids.len()).collect()))
+            }
+            _ => None,
+        };
+        outcome_result(&c)?;
+        Ok(copied)
     }
 
     fn take_alerts(&mut self) -> Vec<String> {

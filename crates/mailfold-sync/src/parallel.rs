@@ -620,6 +620,7 @@ fn merge_folder(into: &mut FolderReport, from: FolderReport) {
         completed,
         renamed_from,
         uploaded,
+        copied,
         bound,
         local_flag_changes,
         remote_flag_changes,
@@ -641,6 +642,7 @@ fn merge_folder(into: &mut FolderReport, from: FolderReport) {
         into.renamed_from = renamed_from;
     }
     into.uploaded += uploaded;
+    into.copied += copied;
     into.bound += bound;
     into.local_flag_changes += local_flag_changes;
     into.remote_flag_changes += remote_flag_changes;

@@ -149,6 +149,10 @@ pub struct NamespaceInfo {
 /// reported `[MODIFIED]`, and the new MODSEQ of stored UIDs where it said.
 pub type Stored = (Vec<u32>, Vec<(u32, u64)>);
 
+/// What COPYUID (RFC 4315) reported for a copy: the destination's UIDVALIDITY and the
+/// `(source, dest)` UID pairs.
+pub type Copied = (u32, Vec<(u32, u32)>);
+
 /// A failed server command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteError {
@@ -194,6 +198,8 @@ pub enum StoreOp {
     Add,
     /// `-FLAGS.SILENT`.
     Remove,
+    /// `FLAGS.SILENT`: the message's flags become exactly these (an empty list clears them).
+    Replace,
 }
 
 /// The server, at the granularity of sync steps. See the module docs.
@@ -345,6 +351,15 @@ pub trait Remote {
     /// `UID MOVE` (RFC 6851) where offered, else `UID COPY`; returns COPYUID pairs
     /// `(source, dest)` when the server gave them. The caller removes the source after a COPY.
     fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)>;
+
+    /// `UID COPY` (RFC 3501 6.4.7) of `uids` from the selected folder (SELECTed or EXAMINEd)
+    /// into `dest`, never MOVE: the source stays. Returns the destination's UIDVALIDITY and
+    /// the `(source, dest)` pairs of COPYUID (RFC 4315) when the server gave them. The default
+    /// refuses, for an implementation without a copy of its own.
+    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<Copied>> {
+        let _ = (uids, dest);
+        Err(RemoteError::Bad("UID COPY is not available here".into()))
+    }
 
     /// `[ALERT]` texts received since the last call (seed V0063).
     fn take_alerts(&mut self) -> Vec<String>;

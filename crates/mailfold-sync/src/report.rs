@@ -20,6 +20,9 @@ pub struct FolderReport {
     pub renamed_from: Option<String>,
     /// Messages uploaded with APPEND.
     pub uploaded: usize,
+    /// New local files whose message the server copied from another folder (`UID COPY`)
+    /// instead of receiving it again: a mail reader's saved copy.
+    pub copied: usize,
     /// Messages paired without transfer (content matching, V0003).
     pub bound: usize,
     /// Local files whose flags changed.
@@ -94,6 +97,8 @@ pub struct PlanTotals {
     pub downloads: usize,
     /// Messages to upload.
     pub uploads: usize,
+    /// New local files to copy on the server from another folder instead of uploading.
+    pub remote_copies: usize,
     /// Pairs to bind without transfer.
     pub binds: usize,
     /// Flag changes to make on local files.
@@ -121,6 +126,7 @@ impl From<&mailfold_plan::Summary> for PlanTotals {
         PlanTotals {
             downloads: s.downloads,
             uploads: s.uploads,
+            remote_copies: s.remote_copies,
             binds: s.binds,
             local_flag_changes: s.local_flag_changes,
             remote_flag_changes: s.remote_flag_changes,
@@ -221,6 +227,7 @@ impl SyncReport {
             match op {
                 Op::Download { .. } => f.downloaded += 1,
                 Op::Upload { .. } => f.uploaded += 1,
+                Op::CopyRemote { .. } => f.copied += 1,
                 Op::Bind { update, .. } => {
                     f.bound += 1;
                     flags(f, update);
@@ -270,6 +277,7 @@ impl SyncReport {
         self.folders.iter().any(|f| {
             f.downloaded
                 + f.uploaded
+                + f.copied
                 + f.local_flag_changes
                 + f.remote_flag_changes
                 + f.local_deletions
@@ -351,6 +359,16 @@ fn describe(op: &Op) -> Option<(String, String)> {
             size,
             ..
         } => (folder.to_string(), format!("upload {local} ({size} bytes)")),
+        Op::CopyRemote {
+            from,
+            uid,
+            local,
+            to,
+            ..
+        } => (
+            to.to_string(),
+            format!("copy UID {uid} on the server here from {from} for {local} (same content)"),
+        ),
         Op::Bind {
             folder,
             uid,

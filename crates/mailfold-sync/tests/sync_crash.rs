@@ -106,6 +106,10 @@ enum Scenario {
     ServerOnly,
     /// No first sync at all: an initial sync into an empty mirror, one folder at a time.
     Initial,
+    /// A mail reader's "save to folder": one INBOX message saved to Work (a new file with the
+    /// same bytes, the original kept) and one saved and deleted (a move): a UID COPY and a
+    /// UID MOVE.
+    ReaderCopy,
 }
 
 /// Seeds a user and prepares `scenario`.
@@ -144,6 +148,27 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
         "2",
     ]);
     if scenario == Scenario::ServerOnly {
+        return side;
+    }
+    if scenario == Scenario::ReaderCopy {
+        let mail = side.local.path().join("mail");
+        let find = |n: usize| -> PathBuf {
+            let inbox = mail.join("INBOX");
+            std::fs::read_dir(inbox.join("cur"))
+                .unwrap()
+                .chain(std::fs::read_dir(inbox.join("new")).unwrap())
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    std::fs::read_to_string(p)
+                        .is_ok_and(|t| t.contains(&format!("Subject: INBOX message {n}\n")))
+                })
+                .unwrap()
+        };
+        let work = mail.join("Work").join("cur");
+        std::fs::copy(find(3), work.join("saved-1.reader:2,FS")).unwrap();
+        let moved = find(4);
+        std::fs::copy(&moved, work.join("saved-2.reader:2,S")).unwrap();
+        std::fs::remove_file(moved).unwrap();
         return side;
     }
     // Local side: a new message, a headerless draft, a deletion and a flag change.
@@ -296,6 +321,38 @@ fn server_only_changes_read_partially_survive_a_kill_after_every_step() {
     let steps = kill_every_step(Scenario::ServerOnly, 16, |_| {});
     assert!(
         steps >= 4,
+        "the scenario should have several steps, had {steps}"
+    );
+}
+
+/// A reader's saved copy (a UID COPY, journaled) and a reader's move (a UID MOVE), with the
+/// server changes of the other scenarios, killed after every step, converge to the
+/// uninterrupted result (no second copy on either side), and a further run changes nothing.
+#[test]
+fn a_readers_copy_and_move_survive_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::ReaderCopy, 20, |want| {
+        // The saved message in both folders, the moved one in Work only: nothing twice.
+        assert_eq!(
+            want[0].len(),
+            5 + 2 - 1,
+            "INBOX: 5, 2 delivered, 1 moved away"
+        );
+        assert_eq!(
+            want[2].len(),
+            4 - 1 + 2,
+            "Work: 4, 1 expunged, 1 copy, 1 moved"
+        );
+        let subject = |n: usize| format!("Subject: INBOX message {n}\n");
+        let count = |msgs: &[Msg], n: usize| {
+            msgs.iter()
+                .filter(|(b, _)| String::from_utf8_lossy(b).contains(&subject(n)))
+                .count()
+        };
+        assert_eq!((count(&want[0], 3), count(&want[2], 3)), (1, 1));
+        assert_eq!((count(&want[0], 4), count(&want[2], 4)), (0, 1));
+    });
+    assert!(
+        steps >= 6,
         "the scenario should have several steps, had {steps}"
     );
 }

@@ -336,9 +336,23 @@ pub(crate) fn converges_from(sc: &Scenario) -> Result<(), TestCaseError> {
     } else if !w.no_uidplus {
         prop_assert!(again.is_empty(), "second plan not empty: {:#?}", again.ops);
     } else {
+        // A server copy's flags can only be set once COPYUID names it: without UIDPLUS the
+        // journal entry of the copy stays, and the next plan binds the copy by it, storing
+        // the file's flags, and drops the entry.
+        let copied: BTreeSet<(&FolderPath, &mailfold_plan::LocalId)> = p
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                mailfold_plan::Op::CopyRemote { to, local, .. } => Some((to, local)),
+                _ => None,
+            })
+            .collect();
         prop_assert!(
             again.ops.iter().all(|o| matches!(o,
         mailfold_plan::Op::Bind { update, .. } if update.is_noop())
+                || matches!(o, mailfold_plan::Op::Bind { folder, local, update, .. }
+                    if update.local.is_none() && copied.contains(&(folder, local)))
+                || (matches!(o, mailfold_plan::Op::DropIntent { .. }) && !copied.is_empty())
                 || matches!(o, mailfold_plan::Op::SetFolderState { .. })),
             "second plan without UIDPLUS: {:#?}",
             again.ops

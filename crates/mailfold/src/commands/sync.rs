@@ -299,6 +299,7 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         };
         add(f.downloaded, "downloaded", "to download");
         add(f.uploaded, "uploaded", "to upload");
+        add(f.copied, "copied on server", "to copy on server");
         add(f.bound, "matched", "to match");
         add(
             f.local_flag_changes,
