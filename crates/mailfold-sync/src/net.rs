@@ -235,6 +235,23 @@ impl std::fmt::Debug for NetRemote {
 }
 
 impl NetRemote {
+    /// Sends every FETCH command before reading the first answer (seed V0026) and returns
+    /// each one's completion with the FETCH data it collected, in order.
+    fn fetch_pipelined(
+        &mut self,
+        cmds: Vec<Command>,
+    ) -> RemoteResult<Vec<(Completion, Vec<Fetch>)>> {
+        on_session!(self, s => {
+            let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                let c = s.wait(h).await?;
+                out.push((c, s.take_fetched(h)));
+            }
+            Ok(out)
+        })
+    }
+
     /// Connects and authenticates as the account says ([`Session::connect`]: TLS mode, CA
     /// file, mechanism order, plaintext-password rule).
     pub fn connect(account: &AccountSpec) -> RemoteResult<NetRemote> {
@@ -575,15 +592,7 @@ impl NetRemote {
                 modifiers: FetchModifiers::default(),
             });
         }
-        let results = on_session!(self, s => {
-                let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
-                let mut out = Vec::new();
-                for h in handles {
-                    let c = s.wait(h).await?;
-                    out.push((c, s.take_fetched(h)));
-                }
-                Ok(out)
-        })?;
+        let results = self.fetch_pipelined(cmds)?;
         let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
         for (c, fetched) in results {
             // Refused: these UIDs stay without details, as they were before asking again.
@@ -997,15 +1006,7 @@ impl Remote for NetRemote {
             });
         }
         // Pipelined (seed V0026): every batch is sent before the first answer is read.
-        let results = on_session!(self, s => {
-                let handles: Vec<_> = cmds.into_iter().map(|c| s.submit(c)).collect();
-                let mut out = Vec::new();
-                for h in handles {
-                    let c = s.wait(h).await?;
-                    out.push((c, s.take_fetched(h)));
-                }
-                Ok(out)
-        })?;
+        let results = self.fetch_pipelined(cmds)?;
         let mut out = Vec::new();
         for (c, fetched) in results {
             outcome_result(&c)?;
