@@ -342,6 +342,7 @@ fn work(
             delimiter: template.delimiter,
             root: template.root.clone(),
             fresh: Vec::new(),
+            watch: Default::default(),
         };
         let res = {
             let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report)
@@ -520,6 +521,7 @@ pub fn apply_plan(
         delimiter: g.delimiter,
         root: g.root.clone(),
         fresh: Vec::new(),
+        watch: Default::default(),
     };
     let shared = Shared {
         queue: Mutex::new(Queue {
