@@ -351,6 +351,12 @@ fn work(
             done.report.steps += applier.steps();
             res
         };
+        // The group is done: what the end of the run needs of its folder is the stamp and
+        // the flags of the context, not the files it found or wrote (one entry per message:
+        // kept, they would make the run's memory follow the mailbox).
+        for ctx in g.folders.values_mut() {
+            ctx.files = Default::default();
+        }
         done.ctxs.extend(g.folders);
         if let Err(e) = res {
             shared.set(|q| q.abort = true);
