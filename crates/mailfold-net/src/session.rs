@@ -278,7 +278,8 @@ pub struct Session {
     transport: Option<Transport>,
     host: String,
     port: u16,
-    tls: Arc<rustls::ClientConfig>,
+    /// `None` for a [`Security::Plaintext`] session, which never starts TLS.
+    tls: Option<Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
     /// The engine's floor rate, which also bounds the upload of a streamed APPEND literal.
     min_rate: u32,
@@ -312,6 +313,11 @@ impl std::fmt::Debug for Session {
             .field("state", &self.engine.state())
             .finish_non_exhaustive()
     }
+}
+
+/// A TLS handshake asked of a session built without a TLS configuration (plaintext).
+fn no_tls() -> Error {
+    Error::Config("TLS asked of a session configured for plaintext".into())
 }
 
 fn outcome_error(o: &Outcome) -> Option<Error> {
@@ -442,7 +448,14 @@ impl Session {
             })
         };
         let port = cfg.port();
-        let (tls, trust) = client_config_recording(&cfg.tls).map_err(bare)?;
+        // A plaintext session never shakes hands, so it skips reading the system trust store
+        // (milliseconds per process, most of a no-change run's own time).
+        let (tls, trust) = if cfg.security == Security::Plaintext {
+            (None, TrustRecord::default())
+        } else {
+            let (config, trust) = client_config_recording(&cfg.tls).map_err(bare)?;
+            (Some(config), trust)
+        };
         if cfg.security != Security::Plaintext && cfg.tunnel.is_none() {
             warn_if_dangerous(&cfg.tls, &cfg.host);
         }
@@ -456,7 +469,7 @@ impl Session {
             let name = server_name(&cfg.host).map_err(bare)?;
             tokio::time::timeout(
                 cfg.connect_timeout,
-                Transport::tls_handshake(tcp, tls.clone(), name),
+                Transport::tls_handshake(tcp, tls.clone().ok_or_else(no_tls).map_err(bare)?, name),
             )
             .await
             .map_err(|_| bare(Error::Timeout("TLS handshake".into())))?
@@ -1729,9 +1742,10 @@ impl Session {
             return Err(map_engine_error(e));
         }
         let name = server_name(&self.host)?;
+        let config = self.tls.clone().ok_or_else(no_tls)?;
         let tls = tokio::time::timeout(
             self.connect_timeout,
-            Transport::tls_handshake(tcp, self.tls.clone(), name),
+            Transport::tls_handshake(tcp, config, name),
         )
         .await
         .map_err(|_| Error::Timeout("TLS handshake after STARTTLS".into()))?

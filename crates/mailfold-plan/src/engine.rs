@@ -93,6 +93,10 @@ struct Folder<'a> {
     remote_deletions: usize,
     not_permitted: FlagSet,
     refusal: Option<RefusalReason>,
+    /// Its state rows or its server listing repeated a UID or a file (warned, first kept):
+    /// an input no complete run leaves, so no folder rename (which carries every row over
+    /// as it is) is inferred from it.
+    duplicates: bool,
 }
 
 impl<'a> Folder<'a> {
@@ -127,6 +131,7 @@ impl<'a> Folder<'a> {
             remote_deletions: 0,
             not_permitted: FlagSet::new(),
             refusal: None,
+            duplicates: false,
         }
     }
 
@@ -471,6 +476,7 @@ impl<'a> Planner<'a> {
             for m in lf.messages.iter().rev() {
                 f.local.insert(m.id.clone(), m);
             }
+            f.duplicates = true;
             let path = f.path.clone();
             self.warn_dup(&path, "local file");
         }
@@ -565,6 +571,7 @@ impl<'a> Planner<'a> {
                 });
             }
             if dup {
+                f.duplicates = true;
                 warnings.push(Warning::DuplicateInput {
                     folder: f.path.clone(),
                     what: "state row".into(),
@@ -660,6 +667,7 @@ impl<'a> Planner<'a> {
             let fa = &self.folders[a];
             let gone_here = fa.mode == Mode::Normal
                 && fa.omitted() == 0
+                && !fa.duplicates
                 && fa.remote_exists
                 && fa.mailbox.is_some()
                 && !fa.local_exists
@@ -682,6 +690,7 @@ impl<'a> Planner<'a> {
                 let fb = &self.folders[b];
                 b != a
                     && fb.mode == Mode::Created
+                    && !fb.duplicates
                     && fb.state.is_none()
                     && fb.local.len() == files.len()
                     && fb.local.keys().all(|k| files.contains(k))
@@ -745,6 +754,7 @@ impl<'a> Planner<'a> {
             let Some(sa) = fa.state else { continue };
             let gone_there = fa.mode == Mode::Normal
                 && fa.omitted() == 0
+                && !fa.duplicates
                 && !fa.remote_exists
                 && fa.local_exists
                 && !fa.rows.is_empty()
@@ -792,7 +802,7 @@ impl<'a> Planner<'a> {
     /// [`Planner::match_server_renames`]); `sa` is `a`'s state.
     fn renamed_to(&self, a: usize, b: usize, sa: &StateFolder) -> bool {
         let (fa, fb) = (&self.folders[a], &self.folders[b]);
-        let (Mode::Fresh(v), Some(mb)) = (fb.mode, fb.mailbox) else {
+        let (Mode::Fresh(v), Some(mb), false) = (fb.mode, fb.mailbox, fb.duplicates) else {
             return false;
         };
         let uidvalidity = sa.uidvalidity;
@@ -2009,6 +2019,7 @@ fn fill_remote(f: &mut Folder<'_>, mb: &RemoteMailbox, warnings: &mut Vec<Warnin
         }
     }
     if dup {
+        f.duplicates = true;
         warnings.push(Warning::DuplicateInput {
             folder: f.path.clone(),
             what: "server UID".into(),

@@ -195,3 +195,37 @@ fn server_rename_after_a_touch_without_net_change_settles_in_one_plan() {
         panic!("{e}");
     }
 }
+
+/// Found by the long fuzz campaign: `Archive` is gone from the server and `Renamed` is new,
+/// but `Archive`'s state repeats UID 6 (two rows, one file) and `Renamed`'s listing repeats
+/// UID 6 too (two different messages). Taking the first of each, the two folders looked
+/// like a clean server-side rename, and the plan carried both rows over with the Maildir;
+/// the checker, counting what the input holds, saw two rows for one file. An input that
+/// repeats a UID or a file is not one a complete run leaves: no folder rename is inferred
+/// from it, and each side is planned message by message instead.
+const RENAME_WITH_DUPLICATES: &[u8] =
+    include_bytes!("../fuzz/corpus/plan/regression_rename_with_duplicates");
+
+#[test]
+fn no_folder_rename_is_inferred_from_repeated_uids() {
+    replay(RENAME_WITH_DUPLICATES);
+    let (input, config) = input_from_bytes(RENAME_WITH_DUPLICATES);
+    let p = plan(&input, &config);
+    assert!(
+        !p.ops.iter().any(|o| matches!(
+            o,
+            Op::RenameLocalFolder { .. } | Op::RenameRemoteFolder { .. }
+        )),
+        "{:#?}",
+        p.ops
+    );
+    for what in ["state row", "server UID"] {
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| matches!(w, Warning::DuplicateInput { what: w, .. } if w == what)),
+            "{what}: {:#?}",
+            p.warnings
+        );
+    }
+}

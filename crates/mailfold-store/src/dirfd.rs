@@ -212,6 +212,32 @@ pub(crate) fn rename_at(
     rustix::fs::renameat(from, name, to, to_name).map_err(errno)
 }
 
+/// `rename(2)` between two directory handles that never replaces an existing `to_name`
+/// (fails with `AlreadyExists`). One atomic `renameat2(RENAME_NOREPLACE)` where the
+/// platform and file system have it; elsewhere a look first, then the rename (a name
+/// appearing between the two is replaced: the window the atomic call closes).
+pub(crate) fn rename_noreplace_at(
+    from: BorrowedFd<'_>,
+    name: &str,
+    to: BorrowedFd<'_>,
+    to_name: &str,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::RenameFlags;
+        match rustix::fs::renameat_with(from, name, to, to_name, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // A file system without the flag (EINVAL) or a kernel without the call.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    if exists_at(to, to_name) {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    rename_at(from, name, to, to_name)
+}
+
 /// Removes the file `name` from `dir`.
 pub(crate) fn unlink_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)

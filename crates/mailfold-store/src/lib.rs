@@ -19,6 +19,7 @@ mod dirfd;
 mod error;
 pub mod flags;
 pub mod layout;
+mod listing_watch;
 mod maildir;
 pub mod name;
 mod state;
@@ -28,6 +29,7 @@ pub use crlf::ContentHash;
 pub use error::{Error, NameError, Result};
 pub use flags::MaildirFlags;
 pub use layout::Layout;
+pub use listing_watch::ListingWatch;
 pub use maildir::{
     CaseMode, DirStamp, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
     MessageEntry, NewMessage, Subdir, UploadReader,

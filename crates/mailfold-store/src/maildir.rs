@@ -924,6 +924,23 @@ impl DirTimes {
         None
     }
 
+    /// The times of the directory an open handle names (`fstat`).
+    #[cfg(unix)]
+    fn of_handle(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<DirTimes> {
+        let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+        // The field types differ between platforms; every value fits an i64/u64.
+        let int = |v: i128| i64::try_from(v).map_err(|_| io::Error::other("time out of range"));
+        #[allow(clippy::useless_conversion)]
+        Ok(DirTimes {
+            dev: u64::try_from(st.st_dev).map_err(|_| io::Error::other("device number"))?,
+            ino: u64::try_from(st.st_ino).map_err(|_| io::Error::other("inode number"))?,
+            mtime: int(i128::from(st.st_mtime))?,
+            mtime_ns: int(i128::from(st.st_mtime_nsec))?,
+            ctime: int(i128::from(st.st_ctime))?,
+            ctime_ns: int(i128::from(st.st_ctime_nsec))?,
+        })
+    }
+
     /// Nanoseconds since the epoch of the later of the two times.
     fn latest_ns(&self) -> i128 {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
@@ -985,6 +1002,13 @@ impl DirStamp {
     /// Nanoseconds since the epoch of the latest of the four times.
     fn latest_ns(&self) -> i128 {
         self.cur.latest_ns().max(self.new.latest_ns())
+    }
+
+    /// Whether both stamps describe the same two directories (device and inode of `cur/` and
+    /// `new/`), whatever their times.
+    pub fn same_directories(&self, other: &DirStamp) -> bool {
+        (self.cur.dev, self.cur.ino, self.new.dev, self.new.ino)
+            == (other.cur.dev, other.cur.ino, other.new.dev, other.new.ino)
     }
 
     /// The text form kept in the state database.
@@ -1183,6 +1207,23 @@ impl Folder {
         Ok(Some(DirStamp { cur, new }))
     }
 
+    /// The stamp of `cur/` and `new/` read through the folder's held handles (opening them
+    /// if need be), with the handles themselves: what [`crate::ListingWatch`] follows is
+    /// exactly what this stamp describes.
+    #[cfg(unix)]
+    pub(crate) fn held_stamp(&self) -> Result<(Arc<FolderDirs>, DirStamp)> {
+        let dirs = Arc::clone(self.dirs()?);
+        let times = |sub: Subdir| {
+            DirTimes::of_handle(dirs.sub(sub))
+                .map_err(|e| Error::io("stat", self.dir.join(sub.as_str()), e))
+        };
+        let stamp = DirStamp {
+            cur: times(Subdir::Cur)?,
+            new: times(Subdir::New)?,
+        };
+        Ok((dirs, stamp))
+    }
+
     /// The file system's own current time, as it would stamp a change made
     /// now: a probe file is created in the folder's `tmp/` (never in `cur/`
     /// or `new/`, whose stamps must not move), its change time read, and the
@@ -1245,18 +1286,47 @@ impl Folder {
     /// has seen it. If the file was renamed meanwhile, it is found again by
     /// its base.
     pub fn set_flags(&self, entry: &MessageEntry, flags: &MaildirFlags) -> Result<MessageEntry> {
-        let current = self.refresh(entry)?;
-        let new_name = current.base.file_name(flags);
+        let new_name = entry.base.file_name(flags);
         let target = self.dir.join("cur").join(&new_name);
-        if target != current.path {
-            let cur = self.dirs()?.sub(Subdir::Cur);
+        let dirs = Arc::clone(self.dirs()?);
+        let cur = dirs.sub(Subdir::Cur);
+        let rename = |from: &MessageEntry| -> Result<()> {
             // rename(2) would replace a file of the same name: never clobber.
-            if dirfd::exists_at(cur, &new_name) {
-                return Err(Error::AlreadyExists { path: target });
+            dirfd::rename_noreplace_at(
+                dirs.sub(from.subdir),
+                file_name(&from.path)?,
+                cur,
+                &new_name,
+            )
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                    path: target.clone(),
+                },
+                _ => Error::io("rename message", &from.path, e),
+            })
+        };
+        // The file is renamed where the caller saw it, in one system call; only when it is
+        // no longer there (a mail reader renamed it since) is it looked for by its base.
+        let renamed = if target == entry.path {
+            None
+        } else {
+            match rename(entry) {
+                Ok(()) => Some(entry.clone()),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
             }
-            let from = self.dirs()?.sub(current.subdir);
-            dirfd::rename_at(from, file_name(&current.path)?, cur, &new_name)
-                .map_err(|e| Error::io("rename message", &current.path, e))?;
+        };
+        let current = match renamed {
+            Some(c) => c,
+            None => {
+                let found = self.refresh(entry)?;
+                if found.path != target {
+                    rename(&found)?;
+                }
+                found
+            }
+        };
+        if target != current.path {
             self.sync_sub(Subdir::Cur)?;
             if current.subdir == Subdir::New {
                 self.sync_sub(Subdir::New)?;

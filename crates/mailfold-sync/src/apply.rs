@@ -104,14 +104,14 @@
 //! any destructor, as a `kill -9` would. The cut of a group between its effects and its
 //! commit is what a real kill does; the SIGKILL loop of the CLI's reliability tests covers it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
     InternalDate, Maildir, MaildirFlags, MessageBase, MessageEntry, MessageRecord, MessageWriter,
-    NewFolder, NewIntent, NewMessage, NewPending, PendingKind, StateDb, StateRead, Subdir, Txn,
-    Uid as StoreUid, UidValidity as StoreUidValidity,
+    NewFolder, NewIntent, NewMessage, NewPending, PendingKind, RelPath, StateDb, StateRead, Subdir,
+    Txn, Uid as StoreUid, UidValidity as StoreUidValidity,
 };
 
 use crate::account::AccountSpec;
@@ -161,6 +161,10 @@ pub struct Applier<'a> {
     /// Folders a SELECT of this run found READ-ONLY (V0039): no server write is attempted.
     read_only: std::collections::BTreeSet<FolderPath>,
     progress: &'a dyn Progress,
+    /// Each local folder opened so far, by directory, with its directory handles: one open
+    /// per folder and run instead of one per message. Emptied by every local folder rename
+    /// or deletion, after which a directory path may name another folder.
+    opened: HashMap<RelPath, Folder>,
 }
 
 /// Whether this run may write to a server folder.
@@ -286,6 +290,7 @@ impl<'a> Applier<'a> {
             deferred: Vec::new(),
             read_only: Default::default(),
             progress: &NoProgress,
+            opened: HashMap::new(),
         }
     }
 
@@ -337,6 +342,10 @@ impl<'a> Applier<'a> {
             }
             Ok(())
         })?;
+        // The kernel's reports of the followed folders' changes (this run's own renames
+        // among them) are read as the run goes, so that its queue does not overflow in a
+        // long run and send those folders back to a listing at the end.
+        self.g.watch.drain();
         Ok(())
     }
 
@@ -590,6 +599,7 @@ impl<'a> Applier<'a> {
                 let Some(rel) = self.ctx(folder).rel.clone() else {
                     return Ok(Ok(()));
                 };
+                self.opened.clear();
                 match self.maildir.delete_folder(&rel, false) {
                     Ok(()) => {
                         self.report.folder_mut(&name(folder)).deleted = true;
@@ -677,7 +687,11 @@ impl<'a> Applier<'a> {
 
     fn local_folder(&mut self, folder: &FolderPath) -> Result<Folder, String> {
         if let Some(rel) = self.ctx(folder).rel.clone() {
+            if let Some(f) = self.opened.get(&rel) {
+                return Ok(f.clone());
+            }
             if let Ok(f) = self.maildir.folder(&rel) {
+                self.opened.insert(rel, f.clone());
                 return Ok(f);
             }
         }
@@ -863,6 +877,7 @@ impl<'a> Applier<'a> {
             Ok(n) => n,
             Err(e) => return Ok(Err(e.to_string())),
         };
+        self.opened.clear();
         let folder = match self.maildir.rename_folder(&src, &to_name, &mut *self.db) {
             Ok(f) => f,
             Err(e) => return Ok(Err(format!("renaming the local folder: {e}"))),

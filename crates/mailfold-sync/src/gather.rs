@@ -87,8 +87,8 @@ use std::time::{Duration, SystemTime};
 use mailfold_proto::core::Mailbox;
 use mailfold_store::{
     crlf::canonical_digest_of, AliasRegistry, DirStamp, Folder, FolderId, FolderName, FolderRecord,
-    IntentKind, Maildir, MessageBase, MessageEntry, MessageRecord, PendingKind, RelPath, StateDb,
-    StateRead, Subdir,
+    IntentKind, ListingWatch, Maildir, MessageBase, MessageEntry, MessageRecord, PendingKind,
+    RelPath, StateDb, StateRead, Subdir,
 };
 
 use crate::account::{AccountSpec, Direction};
@@ -244,6 +244,10 @@ pub struct Gathered {
     /// Folders left out of the views to be read, planned and applied one at a time
     /// ([`gather_with`] with `defer_fresh`): new to a mirror that holds nothing yet.
     pub fresh: Vec<FreshFolder>,
+    /// The listings of the folders read partially, followed from the moment their stamps
+    /// proved them on ([`ListingWatch`]), so that [`record_stamps`] knows what they hold
+    /// after the run's writes without listing them.
+    pub watch: ListingWatch,
 }
 
 /// A server folder of an account whose mirror and state hold nothing yet: no message of it
@@ -711,6 +715,9 @@ pub fn gather_with(
                 .remove(&path)
                 .expect("every partial folder was deferred by the local listing above");
             let examine = read_only_account || report.dry_run;
+            if !report.dry_run {
+                follow(&mut g.watch, db, id, &folder, stamp.as_ref())?;
+            }
             let looked = examine_partial(remote, &e.wire, examine, k, db, id, &folder);
             match looked {
                 Ok(Partial::View(mut view)) => {
@@ -1118,6 +1125,31 @@ fn scan_local(
         ctx.files.insert(e.base.as_str().to_owned(), e);
     }
     g.input.local.push(LocalFolder { path, messages });
+    Ok(())
+}
+
+/// Starts following a partial folder's listing ([`ListingWatch`]) from its rows' digest,
+/// which is what its directories hold while their stamp is still the one read at the start
+/// of the run (`earlier`, equal to the recorded stamp; its equality with the stamp read
+/// after the watch began closes the gap between the two readings).
+fn follow(
+    watch: &mut ListingWatch,
+    db: &StateDb,
+    id: FolderId,
+    folder: &Folder,
+    earlier: Option<&StampReading>,
+) -> Result<(), crate::SyncError> {
+    let (Some((earlier, _)), Some((digest, count))) = (earlier, db.listing_digest(id)?) else {
+        return Ok(());
+    };
+    if !watch.is_active() {
+        *watch = ListingWatch::new();
+    }
+    if let Some(now) = watch.add(id, folder, digest, count) {
+        if now != *earlier {
+            watch.forget(id);
+        }
+    }
     Ok(())
 }
 
@@ -1655,7 +1687,7 @@ pub fn record_stamps(
     g: &Gathered,
     report: &SyncReport,
 ) -> Result<usize, crate::SyncError> {
-    record_stamps_with(db, maildir, g, report, &mut |_| {})
+    record_stamps_with(db, maildir, g, report, &mut |_, _| {})
 }
 
 /// The longest [`record_stamps`] waits, once per run, for the file system's clock to move on
@@ -1664,15 +1696,27 @@ pub fn record_stamps(
 /// room for a busy machine. The wait ends as soon as probes show the tick has passed.
 pub const STAMP_RETRY_WAIT: Duration = Duration::from_millis(50);
 
-/// [`record_stamps`] with a hook called for each folder it checks again, between
-/// the listing and the second stamp reading: tests use it to make a change at exactly the
-/// moment a concurrent mail reader could.
+/// How [`record_stamps`] checks a folder's directories against its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampCheck {
+    /// The names in `cur/` and `new/` are listed and compared with the rows.
+    Listing,
+    /// The listing is known without reading it: the one the stamp proved at the start of the
+    /// run, with every change since as the kernel reported it ([`ListingWatch`]).
+    Followed,
+}
+
+/// [`record_stamps`] with a hook called for each folder it checks again, at the moment a
+/// concurrent change is the hardest to notice (between the listing and the second stamp
+/// reading; for a followed folder, between the stamp reading and the reading of the
+/// kernel's reports): tests use it to make a change at exactly the moment a concurrent mail
+/// reader could, and to see how each folder was checked.
 pub fn record_stamps_with(
     db: &mut StateDb,
     maildir: &Maildir,
     g: &Gathered,
     report: &SyncReport,
-    during_listing: &mut dyn FnMut(&Folder),
+    during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Result<usize, crate::SyncError> {
     if report.dry_run || !report.refused.is_empty() || !report.errors.is_empty() {
         return Ok(0);
@@ -1736,7 +1780,7 @@ pub fn record_stamps_with(
     }
     let mut again = Vec::new();
     for (id, folder) in to_verify {
-        match verify(db, &folder, id, during_listing)? {
+        match verify(db, &folder, id, &g.watch, during_listing)? {
             Verified::Matches(stamp, rebuild) => todo.push((id, stamp, rebuild)),
             Verified::SameTick(s1) => again.push((id, folder, s1)),
             Verified::No => {}
@@ -1745,7 +1789,9 @@ pub fn record_stamps_with(
     if !again.is_empty() {
         wait_for_next_tick(&again);
         for (id, folder, _) in again {
-            if let Verified::Matches(stamp, rebuild) = verify(db, &folder, id, during_listing)? {
+            if let Verified::Matches(stamp, rebuild) =
+                verify(db, &folder, id, &g.watch, during_listing)?
+            {
                 todo.push((id, stamp, rebuild));
             }
         }
@@ -1804,18 +1850,26 @@ enum Verified {
 }
 
 /// Checks one folder at the end of a run (see [`record_stamps`]): probe time T, stamp S1,
-/// listing, stamp S2, then the listing against the state rows. Local I/O errors mean "no
-/// stamp", never a failed run; state database errors are errors.
+/// listing, stamp S2, then the listing against the state rows. A folder whose listing was
+/// followed since the start of the run ([`ListingWatch`]) is checked without listing first
+/// ([`verify_followed`]). Local I/O errors mean "no stamp", never a failed run; state
+/// database errors are errors.
 fn verify(
     db: &StateDb,
     folder: &Folder,
     id: FolderId,
-    during_listing: &mut dyn FnMut(&Folder),
+    watch: &ListingWatch,
+    during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Result<Verified, crate::SyncError> {
     // A folder with rows unbound by a UIDVALIDITY change is still being recovered: never
     // stamped (the state refuses it too).
     if db.message_counts(id)?.1 > 0 {
         return Ok(Verified::No);
+    }
+    if watch.follows(id) {
+        if let Some(v) = verify_followed(db, folder, id, watch, during_listing)? {
+            return Ok(v);
+        }
     }
     // With a known listing digest (schema v4) the names alone are compared, through the
     // digest; otherwise the rows are read and compared one by one, and a match makes the
@@ -1839,7 +1893,7 @@ fn verify(
     let Ok(files) = folder.scan_with(&|_| Some(SystemTime::UNIX_EPOCH)) else {
         return Ok(Verified::No);
     };
-    during_listing(folder);
+    during_listing(folder, StampCheck::Listing);
     let Ok(Some(s2)) = folder.stamp() else {
         return Ok(Verified::No);
     };
@@ -1857,6 +1911,44 @@ fn verify(
     } else {
         Verified::SameTick(s1)
     })
+}
+
+/// [`verify`] for a folder whose listing was followed: probe time T, stamp S1, then every
+/// change the kernel reported up to now folded into the listing the stamp proved at the
+/// start, compared with the rows' digest. A change before the reports were read is among
+/// them; one after it is stamped at T or later, so it moves the stamp away from S1 (S1 is
+/// recorded only when all its times are before T, as in [`verify`]). `None` when the
+/// listing is not known after all (a report lost, the directories replaced) or disagrees
+/// with the rows: the caller then lists the folder.
+fn verify_followed(
+    db: &StateDb,
+    folder: &Folder,
+    id: FolderId,
+    watch: &ListingWatch,
+    during_listing: &mut dyn FnMut(&Folder, StampCheck),
+) -> Result<Option<Verified>, crate::SyncError> {
+    let Ok(Some(fs_now)) = folder.fs_time() else {
+        return Ok(Some(Verified::No));
+    };
+    let Ok(Some(s1)) = folder.stamp() else {
+        return Ok(Some(Verified::No));
+    };
+    if !s1.is_fine() {
+        return Ok(Some(Verified::No));
+    }
+    during_listing(folder, StampCheck::Followed);
+    watch.drain();
+    let Some(now) = watch.listing(id, &s1) else {
+        return Ok(None);
+    };
+    if db.listing_digest(id)? != Some(now) {
+        return Ok(None);
+    }
+    Ok(Some(if s1.is_before(fs_now) {
+        Verified::Matches(s1, false)
+    } else {
+        Verified::SameTick(s1)
+    }))
 }
 
 /// Whether a folder's files are exactly what its state rows describe, as the next run's scan

@@ -342,6 +342,7 @@ fn work(
             delimiter: template.delimiter,
             root: template.root.clone(),
             fresh: Vec::new(),
+            watch: Default::default(),
         };
         let res = {
             let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report)
@@ -350,6 +351,12 @@ fn work(
             done.report.steps += applier.steps();
             res
         };
+        // The group is done: what the end of the run needs of its folder is the stamp and
+        // the flags of the context, not the files it found or wrote (one entry per message:
+        // kept, they would make the run's memory follow the mailbox).
+        for ctx in g.folders.values_mut() {
+            ctx.files = Default::default();
+        }
         done.ctxs.extend(g.folders);
         if let Err(e) = res {
             shared.set(|q| q.abort = true);
@@ -520,6 +527,7 @@ pub fn apply_plan(
         delimiter: g.delimiter,
         root: g.root.clone(),
         fresh: Vec::new(),
+        watch: Default::default(),
     };
     let shared = Shared {
         queue: Mutex::new(Queue {

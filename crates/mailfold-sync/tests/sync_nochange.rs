@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{message, Env};
 use mailfold_store::{DirStamp, Folder};
 use mailfold_sync::apply::Applier;
-use mailfold_sync::gather::{self, Gathered};
+use mailfold_sync::gather::{self, Gathered, StampCheck};
 use mailfold_sync::plan::{self, PlanConfig, SafetyValve};
 use mailfold_sync::{NetRemote, Remote, SyncReport, Traffic};
 
@@ -25,11 +25,30 @@ struct Run {
     commits: u64,
     /// Local stamps recorded at its end.
     stamped: usize,
+    /// How `record_stamps` checked each folder it checked (a folder whose followed listing
+    /// did not prove it is then listed: two entries).
+    checks: Vec<(String, StampCheck)>,
 }
 
 impl Run {
     fn traffic(&self) -> &Traffic {
         self.report.traffic.as_ref().expect("traffic")
+    }
+
+    /// Folders `record_stamps` listed.
+    fn listed(&self) -> Vec<&str> {
+        self.checked(StampCheck::Listing)
+    }
+
+    fn checked(&self, how: StampCheck) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|(_, h)| *h == how)
+            .map(|(f, _)| f.as_str())
+            .collect();
+        v.sort();
+        v
     }
 
     fn scanned(&self) -> Vec<String> {
@@ -46,7 +65,7 @@ impl Run {
 }
 
 fn run(env: &Env) -> Run {
-    run_with(env, || {}, &mut |_| {})
+    run_with(env, || {}, &mut |_, _| {})
 }
 
 /// [`run`], calling `before_stamps` after the run's last write and before `record_stamps`,
@@ -54,7 +73,7 @@ fn run(env: &Env) -> Run {
 fn run_with(
     env: &Env,
     before_stamps: impl FnOnce(),
-    during_listing: &mut dyn FnMut(&Folder),
+    during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Run {
     run_hiding(env, &[], before_stamps, during_listing)
 }
@@ -64,7 +83,7 @@ fn run_hiding(
     env: &Env,
     hide: &[&str],
     before_stamps: impl FnOnce(),
-    during_listing: &mut dyn FnMut(&Folder),
+    during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Run {
     let a = env.account();
     let (maildir, mut db) = mailfold_sync::open_store(&a).unwrap();
@@ -95,8 +114,13 @@ fn run_hiding(
         db.mark_synced().unwrap();
     }
     before_stamps();
-    let stamped =
-        gather::record_stamps_with(&mut db, &maildir, &g, &report, during_listing).unwrap();
+    let mut checks = Vec::new();
+    let stamped = gather::record_stamps_with(&mut db, &maildir, &g, &report, &mut |f, how| {
+        let name = f.path().file_name().unwrap().to_string_lossy();
+        checks.push((name.trim_start_matches('.').to_owned(), how));
+        during_listing(f, how)
+    })
+    .unwrap();
     let commits = db.commits() - before;
     report.traffic = Some(Traffic::of(&remote.stats()));
     remote.logout();
@@ -105,6 +129,7 @@ fn run_hiding(
         report,
         commits,
         stamped,
+        checks,
     }
 }
 
@@ -359,6 +384,16 @@ fn server_only_changes_read_only_what_the_delta_names() {
     assert_eq!(env.local_folder("F04").len(), 1);
     assert_eq!(env.local_folder("F05").len(), 3);
     assert_eq!(r.stamped, 6, "{:#?}", r.g.folders);
+    // Their stamps were proved from the listings followed since the start of the run (the
+    // run's own renames, deletions and deliveries as the kernel reported them): none of
+    // the six was listed.
+    assert_eq!(r.listed(), Vec::<&str>::new(), "{:?}", r.checks);
+    assert_eq!(
+        r.checked(StampCheck::Followed),
+        ["F00", "F01", "F02", "F03", "F04", "F05"],
+        "{:?}",
+        r.checks
+    );
     // The echo of nothing: the next run has nothing to read.
     let r = run(&env);
     assert!(!r.report.changed_anything(), "{:#?}", r.report);
@@ -375,7 +410,7 @@ fn without_condstore_the_server_listing_is_merged_and_no_folder_is_listed() {
     let env = Env::new();
     let hide = ["CONDSTORE", "QRESYNC"];
     twenty_folders(&env);
-    let first = run_hiding(&env, &hide, || {}, &mut |_| {});
+    let first = run_hiding(&env, &hide, || {}, &mut |_, _| {});
     assert!(first.report.is_complete(), "{:#?}", first.report);
     let n = first.g.folders.len();
     assert_eq!(first.stamped, n, "{:#?}", first.g.folders);
@@ -383,7 +418,7 @@ fn without_condstore_the_server_listing_is_merged_and_no_folder_is_listed() {
     server_flag(&env, "F01", 1, "add", "\\Seen");
     server_expunge(&env, "F02", 2);
     env.deliver("F03", &message("F03", 8));
-    let r = run_hiding(&env, &hide, || {}, &mut |_| {});
+    let r = run_hiding(&env, &hide, || {}, &mut |_, _| {});
     assert!(r.report.is_complete(), "{:#?}", r.report);
     assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
     assert_eq!(r.g.loaded_folders(), 0);
@@ -399,7 +434,7 @@ fn without_condstore_the_server_listing_is_merged_and_no_folder_is_listed() {
     }
     assert_eq!(env.local_folder("F02").len(), 1);
     assert_eq!(env.local_folder("F03").len(), 3);
-    let r = run_hiding(&env, &hide, || {}, &mut |_| {});
+    let r = run_hiding(&env, &hide, || {}, &mut |_, _| {});
     assert!(!r.report.changed_anything(), "{:#?}", r.report);
     assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
     assert_eq!(r.g.loaded_folders(), 0);
@@ -488,7 +523,7 @@ fn a_file_added_after_the_runs_writes_prevents_the_stamp() {
         || {
             env.drop_local("F08", "1700000998.M1P1.mutt", &message("F08", 8));
         },
-        &mut |folder| {
+        &mut |folder, _| {
             if folder.path() == f09 && fired == 0 {
                 fired += 1;
                 env.drop_local("F09", "1700000999.M1P1.mutt", &message("F09", 9));
@@ -498,6 +533,15 @@ fn a_file_added_after_the_runs_writes_prevents_the_stamp() {
     assert!(r.report.is_complete(), "{:#?}", r.report);
     assert_eq!(fired, 1, "the listing hook ran for F09");
     assert_eq!(r.stamped, 0, "{:#?}", r.g.folders);
+    // Both were read partially, so first checked from their followed listings, which the
+    // new files contradict; the listings then taken contradict the state as well.
+    assert_eq!(
+        r.checked(StampCheck::Followed),
+        ["F08", "F09"],
+        "{:?}",
+        r.checks
+    );
+    assert_eq!(r.listed(), ["F08", "F09"], "{:?}", r.checks);
     let r = run(&env);
     assert!(r.report.is_complete(), "{:#?}", r.report);
     assert_eq!(r.scanned(), ["F08", "F09"]);
@@ -512,6 +556,41 @@ fn a_file_added_after_the_runs_writes_prevents_the_stamp() {
     assert!(!r.report.changed_anything(), "{:#?}", r.report);
     let r = run(&env);
     assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+}
+
+/// A folder read partially is checked at the end of its run from the changes the kernel
+/// reported since its stamp was proved, not by a listing. A mail reader's rename in it at
+/// the last moment (after the stamp is read, before the reports are; the message count
+/// stays the same) is among those reports: the folder is listed instead, left unstamped,
+/// and the next run scans it and sends the change.
+#[test]
+fn a_mail_reader_rename_while_a_followed_folder_is_checked_prevents_the_stamp() {
+    let env = Env::new();
+    steady(&env);
+    server_flag(&env, "F10", 1, "add", "\\Flagged");
+    let f10 = env.local_dir("F10");
+    let mut fired = false;
+    let r = run_with(&env, || {}, &mut |folder, how| {
+        if folder.path() == f10 && how == StampCheck::Followed && !fired {
+            fired = true;
+            mark(&env, "F10", 'S');
+        }
+    });
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert!(
+        fired,
+        "the hook ran for F10's followed check: {:?}",
+        r.checks
+    );
+    assert_eq!(r.listed(), ["F10"], "{:?}", r.checks);
+    assert_eq!(r.stamped, 0, "{:#?}", r.g.folders);
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.scanned(), ["F10"]);
+    let server = env.server_folder("F10");
+    assert_eq!(server.iter().filter(|(_, l)| l.contains('S')).count(), 1);
+    assert_eq!(server.iter().filter(|(_, l)| l.contains('F')).count(), 1);
+    assert_eq!(server, env.local_folder("F10"));
 }
 
 /// A timing of the no-change re-sync at scale (not a test; run it with

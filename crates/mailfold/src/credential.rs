@@ -221,6 +221,7 @@ fn wait_for_line(child: &mut Child, out: &Receiver<Out>, timeout: Duration) -> W
     let mut status: Option<ExitStatus> = None;
     // When the line (or the program's exit) arrived: from then on, only GRACE more.
     let mut settled: Option<Instant> = None;
+    let mut poll = Duration::from_millis(1);
     loop {
         if status.is_none() {
             status = child.try_wait().ok().flatten();
@@ -253,7 +254,10 @@ fn wait_for_line(child: &mut Child, out: &Receiver<Out>, timeout: Duration) -> W
                 }
             }
         } else {
-            std::thread::sleep(Duration::from_millis(10));
+            // The program usually exits right after its line: look again soon, then less
+            // often, so a quick `cat` costs a millisecond instead of a whole polling step.
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(10));
         }
     }
     Waited {

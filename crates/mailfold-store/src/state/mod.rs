@@ -1314,16 +1314,23 @@ pub trait StateRead: private::Sealed {
     /// The bound rows of these UIDs, by UID: one indexed lookup per UID, so a delta costs
     /// what it names, not what the folder holds. UIDs without a row are left out.
     fn messages_by_uids(&self, folder: FolderId, uids: &[Uid]) -> Result<Vec<MessageRecord>> {
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ?1 AND uid = ?2"
-        ))?;
+        // Up to CHUNK UIDs per statement: each statement outside a transaction takes and
+        // releases the database's read lock (system calls), so one per UID would cost more
+        // than the lookups themselves. Full chunks share one cached statement.
+        const CHUNK: usize = 128;
         let mut out = Vec::new();
-        let mut sorted: Vec<Uid> = uids.to_vec();
+        let mut sorted: Vec<u32> = uids.iter().map(|u| u.get()).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        for u in sorted {
-            let mut rows = stmt.query(params![folder.0, u.get()])?;
-            if let Some(r) = rows.next()? {
+        for chunk in sorted.chunks(CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = self.conn().prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE folder_id = ? AND uid IN ({marks}) \
+                 ORDER BY uid"
+            ))?;
+            let values = std::iter::once(folder.0).chain(chunk.iter().map(|&u| i64::from(u)));
+            let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+            while let Some(r) = rows.next()? {
                 out.push(message_from_row(r)?);
             }
         }
