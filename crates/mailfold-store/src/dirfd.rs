@@ -231,15 +231,21 @@ pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &str, shown: &Path) -> R
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match rustix::fs::openat(parent, name, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
-        // O_NOFOLLOW on a link: ELOOP (Linux); O_DIRECTORY on anything else: ENOTDIR.
-        Err(rustix::io::Errno::LOOP) => Err(Error::UnsafePath {
-            path: shown.to_path_buf(),
-            reason: "folder directory is a symbolic link",
-        }),
-        Err(rustix::io::Errno::NOTDIR) => Err(Error::UnsafePath {
-            path: shown.to_path_buf(),
-            reason: "folder path is not a plain directory",
-        }),
+        // O_NOFOLLOW on a link: ELOOP, or ENOTDIR where O_DIRECTORY is checked first (Linux
+        // does so); O_DIRECTORY on anything else: ENOTDIR. A look at the entry itself tells
+        // which, for the error.
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            let link = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+            Err(Error::UnsafePath {
+                path: shown.to_path_buf(),
+                reason: if link {
+                    "folder directory is a symbolic link"
+                } else {
+                    "folder path is not a plain directory"
+                },
+            })
+        }
         Err(rustix::io::Errno::NOENT) => Err(Error::NotFound {
             path: shown.to_path_buf(),
         }),
