@@ -782,15 +782,7 @@ impl Maildir {
                 ..
             } = next;
             let here = (rel.as_ref(), comps.as_slice(), canonical);
-            let children = self.list_children(&fd, here, &path, aliases, &mut out)?;
-            for (child_rel, child_comps, child_canonical, name) in children {
-                stack.push(ToList {
-                    rel: Some(child_rel),
-                    comps: child_comps,
-                    canonical: child_canonical,
-                    at: Some((Arc::clone(&fd), name)),
-                });
-            }
+            stack.extend(self.list_children(&fd, here, &path, aliases, &mut out)?);
         }
         out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
@@ -798,15 +790,15 @@ impl Maildir {
 
     /// The folder directories in the held directory `dir` (at `path`; `here` is its relative
     /// path, decoded components and whether it is canonical), each added to `out` and
-    /// returned with its relative path, components, whether it is canonical, and its name.
+    /// returned to be read in its turn.
     fn list_children(
         &self,
-        dir: &OwnedFd,
+        dir: &Arc<OwnedFd>,
         (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
         path: &Path,
         aliases: &dyn AliasRegistry,
         out: &mut FolderListing,
-    ) -> Result<Vec<(RelPath, Vec<String>, bool, String)>> {
+    ) -> Result<Vec<ToList>> {
         let entries =
             dirfd::dir_entries(dir.as_fd()).map_err(|e| Error::io("read directory", path, e))?;
         let mut children = Vec::new();
@@ -861,7 +853,12 @@ impl Maildir {
                     canonical: ok,
                 });
             }
-            children.push((child_rel, child_comps, ok, name));
+            children.push(ToList {
+                rel: Some(child_rel),
+                comps: child_comps,
+                canonical: ok,
+                at: Some((Arc::clone(dir), name)),
+            });
         }
         Ok(children)
     }
