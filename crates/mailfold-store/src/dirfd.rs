@@ -13,6 +13,11 @@
 //! one the handles name: writes land in the directory that was checked, wherever it has
 //! been moved to, and never behind a link.
 //!
+//! Folder operations ([`crate::Maildir`]'s create, rename, delete and listing) work the same
+//! way: each level is opened (or created with `mkdirat`) relative to the level above it, from
+//! the root's handle, and renamed or removed relative to its parent's handle, so a level
+//! swapped for a link in the middle of one is refused, never followed.
+//!
 //! The root itself is resolved when the store is opened and held from then on.
 
 use std::ffi::{OsStr, OsString};

@@ -8,12 +8,14 @@
 //! between folders.
 //!
 //! Safety rules kept here:
-//! * nothing is created outside the root, and no path goes through a
-//!   symbolic link below the root (each level is checked with `lstat`; the
-//!   root itself is resolved once when opened); a [`Folder`]'s directories
-//!   are opened once without following links and every message file
-//!   operation works relative to those handles ([`crate::dirfd`]), so a
-//!   directory swapped for a link after the check is never followed;
+//! * nothing is created, moved, removed or listed outside the root, and
+//!   nothing goes through a symbolic link below the root: the root is
+//!   resolved once when opened and held, every folder operation (create,
+//!   rename, delete, list) opens each level from it without following a link
+//!   and acts relative to those handles, and a [`Folder`]'s directories are
+//!   opened once the same way for every message file operation
+//!   ([`crate::dirfd`]), so a directory swapped for a link after the check is
+//!   never followed;
 //! * the store writes only message files, Maildir directories and, for a
 //!   moment, a case probe directory that it removes at once: a mail indexer
 //!   never sees anything else;
