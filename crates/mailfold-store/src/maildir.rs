@@ -1542,6 +1542,15 @@ impl Folder {
         })
     }
 
+    /// Opens a message file for reading where a scan found it, through the folder's held
+    /// directory handle and without following a link: a file swapped for a link since the
+    /// scan is refused, never read through.
+    pub fn open_message(&self, entry: &MessageEntry) -> Result<File> {
+        let dir = self.dirs()?.sub(entry.subdir);
+        dirfd::open_file_at(dir, file_name(&entry.path)?)
+            .map_err(|e| Error::io("open message", &entry.path, e))
+    }
+
     /// Opens a message for upload: measures the CRLF length and hash with one
     /// streaming pass, then rewinds, so APPEND can declare the literal size
     /// before sending. Memory use is bounded whatever the file size. If the

@@ -396,3 +396,31 @@ fn a_folder_swapped_for_a_link_while_the_tree_is_listed_is_skipped_not_read() {
         assert!(rels.contains(&r), "{r} missing from {rels:?}");
     }
 }
+
+/// A message file swapped for a link to a file outside the Maildir between the scan that
+/// found it and the read that hashes it (the sync's gather and adoption read through
+/// `Folder::open_message`): the read is refused, the outside file never read.
+#[test]
+fn a_message_file_swapped_for_a_link_after_the_scan_is_not_read_through() {
+    let base = tempfile::tempdir().unwrap();
+    let md = open(&base.path().join("mail"));
+    let f = inbox(&md);
+    let mut w = f.create_message(NewMessage::default()).unwrap();
+    w.write_chunk(WIRE).unwrap();
+    let entry = w.commit_to(Subdir::Cur).unwrap().entry;
+    let found = f.scan().unwrap();
+    assert_eq!(found.len(), 1);
+    let mut body = Vec::new();
+    f.open_message(&found[0])
+        .unwrap()
+        .read_to_end(&mut body)
+        .unwrap();
+    assert_eq!(body.len() as u64, entry.size);
+    // The racer: the file is replaced by a link to a secret outside the Maildir.
+    let secret = base.path().join("secret");
+    fs::write(&secret, b"not mail").unwrap();
+    fs::remove_file(&entry.path).unwrap();
+    symlink(&secret, &entry.path).unwrap();
+    let err = f.open_message(&found[0]).unwrap_err();
+    assert!(err.to_string().contains("open message"), "{err}");
+}

@@ -80,7 +80,6 @@
 //! excluded folder never looks deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
@@ -743,7 +742,7 @@ pub fn gather_with(
                         .1;
                     let mut messages = Vec::with_capacity(view.files.len());
                     for (entry, row) in view.files.into_iter().zip(&view.rows) {
-                        match describe_local(&entry, Some(row)) {
+                        match describe_local(&folder, &entry, Some(row)) {
                             Ok(m) => messages.push(m),
                             Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
                                 "{}: cannot read ({err}); left alone",
@@ -1115,7 +1114,7 @@ fn scan_local(
     ctx.rel = Some(folder.rel().clone());
     ctx.stamp = stamp;
     for e in files {
-        match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
+        match describe_local(folder, &e, by_base.get(e.base.as_str()).copied()) {
             Ok(m) => messages.push(m),
             Err(err) => report.folder_mut(&path.to_string()).warnings.push(format!(
                 "{}: cannot read ({err}); left alone",
@@ -1594,6 +1593,7 @@ fn local_flags(e: &MessageEntry, row: Option<&MessageRecord>) -> FlagSet {
 /// (its keywords live there, seed V0005) without being opened, unless its size disagrees with
 /// the row; any other file is read once for its Message-ID, size and hash.
 fn describe_local(
+    folder: &Folder,
     e: &MessageEntry,
     row: Option<&MessageRecord>,
 ) -> Result<LocalMessage, std::io::Error> {
@@ -1618,11 +1618,12 @@ fn describe_local(
             });
         }
     }
-    let (hash, size) = canonical_digest_of(File::open(&e.path)?)?;
+    // Read through the folder's held handle: a file swapped for a link since the scan is
+    // refused (left alone with a warning), never read through.
+    let open = || folder.open_message(e).map_err(std::io::Error::other);
+    let (hash, size) = canonical_digest_of(open()?)?;
     let mut head = Vec::new();
-    File::open(&e.path)?
-        .take(HEADER_PEEK)
-        .read_to_end(&mut head)?;
+    open()?.take(HEADER_PEEK).read_to_end(&mut head)?;
     Ok(LocalMessage {
         id: LocalId::new(e.base.as_str()),
         location,
