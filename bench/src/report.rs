@@ -717,7 +717,8 @@ fn floors(d: &Data) -> Vec<String> {
             let verdict = if r <= factor {
                 "the target is above the floor"
             } else {
-                "the target is below the floor: no client can meet it on this server and machine"
+                "the target is below the floor: over one connection, no client can meet it on \
+                 this server and machine"
             };
             out.push(format!(
                 "{}, fsync {mode}: limit {} / mbsync {} = {} (target ≤ {}x: {verdict})",
