@@ -4,6 +4,7 @@
 //! mfbench corpus  MAILDIR FOLDERS MESSAGES mixed|small|tiny SEED [FIRST_INDEX]
 //! mfbench big     MAILDIR MEGABYTES SEED
 //! mfbench limit   HOST:PORT USER PASSWORD_FILE OUT_DIR|-
+//! mfbench resync-limit HOST:PORT USER PASSWORD_FILE STATE_FILE
 //! mfbench flag    HOST:PORT USER PASSWORD_FILE SHARE SEED
 //! mfbench deliver HOST:PORT USER PASSWORD_FILE MAILBOX COUNT SEED
 //! mfbench port
@@ -20,6 +21,7 @@ mod imap;
 mod limit;
 mod mutate;
 mod report;
+mod resync_limit;
 mod rng;
 
 use std::net::TcpListener;
@@ -31,6 +33,7 @@ fn usage() -> ExitCode {
         "usage: mfbench corpus MAILDIR FOLDERS MESSAGES mixed|small|tiny SEED [FIRST_INDEX]\n\
          \x20      mfbench big MAILDIR MEGABYTES SEED\n\
          \x20      mfbench limit HOST:PORT USER PASSWORD_FILE OUT_DIR|-\n\
+         \x20      mfbench resync-limit HOST:PORT USER PASSWORD_FILE STATE_FILE\n\
          \x20      mfbench flag HOST:PORT USER PASSWORD_FILE SHARE SEED\n\
          \x20      mfbench deliver HOST:PORT USER PASSWORD_FILE MAILBOX COUNT SEED\n\
          \x20      mfbench port\n\
@@ -88,6 +91,13 @@ fn main() -> ExitCode {
             let out = (*out != "-").then(|| PathBuf::from(out));
             let moved = limit::run(addr, user, &pw, out.as_deref()).map_err(|e| e.to_string())?;
             println!("{} {}", moved.messages, moved.bytes);
+            Ok(())
+        })(),
+        ["resync-limit", addr, user, pw, state] => (|| {
+            let pw = password(pw)?;
+            let done =
+                resync_limit::run(addr, user, &pw, Path::new(state)).map_err(|e| e.to_string())?;
+            println!("{} {} {}", done.examined, done.changed, done.bodies);
             Ok(())
         })(),
         ["flag", addr, user, pw, share, seed] => (|| {

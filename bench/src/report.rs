@@ -694,6 +694,72 @@ fn table(d: &Data) -> String {
 /// Builds the report from the run directory `dir`; writes `dir/plot.dat` and returns the
 /// markdown (method lines, table, targets). `baseline` is the run directory the
 /// million-message targets take their 100k figures from when `dir` has none.
+/// The re-sync targets' floors: what the re-sync limit (bench/src/resync_limit.rs, the
+/// server's share of the re-sync for a client that keeps state) takes against mbsync. A
+/// target below that ratio cannot be met by any client on this server and machine.
+fn floors(d: &Data) -> Vec<String> {
+    let mut out = Vec::new();
+    for (shape, factor) in [
+        ("resync-nochange", 0.1),
+        ("resync-flags", 0.2),
+        ("resync-new", 0.2),
+    ] {
+        if !d.has(shape) {
+            continue;
+        }
+        let limit = d.get(shape, "limit", "off").wall;
+        for mode in d.modes() {
+            let mbsync = d.get(shape, "mbsync", &mode).wall;
+            let (Some(l), Some(m)) = (limit, mbsync) else {
+                continue;
+            };
+            let r = if m > 0.0 { l / m } else { 0.0 };
+            let verdict = if r <= factor {
+                "the target is above the floor"
+            } else {
+                "the target is below the floor: over one connection, no client can meet it on \
+                 this server and machine"
+            };
+            out.push(format!(
+                "{}, fsync {mode}: limit {} / mbsync {} = {} (target ≤ {}x: {verdict})",
+                d.label(shape),
+                Measure::Wall.show(Some(l)),
+                Measure::Wall.show(Some(m)),
+                ratio(Some(l), Some(m)),
+                trim_float(factor),
+            ));
+        }
+    }
+    out
+}
+
+/// [`floors`] as a paragraph, or nothing when no re-sync limit was measured.
+fn floors_text(d: &Data, fenced: bool) -> String {
+    let lines = floors(d);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\nFloors of the re-sync targets: the re-sync limit (`bench/src/resync_limit.rs`: LIST-STATUS, \
+         then EXAMINE, the flag changes and the new bodies of each folder whose HIGHESTMODSEQ \
+         moved, nothing written) against mbsync, medians:\n\n",
+    );
+    if fenced {
+        md.push_str("```\n");
+    }
+    for l in lines {
+        if !fenced {
+            md.push_str("- ");
+        }
+        md.push_str(&l);
+        md.push('\n');
+    }
+    if fenced {
+        md.push_str("```\n");
+    }
+    md
+}
+
 pub fn build(dir: &Path, baseline: Option<&Path>) -> io::Result<String> {
     let d = Data::load(dir)?;
     let base = baseline.and_then(|b| Data::load(b).ok());
@@ -709,6 +775,7 @@ pub fn build(dir: &Path, baseline: Option<&Path>) -> io::Result<String> {
         md.push('\n');
     }
     md.push_str("```\n");
+    md.push_str(&floors_text(&d, true));
 
     // Plot data: wall time against messages, initial sync of one folder, fsync off.
     let mut dat = String::from("# messages mailfold mbsync limit(writes) limit(no writes)\n");
@@ -823,6 +890,7 @@ pub fn block(data: &Path) -> io::Result<String> {
             d.checked - d.incomplete,
             d.checked
         );
+        md.push_str(&floors_text(&d, false));
     }
     md.push_str(END);
     md.push('\n');

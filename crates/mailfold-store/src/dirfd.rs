@@ -13,12 +13,19 @@
 //! one the handles name: writes land in the directory that was checked, wherever it has
 //! been moved to, and never behind a link.
 //!
+//! Folder operations ([`crate::Maildir`]'s create, rename, delete and listing) work the same
+//! way: each level is opened (or created with `mkdirat`) relative to the level above it, from
+//! the root's handle, and renamed or removed relative to its parent's handle, so a level
+//! swapped for a link in the middle of one is refused, never followed.
+//!
 //! The root itself is resolved when the store is opened and held from then on.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -48,24 +55,20 @@ pub(crate) struct FolderDirs {
 impl FolderDirs {
     /// Opens the folder whose directory is `levels` below the root handle (a
     /// [`RelPath`](crate::name::RelPath)'s levels), refusing a symbolic link or a
-    /// non-directory at any level. `shown` is the folder's path, for errors.
+    /// non-directory at any level. `root_path` is the root's path, for errors.
     pub(crate) fn open<'a>(
         root: BorrowedFd<'_>,
+        root_path: &Path,
         levels: impl IntoIterator<Item = &'a str>,
-        shown: &Path,
     ) -> Result<FolderDirs> {
-        let mut dir: Option<OwnedFd> = None;
-        for d in levels {
-            let parent = dir.as_ref().map_or(root, AsFd::as_fd);
-            let next = open_dir_at(parent, d, shown)?;
-            dir = Some(next);
-        }
-        // No level: the folder is the root itself (INBOX in the `maildir++` layout).
-        let dir = match dir {
-            Some(d) => d,
-            None => open_dir_at(root, ".", shown)?,
-        };
-        let sub = |name: &str| open_dir_at(dir.as_fd(), name, &shown.join(name));
+        let mut shown = root_path.to_path_buf();
+        let dir = open_levels_shown(root, &mut shown, levels)?;
+        FolderDirs::open_in(dir.as_fd(), &shown)
+    }
+
+    /// Opens the `cur/`, `new/` and `tmp/` of the held folder directory `dir` (at `shown`).
+    pub(crate) fn open_in(dir: BorrowedFd<'_>, shown: &Path) -> Result<FolderDirs> {
+        let sub = |name: &str| open_dir_at(dir, name, &shown.join(name));
         Ok(FolderDirs {
             cur: sub("cur")?,
             new: sub("new")?,
@@ -101,20 +104,153 @@ pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
     .map_err(|e| Error::io("open root", root, errno(e)))
 }
 
+/// Opens the directory `levels` below `root` (the root itself for no level), one level at a
+/// time without following a link: a symbolic link or a non-directory at any level is refused
+/// ([`Error::UnsafePath`]), a missing level is [`Error::NotFound`]; errors name the level.
+/// `root_path` is the root's path, for errors. Only the handle of the level being opened
+/// and its parent are open at any time, whatever the depth.
+pub(crate) fn open_levels<'a>(
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    levels: impl IntoIterator<Item = &'a str>,
+) -> Result<OwnedFd> {
+    open_levels_shown(root, &mut root_path.to_path_buf(), levels)
+}
+
+/// [`open_levels`], leaving in `shown` the path of the directory opened.
+fn open_levels_shown<'a>(
+    root: BorrowedFd<'_>,
+    shown: &mut PathBuf,
+    levels: impl IntoIterator<Item = &'a str>,
+) -> Result<OwnedFd> {
+    let mut dir: Option<OwnedFd> = None;
+    for d in levels {
+        shown.push(d);
+        let parent = dir.as_ref().map_or(root, AsFd::as_fd);
+        dir = Some(open_dir_at(parent, d, shown)?);
+    }
+    match dir {
+        Some(d) => Ok(d),
+        // No level: the root itself (INBOX in the `maildir++` layout).
+        None => open_dir_at(root, ".", shown),
+    }
+}
+
+/// Opens the directory `name` in `parent`, first creating it (mode 0777 less the umask) when
+/// nothing has that name; never follows a link, so an existing link or non-directory is
+/// refused as in [`open_dir_at`]. Also says whether this call created it. `shown` is the
+/// directory's path, for errors.
+pub(crate) fn make_dir_at(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    shown: &Path,
+) -> Result<(OwnedFd, bool)> {
+    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o777)) {
+        Ok(()) => true,
+        // There already (perhaps made by someone else meanwhile): checked by the open.
+        Err(rustix::io::Errno::EXIST) => false,
+        Err(e) => return Err(Error::io("create directory", shown, errno(e))),
+    };
+    Ok((open_dir_at(parent, name, shown)?, created))
+}
+
+/// Removes the empty directory `name` from `parent` (`rmdir(2)` relative to a handle: a
+/// symbolic link of that name is not removed, the call fails with `ENOTDIR`).
+pub(crate) fn remove_dir_at(parent: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(errno)
+}
+
+/// What `name` in `dir` is, without following a link: `None` when nothing has that name,
+/// else whether it is a directory.
+pub(crate) fn is_dir_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<bool>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(
+            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+        )),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Whether `name` in `dir` is a plain directory (not a link to one).
+pub(crate) fn plain_dir_at(dir: BorrowedFd<'_>, name: &str) -> bool {
+    matches!(is_dir_at(dir, name), Ok(Some(true)))
+}
+
+/// Whether the held directory `dir` has no entry but `.` and `..`.
+pub(crate) fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
+    while let Some(entry) = d.read() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The entries of `dir` but `.` and `..`, each with its name (the raw bytes when not UTF-8)
+/// and whether it is a directory (not a link to one). Where the directory entry does not
+/// say, the entry is looked at without following a link; one gone meanwhile is left out.
+pub(crate) fn dir_entries(
+    dir: BorrowedFd<'_>,
+) -> io::Result<Vec<(Result<String, OsString>, bool)>> {
+    let mut out = Vec::new();
+    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
+    while let Some(entry) = d.read() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        let raw = entry.file_name().to_bytes();
+        if raw == b"." || raw == b".." {
+            continue;
+        }
+        let name = match std::str::from_utf8(raw) {
+            Ok(n) => Ok(n.to_owned()),
+            Err(_) => Err(OsStr::from_bytes(raw).to_os_string()),
+        };
+        let is_dir = match entry.file_type() {
+            FileType::Unknown => {
+                match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(errno(e)),
+                }
+            }
+            t => t == FileType::Directory,
+        };
+        out.push((name, is_dir));
+    }
+    Ok(out)
+}
+
 /// Opens the directory `name` in `parent` without following a link.
-fn open_dir_at(parent: BorrowedFd<'_>, name: &str, shown: &Path) -> Result<OwnedFd> {
+pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &str, shown: &Path) -> Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match rustix::fs::openat(parent, name, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
-        // O_NOFOLLOW on a link: ELOOP (Linux); O_DIRECTORY on anything else: ENOTDIR.
-        Err(rustix::io::Errno::LOOP) => Err(Error::UnsafePath {
-            path: shown.to_path_buf(),
-            reason: "folder directory is a symbolic link",
-        }),
-        Err(rustix::io::Errno::NOTDIR) => Err(Error::UnsafePath {
-            path: shown.to_path_buf(),
-            reason: "folder path is not a plain directory",
-        }),
+        // O_NOFOLLOW on a link: ELOOP, or ENOTDIR where O_DIRECTORY is checked first (Linux
+        // does so); O_DIRECTORY on anything else: ENOTDIR. A look at the entry itself tells
+        // which, for the error.
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            let link = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+            Err(Error::UnsafePath {
+                path: shown.to_path_buf(),
+                reason: if link {
+                    "folder directory is a symbolic link"
+                } else {
+                    "folder path is not a plain directory"
+                },
+            })
+        }
         Err(rustix::io::Errno::NOENT) => Err(Error::NotFound {
             path: shown.to_path_buf(),
         }),

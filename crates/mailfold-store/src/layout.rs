@@ -26,12 +26,12 @@
 //! directory levels actually used under the root (none for Maildir++'s INBOX,
 //! `.Work.Projects` for its other folders).
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
 
+use crate::dirfd;
 use crate::error::{Error, NameError, Result};
-use crate::maildir::{sync_dir, FolderListing, LocalFolder, Maildir, PROBE_PREFIX};
+use crate::maildir::{names_of, FolderListing, HeldEntry, LocalFolder, Maildir, PROBE_PREFIX};
 use crate::name::{decode_component_in, encode_component_in, FolderName, RelPath, MAX_DIR_NAME};
 use crate::Folder;
 use mailfold_proto::utf7;
@@ -200,20 +200,19 @@ impl Maildir {
 
     /// Renames one folder's directory in a one-level layout. Its sub-folders
     /// are separate directories there and keep their names; the sync renames
-    /// each folder the server renamed.
-    pub(crate) fn rename_one_level(&self, src: &Path, to: &RelPath) -> Result<Folder> {
-        if src == self.root() {
-            return Err(Error::UnsafePath {
-                path: src.to_path_buf(),
-                reason: "the Maildir++ root (INBOX) cannot be renamed",
-            });
-        }
-        let dst = self.checked_path(to)?;
-        if dst == self.root() || fs::symlink_metadata(&dst).is_ok() {
+    /// each folder the server renamed. Relative to the root's handle: both
+    /// names are entries of the root itself.
+    pub(crate) fn rename_one_level(&self, src: &HeldEntry, to: &RelPath) -> Result<Folder> {
+        let dst = self.path_of(to);
+        let root = self.root_handle();
+        let Some(to_name) = self.layout().dirs_of(to).pop() else {
+            // Maildir++'s INBOX is the root.
+            return Err(Error::AlreadyExists { path: dst });
+        };
+        if dirfd::exists_at(root, &to_name) {
             return Err(Error::AlreadyExists { path: dst });
         }
-        fs::rename(src, &dst).map_err(|e| Error::io("rename folder", src, e))?;
-        sync_dir(self.fsync_enabled(), self.root())?;
+        self.move_dir(src, root, &to_name, self.root())?;
         self.create_folder_at(to)
     }
 
@@ -224,15 +223,10 @@ impl Maildir {
         if self.case_insensitive() {
             if let Some(dir) = self.layout().dirs_of(rel).pop() {
                 let folded = dir.to_lowercase();
-                let entries = match fs::read_dir(self.root()) {
-                    Ok(e) => e,
-                    Err(e) => return Err(Error::io("read directory", self.root(), e)),
-                };
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
+                for name in names_of(self.root_handle(), self.root())? {
                     if name != dir && name.to_lowercase() == folded {
                         return Err(Error::UnsafePath {
-                            path: e.path(),
+                            path: self.root().join(name),
                             reason: "another folder's directory differs only in case, and this layout has no alias directories",
                         });
                     }
@@ -244,12 +238,15 @@ impl Maildir {
 
     /// Lists the folders of a one-level layout: the directories directly in
     /// the root that the layout names (and, for Maildir++, the root itself
-    /// as INBOX when it is a Maildir).
+    /// as INBOX when it is a Maildir). Read through the root's handle; each
+    /// folder is opened from it without following a link, and one that is a
+    /// link by then is skipped (in [`FolderListing::skipped`]).
     pub(crate) fn list_one_level(&self) -> Result<FolderListing> {
         let layout = self.layout();
-        let root = self.root();
+        let (root, root_path) = (self.root_handle(), self.root());
         let mut out = FolderListing::default();
-        let is_maildir = |p: &Path| p.join("cur").is_dir() && p.join("new").is_dir();
+        let is_maildir =
+            |d: BorrowedFd<'_>| dirfd::plain_dir_at(d, "cur") && dirfd::plain_dir_at(d, "new");
         if layout == Layout::MaildirPlusPlus && is_maildir(root) {
             out.folders.push(LocalFolder {
                 rel: RelPath::parse("INBOX")?,
@@ -258,47 +255,48 @@ impl Maildir {
                 canonical: true,
             });
         }
-        let entries = match fs::read_dir(root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io("read directory", root, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("read directory", root, e))?;
-            let ft = match entry.file_type() {
-                Ok(ft) => ft,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", entry.path(), e)),
-            };
-            if !ft.is_dir() {
+        let entries =
+            dirfd::dir_entries(root).map_err(|e| Error::io("read directory", root_path, e))?;
+        for (dir, is_dir) in entries {
+            if !is_dir {
                 continue; // files and symbolic links are never folders
             }
-            let Some(dir) = entry.file_name().to_str().map(str::to_owned) else {
-                out.skipped.push(entry.path());
-                continue;
+            let dir = match dir {
+                Ok(d) => d,
+                Err(raw) => {
+                    out.skipped.push(root_path.join(raw));
+                    continue;
+                }
             };
-            if dir == "." || dir == ".." || dir.starts_with(PROBE_PREFIX) {
-                continue;
-            }
-            if crate::name::is_maildir_subdir(&dir) {
+            let path = root_path.join(&dir);
+            if dir.starts_with(PROBE_PREFIX) || crate::name::is_maildir_subdir(&dir) {
                 continue;
             }
             let Some(rel) = layout.rel_of_dir(&dir) else {
                 // Hidden entries are not folders in the flat layout; in Maildir++
                 // a plain name is not a folder and `.INBOX…` is ambiguous.
                 if layout == Layout::MaildirPlusPlus && dir.starts_with('.') {
-                    out.skipped.push(entry.path());
+                    out.skipped.push(path);
                 }
                 continue;
             };
             let Some((name, canonical)) = layout.name_of(&rel) else {
-                out.skipped.push(entry.path());
+                out.skipped.push(path);
                 continue;
+            };
+            let is_maildir = match dirfd::open_dir_at(root, &dir, &path) {
+                Ok(fd) => is_maildir(fd.as_fd()),
+                Err(Error::NotFound { .. }) => continue,
+                Err(Error::UnsafePath { .. }) => {
+                    out.skipped.push(path);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             out.folders.push(LocalFolder {
                 rel,
                 name,
-                is_maildir: is_maildir(&entry.path()),
+                is_maildir,
                 canonical,
             });
         }

@@ -42,4 +42,4 @@ pub use state::{
     InternalDate, LocalStamp, MessageRecord, NewFolder, NewIntent, NewPending, PendingChange,
     PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
-pub use writer::{MessageWriter, WrittenMessage};
+pub use writer::{MessageWriter, UnsyncedDir, WrittenMessage};

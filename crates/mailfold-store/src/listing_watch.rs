@@ -82,7 +82,12 @@ impl ListingWatch {
             return None;
         }
         let (dirs, _) = folder.held_stamp().ok()?;
-        if !os.add(id, &dirs) {
+        if let Err(other) = os.add(id, &dirs) {
+            // Directories already followed for another folder: the reports cannot be told
+            // apart, so neither folder's listing is known.
+            if let Some(t) = other.and_then(|o| inner.folders.get_mut(&o)) {
+                t.lost = true;
+            }
             return None;
         }
         // Read after the watch began: a change after this reading is reported.
@@ -212,9 +217,14 @@ mod imp {
 
         /// Watches the directories the handles name. The watch is added through
         /// `/proc/self/fd`, which names the open directory itself, never whatever its path
-        /// leads to now. False when either watch cannot be added (no `/proc`, the per-user
-        /// watch limit) or a directory is watched already for another folder.
-        pub(super) fn add(&mut self, id: FolderId, dirs: &FolderDirs) -> bool {
+        /// leads to now. An error when either watch cannot be added (no `/proc`, the
+        /// per-user watch limit), with the other folder when a directory is watched already
+        /// for one.
+        pub(super) fn add(
+            &mut self,
+            id: FolderId,
+            dirs: &FolderDirs,
+        ) -> Result<(), Option<FolderId>> {
             let flags = WatchFlags::CREATE
                 | WatchFlags::DELETE
                 | WatchFlags::MOVED_FROM
@@ -225,13 +235,14 @@ mod imp {
             for sub in [Subdir::Cur, Subdir::New] {
                 let path = format!("/proc/self/fd/{}", dirs.sub(sub).as_raw_fd());
                 let Ok(wd) = inotify::add_watch(self.fd.as_fd(), path, flags) else {
-                    return false;
+                    return Err(None);
                 };
-                if self.watches.insert(wd, id).is_some_and(|other| other != id) {
-                    return false;
+                match self.watches.insert(wd, id) {
+                    Some(other) if other != id => return Err(Some(other)),
+                    _ => {}
                 }
             }
-            true
+            Ok(())
         }
 
         /// Reads every queued event, reporting each as a [`Change`].
@@ -299,8 +310,8 @@ mod imp {
             None
         }
 
-        pub(super) fn add(&mut self, _: FolderId, _: &FolderDirs) -> bool {
-            false
+        pub(super) fn add(&mut self, _: FolderId, _: &FolderDirs) -> Result<(), Option<FolderId>> {
+            Err(None)
         }
 
         pub(super) fn read(&mut self, _: &mut dyn FnMut(Change<'_>)) {}

@@ -8,12 +8,14 @@
 //! between folders.
 //!
 //! Safety rules kept here:
-//! * nothing is created outside the root, and no path goes through a
-//!   symbolic link below the root (each level is checked with `lstat`; the
-//!   root itself is resolved once when opened); a [`Folder`]'s directories
-//!   are opened once without following links and every message file
-//!   operation works relative to those handles ([`crate::dirfd`]), so a
-//!   directory swapped for a link after the check is never followed;
+//! * nothing is created, moved, removed or listed outside the root, and
+//!   nothing goes through a symbolic link below the root: the root is
+//!   resolved once when opened and held, every folder operation (create,
+//!   rename, delete, list) opens each level from it without following a link
+//!   and acts relative to those handles, and a [`Folder`]'s directories are
+//!   opened once the same way for every message file operation
+//!   ([`crate::dirfd`]), so a directory swapped for a link after the check is
+//!   never followed;
 //! * the store writes only message files, Maildir directories and, for a
 //!   moment, a case probe directory that it removes at once: a mail indexer
 //!   never sees anything else;
@@ -23,7 +25,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -234,12 +236,12 @@ impl Maildir {
     pub fn open(root: &Path, opts: MaildirOptions) -> Result<Self> {
         fs::create_dir_all(root).map_err(|e| Error::io("create root", root, e))?;
         let root = fs::canonicalize(root).map_err(|e| Error::io("resolve root", root, e))?;
+        let root_fd = Arc::new(dirfd::open_root(&root)?);
         let case_insensitive = match opts.case {
             CaseMode::Sensitive => false,
             CaseMode::Insensitive => true,
-            CaseMode::Probe => probe_case_insensitive(&root)?,
+            CaseMode::Probe => probe_case_insensitive(root_fd.as_fd(), &root)?,
         };
-        let root_fd = Arc::new(dirfd::open_root(&root)?);
         Ok(Maildir {
             root,
             root_fd,
@@ -270,7 +272,9 @@ impl Maildir {
     }
 
     /// The absolute path of a folder directory, after checking that no
-    /// existing level is a symbolic link or a non-directory.
+    /// existing level is a symbolic link or a non-directory. (A check by
+    /// path; the store's own folder operations open each level instead,
+    /// [`crate::dirfd`].)
     pub fn checked_path(&self, rel: &RelPath) -> Result<PathBuf> {
         let mut p = self.root.clone();
         for d in self.layout.dirs_of(rel) {
@@ -296,28 +300,45 @@ impl Maildir {
         Ok(p)
     }
 
-    /// Opens an existing folder (a Maildir at `rel`).
+    /// The root's handle.
+    pub(crate) fn root_handle(&self) -> BorrowedFd<'_> {
+        self.root_fd.as_fd()
+    }
+
+    /// Opens the directory `levels` below the root, one level at a time without following
+    /// a link ([`dirfd::open_levels`]).
+    pub(crate) fn open_levels(&self, levels: &[String]) -> Result<OwnedFd> {
+        dirfd::open_levels(
+            self.root_handle(),
+            &self.root,
+            levels.iter().map(String::as_str),
+        )
+    }
+
+    /// Opens an existing folder (a Maildir at `rel`): every level from the
+    /// root is opened without following a link, and `cur/`, `new/` and `tmp/`
+    /// must be plain directories in the directory so opened.
     pub fn folder(&self, rel: &RelPath) -> Result<Folder> {
-        let dir = self.checked_path(rel)?;
+        let levels = self.layout.dirs_of(rel);
+        let fd = self.open_levels(&levels)?;
+        let dir = self.path_of(rel);
         for sub in ["cur", "new", "tmp"] {
             let p = dir.join(sub);
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
-                Ok(_) => {
+            match dirfd::is_dir_at(fd.as_fd(), sub) {
+                Ok(Some(true)) => {}
+                Ok(Some(false)) => {
                     return Err(Error::UnsafePath {
                         path: p,
                         reason: "Maildir sub-directory is not a plain directory",
                     })
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::NotFound { path: p })
-                }
+                Ok(None) => return Err(Error::NotFound { path: p }),
                 Err(e) => return Err(Error::io("stat", p, e)),
             }
         }
         Ok(Folder {
             rel: rel.clone(),
-            levels: self.layout.dirs_of(rel),
+            levels,
             dir,
             fsync: self.fsync,
             root_fd: Arc::clone(&self.root_fd),
@@ -334,15 +355,18 @@ impl Maildir {
     ) -> Result<Option<RelPath>> {
         if let Some(rel) = self.layout.rel_of(name) {
             let rel = rel?;
-            let path = self.checked_path(&rel)?;
-            return Ok(path.is_dir().then_some(rel));
+            return match self.open_levels(&self.layout.dirs_of(&rel)) {
+                Ok(_) => Ok(Some(rel)),
+                Err(Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
         }
         let mut rel: Option<RelPath> = None;
+        let mut parent: Option<OwnedFd> = None;
+        let mut parent_path = self.root.clone();
         for comp in name.components() {
             let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
-            let parent_path = rel
-                .as_ref()
-                .map_or(self.root.clone(), |r| r.to_path(&self.root));
+            let pfd = parent.as_ref().map_or(self.root_handle(), AsFd::as_fd);
             let dir = match aliases.alias_of(&parent_key, comp)? {
                 Some(a) => a,
                 None => {
@@ -353,16 +377,20 @@ impl Maildir {
                     enc
                 }
             };
-            if !self.entry_exists_exactly(&parent_path, &dir)? {
+            if !self.entry_exists_exactly(pfd, &parent_path, &dir)? {
                 return Ok(None);
             }
+            let path = parent_path.join(&dir);
+            parent = match dirfd::open_dir_at(pfd, &dir, &path) {
+                Ok(fd) => Some(fd),
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
             rel = Some(join_rel(rel.as_ref(), &dir)?);
+            parent_path = path;
         }
         match rel {
-            Some(r) => {
-                self.checked_path(&r)?;
-                Ok(Some(r))
-            }
+            Some(r) => Ok(Some(r)),
             None => Err(NameError::Empty.into()),
         }
     }
@@ -370,7 +398,10 @@ impl Maildir {
     /// Maps `name` to a directory, creating the folder (and plain parent
     /// directories) as needed, and returns it. New aliases (over-long or
     /// case-clashing components) are recorded in `aliases` before their
-    /// directory is created.
+    /// directory is created. Each level is created or opened relative to the
+    /// level above it, never following a link ([`crate::dirfd`]); the folder is
+    /// then opened again from the root, so a level swapped for a link meanwhile
+    /// is refused rather than handed out.
     pub fn ensure_folder(
         &self,
         name: &FolderName,
@@ -379,36 +410,43 @@ impl Maildir {
         if let Some(rel) = self.layout.rel_of(name) {
             return self.create_one_level(&rel?);
         }
-        let rel = self.ensure_dirs(name.components(), aliases)?;
-        self.make_maildir(&rel)
+        let (rel, dir) = self.ensure_dirs(name.components(), aliases)?;
+        self.make_maildir(&rel, dir.as_fd())
     }
 
-    /// Creates the directories for `components` and returns their path.
+    /// Creates the directories for `components` and returns their path, with
+    /// the last one held open.
     fn ensure_dirs(
         &self,
         components: &[String],
         aliases: &mut dyn AliasRegistry,
-    ) -> Result<RelPath> {
+    ) -> Result<(RelPath, OwnedFd)> {
         let mut rel: Option<RelPath> = None;
-        // Each level is checked by make_dir as it is reached, so the parent
-        // path is known safe without walking from the root again.
+        let mut parent: Option<OwnedFd> = None;
         let mut parent_path = self.root.clone();
         for comp in components {
             let parent_key = rel.as_ref().map_or("", RelPath::as_str).to_owned();
-            let dir = self.choose_dir(&parent_key, &parent_path, comp, aliases)?;
+            let pfd = parent.as_ref().map_or(self.root_handle(), AsFd::as_fd);
+            let dir = self.choose_dir(&parent_key, pfd, &parent_path, comp, aliases)?;
             let next = join_rel(rel.as_ref(), &dir)?;
             let path = parent_path.join(&dir);
-            self.make_dir(&path, &parent_path)?;
+            let fd = self.make_dir(pfd, &dir, &path, &parent_path)?;
             rel = Some(next);
+            parent = Some(fd);
             parent_path = path;
         }
-        rel.ok_or_else(|| NameError::Empty.into())
+        match (rel, parent) {
+            (Some(r), Some(fd)) => Ok((r, fd)),
+            _ => Err(NameError::Empty.into()),
+        }
     }
 
-    /// Picks the directory name for `comp` inside `parent_path`.
+    /// Picks the directory name for `comp` inside the held directory `parent`
+    /// (at `parent_path`).
     fn choose_dir(
         &self,
         parent_key: &str,
+        parent: BorrowedFd<'_>,
         parent_path: &Path,
         comp: &str,
         aliases: &mut dyn AliasRegistry,
@@ -424,7 +462,7 @@ impl Maildir {
             let folded = enc.to_lowercase();
             let mut exact = false;
             let mut clash = false;
-            for entry in read_dir_names(parent_path)? {
+            for entry in names_of(parent, parent_path)? {
                 if entry == enc {
                     exact = true;
                 } else if entry.to_lowercase() == folded {
@@ -449,45 +487,28 @@ impl Maildir {
         Ok(alias)
     }
 
-    /// Creates one directory level (refusing symlinks), fsyncing the parent.
-    fn make_dir(&self, path: &Path, parent: &Path) -> Result<()> {
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => Err(Error::UnsafePath {
-                path: path.to_path_buf(),
-                reason: "folder directory is a symbolic link",
-            }),
-            Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(Error::UnsafePath {
-                path: path.to_path_buf(),
-                reason: "folder path is not a directory",
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match fs::create_dir(path) {
-                    Ok(()) => {}
-                    // Someone else created it meanwhile: check it again.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        let m =
-                            fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
-                        if !m.is_dir() || m.file_type().is_symlink() {
-                            return Err(Error::UnsafePath {
-                                path: path.to_path_buf(),
-                                reason: "folder path is not a plain directory",
-                            });
-                        }
-                    }
-                    Err(e) => return Err(Error::io("create directory", path, e)),
-                }
-                self.sync_dir(parent)
-            }
-            Err(e) => Err(Error::io("stat", path, e)),
+    /// Creates (or opens) the directory `name` in the held directory `parent`, refusing a
+    /// link or a non-directory, and fsyncs the parent when it was created.
+    fn make_dir(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &str,
+        path: &Path,
+        parent_path: &Path,
+    ) -> Result<OwnedFd> {
+        let (fd, created) = dirfd::make_dir_at(parent, name, path)?;
+        if created {
+            dirfd::sync_dir_fd(self.fsync, parent, parent_path)?;
         }
+        Ok(fd)
     }
 
-    /// Adds `cur/ new/ tmp/` to an existing directory.
-    fn make_maildir(&self, rel: &RelPath) -> Result<Folder> {
-        let dir = self.checked_path(rel)?;
+    /// Adds `cur/ new/ tmp/` to the held directory of `rel`, then opens the folder from
+    /// the root ([`Maildir::folder`]).
+    fn make_maildir(&self, rel: &RelPath, dir: BorrowedFd<'_>) -> Result<Folder> {
+        let path = self.path_of(rel);
         for sub in ["tmp", "new", "cur"] {
-            self.make_dir(&dir.join(sub), &dir)?;
+            self.make_dir(dir, sub, &path.join(sub), &path)?;
         }
         self.folder(rel)
     }
@@ -495,27 +516,57 @@ impl Maildir {
     /// Creates a Maildir at a relative path the caller already holds (for
     /// example from the state database); parents become plain directories.
     pub fn create_folder_at(&self, rel: &RelPath) -> Result<Folder> {
-        let mut parent = self.root.clone();
+        let mut parent: Option<OwnedFd> = None;
+        let mut parent_path = self.root.clone();
         for d in self.layout.dirs_of(rel) {
-            let p = parent.join(d);
-            self.make_dir(&p, &parent)?;
-            parent = p;
+            let pfd = parent.as_ref().map_or(self.root_handle(), AsFd::as_fd);
+            let path = parent_path.join(&d);
+            parent = Some(self.make_dir(pfd, &d, &path, &parent_path)?);
+            parent_path = path;
         }
-        self.make_maildir(rel)
+        let dir = match parent {
+            Some(fd) => fd,
+            None => self.open_levels(&[])?,
+        };
+        self.make_maildir(rel, dir.as_fd())
+    }
+
+    /// Opens the folder directory `rel` to move or remove it, with its parent. Refuses a link or non-directory at any level; a missing
+    /// folder is [`Error::NotFound`]. The Maildir++ root (no level) has no parent: `None`.
+    fn open_to_move(&self, rel: &RelPath) -> Result<Option<HeldEntry>> {
+        let levels = self.layout.dirs_of(rel);
+        let Some((name, parents)) = levels.split_last() else {
+            return Ok(None);
+        };
+        let parent = self.open_levels(parents)?;
+        let path = self.path_of(rel);
+        let dir = dirfd::open_dir_at(parent.as_fd(), name, &path)?;
+        Ok(Some(HeldEntry {
+            dir,
+            parent,
+            parent_levels: parents.to_vec(),
+            name: name.clone(),
+            parent_path: path.parent().map_or(self.root.clone(), Path::to_path_buf),
+            path,
+        }))
     }
 
     /// Renames a folder (with its sub-folders) to a new name, choosing the
-    /// new directory by the name mapping. The target must not exist.
+    /// new directory by the name mapping. The target must not exist. Both
+    /// ends are reached through handles opened level by level from the root
+    /// ([`crate::dirfd`]): a level swapped for a link is never followed.
     pub fn rename_folder(
         &self,
         from: &RelPath,
         to: &FolderName,
         aliases: &mut dyn AliasRegistry,
     ) -> Result<Folder> {
-        let src = self.checked_path(from)?;
-        if !src.is_dir() {
-            return Err(Error::NotFound { path: src });
-        }
+        let Some(src) = self.open_to_move(from)? else {
+            return Err(Error::UnsafePath {
+                path: self.root.clone(),
+                reason: "the Maildir++ root (INBOX) cannot be renamed",
+            });
+        };
         if let Some(to_rel) = self.layout.rel_of(to) {
             return self.rename_one_level(&src, &to_rel?);
         }
@@ -523,17 +574,17 @@ impl Maildir {
             Some(x) => x,
             None => return Err(NameError::Empty.into()),
         };
-        let parent_rel = if parents.is_empty() {
-            None
+        let (parent_rel, parent) = if parents.is_empty() {
+            (None, self.open_levels(&[])?)
         } else {
-            Some(self.ensure_dirs(parents, aliases)?)
+            let (r, fd) = self.ensure_dirs(parents, aliases)?;
+            (Some(r), fd)
         };
-        let parent_path = match &parent_rel {
-            Some(r) => self.checked_path(r)?,
-            None => self.root.clone(),
-        };
+        let parent_path = parent_rel
+            .as_ref()
+            .map_or(self.root.clone(), |r| self.path_of(r));
         let parent_key = parent_rel.as_ref().map_or("", RelPath::as_str).to_owned();
-        let dir = self.choose_dir(&parent_key, &parent_path, last, aliases)?;
+        let dir = self.choose_dir(&parent_key, parent.as_fd(), &parent_path, last, aliases)?;
         let to_rel = join_rel(parent_rel.as_ref(), &dir)?;
         if to_rel.as_str().starts_with(&format!("{}/", from.as_str())) || &to_rel == from {
             return Err(Error::UnsafePath {
@@ -542,115 +593,149 @@ impl Maildir {
             });
         }
         let dst = parent_path.join(&dir);
-        if self.entry_exists_exactly(&parent_path, &dir)? {
+        if self.entry_exists_exactly(parent.as_fd(), &parent_path, &dir)? {
             return Err(Error::AlreadyExists { path: dst });
         }
-        fs::rename(&src, &dst).map_err(|e| Error::io("rename folder", &src, e))?;
-        if let Some(sp) = src.parent() {
-            self.sync_dir(sp)?;
-        }
-        self.sync_dir(&parent_path)?;
+        self.move_dir(&src, parent.as_fd(), &dir, &parent_path)?;
         aliases.rename_alias_prefix(from.as_str(), to_rel.as_str())?;
-        if let Some(sp) = src.parent() {
-            self.prune_empty_parents(sp)?;
-        }
-        if dst.join("cur").is_dir() {
+        self.prune_empty_parents(&src.parent_levels)?;
+        let moved = dirfd::open_dir_at(parent.as_fd(), &dir, &dst)?;
+        if dirfd::plain_dir_at(moved.as_fd(), "cur") {
             self.folder(&to_rel)
         } else {
-            self.make_maildir(&to_rel)
+            self.make_maildir(&to_rel, moved.as_fd())
         }
+    }
+
+    /// `rename(2)` of the held entry `src` to `to_name` in the held directory `to`, then
+    /// the fsync of both parents. Never replaces an existing entry where the platform can
+    /// say so atomically; on a case-insensitive file system a plain rename, so that a
+    /// folder can change only the case of its name.
+    pub(crate) fn move_dir(
+        &self,
+        src: &HeldEntry,
+        to: BorrowedFd<'_>,
+        to_name: &str,
+        to_path: &Path,
+    ) -> Result<()> {
+        let from = src.parent.as_fd();
+        let moved = if self.case_insensitive {
+            dirfd::rename_at(from, &src.name, to, to_name)
+        } else {
+            dirfd::rename_noreplace_at(from, &src.name, to, to_name)
+        };
+        moved.map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                path: to_path.join(to_name),
+            },
+            _ => Error::io("rename folder", &src.path, e),
+        })?;
+        dirfd::sync_dir_fd(self.fsync, from, &src.parent_path)?;
+        dirfd::sync_dir_fd(self.fsync, to, to_path)
     }
 
     /// Deletes a folder. Without `force` its `cur/`, `new/` and `tmp/` must be
     /// empty. Sub-folders are never deleted: if there are any, the directory
-    /// stays as a plain container and only the Maildir part goes.
+    /// stays as a plain container and only the Maildir part goes. Every file
+    /// and directory is removed relative to handles opened level by level from
+    /// the root ([`crate::dirfd`]), so nothing outside the folder checked is
+    /// removed, whatever a racing process swaps for a link.
     pub fn delete_folder(&self, rel: &RelPath, force: bool) -> Result<()> {
-        let dir = self.checked_path(rel)?;
-        if dir == self.root {
+        let Some(held) = self.open_to_move(rel)? else {
             // Maildir++: the root is INBOX and holds every other folder.
             return Err(Error::UnsafePath {
-                path: dir,
+                path: self.root.clone(),
                 reason: "the Maildir++ root (INBOX) is never deleted",
             });
+        };
+        let dir = held.dir.as_fd();
+        let subs =
+            ["cur", "new", "tmp"].map(|s| (s, dirfd::open_dir_at(dir, s, &held.path.join(s))));
+        let mut open = Vec::new();
+        for (sub, opened) in subs {
+            match opened {
+                Ok(fd) => open.push((sub, fd)),
+                Err(Error::NotFound { .. }) => {}
+                // A link or a file named `cur`: never followed; left to the entries below.
+                Err(Error::UnsafePath { .. }) if force => {}
+                Err(Error::UnsafePath { .. }) => return Err(Error::NotEmpty { path: held.path }),
+                Err(e) => return Err(e),
+            }
         }
-        let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io("stat", &dir, e))?;
-        if !meta.is_dir() {
-            return Err(Error::NotFound { path: dir });
-        }
-        let subs = ["cur", "new", "tmp"];
         if !force {
-            for sub in subs {
-                let p = dir.join(sub);
-                if p.is_dir() && !read_dir_names(&p)?.is_empty() {
-                    return Err(Error::NotEmpty { path: dir });
+            for (sub, fd) in &open {
+                let empty = dirfd::is_empty(fd.as_fd())
+                    .map_err(|e| Error::io("read directory", held.path.join(sub), e))?;
+                if !empty {
+                    return Err(Error::NotEmpty { path: held.path });
                 }
             }
         }
-        for sub in subs {
-            let p = dir.join(sub);
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => {
-                    for f in read_dir_names(&p)? {
-                        remove_file_tolerant(&p.join(f))?;
-                    }
-                    fs::remove_dir(&p).map_err(|e| Error::io("remove directory", &p, e))?;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("stat", p, e)),
+        for (sub, fd) in &open {
+            let p = held.path.join(sub);
+            for f in names_of(fd.as_fd(), &p)? {
+                unlink_tolerant(fd.as_fd(), &f, &p.join(&f))?;
             }
+            dirfd::remove_dir_at(dir, sub).map_err(|e| Error::io("remove directory", &p, e))?;
         }
-        // Other files some tools leave in a Maildir (dovecot-uidlist, …) go
-        // with a forced delete; child folders always stay.
-        let mut has_children = false;
-        for name in read_dir_names(&dir)? {
-            let p = dir.join(&name);
-            let m = match fs::symlink_metadata(&p) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", p, e)),
-            };
-            if m.is_dir() || !force {
-                has_children = true;
-            } else {
-                remove_file_tolerant(&p)?;
-            }
-        }
+        let has_children = self.remove_leftovers(dir, &held.path, force)?;
         if !has_children {
-            fs::remove_dir(&dir).map_err(|e| Error::io("remove directory", &dir, e))?;
+            dirfd::remove_dir_at(held.parent.as_fd(), &held.name)
+                .map_err(|e| Error::io("remove directory", &held.path, e))?;
         }
-        if let Some(parent) = dir.parent() {
-            self.sync_dir(parent)?;
-            if !has_children {
-                self.prune_empty_parents(parent)?;
-            }
+        dirfd::sync_dir_fd(self.fsync, held.parent.as_fd(), &held.parent_path)?;
+        if !has_children {
+            self.prune_empty_parents(&held.parent_levels)?;
         }
         Ok(())
     }
 
-    /// Removes `dir` and then each parent above it, up to the root, while it is an empty
-    /// plain container (no `cur/`, `new/` or `tmp/`, nothing inside): what a folder rename
-    /// or delete leaves behind when it took a container's last child. Left in place, such a
-    /// directory lists as a folder of its own and confuses later renames and deletes.
-    fn prune_empty_parents(&self, dir: &Path) -> Result<()> {
-        let mut p = dir.to_path_buf();
-        while p != self.root && p.starts_with(&self.root) {
-            let empty = match fs::read_dir(&p) {
-                Ok(mut d) => d.next().is_none(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(Error::io("read directory", &p, e)),
+    /// What stays in a folder directory once its Maildir part is gone: other files some
+    /// tools leave (dovecot-uidlist, …) go with a forced delete; child folders always stay.
+    /// Says whether anything stays.
+    fn remove_leftovers(&self, dir: BorrowedFd<'_>, path: &Path, force: bool) -> Result<bool> {
+        let mut has_children = false;
+        for name in names_of(dir, path)? {
+            let p = path.join(&name);
+            match dirfd::is_dir_at(dir, &name) {
+                Ok(None) => continue,
+                Ok(Some(is_dir)) if is_dir || !force => has_children = true,
+                Ok(Some(_)) => unlink_tolerant(dir, &name, &p)?,
+                Err(e) => return Err(Error::io("stat", p, e)),
+            }
+        }
+        Ok(has_children)
+    }
+
+    /// Removes the directory at `levels` and then each parent above it, up to the root,
+    /// while it is an empty plain container (no `cur/`, `new/` or `tmp/`, nothing inside):
+    /// what a folder rename or delete leaves behind when it took a container's last child.
+    /// Left in place, such a directory lists as a folder of its own and confuses later
+    /// renames and deletes. Each level is reached from the root without following a link;
+    /// one that is gone or no plain directory stops the walk.
+    fn prune_empty_parents(&self, levels: &[String]) -> Result<()> {
+        let mut n = levels.len();
+        while let Some((name, parents)) = levels[..n].split_last() {
+            let parent = match self.open_levels(parents) {
+                Ok(fd) => fd,
+                Err(Error::NotFound { .. } | Error::UnsafePath { .. }) => break,
+                Err(e) => return Err(e),
             };
-            if !empty {
+            let parent_path = parents.iter().fold(self.root.clone(), |p, l| p.join(l));
+            let path = parent_path.join(name);
+            let empty = match dirfd::open_dir_at(parent.as_fd(), name, &path) {
+                Ok(d) => {
+                    dirfd::is_empty(d.as_fd()).map_err(|e| Error::io("read directory", &path, e))?
+                }
+                Err(Error::NotFound { .. } | Error::UnsafePath { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            // Something arrived meanwhile (or it went already): it stays as it is.
+            if !empty || dirfd::remove_dir_at(parent.as_fd(), name).is_err() {
                 break;
             }
-            match fs::remove_dir(&p) {
-                Ok(()) => {}
-                // Something arrived meanwhile (or it went already): it stays as it is.
-                Err(_) => break,
-            }
-            let Some(parent) = p.parent() else { break };
-            self.sync_dir(parent)?;
-            p = parent.to_path_buf();
+            dirfd::sync_dir_fd(self.fsync, parent.as_fd(), &parent_path)?;
+            n -= 1;
         }
         Ok(())
     }
@@ -658,81 +743,126 @@ impl Maildir {
     /// Lists every folder and container directory under the root, decoding
     /// names (aliases through `aliases`). Hidden entries, `cur`/`new`/`tmp`
     /// and symbolic links are skipped. Iterative, so deep trees cannot
-    /// overflow the stack.
+    /// overflow the stack. Each directory is read through a handle opened from
+    /// its parent's without following a link ([`crate::dirfd`]); one swapped
+    /// for a link after its parent was read is skipped (in
+    /// [`FolderListing::skipped`]), never read. A directory's handle stays
+    /// open only while some child of it waits to be read.
     pub fn list_folders(&self, aliases: &dyn AliasRegistry) -> Result<FolderListing> {
         if !self.layout.is_nested() {
             return self.list_one_level();
         }
         let mut out = FolderListing::default();
-        // (relative path, decoded components, canonical so far)
-        let mut stack: Vec<(Option<RelPath>, Vec<String>, bool)> = vec![(None, Vec::new(), true)];
-        while let Some((rel, comps, canonical)) = stack.pop() {
-            let dir = rel
+        let mut stack = vec![ToList {
+            rel: None,
+            comps: Vec::new(),
+            canonical: true,
+            at: None,
+        }];
+        while let Some(next) = stack.pop() {
+            let path = next
+                .rel
                 .as_ref()
                 .map_or(self.root.clone(), |r| r.to_path(&self.root));
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read directory", dir, e)),
+            let fd = match &next.at {
+                None => Arc::clone(&self.root_fd),
+                Some((parent, name)) => match dirfd::open_dir_at(parent.as_fd(), name, &path) {
+                    Ok(fd) => Arc::new(fd),
+                    Err(Error::NotFound { .. }) => continue,
+                    Err(Error::UnsafePath { .. }) => {
+                        out.skipped.push(path);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
-            let mut children = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
-                let ft = match entry.file_type() {
-                    Ok(ft) => ft,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("stat", entry.path(), e)),
-                };
-                if !ft.is_dir() {
-                    continue; // files and symbolic links are never folders
-                }
-                let name = entry.file_name();
-                let name = match name.to_str() {
-                    Some(n) => n.to_owned(),
-                    None => {
-                        out.skipped.push(entry.path());
-                        continue;
-                    }
-                };
-                if name.starts_with('.') || is_maildir_subdir(&name) {
-                    continue;
-                }
-                let child_rel = match join_rel(rel.as_ref(), &name) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        out.skipped.push(entry.path());
-                        continue;
-                    }
-                };
-                let parent_key = rel.as_ref().map_or("", RelPath::as_str);
-                let (comp, ok) = if is_alias(&name) {
-                    match aliases.component_of(parent_key, &name)? {
-                        Some(c) => (c, true),
-                        None => (name.clone(), false),
-                    }
-                } else {
-                    decode_component_lenient(&name)
-                };
-                let mut child_comps = comps.clone();
-                child_comps.push(comp);
-                children.push((child_rel, child_comps, canonical && ok, entry.path()));
-            }
-            for (child_rel, child_comps, child_canonical, path) in children {
-                let is_maildir = path.join("cur").is_dir() && path.join("new").is_dir();
-                // The components list is non-empty here, so `new` succeeds.
-                if let Ok(name) = FolderName::new(child_comps.clone()) {
-                    out.folders.push(LocalFolder {
-                        rel: child_rel.clone(),
-                        name,
-                        is_maildir,
-                        canonical: child_canonical,
-                    });
-                }
-                stack.push((Some(child_rel), child_comps, child_canonical));
-            }
+            // The parent's handle closes once its last waiting child is open.
+            let ToList {
+                rel,
+                comps,
+                canonical,
+                ..
+            } = next;
+            let here = (rel.as_ref(), comps.as_slice(), canonical);
+            stack.extend(self.list_children(&fd, here, &path, aliases, &mut out)?);
         }
         out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
+    }
+
+    /// The folder directories in the held directory `dir` (at `path`; `here` is its relative
+    /// path, decoded components and whether it is canonical), each added to `out` and
+    /// returned to be read in its turn.
+    fn list_children(
+        &self,
+        dir: &Arc<OwnedFd>,
+        (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
+        path: &Path,
+        aliases: &dyn AliasRegistry,
+        out: &mut FolderListing,
+    ) -> Result<Vec<ToList>> {
+        let entries =
+            dirfd::dir_entries(dir.as_fd()).map_err(|e| Error::io("read directory", path, e))?;
+        let mut children = Vec::new();
+        for (name, is_dir) in entries {
+            if !is_dir {
+                continue; // files and symbolic links are never folders
+            }
+            let name = match name {
+                Ok(n) => n,
+                Err(raw) => {
+                    out.skipped.push(path.join(raw));
+                    continue;
+                }
+            };
+            if name.starts_with('.') || is_maildir_subdir(&name) {
+                continue;
+            }
+            let child_path = path.join(&name);
+            let Ok(child_rel) = join_rel(rel, &name) else {
+                out.skipped.push(child_path);
+                continue;
+            };
+            let parent_key = rel.map_or("", RelPath::as_str);
+            let (comp, ok) = if is_alias(&name) {
+                match aliases.component_of(parent_key, &name)? {
+                    Some(c) => (c, true),
+                    None => (name.clone(), false),
+                }
+            } else {
+                decode_component_lenient(&name)
+            };
+            let is_maildir = match dirfd::open_dir_at(dir.as_fd(), &name, &child_path) {
+                Ok(fd) => {
+                    dirfd::plain_dir_at(fd.as_fd(), "cur") && dirfd::plain_dir_at(fd.as_fd(), "new")
+                }
+                Err(Error::NotFound { .. }) => continue,
+                Err(Error::UnsafePath { .. }) => {
+                    out.skipped.push(child_path);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut child_comps = comps.to_vec();
+            child_comps.push(comp);
+            let ok = canonical && ok;
+            // The components list is non-empty here, so `new` succeeds.
+            if let Ok(folder_name) = FolderName::new(child_comps.clone()) {
+                out.folders.push(LocalFolder {
+                    rel: child_rel.clone(),
+                    name: folder_name,
+                    is_maildir,
+                    canonical: ok,
+                });
+            }
+            children.push(ToList {
+                rel: Some(child_rel),
+                comps: child_comps,
+                canonical: ok,
+                at: Some((Arc::clone(dir), name)),
+            });
+        }
+        Ok(children)
     }
 
     /// Decodes the folder name of a relative path.
@@ -759,21 +889,48 @@ impl Maildir {
         Ok(FolderName::new(comps)?)
     }
 
-    fn entry_exists_exactly(&self, parent: &Path, name: &str) -> Result<bool> {
+    /// Whether `name` is an entry of the held directory `parent` (at `parent_path`), spelt
+    /// exactly so (a case-insensitive file system would find another spelling too).
+    pub(crate) fn entry_exists_exactly(
+        &self,
+        parent: BorrowedFd<'_>,
+        parent_path: &Path,
+        name: &str,
+    ) -> Result<bool> {
         if self.case_insensitive {
-            Ok(read_dir_names(parent)?.iter().any(|n| n == name))
+            Ok(names_of(parent, parent_path)?.iter().any(|n| n == name))
         } else {
-            match fs::symlink_metadata(parent.join(name)) {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(Error::io("stat", parent.join(name), e)),
-            }
+            dirfd::is_dir_at(parent, name)
+                .map(|found| found.is_some())
+                .map_err(|e| Error::io("stat", parent_path.join(name), e))
         }
     }
+}
 
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        sync_dir(self.fsync, dir)
-    }
+/// A folder directory opened to be moved or removed ([`Maildir::open_to_move`]).
+#[derive(Debug)]
+pub(crate) struct HeldEntry {
+    /// The directory itself.
+    dir: OwnedFd,
+    /// Its parent.
+    pub(crate) parent: OwnedFd,
+    /// The parent's levels below the root.
+    parent_levels: Vec<String>,
+    /// Its name in the parent.
+    name: String,
+    /// Its path and its parent's, for errors.
+    pub(crate) path: PathBuf,
+    parent_path: PathBuf,
+}
+
+/// A directory [`Maildir::list_folders`] is still to read: its relative path (none: the
+/// root), decoded components, whether every level is canonical, and its parent's handle with
+/// its name there (none: the root).
+struct ToList {
+    rel: Option<RelPath>,
+    comps: Vec<String>,
+    canonical: bool,
+    at: Option<(Arc<OwnedFd>, String)>,
 }
 
 fn join_rel(parent: Option<&RelPath>, dir: &str) -> Result<RelPath, NameError> {
@@ -783,32 +940,14 @@ fn join_rel(parent: Option<&RelPath>, dir: &str) -> Result<RelPath, NameError> {
     }
 }
 
-/// Names in a directory (UTF-8 ones; others cannot clash with ours). A
-/// missing directory has no names.
-fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read directory", dir, e)),
-    };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|e| Error::io("read directory", dir, e))?;
-        if let Some(n) = e.file_name().to_str() {
-            out.push(n.to_owned());
-        }
-    }
-    Ok(out)
+/// Names in the held directory `dir` (at `path`; UTF-8 ones: others cannot clash with ours).
+pub(crate) fn names_of(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<String>> {
+    let names = dirfd::names_in(dir).map_err(|e| Error::io("read directory", path, e))?;
+    Ok(names.into_iter().map(|(n, _)| n).collect())
 }
 
-fn remove_file_tolerant(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove file", p, e)),
-    }
-}
-
+/// fsync of a directory opened by its path: for the state database's directory, which
+/// lies outside the Maildir (every Maildir directory is fsynced through a held handle).
 pub(crate) fn sync_dir(enabled: bool, dir: &Path) -> Result<()> {
     if !enabled {
         return Ok(());
@@ -818,13 +957,13 @@ pub(crate) fn sync_dir(enabled: bool, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Creates a uniquely named directory in the root and checks whether its
-/// upper-case spelling finds it. The directory is removed at once; stale
-/// probes left by a crash are removed first.
-fn probe_case_insensitive(root: &Path) -> Result<bool> {
-    for name in read_dir_names(root)? {
+/// Creates a uniquely named directory in the root (held as `root`, at `root_path`) and checks
+/// whether its upper-case spelling finds it. The directory is removed at once; stale probes
+/// left by a crash are removed first.
+fn probe_case_insensitive(root: BorrowedFd<'_>, root_path: &Path) -> Result<bool> {
+    for name in names_of(root, root_path)? {
         if name.starts_with(PROBE_PREFIX) {
-            let _ = fs::remove_dir(root.join(&name));
+            let _ = dirfd::remove_dir_at(root, &name);
         }
     }
     let lower = format!(
@@ -832,11 +971,11 @@ fn probe_case_insensitive(root: &Path) -> Result<bool> {
         std::process::id(),
         UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let probe = root.join(&lower);
-    fs::create_dir(&probe).map_err(|e| Error::io("create case probe", &probe, e))?;
-    let upper = root.join(lower.to_uppercase());
-    let insensitive = fs::symlink_metadata(&upper).is_ok();
-    fs::remove_dir(&probe).map_err(|e| Error::io("remove case probe", &probe, e))?;
+    let probe = root_path.join(&lower);
+    rustix::fs::mkdirat(root, lower.as_str(), rustix::fs::Mode::from_raw_mode(0o777))
+        .map_err(|e| Error::io("create case probe", &probe, io::Error::from(e)))?;
+    let insensitive = dirfd::exists_at(root, &lower.to_uppercase());
+    dirfd::remove_dir_at(root, &lower).map_err(|e| Error::io("remove case probe", &probe, e))?;
     Ok(insensitive)
 }
 
@@ -1403,6 +1542,15 @@ impl Folder {
         })
     }
 
+    /// Opens a message file for reading where a scan found it, through the folder's held
+    /// directory handle and without following a link: a file swapped for a link since the
+    /// scan is refused, never read through.
+    pub fn open_message(&self, entry: &MessageEntry) -> Result<File> {
+        let dir = self.dirs()?.sub(entry.subdir);
+        dirfd::open_file_at(dir, file_name(&entry.path)?)
+            .map_err(|e| Error::io("open message", &entry.path, e))
+    }
+
     /// Opens a message for upload: measures the CRLF length and hash with one
     /// streaming pass, then rewinds, so APPEND can declare the literal size
     /// before sending. Memory use is bounded whatever the file size. If the
@@ -1476,7 +1624,12 @@ impl Folder {
             return Ok(d);
         }
         let levels = self.levels.iter().map(String::as_str);
-        let opened = FolderDirs::open(self.root_fd.as_fd(), levels, &self.dir)?;
+        let root_path = self
+            .dir
+            .ancestors()
+            .nth(self.levels.len())
+            .unwrap_or(&self.dir);
+        let opened = FolderDirs::open(self.root_fd.as_fd(), root_path, levels)?;
         Ok(self.held.get_or_init(|| Arc::new(opened)))
     }
 

@@ -13,7 +13,9 @@
 //! name later only drops a second name of a file kept in `cur/`.
 //!
 //! [`MessageWriter::commit_to_deferred`] leaves out the last step, the fsync
-//! of the directory, and hands the directory back instead: a caller that
+//! of the directory, and hands the directory back instead (its held handle,
+//! [`UnsyncedDir`], so the fsync reaches the directory the file was linked
+//! into whatever its path names by then): a caller that
 //! writes many messages before it records any of them (the sync engine's
 //! download batch) fsyncs each directory once with
 //! [`MessageWriter::sync_directory`] before it records the batch, which
@@ -43,7 +45,7 @@ use crate::crlf::{ContentHash, WireToFile};
 use crate::dirfd::{self, FolderDirs};
 use crate::error::{Error, Result};
 use crate::flags::MaildirFlags;
-use crate::maildir::{sync_dir, MessageBase, MessageEntry, NewMessage, Subdir};
+use crate::maildir::{MessageBase, MessageEntry, NewMessage, Subdir};
 
 /// A message being written; see the module docs. Dropping it without
 /// [`MessageWriter::commit`] removes the temporary file.
@@ -66,6 +68,49 @@ pub struct MessageWriter {
     limit: Option<u64>,
     /// Wire bytes accepted so far.
     received: u64,
+}
+
+/// A folder's `cur/` or `new/` that [`MessageWriter::commit_to_deferred`] linked a file
+/// into and did not fsync, held open ([`crate::dirfd`]). Compared, ordered and hashed by its
+/// path, so a caller can collect a batch's directories in a set.
+#[derive(Debug, Clone)]
+pub struct UnsyncedDir {
+    path: PathBuf,
+    dirs: Arc<FolderDirs>,
+    sub: Subdir,
+}
+
+impl UnsyncedDir {
+    /// The directory's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl PartialEq for UnsyncedDir {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for UnsyncedDir {}
+
+impl PartialOrd for UnsyncedDir {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for UnsyncedDir {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.path.cmp(&other.path)
+    }
+}
+
+impl std::hash::Hash for UnsyncedDir {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.path.hash(state);
+    }
 }
 
 /// A committed message.
@@ -192,22 +237,25 @@ impl MessageWriter {
     /// caller must pass the directory to [`MessageWriter::sync_directory`]
     /// before it records the message anywhere durable (module docs). The
     /// file's data is fsynced before the link, as in every commit.
-    pub fn commit_to_deferred(self, subdir: Subdir) -> Result<(WrittenMessage, Option<PathBuf>)> {
+    pub fn commit_to_deferred(
+        self,
+        subdir: Subdir,
+    ) -> Result<(WrittenMessage, Option<UnsyncedDir>)> {
         self.commit_inner(subdir, true)
     }
 
-    /// Fsyncs a directory returned by [`MessageWriter::commit_to_deferred`],
-    /// making the entries committed into it durable. One call covers every
-    /// entry added to the directory before it.
-    pub fn sync_directory(dir: &Path) -> Result<()> {
-        sync_dir(true, dir)
+    /// Fsyncs a directory returned by [`MessageWriter::commit_to_deferred`]
+    /// through its held handle, making the entries committed into it durable.
+    /// One call covers every entry added to the directory before it.
+    pub fn sync_directory(dir: &UnsyncedDir) -> Result<()> {
+        dirfd::sync_dir_fd(true, dir.dirs.sub(dir.sub), &dir.path)
     }
 
     fn commit_inner(
         mut self,
         subdir: Subdir,
         defer_dir_sync: bool,
-    ) -> Result<(WrittenMessage, Option<PathBuf>)> {
+    ) -> Result<(WrittenMessage, Option<UnsyncedDir>)> {
         self.target = subdir;
         let digest = self.finish_conv()?;
         let Some(buffered) = self.file.take() else {
@@ -267,7 +315,7 @@ impl MessageWriter {
         (hash, crlf_size, lf_size): (ContentHash, u64, u64),
         replacing: Option<&MessageEntry>,
         defer_dir_sync: bool,
-    ) -> Result<(WrittenMessage, Option<PathBuf>)> {
+    ) -> Result<(WrittenMessage, Option<UnsyncedDir>)> {
         let file = buffered
             .into_inner()
             .map_err(|e| Error::io("write message", &self.tmp_path, e.into_error()))?;
@@ -327,7 +375,11 @@ impl MessageWriter {
         let unsynced = if !self.fsync {
             None
         } else if defer_dir_sync {
-            Some(dir)
+            Some(UnsyncedDir {
+                path: dir,
+                dirs: Arc::clone(&self.dirs),
+                sub: self.target,
+            })
         } else {
             dirfd::sync_dir_fd(true, target_fd, &dir)?;
             None
@@ -438,7 +490,7 @@ mod tests {
         let parent = dir.parent().unwrap();
         let root = dirfd::open_root(parent).unwrap();
         let level = dir.file_name().unwrap().to_str().unwrap();
-        Arc::new(FolderDirs::open(std::os::fd::AsFd::as_fd(&root), [level], dir).unwrap())
+        Arc::new(FolderDirs::open(std::os::fd::AsFd::as_fd(&root), parent, [level]).unwrap())
     }
 
     fn writer(dir: &std::path::Path) -> MessageWriter {
@@ -487,7 +539,7 @@ mod tests {
         );
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         let unsynced = unsynced.unwrap();
-        assert_eq!(unsynced, dir.path().join("cur"));
+        assert_eq!(unsynced.path(), dir.path().join("cur"));
         MessageWriter::sync_directory(&unsynced).unwrap();
 
         // `new/` is reported as such.
@@ -495,7 +547,10 @@ mod tests {
         wr.write_chunk(b"Subject: y\r\n\r\n").unwrap();
         let (m, unsynced) = wr.commit_to_deferred(Subdir::New).unwrap();
         assert!(m.entry.path.is_file());
-        assert_eq!(unsynced, Some(dir.path().join("new")));
+        assert_eq!(
+            unsynced.as_ref().map(UnsyncedDir::path),
+            Some(dir.path().join("new").as_path())
+        );
     }
 
     #[test]
@@ -505,14 +560,35 @@ mod tests {
         wr.write_chunk(b"Subject: z\r\n\r\n").unwrap();
         let (m, unsynced) = wr.commit_to_deferred(Subdir::Cur).unwrap();
         assert!(m.entry.path.is_file());
-        assert_eq!(unsynced, None);
+        assert!(unsynced.is_none());
         assert_eq!(m.crlf_size, 14);
     }
 
     #[test]
-    fn sync_directory_reports_a_missing_directory() {
-        let dir = folder_dirs();
-        assert!(MessageWriter::sync_directory(&dir.path().join("gone")).is_err());
+    fn sync_directory_reaches_the_held_directory_whatever_its_path_names_now() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("f");
+        for sub in ["tmp", "cur", "new"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let mut wr = writer_with(&dir, "1700000000.M5P1Q1.host", true);
+        wr.write_chunk(b"Subject: w\r\n\r\n").unwrap();
+        let (_, unsynced) = wr.commit_to_deferred(Subdir::Cur).unwrap();
+        // The folder moves away and a link to a directory elsewhere takes its name: the
+        // fsync goes to the directory the file was linked into, not through the link
+        // (by path it would have synced `elsewhere/cur`).
+        fs::rename(&dir, base.path().join("moved")).unwrap();
+        let elsewhere = base.path().join("elsewhere");
+        fs::create_dir_all(elsewhere.join("cur")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        MessageWriter::sync_directory(&unsynced.unwrap()).unwrap();
+        // Gone altogether: still the held directory, no error.
+        fs::remove_file(&dir).unwrap();
+        let mut wr = writer_with(&base.path().join("moved"), "1700000000.M6P1Q1.host", true);
+        wr.write_chunk(b"Subject: v\r\n\r\n").unwrap();
+        let (_, unsynced) = wr.commit_to_deferred(Subdir::New).unwrap();
+        fs::rename(base.path().join("moved"), base.path().join("again")).unwrap();
+        MessageWriter::sync_directory(&unsynced.unwrap()).unwrap();
     }
 
     #[test]

@@ -285,8 +285,12 @@ fn prepare(
                 continue;
             };
             // A file that cannot be read now (a mail reader moved it) is left to the gather.
-            let Ok((hash, local_size)) = File::open(&entry.path).and_then(canonical_digest_of)
-            else {
+            // Through the folder's held handle: a file swapped for a link is not read.
+            let read = folder
+                .open_message(entry)
+                .map_err(std::io::Error::other)
+                .and_then(canonical_digest_of);
+            let Ok((hash, local_size)) = read else {
                 continue;
             };
             let fits = local_size == size

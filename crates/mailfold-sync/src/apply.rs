@@ -105,13 +105,12 @@
 //! commit is what a real kill does; the SIGKILL loop of the CLI's reliability tests covers it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 
 use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
     InternalDate, Maildir, MaildirFlags, MessageBase, MessageEntry, MessageRecord, MessageWriter,
     NewFolder, NewIntent, NewMessage, NewPending, PendingKind, RelPath, StateDb, StateRead, Subdir,
-    Txn, Uid as StoreUid, UidValidity as StoreUidValidity,
+    Txn, Uid as StoreUid, UidValidity as StoreUidValidity, UnsyncedDir,
 };
 
 use crate::account::AccountSpec;
@@ -1456,7 +1455,8 @@ impl<'a> Applier<'a> {
         };
         // Each file with the directory whose fsync its entry still waits for (`None`: nothing
         // to wait for, with fsync off or a replaced partial copy, which syncs its own).
-        let mut written: Vec<(u32, mailfold_store::WrittenMessage, Option<PathBuf>)> = Vec::new();
+        let mut written: Vec<(u32, mailfold_store::WrittenMessage, Option<UnsyncedDir>)> =
+            Vec::new();
         let mut errors: Vec<String> = Vec::new();
         let abort_after = self.abort_after;
         let progress = self.progress;
@@ -1574,13 +1574,13 @@ impl<'a> Applier<'a> {
         // One fsync per directory the batch linked files into, before any of its rows can
         // reach the commit group. A directory that cannot be synced keeps its files (the next
         // gather reads them and the planner binds them by content) but records none of them.
-        let unsynced: BTreeSet<&PathBuf> =
+        let unsynced: BTreeSet<&UnsyncedDir> =
             written.iter().filter_map(|(.., d)| d.as_ref()).collect();
-        let mut not_durable: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut not_durable: BTreeSet<&UnsyncedDir> = BTreeSet::new();
         for dir in unsynced {
             if let Err(e) = MessageWriter::sync_directory(dir) {
                 errors.push(format!("new messages not recorded: {e}"));
-                not_durable.insert(dir.clone());
+                not_durable.insert(dir);
             }
         }
         let got: std::collections::HashSet<u32> = written.iter().map(|(u, ..)| *u).collect();

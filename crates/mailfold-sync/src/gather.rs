@@ -71,7 +71,10 @@
 //! (a property test in mailfold-plan checks it). A delta that does not account for every
 //! message, a changed UIDVALIDITY, or a file not where its row says sends the folder back
 //! to the complete read. The run's own STORE and APPEND echo back in the next run's delta
-//! and cost just the rows they name.
+//! and cost just the rows they name. From the moment its stamp proves it, a partial folder's
+//! listing is also followed ([`Gathered::watch`], `ListingWatch`): at the end of the run its
+//! stamp is checked from the names the kernel reported added or removed, not from a listing,
+//! so the run's own renames cost what they rename ([`record_stamps`]).
 //!
 //! # State view
 //!
@@ -80,7 +83,6 @@
 //! excluded folder never looks deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
@@ -743,7 +745,7 @@ pub fn gather_with(
                         .1;
                     let mut messages = Vec::with_capacity(view.files.len());
                     for (entry, row) in view.files.into_iter().zip(&view.rows) {
-                        match describe_local(&entry, Some(row)) {
+                        match describe_local(&folder, &entry, Some(row)) {
                             Ok(m) => messages.push(m),
                             Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
                                 "{}: cannot read ({err}); left alone",
@@ -1115,7 +1117,7 @@ fn scan_local(
     ctx.rel = Some(folder.rel().clone());
     ctx.stamp = stamp;
     for e in files {
-        match describe_local(&e, by_base.get(e.base.as_str()).copied()) {
+        match describe_local(folder, &e, by_base.get(e.base.as_str()).copied()) {
             Ok(m) => messages.push(m),
             Err(err) => report.folder_mut(&path.to_string()).warnings.push(format!(
                 "{}: cannot read ({err}); left alone",
@@ -1594,6 +1596,7 @@ fn local_flags(e: &MessageEntry, row: Option<&MessageRecord>) -> FlagSet {
 /// (its keywords live there, seed V0005) without being opened, unless its size disagrees with
 /// the row; any other file is read once for its Message-ID, size and hash.
 fn describe_local(
+    folder: &Folder,
     e: &MessageEntry,
     row: Option<&MessageRecord>,
 ) -> Result<LocalMessage, std::io::Error> {
@@ -1618,11 +1621,12 @@ fn describe_local(
             });
         }
     }
-    let (hash, size) = canonical_digest_of(File::open(&e.path)?)?;
+    // Read through the folder's held handle: a file swapped for a link since the scan is
+    // refused (left alone with a warning), never read through.
+    let open = || folder.open_message(e).map_err(std::io::Error::other);
+    let (hash, size) = canonical_digest_of(open()?)?;
     let mut head = Vec::new();
-    File::open(&e.path)?
-        .take(HEADER_PEEK)
-        .read_to_end(&mut head)?;
+    open()?.take(HEADER_PEEK).read_to_end(&mut head)?;
     Ok(LocalMessage {
         id: LocalId::new(e.base.as_str()),
         location,
@@ -1646,7 +1650,7 @@ fn describe_local(
 /// with one) still names the same directory, the row has UIDVALIDITY and HIGHESTMODSEQ (without them STATUS cannot say
 /// "unchanged" anyway), and the run ended complete: no refusal, no account error, no error in
 /// the folder, no pending change for it and no open journal intent naming it. Its stamp is
-/// then recorded in one of two ways:
+/// then recorded in one of three ways:
 ///
 /// * **Untouched during the run**: the stamp read before the scan is settled
 ///   ([`DirStamp::is_settled`]: more than two seconds older than its reading, fine-grained)
@@ -1663,6 +1667,14 @@ fn describe_local(
 ///   the row's size, and no file the state does not know. Then the next run, finding S1
 ///   again, would have scanned files that describe exactly the rows it would load: skipping
 ///   it loses nothing.
+/// * **Written during the run, and followed** (a folder read partially, whose listing the
+///   run followed from the moment its stamp proved it: [`ListingWatch`]): the same probe T and
+///   stamp S1, then, instead of a listing and S2, the kernel's reports of every name added to
+///   or removed from `cur/` and `new/` since the watch began, folded into the digest the rows
+///   had then; S1 is recorded when that digest and count are the rows' now and S1 is before
+///   T. A change before the reports were read is among them (the kernel queues a directory's
+///   report before the call that changed it returns); one after moves the stamp past S1, as
+///   below. Anything the watch could not follow sends the folder to the listing check.
 ///
 /// Why a later change by a mail reader necessarily changes the stamp: every such change adds,
 /// removes or renames an entry of `new/` or `cur/`, which sets that directory's mtime and
