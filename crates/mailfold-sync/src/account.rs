@@ -217,7 +217,7 @@ pub struct AccountSpec {
 
 /// The user-settable time limits of a connection: how long to wait for the server
 /// to answer at all, and how long a command may take. The engine's rules for them are in
-/// `mailfold_proto::engine::Config` (the budget module docs); [`crate::net::connect_config`]
+/// `mailfold_proto::engine::Config` (the budget module docs); [`crate::remote_imap::connect_config`]
 /// copies them into the driver's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeLimits {

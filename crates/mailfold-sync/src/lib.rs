@@ -5,7 +5,7 @@
 //! 1. **Open** the Maildir and the state database. A missing database is created *fresh* (a
 //!    first run, or a lost database: every message is matched by content, nothing is deleted);
 //!    a corrupt or truncated one stops the run with an error instead of being taken for empty.
-//! 2. **Connect** and authenticate over `mailfold-net` ([`net::NetRemote`], behind the
+//! 2. **Connect** and authenticate over `mailfold-net` ([`remote_imap::NetRemote`], behind the
 //!    [`remote::Remote`] trait): TLS, STARTTLS, SASL policy and their hardening are all there.
 //! 3. **Gather** the three views — server, Maildir, state — into the planner's input
 //!    ([`gather`]).
@@ -35,11 +35,11 @@ pub mod apply;
 pub mod error;
 pub mod gather;
 pub mod listing;
-pub mod net;
 pub use mailfold_plan as plan;
 pub mod parallel;
 pub mod progress;
 pub mod remote;
+pub mod remote_imap;
 pub mod report;
 pub mod watch;
 
@@ -48,9 +48,9 @@ pub use account::{
 };
 pub use error::SyncError;
 pub use mailfold_sasl::Secret;
-pub use net::NetRemote;
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use remote::Remote;
+pub use remote_imap::NetRemote;
 pub use report::{FolderReport, SyncReport, Traffic};
 pub use watch::{watch_account, RoundGuard, RoundLock, StopSignal, WatchOptions};
 
@@ -76,7 +76,7 @@ pub fn sync_account_with_progress(
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
     let (maildir, mut db) = open_store(account)?;
-    let mut remote = net::NetRemote::connect(account)?;
+    let mut remote = remote_imap::NetRemote::connect(account)?;
     let result = sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
     remote.logout();
     result.map(|mut r| {
@@ -124,7 +124,7 @@ fn open_worker_db(account: &AccountSpec) -> Result<StateDb, SyncError> {
 }
 
 /// The run over an already connected [`Remote`] (tests use it to watch or disturb the
-/// session; [`sync_account`] uses it with [`net::NetRemote`]).
+/// session; [`sync_account`] uses it with [`remote_imap::NetRemote`]).
 pub fn sync_with_remote(
     remote: &mut dyn Remote,
     account: &AccountSpec,

@@ -17,7 +17,7 @@
 //!
 //! The groups wait in a queue, largest first (messages to transfer, then bytes), until the main
 //! sequence is done; then the main connection and the extra workers take from it. A worker is a
-//! thread with its own session ([`crate::net::NetRemote::connect`]), its own state database
+//! thread with its own session ([`crate::remote_imap::NetRemote::connect`]), its own state database
 //! connection (SQLite WAL; the store sets a busy timeout, and every transaction is short) and
 //! its own [`Applier`] over a [`Gathered`] holding only its group's [`FolderCtx`]. Extra
 //! connections cost a login each, so only groups with enough work to pay for one
@@ -381,7 +381,7 @@ fn extra_worker(
     let mut done = Done::default();
     let res = (|| {
         let mut db = crate::open_worker_db(account)?;
-        let mut remote = match crate::net::NetRemote::connect(account) {
+        let mut remote = match crate::remote_imap::NetRemote::connect(account) {
             Ok(r) => r,
             Err(e) => {
                 done.report.warnings.push(format!(

@@ -112,7 +112,7 @@ use crate::account::AccountSpec;
 use crate::error::SyncError;
 use crate::plan::FolderPath;
 use crate::report::SyncReport;
-use crate::{gather, net, SyncOptions};
+use crate::{gather, remote_imap, SyncOptions};
 
 /// How often a flag set without [`StopSignal::stop`] (from a signal handler) is looked at.
 pub const STOP_POLL: Duration = Duration::from_millis(200);
@@ -947,7 +947,7 @@ impl AccountWatcher {
         mode: &mut Option<Mode>,
         poll: &mut FolderPoll,
     ) -> Result<(Session, Option<String>), String> {
-        let (cfg, creds) = net::connect_config(&self.account);
+        let (cfg, creds) = remote_imap::connect_config(&self.account);
         let mut s = Session::connect(&cfg, Some(&creds))
             .await
             .map_err(|e| e.to_string())?;
@@ -1372,7 +1372,7 @@ async fn wait_notes(
 
 /// Connects and opens `folder` read-only for watching.
 async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, String> {
-    let (cfg, creds) = net::connect_config(account);
+    let (cfg, creds) = remote_imap::connect_config(account);
     let mut s = Session::connect(&cfg, Some(&creds))
         .await
         .map_err(|e| e.to_string())?;

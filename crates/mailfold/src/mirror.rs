@@ -160,7 +160,7 @@ pub async fn server_root(
 ) -> FolderRoot {
     let ns = if session.capabilities().is_some_and(|c| c.has("NAMESPACE")) {
         match session.namespace().await {
-            Ok(data) => mailfold_sync::net::namespace_info(&data),
+            Ok(data) => mailfold_sync::remote_imap::namespace_info(&data),
             Err(e) => {
                 tracing::info!("NAMESPACE: {e}");
                 None
