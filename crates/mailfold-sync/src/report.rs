@@ -90,7 +90,10 @@ pub struct SyncReport {
     pub adoption: Option<crate::adopt::Adoption>,
 }
 
-/// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`.
+/// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`. A copy
+/// rather than the planner's own type: the planner has no dependencies at all (not even
+/// serde, so it builds and fuzzes alone), and the field names of the JSON document stay the
+/// report's to keep stable whatever the planner counts internally.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PlanTotals {
     /// Messages to download.
