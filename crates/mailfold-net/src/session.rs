@@ -762,15 +762,19 @@ impl Session {
     }
 
     /// Whether this server's DIGEST-MD5 hashes credentials as UTF-8 where RFC 2831 2.1.2.1
-    /// converts them to ISO 8859-1 first: Dovecot does (see
-    /// [`ClientContext::digest_md5_utf8_hash`]), so a password such as `grüße` fails there
-    /// unless the client does the same. The two ways differ only for non-ASCII characters
-    /// that ISO 8859-1 can hold, so the server is only identified when a credential is not
-    /// ASCII: by its greeting (Dovecot's default is "Dovecot ready."), else by asking ID (RFC
-    /// 2971) when offered. A customised greeting without ID leaves the RFC's way, which other
-    /// servers (Cyrus SASL) follow.
+    /// converts them to ISO 8859-1 first (see [`ClientContext::digest_md5_utf8_hash`]), so
+    /// a password such as `grüße` fails there unless the client does the same. Which
+    /// servers do is data in `mailfold_sasl::quirks`; the driver only reports what the server
+    /// says about itself. The two ways differ only for non-ASCII characters that ISO 8859-1
+    /// can hold, so the server is only asked (ID, RFC 2971, when offered) when a credential
+    /// is not ASCII; its greeting is looked at first. A customised greeting without ID leaves
+    /// the RFC's way, which other servers (Cyrus SASL) follow.
     async fn digest_md5_hashes_utf8(&mut self, creds: &Credentials) -> bool {
-        if self.greeting.as_deref().is_some_and(names_dovecot) {
+        if self
+            .greeting
+            .as_deref()
+            .is_some_and(mailfold_sasl::quirks::digest_md5_hashes_utf8)
+        {
             return true;
         }
         let ascii = creds.authcid.is_ascii()
@@ -781,7 +785,9 @@ impl Session {
         }
         match self.id(None).await {
             Ok(fields) => fields.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("name") && v.as_deref().is_some_and(names_dovecot)
+                k.eq_ignore_ascii_case("name")
+                    && v.as_deref()
+                        .is_some_and(mailfold_sasl::quirks::digest_md5_hashes_utf8)
             }),
             // An ID refused is no reason to fail the login; the RFC's way is the default.
             Err(e) => {
@@ -1875,11 +1881,6 @@ impl mailfold_sasl::Mechanism for Spoken {
     fn server_error(&self) -> Option<&str> {
         self.inner.server_error()
     }
-}
-
-/// Whether a server's self-description (greeting text, ID name) names Dovecot.
-fn names_dovecot(text: &str) -> bool {
-    text.to_ascii_lowercase().contains("dovecot")
 }
 
 /// Server text with control characters removed, so that printing it cannot drive a

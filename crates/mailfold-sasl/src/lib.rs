@@ -30,6 +30,7 @@ pub mod mech;
 pub mod mechanism;
 pub mod nonce;
 pub mod policy;
+pub mod quirks;
 pub mod saslprep;
 pub mod secret;
 

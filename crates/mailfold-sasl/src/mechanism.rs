@@ -200,9 +200,9 @@ pub struct ClientContext {
     /// DIGEST-MD5 realm to use when the server offers several or none.
     pub realm: Option<String>,
     /// Server quirk: hash DIGEST-MD5 credentials as UTF-8 even where RFC 2831
-    /// 2.1.2.1 converts them to ISO 8859-1. Dovecot does this (checked against 2.3.19:
-    /// a non-ASCII password fails with the RFC's conversion); Cyrus SASL follows the
-    /// RFC. Only matters for non-ASCII user names, realms or passwords.
+    /// 2.1.2.1 converts them to ISO 8859-1 (the servers that do: [`crate::quirks`]);
+    /// Cyrus SASL follows the RFC. Only matters for non-ASCII user names, realms or
+    /// passwords.
     pub digest_md5_utf8_hash: bool,
     /// NTLM domain; when `None`, a `DOMAIN\user` user name is split, else it is empty.
     pub ntlm_domain: Option<String>,
