@@ -20,12 +20,12 @@ pub mod stream;
 pub mod tls;
 pub mod x509;
 
-pub use error::Error;
+pub use error::{CertProblem, Error};
 pub use session::{
     AuthAttempt, AuthInfo, ConnectConfig, ConnectFailure, FetchReport, FetchSink, IdleStop,
     Notification, QresyncParams, Security, SelectOptions, Selected, Session, StoreReport,
     LOGIN_COMMAND, MAX_FETCHED, MAX_NOTES,
 };
 pub use stats::Stats;
-pub use tls::{CertProblem, TlsInfo, TlsOptions, TrustSource};
+pub use tls::{TlsInfo, TlsOptions, TrustSource};
 pub use x509::CertSummary;

@@ -22,7 +22,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::error::Error;
+use crate::error::{CertProblem, Error};
 use crate::x509::{
     format_unix, is_self_issued, subject_alt_names, summarize_or_placeholder, CertSummary,
 };
@@ -95,73 +95,6 @@ pub enum TrustSource {
     AccountCa,
     /// Nothing: `dangerously_accept_invalid_certs` was on and the chain was not checked.
     Unverified,
-}
-
-/// Why the server's certificate was refused, as the verifier saw it: the verdict that
-/// [`crate::Error::Certificate`] reports (shown by `mailfold probe`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CertProblem {
-    /// No trust anchor (system roots or the account's CA file) issued the chain.
-    UnknownIssuer,
-    /// Like [`CertProblem::UnknownIssuer`], and the certificate names itself as its issuer:
-    /// a self-signed certificate nobody was told to trust.
-    SelfSigned,
-    /// The chain is trusted but not issued for the host name connected to (RFC 7817,
-    /// RFC 6125): `valid_for` lists the names it is issued for (subjectAltName DNS names and
-    /// IP addresses).
-    WrongHost {
-        /// The names the certificate is valid for.
-        valid_for: Vec<String>,
-    },
-    /// A certificate of the chain has expired (or this computer's clock is wrong).
-    Expired {
-        /// End of its validity, `YYYY-MM-DDTHH:MM:SSZ`, when known.
-        not_after: Option<String>,
-    },
-    /// A certificate of the chain is not valid yet (or this computer's clock is wrong).
-    NotYetValid {
-        /// Start of its validity, `YYYY-MM-DDTHH:MM:SSZ`, when known.
-        not_before: Option<String>,
-    },
-    /// A certificate of the chain has been revoked.
-    Revoked,
-    /// Any other verdict (a certificate that may not be used for a server, an unsupported
-    /// critical extension, a malformed certificate…), as the TLS library put it.
-    Other(String),
-}
-
-impl std::fmt::Display for CertProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CertProblem::UnknownIssuer => {
-                f.write_str("the certificate chain is not trusted: no trusted CA issued it")
-            }
-            CertProblem::SelfSigned => {
-                f.write_str("the certificate is self-signed and nothing trusts it")
-            }
-            CertProblem::WrongHost { valid_for } if valid_for.is_empty() => {
-                f.write_str("the certificate is not valid for this host name")
-            }
-            CertProblem::WrongHost { valid_for } => write!(
-                f,
-                "the certificate is not valid for this host name (it is valid for {})",
-                valid_for.join(", ")
-            ),
-            CertProblem::Expired { not_after: Some(t) } => {
-                write!(f, "the certificate expired on {t}")
-            }
-            CertProblem::Expired { not_after: None } => f.write_str("the certificate has expired"),
-            CertProblem::NotYetValid {
-                not_before: Some(t),
-            } => write!(f, "the certificate is not valid before {t}"),
-            CertProblem::NotYetValid { not_before: None } => {
-                f.write_str("the certificate is not valid yet")
-            }
-            CertProblem::Revoked => f.write_str("the certificate has been revoked"),
-            CertProblem::Other(text) => write!(f, "the certificate was refused: {text}"),
-        }
-    }
 }
 
 /// A refused chain: the verdict, what the server presented (end-entity first), and the TLS
