@@ -307,8 +307,8 @@ pub fn folder_root(
     root_folder: Option<&str>,
     namespace: Option<&crate::remote::NamespaceInfo>,
     delimiter: Option<char>,
-) -> crate::gather::FolderRoot {
-    use crate::gather::FolderRoot;
+) -> crate::folder_root::FolderRoot {
+    use crate::folder_root::FolderRoot;
     let split = |name: &str, d: Option<char>| FolderRoot::from_name(name, d).prefix;
     let mut root = match (root_folder, namespace) {
         (Some(name), _) => FolderRoot::from_name(name, delimiter),

@@ -33,6 +33,7 @@ pub mod account;
 pub mod adopt;
 pub mod apply;
 pub mod error;
+pub mod folder_root;
 pub mod gather;
 pub mod listing;
 pub use mailfold_plan as plan;

@@ -1402,7 +1402,9 @@ async fn wire_of_folder(
         // folder (seed V0022) the server name has the root in front.
         let local = FolderPath::parse(folder);
         let server = match &account.root_folder {
-            Some(root) => gather::FolderRoot::from_name(root, delimiter).server_of(&local),
+            Some(root) => {
+                crate::folder_root::FolderRoot::from_name(root, delimiter).server_of(&local)
+            }
             None => local,
         };
         gather::wire_of_path(&server, delimiter)?

@@ -33,7 +33,7 @@ use mailfold_store::{
     AliasRegistry, Folder, FolderName, FolderRecord, Maildir, MaildirOptions, MemoryAliases,
     MessageBase, MessageEntry, MessageRecord, RelPath, StateDb, StateRead, Uid,
 };
-use mailfold_sync::gather::FolderRoot;
+use mailfold_sync::folder_root::FolderRoot;
 use mailfold_sync::plan::FolderPath;
 
 use crate::config::Account;
