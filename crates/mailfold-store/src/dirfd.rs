@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::error::{Error, Result};
-use crate::maildir::Subdir;
+use crate::message::Subdir;
 
 /// A message file found in a directory handle: its name and, when the directory entry
 /// says, whether it is a regular file.

@@ -21,6 +21,7 @@ pub mod flags;
 pub mod layout;
 mod listing_watch;
 mod maildir;
+mod message;
 pub mod name;
 mod state;
 mod writer;
@@ -31,9 +32,9 @@ pub use flags::MaildirFlags;
 pub use layout::Layout;
 pub use listing_watch::ListingWatch;
 pub use maildir::{
-    CaseMode, DirStamp, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, MessageBase,
-    MessageEntry, NewMessage, Subdir, UploadReader,
+    CaseMode, DirStamp, Folder, FolderListing, LocalFolder, Maildir, MaildirOptions, UploadReader,
 };
+pub use message::{MessageBase, MessageEntry, NewMessage, Subdir};
 pub use name::{AliasRegistry, FolderName, MemoryAliases, RelPath};
 pub use state::schema;
 pub use state::{

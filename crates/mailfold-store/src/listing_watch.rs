@@ -26,7 +26,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::maildir::{DirStamp, Folder, MessageBase};
+use crate::maildir::{DirStamp, Folder};
+use crate::message::MessageBase;
 use crate::state::{listing_key_of_file, FolderId};
 
 /// A folder's listing as known at the watch's start, with every change reported since.
@@ -196,7 +197,7 @@ mod imp {
 
     use super::Change;
     use crate::dirfd::FolderDirs;
-    use crate::maildir::Subdir;
+    use crate::message::Subdir;
     use crate::state::FolderId;
 
     /// An inotify instance and what each of its watches follows.

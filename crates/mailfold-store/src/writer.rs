@@ -45,7 +45,7 @@ use crate::crlf::{ContentHash, WireToFile};
 use crate::dirfd::{self, FolderDirs};
 use crate::error::{Error, Result};
 use crate::flags::MaildirFlags;
-use crate::maildir::{MessageBase, MessageEntry, NewMessage, Subdir};
+use crate::message::{MessageBase, MessageEntry, NewMessage, Subdir};
 
 /// A message being written; see the module docs. Dropping it without
 /// [`MessageWriter::commit`] removes the temporary file.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::types::MessageRecord;
 use crate::flags::MaildirFlags;
-use crate::maildir::MessageBase;
+use crate::message::MessageBase;
 
 /// Separator after the base in a key that a file can have.
 const MIRRORED: u8 = 0;

@@ -39,7 +39,8 @@ use rusqlite::{
 
 use crate::crlf::ContentHash;
 use crate::error::{Error, Result};
-use crate::maildir::{DirStamp, MessageBase};
+use crate::maildir::DirStamp;
+use crate::message::MessageBase;
 use crate::name::{rebase_parent, AliasRegistry, RelPath};
 use schema::{APPLICATION_ID, MIGRATIONS};
 

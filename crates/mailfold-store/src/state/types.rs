@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 
 use crate::crlf::ContentHash;
 use crate::error::NameError;
-use crate::maildir::MessageBase;
+use crate::message::MessageBase;
 use crate::name::RelPath;
 
 /// Row id of a folder.
