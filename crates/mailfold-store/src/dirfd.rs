@@ -177,8 +177,13 @@ pub(crate) fn plain_dir_at(dir: BorrowedFd<'_>, name: &str) -> bool {
     matches!(is_dir_at(dir, name), Ok(Some(true)))
 }
 
-/// Whether the held directory `dir` has no entry but `.` and `..`.
-pub(crate) fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
+/// Calls `each` with every entry of the held directory `dir` but `.` and `..`, in directory
+/// order, until it returns `Ok(false)`; an entry gone while the directory is read is left
+/// out. The one `readdir` loop of the store.
+fn each_entry(
+    dir: BorrowedFd<'_>,
+    mut each: impl FnMut(&rustix::fs::DirEntry) -> io::Result<bool>,
+) -> io::Result<()> {
     let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
     while let Some(entry) = d.read() {
         let entry = match entry {
@@ -187,11 +192,24 @@ pub(crate) fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
             Err(e) => return Err(errno(e)),
         };
         let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            return Ok(false);
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if !each(&entry)? {
+            break;
         }
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Whether the held directory `dir` has no entry but `.` and `..`.
+pub(crate) fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut empty = true;
+    each_entry(dir, |_| {
+        empty = false;
+        Ok(false)
+    })?;
+    Ok(empty)
 }
 
 /// The entries of `dir` but `.` and `..`, each with its name (the raw bytes when not UTF-8)
@@ -201,17 +219,8 @@ pub(crate) fn dir_entries(
     dir: BorrowedFd<'_>,
 ) -> io::Result<Vec<(Result<String, OsString>, bool)>> {
     let mut out = Vec::new();
-    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
-    while let Some(entry) = d.read() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(errno(e)),
-        };
+    each_entry(dir, |entry| {
         let raw = entry.file_name().to_bytes();
-        if raw == b"." || raw == b".." {
-            continue;
-        }
         let name = match std::str::from_utf8(raw) {
             Ok(n) => Ok(n.to_owned()),
             Err(_) => Err(OsStr::from_bytes(raw).to_os_string()),
@@ -220,14 +229,15 @@ pub(crate) fn dir_entries(
             FileType::Unknown => {
                 match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(rustix::io::Errno::NOENT) => return Ok(true),
                     Err(e) => return Err(errno(e)),
                 }
             }
             t => t == FileType::Directory,
         };
         out.push((name, is_dir));
-    }
+        Ok(true)
+    })?;
     Ok(out)
 }
 
@@ -306,25 +316,16 @@ pub(crate) fn exists_at(dir: BorrowedFd<'_>, name: &str) -> bool {
 /// entry says it is a regular file (`None`: the file system does not say).
 pub(crate) fn names_in(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryName>> {
     let mut out = Vec::new();
-    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
-    while let Some(entry) = d.read() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(errno(e)),
-        };
-        let Ok(name) = entry.file_name().to_str() else {
-            continue;
-        };
-        if name == "." || name == ".." {
-            continue;
+    each_entry(dir, |entry| {
+        if let Ok(name) = entry.file_name().to_str() {
+            let kind = match entry.file_type() {
+                FileType::Unknown => None,
+                t => Some(t == FileType::RegularFile),
+            };
+            out.push((name.to_owned(), kind));
         }
-        let kind = match entry.file_type() {
-            FileType::Unknown => None,
-            t => Some(t == FileType::RegularFile),
-        };
-        out.push((name.to_owned(), kind));
-    }
+        Ok(true)
+    })?;
     Ok(out)
 }
 

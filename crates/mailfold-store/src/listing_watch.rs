@@ -82,7 +82,7 @@ impl ListingWatch {
         if inner.folders.contains_key(&id) {
             return None;
         }
-        let (dirs, _) = folder.held_stamp().ok()?;
+        let dirs = folder.held_dirs().ok()?;
         if let Err(other) = os.add(id, &dirs) {
             // Directories already followed for another folder: the reports cannot be told
             // apart, so neither folder's listing is known.
@@ -92,7 +92,7 @@ impl ListingWatch {
             return None;
         }
         // Read after the watch began: a change after this reading is reported.
-        let (_, stamp) = folder.held_stamp().ok()?;
+        let stamp = folder.held_stamp().ok()?;
         inner.folders.insert(
             id,
             Tally {

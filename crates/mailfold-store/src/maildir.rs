@@ -1227,21 +1227,25 @@ impl Folder {
         Ok(Some(DirStamp { cur, new }))
     }
 
-    /// The stamp of `cur/` and `new/` read through the folder's held handles (opening them
-    /// if need be), with the handles themselves: what [`crate::ListingWatch`] follows is
-    /// exactly what this stamp describes.
+    /// The folder's held `cur/`, `new/` and `tmp/` handles (opened if need be).
+    pub(crate) fn held_dirs(&self) -> Result<Arc<FolderDirs>> {
+        self.dirs().map(Arc::clone)
+    }
+
+    /// The stamp of `cur/` and `new/` read through the folder's held handles: what
+    /// [`crate::ListingWatch`] follows through [`Folder::held_dirs`] is exactly what this
+    /// stamp describes.
     #[cfg(unix)]
-    pub(crate) fn held_stamp(&self) -> Result<(Arc<FolderDirs>, DirStamp)> {
-        let dirs = Arc::clone(self.dirs()?);
+    pub(crate) fn held_stamp(&self) -> Result<DirStamp> {
+        let dirs = self.dirs()?;
         let times = |sub: Subdir| {
             DirTimes::of_handle(dirs.sub(sub))
                 .map_err(|e| Error::io("stat", self.dir.join(sub.as_str()), e))
         };
-        let stamp = DirStamp {
+        Ok(DirStamp {
             cur: times(Subdir::Cur)?,
             new: times(Subdir::New)?,
-        };
-        Ok((dirs, stamp))
+        })
     }
 
     /// The file system's own current time, as it would stamp a change made
