@@ -359,20 +359,38 @@ pub(crate) fn rename_noreplace_at(
     to: BorrowedFd<'_>,
     to_name: &str,
 ) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::RenameFlags;
-        match rustix::fs::renameat_with(from, name, to, to_name, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
-            // A file system without the flag (EINVAL) or a kernel without the call.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
-            Err(e) => return Err(errno(e)),
-        }
+    if let Some(done) = atomic_rename_noreplace_at(from, name, to, to_name) {
+        return done;
     }
     if exists_at(to, to_name) {
         return Err(io::Error::from(io::ErrorKind::AlreadyExists));
     }
     rename_at(from, name, to, to_name)
+}
+
+/// `renameat2(RENAME_NOREPLACE)`: `None` when the platform or the file system does not
+/// have it (the caller then needs another way not to clobber `to_name`).
+pub(crate) fn atomic_rename_noreplace_at(
+    from: BorrowedFd<'_>,
+    name: &str,
+    to: BorrowedFd<'_>,
+    to_name: &str,
+) -> Option<io::Result<()>> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::RenameFlags;
+        match rustix::fs::renameat_with(from, name, to, to_name, RenameFlags::NOREPLACE) {
+            Ok(()) => Some(Ok(())),
+            // A file system without the flag (EINVAL) or a kernel without the call.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => None,
+            Err(e) => Some(Err(errno(e))),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (from, name, to, to_name);
+        None
+    }
 }
 
 /// Removes the file `name` from `dir`.

@@ -1569,11 +1569,19 @@ fn unique_base_prefix() -> String {
         "{}.M{}P{}Q{}R{:016x}.{}",
         now.as_secs(),
         now.subsec_micros(),
-        std::process::id(),
+        process_id(),
         counter,
         h.finish(),
         host_name()
     )
+}
+
+/// This process's id, read once: `getpid` is a system call on current C libraries, and it
+/// was one per message written (bench/compare's syscall count of an initial sync). The
+/// process never forks without an exec, so the value cannot go stale.
+fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// The host name with `/` and `:` escaped as the Maildir convention says

@@ -5,12 +5,14 @@
 //! ([`WireToFile`]; pairs split across chunks are handled), so the hash and
 //! the CRLF size are known at the end without reading the bytes again. The
 //! order of the commit is what makes it crash-safe: write `tmp/X`, set mtime
-//! to INTERNALDATE (seed V0006), fsync the file, link it as
-//! `cur/X,S=…,W=…:2,<flags>`, unlink `tmp/X`, fsync `cur/`. A crash before
-//! the link leaves only a file in `tmp/`, which no Maildir reader shows and
-//! [`crate::Folder::clean_tmp`] removes later; a crash between link and
-//! unlink leaves the same file under both names, and removing the `tmp/`
-//! name later only drops a second name of a file kept in `cur/`.
+//! to INTERNALDATE (seed V0006), fsync the file, rename it without replacing
+//! anything to `cur/X,S=…,W=…:2,<flags>` (`renameat2(RENAME_NOREPLACE)`; where
+//! the file system lacks it, a link then the unlink of `tmp/X`), fsync `cur/`.
+//! A crash before the rename leaves only a file in `tmp/`, which no Maildir
+//! reader shows and [`crate::Folder::clean_tmp`] removes later; with the link,
+//! a crash between link and unlink leaves the same file under both names, and
+//! removing the `tmp/` name later only drops a second name of a file kept in
+//! `cur/`.
 //!
 //! [`MessageWriter::commit_to_deferred`] leaves out the last step, the fsync
 //! of the directory, and hands the directory back instead (its held handle,
@@ -22,7 +24,7 @@
 //! makes every entry of the batch durable at the same point a per-message
 //! fsync would have, for one directory fsync per batch instead of one per
 //! message. The file's own fsync stays per message and
-//! before the link, so a durable entry never names a file whose data is not.
+//! before it is put in place, so a durable entry never names a file whose data is not.
 //!
 //! A server declares a message's size before sending it (RFC822.SIZE, the literal's
 //! length), and a hostile one may then send far more. [`MessageWriter::limit`] caps the
@@ -236,7 +238,7 @@ impl MessageWriter {
     /// nothing to do). The entry is visible at once but not yet durable; the
     /// caller must pass the directory to [`MessageWriter::sync_directory`]
     /// before it records the message anywhere durable (module docs). The
-    /// file's data is fsynced before the link, as in every commit.
+    /// file's data is fsynced before it is put in place, as in every commit.
     pub fn commit_to_deferred(
         self,
         subdir: Subdir,
@@ -401,16 +403,25 @@ impl MessageWriter {
 
     /// Puts `tmp/X` at `target`, never replacing a file already there.
     ///
-    /// `link(2)` fails with `EEXIST` instead of clobbering, in one call where
-    /// a check then `rename(2)` took two (and left a window between them);
-    /// measured on ext4 it is no slower than that pair (19.5 against 20.5–24
-    /// µs per file over 20,000 files). The base is unique anyway (time, pid,
-    /// counter, a per-process random value and the host), so a clash means a
-    /// broken clock or a foreign writer imitating our names. A filesystem
-    /// without hard links (FAT, some network and FUSE mounts) gets the check
-    /// and the rename instead.
+    /// One `renameat2(RENAME_NOREPLACE)` where the file system has it: atomic, no clobber,
+    /// and one call where a link and an unlink took two (and two link-count updates of the
+    /// inode: bench/compare's syscall count of an initial sync had them for every message).
+    /// Elsewhere `link(2)`, which fails with `EEXIST` instead of clobbering, then the unlink
+    /// of the `tmp/` name; a file system without hard links either (FAT, some network and
+    /// FUSE mounts) gets a check, then the rename. The base is unique anyway (time, pid,
+    /// counter, a per-process random value and the host), so a clash means a broken clock
+    /// or a foreign writer imitating our names.
     fn link_into_place(&self, name: &str, target: &std::path::Path) -> Result<()> {
         let (tmp, dest) = (self.dirs.tmp(), self.dirs.sub(self.target));
+        let exists = || Error::AlreadyExists {
+            path: target.to_path_buf(),
+        };
+        match dirfd::atomic_rename_noreplace_at(tmp, &self.prefix, dest, name) {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => return Err(exists()),
+            Some(Err(e)) => return Err(Error::io("rename message into place", &self.tmp_path, e)),
+            None => {}
+        }
         match dirfd::link_at(tmp, &self.prefix, dest, name) {
             Ok(()) => {
                 // The message is in place; a leftover `tmp/` name would only be a second
@@ -418,14 +429,10 @@ impl MessageWriter {
                 dirfd::unlink_at(tmp, &self.prefix)
                     .map_err(|e| Error::io("remove temporary message", &self.tmp_path, e))
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
-                path: target.to_path_buf(),
-            }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
             Err(_) => {
                 if dirfd::exists_at(dest, name) {
-                    return Err(Error::AlreadyExists {
-                        path: target.to_path_buf(),
-                    });
+                    return Err(exists());
                 }
                 dirfd::rename_at(tmp, &self.prefix, dest, name)
                     .map_err(|e| Error::io("rename message into place", &self.tmp_path, e))
