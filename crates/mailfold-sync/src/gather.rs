@@ -179,6 +179,10 @@ pub struct Gathered {
     /// Folders left out of the views to be read, planned and applied one at a time
     /// ([`gather_with`] with `defer_fresh`): new to a mirror that holds nothing yet.
     pub fresh: Vec<FreshFolder>,
+    /// Folders left out of the views to be read, planned and applied one at a time
+    /// ([`gather_with`] with `defer_flags_only`): changed on the server by flag changes
+    /// alone ([`FlagsOnlyFolder`]). The planner sees each as a skipped folder.
+    pub flags_only: Vec<FlagsOnlyFolder>,
     /// The listings of the folders read partially, followed from the moment their stamps
     /// proved them on ([`ListingWatch`]), so that [`record_stamps`] knows what they hold
     /// after the run's writes without listing them.
@@ -205,6 +209,9 @@ pub struct GatherOptions {
     /// Leave the folders of an account with an empty mirror and state out of the views
     /// ([`Gathered::fresh`]) instead of reading them all at once.
     pub defer_fresh: bool,
+    /// Leave the folders changed on the server by flag changes alone out of the views
+    /// ([`Gathered::flags_only`]) instead of reading them during the gather.
+    pub defer_flags_only: bool,
 }
 
 impl Gathered {
@@ -470,6 +477,10 @@ pub fn gather_with(
     // folders changed; an unchanged one costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
     // another client shows in no STATUS item.
     let mut unchanged: BTreeSet<FolderPath> = BTreeSet::new();
+    // Changed by flag changes alone (see [`FlagsOnlyFolder`]); only those whose local side is
+    // unchanged too are read on their own, further down.
+    let mut flags_only: BTreeSet<FolderPath> = BTreeSet::new();
+    let defer_flags_only = options.defer_flags_only && !report.dry_run;
     if condstore {
         let asked: Vec<(&FolderPath, &crate::remote::ListEntry)> = remote_paths
             .iter()
@@ -514,6 +525,15 @@ pub fn gather_with(
                     && st.messages == u32::try_from(k.count).ok();
                 if same {
                     unchanged.insert((*path).clone());
+                } else if defer_flags_only
+                    && st.uidvalidity == Some(k.uidvalidity)
+                    && st.uidnext.is_some()
+                    && st.uidnext == k.uidnext
+                    && st.messages == u32::try_from(k.count).ok()
+                    && st.highestmodseq.is_some()
+                    && k.highestmodseq.is_some()
+                {
+                    flags_only.insert((*path).clone());
                 }
             }
         }
@@ -649,102 +669,69 @@ pub fn gather_with(
             let (folder, stamp) = deferred
                 .remove(&path)
                 .expect("every partial folder was deferred by the local listing above");
-            let examine = read_only_account || report.dry_run;
             if !report.dry_run {
                 follow(&mut g.watch, db, id, &folder, stamp.as_ref())?;
             }
-            let looked = examine_partial(remote, &e.wire, examine, k, db, id, &folder);
-            match looked {
-                Ok(Partial::View(mut view)) => {
-                    if report.dry_run && !read_only_account {
-                        // As for a complete read in a dry run (EXAMINE): plan as after a
-                        // SELECT, from what the state knows.
-                        view.mailbox.read_only = k.read_only;
-                        view.mailbox.permanent_flags = PermanentFlags::all();
-                    }
-                    let ctx = g.folders.entry(path.clone()).or_default();
-                    ctx.read_only = view.mailbox.read_only;
-                    ctx.uidvalidity = view.uidvalidity;
-                    ctx.rel = Some(folder.rel().clone());
-                    ctx.stamp = stamp;
-                    ctx.partial = true;
-                    if view.mailbox.read_only {
-                        report.folder_mut(&shown(&path)).read_only = true;
-                    }
-                    let state = &state_folders
-                        .iter()
-                        .find(|(p, _)| *p == path)
-                        .expect("a partial folder has a state row")
-                        .1;
-                    let mut messages = Vec::with_capacity(view.files.len());
-                    for (entry, row) in view.files.into_iter().zip(&view.rows) {
-                        match describe_local(&folder, &entry, Some(row)) {
-                            Ok(m) => messages.push(m),
-                            Err(err) => report.folder_mut(&shown(&path)).warnings.push(format!(
-                                "{}: cannot read ({err}); left alone",
-                                entry.path.display()
-                            )),
-                        }
-                        ctx.files.insert(entry.base.as_str().to_owned(), entry);
-                    }
-                    g.input.local.push(LocalFolder {
-                        path: path.clone(),
-                        messages,
-                    });
-                    let uv = state.uidvalidity.expect("a partial folder has UIDVALIDITY");
-                    g.input.state.push(StateFolder {
-                        path: path.clone(),
-                        uidvalidity: UidValidity(uv.0),
-                        uidnext: state.uidnext.map(Uid),
-                        highestmodseq: state.highestmodseq.and_then(ModSeq::new),
-                        omitted: k.count.saturating_sub(view.rows.len()),
-                        messages: view
-                            .rows
-                            .iter()
-                            .map(|r| state_message(Some(r.uid), r))
-                            .collect(),
-                        pending: Vec::new(),
-                    });
-                    g.input.remote.push(RemoteFolder {
-                        path,
-                        attributes,
-                        delimiter: e.delimiter,
-                        mailbox: Some(view.mailbox),
-                    });
-                    continue;
+            let state = state_folders
+                .iter()
+                .find(|(p, _)| *p == path)
+                .expect("a partial folder has a state row")
+                .1
+                .clone();
+            let mut one = Partial1 {
+                path: path.clone(),
+                entry: e.clone(),
+                id,
+                known: k.clone(),
+                state,
+                folder,
+                stamp,
+                ctx: FolderCtx::default(),
+            };
+            if flags_only.contains(&path) {
+                // Read, planned and applied on its own (`Gathered::flags_only`); until then
+                // the planner sees it as a skipped folder: present, and not examined.
+                one.ctx = g.folders.remove(&path).unwrap_or_default();
+                let uv = one
+                    .state
+                    .uidvalidity
+                    .expect("a partial folder has UIDVALIDITY");
+                g.input.local.push(LocalFolder {
+                    path: path.clone(),
+                    messages: Vec::new(),
+                });
+                g.input.state.push(StateFolder {
+                    path: path.clone(),
+                    uidvalidity: UidValidity(uv.0),
+                    uidnext: one.state.uidnext.map(Uid),
+                    highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
+                    messages: Vec::new(),
+                    pending: Vec::new(),
+                    omitted: 0,
+                });
+                g.input.remote.push(RemoteFolder {
+                    path,
+                    attributes,
+                    delimiter: e.delimiter,
+                    mailbox: None,
+                });
+                g.flags_only.push(FlagsOnlyFolder(one));
+                continue;
+            }
+            match read_partial(
+                remote,
+                db,
+                &one,
+                read_only_account,
+                &mut rows,
+                &mut g,
+                report,
+            )? {
+                PartialRead::Done => continue,
+                PartialRead::Whole(k) => {
+                    // Read whole: the server view below, from the rows just loaded.
+                    known.insert(path.clone(), k);
                 }
-                Ok(Partial::Complete) => {
-                    // The delta or the files could not be trusted: read the folder whole,
-                    // like any folder with a local change.
-                    let f = &state_folders
-                        .iter()
-                        .find(|(p, _)| *p == path)
-                        .expect("a partial folder has a state row")
-                        .1;
-                    rows.load(db, &path, f, &mut g)?;
-                    if let Some(sf) = g.input.state.iter().find(|s| s.path == path) {
-                        known.insert(path.clone(), known_of(sf, &rows.read_only));
-                    }
-                    scan_local(path.clone(), &folder, stamp, &rows, &mut g, report)?;
-                }
-                Err(crate::SyncError::Remote(err)) if !err.is_fatal() => {
-                    report
-                        .folder_mut(&shown(&path))
-                        .errors
-                        .push(format!("cannot open folder: {err}"));
-                    g.input.local.push(LocalFolder {
-                        path: path.clone(),
-                        messages: Vec::new(),
-                    });
-                    g.input.remote.push(RemoteFolder {
-                        path,
-                        attributes,
-                        delimiter: e.delimiter,
-                        mailbox: None,
-                    });
-                    continue;
-                }
-                Err(err) => return Err(err),
             }
         }
         let ctx = g.folders.entry(path.clone()).or_default();
@@ -1086,6 +1073,227 @@ fn follow(
         }
     }
     Ok(())
+}
+
+/// A folder to read partially, with everything the read needs of the gather.
+#[derive(Debug)]
+struct Partial1 {
+    path: FolderPath,
+    entry: crate::remote::ListEntry,
+    id: FolderId,
+    known: Known,
+    state: FolderRecord,
+    folder: Folder,
+    stamp: Option<StampReading>,
+    /// The folder's context so far (only for a folder read on its own).
+    ctx: FolderCtx,
+}
+
+/// A folder changed on the server by flag changes alone: its STATUS shows the UIDVALIDITY,
+/// UIDNEXT and MESSAGES the state records and only HIGHESTMODSEQ moved, so no message
+/// arrived or left (RFC 7162 3.1.2: every change moves HIGHESTMODSEQ, a new message moves
+/// UIDNEXT, an expunge lowers MESSAGES), and its local directories did not change (its
+/// stamp). Nothing in it can match anything in another folder, so it is read partially,
+/// planned and applied on its own ([`gather_flags_only`]), by whichever connection takes it
+/// ([`crate::parallel`]): on an account with many such folders (a phone marking mail read
+/// everywhere) their SELECT rounds and their local work spread over the connections instead
+/// of adding up on one. Its listing is followed from the gather on ([`Gathered::watch`]).
+#[derive(Debug)]
+pub struct FlagsOnlyFolder(Partial1);
+
+impl FlagsOnlyFolder {
+    /// The local folder path.
+    pub fn path(&self) -> &FolderPath {
+        &self.0.path
+    }
+}
+
+/// Reads one folder of [`Gathered::flags_only`] (on `remote`, which may be another
+/// connection than the gather's) into views of its own, as the gather would have read it:
+/// the delta and the rows and files it names, or, when the delta cannot be trusted (a
+/// message arrived after the STATUS, say), the whole folder. `None` when the folder could
+/// not be opened (recorded in `report`); a fatal server error is an error.
+pub fn gather_flags_only(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    db: &StateDb,
+    f: &FlagsOnlyFolder,
+    report: &mut SyncReport,
+) -> Result<Option<(SyncInput, FolderCtx)>, crate::SyncError> {
+    let one = &f.0;
+    let read_only_account = account.direction == Direction::Pull;
+    let mut g = Gathered::default();
+    g.folders.insert(one.path.clone(), one.ctx.clone());
+    let mut rows = StateRows::default();
+    let errors_before = report.folder_mut(&one.path.to_string()).errors.len();
+    if let PartialRead::Whole(k) = read_partial(
+        remote,
+        db,
+        one,
+        read_only_account,
+        &mut rows,
+        &mut g,
+        report,
+    )? {
+        let full = k.all_bound && k.highestmodseq.is_some();
+        let mailbox = match examine_folder(
+            remote,
+            &one.entry.wire,
+            read_only_account,
+            rows.rows.get(&one.path),
+            Some(&k).filter(|_| full),
+        ) {
+            Ok((mb, uv)) => {
+                let ctx = g.folders.entry(one.path.clone()).or_default();
+                ctx.read_only = mb.read_only;
+                ctx.uidvalidity = uv;
+                if mb.read_only {
+                    report.folder_mut(&one.path.to_string()).read_only = true;
+                }
+                Some(mb)
+            }
+            Err(err) if err.is_fatal() => return Err(err.into()),
+            Err(err) => {
+                report
+                    .folder_mut(&one.path.to_string())
+                    .errors
+                    .push(format!("cannot open folder: {err}"));
+                None
+            }
+        };
+        g.input.remote.push(RemoteFolder {
+            path: one.path.clone(),
+            attributes: FolderAttributes {
+                noselect: false,
+                nonexistent: false,
+            },
+            delimiter: one.entry.delimiter,
+            mailbox,
+        });
+    }
+    if report.folder_mut(&one.path.to_string()).errors.len() > errors_before {
+        return Ok(None);
+    }
+    let ctx = g.folders.remove(&one.path).unwrap_or_default();
+    Ok(Some((g.input, ctx)))
+}
+
+/// What [`read_partial`] did.
+enum PartialRead {
+    /// The folder's three views are in the gathered input (or it could not be opened, and
+    /// that is in the report with empty views).
+    Done,
+    /// The delta or the files could not be trusted: the folder's rows were loaded and its
+    /// directories scanned; its server view is still to be read whole, with what the state
+    /// now says of it.
+    Whole(Known),
+}
+
+/// Reads one folder changed on the server only, partially ([`examine_partial`]), into `g`.
+#[allow(clippy::too_many_arguments)]
+fn read_partial(
+    remote: &mut dyn Remote,
+    db: &StateDb,
+    one: &Partial1,
+    read_only_account: bool,
+    rows: &mut StateRows,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+) -> Result<PartialRead, crate::SyncError> {
+    let (path, k, folder) = (&one.path, &one.known, &one.folder);
+    let shown = path.to_string();
+    let attributes = FolderAttributes {
+        noselect: false,
+        nonexistent: false,
+    };
+    let examine = read_only_account || report.dry_run;
+    match examine_partial(remote, &one.entry.wire, examine, k, db, one.id, folder) {
+        Ok(Partial::View(mut view)) => {
+            if report.dry_run && !read_only_account {
+                // As for a complete read in a dry run (EXAMINE): plan as after a
+                // SELECT, from what the state knows.
+                view.mailbox.read_only = k.read_only;
+                view.mailbox.permanent_flags = PermanentFlags::all();
+            }
+            let ctx = g.folders.entry(path.clone()).or_default();
+            ctx.read_only = view.mailbox.read_only;
+            ctx.uidvalidity = view.uidvalidity;
+            ctx.rel = Some(folder.rel().clone());
+            ctx.stamp = one.stamp;
+            ctx.partial = true;
+            if view.mailbox.read_only {
+                report.folder_mut(&shown).read_only = true;
+            }
+            let mut messages = Vec::with_capacity(view.files.len());
+            for (entry, row) in view.files.into_iter().zip(&view.rows) {
+                match describe_local(folder, &entry, Some(row)) {
+                    Ok(m) => messages.push(m),
+                    Err(err) => report.folder_mut(&shown).warnings.push(format!(
+                        "{}: cannot read ({err}); left alone",
+                        entry.path.display()
+                    )),
+                }
+                ctx.files.insert(entry.base.as_str().to_owned(), entry);
+            }
+            g.input.local.push(LocalFolder {
+                path: path.clone(),
+                messages,
+            });
+            let uv = one
+                .state
+                .uidvalidity
+                .expect("a partial folder has UIDVALIDITY");
+            g.input.state.push(StateFolder {
+                path: path.clone(),
+                uidvalidity: UidValidity(uv.0),
+                uidnext: one.state.uidnext.map(Uid),
+                highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
+                omitted: k.count.saturating_sub(view.rows.len()),
+                messages: view
+                    .rows
+                    .iter()
+                    .map(|r| state_message(Some(r.uid), r))
+                    .collect(),
+                pending: Vec::new(),
+            });
+            g.input.remote.push(RemoteFolder {
+                path: path.clone(),
+                attributes,
+                delimiter: one.entry.delimiter,
+                mailbox: Some(view.mailbox),
+            });
+            Ok(PartialRead::Done)
+        }
+        Ok(Partial::Complete) => {
+            // The delta or the files could not be trusted: read the folder whole, like any
+            // folder with a local change.
+            rows.load(db, path, &one.state, g)?;
+            let k = match g.input.state.iter().find(|s| &s.path == path) {
+                Some(sf) => known_of(sf, &rows.read_only),
+                None => k.clone(),
+            };
+            scan_local(path.clone(), folder, one.stamp, rows, g, report)?;
+            Ok(PartialRead::Whole(k))
+        }
+        Err(crate::SyncError::Remote(err)) if !err.is_fatal() => {
+            report
+                .folder_mut(&shown)
+                .errors
+                .push(format!("cannot open folder: {err}"));
+            g.input.local.push(LocalFolder {
+                path: path.clone(),
+                messages: Vec::new(),
+            });
+            g.input.remote.push(RemoteFolder {
+                path: path.clone(),
+                attributes,
+                delimiter: one.entry.delimiter,
+                mailbox: None,
+            });
+            Ok(PartialRead::Done)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// What [`examine_partial`] found.

@@ -154,6 +154,7 @@ pub fn sync_with_remote_progress(
     // A dry run plans every folder at once, so that it can show the whole plan.
     let options = gather::GatherOptions {
         defer_fresh: !opts.dry_run,
+        defer_flags_only: !opts.dry_run,
     };
     let mut g = gather::gather_with(remote, account, maildir, db, &mut report, options)?;
     adopt::hide_local_only(&mut g.input, db)?;

@@ -42,7 +42,7 @@ use mailfold_store::{Maildir, StateDb};
 
 use crate::account::AccountSpec;
 use crate::apply::{Applier, ABORT_ENV};
-use crate::gather::{self, FolderCtx, FreshFolder, Gathered};
+use crate::gather::{self, FlagsOnlyFolder, FolderCtx, FreshFolder, Gathered};
 use crate::plan::{self, FolderPath, Op, Plan, PlanConfig};
 use crate::progress::{Progress, ProgressEvent};
 use crate::remote::{Remote, RemoteError};
@@ -54,6 +54,11 @@ pub const MIN_DOWNLOADS: usize = 50;
 
 /// A folder with at least this many bytes to download or upload is worth a login.
 pub const MIN_BYTES: u64 = 5 * 1024 * 1024;
+
+/// This many folders changed by flag changes alone ([`Gathered::flags_only`]) are worth a
+/// login: each costs the server a SELECT with its changes and the client a few renames and
+/// rows, against a login's greeting and authentication.
+pub const FLAGS_ONLY_PER_CONNECTION: usize = 8;
 
 /// One folder's operations, applied by one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +190,9 @@ enum Job {
     Planned(FolderCtx),
     /// A fresh folder, read and planned by the connection that takes it.
     Fresh(FreshFolder),
+    /// A folder changed on the server by flag changes alone, read and planned by the
+    /// connection that takes it.
+    FlagsOnly(FlagsOnlyFolder),
 }
 
 /// The shared queue of groups.
@@ -303,6 +311,28 @@ fn plan_fresh(
     Ok(Some((plan, ctx)))
 }
 
+/// Reads and plans one folder of [`Gathered::flags_only`] on `remote`; as [`plan_fresh`].
+fn plan_flags_only(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    db: &StateDb,
+    folder: &FlagsOnlyFolder,
+    report: &mut SyncReport,
+) -> Result<Option<(Plan, FolderCtx)>, SyncError> {
+    let Some((input, ctx)) = gather::gather_flags_only(remote, account, db, folder, report)? else {
+        return Ok(None);
+    };
+    let plan = plan::plan(&input, config);
+    report
+        .warnings
+        .extend(plan.warnings.iter().map(ToString::to_string));
+    report
+        .refused
+        .extend(plan.refused.iter().map(ToString::to_string));
+    Ok(Some((plan, ctx)))
+}
+
 /// Applies the groups it takes from `shared` over `remote`, into `done`.
 #[allow(clippy::too_many_arguments)]
 fn work(
@@ -335,6 +365,16 @@ fn work(
                     }
                 }
             }
+            Job::FlagsOnly(folder) => {
+                match plan_flags_only(remote, account, config, db, &folder, &mut done.report) {
+                    Ok(Some(planned)) => planned,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        shared.set(|q| q.abort = true);
+                        return Err(e);
+                    }
+                }
+            }
         };
         let mut g = Gathered {
             input: Default::default(),
@@ -342,6 +382,7 @@ fn work(
             delimiter: template.delimiter,
             root: template.root.clone(),
             fresh: Vec::new(),
+            flags_only: Vec::new(),
             watch: Default::default(),
         };
         let res = {
@@ -455,7 +496,26 @@ pub fn apply_plan(
     });
     let mut jobs: BTreeMap<FolderPath, FreshFolder> =
         fresh.into_iter().map(|f| (f.path.clone(), f)).collect();
-    let extra = extra_connections(&split, account.connections);
+    // Folders changed by flag changes alone: groups of their own, after the others (their
+    // size is not known before they are read).
+    let mut flag_jobs: BTreeMap<FolderPath, FlagsOnlyFolder> = std::mem::take(&mut g.flags_only)
+        .into_iter()
+        .map(|f| (f.path().clone(), f))
+        .collect();
+    for path in flag_jobs.keys() {
+        split.groups.push(Group {
+            folder: path.clone(),
+            ops: Vec::new(),
+            transfers: 0,
+            bytes: 0,
+            fresh: false,
+        });
+    }
+    let extra = extra_connections(&split, account.connections).max(
+        usize::from(account.connections)
+            .saturating_sub(1)
+            .min(flag_jobs.len() / FLAGS_ONLY_PER_CONNECTION),
+    );
     // Fresh folders are planned later, by the connection that takes each: announce what
     // their STATUS counts say (a download, and so an operation, per message).
     let mut announced = planned_event(plan);
@@ -466,7 +526,7 @@ pub fn apply_plan(
         ..
     } = &mut announced
     {
-        *folders += jobs.len();
+        *folders += jobs.len() + flag_jobs.len();
         *downloads += fresh_messages;
         *ops += fresh_messages;
     }
@@ -506,6 +566,19 @@ pub fn apply_plan(
             report.steps += applier.steps();
             res?;
         }
+        // Then the folders changed by flag changes alone, one plan each.
+        for f in flag_jobs.into_values() {
+            let Some((plan, ctx)) = plan_flags_only(remote, account, config, db, &f, report)?
+            else {
+                continue;
+            };
+            g.folders.insert(f.path().clone(), ctx);
+            let mut applier =
+                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+            let res = applier.apply(&plan);
+            report.steps += applier.steps();
+            res?;
+        }
         return Ok(());
     }
     let Split { main, groups } = split;
@@ -515,7 +588,10 @@ pub fn apply_plan(
     for group in groups.into_iter().rev() {
         let job = match jobs.remove(&group.folder).filter(|_| group.fresh) {
             Some(f) => Job::Fresh(f),
-            None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
+            None => match flag_jobs.remove(&group.folder) {
+                Some(f) => Job::FlagsOnly(f),
+                None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
+            },
         };
         queued.push((group, job));
     }
@@ -527,6 +603,7 @@ pub fn apply_plan(
         delimiter: g.delimiter,
         root: g.root.clone(),
         fresh: Vec::new(),
+        flags_only: Vec::new(),
         watch: Default::default(),
     };
     let shared = Shared {

@@ -351,3 +351,62 @@ fn extra_connections_refused_at_login_leave_the_work_to_the_main_one() {
         );
     }
 }
+
+/// Folders changed on the server by flag changes alone (a phone marking mail read in many
+/// folders) are each read, planned and applied on their own, spread over the connections:
+/// one extra login per `FLAGS_ONLY_PER_CONNECTION` such folders, each folder selected once,
+/// the mirror and the state as one connection leaves them, and every stamp recorded (the
+/// next run skips every folder).
+#[test]
+fn flag_changes_in_many_folders_spread_over_the_connections() {
+    let env = Env::new();
+    let names: Vec<String> = (0..17).map(|i| format!("G{i:02}")).collect();
+    for folder in &names {
+        let msgs: Vec<(Vec<u8>, &str)> = (0..5)
+            .map(|i| (message(folder, i), if i % 2 == 0 { "S" } else { "" }))
+            .collect();
+        env.seed_server(folder, &msgs);
+    }
+    let (proxy1, proxy3) = (counting_proxy(&env), counting_proxy(&env));
+    let one = account(&env, "one", 1, &proxy1);
+    let three = account(&env, "three", 3, &proxy3);
+    for a in [&one, &three] {
+        assert!(sync(&env, a).is_complete());
+        assert!(!sync(&env, a).changed_anything());
+    }
+    for folder in &names {
+        for (change, flag, uid) in [("add", "\\Flagged", "1"), ("remove", "\\Seen", "3")] {
+            env.dovecot.doveadm(&[
+                "flags", change, "-u", &env.user, flag, "mailbox", folder, "uid", uid,
+            ]);
+        }
+    }
+    let before = proxy3.connection_count();
+    let r1 = sync(&env, &one);
+    let r3 = sync(&env, &three);
+    for r in [&r1, &r3] {
+        assert!(r.is_complete(), "{r:#?}");
+        let flagged: usize = r.folders.iter().map(|f| f.local_flag_changes).sum();
+        assert_eq!(flagged, 2 * names.len(), "{:#?}", r.folders);
+    }
+    let extra = names.len() / mailfold_sync::parallel::FLAGS_ONLY_PER_CONNECTION;
+    assert_eq!(proxy3.connection_count() - before, 1 + extra.min(2));
+    let t3 = r3.traffic.as_ref().unwrap();
+    assert_eq!(t3.count("SELECT") as usize, names.len(), "{t3:#?}");
+    assert_eq!(counts(&r1), counts(&r3));
+    for folder in &names {
+        let server = env.server_folder(folder);
+        for a in [&one, &three] {
+            let dir = a.maildir.join(folder);
+            let local = common::read_maildir(&dir);
+            assert!(local == server, "{folder}:\n{}", diff(&server, &local));
+        }
+    }
+    assert_eq!(state(&one), state(&three));
+    // Every folder's stamp was recorded with its new rows: nothing is read again.
+    let again = sync(&env, &three);
+    assert!(!again.changed_anything(), "{again:#?}");
+    let t = again.traffic.as_ref().unwrap();
+    assert_eq!(t.count("SELECT") + t.count("EXAMINE"), 0, "{t:#?}");
+    assert!(again.unchanged_folders > names.len(), "{again:#?}");
+}

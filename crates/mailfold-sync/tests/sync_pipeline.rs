@@ -39,7 +39,10 @@ fn gathered(env: &Env, defer_fresh: bool) -> gather::Gathered {
         &maildir,
         &db,
         &mut report,
-        GatherOptions { defer_fresh },
+        GatherOptions {
+            defer_fresh,
+            ..GatherOptions::default()
+        },
     )
     .unwrap();
     remote.logout();
