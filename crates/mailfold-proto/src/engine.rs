@@ -10,6 +10,7 @@
 
 mod attribution;
 mod budget;
+mod notice;
 mod pipeline;
 mod session;
 mod tags;
