@@ -2,7 +2,7 @@
 //! email address or an opaque token) and no credentials. Only used when the account is
 //! configured for it (seed V0029).
 
-use crate::mechanism::{Mechanism, Response};
+use super::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "ANONYMOUS";

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 
 use super::{check_size, hex};
-use crate::mechanism::{Mechanism, Response};
+use super::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "CRAM-MD5";

@@ -9,7 +9,8 @@
 use md5::{Digest, Md5};
 
 use super::{check_size, hex};
-use crate::mechanism::{ClientContext, Mechanism, Response};
+use super::{Mechanism, Response};
+use crate::context::ClientContext;
 use crate::{Credentials, NonceSource, SaslError, Secret};
 
 const NAME: &str = "DIGEST-MD5";

@@ -3,7 +3,7 @@
 //! ("User Name", "Username:") and carry no meaning, so only their order is used.
 
 use super::check_size;
-use crate::mechanism::{Mechanism, Response};
+use super::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "LOGIN";

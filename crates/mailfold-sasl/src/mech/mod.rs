@@ -1,4 +1,6 @@
-//! The mechanisms, one module each, and the small helpers several of them share.
+//! The mechanisms, one module each, the [`Mechanism`] interface they implement, and the
+//! small helpers several of them share. The registry that builds one by name stands above
+//! them ([`crate::mechanism`]).
 
 pub mod anonymous;
 pub mod cram_md5;
@@ -10,7 +12,46 @@ pub mod plain;
 pub mod scram;
 pub mod xoauth2;
 
-use crate::SaslError;
+use crate::{SaslError, Secret};
+
+/// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
+/// contain the password or token, so they stay wrapped until written to the wire.
+pub type Response = Secret<Vec<u8>>;
+
+/// One client side of a SASL exchange (RFC 4422), driven by the caller:
+///
+/// 1. If the server offers SASL-IR (RFC 4959), send `AUTHENTICATE <name> <initial>`
+///    with [`Mechanism::initial_response`] when it is `Some` (an empty `Some` is sent
+///    as `=`); otherwise send `AUTHENTICATE <name>` alone.
+/// 2. For every continuation `+ <base64>`, decode it and answer with
+///    [`Mechanism::step`]. A client-first mechanism whose initial response was not sent
+///    with SASL-IR produces it on the first (empty) challenge.
+/// 3. On the tagged OK, check [`Mechanism::is_complete`]: `false` means the server did
+///    not finish the exchange (for SCRAM and DIGEST-MD5: it never proved itself), and the
+///    session must be treated as failed.
+/// 4. On an error from `step`, cancel with `*` (RFC 3501 6.2.2) and consult
+///    [`crate::policy::next_after_failure`].
+pub trait Mechanism: Send {
+    /// The registered mechanism name, e.g. `"SCRAM-SHA-256"`.
+    fn name(&self) -> &'static str;
+
+    /// Client-first data, or `None` for server-first mechanisms (CRAM-MD5,
+    /// DIGEST-MD5, LOGIN). Calling it marks the data as sent.
+    fn initial_response(&mut self) -> Result<Option<Response>, SaslError>;
+
+    /// Answers one server challenge.
+    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError>;
+
+    /// True once the mechanism has nothing more to send and, for mechanisms with
+    /// mutual authentication, the server's proof has been verified.
+    fn is_complete(&self) -> bool;
+
+    /// Error detail the server sent inside the exchange (the OAuth JSON status), kept
+    /// for the user-facing message after the server's NO.
+    fn server_error(&self) -> Option<&str> {
+        None
+    }
+}
 
 /// Lower-case hex, as CRAM-MD5 and DIGEST-MD5 print digests.
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -14,7 +14,8 @@ use md4::{Digest, Md4};
 use md5::Md5;
 
 use super::check_size;
-use crate::mechanism::{ClientContext, Mechanism, Response};
+use super::{Mechanism, Response};
+use crate::context::ClientContext;
 use crate::{Credentials, NonceSource, SaslError, Secret};
 
 const NAME: &str = "NTLM";

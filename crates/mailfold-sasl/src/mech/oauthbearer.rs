@@ -4,8 +4,9 @@
 //! after which the server sends its NO.
 
 use super::{check_bearer, check_size, gs2_saslname};
+use super::{Mechanism, Response};
+use crate::context::ClientContext;
 use crate::error::server_text;
-use crate::mechanism::{ClientContext, Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "OAUTHBEARER";

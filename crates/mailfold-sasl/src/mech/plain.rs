@@ -1,7 +1,7 @@
 //! PLAIN (RFC 4616): one client message, `[authzid] NUL authcid NUL passwd`. It reveals
 //! the password, so the policy only offers it inside TLS (seed V0031).
 
-use crate::mechanism::{Mechanism, Response};
+use super::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "PLAIN";

@@ -13,8 +13,9 @@ use hmac::digest::Digest;
 use hmac::{Hmac, Mac};
 
 use super::{check_size, gs2_saslname};
+use super::{Mechanism, Response};
+use crate::context::ChannelBinding;
 use crate::error::server_text;
-use crate::mechanism::{ChannelBinding, Mechanism, Response};
 use crate::saslprep::saslprep_password;
 use crate::{Credentials, NonceSource, SaslError, Secret};
 

@@ -4,8 +4,8 @@
 //! which the server sends its NO.
 
 use super::{check_bearer, check_size};
+use super::{Mechanism, Response};
 use crate::error::server_text;
-use crate::mechanism::{Mechanism, Response};
 use crate::{Credentials, SaslError, Secret};
 
 const NAME: &str = "XOAUTH2";
