@@ -136,7 +136,7 @@ impl Session {
 
     /// `ENABLE QRESYNC` unless already enabled (RFC 7162 3.2.3: required before any SELECT
     /// with QRESYNC parameters).
-    pub(super) async fn ensure_qresync(&mut self) -> Result<(), Error> {
+    async fn ensure_qresync(&mut self) -> Result<(), Error> {
         if self.enabled().iter().any(|e| e == "QRESYNC") {
             return Ok(());
         }

@@ -80,22 +80,22 @@ pub struct Session {
     pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     pub(super) connect_timeout: Duration,
     /// The engine's floor rate, which also bounds the upload of a streamed APPEND literal.
-    pub(super) min_rate: u32,
-    pub(super) read_buf: Vec<u8>,
+    min_rate: u32,
+    read_buf: Vec<u8>,
     pub(super) done: HashMap<CommandHandle, Completion>,
     /// FETCH responses for submitted commands nobody streams (pipelined use).
     pub(super) fetched: HashMap<CommandHandle, Vec<Fetch>>,
     pub(super) notes: VecDeque<Notification>,
     /// Notifications dropped since the last take, past [`MAX_NOTES`].
-    pub(super) notes_dropped: u64,
+    notes_dropped: u64,
     /// Where body chunks of the command currently being waited on go.
-    pub(super) sink_for: Option<CommandHandle>,
+    sink_for: Option<CommandHandle>,
     /// The reader of a streamed APPEND in progress.
     pub(super) literal: Option<(CommandHandle, Box<dyn AsyncRead + Unpin + Send>)>,
     /// Bytes taken from the engine and not yet written: a write cancelled halfway (the
     /// caller dropped a future in `select!`) resumes here instead of losing bytes.
-    pub(super) wbuf: Vec<u8>,
-    pub(super) wpos: usize,
+    wbuf: Vec<u8>,
+    wpos: usize,
     pub(super) closed: Option<EngineError>,
     pub(super) stats: Stats,
     pub(super) trust: TrustRecord,
@@ -353,25 +353,7 @@ impl Session {
         let mut wrote = false;
         loop {
             if self.wpos < self.wbuf.len() {
-                let Some(transport) = self.transport.as_mut() else {
-                    return Err(Error::Closed);
-                };
-                let n = tokio::time::timeout(
-                    self.connect_timeout,
-                    transport.write(&self.wbuf[self.wpos..]),
-                )
-                .await
-                .map_err(|_| Error::Timeout("writing to the server".into()))?
-                .map_err(|e| Error::Io("writing to the server".into(), e))?;
-                if n == 0 {
-                    return Err(Error::Io(
-                        "writing to the server".into(),
-                        std::io::ErrorKind::WriteZero.into(),
-                    ));
-                }
-                self.wpos += n;
-                tracing::trace!("wrote {n} bytes");
-                self.stats.sent(n as u64);
+                self.write_some().await?;
                 wrote = true;
                 continue;
             }
@@ -383,46 +365,7 @@ impl Session {
             match t {
                 Transmit::Data(d) => self.wbuf = d,
                 Transmit::Literal { handle, len } => {
-                    let Some(transport) = self.transport.as_mut() else {
-                        return Err(Error::Closed);
-                    };
-                    let Some((h, reader)) = self.literal.as_mut() else {
-                        return Err(Error::Closed);
-                    };
-                    if *h != handle {
-                        return Err(Error::Closed);
-                    }
-                    let mut limited = reader.take(len);
-                    // A server that stops reading (its window closed for ever) must not hang
-                    // the upload: it gets the literal's time at the floor rate, plus the
-                    // connect timeout for a start.
-                    let bound = self
-                        .connect_timeout
-                        .saturating_add(at_rate(len, self.min_rate));
-                    let copied =
-                        tokio::time::timeout(bound, tokio::io::copy(&mut limited, transport)).await;
-                    let Ok(copied) = copied else {
-                        // Part of the literal is on the wire: the connection is unusable.
-                        self.transport = None;
-                        return Err(Error::Timeout(format!(
-                            "the server did not take the {len}-byte APPEND literal in {} s",
-                            bound.as_secs()
-                        )));
-                    };
-                    let n = copied.map_err(|e| Error::Io("streaming APPEND data".into(), e))?;
-                    if n != len {
-                        // The literal's size is on the wire already: the connection cannot
-                        // be resynchronised.
-                        self.transport = None;
-                        return Err(Error::Io(
-                            "streaming APPEND data".into(),
-                            std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                format!("reader gave {n} of {len} bytes"),
-                            ),
-                        ));
-                    }
-                    self.stats.sent(len);
+                    self.stream_literal(handle, len).await?;
                     wrote = true;
                 }
             }
@@ -437,12 +380,77 @@ impl Session {
         Ok(())
     }
 
+    /// One write of the bytes in `wbuf` not yet written, within the connect timeout.
+    async fn write_some(&mut self) -> Result<(), Error> {
+        let Some(transport) = self.transport.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let n = tokio::time::timeout(
+            self.connect_timeout,
+            transport.write(&self.wbuf[self.wpos..]),
+        )
+        .await
+        .map_err(|_| Error::Timeout("writing to the server".into()))?
+        .map_err(|e| Error::Io("writing to the server".into(), e))?;
+        if n == 0 {
+            return Err(Error::Io(
+                "writing to the server".into(),
+                std::io::ErrorKind::WriteZero.into(),
+            ));
+        }
+        self.wpos += n;
+        tracing::trace!("wrote {n} bytes");
+        self.stats.sent(n as u64);
+        Ok(())
+    }
+
+    /// Copies the `len` bytes of a streamed APPEND literal from its reader to the server.
+    /// A failure halfway leaves the connection unusable: the literal's size is on the wire.
+    async fn stream_literal(&mut self, handle: CommandHandle, len: u64) -> Result<(), Error> {
+        let Some(transport) = self.transport.as_mut() else {
+            return Err(Error::Closed);
+        };
+        let Some((h, reader)) = self.literal.as_mut() else {
+            return Err(Error::Closed);
+        };
+        if *h != handle {
+            return Err(Error::Closed);
+        }
+        let mut limited = reader.take(len);
+        // A server that stops reading (its window closed for ever) must not hang the upload:
+        // it gets the literal's time at the floor rate, plus the connect timeout for a start.
+        let bound = self
+            .connect_timeout
+            .saturating_add(at_rate(len, self.min_rate));
+        let copied = tokio::time::timeout(bound, tokio::io::copy(&mut limited, transport)).await;
+        let Ok(copied) = copied else {
+            // Part of the literal is on the wire: the connection is unusable.
+            self.transport = None;
+            return Err(Error::Timeout(format!(
+                "the server did not take the {len}-byte APPEND literal in {} s",
+                bound.as_secs()
+            )));
+        };
+        let n = copied.map_err(|e| Error::Io("streaming APPEND data".into(), e))?;
+        if n != len {
+            // The literal's size is on the wire already: the connection cannot be
+            // resynchronised.
+            self.transport = None;
+            return Err(Error::Io(
+                "streaming APPEND data".into(),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("reader gave {n} of {len} bytes"),
+                ),
+            ));
+        }
+        self.stats.sent(len);
+        Ok(())
+    }
+
     /// Sorts engine events: completions, FETCH data, notifications. Returns true when the
     /// engine asks for the TLS handshake (STARTTLS accepted).
-    pub(super) fn dispatch(
-        &mut self,
-        sink: &mut Option<&mut dyn FetchSink>,
-    ) -> Result<bool, Error> {
+    fn dispatch(&mut self, sink: &mut Option<&mut dyn FetchSink>) -> Result<bool, Error> {
         let mut start_tls = false;
         while let Some(ev) = self.engine.poll_event() {
             match ev {
@@ -530,7 +538,7 @@ impl Session {
 
     /// The TLS handshake after STARTTLS's OK. Nothing was written since; the engine has
     /// already checked that nothing was read after the OK (response injection).
-    pub(super) async fn upgrade_tls(&mut self) -> Result<(), Error> {
+    async fn upgrade_tls(&mut self) -> Result<(), Error> {
         let Some(Transport::Plain(tcp)) = self.transport.take() else {
             return Err(Error::Security(
                 "STARTTLS on a connection that is not cleartext".into(),
@@ -569,7 +577,7 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn record_tls_info(&mut self, via_starttls: bool) {
+    fn record_tls_info(&mut self, via_starttls: bool) {
         if let Some(Transport::Tls(t)) = &self.transport {
             let info = TlsInfo::from_connection(t.get_ref().1, self.trust.get(), via_starttls);
             tracing::debug!(

@@ -58,7 +58,7 @@ impl Session {
         })
     }
 
-    pub(super) async fn login_steps(
+    async fn login_steps(
         &mut self,
         cfg: &ConnectConfig,
         creds: Option<&Credentials>,
@@ -130,7 +130,7 @@ impl Session {
     }
 
     /// After the transport is up: the greeting, then STARTTLS when configured.
-    pub(super) async fn open_steps(&mut self, cfg: &ConnectConfig) -> Result<(), Error> {
+    async fn open_steps(&mut self, cfg: &ConnectConfig) -> Result<(), Error> {
         // The greeting, bounded by the connect timeout as well as the engine's own.
         let greeting = tokio::time::timeout(
             cfg.connect_timeout,
@@ -172,7 +172,7 @@ impl Session {
         Ok(())
     }
 
-    pub(super) async fn starttls(&mut self) -> Result<(), Error> {
+    async fn starttls(&mut self) -> Result<(), Error> {
         if self.engine.session().capabilities.is_none() {
             if let Err(e) = self.capability().await {
                 self.abandon().await;

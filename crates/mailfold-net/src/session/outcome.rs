@@ -30,7 +30,7 @@ pub(super) fn outcome_text(o: &Outcome) -> String {
     outcome_error(o).map(|e| e.to_string()).unwrap_or_default()
 }
 
-pub(super) fn with_code(code: Option<&Code>, text: &str) -> String {
+fn with_code(code: Option<&Code>, text: &str) -> String {
     match code.and_then(code_name) {
         Some(name) => format!("[{name}] {text}"),
         None => text.to_string(),
