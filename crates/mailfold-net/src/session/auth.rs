@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mailfold_proto::command::Command;
 use mailfold_proto::engine::{CommandData, Outcome};
 use mailfold_proto::response::Code;
+use mailfold_sasl::quirks;
 use mailfold_sasl::{
     choose_mechanisms, login_command_allowed, new_mechanism, next_after_failure, ClientContext,
     Credentials, FailureKind, GiveUpReason, MechanismName, NextAttempt, OsNonceSource, Policy,
@@ -206,22 +207,15 @@ impl Session {
         if self
             .greeting
             .as_deref()
-            .is_some_and(mailfold_sasl::quirks::digest_md5_hashes_utf8)
+            .is_some_and(quirks::digest_md5_hashes_utf8)
         {
             return true;
         }
-        let ascii = creds.authcid.is_ascii()
-            && creds.authzid.as_deref().is_none_or(str::is_ascii)
-            && creds.secret.expose().is_ascii();
-        if ascii || !self.caps().has("ID") {
+        if !quirks::digest_md5_charset_matters(creds) || !self.caps().has("ID") {
             return false;
         }
         match self.id(None).await {
-            Ok(fields) => fields.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("name")
-                    && v.as_deref()
-                        .is_some_and(mailfold_sasl::quirks::digest_md5_hashes_utf8)
-            }),
+            Ok(fields) => quirks::digest_md5_hashes_utf8_by_id(&fields),
             // An ID refused is no reason to fail the login; the RFC's way is the default.
             Err(e) => {
                 tracing::debug!("ID before DIGEST-MD5 failed: {e}");
