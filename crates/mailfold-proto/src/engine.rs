@@ -435,6 +435,52 @@ enum Collect {
     Raw(Vec<Response>),
 }
 
+impl Collect {
+    /// What a command of this kind collects while it is in flight (empty yet).
+    fn for_kind(kind: &Kind) -> Collect {
+        match kind {
+            Kind::Capability => Collect::Capability(None),
+            Kind::List => Collect::List(Vec::new(), Vec::new()),
+            Kind::Status(_) => Collect::Status(None),
+            Kind::Search => Collect::Search(SearchResult::default()),
+            Kind::Fetch { .. } | Kind::Store { .. } => Collect::Fetch(0),
+            Kind::Select(..) => Collect::Select(0),
+            Kind::Enable => Collect::Enabled(Vec::new()),
+            Kind::Id => Collect::Id(Vec::new()),
+            Kind::Namespace => Collect::Namespace(None),
+            Kind::Raw => Collect::Raw(Vec::new()),
+            _ => Collect::Nothing,
+        }
+    }
+
+    /// What a command collected, as its completion carries it.
+    fn into_data(self) -> CommandData {
+        match self {
+            Collect::Nothing => CommandData::None,
+            Collect::Capability(c) => match c {
+                Some(c) => CommandData::Capability(c),
+                None => CommandData::None,
+            },
+            Collect::List(mailboxes, statuses) => CommandData::List {
+                mailboxes,
+                statuses,
+            },
+            Collect::Status(s) => CommandData::Status(s),
+            Collect::Search(s) => CommandData::Search(s),
+            Collect::Fetch(count) => CommandData::Fetch { count },
+            // Only reached for a failed SELECT, whose data is not worth returning.
+            Collect::Select(_) => CommandData::None,
+            Collect::Enabled(v) => CommandData::Enabled(v),
+            Collect::Id(v) => CommandData::Id(v),
+            Collect::Namespace(n) => match n {
+                Some(n) => CommandData::Namespace(n),
+                None => CommandData::None,
+            },
+            Collect::Raw(v) => CommandData::Raw(v),
+        }
+    }
+}
+
 /// A command waiting to be written.
 #[derive(Debug)]
 struct Queued {
@@ -1066,19 +1112,7 @@ impl Client {
                 self.session.mailbox = Some(MailboxState::new(name.clone(), *read_only));
                 self.state = ConnState::Authenticated;
             }
-            let collect = match &q.kind {
-                Kind::Capability => Collect::Capability(None),
-                Kind::List => Collect::List(Vec::new(), Vec::new()),
-                Kind::Status(_) => Collect::Status(None),
-                Kind::Search => Collect::Search(SearchResult::default()),
-                Kind::Fetch { .. } | Kind::Store { .. } => Collect::Fetch(0),
-                Kind::Select(..) => Collect::Select(0),
-                Kind::Enable => Collect::Enabled(Vec::new()),
-                Kind::Id => Collect::Id(Vec::new()),
-                Kind::Namespace => Collect::Namespace(None),
-                Kind::Raw => Collect::Raw(Vec::new()),
-                _ => Collect::Nothing,
-            };
+            let collect = Collect::for_kind(&q.kind);
             let idle = matches!(q.kind, Kind::Idle).then_some(IdlePhase::Requested);
             let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
             let allowance = budget::allowance(
@@ -1305,38 +1339,11 @@ impl Client {
         }
     }
 
+    /// Routes one untagged response: to the session state it updates (whenever it arrives,
+    /// seed V0024), to the command in flight that collects it, or to the driver as an event.
     fn handle_untagged(&mut self, r: Response) {
         match r {
-            Response::Status(s) => {
-                if let (Some(Code::CopyUid(_)), StatusKind::Ok) = (&s.code, s.kind) {
-                    // RFC 6851 4.3: a server with UIDPLUS answers MOVE with an untagged
-                    // `OK [COPYUID …]` before its EXPUNGEs. It belongs to the MOVE in flight;
-                    // with more than one, it cannot be attributed and is left unrouted.
-                    let mut moves = self
-                        .in_flight
-                        .iter_mut()
-                        .filter(|c| matches!(c.kind, Kind::Move));
-                    if let (Some(cmd), None) = (moves.next(), moves.next()) {
-                        cmd.copy_uid = s.code.clone();
-                        return;
-                    }
-                }
-                if let Some(code) = &s.code {
-                    self.apply_code(code, &s.text);
-                }
-                // RFC 5465 5.8: the server stopped notifying and changes may have been
-                // missed; the driver must hear of it (see `crate::notify::Notice`).
-                if s.kind == StatusKind::Ok
-                    && s.code.as_ref().is_some_and(crate::notify::is_overflow)
-                {
-                    self.events.push_back(Event::Untagged(Response::Status(s)));
-                    return;
-                }
-                if s.kind == StatusKind::Bye {
-                    self.bye = Some(s.text.clone());
-                    self.events.push_back(Event::Bye { text: s.text });
-                }
-            }
+            Response::Status(s) => self.untagged_status(s),
             Response::Capability(caps) => {
                 let caps = Capabilities::new(&caps);
                 if let Some(c) = self.collector(|k| matches!(k, Kind::Capability)) {
@@ -1346,28 +1353,7 @@ impl Client {
             }
             Response::List(l) => self.collect_list(l, false),
             Response::Lsub(l) => self.collect_list(l, true),
-            Response::MailboxStatus(st) => {
-                let name = st.mailbox.clone();
-                let target = self
-                    .in_flight
-                    .iter_mut()
-                    .find(|c| matches!(&c.kind, Kind::Status(m) if *m == name));
-                if let Some(InFlight {
-                    collect: Collect::Status(slot),
-                    ..
-                }) = target
-                {
-                    *slot = Some(st);
-                } else if let Some(InFlight {
-                    collect: Collect::List(_, statuses),
-                    ..
-                }) = self.collector(|k| matches!(k, Kind::List))
-                {
-                    statuses.push(st);
-                } else {
-                    self.raw_or_untagged(Response::MailboxStatus(st));
-                }
-            }
+            Response::MailboxStatus(st) => self.untagged_mailbox_status(st),
             Response::Search(s) => match self.collector(|k| matches!(k, Kind::Search)) {
                 Some(InFlight {
                     collect: Collect::Search(res),
@@ -1380,42 +1366,22 @@ impl Client {
                 }
                 _ => self.raw_or_untagged(Response::Search(s)),
             },
-            Response::Esearch(e) => {
-                let tag = e.tag.clone();
-                let target = self.in_flight.iter_mut().find(|c| {
-                    matches!(c.kind, Kind::Search) && !matches!(&tag, Some(t) if *t != c.tag)
-                });
-                match target {
-                    Some(InFlight {
-                        collect: Collect::Search(res),
-                        ..
-                    }) => res.esearch = Some(e),
-                    _ => self.raw_or_untagged(Response::Esearch(e)),
-                }
-            }
+            Response::Esearch(e) => self.untagged_esearch(e),
             Response::Flags(f) => {
-                if let Some(ch) = self.session.apply_flags(&f) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Flags(f));
+                let change = self.session.apply_flags(&f);
+                self.mailbox_changed(change, Response::Flags(f));
             }
             Response::Exists(n) => {
-                if let Some(ch) = self.session.apply_exists(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Exists(n));
+                let change = self.session.apply_exists(n);
+                self.mailbox_changed(change, Response::Exists(n));
             }
             Response::Recent(n) => {
-                if let Some(ch) = self.session.apply_recent(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Recent(n));
+                let change = self.session.apply_recent(n);
+                self.mailbox_changed(change, Response::Recent(n));
             }
             Response::Expunge(n) => {
-                if let Some(ch) = self.session.apply_expunge(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Expunge(n));
+                let change = self.session.apply_expunge(n);
+                self.mailbox_changed(change, Response::Expunge(n));
             }
             Response::Vanished(v) => {
                 let change = self.session.apply_vanished(v.earlier, &v.uids);
@@ -1423,51 +1389,11 @@ impl Client {
                 // or to UID FETCH with VANISHED (RFC 7162 3.2.10). It is collected for that
                 // command rather than surfaced as a change.
                 let claimed = v.earlier && self.claim_vanished(&v.uids);
-                if let (Some(ch), false) = (change, claimed) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Vanished(v));
+                let change = if claimed { None } else { change };
+                self.mailbox_changed(change, Response::Vanished(v));
             }
-            Response::Fetch(f) => {
-                self.session.apply_fetch(&f);
-                let owner = self.fetch_owner(&f);
-                if let Some(h) = owner {
-                    if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
-                        if let Collect::Fetch(n) | Collect::Select(n) = &mut c.collect {
-                            *n += 1;
-                        }
-                    }
-                }
-                if self.raw_collector().is_some() {
-                    self.copy_to_raw(Response::Fetch(f));
-                } else {
-                    self.events.push_back(Event::Fetch {
-                        handle: owner,
-                        fetch: f,
-                    });
-                }
-            }
-            Response::Enabled(caps) => {
-                for c in &caps {
-                    // The list names what we enabled; a server inventing names is capped.
-                    if self.session.enabled.len() < MAX_COLLECTED
-                        && !self
-                            .session
-                            .enabled
-                            .iter()
-                            .any(|e| e.eq_ignore_ascii_case(c))
-                    {
-                        self.session.enabled.push(c.to_ascii_uppercase());
-                    }
-                }
-                match self.collector(|k| matches!(k, Kind::Enable)) {
-                    Some(InFlight {
-                        collect: Collect::Enabled(v),
-                        ..
-                    }) => v.extend(caps),
-                    _ => self.raw_or_untagged(Response::Enabled(caps)),
-                }
-            }
+            Response::Fetch(f) => self.untagged_fetch(f),
+            Response::Enabled(caps) => self.untagged_enabled(caps),
             Response::Id(fields) => match self.collector(|k| matches!(k, Kind::Id)) {
                 Some(InFlight {
                     collect: Collect::Id(v),
@@ -1490,6 +1416,132 @@ impl Client {
                 _ => self.raw_or_untagged(Response::Namespace(ns)),
             },
             other => self.raw_or_untagged(other),
+        }
+    }
+
+    /// A mailbox-size or flags response applied to the session: the change it made, if any,
+    /// goes to the driver, and the response to a raw command collecting it.
+    fn mailbox_changed(&mut self, change: Option<MailboxChange>, r: Response) {
+        if let Some(ch) = change {
+            self.mailbox_event(ch);
+        }
+        self.copy_to_raw(r);
+    }
+
+    /// An untagged `OK`/`NO`/`BAD`/`BYE`: a MOVE's COPYUID, a response code for the session,
+    /// NOTIFY's overflow warning, or the server leaving.
+    fn untagged_status(&mut self, s: StatusResponse) {
+        if let (Some(Code::CopyUid(_)), StatusKind::Ok) = (&s.code, s.kind) {
+            // RFC 6851 4.3: a server with UIDPLUS answers MOVE with an untagged
+            // `OK [COPYUID …]` before its EXPUNGEs. It belongs to the MOVE in flight;
+            // with more than one, it cannot be attributed and is left unrouted.
+            let mut moves = self
+                .in_flight
+                .iter_mut()
+                .filter(|c| matches!(c.kind, Kind::Move));
+            if let (Some(cmd), None) = (moves.next(), moves.next()) {
+                cmd.copy_uid = s.code.clone();
+                return;
+            }
+        }
+        if let Some(code) = &s.code {
+            self.apply_code(code, &s.text);
+        }
+        // RFC 5465 5.8: the server stopped notifying and changes may have been
+        // missed; the driver must hear of it (see `crate::notify::Notice`).
+        if s.kind == StatusKind::Ok && s.code.as_ref().is_some_and(crate::notify::is_overflow) {
+            self.events.push_back(Event::Untagged(Response::Status(s)));
+            return;
+        }
+        if s.kind == StatusKind::Bye {
+            self.bye = Some(s.text.clone());
+            self.events.push_back(Event::Bye { text: s.text });
+        }
+    }
+
+    /// An untagged `STATUS`: the answer of the STATUS command in flight for that mailbox,
+    /// else one of a LIST-STATUS (RFC 5819), else unclaimed (a NOTIFY report, say).
+    fn untagged_mailbox_status(&mut self, st: MailboxStatus) {
+        let name = st.mailbox.clone();
+        let target = self
+            .in_flight
+            .iter_mut()
+            .find(|c| matches!(&c.kind, Kind::Status(m) if *m == name));
+        if let Some(InFlight {
+            collect: Collect::Status(slot),
+            ..
+        }) = target
+        {
+            *slot = Some(st);
+        } else if let Some(InFlight {
+            collect: Collect::List(_, statuses),
+            ..
+        }) = self.collector(|k| matches!(k, Kind::List))
+        {
+            statuses.push(st);
+        } else {
+            self.raw_or_untagged(Response::MailboxStatus(st));
+        }
+    }
+
+    /// An `ESEARCH` (RFC 4731): for the SEARCH its tag names, or the one in flight.
+    fn untagged_esearch(&mut self, e: Esearch) {
+        let tag = e.tag.clone();
+        let target = self
+            .in_flight
+            .iter_mut()
+            .find(|c| matches!(c.kind, Kind::Search) && !matches!(&tag, Some(t) if *t != c.tag));
+        match target {
+            Some(InFlight {
+                collect: Collect::Search(res),
+                ..
+            }) => res.esearch = Some(e),
+            _ => self.raw_or_untagged(Response::Esearch(e)),
+        }
+    }
+
+    /// A `FETCH`: applied to the session, counted for the command it answers, and handed on
+    /// with that command's handle (`None`: unsolicited, another client's change).
+    fn untagged_fetch(&mut self, f: Fetch) {
+        self.session.apply_fetch(&f);
+        let owner = self.fetch_owner(&f);
+        if let Some(h) = owner {
+            if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
+                if let Collect::Fetch(n) | Collect::Select(n) = &mut c.collect {
+                    *n += 1;
+                }
+            }
+        }
+        if self.raw_collector().is_some() {
+            self.copy_to_raw(Response::Fetch(f));
+        } else {
+            self.events.push_back(Event::Fetch {
+                handle: owner,
+                fetch: f,
+            });
+        }
+    }
+
+    /// `ENABLED` (RFC 5161): recorded in the session (capped), and collected for ENABLE.
+    fn untagged_enabled(&mut self, caps: Vec<String>) {
+        for c in &caps {
+            // The list names what we enabled; a server inventing names is capped.
+            if self.session.enabled.len() < MAX_COLLECTED
+                && !self
+                    .session
+                    .enabled
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(c))
+            {
+                self.session.enabled.push(c.to_ascii_uppercase());
+            }
+        }
+        match self.collector(|k| matches!(k, Kind::Enable)) {
+            Some(InFlight {
+                collect: Collect::Enabled(v),
+                ..
+            }) => v.extend(caps),
+            _ => self.raw_or_untagged(Response::Enabled(caps)),
         }
     }
 
@@ -1778,46 +1830,16 @@ impl Client {
                 self.state = ConnState::Logout;
             }
             Kind::Idle => {
-                if let Some(IdlePhase::DoneSent { refresh: true }) = cmd.idle {
-                    if ok && !cmd.idle_stop && self.queue.is_empty() {
-                        // Re-issue the same IDLE under a new tag; the handle stays.
-                        self.queue.push_front(Queued {
-                            handle: cmd.handle,
-                            cmd: Command::Idle,
-                            kind: Kind::Idle,
-                            internal: cmd.internal,
-                        });
-                        self.pump(now);
-                        return;
-                    }
+                let refreshed = matches!(cmd.idle, Some(IdlePhase::DoneSent { refresh: true }));
+                if refreshed && ok && !cmd.idle_stop && self.queue.is_empty() {
+                    self.reissue_idle(cmd.handle, cmd.internal, now);
+                    return;
                 }
             }
             _ => {}
         }
         if !matches!(data, CommandData::Auth { .. } | CommandData::Select(_)) {
-            data = match cmd.collect {
-                Collect::Nothing => CommandData::None,
-                Collect::Capability(c) => match c {
-                    Some(c) => CommandData::Capability(c),
-                    None => CommandData::None,
-                },
-                Collect::List(mailboxes, statuses) => CommandData::List {
-                    mailboxes,
-                    statuses,
-                },
-                Collect::Status(s) => CommandData::Status(s),
-                Collect::Search(s) => CommandData::Search(s),
-                Collect::Fetch(count) => CommandData::Fetch { count },
-                // Only reached for a failed SELECT, whose data is not worth returning.
-                Collect::Select(_) => CommandData::None,
-                Collect::Enabled(v) => CommandData::Enabled(v),
-                Collect::Id(v) => CommandData::Id(v),
-                Collect::Namespace(n) => match n {
-                    Some(n) => CommandData::Namespace(n),
-                    None => CommandData::None,
-                },
-                Collect::Raw(v) => CommandData::Raw(v),
-            };
+            data = cmd.collect.into_data();
         }
         if !cmd.internal {
             self.events.push_back(Event::Completed(Completion {
@@ -1830,6 +1852,18 @@ impl Client {
         if self.state == ConnState::Logout {
             self.close(None);
         }
+    }
+
+    /// Issues again, under a new tag, the IDLE the engine ended to refresh it (RFC 2177: at
+    /// least every 29 minutes); the caller's handle stays.
+    fn reissue_idle(&mut self, handle: CommandHandle, internal: bool, now: Instant) {
+        self.queue.push_front(Queued {
+            handle,
+            cmd: Command::Idle,
+            kind: Kind::Idle,
+            internal,
+        });
+        self.pump(now);
     }
 
     /// Ends the session cleanly.
