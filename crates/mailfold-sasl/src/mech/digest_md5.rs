@@ -393,38 +393,15 @@ fn parse_directives(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, SaslError> {
         }
         i += 1;
         skip_lws(&mut i);
-        let mut value = Vec::new();
-        if i < input.len() && input[i] == b'"' {
-            i += 1;
-            loop {
-                match input.get(i) {
-                    None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') => match input.get(i + 1) {
-                        Some(&c) => {
-                            value.push(c);
-                            i += 2;
-                        }
-                        None => {
-                            return Err(SaslError::malformed(NAME, "unterminated quoted string"))
-                        }
-                    },
-                    Some(&c) => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
-            }
+        let value = if i < input.len() && input[i] == b'"' {
+            quoted_string(input, &mut i)?
         } else {
             let vstart = i;
             while i < input.len() && is_token_char(input[i]) {
                 i += 1;
             }
-            value.extend_from_slice(&input[vstart..i]);
-        }
+            input[vstart..i].to_vec()
+        };
         out.push((key, value));
         skip_lws(&mut i);
         match input.get(i) {
@@ -439,6 +416,33 @@ fn parse_directives(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, SaslError> {
         }
     }
     Ok(out)
+}
+
+/// The value of a `quoted-string` (RFC 2616 2.2) starting at `input[*i]`, its opening quote,
+/// unescaped; `*i` ends after the closing quote.
+fn quoted_string(input: &[u8], i: &mut usize) -> Result<Vec<u8>, SaslError> {
+    let mut value = Vec::new();
+    *i += 1;
+    loop {
+        match input.get(*i) {
+            None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
+            Some(b'"') => {
+                *i += 1;
+                return Ok(value);
+            }
+            Some(b'\\') => match input.get(*i + 1) {
+                Some(&c) => {
+                    value.push(c);
+                    *i += 2;
+                }
+                None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
+            },
+            Some(&c) => {
+                value.push(c);
+                *i += 1;
+            }
+        }
+    }
 }
 
 /// RFC 2616 2.2 `token`: visible ASCII except separators.
