@@ -167,34 +167,22 @@ pub fn new_mechanism(
             nonces,
         )?),
         MechanismName::Ntlm => Box::new(mech::ntlm::Ntlm::new(credentials, context, nonces)?),
-        MechanismName::ScramSha1 => Box::new(Scram::new(
-            ScramHash::Sha1,
-            credentials,
-            context.channel_binding.clone(),
-            false,
-            nonces,
-        )?),
-        MechanismName::ScramSha256 => Box::new(Scram::new(
-            ScramHash::Sha256,
-            credentials,
-            context.channel_binding.clone(),
-            false,
-            nonces,
-        )?),
-        MechanismName::ScramSha1Plus => Box::new(Scram::new(
-            ScramHash::Sha1,
-            credentials,
-            context.channel_binding.clone(),
-            true,
-            nonces,
-        )?),
-        MechanismName::ScramSha256Plus => Box::new(Scram::new(
-            ScramHash::Sha256,
-            credentials,
-            context.channel_binding.clone(),
-            true,
-            nonces,
-        )?),
+        MechanismName::ScramSha1
+        | MechanismName::ScramSha256
+        | MechanismName::ScramSha1Plus
+        | MechanismName::ScramSha256Plus => {
+            let hash = match name {
+                MechanismName::ScramSha1 | MechanismName::ScramSha1Plus => ScramHash::Sha1,
+                _ => ScramHash::Sha256,
+            };
+            Box::new(Scram::new(
+                hash,
+                credentials,
+                context.channel_binding.clone(),
+                name.needs_channel_binding(),
+                nonces,
+            )?)
+        }
         MechanismName::XOAuth2 => Box::new(mech::xoauth2::XOAuth2::new(credentials)?),
         MechanismName::OAuthBearer => {
             Box::new(mech::oauthbearer::OAuthBearer::new(credentials, context)?)

@@ -12,6 +12,7 @@ pub mod plain;
 pub mod scram;
 pub mod xoauth2;
 
+use crate::error::server_text;
 use crate::{SaslError, Secret};
 
 /// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
@@ -52,6 +53,105 @@ pub trait Mechanism: Send {
         None
     }
 }
+
+/// The exchange every one-message, client-first mechanism shares (PLAIN, ANONYMOUS,
+/// XOAUTH2, OAUTHBEARER): the message goes as the initial response, or after the empty
+/// challenge a server without SASL-IR sends first (RFC 4422 section 5). A bearer-token
+/// server may answer a refused token with an error challenge: it is kept for the user
+/// ([`Mechanism::server_error`]) and answered with the mechanism's `error_reply`, after which
+/// the server ends the exchange with its NO. Anything else is an unexpected challenge.
+#[derive(Debug)]
+pub(crate) struct OneMessage {
+    name: &'static str,
+    message: Secret<Vec<u8>>,
+    /// The answer to a server error challenge; `None` for a mechanism that has none.
+    error_reply: Option<&'static [u8]>,
+    sent: bool,
+    error: Option<String>,
+}
+
+impl OneMessage {
+    pub(crate) fn new(
+        name: &'static str,
+        message: Vec<u8>,
+        error_reply: Option<&'static [u8]>,
+    ) -> Self {
+        OneMessage {
+            name,
+            message: Secret::new(message),
+            error_reply,
+            sent: false,
+            error: None,
+        }
+    }
+}
+
+impl Mechanism for OneMessage {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
+        self.sent = true;
+        Ok(Some(self.message.clone()))
+    }
+
+    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
+        if !self.sent && challenge.is_empty() {
+            self.sent = true;
+            return Ok(self.message.clone());
+        }
+        if let (true, None, Some(reply)) = (self.sent, &self.error, self.error_reply) {
+            check_size(self.name, challenge)?;
+            self.error = Some(server_text(challenge));
+            return Ok(Secret::new(reply.to_vec()));
+        }
+        Err(SaslError::UnexpectedChallenge {
+            mechanism: self.name,
+        })
+    }
+
+    fn is_complete(&self) -> bool {
+        self.sent && self.error.is_none()
+    }
+
+    fn server_error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// Implements [`Mechanism`] for a public mechanism type that wraps a [`OneMessage`].
+macro_rules! one_message_mechanism {
+    ($t:ty) => {
+        impl $crate::mech::Mechanism for $t {
+            fn name(&self) -> &'static str {
+                self.0.name()
+            }
+
+            fn initial_response(
+                &mut self,
+            ) -> Result<Option<$crate::mech::Response>, $crate::SaslError> {
+                self.0.initial_response()
+            }
+
+            fn step(
+                &mut self,
+                challenge: &[u8],
+            ) -> Result<$crate::mech::Response, $crate::SaslError> {
+                self.0.step(challenge)
+            }
+
+            fn is_complete(&self) -> bool {
+                self.0.is_complete()
+            }
+
+            fn server_error(&self) -> Option<&str> {
+                self.0.server_error()
+            }
+        }
+    };
+}
+pub(crate) use one_message_mechanism;
 
 /// Lower-case hex, as CRAM-MD5 and DIGEST-MD5 print digests.
 pub(crate) fn hex(bytes: &[u8]) -> String {
