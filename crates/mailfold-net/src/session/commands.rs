@@ -315,26 +315,29 @@ impl Session {
         Ok(self.fetched.remove(&h).unwrap_or_default())
     }
 
+    /// Runs `cmd` and returns the tagged OK's response code: what UIDPLUS (RFC 4315) puts
+    /// there for COPY, MOVE and APPEND (COPYUID, APPENDUID).
+    async fn run_for_code(&mut self, cmd: Command) -> Result<Option<Code>, Error> {
+        let c = self.run(cmd).await?;
+        Ok(c.outcome.code().cloned())
+    }
+
     /// UID COPY; the tagged OK's code carries COPYUID when the server has UIDPLUS.
     pub async fn uid_copy(&mut self, set: &UidSet, to: &Mailbox) -> Result<Option<Code>, Error> {
-        let c = self
-            .run(Command::UidCopy {
-                set: set.clone(),
-                mailbox: to.clone(),
-            })
-            .await?;
-        Ok(c.outcome.code().cloned())
+        self.run_for_code(Command::UidCopy {
+            set: set.clone(),
+            mailbox: to.clone(),
+        })
+        .await
     }
 
     /// UID MOVE (RFC 6851).
     pub async fn uid_move(&mut self, set: &UidSet, to: &Mailbox) -> Result<Option<Code>, Error> {
-        let c = self
-            .run(Command::UidMove {
-                set: set.clone(),
-                mailbox: to.clone(),
-            })
-            .await?;
-        Ok(c.outcome.code().cloned())
+        self.run_for_code(Command::UidMove {
+            set: set.clone(),
+            mailbox: to.clone(),
+        })
+        .await
     }
 
     /// UID EXPUNGE (RFC 4315).
@@ -350,15 +353,13 @@ impl Session {
         date: Option<DateTime>,
         message: Vec<u8>,
     ) -> Result<Option<Code>, Error> {
-        let c = self
-            .run(Command::Append(Append {
-                mailbox: mailbox.clone(),
-                flags: flags.to_vec(),
-                internal_date: date,
-                message: AppendData::Inline(message),
-            }))
-            .await?;
-        Ok(c.outcome.code().cloned())
+        self.run_for_code(Command::Append(Append {
+            mailbox: mailbox.clone(),
+            flags: flags.to_vec(),
+            internal_date: date,
+            message: AppendData::Inline(message),
+        }))
+        .await
     }
 
     /// APPEND streaming `len` bytes from `reader`: the message is never held in memory.
