@@ -752,13 +752,7 @@ impl Client {
             if cmd.idle.is_some() {
                 cmd.idle_stop = true;
                 if let Some(IdlePhase::Idling(_)) = cmd.idle {
-                    cmd.idle = Some(IdlePhase::DoneSent { refresh: false });
-                    cmd.written_at = now;
-                    // Waiting for the tagged OK after DONE is a short command of its own.
-                    cmd.started = now;
-                    cmd.credit = 0;
-                    self.push_data(wire::done());
-                    self.last_tx = now;
+                    self.send_done(handle, false, now);
                 }
             }
         } else if let Some(pos) = self.queue.iter().position(|q| q.handle == handle) {
@@ -929,14 +923,7 @@ impl Client {
             return;
         }
         if let Some(h) = refresh {
-            if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
-                c.idle = Some(IdlePhase::DoneSent { refresh: true });
-                c.written_at = now;
-                c.started = now;
-                c.credit = 0;
-                self.push_data(wire::done());
-                self.last_tx = now;
-            }
+            self.send_done(h, true, now);
         }
         if self.keepalive_due_state()
             && now >= self.last_rx.max(self.last_tx) + self.config.keepalive
@@ -1852,6 +1839,20 @@ impl Client {
         if self.state == ConnState::Logout {
             self.close(None);
         }
+    }
+
+    /// Ends the IDLE of `handle` with DONE (RFC 2177), to stop it or to `refresh` it.
+    fn send_done(&mut self, handle: CommandHandle, refresh: bool, now: Instant) {
+        let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == handle) else {
+            return;
+        };
+        c.idle = Some(IdlePhase::DoneSent { refresh });
+        c.written_at = now;
+        // Waiting for the tagged OK after DONE is a short command of its own.
+        c.started = now;
+        c.credit = 0;
+        self.push_data(wire::done());
+        self.last_tx = now;
     }
 
     /// Issues again, under a new tag, the IDLE the engine ended to refresh it (RFC 2177: at
