@@ -3,7 +3,7 @@
 //! `-PLUS`), and server quirks that change a mechanism's arithmetic. The caller gathers them;
 //! the mechanisms only read them.
 
-use crate::Secret;
+use crate::secret::Secret;
 
 /// TLS channel-binding data for SCRAM `-PLUS` (RFC 5929, RFC 9266).
 #[derive(Clone, Debug, PartialEq, Eq)]

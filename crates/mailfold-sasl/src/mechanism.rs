@@ -7,8 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 use crate::mech;
-use crate::{Credentials, NonceSource, SaslError};
+use crate::nonce::NonceSource;
 
 pub use crate::context::{filetime_from_unix, ChannelBinding, ClientContext};
 pub use crate::mech::{Mechanism, Response};

@@ -3,7 +3,7 @@
 //! greeting text, its RFC 2971 ID answer); the decision is made here, from the table below,
 //! so that adding a server is a line of data, not a change to the driver.
 
-use crate::Credentials;
+use crate::credentials::Credentials;
 
 /// Servers known to hash DIGEST-MD5 credentials as UTF-8 where RFC 2831 2.1.2.1 converts them
 /// to ISO 8859-1 first ([`crate::ClientContext::digest_md5_utf8_hash`]), by a word their

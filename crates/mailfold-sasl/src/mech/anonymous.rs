@@ -3,7 +3,8 @@
 //! configured for it (seed V0029).
 
 use super::{one_message_mechanism, OneMessage};
-use crate::{Credentials, SaslError};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "ANONYMOUS";
 

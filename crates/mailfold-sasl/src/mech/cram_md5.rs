@@ -7,7 +7,9 @@ use md5::Md5;
 
 use super::{check_size, hex};
 use super::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::secret::Secret;
 
 const NAME: &str = "CRAM-MD5";
 

@@ -11,7 +11,10 @@ use md5::{Digest, Md5};
 use super::{check_size, hex};
 use super::{Mechanism, Response};
 use crate::context::ClientContext;
-use crate::{Credentials, NonceSource, SaslError, Secret};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::nonce::NonceSource;
+use crate::secret::Secret;
 
 const NAME: &str = "DIGEST-MD5";
 
@@ -469,7 +472,7 @@ fn latin1(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FixedNonces;
+    use crate::nonce::FixedNonces;
 
     fn chris(host: &str, service: &str, cnonce: &str) -> DigestMd5 {
         let mut ctx = ClientContext::imap(host, 143);

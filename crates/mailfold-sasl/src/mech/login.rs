@@ -4,7 +4,9 @@
 
 use super::check_size;
 use super::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::secret::Secret;
 
 const NAME: &str = "LOGIN";
 

@@ -13,7 +13,8 @@ pub mod scram;
 pub mod xoauth2;
 
 use crate::error::server_text;
-use crate::{SaslError, Secret};
+use crate::error::SaslError;
+use crate::secret::Secret;
 
 /// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
 /// contain the password or token, so they stay wrapped until written to the wire.
@@ -130,14 +131,14 @@ macro_rules! one_message_mechanism {
 
             fn initial_response(
                 &mut self,
-            ) -> Result<Option<$crate::mech::Response>, $crate::SaslError> {
+            ) -> Result<Option<$crate::mech::Response>, $crate::error::SaslError> {
                 self.0.initial_response()
             }
 
             fn step(
                 &mut self,
                 challenge: &[u8],
-            ) -> Result<$crate::mech::Response, $crate::SaslError> {
+            ) -> Result<$crate::mech::Response, $crate::error::SaslError> {
                 self.0.step(challenge)
             }
 

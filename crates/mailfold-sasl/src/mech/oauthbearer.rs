@@ -5,7 +5,8 @@
 
 use super::{check_bearer, gs2_saslname, one_message_mechanism, OneMessage};
 use crate::context::ClientContext;
-use crate::{Credentials, SaslError};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "OAUTHBEARER";
 

@@ -2,7 +2,8 @@
 //! the password, so the policy only offers it inside TLS (seed V0031).
 
 use super::{one_message_mechanism, OneMessage};
-use crate::{Credentials, SaslError};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "PLAIN";
 

@@ -4,7 +4,8 @@
 //! which the server sends its NO.
 
 use super::{check_bearer, one_message_mechanism, OneMessage};
-use crate::{Credentials, SaslError};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "XOAUTH2";
 
