@@ -474,9 +474,8 @@ impl Session {
 
 // ----- watching many mailboxes: NOTIFY (RFC 5465) and cheap status polls -----
 //
-// Kept apart from the connection and authentication code above: these are plain commands
-// with typed results, for a watcher that follows every folder of an account from one
-// connection.
+// Plain commands with typed results like those above, for a watcher that follows every
+// folder of an account from one connection.
 
 impl Session {
     /// `NOTIFY SET …` or `NOTIFY NONE` (RFC 5465). From then on the server's reports arrive
