@@ -42,17 +42,22 @@ pub struct AuthAttempt {
 /// Why [`Session::connect_report`] or [`Session::open_report`] failed, with what the session
 /// had learned by then: the greeting, the TLS session, and the authentication attempts (for
 /// `mailfold probe`, which shows what was tried before the failure).
+///
+/// [`Session::connect_report`]: crate::Session::connect_report
+/// [`Session::open_report`]: crate::Session::open_report
 #[derive(Debug)]
 pub struct ConnectFailure {
     /// What went wrong.
     pub error: Error,
-    /// The server's greeting text, control characters stripped ([`Session::greeting`]);
-    /// `None` when none arrived.
+    /// The server's greeting text, control characters stripped
+    /// ([`Session::greeting`](crate::Session::greeting)); `None` when none arrived.
     pub greeting: Option<String>,
-    /// What TLS negotiated, when the handshake completed ([`Session::tls_info`]). A refused
-    /// certificate is in the error instead ([`Error::Certificate`]).
+    /// What TLS negotiated, when the handshake completed
+    /// ([`Session::tls_info`](crate::Session::tls_info)). A refused certificate is in the
+    /// error instead ([`Error::Certificate`]).
     pub tls: Option<TlsInfo>,
-    /// Capabilities, mechanisms offered and the attempts made ([`Session::auth_info`]).
+    /// Capabilities, mechanisms offered and the attempts made
+    /// ([`Session::auth_info`](crate::Session::auth_info)).
     pub auth: AuthInfo,
 }
 
