@@ -42,6 +42,8 @@
 
 use std::fmt;
 
+use mailfold_sasl::Secret;
+
 use crate::command::{
     Append, AppendData, Command, FetchItem, FetchItems, FetchModifiers, List, ListReturn,
     ListSelect, Partial, Qresync, Search, SearchKey, SearchReturn, Section, SectionText,
@@ -554,6 +556,9 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
+    /// One command, after its tag. Long by design: one arm per [`Command`] variant (RFC 3501
+    /// section 9 and the extensions'), each the verb and a call to the encoder of its
+    /// arguments, so the whole command set reads in one place against the grammar.
     fn command(&mut self, cmd: &Command) -> Result<(), EncodeError> {
         match cmd {
             Command::Capability => self.raw(b"CAPABILITY"),
@@ -563,28 +568,7 @@ impl<'c> Writer<'c> {
             Command::Authenticate {
                 mechanism,
                 initial_response,
-            } => {
-                self.raw(b"AUTHENTICATE ");
-                self.atom(mechanism, "SASL mechanism")?;
-                if let Some(ir) = initial_response {
-                    if !self.caps.sasl_ir {
-                        return Err(EncodeError::NeedsCapability {
-                            capability: "SASL-IR",
-                            what: "an AUTHENTICATE initial response",
-                        });
-                    }
-                    self.sensitive = true;
-                    self.sp();
-                    let data = ir.expose();
-                    if data.is_empty() {
-                        // RFC 4959: "=" stands for an empty initial response.
-                        self.raw(b"=");
-                    } else {
-                        let b = base64(data);
-                        self.raw(&b);
-                    }
-                }
-            }
+            } => self.authenticate(mechanism, initial_response.as_ref())?,
             Command::Login { username, password } => {
                 self.sensitive = true;
                 self.raw(b"LOGIN ");
@@ -593,13 +577,11 @@ impl<'c> Writer<'c> {
                 self.astring(password.expose(), "password")?;
             }
             Command::Select { mailbox, params } => {
-                self.raw(b"SELECT ");
-                self.mailbox(mailbox)?;
+                self.simple_mailbox(b"SELECT ", mailbox)?;
                 self.select_params(params)?;
             }
             Command::Examine { mailbox, params } => {
-                self.raw(b"EXAMINE ");
-                self.mailbox(mailbox)?;
+                self.simple_mailbox(b"EXAMINE ", mailbox)?;
                 self.select_params(params)?;
             }
             Command::Create(m) => self.simple_mailbox(b"CREATE ", m)?,
@@ -672,58 +654,99 @@ impl<'c> Writer<'c> {
                 self.store(store, *unchanged_since)?;
             }
             Command::Copy { set, mailbox } => {
-                self.raw(b"COPY ");
-                self.set(set, "COPY set")?;
-                self.sp();
-                self.mailbox(mailbox)?;
+                self.set_to_mailbox(b"COPY ", set, "COPY set", mailbox)?
             }
             Command::UidCopy { set, mailbox } => {
-                self.raw(b"UID COPY ");
-                self.set(set, "UID COPY set")?;
-                self.sp();
-                self.mailbox(mailbox)?;
+                self.set_to_mailbox(b"UID COPY ", set, "UID COPY set", mailbox)?
             }
             Command::Move { set, mailbox } => {
-                self.raw(b"MOVE ");
-                self.set(set, "MOVE set")?;
-                self.sp();
-                self.mailbox(mailbox)?;
+                self.set_to_mailbox(b"MOVE ", set, "MOVE set", mailbox)?
             }
             Command::UidMove { set, mailbox } => {
-                self.raw(b"UID MOVE ");
-                self.set(set, "UID MOVE set")?;
-                self.sp();
-                self.mailbox(mailbox)?;
+                self.set_to_mailbox(b"UID MOVE ", set, "UID MOVE set", mailbox)?
             }
             Command::Idle => self.raw(b"IDLE"),
-            Command::Enable(caps) => {
-                if caps.is_empty() {
-                    return Err(EncodeError::Empty {
-                        what: "ENABLE capability list",
-                    });
-                }
-                self.raw(b"ENABLE");
-                for c in caps {
-                    self.sp();
-                    self.atom(c, "capability")?;
-                }
-            }
+            Command::Enable(caps) => self.enable(caps)?,
             Command::Id(params) => self.id(params.as_deref())?,
             Command::Namespace => self.raw(b"NAMESPACE"),
             Command::CompressDeflate => self.raw(b"COMPRESS DEFLATE"),
             Command::Notify(n) => self.notify(n)?,
-            Command::Raw(text) => {
-                if text.is_empty() {
-                    return Err(EncodeError::Empty {
-                        what: "raw command",
-                    });
-                }
-                if text.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-                    return Err(invalid("raw command", "contains CR, LF or NUL"));
-                }
-                self.raw(text);
-            }
+            Command::Raw(text) => self.raw_command(text)?,
         }
+        Ok(())
+    }
+
+    /// `AUTHENTICATE mechanism [initial-response]` (RFC 3501 6.2.2, RFC 4959 SASL-IR).
+    fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial_response: Option<&Secret<Vec<u8>>>,
+    ) -> Result<(), EncodeError> {
+        self.raw(b"AUTHENTICATE ");
+        self.atom(mechanism, "SASL mechanism")?;
+        let Some(ir) = initial_response else {
+            return Ok(());
+        };
+        if !self.caps.sasl_ir {
+            return Err(EncodeError::NeedsCapability {
+                capability: "SASL-IR",
+                what: "an AUTHENTICATE initial response",
+            });
+        }
+        self.sensitive = true;
+        self.sp();
+        let data = ir.expose();
+        if data.is_empty() {
+            // RFC 4959: "=" stands for an empty initial response.
+            self.raw(b"=");
+        } else {
+            let b = base64(data);
+            self.raw(&b);
+        }
+        Ok(())
+    }
+
+    /// `COPY`/`MOVE` and their UID forms: the verb, the set, the destination mailbox.
+    fn set_to_mailbox<K: SetKind>(
+        &mut self,
+        verb: &[u8],
+        set: &NumberSet<K>,
+        what: &'static str,
+        mailbox: &Mailbox,
+    ) -> Result<(), EncodeError> {
+        self.raw(verb);
+        self.set(set, what)?;
+        self.sp();
+        self.mailbox(mailbox)
+    }
+
+    /// `ENABLE capability…` (RFC 5161): at least one.
+    fn enable(&mut self, caps: &[String]) -> Result<(), EncodeError> {
+        if caps.is_empty() {
+            return Err(EncodeError::Empty {
+                what: "ENABLE capability list",
+            });
+        }
+        self.raw(b"ENABLE");
+        for c in caps {
+            self.sp();
+            self.atom(c, "capability")?;
+        }
+        Ok(())
+    }
+
+    /// A raw command line (seed V0061): sent as given, but never empty and never able to end
+    /// the line early or smuggle a second command (no CR, LF or NUL).
+    fn raw_command(&mut self, text: &[u8]) -> Result<(), EncodeError> {
+        if text.is_empty() {
+            return Err(EncodeError::Empty {
+                what: "raw command",
+            });
+        }
+        if text.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(invalid("raw command", "contains CR, LF or NUL"));
+        }
+        self.raw(text);
         Ok(())
     }
 
@@ -996,6 +1019,9 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
+    /// One `search-key` (RFC 3501 6.4.4, RFC 7162 3.1.5), nested keys at most
+    /// `MAX_SEARCH_DEPTH` deep. Long by design: one short arm per [`SearchKey`] variant, so
+    /// the key list reads in one place against the grammar.
     fn search_key(&mut self, k: &SearchKey, depth: usize) -> Result<(), EncodeError> {
         if depth >= MAX_SEARCH_DEPTH {
             return Err(EncodeError::TooLarge {

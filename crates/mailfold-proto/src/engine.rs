@@ -10,9 +10,11 @@
 
 mod attribution;
 mod budget;
+mod notice;
 mod pipeline;
 mod session;
 mod tags;
+mod untagged;
 mod wire;
 
 use std::collections::VecDeque;
@@ -434,6 +436,52 @@ enum Collect {
     Raw(Vec<Response>),
 }
 
+impl Collect {
+    /// What a command of this kind collects while it is in flight (empty yet).
+    fn for_kind(kind: &Kind) -> Collect {
+        match kind {
+            Kind::Capability => Collect::Capability(None),
+            Kind::List => Collect::List(Vec::new(), Vec::new()),
+            Kind::Status(_) => Collect::Status(None),
+            Kind::Search => Collect::Search(SearchResult::default()),
+            Kind::Fetch { .. } | Kind::Store { .. } => Collect::Fetch(0),
+            Kind::Select(..) => Collect::Select(0),
+            Kind::Enable => Collect::Enabled(Vec::new()),
+            Kind::Id => Collect::Id(Vec::new()),
+            Kind::Namespace => Collect::Namespace(None),
+            Kind::Raw => Collect::Raw(Vec::new()),
+            _ => Collect::Nothing,
+        }
+    }
+
+    /// What a command collected, as its completion carries it.
+    fn into_data(self) -> CommandData {
+        match self {
+            Collect::Nothing => CommandData::None,
+            Collect::Capability(c) => match c {
+                Some(c) => CommandData::Capability(c),
+                None => CommandData::None,
+            },
+            Collect::List(mailboxes, statuses) => CommandData::List {
+                mailboxes,
+                statuses,
+            },
+            Collect::Status(s) => CommandData::Status(s),
+            Collect::Search(s) => CommandData::Search(s),
+            Collect::Fetch(count) => CommandData::Fetch { count },
+            // Only reached for a failed SELECT, whose data is not worth returning.
+            Collect::Select(_) => CommandData::None,
+            Collect::Enabled(v) => CommandData::Enabled(v),
+            Collect::Id(v) => CommandData::Id(v),
+            Collect::Namespace(n) => match n {
+                Some(n) => CommandData::Namespace(n),
+                None => CommandData::None,
+            },
+            Collect::Raw(v) => CommandData::Raw(v),
+        }
+    }
+}
+
 /// A command waiting to be written.
 #[derive(Debug)]
 struct Queued {
@@ -705,13 +753,7 @@ impl Client {
             if cmd.idle.is_some() {
                 cmd.idle_stop = true;
                 if let Some(IdlePhase::Idling(_)) = cmd.idle {
-                    cmd.idle = Some(IdlePhase::DoneSent { refresh: false });
-                    cmd.written_at = now;
-                    // Waiting for the tagged OK after DONE is a short command of its own.
-                    cmd.started = now;
-                    cmd.credit = 0;
-                    self.push_data(wire::done());
-                    self.last_tx = now;
+                    self.send_done(handle, false, now);
                 }
             }
         } else if let Some(pos) = self.queue.iter().position(|q| q.handle == handle) {
@@ -882,14 +924,7 @@ impl Client {
             return;
         }
         if let Some(h) = refresh {
-            if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
-                c.idle = Some(IdlePhase::DoneSent { refresh: true });
-                c.written_at = now;
-                c.started = now;
-                c.credit = 0;
-                self.push_data(wire::done());
-                self.last_tx = now;
-            }
+            self.send_done(h, true, now);
         }
         if self.keepalive_due_state()
             && now >= self.last_rx.max(self.last_tx) + self.config.keepalive
@@ -1065,19 +1100,7 @@ impl Client {
                 self.session.mailbox = Some(MailboxState::new(name.clone(), *read_only));
                 self.state = ConnState::Authenticated;
             }
-            let collect = match &q.kind {
-                Kind::Capability => Collect::Capability(None),
-                Kind::List => Collect::List(Vec::new(), Vec::new()),
-                Kind::Status(_) => Collect::Status(None),
-                Kind::Search => Collect::Search(SearchResult::default()),
-                Kind::Fetch { .. } | Kind::Store { .. } => Collect::Fetch(0),
-                Kind::Select(..) => Collect::Select(0),
-                Kind::Enable => Collect::Enabled(Vec::new()),
-                Kind::Id => Collect::Id(Vec::new()),
-                Kind::Namespace => Collect::Namespace(None),
-                Kind::Raw => Collect::Raw(Vec::new()),
-                _ => Collect::Nothing,
-            };
+            let collect = Collect::for_kind(&q.kind);
             let idle = matches!(q.kind, Kind::Idle).then_some(IdlePhase::Requested);
             let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
             let allowance = budget::allowance(
@@ -1304,299 +1327,6 @@ impl Client {
         }
     }
 
-    fn handle_untagged(&mut self, r: Response) {
-        match r {
-            Response::Status(s) => {
-                if let (Some(Code::CopyUid(_)), StatusKind::Ok) = (&s.code, s.kind) {
-                    // RFC 6851 4.3: a server with UIDPLUS answers MOVE with an untagged
-                    // `OK [COPYUID …]` before its EXPUNGEs. It belongs to the MOVE in flight;
-                    // with more than one, it cannot be attributed and is left unrouted.
-                    let mut moves = self
-                        .in_flight
-                        .iter_mut()
-                        .filter(|c| matches!(c.kind, Kind::Move));
-                    if let (Some(cmd), None) = (moves.next(), moves.next()) {
-                        cmd.copy_uid = s.code.clone();
-                        return;
-                    }
-                }
-                if let Some(code) = &s.code {
-                    self.apply_code(code, &s.text);
-                }
-                // RFC 5465 5.8: the server stopped notifying and changes may have been
-                // missed; the driver must hear of it (see `crate::notify::Notice`).
-                if s.kind == StatusKind::Ok
-                    && s.code.as_ref().is_some_and(crate::notify::is_overflow)
-                {
-                    self.events.push_back(Event::Untagged(Response::Status(s)));
-                    return;
-                }
-                if s.kind == StatusKind::Bye {
-                    self.bye = Some(s.text.clone());
-                    self.events.push_back(Event::Bye { text: s.text });
-                }
-            }
-            Response::Capability(caps) => {
-                let caps = Capabilities::new(&caps);
-                if let Some(c) = self.collector(|k| matches!(k, Kind::Capability)) {
-                    c.collect = Collect::Capability(Some(caps.clone()));
-                }
-                self.session.capabilities = Some(caps);
-            }
-            Response::List(l) => self.collect_list(l, false),
-            Response::Lsub(l) => self.collect_list(l, true),
-            Response::MailboxStatus(st) => {
-                let name = st.mailbox.clone();
-                let target = self
-                    .in_flight
-                    .iter_mut()
-                    .find(|c| matches!(&c.kind, Kind::Status(m) if *m == name));
-                if let Some(InFlight {
-                    collect: Collect::Status(slot),
-                    ..
-                }) = target
-                {
-                    *slot = Some(st);
-                } else if let Some(InFlight {
-                    collect: Collect::List(_, statuses),
-                    ..
-                }) = self.collector(|k| matches!(k, Kind::List))
-                {
-                    statuses.push(st);
-                } else {
-                    self.raw_or_untagged(Response::MailboxStatus(st));
-                }
-            }
-            Response::Search(s) => match self.collector(|k| matches!(k, Kind::Search)) {
-                Some(InFlight {
-                    collect: Collect::Search(res),
-                    ..
-                }) => {
-                    res.ids.extend_from_slice(&s.ids);
-                    if s.modseq.is_some() {
-                        res.modseq = s.modseq;
-                    }
-                }
-                _ => self.raw_or_untagged(Response::Search(s)),
-            },
-            Response::Esearch(e) => {
-                let tag = e.tag.clone();
-                let target = self.in_flight.iter_mut().find(|c| {
-                    matches!(c.kind, Kind::Search) && !matches!(&tag, Some(t) if *t != c.tag)
-                });
-                match target {
-                    Some(InFlight {
-                        collect: Collect::Search(res),
-                        ..
-                    }) => res.esearch = Some(e),
-                    _ => self.raw_or_untagged(Response::Esearch(e)),
-                }
-            }
-            Response::Flags(f) => {
-                if let Some(ch) = self.session.apply_flags(&f) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Flags(f));
-            }
-            Response::Exists(n) => {
-                if let Some(ch) = self.session.apply_exists(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Exists(n));
-            }
-            Response::Recent(n) => {
-                if let Some(ch) = self.session.apply_recent(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Recent(n));
-            }
-            Response::Expunge(n) => {
-                if let Some(ch) = self.session.apply_expunge(n) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Expunge(n));
-            }
-            Response::Vanished(v) => {
-                let change = self.session.apply_vanished(v.earlier, &v.uids);
-                // VANISHED (EARLIER) is only ever an answer: to SELECT/EXAMINE with QRESYNC
-                // or to UID FETCH with VANISHED (RFC 7162 3.2.10). It is collected for that
-                // command rather than surfaced as a change.
-                let claimed = v.earlier && self.claim_vanished(&v.uids);
-                if let (Some(ch), false) = (change, claimed) {
-                    self.mailbox_event(ch);
-                }
-                self.copy_to_raw(Response::Vanished(v));
-            }
-            Response::Fetch(f) => {
-                self.session.apply_fetch(&f);
-                let owner = self.fetch_owner(&f);
-                if let Some(h) = owner {
-                    if let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == h) {
-                        if let Collect::Fetch(n) | Collect::Select(n) = &mut c.collect {
-                            *n += 1;
-                        }
-                    }
-                }
-                if self.raw_collector().is_some() {
-                    self.copy_to_raw(Response::Fetch(f));
-                } else {
-                    self.events.push_back(Event::Fetch {
-                        handle: owner,
-                        fetch: f,
-                    });
-                }
-            }
-            Response::Enabled(caps) => {
-                for c in &caps {
-                    // The list names what we enabled; a server inventing names is capped.
-                    if self.session.enabled.len() < MAX_COLLECTED
-                        && !self
-                            .session
-                            .enabled
-                            .iter()
-                            .any(|e| e.eq_ignore_ascii_case(c))
-                    {
-                        self.session.enabled.push(c.to_ascii_uppercase());
-                    }
-                }
-                match self.collector(|k| matches!(k, Kind::Enable)) {
-                    Some(InFlight {
-                        collect: Collect::Enabled(v),
-                        ..
-                    }) => v.extend(caps),
-                    _ => self.raw_or_untagged(Response::Enabled(caps)),
-                }
-            }
-            Response::Id(fields) => match self.collector(|k| matches!(k, Kind::Id)) {
-                Some(InFlight {
-                    collect: Collect::Id(v),
-                    ..
-                }) => {
-                    for (k, val) in fields {
-                        v.push((
-                            k.to_str_lossy().into_owned(),
-                            val.map(|x| x.to_str_lossy().into_owned()),
-                        ));
-                    }
-                }
-                _ => self.raw_or_untagged(Response::Id(fields)),
-            },
-            Response::Namespace(ns) => match self.collector(|k| matches!(k, Kind::Namespace)) {
-                Some(InFlight {
-                    collect: Collect::Namespace(slot),
-                    ..
-                }) => *slot = Some(ns),
-                _ => self.raw_or_untagged(Response::Namespace(ns)),
-            },
-            other => self.raw_or_untagged(other),
-        }
-    }
-
-    fn collect_list(&mut self, l: MailboxList, lsub: bool) {
-        match self.collector(|k| matches!(k, Kind::List)) {
-            Some(InFlight {
-                collect: Collect::List(v, _),
-                ..
-            }) => v.push(l),
-            _ => self.raw_or_untagged(if lsub {
-                Response::Lsub(l)
-            } else {
-                Response::List(l)
-            }),
-        }
-    }
-
-    /// Surfaces a mailbox change, except the data that answers a SELECT/EXAMINE in flight
-    /// (that is the SELECT's result, not a change).
-    fn mailbox_event(&mut self, ch: MailboxChange) {
-        if !self
-            .in_flight
-            .iter()
-            .any(|c| matches!(c.kind, Kind::Select(..)))
-        {
-            self.events.push_back(Event::Mailbox(ch));
-        }
-    }
-
-    /// The oldest in-flight command whose kind matches.
-    fn collector(&mut self, want: impl Fn(&Kind) -> bool) -> Option<&mut InFlight> {
-        self.in_flight.iter_mut().find(|c| want(&c.kind))
-    }
-
-    fn raw_collector(&mut self) -> Option<&mut InFlight> {
-        self.collector(|k| matches!(k, Kind::Raw))
-    }
-
-    /// Gives a response to the raw command in flight, or surfaces it as an event.
-    fn raw_or_untagged(&mut self, r: Response) {
-        match self.raw_collector() {
-            Some(InFlight {
-                collect: Collect::Raw(v),
-                ..
-            }) => v.push(r),
-            _ => self.events.push_back(Event::Untagged(r)),
-        }
-    }
-
-    /// A raw command also sees the mailbox data the session recorded.
-    fn copy_to_raw(&mut self, r: Response) {
-        if let Some(InFlight {
-            collect: Collect::Raw(v),
-            ..
-        }) = self.raw_collector()
-        {
-            v.push(r);
-        }
-    }
-
-    /// Which command a FETCH response answers, or `None` when it is unsolicited (seed
-    /// V0023). During SELECT/EXAMINE (a barrier: nothing else is in flight) every FETCH is
-    /// the SELECT's (QRESYNC's changed messages, RFC 7162 3.2.5.2). Otherwise the oldest
-    /// FETCH or non-silent STORE that the response can belong to; see `attribution` for the
-    /// rules and the one ambiguity left.
-    fn fetch_owner(&self, f: &Fetch) -> Option<CommandHandle> {
-        let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
-        self.in_flight.iter().find_map(|c| {
-            let owns = match &c.kind {
-                Kind::Select(..) => true,
-                Kind::Fetch { scope, .. } => scope.owns(f, exists),
-                Kind::Store { scope: Some(scope) } => scope.owns(f, exists),
-                _ => false,
-            };
-            owns.then_some(c.handle)
-        })
-    }
-
-    /// The command a streamed body literal for message `seq` belongs to: only a FETCH that
-    /// asked for body data can receive one.
-    fn body_owner_for(&self, seq: u32) -> Option<CommandHandle> {
-        let exists = self.session.mailbox.as_ref().map_or(0, |m| m.exists);
-        self.in_flight.iter().find_map(|c| match &c.kind {
-            Kind::Fetch { scope, .. } if scope.owns_body(seq, exists) => Some(c.handle),
-            _ => None,
-        })
-    }
-
-    /// Gives `VANISHED (EARLIER)` UIDs to the command that asked for them: the oldest UID
-    /// FETCH with VANISHED, else a SELECT/EXAMINE in flight. False when none is in flight.
-    fn claim_vanished(&mut self, uids: &UidSet) -> bool {
-        let pos = self
-            .in_flight
-            .iter()
-            .position(|c| matches!(c.kind, Kind::Fetch { vanished: true, .. }))
-            .or_else(|| {
-                self.in_flight
-                    .iter()
-                    .position(|c| matches!(c.kind, Kind::Select(..)))
-            });
-        let Some(i) = pos else {
-            return false;
-        };
-        let slot = self.in_flight[i].vanished.get_or_insert_with(UidSet::new);
-        slot.extend_from(uids);
-        true
-    }
-
     fn handle_continuation(&mut self, text: String, now: Instant) {
         if let Some(h) = self.awaiting_continuation.take() {
             // The server is ready for our literal (RFC 3501 7.5).
@@ -1777,46 +1507,16 @@ impl Client {
                 self.state = ConnState::Logout;
             }
             Kind::Idle => {
-                if let Some(IdlePhase::DoneSent { refresh: true }) = cmd.idle {
-                    if ok && !cmd.idle_stop && self.queue.is_empty() {
-                        // Re-issue the same IDLE under a new tag; the handle stays.
-                        self.queue.push_front(Queued {
-                            handle: cmd.handle,
-                            cmd: Command::Idle,
-                            kind: Kind::Idle,
-                            internal: cmd.internal,
-                        });
-                        self.pump(now);
-                        return;
-                    }
+                let refreshed = matches!(cmd.idle, Some(IdlePhase::DoneSent { refresh: true }));
+                if refreshed && ok && !cmd.idle_stop && self.queue.is_empty() {
+                    self.reissue_idle(cmd.handle, cmd.internal, now);
+                    return;
                 }
             }
             _ => {}
         }
         if !matches!(data, CommandData::Auth { .. } | CommandData::Select(_)) {
-            data = match cmd.collect {
-                Collect::Nothing => CommandData::None,
-                Collect::Capability(c) => match c {
-                    Some(c) => CommandData::Capability(c),
-                    None => CommandData::None,
-                },
-                Collect::List(mailboxes, statuses) => CommandData::List {
-                    mailboxes,
-                    statuses,
-                },
-                Collect::Status(s) => CommandData::Status(s),
-                Collect::Search(s) => CommandData::Search(s),
-                Collect::Fetch(count) => CommandData::Fetch { count },
-                // Only reached for a failed SELECT, whose data is not worth returning.
-                Collect::Select(_) => CommandData::None,
-                Collect::Enabled(v) => CommandData::Enabled(v),
-                Collect::Id(v) => CommandData::Id(v),
-                Collect::Namespace(n) => match n {
-                    Some(n) => CommandData::Namespace(n),
-                    None => CommandData::None,
-                },
-                Collect::Raw(v) => CommandData::Raw(v),
-            };
+            data = cmd.collect.into_data();
         }
         if !cmd.internal {
             self.events.push_back(Event::Completed(Completion {
@@ -1829,6 +1529,32 @@ impl Client {
         if self.state == ConnState::Logout {
             self.close(None);
         }
+    }
+
+    /// Ends the IDLE of `handle` with DONE (RFC 2177), to stop it or to `refresh` it.
+    fn send_done(&mut self, handle: CommandHandle, refresh: bool, now: Instant) {
+        let Some(c) = self.in_flight.iter_mut().find(|c| c.handle == handle) else {
+            return;
+        };
+        c.idle = Some(IdlePhase::DoneSent { refresh });
+        c.written_at = now;
+        // Waiting for the tagged OK after DONE is a short command of its own.
+        c.started = now;
+        c.credit = 0;
+        self.push_data(wire::done());
+        self.last_tx = now;
+    }
+
+    /// Issues again, under a new tag, the IDLE the engine ended to refresh it (RFC 2177: at
+    /// least every 29 minutes); the caller's handle stays.
+    fn reissue_idle(&mut self, handle: CommandHandle, internal: bool, now: Instant) {
+        self.queue.push_front(Queued {
+            handle,
+            cmd: Command::Idle,
+            kind: Kind::Idle,
+            internal,
+        });
+        self.pump(now);
     }
 
     /// Ends the session cleanly.

@@ -11,11 +11,12 @@
 //! [`crate::engine::Event::Untagged`] when no command claims them; [`Notice::of`] tells a
 //! driver which events are NOTIFY's reports, including the `NOTIFICATIONOVERFLOW` warning
 //! (section 5.8) after which the server has stopped notifying and the client must assume it
-//! missed changes.
+//! missed changes. `Notice::of` reads the engine's events, so it is defined beside them (in
+//! the engine); this module stays below the engine and the command types that carry a
+//! [`Notify`].
 
 use crate::core::Mailbox;
-use crate::engine::Event;
-use crate::response::{Code, MailboxList, MailboxStatus, Response, StatusKind};
+use crate::response::{Code, MailboxList, MailboxStatus};
 
 /// The events a NOTIFY event group can ask for (RFC 5465 section 5). `MessageNew` is sent
 /// without its optional fetch attributes: a sync client fetches what it needs itself.
@@ -249,23 +250,6 @@ pub enum Notice<'a> {
     /// `NOTIFICATIONOVERFLOW` (section 5.8): the server could not keep up and has stopped
     /// sending notifications as after `NOTIFY NONE`; changes may have been missed.
     Overflow,
-}
-
-impl<'a> Notice<'a> {
-    /// The NOTIFY report `event` carries, if it is one.
-    pub fn of(event: &'a Event) -> Option<Notice<'a>> {
-        match event {
-            Event::Untagged(Response::MailboxStatus(st)) => Some(Notice::Status(st)),
-            Event::Untagged(Response::List(l)) => Some(Notice::MailboxName(l)),
-            Event::Untagged(Response::Status(s))
-                if s.kind == StatusKind::Ok && s.code.as_ref().is_some_and(is_overflow) =>
-            {
-                Some(Notice::Overflow)
-            }
-            Event::Mailbox(_) | Event::Fetch { handle: None, .. } => Some(Notice::Selected),
-            _ => None,
-        }
-    }
 }
 
 /// Whether a response code is RFC 5465's `NOTIFICATIONOVERFLOW`.

@@ -398,140 +398,158 @@ impl ResponseParser {
     }
 
     /// Frames and parses the next response, or the rest of a FETCH after a streamed literal.
+    /// One step on the buffered bytes: a complete response, the start of a streamed FETCH
+    /// body, a framing error, or a request for more bytes.
     fn step_frame(&mut self, pending: Option<PendingFetch>) -> Step {
         if self.buffered() == 0 {
-            self.state = match pending {
-                Some(pending) => State::Rest { pending },
-                None => State::Idle,
-            };
-            return Step::NeedMore;
+            return self.need_more(pending);
         }
-        let frame = self.framer.frame(&self.buf[self.start..]);
-        match frame {
-            Ok(None) => {
-                self.state = match pending {
-                    Some(pending) => State::Rest { pending },
-                    None => State::Idle,
-                };
-                Step::NeedMore
-            }
-            Ok(Some(Frame::Complete { len })) => {
-                let input = &self.buf[self.start..self.start + len];
-                let result = match pending {
-                    None => parse_complete(input, self.expect_greeting),
-                    Some(p) => {
-                        let mut cur = Cur::new(input);
-                        fetch_rest(&mut cur, p.seq, p.items, false).and_then(|r| match r {
-                            FetchOutcome::Done(f) => Ok(Response::Fetch(f)),
-                            FetchOutcome::Stream { .. } => Err(cur.err("a complete FETCH")),
-                        })
-                    }
-                };
-                let base = self.offset;
-                // Field-wise (not `consume`) so `input` may still borrow `buf`.
-                self.start += len;
-                self.offset += len as u64;
-                self.expect_greeting = false;
-                match result {
-                    Ok(r) => Step::Response(r),
-                    Err(e) => Step::Error(e.into_error(base, input)),
-                }
-            }
+        match self.framer.frame(&self.buf[self.start..]) {
+            Ok(None) => self.need_more(pending),
+            Ok(Some(Frame::Complete { len })) => self.complete_frame(pending, len),
             Ok(Some(Frame::LargeLiteral {
                 header_start,
                 data_start,
                 len,
-            })) => {
-                let input = &self.buf[self.start..self.start + header_start];
+            })) => self.large_literal_frame(pending, header_start, data_start, len),
+            Err(fe) => self.frame_error(fe),
+        }
+    }
+
+    /// Waits for more bytes, keeping the FETCH whose rest is still to come.
+    fn need_more(&mut self, pending: Option<PendingFetch>) -> Step {
+        self.state = match pending {
+            Some(pending) => State::Rest { pending },
+            None => State::Idle,
+        };
+        Step::NeedMore
+    }
+
+    /// A whole response of `len` buffered bytes (or the rest of a FETCH after a streamed
+    /// body), parsed and consumed.
+    fn complete_frame(&mut self, pending: Option<PendingFetch>, len: usize) -> Step {
+        let input = &self.buf[self.start..self.start + len];
+        let result = match pending {
+            None => parse_complete(input, self.expect_greeting),
+            Some(p) => {
                 let mut cur = Cur::new(input);
-                let outcome = match pending {
-                    None => fetch_prefix(&mut cur),
-                    Some(p) => fetch_rest(&mut cur, p.seq, p.items, true),
-                };
-                let base = self.offset;
-                self.expect_greeting = false;
-                match outcome {
-                    Ok(FetchOutcome::Stream {
-                        seq,
-                        mut items,
-                        item,
-                    }) => {
-                        items.push(item.clone().into_item(BodyValue::Streamed { len }));
-                        self.consume(data_start);
-                        self.state = State::Streaming {
-                            remaining: len,
-                            pending: PendingFetch { seq, items },
-                        };
-                        Step::BodyStart(seq, item, len)
-                    }
-                    // A FETCH that is malformed before the literal: report the real
-                    // problem rather than the literal's size.
-                    Err(p) if p.0.pos < header_start && starts_fetch(input) => {
-                        let e = p.into_error(base, input);
-                        self.consume(data_start.min(self.buffered()));
-                        self.state = State::SkipLiteral { remaining: len };
-                        Step::Error(e)
-                    }
-                    _ => {
-                        let e = ParseError {
-                            kind: ParseErrorKind::LiteralTooLarge,
-                            offset: base + header_start as u64,
-                            expected: "a literal within the inline cap (only FETCH bodies stream)",
-                            excerpt: excerpt(&self.buf[self.start + header_start..]),
-                        };
-                        self.consume(data_start.min(self.buffered()));
-                        self.state = State::SkipLiteral { remaining: len };
-                        Step::Error(e)
-                    }
-                }
+                fetch_rest(&mut cur, p.seq, p.items, false).and_then(|r| match r {
+                    FetchOutcome::Done(f) => Ok(Response::Fetch(f)),
+                    FetchOutcome::Stream { .. } => Err(cur.err("a complete FETCH")),
+                })
             }
-            Err(fe) => {
-                self.expect_greeting = false;
-                let base = self.offset;
-                let rest = &self.buf[self.start..];
-                let (kind, at, expected) = match fe {
-                    FrameError::LineTooLong { line_start } => (
-                        ParseErrorKind::LineTooLong,
-                        line_start,
-                        "a line end within the line cap",
-                    ),
-                    FrameError::ResponseTooLarge { header_start, .. } => (
-                        ParseErrorKind::ResponseTooLarge,
-                        header_start,
-                        "a response within the size cap",
-                    ),
-                    FrameError::LiteralSize { header_start, .. } => (
-                        ParseErrorKind::LiteralSize,
-                        header_start,
-                        "a literal size below 4294967295",
-                    ),
+        };
+        let base = self.offset;
+        // Field-wise (not `consume`) so `input` may still borrow `buf`.
+        self.start += len;
+        self.offset += len as u64;
+        self.expect_greeting = false;
+        match result {
+            Ok(r) => Step::Response(r),
+            Err(e) => Step::Error(e.into_error(base, input)),
+        }
+    }
+
+    /// A response whose literal is over the inline cap: a FETCH body starts streaming; any
+    /// other literal is skipped and reported (only FETCH bodies stream).
+    fn large_literal_frame(
+        &mut self,
+        pending: Option<PendingFetch>,
+        header_start: usize,
+        data_start: usize,
+        len: u64,
+    ) -> Step {
+        let input = &self.buf[self.start..self.start + header_start];
+        let mut cur = Cur::new(input);
+        let outcome = match pending {
+            None => fetch_prefix(&mut cur),
+            Some(p) => fetch_rest(&mut cur, p.seq, p.items, true),
+        };
+        let base = self.offset;
+        self.expect_greeting = false;
+        match outcome {
+            Ok(FetchOutcome::Stream {
+                seq,
+                mut items,
+                item,
+            }) => {
+                items.push(item.clone().into_item(BodyValue::Streamed { len }));
+                self.consume(data_start);
+                self.state = State::Streaming {
+                    remaining: len,
+                    pending: PendingFetch { seq, items },
                 };
+                Step::BodyStart(seq, item, len)
+            }
+            // A FETCH that is malformed before the literal: report the real
+            // problem rather than the literal's size.
+            Err(p) if p.0.pos < header_start && starts_fetch(input) => {
+                let e = p.into_error(base, input);
+                self.consume(data_start.min(self.buffered()));
+                self.state = State::SkipLiteral { remaining: len };
+                Step::Error(e)
+            }
+            _ => {
                 let e = ParseError {
-                    kind,
-                    offset: base + at as u64,
-                    expected,
-                    excerpt: excerpt(rest.get(at..).unwrap_or_default()),
+                    kind: ParseErrorKind::LiteralTooLarge,
+                    offset: base + header_start as u64,
+                    expected: "a literal within the inline cap (only FETCH bodies stream)",
+                    excerpt: excerpt(&self.buf[self.start + header_start..]),
                 };
-                match fe {
-                    FrameError::LineTooLong { .. } => {
-                        let n = self.buffered();
-                        self.consume(n);
-                        self.state = State::SkipLine;
-                    }
-                    FrameError::ResponseTooLarge {
-                        data_start, len, ..
-                    } => {
-                        self.consume(data_start);
-                        self.state = State::SkipLiteral { remaining: len };
-                    }
-                    FrameError::LiteralSize { line_end, .. } => {
-                        self.consume(line_end);
-                        self.state = State::Resync;
-                    }
-                }
+                self.consume(data_start.min(self.buffered()));
+                self.state = State::SkipLiteral { remaining: len };
                 Step::Error(e)
             }
         }
+    }
+
+    /// A framing error: reported, and the bytes it covers skipped so that the next response
+    /// parses (one malformed response poisons only itself).
+    fn frame_error(&mut self, fe: FrameError) -> Step {
+        self.expect_greeting = false;
+        let base = self.offset;
+        let rest = &self.buf[self.start..];
+        let (kind, at, expected) = match fe {
+            FrameError::LineTooLong { line_start } => (
+                ParseErrorKind::LineTooLong,
+                line_start,
+                "a line end within the line cap",
+            ),
+            FrameError::ResponseTooLarge { header_start, .. } => (
+                ParseErrorKind::ResponseTooLarge,
+                header_start,
+                "a response within the size cap",
+            ),
+            FrameError::LiteralSize { header_start, .. } => (
+                ParseErrorKind::LiteralSize,
+                header_start,
+                "a literal size below 4294967295",
+            ),
+        };
+        let e = ParseError {
+            kind,
+            offset: base + at as u64,
+            expected,
+            excerpt: excerpt(rest.get(at..).unwrap_or_default()),
+        };
+        match fe {
+            FrameError::LineTooLong { .. } => {
+                let n = self.buffered();
+                self.consume(n);
+                self.state = State::SkipLine;
+            }
+            FrameError::ResponseTooLarge {
+                data_start, len, ..
+            } => {
+                self.consume(data_start);
+                self.state = State::SkipLiteral { remaining: len };
+            }
+            FrameError::LiteralSize { line_end, .. } => {
+                self.consume(line_end);
+                self.state = State::Resync;
+            }
+        }
+        Step::Error(e)
     }
 }
 
@@ -1329,6 +1347,9 @@ fn resp_code(c: &mut Cur<'_>) -> PResult<Code> {
     Ok(code)
 }
 
+/// The arguments of a response code this parser knows (RFC 3501 7.1 `resp-text-code`, and
+/// RFC 4315, 7162, 2221's). Long by design: one short arm per code, so the list of codes
+/// reads in one place against the grammar.
 fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
     let mut up = [0u8; 24];
     let name = upper_into(name, &mut up);
@@ -1441,6 +1462,9 @@ fn capabilities(c: &mut Cur<'_>) -> PResult<Vec<String>> {
     }
 }
 
+/// One untagged response after `* ` (RFC 3501 7, `response-data`), or the greeting.
+/// Long by design: one arm per response name, each a call to that response's parser, so the
+/// list of responses reads in one place against the grammar.
 fn untagged(c: &mut Cur<'_>, greeting: bool) -> PResult<Response> {
     if c.peek().is_some_and(|b| b.is_ascii_digit()) {
         let n = c.number()?;
@@ -1931,7 +1955,9 @@ fn origin(c: &mut Cur<'_>) -> PResult<Option<u32>> {
 /// One FETCH item, pushed onto `items` (directly rather than returned: an item is 88
 /// bytes, and passing it back through a `Result` copied it twice, the first copy reading
 /// bytes just written, a store-forwarding stall). Returns the body item whose value is a
-/// literal to stream, in prefix mode, instead.
+/// literal to stream, in prefix mode, instead. Long for the same reason: one arm per
+/// `msg-att` item of RFC 3501 7.4.2, and the common items build in place; only the rare
+/// ones (`RFC822*`, vendor items) are parsed by functions of their own.
 fn fetch_item(
     c: &mut Cur<'_>,
     prefix: bool,
@@ -2033,44 +2059,59 @@ fn fetch_item(
                 size: c.number64()?,
             }
         }
-        b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => {
-            let which = match name.len() {
-                6 => StreamedItem::Rfc822,
-                13 => StreamedItem::Rfc822Header,
-                _ => StreamedItem::Rfc822Text,
-            };
-            match body_value(c, prefix)? {
-                Some(v) => match which {
-                    StreamedItem::Rfc822 => FetchItem::Rfc822(v),
-                    StreamedItem::Rfc822Header => FetchItem::Rfc822Header(v),
-                    _ => FetchItem::Rfc822Text(v),
-                },
-                None => return Ok(Some(which)),
-            }
-        }
-        _ => {
-            // Vendor or unknown item (e.g. X-GM-LABELS): keep the value raw (seed N3).
-            let mut full_name = lossy(name);
-            if c.peek() == Some(b'[') {
-                let s = c.pos;
-                let close = memchr::memchr(b']', &c.buf[s..])
-                    .ok_or_else(|| c.err("']' closing a section"))?;
-                c.pos = s + close + 1;
-                full_name.push_str(&String::from_utf8_lossy(&c.buf[s..c.pos]));
-            }
-            full_name.make_ascii_uppercase();
-            c.ws();
-            if prefix && c.at_end() {
-                return Err(c.err("a value within the inline cap"));
-            }
-            FetchItem::Other {
-                name: full_name,
-                raw: ByteString::from(c.raw_value()?),
-            }
-        }
+        b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => match rfc822_item(c, name, prefix)? {
+            Ok(item) => item,
+            Err(streamed) => return Ok(Some(streamed)),
+        },
+        // Vendor or unknown item (e.g. X-GM-LABELS): keep the value raw (seed N3).
+        _ => other_item(c, name, prefix)?,
     };
     items.push(item);
     Ok(None)
+}
+
+/// `RFC822`, `RFC822.HEADER` or `RFC822.TEXT` (RFC 3501 7.4.2), named by `name`: the item,
+/// or in prefix mode the item to stream when its value is a literal.
+fn rfc822_item(
+    c: &mut Cur<'_>,
+    name: &[u8],
+    prefix: bool,
+) -> PResult<Result<FetchItem, StreamedItem>> {
+    let which = match name.len() {
+        6 => StreamedItem::Rfc822,
+        13 => StreamedItem::Rfc822Header,
+        _ => StreamedItem::Rfc822Text,
+    };
+    Ok(match body_value(c, prefix)? {
+        Some(v) => Ok(match which {
+            StreamedItem::Rfc822 => FetchItem::Rfc822(v),
+            StreamedItem::Rfc822Header => FetchItem::Rfc822Header(v),
+            _ => FetchItem::Rfc822Text(v),
+        }),
+        None => Err(which),
+    })
+}
+
+/// An item this parser does not know (a vendor's, such as `X-GM-LABELS`), with its section
+/// if it has one: the name upper-cased and the value kept raw (seed N3).
+fn other_item(c: &mut Cur<'_>, name: &[u8], prefix: bool) -> PResult<FetchItem> {
+    let mut full_name = lossy(name);
+    if c.peek() == Some(b'[') {
+        let s = c.pos;
+        let close =
+            memchr::memchr(b']', &c.buf[s..]).ok_or_else(|| c.err("']' closing a section"))?;
+        c.pos = s + close + 1;
+        full_name.push_str(&String::from_utf8_lossy(&c.buf[s..c.pos]));
+    }
+    full_name.make_ascii_uppercase();
+    c.ws();
+    if prefix && c.at_end() {
+        return Err(c.err("a value within the inline cap"));
+    }
+    Ok(FetchItem::Other {
+        name: full_name,
+        raw: ByteString::from(c.raw_value()?),
+    })
 }
 
 /// `section` of RFC 3501 (`[` … `]`), after the item name.

@@ -1,7 +1,7 @@
 //! What the user authenticates with: identities and one secret (a password or an OAuth
 //! access token). The secret is held in [`Secret`], so `Debug` never shows it.
 
-use crate::Secret;
+use crate::secret::Secret;
 
 /// An account's SASL credentials.
 ///

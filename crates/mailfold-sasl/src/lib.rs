@@ -24,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod mech;

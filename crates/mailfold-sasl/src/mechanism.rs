@@ -1,50 +1,19 @@
-//! The client mechanism interface, the names of the mechanisms this crate speaks, and
-//! the factory that builds one from credentials and connection facts.
+//! The registry: the names of the mechanisms this crate speaks, and the factory that builds
+//! one from credentials and connection facts. It stands above the mechanisms it builds
+//! ([`crate::mech`], which also holds the [`Mechanism`] interface they implement) and the
+//! connection facts they read ([`crate::context`]); both are re-exported here, where they
+//! have always been named.
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 use crate::mech;
-use crate::{Credentials, NonceSource, SaslError, Secret};
+use crate::nonce::NonceSource;
 
-/// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
-/// contain the password or token, so they stay wrapped until written to the wire.
-pub type Response = Secret<Vec<u8>>;
-
-/// One client side of a SASL exchange (RFC 4422), driven by the caller:
-///
-/// 1. If the server offers SASL-IR (RFC 4959), send `AUTHENTICATE <name> <initial>`
-///    with [`Mechanism::initial_response`] when it is `Some` (an empty `Some` is sent
-///    as `=`); otherwise send `AUTHENTICATE <name>` alone.
-/// 2. For every continuation `+ <base64>`, decode it and answer with
-///    [`Mechanism::step`]. A client-first mechanism whose initial response was not sent
-///    with SASL-IR produces it on the first (empty) challenge.
-/// 3. On the tagged OK, check [`Mechanism::is_complete`]: `false` means the server did
-///    not finish the exchange (for SCRAM and DIGEST-MD5: it never proved itself), and the
-///    session must be treated as failed.
-/// 4. On an error from `step`, cancel with `*` (RFC 3501 6.2.2) and consult
-///    [`crate::policy::next_after_failure`].
-pub trait Mechanism: Send {
-    /// The registered mechanism name, e.g. `"SCRAM-SHA-256"`.
-    fn name(&self) -> &'static str;
-
-    /// Client-first data, or `None` for server-first mechanisms (CRAM-MD5,
-    /// DIGEST-MD5, LOGIN). Calling it marks the data as sent.
-    fn initial_response(&mut self) -> Result<Option<Response>, SaslError>;
-
-    /// Answers one server challenge.
-    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError>;
-
-    /// True once the mechanism has nothing more to send and, for mechanisms with
-    /// mutual authentication, the server's proof has been verified.
-    fn is_complete(&self) -> bool;
-
-    /// Error detail the server sent inside the exchange (the OAuth JSON status), kept
-    /// for the user-facing message after the server's NO.
-    fn server_error(&self) -> Option<&str> {
-        None
-    }
-}
+pub use crate::context::{filetime_from_unix, ChannelBinding, ClientContext};
+pub use crate::mech::{Mechanism, Response};
 
 /// A SASL mechanism this crate implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,77 +147,6 @@ impl FromStr for MechanismName {
     }
 }
 
-/// TLS channel-binding data for SCRAM `-PLUS` (RFC 5929, RFC 9266).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChannelBinding {
-    /// The binding type name, e.g. `"tls-exporter"` or `"tls-server-end-point"`.
-    pub kind: String,
-    /// The binding data taken from the TLS session.
-    pub data: Secret<Vec<u8>>,
-}
-
-/// Facts about the connection that some mechanisms put into their messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientContext {
-    /// SASL service name; `"imap"` for IMAP (RFC 9051 section 6.2.2).
-    pub service: String,
-    /// The server host name the user configured (DIGEST-MD5 `digest-uri`, OAUTHBEARER
-    /// `host`).
-    pub host: String,
-    /// The server port (OAUTHBEARER `port`); 0 leaves it out.
-    pub port: u16,
-    /// DIGEST-MD5 realm to use when the server offers several or none.
-    pub realm: Option<String>,
-    /// Server quirk: hash DIGEST-MD5 credentials as UTF-8 even where RFC 2831
-    /// 2.1.2.1 converts them to ISO 8859-1 (the servers that do: [`crate::quirks`]);
-    /// Cyrus SASL follows the RFC. Only matters for non-ASCII user names, realms or
-    /// passwords.
-    pub digest_md5_utf8_hash: bool,
-    /// NTLM domain; when `None`, a `DOMAIN\user` user name is split, else it is empty.
-    pub ntlm_domain: Option<String>,
-    /// NTLM workstation name; empty when `None`.
-    pub ntlm_workstation: Option<String>,
-    /// Current time as a Windows FILETIME (100 ns units since 1601-01-01), used by
-    /// NTLMv2 when the server sends no timestamp. The caller reads the clock; see
-    /// [`filetime_from_unix`].
-    pub filetime: u64,
-    /// Channel binding for SCRAM, when the TLS layer can provide it.
-    pub channel_binding: Option<ChannelBinding>,
-}
-
-impl ClientContext {
-    /// A context for IMAP to `host:port`, with no clock reading (FILETIME 0) and no
-    /// channel binding.
-    pub fn imap(host: impl Into<String>, port: u16) -> Self {
-        ClientContext {
-            service: "imap".into(),
-            host: host.into(),
-            port,
-            realm: None,
-            digest_md5_utf8_hash: false,
-            ntlm_domain: None,
-            ntlm_workstation: None,
-            filetime: 0,
-            channel_binding: None,
-        }
-    }
-
-    /// Sets the time NTLMv2 uses (see [`filetime_from_unix`]).
-    pub fn with_filetime(mut self, filetime: u64) -> Self {
-        self.filetime = filetime;
-        self
-    }
-}
-
-/// Converts seconds since the Unix epoch into a Windows FILETIME (MS-DTYP 2.3.3).
-pub fn filetime_from_unix(unix_seconds: u64) -> u64 {
-    /// Seconds from 1601-01-01 to 1970-01-01.
-    const EPOCH_DELTA: u64 = 11_644_473_600;
-    unix_seconds
-        .saturating_add(EPOCH_DELTA)
-        .saturating_mul(10_000_000)
-}
-
 /// Builds the client side of `name` for these credentials.
 ///
 /// Nonces are drawn from `nonces` now (pass [`crate::OsNonceSource`] in real use).
@@ -271,34 +169,22 @@ pub fn new_mechanism(
             nonces,
         )?),
         MechanismName::Ntlm => Box::new(mech::ntlm::Ntlm::new(credentials, context, nonces)?),
-        MechanismName::ScramSha1 => Box::new(Scram::new(
-            ScramHash::Sha1,
-            credentials,
-            context.channel_binding.clone(),
-            false,
-            nonces,
-        )?),
-        MechanismName::ScramSha256 => Box::new(Scram::new(
-            ScramHash::Sha256,
-            credentials,
-            context.channel_binding.clone(),
-            false,
-            nonces,
-        )?),
-        MechanismName::ScramSha1Plus => Box::new(Scram::new(
-            ScramHash::Sha1,
-            credentials,
-            context.channel_binding.clone(),
-            true,
-            nonces,
-        )?),
-        MechanismName::ScramSha256Plus => Box::new(Scram::new(
-            ScramHash::Sha256,
-            credentials,
-            context.channel_binding.clone(),
-            true,
-            nonces,
-        )?),
+        MechanismName::ScramSha1
+        | MechanismName::ScramSha256
+        | MechanismName::ScramSha1Plus
+        | MechanismName::ScramSha256Plus => {
+            let hash = match name {
+                MechanismName::ScramSha1 | MechanismName::ScramSha1Plus => ScramHash::Sha1,
+                _ => ScramHash::Sha256,
+            };
+            Box::new(Scram::new(
+                hash,
+                credentials,
+                context.channel_binding.clone(),
+                name.needs_channel_binding(),
+                nonces,
+            )?)
+        }
         MechanismName::XOAuth2 => Box::new(mech::xoauth2::XOAuth2::new(credentials)?),
         MechanismName::OAuthBearer => {
             Box::new(mech::oauthbearer::OAuthBearer::new(credentials, context)?)
@@ -327,11 +213,5 @@ mod tests {
         assert_eq!(MechanismName::parse("AUTH="), None);
         assert_eq!(MechanismName::parse(""), None);
         assert_eq!(MechanismName::parse("é"), None);
-    }
-
-    #[test]
-    fn filetime_of_unix_epoch() {
-        assert_eq!(filetime_from_unix(0), 116_444_736_000_000_000);
-        assert_eq!(filetime_from_unix(u64::MAX), u64::MAX);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use base64::Engine as _;
 
-use crate::SaslError;
+use crate::error::SaslError;
 
 /// Supplier of unpredictable values for client nonces and challenges.
 pub trait NonceSource {

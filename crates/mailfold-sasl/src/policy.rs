@@ -41,7 +41,8 @@
 //! Failures that no other mechanism can fix (`UNAVAILABLE`, `EXPIRED`,
 //! `PRIVACYREQUIRED`, `CONTACTADMIN`, `AUTHORIZATIONFAILED`, RFC 5530) end the attempt.
 
-use crate::{MechanismName, SaslError};
+use crate::error::SaslError;
+use crate::mechanism::MechanismName;
 
 /// The default order, strongest first (E0002).
 pub const DEFAULT_ORDER: [MechanismName; 12] = MechanismName::ALL;

@@ -2,8 +2,9 @@
 //! email address or an opaque token) and no credentials. Only used when the account is
 //! configured for it (seed V0029).
 
-use crate::mechanism::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{one_message_mechanism, OneMessage};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "ANONYMOUS";
 
@@ -12,10 +13,7 @@ const MAX_TRACE_CHARS: usize = 255;
 
 /// Client side of ANONYMOUS.
 #[derive(Debug)]
-pub struct Anonymous {
-    trace: String,
-    sent: bool,
-}
+pub struct Anonymous(OneMessage);
 
 impl Anonymous {
     /// Uses `credentials.authcid` as the trace (see [`Credentials::anonymous`]).
@@ -31,36 +29,16 @@ impl Anonymous {
                 "ANONYMOUS trace contains control characters",
             ));
         }
-        Ok(Anonymous { trace, sent: false })
+        Ok(Anonymous(OneMessage::new(NAME, trace.into_bytes(), None)))
     }
 }
 
-impl Mechanism for Anonymous {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
-        self.sent = true;
-        Ok(Some(Secret::new(self.trace.as_bytes().to_vec())))
-    }
-
-    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
-        if !self.sent && challenge.is_empty() {
-            self.sent = true;
-            return Ok(Secret::new(self.trace.as_bytes().to_vec()));
-        }
-        Err(SaslError::UnexpectedChallenge { mechanism: NAME })
-    }
-
-    fn is_complete(&self) -> bool {
-        self.sent
-    }
-}
+one_message_mechanism!(Anonymous);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mech::Mechanism;
 
     /// RFC 4505 section 4: the trace "sirhc", sent after an empty challenge.
     #[test]

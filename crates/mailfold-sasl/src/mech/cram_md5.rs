@@ -6,8 +6,10 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 
 use super::{check_size, hex};
-use crate::mechanism::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{Mechanism, Response};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::secret::Secret;
 
 const NAME: &str = "CRAM-MD5";
 

@@ -9,8 +9,12 @@
 use md5::{Digest, Md5};
 
 use super::{check_size, hex};
-use crate::mechanism::{ClientContext, Mechanism, Response};
-use crate::{Credentials, NonceSource, SaslError, Secret};
+use super::{Mechanism, Response};
+use crate::context::ClientContext;
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::nonce::NonceSource;
+use crate::secret::Secret;
 
 const NAME: &str = "DIGEST-MD5";
 
@@ -76,6 +80,8 @@ impl DigestMd5 {
         })
     }
 
+    /// Answers the digest-challenge (RFC 2831 2.1.2): the values on the wire, A1's hash, the
+    /// `response` the server checks, and the `rspauth` it must send back.
     fn respond(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
         let ch = parse_challenge(challenge)?;
         let utf8 = ch.charset_utf8;
@@ -86,26 +92,53 @@ impl DigestMd5 {
             Some(r) => Some(r.as_bytes().to_vec()),
             None => ch.realms.first().cloned(),
         };
-        let realm_bytes = realm.clone().unwrap_or_default();
-
-        // Without `charset=utf-8` every value is ISO 8859-1 on the wire.
-        let wire = |s: &str| -> Result<Vec<u8>, SaslError> {
-            if utf8 {
-                Ok(s.as_bytes().to_vec())
-            } else {
-                latin1(s).ok_or_else(|| {
-                    SaslError::credentials(
-                        "DIGEST-MD5 server did not allow UTF-8 and a value is not ISO 8859-1",
-                    )
-                })
-            }
-        };
-        let user_wire = wire(&self.user)?;
+        let user_wire = on_wire(&self.user, utf8)?;
         let authzid_wire = match &self.authzid {
-            Some(a) => Some(wire(a)?),
+            Some(a) => Some(on_wire(a, utf8)?),
             None => None,
         };
+        let ha1 = self.ha1(
+            &ch,
+            realm.as_deref().unwrap_or_default(),
+            authzid_wire.as_deref(),
+        )?;
 
+        let kd = |a2: &[u8]| -> String {
+            let mut h = Md5::new();
+            h.update(ha1.expose().as_bytes());
+            h.update(b":");
+            h.update(&ch.nonce);
+            h.update(format!(":{NC}:{}:auth:", self.cnonce).as_bytes());
+            h.update(hex(&Md5::digest(a2)).as_bytes());
+            hex(&h.finalize())
+        };
+        let response = kd(format!("AUTHENTICATE:{}", self.digest_uri).as_bytes());
+        let rspauth = kd(format!(":{}", self.digest_uri).as_bytes());
+
+        let out = self.digest_response(
+            utf8,
+            &user_wire,
+            realm.as_deref(),
+            &ch.nonce,
+            &response,
+            authzid_wire.as_deref(),
+        );
+        self.state = State::Responded {
+            rspauth: Secret::new(rspauth),
+        };
+        Ok(Secret::new(out))
+    }
+
+    /// `HEX(H(A1))` of RFC 2831 2.1.2.1: user, realm and password hashed in the charset the
+    /// RFC asks for (or as UTF-8 for a server known to skip the conversion, see
+    /// [`crate::quirks`]), then the nonces and the authorisation identity.
+    fn ha1(
+        &self,
+        ch: &Challenge,
+        realm: &[u8],
+        authzid_wire: Option<&[u8]>,
+    ) -> Result<Secret<String>, SaslError> {
+        let utf8 = ch.charset_utf8;
         // RFC 2831 2.1.2.1: with charset=utf-8, values representable in ISO 8859-1
         // are hashed in that encoding (unless the server is known to skip that step).
         let quirk = self.utf8_hash_quirk;
@@ -118,9 +151,9 @@ impl DigestMd5 {
                 latin1(s).unwrap_or_default()
             }
         };
-        let realm_hash = match std::str::from_utf8(&realm_bytes) {
+        let realm_hash = match std::str::from_utf8(realm) {
             Ok(r) if utf8 => for_hash(r),
-            _ => realm_bytes.clone(),
+            _ => realm.to_vec(),
         };
         let password_hash = if utf8 {
             for_hash(self.password.expose())
@@ -143,50 +176,61 @@ impl DigestMd5 {
         a1.extend_from_slice(&ch.nonce);
         a1.extend_from_slice(b":");
         a1.extend_from_slice(self.cnonce.as_bytes());
-        if let Some(a) = &authzid_wire {
+        if let Some(a) = authzid_wire {
             a1.extend_from_slice(b":");
             a1.extend_from_slice(a);
         }
-        let ha1 = Secret::new(hex(&Md5::digest(&a1)));
+        Ok(Secret::new(hex(&Md5::digest(&a1))))
+    }
 
-        let nc = "00000001";
-        let kd = |a2: &[u8]| -> String {
-            let mut h = Md5::new();
-            h.update(ha1.expose().as_bytes());
-            h.update(b":");
-            h.update(&ch.nonce);
-            h.update(format!(":{nc}:{}:auth:", self.cnonce).as_bytes());
-            h.update(hex(&Md5::digest(a2)).as_bytes());
-            hex(&h.finalize())
-        };
-        let response = kd(format!("AUTHENTICATE:{}", self.digest_uri).as_bytes());
-        let rspauth = kd(format!(":{}", self.digest_uri).as_bytes());
-
+    /// The digest-response's text (RFC 2831 2.1.2), `qop=auth` only.
+    fn digest_response(
+        &self,
+        utf8: bool,
+        user_wire: &[u8],
+        realm: Option<&[u8]>,
+        nonce: &[u8],
+        response: &str,
+        authzid_wire: Option<&[u8]>,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         if utf8 {
             out.extend_from_slice(b"charset=utf-8,");
         }
         out.extend_from_slice(b"username=");
-        push_quoted(&mut out, &user_wire);
-        if let Some(r) = &realm {
+        push_quoted(&mut out, user_wire);
+        if let Some(r) = realm {
             out.extend_from_slice(b",realm=");
             push_quoted(&mut out, r);
         }
         out.extend_from_slice(b",nonce=");
-        push_quoted(&mut out, &ch.nonce);
+        push_quoted(&mut out, nonce);
         out.extend_from_slice(
-            format!(",cnonce=\"{}\",nc={nc},qop=auth,digest-uri=", self.cnonce).as_bytes(),
+            format!(",cnonce=\"{}\",nc={NC},qop=auth,digest-uri=", self.cnonce).as_bytes(),
         );
         push_quoted(&mut out, self.digest_uri.as_bytes());
         out.extend_from_slice(format!(",response={response}").as_bytes());
-        if let Some(a) = &authzid_wire {
+        if let Some(a) = authzid_wire {
             out.extend_from_slice(b",authzid=");
             push_quoted(&mut out, a);
         }
-        self.state = State::Responded {
-            rspauth: Secret::new(rspauth),
-        };
-        Ok(Secret::new(out))
+        out
+    }
+}
+
+/// The nonce count of the one response this client sends (RFC 2831 2.1.2, `nc-value`).
+const NC: &str = "00000001";
+
+/// A value as it goes on the wire: without `charset=utf-8` every value is ISO 8859-1.
+fn on_wire(s: &str, utf8: bool) -> Result<Vec<u8>, SaslError> {
+    if utf8 {
+        Ok(s.as_bytes().to_vec())
+    } else {
+        latin1(s).ok_or_else(|| {
+            SaslError::credentials(
+                "DIGEST-MD5 server did not allow UTF-8 and a value is not ISO 8859-1",
+            )
+        })
     }
 }
 
@@ -352,38 +396,15 @@ fn parse_directives(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, SaslError> {
         }
         i += 1;
         skip_lws(&mut i);
-        let mut value = Vec::new();
-        if i < input.len() && input[i] == b'"' {
-            i += 1;
-            loop {
-                match input.get(i) {
-                    None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') => match input.get(i + 1) {
-                        Some(&c) => {
-                            value.push(c);
-                            i += 2;
-                        }
-                        None => {
-                            return Err(SaslError::malformed(NAME, "unterminated quoted string"))
-                        }
-                    },
-                    Some(&c) => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
-            }
+        let value = if i < input.len() && input[i] == b'"' {
+            quoted_string(input, &mut i)?
         } else {
             let vstart = i;
             while i < input.len() && is_token_char(input[i]) {
                 i += 1;
             }
-            value.extend_from_slice(&input[vstart..i]);
-        }
+            input[vstart..i].to_vec()
+        };
         out.push((key, value));
         skip_lws(&mut i);
         match input.get(i) {
@@ -398,6 +419,33 @@ fn parse_directives(input: &[u8]) -> Result<Vec<(String, Vec<u8>)>, SaslError> {
         }
     }
     Ok(out)
+}
+
+/// The value of a `quoted-string` (RFC 2616 2.2) starting at `input[*i]`, its opening quote,
+/// unescaped; `*i` ends after the closing quote.
+fn quoted_string(input: &[u8], i: &mut usize) -> Result<Vec<u8>, SaslError> {
+    let mut value = Vec::new();
+    *i += 1;
+    loop {
+        match input.get(*i) {
+            None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
+            Some(b'"') => {
+                *i += 1;
+                return Ok(value);
+            }
+            Some(b'\\') => match input.get(*i + 1) {
+                Some(&c) => {
+                    value.push(c);
+                    *i += 2;
+                }
+                None => return Err(SaslError::malformed(NAME, "unterminated quoted string")),
+            },
+            Some(&c) => {
+                value.push(c);
+                *i += 1;
+            }
+        }
+    }
 }
 
 /// RFC 2616 2.2 `token`: visible ASCII except separators.
@@ -424,7 +472,7 @@ fn latin1(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FixedNonces;
+    use crate::nonce::FixedNonces;
 
     fn chris(host: &str, service: &str, cnonce: &str) -> DigestMd5 {
         let mut ctx = ClientContext::imap(host, 143);

@@ -3,8 +3,10 @@
 //! ("User Name", "Username:") and carry no meaning, so only their order is used.
 
 use super::check_size;
-use crate::mechanism::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{Mechanism, Response};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::secret::Secret;
 
 const NAME: &str = "LOGIN";
 

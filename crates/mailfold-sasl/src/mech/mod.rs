@@ -1,4 +1,6 @@
-//! The mechanisms, one module each, and the small helpers several of them share.
+//! The mechanisms, one module each, the [`Mechanism`] interface they implement, and the
+//! small helpers several of them share. The registry that builds one by name stands above
+//! them ([`crate::mechanism`]).
 
 pub mod anonymous;
 pub mod cram_md5;
@@ -10,7 +12,147 @@ pub mod plain;
 pub mod scram;
 pub mod xoauth2;
 
-use crate::SaslError;
+use crate::error::server_text;
+use crate::error::SaslError;
+use crate::secret::Secret;
+
+/// Bytes the client sends (already decoded: the IMAP layer does the base64). They may
+/// contain the password or token, so they stay wrapped until written to the wire.
+pub type Response = Secret<Vec<u8>>;
+
+/// One client side of a SASL exchange (RFC 4422), driven by the caller:
+///
+/// 1. If the server offers SASL-IR (RFC 4959), send `AUTHENTICATE <name> <initial>`
+///    with [`Mechanism::initial_response`] when it is `Some` (an empty `Some` is sent
+///    as `=`); otherwise send `AUTHENTICATE <name>` alone.
+/// 2. For every continuation `+ <base64>`, decode it and answer with
+///    [`Mechanism::step`]. A client-first mechanism whose initial response was not sent
+///    with SASL-IR produces it on the first (empty) challenge.
+/// 3. On the tagged OK, check [`Mechanism::is_complete`]: `false` means the server did
+///    not finish the exchange (for SCRAM and DIGEST-MD5: it never proved itself), and the
+///    session must be treated as failed.
+/// 4. On an error from `step`, cancel with `*` (RFC 3501 6.2.2) and consult
+///    [`crate::policy::next_after_failure`].
+pub trait Mechanism: Send {
+    /// The registered mechanism name, e.g. `"SCRAM-SHA-256"`.
+    fn name(&self) -> &'static str;
+
+    /// Client-first data, or `None` for server-first mechanisms (CRAM-MD5,
+    /// DIGEST-MD5, LOGIN). Calling it marks the data as sent.
+    fn initial_response(&mut self) -> Result<Option<Response>, SaslError>;
+
+    /// Answers one server challenge.
+    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError>;
+
+    /// True once the mechanism has nothing more to send and, for mechanisms with
+    /// mutual authentication, the server's proof has been verified.
+    fn is_complete(&self) -> bool;
+
+    /// Error detail the server sent inside the exchange (the OAuth JSON status), kept
+    /// for the user-facing message after the server's NO.
+    fn server_error(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The exchange every one-message, client-first mechanism shares (PLAIN, ANONYMOUS,
+/// XOAUTH2, OAUTHBEARER): the message goes as the initial response, or after the empty
+/// challenge a server without SASL-IR sends first (RFC 4422 section 5). A bearer-token
+/// server may answer a refused token with an error challenge: it is kept for the user
+/// ([`Mechanism::server_error`]) and answered with the mechanism's `error_reply`, after which
+/// the server ends the exchange with its NO. Anything else is an unexpected challenge.
+#[derive(Debug)]
+pub(crate) struct OneMessage {
+    name: &'static str,
+    message: Secret<Vec<u8>>,
+    /// The answer to a server error challenge; `None` for a mechanism that has none.
+    error_reply: Option<&'static [u8]>,
+    sent: bool,
+    error: Option<String>,
+}
+
+impl OneMessage {
+    pub(crate) fn new(
+        name: &'static str,
+        message: Vec<u8>,
+        error_reply: Option<&'static [u8]>,
+    ) -> Self {
+        OneMessage {
+            name,
+            message: Secret::new(message),
+            error_reply,
+            sent: false,
+            error: None,
+        }
+    }
+}
+
+impl Mechanism for OneMessage {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
+        self.sent = true;
+        Ok(Some(self.message.clone()))
+    }
+
+    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
+        if !self.sent && challenge.is_empty() {
+            self.sent = true;
+            return Ok(self.message.clone());
+        }
+        if let (true, None, Some(reply)) = (self.sent, &self.error, self.error_reply) {
+            check_size(self.name, challenge)?;
+            self.error = Some(server_text(challenge));
+            return Ok(Secret::new(reply.to_vec()));
+        }
+        Err(SaslError::UnexpectedChallenge {
+            mechanism: self.name,
+        })
+    }
+
+    fn is_complete(&self) -> bool {
+        self.sent && self.error.is_none()
+    }
+
+    fn server_error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// Implements [`Mechanism`] for a public mechanism type that wraps a [`OneMessage`].
+macro_rules! one_message_mechanism {
+    ($t:ty) => {
+        impl $crate::mech::Mechanism for $t {
+            fn name(&self) -> &'static str {
+                self.0.name()
+            }
+
+            fn initial_response(
+                &mut self,
+            ) -> Result<Option<$crate::mech::Response>, $crate::error::SaslError> {
+                self.0.initial_response()
+            }
+
+            fn step(
+                &mut self,
+                challenge: &[u8],
+            ) -> Result<$crate::mech::Response, $crate::error::SaslError> {
+                self.0.step(challenge)
+            }
+
+            fn is_complete(&self) -> bool {
+                self.0.is_complete()
+            }
+
+            fn server_error(&self) -> Option<&str> {
+                self.0.server_error()
+            }
+        }
+    };
+}
+pub(crate) use one_message_mechanism;
 
 /// Lower-case hex, as CRAM-MD5 and DIGEST-MD5 print digests.
 pub(crate) fn hex(bytes: &[u8]) -> String {

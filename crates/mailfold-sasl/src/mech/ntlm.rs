@@ -14,8 +14,12 @@ use md4::{Digest, Md4};
 use md5::Md5;
 
 use super::check_size;
-use crate::mechanism::{ClientContext, Mechanism, Response};
-use crate::{Credentials, NonceSource, SaslError, Secret};
+use super::{Mechanism, Response};
+use crate::context::ClientContext;
+use crate::credentials::Credentials;
+use crate::error::SaslError;
+use crate::nonce::NonceSource;
+use crate::secret::Secret;
 
 const NAME: &str = "NTLM";
 const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
@@ -454,7 +458,7 @@ fn lmv2_response(
 mod tests {
     use super::*;
     use crate::mech::hex;
-    use crate::FixedNonces;
+    use crate::nonce::FixedNonces;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())

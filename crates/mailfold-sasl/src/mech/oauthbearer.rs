@@ -3,20 +3,16 @@
 //! challenge and the client must answer with a single `^A` (RFC 7628 section 3.2.3),
 //! after which the server sends its NO.
 
-use super::{check_bearer, check_size, gs2_saslname};
-use crate::error::server_text;
-use crate::mechanism::{ClientContext, Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{check_bearer, gs2_saslname, one_message_mechanism, OneMessage};
+use crate::context::ClientContext;
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "OAUTHBEARER";
 
 /// Client side of OAUTHBEARER.
 #[derive(Debug)]
-pub struct OAuthBearer {
-    message: Secret<Vec<u8>>,
-    sent: bool,
-    error: Option<String>,
-}
+pub struct OAuthBearer(OneMessage);
 
 impl OAuthBearer {
     /// Builds the client message. The GS2 authzid (`a=`) is the authorization identity
@@ -48,51 +44,23 @@ impl OAuthBearer {
         m.push_str("auth=Bearer ");
         m.push_str(token);
         m.push_str("\x01\x01");
-        Ok(OAuthBearer {
-            message: Secret::new(m.into_bytes()),
-            sent: false,
-            error: None,
-        })
+        // RFC 7628 3.2.3: the client answers the server's error challenge with a single ^A.
+        Ok(OAuthBearer(OneMessage::new(
+            NAME,
+            m.into_bytes(),
+            Some(b"\x01"),
+        )))
     }
 }
 
-impl Mechanism for OAuthBearer {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
-        self.sent = true;
-        Ok(Some(self.message.clone()))
-    }
-
-    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
-        if !self.sent && challenge.is_empty() {
-            self.sent = true;
-            return Ok(self.message.clone());
-        }
-        if self.sent && self.error.is_none() {
-            check_size(NAME, challenge)?;
-            self.error = Some(server_text(challenge));
-            return Ok(Secret::new(vec![0x01]));
-        }
-        Err(SaslError::UnexpectedChallenge { mechanism: NAME })
-    }
-
-    fn is_complete(&self) -> bool {
-        self.sent && self.error.is_none()
-    }
-
-    fn server_error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-}
+one_message_mechanism!(OAuthBearer);
 
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
 
     use super::*;
+    use crate::mech::Mechanism;
 
     const STD: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

@@ -1,17 +1,15 @@
 //! PLAIN (RFC 4616): one client message, `[authzid] NUL authcid NUL passwd`. It reveals
 //! the password, so the policy only offers it inside TLS (seed V0031).
 
-use crate::mechanism::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{one_message_mechanism, OneMessage};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "PLAIN";
 
 /// Client side of PLAIN.
 #[derive(Debug)]
-pub struct Plain {
-    message: Secret<Vec<u8>>,
-    sent: bool,
-}
+pub struct Plain(OneMessage);
 
 impl Plain {
     /// Builds the message. NUL cannot appear in any field (RFC 4616 section 2), and the
@@ -37,40 +35,16 @@ impl Plain {
         message.extend_from_slice(credentials.authcid.as_bytes());
         message.push(0);
         message.extend_from_slice(password.as_bytes());
-        Ok(Plain {
-            message: Secret::new(message),
-            sent: false,
-        })
+        Ok(Plain(OneMessage::new(NAME, message, None)))
     }
 }
 
-impl Mechanism for Plain {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
-        self.sent = true;
-        Ok(Some(self.message.clone()))
-    }
-
-    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
-        // Without SASL-IR the server sends an empty challenge first (RFC 4422 5).
-        if !self.sent && challenge.is_empty() {
-            self.sent = true;
-            return Ok(self.message.clone());
-        }
-        Err(SaslError::UnexpectedChallenge { mechanism: NAME })
-    }
-
-    fn is_complete(&self) -> bool {
-        self.sent
-    }
-}
+one_message_mechanism!(Plain);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mech::Mechanism;
 
     /// RFC 4616 section 4, first example: no authzid.
     #[test]

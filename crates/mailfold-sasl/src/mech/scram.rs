@@ -13,10 +13,14 @@ use hmac::digest::Digest;
 use hmac::{Hmac, Mac};
 
 use super::{check_size, gs2_saslname};
+use super::{Mechanism, Response};
+use crate::context::ChannelBinding;
+use crate::credentials::Credentials;
 use crate::error::server_text;
-use crate::mechanism::{ChannelBinding, Mechanism, Response};
+use crate::error::SaslError;
+use crate::nonce::NonceSource;
 use crate::saslprep::saslprep_password;
-use crate::{Credentials, NonceSource, SaslError, Secret};
+use crate::secret::Secret;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -384,7 +388,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FixedNonces;
+    use crate::nonce::FixedNonces;
 
     fn scram(hash: ScramHash, nonce: &str) -> Scram {
         let mut nonces = FixedNonces::new().with_text(nonce);

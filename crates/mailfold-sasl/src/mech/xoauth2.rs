@@ -3,20 +3,15 @@
 //! JSON error as a challenge; the client must answer with an empty response, after
 //! which the server sends its NO.
 
-use super::{check_bearer, check_size};
-use crate::error::server_text;
-use crate::mechanism::{Mechanism, Response};
-use crate::{Credentials, SaslError, Secret};
+use super::{check_bearer, one_message_mechanism, OneMessage};
+use crate::credentials::Credentials;
+use crate::error::SaslError;
 
 const NAME: &str = "XOAUTH2";
 
 /// Client side of XOAUTH2.
 #[derive(Debug)]
-pub struct XOAuth2 {
-    message: Secret<Vec<u8>>,
-    sent: bool,
-    error: Option<String>,
-}
+pub struct XOAuth2(OneMessage);
 
 impl XOAuth2 {
     /// Builds the message from the user name and the access token.
@@ -27,53 +22,24 @@ impl XOAuth2 {
             "user={}\x01auth=Bearer {token}\x01\x01",
             credentials.authcid
         );
-        Ok(XOAuth2 {
-            message: Secret::new(message.into_bytes()),
-            sent: false,
-            error: None,
-        })
+        // The error JSON: kept for the user, answered empty so the server ends the exchange
+        // with its tagged NO.
+        Ok(XOAuth2(OneMessage::new(
+            NAME,
+            message.into_bytes(),
+            Some(b""),
+        )))
     }
 }
 
-impl Mechanism for XOAuth2 {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Response>, SaslError> {
-        self.sent = true;
-        Ok(Some(self.message.clone()))
-    }
-
-    fn step(&mut self, challenge: &[u8]) -> Result<Response, SaslError> {
-        if !self.sent && challenge.is_empty() {
-            self.sent = true;
-            return Ok(self.message.clone());
-        }
-        if self.sent && self.error.is_none() {
-            check_size(NAME, challenge)?;
-            // The error JSON: keep it for the user, answer empty so the server ends
-            // the exchange with its tagged NO.
-            self.error = Some(server_text(challenge));
-            return Ok(Secret::new(Vec::new()));
-        }
-        Err(SaslError::UnexpectedChallenge { mechanism: NAME })
-    }
-
-    fn is_complete(&self) -> bool {
-        self.sent && self.error.is_none()
-    }
-
-    fn server_error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-}
+one_message_mechanism!(XOAuth2);
 
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
 
     use super::*;
+    use crate::mech::Mechanism;
 
     fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)
