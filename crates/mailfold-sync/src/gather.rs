@@ -1125,7 +1125,17 @@ pub fn gather_flags_only(
     let mut g = Gathered::default();
     g.folders.insert(one.path.clone(), one.ctx.clone());
     let mut rows = StateRows::default();
-    let errors_before = report.folder_mut(&one.path.to_string()).errors.len();
+    // Counted without creating the folder's report entry (one with nothing to say is not
+    // shown).
+    let shown = one.path.to_string();
+    let errors_of = |report: &SyncReport| {
+        report
+            .folders
+            .iter()
+            .find(|f| f.folder == shown)
+            .map_or(0, |f| f.errors.len())
+    };
+    let errors_before = errors_of(report);
     if let PartialRead::Whole(k) = read_partial(
         remote,
         db,
@@ -1171,7 +1181,7 @@ pub fn gather_flags_only(
             mailbox,
         });
     }
-    if report.folder_mut(&one.path.to_string()).errors.len() > errors_before {
+    if errors_of(report) > errors_before {
         return Ok(None);
     }
     let ctx = g.folders.remove(&one.path).unwrap_or_default();
