@@ -106,6 +106,9 @@ enum Scenario {
     ServerOnly,
     /// No first sync at all: an initial sync into an empty mirror, one folder at a time.
     Initial,
+    /// Flag changes alone on the server, in both folders: each folder is read, planned and
+    /// applied on its own after the gather.
+    FlagsOnly,
     /// A mail reader's "save to folder": one INBOX message saved to Work (a new file with the
     /// same bytes, the original kept) and one saved and deleted (a move): a UID COPY and a
     /// UID MOVE.
@@ -132,6 +135,19 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
         return side;
     }
     sync(d, &side);
+    if scenario == Scenario::FlagsOnly {
+        for (change, flag, folder, uid) in [
+            ("add", "\\Flagged", "INBOX", "2"),
+            ("add", "\\Seen", "INBOX", "4"),
+            ("add", "\\Seen", "Work", "1"),
+            ("add", "\\Answered", "Work", "3"),
+        ] {
+            d.doveadm(&[
+                "flags", change, "-u", &u.name, flag, "mailbox", folder, "uid", uid,
+            ]);
+        }
+        return side;
+    }
     // Server side: two new messages, one expunged, one flagged.
     d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", 100)));
     d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", 101)));
@@ -321,6 +337,23 @@ fn server_only_changes_read_partially_survive_a_kill_after_every_step() {
     let steps = kill_every_step(Scenario::ServerOnly, 16, |_| {});
     assert!(
         steps >= 4,
+        "the scenario should have several steps, had {steps}"
+    );
+}
+
+/// The commit points of folders changed by flag changes alone, each read, planned and
+/// applied on its own after the gather: killed after every step, the sync converges to the
+/// uninterrupted result.
+#[test]
+fn flag_changes_read_folder_by_folder_survive_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::FlagsOnly, 16, |want| {
+        let flagged =
+            |msgs: &[Msg], letter: char| msgs.iter().filter(|(_, l)| l.contains(letter)).count();
+        assert_eq!(flagged(&want[1], 'F'), 1, "INBOX: one message flagged");
+        assert_eq!(flagged(&want[3], 'R'), 1, "Work: one message answered");
+    });
+    assert!(
+        steps >= 2,
         "the scenario should have several steps, had {steps}"
     );
 }
