@@ -192,7 +192,7 @@ enum Job {
     Fresh(FreshFolder),
     /// A folder changed on the server by flag changes alone, read and planned by the
     /// connection that takes it.
-    FlagsOnly(FlagsOnlyFolder),
+    FlagsOnly(Box<FlagsOnlyFolder>),
 }
 
 /// The shared queue of groups.
@@ -589,7 +589,7 @@ pub fn apply_plan(
         let job = match jobs.remove(&group.folder).filter(|_| group.fresh) {
             Some(f) => Job::Fresh(f),
             None => match flag_jobs.remove(&group.folder) {
-                Some(f) => Job::FlagsOnly(f),
+                Some(f) => Job::FlagsOnly(Box::new(f)),
                 None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
             },
         };
