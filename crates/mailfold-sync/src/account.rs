@@ -195,9 +195,14 @@ pub struct AccountSpec {
     /// A command speaking IMAP on its stdin and stdout, pre-authenticated (argv, no shell):
     /// used instead of `host`/`port`/`tls`, and no secret is sent (mailfold-net's tunnel).
     pub tunnel: Option<Vec<String>>,
-    /// Connections to use. This version syncs over one connection; the field is accepted so the
-    /// configuration is stable, and values above 1 are reported as a warning.
+    /// Connections a run may use (at least 1): folders with enough work to pay for a login
+    /// are shared out over the extra ones ([`crate::parallel`]).
     pub connections: u8,
+    /// The most messages of a folder new to an empty mirror that are read, planned and
+    /// applied at once; a larger folder goes window by window
+    /// ([`crate::gather::FreshWindows`]). Default [`crate::gather::FRESH_WINDOW`]; tests
+    /// lower it to cut small folders into several windows.
+    pub fresh_window: usize,
     /// What a download fetches (seeds V0010, V0070): whole messages (the default), headers
     /// only, or whole messages up to a size and headers beyond it. The CLI maps its config
     /// keys `download` and `max_message_size` onto this. A partial copy never replaces a full
@@ -291,6 +296,7 @@ impl AccountSpec {
             adopt_offlineimap: None,
             tunnel: None,
             connections: 1,
+            fresh_window: crate::gather::FRESH_WINDOW,
             download: DownloadMode::Full,
             root_folder: None,
             limits: TimeLimits::default(),

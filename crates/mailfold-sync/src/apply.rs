@@ -130,6 +130,17 @@ pub const ABORT_EXIT_CODE: i32 = 75;
 /// The environment variable of the test hook (see the module docs).
 pub const ABORT_ENV: &str = "MAILFOLD_TEST_ABORT_AFTER_STEP";
 
+/// Steps counted for [`ABORT_ENV`] by every applier of the process: a run applies several
+/// plans (one per fresh folder, per window, per folder changed by flags alone), and the
+/// hook's step N is the run's N-th step, whichever applier takes it.
+static HOOK_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one step for the test hook; `true` when it is the step the hook stops after.
+fn hook_reached(abort_after: Option<u64>) -> bool {
+    abort_after
+        .is_some_and(|n| HOOK_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == n)
+}
+
 /// A step that failed without ending the run.
 type StepResult = Result<(), String>;
 
@@ -306,7 +317,7 @@ impl<'a> Applier<'a> {
 
     fn step_done(&mut self) -> Result<(), SyncError> {
         self.steps += 1;
-        if self.abort_after == Some(self.steps) {
+        if hook_reached(self.abort_after) {
             // Test hook: stop like a kill, without destructors or cleanup. The group is
             // committed first, as it would be had the group ended with this step: a chain of
             // runs each cut after its first step must still make progress (the commit of a
@@ -1555,7 +1566,7 @@ impl<'a> Applier<'a> {
                                 written.push((uid, m, dir));
                                 progress.event(ProgressEvent::Message { folder });
                                 steps += 1;
-                                if abort_after == Some(steps) {
+                                if hook_reached(abort_after) {
                                     std::process::exit(ABORT_EXIT_CODE);
                                 }
                             }

@@ -289,29 +289,98 @@ struct Done {
     traffic: Option<Traffic>,
 }
 
-/// Reads and plans one fresh folder on `remote` (see [`Group::fresh`]); its warnings and
-/// refusals go into `report`. `None` when the folder could not be opened (reported).
-fn plan_fresh(
-    remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    fresh: &FreshFolder,
-    report: &mut SyncReport,
-) -> Result<Option<(Plan, FolderCtx)>, SyncError> {
-    let Some((input, ctx)) = gather::gather_fresh(remote, account, fresh, report)? else {
-        return Ok(None);
-    };
-    let plan = plan::plan(&input, config);
+/// The plan of one folder's views, its warnings and refusals added to `report`.
+fn plan_into(input: &crate::plan::SyncInput, config: &PlanConfig, report: &mut SyncReport) -> Plan {
+    let plan = plan::plan(input, config);
     report
         .warnings
         .extend(plan.warnings.iter().map(ToString::to_string));
     report
         .refused
         .extend(plan.refused.iter().map(ToString::to_string));
-    Ok(Some((plan, ctx)))
+    plan
 }
 
-/// Reads and plans one folder of [`Gathered::flags_only`] on `remote`; as [`plan_fresh`].
+/// Applies `plan` over `remote` with the folder contexts of `g`, counting its steps.
+#[allow(clippy::too_many_arguments)]
+fn apply_one(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    progress: &dyn Progress,
+    plan: &Plan,
+) -> Result<(), SyncError> {
+    let mut applier = Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+    let res = applier.apply(plan);
+    report.steps += applier.steps();
+    res
+}
+
+/// Reads, plans and applies one fresh folder on `remote` (see [`Group::fresh`]), its context
+/// into `g`: whole, or window by window when it is large ([`gather::FreshWindows`]), the
+/// files each window wrote forgotten before the next is read, so that memory follows the
+/// window. Nothing happens when the folder could not be opened (reported).
+#[allow(clippy::too_many_arguments)]
+fn apply_fresh(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    progress: &dyn Progress,
+    fresh: &FreshFolder,
+) -> Result<(), SyncError> {
+    let Some((read, ctx)) = gather::gather_fresh(remote, account, fresh, report)? else {
+        return Ok(());
+    };
+    g.folders.insert(fresh.path.clone(), ctx);
+    let mut windows = match read {
+        gather::FreshRead::Whole(input) => {
+            let plan = plan_into(&input, config, report);
+            return apply_one(remote, account, maildir, db, g, report, progress, &plan);
+        }
+        gather::FreshRead::Windows(w) => w,
+    };
+    // One announcement for the whole folder (filtered out where the run announced it
+    // already), none per window.
+    progress.event(ProgressEvent::Planned {
+        folders: 1,
+        downloads: windows.messages(),
+        uploads: 0,
+        ops: windows.messages(),
+    });
+    let progress = &WithoutPlanned(progress);
+    loop {
+        let window = match windows.next(remote) {
+            Ok(Some(w)) => w,
+            Ok(None) => return Ok(()),
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                // The windows applied so far are recorded; the folder's UIDNEXT is not, so
+                // the next run reads it again and fetches what is missing.
+                report
+                    .folder_mut(&fresh.path.to_string())
+                    .errors
+                    .push(format!("cannot read folder: {e}"));
+                return Ok(());
+            }
+        };
+        let mut plan = plan_into(&window.input, config, report);
+        gather::trim_window(&mut plan, window.first, window.last);
+        apply_one(remote, account, maildir, db, g, report, progress, &plan)?;
+        if let Some(ctx) = g.folders.get_mut(&fresh.path) {
+            ctx.files = Default::default();
+        }
+    }
+}
+
+/// Reads and plans one folder of [`Gathered::flags_only`] on `remote`; its warnings and
+/// refusals go into `report`. `None` when the folder could not be opened (reported).
 fn plan_flags_only(
     remote: &mut dyn Remote,
     account: &AccountSpec,
@@ -323,14 +392,7 @@ fn plan_flags_only(
     let Some((input, ctx)) = gather::gather_flags_only(remote, account, db, folder, report)? else {
         return Ok(None);
     };
-    let plan = plan::plan(&input, config);
-    report
-        .warnings
-        .extend(plan.warnings.iter().map(ToString::to_string));
-    report
-        .refused
-        .extend(plan.refused.iter().map(ToString::to_string));
-    Ok(Some((plan, ctx)))
+    Ok(Some((plan_into(&input, config, report), ctx)))
 }
 
 /// Applies the groups it takes from `shared` over `remote`, into `done`.
@@ -347,50 +409,42 @@ fn work(
     done: &mut Done,
 ) -> Result<(), SyncError> {
     while let Some((group, job)) = shared.next() {
-        let (plan, ctx) = match job {
-            Job::Planned(ctx) => (
-                Plan {
-                    ops: group.ops,
-                    ..Plan::default()
-                },
-                ctx,
-            ),
-            Job::Fresh(fresh) => {
-                match plan_fresh(remote, account, config, &fresh, &mut done.report) {
-                    Ok(Some(planned)) => planned,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        shared.set(|q| q.abort = true);
-                        return Err(e);
-                    }
-                }
-            }
-            Job::FlagsOnly(folder) => {
-                match plan_flags_only(remote, account, config, db, &folder, &mut done.report) {
-                    Ok(Some(planned)) => planned,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        shared.set(|q| q.abort = true);
-                        return Err(e);
-                    }
-                }
-            }
-        };
         let mut g = Gathered {
             input: Default::default(),
-            folders: BTreeMap::from([(group.folder.clone(), ctx)]),
+            folders: BTreeMap::new(),
             delimiter: template.delimiter,
             root: template.root.clone(),
             fresh: Vec::new(),
             flags_only: Vec::new(),
             watch: Default::default(),
         };
-        let res = {
-            let mut applier = Applier::new(remote, account, maildir, db, &mut g, &mut done.report)
-                .with_progress(progress);
-            let res = applier.apply(&plan);
-            done.report.steps += applier.steps();
-            res
+        let report = &mut done.report;
+        let res = match job {
+            Job::Planned(ctx) => {
+                g.folders.insert(group.folder.clone(), ctx);
+                let plan = Plan {
+                    ops: group.ops,
+                    ..Plan::default()
+                };
+                apply_one(
+                    remote, account, maildir, db, &mut g, report, progress, &plan,
+                )
+            }
+            Job::Fresh(fresh) => apply_fresh(
+                remote, account, config, maildir, db, &mut g, report, progress, &fresh,
+            ),
+            Job::FlagsOnly(folder) => {
+                match plan_flags_only(remote, account, config, db, &folder, report) {
+                    Ok(Some((plan, ctx))) => {
+                        g.folders.insert(group.folder.clone(), ctx);
+                        apply_one(
+                            remote, account, maildir, db, &mut g, report, progress, &plan,
+                        )
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
         };
         // The group is done: what the end of the run needs of its folder is the stamp and
         // the flags of the context, not the files it found or wrote (one entry per message:
@@ -554,30 +608,20 @@ pub fn apply_plan(
         };
         res?;
         let progress = rest;
-        // The fresh folders in path order (parents first), one plan each, on this connection.
+        // The fresh folders in path order (parents first), one plan each (or one per window),
+        // on this connection; then the folders changed by flag changes alone, one plan each.
         for f in jobs.into_values() {
-            let Some((plan, ctx)) = plan_fresh(remote, account, config, &f, report)? else {
-                continue;
-            };
-            g.folders.insert(f.path.clone(), ctx);
-            let mut applier =
-                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
-            let res = applier.apply(&plan);
-            report.steps += applier.steps();
-            res?;
+            apply_fresh(
+                remote, account, config, maildir, db, g, report, progress, &f,
+            )?;
         }
-        // Then the folders changed by flag changes alone, one plan each.
         for f in flag_jobs.into_values() {
             let Some((plan, ctx)) = plan_flags_only(remote, account, config, db, &f, report)?
             else {
                 continue;
             };
             g.folders.insert(f.path().clone(), ctx);
-            let mut applier =
-                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
-            let res = applier.apply(&plan);
-            report.steps += applier.steps();
-            res?;
+            apply_one(remote, account, maildir, db, g, report, progress, &plan)?;
         }
         return Ok(());
     }

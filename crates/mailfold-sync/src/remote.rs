@@ -229,6 +229,26 @@ pub trait Remote {
     /// `UID FETCH 1:* (UID FLAGS [MODSEQ])` on the selected mailbox.
     fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>>;
 
+    /// Every UID of the selected mailbox, ascending (`UID FETCH 1:* (UID)`): four bytes a
+    /// message, so that a very large folder can then be read in windows. The default takes
+    /// them from [`Remote::fetch_flags`].
+    fn fetch_uids(&mut self) -> RemoteResult<Vec<u32>> {
+        let mut uids: Vec<u32> = self.fetch_flags()?.into_iter().map(|m| m.uid).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// `UID FETCH uids (UID FLAGS [MODSEQ])` on the selected mailbox: [`Remote::fetch_flags`]
+    /// of some messages. UIDs the server no longer has are absent. The default filters
+    /// [`Remote::fetch_flags`].
+    fn fetch_flags_of(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageFlags>> {
+        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let mut flags = self.fetch_flags()?;
+        flags.retain(|m| wanted.contains(&m.uid));
+        Ok(flags)
+    }
+
     /// `UID FETCH uids (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`.
     /// A message whose INTERNALDATE is missing or cannot be read is dated by its Date header,
     /// or by the time of the run, with a warning ([`Remote::take_warnings`]).

@@ -754,6 +754,20 @@ impl FetchSink for Collect {
     }
 }
 
+/// Keeps only the UID of each FETCH response: four bytes a message, however many there are.
+#[derive(Default)]
+struct UidsOnly(Vec<u32>);
+
+impl FetchSink for UidsOnly {
+    fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
+        self.0.extend(fetch.uid());
+        Ok(())
+    }
+    fn body_chunk(&mut self, _data: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Passes bodies on to the applier's sink; see the module docs for streamed ones.
 struct Bodies<'a> {
     sink: &'a mut (dyn FnMut(BodyEvent<'_>) + Send),
@@ -982,6 +996,59 @@ impl Remote for NetRemote {
                 Ok(sink.0)
         })?;
         Ok(flags_of(&got))
+    }
+
+    fn fetch_uids(&mut self) -> RemoteResult<Vec<u32>> {
+        let exists = self
+            .session
+            .as_ref()
+            .and_then(|s| s.mailbox())
+            .map_or(0, |m| m.exists);
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let got = on_session!(self, s => {
+                let mut sink = UidsOnly::default();
+                s.uid_fetch(
+                    &UidSet::all(),
+                    FetchItems::Items(vec![CmdItem::Uid]),
+                    FetchModifiers::default(),
+                    &mut sink,
+                )
+                .await?;
+                Ok(sink.0)
+        })?;
+        let mut uids = got;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    fn fetch_flags_of(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageFlags>> {
+        let mut items = vec![CmdItem::Uid, CmdItem::Flags];
+        if self.condstore {
+            items.push(CmdItem::ModSeq);
+        }
+        let mut cmds = Vec::new();
+        // Batches keep each command line short whatever the UIDs' spread (servers cap a
+        // line: Dovecot at 64 KiB by default).
+        for chunk in uids.chunks(DETAIL_BATCH) {
+            cmds.push(Command::UidFetch {
+                set: uid_set(chunk)?,
+                items: FetchItems::Items(items.clone()),
+                modifiers: FetchModifiers::default(),
+            });
+        }
+        // Pipelined (seed V0026), as the details are.
+        let results = self.fetch_pipelined(cmds)?;
+        let mut out = Vec::new();
+        for (c, fetched) in results {
+            outcome_result(&c)?;
+            out.extend(flags_of(&fetched));
+        }
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
     }
 
     fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {

@@ -40,6 +40,7 @@ fn child_sync() {
     a.port = f[1].parse().unwrap();
     a.tls = TlsMode::Implicit;
     a.ca_file = Some(PathBuf::from(f[6]));
+    a.fresh_window = f[7].parse().unwrap();
     let r = mailfold_sync::sync_account(&a, &SyncOptions::default()).unwrap();
     assert!(r.is_complete(), "{r:#?}");
 }
@@ -48,6 +49,8 @@ struct Side {
     user: String,
     password: String,
     local: tempfile::TempDir,
+    /// The account's `fresh_window`.
+    window: usize,
 }
 
 impl Side {
@@ -63,6 +66,7 @@ impl Side {
         );
         a.port = addr.port();
         a.ca_file = Some(d.ca_file());
+        a.fresh_window = self.window;
         a
     }
 
@@ -106,6 +110,8 @@ enum Scenario {
     ServerOnly,
     /// No first sync at all: an initial sync into an empty mirror, one folder at a time.
     Initial,
+    /// As `Initial`, each folder read, planned and applied in windows of two messages.
+    InitialWindows,
     /// Flag changes alone on the server, in both folders: each folder is read, planned and
     /// applied on its own after the gather.
     FlagsOnly,
@@ -122,6 +128,11 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
         user: u.name.clone(),
         password: u.password.clone(),
         local: tempfile::tempdir().unwrap(),
+        window: if scenario == Scenario::InitialWindows {
+            2
+        } else {
+            mailfold_sync::gather::FRESH_WINDOW
+        },
     };
     let d = &env.dovecot;
     d.doveadm(&["mailbox", "create", "-u", &u.name, "Work"]);
@@ -131,7 +142,7 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
     for n in 0..4 {
         d.deliver(&u.name, "Work", &crlf(&message("Work", n)));
     }
-    if scenario == Scenario::Initial {
+    if matches!(scenario, Scenario::Initial | Scenario::InitialWindows) {
         return side;
     }
     sync(d, &side);
@@ -239,6 +250,7 @@ fn run_child(d: &Dovecot, s: &Side, n: u64) -> Option<i32> {
         a.maildir.display().to_string(),
         a.state_db.display().to_string(),
         d.ca_file().display().to_string(),
+        s.window.to_string(),
     ]
     .join("\t");
     let out = Command::new(std::env::current_exe().unwrap())
@@ -358,6 +370,21 @@ fn flag_changes_read_folder_by_folder_survive_a_kill_after_every_step() {
     );
 }
 
+/// The commit points of a fresh folder read window by window: an initial sync with windows
+/// of two messages (INBOX in three, Work in two), killed after every step, converges to the
+/// uninterrupted result; the resumed run finds a mirror that is no longer empty and reads
+/// it whole.
+#[test]
+fn an_initial_sync_window_by_window_survives_a_kill_after_every_step() {
+    let steps = kill_every_step(Scenario::InitialWindows, 48, |want| {
+        assert_eq!((want[1].len(), want[3].len()), (5, 4));
+    });
+    assert!(
+        steps >= 6,
+        "the scenario should have many steps, had {steps}"
+    );
+}
+
 /// A reader's saved copy (a UID COPY, journaled) and a reader's move (a UID MOVE), with the
 /// server changes of the other scenarios, killed after every step, converge to the
 /// uninterrupted result (no second copy on either side), and a further run changes nothing.
@@ -396,7 +423,7 @@ fn a_readers_copy_and_move_survive_a_kill_after_every_step() {
 /// downloaded instead of downloading it again.
 #[test]
 fn an_initial_sync_one_folder_at_a_time_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(Scenario::Initial, 24, |_| {});
+    let steps = kill_every_step(Scenario::Initial, 40, |_| {});
     assert!(
         steps >= 6,
         "the scenario should have many steps, had {steps}"

@@ -144,3 +144,84 @@ fn a_dry_run_plans_every_folder_at_once() {
     assert!(r.dry_run);
     assert!(env.local_folder("Box0").is_empty());
 }
+
+/// A fresh folder larger than the account's window is read, planned and applied window by
+/// window (its UIDs first, then each window's flags, details and bodies), over one connection
+/// and over several: the mirror and the state end as a single plan leaves them, the folder's
+/// UIDNEXT and HIGHESTMODSEQ are recorded once every window is in (so the next run has
+/// nothing to do), and each window's flags are asked for on their own.
+#[test]
+fn a_large_fresh_folder_goes_window_by_window() {
+    let env = Env::new();
+    seed(&env);
+    let mut whole = env.account();
+    whole.maildir = env.dir.path().join("whole").join("mail");
+    whole.state_db = env.dir.path().join("whole").join("state.db");
+    let r = env.sync_with(&whole);
+    assert!(r.is_complete(), "{r:#?}");
+    for connections in [1, 3] {
+        let mut a = env.account();
+        a.maildir = env
+            .dir
+            .path()
+            .join(format!("win{connections}"))
+            .join("mail");
+        a.state_db = env
+            .dir
+            .path()
+            .join(format!("win{connections}"))
+            .join("state.db");
+        a.connections = connections;
+        // Box5 holds 170 messages: four windows of 50; Box1 (50) fits one exactly.
+        a.fresh_window = 50;
+        let w = env.sync_with(&a);
+        assert!(w.is_complete(), "{w:#?}");
+        let count = |r: &SyncReport| -> Vec<(String, usize)> {
+            r.folders
+                .iter()
+                .map(|f| (f.folder.clone(), f.downloaded))
+                .collect()
+        };
+        assert_eq!(count(&r), count(&w));
+        for f in folders()
+            .iter()
+            .map(String::as_str)
+            .chain(["INBOX", "Parent/Child"])
+        {
+            let dir =
+                |root: &std::path::Path| f.split('/').fold(root.to_path_buf(), |p, c| p.join(c));
+            let want = if f == "INBOX" {
+                common::read_maildir(&whole.maildir)
+            } else {
+                common::read_maildir(&dir(&whole.maildir))
+            };
+            let got = if f == "INBOX" {
+                common::read_maildir(&a.maildir)
+            } else {
+                common::read_maildir(&dir(&a.maildir))
+            };
+            assert!(got == want, "{f}:\n{}", common::diff(&want, &got));
+        }
+        // Flags by window: Box2..Box5 (80, 110, 140, 170 messages) take 2, 3, 3 and 4
+        // windows; a folder that fits takes the one `1:*` fetch.
+        let t = w.traffic.as_ref().expect("traffic");
+        assert!(t.count("UID FETCH") > 0, "{t:#?}");
+        let again = env.sync_with(&a);
+        assert!(!again.changed_anything(), "{again:#?}");
+        let t = again.traffic.as_ref().expect("traffic");
+        assert_eq!(t.count("SELECT") + t.count("EXAMINE"), 0, "{t:#?}");
+        let state = |p: &std::path::Path| {
+            let db = mailfold_store::StateDb::open(p).unwrap();
+            let mut out = Vec::new();
+            for f in mailfold_store::StateRead::folders(&db).unwrap() {
+                let n = mailfold_store::StateRead::message_counts(&db, f.id)
+                    .unwrap()
+                    .0;
+                out.push((f.wire_name, f.uidvalidity, f.uidnext, f.highestmodseq, n));
+            }
+            out.sort();
+            out
+        };
+        assert_eq!(state(&whole.state_db), state(&a.state_db));
+    }
+}
