@@ -192,6 +192,8 @@ pub struct MessageOutcome {
     /// move; the APPENDUID for an append); `None` when not recorded (not pushed, expunged,
     /// or no COPYUID/APPENDUID: the next sync pairs it by content).
     pub now: Option<Uid>,
+    /// Its size in CRLF form (the APPEND literal, RFC822.SIZE), when known.
+    pub size: Option<u64>,
 }
 
 /// What one [`Change`] did.
@@ -453,6 +455,7 @@ fn outcome_of(entry: &MessageEntry, row: Option<&MessageRecord>) -> MessageOutco
         local: LocalId(entry.base.as_str().to_owned()),
         uid: row.map(|r| Uid(r.uid.0)),
         now: row.map(|r| Uid(r.uid.0)),
+        size: row.and_then(|r| r.size),
     }
 }
 
@@ -650,6 +653,7 @@ fn stage_append(
             local,
             uid: None,
             now: None,
+            size: Some(written.crlf_size),
         }],
         recorded: true,
     })
