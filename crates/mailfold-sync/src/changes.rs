@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use mailfold_store::{
     AliasRegistry, Folder, FolderName, FolderRecord, Maildir, MaildirFlags, MessageBase,
-    MessageEntry, MessageRecord, NewMessage, StateDb, StateRead, Uid as StoreUid,
+    MessageEntry, MessageRecord, NewMessage, RelPath, StateDb, StateRead, Uid as StoreUid,
 };
 
 use crate::account::AccountSpec;
@@ -113,6 +113,31 @@ pub enum Change {
         flags: FlagSet,
         /// Its INTERNALDATE (and the file's mtime).
         internaldate: UnixTime,
+    },
+    /// Creates the folder: its Maildir, then `CREATE` under the account's root (seed V0022)
+    /// and `SUBSCRIBE`; the state records it with the UIDVALIDITY STATUS gives. A refused
+    /// CREATE removes the new, empty Maildir again, so a name the server will never accept
+    /// does not linger as a change every sync retries (seed V0019).
+    CreateFolder {
+        /// The new folder.
+        folder: FolderPath,
+    },
+    /// Renames a folder with its sub-folders: the Maildir directory, then `RENAME` (RFC 3501
+    /// 6.3.5); the state rows take the new names and keep their messages. A refused RENAME
+    /// renames the directory back. A folder never synced is renamed locally only.
+    RenameFolder {
+        /// The folder.
+        from: FolderPath,
+        /// Its new name; it must not exist yet.
+        to: FolderPath,
+    },
+    /// Deletes a folder and the messages in it: the Maildir (when there is one), then what a
+    /// sync plans for a folder deleted locally: `\Deleted` and `UID EXPUNGE` of every message
+    /// the state records, `DELETE` once STATUS shows it empty (a message that arrived
+    /// meanwhile keeps the server folder), and the state forgets it.
+    DeleteFolder {
+        /// The folder.
+        folder: FolderPath,
     },
 }
 
@@ -230,11 +255,31 @@ struct Item {
     /// Whether the state should be asked for the messages' UIDs after the push (a delete
     /// leaves none).
     recorded: bool,
+    /// What takes the local half back when the server half is refused.
+    undo: Option<Undo>,
+    /// A folder created on the server that is then subscribed.
+    subscribe: Option<FolderPath>,
+    /// A folder whose server operations are dropped when the server no longer has it (a
+    /// deletion run again after a cut: DELETE is done, the state not yet told).
+    if_on_server: Option<FolderPath>,
+}
+
+/// Taking a folder change's local half back after the server refused it (seed V0019).
+#[derive(Debug)]
+enum Undo {
+    /// Remove the new, empty Maildir.
+    RemoveFolder(RelPath),
+    /// Rename the directory back.
+    Rename(RelPath, FolderName),
 }
 
 /// Makes the local half of every change, in order (see the module docs), and returns what
 /// the server half will do. An error stops at the change that failed.
-pub fn stage(maildir: &Maildir, db: &StateDb, changes: &[Change]) -> Result<Staged, ChangeError> {
+pub fn stage(
+    maildir: &Maildir,
+    db: &mut StateDb,
+    changes: &[Change],
+) -> Result<Staged, ChangeError> {
     let mut items = Vec::with_capacity(changes.len());
     for c in changes {
         items.push(match c {
@@ -252,6 +297,9 @@ pub fn stage(maildir: &Maildir, db: &StateDb, changes: &[Change]) -> Result<Stag
                 flags,
                 internaldate,
             } => stage_append(maildir, db, folder, source, flags, *internaldate)?,
+            Change::CreateFolder { folder } => stage_create(maildir, db, folder)?,
+            Change::RenameFolder { from, to } => stage_rename(maildir, db, from, to)?,
+            Change::DeleteFolder { folder } => stage_delete_folder(maildir, db, folder)?,
         });
     }
     Ok(Staged { items })
@@ -317,8 +365,14 @@ impl Staged {
                     .files
                     .insert(entry.base.as_str().to_owned(), entry);
             }
+            let mut ops = item.ops;
+            if let Some(f) = &item.if_on_server {
+                if !on_server(remote, &g, f)? {
+                    ops.retain(|o| !o.writes_remote());
+                }
+            }
             let plan = Plan {
-                ops: item.ops,
+                ops,
                 warnings: Vec::new(),
                 refused: Vec::new(),
                 summary: Default::default(),
@@ -330,6 +384,17 @@ impl Staged {
             for f in report.folders {
                 errors.extend(f.errors);
                 warnings.extend(f.warnings);
+            }
+            if errors.is_empty() {
+                if let Some(f) = &item.subscribe {
+                    subscribe(remote, &mut g, f, &mut warnings)?;
+                }
+            } else if let Some(undo) = item.undo {
+                take_back(maildir, db, undo, &mut warnings);
+                // The applier's context named directories that have moved back.
+                for f in &item.folders {
+                    g.folders.remove(f);
+                }
             }
             let mut messages = item.messages;
             let home = item.folders.first().and_then(|f| g.folders.get(f));
@@ -478,6 +543,9 @@ fn stage_flags(
         ops: Vec::new(),
         messages: Vec::new(),
         recorded: true,
+        undo: None,
+        subscribe: None,
+        if_on_server: None,
     };
     for (entry, row) in found {
         let want = letters_after(&entry.flags, add, remove);
@@ -530,6 +598,9 @@ fn stage_move(
         ops: Vec::new(),
         messages: Vec::new(),
         recorded: true,
+        undo: None,
+        subscribe: None,
+        if_on_server: None,
     };
     for (entry, row) in found {
         let moved = src.folder.move_to(&entry, &dst.folder)?;
@@ -574,6 +645,9 @@ fn stage_delete(
         ops: Vec::new(),
         messages: Vec::new(),
         recorded: false,
+        undo: None,
+        subscribe: None,
+        if_on_server: None,
     };
     for (entry, row) in found {
         v.folder.delete(&entry)?;
@@ -656,5 +730,166 @@ fn stage_append(
             size: Some(written.crlf_size),
         }],
         recorded: true,
+        undo: None,
+        subscribe: None,
+        if_on_server: None,
     })
+}
+
+/// SUBSCRIBE of a folder just created (RFC 3501 6.3.6); a refusal is only a warning, as the
+/// folder exists either way.
+fn subscribe(
+    remote: &mut dyn Remote,
+    g: &mut gather::Gathered,
+    folder: &FolderPath,
+    warnings: &mut Vec<String>,
+) -> Result<(), SyncError> {
+    let delim = g.delimiter;
+    let wire = match g.folders.get(folder).and_then(|c| c.wire.clone()) {
+        Some(w) => w,
+        None => match g.wire_of(folder, delim) {
+            Ok(w) => w,
+            Err(e) => {
+                warnings.push(format!("not subscribed to {folder}: {e}"));
+                return Ok(());
+            }
+        },
+    };
+    match remote.subscribe(&wire) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_fatal() => Err(e.into()),
+        Err(e) => {
+            warnings.push(format!("not subscribed to {folder}: {e}"));
+            Ok(())
+        }
+    }
+}
+
+/// Takes a refused folder change's local half back; what cannot be taken back is a warning
+/// (the next sync then carries the local change over as a reader's).
+fn take_back(maildir: &Maildir, db: &mut StateDb, undo: Undo, warnings: &mut Vec<String>) {
+    let r = match &undo {
+        Undo::RemoveFolder(rel) => maildir.delete_folder(rel, false),
+        Undo::Rename(rel, back) => maildir.rename_folder(rel, back, db).map(|_| ()),
+    };
+    if let Err(e) = r {
+        warnings.push(format!("could not take the local change back: {e}"));
+    }
+}
+
+fn stage_create(
+    maildir: &Maildir,
+    db: &mut StateDb,
+    folder: &FolderPath,
+) -> Result<Item, ChangeError> {
+    let name =
+        FolderName::new(folder.0.clone()).map_err(|_| ChangeError::NoFolder(folder.clone()))?;
+    let made = maildir.ensure_folder(&name, db)?;
+    Ok(Item {
+        folders: vec![folder.clone()],
+        files: Vec::new(),
+        ops: vec![Op::CreateRemoteFolder {
+            folder: folder.clone(),
+        }],
+        messages: Vec::new(),
+        recorded: false,
+        undo: Some(Undo::RemoveFolder(made.rel().clone())),
+        subscribe: Some(folder.clone()),
+        if_on_server: None,
+    })
+}
+
+fn stage_rename(
+    maildir: &Maildir,
+    db: &mut StateDb,
+    from: &FolderPath,
+    to: &FolderPath,
+) -> Result<Item, ChangeError> {
+    let v = view(maildir, db, from)?;
+    let old = FolderName::new(from.0.clone()).map_err(|_| ChangeError::NoFolder(from.clone()))?;
+    let new = FolderName::new(to.0.clone()).map_err(|_| ChangeError::NoFolder(to.clone()))?;
+    let moved = maildir.rename_folder(v.folder.rel(), &new, db)?;
+    // A folder the state does not know was never on the server: the next sync creates it.
+    let ops = match v.row {
+        Some(_) => vec![Op::RenameRemoteFolder {
+            from: from.clone(),
+            to: to.clone(),
+        }],
+        None => Vec::new(),
+    };
+    Ok(Item {
+        folders: vec![to.clone(), from.clone()],
+        files: Vec::new(),
+        ops,
+        messages: Vec::new(),
+        recorded: false,
+        undo: Some(Undo::Rename(moved.rel().clone(), old)),
+        subscribe: None,
+        if_on_server: None,
+    })
+}
+
+fn stage_delete_folder(
+    maildir: &Maildir,
+    db: &mut StateDb,
+    folder: &FolderPath,
+) -> Result<Item, ChangeError> {
+    let name =
+        FolderName::new(folder.0.clone()).map_err(|_| ChangeError::NoFolder(folder.clone()))?;
+    let rel = maildir.locate_folder(&name, db as &dyn AliasRegistry)?;
+    let row = row_of(maildir, db, folder)?;
+    if rel.is_none() && row.is_none() {
+        return Err(ChangeError::NoFolder(folder.clone()));
+    }
+    if let Some(rel) = &rel {
+        maildir.delete_folder(rel, true)?;
+    }
+    let mut ops = Vec::new();
+    if let Some(r) = &row {
+        // What the planner plans for a synced folder deleted locally.
+        for m in db.messages(r.id)? {
+            ops.push(Op::ExpungeRemote {
+                folder: folder.clone(),
+                uid: Uid(m.uid.0),
+                unchanged_since: None,
+            });
+        }
+        ops.push(Op::DeleteRemoteFolder {
+            folder: folder.clone(),
+        });
+        ops.push(Op::ForgetFolder {
+            folder: folder.clone(),
+        });
+    }
+    Ok(Item {
+        folders: vec![folder.clone()],
+        files: Vec::new(),
+        ops,
+        messages: Vec::new(),
+        recorded: false,
+        undo: None,
+        subscribe: None,
+        if_on_server: Some(folder.clone()),
+    })
+}
+
+/// Whether the server still has `folder` (STATUS answers; a NO says it does not).
+fn on_server(
+    remote: &mut dyn Remote,
+    g: &gather::Gathered,
+    folder: &FolderPath,
+) -> Result<bool, SyncError> {
+    let wire = match g.folders.get(folder).and_then(|c| c.wire.clone()) {
+        Some(w) => w,
+        None => match g.wire_of(folder, g.delimiter) {
+            Ok(w) => w,
+            // A name that cannot be sent was never created on the server.
+            Err(_) => return Ok(false),
+        },
+    };
+    match remote.status(&wire) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_fatal() => Err(e.into()),
+        Err(_) => Ok(false),
+    }
 }

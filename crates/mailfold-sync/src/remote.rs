@@ -312,6 +312,15 @@ pub trait Remote {
     /// `RENAME from to` (RFC 3501 6.3.5).
     fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()>;
 
+    /// `SUBSCRIBE mailbox` (RFC 3501 6.3.6), for a folder a user created
+    /// ([`crate::changes`]). A remote that cannot send it says so.
+    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        let _ = mailbox;
+        Err(RemoteError::Bad(
+            "SUBSCRIBE is not offered by this remote".into(),
+        ))
+    }
+
     /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
 

@@ -1152,6 +1152,11 @@ impl Remote for NetRemote {
         Ok(())
     }
 
+    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        self.simple(Command::Subscribe(Mailbox::from_wire(mailbox.to_vec())))?;
+        Ok(())
+    }
+
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
         let data = self.simple(Command::Status {
             mailbox: Mailbox::from_wire(mailbox.to_vec()),

@@ -33,7 +33,7 @@ pub fn run(
     acct: &Account,
     mirror: &mut Mirror,
     change: Change,
-    context: &'static str,
+    context: &str,
 ) -> anyhow::Result<Done> {
     let staged = {
         let (maildir, db) = mirror.parts()?;
@@ -61,7 +61,7 @@ pub fn run(
                                 errors: vec![e.to_string()],
                                 warnings: Vec::new(),
                             },
-                            failure: Some(sync_error(&acct.host, e).context(context)),
+                            failure: Some(sync_error(&acct.host, e).context(context.to_owned())),
                         })
                     }
                 }
@@ -73,7 +73,7 @@ pub fn run(
             Err(e) => {
                 // Not a server that is away (TLS, authentication, configuration): an error,
                 // and the local change stays for the next sync.
-                return Err(e.context(context));
+                return Err(e.context(context.to_owned()));
             }
         }
     };
@@ -95,7 +95,7 @@ pub fn run(
                     &acct.host,
                     &outcome.errors.join("; ")
                 ))
-                .context(context),
+                .context(context.to_owned()),
             ),
         ),
     };

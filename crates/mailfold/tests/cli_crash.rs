@@ -18,7 +18,12 @@ use mailfold_testsupport::Dovecot;
 use serde_json::Value;
 use util::{plain, Run};
 
-const FOLDERS: [&str; 2] = ["INBOX", "Archive"];
+/// The folders compared by the message commands' tests.
+/// (Not a special-use folder: the test Dovecot creates those again on its own.)
+const FOLDERS: &[&str] = &["INBOX", "Work"];
+
+/// One folder on one side: `None` when it does not exist, else its messages.
+type Held = Option<Vec<(String, String)>>;
 
 /// One user's mirror: a home with a config for Dovecot user `i`.
 struct Side {
@@ -73,13 +78,13 @@ impl Side {
         r
     }
 
-    /// Every message of both folders on the server and in the mirror.
-    fn state(&self, d: &Dovecot) -> Vec<Vec<(String, String)>> {
+    /// Every message of `folders` on the server and in the mirror.
+    fn state(&self, d: &Dovecot, folders: &[&str]) -> Vec<Held> {
         let server = d.mail_root(&self.user);
         let local = self.home.path().join("mail");
         let mut v = Vec::new();
-        for f in FOLDERS {
-            let s = if f == "INBOX" {
+        for f in folders {
+            let s = if *f == "INBOX" {
                 server.clone()
             } else {
                 server.join(format!(".{f}"))
@@ -114,8 +119,12 @@ fn changed(r: &Value) -> bool {
 }
 
 /// The messages of a Maildir (`cur/` and `new/`): each one's text (line ends as LF) and its
-/// flag letters, sorted; file names differ from user to user and are left out.
-fn read_maildir(dir: &Path) -> Vec<(String, String)> {
+/// flag letters, sorted; file names differ from user to user and are left out. `None` when
+/// there is no Maildir.
+fn read_maildir(dir: &Path) -> Held {
+    if !dir.join("cur").is_dir() {
+        return None;
+    }
     let mut out = Vec::new();
     for sub in ["cur", "new"] {
         let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
@@ -132,20 +141,26 @@ fn read_maildir(dir: &Path) -> Vec<(String, String)> {
         }
     }
     out.sort();
-    out
+    Some(out)
 }
 
-/// Seeds user `i`: three INBOX messages and an empty Archive, mirrored by a first sync.
+/// Seeds user `i`: three INBOX messages and a folder Work holding two, mirrored by a first sync.
 fn prepare(d: &Dovecot, i: usize) -> Side {
     let side = Side::new(d, i);
-    d.create_mailbox(&side.user, "Archive");
-    for n in 0..3 {
+    d.create_mailbox(&side.user, "Work");
+    for (folder, n) in [
+        ("INBOX", 0),
+        ("INBOX", 1),
+        ("INBOX", 2),
+        ("Work", 3),
+        ("Work", 4),
+    ] {
         let m = plain(
             "Carol <carol@example.org>",
             &format!("crash {n}"),
             "some words",
         );
-        d.deliver(&side.user, "INBOX", m.replace('\n', "\r\n").as_bytes());
+        d.deliver(&side.user, folder, m.replace('\n', "\r\n").as_bytes());
     }
     side.sync();
     side
@@ -169,6 +184,27 @@ fn message_file(side: &Side) -> PathBuf {
 fn kill_every_step(
     max_steps: usize,
     local_cut: bool,
+    folders: &[&str],
+    args: impl Fn(&Side) -> Vec<String>,
+) -> usize {
+    kill_every_step_with(max_steps, local_cut, Resume::Sync, folders, args)
+}
+
+/// How a cut command is resumed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// `mailfold sync`.
+    Sync,
+    /// The same command again (as its user would), then `mailfold sync`.
+    Again,
+}
+
+/// [`kill_every_step`], resumed as `resume` says.
+fn kill_every_step_with(
+    max_steps: usize,
+    local_cut: bool,
+    resume: Resume,
+    folders: &[&str],
     args: impl Fn(&Side) -> Vec<String>,
 ) -> usize {
     let d = Dovecot::builder().users(max_steps + 2).start();
@@ -181,20 +217,22 @@ fn kill_every_step(
         !changed(&after),
         "the command left work for the next sync: {after}"
     );
-    let want = reference.state(&d);
+    let want = reference.state(&d, folders);
     // Keywords have no letter in the mirror (seed V0005); Dovecot keeps them as lowercase
     // letters of its own, compared between users below.
-    let letters = |v: &[(String, String)]| -> Vec<(String, String)> {
-        v.iter()
-            .map(|(t, f)| {
-                (
-                    t.clone(),
-                    f.chars().filter(char::is_ascii_uppercase).collect(),
-                )
-            })
-            .collect()
+    let letters = |v: &Held| -> Held {
+        v.as_ref().map(|v| {
+            v.iter()
+                .map(|(t, f)| {
+                    (
+                        t.clone(),
+                        f.chars().filter(char::is_ascii_uppercase).collect(),
+                    )
+                })
+                .collect()
+        })
     };
-    for (i, f) in FOLDERS.iter().enumerate() {
+    for (i, f) in folders.iter().enumerate() {
         assert_eq!(
             letters(&want[2 * i]),
             want[2 * i + 1],
@@ -214,7 +252,7 @@ fn kill_every_step(
         };
         if n > 0 && r.code == 0 {
             side.sync();
-            assert_eq!(side.state(&d), want, "uninterrupted run differs");
+            assert_eq!(side.state(&d, folders), want, "uninterrupted run differs");
             return n - 1;
         }
         if n > 0 {
@@ -224,14 +262,25 @@ fn kill_every_step(
                 r.stdout, r.stderr
             );
         }
+        if resume == Resume::Again {
+            a.retain(|x| *x != "--offline");
+            let r = side.run(&a, None);
+            // Cut after its last step, nothing is left for the command to find.
+            assert!(
+                r.code == 0 || (r.code == 2 && r.stderr.contains("no folder")),
+                "step {n}: run again: {}{}",
+                r.stdout,
+                r.stderr
+            );
+        }
         side.sync();
-        let got = side.state(&d);
+        let got = side.state(&d, folders);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(
                 g,
                 w,
                 "cut after step {n}: {} on the {} differs from the uninterrupted run",
-                FOLDERS[i / 2],
+                folders[i / 2],
                 if i % 2 == 0 { "server" } else { "mirror" },
             );
         }
@@ -252,7 +301,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 /// `UID STORE` per change, the rows recorded after it.
 #[test]
 fn flag_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(4, true, |_| {
+    let steps = kill_every_step(4, true, FOLDERS, |_| {
         strings(&[
             "flag", "INBOX", "1", "2", "--set", "flagged", "--set", "seen", "--clear", "draft",
         ])
@@ -263,7 +312,7 @@ fn flag_survives_a_kill_after_every_step() {
 /// `flag` with a keyword, which lives on the server and in the state only (seed V0005).
 #[test]
 fn keyword_flag_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(4, false, |_| {
+    let steps = kill_every_step(4, false, FOLDERS, |_| {
         strings(&[
             "flag", "INBOX", "1", "3", "--set", "$Junk", "--set", "flagged",
         ])
@@ -274,8 +323,8 @@ fn keyword_flag_survives_a_kill_after_every_step() {
 /// `move` of two messages: each a `UID MOVE` whose COPYUID takes the row to its new UID.
 #[test]
 fn move_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(4, true, |_| {
-        strings(&["move", "INBOX", "1", "3", "--to", "Archive"])
+    let steps = kill_every_step(4, true, FOLDERS, |_| {
+        strings(&["move", "INBOX", "1", "3", "--to", "Work"])
     });
     assert!(steps >= 2, "two messages are two steps, had {steps}");
 }
@@ -283,7 +332,9 @@ fn move_survives_a_kill_after_every_step() {
 /// `delete` of two messages: `\Deleted` and `UID EXPUNGE` of exactly those UIDs each.
 #[test]
 fn delete_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(4, true, |_| strings(&["delete", "INBOX", "2", "3"]));
+    let steps = kill_every_step(4, true, FOLDERS, |_| {
+        strings(&["delete", "INBOX", "2", "3"])
+    });
     assert!(steps >= 2, "two messages are two steps, had {steps}");
 }
 
@@ -291,15 +342,50 @@ fn delete_survives_a_kill_after_every_step() {
 /// recorded with the intent's removal.
 #[test]
 fn append_survives_a_kill_after_every_step() {
-    let steps = kill_every_step(3, true, |side| {
+    let steps = kill_every_step(3, true, FOLDERS, |side| {
         let f = message_file(side);
         vec![
             "append".to_owned(),
             "--seen".to_owned(),
             f.display().to_string(),
             "--folder".to_owned(),
-            "Archive".to_owned(),
+            "Work".to_owned(),
         ]
     });
     assert!(steps >= 1, "one message is one step, had {steps}");
+}
+
+/// `create-folder`: the Maildir, then CREATE and the state's record of its UIDVALIDITY.
+#[test]
+fn create_folder_survives_a_kill_after_every_step() {
+    let steps = kill_every_step(3, true, &["INBOX", "Work", "Projects"], |_| {
+        strings(&["create-folder", "Projects"])
+    });
+    assert!(steps >= 1, "a CREATE is one step, had {steps}");
+}
+
+/// `rename-folder` of a folder holding messages: the directory, then RENAME and the state's
+/// folder row, which keeps its messages' rows.
+#[test]
+fn rename_folder_survives_a_kill_after_every_step() {
+    let steps = kill_every_step(3, true, &["INBOX", "Work", "Old"], |_| {
+        strings(&["rename-folder", "Work", "Old"])
+    });
+    assert!(steps >= 1, "a RENAME is one step, had {steps}");
+}
+
+/// `delete-folder --force` of a folder holding messages: the Maildir, then each message
+/// expunged by UID, DELETE once empty, and the state's rows forgotten. Resumed by running the
+/// command again: a sync alone expunges what is left but keeps the emptied server folder of
+/// a folder deleted locally (the planner deletes a server folder only from a complete view of
+/// it, and a CONDSTORE server's folder is read from its delta).
+#[test]
+fn delete_folder_survives_a_kill_after_every_step() {
+    let steps = kill_every_step_with(6, true, Resume::Again, FOLDERS, |_| {
+        strings(&["delete-folder", "--force", "Work"])
+    });
+    assert!(
+        steps >= 4,
+        "two expunges, DELETE and the state, had {steps}"
+    );
 }
