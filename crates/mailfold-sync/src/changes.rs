@@ -893,3 +893,39 @@ fn on_server(
         Err(_) => Ok(false),
     }
 }
+
+/// Reads one message's whole body from the server and changes nothing: the folder EXAMINEd
+/// (seed V0040), then `UID FETCH uid BODY.PEEK[]`, which never sets `\Seen` (seed V0054), its
+/// bytes handed to `sink` in wire form (CRLF) as they arrive. For a message the mirror holds
+/// only the header of (seed V0010), shown on demand: the partial copy stays as it is, since a
+/// full body replaces it only in a sync (V0070). Returns whether the server still had the
+/// message.
+pub fn read_body(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &StateDb,
+    folder: &FolderPath,
+    uid: Uid,
+    sink: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<bool, SyncError> {
+    let g = gather::gather_folders(remote, account, maildir, db, std::slice::from_ref(folder))?;
+    let wire = match g.folders.get(folder).and_then(|c| c.wire.clone()) {
+        Some(w) => w,
+        None => g.wire_of(folder, g.delimiter).map_err(SyncError::Config)?,
+    };
+    remote.select(&wire, true)?;
+    let (mut seen, mut aborted) = (false, false);
+    remote.fetch_bodies(&[uid.get()], false, &mut |ev| match ev {
+        crate::remote::BodyEvent::Start { .. } => seen = true,
+        crate::remote::BodyEvent::Data { bytes, .. } => sink(bytes),
+        crate::remote::BodyEvent::Abort { .. } => aborted = true,
+        crate::remote::BodyEvent::End { .. } => {}
+    })?;
+    if aborted {
+        return Err(SyncError::Remote(crate::remote::RemoteError::Bad(format!(
+            "the server's answer for UID {uid} could not be told apart from another message's"
+        ))));
+    }
+    Ok(seen)
+}
