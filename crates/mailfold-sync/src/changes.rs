@@ -309,15 +309,21 @@ impl Staged {
     /// The outcomes when the server half does not run now (`why`: `--offline`, the server
     /// not reachable): every change stays a local change for the next sync.
     pub fn queued(self, why: &str) -> Vec<Outcome> {
+        self.outcomes_if_queued(why)
+    }
+
+    /// What [`Staged::queued`] would return, leaving the changes staged: the outcomes to
+    /// report should the server half then end in an error before it returns any.
+    pub fn outcomes_if_queued(&self, why: &str) -> Vec<Outcome> {
         self.items
-            .into_iter()
+            .iter()
             .map(|i| Outcome {
                 pushed: if i.ops.is_empty() {
                     Pushed::LocalOnly
                 } else {
                     Pushed::Queued(why.to_owned())
                 },
-                messages: i.messages,
+                messages: i.messages.clone(),
                 errors: Vec::new(),
                 warnings: Vec::new(),
             })

@@ -39,12 +39,28 @@ pub fn run(
         let (maildir, db) = mirror.parts()?;
         changes::stage(maildir, db, std::slice::from_ref(&change)).map_err(change_error)?
     };
+    // Should the server half end before it reports anything, the local half still stands.
+    let failed = |staged: &changes::Staged, e: anyhow::Error| -> anyhow::Result<Done> {
+        let mut outcome = staged
+            .outcomes_if_queued("")
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the change produced no outcome"))?;
+        outcome.pushed = SyncPushed::Failed;
+        outcome.errors.push(format!("{e:#}"));
+        Ok(Done {
+            pushed: Pushed::LocalOnly,
+            outcome,
+            failure: Some(e.context(context.to_owned())),
+        })
+    };
     let outcomes = if !staged.needs_server() {
         staged.queued("")
     } else {
         match online::open_remote(ctx.offline, name, acct) {
             Ok(Ok(mut remote)) => {
                 let spec = crate::account::change_spec(name, acct)?;
+                let fallback = staged.outcomes_if_queued("");
                 let pushed = {
                     let (maildir, db) = mirror.parts()?;
                     staged.push(&mut remote, &spec, maildir, db)
@@ -53,16 +69,17 @@ pub fn run(
                 match pushed {
                     Ok(o) => o,
                     Err(e) => {
+                        let mut outcome = fallback
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| anyhow::anyhow!("the change produced no outcome"))?;
+                        outcome.pushed = SyncPushed::Failed;
+                        outcome.errors.push(e.to_string());
                         return Ok(Done {
                             pushed: Pushed::LocalOnly,
-                            outcome: Outcome {
-                                pushed: SyncPushed::Failed,
-                                messages: Vec::new(),
-                                errors: vec![e.to_string()],
-                                warnings: Vec::new(),
-                            },
+                            outcome,
                             failure: Some(sync_error(&acct.host, e).context(context.to_owned())),
-                        })
+                        });
                     }
                 }
             }
@@ -70,11 +87,9 @@ pub fn run(
                 say_queued(ctx.json, &why);
                 staged.queued(&why)
             }
-            Err(e) => {
-                // Not a server that is away (TLS, authentication, configuration): an error,
-                // and the local change stays for the next sync.
-                return Err(e.context(context.to_owned()));
-            }
+            // Not a server that is away (TLS, authentication, configuration): an error, and
+            // the local change stays for the next sync.
+            Err(e) => return failed(&staged, e),
         }
     };
     let outcome = outcomes
