@@ -355,74 +355,85 @@ impl Staged {
         let mut g = gather::gather_folders(remote, account, maildir, db, &folders)?;
         let mut out = Vec::with_capacity(self.items.len());
         for item in self.items {
-            if item.ops.is_empty() {
-                out.push(Outcome {
-                    pushed: Pushed::LocalOnly,
-                    messages: item.messages,
-                    errors: Vec::new(),
-                    warnings: Vec::new(),
-                });
-                continue;
-            }
-            for (folder, entry) in item.files {
-                g.folders
-                    .entry(folder)
-                    .or_default()
-                    .files
-                    .insert(entry.base.as_str().to_owned(), entry);
-            }
-            let mut ops = item.ops;
-            if let Some(f) = &item.if_on_server {
-                if !on_server(remote, &g, f)? {
-                    ops.retain(|o| !o.writes_remote());
-                }
-            }
-            let plan = Plan {
-                ops,
-                warnings: Vec::new(),
-                refused: Vec::new(),
-                summary: Default::default(),
-            };
-            let mut report = SyncReport::default();
-            Applier::new(remote, account, maildir, db, &mut g, &mut report).apply(&plan)?;
-            let mut errors = report.errors;
-            let mut warnings = report.warnings;
-            for f in report.folders {
-                errors.extend(f.errors);
-                warnings.extend(f.warnings);
-            }
-            if errors.is_empty() {
-                if let Some(f) = &item.subscribe {
-                    subscribe(remote, &mut g, f, &mut warnings)?;
-                }
-            } else if let Some(undo) = item.undo {
-                take_back(maildir, db, undo, &mut warnings);
-                // The applier's context named directories that have moved back.
-                for f in &item.folders {
-                    g.folders.remove(f);
-                }
-            }
-            let mut messages = item.messages;
-            let home = item.folders.first().and_then(|f| g.folders.get(f));
-            if let (true, Some(id)) = (item.recorded, home.and_then(|c| c.state_id)) {
-                for m in &mut messages {
-                    let base = gather::base_of(&m.local).map_err(SyncError::Config)?;
-                    m.now = db.message_by_base(id, &base)?.map(|r| Uid(r.uid.0));
-                }
-            }
-            out.push(Outcome {
-                pushed: if errors.is_empty() {
-                    Pushed::Server
-                } else {
-                    Pushed::Failed
-                },
-                messages,
-                errors,
-                warnings,
-            });
+            out.push(push_one(remote, account, maildir, db, &mut g, item)?);
         }
         Ok(out)
     }
+}
+
+/// The server half of one staged change (see [`Staged::push`]).
+fn push_one(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut gather::Gathered,
+    item: Item,
+) -> Result<Outcome, SyncError> {
+    if item.ops.is_empty() {
+        return Ok(Outcome {
+            pushed: Pushed::LocalOnly,
+            messages: item.messages,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+    for (folder, entry) in item.files {
+        g.folders
+            .entry(folder)
+            .or_default()
+            .files
+            .insert(entry.base.as_str().to_owned(), entry);
+    }
+    let mut ops = item.ops;
+    if let Some(f) = &item.if_on_server {
+        if !on_server(remote, g, f)? {
+            ops.retain(|o| !o.writes_remote());
+        }
+    }
+    let plan = Plan {
+        ops,
+        warnings: Vec::new(),
+        refused: Vec::new(),
+        summary: Default::default(),
+    };
+    let mut report = SyncReport::default();
+    Applier::new(remote, account, maildir, db, g, &mut report).apply(&plan)?;
+    let mut errors = report.errors;
+    let mut warnings = report.warnings;
+    for f in report.folders {
+        errors.extend(f.errors);
+        warnings.extend(f.warnings);
+    }
+    if errors.is_empty() {
+        if let Some(f) = &item.subscribe {
+            subscribe(remote, g, f, &mut warnings)?;
+        }
+    } else if let Some(undo) = item.undo {
+        take_back(maildir, db, undo, &mut warnings);
+        // The applier's context named directories that have moved back.
+        for f in &item.folders {
+            g.folders.remove(f);
+        }
+    }
+    let mut messages = item.messages;
+    let home = item.folders.first().and_then(|f| g.folders.get(f));
+    if let (true, Some(id)) = (item.recorded, home.and_then(|c| c.state_id)) {
+        for m in &mut messages {
+            let base = gather::base_of(&m.local).map_err(SyncError::Config)?;
+            m.now = db.message_by_base(id, &base)?.map(|r| Uid(r.uid.0));
+        }
+    }
+    Ok(Outcome {
+        pushed: if errors.is_empty() {
+            Pushed::Server
+        } else {
+            Pushed::Failed
+        },
+        messages,
+        errors,
+        warnings,
+    })
 }
 
 /// A folder of the mirror as the local half sees it: its directory and state row.

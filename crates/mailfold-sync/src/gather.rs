@@ -1972,7 +1972,8 @@ pub fn base_of(id: &LocalId) -> Result<MessageBase, String> {
 /// when it has one, else its Maildir directory when it exists. Nothing is listed, selected or
 /// scanned and no message row is read: a change names its messages itself
 /// ([`FolderCtx::files`] is filled by the caller). The delimiter is the one the state rows
-/// record (INBOX's, else any); only an account with no row that records one costs a LIST.
+/// record (INBOX's, else any); only an account with no row that records one asks the server
+/// (`LIST "" ""`).
 pub fn gather_folders(
     remote: &mut dyn Remote,
     account: &AccountSpec,
@@ -1988,12 +1989,7 @@ pub fn gather_folders(
         .or_else(|| rows.iter().find(|r| r.delimiter.is_some()))
         .and_then(|r| r.delimiter);
     if g.delimiter.is_none() {
-        let entries = remote.list_all()?;
-        g.delimiter = entries
-            .iter()
-            .find(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
-            .or_else(|| entries.first())
-            .and_then(|e| e.delimiter);
+        g.delimiter = remote.delimiter()?;
     }
     g.root = folder_root(remote, account, g.delimiter)?;
     for path in folders {
