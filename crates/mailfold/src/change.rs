@@ -39,28 +39,15 @@ pub fn run(
         let (maildir, db) = mirror.parts()?;
         changes::stage(maildir, db, std::slice::from_ref(&change)).map_err(change_error)?
     };
-    // Should the server half end before it reports anything, the local half still stands.
-    let failed = |staged: &changes::Staged, e: anyhow::Error| -> anyhow::Result<Done> {
-        let mut outcome = staged
-            .outcomes_if_queued("")
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the change produced no outcome"))?;
-        outcome.pushed = SyncPushed::Failed;
-        outcome.errors.push(format!("{e:#}"));
-        Ok(Done {
-            pushed: Pushed::LocalOnly,
-            outcome,
-            failure: Some(e.context(context.to_owned())),
-        })
-    };
     let outcomes = if !staged.needs_server() {
         staged.queued("")
     } else {
+        // Should the server half end before it reports anything, the local half still
+        // stands: these are the outcomes to report then.
+        let fallback = staged.outcomes_if_queued("");
         match online::open_remote(ctx.offline, name, acct) {
             Ok(Ok(mut remote)) => {
                 let spec = crate::account::change_spec(name, acct)?;
-                let fallback = staged.outcomes_if_queued("");
                 let pushed = {
                     let (maildir, db) = mirror.parts()?;
                     staged.push(&mut remote, &spec, maildir, db)
@@ -68,19 +55,7 @@ pub fn run(
                 online::close_remote(remote, &acct.host);
                 match pushed {
                     Ok(o) => o,
-                    Err(e) => {
-                        let mut outcome = fallback
-                            .into_iter()
-                            .next()
-                            .ok_or_else(|| anyhow::anyhow!("the change produced no outcome"))?;
-                        outcome.pushed = SyncPushed::Failed;
-                        outcome.errors.push(e.to_string());
-                        return Ok(Done {
-                            pushed: Pushed::LocalOnly,
-                            outcome,
-                            failure: Some(sync_error(&acct.host, e).context(context.to_owned())),
-                        });
-                    }
+                    Err(e) => return failed(fallback, sync_error(&acct.host, e), context),
                 }
             }
             Ok(Err(why)) => {
@@ -89,7 +64,7 @@ pub fn run(
             }
             // Not a server that is away (TLS, authentication, configuration): an error, and
             // the local change stays for the next sync.
-            Err(e) => return failed(&staged, e),
+            Err(e) => return failed(fallback, e, context),
         }
     };
     let outcome = outcomes
@@ -118,6 +93,22 @@ pub fn run(
         pushed,
         outcome,
         failure,
+    })
+}
+
+/// The end of a change whose server half failed before it reported anything (the login, the
+/// connection): the local half stands, as `fallback` describes it.
+fn failed(fallback: Vec<Outcome>, e: anyhow::Error, context: &str) -> anyhow::Result<Done> {
+    let mut outcome = fallback
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the change produced no outcome"))?;
+    outcome.pushed = SyncPushed::Failed;
+    outcome.errors.push(format!("{e:#}"));
+    Ok(Done {
+        pushed: Pushed::LocalOnly,
+        outcome,
+        failure: Some(e.context(context.to_owned())),
     })
 }
 
