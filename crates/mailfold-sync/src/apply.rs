@@ -853,8 +853,14 @@ impl<'a> Applier<'a> {
             Err(e) => return Ok(Err(format!("RENAME refused: {e}"))),
         }
         let delim = self.ctx(from).delimiter.or(self.g.delimiter);
-        self.db
-            .write(|tx| tx.rename_folder(id, &new_s, delim, &rel))?;
+        let children = renamed_children(&*self.db, id, &old, &new_s, delim, &rel)?;
+        self.db.write(|tx| {
+            tx.rename_folder(id, &new_s, delim, &rel)?;
+            for (child, wire, local) in &children {
+                tx.rename_folder(*child, wire, delim, local)?;
+            }
+            Ok(())
+        })?;
         self.ctx(from).state_id = None;
         let ctx = self.ctx(to);
         ctx.state_id = Some(id);
@@ -2107,6 +2113,41 @@ impl<'a> Applier<'a> {
         self.progress.event(ProgressEvent::Message { folder: to });
         Ok(Ok(()))
     }
+}
+
+/// The state rows of the sub-folders of a folder renamed on the server, with the names and
+/// directories they have now: the server renamed them with it (RFC 3501 6.3.5), and a local
+/// rename moved their directories with the parent's. The planner renames only folders without
+/// sub-folders; a user's rename of a parent ([`crate::changes`]) has them.
+fn renamed_children(
+    db: &StateDb,
+    id: mailfold_store::FolderId,
+    old_wire: &[u8],
+    new_wire: &str,
+    delim: Option<char>,
+    new_rel: &RelPath,
+) -> Result<Vec<(mailfold_store::FolderId, String, RelPath)>, SyncError> {
+    let (Some(d), Some(parent)) = (delim, db.folder(id)?) else {
+        return Ok(Vec::new());
+    };
+    let mut prefix = old_wire.to_vec();
+    prefix.extend_from_slice(d.to_string().as_bytes());
+    let mut out = Vec::new();
+    for r in db.folders()? {
+        let Some(rest) = r.wire_name.as_bytes().strip_prefix(prefix.as_slice()) else {
+            continue;
+        };
+        let rest = String::from_utf8_lossy(rest);
+        let suffix = r
+            .local_path
+            .as_str()
+            .strip_prefix(parent.local_path.as_str())
+            .unwrap_or("");
+        let local = RelPath::parse(&format!("{}{suffix}", new_rel.as_str()))
+            .map_err(|e| SyncError::Config(e.to_string()))?;
+        out.push((r.id, format!("{new_wire}{d}{rest}"), local));
+    }
+    Ok(out)
 }
 
 /// Whether an operation's state change may wait for its group's commit: those whose lost

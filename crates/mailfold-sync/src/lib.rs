@@ -32,6 +32,7 @@
 pub mod account;
 pub mod adopt;
 pub mod apply;
+pub mod changes;
 pub mod error;
 pub mod folder_root;
 pub mod gather;

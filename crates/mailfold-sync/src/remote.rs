@@ -332,6 +332,26 @@ pub trait Remote {
     /// `RENAME from to` (RFC 3501 6.3.5).
     fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()>;
 
+    /// The server's hierarchy delimiter, for a change made before any sync recorded one
+    /// ([`crate::changes`]); `None` for a flat server. The default asks [`Remote::list_all`].
+    fn delimiter(&mut self) -> RemoteResult<Option<char>> {
+        let entries = self.list_all()?;
+        Ok(entries
+            .iter()
+            .find(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
+            .or_else(|| entries.first())
+            .and_then(|e| e.delimiter))
+    }
+
+    /// `SUBSCRIBE mailbox` (RFC 3501 6.3.6), for a folder a user created
+    /// ([`crate::changes`]). A remote that cannot send it says so.
+    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        let _ = mailbox;
+        Err(RemoteError::Bad(
+            "SUBSCRIBE is not offered by this remote".into(),
+        ))
+    }
+
     /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
 

@@ -1219,6 +1219,19 @@ impl Remote for NetRemote {
         Ok(())
     }
 
+    fn delimiter(&mut self) -> RemoteResult<Option<char>> {
+        // `LIST "" ""` names no folder and returns the delimiter alone (RFC 3501 6.3.8).
+        let mut out = HashMap::new();
+        let root = Mailbox::from_wire(Vec::new());
+        self.list_cmd(Command::List(List::new(root, Vec::new())), &mut out, false)?;
+        Ok(out.into_values().find_map(|e| e.delimiter))
+    }
+
+    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+        self.simple(Command::Subscribe(Mailbox::from_wire(mailbox.to_vec())))?;
+        Ok(())
+    }
+
     fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
         let data = self.simple(Command::Status {
             mailbox: Mailbox::from_wire(mailbox.to_vec()),

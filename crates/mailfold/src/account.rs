@@ -161,17 +161,25 @@ fn mechanisms(name: &str, acct: &Account) -> anyhow::Result<Option<Vec<Mechanism
 
 /// The sync engine's view of an account (runs the password command).
 pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
+    let mut spec = change_spec(name, acct)?;
+    spec.secret = secret(name, acct)?;
+    spec.secret_origin = secret_origin(name, acct);
+    Ok(spec)
+}
+
+/// The sync engine's view of an account for a change run over a session the command opened
+/// itself ([`crate::online::open_remote`]): everything but the secret, which only connecting
+/// needs, so the password command runs once.
+pub fn change_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     let mut spec = AccountSpec::new(
         name,
         acct.host.clone(),
         acct.user.clone(),
-        // Replaced by the real secret below; `new` only takes a password.
+        // Never sent: the session is already open.
         mailfold_sasl::Secret::new(String::new()),
         acct.local.clone(),
         state_path(name, acct)?,
     );
-    spec.secret = secret(name, acct)?;
-    spec.secret_origin = secret_origin(name, acct);
     spec.port = acct.effective_port();
     spec.tls = match acct.tls {
         config::TlsMode::Implicit => TlsMode::Implicit,

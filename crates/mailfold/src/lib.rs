@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod change;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -18,8 +18,9 @@
 //! ([`mailfold_sync::account::folder_root`], [`FolderRoot`]), so they name exactly the folders
 //! the sync made. The root comes from the configuration when set; otherwise from the state
 //! database (each synced row records the server name and the local directory, so the prefix
-//! is their difference); and when nothing was synced yet, from the server's NAMESPACE as
-//! soon as a command has a session ([`Mirror::learn_root`]).
+//! is their difference). A command that changes mail names its folders by local name and
+//! leaves the server names to the sync engine ([`mailfold_sync::changes`]), which asks the
+//! server's NAMESPACE itself when nothing was synced yet.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -55,19 +56,6 @@ pub struct Mirror {
     pub lock: Option<AccountLock>,
     /// Where the mirrored folders live on the server (see the module docs).
     pub root: FolderRoot,
-    /// What [`Mirror::root`] was taken from.
-    root_source: RootSource,
-}
-
-/// Where a mirror's root came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RootSource {
-    /// `root_folder` in the configuration (split again once the server's delimiter is known).
-    Config(String),
-    /// The state database's synced rows.
-    State,
-    /// Nothing yet: the whole namespace is assumed until a session asks NAMESPACE.
-    Assumed,
 }
 
 /// A folder a user named, resolved against the mirror.
@@ -115,14 +103,14 @@ fn delimiter_of(rows: &[FolderRecord]) -> Option<char> {
 }
 
 /// The root of a mirror: configured, else learnt from the state rows, else assumed empty.
-fn root_of(acct: &Account, maildir: &Maildir, db: Option<&StateDb>) -> (FolderRoot, RootSource) {
+fn root_of(acct: &Account, maildir: &Maildir, db: Option<&StateDb>) -> FolderRoot {
     let rows = db.and_then(|db| db.folders().ok()).unwrap_or_default();
     if let Some(name) = &acct.root_folder {
         let root = mailfold_sync::account::folder_root(Some(name), None, delimiter_of(&rows));
-        return (root, RootSource::Config(name.clone()));
+        return root;
     }
     let Some(db) = db else {
-        return (FolderRoot::default(), RootSource::Assumed);
+        return FolderRoot::default();
     };
     let aliases = DbAliases(db);
     for r in &rows {
@@ -144,10 +132,10 @@ fn root_of(acct: &Account, maildir: &Maildir, db: Option<&StateDb>) -> (FolderRo
                 prefix: server.0[..server.0.len() - local.len()].to_vec(),
                 foreign: Vec::new(),
             };
-            return (root, RootSource::State);
+            return root;
         }
     }
-    (FolderRoot::default(), RootSource::Assumed)
+    FolderRoot::default()
 }
 
 /// The root the sync would use for this account on this session: `root_folder`, else the
@@ -192,14 +180,13 @@ impl Mirror {
         } else {
             None
         };
-        let (root, root_source) = root_of(acct, &maildir, db.as_ref());
+        let root = root_of(acct, &maildir, db.as_ref());
         Ok(Mirror {
             account: name.to_string(),
             maildir,
             db,
             lock: None,
             root,
-            root_source,
         })
     }
 
@@ -234,14 +221,13 @@ impl Mirror {
                 )
             }
         };
-        let (root, root_source) = root_of(acct, &maildir, Some(&db));
+        let root = root_of(acct, &maildir, Some(&db));
         Ok(Mirror {
             account: name.to_string(),
             maildir,
             db: Some(db),
             lock: Some(lock),
             root,
-            root_source,
         })
     }
 
@@ -264,21 +250,6 @@ impl Mirror {
     /// The server's hierarchy delimiter as recorded by the last sync (INBOX's, else any).
     pub fn delimiter(&self) -> Option<char> {
         delimiter_of(&self.db.as_ref()?.folders().ok()?)
-    }
-
-    /// Completes the root once a command has a session and knows the server's delimiter: a
-    /// configured `root_folder` is split at that delimiter, and a root nothing synced has
-    /// shown yet is asked of the server (NAMESPACE), exactly as the sync would.
-    pub async fn learn_root(&mut self, session: &mut Session, acct: &Account, delim: Option<char>) {
-        match &self.root_source {
-            RootSource::Config(name) => {
-                self.root = mailfold_sync::account::folder_root(Some(name), None, delim);
-            }
-            RootSource::State => {}
-            RootSource::Assumed => {
-                self.root = server_root(session, acct, delim).await;
-            }
-        }
     }
 
     /// The local name of a state row's folder; `None` for a row outside the root.

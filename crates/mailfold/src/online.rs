@@ -14,6 +14,7 @@ use std::future::Future;
 
 use mailfold_net::{Error as NetError, Notification, Session};
 use mailfold_proto::engine::Event;
+use mailfold_sync::{NetRemote, Remote};
 
 use crate::account;
 use crate::config::Account;
@@ -149,4 +150,39 @@ pub fn with_session<T>(
         r.map(Reached::Done)
             .map_err(|e| server_error(&acct.host, e))
     })?
+}
+
+/// Connects (unless `offline`) and returns the session as the sync engine's [`Remote`], for
+/// a change run by the sync's applier ([`mailfold_sync::changes`]); `Ok(Err(why))` when the
+/// server was not contacted (`--offline`) or not reachable. Close it with [`close_remote`].
+pub fn open_remote(
+    offline: bool,
+    name: &str,
+    acct: &Account,
+) -> anyhow::Result<Result<NetRemote, String>> {
+    if offline {
+        return Ok(Err("--offline".into()));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the I/O runtime: {e}"))?;
+    match rt.block_on(connect(name, acct)) {
+        // The greeting's and the login's notifications were shown by `connect`.
+        Ok(s) => Ok(Ok(NetRemote::from_session(rt, s))),
+        Err(Connect::Unreachable(why)) => Ok(Err(why)),
+        Err(Connect::Failed(e)) => Err(e),
+    }
+}
+
+/// Shows what the server said during the change that the user must see (ALERT text, seed
+/// V0063) and logs out.
+pub fn close_remote(mut remote: NetRemote, host: &str) {
+    for a in remote.take_alerts() {
+        eprintln!("mailfold: ALERT from server {host}: {}", term::line(&a));
+    }
+    for w in remote.take_warnings() {
+        tracing::info!("{w}");
+    }
+    remote.logout();
 }

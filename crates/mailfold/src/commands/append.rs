@@ -2,32 +2,27 @@
 //!
 //! The file is written into the folder's Maildir first (streamed through `tmp/`, LF line
 //! ends like every file of the mirror), which is what the next sync would upload. When the
-//! server is reachable it is uploaded at once with APPEND, streaming the CRLF form with its
-//! exact length, its flags and INTERNALDATE (seed V0006); an incomplete draft is accepted as
-//! it is (seed V0046). With APPENDUID (UIDPLUS, seed V0048) the new UID goes into the state
-//! database, so the next sync neither uploads nor downloads it again; without it the next
-//! sync pairs the file with the server copy by content. A `[TRYCREATE]` refusal creates the
-//! folder and tries once more (seeds V0047, V0058).
+//! server is reachable it is uploaded at once by the sync engine's applier
+//! ([`mailfold_sync::changes`]), exactly as a sync uploads a new file: a journal entry first,
+//! then APPEND streaming the CRLF form with its exact length, its flags and INTERNALDATE
+//! (seed V0006); an incomplete draft is accepted as it is (seed V0046). With APPENDUID
+//! (UIDPLUS, seed V0048) the new UID goes into the state database, so the next sync neither
+//! uploads nor downloads it again; without it the copy is looked up by Message-ID and size,
+//! or the next sync pairs the file with the server copy by content. A `[TRYCREATE]` refusal
+//! creates the folder and tries once more (seeds V0047, V0058).
 
 use std::fs::File;
 use std::io::Read;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 use anyhow::Context;
-use mailfold_proto::command::{Date, DateTime};
-use mailfold_proto::core::Flag;
-use mailfold_proto::response::Code;
-use mailfold_store::{
-    ContentHash, InternalDate, MaildirFlags, MessageRecord, NewMessage, StateRead, Uid,
-};
+use mailfold_sync::changes::Change;
+use mailfold_sync::plan::{Flag, FlagSet, FolderPath, UnixTime};
 use serde_json::json;
-use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{print_json, say_queued, Ctx, Pushed};
+use super::{print_json, Ctx, Pushed};
+use crate::change;
 use crate::exit::usage;
 use crate::mirror::Mirror;
-use crate::online::{self, Reached};
 
 /// Runs the command.
 pub fn run(
@@ -65,118 +60,54 @@ pub fn run(
         None => "INBOX".to_string(),
     };
     let f = mirror.resolve_folder(&folder_name)?;
-    let dir = match (&f.rel, &f.state) {
-        (Some(_), _) => mirror.local_folder(&f)?,
-        // Synced but its directory is gone: recreate it where the state says.
-        (None, Some(st)) => mirror.maildir.create_folder_at(&st.local_path)?,
-        (None, None) => mirror.local_folder(&f)?,
-    };
-    let mut letters = MaildirFlags::empty();
+    if f.rel.is_none() && f.state.is_none() {
+        // Neither in the mirror nor synced: the error names the folder and the account.
+        mirror.local_folder(&f)?;
+    }
+    let mut flags = FlagSet::new();
     if draft {
-        letters.insert('D');
-        letters.insert('S');
+        flags.insert(Flag::Draft);
+        flags.insert(Flag::Seen);
     }
     if seen {
-        letters.insert('S');
+        flags.insert(Flag::Seen);
     }
-    let now = now_unix();
-    let mut writer = dir.create_message(NewMessage {
-        flags: letters.clone(),
-        internaldate: Some(now),
-    })?;
-    let mut input = File::open(file).with_context(|| format!("{}", file.display()))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        writer.write_chunk(&buf[..n])?;
-    }
-    let written = writer.commit()?;
-    let base = written.entry.base.clone();
-    let head = crate::mirror::read_head(&written.entry.path).unwrap_or_default();
-    let message_id = crate::mime::summarize(&head).message_id;
-
-    let flags: Vec<Flag> = letters
-        .to_imap()
-        .iter()
-        .filter_map(|f| Flag::parse(f))
-        .collect();
-    let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
-    let date = imap_datetime(now)?;
-    let upload = dir.open_upload(&written.entry)?;
-    let len = upload.crlf_len;
-    let hash = upload.hash;
-    let mut failure = None;
-    let mut pushed = Pushed::Queued;
-    let mut new_uid = None;
-    match online::with_session(ctx.offline, &name, &acct, async |s| {
-        let r = s
-            .append_stream(
-                &mailbox,
-                &flags,
-                Some(date),
-                Box::new(Blocking(upload)),
-                len,
-            )
-            .await;
-        match r {
-            Err(mailfold_net::Error::Command { text, .. }) if text.contains("[TRYCREATE]") => {
-                s.create(&mailbox).await?;
-                let again = dir.open_upload(&written.entry).map_err(|e| {
-                    mailfold_net::Error::Io(
-                        "reopening the message".into(),
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-                s.append_stream(&mailbox, &flags, Some(date), Box::new(Blocking(again)), len)
-                    .await
-            }
-            other => other,
-        }
-    }) {
-        Ok(Reached::Done(code)) => {
-            pushed = Pushed::Server;
-            if let Some(Code::AppendUid { uid_validity, uids }) = code {
-                new_uid = uids.first();
-                if let (Some(uid), Some(st)) = (new_uid.and_then(Uid::new), &f.state) {
-                    let db = mirror.db_mut()?;
-                    let same = db
-                        .folder(st.id)?
-                        .and_then(|r| r.uidvalidity)
-                        .is_some_and(|v| v.get() == uid_validity.get());
-                    if same {
-                        let rec = record(
-                            uid,
-                            &written.entry.base,
-                            &letters,
-                            len,
-                            now,
-                            hash,
-                            message_id.clone(),
-                        );
-                        db.write(|tx| tx.upsert_messages(st.id, std::slice::from_ref(&rec)))?;
-                    }
-                }
-            }
-        }
-        Ok(Reached::Offline(why)) => say_queued(ctx.json, &why),
-        Err(e) => {
-            failure =
-                Some(e.context("the message is in the local mirror; the next sync uploads it"))
-        }
-    }
+    let change = Change::Append {
+        folder: FolderPath(f.name.components().to_vec()),
+        source: file.to_owned(),
+        flags,
+        internaldate: UnixTime(now_unix()),
+    };
+    let done = change::run(
+        ctx,
+        &name,
+        &acct,
+        &mut mirror,
+        change,
+        "the message is in the local mirror; the next sync uploads it",
+    )?;
+    let m = done
+        .outcome
+        .messages
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the append produced no message"))?;
+    let base = m.local.0.as_str();
+    let new_uid = m.now.map(|u| u.get());
+    // A failed push leaves the message queued for the next sync.
+    let pushed = match (&done.failure, done.pushed) {
+        (Some(_), _) => Pushed::Queued,
+        (None, p) => p,
+    };
     if ctx.json {
         print_json(&json!({
             "account": name,
             "folder": f.name.to_string(),
-            "base": base.as_str(),
+            "base": base,
             "uid": new_uid,
-            "id": new_uid.map_or_else(|| base.as_str().to_string(), |u| u.to_string()),
-            "size": len,
+            "id": new_uid.map_or_else(|| base.to_string(), |u| u.to_string()),
+            "size": m.size,
             "pushed": pushed.as_str(),
-            "error": failure.as_ref().map(|e| format!("{e:#}")),
+            "error": done.failure.as_ref().map(|e| format!("{e:#}")),
         }))?;
     } else {
         match (pushed, new_uid) {
@@ -185,7 +116,7 @@ pub fn run(
             _ => crate::outln!("added to {} as {} (queued for the next sync)", f.name, base)?,
         }
     }
-    match failure {
+    match done.failure {
         Some(e) => Err(e),
         None => Ok(crate::exit::OK),
     }
@@ -248,36 +179,6 @@ pub fn check_header_block(head: &[u8]) -> Result<(), String> {
     }
 }
 
-fn record(
-    uid: Uid,
-    base: &mailfold_store::MessageBase,
-    letters: &MaildirFlags,
-    size: u64,
-    date: i64,
-    hash: ContentHash,
-    message_id: Option<String>,
-) -> MessageRecord {
-    let (flags, keywords): (Vec<String>, Vec<String>) = letters
-        .to_imap()
-        .iter()
-        .map(|s| s.to_string())
-        .partition(|f| f.starts_with('\\'));
-    MessageRecord {
-        uid,
-        base: base.clone(),
-        flags,
-        keywords,
-        size: Some(size),
-        internaldate: Some(InternalDate {
-            unix: date,
-            offset_minutes: 0,
-        }),
-        hash: Some(hash),
-        message_id,
-        partial: false,
-    }
-}
-
 /// The folder marked `\Drafts` in the state (RFC 6154), else `Drafts`.
 fn drafts_folder(m: &Mirror) -> anyhow::Result<String> {
     Ok(m.state_folders()?
@@ -296,31 +197,6 @@ fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// INTERNALDATE for APPEND, in UTC.
-pub fn imap_datetime(unix: i64) -> anyhow::Result<DateTime> {
-    let (y, m, d, hh, mm, ss) = crate::mime::civil(unix);
-    let y = u16::try_from(y).map_err(|_| anyhow::anyhow!("date out of range"))?;
-    let date = Date::new(y, m as u8, d as u8).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    DateTime::new(date, hh as u8, mm as u8, ss as u8, 0).map_err(|e| anyhow::anyhow!("{e:?}"))
-}
-
-/// A blocking reader offered as an `AsyncRead`. It reads a local file (the CRLF view of a
-/// Maildir message), which does not block long; the command's runtime has nothing else to do
-/// meanwhile.
-struct Blocking<R>(R);
-
-impl<R: Read + Unpin> AsyncRead for Blocking<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let n = self.0.read(buf.initialize_unfilled())?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]

@@ -2,24 +2,24 @@
 //!
 //! The standard flags live in the Maildir file name (`:2,` letters), so the change is made
 //! there first: exactly what a mail reader would do, and what the next sync pushes. When the
-//! server is reachable the change is pushed at once with `UID STORE … ±FLAGS.SILENT` (seed
-//! V0056) and the state database records the new synced flags, so the next sync has nothing
-//! to redo. The state's base for each flag moves only for the flags this command changed:
+//! server is reachable the change is pushed at once by the sync engine's applier
+//! ([`mailfold_sync::changes`]) with `UID STORE … ±FLAGS.SILENT` (seed V0056), and the state
+//! database records the new synced flags, so the next sync has nothing to redo. The state's base for each flag moves only for the flags this command changed:
 //! other differences (a flag changed meanwhile on either side) are still merged by the next
 //! sync as usual. Keywords other than `$Forwarded` have no letter and live only in the state
 //! database and on the server (seed V0005), so they need the server.
 
-use mailfold_proto::command::{StoreFlags, StoreMode};
-use mailfold_proto::core::{Flag, Mailbox};
-use mailfold_proto::seqset::UidSet;
-use mailfold_store::{FlagUpdate, MaildirFlags, StateDb, StateRead, Uid};
+use mailfold_proto::core::Flag;
+use mailfold_store::MaildirFlags;
+use mailfold_sync::changes::{Change, Message};
+use mailfold_sync::plan::{FlagSet, FolderPath, LocalId, Uid};
 use serde_json::json;
 
-use super::{print_json, say_queued, Ctx, Pushed};
+use super::{print_json, Ctx, Pushed};
+use crate::change;
 use crate::cli::FlagArgs;
 use crate::exit::usage;
-use crate::mirror::Mirror;
-use crate::online::{self, Reached};
+use crate::mirror::{MessageRef, Mirror};
 
 /// One flag a user named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,87 +128,48 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
     let mut mirror = Mirror::open_write(&name, &acct, "flag", ctx.wait)?;
     let f = mirror.resolve_folder(&a.folder)?;
-    let dir = mirror.local_folder(&f)?;
     let msgs = a
         .ids
         .iter()
         .map(|id| mirror.resolve_message(&f, id))
         .collect::<anyhow::Result<Vec<_>>>()?;
-
-    // 1. The mirror.
-    let mut results = Vec::new();
-    for m in &msgs {
-        let mut letters = m.entry.flags.clone();
-        for x in &set {
-            if let Some(l) = x.letter {
-                letters.insert(l);
-            }
-        }
-        for x in &clear {
-            if let Some(l) = x.letter {
-                letters.remove(l);
-            }
-        }
-        let entry = if letters != m.entry.flags {
-            dir.set_flags(&m.entry, &letters)?
-        } else {
-            m.entry.clone()
-        };
-        results.push((entry, m.record.clone()));
+    let change = Change::Flags {
+        folder: FolderPath(f.name.components().to_vec()),
+        messages: msgs.iter().map(change_message).collect(),
+        add: FlagSet::from_imap(set.iter().map(|x| x.imap.as_str())),
+        remove: FlagSet::from_imap(clear.iter().map(|x| x.imap.as_str())),
+    };
+    let done = change::run(
+        ctx,
+        &name,
+        &acct,
+        &mut mirror,
+        change,
+        "the flag change was made in the local mirror and the next sync pushes it",
+    )?;
+    let mut failure = done.failure;
+    if done.pushed == Pushed::Queued && keywords {
+        failure = Some(anyhow::anyhow!(
+            "keyword changes were not applied: the server is not reachable"
+        ));
     }
-
-    // 2. The server, for messages it has.
-    let uids: Vec<u32> = msgs
+    // The messages as they are now: the file's letters, and the flags the state records
+    // (keywords live there).
+    let results = msgs
         .iter()
-        .filter_map(|m| m.record.as_ref().map(|r| r.uid.get()))
-        .collect();
-    let mut pushed = Pushed::LocalOnly;
-    let mut failure = None;
-    if !uids.is_empty() {
-        let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
-        let add: Vec<Flag> = set.iter().filter_map(|x| Flag::parse(&x.imap)).collect();
-        let remove: Vec<Flag> = clear.iter().filter_map(|x| Flag::parse(&x.imap)).collect();
-        let reached = online::with_session(ctx.offline, &name, &acct, async |s| {
-            store(s, &mailbox, &uids, add, remove).await
-        });
-        match reached {
-            Ok(Reached::Done(())) => {
-                pushed = Pushed::Server;
-                if let Some(st) = &f.state {
-                    let db = mirror.db_mut()?;
-                    record_pushed(db, st.id, &msgs, &set, &clear)?;
-                    // Show the flags as now recorded (keywords live in the state).
-                    for (_, rec) in results.iter_mut() {
-                        if let Some(r) = rec {
-                            if let Some(now) = db.message(st.id, r.uid)? {
-                                *r = now;
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(Reached::Offline(why)) => {
-                pushed = Pushed::Queued;
-                say_queued(ctx.json, &why);
-                if keywords {
-                    failure = Some(anyhow::anyhow!(
-                        "keyword changes were not applied: the server is not reachable"
-                    ));
-                }
-            }
-            Err(e) => {
-                failure = Some(e.context(
-                    "the flag change was made in the local mirror and the next sync pushes it",
-                ))
-            }
-        }
-    }
+        .map(|m| {
+            let id = id_of(m);
+            mirror
+                .resolve_message(&f, &id)
+                .map(|now| (now.entry, now.record))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     if ctx.json {
         print_json(&json!({
             "account": name,
             "folder": f.name.to_string(),
-            "pushed": pushed.as_str(),
+            "pushed": done.pushed.as_str(),
             "error": failure.as_ref().map(|e| format!("{e:#}")),
             "messages": results.iter().map(|(e, r)| json!({
                 "id": r.as_ref().map_or_else(|| e.base.as_str().to_string(), |r| r.uid.get().to_string()),
@@ -229,64 +190,21 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// SELECT and `UID STORE ±FLAGS.SILENT` (seed V0056).
-async fn store(
-    s: &mut mailfold_net::Session,
-    mailbox: &Mailbox,
-    uids: &[u32],
-    add: Vec<Flag>,
-    remove: Vec<Flag>,
-) -> Result<(), mailfold_net::Error> {
-    s.select(mailbox, mailfold_net::SelectOptions::default())
-        .await?;
-    let set = UidSet::from_numbers(uids.iter().copied())
-        .map_err(|e| mailfold_net::Error::Config(e.to_string()))?;
-    for (mode, flags) in [(StoreMode::Add, add), (StoreMode::Remove, remove)] {
-        if flags.is_empty() {
-            continue;
-        }
-        s.uid_store(
-            &set,
-            StoreFlags {
-                mode,
-                silent: true,
-                flags,
-            },
-            None,
-        )
-        .await?;
+/// A message the user named, as the change API names it: by UID once synced, else by its
+/// file's base name.
+pub fn change_message(m: &MessageRef) -> Message {
+    match &m.record {
+        Some(r) => Message::Uid(Uid(r.uid.0)),
+        None => Message::Local(LocalId(m.entry.base.as_str().to_owned())),
     }
-    Ok(())
 }
 
-/// Records in the state that both sides now agree on the changed flags.
-fn record_pushed(
-    db: &mut StateDb,
-    folder: mailfold_store::FolderId,
-    msgs: &[crate::mirror::MessageRef],
-    set: &[FlagName],
-    clear: &[FlagName],
-) -> anyhow::Result<()> {
-    let mut updates = Vec::new();
-    for m in msgs {
-        let Some(r) = &m.record else { continue };
-        let mut all: Vec<String> = r.flags.iter().chain(&r.keywords).cloned().collect();
-        for x in set {
-            if !all.iter().any(|f| f.eq_ignore_ascii_case(&x.imap)) {
-                all.push(x.imap.clone());
-            }
-        }
-        all.retain(|f| !clear.iter().any(|x| x.imap.eq_ignore_ascii_case(f)));
-        let (flags, keywords): (Vec<String>, Vec<String>) =
-            all.into_iter().partition(|f| f.starts_with('\\'));
-        updates.push(FlagUpdate {
-            uid: Uid(r.uid.0),
-            flags,
-            keywords,
-        });
-    }
-    db.write(|tx| tx.update_flags(folder, &updates))?;
-    Ok(())
+/// The ID a user names a message by: its UID once synced, else its base name.
+pub fn id_of(m: &MessageRef) -> String {
+    m.record.as_ref().map_or_else(
+        || m.entry.base.as_str().to_string(),
+        |r| r.uid.get().to_string(),
+    )
 }
 
 /// The Maildir letters for IMAP flags (kept for other modules).

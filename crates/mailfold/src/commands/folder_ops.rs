@@ -6,25 +6,26 @@
 //! split it into two levels (V0020). Levels are separated by `/` on the command line whatever
 //! the server's delimiter is.
 //!
-//! Create and rename change the mirror first and then the server; a server NO undoes the
-//! local change and is shown with the server's own text (V0019), so a name the server will
-//! never accept does not linger as a change every sync retries. Delete asks the server first
-//! when it is reachable, because deleted files cannot be put back if the server then refuses.
+//! Each command changes the mirror first, then, when the server is reachable, the sync
+//! engine's applier makes the same change on the server ([`mailfold_sync::changes`]) and
+//! records it in the state. A server NO to a create or a rename takes the local change back
+//! and is shown with the server's own text (V0019), so a name the server will never accept
+//! does not linger as a change every sync retries. A deleted folder's messages are expunged
+//! by UID and the folder deleted once empty, as a sync does for a folder deleted locally.
 //! Offline, each command changes only the mirror, which the next sync carries over: a new
 //! local folder is created on the server, a renamed one shows up as moves into the new folder
 //! followed by the deletion of the emptied old one, and a deleted one as the deletion of its
 //! messages (through the safety valve) and then of the folder.
 
-use mailfold_net::Session;
-use mailfold_proto::core::Mailbox;
-use mailfold_store::{FolderName, NewFolder, RelPath, StateRead};
+use mailfold_store::FolderName;
+use mailfold_sync::changes::Change;
+use mailfold_sync::plan::FolderPath;
 use serde_json::json;
 
-use super::{print_json, say_queued, Ctx, Pushed};
-use crate::config::Account;
+use super::{print_json, Ctx, Pushed};
+use crate::change;
 use crate::exit::usage;
 use crate::mirror::{parse_folder_name, Mirror};
-use crate::online::{self, Connect};
 
 /// Checks a new folder name typed by a user (seeds V0018, V0019, V0020).
 pub fn validate_new(name: &str, delimiter: Option<char>) -> anyhow::Result<FolderName> {
@@ -43,103 +44,35 @@ pub fn validate_new(name: &str, delimiter: Option<char>) -> anyhow::Result<Folde
     Ok(fname)
 }
 
-/// Opens a session unless offline; `Err(reason)` when the server is away.
-async fn maybe_connect(
-    offline: bool,
-    name: &str,
-    acct: &Account,
-) -> anyhow::Result<Result<Session, String>> {
-    if offline {
-        return Ok(Err("--offline".into()));
-    }
-    match online::connect(name, acct).await {
-        Ok(s) => Ok(Ok(s)),
-        Err(Connect::Unreachable(why)) => Ok(Err(why)),
-        Err(Connect::Failed(e)) => Err(e),
-    }
-}
-
-/// The hierarchy delimiter: from the state, else from the server (`LIST "" ""`, RFC 3501
-/// 6.3.8).
-async fn delimiter(mirror: &Mirror, s: Option<&mut Session>) -> Option<char> {
-    if let Some(d) = mirror.delimiter() {
-        return Some(d);
-    }
-    let s = s?;
-    let list = s.list("", "").await.ok()?;
-    list.first().and_then(|m| m.delimiter)
-}
-
-fn wire_string(m: &Mailbox) -> String {
-    // Modified UTF-7 is 7-bit, so this is lossless.
-    String::from_utf8_lossy(m.as_wire()).into_owned()
-}
-
-async fn finish(s: Option<Session>, host: &str) {
-    if let Some(s) = s {
-        online::logout(s, host).await;
-    }
+fn path_of(name: &FolderName) -> FolderPath {
+    FolderPath(name.components().to_vec())
 }
 
 /// `mailfold create-folder NAME`.
 pub fn run_create(ctx: &Ctx, name_arg: &str) -> anyhow::Result<u8> {
     let (name, acct) = ctx.one_account(None)?;
     let mut mirror = Mirror::open_write(&name, &acct, "create-folder", ctx.wait)?;
-    let (pushed, fname) = online::block_on(async {
-        let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
-        let delim = delimiter(&mirror, session.as_mut().ok()).await;
-        if let Ok(s) = session.as_mut() {
-            mirror.learn_root(s, &acct, delim).await;
-        }
-        let fname = validate_new(name_arg, delim)?;
-        let existing = mirror.resolve_name(&fname)?;
-        if existing.rel.is_some() {
-            return Err(usage(format!("folder {fname} already exists")));
-        }
+    // The delimiter the last sync recorded; before any sync the server's is checked when the
+    // name is sent.
+    let fname = validate_new(name_arg, mirror.delimiter())?;
+    if mirror.resolve_name(&fname)?.rel.is_some() {
+        return Err(usage(format!("folder {fname} already exists")));
+    }
+    let done = change::run(
+        ctx,
+        &name,
+        &acct,
+        &mut mirror,
         // Seed V0022: created under the root, as the sync would create it.
-        let mailbox = mirror.server_mailbox(&fname, delim)?;
-        let folder = {
-            let (maildir, db) = mirror.parts()?;
-            maildir.ensure_folder(&fname, db)?
-        };
-        let rel = folder.rel().clone();
-        let pushed = match &mut session {
-            Ok(s) => {
-                let r = s.create(&mailbox).await;
-                online::show_notifications(s, &acct.host);
-                if let Err(e) = r {
-                    // Seed V0019: the server's text, and no local leftover to retry forever.
-                    let _ = mirror.maildir.delete_folder(&rel, false);
-                    let err = online::server_error(&acct.host, e)
-                        .context(format!("the server refused to create {fname}"));
-                    finish(session.ok(), &acct.host).await;
-                    return Err(err);
-                }
-                if let Err(e) = s.subscribe(&mailbox).await {
-                    tracing::info!("SUBSCRIBE {fname}: {e}");
-                }
-                let db = mirror.db_mut()?;
-                if db.folder_by_wire_name(&wire_string(&mailbox))?.is_none() {
-                    let nf = NewFolder {
-                        wire_name: wire_string(&mailbox),
-                        delimiter: delim,
-                        local_path: rel,
-                        special_use: None,
-                        subscribed: true,
-                    };
-                    db.write(|tx| tx.add_folder(&nf).map(|_| ()))?;
-                }
-                Pushed::Server
-            }
-            Err(why) => {
-                say_queued(ctx.json, why);
-                Pushed::Queued
-            }
-        };
-        finish(session.ok(), &acct.host).await;
-        anyhow::Ok((pushed, fname))
-    })??;
-    report(ctx, &name, "created", &fname.to_string(), None, pushed)
+        Change::CreateFolder {
+            folder: path_of(&fname),
+        },
+        &format!("the server refused to create {fname}"),
+    )?;
+    if let Some(e) = done.failure {
+        return Err(e);
+    }
+    report(ctx, &name, "created", &fname.to_string(), None, done.pushed)
 }
 
 fn report(
@@ -183,103 +116,40 @@ pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
         // is not what a folder rename means.
         return Err(usage("INBOX (and folders under it) cannot be renamed"));
     }
-    let Some(old_rel) = old.rel.clone() else {
+    if old.rel.is_none() {
         return Err(usage(format!("no folder {} in the local mirror", old.name)));
-    };
-    let (pushed, new_name) = online::block_on(async {
-        let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
-        let delim = delimiter(&mirror, session.as_mut().ok()).await;
-        if let Ok(s) = session.as_mut() {
-            mirror.learn_root(s, &acct, delim).await;
-        }
-        let new_name = validate_new(to, delim)?;
-        if new_name.components().first().is_some_and(|c| c == "INBOX")
-            && new_name.components().len() == 1
-        {
-            return Err(usage("a folder cannot be renamed to INBOX"));
-        }
-        if mirror.resolve_name(&new_name)?.rel.is_some() {
-            return Err(usage(format!("folder {new_name} already exists")));
-        }
-        let old_box = mirror.folder_mailbox(&old, delim)?;
-        let new_box = mirror.server_mailbox(&new_name, delim)?;
-        let new_rel = {
-            let (maildir, db) = mirror.parts()?;
-            maildir
-                .rename_folder(&old_rel, &new_name, db)?
-                .rel()
-                .clone()
-        };
-        let pushed = match &mut session {
-            Ok(s) => {
-                let r = s.rename(&old_box, &new_box).await;
-                online::show_notifications(s, &acct.host);
-                if let Err(e) = r {
-                    let (maildir, db) = mirror.parts()?;
-                    if let Err(undo) = maildir.rename_folder(&new_rel, &old.name, db) {
-                        tracing::warn!("could not undo the local rename: {undo}");
-                    }
-                    let err = online::server_error(&acct.host, e)
-                        .context(format!("the server refused to rename {}", old.name));
-                    finish(session.ok(), &acct.host).await;
-                    return Err(err);
-                }
-                rename_rows(&mut mirror, &old.name, &new_name, &old_rel, &new_rel, delim)?;
-                Pushed::Server
-            }
-            Err(why) => {
-                say_queued(ctx.json, why);
-                Pushed::Queued
-            }
-        };
-        finish(session.ok(), &acct.host).await;
-        anyhow::Ok((pushed, new_name))
-    })??;
+    }
+    let new_name = validate_new(to, mirror.delimiter())?;
+    if new_name.components().first().is_some_and(|c| c == "INBOX")
+        && new_name.components().len() == 1
+    {
+        return Err(usage("a folder cannot be renamed to INBOX"));
+    }
+    if mirror.resolve_name(&new_name)?.rel.is_some() {
+        return Err(usage(format!("folder {new_name} already exists")));
+    }
+    let done = change::run(
+        ctx,
+        &name,
+        &acct,
+        &mut mirror,
+        Change::RenameFolder {
+            from: path_of(&old.name),
+            to: path_of(&new_name),
+        },
+        &format!("the server refused to rename {}", old.name),
+    )?;
+    if let Some(e) = done.failure {
+        return Err(e);
+    }
     report(
         ctx,
         &name,
         "renamed",
         &old.name.to_string(),
         Some(&new_name.to_string()),
-        pushed,
+        done.pushed,
     )
-}
-
-/// Moves the state rows of a renamed folder and its sub-folders to the new names.
-fn rename_rows(
-    mirror: &mut Mirror,
-    old: &FolderName,
-    new: &FolderName,
-    old_rel: &RelPath,
-    new_rel: &RelPath,
-    delim: Option<char>,
-) -> anyhow::Result<()> {
-    let n = old.components().len();
-    let mut changes = Vec::new();
-    for (rn, r) in mirror.state_folders()? {
-        if rn.components().len() < n || rn.components()[..n] != old.components()[..] {
-            continue;
-        }
-        let mut comps = new.components().to_vec();
-        comps.extend_from_slice(&rn.components()[n..]);
-        let renamed = FolderName::new(comps)?;
-        let wire = wire_string(&mirror.server_mailbox(&renamed, delim)?);
-        let suffix = r
-            .local_path
-            .as_str()
-            .strip_prefix(old_rel.as_str())
-            .unwrap_or("");
-        let local = RelPath::parse(&format!("{}{suffix}", new_rel.as_str()))?;
-        changes.push((r.id, wire, local));
-    }
-    let db = mirror.db_mut()?;
-    db.write(|tx| {
-        for (id, wire, local) in &changes {
-            tx.rename_folder(*id, wire, delim, local)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// `mailfold delete-folder NAME [--force]`.
@@ -303,48 +173,30 @@ pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> 
             f.name
         )));
     }
-    let pushed = online::block_on(async {
-        let mut session = maybe_connect(ctx.offline, &name, &acct).await?;
-        let delim = delimiter(&mirror, session.as_mut().ok()).await;
-        if let Ok(s) = session.as_mut() {
-            mirror.learn_root(s, &acct, delim).await;
-        }
-        let mailbox = mirror.folder_mailbox(&f, delim)?;
-        let pushed = match &mut session {
-            Ok(s) => {
-                let r = s.delete(&mailbox).await;
-                online::show_notifications(s, &acct.host);
-                if let Err(e) = r {
-                    let err = online::server_error(&acct.host, e)
-                        .context(format!("the server refused to delete {}", f.name));
-                    finish(session.ok(), &acct.host).await;
-                    return Err(err);
-                }
-                Pushed::Server
-            }
-            Err(why) => {
-                say_queued(ctx.json, why);
-                if held > 20 && !ctx.json {
-                    eprintln!(
-                        "mailfold: the next sync deletes {held} messages on the server and will ask for --force"
-                    );
-                }
-                Pushed::Queued
-            }
-        };
-        finish(session.ok(), &acct.host).await;
-        anyhow::Ok(pushed)
-    })??;
-    if let Some(rel) = &f.rel {
-        mirror.maildir.delete_folder(rel, true)?;
+    let done = change::run(
+        ctx,
+        &name,
+        &acct,
+        &mut mirror,
+        Change::DeleteFolder {
+            folder: path_of(&f.name),
+        },
+        &format!("the server refused to delete {}", f.name),
+    )?;
+    if done.pushed == Pushed::Queued && held > 20 && !ctx.json {
+        eprintln!(
+            "mailfold: the next sync deletes {held} messages on the server and will ask for --force"
+        );
     }
-    if pushed == Pushed::Server {
-        if let Some(st) = &f.state {
-            let db = mirror.db_mut()?;
-            if let Err(e) = db.write(|tx| tx.delete_folder(st.id)) {
-                tracing::warn!("state row of {} kept: {e}", f.name);
-            }
-        }
+    if let Some(e) = done.failure {
+        return Err(e);
     }
-    report(ctx, &name, "deleted", &f.name.to_string(), None, pushed)
+    report(
+        ctx,
+        &name,
+        "deleted",
+        &f.name.to_string(),
+        None,
+        done.pushed,
+    )
 }

@@ -1,7 +1,8 @@
 //! `mailfold show FOLDER ID [--raw]`: one message, decoded for reading, or its bytes.
 //!
 //! When the mirror holds only the message's header (`download = "headers-only"`, seed
-//! V0010), the body is fetched on demand with `UID FETCH … BODY.PEEK[]`, which does not set
+//! V0010), the body is fetched on demand over the sync engine's connection
+//! ([`mailfold_sync::changes::read_body`]) with `UID FETCH … BODY.PEEK[]`, which does not set
 //! `\Seen` (seed V0054); it is shown, not stored, so the partial copy in the mirror and the
 //! sync engine's rule that a partial copy never replaces a full one (V0070) are untouched.
 //! Bodies stream: `--raw` copies them to stdout chunk by chunk; decoding keeps at most
@@ -9,17 +10,18 @@
 
 use std::io::{Read, Write};
 
-use mailfold_net::FetchSink;
-use mailfold_proto::command::{FetchItem, FetchItems, FetchModifiers};
-use mailfold_proto::response::{BodyValue, Fetch, FetchItem as FetchItemData};
-use mailfold_proto::seqset::UidSet;
+use std::num::NonZeroU32;
+
 use mailfold_store::crlf::CrlfToLf;
+use mailfold_sync::changes;
+use mailfold_sync::plan::{FolderPath, Uid};
+use mailfold_sync::SyncError;
 use serde_json::json;
 
 use super::{print_json, Ctx};
 use crate::mime;
 use crate::mirror::Mirror;
-use crate::online::{self, Connect};
+use crate::online;
 use crate::term;
 
 /// The most bytes of a message decoded for display; larger ones are cut (use `--raw`).
@@ -36,34 +38,59 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
     let mut note = None;
     let (bytes, truncated) = if partial && !ctx.offline {
         // The record exists when `partial` is set, so the UID is known.
-        let uid = m.record.as_ref().map(|r| r.uid.get()).unwrap_or(0);
-        let mailbox = mirror.folder_mailbox(&f, mirror.delimiter())?;
-        let fetched = online::block_on(async {
-            let mut s = match online::connect(&name, &acct).await {
-                Ok(s) => s,
-                Err(c) => return Ok(Err(c)),
-            };
-            let r = fetch_body(&mut s, &mailbox, uid, raw).await;
-            online::show_notifications(&mut s, &acct.host);
-            online::logout(s, &acct.host).await;
-            r.map(Ok).map_err(|e| online::server_error(&acct.host, e))
-        })??;
-        match fetched {
-            Ok(Some(b)) => {
-                if raw && b.1 {
+        let uid = m
+            .record
+            .as_ref()
+            .map(|r| Uid(r.uid.0))
+            .unwrap_or(Uid(NonZeroU32::MIN));
+        match online::open_remote(false, &name, &acct)? {
+            Ok(mut remote) => {
+                let spec = crate::account::change_spec(&name, &acct)?;
+                let db = mirror
+                    .db
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("the state database is not open"))?;
+                let mut sink = BodySink {
+                    raw,
+                    conv: CrlfToLf::new(),
+                    scratch: Vec::new(),
+                    buf: Vec::new(),
+                    truncated: false,
+                    closed: false,
+                    failed: None,
+                };
+                let read = changes::read_body(
+                    &mut remote,
+                    &spec,
+                    &mirror.maildir,
+                    db,
+                    &FolderPath(f.name.components().to_vec()),
+                    uid,
+                    &mut |bytes| sink.chunk(bytes),
+                );
+                online::close_remote(remote, &acct.host);
+                let seen = read.map_err(|e| read_error(&acct.host, e))?;
+                if let Some(e) = sink.failed.take() {
+                    return Err(crate::exit::stdout_error(e));
+                }
+                if !seen {
+                    anyhow::bail!("the server no longer has UID {uid} in {}", f.name);
+                }
+                sink.finish().map_err(crate::exit::stdout_error)?;
+                // With --raw nothing is kept to cut, so the flag says instead whether the
+                // reader closed standard output.
+                if raw && sink.closed {
                     return Err(anyhow::Error::new(crate::exit::StdoutClosed));
                 }
                 source = "server";
-                b
+                (sink.buf, sink.truncated)
             }
-            Ok(None) => anyhow::bail!("the server no longer has UID {uid} in {}", f.name),
-            Err(Connect::Unreachable(why)) => {
+            Err(why) => {
                 note = Some(format!(
                     "only the header is local and the server is not reachable ({why})"
                 ));
                 read_local(&m.entry.path, raw)?
             }
-            Err(Connect::Failed(e)) => return Err(e),
         }
     } else {
         if partial {
@@ -175,16 +202,29 @@ struct BodySink {
     scratch: Vec<u8>,
     buf: Vec<u8>,
     truncated: bool,
-    seen: bool,
     closed: bool,
+    /// Writing to standard output failed (other than a closed pipe): the rest is dropped.
+    failed: Option<std::io::Error>,
 }
 
 impl BodySink {
+    fn chunk(&mut self, data: &[u8]) {
+        self.conv.push(data, &mut self.scratch);
+        if let Err(e) = self.emit() {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.conv.finish(&mut self.scratch);
+        self.emit()
+    }
+
     fn emit(&mut self) -> std::io::Result<()> {
         if self.raw {
             // A reader that closed the pipe (`show --raw | head`) wants no more: the rest is
             // dropped and the command ends quietly once the fetch is done.
-            if !self.closed {
+            if !self.closed && self.failed.is_none() {
                 if let Err(e) = std::io::stdout().lock().write_all(&self.scratch) {
                     if e.kind() != std::io::ErrorKind::BrokenPipe {
                         return Err(e);
@@ -205,65 +245,14 @@ impl BodySink {
     }
 }
 
-impl FetchSink for BodySink {
-    fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
-        // Small bodies arrive inside the FETCH response instead of as chunks.
-        for item in &fetch.items {
-            if let FetchItemData::BodySection { data, .. } | FetchItemData::Rfc822(data) = item {
-                if let Some(bytes) = data.bytes() {
-                    self.seen = true;
-                    self.conv.push(bytes, &mut self.scratch);
-                    self.conv.finish(&mut self.scratch);
-                    self.emit()?;
-                } else if matches!(data, BodyValue::Streamed { .. }) {
-                    self.seen = true;
-                }
-            }
-        }
-        Ok(())
+/// A fetch that could not be made: a broken session is a server error (exit status 3) with
+/// the server's text (seed V0064), a refusal an ordinary failure with it (V0019).
+fn read_error(host: &str, e: SyncError) -> anyhow::Error {
+    match e {
+        SyncError::Remote(r) if r.is_fatal() => anyhow::Error::new(crate::exit::ServerError(
+            crate::exit::with_subject(host, &r.to_string()),
+        )),
+        SyncError::Remote(r) => anyhow::anyhow!(crate::exit::with_subject(host, &r.to_string())),
+        other => anyhow::Error::new(other),
     }
-    fn body_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.seen = true;
-        self.conv.push(data, &mut self.scratch);
-        self.emit()
-    }
-    fn body_end(&mut self) -> std::io::Result<()> {
-        self.conv.finish(&mut self.scratch);
-        self.emit()
-    }
-}
-
-/// EXAMINE (read-only, seed V0040) and fetch one body with BODY.PEEK[] (V0054). `None` when
-/// the server has no such UID.
-async fn fetch_body(
-    s: &mut mailfold_net::Session,
-    mailbox: &mailfold_proto::core::Mailbox,
-    uid: u32,
-    raw: bool,
-) -> Result<Option<(Vec<u8>, bool)>, mailfold_net::Error> {
-    s.examine(mailbox).await?;
-    let set = UidSet::single(uid).map_err(|e| mailfold_net::Error::Config(e.to_string()))?;
-    let mut sink = BodySink {
-        raw,
-        conv: CrlfToLf::new(),
-        scratch: Vec::new(),
-        buf: Vec::new(),
-        truncated: false,
-        seen: false,
-        closed: false,
-    };
-    s.uid_fetch(
-        &set,
-        FetchItems::Items(vec![FetchItem::body_peek()]),
-        FetchModifiers::default(),
-        &mut sink,
-    )
-    .await?;
-    if !sink.seen {
-        return Ok(None);
-    }
-    // With --raw nothing is kept to cut, so the flag says instead whether the reader closed
-    // standard output.
-    let cut = if raw { sink.closed } else { sink.truncated };
-    Ok(Some((sink.buf, cut)))
 }
