@@ -409,6 +409,11 @@ pub fn gather_with(
         let stamp = folder.stamp()?.map(|s| (s, read_at));
         local_folders.push((path, folder, stamp));
     }
+    // A folder the state records whose directory is gone was deleted locally: only a
+    // complete server view lets the planner delete it on the server (a delta cannot show that
+    // the folder holds nothing else), so it is never read from a delta.
+    let local_present: BTreeSet<FolderPath> =
+        local_folders.iter().map(|(p, ..)| p.clone()).collect();
 
     // ---- folders that may need no look at all: the server status and the local stamp
     // recorded at the end of the last complete run, with no pending change or open intent.
@@ -739,7 +744,7 @@ pub fn gather_with(
         let mailbox = if e.noselect {
             None
         } else if let (true, Some(k), Some(since)) = (
-            unchanged.contains(&path),
+            unchanged.contains(&path) && local_present.contains(&path),
             k,
             k.and_then(|k| k.highestmodseq).and_then(ModSeq::new),
         ) {
@@ -770,7 +775,8 @@ pub fn gather_with(
                 // A dry run opens folders with EXAMINE: it changes nothing, \Recent included.
                 read_only_account || report.dry_run,
                 rows.rows.get(&path),
-                k.filter(|k| k.all_bound && k.highestmodseq.is_some()),
+                k.filter(|k| k.all_bound && k.highestmodseq.is_some())
+                    .filter(|_| local_present.contains(&path)),
             ) {
                 Ok((mut mb, uv)) => {
                     if report.dry_run && !read_only_account {

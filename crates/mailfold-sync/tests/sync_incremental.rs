@@ -453,3 +453,37 @@ fn v0045_a_message_the_state_never_recorded_is_not_hidden_by_the_incremental_vie
     assert!(!again.changed_anything(), "{again:#?}");
     assert_eq!(traffic(&again).count("SELECT"), 0);
 }
+
+/// A folder deleted locally (its directory removed, as a mail reader deletes a folder) on a
+/// CONDSTORE server: the next run reads it whole, not from a delta (which cannot show that the
+/// server holds nothing else), so its messages are expunged and the emptied folder deleted in
+/// that one run, and the state forgets it.
+#[test]
+fn a_folder_deleted_locally_is_deleted_on_the_server_in_one_run() {
+    let env = Env::new();
+    env.dovecot.create_mailbox(&env.user, "Old");
+    for i in 0..3 {
+        env.deliver("Old", &message("Old", i));
+    }
+    let first = env.sync();
+    assert!(first.is_complete(), "{first:#?}");
+    assert!(!env.sync().changed_anything());
+    std::fs::remove_dir_all(env.local_dir("Old")).unwrap();
+    let r = env.sync();
+    assert!(r.is_complete(), "{r:#?}");
+    assert!(
+        env.dovecot
+            .try_doveadm(
+                &["mailbox", "status", "-u", &env.user, "messages", "Old"],
+                None
+            )
+            .is_err(),
+        "the server folder is deleted: {r:#?}"
+    );
+    let db = mailfold_store::StateDb::open(&env.state_db()).unwrap();
+    let folders = mailfold_store::StateRead::folders(&db).unwrap();
+    assert!(folders.iter().all(|f| f.wire_name != "Old"), "{folders:#?}");
+    drop(db);
+    let again = env.sync();
+    assert!(!again.changed_anything(), "{again:#?}");
+}
