@@ -190,9 +190,9 @@ enum Job {
     Planned(FolderCtx),
     /// A fresh folder, read and planned by the connection that takes it.
     Fresh(FreshFolder),
-    /// A folder changed on the server by flag changes alone, read and planned by the
-    /// connection that takes it.
-    FlagsOnly(Box<FlagsOnlyFolder>),
+    /// Folders changed on the server by flag changes alone, read and planned by the
+    /// connection that takes them, and applied together.
+    FlagsOnly(Vec<FlagsOnlyFolder>),
 }
 
 /// The shared queue of groups.
@@ -395,6 +395,35 @@ fn plan_flags_only(
     Ok(Some((plan_into(&input, config, report), ctx)))
 }
 
+/// Reads and plans each of `folders` ([`Gathered::flags_only`]) on `remote`, one after the
+/// other, then applies their plans as one, their contexts into `g`: their records then share
+/// the applier's commit group instead of a commit (a fsync, with fsync on) per folder.
+#[allow(clippy::too_many_arguments)]
+fn apply_flags_only(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    progress: &dyn Progress,
+    folders: &[FlagsOnlyFolder],
+) -> Result<(), SyncError> {
+    let mut ops = Vec::new();
+    for f in folders {
+        if let Some((plan, ctx)) = plan_flags_only(remote, account, config, db, f, report)? {
+            g.folders.insert(f.path().clone(), ctx);
+            ops.extend(plan.ops);
+        }
+    }
+    let plan = Plan {
+        ops,
+        ..Plan::default()
+    };
+    apply_one(remote, account, maildir, db, g, report, progress, &plan)
+}
+
 /// Applies the groups it takes from `shared` over `remote`, into `done`.
 #[allow(clippy::too_many_arguments)]
 fn work(
@@ -433,18 +462,9 @@ fn work(
             Job::Fresh(fresh) => apply_fresh(
                 remote, account, config, maildir, db, &mut g, report, progress, &fresh,
             ),
-            Job::FlagsOnly(folder) => {
-                match plan_flags_only(remote, account, config, db, &folder, report) {
-                    Ok(Some((plan, ctx))) => {
-                        g.folders.insert(group.folder.clone(), ctx);
-                        apply_one(
-                            remote, account, maildir, db, &mut g, report, progress, &plan,
-                        )
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
+            Job::FlagsOnly(folders) => apply_flags_only(
+                remote, account, config, maildir, db, &mut g, report, progress, &folders,
+            ),
         };
         // The group is done: what the end of the run needs of its folder is the stamp and
         // the flags of the context, not the files it found or wrote (one entry per message:
@@ -550,26 +570,34 @@ pub fn apply_plan(
     });
     let mut jobs: BTreeMap<FolderPath, FreshFolder> =
         fresh.into_iter().map(|f| (f.path.clone(), f)).collect();
-    // Folders changed by flag changes alone: groups of their own, after the others (their
-    // size is not known before they are read).
-    let mut flag_jobs: BTreeMap<FolderPath, FlagsOnlyFolder> = std::mem::take(&mut g.flags_only)
-        .into_iter()
-        .map(|f| (f.path().clone(), f))
-        .collect();
-    for path in flag_jobs.keys() {
-        split.groups.push(Group {
-            folder: path.clone(),
-            ops: Vec::new(),
-            transfers: 0,
-            bytes: 0,
-            fresh: false,
-        });
-    }
+    // Folders changed by flag changes alone: worth an extra login per
+    // FLAGS_ONLY_PER_CONNECTION of them.
+    let flag_folders = std::mem::take(&mut g.flags_only);
+    let flag_count = flag_folders.len();
     let extra = extra_connections(&split, account.connections).max(
         usize::from(account.connections)
             .saturating_sub(1)
-            .min(flag_jobs.len() / FLAGS_ONLY_PER_CONNECTION),
+            .min(flag_count / FLAGS_ONLY_PER_CONNECTION),
     );
+    // One batch of them per connection, after the other groups (their size is not known
+    // before they are read); a batch's plans are applied together (`apply_flags_only`).
+    let mut flag_jobs: BTreeMap<FolderPath, Vec<FlagsOnlyFolder>> = BTreeMap::new();
+    if flag_count > 0 {
+        let per = flag_count.div_ceil((extra + 1).min(flag_count));
+        let mut rest = flag_folders.into_iter().peekable();
+        while rest.peek().is_some() {
+            let batch: Vec<FlagsOnlyFolder> = rest.by_ref().take(per).collect();
+            let key = batch[0].path().clone();
+            split.groups.push(Group {
+                folder: key.clone(),
+                ops: Vec::new(),
+                transfers: 0,
+                bytes: 0,
+                fresh: false,
+            });
+            flag_jobs.insert(key, batch);
+        }
+    }
     // Fresh folders are planned later, by the connection that takes each: announce what
     // their STATUS counts say (a download, and so an operation, per message).
     let mut announced = planned_event(plan);
@@ -580,7 +608,7 @@ pub fn apply_plan(
         ..
     } = &mut announced
     {
-        *folders += jobs.len() + flag_jobs.len();
+        *folders += jobs.len() + flag_count;
         *downloads += fresh_messages;
         *ops += fresh_messages;
     }
@@ -615,13 +643,10 @@ pub fn apply_plan(
                 remote, account, config, maildir, db, g, report, progress, &f,
             )?;
         }
-        for f in flag_jobs.into_values() {
-            let Some((plan, ctx)) = plan_flags_only(remote, account, config, db, &f, report)?
-            else {
-                continue;
-            };
-            g.folders.insert(f.path().clone(), ctx);
-            apply_one(remote, account, maildir, db, g, report, progress, &plan)?;
+        for batch in flag_jobs.into_values() {
+            apply_flags_only(
+                remote, account, config, maildir, db, g, report, progress, &batch,
+            )?;
         }
         return Ok(());
     }
@@ -633,7 +658,7 @@ pub fn apply_plan(
         let job = match jobs.remove(&group.folder).filter(|_| group.fresh) {
             Some(f) => Job::Fresh(f),
             None => match flag_jobs.remove(&group.folder) {
-                Some(f) => Job::FlagsOnly(Box::new(f)),
+                Some(batch) => Job::FlagsOnly(batch),
                 None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
             },
         };
