@@ -26,14 +26,8 @@
 //! directory levels actually used under the root (none for Maildir++'s INBOX,
 //! `.Work.Projects` for its other folders).
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::path::PathBuf;
-
-use crate::dirfd;
-use crate::error::{Error, NameError, Result};
-use crate::maildir::{names_of, FolderListing, HeldEntry, LocalFolder, Maildir, PROBE_PREFIX};
+use crate::error::NameError;
 use crate::name::{decode_component_in, encode_component_in, FolderName, RelPath, MAX_DIR_NAME};
-use crate::Folder;
 use mailfold_proto::utf7;
 
 /// The separator of Maildir++ directory names (fixed by the format).
@@ -187,122 +181,6 @@ fn decode_part(dir: &str, sep: char) -> Option<String> {
     let mutf7 = decode_component_in(dir, Some(sep)).ok()?;
     let c = utf7::decode(mutf7.as_bytes()).ok()?;
     (encode_part(&c, sep) == dir).then_some(c)
-}
-
-/// The parts of the Maildir tree that differ in the one-level layouts.
-impl Maildir {
-    /// The absolute path of a stored folder path (no checks).
-    pub(crate) fn path_of(&self, rel: &RelPath) -> PathBuf {
-        let mut p = self.root().to_path_buf();
-        p.extend(self.layout().dirs_of(rel));
-        p
-    }
-
-    /// Renames one folder's directory in a one-level layout. Its sub-folders
-    /// are separate directories there and keep their names; the sync renames
-    /// each folder the server renamed. Relative to the root's handle: both
-    /// names are entries of the root itself.
-    pub(crate) fn rename_one_level(&self, src: &HeldEntry, to: &RelPath) -> Result<Folder> {
-        let dst = self.path_of(to);
-        let root = self.root_handle();
-        let Some(to_name) = self.layout().dirs_of(to).pop() else {
-            // Maildir++'s INBOX is the root.
-            return Err(Error::AlreadyExists { path: dst });
-        };
-        if dirfd::exists_at(root, &to_name) {
-            return Err(Error::AlreadyExists { path: dst });
-        }
-        self.move_dir(src, root, &to_name, self.root())?;
-        self.create_folder_at(to)
-    }
-
-    /// Creates a folder of a one-level layout. These layouts have no alias directories, so on
-    /// a case-insensitive file system (seed V0016) a directory that differs from the new one
-    /// only in case is refused rather than shared.
-    pub(crate) fn create_one_level(&self, rel: &RelPath) -> Result<Folder> {
-        if self.case_insensitive() {
-            if let Some(dir) = self.layout().dirs_of(rel).pop() {
-                let folded = dir.to_lowercase();
-                for name in names_of(self.root_handle(), self.root())? {
-                    if name != dir && name.to_lowercase() == folded {
-                        return Err(Error::UnsafePath {
-                            path: self.root().join(name),
-                            reason: "another folder's directory differs only in case, and this layout has no alias directories",
-                        });
-                    }
-                }
-            }
-        }
-        self.create_folder_at(rel)
-    }
-
-    /// Lists the folders of a one-level layout: the directories directly in
-    /// the root that the layout names (and, for Maildir++, the root itself
-    /// as INBOX when it is a Maildir). Read through the root's handle; each
-    /// folder is opened from it without following a link, and one that is a
-    /// link by then is skipped (in [`FolderListing::skipped`]).
-    pub(crate) fn list_one_level(&self) -> Result<FolderListing> {
-        let layout = self.layout();
-        let (root, root_path) = (self.root_handle(), self.root());
-        let mut out = FolderListing::default();
-        let is_maildir =
-            |d: BorrowedFd<'_>| dirfd::plain_dir_at(d, "cur") && dirfd::plain_dir_at(d, "new");
-        if layout == Layout::MaildirPlusPlus && is_maildir(root) {
-            out.folders.push(LocalFolder {
-                rel: RelPath::parse("INBOX")?,
-                name: FolderName::inbox(),
-                is_maildir: true,
-                canonical: true,
-            });
-        }
-        let entries =
-            dirfd::dir_entries(root).map_err(|e| Error::io("read directory", root_path, e))?;
-        for (dir, is_dir) in entries {
-            if !is_dir {
-                continue; // files and symbolic links are never folders
-            }
-            let dir = match dir {
-                Ok(d) => d,
-                Err(raw) => {
-                    out.skipped.push(root_path.join(raw));
-                    continue;
-                }
-            };
-            let path = root_path.join(&dir);
-            if dir.starts_with(PROBE_PREFIX) || crate::name::is_maildir_subdir(&dir) {
-                continue;
-            }
-            let Some(rel) = layout.rel_of_dir(&dir) else {
-                // Hidden entries are not folders in the flat layout; in Maildir++
-                // a plain name is not a folder and `.INBOX…` is ambiguous.
-                if layout == Layout::MaildirPlusPlus && dir.starts_with('.') {
-                    out.skipped.push(path);
-                }
-                continue;
-            };
-            let Some((name, canonical)) = layout.name_of(&rel) else {
-                out.skipped.push(path);
-                continue;
-            };
-            let is_maildir = match dirfd::open_dir_at(root, &dir, &path) {
-                Ok(fd) => is_maildir(fd.as_fd()),
-                Err(Error::NotFound { .. }) => continue,
-                Err(Error::UnsafePath { .. }) => {
-                    out.skipped.push(path);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            out.folders.push(LocalFolder {
-                rel,
-                name,
-                is_maildir,
-                canonical,
-            });
-        }
-        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok(out)
-    }
 }
 
 #[cfg(test)]

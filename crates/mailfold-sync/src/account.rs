@@ -200,7 +200,7 @@ pub struct AccountSpec {
     pub connections: u8,
     /// The most messages of a folder new to an empty mirror that are read, planned and
     /// applied at once; a larger folder goes window by window
-    /// ([`crate::gather::FreshWindows`]). Default [`crate::gather::FRESH_WINDOW`]; tests
+    /// ([`crate::gather::FreshWindows`]). Default [`FRESH_WINDOW`]; tests
     /// lower it to cut small folders into several windows.
     pub fresh_window: usize,
     /// What a download fetches (seeds V0010, V0070): whole messages (the default), headers
@@ -263,6 +263,12 @@ impl TimeLimits {
     }
 }
 
+/// The default [`AccountSpec::fresh_window`]: the most messages of a fresh folder read,
+/// planned and applied at once. A larger folder (a decade of mail in one folder, a Gmail
+/// "All Mail") goes window by window, so that the run's memory follows the window, not the
+/// folder (four bytes a message remain, for its UID).
+pub const FRESH_WINDOW: usize = 5_000;
+
 impl AccountSpec {
     /// An account with every setting but the essentials at its default.
     pub fn new(
@@ -296,7 +302,7 @@ impl AccountSpec {
             adopt_offlineimap: None,
             tunnel: None,
             connections: 1,
-            fresh_window: crate::gather::FRESH_WINDOW,
+            fresh_window: FRESH_WINDOW,
             download: DownloadMode::Full,
             root_folder: None,
             limits: TimeLimits::default(),

@@ -54,25 +54,7 @@ const MAX_STATE_LINE: u64 = 4096;
 /// The longest header block searched for mbsync's `X-TUID` line.
 const HEADER_PEEK: u64 = 256 * 1024;
 
-/// What the pre-pass did, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Adoption {
-    /// Local files bound to server messages by the UIDs mbsync or OfflineIMAP recorded.
-    pub by_uid: u64,
-    /// Recorded UIDs the server did not confirm (gone, or another size): left to content
-    /// matching.
-    pub uid_rejected: u64,
-    /// Local files bound by content by the planner in the same run.
-    pub by_content: u64,
-    /// Local files that matched nothing, kept local-only and not uploaded.
-    pub local_only: u64,
-    /// Folders whose server UIDVALIDITY changed since the other tool ran: matched by content.
-    pub validity_changed: Vec<String>,
-    /// Folders whose UIDs came from mbsync's `.mbsyncstate`.
-    pub mbsync_folders: Vec<String>,
-    /// Folders whose UIDs came from OfflineIMAP's file names.
-    pub offlineimap_folders: Vec<String>,
-}
+pub use crate::report::Adoption;
 
 /// Whether this run adopts a Maildir another tool made: the state is fresh and the tree shows
 /// that tool's marks — mbsync's `.mbsyncstate` or `.uidvalidity` in a folder, a `,U=` UID in a

@@ -958,11 +958,7 @@ pub fn gather_fresh(
     Ok(Some((read, ctx)))
 }
 
-/// The default [`AccountSpec::fresh_window`]: the most messages of a fresh folder read,
-/// planned and applied at once. A larger folder (a decade of mail in one folder, a Gmail
-/// "All Mail") goes window by window, so that the run's memory follows the window, not the
-/// folder (four bytes a message remain, for its UID).
-pub const FRESH_WINDOW: usize = 5_000;
+pub use crate::account::FRESH_WINDOW;
 
 /// A fresh folder of more than [`AccountSpec::fresh_window`] messages, read window by window in UID
 /// order ([`FreshWindows::next`]) on the connection that selected it. Each window is a

@@ -87,7 +87,7 @@ pub struct SyncReport {
     /// after a real run.
     pub plan_totals: Option<PlanTotals>,
     /// The first sync into a Maildir another tool made: how its files were adopted.
-    pub adoption: Option<crate::adopt::Adoption>,
+    pub adoption: Option<Adoption>,
 }
 
 /// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`. A copy
@@ -448,4 +448,24 @@ fn describe(op: &Op) -> Option<(String, String)> {
         | Op::ForgetFolder { .. }
         | Op::SetFolderState { .. } => return None,
     })
+}
+
+/// What the adoption pre-pass ([`crate::adopt`]) did, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Adoption {
+    /// Local files bound to server messages by the UIDs mbsync or OfflineIMAP recorded.
+    pub by_uid: u64,
+    /// Recorded UIDs the server did not confirm (gone, or another size): left to content
+    /// matching.
+    pub uid_rejected: u64,
+    /// Local files bound by content by the planner in the same run.
+    pub by_content: u64,
+    /// Local files that matched nothing, kept local-only and not uploaded.
+    pub local_only: u64,
+    /// Folders whose server UIDVALIDITY changed since the other tool ran: matched by content.
+    pub validity_changed: Vec<String>,
+    /// Folders whose UIDs came from mbsync's `.mbsyncstate`.
+    pub mbsync_folders: Vec<String>,
+    /// Folders whose UIDs came from OfflineIMAP's file names.
+    pub offlineimap_folders: Vec<String>,
 }
