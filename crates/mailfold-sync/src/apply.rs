@@ -51,9 +51,10 @@
 //! What is durable before each network step, and why a kill anywhere converges:
 //!
 //! * **Download:** the body is streamed into `tmp/`, its mtime set to INTERNALDATE (V0006),
-//!   its size checked against RFC822.SIZE (V0007), the file fsynced, then linked into `cur/`
-//!   (or `new/`). With fsync on, the directory is not fsynced per message: once the
-//!   batch's bodies are all in, each directory the batch linked into is fsynced once, and only
+//!   its size checked against RFC822.SIZE (V0007); once the batch's bodies are all written,
+//!   each file is fsynced, then moved into `cur/` (or `new/`) (writing them all first lets a
+//!   journaled file system carry them in few commits). With fsync on, the directory is not
+//!   fsynced per message: each directory the batch moved files into is fsynced once, and only
 //!   then are the batch's rows handed to the commit group, so no row can be committed before
 //!   the entry it records is durable, exactly as with a fsync per message. A directory whose
 //!   fsync fails records none of its files (they stay, unrecorded, and the folder counts as
@@ -110,7 +111,7 @@ use mailfold_store::{
     FlagUpdate as StoreFlagUpdate, Folder, FolderName, FolderStatus, IntentId, IntentKind,
     InternalDate, Maildir, MaildirFlags, MessageBase, MessageEntry, MessageRecord, MessageWriter,
     NewFolder, NewIntent, NewMessage, NewPending, PendingKind, RelPath, StateDb, StateRead, Subdir,
-    Txn, Uid as StoreUid, UidValidity as StoreUidValidity, UnsyncedDir,
+    Txn, Uid as StoreUid, UidValidity as StoreUidValidity, UnplacedMessage, UnsyncedDir,
 };
 
 use crate::account::AccountSpec;
@@ -1483,6 +1484,12 @@ impl<'a> Applier<'a> {
                 continue;
             }
             let mut cur: Option<(u32, MessageWriter, u64)> = None;
+            let mut unplaced: Vec<(u32, UnplacedMessage)> = Vec::new();
+            #[allow(clippy::type_complexity)]
+            let mut placed: Vec<(
+                u32,
+                mailfold_store::Result<(mailfold_store::WrittenMessage, Option<UnsyncedDir>)>,
+            )> = Vec::new();
             let res = self
                 .remote
                 .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
@@ -1561,25 +1568,40 @@ impl<'a> Applier<'a> {
                                 return;
                             }
                         }
-                        // The directory's fsync is left for once per batch, before
-                        // the rows (module docs, "Crash safety").
-                        let committed = match &w.replace {
-                            Some(old) => wr.commit_replacing(old).map(|m| (m, None)),
-                            None => wr.commit_to_deferred(subdir),
-                        };
-                        match committed {
-                            Ok((m, dir)) => {
-                                written.push((uid, m, dir));
-                                progress.event(ProgressEvent::Message { folder });
-                                steps += 1;
-                                if hook_reached(abort_after) {
-                                    std::process::exit(ABORT_EXIT_CODE);
-                                }
-                            }
-                            Err(e) => errors.push(format!("UID {uid}: {e}")),
+                        match &w.replace {
+                            // Rare (a partial copy made whole): in place at once.
+                            Some(old) => match wr.commit_replacing(old) {
+                                Ok(m) => placed.push((uid, Ok((m, None)))),
+                                Err(e) => errors.push(format!("UID {uid}: {e}")),
+                            },
+                            // Put in place once the batch's bodies are all written (see
+                            // `MessageWriter::finish`); the directory's fsync is left for once
+                            // per batch, before the rows (module docs, "Crash safety").
+                            None => match wr.finish(subdir) {
+                                Ok(u) => unplaced.push((uid, u)),
+                                Err(e) => errors.push(format!("UID {uid}: {e}")),
+                            },
                         }
                     }
                 });
+            // Each file fsynced (with fsync on) and moved into place in UID order, after every
+            // body of the batch was written.
+            let done = placed
+                .drain(..)
+                .chain(unplaced.drain(..).map(|(uid, u)| (uid, u.place_deferred())));
+            for (uid, committed) in done {
+                match committed {
+                    Ok((m, dir)) => {
+                        written.push((uid, m, dir));
+                        progress.event(ProgressEvent::Message { folder });
+                        steps += 1;
+                        if hook_reached(abort_after) {
+                            std::process::exit(ABORT_EXIT_CODE);
+                        }
+                    }
+                    Err(e) => errors.push(format!("UID {uid}: {e}")),
+                }
+            }
             if let Err(e) = res {
                 if e.is_fatal() {
                     return Err(e.into());
