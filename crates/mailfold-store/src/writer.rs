@@ -621,6 +621,43 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_message_stays_in_tmp_until_placed_and_goes_if_dropped() {
+        let dir = folder_dirs();
+        let count = |sub: &str| fs::read_dir(dir.path().join(sub)).unwrap().count();
+        let mut wr = writer_with(dir.path(), "1700000000.M3P1Q1.host", true);
+        wr.write_chunk(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let u = wr.finish(Subdir::New).unwrap();
+        // Complete in tmp/, nowhere a reader looks.
+        assert_eq!(fs::read(u.tmp_path()).unwrap(), b"Subject: x\n\nbody\n");
+        assert_eq!((count("new"), count("cur")), (0, 0));
+        let (m, unsynced) = u.place_deferred().unwrap();
+        assert_eq!(fs::read(&m.entry.path).unwrap(), b"Subject: x\n\nbody\n");
+        assert_eq!((count("tmp"), count("new")), (0, 1));
+        assert_eq!(unsynced.unwrap().path(), dir.path().join("new"));
+
+        let mut wr = writer_with(dir.path(), "1700000000.M4P1Q1.host", true);
+        wr.write_chunk(b"Subject: y\r\n\r\nbody\r\n").unwrap();
+        let u = wr.finish(Subdir::Cur).unwrap();
+        assert_eq!(count("tmp"), 1);
+        drop(u);
+        assert_eq!((count("tmp"), count("cur"), count("new")), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_placed_message_never_replaces_a_file_of_the_same_name() {
+        let dir = folder_dirs();
+        let mut first = writer(dir.path());
+        first.write_chunk(b"one\r\n").unwrap();
+        let (m, _) = first.commit_to_deferred(Subdir::New).unwrap();
+        let mut second = writer(dir.path());
+        second.write_chunk(b"one\r\n").unwrap();
+        let u = second.finish(Subdir::New).unwrap();
+        assert!(u.place_deferred().is_err());
+        assert_eq!(fs::read(&m.entry.path).unwrap(), b"one\n");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
     fn deferred_commit_is_visible_and_reports_its_directory() {
         let dir = folder_dirs();
         let mut wr = writer_with(dir.path(), "1700000000.M2P1Q1.host", true);
