@@ -471,6 +471,8 @@ impl MessageWriter {
         let Some(buffered) = self.file.take() else {
             return Err(self.finished("finish message"));
         };
+        // Waiting to be placed, the message keeps its open file and nothing else.
+        self.scratch = Vec::new();
         match self.close_file(buffered) {
             Ok((file, mtime)) => Ok(UnplacedMessage {
                 writer: self,

@@ -1485,11 +1485,7 @@ impl<'a> Applier<'a> {
             }
             let mut cur: Option<(u32, MessageWriter, u64)> = None;
             let mut unplaced: Vec<(u32, UnplacedMessage)> = Vec::new();
-            #[allow(clippy::type_complexity)]
-            let mut placed: Vec<(
-                u32,
-                mailfold_store::Result<(mailfold_store::WrittenMessage, Option<UnsyncedDir>)>,
-            )> = Vec::new();
+            let mut placed: Vec<(u32, Placed)> = Vec::new();
             let res = self
                 .remote
                 .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
@@ -1582,26 +1578,32 @@ impl<'a> Applier<'a> {
                                 Err(e) => errors.push(format!("UID {uid}: {e}")),
                             },
                         }
-                    }
-                });
-            // Each file fsynced (with fsync on) and moved into place in UID order, after every
-            // body of the batch was written.
-            let done = placed
-                .drain(..)
-                .chain(unplaced.drain(..).map(|(uid, u)| (uid, u.place_deferred())));
-            for (uid, committed) in done {
-                match committed {
-                    Ok((m, dir)) => {
-                        written.push((uid, m, dir));
-                        progress.event(ProgressEvent::Message { folder });
-                        steps += 1;
-                        if hook_reached(abort_after) {
-                            std::process::exit(ABORT_EXIT_CODE);
+                        if unplaced.len() >= PLACE_BATCH {
+                            Placing {
+                                placed: &mut placed,
+                                unplaced: &mut unplaced,
+                                written: &mut written,
+                                errors: &mut errors,
+                                progress,
+                                folder,
+                                steps: &mut steps,
+                                abort_after,
+                            }
+                            .place();
                         }
                     }
-                    Err(e) => errors.push(format!("UID {uid}: {e}")),
-                }
-            }
+                });
+            let mut placing = Placing {
+                placed: &mut placed,
+                unplaced: &mut unplaced,
+                written: &mut written,
+                errors: &mut errors,
+                progress,
+                folder,
+                steps: &mut steps,
+                abort_after,
+            };
+            placing.place();
             if let Err(e) = res {
                 if e.is_fatal() {
                     return Err(e.into());
@@ -2175,6 +2177,54 @@ fn renamed_children(
 /// Whether an operation's state change may wait for its group's commit: those whose lost
 /// commit the next plan recognises from the effect alone and which need no journal entry
 /// before a network step (module docs, "Order within a step").
+/// The most finished downloads kept in `tmp/` before they are fsynced and moved into place
+/// together: enough for a journaled file system to carry many in one commit, few enough that
+/// their open files and buffers stay small whatever the batch.
+const PLACE_BATCH: usize = 32;
+
+/// A message put in place, with the directory whose fsync its entry waits for, or why not.
+type Placed = mailfold_store::Result<(mailfold_store::WrittenMessage, Option<UnsyncedDir>)>;
+
+/// A download batch's finished files and what placing them records.
+struct Placing<'p, 'f> {
+    placed: &'p mut Vec<(u32, Placed)>,
+    unplaced: &'p mut Vec<(u32, UnplacedMessage)>,
+    written: &'p mut Vec<(u32, mailfold_store::WrittenMessage, Option<UnsyncedDir>)>,
+    errors: &'p mut Vec<String>,
+    progress: &'f dyn Progress,
+    folder: &'f FolderPath,
+    steps: &'p mut u64,
+    abort_after: Option<u64>,
+}
+
+impl Placing<'_, '_> {
+    /// Fsyncs (with fsync on) and moves into place every finished file, in the order they
+    /// were finished, after all of them were written (`MessageWriter::finish`); each is a step
+    /// of the test hook.
+    fn place(&mut self) {
+        let done = self.placed.drain(..).chain(
+            self.unplaced
+                .drain(..)
+                .map(|(uid, u)| (uid, u.place_deferred())),
+        );
+        for (uid, committed) in done {
+            match committed {
+                Ok((m, dir)) => {
+                    self.written.push((uid, m, dir));
+                    self.progress.event(ProgressEvent::Message {
+                        folder: self.folder,
+                    });
+                    *self.steps += 1;
+                    if hook_reached(self.abort_after) {
+                        std::process::exit(ABORT_EXIT_CODE);
+                    }
+                }
+                Err(e) => self.errors.push(format!("UID {uid}: {e}")),
+            }
+        }
+    }
+}
+
 fn joins_group(op: &Op) -> bool {
     matches!(
         op,
