@@ -336,15 +336,19 @@ fn report(b: &Bench<'_>, modes: &[Mode], load_start: &str, load_end: &str) -> St
         md,
         "Measured by `bench/fleet` on {cores} cores ({}), mailfold {} ({} build): {accounts} accounts of \
          {messages} messages (about {:.1} KB each) on one private Dovecot over implicit TLS, the \
-         server warm and the file system settled before each run, the fastest of {} rounds \
-         (the two sides alternating) of each run. Load average (1 min) of the machine: \
+         server warm and the file system settled before each run, {} (the two sides \
+         alternating). Load average (1 min) of the machine: \
          {load_start} when the runs started, {load_end} when they ended (other work on the \
          machine competes for the same cores).\n",
         uname(),
         env!("CARGO_PKG_VERSION"),
         std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "unknown".into()),
         bytes as f64 / (n * messages as f64) / 1000.0,
-        b.repeats,
+        if b.repeats == 1 {
+            "one round".to_string()
+        } else {
+            format!("the fastest of {} rounds of each run", b.repeats)
+        },
     );
     let _ = writeln!(
         md,
