@@ -10,8 +10,8 @@
 //!
 //! - **The server is warm for both.** Dovecot builds its indexes and caches the fields a
 //!   client asks for on a mailbox's first opening; whichever side ran first would pay that
-//!   for both. An untimed fleet run into a scratch directory opens every mailbox first (as
-//!   the mail readers of a real server have long done).
+//!   for both. An untimed fleet run into a scratch directory (kept, not deleted, until the
+//!   end) opens every mailbox first (as the mail readers of a real server have long done).
 //! - **The file system has forgotten recent deletions.** On ext4 without a journal (the
 //!   machine these figures come from) the inode allocator skips inodes freed in the last
 //!   `vm.dirty_expire_centisecs` (`recently_deleted`), which makes creating files right
@@ -118,11 +118,11 @@ fn main() {
         repeats,
     };
 
-    // Warm the server (module docs), then forget the scratch mirror.
+    // Warm the server (module docs). The scratch mirror is kept until the end: deleting its
+    // files now would make the next runs' file creations dearer (module docs).
     let scratch = work.path().join("warm");
     let manifest = b.manifest(&scratch, false);
     b.fleet_run(&manifest, "warm-up");
-    std::fs::remove_dir_all(&scratch).expect("remove the warm-up mirror");
 
     let load_start = loadavg();
     let modes: Vec<Mode> = [false, true]
