@@ -197,17 +197,25 @@ impl Bench<'_> {
                 fleet.wall.as_secs_f64(),
                 idle.wall.as_secs_f64()
             );
+            // Each kind keeps its own fastest run; the per-account figures go with the
+            // fastest fleet run.
             let prev = best.take();
+            let (prev_loop, prev_idle) = (
+                prev.as_ref().map(|p| p.looped),
+                prev.as_ref().map(|p| p.idle),
+            );
             let mut m = match prev {
                 Some(p) if !faster(&fleet, Some(&p.fleet)) => p,
                 _ => self.fleet_figures(fsync, fleet, &out, &fleet_dir),
             };
-            if faster(&looped, (round > 0).then_some(&m.looped)) {
-                m.looped = looped;
-            }
-            if faster(&idle, (round > 0).then_some(&m.idle)) {
-                m.idle = idle;
-            }
+            m.looped = match prev_loop {
+                Some(p) if !faster(&looped, Some(&p)) => p,
+                _ => looped,
+            };
+            m.idle = match prev_idle {
+                Some(p) if !faster(&idle, Some(&p)) => p,
+                _ => idle,
+            };
             best = Some(m);
         }
         best.expect("at least one round")
