@@ -17,6 +17,7 @@ fn a_leftover_half_made_database_is_replaced_not_taken_for_the_state() {
     )
     .unwrap();
     std::fs::write(tmp.path().join("acct.sqlite.new-wal"), b"junk").unwrap();
+    std::fs::write(tmp.path().join("acct.sqlite.new-journal"), b"junk").unwrap();
     assert!(matches!(
         StateDb::open(&path),
         Err(Error::StateMissing { .. })
@@ -25,6 +26,7 @@ fn a_leftover_half_made_database_is_replaced_not_taken_for_the_state() {
     assert!(db.is_fresh().unwrap());
     drop(db);
     assert!(!tmp.path().join("acct.sqlite.new").exists());
+    assert!(!tmp.path().join("acct.sqlite.new-journal").exists());
     let db = StateDb::open_with(&path, IntegrityCheck::Full).unwrap();
     assert!(db.is_fresh().unwrap());
 }

@@ -138,7 +138,12 @@ impl StateDb {
         // create replaces, never a half-made database at `path` that every later run would
         // refuse as corrupt.
         let side = sidecar(path, ".new");
-        for f in [side.clone(), sidecar(&side, "-wal"), sidecar(&side, "-shm")] {
+        for f in [
+            side.clone(),
+            sidecar(&side, "-journal"),
+            sidecar(&side, "-wal"),
+            sidecar(&side, "-shm"),
+        ] {
             match std::fs::remove_file(&f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -157,8 +162,13 @@ impl StateDb {
                 path: side.clone(),
                 commits: Cell::new(0),
             };
-            // Rollback journal while building (one file to rename), durable commits.
-            db.conn.pragma_update(None, "synchronous", "FULL")?;
+            // No journal and no syncs while building: the side file is nobody's database
+            // until the rename below, and one left by a crash is removed above, so a torn
+            // build costs nothing. The migrations' per-transaction journal files and syncs
+            // were most of an account's first-run CPU (a journal created, synced twice and
+            // deleted per migration). The finished file is synced once before the rename.
+            db.conn.pragma_update(None, "journal_mode", "OFF")?;
+            db.conn.pragma_update(None, "synchronous", "OFF")?;
             db.conn
                 .pragma_update(None, "application_id", APPLICATION_ID)?;
             db.migrate(0)?;
@@ -169,6 +179,9 @@ impl StateDb {
             )?;
             // Closed here: everything is in the one file.
         }
+        std::fs::File::open(&side)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io("sync new state database", &side, e))?;
         if path.exists() {
             return Err(Error::StateExists {
                 path: path.to_path_buf(),

@@ -146,6 +146,9 @@ pub fn run(manifest: &Manifest, opts: &RunOptions, out: &mut dyn Write) -> anyho
             opts.shard.count
         )));
     }
+    // Read once for the whole run, not once per account: every account's state is
+    // checked against the same table (`check_local`).
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok();
     let started = Instant::now();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<Event>();
@@ -155,14 +158,21 @@ pub fn run(manifest: &Manifest, opts: &RunOptions, out: &mut dyn Write) -> anyho
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (accounts, next, budget) = (&accounts, &next, &budget);
+            let (accounts, next, budget, mounts) = (&accounts, &next, &budget, &mounts);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((name, acct)) = accounts.get(i) else {
                     break;
                 };
                 let _ = tx.send(Event::Started);
-                let o = run_account(name, acct, s.retries, s.retry_delay, budget);
+                let o = run_account(
+                    name,
+                    acct,
+                    s.retries,
+                    s.retry_delay,
+                    budget,
+                    mounts.as_deref(),
+                );
                 if tx.send(Event::Done(Box::new(o))).is_err() {
                     break;
                 }
@@ -287,13 +297,15 @@ impl Progress {
     }
 }
 
-/// One account, with its retries.
+/// One account, with its retries; `mounts` is the text of /proc/self/mounts (`None`: not
+/// Linux, or no /proc, so nothing to check the state's file system against).
 pub fn run_account(
     name: &str,
     acct: &Account,
     retries: u32,
     retry_delay: u64,
     budget: &ServerBudget,
+    mounts: Option<&str>,
 ) -> Outcome {
     let started = Instant::now();
     let mut o = Outcome {
@@ -302,7 +314,7 @@ pub fn run_account(
     };
     loop {
         o.attempts += 1;
-        match attempt(name, acct, budget, &mut o) {
+        match attempt(name, acct, budget, mounts, &mut o) {
             Ok(report) => {
                 fill(&mut o, &report);
                 break;
@@ -334,10 +346,13 @@ fn attempt(
     name: &str,
     acct: &Account,
     budget: &ServerBudget,
+    mounts: Option<&str>,
     o: &mut Outcome,
 ) -> Result<SyncReport, Failure> {
     let state = account::state_path(name, acct)?;
-    check_local(&state)?;
+    if let Some(mounts) = mounts {
+        check_local(mounts, &state)?;
+    }
     let lock = AccountLock::acquire(name, &state, "fleet", false)?;
     let mut spec = account::sync_spec(name, acct)?;
     let n = budget.cap(u32::from(spec.connections));
@@ -450,13 +465,10 @@ const NETWORK_FS: [&str; 9] = [
     "9p",
 ];
 
-/// Refuses a state database on a network file system (module docs).
-fn check_local(state: &Path) -> anyhow::Result<()> {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        // Not Linux, or no /proc: nothing to check against.
-        return Ok(());
-    };
-    if let Some(fs) = fs_type(&mounts, state) {
+/// Refuses a state database on a network file system (module docs), by the mount table
+/// `mounts` (/proc/self/mounts).
+fn check_local(mounts: &str, state: &Path) -> anyhow::Result<()> {
+    if let Some(fs) = fs_type(mounts, state) {
         if NETWORK_FS.contains(&fs.as_str()) {
             return Err(exit::usage(format!(
                 "the state database {} is on a network file system ({fs}); SQLite's WAL mode \
