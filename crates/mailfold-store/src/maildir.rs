@@ -1310,6 +1310,20 @@ impl Folder {
     /// has seen it. If the file was renamed meanwhile, it is found again by
     /// its base.
     pub fn set_flags(&self, entry: &MessageEntry, flags: &MaildirFlags) -> Result<MessageEntry> {
+        let (moved, touched) = self.set_flags_unsynced(entry, flags)?;
+        self.sync_subdirs(&touched)?;
+        Ok(moved)
+    }
+
+    /// [`Folder::set_flags`] without the fsync of the directories the rename touched, which
+    /// it returns (none when nothing was renamed): a caller renaming many files fsyncs each
+    /// directory once with [`Folder::sync_subdirs`], before it records any of the renames
+    /// anywhere durable.
+    pub fn set_flags_unsynced(
+        &self,
+        entry: &MessageEntry,
+        flags: &MaildirFlags,
+    ) -> Result<(MessageEntry, Vec<Subdir>)> {
         let new_name = entry.base.file_name(flags);
         let target = self.dir.join("cur").join(&new_name);
         let dirs = Arc::clone(self.dirs()?);
@@ -1350,18 +1364,31 @@ impl Folder {
                 found
             }
         };
+        let mut touched = Vec::new();
         if target != current.path {
-            self.sync_sub(Subdir::Cur)?;
+            touched.push(Subdir::Cur);
             if current.subdir == Subdir::New {
-                self.sync_sub(Subdir::New)?;
+                touched.push(Subdir::New);
             }
         }
-        Ok(MessageEntry {
-            flags: flags.clone(),
-            subdir: Subdir::Cur,
-            path: target,
-            ..current
-        })
+        Ok((
+            MessageEntry {
+                flags: flags.clone(),
+                subdir: Subdir::Cur,
+                path: target,
+                ..current
+            },
+            touched,
+        ))
+    }
+
+    /// Fsyncs each of the folder's subdirectories given (when fsync is on), making the
+    /// renames made in them durable.
+    pub fn sync_subdirs(&self, subs: &[Subdir]) -> Result<()> {
+        for sub in subs {
+            self.sync_sub(*sub)?;
+        }
+        Ok(())
     }
 
     /// Deletes a message file. Returns false if it was already gone.

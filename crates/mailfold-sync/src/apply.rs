@@ -82,7 +82,10 @@
 //! * **Flags:** the file is renamed, then `UID STORE … .SILENT` is sent, then the synced flags
 //!   are committed. A kill in between leaves both sides agreeing on the new value against an
 //!   old base, which the three-way merge keeps (a change made on both sides to the same
-//!   value is no conflict).
+//!   value is no conflict). In a batch of flag changes (V0060) the directories renamed in are
+//!   fsynced once, after every rename and before any of the batch's rows can be committed,
+//!   as a per-rename fsync would have made them durable by then; if that fsync fails, none of
+//!   the batch's local changes is recorded.
 //! * **Deletions:** a local delete is a file unlink then a row delete; a remote one is
 //!   `STORE \Deleted` + `UID EXPUNGE` then a row delete. Killed in between, the next run sees
 //!   the message gone on both sides and forgets the row. A bare EXPUNGE is never sent unless
@@ -1119,6 +1122,9 @@ impl<'a> Applier<'a> {
         // (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE)
         type Key = (bool, Vec<String>, bool);
         let mut groups: BTreeMap<Key, (Vec<u32>, u64)> = BTreeMap::new();
+        // The folder's subdirectories the batch renamed files in, each fsynced once (with fsync
+        // on) before any of the batch's rows can reach the commit group.
+        let mut renamed_in: Vec<Subdir> = Vec::new();
         for op in ops {
             let Op::SyncFlags {
                 uid, local, update, ..
@@ -1127,7 +1133,7 @@ impl<'a> Applier<'a> {
                 continue;
             };
             if let Some(new) = &update.local {
-                if let Err(e) = self.local_flag_effect(folder, local, new)? {
+                if let Err(e) = self.local_flag_effect(folder, local, new, Some(&mut renamed_in))? {
                     failed.insert(uid.get(), e);
                     continue;
                 }
@@ -1218,6 +1224,24 @@ impl<'a> Applier<'a> {
                 }
             }
         }
+        if !renamed_in.is_empty() {
+            let synced = self
+                .local_folder(folder)
+                .and_then(|f| f.sync_subdirs(&renamed_in).map_err(store_err));
+            if let Err(e) = synced {
+                // Renamed but not durable: none of the local changes is recorded. The next
+                // run finds the files' flags ahead of the state and agrees with the server.
+                for op in ops {
+                    if let Op::SyncFlags { uid, update, .. } = op {
+                        if update.local.is_some() {
+                            failed
+                                .entry(uid.get())
+                                .or_insert_with(|| format!("renames not durable: {e}"));
+                        }
+                    }
+                }
+            }
+        }
         let id = match self.folder_row(folder) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -1267,11 +1291,14 @@ impl<'a> Applier<'a> {
     }
 
     /// The local part of a flag update: rename the file's `:2,` suffix.
+    /// Renames the local file to carry `new`. With `renamed_in`, the directories renamed in
+    /// are added there and left for the caller to fsync; without, each rename is synced.
     fn local_flag_effect(
         &mut self,
         folder: &FolderPath,
         local: &LocalId,
         new: &FlagSet,
+        renamed_in: Option<&mut Vec<Subdir>>,
     ) -> Result<StepResult, SyncError> {
         let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
             return Ok(Err(format!("local file {local} vanished")));
@@ -1282,7 +1309,18 @@ impl<'a> Applier<'a> {
         };
         let want = letters(new, &entry.flags);
         if want != entry.flags {
-            let moved = f.set_flags(&entry, &want)?;
+            let moved = match renamed_in {
+                Some(dirs) => {
+                    let (moved, touched) = f.set_flags_unsynced(&entry, &want)?;
+                    for sub in touched {
+                        if !dirs.contains(&sub) {
+                            dirs.push(sub);
+                        }
+                    }
+                    moved
+                }
+                None => f.set_flags(&entry, &want)?,
+            };
             self.ctx(folder).files.insert(local.0.clone(), moved);
         }
         Ok(Ok(()))
