@@ -409,11 +409,18 @@ pub fn gather_with(
         let stamp = folder.stamp()?.map(|s| (s, read_at));
         local_folders.push((path, folder, stamp));
     }
-    // A folder the state records whose directory is gone was deleted locally: only a
-    // complete server view lets the planner delete it on the server (a delta cannot show that
-    // the folder holds nothing else), so it is never read from a delta.
+    // A folder the state records whose directory is gone was renamed or deleted locally. A
+    // rename shows as a new local folder (one no state row records) holding its files, which
+    // the planner recognises from the cheap views (one RENAME, nothing read). With no new
+    // local folder it can only be a deletion, which the planner makes only from a complete
+    // server view (a delta cannot show that the folder holds nothing else): such a folder is
+    // then read whole. (A deletion made together with a new folder waits for the next run.)
     let local_present: BTreeSet<FolderPath> =
         local_folders.iter().map(|(p, ..)| p.clone()).collect();
+    let new_local = local_present
+        .iter()
+        .any(|p| !state_folders.iter().any(|(s, _)| s == p));
+    let read_whole = |p: &FolderPath| !new_local && !local_present.contains(p);
 
     // ---- folders that may need no look at all: the server status and the local stamp
     // recorded at the end of the last complete run, with no pending change or open intent.
@@ -744,7 +751,7 @@ pub fn gather_with(
         let mailbox = if e.noselect {
             None
         } else if let (true, Some(k), Some(since)) = (
-            unchanged.contains(&path) && local_present.contains(&path),
+            unchanged.contains(&path) && !read_whole(&path),
             k,
             k.and_then(|k| k.highestmodseq).and_then(ModSeq::new),
         ) {
@@ -776,7 +783,7 @@ pub fn gather_with(
                 read_only_account || report.dry_run,
                 rows.rows.get(&path),
                 k.filter(|k| k.all_bound && k.highestmodseq.is_some())
-                    .filter(|_| local_present.contains(&path)),
+                    .filter(|_| !read_whole(&path)),
             ) {
                 Ok((mut mb, uv)) => {
                     if report.dry_run && !read_only_account {
