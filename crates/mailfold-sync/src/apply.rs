@@ -1522,8 +1522,16 @@ impl<'a> Applier<'a> {
                 continue;
             }
             let mut cur: Option<(u32, MessageWriter, u64)> = None;
-            let mut unplaced: Vec<(u32, UnplacedMessage)> = Vec::new();
-            let mut placed: Vec<(u32, Placed)> = Vec::new();
+            let mut placing = Placing {
+                placed: Vec::new(),
+                unplaced: Vec::new(),
+                written: &mut written,
+                errors: &mut errors,
+                progress,
+                folder,
+                steps: &mut steps,
+                abort_after,
+            };
             let res = self
                 .remote
                 .fetch_bodies(&uids, headers_only, &mut |ev| match ev {
@@ -1531,7 +1539,7 @@ impl<'a> Applier<'a> {
                         let Some(w) = wants.get(&uid) else { return };
                         // Seed V0007 before a byte is written: see `body_limit`.
                         let Some(limit) = body_limit(w.partial, w.size, len) else {
-                            errors.push(format!(
+                            placing.errors.push(format!(
                                 "UID {uid}: the server sent {len} bytes, RFC822.SIZE said {}; \
                                  not stored",
                                 w.size
@@ -1547,7 +1555,7 @@ impl<'a> Applier<'a> {
                                 wr.limit(limit);
                                 cur = Some((uid, wr, 0));
                             }
-                            Err(e) => errors.push(format!("UID {uid}: {e}")),
+                            Err(e) => placing.errors.push(format!("UID {uid}: {e}")),
                         }
                     }
                     BodyEvent::Data { uid, bytes } => {
@@ -1559,7 +1567,7 @@ impl<'a> Applier<'a> {
                             if *u == uid {
                                 *n += bytes.len() as u64;
                                 if let Err(e) = wr.write_chunk(bytes) {
-                                    errors.push(format!("UID {uid}: {e}"));
+                                    placing.errors.push(format!("UID {uid}: {e}"));
                                     cur = None;
                                 }
                             }
@@ -1569,7 +1577,9 @@ impl<'a> Applier<'a> {
                         if let Some((_, wr, _)) = cur.take() {
                             let _ = wr.abort();
                         }
-                        errors.push(format!("UID {uid}: body not attributable; not stored"));
+                        placing
+                            .errors
+                            .push(format!("UID {uid}: body not attributable; not stored"));
                     }
                     BodyEvent::End { uid } => {
                         let Some((u, wr, n)) = cur.take() else { return };
@@ -1579,7 +1589,7 @@ impl<'a> Applier<'a> {
                         // Seed V0007: the bytes received must be what RFC822.SIZE announced;
                         // a short or long body is not kept.
                         if !w.partial && n != w.size {
-                            errors.push(format!(
+                            placing.errors.push(format!(
                                 "UID {uid}: received {n} bytes, RFC822.SIZE said {}; not stored",
                                 w.size
                             ));
@@ -1597,7 +1607,7 @@ impl<'a> Applier<'a> {
                             // Seeds V0010, V0070: the header is followed by a body that says
                             // what is missing, so a reader never takes it for the message.
                             if let Err(e) = wr.write_chunk(placeholder_note(w.size).as_bytes()) {
-                                errors.push(format!("UID {uid}: {e}"));
+                                placing.errors.push(format!("UID {uid}: {e}"));
                                 let _ = wr.abort();
                                 return;
                             }
@@ -1605,42 +1615,22 @@ impl<'a> Applier<'a> {
                         match &w.replace {
                             // Rare (a partial copy made whole): in place at once.
                             Some(old) => match wr.commit_replacing(old) {
-                                Ok(m) => placed.push((uid, Ok((m, None)))),
-                                Err(e) => errors.push(format!("UID {uid}: {e}")),
+                                Ok(m) => placing.placed.push((uid, Ok((m, None)))),
+                                Err(e) => placing.errors.push(format!("UID {uid}: {e}")),
                             },
                             // Put in place once the batch's bodies are all written (see
                             // `MessageWriter::finish`); the directory's fsync is left for once
                             // per batch, before the rows (module docs, "Crash safety").
                             None => match wr.finish(subdir) {
-                                Ok(u) => unplaced.push((uid, u)),
-                                Err(e) => errors.push(format!("UID {uid}: {e}")),
+                                Ok(u) => placing.unplaced.push((uid, u)),
+                                Err(e) => placing.errors.push(format!("UID {uid}: {e}")),
                             },
                         }
-                        if unplaced.len() >= PLACE_BATCH {
-                            Placing {
-                                placed: &mut placed,
-                                unplaced: &mut unplaced,
-                                written: &mut written,
-                                errors: &mut errors,
-                                progress,
-                                folder,
-                                steps: &mut steps,
-                                abort_after,
-                            }
-                            .place();
+                        if placing.unplaced.len() >= PLACE_BATCH {
+                            placing.place();
                         }
                     }
                 });
-            let mut placing = Placing {
-                placed: &mut placed,
-                unplaced: &mut unplaced,
-                written: &mut written,
-                errors: &mut errors,
-                progress,
-                folder,
-                steps: &mut steps,
-                abort_after,
-            };
             placing.place();
             if let Err(e) = res {
                 if e.is_fatal() {
@@ -2225,8 +2215,8 @@ type Placed = mailfold_store::Result<(mailfold_store::WrittenMessage, Option<Uns
 
 /// A download batch's finished files and what placing them records.
 struct Placing<'p, 'f> {
-    placed: &'p mut Vec<(u32, Placed)>,
-    unplaced: &'p mut Vec<(u32, UnplacedMessage)>,
+    placed: Vec<(u32, Placed)>,
+    unplaced: Vec<(u32, UnplacedMessage)>,
     written: &'p mut Vec<(u32, mailfold_store::WrittenMessage, Option<UnsyncedDir>)>,
     errors: &'p mut Vec<String>,
     progress: &'f dyn Progress,

@@ -529,22 +529,16 @@ pub fn gather_with(
                 let (Some(st), Some(k)) = (st, known.get(*path)) else {
                     continue;
                 };
-                let same = st.uidvalidity == Some(k.uidvalidity)
+                // No message arrived or left (UIDVALIDITY, UIDNEXT and MESSAGES as recorded);
+                // then either nothing changed, or only flags did (HIGHESTMODSEQ moved).
+                let same_messages = st.uidvalidity == Some(k.uidvalidity)
                     && st.uidnext.is_some()
                     && st.uidnext == k.uidnext
-                    && st.highestmodseq.is_some()
-                    && st.highestmodseq == k.highestmodseq
                     && st.messages == u32::try_from(k.count).ok();
-                if same {
+                let both_modseqs = st.highestmodseq.is_some() && k.highestmodseq.is_some();
+                if same_messages && both_modseqs && st.highestmodseq == k.highestmodseq {
                     unchanged.insert((*path).clone());
-                } else if defer_flags_only
-                    && st.uidvalidity == Some(k.uidvalidity)
-                    && st.uidnext.is_some()
-                    && st.uidnext == k.uidnext
-                    && st.messages == u32::try_from(k.count).ok()
-                    && st.highestmodseq.is_some()
-                    && k.highestmodseq.is_some()
-                {
+                } else if same_messages && both_modseqs && defer_flags_only {
                     flags_only.insert((*path).clone());
                 }
             }
@@ -739,7 +733,7 @@ pub fn gather_with(
                 &mut g,
                 report,
             )? {
-                PartialRead::Done => continue,
+                PartialRead::Done | PartialRead::Unopened => continue,
                 PartialRead::Whole(k) => {
                     // Read whole: the server view below, from the rows just loaded.
                     known.insert(path.clone(), k);
@@ -1252,18 +1246,7 @@ pub fn gather_flags_only(
     let mut g = Gathered::default();
     g.folders.insert(one.path.clone(), one.ctx.clone());
     let mut rows = StateRows::default();
-    // Counted without creating the folder's report entry (one with nothing to say is not
-    // shown).
-    let shown = one.path.to_string();
-    let errors_of = |report: &SyncReport| {
-        report
-            .folders
-            .iter()
-            .find(|f| f.folder == shown)
-            .map_or(0, |f| f.errors.len())
-    };
-    let errors_before = errors_of(report);
-    if let PartialRead::Whole(k) = read_partial(
+    let read = read_partial(
         remote,
         db,
         one,
@@ -1271,7 +1254,11 @@ pub fn gather_flags_only(
         &mut rows,
         &mut g,
         report,
-    )? {
+    )?;
+    if let PartialRead::Unopened = read {
+        return Ok(None);
+    }
+    if let PartialRead::Whole(k) = read {
         let full = k.all_bound && k.highestmodseq.is_some();
         let mailbox = match examine_folder(
             remote,
@@ -1287,7 +1274,7 @@ pub fn gather_flags_only(
                 if mb.read_only {
                     report.folder_mut(&one.path.to_string()).read_only = true;
                 }
-                Some(mb)
+                mb
             }
             Err(err) if err.is_fatal() => return Err(err.into()),
             Err(err) => {
@@ -1295,7 +1282,7 @@ pub fn gather_flags_only(
                     .folder_mut(&one.path.to_string())
                     .errors
                     .push(format!("cannot open folder: {err}"));
-                None
+                return Ok(None);
             }
         };
         g.input.remote.push(RemoteFolder {
@@ -1305,11 +1292,8 @@ pub fn gather_flags_only(
                 nonexistent: false,
             },
             delimiter: one.entry.delimiter,
-            mailbox,
+            mailbox: Some(mailbox),
         });
-    }
-    if errors_of(report) > errors_before {
-        return Ok(None);
     }
     let ctx = g.folders.remove(&one.path).unwrap_or_default();
     Ok(Some((g.input, ctx)))
@@ -1317,9 +1301,10 @@ pub fn gather_flags_only(
 
 /// What [`read_partial`] did.
 enum PartialRead {
-    /// The folder's three views are in the gathered input (or it could not be opened, and
-    /// that is in the report with empty views).
+    /// The folder's three views are in the gathered input.
     Done,
+    /// It could not be opened: that is in the report, with empty views in the input.
+    Unopened,
     /// The delta or the files could not be trusted: the folder's rows were loaded and its
     /// directories scanned; its server view is still to be read whole, with what the state
     /// now says of it.
@@ -1427,7 +1412,7 @@ fn read_partial(
                 delimiter: one.entry.delimiter,
                 mailbox: None,
             });
-            Ok(PartialRead::Done)
+            Ok(PartialRead::Unopened)
         }
         Err(err) => Err(err),
     }

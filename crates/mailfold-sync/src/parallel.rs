@@ -439,13 +439,9 @@ fn work(
 ) -> Result<(), SyncError> {
     while let Some((group, job)) = shared.next() {
         let mut g = Gathered {
-            input: Default::default(),
-            folders: BTreeMap::new(),
             delimiter: template.delimiter,
             root: template.root.clone(),
-            fresh: Vec::new(),
-            flags_only: Vec::new(),
-            watch: Default::default(),
+            ..Gathered::default()
         };
         let report = &mut done.report;
         let res = match job {
@@ -667,13 +663,9 @@ pub fn apply_plan(
     progress.event(announced);
     let progress = &WithoutPlanned(progress);
     let template = Gathered {
-        input: Default::default(),
-        folders: BTreeMap::new(),
         delimiter: g.delimiter,
         root: g.root.clone(),
-        fresh: Vec::new(),
-        flags_only: Vec::new(),
-        watch: Default::default(),
+        ..Gathered::default()
     };
     let shared = Shared {
         queue: Mutex::new(Queue {
