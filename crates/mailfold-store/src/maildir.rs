@@ -233,7 +233,7 @@ impl Maildir {
             dir,
             fsync: self.fsync,
             root_fd: Arc::clone(&self.root_fd),
-            held: OnceLock::new(),
+            held: Arc::new(OnceLock::new()),
         })
     }
 
@@ -883,8 +883,10 @@ pub struct Folder {
     root_fd: Arc<OwnedFd>,
     /// `cur/`, `new/` and `tmp/` held open from the first message file
     /// operation on ([`Folder::dirs`]): every such operation goes through
-    /// them, never through `dir` ([`crate::dirfd`]).
-    held: OnceLock<Arc<FolderDirs>>,
+    /// them, never through `dir` ([`crate::dirfd`]). Shared by the clones of one
+    /// `Folder`: a caller that caches a folder and hands out clones (the sync's applier) opens
+    /// the directories once, not once per message.
+    held: Arc<OnceLock<Arc<FolderDirs>>>,
 }
 
 /// What a folder's `cur/` and `new/` directories looked like: device, inode,
