@@ -361,6 +361,14 @@ impl StateDb {
         // number of distinct statements one sync runs, which would evict
         // and re-prepare them in turn.
         self.conn.set_prepared_statement_cache_capacity(64);
+        // Statement journals in memory: every INSERT or UPDATE that may fail a constraint
+        // inside a larger transaction keeps the pages it changes in a statement journal, which
+        // SQLite spills past 64 KiB into a temporary file (`/var/tmp`). A commit group of
+        // thousands of messages then wrote each page twice more through the file system (14
+        // writes a message in an initial sync). In memory, a statement journal holds one
+        // statement's pages and is emptied when the statement ends; the few sorts the queries
+        // need (`messages_by_hash`'s candidates, the pending folders) are small.
+        self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         // FULL: a committed step survives power loss, not only a crash.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "foreign_keys", true)?;
