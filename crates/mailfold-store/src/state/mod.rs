@@ -31,6 +31,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{
@@ -83,6 +84,9 @@ pub struct StateDb {
     path: PathBuf,
     /// Write transactions committed since open ([`StateDb::commits`]).
     commits: Cell<u64>,
+    /// The in-process writer lock of this file, shared by every connection of this process
+    /// to it ([`writer_lock`]).
+    writer: Arc<Mutex<()>>,
 }
 
 /// A write transaction. Dropping it without [`Txn::commit`] rolls back.
@@ -90,6 +94,9 @@ pub struct StateDb {
 pub struct Txn<'a> {
     tx: rusqlite::Transaction<'a>,
     commits: &'a Cell<u64>,
+    /// Held until the transaction ends; declared after `tx` so that a rollback on drop
+    /// happens before another thread may begin.
+    _writer: MutexGuard<'a, ()>,
 }
 
 fn now_unix() -> i64 {
@@ -159,6 +166,7 @@ impl StateDb {
             )?;
             let mut db = StateDb {
                 conn,
+                writer: writer_lock(&side),
                 path: side.clone(),
                 commits: Cell::new(0),
             };
@@ -198,6 +206,7 @@ impl StateDb {
         )?;
         let mut db = StateDb {
             conn,
+            writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
         };
@@ -256,6 +265,7 @@ impl StateDb {
         .map_err(wrap)?;
         let mut db = StateDb {
             conn,
+            writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
         };
@@ -521,13 +531,21 @@ impl StateDb {
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`, so it cannot fail
     /// half-way for lack of a write lock).
+    ///
+    /// Connections of this process to the same file (the parallel workers') first take the
+    /// file's in-process writer lock, so that a writer waiting for another is woken when that
+    /// one ends. SQLite's busy handler, which would otherwise wait, sleeps in growing steps
+    /// (1, 2, 5, 10 ms and on) and oversleeps the other's commit; it remains for another
+    /// process holding the database.
     pub fn begin(&mut self) -> Result<Txn<'_>> {
         let commits = &self.commits;
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(Txn {
             tx: self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
             commits,
+            _writer: writer,
         })
     }
 
@@ -544,6 +562,25 @@ impl StateDb {
     pub fn begin_intent(&mut self, intent: &NewIntent) -> Result<IntentId> {
         self.write(|tx| tx.insert_intent(intent))
     }
+}
+
+/// The writer lock of the database file at `path`, one per file in this process (keyed by
+/// its canonical path, so that two spellings of one file share it). The map holds weak
+/// references: a lock lives as long as a connection that uses it.
+fn writer_lock(path: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> = OnceLock::new();
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(lock) = locks.get(&key).and_then(Weak::upgrade) {
+        return lock;
+    }
+    locks.retain(|_, l| l.strong_count() > 0);
+    let lock = Arc::new(Mutex::new(()));
+    locks.insert(key, Arc::downgrade(&lock));
+    lock
 }
 
 fn sidecar(path: &Path, suffix: &str) -> PathBuf {
