@@ -4,9 +4,9 @@
 use mailfold_store::StateDb;
 
 use super::partial::{read_partial, Partial1, PartialRead};
-use super::server::examine_folder;
+use super::server::{read_server_view, WholeRead};
 use super::state::StateRows;
-use super::{FolderCtx, Gathered};
+use super::{push_unexamined, FolderCtx, Gathered};
 use crate::account::{AccountSpec, Direction};
 use crate::plan::{FolderAttributes, FolderPath, RemoteFolder, SyncInput};
 use crate::remote::Remote;
@@ -61,31 +61,19 @@ pub fn gather_flags_only(
         return Ok(None);
     }
     if let PartialRead::Whole(k) = read {
-        let full = k.all_bound && k.highestmodseq.is_some();
-        let mailbox = match examine_folder(
-            remote,
-            &one.entry.wire,
+        // Read as the gather reads a folder whole. No dry run defers a folder (the gather
+        // reads them all), so this opens with SELECT unless the account is pull-only.
+        let whole = WholeRead {
+            path: &one.path,
+            wire: &one.entry.wire,
             read_only_account,
-            rows.rows.get(&one.path),
-            Some(&k).filter(|_| full),
-        ) {
-            Ok((mb, uv)) => {
-                let ctx = g.folders.entry(one.path.clone()).or_default();
-                ctx.read_only = mb.read_only;
-                ctx.uidvalidity = uv;
-                if mb.read_only {
-                    report.folder_mut(&one.path.to_string()).read_only = true;
-                }
-                mb
-            }
-            Err(err) if err.is_fatal() => return Err(err.into()),
-            Err(err) => {
-                report
-                    .folder_mut(&one.path.to_string())
-                    .errors
-                    .push(format!("cannot open folder: {err}"));
-                return Ok(None);
-            }
+            rows: rows.rows.get(&one.path),
+            known: Some(&k),
+            incremental: true,
+        };
+        let ctx = g.folders.entry(one.path.clone()).or_default();
+        let Some(mailbox) = read_server_view(remote, whole, ctx, report)? else {
+            return Ok(None);
         };
         g.input.remote.push(RemoteFolder {
             path: one.path.clone(),
@@ -99,4 +87,13 @@ pub fn gather_flags_only(
     }
     let ctx = g.folders.remove(&one.path).unwrap_or_default();
     Ok(Some((g.input, ctx)))
+}
+
+/// Leaves a folder changed by flag changes alone for later ([`Gathered::flags_only`]): its
+/// context moves out of `g` into the [`FlagsOnlyFolder`], and until it is read the planner
+/// sees it as a skipped folder ([`push_unexamined`]).
+pub(super) fn defer(mut one: Partial1, g: &mut Gathered) {
+    one.ctx = g.folders.remove(&one.path).unwrap_or_default();
+    push_unexamined(&mut g.input, &one.path, &one.state, &one.entry);
+    g.flags_only.push(FlagsOnlyFolder(one));
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 
 use super::server::{mailbox_of, with_details};
-use super::FolderCtx;
+use super::{FolderCtx, Gathered};
 use crate::account::{AccountSpec, Direction};
 use crate::plan::{
     FolderAttributes, FolderPath, RemoteFolder, RemoteMailbox, RemoteMessages, SyncInput,
 };
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{ListEntry, Remote, RemoteError};
 use crate::report::SyncReport;
 
 /// A server folder of an account whose mirror and state hold nothing yet: no message of it
@@ -25,6 +25,49 @@ pub struct FreshFolder {
     /// MESSAGES from LIST-STATUS or STATUS, to size the work over several connections;
     /// `None` when not asked (one folder, or one connection: nothing to share out).
     pub messages: Option<u32>,
+}
+
+/// Leaves the folders of an account with an empty mirror and state out of the views
+/// ([`Gathered::fresh`]), parents before children as the plan would create them. Their sizes
+/// (MESSAGES) only matter when there is work to share out over several connections: a single
+/// folder, or a single connection, costs no STATUS round (seed V0044: what LIST-STATUS
+/// returned needs none either).
+pub(super) fn defer(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    fresh: Vec<(FolderPath, ListEntry)>,
+    g: &mut Gathered,
+) -> Result<(), RemoteError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let share = fresh.len() > 1 && account.connections > 1;
+    let names: Vec<Vec<u8>> = fresh
+        .iter()
+        .filter(|(_, e)| share && e.status.is_none())
+        .map(|(_, e)| e.wire.clone())
+        .collect();
+    let mut fetched = if names.is_empty() {
+        Vec::new()
+    } else {
+        remote.status_all(&names)?
+    }
+    .into_iter();
+    for (path, entry) in fresh {
+        let st = match entry.status {
+            Some(st) => Some(st),
+            None if share => fetched.next().flatten(),
+            None => None,
+        };
+        let messages = st.and_then(|s| s.messages);
+        g.fresh.push(FreshFolder {
+            path,
+            entry,
+            messages,
+        });
+    }
+    g.fresh.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
 }
 
 /// What [`gather_fresh`] read of a fresh folder.

@@ -2,18 +2,19 @@
 //! the module docs of [`crate::gather`]), described from their state rows where the rows
 //! describe them completely, read once otherwise.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use mailfold_store::{
-    crlf::canonical_digest_of, Folder, FolderId, ListingWatch, MessageBase, MessageEntry,
-    MessageRecord, StateDb, StateRead, Subdir,
+    crlf::canonical_digest_of, AliasRegistry, Folder, FolderId, FolderRecord, ListingWatch,
+    Maildir, MessageBase, MessageEntry, MessageRecord, StateDb, StateRead, Subdir,
 };
 
 use super::names::flagset;
-use super::{to_plan_hash, StateRows};
+use super::state::{to_plan_hash, StateRows};
 use super::{Gathered, StampReading};
+use crate::account::AccountSpec;
 use crate::plan::{FlagSet, FolderPath, LocalFolder, LocalId, LocalMessage, Location, UnixTime};
 use crate::remote::header_message_id;
 use crate::report::SyncReport;
@@ -25,6 +26,70 @@ fn unix_of(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A local Maildir folder of the mirror: its path, the folder, and its stamp as read before
+/// anything was scanned (`None` when it has none).
+pub(super) type LocalListed = (FolderPath, Folder, Option<StampReading>);
+
+/// The local folders of the mirror (Maildirs matching the patterns) and each folder's stamp,
+/// read before anything is scanned, so that a change made during the run moves the stamp
+/// past the one recorded. Directories whose names cannot be used are reported and skipped.
+pub(super) fn local_folders(
+    maildir: &Maildir,
+    db: &StateDb,
+    account: &AccountSpec,
+    report: &mut SyncReport,
+) -> Result<Vec<LocalListed>, crate::SyncError> {
+    let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
+    for p in listing.skipped {
+        report.warnings.push(format!(
+            "directory skipped (name not usable): {}",
+            p.display()
+        ));
+    }
+    let mut local_folders = Vec::new();
+    for lf in listing.folders {
+        if !lf.is_maildir {
+            continue;
+        }
+        let path = FolderPath(lf.name.components().to_vec());
+        if !account.folders.matches(&path.to_string()) {
+            continue;
+        }
+        let folder = maildir.folder(&lf.rel)?;
+        let read_at = SystemTime::now();
+        let stamp = folder.stamp()?.map(|s| (s, read_at));
+        local_folders.push((path, folder, stamp));
+    }
+    Ok(local_folders)
+}
+
+/// Which folders have a local directory, for telling a local deletion from a rename.
+///
+/// A folder the state records whose directory is gone was renamed or deleted locally. A
+/// rename shows as a new local folder (one no state row records) holding its files, which
+/// the planner recognises from the cheap views (one RENAME, nothing read). With no new
+/// local folder it can only be a deletion, which the planner makes only from a complete
+/// server view (a delta cannot show that the folder holds nothing else): such a folder is
+/// then read whole. (A deletion made together with a new folder waits for the next run.)
+pub(super) struct Presence {
+    present: BTreeSet<FolderPath>,
+    new_local: bool,
+}
+
+impl Presence {
+    /// From the local listing and the state's folder rows.
+    pub(super) fn of(local: &[LocalListed], state: &[(FolderPath, FolderRecord)]) -> Self {
+        let present: BTreeSet<FolderPath> = local.iter().map(|(p, ..)| p.clone()).collect();
+        let new_local = present.iter().any(|p| !state.iter().any(|(s, _)| s == p));
+        Presence { present, new_local }
+    }
+
+    /// Whether the folder's server view must be complete (a possible local deletion).
+    pub(super) fn read_whole(&self, path: &FolderPath) -> bool {
+        !self.new_local && !self.present.contains(path)
     }
 }
 

@@ -82,21 +82,21 @@
 //! intents. Folders outside the account's patterns are left out of all three views, so an
 //! excluded folder never looks deleted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use mailfold_store::{
-    AliasRegistry, DirStamp, Folder, FolderId, FolderRecord, IntentKind, ListingWatch, Maildir,
-    MessageEntry, RelPath, StateDb, StateRead,
+    DirStamp, Folder, FolderId, FolderRecord, ListingWatch, Maildir, MessageEntry, RelPath,
+    StateDb, StateRead,
 };
 
 use crate::account::{AccountSpec, Direction};
 use crate::folder_root::FolderRoot;
 use crate::plan::{
-    FolderAttributes, FolderPath, Intent, IntentId, LocalFolder, LocalId, ModSeq, PermanentFlags,
-    RemoteFolder, RemoteMailbox, RemoteMessages, StateFolder, SyncInput, Uid, UidValidity,
+    FolderAttributes, FolderPath, LocalFolder, ModSeq, RemoteFolder, RemoteMailbox, StateFolder,
+    SyncInput, Uid, UidValidity,
 };
-use crate::remote::Remote;
+use crate::remote::{ListEntry, Remote};
 use crate::report::SyncReport;
 
 mod flags_only;
@@ -108,19 +108,20 @@ mod partial;
 mod server;
 mod stamps;
 mod state;
+mod triage;
 
 pub use crate::account::FRESH_WINDOW;
 pub use flags_only::{gather_flags_only, FlagsOnlyFolder};
 pub use fresh::{gather_fresh, trim_window, FreshFolder, FreshRead, FreshWindow, FreshWindows};
-use local::{follow, scan_local};
-use names::folder_root;
+use local::{follow, scan_local, LocalListed, Presence};
 pub use names::{base_of, flagset, path_of_wire, wire_of_path};
 pub use narrow::gather_folders;
 use partial::{read_partial, Partial1, PartialRead};
-use server::examine_folder;
+use server::{read_server_view, WholeRead};
 pub use stamps::{record_stamps, record_stamps_with, StampCheck, STAMP_RETRY_WAIT};
 pub use state::encode_intent_detail;
-use state::{decode_intent_detail, known_of, server_copies, to_plan_hash, Known, StateRows};
+use state::{server_copies, Known, StateRows};
+use triage::Triage;
 
 /// A folder's directory stamp and the time it was read (for [`DirStamp::is_settled`]).
 pub type StampReading = (DirStamp, SystemTime);
@@ -247,7 +248,10 @@ pub fn gather(
     )
 }
 
-/// [`gather`] with options.
+/// [`gather`] with options. Each step below is one part of the module docs, in the order
+/// that lets an unchanged folder cost nothing: the cheap views first (LIST, the state's
+/// folder rows, the local listing with its stamps), then which folders need what reading,
+/// and only then the message rows, the scans and the SELECTs.
 pub fn gather_with(
     remote: &mut dyn Remote,
     account: &AccountSpec,
@@ -257,539 +261,315 @@ pub fn gather_with(
     options: GatherOptions,
 ) -> Result<Gathered, crate::SyncError> {
     let mut g = Gathered::default();
-    let patterns = &account.folders;
-    let shown = |p: &FolderPath| p.to_string();
-
-    // ---- server folders
-    // Only names whose delimiter can be used (`listing`).
-    let mut entries = crate::listing::screen(remote.list_all()?, &mut report.warnings);
-    g.delimiter = entries
-        .iter()
-        .find(|e| e.wire == b"INBOX")
-        .or_else(|| entries.first())
-        .and_then(|e| e.delimiter);
-    g.root = folder_root(remote, account, g.delimiter)?;
-    if !entries
-        .iter()
-        .any(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
-    {
-        // Seed V0042: some servers leave INBOX out of LIST; it always exists (RFC 3501 5.1).
-        entries.push(crate::remote::ListEntry {
-            wire: b"INBOX".to_vec(),
-            delimiter: g.delimiter,
-            noselect: false,
-            nonexistent: false,
-            special_use: None,
-            subscribed: true,
-            status: None,
-        });
-    }
-    let mut remote_paths: Vec<(FolderPath, crate::remote::ListEntry)> = Vec::new();
-    for e in entries {
-        if e.nonexistent {
-            continue;
-        }
-        let path = match path_of_wire(&e.wire, e.delimiter) {
-            Ok(p) => p,
-            Err(msg) => {
-                report.warnings.push(format!(
-                    "server folder name cannot be decoded, skipped: {msg}"
-                ));
-                continue;
-            }
-        };
-        // Outside the root (or the root itself): not part of this mirror (V0022).
-        let Some(path) = g.root.local_of(&path) else {
-            continue;
-        };
-        if !patterns.matches(&shown(&path)) {
-            continue;
-        }
-        remote_paths.push((path, e));
-    }
-    // One server name per local folder (`listing`).
-    let remote_paths =
-        crate::listing::one_per_folder(remote_paths, g.delimiter, &mut report.warnings);
-
-    // ---- state folders: their rows only. Message rows are read further down, and only for
-    // the folders that are looked at.
-    let read_only_account = account.direction == Direction::Pull;
-    let condstore = remote.has_capability("CONDSTORE") || remote.has_capability("QRESYNC");
-    let mut state_folders: Vec<(FolderPath, FolderRecord)> = Vec::new();
-    for f in db.folders()? {
-        let Some(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter)
-            .ok()
-            .and_then(|p| g.root.local_of(&p))
-        else {
-            continue;
-        };
-        if !patterns.matches(&shown(&path)) {
-            continue;
-        }
-        let ctx = g.folders.entry(path.clone()).or_default();
-        ctx.state_id = Some(f.id);
-        ctx.state_uidvalidity = f.uidvalidity.map(|u| u.get());
-        ctx.delimiter = f.delimiter;
-        ctx.rel = Some(f.local_path.clone());
-        state_folders.push((path, f));
-    }
-
-    // ---- local folders: the listing and each folder's stamp, read before anything is
-    // scanned (so a change made during the run moves the stamp past the one recorded).
-    let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
-    for p in listing.skipped {
-        report.warnings.push(format!(
-            "directory skipped (name not usable): {}",
-            p.display()
-        ));
-    }
-    let mut local_folders: Vec<(FolderPath, Folder, Option<StampReading>)> = Vec::new();
-    for lf in listing.folders {
-        if !lf.is_maildir {
-            continue;
-        }
-        let path = FolderPath(lf.name.components().to_vec());
-        if !patterns.matches(&shown(&path)) {
-            continue;
-        }
-        let folder = maildir.folder(&lf.rel)?;
-        let read_at = SystemTime::now();
-        let stamp = folder.stamp()?.map(|s| (s, read_at));
-        local_folders.push((path, folder, stamp));
-    }
-    // A folder the state records whose directory is gone was renamed or deleted locally. A
-    // rename shows as a new local folder (one no state row records) holding its files, which
-    // the planner recognises from the cheap views (one RENAME, nothing read). With no new
-    // local folder it can only be a deletion, which the planner makes only from a complete
-    // server view (a delta cannot show that the folder holds nothing else): such a folder is
-    // then read whole. (A deletion made together with a new folder waits for the next run.)
-    let local_present: BTreeSet<FolderPath> =
-        local_folders.iter().map(|(p, ..)| p.clone()).collect();
-    let new_local = local_present
-        .iter()
-        .any(|p| !state_folders.iter().any(|(s, _)| s == p));
-    let read_whole = |p: &FolderPath| !new_local && !local_present.contains(p);
-
-    // ---- folders that may need no look at all: the server status and the local stamp
-    // recorded at the end of the last complete run, with no pending change or open intent.
+    let remote_paths = names::server_folders(remote, account, &mut g, report)?;
+    let state_folders = state::state_folders(db, account, &mut g)?;
+    let local_folders = local::local_folders(maildir, db, account, report)?;
+    let presence = Presence::of(&local_folders, &state_folders);
     let intents = db.open_intents()?;
     // An empty mirror with an empty state: nothing of any folder can match anything else,
     // so each folder can be read, planned and applied alone.
-    let defer = options.defer_fresh
+    let defer_fresh = options.defer_fresh
         && state_folders.is_empty()
         && local_folders.is_empty()
         && intents.is_empty();
-    // Without CONDSTORE no STATUS can say "unchanged" (a flag change shows in none of its
-    // items), so none of these is skipped; they are read partially instead (a merge of the
-    // server's complete listing against the state, below).
-    let candidates: HashMap<FolderPath, Known> = {
-        let stamps = db.local_stamps()?;
-        let mut busy = db.folders_with_pending()?;
-        for i in &intents {
-            busy.extend(i.intent.folder);
-            busy.extend(i.intent.target_folder);
-        }
-        let local_stamps: HashMap<&FolderPath, (&RelPath, &DirStamp)> = local_folders
-            .iter()
-            .filter_map(|(p, f, s)| s.as_ref().map(|(s, _)| (p, (f.rel(), s))))
-            .collect();
-        state_folders
-            .iter()
-            .filter_map(|(path, f)| {
-                let (uv, hms) = (f.uidvalidity?, f.highestmodseq);
-                let recorded = stamps.get(&f.id)?;
-                let (rel, now) = local_stamps.get(path)?;
-                let same =
-                    !busy.contains(&f.id) && *rel == &f.local_path && **now == recorded.stamp;
-                same.then(|| {
-                    let k = Known {
-                        uidvalidity: uv.get(),
-                        uidnext: f.uidnext.map(|u| u.get()),
-                        highestmodseq: hms,
-                        bound: BTreeSet::new(),
-                        count: usize::try_from(recorded.messages).unwrap_or(usize::MAX),
-                        all_bound: true,
-                        read_only: f.read_only,
-                    };
-                    (path.clone(), k)
-                })
-            })
-            .collect()
-    };
-
-    // ---- state rows of every other folder
+    let candidates = triage::candidates(db, &intents, &state_folders, &local_folders)?;
     let mut rows = StateRows::default();
-    for (path, f) in &state_folders {
-        if !candidates.contains_key(path) {
-            rows.load(db, path, f, &mut g)?;
-        }
-    }
-    // What the state says of each folder, for the incremental paths below.
-    let mut known: HashMap<FolderPath, Known> = g
-        .input
-        .state
-        .iter()
-        .map(|f| (f.path.clone(), known_of(f, &rows.read_only)))
-        .collect();
+    let mut known = HashMap::new();
+    let not_candidate = |p: &FolderPath| !candidates.contains_key(p);
+    state::load_rows(
+        db,
+        &state_folders,
+        not_candidate,
+        &mut rows,
+        &mut known,
+        &mut g,
+    )?;
     known.extend(candidates.iter().map(|(p, k)| (p.clone(), k.clone())));
-
-    // Seed V0045: one pipelined round of STATUS (or the LIST-STATUS answer, V0044) tells which
-    // folders changed; an unchanged one costs no SELECT. Only with CONDSTORE: without HIGHESTMODSEQ a flag change made by
-    // another client shows in no STATUS item.
-    let mut unchanged: BTreeSet<FolderPath> = BTreeSet::new();
-    // Changed by flag changes alone (see [`FlagsOnlyFolder`]); only those whose local side is
-    // unchanged too are read on their own, further down.
-    let mut flags_only: BTreeSet<FolderPath> = BTreeSet::new();
     let defer_flags_only = options.defer_flags_only && !report.dry_run;
-    if condstore {
-        let asked: Vec<(&FolderPath, &crate::remote::ListEntry)> = remote_paths
-            .iter()
-            .filter(|(p, e)| {
-                !e.noselect
-                    && known
-                        .get(p)
-                        .is_some_and(|k| k.highestmodseq.is_some() && k.all_bound)
-            })
-            .map(|(p, e)| (p, e))
-            .collect();
-        if !asked.is_empty() {
-            // Seed V0044: what LIST-STATUS already returned needs no STATUS command; the
-            // rest go in one pipelined round.
-            let names: Vec<Vec<u8>> = asked
-                .iter()
-                .filter(|(_, e)| e.status.is_none())
-                .map(|(_, e)| e.wire.clone())
-                .collect();
-            let mut fetched = if names.is_empty() {
-                Vec::new()
-            } else {
-                remote.status_all(&names)?
-            }
-            .into_iter();
-            let statuses: Vec<Option<crate::remote::Status>> = asked
-                .iter()
-                .map(|(_, e)| match e.status {
-                    Some(st) => Some(st),
-                    None => fetched.next().flatten(),
-                })
-                .collect();
-            for ((path, _), st) in asked.iter().zip(statuses) {
-                let (Some(st), Some(k)) = (st, known.get(*path)) else {
-                    continue;
-                };
-                // No message arrived or left (UIDVALIDITY, UIDNEXT and MESSAGES as recorded);
-                // then either nothing changed, or only flags did (HIGHESTMODSEQ moved).
-                let same_messages = st.uidvalidity == Some(k.uidvalidity)
-                    && st.uidnext.is_some()
-                    && st.uidnext == k.uidnext
-                    && st.messages == u32::try_from(k.count).ok();
-                let both_modseqs = st.highestmodseq.is_some() && k.highestmodseq.is_some();
-                if same_messages && both_modseqs && st.highestmodseq == k.highestmodseq {
-                    unchanged.insert((*path).clone());
-                } else if same_messages && both_modseqs && defer_flags_only {
-                    flags_only.insert((*path).clone());
-                }
-            }
-        }
-    }
-
-    // Unchanged on both sides: skipped. The planner sees each as present everywhere and not
-    // examined (no server view, no files, no rows: it plans nothing for it, as for a folder
-    // whose SELECT failed), so it is never taken for deleted and the account-wide check still
-    // counts it. The rest of the candidates are read in full like any other folder.
-    let skipped: BTreeSet<FolderPath> = candidates
-        .keys()
-        .filter(|p| unchanged.contains(*p))
-        .cloned()
-        .collect();
-    // Changed on the server only: read partially (see "Partial folders" in the module docs)
-    // when the state can describe the folder's files without a listing.
-    let mut partial: HashMap<FolderPath, FolderId> = HashMap::new();
-    for (path, f) in &state_folders {
-        let selectable = remote_paths.iter().any(|(p, e)| p == path && !e.noselect);
-        if candidates.contains_key(path)
-            && !skipped.contains(path)
-            && selectable
-            && db.listing_digest(f.id)?.is_some()
-        {
-            partial.insert(path.clone(), f.id);
-        }
-    }
-    for (path, f) in &state_folders {
-        if !candidates.contains_key(path) || partial.contains_key(path) {
-            continue;
-        }
-        if skipped.contains(path) {
-            if let (Some(k), Some(uv)) = (candidates.get(path), f.uidvalidity) {
-                g.input.state.push(StateFolder {
-                    path: path.clone(),
-                    uidvalidity: UidValidity(uv.0),
-                    uidnext: f.uidnext.map(Uid),
-                    highestmodseq: k.highestmodseq.and_then(ModSeq::new),
-                    messages: Vec::new(),
-                    pending: Vec::new(),
-                    omitted: 0,
-                });
-            }
-            continue;
-        }
-        rows.load(db, path, f, &mut g)?;
-        if let Some(sf) = g.input.state.iter().find(|s| &s.path == path) {
-            known.insert(path.clone(), known_of(sf, &rows.read_only));
-        }
-    }
-    for p in &skipped {
+    let triage = Triage::decide(
+        remote,
+        db,
+        candidates,
+        &known,
+        &remote_paths,
+        &state_folders,
+        defer_flags_only,
+    )?;
+    let read_whole = |p: &FolderPath| triage.read_whole(p);
+    state::load_rows(
+        db,
+        &state_folders,
+        read_whole,
+        &mut rows,
+        &mut known,
+        &mut g,
+    )?;
+    for p in &triage.skipped {
         g.folders.entry(p.clone()).or_default().skipped = true;
     }
+    let deferred = scan_local_folders(local_folders, &triage, &rows, &mut g, report)?;
+    let (remote_paths, fresh): (Vec<_>, Vec<_>) = remote_paths
+        .into_iter()
+        .partition(|(_, e)| !defer_fresh || e.noselect);
+    fresh::defer(remote, account, fresh, &mut g)?;
+    let mut pass = ServerPass {
+        db,
+        read_only_account: account.direction == Direction::Pull,
+        triage: &triage,
+        records: state_folders.iter().map(|(p, f)| (p, f)).collect(),
+        presence: &presence,
+        known,
+        rows,
+        deferred,
+    };
+    for (path, e) in remote_paths {
+        pass.read(remote, path, e, &mut g, report)?;
+    }
+    finish_input(db, account, intents, &mut g)?;
+    Ok(g)
+}
 
-    // ---- local scans
-    let mut deferred: HashMap<FolderPath, (Folder, Option<StampReading>)> = HashMap::new();
+/// Scans the local folders read whole. A skipped folder is not scanned (the planner sees it
+/// unexamined: [`push_unexamined`]); a partial one is kept, unscanned, for its partial read:
+/// those are returned.
+fn scan_local_folders(
+    local_folders: Vec<LocalListed>,
+    triage: &Triage,
+    rows: &StateRows,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+) -> Result<HashMap<FolderPath, (Folder, Option<StampReading>)>, crate::SyncError> {
+    let mut deferred = HashMap::new();
     for (path, folder, stamp) in local_folders {
-        if skipped.contains(&path) {
-            g.input.local.push(LocalFolder {
-                path,
-                messages: Vec::new(),
-            });
+        if triage.skipped.contains(&path) {
             continue;
         }
-        if partial.contains_key(&path) {
+        if triage.partial.contains_key(&path) {
             deferred.insert(path, (folder, stamp));
             continue;
         }
-        scan_local(path, &folder, stamp, &rows, &mut g, report)?;
+        scan_local(path, &folder, stamp, rows, g, report)?;
     }
+    Ok(deferred)
+}
 
-    // ---- server contents
-    let (remote_paths, fresh): (Vec<_>, Vec<_>) = remote_paths
-        .into_iter()
-        .partition(|(_, e)| !defer || e.noselect);
-    if !fresh.is_empty() {
-        // Sizes only matter when there is work to share out over several connections: a
-        // single folder, or a single connection, costs no STATUS round.
-        let share = fresh.len() > 1 && account.connections > 1;
-        let names: Vec<Vec<u8>> = fresh
-            .iter()
-            .filter(|(_, e)| share && e.status.is_none())
-            .map(|(_, e)| e.wire.clone())
-            .collect();
-        let mut fetched = if names.is_empty() {
-            Vec::new()
-        } else {
-            remote.status_all(&names)?
-        }
-        .into_iter();
-        for (path, entry) in fresh {
-            let st = match entry.status {
-                Some(st) => Some(st),
-                None if share => fetched.next().flatten(),
-                None => None,
-            };
-            let messages = st.and_then(|s| s.messages);
-            g.fresh.push(FreshFolder {
-                path,
-                entry,
-                messages,
-            });
-        }
-        // Parents before children, as the plan would create them.
-        g.fresh.sort_by(|a, b| a.path.cmp(&b.path));
-    }
-    for (path, e) in remote_paths {
-        let ctx = g.folders.entry(path.clone()).or_default();
-        ctx.wire = Some(e.wire.clone());
-        ctx.delimiter = e.delimiter;
-        ctx.special_use = e.special_use.clone();
-        ctx.subscribed = e.subscribed;
-        let attributes = FolderAttributes {
-            noselect: e.noselect,
-            nonexistent: false,
-        };
-        if skipped.contains(&path) {
-            if let Some(k) = candidates.get(&path) {
-                ctx.read_only = read_only_account || k.read_only;
-                ctx.uidvalidity = Some(k.uidvalidity);
-            }
-            report.unchanged_folders += 1;
-            g.input.remote.push(RemoteFolder {
-                path,
-                attributes,
-                delimiter: e.delimiter,
-                mailbox: None,
-            });
-            continue;
-        }
-        let k = known.get(&path);
-        if let (Some(&id), Some(k), false) = (partial.get(&path), k, e.noselect) {
-            let (folder, stamp) = deferred
-                .remove(&path)
-                .expect("every partial folder was deferred by the local listing above");
-            if !report.dry_run {
-                follow(&mut g.watch, db, id, &folder, stamp.as_ref())?;
-            }
-            let state = state_folders
-                .iter()
-                .find(|(p, _)| *p == path)
-                .expect("a partial folder has a state row")
-                .1
-                .clone();
-            let mut one = Partial1 {
-                path: path.clone(),
-                entry: e.clone(),
-                id,
-                known: k.clone(),
-                state,
-                folder,
-                stamp,
-                ctx: FolderCtx::default(),
-            };
-            if flags_only.contains(&path) {
-                // Read, planned and applied on its own (`Gathered::flags_only`); until then
-                // the planner sees it as a skipped folder: present, and not examined.
-                one.ctx = g.folders.remove(&path).unwrap_or_default();
-                let uv = one
-                    .state
-                    .uidvalidity
-                    .expect("a partial folder has UIDVALIDITY");
-                g.input.local.push(LocalFolder {
-                    path: path.clone(),
-                    messages: Vec::new(),
-                });
-                g.input.state.push(StateFolder {
-                    path: path.clone(),
-                    uidvalidity: UidValidity(uv.0),
-                    uidnext: one.state.uidnext.map(Uid),
-                    highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
-                    messages: Vec::new(),
-                    pending: Vec::new(),
-                    omitted: 0,
-                });
-                g.input.remote.push(RemoteFolder {
-                    path,
-                    attributes,
-                    delimiter: e.delimiter,
-                    mailbox: None,
-                });
-                g.flags_only.push(FlagsOnlyFolder(one));
-                continue;
-            }
-            match read_partial(
-                remote,
-                db,
-                &one,
-                read_only_account,
-                &mut rows,
-                &mut g,
-                report,
-            )? {
-                PartialRead::Done | PartialRead::Unopened => continue,
-                PartialRead::Whole(k) => {
-                    // Read whole: the server view below, from the rows just loaded.
-                    known.insert(path.clone(), k);
-                }
-            }
-        }
-        let ctx = g.folders.entry(path.clone()).or_default();
-        let k = known.get(&path);
-        let mailbox = if e.noselect {
-            None
-        } else if let (true, Some(k), Some(since)) = (
-            unchanged.contains(&path) && !read_whole(&path),
-            k,
-            k.and_then(|k| k.highestmodseq).and_then(ModSeq::new),
-        ) {
-            // Nothing changed on the server: the view is "no changes since the state's
-            // HIGHESTMODSEQ", which the planner completes from the state (RFC 7162).
-            let ro = read_only_account || k.read_only;
-            ctx.read_only = ro;
-            ctx.uidvalidity = Some(k.uidvalidity);
-            report.unchanged_folders += 1;
-            Some(RemoteMailbox {
-                uidvalidity: UidValidity::new(k.uidvalidity),
-                uidnext: k.uidnext.and_then(Uid::new),
-                highestmodseq: k.highestmodseq.and_then(ModSeq::new),
-                // Not known without a SELECT; the default of V0037 (all), as for a server
-                // that sends none. A keyword the server refuses fails only its own STORE.
-                permanent_flags: PermanentFlags::all(),
-                read_only: ro,
-                messages: RemoteMessages::Changes {
-                    since,
-                    changed: Vec::new(),
-                    vanished: Vec::new(),
-                },
-            })
-        } else {
-            match examine_folder(
-                remote,
-                &e.wire,
-                // A dry run opens folders with EXAMINE: it changes nothing, \Recent included.
-                read_only_account || report.dry_run,
-                rows.rows.get(&path),
-                k.filter(|k| k.all_bound && k.highestmodseq.is_some())
-                    .filter(|_| !read_whole(&path)),
-            ) {
-                Ok((mut mb, uv)) => {
-                    if report.dry_run && !read_only_account {
-                        // EXAMINE shows every folder read-only with no PERMANENTFLAGS (RFC
-                        // 3501 6.3.2): plan as after a SELECT, from what the state knows.
-                        mb.read_only = k.is_some_and(|k| k.read_only);
-                        mb.permanent_flags = PermanentFlags::all();
-                    }
-                    ctx.read_only = mb.read_only;
-                    ctx.uidvalidity = uv;
-                    if mb.read_only {
-                        report.folder_mut(&shown(&path)).read_only = true;
-                    }
-                    Some(mb)
-                }
-                Err(err) if err.is_fatal() => return Err(err.into()),
-                Err(err) => {
-                    report
-                        .folder_mut(&shown(&path))
-                        .errors
-                        .push(format!("cannot open folder: {err}"));
-                    None
-                }
-            }
-        };
-        g.input.remote.push(RemoteFolder {
-            path,
-            attributes,
-            delimiter: e.delimiter,
-            mailbox,
-        });
-    }
-
-    // ---- journal
+/// The last of the views: the journal's open APPEND intents, and the server copies of new
+/// files. A file no row of its folder names, whose content hash the state binds in another
+/// folder (a mail reader's "save to folder"), may be copied there on the server instead of
+/// uploaded (`Op::CopyRemote`). The files are new, so this is one indexed lookup per new
+/// file, not per message.
+fn finish_input(
+    db: &StateDb,
+    account: &AccountSpec,
+    intents: Vec<mailfold_store::Intent>,
+    g: &mut Gathered,
+) -> Result<(), crate::SyncError> {
     let id_to_path: HashMap<FolderId, FolderPath> = g
         .folders
         .iter()
         .filter_map(|(p, c)| c.state_id.map(|id| (id, p.clone())))
         .collect();
-    for i in intents {
-        if i.intent.kind != IntentKind::Append {
-            continue;
-        }
-        let (Some(folder), Some(base)) = (
-            i.intent.folder.and_then(|f| id_to_path.get(&f)),
-            &i.intent.base,
-        ) else {
-            continue;
-        };
-        let mut content = decode_intent_detail(&i.intent.detail);
-        content.hash = i.intent.hash.map(to_plan_hash);
-        g.input.intents.push(Intent::Append {
-            id: IntentId(u64::try_from(i.id.0).unwrap_or(0)),
-            folder: folder.clone(),
-            local: LocalId::new(base.as_str()),
-            content,
-        });
-    }
-    // ---- server copies of new files: a file no row of its folder names, whose content hash
-    // the state binds in another folder (a mail reader's "save to folder"), may be copied
-    // there on the server instead of uploaded (`Op::CopyRemote`). The files are new, so this
-    // is one indexed lookup per new file, not per message.
-    if !read_only_account {
+    g.input
+        .intents
+        .extend(state::append_intents(intents, &id_to_path));
+    if account.direction != Direction::Pull {
         g.input.server_copies = server_copies(db, &g.input, &id_to_path)?;
     }
-    Ok(g)
+    Ok(())
+}
+
+/// Puts a folder left for later in the planner's views: skipped as unchanged on both sides,
+/// or deferred as changed by flag changes alone ([`FlagsOnlyFolder`]). The planner sees it
+/// present everywhere and not examined (an empty local view, a state view without rows, a
+/// server view without mailbox), which plans nothing for it, as for a folder whose SELECT
+/// failed: it is never taken for deleted, and the account-wide check still counts it.
+fn push_unexamined(
+    input: &mut SyncInput,
+    path: &FolderPath,
+    state: &FolderRecord,
+    entry: &ListEntry,
+) {
+    input.local.push(LocalFolder {
+        path: path.clone(),
+        messages: Vec::new(),
+    });
+    // Every folder left for later has UIDVALIDITY (`triage::candidates` asks for it).
+    if let Some(uv) = state.uidvalidity {
+        input.state.push(StateFolder {
+            path: path.clone(),
+            uidvalidity: UidValidity(uv.0),
+            uidnext: state.uidnext.map(Uid),
+            highestmodseq: state.highestmodseq.and_then(ModSeq::new),
+            messages: Vec::new(),
+            pending: Vec::new(),
+            omitted: 0,
+        });
+    }
+    input.remote.push(RemoteFolder {
+        path: path.clone(),
+        attributes: attributes_of(entry),
+        delimiter: entry.delimiter,
+        mailbox: None,
+    });
+}
+
+/// The planner's attributes of a listed folder (`\NonExistent` ones never get this far).
+fn attributes_of(e: &ListEntry) -> FolderAttributes {
+    FolderAttributes {
+        noselect: e.noselect,
+        nonexistent: false,
+    }
+}
+
+/// What reading the server folders needs of the steps before it.
+struct ServerPass<'a> {
+    db: &'a StateDb,
+    read_only_account: bool,
+    triage: &'a Triage,
+    /// The state's folder rows, by local path.
+    records: HashMap<&'a FolderPath, &'a FolderRecord>,
+    presence: &'a Presence,
+    /// What the state says of each folder, updated when a partial read falls back to a
+    /// whole one.
+    known: HashMap<FolderPath, Known>,
+    rows: StateRows,
+    /// The local folders kept unscanned for their partial read.
+    deferred: HashMap<FolderPath, (Folder, Option<StampReading>)>,
+}
+
+impl ServerPass<'_> {
+    /// Reads one server folder into `g`: skipped, read partially, left for later, or read
+    /// (whole or as a delta, or as unchanged by STATUS).
+    fn read(
+        &mut self,
+        remote: &mut dyn Remote,
+        path: FolderPath,
+        e: ListEntry,
+        g: &mut Gathered,
+        report: &mut SyncReport,
+    ) -> Result<(), crate::SyncError> {
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.wire = Some(e.wire.clone());
+        ctx.delimiter = e.delimiter;
+        ctx.special_use = e.special_use.clone();
+        ctx.subscribed = e.subscribed;
+        if self.triage.skipped.contains(&path) {
+            if let Some(k) = self.triage.candidates.get(&path) {
+                ctx.read_only = self.read_only_account || k.read_only;
+                ctx.uidvalidity = Some(k.uidvalidity);
+            }
+            report.unchanged_folders += 1;
+            if let Some(state) = self.records.get(&path) {
+                push_unexamined(&mut g.input, &path, state, &e);
+            }
+            return Ok(());
+        }
+        if !e.noselect && self.read_partially(remote, &path, &e, g, report)? {
+            return Ok(());
+        }
+        let mailbox = if e.noselect {
+            None
+        } else {
+            self.read_selectable(remote, &path, &e.wire, g, report)?
+        };
+        g.input.remote.push(RemoteFolder {
+            path,
+            attributes: attributes_of(&e),
+            delimiter: e.delimiter,
+            mailbox,
+        });
+        Ok(())
+    }
+
+    /// A folder changed on the server only: read partially ([`read_partial`]), or left for
+    /// later when only flags changed ([`flags_only::defer`]). `true` when the folder is done
+    /// with; `false` when it is not a partial folder or its server view is still to be read
+    /// whole (the delta or the files could not be trusted; its rows are loaded by then).
+    fn read_partially(
+        &mut self,
+        remote: &mut dyn Remote,
+        path: &FolderPath,
+        e: &ListEntry,
+        g: &mut Gathered,
+        report: &mut SyncReport,
+    ) -> Result<bool, crate::SyncError> {
+        let (Some(&id), Some(k)) = (self.triage.partial.get(path), self.known.get(path)) else {
+            return Ok(false);
+        };
+        let (folder, stamp) = self
+            .deferred
+            .remove(path)
+            .expect("every partial folder was deferred by the local listing above");
+        if !report.dry_run {
+            follow(&mut g.watch, self.db, id, &folder, stamp.as_ref())?;
+        }
+        let state = (*self
+            .records
+            .get(path)
+            .expect("a partial folder has a state row"))
+        .clone();
+        let one = Partial1 {
+            path: path.clone(),
+            entry: e.clone(),
+            id,
+            known: k.clone(),
+            state,
+            folder,
+            stamp,
+            ctx: FolderCtx::default(),
+        };
+        if self.triage.flags_only.contains(path) {
+            flags_only::defer(one, g);
+            return Ok(true);
+        }
+        let read_only_account = self.read_only_account;
+        match read_partial(
+            remote,
+            self.db,
+            &one,
+            read_only_account,
+            &mut self.rows,
+            g,
+            report,
+        )? {
+            PartialRead::Done | PartialRead::Unopened => Ok(true),
+            PartialRead::Whole(k) => {
+                self.known.insert(path.clone(), k);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The server view of a selectable folder: "no changes" when STATUS showed it unchanged
+    /// ([`server::unchanged_view`], no SELECT), else read whole or as a delta
+    /// ([`server::read_server_view`]). `None` when it could not be opened (reported).
+    fn read_selectable(
+        &self,
+        remote: &mut dyn Remote,
+        path: &FolderPath,
+        wire: &[u8],
+        g: &mut Gathered,
+        report: &mut SyncReport,
+    ) -> Result<Option<RemoteMailbox>, crate::SyncError> {
+        let ctx = g.folders.entry(path.clone()).or_default();
+        let k = self.known.get(path);
+        let whole = self.presence.read_whole(path);
+        let since = k.and_then(|k| k.highestmodseq).and_then(ModSeq::new);
+        if let (true, Some(k), Some(since)) =
+            (self.triage.unchanged.contains(path) && !whole, k, since)
+        {
+            report.unchanged_folders += 1;
+            let ro = self.read_only_account;
+            return Ok(Some(server::unchanged_view(k, since, ro, ctx)));
+        }
+        let read = WholeRead {
+            path,
+            wire,
+            read_only_account: self.read_only_account,
+            rows: self.rows.rows.get(path),
+            known: k,
+            incremental: !whole,
+        };
+        read_server_view(remote, read, ctx, report)
+    }
 }

@@ -5,10 +5,12 @@
 use mailfold_proto::core::Mailbox;
 use mailfold_store::{FolderName, MessageBase, MessageRecord};
 
+use super::Gathered;
 use crate::account::AccountSpec;
 use crate::folder_root::FolderRoot;
 use crate::plan::{FlagSet, FolderPath, LocalId};
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{ListEntry, Remote, RemoteError};
+use crate::report::SyncReport;
 
 /// The account's root: `root_folder` when configured, else the first personal namespace
 /// (seed V0022), with other users' and shared namespaces excluded either way.
@@ -55,6 +57,69 @@ pub(super) fn row_flags(r: &MessageRecord) -> FlagSet {
 /// A base from a planner id (the planner only hands back ids the gather produced).
 pub fn base_of(id: &LocalId) -> Result<MessageBase, String> {
     MessageBase::new(&id.0).map_err(|e| e.to_string())
+}
+
+/// The server folders of the mirror, by local path: `LIST` (seed V0041) screened for names
+/// whose delimiter can be used ([`crate::listing`]), INBOX added when LIST omits it (V0042),
+/// `\NonExistent` entries, names outside the root (V0022) and folders the patterns exclude
+/// left out, one server name per local folder. Sets the account's delimiter and root in `g`.
+pub(super) fn server_folders(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+) -> Result<Vec<(FolderPath, ListEntry)>, RemoteError> {
+    let mut entries = crate::listing::screen(remote.list_all()?, &mut report.warnings);
+    g.delimiter = entries
+        .iter()
+        .find(|e| e.wire == b"INBOX")
+        .or_else(|| entries.first())
+        .and_then(|e| e.delimiter);
+    g.root = folder_root(remote, account, g.delimiter)?;
+    if !entries
+        .iter()
+        .any(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
+    {
+        // Seed V0042: some servers leave INBOX out of LIST; it always exists (RFC 3501 5.1).
+        entries.push(ListEntry {
+            wire: b"INBOX".to_vec(),
+            delimiter: g.delimiter,
+            noselect: false,
+            nonexistent: false,
+            special_use: None,
+            subscribed: true,
+            status: None,
+        });
+    }
+    let mut remote_paths: Vec<(FolderPath, ListEntry)> = Vec::new();
+    for e in entries {
+        if e.nonexistent {
+            continue;
+        }
+        let path = match path_of_wire(&e.wire, e.delimiter) {
+            Ok(p) => p,
+            Err(msg) => {
+                report.warnings.push(format!(
+                    "server folder name cannot be decoded, skipped: {msg}"
+                ));
+                continue;
+            }
+        };
+        // Outside the root (or the root itself): not part of this mirror (V0022).
+        let Some(path) = g.root.local_of(&path) else {
+            continue;
+        };
+        if !account.folders.matches(&path.to_string()) {
+            continue;
+        }
+        remote_paths.push((path, e));
+    }
+    // One server name per local folder (`listing`).
+    Ok(crate::listing::one_per_folder(
+        remote_paths,
+        g.delimiter,
+        &mut report.warnings,
+    ))
 }
 
 #[cfg(test)]

@@ -6,12 +6,99 @@ use std::collections::{BTreeSet, HashMap};
 use mailfold_store::{FolderId, MessageRecord};
 
 use super::names::flagset;
-use super::Known;
+use super::state::Known;
+use super::FolderCtx;
 use crate::plan::{
-    ModSeq, PermanentFlags, RemoteMailbox, RemoteMessage, RemoteMessages, Uid, UidRange,
-    UidValidity, UnixTime,
+    FolderPath, ModSeq, PermanentFlags, RemoteMailbox, RemoteMessage, RemoteMessages, Uid,
+    UidRange, UidValidity, UnixTime,
 };
 use crate::remote::{Remote, RemoteError};
+use crate::report::SyncReport;
+
+/// A server folder to read whole or as a delta ([`read_server_view`]).
+pub(super) struct WholeRead<'a> {
+    pub(super) path: &'a FolderPath,
+    pub(super) wire: &'a [u8],
+    /// The account is pull-only: the folder is opened with EXAMINE (V0040).
+    pub(super) read_only_account: bool,
+    /// The folder's bound rows, when they were read: their UIDs need no content details.
+    pub(super) rows: Option<&'a (FolderId, u32, Vec<MessageRecord>)>,
+    /// What the state says of the folder.
+    pub(super) known: Option<&'a Known>,
+    /// A delta may stand for the folder (false when only a complete view will do, as for a
+    /// folder whose local directory is gone: [`super::local::Presence::read_whole`]).
+    pub(super) incremental: bool,
+}
+
+/// Opens a folder ([`examine_folder`]: the delta when `read.known` allows it, else the
+/// whole folder) and notes the outcome: the read-only state and UIDVALIDITY in `ctx`, a
+/// read-only folder in the report. A folder that cannot be opened is an error of that folder
+/// in the report and `None` (nothing is planned for its messages); a fatal server error is
+/// an error. A dry run opens folders with EXAMINE: it changes nothing, \Recent included.
+pub(super) fn read_server_view(
+    remote: &mut dyn Remote,
+    read: WholeRead<'_>,
+    ctx: &mut FolderCtx,
+    report: &mut SyncReport,
+) -> Result<Option<RemoteMailbox>, crate::SyncError> {
+    let incremental = read
+        .known
+        .filter(|k| k.all_bound && k.highestmodseq.is_some())
+        .filter(|_| read.incremental);
+    let examine = read.read_only_account || report.dry_run;
+    match examine_folder(remote, read.wire, examine, read.rows, incremental) {
+        Ok((mut mb, uv)) => {
+            if report.dry_run && !read.read_only_account {
+                // EXAMINE shows every folder read-only with no PERMANENTFLAGS (RFC 3501
+                // 6.3.2): plan as after a SELECT, from what the state knows.
+                mb.read_only = read.known.is_some_and(|k| k.read_only);
+                mb.permanent_flags = PermanentFlags::all();
+            }
+            ctx.read_only = mb.read_only;
+            ctx.uidvalidity = uv;
+            if mb.read_only {
+                report.folder_mut(&read.path.to_string()).read_only = true;
+            }
+            Ok(Some(mb))
+        }
+        Err(err) if err.is_fatal() => Err(err.into()),
+        Err(err) => {
+            report
+                .folder_mut(&read.path.to_string())
+                .errors
+                .push(format!("cannot open folder: {err}"));
+            Ok(None)
+        }
+    }
+}
+
+/// The server view of a folder STATUS showed unchanged (V0045), without a SELECT: "no
+/// changes since the state's HIGHESTMODSEQ", which the planner completes from the state
+/// (RFC 7162). Notes its read-only state and UIDVALIDITY in `ctx`.
+pub(super) fn unchanged_view(
+    k: &Known,
+    since: ModSeq,
+    read_only_account: bool,
+    ctx: &mut FolderCtx,
+) -> RemoteMailbox {
+    let ro = read_only_account || k.read_only;
+    ctx.read_only = ro;
+    ctx.uidvalidity = Some(k.uidvalidity);
+    RemoteMailbox {
+        uidvalidity: UidValidity::new(k.uidvalidity),
+        uidnext: k.uidnext.and_then(Uid::new),
+        highestmodseq: k.highestmodseq.and_then(ModSeq::new),
+        // Not known without a SELECT; the default of V0037 (all), as for a server that sends
+        // none. A keyword the server refuses fails only its own STORE.
+        permanent_flags: PermanentFlags::all(),
+        read_only: ro,
+        messages: RemoteMessages::Changes {
+            since,
+            changed: Vec::new(),
+            vanished: Vec::new(),
+        },
+    }
+}
 
 /// Server messages with their content details fetched for the UIDs the state does not know.
 pub(super) fn with_details(

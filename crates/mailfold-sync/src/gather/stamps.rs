@@ -119,6 +119,9 @@ pub fn record_stamps_with(
 /// (its rows were compared one by one, so the digest becomes known).
 type ToRecord = (FolderId, DirStamp, bool);
 
+/// A folder whose directories are checked again at the end of the run ([`verify`]).
+type ToVerify = (FolderId, Folder);
+
 /// The folders [`record_stamps`] considers, in two lists: those untouched during the run (the
 /// stamp read before their scan is settled and still shown), ready to record; and those
 /// whose directories are to be checked again ([`verify_all`]).
@@ -127,7 +130,7 @@ fn considered_folders(
     maildir: &Maildir,
     g: &Gathered,
     report: &SyncReport,
-) -> Result<(Vec<ToRecord>, Vec<(FolderId, Folder)>), crate::SyncError> {
+) -> Result<(Vec<ToRecord>, Vec<ToVerify>), crate::SyncError> {
     let rows: HashMap<FolderId, FolderRecord> =
         db.folders()?.into_iter().map(|f| (f.id, f)).collect();
     let by_path: HashMap<FolderPath, FolderId> = rows
@@ -192,7 +195,7 @@ fn considered_folders(
 /// ([`wait_for_next_tick`]). Returns the stamps that can be recorded.
 fn verify_all(
     db: &StateDb,
-    to_verify: Vec<(FolderId, Folder)>,
+    to_verify: Vec<ToVerify>,
     watch: &ListingWatch,
     during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Result<Vec<ToRecord>, crate::SyncError> {

@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use mailfold_store::{FolderId, FolderRecord, MessageRecord, PendingKind, StateDb, StateRead};
+use mailfold_store::{
+    FolderId, FolderRecord, IntentKind, MessageRecord, PendingKind, StateDb, StateRead,
+};
 
-use super::names::row_flags;
+use super::names::{path_of_wire, row_flags};
 use super::Gathered;
+use crate::account::AccountSpec;
 use crate::plan::{
-    Content, ContentHash, FolderPath, LocalId, ModSeq, PendingKey, ServerCopy, StateFolder,
-    StateMessage, SyncInput, Uid, UidValidity, UnixTime,
+    Content, ContentHash, FolderPath, Intent, IntentId, LocalId, ModSeq, PendingKey, ServerCopy,
+    StateFolder, StateMessage, SyncInput, Uid, UidValidity, UnixTime,
 };
 
 pub(super) fn to_plan_hash(h: mailfold_store::ContentHash) -> ContentHash {
@@ -182,6 +185,89 @@ pub(super) fn decode_intent_detail(s: &str) -> Content {
         }
     }
     c
+}
+
+/// The state's folder rows of the mirror (under the root, matching the patterns), by local
+/// path, with their ids, UIDVALIDITY, delimiter and directory noted in `g`. Their message
+/// rows are read later, and only for the folders that are looked at ([`load_rows`]).
+pub(super) fn state_folders(
+    db: &StateDb,
+    account: &AccountSpec,
+    g: &mut Gathered,
+) -> Result<Vec<(FolderPath, FolderRecord)>, crate::SyncError> {
+    let mut state_folders = Vec::new();
+    for f in db.folders()? {
+        let Some(path) = path_of_wire(f.wire_name.as_bytes(), f.delimiter)
+            .ok()
+            .and_then(|p| g.root.local_of(&p))
+        else {
+            continue;
+        };
+        if !account.folders.matches(&path.to_string()) {
+            continue;
+        }
+        let ctx = g.folders.entry(path.clone()).or_default();
+        ctx.state_id = Some(f.id);
+        ctx.state_uidvalidity = f.uidvalidity.map(|u| u.get());
+        ctx.delimiter = f.delimiter;
+        ctx.rel = Some(f.local_path.clone());
+        state_folders.push((path, f));
+    }
+    Ok(state_folders)
+}
+
+/// Reads the rows of the folders of `state_folders` that `wanted` selects
+/// ([`StateRows::load`]) and notes in `known` what the state says of each, for the
+/// incremental paths.
+pub(super) fn load_rows(
+    db: &StateDb,
+    state_folders: &[(FolderPath, FolderRecord)],
+    wanted: impl Fn(&FolderPath) -> bool,
+    rows: &mut StateRows,
+    known: &mut HashMap<FolderPath, Known>,
+    g: &mut Gathered,
+) -> Result<(), crate::SyncError> {
+    for (path, f) in state_folders {
+        if !wanted(path) {
+            continue;
+        }
+        rows.load(db, path, f, g)?;
+        // `load` ends with the folder's state view, when it has one (UIDVALIDITY).
+        if let Some(sf) = g.input.state.last().filter(|s| &s.path == path) {
+            known.insert(path.clone(), known_of(sf, &rows.read_only));
+        }
+    }
+    Ok(())
+}
+
+/// The journal's open APPEND intents as the planner takes them: an upload that may have
+/// reached the server before a crash, recognised by what was sent
+/// ([`encode_intent_detail`]) and the content hash.
+pub(super) fn append_intents(
+    intents: Vec<mailfold_store::Intent>,
+    id_to_path: &HashMap<FolderId, FolderPath>,
+) -> Vec<Intent> {
+    let mut out = Vec::new();
+    for i in intents {
+        if i.intent.kind != IntentKind::Append {
+            continue;
+        }
+        let (Some(folder), Some(base)) = (
+            i.intent.folder.and_then(|f| id_to_path.get(&f)),
+            &i.intent.base,
+        ) else {
+            continue;
+        };
+        let mut content = decode_intent_detail(&i.intent.detail);
+        content.hash = i.intent.hash.map(to_plan_hash);
+        out.push(Intent::Append {
+            id: IntentId(u64::try_from(i.id.0).unwrap_or(0)),
+            folder: folder.clone(),
+            local: LocalId::new(base.as_str()),
+            content,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
