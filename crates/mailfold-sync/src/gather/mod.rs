@@ -61,7 +61,7 @@
 //!
 //! A folder whose stamp is the recorded one (nothing changed locally) but whose server
 //! status moved (or any such folder, on a server without CONDSTORE, where STATUS cannot
-//! tell) is read *partially* ([`examine_partial`]): the CONDSTORE/QRESYNC delta since the
+//! tell) is read *partially* (`partial::examine_partial`): the CONDSTORE/QRESYNC delta since the
 //! recorded HIGHESTMODSEQ — or, without CONDSTORE, the complete flag listing merged against
 //! the rows streamed in UID order — gives the UIDs that changed, appeared or vanished; only
 //! those rows are read (by UID), and only their files are looked up, by the name a complete
@@ -81,6 +81,14 @@
 //! Folder rows with a UIDVALIDITY, their message rows and pending marks; open journal
 //! intents. Folders outside the account's patterns are left out of all three views, so an
 //! excluded folder never looks deleted.
+//!
+//! # Layout
+//!
+//! [`gather_with`] runs the steps in the order above; each seam is a submodule: `names`
+//! (LIST, the root, wire names), `state` (the state view), `local` (the local view),
+//! `triage` (which folders are skipped, read partially or read whole), `server` (whole reads
+//! and deltas), `partial`, `fresh` and `flags_only` (folders read on their own), `stamps`
+//! (the stamps recorded at the end of a run) and `narrow` ([`gather_folders`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -249,9 +257,9 @@ pub fn gather(
 }
 
 /// [`gather`] with options. Each step below is one part of the module docs, in the order
-/// that lets an unchanged folder cost nothing: the cheap views first (LIST, the state's
-/// folder rows, the local listing with its stamps), then which folders need what reading,
-/// and only then the message rows, the scans and the SELECTs.
+/// that lets an unchanged folder cost nothing: the cheap views first ([`Listed`]), then which
+/// folders need what reading ([`Triage`]), and only then the message rows, the scans and the
+/// SELECTs.
 pub fn gather_with(
     remote: &mut dyn Remote,
     account: &AccountSpec,
@@ -261,54 +269,14 @@ pub fn gather_with(
     options: GatherOptions,
 ) -> Result<Gathered, crate::SyncError> {
     let mut g = Gathered::default();
-    let remote_paths = names::server_folders(remote, account, &mut g, report)?;
-    let state_folders = state::state_folders(db, account, &mut g)?;
-    let local_folders = local::local_folders(maildir, db, account, report)?;
-    let presence = Presence::of(&local_folders, &state_folders);
-    let intents = db.open_intents()?;
-    // An empty mirror with an empty state: nothing of any folder can match anything else,
-    // so each folder can be read, planned and applied alone.
-    let defer_fresh = options.defer_fresh
-        && state_folders.is_empty()
-        && local_folders.is_empty()
-        && intents.is_empty();
-    let candidates = triage::candidates(db, &intents, &state_folders, &local_folders)?;
-    let mut rows = StateRows::default();
-    let mut known = HashMap::new();
-    let not_candidate = |p: &FolderPath| !candidates.contains_key(p);
-    state::load_rows(
-        db,
-        &state_folders,
-        not_candidate,
-        &mut rows,
-        &mut known,
-        &mut g,
-    )?;
-    known.extend(candidates.iter().map(|(p, k)| (p.clone(), k.clone())));
+    let listed = Listed::read(remote, account, maildir, db, &mut g, report)?;
+    let defer_fresh = options.defer_fresh && listed.mirror_is_empty();
     let defer_flags_only = options.defer_flags_only && !report.dry_run;
-    let triage = Triage::decide(
-        remote,
-        db,
-        candidates,
-        &known,
-        &remote_paths,
-        &state_folders,
-        defer_flags_only,
-    )?;
-    let read_whole = |p: &FolderPath| triage.read_whole(p);
-    state::load_rows(
-        db,
-        &state_folders,
-        read_whole,
-        &mut rows,
-        &mut known,
-        &mut g,
-    )?;
-    for p in &triage.skipped {
-        g.folders.entry(p.clone()).or_default().skipped = true;
-    }
-    let deferred = scan_local_folders(local_folders, &triage, &rows, &mut g, report)?;
-    let (remote_paths, fresh): (Vec<_>, Vec<_>) = remote_paths
+    let (triage, rows, known) = decide(remote, db, &listed, defer_flags_only, &mut g)?;
+    let presence = Presence::of(&listed.local, &listed.state);
+    let deferred = scan_local_folders(listed.local, &triage, &rows, &mut g, report)?;
+    let (remote_paths, fresh): (Vec<_>, Vec<_>) = listed
+        .remote
         .into_iter()
         .partition(|(_, e)| !defer_fresh || e.noselect);
     fresh::defer(remote, account, fresh, &mut g)?;
@@ -316,7 +284,7 @@ pub fn gather_with(
         db,
         read_only_account: account.direction == Direction::Pull,
         triage: &triage,
-        records: state_folders.iter().map(|(p, f)| (p, f)).collect(),
+        records: listed.state.iter().map(|(p, f)| (p, f)).collect(),
         presence: &presence,
         known,
         rows,
@@ -325,8 +293,81 @@ pub fn gather_with(
     for (path, e) in remote_paths {
         pass.read(remote, path, e, &mut g, report)?;
     }
-    finish_input(db, account, intents, &mut g)?;
+    finish_input(db, account, listed.intents, &mut g)?;
     Ok(g)
+}
+
+/// The cheap views, read before anything else: nothing here reads a message row, scans a
+/// folder or selects one.
+struct Listed {
+    /// The server folders of the mirror ([`names::server_folders`]).
+    remote: Vec<(FolderPath, ListEntry)>,
+    /// The state's folder rows ([`state::state_folders`]).
+    state: Vec<(FolderPath, FolderRecord)>,
+    /// The local folders with their stamps ([`local::local_folders`]).
+    local: Vec<LocalListed>,
+    /// The journal's open intents.
+    intents: Vec<mailfold_store::Intent>,
+}
+
+impl Listed {
+    /// LIST, the state's folder rows, the local listing with each folder's stamp (read before
+    /// anything is scanned), the open intents.
+    fn read(
+        remote: &mut dyn Remote,
+        account: &AccountSpec,
+        maildir: &Maildir,
+        db: &StateDb,
+        g: &mut Gathered,
+        report: &mut SyncReport,
+    ) -> Result<Self, crate::SyncError> {
+        Ok(Listed {
+            remote: names::server_folders(remote, account, g, report)?,
+            state: state::state_folders(db, account, g)?,
+            local: local::local_folders(maildir, db, account, report)?,
+            intents: db.open_intents()?,
+        })
+    }
+
+    /// An empty mirror with an empty state: nothing of any folder can match anything else,
+    /// so each folder can be read, planned and applied alone ([`Gathered::fresh`]).
+    fn mirror_is_empty(&self) -> bool {
+        self.state.is_empty() && self.local.is_empty() && self.intents.is_empty()
+    }
+}
+
+/// Which folders need what reading ([`Triage`]), with the message rows of the folders read
+/// whole: those of every folder that is not a candidate first (the STATUS round asks about
+/// them too), then, once the round has answered, those of the candidates read whole after
+/// all. Marks the skipped folders in `g`.
+fn decide(
+    remote: &mut dyn Remote,
+    db: &StateDb,
+    listed: &Listed,
+    defer_flags_only: bool,
+    g: &mut Gathered,
+) -> Result<(Triage, StateRows, HashMap<FolderPath, Known>), crate::SyncError> {
+    let candidates = triage::candidates(db, &listed.intents, &listed.state, &listed.local)?;
+    let mut rows = StateRows::default();
+    let mut known = HashMap::new();
+    let not_candidate = |p: &FolderPath| !candidates.contains_key(p);
+    state::load_rows(db, &listed.state, not_candidate, &mut rows, &mut known, g)?;
+    known.extend(candidates.iter().map(|(p, k)| (p.clone(), k.clone())));
+    let triage = Triage::decide(
+        remote,
+        db,
+        candidates,
+        &known,
+        &listed.remote,
+        &listed.state,
+        defer_flags_only,
+    )?;
+    let read_whole = |p: &FolderPath| triage.read_whole(p);
+    state::load_rows(db, &listed.state, read_whole, &mut rows, &mut known, g)?;
+    for p in &triage.skipped {
+        g.folders.entry(p.clone()).or_default().skipped = true;
+    }
+    Ok((triage, rows, known))
 }
 
 /// Scans the local folders read whole. A skipped folder is not scanned (the planner sees it

@@ -64,60 +64,8 @@ pub(super) fn read_partial(
     };
     let examine = read_only_account || report.dry_run;
     match examine_partial(remote, &one.entry.wire, examine, k, db, one.id, folder) {
-        Ok(Partial::View(mut view)) => {
-            if report.dry_run && !read_only_account {
-                // As for a complete read in a dry run (EXAMINE): plan as after a
-                // SELECT, from what the state knows.
-                view.mailbox.read_only = k.read_only;
-                view.mailbox.permanent_flags = PermanentFlags::all();
-            }
-            let ctx = g.folders.entry(path.clone()).or_default();
-            ctx.read_only = view.mailbox.read_only;
-            ctx.uidvalidity = view.uidvalidity;
-            ctx.rel = Some(folder.rel().clone());
-            ctx.stamp = one.stamp;
-            ctx.partial = true;
-            if view.mailbox.read_only {
-                report.folder_mut(&shown).read_only = true;
-            }
-            let mut messages = Vec::with_capacity(view.files.len());
-            for (entry, row) in view.files.into_iter().zip(&view.rows) {
-                match describe_local(folder, &entry, Some(row)) {
-                    Ok(m) => messages.push(m),
-                    Err(err) => report.folder_mut(&shown).warnings.push(format!(
-                        "{}: cannot read ({err}); left alone",
-                        entry.path.display()
-                    )),
-                }
-                ctx.files.insert(entry.base.as_str().to_owned(), entry);
-            }
-            g.input.local.push(LocalFolder {
-                path: path.clone(),
-                messages,
-            });
-            let uv = one
-                .state
-                .uidvalidity
-                .expect("a partial folder has UIDVALIDITY");
-            g.input.state.push(StateFolder {
-                path: path.clone(),
-                uidvalidity: UidValidity(uv.0),
-                uidnext: one.state.uidnext.map(Uid),
-                highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
-                omitted: k.count.saturating_sub(view.rows.len()),
-                messages: view
-                    .rows
-                    .iter()
-                    .map(|r| state_message(Some(r.uid), r))
-                    .collect(),
-                pending: Vec::new(),
-            });
-            g.input.remote.push(RemoteFolder {
-                path: path.clone(),
-                attributes,
-                delimiter: one.entry.delimiter,
-                mailbox: Some(view.mailbox),
-            });
+        Ok(Partial::View(view)) => {
+            take_view(one, view, read_only_account, g, report);
             Ok(PartialRead::Done)
         }
         Ok(Partial::Complete) => {
@@ -150,6 +98,76 @@ pub(super) fn read_partial(
         }
         Err(err) => Err(err),
     }
+}
+
+/// Puts a partial read's three views in `g`: the delta as the server view, the rows it names
+/// as the state view (the rest counted as omitted), and those rows' files as the local view,
+/// described from the rows; the folder's context records the read.
+fn take_view(
+    one: &Partial1,
+    mut view: PartialView,
+    read_only_account: bool,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+) {
+    let (path, k, folder) = (&one.path, &one.known, &one.folder);
+    let shown = path.to_string();
+    if report.dry_run && !read_only_account {
+        // As for a complete read in a dry run (EXAMINE): plan as after a
+        // SELECT, from what the state knows.
+        view.mailbox.read_only = k.read_only;
+        view.mailbox.permanent_flags = PermanentFlags::all();
+    }
+    let ctx = g.folders.entry(path.clone()).or_default();
+    ctx.read_only = view.mailbox.read_only;
+    ctx.uidvalidity = view.uidvalidity;
+    ctx.rel = Some(folder.rel().clone());
+    ctx.stamp = one.stamp;
+    ctx.partial = true;
+    if view.mailbox.read_only {
+        report.folder_mut(&shown).read_only = true;
+    }
+    let mut messages = Vec::with_capacity(view.files.len());
+    for (entry, row) in view.files.into_iter().zip(&view.rows) {
+        match describe_local(folder, &entry, Some(row)) {
+            Ok(m) => messages.push(m),
+            Err(err) => report.folder_mut(&shown).warnings.push(format!(
+                "{}: cannot read ({err}); left alone",
+                entry.path.display()
+            )),
+        }
+        ctx.files.insert(entry.base.as_str().to_owned(), entry);
+    }
+    g.input.local.push(LocalFolder {
+        path: path.clone(),
+        messages,
+    });
+    let uv = one
+        .state
+        .uidvalidity
+        .expect("a partial folder has UIDVALIDITY");
+    g.input.state.push(StateFolder {
+        path: path.clone(),
+        uidvalidity: UidValidity(uv.0),
+        uidnext: one.state.uidnext.map(Uid),
+        highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
+        omitted: k.count.saturating_sub(view.rows.len()),
+        messages: view
+            .rows
+            .iter()
+            .map(|r| state_message(Some(r.uid), r))
+            .collect(),
+        pending: Vec::new(),
+    });
+    g.input.remote.push(RemoteFolder {
+        path: path.clone(),
+        attributes: FolderAttributes {
+            noselect: false,
+            nonexistent: false,
+        },
+        delimiter: one.entry.delimiter,
+        mailbox: Some(view.mailbox),
+    });
 }
 
 /// What [`examine_partial`] found.
