@@ -1,6 +1,7 @@
 //! From the configuration file to what the libraries need: which account a command means,
-//! the sync engine's [`AccountSpec`], for a sync, a change or a command's own session. Secrets are fetched here, by running the account's command
-//! ([`crate::credential`]), only when a command is about to use the server.
+//! the sync engine's [`AccountSpec`], for a sync, a change or a command's own session.
+//! Secrets are fetched here, by running the account's command ([`crate::credential`]), only
+//! when a command is about to use the server.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

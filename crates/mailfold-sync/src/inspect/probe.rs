@@ -70,7 +70,7 @@ pub struct ProbeReport {
     pub capabilities_before_login: Option<Vec<String>>,
     /// SASL mechanisms offered (`AUTH=`), in the server's order.
     pub mechanisms_offered: Vec<String>,
-    /// The login; `null` when probing `--host` without an account.
+    /// The login; `null` when the probe did not log in (`--host` without an account).
     pub login: Option<LoginReport>,
     /// Capabilities after login.
     pub capabilities_after_login: Option<Vec<String>>,
