@@ -36,6 +36,7 @@ pub mod changes;
 pub mod error;
 pub mod folder_root;
 pub mod gather;
+pub mod inspect;
 pub mod listing;
 pub use mailfold_plan as plan;
 pub mod parallel;
@@ -49,7 +50,7 @@ pub use account::{
     AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, SyncOptions, TlsMode,
 };
 pub use error::SyncError;
-pub use mailfold_sasl::Secret;
+pub use mailfold_sasl::{MechanismName, Secret};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use remote::Remote;
 pub use remote_imap::NetRemote;

@@ -1,16 +1,16 @@
 //! From the configuration file to what the libraries need: which account a command means,
-//! the sync engine's [`AccountSpec`], and the network driver's connection settings and
-//! credentials. Secrets are fetched here, by running the account's command
-//! ([`crate::credential`]), only when a command is about to use the server.
+//! the sync engine's [`AccountSpec`], for a sync, a change or a command's own session.
+//! Secrets are fetched here, by running the account's command ([`crate::credential`]), only
+//! when a command is about to use the server.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use mailfold_net::{ConnectConfig, Security, TlsOptions};
-use mailfold_sasl::{Credentials, MechanismName, Policy};
 use mailfold_sync::account::TimeLimits;
-use mailfold_sync::{AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, TlsMode};
+use mailfold_sync::{
+    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, MechanismName, TlsMode,
+};
 
 use crate::config::{self, Account, Config, SyncDirection};
 use crate::credential::run_secret_command;
@@ -114,7 +114,7 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     if acct.tunnel.is_some() {
         // A tunnel session must be pre-authenticated (mailfold-net refuses one that is not),
         // so no secret is ever sent: the empty password is never used.
-        return Ok(AccountSecret::Password(mailfold_sasl::Secret::new(
+        return Ok(AccountSecret::Password(mailfold_sync::Secret::new(
             String::new(),
         )));
     }
@@ -176,7 +176,7 @@ pub fn change_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         acct.host.clone(),
         acct.user.clone(),
         // Never sent: the session is already open.
-        mailfold_sasl::Secret::new(String::new()),
+        mailfold_sync::Secret::new(String::new()),
         acct.local.clone(),
         state_path(name, acct)?,
     );
@@ -244,47 +244,43 @@ pub fn unsupported_sync_keys(_acct: &Account) -> Vec<&'static str> {
 /// The connect timeout of the commands a user waits on, when `connect_timeout` is unset.
 pub const INTERACTIVE_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Connection settings for the network driver, with the account's time limits.
-pub fn connect_config(acct: &Account) -> anyhow::Result<ConnectConfig> {
-    let mut cfg = ConnectConfig::new(acct.host.clone());
-    cfg.port = Some(acct.effective_port());
-    cfg.security = match acct.tls {
-        config::TlsMode::Implicit => Security::ImplicitTls,
-        config::TlsMode::Starttls => Security::StartTls,
-        config::TlsMode::None => Security::Plaintext,
-    };
-    cfg.tls = TlsOptions {
-        ca_file: acct.ca_file.clone(),
-        dangerously_accept_invalid_certs: acct.dangerously_accept_invalid_certs,
-    };
-    cfg.tunnel = acct.tunnel.clone();
-    // A command-line user waits for the answer: unless the account says otherwise, fail fast
-    // when the server is away, so the change is queued instead of hanging.
-    time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT).apply(&mut cfg);
-    Ok(cfg)
+/// The account as a session a command opens itself needs it (runs the password command):
+/// the server, the secret and the SASL policy that goes with it (an anonymous account gets
+/// the ANONYMOUS-only policy with its trace string, V0029), and the account's time limits.
+pub fn session_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
+    let secret = secret(name, acct).with_context(|| format!("account {name}"))?;
+    let mut spec = server_spec(name, acct)?;
+    spec.secret = secret;
+    Ok(spec)
 }
 
-/// Credentials and the policy that goes with them (runs the password command). An
-/// anonymous account gets the ANONYMOUS-only policy with its trace string (V0029).
-pub fn credentials(name: &str, acct: &Account) -> anyhow::Result<(Credentials, Policy)> {
-    let (mut policy, creds) = match secret(name, acct).with_context(|| format!("account {name}"))? {
-        AccountSecret::Password(s) => (
-            Policy::password(),
-            Credentials::password(acct.user.clone(), s.expose()),
-        ),
-        AccountSecret::OAuthToken(s) => (
-            Policy::oauth_token(),
-            Credentials::bearer_token(acct.user.clone(), s.expose()),
-        ),
-        AccountSecret::Anonymous { trace } => (Policy::anonymous(), Credentials::anonymous(trace)),
+/// [`session_spec`] without the secret: how to reach and log in to the server. The Maildir
+/// and state paths are not set: a command's own session opens neither through it.
+fn server_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
+    let mut spec = AccountSpec::new(
+        name,
+        acct.host.clone(),
+        acct.user.clone(),
+        mailfold_sync::Secret::new(String::new()),
+        PathBuf::new(),
+        PathBuf::new(),
+    );
+    spec.port = acct.effective_port();
+    spec.tls = match acct.tls {
+        config::TlsMode::Implicit => TlsMode::Implicit,
+        config::TlsMode::Starttls => TlsMode::StartTls,
+        config::TlsMode::None => TlsMode::None,
     };
-    policy.order = mechanisms(name, acct)?;
-    policy.allow_plaintext_password = acct.allow_plaintext_password;
-    let creds = match secret_origin(name, acct) {
-        Some(o) => creds.with_origin(o),
-        None => creds,
-    };
-    Ok((creds, policy))
+    spec.ca_file = acct.ca_file.clone();
+    spec.dangerously_accept_invalid_certs = acct.dangerously_accept_invalid_certs;
+    spec.tunnel = acct.tunnel.clone();
+    // A command-line user waits for the answer: unless the account says otherwise, fail fast
+    // when the server is away, so the change is queued instead of hanging.
+    spec.limits = time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT);
+    spec.mechanisms = mechanisms(name, acct)?;
+    spec.allow_plaintext_password = acct.allow_plaintext_password;
+    spec.secret_origin = secret_origin(name, acct);
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -305,7 +301,7 @@ mod tests {
         let a = account("");
         let d = TimeLimits::default();
         assert_eq!(time_limits(&a, d.connect_timeout), d);
-        let cfg = connect_config(&a).unwrap();
+        let (cfg, _) = mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap());
         assert_eq!(cfg.connect_timeout, INTERACTIVE_CONNECT_TIMEOUT);
         assert_eq!(cfg.engine.command_timeout, d.command_timeout);
         assert_eq!(cfg.engine.command_budget, d.command_budget);
@@ -317,7 +313,7 @@ mod tests {
         let a = account(
             "connect_timeout = 7\ncommand_timeout = 3\ncommand_budget = 6\nmin_rate = 4096\n",
         );
-        let cfg = connect_config(&a).unwrap();
+        let (cfg, _) = mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap());
         assert_eq!(cfg.connect_timeout, Duration::from_secs(7));
         assert_eq!(cfg.engine.command_timeout, Duration::from_secs(3));
         assert_eq!(cfg.engine.command_budget, Duration::from_secs(6));

@@ -24,7 +24,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use mailfold_sasl::Secret;
+use mailfold_sync::Secret;
 
 use crate::config::CommandSpec;
 use crate::exit::ServerError;

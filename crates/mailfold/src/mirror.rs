@@ -28,8 +28,6 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use mailfold_net::Session;
-use mailfold_proto::core::Mailbox;
 use mailfold_store::{
     AliasRegistry, Folder, FolderName, FolderRecord, Maildir, MaildirOptions, MemoryAliases,
     MessageBase, MessageEntry, MessageRecord, RelPath, StateDb, StateRead, Uid,
@@ -136,28 +134,6 @@ fn root_of(acct: &Account, maildir: &Maildir, db: Option<&StateDb>) -> FolderRoo
         }
     }
     FolderRoot::default()
-}
-
-/// The root the sync would use for this account on this session: `root_folder`, else the
-/// first personal namespace (RFC 2342), with foreign namespaces excluded (seed V0022). A
-/// server without NAMESPACE, or one that refuses it, has the whole account as its root.
-pub async fn server_root(
-    session: &mut Session,
-    acct: &Account,
-    delimiter: Option<char>,
-) -> FolderRoot {
-    let ns = if session.capabilities().is_some_and(|c| c.has("NAMESPACE")) {
-        match session.namespace().await {
-            Ok(data) => mailfold_sync::remote_imap::namespace_info(&data),
-            Err(e) => {
-                tracing::info!("NAMESPACE: {e}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    mailfold_sync::account::folder_root(acct.root_folder.as_deref(), ns.as_ref(), delimiter)
 }
 
 impl Mirror {
@@ -275,7 +251,7 @@ impl Mirror {
         &self,
         name: &FolderName,
         delimiter: Option<char>,
-    ) -> anyhow::Result<Mailbox> {
+    ) -> anyhow::Result<Vec<u8>> {
         let path = self.root.server_of(&FolderPath(name.components().to_vec()));
         let full = FolderName::new(path.0).map_err(|e| crate::exit::usage(e.to_string()))?;
         wire_name(&full, delimiter)
@@ -287,9 +263,9 @@ impl Mirror {
         &self,
         f: &FolderRef,
         delimiter: Option<char>,
-    ) -> anyhow::Result<Mailbox> {
+    ) -> anyhow::Result<Vec<u8>> {
         match &f.state {
-            Some(r) => Ok(Mailbox::from_wire(r.wire_name.as_bytes().to_vec())),
+            Some(r) => Ok(r.wire_name.as_bytes().to_vec()),
             None => self.server_mailbox(&f.name, delimiter),
         }
     }
@@ -447,11 +423,11 @@ impl AliasRegistry for DbAliases<'_> {
 /// The wire name of a full server folder name (modified UTF-7, server delimiter); a
 /// component holding the delimiter is refused (seed V0020). Local names go through
 /// [`Mirror::server_mailbox`], which puts the root in front.
-pub fn wire_name(name: &FolderName, delimiter: Option<char>) -> anyhow::Result<Mailbox> {
+pub fn wire_name(name: &FolderName, delimiter: Option<char>) -> anyhow::Result<Vec<u8>> {
     let joined = name
         .join(delimiter)
         .map_err(|e| crate::exit::usage(e.to_string()))?;
-    Ok(Mailbox::from_utf8(&joined))
+    Ok(mailfold_sync::inspect::wire_name(&joined))
 }
 
 /// Reads the head of a message file (up to the blank line, at most [`HEADER_LIMIT`]).

@@ -1,5 +1,6 @@
-//! Talking to the live server from a command: one tokio runtime per command, one session over
-//! `mailfold-net`, and the rules for what the user sees of the server.
+//! Talking to the live server from a command: one tokio runtime per command, one session
+//! opened through the sync engine ([`ServerSession`]), and the rules for what the user sees of
+//! the server.
 //!
 //! * `[ALERT]` text always reaches the user, on stderr, marked as coming from the server
 //!   (seed V0063; RFC 3501 7.1 says the client MUST present it).
@@ -12,8 +13,7 @@
 
 use std::future::Future;
 
-use mailfold_net::{Error as NetError, Notification, Session};
-use mailfold_proto::engine::Event;
+use mailfold_sync::inspect::{Notice, ServerSession, SessionError};
 use mailfold_sync::{NetRemote, Remote};
 
 use crate::account;
@@ -41,18 +41,15 @@ pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
 }
 
 /// Connects and logs in to the account's server.
-pub async fn connect(name: &str, acct: &Account) -> Result<Session, Connect> {
-    let cfg = account::connect_config(acct).map_err(Connect::Failed)?;
-    let (creds, policy) = account::credentials(name, acct).map_err(Connect::Failed)?;
-    let mut cfg = cfg;
-    cfg.auth_policy = policy;
-    tracing::info!(host = %cfg.host, port = cfg.port(), "connecting");
-    match Session::connect(&cfg, Some(&creds)).await {
+pub async fn connect(name: &str, acct: &Account) -> Result<ServerSession, Connect> {
+    let spec = account::session_spec(name, acct).map_err(Connect::Failed)?;
+    tracing::info!(host = %spec.host, port = spec.port, "connecting");
+    match ServerSession::connect(&spec).await {
         Ok(mut s) => {
             show_notifications(&mut s, &acct.host);
             Ok(s)
         }
-        Err(e) if is_unreachable(&e) => Err(Connect::Unreachable(crate::exit::with_subject(
+        Err(e) if e.is_unreachable() => Err(Connect::Unreachable(crate::exit::with_subject(
             &format!("{}:{}", acct.host, acct.effective_port()),
             &e.to_string(),
         ))),
@@ -60,15 +57,10 @@ pub async fn connect(name: &str, acct: &Account) -> Result<Session, Connect> {
     }
 }
 
-/// True when the error means "nobody answered", as opposed to "the server said no".
-pub fn is_unreachable(e: &NetError) -> bool {
-    matches!(e, NetError::Io(..) | NetError::Timeout(_))
-}
-
 /// An error from the session as an `anyhow::Error` with the right exit status: a refused
 /// command is an ordinary failure (status 1) with the server's text (seed V0019); anything
 /// that ends the session is a server error (status 3) with its text, BYE included (V0064).
-pub fn server_error(host: &str, e: NetError) -> anyhow::Error {
+pub fn server_error(host: &str, e: SessionError) -> anyhow::Error {
     let msg = crate::exit::with_subject(host, &e.to_string());
     if e.is_fatal() {
         anyhow::Error::new(ServerError(msg))
@@ -79,15 +71,16 @@ pub fn server_error(host: &str, e: NetError) -> anyhow::Error {
 
 /// Prints what the server said on its own that the user must see: ALERT text (V0063), and a
 /// BYE (V0064) as soon as it arrives.
-pub fn show_notifications(session: &mut Session, host: &str) {
-    for n in session.take_notifications() {
+pub fn show_notifications(session: &mut ServerSession, host: &str) {
+    for n in session.take_notices() {
         show_notification(&n, host);
     }
 }
 
-fn show_notification(n: &Notification, host: &str) {
+/// Prints one thing the server said on its own (see [`show_notifications`]).
+pub fn show_notification(n: &Notice, host: &str) {
     match n {
-        Event::Alert { text, encrypted } => {
+        Notice::Alert { text, encrypted } => {
             let how = if *encrypted {
                 ""
             } else {
@@ -98,19 +91,19 @@ fn show_notification(n: &Notification, host: &str) {
                 term::line(text)
             );
         }
-        Event::Bye { text } => {
+        Notice::Bye { text } => {
             eprintln!(
                 "mailfold: server {host} closed the session (BYE): {}",
                 term::line(text)
             );
         }
-        other => tracing::debug!(?other, "server notification"),
+        Notice::Other(other) => tracing::debug!(%other, "server notification"),
     }
 }
 
 /// Logs out, showing anything the server still had to say. A failed LOGOUT only matters in
 /// the log: the command's work is done.
-pub async fn logout(mut session: Session, host: &str) {
+pub async fn logout(mut session: ServerSession, host: &str) {
     show_notifications(&mut session, host);
     if let Err(e) = session.logout().await {
         tracing::info!("LOGOUT: {e}");
@@ -133,7 +126,7 @@ pub fn with_session<T>(
     offline: bool,
     name: &str,
     acct: &Account,
-    work: impl AsyncFnOnce(&mut Session) -> Result<T, NetError>,
+    work: impl AsyncFnOnce(&mut ServerSession) -> Result<T, SessionError>,
 ) -> anyhow::Result<Reached<T>> {
     if offline {
         return Ok(Reached::Offline("--offline".into()));
@@ -169,7 +162,7 @@ pub fn open_remote(
         .map_err(|e| anyhow::anyhow!("cannot start the I/O runtime: {e}"))?;
     match rt.block_on(connect(name, acct)) {
         // The greeting's and the login's notifications were shown by `connect`.
-        Ok(s) => Ok(Ok(NetRemote::from_session(rt, s))),
+        Ok(s) => Ok(Ok(s.into_remote(rt))),
         Err(Connect::Unreachable(why)) => Ok(Err(why)),
         Err(Connect::Failed(e)) => Err(e),
     }

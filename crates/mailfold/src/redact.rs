@@ -24,8 +24,6 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Mutex;
 
-use mailfold_sasl::{new_mechanism, ClientContext, Credentials, MechanismName, OsNonceSource};
-
 /// Secrets shorter than this are not scrubbed: a two-letter password would blank out
 /// every occurrence of two common letters and make the output unreadable, and such a
 /// password offers no protection to lose.
@@ -80,50 +78,12 @@ pub fn register_login(user: &str, secret: &str, host: &str, port: u16) {
     if secret.len() < MIN_LEN {
         return;
     }
-    let ctx = ClientContext::imap(host.to_owned(), port);
     let mut forms = Vec::new();
-    let logins = [
-        Credentials::password(user.to_owned(), secret.to_owned()),
-        Credentials::bearer_token(user.to_owned(), secret.to_owned()),
-    ];
-    for creds in &logins {
-        for name in [
-            MechanismName::Plain,
-            MechanismName::Login,
-            MechanismName::XOAuth2,
-            MechanismName::OAuthBearer,
-        ] {
-            let Ok(mut m) = new_mechanism(name, creds, &ctx, &mut OsNonceSource) else {
-                continue;
-            };
-            let mut messages = Vec::new();
-            match m.initial_response() {
-                Ok(Some(r)) => messages.push(r.expose().clone()),
-                // LOGIN is server-first: user name, then password, one challenge each.
-                Ok(None) => {
-                    for challenge in [&b"Username:"[..], b"Password:"] {
-                        if let Ok(r) = m.step(challenge) {
-                            messages.push(r.expose().clone());
-                        }
-                    }
-                }
-                Err(_) => {}
-            }
-            for msg in messages {
-                // The user name alone (LOGIN's first message) is no secret.
-                if !contains(&msg, secret.as_bytes()) {
-                    continue;
-                }
-                forms.push(base64(&msg));
-                forms.push(String::from_utf8_lossy(&msg).into_owned());
-            }
-        }
+    for msg in mailfold_sync::inspect::login_messages(user, secret, host, port) {
+        forms.push(base64(&msg));
+        forms.push(String::from_utf8_lossy(&msg).into_owned());
     }
     store(forms);
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `text` with every registered form of every secret replaced by `<redacted>`.

@@ -3,7 +3,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 
-use mailfold_proto::parse::{Event, ParserConfig, ResponseParser};
+use mailfold_sync::inspect::transcript::{Transcript, TranscriptEvent};
 use serde_json::json;
 
 /// What a parse run found.
@@ -34,10 +34,7 @@ pub fn parse_stream(
     out: &mut dyn Write,
     greeting: bool,
 ) -> io::Result<ParseSummary> {
-    let mut parser = ResponseParser::new(ParserConfig {
-        expect_greeting: greeting,
-        ..ParserConfig::default()
-    });
+    let mut parser = Transcript::new(greeting);
     let mut out = BufWriter::new(out);
     let mut summary = ParseSummary::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -50,26 +47,26 @@ pub fn parse_stream(
         parser.feed(&buf[..n]);
         while let Some(ev) = parser.next() {
             let line = match ev {
-                Ok(Event::Response(r)) => {
+                TranscriptEvent::Response(r) => {
                     summary.responses += 1;
                     serde_json::to_value(&r).map_err(io::Error::other)?
                 }
-                Ok(Event::BodyStart { seq, item, len }) => {
+                TranscriptEvent::BodyStart { seq, item, len } => {
                     body_bytes = 0;
                     json!({ "body_start": { "seq": seq, "item": item, "len": len } })
                 }
-                Ok(Event::BodyChunk(c)) => {
-                    body_bytes += c.len() as u64;
+                TranscriptEvent::BodyChunk(n) => {
+                    body_bytes += n as u64;
                     continue;
                 }
-                Ok(Event::BodyEnd) => json!({ "body_end": { "bytes": body_bytes } }),
-                Err(e) => {
+                TranscriptEvent::BodyEnd => json!({ "body_end": { "bytes": body_bytes } }),
+                TranscriptEvent::Error(e) => {
                     summary.errors += 1;
                     json!({
-                        "error": e.to_string(),
+                        "error": e.message,
                         "offset": e.offset,
                         "expected": e.expected,
-                        "kind": format!("{:?}", e.kind),
+                        "kind": e.kind,
                     })
                 }
             };

@@ -9,9 +9,9 @@
 //! sync as usual. Keywords other than `$Forwarded` have no letter and live only in the state
 //! database and on the server (seed V0005), so they need the server.
 
-use mailfold_proto::core::Flag;
 use mailfold_store::MaildirFlags;
 use mailfold_sync::changes::{Change, Message};
+use mailfold_sync::inspect::search::Flag;
 use mailfold_sync::plan::{FlagSet, FolderPath, LocalId, Uid};
 use serde_json::json;
 

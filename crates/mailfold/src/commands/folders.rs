@@ -12,12 +12,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mailfold_net::Session;
-use mailfold_proto::command::{Command, List, ListReturn, StatusItem};
-use mailfold_proto::core::Mailbox;
-use mailfold_proto::engine::CommandData;
-use mailfold_proto::response::{ListAttribute, MailboxList, MailboxStatus};
 use mailfold_store::{FolderName, StateRead};
+use mailfold_sync::inspect::{ServerSession, SessionError};
 use serde_json::json;
 
 use super::{print_json, Ctx};
@@ -208,136 +204,20 @@ async fn from_server(name: &str, acct: &Account) -> anyhow::Result<Result<Vec<Ro
 /// The server's folders under the account's root, named as the sync names them locally
 /// (seed V0022): `INBOX.Sent` under the root `INBOX.` is `Sent`; folders outside the root
 /// and in other users' or shared namespaces are not listed.
-async fn server_rows(s: &mut Session, acct: &Account) -> Result<Vec<Row>, mailfold_net::Error> {
-    let caps = s.capabilities().cloned().unwrap_or_default();
-    let items = vec![StatusItem::Messages, StatusItem::Unseen];
-    let mut returns = Vec::new();
-    if caps.has("SPECIAL-USE") {
-        returns.push(ListReturn::SpecialUse);
-    }
-    let list_status = caps.has("LIST-STATUS");
-    if list_status {
-        returns.push(ListReturn::Status(items.clone()));
-    }
-    let mut cmd = List::new(Mailbox::from_utf8(""), b"*".to_vec());
-    // RETURN options need LIST-EXTENDED (RFC 5258); LIST-STATUS implies it.
-    if caps.has("LIST-EXTENDED") || list_status {
-        cmd.returns = returns;
-    }
-    let h = s.submit(Command::List(cmd));
-    let c = s.wait(h).await?;
-    if let Some(e) = command_error(&c.outcome) {
-        return Err(e);
-    }
-    let (mailboxes, mut statuses) = match c.data {
-        CommandData::List {
-            mailboxes,
-            statuses,
-        } => (mailboxes, statuses),
-        _ => (Vec::new(), Vec::new()),
-    };
-    let selectable: Vec<&MailboxList> = mailboxes
-        .iter()
-        .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
-        .collect();
-    if !list_status {
-        // Seed V0044: every STATUS is submitted before the first answer is awaited.
-        let handles: Vec<_> = selectable
-            .iter()
-            .map(|m| {
-                s.submit(Command::Status {
-                    mailbox: m.mailbox.clone(),
-                    items: items.clone(),
-                })
+async fn server_rows(s: &mut ServerSession, acct: &Account) -> Result<Vec<Row>, SessionError> {
+    let folders = s.folders(acct.root_folder.as_deref()).await?;
+    Ok(sorted(
+        folders
+            .into_iter()
+            .map(|f| Row {
+                name: f.name,
+                special_use: f.special_use,
+                messages: f.messages,
+                unseen: f.unseen,
+                selectable: f.selectable,
             })
-            .collect();
-        for h in handles {
-            let c = s.wait(h).await?;
-            if let CommandData::Status(Some(st)) = c.data {
-                statuses.push(st);
-            }
-        }
-    }
-    // The same delimiter choice as the sync's gather: INBOX's, else the first entry's.
-    let delimiter = mailboxes
-        .iter()
-        .find(|m| m.mailbox.as_wire().eq_ignore_ascii_case(b"INBOX"))
-        .or_else(|| mailboxes.first())
-        .and_then(|m| m.delimiter);
-    let root = crate::mirror::server_root(s, acct, delimiter).await;
-    let mut rows = Vec::new();
-    for m in &mailboxes {
-        // A \NonExistent parent (RFC 5258) is shown as a parent only when it has children;
-        // `sorted` adds any parent the server did not list at all.
-        if m.has(&ListAttribute::NonExistent) && !m.has(&ListAttribute::HasChildren) {
-            continue;
-        }
-        let name = match mailfold_sync::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
-            Ok(p) => match root.local_of(&p) {
-                Some(local) => local.to_string(),
-                // Outside the root, or the root itself: not part of the mirror.
-                None => continue,
-            },
-            Err(e) => {
-                tracing::warn!("folder name not decodable: {e}");
-                String::from_utf8_lossy(m.mailbox.as_wire()).into_owned()
-            }
-        };
-        let st: Option<&MailboxStatus> = statuses.iter().find(|x| x.mailbox == m.mailbox);
-        rows.push(Row {
-            name,
-            special_use: m.attributes.iter().find_map(special_use_name),
-            messages: st.and_then(MailboxStatus::messages),
-            unseen: st.and_then(unseen_of),
-            selectable: !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent),
-        });
-    }
-    Ok(sorted(rows))
-}
-
-fn unseen_of(s: &MailboxStatus) -> Option<u32> {
-    s.items.iter().find_map(|i| match i {
-        mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
-        _ => None,
-    })
-}
-
-/// The tagged NO/BAD of a waited command as the driver's error.
-pub fn command_error(o: &mailfold_proto::engine::Outcome) -> Option<mailfold_net::Error> {
-    use mailfold_proto::engine::Outcome;
-    match o {
-        Outcome::Ok { .. } => None,
-        Outcome::No { text, .. } => Some(mailfold_net::Error::Command {
-            status: "NO".into(),
-            text: text.clone(),
-        }),
-        Outcome::Bad { text, .. } => Some(mailfold_net::Error::Command {
-            status: "BAD".into(),
-            text: text.clone(),
-        }),
-        Outcome::Rejected(why) => Some(mailfold_net::Error::Command {
-            status: "not sent".into(),
-            text: why.clone(),
-        }),
-        Outcome::Aborted => Some(mailfold_net::Error::Closed),
-    }
-}
-
-/// `\Sent` and friends (RFC 6154), as text.
-pub fn special_use_name(a: &ListAttribute) -> Option<String> {
-    Some(
-        match a {
-            ListAttribute::All => "\\All",
-            ListAttribute::Archive => "\\Archive",
-            ListAttribute::Drafts => "\\Drafts",
-            ListAttribute::Flagged => "\\Flagged",
-            ListAttribute::Junk => "\\Junk",
-            ListAttribute::Sent => "\\Sent",
-            ListAttribute::Trash => "\\Trash",
-            _ => return None,
-        }
-        .to_string(),
-    )
+            .collect(),
+    ))
 }
 
 fn print_tree(rows: &[Row]) -> anyhow::Result<()> {

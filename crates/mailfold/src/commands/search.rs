@@ -14,12 +14,7 @@
 //! text with case-insensitive substring matching as RFC 3501 asks. Keys only the server can
 //! answer (`RECENT`, `MODSEQ`, message sequence numbers) are refused offline.
 
-use mailfold_net::Error as NetError;
-use mailfold_proto::command::{Date, Search, SearchKey, SearchReturn};
-use mailfold_proto::core::{Flag, Mailbox};
-use mailfold_proto::seqset::UidSet;
-use mailfold_store::FolderName;
-use mailfold_sync::plan::FolderPath;
+use mailfold_sync::inspect::search::{Date, Flag, SearchKey, SearchOutcome, UidSet};
 use serde_json::json;
 
 use super::list::{items, Item};
@@ -227,26 +222,6 @@ pub fn parse_date(s: &str) -> Option<Date> {
     Date::new(y, u8::try_from(m + 1).ok()?, d).ok()
 }
 
-fn has_8bit(keys: &[SearchKey]) -> bool {
-    fn k8(k: &SearchKey) -> bool {
-        match k {
-            SearchKey::Bcc(t)
-            | SearchKey::Body(t)
-            | SearchKey::Cc(t)
-            | SearchKey::From(t)
-            | SearchKey::Subject(t)
-            | SearchKey::Text(t)
-            | SearchKey::To(t) => !t.is_ascii(),
-            SearchKey::Header(a, b) => !a.is_ascii() || !b.is_ascii(),
-            SearchKey::Not(a) => k8(a),
-            SearchKey::Or(a, b) => k8(a) || k8(b),
-            SearchKey::And(v) => v.iter().any(k8),
-            _ => false,
-        }
-    }
-    keys.iter().any(k8)
-}
-
 /// Runs the command.
 pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
     let words = words(query);
@@ -268,50 +243,14 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
     let reached = online::with_session(ctx.offline, &name, &acct, async |s| {
         let mailbox = match known {
             Some(m) => m,
-            None => {
-                let delim = s.list("", "").await?.first().and_then(|m| m.delimiter);
-                let root = crate::mirror::server_root(s, &acct, delim).await;
-                let path = root.server_of(&FolderPath(typed.components().to_vec()));
-                let full = FolderName::new(path.0).map_err(|e| NetError::Command {
-                    status: "not sent".into(),
-                    text: e.to_string(),
-                })?;
-                let joined = full.join(delim).map_err(|e| NetError::Command {
-                    status: "not sent".into(),
-                    text: e.to_string(),
-                })?;
-                Mailbox::from_utf8(&joined)
-            }
+            None => s.wire_name_of(acct.root_folder.as_deref(), &typed).await?,
         };
-        match s.examine(&mailbox).await {
-            Ok(_) => {}
+        Ok(match s.search(&mailbox, search_keys).await? {
+            SearchOutcome::Found { uids, esearch } => Ok((uids, esearch)),
             // Refused: for a folder neither the mirror nor the state knows, the user named a
             // folder that does not exist (a usage error as in every other command).
-            Err(NetError::Command { status, text }) if status == "NO" => {
-                return Ok(Err(text));
-            }
-            Err(e) => return Err(e),
-        }
-        let esearch = s.capabilities().is_some_and(|c| c.has("ESEARCH"));
-        let mut q = Search::new(true, search_keys);
-        if has_8bit(&q.criteria) {
-            q.charset = Some("UTF-8".into());
-        }
-        if esearch {
-            q.returns = Some(vec![SearchReturn::All]);
-        }
-        let r = s.search(q).await?;
-        let mut uids = r.ids.clone();
-        if let Some(es) = &r.esearch {
-            for item in &es.items {
-                if let Some(set) = item.all_as_uids() {
-                    uids.extend(set.iter());
-                }
-            }
-        }
-        uids.sort_unstable();
-        uids.dedup();
-        Ok(Ok((uids, esearch)))
+            SearchOutcome::NoFolder(text) => Err(text),
+        })
     })?;
     let unknown = f
         .as_ref()
@@ -557,6 +496,7 @@ fn local_match(k: &SearchKey, l: &mut Loaded<'_>) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mailfold_sync::inspect::search::needs_utf8;
 
     fn p(s: &str) -> Vec<SearchKey> {
         parse(&words(&[s.to_string()])).unwrap()
@@ -587,7 +527,7 @@ mod tests {
         );
         assert!(parse(&["12:14".to_string()]).is_err());
         assert!(parse(&["since".to_string()]).is_err());
-        assert!(has_8bit(&p("subject Grüße")));
-        assert!(!has_8bit(&p("subject hello")));
+        assert!(needs_utf8(&p("subject Grüße")));
+        assert!(!needs_utf8(&p("subject hello")));
     }
 }
