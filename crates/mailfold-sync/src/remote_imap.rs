@@ -65,8 +65,11 @@ use crate::remote::{
 };
 
 /// UIDs per `UID FETCH` for bodies: one command streams them all back to back, so the server
-/// never waits for us between messages; small enough that a refused batch costs little.
-const BODY_BATCH: usize = 50;
+/// waits for us only between commands (our tagged reply read, the next command sent, the
+/// server starting it). That pause is paid once per batch, so the batch is large; a refused
+/// batch ends the download pass anyway (the rest of its messages wait for the next run, as
+/// they would with a smaller batch), and the bodies are streamed to files, never held.
+const BODY_BATCH: usize = 250;
 /// UIDs per `UID FETCH` for metadata; these commands are pipelined.
 const DETAIL_BATCH: usize = 500;
 /// Alerts kept between two [`Remote::take_alerts`] calls (a hostile server cannot grow
