@@ -810,16 +810,21 @@ impl ListAttribute {
 
     /// True for the RFC 6154 special-use attributes.
     pub fn is_special_use(&self) -> bool {
-        matches!(
-            self,
-            ListAttribute::All
-                | ListAttribute::Archive
-                | ListAttribute::Drafts
-                | ListAttribute::Flagged
-                | ListAttribute::Junk
-                | ListAttribute::Sent
-                | ListAttribute::Trash
-        )
+        self.special_use_name().is_some()
+    }
+
+    /// A special-use attribute as it is written (`\Sent`, RFC 6154); `None` for the others.
+    pub fn special_use_name(&self) -> Option<&'static str> {
+        Some(match self {
+            ListAttribute::All => "\\All",
+            ListAttribute::Archive => "\\Archive",
+            ListAttribute::Drafts => "\\Drafts",
+            ListAttribute::Flagged => "\\Flagged",
+            ListAttribute::Junk => "\\Junk",
+            ListAttribute::Sent => "\\Sent",
+            ListAttribute::Trash => "\\Trash",
+            _ => return None,
+        })
     }
 }
 

@@ -472,7 +472,10 @@ impl NetRemote {
                     delimiter: m.delimiter,
                     noselect: m.has(&ListAttribute::NoSelect),
                     nonexistent: m.has(&ListAttribute::NonExistent),
-                    special_use: m.special_use().map(special_use_text),
+                    special_use: m
+                        .special_use()
+                        .and_then(ListAttribute::special_use_name)
+                        .map(str::to_owned),
                     subscribed: lsub || m.has(&ListAttribute::Subscribed),
                     status: None,
                 };
@@ -1487,20 +1490,6 @@ fn wire_flags(flags: &[String]) -> Vec<WireFlag> {
         .filter_map(|f| WireFlag::parse(f))
         .filter(WireFlag::is_storable)
         .collect()
-}
-
-fn special_use_text(a: &ListAttribute) -> String {
-    match a {
-        ListAttribute::All => "\\All",
-        ListAttribute::Archive => "\\Archive",
-        ListAttribute::Drafts => "\\Drafts",
-        ListAttribute::Flagged => "\\Flagged",
-        ListAttribute::Junk => "\\Junk",
-        ListAttribute::Sent => "\\Sent",
-        ListAttribute::Trash => "\\Trash",
-        _ => "",
-    }
-    .to_owned()
 }
 
 /// A UTC `date-time` for APPEND from Unix seconds (seed V0006: the file's mtime, which was set

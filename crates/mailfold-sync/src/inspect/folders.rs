@@ -146,7 +146,11 @@ impl ServerSession {
             let st: Option<&MailboxStatus> = statuses.iter().find(|x| x.mailbox == m.mailbox);
             rows.push(ServerFolder {
                 name,
-                special_use: m.attributes.iter().find_map(special_use_name),
+                special_use: m
+                    .attributes
+                    .iter()
+                    .find_map(ListAttribute::special_use_name)
+                    .map(str::to_owned),
                 messages: st.and_then(MailboxStatus::messages),
                 unseen: st.and_then(unseen_of),
                 selectable: !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent),
@@ -178,23 +182,6 @@ fn command_error(o: &Outcome) -> Option<SessionError> {
         Outcome::Rejected(why) => Some(command("not sent", why)),
         Outcome::Aborted => Some(SessionError(mailfold_net::Error::Closed)),
     }
-}
-
-/// `\Sent` and friends (RFC 6154), as text.
-fn special_use_name(a: &ListAttribute) -> Option<String> {
-    Some(
-        match a {
-            ListAttribute::All => "\\All",
-            ListAttribute::Archive => "\\Archive",
-            ListAttribute::Drafts => "\\Drafts",
-            ListAttribute::Flagged => "\\Flagged",
-            ListAttribute::Junk => "\\Junk",
-            ListAttribute::Sent => "\\Sent",
-            ListAttribute::Trash => "\\Trash",
-            _ => return None,
-        }
-        .to_string(),
-    )
 }
 
 impl ServerSession {
