@@ -227,6 +227,11 @@ pub struct NetRemote {
     hidden: Vec<String>,
     /// The session's selected mailbox was opened by a SELECT/EXAMINE that succeeded.
     selected_ok: bool,
+    /// The answer to a NAMESPACE sent right behind the session's first LIST
+    /// ([`NetRemote::list_cmd`]), for [`Remote::namespace`] to take.
+    namespace_answer: Option<Completion>,
+    /// That NAMESPACE was sent (once a session).
+    namespace_sent: bool,
 }
 
 impl std::fmt::Debug for NetRemote {
@@ -284,6 +289,8 @@ impl NetRemote {
             condstore,
             hidden: Vec::new(),
             selected_ok: false,
+            namespace_answer: None,
+            namespace_sent: false,
         };
         me.drain_notes();
         me
@@ -448,16 +455,37 @@ impl NetRemote {
         })
     }
 
+    /// One LIST or LSUB into `out`. With `namespace`, the session's first NAMESPACE goes
+    /// right behind it: the sync asks for NAMESPACE after listing the account (its root,
+    /// seed V0022), and sent in the same order without waiting it costs no round trip of its
+    /// own.
     fn list_cmd(
         &mut self,
         cmd: Command,
         out: &mut HashMap<Vec<u8>, ListEntry>,
         lsub: bool,
+        namespace: bool,
     ) -> RemoteResult<()> {
+        let namespace = namespace && !self.namespace_sent && self.has("NAMESPACE");
+        self.namespace_sent |= namespace;
+        let (list, ns) = on_session!(self, s => {
+            let h = s.submit(cmd);
+            let n = namespace.then(|| s.submit(Command::Namespace));
+            let list = s.wait(h).await?;
+            let ns = match n {
+                Some(n) => Some(s.wait(n).await?),
+                None => None,
+            };
+            Ok((list, ns))
+        })?;
+        if ns.is_some() {
+            self.namespace_answer = ns;
+        }
+        outcome_result(&list)?;
         if let CommandData::List {
             mailboxes,
             statuses,
-        } = self.simple(cmd)?
+        } = list.data
         {
             // LIST-STATUS (RFC 5819): each STATUS follows its LIST line; keyed by name so an
             // unexpected order or a STATUS for an unlisted name cannot be misattributed.
@@ -900,7 +928,7 @@ impl Remote for NetRemote {
                 returns,
                 ..List::new(root, b"*".to_vec())
             };
-            self.list_cmd(Command::List(list), &mut out, false)?;
+            self.list_cmd(Command::List(list), &mut out, false, true)?;
         } else {
             // LSUB first, LIST second: LIST is then the most recent response, and its
             // attributes are the ones that describe the mailbox (V0043). LSUB only adds the
@@ -914,11 +942,13 @@ impl Remote for NetRemote {
                 },
                 &mut subs,
                 true,
+                false,
             )?;
             self.list_cmd(
                 Command::List(List::new(root, b"*".to_vec())),
                 &mut out,
                 false,
+                true,
             )?;
             for (key, sub) in subs {
                 match out.get_mut(&key) {
@@ -943,6 +973,10 @@ impl Remote for NetRemote {
     fn namespace(&mut self) -> RemoteResult<Option<crate::remote::NamespaceInfo>> {
         if !self.has("NAMESPACE") {
             return Ok(None);
+        }
+        if let Some(c) = self.namespace_answer.take() {
+            outcome_result(&c)?;
+            return Ok(namespace_info(&c.data));
         }
         Ok(namespace_info(&self.simple(Command::Namespace)?))
     }
@@ -1229,7 +1263,12 @@ impl Remote for NetRemote {
         // `LIST "" ""` names no folder and returns the delimiter alone (RFC 3501 6.3.8).
         let mut out = HashMap::new();
         let root = Mailbox::from_wire(Vec::new());
-        self.list_cmd(Command::List(List::new(root, Vec::new())), &mut out, false)?;
+        self.list_cmd(
+            Command::List(List::new(root, Vec::new())),
+            &mut out,
+            false,
+            false,
+        )?;
         Ok(out.into_values().find_map(|e| e.delimiter))
     }
 
