@@ -3,9 +3,10 @@
 //! effect comes before its row's deletion ("Deletions" in the crash-safety argument in the
 //! docs of [`super`]).
 
-use mailfold_store::Uid as StoreUid;
+use mailfold_store::{StateRead, Uid as StoreUid};
 
-use crate::plan::{FolderPath, PendingKey, Uid};
+use crate::gather::base_of;
+use crate::plan::{FolderPath, LocalId, PendingKey, Uid};
 use crate::remote::StoreOp;
 use crate::SyncError;
 
@@ -13,6 +14,52 @@ use super::folders::Access;
 use super::{name, Applier, StepResult};
 
 impl Applier<'_> {
+    /// [`Op::DeleteLocal`]: the file is unlinked, then its row deleted.
+    pub(super) fn delete_local(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        local: &LocalId,
+    ) -> Result<StepResult, SyncError> {
+        if let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() {
+            let f = step_try!(self.local_folder(folder));
+            f.delete(&entry)?;
+            self.ctx(folder).files.remove(&local.0);
+        }
+        if let Ok(id) = self.folder_row(folder) {
+            let uid = StoreUid(uid.0);
+            self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
+        }
+        self.report.folder_mut(&name(folder)).local_deletions += 1;
+        Ok(Ok(()))
+    }
+
+    /// [`Op::ForgetMessage`]: a message gone from both sides; its row, bound by UID or by the
+    /// file's base (or unbound by a UIDVALIDITY change, V0003), is deleted.
+    pub(super) fn forget_message(
+        &mut self,
+        folder: &FolderPath,
+        uid: Option<Uid>,
+        local: &LocalId,
+    ) -> Result<StepResult, SyncError> {
+        if let Ok(id) = self.folder_row(folder) {
+            let base = base_of(local).ok();
+            self.defer(move |tx| {
+                if let Some(u) = uid {
+                    tx.delete_messages(id, &[StoreUid(u.0)])?;
+                }
+                if let Some(b) = &base {
+                    if let Some(r) = tx.message_by_base(id, b)? {
+                        tx.delete_messages(id, &[r.uid])?;
+                    }
+                    tx.delete_unbound(id, b)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Ok(()))
+    }
+
     pub(super) fn expunge_remote(
         &mut self,
         folder: &FolderPath,

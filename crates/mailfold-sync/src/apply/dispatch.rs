@@ -3,20 +3,13 @@
 //! [`super`]) and counts the test hook's steps; [`Applier::apply_one`] hands every other
 //! operation to the step that carries it out.
 
-use crate::gather::base_of;
-use crate::plan::FolderPath;
-use crate::plan::{Op, Plan};
+use mailfold_store::{FolderStatus, IntentId, StateRead, Txn};
+
+use crate::plan::{FolderPath, IntentId as PlanIntentId, ModSeq, Op, PendingKey, Plan, Uid};
 use crate::progress::ProgressEvent;
 use crate::SyncError;
-use mailfold_store::{
-    FlagUpdate as StoreFlagUpdate, FolderStatus, IntentId, StateRead, Txn, Uid as StoreUid,
-};
 
-use super::flags::recorded;
-use super::{
-    hook_reached, name, pending_of, record, replace_row, split_flags, Applier, StepResult,
-    ABORT_EXIT_CODE, MAX_GROUP,
-};
+use super::{hook_reached, name, pending_of, Applier, StepResult, ABORT_EXIT_CODE, MAX_GROUP};
 
 impl Applier<'_> {
     /// Applies every operation of `plan` in order. Returns an error only when the run cannot
@@ -118,8 +111,9 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// One operation. The outer error ends the run; the inner one is a failed step.
-    pub(super) fn apply_one(&mut self, op: &Op) -> Result<StepResult, SyncError> {
+    /// One operation: hands it to the step that carries it out. The outer error ends the run;
+    /// the inner one is a failed step.
+    fn apply_one(&mut self, op: &Op) -> Result<StepResult, SyncError> {
         match op {
             Op::CreateLocalFolder { folder } => Ok(self.create_local(folder)),
             Op::CreateRemoteFolder { folder } => self.create_remote(folder),
@@ -133,197 +127,35 @@ impl Applier<'_> {
                 local,
                 content,
                 update,
-            } => {
-                let stored = match self.flag_effects(folder, *uid, local, update)? {
-                    Ok(stored) => stored,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let base = match base_of(local) {
-                    Ok(b) => b,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let rec = record(*uid, &base, &recorded(update, stored), content);
-                let id = match self.folder_row(folder) {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(e)),
-                };
-                self.defer(move |tx| replace_row(tx, id, &rec))?;
-                self.report.folder_mut(&name(folder)).bound += 1;
-                Ok(Ok(()))
-            }
+            } => self.bind(folder, *uid, local, content, update),
             Op::SyncFlags {
                 folder,
                 uid,
                 local,
                 update,
-            } => {
-                let stored = match self.flag_effects(folder, *uid, local, update)? {
-                    Ok(stored) => stored,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let id = match self.folder_row(folder) {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(e)),
-                };
-                self.progress.event(ProgressEvent::Message { folder });
-                let (flags, keywords) = split_flags(&recorded(update, stored));
-                let upd = StoreFlagUpdate {
-                    uid: StoreUid(uid.0),
-                    flags,
-                    keywords,
-                };
-                self.defer(move |tx| tx.update_flags(id, std::slice::from_ref(&upd)))?;
-                Ok(Ok(()))
-            }
+            } => self.sync_flags(folder, *uid, local, update),
             Op::Upload { .. } => self.upload(op),
             Op::CopyRemote { .. } => self.copy_remote(op),
-            Op::DeleteLocal { folder, uid, local } => {
-                if let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() {
-                    let f = match self.local_folder(folder) {
-                        Ok(f) => f,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    f.delete(&entry)?;
-                    self.ctx(folder).files.remove(&local.0);
-                }
-                if let Ok(id) = self.folder_row(folder) {
-                    let uid = StoreUid(uid.0);
-                    self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
-                }
-                self.report.folder_mut(&name(folder)).local_deletions += 1;
-                Ok(Ok(()))
-            }
+            Op::DeleteLocal { folder, uid, local } => self.delete_local(folder, *uid, local),
             Op::ExpungeRemote {
                 folder,
                 uid,
                 unchanged_since,
             } => self.expunge_remote(folder, *uid, unchanged_since.map(|m| m.0.get())),
-            Op::ForgetMessage { folder, uid, local } => {
-                if let Ok(id) = self.folder_row(folder) {
-                    let base = base_of(local).ok();
-                    let uid = *uid;
-                    self.defer(move |tx| {
-                        if let Some(u) = uid {
-                            tx.delete_messages(id, &[StoreUid(u.0)])?;
-                        }
-                        if let Some(b) = &base {
-                            if let Some(r) = tx.message_by_base(id, b)? {
-                                tx.delete_messages(id, &[r.uid])?;
-                            }
-                            tx.delete_unbound(id, b)?;
-                        }
-                        Ok(())
-                    })?;
-                }
-                Ok(Ok(()))
-            }
-            Op::MarkPending { folder, key } => {
-                let id = match self.folder_row(folder) {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let p = pending_of(id, key);
-                self.defer(move |tx| tx.queue_pending(&p).map(|_| ()))?;
-                Ok(Ok(()))
-            }
-            Op::ClearPending { folder, key } => {
-                if self.read_only.contains(folder) {
-                    // Planned as settled by a write this run could not make: still pending
-                    // (the run's report had counted it as cleared).
-                    self.report.folder_mut(&name(folder)).pending += 1;
-                    return Ok(Ok(()));
-                }
-                if let Ok(id) = self.folder_row(folder) {
-                    let want = pending_of(id, key);
-                    // Looked up inside the group's transaction, which sees the group's
-                    // earlier changes.
-                    self.defer(move |tx| {
-                        for p in tx.pending(Some(id))? {
-                            if p.change.kind == want.kind
-                                && p.change.uid == want.uid
-                                && p.change.base == want.base
-                            {
-                                tx.remove_pending(p.id)?;
-                            }
-                        }
-                        Ok(())
-                    })?;
-                }
-                Ok(Ok(()))
-            }
-            Op::DropIntent { id } => {
-                let id = IntentId(i64::try_from(id.0).unwrap_or(i64::MAX));
-                self.db.write(|tx| tx.resolve_intent(id))?;
-                Ok(Ok(()))
-            }
-            Op::DeleteLocalFolder { folder } => {
-                let Some(rel) = self.ctx(folder).rel.clone() else {
-                    return Ok(Ok(()));
-                };
-                self.opened.clear();
-                match self.maildir.delete_folder(&rel, false) {
-                    Ok(()) => {
-                        self.report.folder_mut(&name(folder)).deleted = true;
-                        Ok(Ok(()))
-                    }
-                    Err(mailfold_store::Error::NotEmpty { .. }) => {
-                        self.report
-                            .folder_mut(&name(folder))
-                            .warnings
-                            .push("local folder not deleted: it holds new files".into());
-                        Ok(Ok(()))
-                    }
-                    Err(e) => Ok(Err(e.to_string())),
-                }
-            }
+            Op::ForgetMessage { folder, uid, local } => self.forget_message(folder, *uid, local),
+            Op::MarkPending { folder, key } => self.queue_pending(folder, key),
+            Op::ClearPending { folder, key } => self.clear_pending(folder, key),
+            Op::DropIntent { id } => self.drop_intent(*id),
+            Op::DeleteLocalFolder { folder } => Ok(self.delete_local_folder(folder)),
             Op::DeleteRemoteFolder { folder } => self.delete_remote(folder),
             Op::RenameRemoteFolder { from, to } => self.rename_remote(from, to),
             Op::RenameLocalFolder { from, to } => self.rename_local(from, to),
-            Op::ForgetFolder { folder } => {
-                if let Some(id) = self.ctx(folder).state_id.take() {
-                    let pend: Vec<_> = self
-                        .db
-                        .pending(Some(id))?
-                        .into_iter()
-                        .map(|p| p.id)
-                        .collect();
-                    self.db.write(|tx| {
-                        for p in &pend {
-                            tx.remove_pending(*p)?;
-                        }
-                        tx.delete_folder(id)
-                    })?;
-                }
-                Ok(Ok(()))
-            }
+            Op::ForgetFolder { folder } => self.forget_folder(folder),
             Op::SetFolderState {
                 folder,
                 uidnext,
                 highestmodseq,
-            } => {
-                if self.incomplete.contains(folder) {
-                    // See the module docs: the older record makes the next run look again.
-                    return Ok(Ok(()));
-                }
-                let id = match self.folder_row(folder) {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let (uidnext, highestmodseq) =
-                    (uidnext.map(|u| u.0), highestmodseq.map(|m| m.0.get()));
-                // In the same transaction as the folder's rows (or a later one): the claim
-                // "synced up to here" is never durable before what it claims.
-                self.defer(move |tx| {
-                    let st = FolderStatus {
-                        uidvalidity: tx.folder(id)?.and_then(|f| f.uidvalidity),
-                        uidnext,
-                        highestmodseq,
-                    };
-                    tx.set_folder_status(id, &st)?;
-                    tx.set_last_sync(id, now_unix())
-                })?;
-                Ok(Ok(()))
-            }
+            } => self.set_folder_state(folder, *uidnext, *highestmodseq),
             Op::MoveLocal {
                 from,
                 local,
@@ -342,6 +174,86 @@ impl Applier<'_> {
             } => self.move_remote(from, *uid, to, local, content, update),
             Op::Download { .. } => Ok(Err("download outside a batch".into())),
         }
+    }
+
+    // ----- the steps that only record
+
+    /// [`Op::MarkPending`]: a local change kept for a read-only folder (V0039).
+    fn queue_pending(
+        &mut self,
+        folder: &FolderPath,
+        key: &PendingKey,
+    ) -> Result<StepResult, SyncError> {
+        let id = step_try!(self.folder_row(folder));
+        let p = pending_of(id, key);
+        self.defer(move |tx| tx.queue_pending(&p).map(|_| ()))?;
+        Ok(Ok(()))
+    }
+
+    /// [`Op::ClearPending`]: a pending change settled (V0039).
+    fn clear_pending(
+        &mut self,
+        folder: &FolderPath,
+        key: &PendingKey,
+    ) -> Result<StepResult, SyncError> {
+        if self.read_only.contains(folder) {
+            // Planned as settled by a write this run could not make: still pending
+            // (the run's report had counted it as cleared).
+            self.report.folder_mut(&name(folder)).pending += 1;
+            return Ok(Ok(()));
+        }
+        if let Ok(id) = self.folder_row(folder) {
+            let want = pending_of(id, key);
+            // Looked up inside the group's transaction, which sees the group's
+            // earlier changes.
+            self.defer(move |tx| {
+                for p in tx.pending(Some(id))? {
+                    if p.change.kind == want.kind
+                        && p.change.uid == want.uid
+                        && p.change.base == want.base
+                    {
+                        tx.remove_pending(p.id)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// [`Op::DropIntent`]: a journal entry whose outcome the plan settled.
+    fn drop_intent(&mut self, id: PlanIntentId) -> Result<StepResult, SyncError> {
+        let id = IntentId(i64::try_from(id.0).unwrap_or(i64::MAX));
+        self.db.write(|tx| tx.resolve_intent(id))?;
+        Ok(Ok(()))
+    }
+
+    /// [`Op::SetFolderState`]: the folder's UIDNEXT and HIGHESTMODSEQ, unless a step of the
+    /// folder failed in this run (module docs of [`super`]: the older record makes the next
+    /// run look again).
+    fn set_folder_state(
+        &mut self,
+        folder: &FolderPath,
+        uidnext: Option<Uid>,
+        highestmodseq: Option<ModSeq>,
+    ) -> Result<StepResult, SyncError> {
+        if self.incomplete.contains(folder) {
+            return Ok(Ok(()));
+        }
+        let id = step_try!(self.folder_row(folder));
+        let (uidnext, highestmodseq) = (uidnext.map(|u| u.0), highestmodseq.map(|m| m.0.get()));
+        // In the same transaction as the folder's rows (or a later one): the claim
+        // "synced up to here" is never durable before what it claims.
+        self.defer(move |tx| {
+            let st = FolderStatus {
+                uidvalidity: tx.folder(id)?.and_then(|f| f.uidvalidity),
+                uidnext,
+                highestmodseq,
+            };
+            tx.set_folder_status(id, &st)?;
+            tx.set_last_sync(id, now_unix())
+        })?;
+        Ok(Ok(()))
     }
 
     pub(super) fn step_done(&mut self) -> Result<(), SyncError> {

@@ -8,15 +8,59 @@ use std::collections::BTreeMap;
 
 use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir, Uid as StoreUid};
 
-use crate::plan::{FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, Uid};
+use crate::gather::base_of;
+use crate::plan::{
+    FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, RowContent, Uid,
+};
 use crate::progress::ProgressEvent;
 use crate::remote::StoreOp;
 use crate::SyncError;
 
 use super::folders::Access;
-use super::{letters, name, split_flags, store_err, wire_list, Applier, StepResult};
+use super::{
+    letters, name, record, replace_row, split_flags, store_err, wire_list, Applier, StepResult,
+};
 
 impl Applier<'_> {
+    /// [`Op::Bind`]: a message found on both sides, recorded with its flags settled.
+    pub(super) fn bind(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        local: &LocalId,
+        content: &RowContent,
+        update: &FlagUpdate,
+    ) -> Result<StepResult, SyncError> {
+        let stored = step_try!(self.flag_effects(folder, uid, local, update)?);
+        let base = step_try!(base_of(local));
+        let rec = record(uid, &base, &recorded(update, stored), content);
+        let id = step_try!(self.folder_row(folder));
+        self.defer(move |tx| replace_row(tx, id, &rec))?;
+        self.report.folder_mut(&name(folder)).bound += 1;
+        Ok(Ok(()))
+    }
+
+    /// One [`Op::SyncFlags`] on its own (a run of them in one folder is a [`Self::flag_batch`]).
+    pub(super) fn sync_flags(
+        &mut self,
+        folder: &FolderPath,
+        uid: Uid,
+        local: &LocalId,
+        update: &FlagUpdate,
+    ) -> Result<StepResult, SyncError> {
+        let stored = step_try!(self.flag_effects(folder, uid, local, update)?);
+        let id = step_try!(self.folder_row(folder));
+        self.progress.event(ProgressEvent::Message { folder });
+        let (flags, keywords) = split_flags(&recorded(update, stored));
+        let upd = StoreFlagUpdate {
+            uid: StoreUid(uid.0),
+            flags,
+            keywords,
+        };
+        self.defer(move |tx| tx.update_flags(id, std::slice::from_ref(&upd)))?;
+        Ok(Ok(()))
+    }
+
     /// The local part (rename) then the server part (UID STORE) of a flag update. `Ok(false)`
     /// when the server part was kept pending instead (the folder is read-only, V0039): the
     /// record is then the server's flags ([`recorded`]), so the local change stays a change.

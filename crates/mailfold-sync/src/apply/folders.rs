@@ -242,6 +242,47 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
+    /// [`Op::DeleteLocalFolder`]: the directory is removed unless it holds new files.
+    pub(super) fn delete_local_folder(&mut self, folder: &FolderPath) -> StepResult {
+        let Some(rel) = self.ctx(folder).rel.clone() else {
+            return Ok(());
+        };
+        self.opened.clear();
+        match self.maildir.delete_folder(&rel, false) {
+            Ok(()) => {
+                self.report.folder_mut(&name(folder)).deleted = true;
+                Ok(())
+            }
+            Err(mailfold_store::Error::NotEmpty { .. }) => {
+                self.report
+                    .folder_mut(&name(folder))
+                    .warnings
+                    .push("local folder not deleted: it holds new files".into());
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// [`Op::ForgetFolder`]: the folder's state row and its pending changes are deleted.
+    pub(super) fn forget_folder(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
+        if let Some(id) = self.ctx(folder).state_id.take() {
+            let pend: Vec<_> = self
+                .db
+                .pending(Some(id))?
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            self.db.write(|tx| {
+                for p in &pend {
+                    tx.remove_pending(*p)?;
+                }
+                tx.delete_folder(id)
+            })?;
+        }
+        Ok(Ok(()))
+    }
+
     pub(super) fn delete_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         let wire = match self.wire(folder) {
             Ok(w) => w,

@@ -122,6 +122,18 @@ use crate::progress::{NoProgress, Progress};
 use crate::remote::Remote;
 use crate::report::SyncReport;
 
+/// The value of a step's `Ok`, or else the end of the step as failed with the error's text: the
+/// outer result stays `Ok` (the run goes on), the inner one carries the failure
+/// ([`StepResult`]).
+macro_rules! step_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
 mod deletions;
 mod dispatch;
 mod flags;
