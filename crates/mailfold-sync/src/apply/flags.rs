@@ -4,7 +4,7 @@
 //! recorded; a batch fsyncs the directories it renamed files in (`Folder::set_flags_unsynced`,
 //! `Folder::sync_subdirs`) once, before any of its rows can reach the commit group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir, Uid as StoreUid};
 
@@ -72,18 +72,7 @@ impl Applier<'_> {
         update: &FlagUpdate,
     ) -> Result<Result<bool, String>, SyncError> {
         if let Some(new) = &update.local {
-            let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
-                return Ok(Err(format!("local file {local} vanished")));
-            };
-            let f = match self.local_folder(folder) {
-                Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
-            };
-            let want = letters(new, &entry.flags);
-            if want != entry.flags {
-                let moved = f.set_flags(&entry, &want)?;
-                self.ctx(folder).files.insert(local.0.clone(), moved);
-            }
+            step_try!(self.local_flag_effect(folder, local, new, None)?);
             self.report.folder_mut(&name(folder)).local_flag_changes += 1;
         }
         if let Some(store) = &update.remote {
@@ -121,20 +110,40 @@ impl Applier<'_> {
     /// MODSEQ above the folder's HIGHESTMODSEQ of the view, which is at least every MODSEQ in
     /// it (RFC 7162 3.1.3, V0056). A message whose `+FLAGS` went through gets its new MODSEQ
     /// for the `-FLAGS` that follows, so our own first store is not taken for a concurrent one.
-    /// Crash safety is that of one [`Op::SyncFlags`] per message (see the module docs): the
-    /// effects of every message are done before the commit, and a kill in between merges back
-    /// as a change agreed on by both sides.
+    /// Crash safety is that of one [`Op::SyncFlags`] per message (see the module docs of
+    /// `apply`): the effects of every message are done before the commit, and a kill in
+    /// between merges back as a change agreed on by both sides.
     pub(super) fn flag_batch(&mut self, folder: &FolderPath, ops: &[Op]) -> Result<(), SyncError> {
-        /// Messages per UID STORE, so a scattered set keeps the command line short (a few
-        /// kilobytes at most; servers limit line length).
-        const STORE_CHUNK: usize = 500;
-        let mut failed: BTreeMap<u32, String> = BTreeMap::new();
-        // (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE)
-        type Key = (bool, Vec<String>, bool);
-        let mut groups: BTreeMap<Key, (Vec<u32>, u64)> = BTreeMap::new();
-        // The folder's subdirectories the batch renamed files in, each fsynced once (with fsync
-        // on) before any of the batch's rows can reach the commit group.
-        let mut renamed_in: Vec<Subdir> = Vec::new();
+        let mut b = FlagBatch::default();
+        self.flag_batch_local(folder, ops, &mut b)?;
+        if !b.groups.is_empty() {
+            self.flag_batch_access(folder, ops, &mut b)?;
+        }
+        self.flag_batch_stores(&mut b)?;
+        if !b.renamed_in.is_empty() {
+            self.flag_batch_sync(folder, ops, &mut b);
+        }
+        self.flag_batch_record(folder, ops, &b)?;
+        // The test hook counts the batch's steps after its commit: a run cut before it would
+        // find the same batch (now with nothing but the commit left) and be cut there again,
+        // so a chain of runs each cut after its first step would never get past it.
+        for _ in ops {
+            self.step_done()?;
+        }
+        for (_, e) in b.failed {
+            self.fail(folder, e);
+        }
+        Ok(())
+    }
+
+    /// The batch's local part, every file renamed (directories left for
+    /// [`Self::flag_batch_sync`]), and its server part sorted into [`FlagBatch::groups`].
+    fn flag_batch_local(
+        &mut self,
+        folder: &FolderPath,
+        ops: &[Op],
+        b: &mut FlagBatch,
+    ) -> Result<(), SyncError> {
         for op in ops {
             let Op::SyncFlags {
                 uid, local, update, ..
@@ -143,8 +152,10 @@ impl Applier<'_> {
                 continue;
             };
             if let Some(new) = &update.local {
-                if let Err(e) = self.local_flag_effect(folder, local, new, Some(&mut renamed_in))? {
-                    failed.insert(uid.get(), e);
+                if let Err(e) =
+                    self.local_flag_effect(folder, local, new, Some(&mut b.renamed_in))?
+                {
+                    b.failed.insert(uid.get(), e);
                     continue;
                 }
             }
@@ -156,54 +167,69 @@ impl Applier<'_> {
                 if set.is_empty() {
                     continue;
                 }
-                let g = groups
+                let g = b
+                    .groups
                     .entry((add, wire_list(set), since.is_some()))
                     .or_default();
                 g.0.push(uid.get());
                 g.1 = g.1.max(since.unwrap_or(0));
             }
         }
-        // Messages whose server part is kept pending (V0039): their local part is done.
-        let mut pending: std::collections::BTreeSet<u32> = Default::default();
-        if !groups.is_empty() {
-            match self.access(folder)? {
-                Access::Writable => {}
-                Access::ReadOnly => {
-                    for op in ops {
-                        if let Op::SyncFlags { uid, update, .. } = op {
-                            if update.remote.is_some() && !failed.contains_key(&uid.get()) {
-                                self.mark_pending(folder, PendingKey::Flags(*uid))?;
-                                pending.insert(uid.get());
-                            }
+        Ok(())
+    }
+
+    /// Whether the batch's stores may be sent: on a folder found READ-ONLY (V0039) each
+    /// server part is kept pending instead; on one that cannot be selected each fails.
+    fn flag_batch_access(
+        &mut self,
+        folder: &FolderPath,
+        ops: &[Op],
+        b: &mut FlagBatch,
+    ) -> Result<(), SyncError> {
+        match self.access(folder)? {
+            Access::Writable => return Ok(()),
+            Access::ReadOnly => {
+                for op in ops {
+                    if let Op::SyncFlags { uid, update, .. } = op {
+                        if update.remote.is_some() && !b.failed.contains_key(&uid.get()) {
+                            self.mark_pending(folder, PendingKey::Flags(*uid))?;
+                            b.pending.insert(uid.get());
                         }
                     }
-                    groups.clear();
                 }
-                Access::Failed(e) => {
-                    for op in ops {
-                        if let Op::SyncFlags { uid, update, .. } = op {
-                            if update.remote.is_some() {
-                                failed.entry(uid.get()).or_insert_with(|| e.clone());
-                            }
+            }
+            Access::Failed(e) => {
+                for op in ops {
+                    if let Op::SyncFlags { uid, update, .. } = op {
+                        if update.remote.is_some() {
+                            b.failed.entry(uid.get()).or_insert_with(|| e.clone());
                         }
                     }
-                    groups.clear();
                 }
             }
         }
-        // Adds before removes, as the one-message path does.
-        let mut order: Vec<Key> = groups.keys().cloned().collect();
+        b.groups.clear();
+        Ok(())
+    }
+
+    /// One `UID STORE` per group and chunk, adds before removes as the one-message path does;
+    /// a message MODIFIED (RFC 7162) or refused fails.
+    fn flag_batch_stores(&mut self, b: &mut FlagBatch) -> Result<(), SyncError> {
+        /// Messages per UID STORE, so a scattered set keeps the command line short (a few
+        /// kilobytes at most; servers limit line length).
+        const STORE_CHUNK: usize = 500;
+        let mut order: Vec<StoreKey> = b.groups.keys().cloned().collect();
         order.sort_by_key(|k| !k.0);
         let mut new_modseq: BTreeMap<u32, u64> = BTreeMap::new();
         for key in order {
-            let Some((uids, since)) = groups.remove(&key) else {
+            let Some((uids, since)) = b.groups.remove(&key) else {
                 continue;
             };
             let (add, flags, conditional) = key;
             let op = if add { StoreOp::Add } else { StoreOp::Remove };
             let live: Vec<u32> = uids
                 .into_iter()
-                .filter(|u| !failed.contains_key(u))
+                .filter(|u| !b.failed.contains_key(u))
                 .collect();
             for chunk in live.chunks(STORE_CHUNK) {
                 let since = conditional.then(|| {
@@ -211,12 +237,12 @@ impl Applier<'_> {
                     chunk
                         .iter()
                         .filter_map(|u| new_modseq.get(u))
-                        .fold(since, |a, &b| a.max(b))
+                        .fold(since, |hi, &m| hi.max(m))
                 });
                 match self.remote.store_tracked(chunk, op, &flags, since) {
                     Ok((modified, modseqs)) => {
                         for u in modified {
-                            failed.insert(
+                            b.failed.insert(
                                 u,
                                 format!(
                                     "UID {u} changed on the server meanwhile; flags merge on the next run"
@@ -228,30 +254,44 @@ impl Applier<'_> {
                     Err(e) if e.is_fatal() => return Err(e.into()),
                     Err(e) => {
                         for u in chunk {
-                            failed.insert(*u, format!("STORE refused: {e}"));
+                            b.failed.insert(*u, format!("STORE refused: {e}"));
                         }
                     }
                 }
             }
         }
-        if !renamed_in.is_empty() {
-            let synced = self
-                .local_folder(folder)
-                .and_then(|f| f.sync_subdirs(&renamed_in).map_err(store_err));
-            if let Err(e) = synced {
-                // Renamed but not durable: none of the local changes is recorded. The next
-                // run finds the files' flags ahead of the state and agrees with the server.
-                for op in ops {
-                    if let Op::SyncFlags { uid, update, .. } = op {
-                        if update.local.is_some() {
-                            failed
-                                .entry(uid.get())
-                                .or_insert_with(|| format!("renames not durable: {e}"));
-                        }
+        Ok(())
+    }
+
+    /// The one fsync of each directory the batch renamed files in (with fsync on), before any
+    /// of its rows can reach the commit group.
+    fn flag_batch_sync(&mut self, folder: &FolderPath, ops: &[Op], b: &mut FlagBatch) {
+        let synced = self
+            .local_folder(folder)
+            .and_then(|f| f.sync_subdirs(&b.renamed_in).map_err(store_err));
+        if let Err(e) = synced {
+            // Renamed but not durable: none of the local changes is recorded. The next
+            // run finds the files' flags ahead of the state and agrees with the server.
+            for op in ops {
+                if let Op::SyncFlags { uid, update, .. } = op {
+                    if update.local.is_some() {
+                        b.failed
+                            .entry(uid.get())
+                            .or_insert_with(|| format!("renames not durable: {e}"));
                     }
                 }
             }
         }
+    }
+
+    /// The synced flags of every message of the batch that did not fail, as one change of
+    /// the commit group.
+    fn flag_batch_record(
+        &mut self,
+        folder: &FolderPath,
+        ops: &[Op],
+        b: &FlagBatch,
+    ) -> Result<(), SyncError> {
         let id = match self.folder_row(folder) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -264,10 +304,10 @@ impl Applier<'_> {
             let Op::SyncFlags { uid, update, .. } = op else {
                 continue;
             };
-            if failed.contains_key(&uid.get()) {
+            if b.failed.contains_key(&uid.get()) {
                 continue;
             }
-            let stored = !pending.contains(&uid.get());
+            let stored = !b.pending.contains(&uid.get());
             let (flags, keywords) = split_flags(&recorded(update, stored));
             updates.push(StoreFlagUpdate {
                 uid: StoreUid(uid.0),
@@ -288,22 +328,13 @@ impl Applier<'_> {
                 self.defer(move |tx| tx.update_flags(id, &updates))?;
             }
         }
-        // The test hook counts the batch's steps after its commit: a run cut before it would
-        // find the same batch (now with nothing but the commit left) and be cut there again,
-        // so a chain of runs each cut after its first step would never get past it.
-        for _ in ops {
-            self.step_done()?;
-        }
-        for (_, e) in failed {
-            self.fail(folder, e);
-        }
         Ok(())
     }
 
-    /// The local part of a flag update: rename the file's `:2,` suffix.
-    /// Renames the local file to carry `new`. With `renamed_in`, the directories renamed in
-    /// are added there and left for the caller to fsync; without, each rename is synced.
-    pub(super) fn local_flag_effect(
+    /// The local part of a flag update: the file is renamed so that its `:2,` suffix carries
+    /// `new`. With `renamed_in`, the directories renamed in are added there and left for the
+    /// caller to fsync; without, each rename is synced.
+    fn local_flag_effect(
         &mut self,
         folder: &FolderPath,
         local: &LocalId,
@@ -370,6 +401,24 @@ impl Applier<'_> {
         Ok(Ok(true))
     }
 }
+
+/// A [`Applier::flag_batch`] under way, by UID.
+#[derive(Default)]
+struct FlagBatch {
+    /// Messages whose change failed, with the reason; none of them is recorded.
+    failed: BTreeMap<u32, String>,
+    /// One `UID STORE` each: (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE).
+    groups: BTreeMap<StoreKey, (Vec<u32>, u64)>,
+    /// The folder's subdirectories the batch renamed files in, each fsynced once (with fsync
+    /// on) before any of the batch's rows can reach the commit group.
+    renamed_in: Vec<Subdir>,
+    /// Messages whose server part is kept pending (V0039): their local part is done.
+    pending: BTreeSet<u32>,
+}
+
+/// A group of a flag batch: `+FLAGS` or `-FLAGS`, the flags, and whether it is conditional
+/// (UNCHANGEDSINCE).
+type StoreKey = (bool, Vec<String>, bool);
 
 /// The flags to record after a flag update: the planned record, or, when its server part was
 /// kept pending (V0039), the server's flags as they still are (the record less what the STORE
