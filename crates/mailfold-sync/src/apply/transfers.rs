@@ -9,12 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mailfold_store::{
-    Folder, IntentKind, MaildirFlags, MessageEntry, MessageRecord, MessageWriter, NewIntent,
-    NewMessage, StateRead, Subdir, Uid as StoreUid, UnplacedMessage, UnsyncedDir, WrittenMessage,
+    Folder, FolderId, IntentId, IntentKind, MaildirFlags, MessageEntry, MessageRecord,
+    MessageWriter, NewIntent, NewMessage, StateRead, Subdir, Uid as StoreUid, UnplacedMessage,
+    UnsyncedDir, UploadReader, WrittenMessage,
 };
 
 use crate::gather::encode_intent_detail;
-use crate::plan::{Body, FlagSet, FolderPath, Location, Op, PendingKey, RowContent, Uid};
+use crate::plan::{Body, FlagSet, FolderPath, LocalId, Location, Op, PendingKey, RowContent, Uid};
 use crate::progress::{Progress, ProgressEvent};
 use crate::remote::{BodyEvent, RemoteError, StoreOp};
 use crate::SyncError;
@@ -266,44 +267,18 @@ impl Applier<'_> {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let id = match self.folder_row(to) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
-        // The source only needs to be open: COPY works on an EXAMINEd folder (RFC 3501
-        // 6.4.7), which changes nothing there (no \Recent taken, no write access needed).
-        if self.selected.as_ref().is_none_or(|(w, _)| *w != src) {
-            match self.remote.select(&src, true) {
-                Ok(sel) => {
-                    self.selected = Some((src.clone(), true));
-                    // The UID is the state's: only under the UIDVALIDITY it was recorded with.
-                    let known = self.ctx(from).state_uidvalidity;
-                    if sel.uidvalidity.is_none() || sel.uidvalidity != known {
-                        return Ok(Err(format!(
-                            "UID {uid} not copied from {from}: its UIDVALIDITY changed"
-                        )));
-                    }
-                }
-                Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => {
-                    self.selected = None;
-                    return Ok(Err(format!("cannot open {from} to copy from: {e}")));
-                }
-            }
-        }
+        let id = step_try!(self.folder_row(to));
+        step_try!(self.open_copy_source(from, &src, *uid)?);
         // The journal entry is durable before the COPY leaves: the copy keeps the source's
         // size, INTERNALDATE and Message-ID, which is what finds it again after a cut.
-        let intent = NewIntent {
-            folder: Some(id),
-            base: Some(entry.base.clone()),
-            hash: content.hash.map(|h| mailfold_store::ContentHash(h.0)),
-            detail: encode_intent_detail(
-                content.size,
-                content.internaldate.0,
-                content.message_id.as_deref(),
-            ),
-            ..NewIntent::new(IntentKind::Append)
-        };
+        let intent = append_intent(
+            id,
+            &entry,
+            content.hash.map(|h| mailfold_store::ContentHash(h.0)),
+            content.size,
+            content.internaldate.0,
+            content.message_id.as_deref(),
+        );
         let intent_id = self.db.begin_intent(&intent)?;
         let copied = match self.remote.copy(&[uid.get()], &dest) {
             Ok(c) => c,
@@ -314,25 +289,11 @@ impl Applier<'_> {
                 return Ok(Err(format!("UID COPY of {uid} from {from} refused: {e}")));
             }
         };
-        let known_uv = self
-            .db
-            .folder(id)?
-            .and_then(|f| f.uidvalidity)
-            .map(|u| u.get());
-        let new_uid = match copied {
-            Some((uv, pairs)) if known_uv.is_none() || known_uv == Some(uv) => {
-                if known_uv.is_none() {
-                    if let Err(e) = self.set_uidvalidity(to, uv) {
-                        return Ok(Err(e));
-                    }
-                }
-                pairs
-                    .iter()
-                    .find(|(s, _)| *s == uid.get())
-                    .and_then(|(_, d)| Uid::new(*d))
-            }
-            _ => None,
-        };
+        let fits = step_try!(self.fits_uidvalidity(to, id, copied.as_ref().map(|c| c.0))?);
+        let new_uid = copied
+            .filter(|_| fits)
+            .and_then(|(_, pairs)| pairs.into_iter().find(|(s, _)| *s == uid.get()))
+            .and_then(|(_, d)| Uid::new(d));
         let Some(nu) = new_uid else {
             // Without COPYUID (or with nothing copied: the UID had gone) the journal entry
             // stays open: the next plan binds the copy by its content, the file's flags
@@ -341,26 +302,7 @@ impl Applier<'_> {
             self.incomplete.insert(to.clone());
             return Ok(Ok(()));
         };
-        // The copy carries the source's flags as they are now; the file's replace them. If
-        // that fails the journal entry stays, as without COPYUID: the next plan binds the copy
-        // with the file's flags winning.
-        if let Err(e) = self.select_rw(to)? {
-            return Ok(Err(format!(
-                "flags of the copy of UID {uid} not stored: {e}"
-            )));
-        }
-        match self
-            .remote
-            .store(&[nu.get()], StoreOp::Replace, &wire_list(flags), None)
-        {
-            Ok(_) => {}
-            Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => {
-                return Ok(Err(format!(
-                    "flags of the copy of UID {uid} not stored: {e}"
-                )))
-            }
-        }
+        step_try!(self.store_copy_flags(to, *uid, nu, flags)?);
         let rec = record(nu, &entry.base, flags, content);
         self.db.write(|tx| {
             replace_row(tx, id, &rec)?;
@@ -371,6 +313,88 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
+    /// Opens the source of a server copy unless it is open already. It only needs to be
+    /// open: COPY works on an EXAMINEd folder (RFC 3501 6.4.7), which changes nothing there
+    /// (no \Recent taken, no write access needed).
+    fn open_copy_source(
+        &mut self,
+        from: &FolderPath,
+        src: &[u8],
+        uid: Uid,
+    ) -> Result<StepResult, SyncError> {
+        if self.selected.as_ref().is_some_and(|(w, _)| *w == src) {
+            return Ok(Ok(()));
+        }
+        match self.remote.select(src, true) {
+            Ok(sel) => {
+                self.selected = Some((src.to_vec(), true));
+                // The UID is the state's: only under the UIDVALIDITY it was recorded with.
+                let known = self.ctx(from).state_uidvalidity;
+                if sel.uidvalidity.is_none() || sel.uidvalidity != known {
+                    return Ok(Err(format!(
+                        "UID {uid} not copied from {from}: its UIDVALIDITY changed"
+                    )));
+                }
+                Ok(Ok(()))
+            }
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => {
+                self.selected = None;
+                Ok(Err(format!("cannot open {from} to copy from: {e}")))
+            }
+        }
+    }
+
+    /// The copy carries the source's flags as they are now; the file's replace them. If
+    /// that fails the journal entry stays, as without COPYUID: the next plan binds the copy
+    /// with the file's flags winning.
+    fn store_copy_flags(
+        &mut self,
+        to: &FolderPath,
+        uid: Uid,
+        new_uid: Uid,
+        flags: &FlagSet,
+    ) -> Result<StepResult, SyncError> {
+        if let Err(e) = self.select_rw(to)? {
+            return Ok(Err(format!(
+                "flags of the copy of UID {uid} not stored: {e}"
+            )));
+        }
+        match self
+            .remote
+            .store(&[new_uid.get()], StoreOp::Replace, &wire_list(flags), None)
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => Ok(Err(format!(
+                "flags of the copy of UID {uid} not stored: {e}"
+            ))),
+        }
+    }
+
+    /// Whether a UID the server reported under `uidvalidity` (APPENDUID or COPYUID, RFC
+    /// 4315) may be recorded in the folder's state row `id`: when the row has no UIDVALIDITY
+    /// yet (it is recorded now) or the same one. `false` without a report.
+    fn fits_uidvalidity(
+        &mut self,
+        folder: &FolderPath,
+        id: FolderId,
+        uidvalidity: Option<u32>,
+    ) -> Result<Result<bool, String>, SyncError> {
+        let known = self
+            .db
+            .folder(id)?
+            .and_then(|f| f.uidvalidity)
+            .map(|u| u.get());
+        Ok(match (uidvalidity, known) {
+            (None, _) => Ok(false),
+            (Some(uv), None) => self.set_uidvalidity(folder, uv).map(|()| true),
+            (Some(uv), Some(k)) => Ok(uv == k),
+        })
+    }
+
+    /// [`Op::Upload`]: a new local file sent with `APPEND` under its journal entry (the
+    /// "Upload" item of the crash-safety argument of `apply`).
     pub(super) fn upload(&mut self, op: &Op) -> Result<StepResult, SyncError> {
         let Op::Upload {
             folder,
@@ -392,109 +416,45 @@ impl Applier<'_> {
             self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
             return Ok(Ok(()));
         }
-        let src = match self.local_folder(folder) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e)),
-        };
-        let wire = match self.wire(folder) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match self.folder_row(folder) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
+        let src = step_try!(self.local_folder(folder));
+        let wire = step_try!(self.wire(folder));
+        let id = step_try!(self.folder_row(folder));
         let reader = src.open_upload(&entry)?;
         let (len, hash) = (reader.crlf_len, reader.hash);
         // Seed V0014: binary data (NUL bytes) goes only in a BINARY literal8, never raw in a
         // normal literal; without BINARY the message waits locally, reported.
-        let binary = reader.has_nul;
-        if binary && !self.remote.has_capability("BINARY") {
+        if reader.has_nul && !self.remote.has_capability("BINARY") {
             return Ok(Err(format!(
                 "local file {local} holds binary data (NUL bytes) and the server does not offer \
                  BINARY (RFC 3516): not uploaded, kept locally"
             )));
         }
-        // The journal entry is durable before the APPEND leaves (see the module docs).
-        let intent = NewIntent {
-            folder: Some(id),
-            base: Some(entry.base.clone()),
-            hash: Some(hash),
-            detail: encode_intent_detail(len, internaldate.0, message_id.as_deref()),
-            ..NewIntent::new(IntentKind::Append)
-        };
+        // The journal entry is durable before the APPEND leaves (see the module docs of
+        // `apply`).
+        let intent = append_intent(
+            id,
+            &entry,
+            Some(hash),
+            len,
+            internaldate.0,
+            message_id.as_deref(),
+        );
         let intent_id = self.db.begin_intent(&intent)?;
-        let wire_flags = wire_list(flags);
-        let mut reader = reader;
-        let mut result = if binary {
-            self.remote
-                .append_binary(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
-        } else {
-            self.remote
-                .append(&wire, &wire_flags, Some(internaldate.0), len, &mut reader)
+        let append = Append {
+            wire: &wire,
+            flags: wire_list(flags),
+            date: internaldate.0,
+            intent: intent_id,
         };
-        if let Err(RemoteError::No {
-            trycreate: true, ..
-        }) = &result
-        {
-            // Seeds V0047/V0058: create the folder and retry once.
-            match self.remote.create(&wire) {
-                Ok(()) => {}
-                Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => {
-                    self.db.write(|tx| tx.resolve_intent(intent_id))?;
-                    return Ok(Err(format!("CREATE after TRYCREATE refused: {e}")));
-                }
-            }
-            let mut again = src.open_upload(&entry)?;
-            result = if again.has_nul {
-                self.remote.append_binary(
-                    &wire,
-                    &wire_flags,
-                    Some(internaldate.0),
-                    again.crlf_len,
-                    &mut again,
-                )
-            } else {
-                self.remote.append(
-                    &wire,
-                    &wire_flags,
-                    Some(internaldate.0),
-                    again.crlf_len,
-                    &mut again,
-                )
-            };
-        }
+        let result = step_try!(self.append_or_create(&append, &src, &entry, reader)?);
         let appended = match result {
             Ok(a) => a,
             Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => {
-                // Refused: nothing landed, so the journal entry is settled.
-                self.db.write(|tx| tx.resolve_intent(intent_id))?;
-                // A folder the gather did not SELECT may be READ-ONLY (V0039): then the
-                // refusal is that, and the file waits as a pending change, not an error.
-                if matches!(self.access(folder)?, Access::ReadOnly) {
-                    self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
-                    return Ok(Ok(()));
-                }
-                return Ok(Err(format!("APPEND refused: {e}")));
-            }
+            Err(e) => return self.append_refused(folder, local, intent_id, e),
         };
-        let known_uv = self
-            .db
-            .folder(id)?
-            .and_then(|f| f.uidvalidity)
-            .map(|u| u.get());
+        let fits = step_try!(self.fits_uidvalidity(folder, id, appended.map(|a| a.0))?);
         let uid = match appended {
-            Some((uv, uid)) if known_uv.is_none() || known_uv == Some(uv) => {
-                if known_uv.is_none() {
-                    if let Err(e) = self.set_uidvalidity(folder, uv) {
-                        return Ok(Err(e));
-                    }
-                }
-                Uid::new(uid)
-            }
-            Some(_) => None,
+            Some((_, uid)) => Uid::new(uid).filter(|_| fits),
             None => self.find_appended(folder, message_id.as_deref(), len)?,
         };
         let content = RowContent {
@@ -514,6 +474,68 @@ impl Applier<'_> {
         self.report.folder_mut(&name(folder)).uploaded += 1;
         self.progress.event(ProgressEvent::Message { folder });
         Ok(Ok(()))
+    }
+
+    /// `APPEND` of one local file, in a BINARY literal8 when it holds NUL bytes (seed V0014).
+    fn append_file(&mut self, a: &Append<'_>, mut reader: UploadReader) -> AppendResult {
+        let len = reader.crlf_len;
+        if reader.has_nul {
+            self.remote
+                .append_binary(a.wire, &a.flags, Some(a.date), len, &mut reader)
+        } else {
+            self.remote
+                .append(a.wire, &a.flags, Some(a.date), len, &mut reader)
+        }
+    }
+
+    /// [`Self::append_file`], and once more after creating the folder when the server
+    /// answered `[TRYCREATE]` (seeds V0047, V0058). A refused CREATE settles the journal
+    /// entry (nothing landed) and fails the step.
+    fn append_or_create(
+        &mut self,
+        a: &Append<'_>,
+        src: &Folder,
+        entry: &MessageEntry,
+        reader: UploadReader,
+    ) -> Result<Result<AppendResult, String>, SyncError> {
+        let result = self.append_file(a, reader);
+        if !matches!(
+            &result,
+            Err(RemoteError::No {
+                trycreate: true,
+                ..
+            })
+        ) {
+            return Ok(Ok(result));
+        }
+        match self.remote.create(a.wire) {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => {
+                self.db.write(|tx| tx.resolve_intent(a.intent))?;
+                return Ok(Err(format!("CREATE after TRYCREATE refused: {e}")));
+            }
+        }
+        let again = src.open_upload(entry)?;
+        Ok(Ok(self.append_file(a, again)))
+    }
+
+    /// A refused APPEND: nothing landed, so the journal entry is settled.
+    fn append_refused(
+        &mut self,
+        folder: &FolderPath,
+        local: &LocalId,
+        intent: IntentId,
+        e: RemoteError,
+    ) -> Result<StepResult, SyncError> {
+        self.db.write(|tx| tx.resolve_intent(intent))?;
+        // A folder the gather did not SELECT may be READ-ONLY (V0039): then the
+        // refusal is that, and the file waits as a pending change, not an error.
+        if matches!(self.access(folder)?, Access::ReadOnly) {
+            self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
+            return Ok(Ok(()));
+        }
+        Ok(Err(format!("APPEND refused: {e}")))
     }
 
     /// Without APPENDUID: the copy by Message-ID and size, when exactly one unbound message
@@ -557,6 +579,37 @@ impl Applier<'_> {
         } else {
             None
         })
+    }
+}
+
+/// An `APPEND` of one local file: the folder's server name, the file's flags and
+/// INTERNALDATE, and the journal entry that is settled if it is refused.
+struct Append<'w> {
+    wire: &'w [u8],
+    flags: Vec<String>,
+    date: i64,
+    intent: IntentId,
+}
+
+/// What the server answered an `APPEND`: APPENDUID's UIDVALIDITY and UID (RFC 4315), if given.
+type AppendResult = Result<Option<(u32, u32)>, RemoteError>;
+
+/// The journal entry of an `APPEND` or a server copy of `entry` into the folder `id`, with the
+/// content that finds the server's copy again after a cut: size, INTERNALDATE, Message-ID.
+fn append_intent(
+    id: FolderId,
+    entry: &MessageEntry,
+    hash: Option<mailfold_store::ContentHash>,
+    size: u64,
+    date: i64,
+    message_id: Option<&str>,
+) -> NewIntent {
+    NewIntent {
+        folder: Some(id),
+        base: Some(entry.base.clone()),
+        hash,
+        detail: encode_intent_detail(size, date, message_id),
+        ..NewIntent::new(IntentKind::Append)
     }
 }
 
