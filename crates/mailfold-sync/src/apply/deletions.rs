@@ -1,4 +1,4 @@
-//! Deletions of messages: a local file unlinked, a server message expunged (`STORE \\Deleted`
+//! Deletions of messages: a local file unlinked, a server message expunged (`STORE \Deleted`
 //! then `UID EXPUNGE`; a bare EXPUNGE only where the account allows it), a row forgotten. Each
 //! effect comes before its row's deletion ("Deletions" in the crash-safety argument in the
 //! docs of [`super`]).

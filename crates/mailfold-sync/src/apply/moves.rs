@@ -1,5 +1,5 @@
 //! Moves of a message between folders: on the local side the file moves between directories;
-//! on the server `UID MOVE` (RFC 6851), or `UID COPY`, `STORE \\Deleted` and `UID EXPUNGE`.
+//! on the server `UID MOVE` (RFC 6851), or `UID COPY`, `STORE \Deleted` and `UID EXPUNGE`.
 //! Each carries its flag update, then records the rows of both folders in one transaction.
 
 use crate::gather::base_of;
@@ -13,6 +13,9 @@ use super::flags::recorded;
 use super::{letters, name, record, replace_row, Applier, StepResult};
 
 impl Applier<'_> {
+    /// [`Op::MoveLocal`]: a message moved between folders on the server is moved between
+    /// directories here, its flag update made on both sides, then the source's row is deleted
+    /// and the destination's recorded in one transaction.
     pub(super) fn move_local(
         &mut self,
         from: &FolderPath,
@@ -56,6 +59,9 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
+    /// [`Op::MoveRemote`]: a message moved between folders locally is moved on the server,
+    /// its flag update made on both sides, then the source's row is deleted and the
+    /// destination's recorded in one transaction.
     pub(super) fn move_remote(
         &mut self,
         from: &FolderPath,
@@ -84,37 +90,7 @@ impl Applier<'_> {
                 }
             }
         }
-        if let Err(e) = self.select_rw(from)? {
-            return Ok(Err(e));
-        }
-        let dest = match self.wire(to) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut res = self.remote.move_or_copy(&[uid.get()], &dest);
-        if let Err(RemoteError::No {
-            trycreate: true, ..
-        }) = &res
-        {
-            // Seed V0058 (as V0047 for APPEND): create the destination and retry once.
-            match self.remote.create(&dest) {
-                Ok(()) => res = self.remote.move_or_copy(&[uid.get()], &dest),
-                Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => return Ok(Err(format!("CREATE after TRYCREATE refused: {e}"))),
-            }
-        }
-        let (moved, pairs) = match res {
-            Ok(x) => x,
-            Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),
-        };
-        if !moved {
-            let plain = !self.remote.has_capability("UIDPLUS");
-            let deleted = vec!["\\Deleted".to_owned()];
-            self.remote
-                .store(&[uid.get()], StoreOp::Add, &deleted, None)?;
-            self.remote.expunge(&[uid.get()], plain)?;
-        }
+        let pairs = step_try!(self.server_move(from, uid, to)?);
         let new_uid = pairs
             .iter()
             .find(|(s, _)| *s == uid.get())
@@ -147,5 +123,48 @@ impl Applier<'_> {
         self.report.folder_mut(&name(to)).remote_moves += 1;
         self.progress.event(ProgressEvent::Message { folder: to });
         Ok(Ok(()))
+    }
+
+    /// The server half of a move: `UID MOVE` (RFC 6851) into `to`, creating it once on
+    /// `[TRYCREATE]`, or where the server copied instead, `STORE \Deleted` and EXPUNGE of the
+    /// source. Returns COPYUID's `(source, destination)` UID pairs (RFC 4315), if given.
+    fn server_move(
+        &mut self,
+        from: &FolderPath,
+        uid: Uid,
+        to: &FolderPath,
+    ) -> Result<Result<Vec<(u32, u32)>, String>, SyncError> {
+        if let Err(e) = self.select_rw(from)? {
+            return Ok(Err(e));
+        }
+        let dest = match self.wire(to) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut res = self.remote.move_or_copy(&[uid.get()], &dest);
+        if let Err(RemoteError::No {
+            trycreate: true, ..
+        }) = &res
+        {
+            // Seed V0058 (as V0047 for APPEND): create the destination and retry once.
+            match self.remote.create(&dest) {
+                Ok(()) => res = self.remote.move_or_copy(&[uid.get()], &dest),
+                Err(e) if e.is_fatal() => return Err(e.into()),
+                Err(e) => return Ok(Err(format!("CREATE after TRYCREATE refused: {e}"))),
+            }
+        }
+        let (moved, pairs) = match res {
+            Ok(x) => x,
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),
+        };
+        if !moved {
+            let plain = !self.remote.has_capability("UIDPLUS");
+            let deleted = vec!["\\Deleted".to_owned()];
+            self.remote
+                .store(&[uid.get()], StoreOp::Add, &deleted, None)?;
+            self.remote.expunge(&[uid.get()], plain)?;
+        }
+        Ok(Ok(pairs))
     }
 }
