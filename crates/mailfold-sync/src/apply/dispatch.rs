@@ -59,7 +59,7 @@ impl Applier<'_> {
                     continue;
                 }
                 // The batch's rows are the first change of a new group, so the test hook's
-                // cut inside the batch loses exactly the batch's commit (module docs).
+                // cut inside the batch loses exactly the batch's commit (`apply` module docs).
                 self.flush()?;
                 self.downloads(&folder, &plan.ops[i..j])?;
                 i = j;
@@ -229,7 +229,7 @@ impl Applier<'_> {
     }
 
     /// [`Op::SetFolderState`]: the folder's UIDNEXT and HIGHESTMODSEQ, unless a step of the
-    /// folder failed in this run (module docs of [`super`]: the older record makes the next
+    /// folder failed in this run (the `apply` module docs: the older record makes the next
     /// run look again).
     fn set_folder_state(
         &mut self,
@@ -269,7 +269,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Adds a state change to the current group (module docs, "Grouped commits").
+    /// Adds a state change to the current group (`apply` module docs, "Grouped commits").
     pub(super) fn defer(
         &mut self,
         change: impl FnOnce(&Txn<'_>) -> mailfold_store::Result<()> + 'static,
@@ -308,7 +308,7 @@ impl Applier<'_> {
 
 /// Whether an operation's state change may wait for its group's commit: those whose lost
 /// commit the next plan recognises from the effect alone and which need no journal entry
-/// before a network step (module docs, "Order within a step").
+/// before a network step (`apply` module docs, "Order within a step").
 fn joins_group(op: &Op) -> bool {
     matches!(
         op,

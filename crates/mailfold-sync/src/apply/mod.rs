@@ -1,6 +1,13 @@
 //! Apply: execute a [`Plan`] step by step against the server, the Maildir and the state
 //! database.
 //!
+//! The applier is one [`Applier`], whose steps live in one submodule per kind of change:
+//! `dispatch` (the step loop, the commit groups, the test hook and the steps that only
+//! record), `folders` (a folder's directory, server name and state row; creating, renaming
+//! and deleting folders; SELECT and read-only folders), `flags` (flag changes, alone or
+//! batched), `deletions`, `download` (batches of downloads), `upload` (APPEND and server
+//! copies) and `moves`. The argument below is the one they keep between them.
+//!
 //! # Order within a step
 //!
 //! Each operation performs its effect first, then records it in the state database (SQLite
@@ -107,6 +114,10 @@
 //! commit; in a batch of flag changes (V0060), after the batch's commit — without running
 //! any destructor, as a `kill -9` would. The cut of a group between its effects and its
 //! commit is what a real kill does; the SIGKILL loop of the CLI's reliability tests covers it.
+//!
+//! [`Plan`]: crate::plan::Plan
+//! [`Op::SetFolderState`]: crate::plan::Op::SetFolderState
+//! [`Op::CopyRemote`]: crate::plan::Op::CopyRemote
 
 use std::collections::HashMap;
 
@@ -136,10 +147,11 @@ macro_rules! step_try {
 
 mod deletions;
 mod dispatch;
+mod download;
 mod flags;
 mod folders;
 mod moves;
-mod transfers;
+mod upload;
 
 /// Exit status of a run stopped by the test hook.
 pub const ABORT_EXIT_CODE: i32 = 75;
