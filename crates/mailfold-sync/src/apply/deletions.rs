@@ -14,7 +14,8 @@ use super::folders::Access;
 use super::{name, Applier, StepResult};
 
 impl Applier<'_> {
-    /// [`Op::DeleteLocal`]: the file is unlinked, then its row deleted.
+    /// [`Op::DeleteLocal`](crate::plan::Op::DeleteLocal): the file is unlinked, then its row
+    /// deleted.
     pub(super) fn delete_local(
         &mut self,
         folder: &FolderPath,
@@ -34,8 +35,9 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
-    /// [`Op::ForgetMessage`]: a message gone from both sides; its row, bound by UID or by the
-    /// file's base (or unbound by a UIDVALIDITY change, V0003), is deleted.
+    /// [`Op::ForgetMessage`](crate::plan::Op::ForgetMessage): a message gone from both sides; its
+    /// row, bound by UID or by the file's base (or unbound by a UIDVALIDITY change, V0003), is
+    /// deleted.
     pub(super) fn forget_message(
         &mut self,
         folder: &FolderPath,

@@ -148,8 +148,9 @@ impl Applier<'_> {
         }
     }
 
-    /// A local folder renamed as a whole: `RENAME` on the server, then the folder state takes
-    /// the new name, keeping its rows (see [`Op::RenameRemoteFolder`]).
+    /// A local folder renamed as a whole: `RENAME` on the server, then the folder state takes the
+    /// new name, keeping its rows (see
+    /// [`Op::RenameRemoteFolder`](crate::plan::Op::RenameRemoteFolder)).
     pub(super) fn rename_remote(
         &mut self,
         from: &FolderPath,
@@ -199,8 +200,9 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
-    /// A server folder renamed as a whole: the Maildir directory follows, then the folder
-    /// state takes the new name, keeping its rows (see [`Op::RenameLocalFolder`]).
+    /// A server folder renamed as a whole: the Maildir directory follows, then the folder state
+    /// takes the new name, keeping its rows (see
+    /// [`Op::RenameLocalFolder`](crate::plan::Op::RenameLocalFolder)).
     pub(super) fn rename_local(
         &mut self,
         from: &FolderPath,
@@ -242,7 +244,8 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
-    /// [`Op::DeleteLocalFolder`]: the directory is removed unless it holds new files.
+    /// [`Op::DeleteLocalFolder`](crate::plan::Op::DeleteLocalFolder): the directory is removed
+    /// unless it holds new files.
     pub(super) fn delete_local_folder(&mut self, folder: &FolderPath) -> StepResult {
         let Some(rel) = self.ctx(folder).rel.clone() else {
             return Ok(());
@@ -264,7 +267,8 @@ impl Applier<'_> {
         }
     }
 
-    /// [`Op::ForgetFolder`]: the folder's state row and its pending changes are deleted.
+    /// [`Op::ForgetFolder`](crate::plan::Op::ForgetFolder): the folder's state row and its pending
+    /// changes are deleted.
     pub(super) fn forget_folder(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         if let Some(id) = self.ctx(folder).state_id.take() {
             let pend: Vec<_> = self

@@ -13,9 +13,9 @@ use super::flags::recorded;
 use super::{letters, name, record, replace_row, Applier, StepResult};
 
 impl Applier<'_> {
-    /// [`Op::MoveLocal`]: a message moved between folders on the server is moved between
-    /// directories here, its flag update made on both sides, then the source's row is deleted
-    /// and the destination's recorded in one transaction.
+    /// [`Op::MoveLocal`](crate::plan::Op::MoveLocal): a message moved between folders on the server
+    /// is moved between directories here, its flag update made on both sides, then the source's row
+    /// is deleted and the destination's recorded in one transaction.
     pub(super) fn move_local(
         &mut self,
         from: &FolderPath,
@@ -59,9 +59,9 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
-    /// [`Op::MoveRemote`]: a message moved between folders locally is moved on the server,
-    /// its flag update made on both sides, then the source's row is deleted and the
-    /// destination's recorded in one transaction.
+    /// [`Op::MoveRemote`](crate::plan::Op::MoveRemote): a message moved between folders locally is
+    /// moved on the server, its flag update made on both sides, then the source's row is deleted
+    /// and the destination's recorded in one transaction.
     pub(super) fn move_remote(
         &mut self,
         from: &FolderPath,
