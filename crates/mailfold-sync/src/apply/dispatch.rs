@@ -42,73 +42,69 @@ impl Applier<'_> {
         }
     }
 
-    pub(super) fn apply_ops(&mut self, plan: &Plan) -> Result<(), SyncError> {
+    /// The step loop: a folder's consecutive downloads go as one pipelined batch, its
+    /// consecutive flag changes as one batch (V0060), every other operation on its own.
+    fn apply_ops(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let ops = &plan.ops;
         let mut i = 0;
-        while i < plan.ops.len() {
-            // Consecutive downloads of one folder go as one pipelined batch.
-            if let Op::Download { folder, .. } = &plan.ops[i] {
-                let mut j = i + 1;
-                while j < plan.ops.len()
-                    && matches!(&plan.ops[j], Op::Download { folder: f, .. } if f == folder)
-                {
-                    j += 1;
+        while i < ops.len() {
+            if let Op::Download { folder, .. } = &ops[i] {
+                let j = run_end(
+                    ops,
+                    i,
+                    |op| matches!(op, Op::Download { folder: f, .. } if f == folder),
+                );
+                if !self.failed.contains(folder) {
+                    // The batch's rows are the first change of a new group, so the test hook's
+                    // cut inside the batch loses exactly the batch's commit (`apply` module docs).
+                    self.flush()?;
+                    self.downloads(folder, &ops[i..j])?;
                 }
-                let folder = folder.clone();
-                if self.failed.contains(&folder) {
-                    i = j;
-                    continue;
-                }
-                // The batch's rows are the first change of a new group, so the test hook's
-                // cut inside the batch loses exactly the batch's commit (`apply` module docs).
-                self.flush()?;
-                self.downloads(&folder, &plan.ops[i..j])?;
                 i = j;
                 continue;
             }
-            // Consecutive flag changes of one folder: one UID STORE per distinct change (V0060).
-            if let Op::SyncFlags { folder, .. } = &plan.ops[i] {
-                let mut j = i + 1;
-                while j < plan.ops.len()
-                    && matches!(&plan.ops[j], Op::SyncFlags { folder: f, .. } if f == folder)
-                {
-                    j += 1;
-                }
+            if let Op::SyncFlags { folder, .. } = &ops[i] {
+                let j = run_end(
+                    ops,
+                    i,
+                    |op| matches!(op, Op::SyncFlags { folder: f, .. } if f == folder),
+                );
                 if j - i > 1 {
-                    let folder = folder.clone();
-                    if !self.failed.contains(&folder) {
-                        self.flag_batch(&folder, &plan.ops[i..j])?;
+                    if !self.failed.contains(folder) {
+                        self.flag_batch(folder, &ops[i..j])?;
                     }
                     i = j;
                     continue;
                 }
             }
-            let op = &plan.ops[i];
+            self.apply_step(&ops[i])?;
             i += 1;
-            if op.folders().iter().any(|f| self.failed.contains(*f)) {
-                continue;
-            }
-            if !joins_group(op) {
-                // Its own commit (or journal entry) comes after every earlier one.
-                self.flush()?;
-            }
-            match self.apply_one(op) {
-                Ok(Ok(())) => {}
-                Ok(Err(msg)) => {
-                    // A move that failed leaves work in both of its folders.
-                    for f in op.folders() {
-                        self.incomplete.insert(f.clone());
-                    }
-                    let f = op.folders().first().map(|f| (*f).clone());
-                    match f {
-                        Some(f) => self.fail(&f, msg),
-                        None => self.report.errors.push(msg),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-            self.step_done()?;
         }
         Ok(())
+    }
+
+    /// One operation outside a batch: skipped when a folder of it failed, committed after
+    /// every earlier one when it does not join groups, and counted for the test hook.
+    fn apply_step(&mut self, op: &Op) -> Result<(), SyncError> {
+        if op.folders().iter().any(|f| self.failed.contains(*f)) {
+            return Ok(());
+        }
+        if !joins_group(op) {
+            // Its own commit (or journal entry) comes after every earlier one.
+            self.flush()?;
+        }
+        if let Err(msg) = self.apply_one(op)? {
+            // A move that failed leaves work in both of its folders.
+            for f in op.folders() {
+                self.incomplete.insert(f.clone());
+            }
+            let f = op.folders().first().map(|f| (*f).clone());
+            match f {
+                Some(f) => self.fail(&f, msg),
+                None => self.report.errors.push(msg),
+            }
+        }
+        self.step_done()
     }
 
     /// One operation: hands it to the step that carries it out. The outer error ends the run;
@@ -304,6 +300,15 @@ impl Applier<'_> {
         self.incomplete.insert(folder.clone());
         self.report.folder_mut(&name(folder)).errors.push(msg);
     }
+}
+
+/// The end of the run of operations from `i` on that `same` accepts (`ops[i]` is one).
+fn run_end(ops: &[Op], i: usize, same: impl Fn(&Op) -> bool) -> usize {
+    let mut j = i + 1;
+    while j < ops.len() && same(&ops[j]) {
+        j += 1;
+    }
+    j
 }
 
 /// Whether an operation's state change may wait for its group's commit: those whose lost
