@@ -14,6 +14,7 @@ use super::{name, pending_of, store_err, Applier, StepResult};
 
 /// Whether this run may write to a server folder.
 pub(super) enum Access {
+    /// Selected for writing.
     Writable,
     /// The server opened it READ-ONLY (V0039): changes for it are kept pending.
     ReadOnly,
@@ -22,6 +23,8 @@ pub(super) enum Access {
 }
 
 impl Applier<'_> {
+    /// The folder's Maildir directory, opened once per run (see `Applier::opened`), made if
+    /// missing.
     pub(super) fn local_folder(&mut self, folder: &FolderPath) -> Result<Folder, String> {
         if let Some(rel) = self.ctx(folder).rel.clone() {
             if let Some(f) = self.opened.get(&rel) {
@@ -41,12 +44,14 @@ impl Applier<'_> {
         Ok(f)
     }
 
+    /// [`Op::CreateLocalFolder`](crate::plan::Op::CreateLocalFolder).
     pub(super) fn create_local(&mut self, folder: &FolderPath) -> StepResult {
         self.local_folder(folder)?;
         self.report.folder_mut(&name(folder)).created_local = true;
         Ok(())
     }
 
+    /// The folder's name on the server, under the account's root, kept once known.
     pub(super) fn wire(&mut self, folder: &FolderPath) -> Result<Vec<u8>, String> {
         if let Some(w) = self.ctx(folder).wire.clone() {
             return Ok(w);
@@ -87,6 +92,8 @@ impl Applier<'_> {
         Ok(id)
     }
 
+    /// [`Op::SetUidValidity`](crate::plan::Op::SetUidValidity), and the UIDVALIDITY of a
+    /// folder just created or first told by APPENDUID or COPYUID.
     pub(super) fn set_uidvalidity(&mut self, folder: &FolderPath, uv: u32) -> StepResult {
         let id = self.folder_row(folder)?;
         let old = self
@@ -116,6 +123,8 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// [`Op::CreateRemoteFolder`](crate::plan::Op::CreateRemoteFolder): `CREATE`, then the new
+    /// folder's UIDVALIDITY from STATUS. A folder that cannot be created is failed for the run.
     pub(super) fn create_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         if let Err(e) = user_given_name(folder) {
             self.failed.insert(folder.clone());
@@ -287,6 +296,8 @@ impl Applier<'_> {
         Ok(Ok(()))
     }
 
+    /// [`Op::DeleteRemoteFolder`](crate::plan::Op::DeleteRemoteFolder): `DELETE` unless
+    /// STATUS finds new messages in the folder.
     pub(super) fn delete_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         let wire = match self.wire(folder) {
             Ok(w) => w,
@@ -350,7 +361,7 @@ impl Applier<'_> {
     /// V0045) answers a SELECT for writing with `[READ-ONLY]`. For the rest of the run nothing
     /// is written to it; each local change that needed a write is kept pending, as the planner
     /// would have planned had it known.
-    pub(super) fn note_read_only(&mut self, folder: &FolderPath) {
+    fn note_read_only(&mut self, folder: &FolderPath) {
         if self.read_only.insert(folder.clone()) {
             let r = self.report.folder_mut(&name(folder));
             r.read_only = true;
@@ -402,6 +413,8 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Opens the folder for reading or writing, whichever this run is (a pull-only account
+    /// EXAMINEs), unless it is open already.
     pub(super) fn select_any(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
         let wire = match self.wire(folder) {
             Ok(w) => w,

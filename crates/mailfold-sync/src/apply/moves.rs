@@ -1,5 +1,5 @@
 //! Moves of a message between folders: on the local side the file moves between directories;
-//! on the server `UID MOVE` (RFC 6851), or `UID COPY`, `STORE \Deleted` and `UID EXPUNGE`.
+//! on the server `UID MOVE` (RFC 6851), or `UID COPY`, `STORE \Deleted` and EXPUNGE.
 //! Each carries its flag update, then records the rows of both folders in one transaction.
 
 use crate::gather::base_of;
