@@ -344,10 +344,7 @@ impl Applier<'_> {
         let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
             return Ok(Err(format!("local file {local} vanished")));
         };
-        let f = match self.local_folder(folder) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e)),
-        };
+        let f = step_try!(self.local_folder(folder));
         let want = letters(new, &entry.flags);
         if want != entry.flags {
             let moved = match renamed_in {

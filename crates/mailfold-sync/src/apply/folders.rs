@@ -175,10 +175,7 @@ impl Applier<'_> {
         let Some(id) = self.ctx(from).state_id else {
             return Ok(Err("renamed folder has no state".into()));
         };
-        let rel = match self.local_folder(to) {
-            Ok(f) => f.rel().clone(),
-            Err(e) => return Ok(Err(e)),
-        };
+        let rel = step_try!(self.local_folder(to)).rel().clone();
         let Ok(new_s) = String::from_utf8(new.clone()) else {
             return Ok(Err("folder name is not ASCII on the wire".into()));
         };
@@ -217,10 +214,7 @@ impl Applier<'_> {
         from: &FolderPath,
         to: &FolderPath,
     ) -> Result<StepResult, SyncError> {
-        let new = match self.wire(to) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
+        let new = step_try!(self.wire(to));
         let Some(id) = self.ctx(from).state_id else {
             return Ok(Err("renamed folder has no state".into()));
         };
@@ -299,10 +293,7 @@ impl Applier<'_> {
     /// [`Op::DeleteRemoteFolder`](crate::plan::Op::DeleteRemoteFolder): `DELETE` unless
     /// STATUS finds new messages in the folder.
     pub(super) fn delete_remote(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
-        let wire = match self.wire(folder) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
+        let wire = step_try!(self.wire(folder));
         if self.selected.as_ref().is_some_and(|(w, _)| *w == wire) {
             self.remote.unselect()?;
             self.selected = None;
@@ -327,10 +318,7 @@ impl Applier<'_> {
 
     /// Selects the folder for writing (SELECT without CLOSE in between, V0050).
     pub(super) fn select_rw(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
-        let wire = match self.wire(folder) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
+        let wire = step_try!(self.wire(folder));
         if self
             .selected
             .as_ref()
@@ -416,10 +404,7 @@ impl Applier<'_> {
     /// Opens the folder for reading or writing, whichever this run is (a pull-only account
     /// EXAMINEs), unless it is open already.
     pub(super) fn select_any(&mut self, folder: &FolderPath) -> Result<StepResult, SyncError> {
-        let wire = match self.wire(folder) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
+        let wire = step_try!(self.wire(folder));
         if self.selected.as_ref().is_some_and(|(w, _)| *w == wire) {
             return Ok(Ok(()));
         }

@@ -36,14 +36,8 @@ impl Applier<'_> {
         self.ctx(from).files.remove(&local.0);
         self.ctx(to).files.insert(local.0.clone(), moved);
         self.progress.event(ProgressEvent::Message { folder: to });
-        let stored = match self.flag_effects(to, uid, local, update)? {
-            Ok(stored) => stored,
-            Err(e) => return Ok(Err(e)),
-        };
-        let base = match base_of(local) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let stored = step_try!(self.flag_effects(to, uid, local, update)?);
+        let base = step_try!(base_of(local));
         let (from_id, to_id) = match (self.folder_row(from), self.folder_row(to)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -104,10 +98,7 @@ impl Applier<'_> {
                 return Ok(Err(e));
             }
         }
-        let base = match base_of(local) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let base = step_try!(base_of(local));
         let (from_id, to_id) = match (self.folder_row(from), self.folder_row(to)) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -137,10 +128,7 @@ impl Applier<'_> {
         if let Err(e) = self.select_rw(from)? {
             return Ok(Err(e));
         }
-        let dest = match self.wire(to) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(e)),
-        };
+        let dest = step_try!(self.wire(to));
         let mut res = self.remote.move_or_copy(&[uid.get()], &dest);
         if let Err(RemoteError::No {
             trycreate: true, ..
