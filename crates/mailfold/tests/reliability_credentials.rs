@@ -449,4 +449,24 @@ fn a_password_command_runs_while_the_sync_connects() {
     assert_eq!(proxy.connection_count(), 1);
     let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
     assert_eq!(runs.lines().count(), 1, "the command ran once");
+
+    // With the mirror in place, a failing command is still the run's one line and exit 3,
+    // though the sync may have connected meanwhile; the state is left as it was.
+    let state = env.home.path().join("state.sqlite");
+    let before = std::fs::read(&state).unwrap();
+    set_password_command_any(&env.home, "\"exit 7\"");
+    let r = env.run(&["sync"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        ["mailfold: account t: password_command (exit) failed (exit status 7)"],
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the state is unchanged"
+    );
 }
