@@ -560,6 +560,42 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_secret_is_fetched_once_for_every_clone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&fetches);
+        let p = PendingSecret::password(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(Secret::new("pw".to_string()))
+        });
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || p.wait().map(|s| s.expose().clone()))
+            })
+            .collect();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Ok("pw".to_string()));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let token = AccountSecret::Pending(PendingSecret::oauth_token(|| {
+            Ok(Secret::new("t".to_string()))
+        }));
+        assert!(matches!(token.wait(), Ok(AccountSecret::OAuthToken(_))));
+        assert_eq!(token.failure(), None);
+        let failed = AccountSecret::Pending(PendingSecret::password(|| {
+            Err(SecretError(
+                "password_command (x) failed (exit status 1)".into(),
+            ))
+        }));
+        assert_eq!(
+            failed.failure().map(|e| e.to_string()).as_deref(),
+            Some("password_command (x) failed (exit status 1)")
+        );
+        assert!(!format!("{failed:?}").contains("pw"));
+    }
+
+    #[test]
     fn wildcard_is_not_exponential() {
         let pat = "*a*a*a*a*a*a*a*a*a*a*a*a*b";
         let text = "a".repeat(5000);

@@ -97,9 +97,10 @@ pub fn sync_account_with_progress(
 /// [`AccountSecret::Pending`] secret only when it is about to authenticate; until then the
 /// secret's fetch (a password command) runs beside the store's opening, the connection, TLS,
 /// the greeting and CAPABILITY. A first run (no Maildir or no state database yet) waits for
-/// the secret before creating either, so that a failing command leaves nothing behind; an
-/// existing store is only opened and checked before the secret arrives (a database of an
-/// older schema is brought up to date, as the same run would do after it), never written.
+/// the secret before creating either, so that a failing command leaves nothing behind. An
+/// existing store is only opened and checked before the secret arrives: no mail and no sync
+/// state is written (opening does bring a database left by an older version to the current
+/// schema, as this run would have done after the secret anyway).
 fn open_and_connect(
     account: &AccountSpec,
 ) -> Result<(Maildir, StateDb, remote_imap::NetRemote), SyncError> {

@@ -130,7 +130,7 @@ fn run_with_timeout(
         Some(s) => Some(s),
         // The group is ended, so the program's exit is at hand: its status tells a failure
         // apart from a program that printed nothing.
-        None if result.line.is_none() => exit_status(&events),
+        None if result.line.is_none() && !result.exited => exit_status(&events),
         None => None,
     };
     let line = match result.line {
@@ -246,6 +246,8 @@ struct Waited {
     line: Option<Out>,
     /// The exit status, if the program exited in time.
     status: Option<ExitStatus>,
+    /// The exit was reported (with a status, or without one when waiting failed).
+    exited: bool,
     /// No line (and no end of output) within the time limit.
     timed_out: bool,
 }
@@ -272,6 +274,7 @@ fn wait_for_line(events: &Receiver<Ev>, timeout: Duration) -> Waited {
                 return Waited {
                     line: None,
                     status,
+                    exited,
                     timed_out: true,
                 };
             }
@@ -299,6 +302,7 @@ fn wait_for_line(events: &Receiver<Ev>, timeout: Duration) -> Waited {
     Waited {
         line,
         status,
+        exited,
         timed_out: false,
     }
 }
