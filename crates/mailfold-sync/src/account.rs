@@ -130,6 +130,9 @@ pub enum AccountSecret {
         /// The RFC 4505 trace information (at most 255 characters are sent).
         trace: String,
     },
+    /// A password or token still being fetched when the run starts ([`PendingSecret`]);
+    /// the run waits for it when it authenticates.
+    Pending(PendingSecret),
 }
 
 impl AccountSecret {
@@ -138,6 +141,143 @@ impl AccountSecret {
         AccountSecret::Anonymous {
             trace: trace.into(),
         }
+    }
+
+    /// The secret itself: a [`AccountSecret::Pending`] one is waited for (once per run, see
+    /// [`PendingSecret`]) and comes back as a password or token; the others as they are.
+    pub fn wait(&self) -> Result<AccountSecret, SecretError> {
+        match self {
+            AccountSecret::Pending(p) => {
+                let s = p.wait()?;
+                Ok(if p.token {
+                    AccountSecret::OAuthToken(s)
+                } else {
+                    AccountSecret::Password(s)
+                })
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Why a pending secret could not be had (waiting for it if it is still being fetched);
+    /// `None` when it arrived or was never pending. A run that fails before it logs in asks
+    /// this, so that a failed password command is reported as it was before the command ran
+    /// beside the run's start: as the run's only error.
+    pub fn failure(&self) -> Option<SecretError> {
+        match self {
+            AccountSecret::Pending(p) => p.wait().err(),
+            _ => None,
+        }
+    }
+
+    /// Whether the secret is still to come from a [`PendingSecret`].
+    pub fn is_pending(&self) -> bool {
+        matches!(self, AccountSecret::Pending(_))
+    }
+}
+
+/// Why a pending secret did not arrive, in the words of whatever fetched it (a password
+/// command's failure line, which never shows its output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretError(pub String);
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+/// A password or token that is still being fetched (the CLI's `password_command` or
+/// `oauth_token_command`), on a thread of its own started with the run, so that the command's
+/// start-up (a `pass` or `gpg` call takes tens of milliseconds) overlaps the run's own
+/// start: opening the state database, connecting, TLS, the greeting and CAPABILITY. The run
+/// waits for it only when it is about to authenticate
+/// ([`crate::remote_imap::NetRemote::connect`]).
+///
+/// Clones share one result: the first [`PendingSecret::wait`] joins the thread and keeps
+/// what it returned, every later one (the parallel workers' extra connections, a watch's
+/// reconnections) gets that same result, so the command runs once per spec.
+#[derive(Clone)]
+pub struct PendingSecret {
+    /// An OAuth token (the bearer mechanisms) rather than a password.
+    token: bool,
+    slot: std::sync::Arc<std::sync::Mutex<Slot>>,
+}
+
+/// What a fetch function returns: the secret, or one line saying why there is none.
+type Fetched = Result<Secret<String>, SecretError>;
+
+enum Slot {
+    Running(std::thread::JoinHandle<Fetched>),
+    Done(Fetched),
+}
+
+impl std::fmt::Debug for PendingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSecret")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingSecret {
+    /// Starts `fetch` for a password now, on a thread of its own.
+    pub fn password(fetch: impl FnOnce() -> Fetched + Send + 'static) -> PendingSecret {
+        PendingSecret::start(false, fetch)
+    }
+
+    /// Starts `fetch` for an OAuth 2.0 access token now, on a thread of its own.
+    pub fn oauth_token(fetch: impl FnOnce() -> Fetched + Send + 'static) -> PendingSecret {
+        PendingSecret::start(true, fetch)
+    }
+
+    fn start(token: bool, fetch: impl FnOnce() -> Fetched + Send + 'static) -> PendingSecret {
+        // The closure goes into the thread, or, when no thread can be started, is run here:
+        // only the overlap is lost.
+        let fetch = std::sync::Arc::new(std::sync::Mutex::new(Some(fetch)));
+        let run = {
+            let fetch = std::sync::Arc::clone(&fetch);
+            move || match fetch.lock().ok().and_then(|mut f| f.take()) {
+                Some(f) => f(),
+                None => Err(SecretError("the secret was not fetched".into())),
+            }
+        };
+        let slot = match std::thread::Builder::new().name("secret".into()).spawn(run) {
+            Ok(handle) => Slot::Running(handle),
+            Err(_) => Slot::Done(match fetch.lock().ok().and_then(|mut f| f.take()) {
+                Some(f) => f(),
+                None => Err(SecretError("the secret was not fetched".into())),
+            }),
+        };
+        PendingSecret {
+            token,
+            slot: std::sync::Arc::new(std::sync::Mutex::new(slot)),
+        }
+    }
+
+    /// Whether it is an OAuth 2.0 access token rather than a password.
+    pub fn is_token(&self) -> bool {
+        self.token
+    }
+
+    /// The secret, waiting for the fetch when it is still running. Waiters queue on the
+    /// slot's lock, so only the first joins the thread.
+    pub fn wait(&self) -> Fetched {
+        // A waiter that panicked leaves the slot as it found it or done: either is usable.
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let placeholder = Slot::Done(Err(SecretError("the secret was not fetched".into())));
+        let done = match std::mem::replace(&mut *slot, placeholder) {
+            Slot::Running(handle) => handle.join().unwrap_or_else(|_| {
+                Err(SecretError(
+                    "the secret could not be fetched (its thread ended unexpectedly)".into(),
+                ))
+            }),
+            Slot::Done(r) => r,
+        };
+        *slot = Slot::Done(done.clone());
+        done
     }
 }
 
@@ -417,6 +557,42 @@ mod tests {
         assert_eq!(cfg.engine.per_message, stock.engine.per_message);
         assert_eq!(cfg.engine.keepalive, stock.engine.keepalive);
         assert_eq!(cfg.engine.logout_timeout, stock.engine.logout_timeout);
+    }
+
+    #[test]
+    fn a_pending_secret_is_fetched_once_for_every_clone() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&fetches);
+        let p = PendingSecret::password(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(Secret::new("pw".to_string()))
+        });
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || p.wait().map(|s| s.expose().clone()))
+            })
+            .collect();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Ok("pw".to_string()));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let token = AccountSecret::Pending(PendingSecret::oauth_token(|| {
+            Ok(Secret::new("t".to_string()))
+        }));
+        assert!(matches!(token.wait(), Ok(AccountSecret::OAuthToken(_))));
+        assert_eq!(token.failure(), None);
+        let failed = AccountSecret::Pending(PendingSecret::password(|| {
+            Err(SecretError(
+                "password_command (x) failed (exit status 1)".into(),
+            ))
+        }));
+        assert_eq!(
+            failed.failure().map(|e| e.to_string()).as_deref(),
+            Some("password_command (x) failed (exit status 1)")
+        );
+        assert!(!format!("{failed:?}").contains("pw"));
     }
 
     #[test]

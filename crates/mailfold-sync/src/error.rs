@@ -17,6 +17,9 @@ pub enum SyncError {
     Remote(RemoteError),
     /// The account configuration cannot work.
     Config(String),
+    /// The account's pending secret could not be had (a password command failed); the text
+    /// is the fetcher's own line, shown as it is.
+    Secret(crate::account::SecretError),
 }
 
 impl fmt::Display for SyncError {
@@ -25,6 +28,7 @@ impl fmt::Display for SyncError {
             SyncError::Store(e) => write!(f, "local store: {e}"),
             SyncError::Remote(e) => write!(f, "server: {e}"),
             SyncError::Config(s) => write!(f, "configuration: {s}"),
+            SyncError::Secret(e) => e.fmt(f),
         }
     }
 }
@@ -35,6 +39,7 @@ impl std::error::Error for SyncError {
             SyncError::Store(e) => Some(e),
             SyncError::Remote(e) => Some(e),
             SyncError::Config(_) => None,
+            SyncError::Secret(e) => Some(e),
         }
     }
 }

@@ -47,7 +47,8 @@ pub mod report;
 pub mod watch;
 
 pub use account::{
-    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, SyncOptions, TlsMode,
+    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, PendingSecret,
+    SecretError, SyncOptions, TlsMode,
 };
 pub use error::SyncError;
 pub use mailfold_sasl::{MechanismName, Secret};
@@ -78,8 +79,7 @@ pub fn sync_account_with_progress(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
-    let (maildir, mut db) = open_store(account)?;
-    let mut remote = remote_imap::NetRemote::connect(account)?;
+    let (maildir, mut db, mut remote) = secret_first(account, open_and_connect(account))?;
     let result = sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
     remote.logout();
     result.map(|mut r| {
@@ -91,6 +91,39 @@ pub fn sync_account_with_progress(
         }
         r
     })
+}
+
+/// The run's start: the store, then the connection, which waits for a
+/// [`AccountSecret::Pending`] secret only when it is about to authenticate; until then the
+/// secret's fetch (a password command) runs beside the store's opening, the connection, TLS,
+/// the greeting and CAPABILITY. A first run (no Maildir or no state database yet) waits for
+/// the secret before creating either, so that a failing command leaves nothing behind. An
+/// existing store is only opened and checked before the secret arrives: no mail and no sync
+/// state is written (opening does bring a database left by an older version to the current
+/// schema, as this run would have done after the secret anyway).
+fn open_and_connect(
+    account: &AccountSpec,
+) -> Result<(Maildir, StateDb, remote_imap::NetRemote), SyncError> {
+    if account.secret.is_pending() && !(account.maildir.is_dir() && account.state_db.exists()) {
+        account.secret.wait().map_err(SyncError::Secret)?;
+    }
+    let (maildir, db) = open_store(account)?;
+    let remote = remote_imap::NetRemote::connect(account)?;
+    Ok((maildir, db, remote))
+}
+
+/// `result`, unless the account's pending secret could not be had: then that failure, and
+/// only it, is the run's error, as when the secret was fetched before the run began (a
+/// store or connection failure that happened meanwhile would not have been reached). Waits
+/// for the secret when it is still being fetched, so no command outlives the run.
+pub fn secret_first<T>(
+    account: &AccountSpec,
+    result: Result<T, SyncError>,
+) -> Result<T, SyncError> {
+    match result {
+        Err(e) => Err(account.secret.failure().map_or(e, SyncError::Secret)),
+        ok => ok,
+    }
 }
 
 /// Opens the account's Maildir (created if missing) and state database (created fresh if

@@ -58,7 +58,7 @@ use mailfold_proto::seqset::UidSet;
 use mailfold_sasl::{Credentials, Policy};
 use tokio::io::AsyncWriteExt;
 
-use crate::account::{AccountSecret, AccountSpec, TlsMode};
+use crate::account::{AccountSecret, AccountSpec, SecretError, TlsMode};
 use crate::remote::{
     header_date, header_message_id, BodyEvent, FolderChanges, ListEntry, MessageDetails,
     MessageFlags, Remote, RemoteError, RemoteResult, Selected, Status, StoreOp,
@@ -82,12 +82,18 @@ const UIDS_NAMED: usize = 10;
 
 /// The connection settings of an account, for [`Session::connect`]: the account's
 /// security mode, port, certificate trust (CA file, `dangerously_accept_invalid_certs`),
-/// SASL policy and time limits ([`AccountSpec::limits`]).
+/// SASL policy and time limits ([`AccountSpec::limits`]), with its credentials
+/// ([`credentials`], which waits for a pending secret).
+pub fn connect_config(account: &AccountSpec) -> Result<(ConnectConfig, Credentials), SecretError> {
+    Ok((session_config(account), credentials(account)?))
+}
+
+/// [`connect_config`] without the credentials: everything needed to connect, secure the
+/// connection and choose a mechanism, which a pending secret does not hold up.
 ///
 /// An anonymous account gets the ANONYMOUS-only policy (seed V0029: never a password
-/// mechanism, never the LOGIN command) and its trace string as the authentication identity,
-/// which is what the mechanism sends (RFC 4505 section 2).
-pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
+/// mechanism, never the LOGIN command).
+pub fn session_config(account: &AccountSpec) -> ConnectConfig {
     let mut cfg = ConnectConfig::new(account.host.clone());
     cfg.port = Some(account.port);
     cfg.security = match account.tls {
@@ -101,22 +107,12 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
         ca_file: account.ca_file.clone(),
         dangerously_accept_invalid_certs: account.dangerously_accept_invalid_certs,
     };
-    let (policy, creds) = match &account.secret {
-        AccountSecret::Password(s) => (
-            Policy::password(),
-            Credentials::password(account.user.clone(), s.expose().clone()),
-        ),
-        AccountSecret::OAuthToken(s) => (
-            Policy::oauth_token(),
-            Credentials::bearer_token(account.user.clone(), s.expose().clone()),
-        ),
-        AccountSecret::Anonymous { trace } => {
-            (Policy::anonymous(), Credentials::anonymous(trace.clone()))
-        }
-    };
-    let creds = match &account.secret_origin {
-        Some(o) => creds.with_origin(o.clone()),
-        None => creds,
+    let policy = match &account.secret {
+        AccountSecret::Password(_) => Policy::password(),
+        AccountSecret::OAuthToken(_) => Policy::oauth_token(),
+        AccountSecret::Pending(p) if p.is_token() => Policy::oauth_token(),
+        AccountSecret::Pending(_) => Policy::password(),
+        AccountSecret::Anonymous { .. } => Policy::anonymous(),
     };
     cfg.auth_policy = Policy {
         order: account.mechanisms.clone(),
@@ -126,7 +122,30 @@ pub fn connect_config(account: &AccountSpec) -> (ConnectConfig, Credentials) {
     cfg.tunnel = account.tunnel.clone();
     // The account's time limits, for the sync's and the watcher's connections alike.
     account.limits.apply(&mut cfg);
-    (cfg, creds)
+    cfg
+}
+
+/// The account's credentials, with where the secret came from for a refused login's
+/// message. A pending secret is waited for here (once: its clones share the result). An
+/// anonymous account's trace string is the authentication identity, which is what the
+/// mechanism sends (RFC 4505 section 2).
+pub fn credentials(account: &AccountSpec) -> Result<Credentials, SecretError> {
+    let creds = match account.secret.wait()? {
+        AccountSecret::Password(s) => {
+            Credentials::password(account.user.clone(), s.expose().clone())
+        }
+        AccountSecret::OAuthToken(s) => {
+            Credentials::bearer_token(account.user.clone(), s.expose().clone())
+        }
+        AccountSecret::Anonymous { trace } => Credentials::anonymous(trace),
+        AccountSecret::Pending(_) => {
+            return Err(SecretError("the secret did not arrive".into()));
+        }
+    };
+    Ok(match &account.secret_origin {
+        Some(o) => creds.with_origin(o.clone()),
+        None => creds,
+    })
 }
 
 /// The namespaces of a NAMESPACE response (RFC 2342) as the sync uses them: prefixes decoded
@@ -261,16 +280,26 @@ impl NetRemote {
     }
 
     /// Connects and authenticates as the account says ([`Session::connect`]: TLS mode, CA
-    /// file, mechanism order, plaintext-password rule).
+    /// file, mechanism order, plaintext-password rule). A pending secret is waited for
+    /// after the greeting and CAPABILITY, just before authentication.
     pub fn connect(account: &AccountSpec) -> RemoteResult<NetRemote> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| RemoteError::Fatal(format!("starting the I/O runtime: {e}")))?;
-        let (cfg, creds) = connect_config(account);
-        let session = rt
-            .block_on(Session::connect(&cfg, Some(&creds)))
-            .map_err(|e| RemoteError::Fatal(e.to_string()))?;
+        let cfg = session_config(account);
+        let fatal = |e: mailfold_net::Error| RemoteError::Fatal(e.to_string());
+        let mut session = rt.block_on(Session::open(&cfg)).map_err(fatal)?;
+        // Only authentication needs the secret: a pending one (a password command started
+        // with the run) has had the connection's set-up to arrive in.
+        let creds = match credentials(account) {
+            Ok(c) => c,
+            // Nothing was sent yet; the session is dropped unused, without LOGOUT (seed
+            // V0011), and the run reports the secret's failure (`crate::secret_first`).
+            Err(e) => return Err(RemoteError::Fatal(e.to_string())),
+        };
+        rt.block_on(session.log_in(&cfg, Some(&creds)))
+            .map_err(fatal)?;
         Ok(NetRemote::from_session(rt, session))
     }
 

@@ -947,7 +947,7 @@ impl AccountWatcher {
         mode: &mut Option<Mode>,
         poll: &mut FolderPoll,
     ) -> Result<(Session, Option<String>), String> {
-        let (cfg, creds) = remote_imap::connect_config(&self.account);
+        let (cfg, creds) = remote_imap::connect_config(&self.account).map_err(|e| e.to_string())?;
         let mut s = Session::connect(&cfg, Some(&creds))
             .await
             .map_err(|e| e.to_string())?;
@@ -1372,7 +1372,7 @@ async fn wait_notes(
 
 /// Connects and opens `folder` read-only for watching.
 async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, String> {
-    let (cfg, creds) = remote_imap::connect_config(account);
+    let (cfg, creds) = remote_imap::connect_config(account).map_err(|e| e.to_string())?;
     let mut s = Session::connect(&cfg, Some(&creds))
         .await
         .map_err(|e| e.to_string())?;

@@ -185,6 +185,20 @@ impl FaultProxy {
     /// # Panics
     /// If no loopback port can be bound.
     pub fn start(upstream: SocketAddr, plan: FaultPlan) -> FaultProxy {
+        FaultProxy::start_marking(upstream, plan, None)
+    }
+
+    /// [`FaultProxy::start`], creating the file `marker` (when given) as each connection is
+    /// accepted, before the server is reached: a helper program the client runs (a password
+    /// command) can wait for it to see that the client has connected.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound.
+    pub fn start_marking(
+        upstream: SocketAddr,
+        plan: FaultPlan,
+        marker: Option<std::path::PathBuf>,
+    ) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("address of a bound listener");
         listener
@@ -196,7 +210,9 @@ impl FaultProxy {
             let (stop, faults) = (Arc::clone(&stop), Arc::clone(&faults));
             std::thread::Builder::new()
                 .name(format!("fault-proxy-{}", addr.port()))
-                .spawn(move || accept_loop(listener, upstream, Planner::new(plan), faults, stop))
+                .spawn(move || {
+                    accept_loop(listener, upstream, Planner::new(plan), faults, stop, marker)
+                })
                 .expect("spawn the proxy thread")
         };
         FaultProxy {
@@ -242,6 +258,7 @@ fn accept_loop(
     mut planner: Planner,
     faults: Arc<Mutex<Vec<Fault>>>,
     stop: Arc<AtomicBool>,
+    marker: Option<std::path::PathBuf>,
 ) {
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -249,6 +266,9 @@ fn accept_loop(
             Ok((client, _)) => {
                 let fault = planner.next_fault();
                 faults.lock().unwrap_or_else(|p| p.into_inner()).push(fault);
+                if let Some(m) = &marker {
+                    let _ = std::fs::write(m, b"accepted\n");
+                }
                 // Threads of finished connections are reaped as we go, so a long soak run does
                 // not pile up handles.
                 threads.retain(|t| !t.is_finished());

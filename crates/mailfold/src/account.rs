@@ -1,7 +1,8 @@
 //! From the configuration file to what the libraries need: which account a command means,
 //! the sync engine's [`AccountSpec`], for a sync, a change or a command's own session.
 //! Secrets are fetched here, by running the account's command ([`crate::credential`]), only
-//! when a command is about to use the server.
+//! when a command is about to use the server; for a sync the command is started here and
+//! runs beside the run's start ([`sync_spec`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use mailfold_sync::account::TimeLimits;
 use mailfold_sync::{
-    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, MechanismName, TlsMode,
+    AccountSecret, AccountSpec, Direction, DownloadMode, FolderPatterns, MechanismName,
+    PendingSecret, SecretError, TlsMode,
 };
 
-use crate::config::{self, Account, Config, SyncDirection};
+use crate::config::{self, Account, CommandSpec, Config, SyncDirection};
 use crate::credential::run_secret_command;
 use crate::exit::usage;
 
@@ -125,6 +127,44 @@ pub fn secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
     )))
 }
 
+/// [`secret`], with a password or token command started now on a thread of its own
+/// ([`PendingSecret`]) instead of waited for: the sync waits for its line only when it
+/// authenticates, so the command's start-up overlaps opening the state database and
+/// connecting. The same line, the same failure text and the same scrubbing as [`secret`]:
+/// the secret is registered with [`crate::redact`] on that thread, before the sync can
+/// have it, so before anything could send or print it.
+pub fn pending_secret(name: &str, acct: &Account) -> anyhow::Result<AccountSecret> {
+    if !acct.anonymous {
+        if let Some(cmd) = &acct.oauth_token_command {
+            let fetch = fetch_command(acct, cmd, "oauth_token_command");
+            return Ok(AccountSecret::Pending(PendingSecret::oauth_token(fetch)));
+        }
+        // A file or a variable comes before the command in `secret`, and costs no process.
+        if acct.password_file.is_none() && acct.password_env.is_none() {
+            if let Some(cmd) = &acct.password_command {
+                let fetch = fetch_command(acct, cmd, "password_command");
+                return Ok(AccountSecret::Pending(PendingSecret::password(fetch)));
+            }
+        }
+    }
+    secret(name, acct)
+}
+
+/// The fetch of a [`PendingSecret`]: runs `cmd` as [`secret`] does. Its failure keeps the
+/// command's one line (exit status 3 comes back with it, [`crate::commands::sync`]).
+fn fetch_command(
+    acct: &Account,
+    cmd: &CommandSpec,
+    what: &'static str,
+) -> impl FnOnce() -> Result<mailfold_sync::Secret<String>, SecretError> + Send + 'static {
+    let (acct, cmd) = (acct.clone(), cmd.clone());
+    move || {
+        let s = run_secret_command(&cmd, what).map_err(|e| SecretError(format!("{e:#}")))?;
+        register_login(&acct, s.expose());
+        Ok(s)
+    }
+}
+
 /// Where the account's secret comes from, in words for a refused login's message.
 fn secret_origin(name: &str, acct: &Account) -> Option<String> {
     if acct.anonymous {
@@ -159,8 +199,19 @@ fn mechanisms(name: &str, acct: &Account) -> anyhow::Result<Option<Vec<Mechanism
         .map(Some)
 }
 
-/// The sync engine's view of an account (runs the password command).
+/// The sync engine's view of an account for one sync run: a password or token command is
+/// started now and waited for when the run authenticates ([`pending_secret`]). Clones of
+/// the spec (the run's parallel connections) share the one result.
 pub fn sync_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
+    let mut spec = change_spec(name, acct)?;
+    spec.secret = pending_secret(name, acct)?;
+    spec.secret_origin = secret_origin(name, acct);
+    Ok(spec)
+}
+
+/// [`sync_spec`] with the secret fetched before it returns (runs the password command), for
+/// `watch`, which fails at its start rather than in its first round when the command does.
+pub fn sync_spec_resolved(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     let mut spec = change_spec(name, acct)?;
     spec.secret = secret(name, acct)?;
     spec.secret_origin = secret_origin(name, acct);
@@ -301,7 +352,8 @@ mod tests {
         let a = account("");
         let d = TimeLimits::default();
         assert_eq!(time_limits(&a, d.connect_timeout), d);
-        let (cfg, _) = mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap());
+        let (cfg, _) =
+            mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap()).unwrap();
         assert_eq!(cfg.connect_timeout, INTERACTIVE_CONNECT_TIMEOUT);
         assert_eq!(cfg.engine.command_timeout, d.command_timeout);
         assert_eq!(cfg.engine.command_budget, d.command_budget);
@@ -313,7 +365,8 @@ mod tests {
         let a = account(
             "connect_timeout = 7\ncommand_timeout = 3\ncommand_budget = 6\nmin_rate = 4096\n",
         );
-        let (cfg, _) = mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap());
+        let (cfg, _) =
+            mailfold_sync::remote_imap::connect_config(&server_spec("a", &a).unwrap()).unwrap();
         assert_eq!(cfg.connect_timeout, Duration::from_secs(7));
         assert_eq!(cfg.engine.command_timeout, Duration::from_secs(3));
         assert_eq!(cfg.engine.command_budget, Duration::from_secs(6));

@@ -113,7 +113,7 @@ fn run_with_timeout(
             c
         }
     };
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -122,13 +122,16 @@ fn run_with_timeout(
         .spawn()
         .map_err(|e| fail(format!("cannot be run: {e}")))?;
     let group = Group(child.id());
-    let out = reader(&mut child);
-    let result = wait_for_line(&mut child, &out, timeout);
+    let events = watch(child);
+    let result = wait_for_line(&events, timeout);
     // Whatever happened, nothing the command started outlives this call.
     group.end();
     let status = match result.status {
         Some(s) => Some(s),
-        None => child.wait().ok().filter(|_| result.line.is_none()),
+        // The group is ended, so the program's exit is at hand: its status tells a failure
+        // apart from a program that printed nothing.
+        None if result.line.is_none() && !result.exited => exit_status(&events),
+        None => None,
     };
     let line = match result.line {
         None if result.timed_out => {
@@ -164,43 +167,77 @@ fn run_with_timeout(
     Ok(Secret::new(first.to_string()))
 }
 
-/// Reads the first line on a thread, so that a command that never closes its stdout cannot
-/// block past the deadline; ending the group closes the pipe and ends the reader.
-fn reader(child: &mut Child) -> Receiver<Out> {
+/// What the command's watchers report, in the order it happens.
+enum Ev {
+    /// What the stdout reader saw.
+    Out(Out),
+    /// The program exited (`None`: waiting for it failed).
+    Exited(Option<ExitStatus>),
+}
+
+/// Starts two threads: one reads the first line, so that a command that never closes its
+/// stdout cannot block past the deadline (ending the group closes the pipe and ends it);
+/// one waits for the program's exit. Both report on the one channel, so the caller blocks
+/// on it until whichever comes first, without polling.
+fn watch(mut child: Child) -> Receiver<Ev> {
     let (tx, rx) = mpsc::channel();
-    let Some(mut stdout) = child.stdout.take() else {
-        let _ = tx.send(Out::Eof(Vec::new()));
-        return rx;
-    };
+    match child.stdout.take() {
+        None => {
+            let _ = tx.send(Ev::Out(Out::Eof(Vec::new())));
+        }
+        Some(stdout) => {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(Ev::Out(read_first_line(stdout)));
+                // The rest is not wanted; dropping the pipe lets a writer fail instead of
+                // block.
+            });
+        }
+    }
     std::thread::spawn(move || {
-        let mut line = Vec::new();
-        let mut buf = [0u8; 4096];
-        let out = loop {
-            match stdout.read(&mut buf) {
-                Ok(0) => break Out::Eof(line),
-                Ok(n) => {
-                    let chunk = &buf[..n];
-                    if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
-                        line.extend_from_slice(&chunk[..i]);
-                        break if line.len() > MAX_LINE {
-                            Out::TooLong
-                        } else {
-                            Out::Line(line)
-                        };
-                    }
-                    line.extend_from_slice(chunk);
-                    if line.len() > MAX_LINE {
-                        break Out::TooLong;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Out::Failed(e),
-            }
-        };
-        let _ = tx.send(out);
-        // The rest is not wanted; dropping the pipe lets a writer fail instead of block.
+        let _ = tx.send(Ev::Exited(child.wait().ok()));
     });
     rx
+}
+
+/// The first line of `stdout`, bounded by [`MAX_LINE`].
+fn read_first_line(mut stdout: std::process::ChildStdout) -> Out {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(0) => return Out::Eof(line),
+            Ok(n) => {
+                let chunk = &buf[..n];
+                if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+                    line.extend_from_slice(&chunk[..i]);
+                    return if line.len() > MAX_LINE {
+                        Out::TooLong
+                    } else {
+                        Out::Line(line)
+                    };
+                }
+                line.extend_from_slice(chunk);
+                if line.len() > MAX_LINE {
+                    return Out::TooLong;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Out::Failed(e),
+        }
+    }
+}
+
+/// The program's exit status once it has exited (after its group was ended); a line still
+/// in the channel is skipped.
+fn exit_status(events: &Receiver<Ev>) -> Option<ExitStatus> {
+    loop {
+        match events.recv() {
+            Ok(Ev::Exited(s)) => return s,
+            Ok(Ev::Out(_)) => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// How the wait ended.
@@ -209,60 +246,63 @@ struct Waited {
     line: Option<Out>,
     /// The exit status, if the program exited in time.
     status: Option<ExitStatus>,
+    /// The exit was reported (with a status, or without one when waiting failed).
+    exited: bool,
     /// No line (and no end of output) within the time limit.
     timed_out: bool,
 }
 
 /// Waits for the first line (or the end of the output) and, after it, up to [`GRACE`] for the
-/// program to exit; gives up at `timeout`.
-fn wait_for_line(child: &mut Child, out: &Receiver<Out>, timeout: Duration) -> Waited {
-    let start = Instant::now();
+/// program to exit; gives up at `timeout`. Blocks on the watchers' channel: the line or the
+/// exit wakes it at once.
+fn wait_for_line(events: &Receiver<Ev>, timeout: Duration) -> Waited {
+    let deadline = Instant::now() + timeout;
     let mut line: Option<Out> = None;
     let mut status: Option<ExitStatus> = None;
+    let mut exited = false;
     // When the line (or the program's exit) arrived: from then on, only GRACE more.
     let mut settled: Option<Instant> = None;
-    let mut poll = Duration::from_millis(1);
-    loop {
-        if status.is_none() {
-            status = child.try_wait().ok().flatten();
-            if status.is_some() && settled.is_none() {
-                settled = Some(Instant::now());
+    while line.is_none() || !exited {
+        let until = match (settled, &line) {
+            (Some(t), Some(_)) => t + GRACE,
+            (Some(t), None) => (t + GRACE).min(deadline),
+            (None, _) => deadline,
+        };
+        let now = Instant::now();
+        if now >= until {
+            if line.is_none() && now >= deadline {
+                return Waited {
+                    line: None,
+                    status,
+                    exited,
+                    timed_out: true,
+                };
             }
-        }
-        if line.is_some() && status.is_some() {
             break;
         }
-        if settled.is_some_and(|t| t.elapsed() >= GRACE) {
-            break;
-        }
-        if line.is_none() && start.elapsed() >= timeout {
-            return Waited {
-                line: None,
-                status,
-                timed_out: true,
-            };
-        }
-        if line.is_none() {
-            match out.recv_timeout(Duration::from_millis(10)) {
-                Ok(o) => {
-                    line = Some(o);
-                    settled.get_or_insert_with(Instant::now);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    line = Some(Out::Eof(Vec::new()));
-                }
+        match events.recv_timeout(until - now) {
+            Ok(Ev::Out(o)) => {
+                line = Some(o);
+                settled.get_or_insert_with(Instant::now);
             }
-        } else {
-            // The program usually exits right after its line: look again soon, then less
-            // often, so a quick `cat` costs a millisecond instead of a whole polling step.
-            std::thread::sleep(poll);
-            poll = (poll * 2).min(Duration::from_millis(10));
+            Ok(Ev::Exited(s)) => {
+                status = s;
+                exited = true;
+                settled.get_or_insert_with(Instant::now);
+            }
+            // The loop's head decides: the grace is over, or the time limit.
+            Err(RecvTimeoutError::Timeout) => {}
+            // Both watchers are done: whatever did not come will not.
+            Err(RecvTimeoutError::Disconnected) => {
+                line.get_or_insert(Out::Eof(Vec::new()));
+                break;
+            }
         }
     }
     Waited {
         line,
         status,
+        exited,
         timed_out: false,
     }
 }

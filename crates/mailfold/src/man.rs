@@ -38,7 +38,7 @@ pub const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         "password_command",
-        "program printing the password on its first line (argv list, or a string run by `sh -c`); the line is used as soon as it arrives, and whatever the program started is ended shortly after (it runs in its own process group)",
+        "program printing the password on its first line (argv list, or a string run by `sh -c`); the line is used as soon as it arrives, and whatever the program started is ended shortly after (it runs in its own process group); `sync` starts it as the run begins and waits for the line only when it logs in, so the program's start-up overlaps the connection",
         "—",
     ),
     (

@@ -6,14 +6,17 @@
 //! - a wrong password: one authentication attempt, exit status 3, a message that says the
 //!   server refused the credentials and where they came from; another mechanism only when the
 //!   server refused the mechanism itself (real Dovecot with every mechanism, and scripts);
-//! - a `password_command` that lingers, fails or prints nothing.
+//! - a `password_command` that lingers, fails or prints nothing;
+//! - a `password_command` that runs while the sync connects, once per run.
 
 mod util;
 
 use std::path::Path;
 use std::time::Duration;
 
-use mailfold_testsupport::{CertKind, Dovecot, Script, ScriptedServer};
+use mailfold_testsupport::{
+    CertKind, Dovecot, Fault, FaultPlan, FaultProxy, Script, ScriptedServer,
+};
 use util::{Home, Run};
 
 /// Contains a quote and a backslash, so the LOGIN command sends it escaped.
@@ -399,4 +402,71 @@ fn set_password_command_any(home: &Home, command: &str) {
         })
         .collect();
     std::fs::write(home.config(), config.join("\n") + "\n").unwrap();
+}
+
+/// The sync starts the password command and connects meanwhile: the command prints the
+/// password only once a proxy in front of Dovecot has accepted the sync's connection (the
+/// proxy creates a marker file). Had the command run before the connection, as it once did,
+/// it would wait for a connection that never comes and fail at its own guard (exit status
+/// 9); the sync succeeds, and the command ran once.
+#[test]
+fn a_password_command_runs_while_the_sync_connects() {
+    let env = util::Env::new();
+    // A first sync makes the mirror and its state (a first run waits for the command
+    // before creating them, so this one is not the run under test).
+    env.run(&["sync"]).ok();
+    let dir = env.home.path().to_path_buf();
+    let marker = dir.join("accepted");
+    let proxy = FaultProxy::start_marking(
+        env.dovecot.imaps_addr(),
+        FaultPlan::Always(Fault::None),
+        Some(marker.clone()),
+    );
+    let pw = env.dovecot.user(0).password.clone();
+    env.home.write_config(
+        "127.0.0.1",
+        proxy.addr().port(),
+        "implicit",
+        &pw,
+        Some(&env.dovecot.ca_file()),
+        "",
+    );
+    let script = format!(
+        "echo run >> '{runs}'; i=0; until [ -e '{marker}' ]; do i=$((i+1)); \
+         [ $i -gt 600 ] && exit 9; sleep 0.05; done; cat '{pw}'",
+        runs = dir.join("runs").display(),
+        marker = marker.display(),
+        pw = dir.join("password").display(),
+    );
+    set_password_command(&env.home, &format!("{script:?}"));
+    env.deliver(
+        "INBOX",
+        &util::plain("a@example.org", "while connecting", "x"),
+    );
+    let r = env.run(&["sync"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1 downloaded"), "{}", r.stdout);
+    assert_eq!(proxy.connection_count(), 1);
+    let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the command ran once");
+
+    // With the mirror in place, a failing command is still the run's one line and exit 3,
+    // though the sync may have connected meanwhile; the state is left as it was.
+    let state = env.home.path().join("state.sqlite");
+    let before = std::fs::read(&state).unwrap();
+    set_password_command_any(&env.home, "\"exit 7\"");
+    let r = env.run(&["sync"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        ["mailfold: account t: password_command (exit) failed (exit status 7)"],
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the state is unchanged"
+    );
 }

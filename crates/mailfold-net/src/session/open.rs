@@ -38,13 +38,35 @@ impl Session {
         creds: Option<&Credentials>,
     ) -> Result<Self, Box<ConnectFailure>> {
         let mut s = Session::open_report(cfg).await?;
-        match s.login_steps(cfg, creds).await {
-            Ok(()) => Ok(s),
+        s.log_in_report(cfg, creds).await?;
+        Ok(s)
+    }
+
+    /// The second half of [`Session::connect`] on a session [`Session::open`] opened: checks
+    /// the capabilities and authenticates with `creds` (or not at all with `None`). Splitting
+    /// the two lets a caller fetch the credentials (a password command) while the
+    /// connection, TLS and greeting are under way. A failure abandons the session.
+    pub async fn log_in(
+        &mut self,
+        cfg: &ConnectConfig,
+        creds: Option<&Credentials>,
+    ) -> Result<(), Error> {
+        self.log_in_report(cfg, creds).await.map_err(|f| f.error)
+    }
+
+    /// [`Session::log_in`], and on failure what the session had learned before it failed.
+    pub async fn log_in_report(
+        &mut self,
+        cfg: &ConnectConfig,
+        creds: Option<&Credentials>,
+    ) -> Result<(), Box<ConnectFailure>> {
+        match self.login_steps(cfg, creds).await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 // No LOGOUT on a connection we refuse or that failed (seed V0011): close it,
                 // and the error says why.
-                s.abandon().await;
-                Err(s.failure(e))
+                self.abandon().await;
+                Err(self.failure(e))
             }
         }
     }

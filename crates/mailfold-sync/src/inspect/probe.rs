@@ -26,7 +26,8 @@ use serde::Serialize;
 
 use super::session::{Notice, ServerSession};
 use crate::account::AccountSpec;
-use crate::remote_imap::connect_config;
+use crate::account::SecretError;
+use crate::remote_imap::{credentials, session_config};
 
 /// Whether the probed server can be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,9 +355,19 @@ fn login_report(a: &AuthInfo, ok: bool, error: Option<String>) -> LoginReport {
 /// never fails as a whole; what failed is in the report's `errors`, and the verdict says
 /// whether the server could be used.
 pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVerdict) {
-    let (cfg, creds) = connect_config(account);
-    let cfg = &cfg;
-    let creds = login.then_some(&creds);
+    let cfg = &session_config(account);
+    // A pending secret is waited for on the blocking pool, not on the probe's runtime.
+    let creds = match login {
+        false => None,
+        true if account.secret.is_pending() => {
+            let a = account.clone();
+            match tokio::task::spawn_blocking(move || credentials(&a)).await {
+                Ok(c) => Some(c),
+                Err(e) => Some(Err(SecretError(format!("waiting for the secret: {e}")))),
+            }
+        }
+        true => Some(credentials(account)),
+    };
     let mut report = ProbeReport {
         host: cfg.host.clone(),
         port: cfg.port(),
@@ -372,6 +383,16 @@ pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVer
         hints: Vec::new(),
         notices: Vec::new(),
     };
+    let creds = match creds {
+        Some(Err(e)) => {
+            // Nothing can be sent without it: the settings, not the server, are the problem.
+            report.errors.push(e.to_string());
+            return (report, ProbeVerdict::Config);
+        }
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
+    let creds = creds.as_ref();
     let first = match creds {
         Some(c) => Session::connect_report(cfg, Some(c)).await,
         None => Session::open_report(cfg).await,

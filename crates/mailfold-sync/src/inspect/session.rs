@@ -95,10 +95,23 @@ impl fmt::Debug for ServerSession {
 }
 
 impl ServerSession {
-    /// Connects and logs in with the account's settings, secret and time limits.
+    /// Connects and logs in with the account's settings, secret and time limits. A pending
+    /// secret ([`crate::account::PendingSecret`]) is waited for, on the blocking pool, only
+    /// once the greeting and capabilities are in; one that fails ends the session unused
+    /// (no LOGOUT, seed V0011) with its own line as a configuration error.
     pub async fn connect(account: &AccountSpec) -> Result<ServerSession, SessionError> {
-        let (cfg, creds) = crate::remote_imap::connect_config(account);
-        let session = Session::connect(&cfg, Some(&creds)).await?;
+        let cfg = crate::remote_imap::session_config(account);
+        let mut session = Session::open(&cfg).await?;
+        let creds = if account.secret.is_pending() {
+            let a = account.clone();
+            tokio::task::spawn_blocking(move || crate::remote_imap::credentials(&a))
+                .await
+                .map_err(|e| NetError::Config(format!("waiting for the secret: {e}")))?
+        } else {
+            crate::remote_imap::credentials(account)
+        };
+        let creds = creds.map_err(|e| NetError::Config(e.to_string()))?;
+        session.log_in(&cfg, Some(&creds)).await?;
         Ok(ServerSession { session })
     }
 

@@ -60,7 +60,8 @@ pub fn run(ctx: &Ctx, names: &[String], opts: SyncOptions) -> anyhow::Result<u8>
                 None => &NoProgress,
             };
             let r = if dry_run {
-                dry_run_account(&spec, &opts, observer)
+                // A failed password command is the run's error, as in a sync.
+                mailfold_sync::secret_first(&spec, dry_run_account(&spec, &opts, observer))
             } else {
                 mailfold_sync::sync_account_with_progress(&spec, &opts, observer)
             };
@@ -219,6 +220,8 @@ fn sync_error(e: SyncError) -> anyhow::Error {
     match e {
         SyncError::Remote(r) => anyhow::Error::new(exit::ServerError(format!("server: {r}"))),
         SyncError::Config(s) => exit::usage(s),
+        // The password command's own line and status, as when it ran before the sync.
+        SyncError::Secret(e) => anyhow::Error::new(exit::ServerError(e.0)),
         other => anyhow::Error::new(other),
     }
 }

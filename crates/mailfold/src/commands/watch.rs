@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
             state,
         };
         drop(lock.try_lock().map_err(anyhow::Error::msg)?);
-        let spec = anyhow::Context::with_context(account::sync_spec(name, acct), || {
+        let spec = anyhow::Context::with_context(account::sync_spec_resolved(name, acct), || {
             format!("account {name}")
         })?;
         jobs.push((name.to_string(), (*acct).clone(), spec, lock));

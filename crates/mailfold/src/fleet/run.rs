@@ -381,6 +381,8 @@ fn attempt(
                     anyhow::Error::new(exit::ServerError(format!("server: {r}")))
                 }
                 SyncError::Config(s) => exit::usage(s),
+                // The password command's own line, as when it ran before the sync.
+                SyncError::Secret(e) => anyhow::Error::new(exit::ServerError(e.0)),
                 other => anyhow::Error::new(other),
             },
             transient,
