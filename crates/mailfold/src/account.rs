@@ -231,16 +231,7 @@ pub fn change_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         acct.local.clone(),
         state_path(name, acct)?,
     );
-    spec.port = acct.effective_port();
-    spec.tls = match acct.tls {
-        config::TlsMode::Implicit => TlsMode::Implicit,
-        config::TlsMode::Starttls => TlsMode::StartTls,
-        config::TlsMode::None => TlsMode::None,
-    };
-    spec.ca_file = acct.ca_file.clone();
-    spec.dangerously_accept_invalid_certs = acct.dangerously_accept_invalid_certs;
-    spec.mechanisms = mechanisms(name, acct)?;
-    spec.allow_plaintext_password = acct.allow_plaintext_password;
+    reach(&mut spec, name, acct)?;
     spec.folders = match &acct.folders {
         Some(p) => FolderPatterns::new(p),
         None => FolderPatterns::all(),
@@ -257,7 +248,6 @@ pub fn change_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     spec.fsync = acct.fsync.unwrap_or(true);
     spec.layout = acct.store_layout().unwrap_or_default();
     spec.adopt_offlineimap = acct.adopt_offlineimap.clone();
-    spec.tunnel = acct.tunnel.clone();
     spec.connections = acct.connections.unwrap_or(4);
     // Seeds V0010, V0070: headers-only takes every message as a header (a size limit adds
     // nothing to it); otherwise a size limit keeps larger bodies on the server.
@@ -316,6 +306,18 @@ fn server_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
         PathBuf::new(),
         PathBuf::new(),
     );
+    reach(&mut spec, name, acct)?;
+    // A command-line user waits for the answer: unless the account says otherwise, fail fast
+    // when the server is away, so the change is queued instead of hanging.
+    spec.limits = time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT);
+    spec.secret_origin = secret_origin(name, acct);
+    Ok(spec)
+}
+
+/// How to reach and log in to the account's server, the same for a sync and for a command's
+/// own session: port, TLS, CA file, certificate checking, tunnel, mechanisms and whether a
+/// password may cross an unencrypted connection.
+fn reach(spec: &mut AccountSpec, name: &str, acct: &Account) -> anyhow::Result<()> {
     spec.port = acct.effective_port();
     spec.tls = match acct.tls {
         config::TlsMode::Implicit => TlsMode::Implicit,
@@ -325,13 +327,9 @@ fn server_spec(name: &str, acct: &Account) -> anyhow::Result<AccountSpec> {
     spec.ca_file = acct.ca_file.clone();
     spec.dangerously_accept_invalid_certs = acct.dangerously_accept_invalid_certs;
     spec.tunnel = acct.tunnel.clone();
-    // A command-line user waits for the answer: unless the account says otherwise, fail fast
-    // when the server is away, so the change is queued instead of hanging.
-    spec.limits = time_limits(acct, INTERACTIVE_CONNECT_TIMEOUT);
     spec.mechanisms = mechanisms(name, acct)?;
     spec.allow_plaintext_password = acct.allow_plaintext_password;
-    spec.secret_origin = secret_origin(name, acct);
-    Ok(spec)
+    Ok(())
 }
 
 #[cfg(test)]
