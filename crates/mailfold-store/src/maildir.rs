@@ -107,6 +107,13 @@ pub struct LocalFolder {
     /// back to this directory by the name mapping alone; callers should
     /// bind the folder to `rel` in the state database.
     pub canonical: bool,
+    /// The stamp of `cur/` and `new/` as the listing found them: read through the folder
+    /// directory's handle (links not followed) while the listing held it, so before
+    /// [`Maildir::list_folders`] returned. What [`Folder::stamp`] would have read at that
+    /// moment; `None` when the directory is no Maildir.
+    pub stamp: Option<DirStamp>,
+    /// `tmp/` was a plain directory too, so [`Maildir::listed_folder`] need not look again.
+    pub(crate) has_tmp: bool,
 }
 
 /// The result of listing the tree.
@@ -227,14 +234,33 @@ impl Maildir {
                 Err(e) => return Err(Error::io("stat", p, e)),
             }
         }
-        Ok(Folder {
+        Ok(self.folder_checked(rel, levels))
+    }
+
+    /// The folder a listing found ([`Maildir::list_folders`]), without opening it again. The
+    /// listing saw its `cur/`, `new/` and `tmp/` as plain directories through a handle opened
+    /// level by level from the root without following a link, which is all
+    /// [`Maildir::folder`] checks; a [`Folder`] holds nothing of that check (its message
+    /// operations open the directories afresh, the same way, at their first use), so a
+    /// directory changed since fares exactly as it would after [`Maildir::folder`]. A folder
+    /// the listing did not see complete goes through [`Maildir::folder`] (and its error).
+    pub fn listed_folder(&self, lf: &LocalFolder) -> Result<Folder> {
+        if !(lf.is_maildir && lf.has_tmp) {
+            return self.folder(&lf.rel);
+        }
+        Ok(self.folder_checked(&lf.rel, self.layout.dirs_of(&lf.rel)))
+    }
+
+    /// The folder at `rel` (at `levels` below the root), its directories checked already.
+    fn folder_checked(&self, rel: &RelPath, levels: Vec<String>) -> Folder {
+        Folder {
             rel: rel.clone(),
             levels,
-            dir,
+            dir: self.path_of(rel),
             fsync: self.fsync,
             root_fd: Arc::clone(&self.root_fd),
             held: Arc::new(OnceLock::new()),
-        })
+        }
     }
 
     /// Maps `name` to its directory if that directory exists, without
@@ -637,84 +663,41 @@ impl Maildir {
     /// overflow the stack. Each directory is read through a handle opened from
     /// its parent's without following a link ([`crate::dirfd`]); one swapped
     /// for a link after its parent was read is skipped (in
-    /// [`FolderListing::skipped`]), never read. A directory's handle stays
-    /// open only while some child of it waits to be read.
+    /// [`FolderListing::skipped`]), never read.
+    ///
+    /// One pass, each directory opened once: through its handle the listing looks at its
+    /// `cur/`, `new/` and `tmp/` (which gives [`LocalFolder::stamp`] and what
+    /// [`Maildir::listed_folder`] needs) and reads its entries for sub-folders, then closes
+    /// it unless some sub-folder of it is still to be read. Depth first, so the handles
+    /// open at any time are those of one path from the root, whatever the width of the tree.
     pub fn list_folders(&self, aliases: &dyn AliasRegistry) -> Result<FolderListing> {
         if !self.layout.is_nested() {
             return self.list_one_level();
         }
         let mut out = FolderListing::default();
-        let mut stack = vec![ToList {
+        let root = dirfd::dir_entries(self.root_handle())
+            .map_err(|e| Error::io("read directory", &self.root, e))?;
+        let root_todo = sub_folder_names(root, &self.root, &mut out);
+        let mut stack = vec![ListFrame {
+            dir: None,
             rel: None,
             comps: Vec::new(),
             canonical: true,
-            at: None,
+            path: self.root.clone(),
+            todo: root_todo,
         }];
-        while let Some(next) = stack.pop() {
-            let path = next
-                .rel
-                .as_ref()
-                .map_or(self.root.clone(), |r| r.to_path(&self.root));
-            let fd = match &next.at {
-                None => Arc::clone(&self.root_fd),
-                Some((parent, name)) => match dirfd::open_dir_at(parent.as_fd(), name, &path) {
-                    Ok(fd) => Arc::new(fd),
-                    Err(Error::NotFound { .. }) => continue,
-                    Err(Error::UnsafePath { .. }) => {
-                        out.skipped.push(path);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            // The parent's handle closes once its last waiting child is open.
-            let ToList {
-                rel,
-                comps,
-                canonical,
-                ..
-            } = next;
-            let here = (rel.as_ref(), comps.as_slice(), canonical);
-            stack.extend(self.list_children(&fd, here, &path, aliases, &mut out)?);
-        }
-        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok(out)
-    }
-
-    /// The folder directories in the held directory `dir` (at `path`; `here` is its relative
-    /// path, decoded components and whether it is canonical), each added to `out` and
-    /// returned to be read in its turn.
-    fn list_children(
-        &self,
-        dir: &Arc<OwnedFd>,
-        (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
-        path: &Path,
-        aliases: &dyn AliasRegistry,
-        out: &mut FolderListing,
-    ) -> Result<Vec<ToList>> {
-        let entries =
-            dirfd::dir_entries(dir.as_fd()).map_err(|e| Error::io("read directory", path, e))?;
-        let mut children = Vec::new();
-        for (name, is_dir) in entries {
-            if !is_dir {
-                continue; // files and symbolic links are never folders
-            }
-            let name = match name {
-                Ok(n) => n,
-                Err(raw) => {
-                    out.skipped.push(path.join(raw));
-                    continue;
-                }
-            };
-            if name.starts_with('.') || is_maildir_subdir(&name) {
+        while let Some(top) = stack.last_mut() {
+            let Some(name) = top.todo.pop() else {
+                // Every sub-folder read: the directory's handle closes.
+                stack.pop();
                 continue;
-            }
-            let child_path = path.join(&name);
-            let Ok(child_rel) = join_rel(rel, &name) else {
+            };
+            let child_path = top.path.join(&name);
+            let Ok(child_rel) = join_rel(top.rel.as_ref(), &name) else {
                 out.skipped.push(child_path);
                 continue;
             };
-            let parent_key = rel.map_or("", RelPath::as_str);
+            let parent_key = top.rel.as_ref().map_or("", RelPath::as_str);
             let (comp, ok) = if is_alias(&name) {
                 match aliases.component_of(parent_key, &name)? {
                     Some(c) => (c, true),
@@ -723,10 +706,14 @@ impl Maildir {
             } else {
                 decode_component_lenient(&name)
             };
-            let is_maildir = match dirfd::open_dir_at(dir.as_fd(), &name, &child_path) {
-                Ok(fd) => {
-                    dirfd::plain_dir_at(fd.as_fd(), "cur") && dirfd::plain_dir_at(fd.as_fd(), "new")
-                }
+            let parent = match &top.dir {
+                None => self.root_handle(),
+                Some(d) => d
+                    .fd()
+                    .map_err(|e| Error::io("read directory", &top.path, e))?,
+            };
+            let fd = match dirfd::open_dir_at(parent, &name, &child_path) {
+                Ok(fd) => fd,
                 Err(Error::NotFound { .. }) => continue,
                 Err(Error::UnsafePath { .. }) => {
                     out.skipped.push(child_path);
@@ -734,26 +721,37 @@ impl Maildir {
                 }
                 Err(e) => return Err(e),
             };
-            let mut child_comps = comps.to_vec();
+            let mut child_comps = top.comps.clone();
             child_comps.push(comp);
-            let ok = canonical && ok;
+            let ok = top.canonical && ok;
+            let looked = look_at(fd.as_fd());
+            let (entries, dir) = dirfd::dir_entries_owned(fd)
+                .map_err(|e| Error::io("read directory", &child_path, e))?;
+            let todo = sub_folder_names(entries, &child_path, &mut out);
             // The components list is non-empty here, so `new` succeeds.
             if let Ok(folder_name) = FolderName::new(child_comps.clone()) {
                 out.folders.push(LocalFolder {
                     rel: child_rel.clone(),
                     name: folder_name,
-                    is_maildir,
+                    is_maildir: looked.stamp_parts.is_some(),
                     canonical: ok,
+                    stamp: looked.stamp(),
+                    has_tmp: looked.tmp,
                 });
             }
-            children.push(ToList {
-                rel: Some(child_rel),
-                comps: child_comps,
-                canonical: ok,
-                at: Some((Arc::clone(dir), name)),
-            });
+            if !todo.is_empty() {
+                stack.push(ListFrame {
+                    dir: Some(dir),
+                    rel: Some(child_rel),
+                    comps: child_comps,
+                    canonical: ok,
+                    path: child_path,
+                    todo,
+                });
+            }
         }
-        Ok(children)
+        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
     }
 
     /// Decodes the folder name of a relative path.
@@ -814,14 +812,75 @@ pub(crate) struct HeldEntry {
     parent_path: PathBuf,
 }
 
-/// A directory [`Maildir::list_folders`] is still to read: its relative path (none: the
-/// root), decoded components, whether every level is canonical, and its parent's handle with
-/// its name there (none: the root).
-struct ToList {
+/// A directory whose sub-folders [`Maildir::list_folders`] is reading: its handle (none: the
+/// root), relative path (none: the root), decoded components, whether every level is
+/// canonical, its path, and the names of the sub-folders still to be read.
+struct ListFrame {
+    dir: Option<dirfd::ReadDir>,
     rel: Option<RelPath>,
     comps: Vec<String>,
     canonical: bool,
-    at: Option<(Arc<OwnedFd>, String)>,
+    path: PathBuf,
+    todo: Vec<String>,
+}
+
+/// The names among a directory's `entries` (the directory at `path`) that may be folders:
+/// directories (not links), not hidden, not `cur`/`new`/`tmp`. Names that are not UTF-8 go
+/// to `out.skipped`.
+fn sub_folder_names(
+    entries: Vec<dirfd::DirEntryKind>,
+    path: &Path,
+    out: &mut FolderListing,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for (name, is_dir) in entries {
+        if !is_dir {
+            continue; // files and symbolic links are never folders
+        }
+        match name {
+            Ok(n) if n.starts_with('.') || is_maildir_subdir(&n) => {}
+            Ok(n) => names.push(n),
+            Err(raw) => out.skipped.push(path.join(raw)),
+        }
+    }
+    // Read in directory order (the frame takes names from the end).
+    names.reverse();
+    names
+}
+
+/// What a listing sees of a folder directory through its handle: `cur/` and `new/` (`lstat`,
+/// relative to the handle), and `tmp/` when those two are plain directories.
+struct Looked {
+    /// Both `cur/` and `new/` are plain directories: their times, when they convert.
+    stamp_parts: Option<Option<DirStamp>>,
+    tmp: bool,
+}
+
+impl Looked {
+    fn stamp(&self) -> Option<DirStamp> {
+        self.stamp_parts.flatten()
+    }
+}
+
+/// Looks at the `cur/`, `new/` and `tmp/` of the held folder directory `dir` ([`Looked`]).
+fn look_at(dir: BorrowedFd<'_>) -> Looked {
+    let (Some(cur), Some(new)) = (
+        dirfd::plain_dir_stat_at(dir, "cur"),
+        dirfd::plain_dir_stat_at(dir, "new"),
+    ) else {
+        return Looked {
+            stamp_parts: None,
+            tmp: false,
+        };
+    };
+    let stamp = match (DirTimes::of_stat(&cur), DirTimes::of_stat(&new)) {
+        (Ok(cur), Ok(new)) => Some(DirStamp { cur, new }),
+        _ => None,
+    };
+    Looked {
+        stamp_parts: Some(stamp),
+        tmp: dirfd::plain_dir_at(dir, "tmp"),
+    }
 }
 
 fn join_rel(parent: Option<&RelPath>, dir: &str) -> Result<RelPath, NameError> {
@@ -959,7 +1018,12 @@ impl DirTimes {
     /// The times of the directory an open handle names (`fstat`).
     #[cfg(unix)]
     fn of_handle(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<DirTimes> {
-        let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+        DirTimes::of_stat(&rustix::fs::fstat(fd).map_err(io::Error::from)?)
+    }
+
+    /// The times of a directory as `stat` gave them.
+    #[cfg(unix)]
+    fn of_stat(st: &rustix::fs::Stat) -> io::Result<DirTimes> {
         // The field types differ between platforms; every value fits an i64/u64.
         let int = |v: i128| i64::try_from(v).map_err(|_| io::Error::other("time out of range"));
         #[allow(clippy::useless_conversion)]
@@ -1700,15 +1764,18 @@ impl Maildir {
         let layout = self.layout();
         let (root, root_path) = (self.root_handle(), self.root());
         let mut out = FolderListing::default();
-        let is_maildir =
-            |d: BorrowedFd<'_>| dirfd::plain_dir_at(d, "cur") && dirfd::plain_dir_at(d, "new");
-        if layout == Layout::MaildirPlusPlus && is_maildir(root) {
-            out.folders.push(LocalFolder {
-                rel: RelPath::parse("INBOX")?,
-                name: FolderName::inbox(),
-                is_maildir: true,
-                canonical: true,
-            });
+        if layout == Layout::MaildirPlusPlus {
+            let looked = look_at(root);
+            if looked.stamp_parts.is_some() {
+                out.folders.push(LocalFolder {
+                    rel: RelPath::parse("INBOX")?,
+                    name: FolderName::inbox(),
+                    is_maildir: true,
+                    canonical: true,
+                    stamp: looked.stamp(),
+                    has_tmp: looked.tmp,
+                });
+            }
         }
         let entries =
             dirfd::dir_entries(root).map_err(|e| Error::io("read directory", root_path, e))?;
@@ -1739,8 +1806,8 @@ impl Maildir {
                 out.skipped.push(path);
                 continue;
             };
-            let is_maildir = match dirfd::open_dir_at(root, &dir, &path) {
-                Ok(fd) => is_maildir(fd.as_fd()),
+            let looked = match dirfd::open_dir_at(root, &dir, &path) {
+                Ok(fd) => look_at(fd.as_fd()),
                 Err(Error::NotFound { .. }) => continue,
                 Err(Error::UnsafePath { .. }) => {
                     out.skipped.push(path);
@@ -1751,8 +1818,10 @@ impl Maildir {
             out.folders.push(LocalFolder {
                 rel,
                 name,
-                is_maildir,
+                is_maildir: looked.stamp_parts.is_some(),
                 canonical,
+                stamp: looked.stamp(),
+                has_tmp: looked.tmp,
             });
         }
         out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
