@@ -237,6 +237,21 @@ impl Maildir {
         Ok(self.folder_checked(rel, levels))
     }
 
+    /// [`Maildir::folder`] and the folder's stamp read through the directory handle that
+    /// check opened (`lstat` of `cur/` and `new/` relative to it, which the check does
+    /// anyway): what [`Folder::stamp`] would read just after, without a second look at each
+    /// directory by its path.
+    pub fn folder_stamped(&self, rel: &RelPath) -> Result<(Folder, Option<DirStamp>)> {
+        let levels = self.layout.dirs_of(rel);
+        let fd = self.open_levels(&levels)?;
+        let looked = look_at(fd.as_fd());
+        if looked.stamp_parts.is_none() || !looked.tmp {
+            // Not complete: the plain check says which part and how.
+            return self.folder(rel).map(|f| (f, None));
+        }
+        Ok((self.folder_checked(rel, levels), looked.stamp()))
+    }
+
     /// The folder a listing found ([`Maildir::list_folders`]), without opening it again. The
     /// listing saw its `cur/`, `new/` and `tmp/` as plain directories through a handle opened
     /// level by level from the root without following a link, which is all
@@ -1100,6 +1115,12 @@ impl DirStamp {
         self.cur.latest_ns().max(self.new.latest_ns())
     }
 
+    /// The device `cur/` and `new/` are on, when it is the same one (one file system, so one
+    /// clock stamps both: [`Folder::fs_clock`]).
+    pub fn device(&self) -> Option<u64> {
+        (self.cur.dev == self.new.dev).then_some(self.cur.dev)
+    }
+
     /// Whether both stamps describe the same two directories (device and inode of `cur/` and
     /// `new/`), whatever their times.
     pub fn same_directories(&self, other: &DirStamp) -> bool {
@@ -1149,6 +1170,18 @@ fn change_time(m: &fs::Metadata) -> Option<SystemTime> {
     let secs = u64::try_from(m.ctime()).ok()?;
     let nanos = u32::try_from(m.ctime_nsec()).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// The device a file is on.
+#[cfg(unix)]
+fn device_of(m: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.dev()
+}
+
+#[cfg(not(unix))]
+fn device_of(_: &fs::Metadata) -> u64 {
+    0
 }
 
 /// Without change times there is no probe ([`Folder::fs_time`]).
@@ -1321,6 +1354,13 @@ impl Folder {
     /// later one ([`DirStamp::is_before`]). `None` where there is no `tmp/`,
     /// it cannot be written, or the platform has no change times.
     pub fn fs_time(&self) -> Result<Option<SystemTime>> {
+        Ok(self.fs_clock()?.map(|(t, _)| t))
+    }
+
+    /// [`Folder::fs_time`] with the device of the probe file: the file system whose clock
+    /// gave the time. Any change made after this call to a directory on that same device
+    /// ([`DirStamp::device`]) gets this time or a later one, whichever folder it belongs to.
+    pub fn fs_clock(&self) -> Result<Option<(SystemTime, u64)>> {
         let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!(".mailfold-clock.{}.{n}", std::process::id());
         let probe = self.dir.join("tmp").join(&name);
@@ -1339,7 +1379,7 @@ impl Folder {
                 drop(f);
                 unlink_tolerant(tmp, &name, &probe)?;
                 meta.map_err(|e| Error::io("stat", &probe, e))
-                    .map(|m| change_time(&m))?
+                    .map(|m| change_time(&m).map(|t| (t, device_of(&m))))?
             }
             Err(e)
                 if matches!(
