@@ -692,34 +692,18 @@ impl Maildir {
         let mut out = FolderListing::default();
         let root = dirfd::dir_entries(self.root_handle())
             .map_err(|e| Error::io("read directory", &self.root, e))?;
-        let root_todo = sub_folder_names(root, &self.root, &mut out);
+        let root_path = self.root.clone();
+        let root_todo = pending_children(root, (None, &[], true), &root_path, aliases, &mut out)?;
         let mut stack = vec![ListFrame {
             dir: None,
-            rel: None,
-            comps: Vec::new(),
-            canonical: true,
-            path: self.root.clone(),
+            path: root_path,
             todo: root_todo,
         }];
         while let Some(top) = stack.last_mut() {
-            let Some(name) = top.todo.pop() else {
+            let Some(child) = top.todo.pop() else {
                 // Every sub-folder read: the directory's handle closes.
                 stack.pop();
                 continue;
-            };
-            let child_path = top.path.join(&name);
-            let Ok(child_rel) = join_rel(top.rel.as_ref(), &name) else {
-                out.skipped.push(child_path);
-                continue;
-            };
-            let parent_key = top.rel.as_ref().map_or("", RelPath::as_str);
-            let (comp, ok) = if is_alias(&name) {
-                match aliases.component_of(parent_key, &name)? {
-                    Some(c) => (c, true),
-                    None => (name.clone(), false),
-                }
-            } else {
-                decode_component_lenient(&name)
             };
             let parent = match &top.dir {
                 None => self.root_handle(),
@@ -727,7 +711,8 @@ impl Maildir {
                     .fd()
                     .map_err(|e| Error::io("read directory", &top.path, e))?,
             };
-            let fd = match dirfd::open_dir_at(parent, &name, &child_path) {
+            let child_path = top.path.join(&child.name);
+            let fd = match dirfd::open_dir_at(parent, &child.name, &child_path) {
                 Ok(fd) => fd,
                 Err(Error::NotFound { .. }) => continue,
                 Err(Error::UnsafePath { .. }) => {
@@ -736,20 +721,18 @@ impl Maildir {
                 }
                 Err(e) => return Err(e),
             };
-            let mut child_comps = top.comps.clone();
-            child_comps.push(comp);
-            let ok = top.canonical && ok;
             let looked = look_at(fd.as_fd());
             let (entries, dir) = dirfd::dir_entries_owned(fd)
                 .map_err(|e| Error::io("read directory", &child_path, e))?;
-            let todo = sub_folder_names(entries, &child_path, &mut out);
+            let here = (Some(&child.rel), child.comps.as_slice(), child.canonical);
+            let todo = pending_children(entries, here, &child_path, aliases, &mut out)?;
             // The components list is non-empty here, so `new` succeeds.
-            if let Ok(folder_name) = FolderName::new(child_comps.clone()) {
+            if let Ok(folder_name) = FolderName::new(child.comps) {
                 out.folders.push(LocalFolder {
-                    rel: child_rel.clone(),
+                    rel: child.rel,
                     name: folder_name,
                     is_maildir: looked.stamp_parts.is_some(),
-                    canonical: ok,
+                    canonical: child.canonical,
                     stamp: looked.stamp(),
                     has_tmp: looked.tmp,
                 });
@@ -757,9 +740,6 @@ impl Maildir {
             if !todo.is_empty() {
                 stack.push(ListFrame {
                     dir: Some(dir),
-                    rel: Some(child_rel),
-                    comps: child_comps,
-                    canonical: ok,
                     path: child_path,
                     todo,
                 });
@@ -828,39 +808,74 @@ pub(crate) struct HeldEntry {
 }
 
 /// A directory whose sub-folders [`Maildir::list_folders`] is reading: its handle (none: the
-/// root), relative path (none: the root), decoded components, whether every level is
-/// canonical, its path, and the names of the sub-folders still to be read.
+/// root), its path, and the sub-folders still to be opened.
 struct ListFrame {
     dir: Option<dirfd::ReadDir>,
-    rel: Option<RelPath>,
-    comps: Vec<String>,
-    canonical: bool,
     path: PathBuf,
-    todo: Vec<String>,
+    todo: Vec<ListChild>,
 }
 
-/// The names among a directory's `entries` (the directory at `path`) that may be folders:
-/// directories (not links), not hidden, not `cur`/`new`/`tmp`. Names that are not UTF-8 go
+/// A sub-folder [`Maildir::list_folders`] is still to open: its name in its parent, relative
+/// path, decoded components and whether every level is canonical.
+struct ListChild {
+    name: String,
+    rel: RelPath,
+    comps: Vec<String>,
+    canonical: bool,
+}
+
+/// The sub-folders among the `entries` of the directory at `path` (`here` is its relative
+/// path, decoded components and whether it is canonical), their names decoded (aliases
+/// through `aliases`) as the directory is read, to be opened in directory order: directories
+/// (not links), not hidden, not `cur`/`new`/`tmp`. Names that are not UTF-8 or not usable go
 /// to `out.skipped`.
-fn sub_folder_names(
+fn pending_children(
     entries: Vec<dirfd::DirEntryKind>,
+    (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
     path: &Path,
+    aliases: &dyn AliasRegistry,
     out: &mut FolderListing,
-) -> Vec<String> {
-    let mut names = Vec::new();
+) -> Result<Vec<ListChild>> {
+    let mut todo = Vec::new();
     for (name, is_dir) in entries {
         if !is_dir {
             continue; // files and symbolic links are never folders
         }
-        match name {
-            Ok(n) if n.starts_with('.') || is_maildir_subdir(&n) => {}
-            Ok(n) => names.push(n),
-            Err(raw) => out.skipped.push(path.join(raw)),
+        let name = match name {
+            Ok(n) => n,
+            Err(raw) => {
+                out.skipped.push(path.join(raw));
+                continue;
+            }
+        };
+        if name.starts_with('.') || is_maildir_subdir(&name) {
+            continue;
         }
+        let Ok(child_rel) = join_rel(rel, &name) else {
+            out.skipped.push(path.join(&name));
+            continue;
+        };
+        let parent_key = rel.map_or("", RelPath::as_str);
+        let (comp, ok) = if is_alias(&name) {
+            match aliases.component_of(parent_key, &name)? {
+                Some(c) => (c, true),
+                None => (name.clone(), false),
+            }
+        } else {
+            decode_component_lenient(&name)
+        };
+        let mut child_comps = comps.to_vec();
+        child_comps.push(comp);
+        todo.push(ListChild {
+            name,
+            rel: child_rel,
+            comps: child_comps,
+            canonical: canonical && ok,
+        });
     }
-    // Read in directory order (the frame takes names from the end).
-    names.reverse();
-    names
+    // Opened in directory order: the frame takes them from the end.
+    todo.reverse();
+    Ok(todo)
 }
 
 /// What a listing sees of a folder directory through its handle: `cur/` and `new/` (`lstat`,
