@@ -1375,6 +1375,14 @@ impl Folder {
     /// [`Folder::fs_time`] with the device of the probe file: the file system whose clock
     /// gave the time. Any change made after this call to a directory on that same device
     /// ([`DirStamp::device`]) gets this time or a later one, whichever folder it belongs to.
+    ///
+    /// Why a file at all, rather than the wall clock: the times in a stamp are the file
+    /// system's, which advance in coarse ticks (and on a network file system come from the
+    /// server's clock), so only a time the same file system gave out can be compared with
+    /// them. Why in a folder's own `tmp/`: that is where a file can be made without moving
+    /// a stamp, on a file system that holds Maildir folders. One probe serves every folder
+    /// on its device; a folder whose `cur/` and `new/` are elsewhere (a mount inside the
+    /// tree) needs one of its own.
     pub fn fs_clock(&self) -> Result<Option<(SystemTime, u64)>> {
         let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!(".mailfold-clock.{}.{n}", std::process::id());

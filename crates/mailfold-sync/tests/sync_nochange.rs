@@ -269,6 +269,8 @@ fn mutt_like_changes_are_all_noticed() {
 fn cur_and_new_changes_in_nested_folders_are_noticed_and_tmp_alone_moves_nothing() {
     let env = Env::new();
     twenty_folders(&env);
+    env.dovecot
+        .create_mailbox(&env.user, &common::mailbox_arg("F00/Sub"));
     env.deliver("F00/Sub", &message("F00/Sub", 1));
     let deep = "F00/Sub/Deep";
     env.seed_server(deep, &[(message(deep, 1), "S"), (message(deep, 2), "S")]);
