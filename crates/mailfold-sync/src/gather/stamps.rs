@@ -345,8 +345,10 @@ enum Verified {
     /// The listing is what the state describes, under this stamp, which can be recorded;
     /// `true` when it was compared row by row, so the listing keys are rebuilt with it.
     Matches(DirStamp, bool),
-    /// Everything matched but this stamp's latest time is in the file system's current clock
-    /// tick: worth one more try once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
+    /// Everything matched but this stamp's latest time is not before the probe time T: in
+    /// the file system's clock tick of T, or (T being shared by the folders on one file
+    /// system, [`FsClock`]) a change made after T. Worth one more try, from a new probe and
+    /// stamp, once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
     SameTick(DirStamp),
     /// Not recordable now (a difference, a concurrent change, coarse times, an I/O error).
     No,
