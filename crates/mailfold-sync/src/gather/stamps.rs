@@ -70,7 +70,7 @@ use crate::report::SyncReport;
 ///
 /// **What is read once and reused.** Each folder's directory is opened once here, its stamp
 /// read through that handle ([`Maildir::folder_stamped`]). The probe time T is read once per
-/// file system, not once per folder ([`FsClock`]): the argument above needs of T only that
+/// file system, not once per folder (`FsClock`): the argument above needs of T only that
 /// the clock which will stamp a later change to `cur/` and `new/` gave it out before S1 was
 /// read. A probe file's device names that clock, so a T probed in one folder serves every
 /// folder whose `cur/` and `new/` are on the same device and whose S1 is read after that
