@@ -37,6 +37,10 @@ use crate::message::Subdir;
 /// says, whether it is a regular file.
 pub(crate) type DirEntryName = (String, Option<bool>);
 
+/// An entry of a directory: its name (the raw bytes when not UTF-8) and whether it is a
+/// directory (not a link to one).
+pub(crate) type DirEntryKind = (Result<String, OsString>, bool);
+
 /// What `fstatat` says of a regular file: its size and modification time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileInfo {
@@ -182,9 +186,19 @@ pub(crate) fn plain_dir_at(dir: BorrowedFd<'_>, name: &str) -> bool {
 /// out. The one `readdir` loop of the store.
 fn each_entry(
     dir: BorrowedFd<'_>,
+    each: impl FnMut(&rustix::fs::DirEntry) -> io::Result<bool>,
+) -> io::Result<()> {
+    // A second handle on the directory (`openat(".")`): the caller's handle may be shared,
+    // and reading moves a handle's position.
+    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
+    each_entry_of(&mut d, each)
+}
+
+/// [`each_entry`] through a directory stream already open.
+fn each_entry_of(
+    d: &mut rustix::fs::Dir,
     mut each: impl FnMut(&rustix::fs::DirEntry) -> io::Result<bool>,
 ) -> io::Result<()> {
-    let mut d = rustix::fs::Dir::read_from(dir).map_err(errno)?;
     while let Some(entry) = d.read() {
         let entry = match entry {
             Ok(e) => e,
@@ -215,9 +229,7 @@ pub(crate) fn is_empty(dir: BorrowedFd<'_>) -> io::Result<bool> {
 /// The entries of `dir` but `.` and `..`, each with its name (the raw bytes when not UTF-8)
 /// and whether it is a directory (not a link to one). Where the directory entry does not
 /// say, the entry is looked at without following a link; one gone meanwhile is left out.
-pub(crate) fn dir_entries(
-    dir: BorrowedFd<'_>,
-) -> io::Result<Vec<(Result<String, OsString>, bool)>> {
+pub(crate) fn dir_entries(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryKind>> {
     let mut out = Vec::new();
     each_entry(dir, |entry| {
         let raw = entry.file_name().to_bytes();
@@ -239,6 +251,63 @@ pub(crate) fn dir_entries(
         Ok(true)
     })?;
     Ok(out)
+}
+
+/// A directory handle the listing read itself ([`dir_entries_owned`]), kept to open the
+/// directory's entries.
+#[derive(Debug)]
+pub(crate) struct ReadDir(rustix::fs::Dir);
+
+impl ReadDir {
+    /// The directory's handle.
+    pub(crate) fn fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.0.fd().map_err(errno)
+    }
+}
+
+/// [`dir_entries`] of a directory whose handle the caller hands over: read through that very
+/// handle (no second one opened on it, as a shared handle needs), which comes back for
+/// opening the entries.
+pub(crate) fn dir_entries_owned(dir: OwnedFd) -> io::Result<(Vec<DirEntryKind>, ReadDir)> {
+    let mut d = rustix::fs::Dir::new(dir).map_err(errno)?;
+    let mut raw: Vec<(Vec<u8>, FileType)> = Vec::new();
+    each_entry_of(&mut d, |entry| {
+        raw.push((entry.file_name().to_bytes().to_vec(), entry.file_type()));
+        Ok(true)
+    })?;
+    let d = ReadDir(d);
+    let fd = d.fd()?;
+    let mut out = Vec::with_capacity(raw.len());
+    for (raw, kind) in raw {
+        let name = match String::from_utf8(raw) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(OsStr::from_bytes(e.as_bytes()).to_os_string()),
+        };
+        let is_dir = match kind {
+            FileType::Unknown => {
+                let shown = match &name {
+                    Ok(n) => OsStr::new(n),
+                    Err(n) => n.as_os_str(),
+                };
+                match rustix::fs::statat(fd, shown, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(errno(e)),
+                }
+            }
+            t => t == FileType::Directory,
+        };
+        out.push((name, is_dir));
+    }
+    Ok((out, d))
+}
+
+/// What `lstat` says of the directory `name` in `dir`: `None` when nothing of that name is
+/// there or it is no plain directory (a link to one included), or it cannot be looked at.
+pub(crate) fn plain_dir_stat_at(dir: BorrowedFd<'_>, name: &str) -> Option<rustix::fs::Stat> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
 /// Opens the directory `name` in `parent` without following a link.

@@ -107,6 +107,13 @@ pub struct LocalFolder {
     /// back to this directory by the name mapping alone; callers should
     /// bind the folder to `rel` in the state database.
     pub canonical: bool,
+    /// The stamp of `cur/` and `new/` as the listing found them: read through the folder
+    /// directory's handle (links not followed) while the listing held it, so before
+    /// [`Maildir::list_folders`] returned. What [`Folder::stamp`] would have read at that
+    /// moment; `None` when the directory is no Maildir.
+    pub stamp: Option<DirStamp>,
+    /// `tmp/` was a plain directory too, so [`Maildir::listed_folder`] need not look again.
+    pub(crate) has_tmp: bool,
 }
 
 /// The result of listing the tree.
@@ -227,14 +234,48 @@ impl Maildir {
                 Err(e) => return Err(Error::io("stat", p, e)),
             }
         }
-        Ok(Folder {
+        Ok(self.folder_checked(rel, levels))
+    }
+
+    /// [`Maildir::folder`] and the folder's stamp read through the directory handle that
+    /// check opened (`lstat` of `cur/` and `new/` relative to it, which the check does
+    /// anyway): what [`Folder::stamp`] would read just after, without a second look at each
+    /// directory by its path.
+    pub fn folder_stamped(&self, rel: &RelPath) -> Result<(Folder, Option<DirStamp>)> {
+        let levels = self.layout.dirs_of(rel);
+        let fd = self.open_levels(&levels)?;
+        let looked = look_at(fd.as_fd());
+        if looked.stamp_parts.is_none() || !looked.tmp {
+            // Not complete: the plain check says which part and how.
+            return self.folder(rel).map(|f| (f, None));
+        }
+        Ok((self.folder_checked(rel, levels), looked.stamp()))
+    }
+
+    /// The folder a listing found ([`Maildir::list_folders`]), without opening it again. The
+    /// listing saw its `cur/`, `new/` and `tmp/` as plain directories through a handle opened
+    /// level by level from the root without following a link, which is all
+    /// [`Maildir::folder`] checks; a [`Folder`] holds nothing of that check (its message
+    /// operations open the directories afresh, the same way, at their first use), so a
+    /// directory changed since fares exactly as it would after [`Maildir::folder`]. A folder
+    /// the listing did not see complete goes through [`Maildir::folder`] (and its error).
+    pub fn listed_folder(&self, lf: &LocalFolder) -> Result<Folder> {
+        if !(lf.is_maildir && lf.has_tmp) {
+            return self.folder(&lf.rel);
+        }
+        Ok(self.folder_checked(&lf.rel, self.layout.dirs_of(&lf.rel)))
+    }
+
+    /// The folder at `rel` (at `levels` below the root), its directories checked already.
+    fn folder_checked(&self, rel: &RelPath, levels: Vec<String>) -> Folder {
+        Folder {
             rel: rel.clone(),
             levels,
-            dir,
+            dir: self.path_of(rel),
             fsync: self.fsync,
             root_fd: Arc::clone(&self.root_fd),
             held: Arc::new(OnceLock::new()),
-        })
+        }
     }
 
     /// Maps `name` to its directory if that directory exists, without
@@ -637,96 +678,42 @@ impl Maildir {
     /// overflow the stack. Each directory is read through a handle opened from
     /// its parent's without following a link ([`crate::dirfd`]); one swapped
     /// for a link after its parent was read is skipped (in
-    /// [`FolderListing::skipped`]), never read. A directory's handle stays
-    /// open only while some child of it waits to be read.
+    /// [`FolderListing::skipped`]), never read.
+    ///
+    /// One pass, each directory opened once: through its handle the listing looks at its
+    /// `cur/`, `new/` and `tmp/` (which gives [`LocalFolder::stamp`] and what
+    /// [`Maildir::listed_folder`] needs) and reads its entries for sub-folders, then closes
+    /// it unless some sub-folder of it is still to be read. Depth first, so the handles
+    /// open at any time are those of one path from the root, whatever the width of the tree.
     pub fn list_folders(&self, aliases: &dyn AliasRegistry) -> Result<FolderListing> {
         if !self.layout.is_nested() {
             return self.list_one_level();
         }
         let mut out = FolderListing::default();
-        let mut stack = vec![ToList {
-            rel: None,
-            comps: Vec::new(),
-            canonical: true,
-            at: None,
+        let root = dirfd::dir_entries(self.root_handle())
+            .map_err(|e| Error::io("read directory", &self.root, e))?;
+        let root_path = self.root.clone();
+        let root_todo = pending_children(root, (None, &[], true), &root_path, aliases, &mut out)?;
+        let mut stack = vec![ListFrame {
+            dir: None,
+            path: root_path,
+            todo: root_todo,
         }];
-        while let Some(next) = stack.pop() {
-            let path = next
-                .rel
-                .as_ref()
-                .map_or(self.root.clone(), |r| r.to_path(&self.root));
-            let fd = match &next.at {
-                None => Arc::clone(&self.root_fd),
-                Some((parent, name)) => match dirfd::open_dir_at(parent.as_fd(), name, &path) {
-                    Ok(fd) => Arc::new(fd),
-                    Err(Error::NotFound { .. }) => continue,
-                    Err(Error::UnsafePath { .. }) => {
-                        out.skipped.push(path);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            // The parent's handle closes once its last waiting child is open.
-            let ToList {
-                rel,
-                comps,
-                canonical,
-                ..
-            } = next;
-            let here = (rel.as_ref(), comps.as_slice(), canonical);
-            stack.extend(self.list_children(&fd, here, &path, aliases, &mut out)?);
-        }
-        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok(out)
-    }
-
-    /// The folder directories in the held directory `dir` (at `path`; `here` is its relative
-    /// path, decoded components and whether it is canonical), each added to `out` and
-    /// returned to be read in its turn.
-    fn list_children(
-        &self,
-        dir: &Arc<OwnedFd>,
-        (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
-        path: &Path,
-        aliases: &dyn AliasRegistry,
-        out: &mut FolderListing,
-    ) -> Result<Vec<ToList>> {
-        let entries =
-            dirfd::dir_entries(dir.as_fd()).map_err(|e| Error::io("read directory", path, e))?;
-        let mut children = Vec::new();
-        for (name, is_dir) in entries {
-            if !is_dir {
-                continue; // files and symbolic links are never folders
-            }
-            let name = match name {
-                Ok(n) => n,
-                Err(raw) => {
-                    out.skipped.push(path.join(raw));
-                    continue;
-                }
-            };
-            if name.starts_with('.') || is_maildir_subdir(&name) {
-                continue;
-            }
-            let child_path = path.join(&name);
-            let Ok(child_rel) = join_rel(rel, &name) else {
-                out.skipped.push(child_path);
+        while let Some(top) = stack.last_mut() {
+            let Some(child) = top.todo.pop() else {
+                // Every sub-folder read: the directory's handle closes.
+                stack.pop();
                 continue;
             };
-            let parent_key = rel.map_or("", RelPath::as_str);
-            let (comp, ok) = if is_alias(&name) {
-                match aliases.component_of(parent_key, &name)? {
-                    Some(c) => (c, true),
-                    None => (name.clone(), false),
-                }
-            } else {
-                decode_component_lenient(&name)
+            let parent = match &top.dir {
+                None => self.root_handle(),
+                Some(d) => d
+                    .fd()
+                    .map_err(|e| Error::io("read directory", &top.path, e))?,
             };
-            let is_maildir = match dirfd::open_dir_at(dir.as_fd(), &name, &child_path) {
-                Ok(fd) => {
-                    dirfd::plain_dir_at(fd.as_fd(), "cur") && dirfd::plain_dir_at(fd.as_fd(), "new")
-                }
+            let child_path = top.path.join(&child.name);
+            let fd = match dirfd::open_dir_at(parent, &child.name, &child_path) {
+                Ok(fd) => fd,
                 Err(Error::NotFound { .. }) => continue,
                 Err(Error::UnsafePath { .. }) => {
                     out.skipped.push(child_path);
@@ -734,26 +721,32 @@ impl Maildir {
                 }
                 Err(e) => return Err(e),
             };
-            let mut child_comps = comps.to_vec();
-            child_comps.push(comp);
-            let ok = canonical && ok;
+            let looked = look_at(fd.as_fd());
+            let (entries, dir) = dirfd::dir_entries_owned(fd)
+                .map_err(|e| Error::io("read directory", &child_path, e))?;
+            let here = (Some(&child.rel), child.comps.as_slice(), child.canonical);
+            let todo = pending_children(entries, here, &child_path, aliases, &mut out)?;
             // The components list is non-empty here, so `new` succeeds.
-            if let Ok(folder_name) = FolderName::new(child_comps.clone()) {
+            if let Ok(folder_name) = FolderName::new(child.comps) {
                 out.folders.push(LocalFolder {
-                    rel: child_rel.clone(),
+                    rel: child.rel,
                     name: folder_name,
-                    is_maildir,
-                    canonical: ok,
+                    is_maildir: looked.stamp_parts.is_some(),
+                    canonical: child.canonical,
+                    stamp: looked.stamp(),
+                    has_tmp: looked.tmp,
                 });
             }
-            children.push(ToList {
-                rel: Some(child_rel),
-                comps: child_comps,
-                canonical: ok,
-                at: Some((Arc::clone(dir), name)),
-            });
+            if !todo.is_empty() {
+                stack.push(ListFrame {
+                    dir: Some(dir),
+                    path: child_path,
+                    todo,
+                });
+            }
         }
-        Ok(children)
+        out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
     }
 
     /// Decodes the folder name of a relative path.
@@ -814,14 +807,110 @@ pub(crate) struct HeldEntry {
     parent_path: PathBuf,
 }
 
-/// A directory [`Maildir::list_folders`] is still to read: its relative path (none: the
-/// root), decoded components, whether every level is canonical, and its parent's handle with
-/// its name there (none: the root).
-struct ToList {
-    rel: Option<RelPath>,
+/// A directory whose sub-folders [`Maildir::list_folders`] is reading: its handle (none: the
+/// root), its path, and the sub-folders still to be opened.
+struct ListFrame {
+    dir: Option<dirfd::ReadDir>,
+    path: PathBuf,
+    todo: Vec<ListChild>,
+}
+
+/// A sub-folder [`Maildir::list_folders`] is still to open: its name in its parent, relative
+/// path, decoded components and whether every level is canonical.
+struct ListChild {
+    name: String,
+    rel: RelPath,
     comps: Vec<String>,
     canonical: bool,
-    at: Option<(Arc<OwnedFd>, String)>,
+}
+
+/// The sub-folders among the `entries` of the directory at `path` (`here` is its relative
+/// path, decoded components and whether it is canonical), their names decoded (aliases
+/// through `aliases`) as the directory is read, to be opened in directory order: directories
+/// (not links), not hidden, not `cur`/`new`/`tmp`. Names that are not UTF-8 or not usable go
+/// to `out.skipped`.
+fn pending_children(
+    entries: Vec<dirfd::DirEntryKind>,
+    (rel, comps, canonical): (Option<&RelPath>, &[String], bool),
+    path: &Path,
+    aliases: &dyn AliasRegistry,
+    out: &mut FolderListing,
+) -> Result<Vec<ListChild>> {
+    let mut todo = Vec::new();
+    for (name, is_dir) in entries {
+        if !is_dir {
+            continue; // files and symbolic links are never folders
+        }
+        let name = match name {
+            Ok(n) => n,
+            Err(raw) => {
+                out.skipped.push(path.join(raw));
+                continue;
+            }
+        };
+        if name.starts_with('.') || is_maildir_subdir(&name) {
+            continue;
+        }
+        let Ok(child_rel) = join_rel(rel, &name) else {
+            out.skipped.push(path.join(&name));
+            continue;
+        };
+        let parent_key = rel.map_or("", RelPath::as_str);
+        let (comp, ok) = if is_alias(&name) {
+            match aliases.component_of(parent_key, &name)? {
+                Some(c) => (c, true),
+                None => (name.clone(), false),
+            }
+        } else {
+            decode_component_lenient(&name)
+        };
+        let mut child_comps = comps.to_vec();
+        child_comps.push(comp);
+        todo.push(ListChild {
+            name,
+            rel: child_rel,
+            comps: child_comps,
+            canonical: canonical && ok,
+        });
+    }
+    // Opened in directory order: the frame takes them from the end.
+    todo.reverse();
+    Ok(todo)
+}
+
+/// What a listing sees of a folder directory through its handle: `cur/` and `new/` (`lstat`,
+/// relative to the handle), and `tmp/` when those two are plain directories.
+struct Looked {
+    /// Both `cur/` and `new/` are plain directories: their times, when they convert.
+    stamp_parts: Option<Option<DirStamp>>,
+    tmp: bool,
+}
+
+impl Looked {
+    fn stamp(&self) -> Option<DirStamp> {
+        self.stamp_parts.flatten()
+    }
+}
+
+/// Looks at the `cur/`, `new/` and `tmp/` of the held folder directory `dir` ([`Looked`]).
+fn look_at(dir: BorrowedFd<'_>) -> Looked {
+    let (Some(cur), Some(new)) = (
+        dirfd::plain_dir_stat_at(dir, "cur"),
+        dirfd::plain_dir_stat_at(dir, "new"),
+    ) else {
+        return Looked {
+            stamp_parts: None,
+            tmp: false,
+        };
+    };
+    let stamp = match (DirTimes::of_stat(&cur), DirTimes::of_stat(&new)) {
+        (Ok(cur), Ok(new)) => Some(DirStamp { cur, new }),
+        _ => None,
+    };
+    Looked {
+        stamp_parts: Some(stamp),
+        tmp: dirfd::plain_dir_at(dir, "tmp"),
+    }
 }
 
 fn join_rel(parent: Option<&RelPath>, dir: &str) -> Result<RelPath, NameError> {
@@ -959,7 +1048,12 @@ impl DirTimes {
     /// The times of the directory an open handle names (`fstat`).
     #[cfg(unix)]
     fn of_handle(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<DirTimes> {
-        let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+        DirTimes::of_stat(&rustix::fs::fstat(fd).map_err(io::Error::from)?)
+    }
+
+    /// The times of a directory as `stat` gave them.
+    #[cfg(unix)]
+    fn of_stat(st: &rustix::fs::Stat) -> io::Result<DirTimes> {
         // The field types differ between platforms; every value fits an i64/u64.
         let int = |v: i128| i64::try_from(v).map_err(|_| io::Error::other("time out of range"));
         #[allow(clippy::useless_conversion)]
@@ -1036,6 +1130,12 @@ impl DirStamp {
         self.cur.latest_ns().max(self.new.latest_ns())
     }
 
+    /// The device `cur/` and `new/` are on, when it is the same one (one file system, so one
+    /// clock stamps both: [`Folder::fs_clock`]).
+    pub fn device(&self) -> Option<u64> {
+        (self.cur.dev == self.new.dev).then_some(self.cur.dev)
+    }
+
     /// Whether both stamps describe the same two directories (device and inode of `cur/` and
     /// `new/`), whatever their times.
     pub fn same_directories(&self, other: &DirStamp) -> bool {
@@ -1085,6 +1185,18 @@ fn change_time(m: &fs::Metadata) -> Option<SystemTime> {
     let secs = u64::try_from(m.ctime()).ok()?;
     let nanos = u32::try_from(m.ctime_nsec()).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// The device a file is on.
+#[cfg(unix)]
+fn device_of(m: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.dev()
+}
+
+#[cfg(not(unix))]
+fn device_of(_: &fs::Metadata) -> u64 {
+    0
 }
 
 /// Without change times there is no probe ([`Folder::fs_time`]).
@@ -1257,6 +1369,21 @@ impl Folder {
     /// later one ([`DirStamp::is_before`]). `None` where there is no `tmp/`,
     /// it cannot be written, or the platform has no change times.
     pub fn fs_time(&self) -> Result<Option<SystemTime>> {
+        Ok(self.fs_clock()?.map(|(t, _)| t))
+    }
+
+    /// [`Folder::fs_time`] with the device of the probe file: the file system whose clock
+    /// gave the time. Any change made after this call to a directory on that same device
+    /// ([`DirStamp::device`]) gets this time or a later one, whichever folder it belongs to.
+    ///
+    /// Why a file at all, rather than the wall clock: the times in a stamp are the file
+    /// system's, which advance in coarse ticks (and on a network file system come from the
+    /// server's clock), so only a time the same file system gave out can be compared with
+    /// them. Why in a folder's own `tmp/`: that is where a file can be made without moving
+    /// a stamp, on a file system that holds Maildir folders. One probe serves every folder
+    /// on its device; a folder whose `cur/` and `new/` are elsewhere (a mount inside the
+    /// tree) needs one of its own.
+    pub fn fs_clock(&self) -> Result<Option<(SystemTime, u64)>> {
         let n = UNIQUE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!(".mailfold-clock.{}.{n}", std::process::id());
         let probe = self.dir.join("tmp").join(&name);
@@ -1275,7 +1402,7 @@ impl Folder {
                 drop(f);
                 unlink_tolerant(tmp, &name, &probe)?;
                 meta.map_err(|e| Error::io("stat", &probe, e))
-                    .map(|m| change_time(&m))?
+                    .map(|m| change_time(&m).map(|t| (t, device_of(&m))))?
             }
             Err(e)
                 if matches!(
@@ -1700,15 +1827,18 @@ impl Maildir {
         let layout = self.layout();
         let (root, root_path) = (self.root_handle(), self.root());
         let mut out = FolderListing::default();
-        let is_maildir =
-            |d: BorrowedFd<'_>| dirfd::plain_dir_at(d, "cur") && dirfd::plain_dir_at(d, "new");
-        if layout == Layout::MaildirPlusPlus && is_maildir(root) {
-            out.folders.push(LocalFolder {
-                rel: RelPath::parse("INBOX")?,
-                name: FolderName::inbox(),
-                is_maildir: true,
-                canonical: true,
-            });
+        if layout == Layout::MaildirPlusPlus {
+            let looked = look_at(root);
+            if looked.stamp_parts.is_some() {
+                out.folders.push(LocalFolder {
+                    rel: RelPath::parse("INBOX")?,
+                    name: FolderName::inbox(),
+                    is_maildir: true,
+                    canonical: true,
+                    stamp: looked.stamp(),
+                    has_tmp: looked.tmp,
+                });
+            }
         }
         let entries =
             dirfd::dir_entries(root).map_err(|e| Error::io("read directory", root_path, e))?;
@@ -1739,8 +1869,8 @@ impl Maildir {
                 out.skipped.push(path);
                 continue;
             };
-            let is_maildir = match dirfd::open_dir_at(root, &dir, &path) {
-                Ok(fd) => is_maildir(fd.as_fd()),
+            let looked = match dirfd::open_dir_at(root, &dir, &path) {
+                Ok(fd) => look_at(fd.as_fd()),
                 Err(Error::NotFound { .. }) => continue,
                 Err(Error::UnsafePath { .. }) => {
                     out.skipped.push(path);
@@ -1751,8 +1881,10 @@ impl Maildir {
             out.folders.push(LocalFolder {
                 rel,
                 name,
-                is_maildir,
+                is_maildir: looked.stamp_parts.is_some(),
                 canonical,
+                stamp: looked.stamp(),
+                has_tmp: looked.tmp,
             });
         }
         out.folders.sort_by(|a, b| a.rel.cmp(&b.rel));

@@ -128,3 +128,59 @@ fn flat_and_maildirpp_trees_look_like_offlineimap_and_dovecot() {
     assert!(pp.delete_folder(&inbox, true).is_err());
     assert!(pp.root().join("cur").is_dir());
 }
+
+/// The listing reads each folder's stamp through the handle it lists the folder with, in
+/// every layout and at every depth; it is the stamp `Folder::stamp` reads by path and the one
+/// `Maildir::folder_stamped` reads at the end of a run (stamps recorded by one are compared
+/// with stamps read by another), and `Maildir::listed_folder` is the folder `Maildir::folder`
+/// opens. A change in one folder moves its listed stamp only.
+#[test]
+fn listed_stamps_are_the_folders_stamps_in_every_layout() {
+    for layout in layouts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let md = store(tmp.path(), layout);
+        let mut aliases = MemoryAliases::new();
+        let names = [
+            name(&["INBOX"]),
+            name(&["Work"]),
+            name(&["Work", "Projects"]),
+            name(&["Work", "Projects", "Old"]),
+        ];
+        for n in &names {
+            md.ensure_folder(n, &mut aliases).unwrap();
+        }
+        let listed = |md: &Maildir| {
+            let listing = md.list_folders(&aliases).unwrap();
+            let maildirs: Vec<_> = listing
+                .folders
+                .into_iter()
+                .filter(|f| f.is_maildir)
+                .collect();
+            assert_eq!(maildirs.len(), names.len(), "{layout:?}");
+            maildirs
+        };
+        let before = listed(&md);
+        for lf in &before {
+            let opened = md.folder(&lf.rel).unwrap();
+            let stamp = opened.stamp().unwrap();
+            assert!(stamp.is_some(), "{layout:?} {lf:?}");
+            assert_eq!(lf.stamp, stamp, "{layout:?} {lf:?}");
+            let (f, s) = md.folder_stamped(&lf.rel).unwrap();
+            assert_eq!(s, stamp, "{layout:?} {lf:?}");
+            assert_eq!(f.path(), opened.path());
+            let from_listing = md.listed_folder(lf).unwrap();
+            assert_eq!(from_listing.path(), opened.path());
+            assert_eq!(from_listing.rel(), opened.rel());
+        }
+        // A new file in `new/` of the deepest folder.
+        let deep = md.folder(&before[before.len() - 1].rel).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        std::fs::write(deep.path().join("new/1.M1P1.h"), b"hello").unwrap();
+        let after = listed(&md);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(b.rel, a.rel);
+            let moved = b.stamp != a.stamp;
+            assert_eq!(moved, b.rel == *deep.rel(), "{layout:?} {:?}", b.rel);
+        }
+    }
+}

@@ -259,6 +259,65 @@ fn mutt_like_changes_are_all_noticed() {
     }
 }
 
+/// Local changes to each part a stamp covers are noticed in nested folders too, whose stamps
+/// the listing reads through the handle it lists them with, at any depth: a flag added by a
+/// rename inside `cur/` of a folder two levels down, a new file in `new/` of a folder one
+/// level down. Their parent, unchanged, is still skipped. A file in `tmp/` alone (a delivery
+/// still being written) is no message and moves no stamp: that folder is skipped as well,
+/// and the file is left where it is.
+#[test]
+fn cur_and_new_changes_in_nested_folders_are_noticed_and_tmp_alone_moves_nothing() {
+    let env = Env::new();
+    twenty_folders(&env);
+    env.dovecot
+        .create_mailbox(&env.user, &common::mailbox_arg("F00/Sub"));
+    env.deliver("F00/Sub", &message("F00/Sub", 1));
+    let deep = "F00/Sub/Deep";
+    env.seed_server(deep, &[(message(deep, 1), "S"), (message(deep, 2), "S")]);
+    let first = run(&env);
+    assert!(first.report.is_complete(), "{:#?}", first.report);
+    let n = first.g.folders.len();
+    assert_eq!(first.stamped, n, "{:#?}", first.g.folders);
+    let r = run(&env);
+    assert_eq!(r.g.skipped_folders(), n, "{:?}", r.scanned());
+
+    // cur/ only: `F` added to a seen message, renamed in place as mutt does.
+    let file = env
+        .local_files(deep)
+        .into_iter()
+        .find(|p| p.parent().is_some_and(|d| d.ends_with("cur")))
+        .unwrap_or_else(|| panic!("no file in cur/: {:?}", env.local_files(deep)));
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let flagged = name.strip_suffix(":2,S").expect("seen message").to_owned() + ":2,FS";
+    std::fs::rename(&file, file.with_file_name(flagged)).unwrap();
+    // new/ only: a message delivered by a local program.
+    env.drop_local("F00/Sub", "1700000999.M1P1.mutt", &message("F00/Sub", 9));
+    // tmp/ only: a delivery still being written.
+    let half = env
+        .local_dir("F01")
+        .join("tmp")
+        .join("1700000998.M1P1.half");
+    std::fs::write(&half, b"Subject: half\r\n").unwrap();
+
+    let r = run(&env);
+    assert!(r.report.is_complete(), "{:#?}", r.report);
+    assert_eq!(r.scanned(), ["F00/Sub", "F00/Sub/Deep"]);
+    assert_eq!(r.g.skipped_folders(), n - 2);
+    let flagged_on_server = env
+        .server_folder(deep)
+        .iter()
+        .filter(|(_, l)| l.contains('F'))
+        .count();
+    assert_eq!(flagged_on_server, 1);
+    assert_eq!(env.server_folder("F00/Sub").len(), 2);
+    for f in ["F00", "F00/Sub", deep, "F01"] {
+        assert_eq!(env.server_folder(f), env.local_folder(f), "{f}");
+    }
+    assert!(half.exists(), "a file in tmp/ is left alone");
+    let r = run(&env);
+    assert_eq!(r.g.scanned_folders(), 0, "{:?}", r.scanned());
+}
+
 /// A mail reader's change just before a run leaves a stamp too recent for the two-second
 /// rule; the run scans the folder, and its end-of-run check (listing against the state)
 /// records the stamp. The run after it sees its own STORE echoed (the server's

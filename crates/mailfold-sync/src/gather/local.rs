@@ -36,12 +36,20 @@ pub(super) type LocalListed = (FolderPath, Folder, Option<StampReading>);
 /// The local folders of the mirror (Maildirs matching the patterns) and each folder's stamp,
 /// read before anything is scanned, so that a change made during the run moves the stamp
 /// past the one recorded. Directories whose names cannot be used are reported and skipped.
+///
+/// One pass over the tree: the stamps are the ones the listing read through each folder's
+/// directory handle ([`mailfold_store::LocalFolder::stamp`]), and each folder is taken as the
+/// listing found it ([`Maildir::listed_folder`]), not opened again. The time a stamp goes
+/// with ([`DirStamp::is_settled`](mailfold_store::DirStamp::is_settled)) is taken before the
+/// listing starts, so it is no later than the moment any stamp was read: a stamp settled at
+/// that time is settled at its reading too, so the rule only gets stricter.
 pub(super) fn local_folders(
     maildir: &Maildir,
     db: &StateDb,
     account: &AccountSpec,
     report: &mut SyncReport,
 ) -> Result<Vec<LocalListed>, crate::SyncError> {
+    let read_at = SystemTime::now();
     let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
     for p in listing.skipped {
         report.warnings.push(format!(
@@ -58,9 +66,8 @@ pub(super) fn local_folders(
         if !account.folders.matches(&path.to_string()) {
             continue;
         }
-        let folder = maildir.folder(&lf.rel)?;
-        let read_at = SystemTime::now();
-        let stamp = folder.stamp()?.map(|s| (s, read_at));
+        let folder = maildir.listed_folder(&lf)?;
+        let stamp = lf.stamp.map(|s| (s, read_at));
         local_folders.push((path, folder, stamp));
     }
     Ok(local_folders)

@@ -68,6 +68,22 @@ use crate::report::SyncReport;
 /// whole-second times nothing is recorded this way ([`DirStamp::is_fine`]): they keep the two
 /// second rule of the first way.
 ///
+/// **What is read once and reused.** Each folder's directory is opened once here, its stamp
+/// read through that handle ([`Maildir::folder_stamped`]). The probe time T is read once per
+/// file system, not once per folder (`FsClock`): the argument above needs of T only that
+/// the clock which will stamp a later change to `cur/` and `new/` gave it out before S1 was
+/// read. A probe file's device names that clock, so a T probed in one folder serves every
+/// folder whose `cur/` and `new/` are on the same device and whose S1 is read after that
+/// probe; a folder elsewhere (another mount inside the tree, say) gets a probe of its own,
+/// in its own `tmp/`, as every folder did before. And S1 is the stamp read when the folder
+/// was opened, when that reading came after the T it is checked against: S1 only has to
+/// precede the listing (or the reading of the kernel's reports) and follow T, and the
+/// run's own last change to the folder precedes both (it precedes `record_stamps`). Where
+/// T had to be probed after the folder was opened (the first folder on its file system),
+/// S1 is read again after the probe. A stamp read before the run's writes is never recorded
+/// for a folder the run wrote to: the untouched case compares the stamp read before the
+/// scan with the one read now, and any write by the run in between moved it.
+///
 /// The state clears a folder's stamp whenever its rows or status change
 /// ([`mailfold_store::Txn`]), so a recorded stamp always goes with the rows it was taken with.
 pub fn record_stamps(
@@ -110,7 +126,8 @@ pub fn record_stamps_with(
     if report.dry_run || !report.refused.is_empty() || !report.errors.is_empty() {
         return Ok(0);
     }
-    let (mut todo, to_verify) = considered_folders(db, maildir, g, report)?;
+    let mut clock = FsClock::default();
+    let (mut todo, to_verify) = considered_folders(db, maildir, g, report, &mut clock)?;
     todo.extend(verify_all(db, to_verify, &g.watch, during_listing)?);
     write_stamps(db, todo)
 }
@@ -119,8 +136,44 @@ pub fn record_stamps_with(
 /// (its rows were compared one by one, so the digest becomes known).
 type ToRecord = (FolderId, DirStamp, bool);
 
-/// A folder whose directories are checked again at the end of the run ([`verify`]).
-type ToVerify = (FolderId, Folder);
+/// A folder whose directories are checked again at the end of the run ([`verify`]), with its
+/// [`Reading`] when one could be taken.
+type ToVerify = (FolderId, Folder, Option<Reading>);
+
+/// What [`verify`] starts from: a time T the file system holding the folder's `cur/` and
+/// `new/` gave out ([`Folder::fs_clock`]), and the folder's stamp S1 read after T.
+type Reading = (SystemTime, DirStamp);
+
+/// The file system's current time as probes gave it ([`Folder::fs_clock`]), by device: one
+/// probe file per file system and round of checks instead of one per folder (see "What is
+/// read once and reused" in [`record_stamps`]).
+#[derive(Debug, Default)]
+struct FsClock {
+    probes: Vec<(u64, SystemTime)>,
+}
+
+impl FsClock {
+    /// The [`Reading`] of `folder`, given `now`, a stamp of it read after every probe this
+    /// clock holds: T from an earlier probe on the device of `now` with S1 = `now`, else T
+    /// probed in the folder's own `tmp/` and S1 read after it. `None` when no probe can be
+    /// made or the folder has no stamp.
+    fn reading(&mut self, folder: &Folder, now: Option<DirStamp>) -> Option<Reading> {
+        if let Some(now) = now {
+            let earlier = now
+                .device()
+                .and_then(|d| self.probes.iter().find(|(pd, _)| *pd == d));
+            if let Some(&(_, t)) = earlier {
+                return Some((t, now));
+            }
+        }
+        let (t, device) = folder.fs_clock().ok().flatten()?;
+        if !self.probes.iter().any(|(d, _)| *d == device) {
+            self.probes.push((device, t));
+        }
+        let s1 = folder.stamp().ok().flatten()?;
+        Some((t, s1))
+    }
+}
 
 /// The folders [`record_stamps`] considers, in two lists: those untouched during the run (the
 /// stamp read before their scan is settled and still shown), ready to record; and those
@@ -130,6 +183,7 @@ fn considered_folders(
     maildir: &Maildir,
     g: &Gathered,
     report: &SyncReport,
+    clock: &mut FsClock,
 ) -> Result<(Vec<ToRecord>, Vec<ToVerify>), crate::SyncError> {
     let rows: HashMap<FolderId, FolderRecord> =
         db.folders()?.into_iter().map(|f| (f.id, f)).collect();
@@ -172,10 +226,9 @@ fn considered_folders(
         if row.uidvalidity.is_none() || ctx.rel.as_ref().is_some_and(|r| r != rel) {
             continue;
         }
-        let Ok(folder) = maildir.folder(rel) else {
+        let Ok((folder, now)) = maildir.folder_stamped(rel) else {
             continue;
         };
-        let now = folder.stamp().ok().flatten();
         match ctx.stamp {
             Some((before, read_at))
                 if ctx.scanned && now == Some(before) && before.is_settled(read_at) =>
@@ -184,7 +237,11 @@ fn considered_folders(
                 // the ones the keys are rebuilt from, when they are not known yet.
                 todo.push((id, before, db.listing_digest(id)?.is_none()));
             }
-            _ => to_verify.push((id, folder)),
+            _ => {
+                // `now` was read after every probe the clock holds so far.
+                let reading = clock.reading(&folder, now);
+                to_verify.push((id, folder, reading));
+            }
         }
     }
     Ok((todo, to_verify))
@@ -201,8 +258,8 @@ fn verify_all(
 ) -> Result<Vec<ToRecord>, crate::SyncError> {
     let mut todo = Vec::new();
     let mut again = Vec::new();
-    for (id, folder) in to_verify {
-        match verify(db, &folder, id, watch, during_listing)? {
+    for (id, folder, reading) in to_verify {
+        match verify(db, &folder, id, reading, watch, during_listing)? {
             Verified::Matches(stamp, rebuild) => todo.push((id, stamp, rebuild)),
             Verified::SameTick(s1) => again.push((id, folder, s1)),
             Verified::No => {}
@@ -210,9 +267,13 @@ fn verify_all(
     }
     if !again.is_empty() {
         wait_for_next_tick(&again);
+        // Probes taken after the wait, and each S1 after the probe it is checked against.
+        let mut clock = FsClock::default();
         for (id, folder, _) in again {
+            let now = folder.stamp().ok().flatten();
+            let reading = clock.reading(&folder, now);
             if let Verified::Matches(stamp, rebuild) =
-                verify(db, &folder, id, watch, during_listing)?
+                verify(db, &folder, id, reading, watch, during_listing)?
             {
                 todo.push((id, stamp, rebuild));
             }
@@ -249,17 +310,30 @@ fn write_stamps(db: &mut StateDb, todo: Vec<ToRecord>) -> Result<usize, crate::S
     })?)
 }
 
-/// Waits until the file system's clock, as probes in each folder read it ([`Folder::fs_time`]),
-/// has moved past every given stamp, and at most [`STAMP_RETRY_WAIT`]: usually one tick of
-/// the coarse clock (a few milliseconds) rather than the whole allowance.
+/// Waits until the file system's clock, as probes read it ([`Folder::fs_clock`]: one per file
+/// system, in the first folder on it), has moved past every given stamp, and at most
+/// [`STAMP_RETRY_WAIT`]: usually one tick of the coarse clock (a few milliseconds) rather
+/// than the whole allowance. Only a wait: each folder is checked again afterwards from a
+/// new probe and stamp.
 fn wait_for_next_tick(folders: &[(FolderId, Folder, DirStamp)]) {
     const STEP: Duration = Duration::from_millis(1);
     let start = std::time::Instant::now();
     while start.elapsed() < STAMP_RETRY_WAIT {
         std::thread::sleep(STEP);
-        let passed = folders
-            .iter()
-            .all(|(_, folder, s1)| matches!(folder.fs_time(), Ok(Some(now)) if s1.is_before(now)));
+        let mut probes: Vec<(u64, SystemTime)> = Vec::new();
+        let passed = folders.iter().all(|(_, folder, s1)| {
+            let known = s1
+                .device()
+                .and_then(|d| probes.iter().find(|(pd, _)| *pd == d).map(|p| p.1));
+            let now = known.or_else(|| {
+                let (t, device) = folder.fs_clock().ok().flatten()?;
+                if s1.device() == Some(device) {
+                    probes.push((device, t));
+                }
+                Some(t)
+            });
+            now.is_some_and(|now| s1.is_before(now))
+        });
         if passed {
             return;
         }
@@ -271,22 +345,26 @@ enum Verified {
     /// The listing is what the state describes, under this stamp, which can be recorded;
     /// `true` when it was compared row by row, so the listing keys are rebuilt with it.
     Matches(DirStamp, bool),
-    /// Everything matched but this stamp's latest time is in the file system's current clock
-    /// tick: worth one more try once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
+    /// Everything matched but this stamp's latest time is not before the probe time T: in
+    /// the file system's clock tick of T, or (T being shared by the folders on one file
+    /// system, [`FsClock`]) a change made after T. Worth one more try, from a new probe and
+    /// stamp, once the clock has moved on (at most [`STAMP_RETRY_WAIT`]).
     SameTick(DirStamp),
     /// Not recordable now (a difference, a concurrent change, coarse times, an I/O error).
     No,
 }
 
-/// Checks one folder at the end of a run (see [`record_stamps`]): probe time T, stamp S1,
-/// listing, stamp S2, then the listing against the state rows. A folder whose listing was
-/// followed since the start of the run ([`ListingWatch`]) is checked without listing first
+/// Checks one folder at the end of a run (see [`record_stamps`]): from probe time T and stamp
+/// S1 (`reading`, S1 read after T; `None` when either could not be read), the listing,
+/// stamp S2, then the listing against the state rows. A folder whose listing was followed
+/// since the start of the run ([`ListingWatch`]) is checked without listing first
 /// ([`verify_followed`]). Local I/O errors mean "no stamp", never a failed run; state
 /// database errors are errors.
 fn verify(
     db: &StateDb,
     folder: &Folder,
     id: FolderId,
+    reading: Option<Reading>,
     watch: &ListingWatch,
     during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Result<Verified, crate::SyncError> {
@@ -295,8 +373,14 @@ fn verify(
     if db.message_counts(id)?.1 > 0 {
         return Ok(Verified::No);
     }
+    let Some((fs_now, s1)) = reading else {
+        return Ok(Verified::No);
+    };
+    if !s1.is_fine() {
+        return Ok(Verified::No);
+    }
     if watch.follows(id) {
-        if let Some(v) = verify_followed(db, folder, id, watch, during_listing)? {
+        if let Some(v) = verify_followed(db, folder, id, (fs_now, s1), watch, during_listing)? {
             return Ok(v);
         }
     }
@@ -308,16 +392,7 @@ fn verify(
         Some(_) => None,
         None => Some(db.messages(id)?),
     };
-    let Ok(Some(fs_now)) = folder.fs_time() else {
-        return Ok(Verified::No);
-    };
-    let Ok(Some(s1)) = folder.stamp() else {
-        return Ok(Verified::No);
-    };
-    if !s1.is_fine() {
-        return Ok(Verified::No);
-    }
-    // Every file is "known": its name gives base, flags and (with `,S=`) size, and no file is
+    // S1 precedes the listing, which starts here. Every file is "known": its name gives base, flags and (with `,S=`) size, and no file is
     // `stat`ed; the date is not compared.
     let Ok(files) = folder.scan_with(&|_| Some(SystemTime::UNIX_EPOCH)) else {
         return Ok(Verified::No);
@@ -342,9 +417,9 @@ fn verify(
     })
 }
 
-/// [`verify`] for a folder whose listing was followed: probe time T, stamp S1, then every
-/// change the kernel reported up to now folded into the listing the stamp proved at the
-/// start, compared with the rows' digest. A change before the reports were read is among
+/// [`verify`] for a folder whose listing was followed: from probe time T and stamp S1 (read
+/// after T), every change the kernel reported up to now folded into the listing the stamp
+/// proved at the start, compared with the rows' digest. A change before the reports were read is among
 /// them; one after it is stamped at T or later, so it moves the stamp away from S1 (S1 is
 /// recorded only when all its times are before T, as in [`verify`]). `None` when the
 /// listing is not known after all (a report lost, the directories replaced) or disagrees
@@ -353,18 +428,10 @@ fn verify_followed(
     db: &StateDb,
     folder: &Folder,
     id: FolderId,
+    (fs_now, s1): Reading,
     watch: &ListingWatch,
     during_listing: &mut dyn FnMut(&Folder, StampCheck),
 ) -> Result<Option<Verified>, crate::SyncError> {
-    let Ok(Some(fs_now)) = folder.fs_time() else {
-        return Ok(Some(Verified::No));
-    };
-    let Ok(Some(s1)) = folder.stamp() else {
-        return Ok(Some(Verified::No));
-    };
-    if !s1.is_fine() {
-        return Ok(Some(Verified::No));
-    }
     during_listing(folder, StampCheck::Followed);
     watch.drain();
     let Some(now) = watch.listing(id, &s1) else {
