@@ -79,8 +79,16 @@ pub fn sync_account_with_progress(
     opts: &SyncOptions,
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
-    let (maildir, mut db, mut remote) = secret_first(account, open_and_connect(account))?;
-    let result = sync_with_remote_progress(&mut remote, account, opts, &maildir, &mut db, progress);
+    let (maildir, mut db, mut remote, local) = secret_first(account, open_and_connect(account))?;
+    let result = sync_prelisted(
+        &mut remote,
+        account,
+        opts,
+        &maildir,
+        &mut db,
+        progress,
+        Some(local),
+    );
     remote.logout();
     result.map(|mut r| {
         // Parallel workers' traffic is already in the report; the main session's joins it.
@@ -93,23 +101,46 @@ pub fn sync_account_with_progress(
     })
 }
 
-/// The run's start: the store, then the connection, which waits for a
-/// [`AccountSecret::Pending`] secret only when it is about to authenticate; until then the
-/// secret's fetch (a password command) runs beside the store's opening, the connection, TLS,
-/// the greeting and CAPABILITY. A first run (no Maildir or no state database yet) waits for
-/// the secret before creating either, so that a failing command leaves nothing behind. An
-/// existing store is only opened and checked before the secret arrives: no mail and no sync
-/// state is written (opening does bring a database left by an older version to the current
-/// schema, as this run would have done after the secret anyway).
+/// The run's start: the connection on a thread of its own, and meanwhile the store and the
+/// local listing the gather starts from ([`gather::prefetch_local`]), so that opening the
+/// state database and reading every folder's stamp cost nothing while the server greets and
+/// authenticates. The connection waits for a [`AccountSecret::Pending`] secret only when it
+/// is about to authenticate; until then the secret's fetch (a password command) runs beside
+/// all of that. A first run (no Maildir or no state database yet) waits for the secret before
+/// creating either, so that a failing command leaves nothing behind. An existing store is
+/// only opened, checked and listed before the secret arrives: no mail and no sync state is
+/// written (opening does bring a database left by an older version to the current schema,
+/// as this run would have done after the secret anyway). When the store fails, that is the
+/// run's error, as when it was opened first, and the connection is dropped.
 fn open_and_connect(
     account: &AccountSpec,
-) -> Result<(Maildir, StateDb, remote_imap::NetRemote), SyncError> {
+) -> Result<
+    (
+        Maildir,
+        StateDb,
+        remote_imap::NetRemote,
+        gather::LocalPrefetch,
+    ),
+    SyncError,
+> {
     if account.secret.is_pending() && !(account.maildir.is_dir() && account.state_db.exists()) {
         account.secret.wait().map_err(SyncError::Secret)?;
     }
-    let (maildir, db) = open_store(account)?;
-    let remote = remote_imap::NetRemote::connect(account)?;
-    Ok((maildir, db, remote))
+    let (store, remote) = std::thread::scope(|s| {
+        let connecting = s.spawn(|| remote_imap::NetRemote::connect(account));
+        let store = open_store(account).and_then(|(maildir, db)| {
+            let local = gather::prefetch_local(&maildir, &db, account)?;
+            Ok((maildir, db, local))
+        });
+        let remote = connecting.join().unwrap_or_else(|_| {
+            Err(remote::RemoteError::Fatal(
+                "the connecting thread stopped unexpectedly".into(),
+            ))
+        });
+        (store, remote)
+    });
+    let (maildir, db, local) = store?;
+    Ok((maildir, db, remote?, local))
 }
 
 /// `result`, unless the account's pending secret could not be had: then that failure, and
@@ -180,6 +211,20 @@ pub fn sync_with_remote_progress(
     db: &mut StateDb,
     progress: &dyn Progress,
 ) -> Result<SyncReport, SyncError> {
+    sync_prelisted(remote, account, opts, maildir, db, progress, None)
+}
+
+/// [`sync_with_remote_progress`] from a local listing read ahead (see [`open_and_connect`]),
+/// used unless an adoption changes the Maildir before the gather.
+fn sync_prelisted(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    opts: &SyncOptions,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    progress: &dyn Progress,
+    local: Option<gather::LocalPrefetch>,
+) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport {
         account: account.name.clone(),
         dry_run: opts.dry_run,
@@ -191,7 +236,11 @@ pub fn sync_with_remote_progress(
         defer_fresh: !opts.dry_run,
         defer_flags_only: !opts.dry_run,
     };
-    let mut g = gather::gather_with(remote, account, maildir, db, &mut report, options)?;
+    // An adoption renames files into the mirror's own names: the listing read ahead is then
+    // out of date, and the gather reads its own.
+    let local = if adopting { None } else { local };
+    let mut g =
+        gather::gather_prelisted(remote, account, maildir, db, &mut report, options, local)?;
     adopt::hide_local_only(&mut g.input, db)?;
     let config = PlanConfig {
         valve: SafetyValve {

@@ -268,8 +268,46 @@ pub fn gather_with(
     report: &mut SyncReport,
     options: GatherOptions,
 ) -> Result<Gathered, crate::SyncError> {
+    gather_prelisted(remote, account, maildir, db, report, options, None)
+}
+
+/// The local folders and their stamps, read ahead of the gather ([`prefetch_local`]).
+#[derive(Debug)]
+pub struct LocalPrefetch {
+    local: Vec<LocalListed>,
+    warnings: Vec<String>,
+}
+
+/// Reads the local listing the gather starts from ([`local::local_folders`]) ahead of it, so
+/// that a run can read it while its connection is still being opened and authenticated. It
+/// is what the gather would read itself, only earlier: each stamp is still read before any
+/// folder is scanned, and a change made after it moves the stamp past the one the run
+/// records. The caller must not change the Maildir between this and the gather.
+pub fn prefetch_local(
+    maildir: &Maildir,
+    db: &StateDb,
+    account: &AccountSpec,
+) -> Result<LocalPrefetch, crate::SyncError> {
+    let mut scratch = SyncReport::default();
+    let local = local::local_folders(maildir, db, account, &mut scratch)?;
+    Ok(LocalPrefetch {
+        local,
+        warnings: scratch.warnings,
+    })
+}
+
+/// [`gather_with`], starting from a local listing read ahead ([`prefetch_local`]) when given.
+pub fn gather_prelisted(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    maildir: &Maildir,
+    db: &StateDb,
+    report: &mut SyncReport,
+    options: GatherOptions,
+    prefetched: Option<LocalPrefetch>,
+) -> Result<Gathered, crate::SyncError> {
     let mut g = Gathered::default();
-    let listed = Listed::read(remote, account, maildir, db, &mut g, report)?;
+    let listed = Listed::read(remote, account, maildir, db, &mut g, report, prefetched)?;
     let defer_fresh = options.defer_fresh && listed.mirror_is_empty();
     let defer_flags_only = options.defer_flags_only && !report.dry_run;
     let (triage, rows, known) = decide(remote, db, &listed, defer_flags_only, &mut g)?;
@@ -312,7 +350,7 @@ struct Listed {
 
 impl Listed {
     /// LIST, the state's folder rows, the local listing with each folder's stamp (read before
-    /// anything is scanned), the open intents.
+    /// anything is scanned, or earlier: `prefetched`), the open intents.
     fn read(
         remote: &mut dyn Remote,
         account: &AccountSpec,
@@ -320,11 +358,21 @@ impl Listed {
         db: &StateDb,
         g: &mut Gathered,
         report: &mut SyncReport,
+        prefetched: Option<LocalPrefetch>,
     ) -> Result<Self, crate::SyncError> {
+        let remote = names::server_folders(remote, account, g, report)?;
+        let state = state::state_folders(db, account, g)?;
+        let local = match prefetched {
+            Some(p) => {
+                report.warnings.extend(p.warnings);
+                p.local
+            }
+            None => local::local_folders(maildir, db, account, report)?,
+        };
         Ok(Listed {
-            remote: names::server_folders(remote, account, g, report)?,
-            state: state::state_folders(db, account, g)?,
-            local: local::local_folders(maildir, db, account, report)?,
+            remote,
+            state,
+            local,
             intents: db.open_intents()?,
         })
     }
