@@ -3,9 +3,11 @@
 //!
 //! No I/O, no clock, no randomness: [`plan`] is deterministic, so property tests and a fuzzer can
 //! check it ([`check`]), and the applier (network + Maildir + state database, written on top of
-//! these types, in `mailfold-sync`) only executes. This crate has no dependencies beyond
-//! `std`, so the planner builds and fuzzes without SQLite, tokio or TLS. [`types`] describes the inputs, [`ops`] the operations with the
-//! exact effect and commit the applier owes for each.
+//! these types, in `mailfold-sync`) only executes. Its one dependency is the sans-IO
+//! `mailfold-proto`, for the protocol value types it shares with the store and the sync
+//! (`Uid`, `UidValidity`, `ModSeq`) and the wire flag it maps from, so the planner builds and
+//! fuzzes without SQLite, tokio or TLS. [`types`] describes the inputs, [`ops`] the operations
+//! with the exact effect and commit the applier owes for each.
 //!
 //! # Rules
 //!

@@ -1,61 +1,16 @@
 //! Planner inputs: plain data describing the three sides of a sync.
 //!
-//! These types deliberately depend on nothing else in the workspace: the network driver and the
-//! store translate their own views into them, and a test or a fuzzer can build them by hand. They
-//! describe *what is*, never what to do; decisions live in [`super::engine`].
+//! These types are plain data: the network driver and the store translate their own views into
+//! them, and a test or a fuzzer can build them by hand. They describe *what is*, never what to
+//! do; decisions live in [`super::engine`]. The protocol value types ([`Uid`], [`UidValidity`],
+//! [`ModSeq`]) are `mailfold-proto`'s, re-exported here, so the store and the sync hand theirs
+//! over unconverted.
 
 use std::fmt;
-use std::num::{NonZeroU32, NonZeroU64};
 
-/// A message UID (RFC 3501 2.3.1.1): never zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Uid(pub NonZeroU32);
+pub use mailfold_proto::core::{ModSeq, Uid, UidValidity};
 
-impl Uid {
-    /// `None` for 0, which is not a UID.
-    pub fn new(n: u32) -> Option<Uid> {
-        NonZeroU32::new(n).map(Uid)
-    }
-
-    /// The number.
-    pub fn get(self) -> u32 {
-        self.0.get()
-    }
-}
-
-impl fmt::Display for Uid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A folder's UIDVALIDITY (RFC 3501 2.3.1.1): never zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UidValidity(pub NonZeroU32);
-
-impl UidValidity {
-    /// `None` for 0.
-    pub fn new(n: u32) -> Option<UidValidity> {
-        NonZeroU32::new(n).map(UidValidity)
-    }
-}
-
-impl fmt::Display for UidValidity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A CONDSTORE mod-sequence (RFC 7162 3.1.1: a positive 63-bit number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ModSeq(pub NonZeroU64);
-
-impl ModSeq {
-    /// `None` for 0.
-    pub fn new(n: u64) -> Option<ModSeq> {
-        NonZeroU64::new(n).map(ModSeq)
-    }
-}
+use mailfold_proto::core::Flag as WireFlag;
 
 /// A point in time as whole seconds since the Unix epoch (UTC). INTERNALDATE has second
 /// precision, and a downloaded file's mtime is set from it (seed V0006), so equality of the two is
@@ -135,8 +90,14 @@ impl fmt::Display for LocalId {
     }
 }
 
-/// One message flag as the planner sees it. `\Recent` has no variant: it is session state the
-/// server owns, so it can never be stored (seed V0004); [`FlagSet::from_imap`] drops it.
+/// One message flag as the planner sees it: a flag a message can hold and a Maildir or the state
+/// database can keep.
+///
+/// It is not [`mailfold_proto::core::Flag`], the flag as the wire carries it, on purpose: the wire
+/// also has `\Recent`, session state the server owns that can never be stored (seed V0004), and
+/// `\*`, which only marks PERMANENTFLAGS as open to new keywords and is no flag of any message.
+/// Neither has a variant here, so no plan can hold them. [`Flag::from_wire`] is the one mapping
+/// from the wire flag to this one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flag {
     /// `\Seen` (Maildir `S`).
@@ -157,26 +118,37 @@ pub enum Flag {
 }
 
 impl Flag {
-    /// Parses one IMAP flag as it appears on the wire (`\Seen`, `$Junk`, `\Foo`), case-insensitive
-    /// for the system flags (RFC 3501 2.3.2). `None` for `\Recent` (seed V0004) and for the empty
-    /// string.
-    pub fn from_imap(s: &str) -> Option<Flag> {
-        if let Some(name) = s.strip_prefix('\\') {
-            let lower = name.to_ascii_lowercase();
-            return match lower.as_str() {
-                "seen" => Some(Flag::Seen),
-                "answered" => Some(Flag::Answered),
-                "flagged" => Some(Flag::Flagged),
-                "deleted" => Some(Flag::Deleted),
-                "draft" => Some(Flag::Draft),
-                "recent" | "" | "*" => None,
-                _ => Some(Flag::Extension(name.to_owned())),
-            };
+    /// The planner's flag for a wire flag; `None` for `\Recent` (seed V0004) and for `\*`.
+    pub fn from_wire(flag: WireFlag) -> Option<Flag> {
+        match flag {
+            WireFlag::Seen => Some(Flag::Seen),
+            WireFlag::Answered => Some(Flag::Answered),
+            WireFlag::Flagged => Some(Flag::Flagged),
+            WireFlag::Deleted => Some(Flag::Deleted),
+            WireFlag::Draft => Some(Flag::Draft),
+            WireFlag::Recent | WireFlag::MayCreate => None,
+            WireFlag::Extension(name) => Some(Flag::Extension(name)),
+            WireFlag::Keyword(k) => Some(Flag::Keyword(k)),
         }
-        if s.is_empty() {
-            None
-        } else {
-            Some(Flag::Keyword(s.to_owned()))
+    }
+
+    /// Parses one flag from its wire text (`\Seen`, `$Junk`, `\Foo`): as the wire flag
+    /// ([`WireFlag::parse`], case-insensitive for the system flags, RFC 3501 2.3.2), then
+    /// [`Flag::from_wire`]. `None` for `\Recent`, `\*` and the empty string.
+    ///
+    /// Flags reach the planner as text because the `Remote` interface and the state database
+    /// carry them as text. Text the wire grammar refuses (a keyword with a character outside
+    /// `atom`, as a Maildir keyword file or an old state row may hold) is still kept, as a
+    /// keyword or an extension, so nothing local is dropped.
+    pub fn from_imap(s: &str) -> Option<Flag> {
+        if let Some(flag) = WireFlag::parse(s) {
+            return Flag::from_wire(flag);
+        }
+        match s.strip_prefix('\\') {
+            Some("") => None,
+            Some(name) => Some(Flag::Extension(name.to_owned())),
+            None if s.is_empty() => None,
+            None => Some(Flag::Keyword(s.to_owned())),
         }
     }
 
@@ -268,7 +240,8 @@ impl FlagSet {
         FlagSet::default()
     }
 
-    /// Builds a set from wire names, dropping `\Recent` (seed V0004).
+    /// Builds a set from wire names with [`Flag::from_imap`], dropping `\Recent` (seed V0004)
+    /// and `\*`.
     pub fn from_imap<'a, I: IntoIterator<Item = &'a str>>(names: I) -> FlagSet {
         names.into_iter().filter_map(Flag::from_imap).collect()
     }

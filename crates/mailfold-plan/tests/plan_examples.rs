@@ -125,6 +125,42 @@ fn v0004_recent_is_dropped_and_never_stored() {
     );
 }
 
+/// V0004: the wire flag maps to the planner's by one function; `\Recent` and the PERMANENTFLAGS
+/// marker `\*` have no planner flag. Text the wire grammar refuses (a keyword a Maildir keyword
+/// file may hold) still parses, so nothing local is dropped.
+#[test]
+fn v0004_the_wire_flag_maps_to_the_planners_and_text_agrees() {
+    use mailfold_proto::core::Flag as WireFlag;
+    assert_eq!(Flag::from_wire(WireFlag::Recent), None);
+    assert_eq!(Flag::from_wire(WireFlag::MayCreate), None);
+    assert_eq!(Flag::from_wire(WireFlag::Draft), Some(Flag::Draft));
+    assert_eq!(
+        Flag::from_wire(WireFlag::Keyword("$Junk".into())),
+        Some(Flag::Keyword("$Junk".into()))
+    );
+    for text in [
+        "\\Seen",
+        "\\answered",
+        "\\Important",
+        "$Junk",
+        "\\Recent",
+        "\\*",
+    ] {
+        let wire = WireFlag::parse(text).expect("a wire flag");
+        assert_eq!(Flag::from_imap(text), Flag::from_wire(wire), "{text}");
+    }
+    assert_eq!(Flag::from_imap(""), None);
+    assert_eq!(Flag::from_imap("\\"), None);
+    assert_eq!(
+        Flag::from_imap("caf\u{e9}(1)"),
+        Some(Flag::Keyword("caf\u{e9}(1)".into()))
+    );
+    assert_eq!(
+        Flag::from_imap("\\Odd]"),
+        Some(Flag::Extension("Odd]".into()))
+    );
+}
+
 /// V0005: keywords sync both ways where PERMANENTFLAGS allows; a keyword the server does not
 /// allow stays local, is reported, and is not retried as a change.
 #[test]

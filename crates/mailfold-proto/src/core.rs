@@ -3,8 +3,13 @@
 //! These types hold only values that are valid on the wire, so the encoder never has to
 //! re-check them and the parser hands out nothing the encoder could not send back (round
 //! trips of flags are required by seed N6).
+//!
+//! [`Uid`], [`UidValidity`] and [`ModSeq`] live here too: they are protocol values, and this
+//! is the lowest crate that the planner, the store and the sync all depend on, so each has one
+//! definition that all of them share.
 
 use std::fmt;
+use std::num::{NonZeroU32, NonZeroU64};
 
 /// A command tag. mailfold's own tags are 4 characters from `a-z0-9` (seed C0001); tags read
 /// from a server are kept as sent, as long as they are valid `tag` ABNF.
@@ -42,6 +47,11 @@ impl fmt::Display for Tag {
 
 /// A message flag (RFC 3501 2.3.2). System flags are matched case-insensitively; keywords keep
 /// their original case (servers are case-insensitive about them, but users are not).
+///
+/// This is the flag as the wire carries it, `\Recent` and the PERMANENTFLAGS marker `\*`
+/// included, because the parser must read and the encoder must be able to write them. The
+/// planner has a flag type of its own (`mailfold_plan::Flag`) for what a message can hold and a
+/// store can keep, without those two; `mailfold_plan::Flag::from_wire` maps this one to it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Flag {
     /// `\Seen`
@@ -133,6 +143,76 @@ impl fmt::Display for Flag {
             Flag::Extension(s) => write!(f, "\\{s}"),
             Flag::Keyword(s) => f.write_str(s),
         }
+    }
+}
+
+/// A message UID (RFC 3501 2.3.1.1): never zero.
+///
+/// The one definition of the type for the whole workspace: the planner, the state database and
+/// the sync all name UIDs with it, so a value moves between them without conversion. The
+/// parser and the command types of this crate still carry plain `u32` and `UidSet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uid(pub NonZeroU32);
+
+impl Uid {
+    /// `None` for 0, which is not a UID.
+    pub fn new(n: u32) -> Option<Uid> {
+        NonZeroU32::new(n).map(Uid)
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A mailbox's UIDVALIDITY (RFC 3501 2.3.1.1): never zero. Shared like [`Uid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UidValidity(pub NonZeroU32);
+
+impl UidValidity {
+    /// `None` for 0.
+    pub fn new(n: u32) -> Option<UidValidity> {
+        NonZeroU32::new(n).map(UidValidity)
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for UidValidity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A CONDSTORE mod-sequence (RFC 7162 3.1.1: a positive 63-bit number). Shared like [`Uid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModSeq(pub NonZeroU64);
+
+impl ModSeq {
+    /// `None` for 0.
+    pub fn new(n: u64) -> Option<ModSeq> {
+        NonZeroU64::new(n).map(ModSeq)
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for ModSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -6,7 +6,8 @@
 //! `mailfold-net` crate) reads and writes the transport and tells the engine what time it is.
 //!
 //! Layers, bottom up:
-//! - [`core`]: validated protocol atoms shared by both directions (tags, flags, mailbox names).
+//! - [`core`]: validated protocol atoms shared by both directions (tags, flags, mailbox names),
+//!   and the UID, UIDVALIDITY and MODSEQ value types the crates above share.
 //! - [`seqset`]: compact `SeqSet`/`UidSet` ranges that never expand unboundedly.
 //! - [`utf7`]: modified UTF-7 mailbox-name encoding (RFC 3501 5.1.3).
 //! - [`command`] and [`encode`]: typed commands and the strict encoder (seed N3/N4).

@@ -40,7 +40,7 @@ use md5::{Digest, Md5};
 use mailfold_store::crlf::canonical_digest_of;
 use mailfold_store::{
     normalise_flags, AliasRegistry, FolderStatus, InternalDate, Maildir, MessageBase, MessageEntry,
-    MessageRecord, NewFolder, StateDb, StateRead, Uid as StoreUid, UidValidity,
+    MessageRecord, NewFolder, StateDb, StateRead, Uid, UidValidity,
 };
 
 use crate::account::AccountSpec;
@@ -262,7 +262,7 @@ fn prepare(
                 claims.pairs.get(&d.uid),
                 server.get(&d.uid),
                 d.size,
-                StoreUid::new(d.uid),
+                Uid::new(d.uid),
             ) else {
                 continue;
             };

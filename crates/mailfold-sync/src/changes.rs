@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use mailfold_store::{
     AliasRegistry, Folder, FolderName, FolderRecord, Maildir, MaildirFlags, MessageBase,
-    MessageEntry, MessageRecord, NewMessage, RelPath, StateDb, StateRead, Uid as StoreUid,
+    MessageEntry, MessageRecord, NewMessage, RelPath, StateDb, StateRead,
 };
 
 use crate::account::AccountSpec;
@@ -421,7 +421,7 @@ fn push_one(
     if let (true, Some(id)) = (item.recorded, home.and_then(|c| c.state_id)) {
         for m in &mut messages {
             let base = gather::base_of(&m.local).map_err(SyncError::Config)?;
-            m.now = db.message_by_base(id, &base)?.map(|r| Uid(r.uid.0));
+            m.now = db.message_by_base(id, &base)?.map(|r| r.uid);
         }
     }
     Ok(Outcome {
@@ -486,7 +486,7 @@ fn resolve(
     let (base, row) = match m {
         Message::Uid(u) => {
             let id = v.row.as_ref().ok_or_else(missing)?.id;
-            let r = db.message(id, StoreUid(u.0))?.ok_or_else(missing)?;
+            let r = db.message(id, *u)?.ok_or_else(missing)?;
             (r.base.clone(), Some(r))
         }
         Message::Local(l) => {
@@ -535,8 +535,8 @@ fn letters_after(cur: &MaildirFlags, add: &FlagSet, remove: &FlagSet) -> Maildir
 fn outcome_of(entry: &MessageEntry, row: Option<&MessageRecord>) -> MessageOutcome {
     MessageOutcome {
         local: LocalId(entry.base.as_str().to_owned()),
-        uid: row.map(|r| Uid(r.uid.0)),
-        now: row.map(|r| Uid(r.uid.0)),
+        uid: row.map(|r| r.uid),
+        now: row.map(|r| r.uid),
         size: row.and_then(|r| r.size),
     }
 }
@@ -578,7 +578,7 @@ fn stage_flags(
             // on the next sync, against the base they still have).
             item.ops.push(Op::SyncFlags {
                 folder: folder.clone(),
-                uid: Uid(r.uid.0),
+                uid: r.uid,
                 local: LocalId(entry.base.as_str().to_owned()),
                 update: FlagUpdate {
                     local: None,
@@ -629,7 +629,7 @@ fn stage_move(
             // flags carried over as they are.
             item.ops.push(Op::MoveRemote {
                 from: from.clone(),
-                uid: Uid(r.uid.0),
+                uid: r.uid,
                 to: to.clone(),
                 local: LocalId(moved.base.as_str().to_owned()),
                 content: row_content(r),
@@ -675,7 +675,7 @@ fn stage_delete(
             // A synced file gone: the planner's ExpungeRemote.
             item.ops.push(Op::ExpungeRemote {
                 folder: folder.clone(),
-                uid: Uid(r.uid.0),
+                uid: r.uid,
                 unchanged_since: None,
             });
         }
@@ -867,7 +867,7 @@ fn stage_delete_folder(
         for m in db.messages(r.id)? {
             ops.push(Op::ExpungeRemote {
                 folder: folder.clone(),
-                uid: Uid(m.uid.0),
+                uid: m.uid,
                 unchanged_since: None,
             });
         }

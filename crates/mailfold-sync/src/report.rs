@@ -91,8 +91,8 @@ pub struct SyncReport {
 }
 
 /// The planner's counts of a whole plan ([`mailfold_plan::Summary`]), for `--json`. A copy
-/// rather than the planner's own type: the planner has no dependencies at all (not even
-/// serde, so it builds and fuzzes alone), and the field names of the JSON document stay the
+/// rather than the planner's own type: the planner depends on nothing but the sans-IO protocol
+/// crate (not on serde, so it builds and fuzzes alone), and the field names of the JSON document stay the
 /// report's to keep stable whatever the planner counts internally.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PlanTotals {

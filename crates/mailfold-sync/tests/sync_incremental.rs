@@ -419,7 +419,7 @@ fn v0070_headers_only_stores_the_header_and_never_uploads_it() {
 /// message. EXISTS does not add up, so the folder is read whole and the message downloaded.
 #[test]
 fn v0045_a_message_the_state_never_recorded_is_not_hidden_by_the_incremental_view() {
-    use mailfold_store::{StateRead, Uid as StoreUid};
+    use mailfold_store::{StateRead, Uid};
     let env = Env::new();
     for i in 0..4 {
         env.deliver("INBOX", &crlf(&message("INBOX", i)));
@@ -430,11 +430,8 @@ fn v0045_a_message_the_state_never_recorded_is_not_hidden_by_the_incremental_vie
     {
         let (_, mut db) = mailfold_sync::open_store(&env.account()).unwrap();
         let f = db.folder_by_wire_name("INBOX").unwrap().unwrap();
-        let row = db
-            .message(f.id, StoreUid::new(2).unwrap())
-            .unwrap()
-            .unwrap();
-        db.write(|tx| tx.delete_messages(f.id, &[StoreUid::new(2).unwrap()]))
+        let row = db.message(f.id, Uid::new(2).unwrap()).unwrap().unwrap();
+        db.write(|tx| tx.delete_messages(f.id, &[Uid::new(2).unwrap()]))
             .unwrap();
         let file = env
             .local_files("INBOX")

@@ -7,6 +7,10 @@ use crate::error::NameError;
 use crate::message::MessageBase;
 use crate::name::RelPath;
 
+// The protocol's UID types, shared with the planner and the sync, so a row's UID goes to either
+// unconverted.
+pub use mailfold_proto::core::{Uid, UidValidity};
+
 /// Row id of a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FolderId(pub i64);
@@ -18,38 +22,6 @@ pub struct IntentId(pub i64);
 /// Row id of a pending change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PendingId(pub i64);
-
-/// An IMAP UID (never zero, RFC 3501 section 2.3.1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Uid(pub NonZeroU32);
-
-impl Uid {
-    /// `None` for zero.
-    pub fn new(v: u32) -> Option<Self> {
-        NonZeroU32::new(v).map(Uid)
-    }
-
-    /// The number.
-    pub fn get(self) -> u32 {
-        self.0.get()
-    }
-}
-
-/// A UIDVALIDITY value (never zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UidValidity(pub NonZeroU32);
-
-impl UidValidity {
-    /// `None` for zero.
-    pub fn new(v: u32) -> Option<Self> {
-        NonZeroU32::new(v).map(UidValidity)
-    }
-
-    /// The number.
-    pub fn get(self) -> u32 {
-        self.0.get()
-    }
-}
 
 /// INTERNALDATE: an instant and the zone the server gave it in, kept so
 /// APPEND can send the same date back (seed V0006).

@@ -3,7 +3,7 @@
 //! effect comes before its row's deletion ("Deletions" in the crash-safety argument in the
 //! docs of [`super`]).
 
-use mailfold_store::{StateRead, Uid as StoreUid};
+use mailfold_store::StateRead;
 
 use crate::gather::base_of;
 use crate::plan::{FolderPath, LocalId, PendingKey, Uid};
@@ -28,7 +28,6 @@ impl Applier<'_> {
             self.ctx(folder).files.remove(&local.0);
         }
         if let Ok(id) = self.folder_row(folder) {
-            let uid = StoreUid(uid.0);
             self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
         }
         self.report.folder_mut(&name(folder)).local_deletions += 1;
@@ -48,7 +47,7 @@ impl Applier<'_> {
             let base = base_of(local).ok();
             self.defer(move |tx| {
                 if let Some(u) = uid {
-                    tx.delete_messages(id, &[StoreUid(u.0)])?;
+                    tx.delete_messages(id, &[u])?;
                 }
                 if let Some(b) = &base {
                     if let Some(r) = tx.message_by_base(id, b)? {
@@ -105,7 +104,6 @@ impl Applier<'_> {
             Err(e) => return Ok(Err(format!("EXPUNGE refused: {e}"))),
         }
         if let Ok(id) = self.folder_row(folder) {
-            let uid = StoreUid(uid.0);
             self.defer(move |tx| tx.delete_messages(id, &[uid]))?;
         }
         self.report.folder_mut(&name(folder)).remote_deletions += 1;

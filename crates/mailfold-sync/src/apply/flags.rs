@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir, Uid as StoreUid};
+use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir};
 
 use crate::gather::base_of;
 use crate::plan::{
@@ -53,7 +53,7 @@ impl Applier<'_> {
         self.progress.event(ProgressEvent::Message { folder });
         let (flags, keywords) = split_flags(&recorded(update, stored));
         let upd = StoreFlagUpdate {
-            uid: StoreUid(uid.0),
+            uid,
             flags,
             keywords,
         };
@@ -310,7 +310,7 @@ impl Applier<'_> {
             let stored = !b.pending.contains(&uid.get());
             let (flags, keywords) = split_flags(&recorded(update, stored));
             updates.push(StoreFlagUpdate {
-                uid: StoreUid(uid.0),
+                uid: *uid,
                 flags,
                 keywords,
             });

@@ -3,8 +3,7 @@
 //! the session's selected folder, with whether this run may write to it (V0039, V0050).
 
 use mailfold_store::{
-    Folder, FolderName, FolderStatus, NewFolder, RelPath, StateDb, StateRead,
-    UidValidity as StoreUidValidity,
+    Folder, FolderName, FolderStatus, NewFolder, RelPath, StateDb, StateRead, UidValidity,
 };
 
 use crate::plan::{FolderPath, PendingKey};
@@ -103,7 +102,7 @@ impl Applier<'_> {
             .and_then(|f| f.uidvalidity);
         if old.map(|u| u.get()) != Some(uv) {
             let st = FolderStatus {
-                uidvalidity: StoreUidValidity::new(uv),
+                uidvalidity: UidValidity::new(uv),
                 uidnext: None,
                 highestmodseq: None,
             };

@@ -123,7 +123,7 @@ use std::collections::HashMap;
 
 use mailfold_store::{
     Folder, InternalDate, Maildir, MaildirFlags, MessageBase, MessageRecord, NewPending,
-    PendingKind, RelPath, StateDb, StateRead, Txn, Uid as StoreUid,
+    PendingKind, RelPath, StateDb, StateRead, Txn,
 };
 
 use crate::account::AccountSpec;
@@ -247,7 +247,7 @@ fn letters(f: &FlagSet, keep: &MaildirFlags) -> MaildirFlags {
 fn record(uid: Uid, base: &MessageBase, flags: &FlagSet, c: &RowContent) -> MessageRecord {
     let (flags, keywords) = split_flags(flags);
     MessageRecord {
-        uid: StoreUid(uid.0),
+        uid,
         base: base.clone(),
         flags,
         keywords,
@@ -328,8 +328,8 @@ impl<'a> Applier<'a> {
 fn pending_of(folder: mailfold_store::FolderId, key: &PendingKey) -> NewPending {
     let (kind, uid, base) = match key {
         PendingKey::Upload(l) => (PendingKind::Append, None, MessageBase::new(&l.0).ok()),
-        PendingKey::Flags(u) => (PendingKind::Flags, Some(StoreUid(u.0)), None),
-        PendingKey::Expunge(u) => (PendingKind::Expunge, Some(StoreUid(u.0)), None),
+        PendingKey::Flags(u) => (PendingKind::Flags, Some(*u), None),
+        PendingKey::Expunge(u) => (PendingKind::Expunge, Some(*u), None),
     };
     NewPending {
         folder,

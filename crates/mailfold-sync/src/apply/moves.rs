@@ -7,7 +7,7 @@ use crate::plan::{FlagStore, FlagUpdate, FolderPath, LocalId, RowContent, Uid};
 use crate::progress::ProgressEvent;
 use crate::remote::{RemoteError, StoreOp};
 use crate::SyncError;
-use mailfold_store::{StateRead, Uid as StoreUid};
+use mailfold_store::StateRead;
 
 use super::flags::recorded;
 use super::{letters, name, record, replace_row, Applier, StepResult};
@@ -105,7 +105,7 @@ impl Applier<'_> {
         };
         let rec = new_uid.map(|nu| record(nu, &base, &update.record, content));
         self.db.write(|tx| {
-            tx.delete_messages(from_id, &[StoreUid(uid.0)])?;
+            tx.delete_messages(from_id, &[uid])?;
             if let Some(r) = &rec {
                 replace_row(tx, to_id, r)?;
             }

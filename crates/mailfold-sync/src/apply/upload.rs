@@ -7,8 +7,7 @@
 //! transaction that records the new row.
 
 use mailfold_store::{
-    Folder, FolderId, IntentId, IntentKind, MessageEntry, NewIntent, StateRead, Uid as StoreUid,
-    UploadReader,
+    Folder, FolderId, IntentId, IntentKind, MessageEntry, NewIntent, StateRead, UploadReader,
 };
 
 use crate::gather::encode_intent_detail;
@@ -345,7 +344,7 @@ impl Applier<'_> {
         let id = self.ctx(folder).state_id;
         let mut fits = Vec::new();
         for d in self.remote.fetch_details(&hits)? {
-            let bound = match (id, StoreUid::new(d.uid)) {
+            let bound = match (id, Uid::new(d.uid)) {
                 (Some(id), Some(u)) => self.db.message(id, u)?.is_some(),
                 _ => false,
             };

@@ -102,7 +102,7 @@ use crate::account::{AccountSpec, Direction};
 use crate::folder_root::FolderRoot;
 use crate::plan::{
     FolderAttributes, FolderPath, LocalFolder, ModSeq, RemoteFolder, RemoteMailbox, StateFolder,
-    SyncInput, Uid, UidValidity,
+    SyncInput, Uid,
 };
 use crate::remote::{ListEntry, Remote};
 use crate::report::SyncReport;
@@ -486,7 +486,7 @@ fn push_unexamined(
     if let Some(uv) = state.uidvalidity {
         input.state.push(StateFolder {
             path: path.clone(),
-            uidvalidity: UidValidity(uv.0),
+            uidvalidity: uv,
             uidnext: state.uidnext.map(Uid),
             highestmodseq: state.highestmodseq.and_then(ModSeq::new),
             messages: Vec::new(),

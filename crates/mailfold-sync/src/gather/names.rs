@@ -44,7 +44,9 @@ pub fn wire_of_path(path: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8
     Ok(Mailbox::from_utf8(&joined).as_wire().to_vec())
 }
 
-/// Converts flags in wire text to the planner's set (`\Recent` dropped, V0004).
+/// Converts flags in wire text to the planner's set (`\Recent` dropped, V0004), through
+/// [`crate::plan::Flag::from_wire`]. Text, because [`crate::remote::Remote`] and the state
+/// database carry flags as their wire text.
 pub fn flagset<S: AsRef<str>>(flags: &[S]) -> FlagSet {
     FlagSet::from_imap(flags.iter().map(AsRef::as_ref))
 }

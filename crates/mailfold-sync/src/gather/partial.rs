@@ -14,7 +14,7 @@ use super::state::{known_of, state_message, Known, StateRows};
 use super::{FolderCtx, Gathered, StampReading};
 use crate::plan::{
     FolderAttributes, FolderPath, LocalFolder, ModSeq, PermanentFlags, RemoteFolder, RemoteMailbox,
-    RemoteMessages, StateFolder, Uid, UidValidity,
+    RemoteMessages, StateFolder, Uid,
 };
 use crate::remote::Remote;
 use crate::report::SyncReport;
@@ -148,7 +148,7 @@ fn take_view(
         .expect("a partial folder has UIDVALIDITY");
     g.input.state.push(StateFolder {
         path: path.clone(),
-        uidvalidity: UidValidity(uv.0),
+        uidvalidity: uv,
         uidnext: one.state.uidnext.map(Uid),
         highestmodseq: one.state.highestmodseq.and_then(ModSeq::new),
         omitted: k.count.saturating_sub(view.rows.len()),
@@ -221,11 +221,7 @@ fn examine_partial(
     ) else {
         return Ok(Partial::Complete);
     };
-    let changed_uids: Vec<mailfold_store::Uid> = ch
-        .changed
-        .iter()
-        .filter_map(|m| mailfold_store::Uid::new(m.uid))
-        .collect();
+    let changed_uids: Vec<Uid> = ch.changed.iter().filter_map(|m| Uid::new(m.uid)).collect();
     let mut rows = db.messages_by_uids(id, &changed_uids)?;
     let known: BTreeSet<u32> = rows.iter().map(|r| r.uid.get()).collect();
     let new = ch
@@ -296,7 +292,7 @@ fn merge_listing(
         .uidnext
         .or_else(|| listing.last().and_then(|m| m.uid.checked_add(1)));
     let mut differs: Vec<u32> = Vec::new();
-    let mut gone: Vec<mailfold_store::Uid> = Vec::new();
+    let mut gone: Vec<Uid> = Vec::new();
     let mut seen_rows = 0usize;
     let mut i = 0;
     db.for_each_message_flags(id, &mut |uid, flags, keywords| {
@@ -314,16 +310,16 @@ fn merge_listing(
                 }
                 i += 1;
             }
-            _ => gone.extend(mailfold_store::Uid::new(uid)),
+            _ => gone.extend(Uid::new(uid)),
         }
     })?;
     differs.extend(listing[i..].iter().map(|m| m.uid));
     if seen_rows != k.count {
         return Ok(Partial::Complete);
     }
-    let named: Vec<mailfold_store::Uid> = differs
+    let named: Vec<Uid> = differs
         .iter()
-        .filter_map(|&u| mailfold_store::Uid::new(u))
+        .filter_map(|&u| Uid::new(u))
         .chain(gone.iter().copied())
         .collect();
     let rows = db.messages_by_uids(id, &named)?;

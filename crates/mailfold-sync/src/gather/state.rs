@@ -13,7 +13,7 @@ use super::Gathered;
 use crate::account::AccountSpec;
 use crate::plan::{
     Content, ContentHash, FolderPath, Intent, IntentId, LocalId, ModSeq, PendingKey, ServerCopy,
-    StateFolder, StateMessage, SyncInput, Uid, UidValidity, UnixTime,
+    StateFolder, StateMessage, SyncInput, Uid, UnixTime,
 };
 
 pub(super) fn to_plan_hash(h: mailfold_store::ContentHash) -> ContentHash {
@@ -94,15 +94,15 @@ impl StateRows {
         for p in db.pending(Some(f.id))? {
             let key = match (p.change.kind, p.change.uid, &p.change.base) {
                 (PendingKind::Append, _, Some(b)) => PendingKey::Upload(LocalId::new(b.as_str())),
-                (PendingKind::Flags, Some(u), _) => PendingKey::Flags(Uid(u.0)),
-                (PendingKind::Expunge, Some(u), _) => PendingKey::Expunge(Uid(u.0)),
+                (PendingKind::Flags, Some(u), _) => PendingKey::Flags(u),
+                (PendingKind::Expunge, Some(u), _) => PendingKey::Expunge(u),
                 _ => continue,
             };
             pending.push(key);
         }
         g.input.state.push(StateFolder {
             path: path.clone(),
-            uidvalidity: UidValidity(uv.0),
+            uidvalidity: uv,
             uidnext: f.uidnext.map(Uid),
             highestmodseq: f.highestmodseq.and_then(ModSeq::new),
             messages: rows
@@ -120,9 +120,9 @@ impl StateRows {
 }
 
 /// A state row as the planner sees it; `uid` is `None` for an unbound row.
-pub(super) fn state_message(uid: Option<mailfold_store::Uid>, r: &MessageRecord) -> StateMessage {
+pub(super) fn state_message(uid: Option<Uid>, r: &MessageRecord) -> StateMessage {
     StateMessage {
-        uid: uid.map(|u| Uid(u.0)),
+        uid,
         local: LocalId::new(r.base.as_str()),
         flags: row_flags(r),
         size: r.size.unwrap_or(0),

@@ -12,7 +12,7 @@
 use mailfold_store::MaildirFlags;
 use mailfold_sync::changes::{Change, Message};
 use mailfold_sync::inspect::search::Flag;
-use mailfold_sync::plan::{FlagSet, FolderPath, LocalId, Uid};
+use mailfold_sync::plan::{FlagSet, FolderPath, LocalId};
 use serde_json::json;
 
 use super::{print_json, Ctx, Pushed};
@@ -194,7 +194,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
 /// file's base name.
 pub fn change_message(m: &MessageRef) -> Message {
     match &m.record {
-        Some(r) => Message::Uid(Uid(r.uid.0)),
+        Some(r) => Message::Uid(r.uid),
         None => Message::Local(LocalId(m.entry.base.as_str().to_owned())),
     }
 }

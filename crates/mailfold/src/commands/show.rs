@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
         let uid = m
             .record
             .as_ref()
-            .map(|r| Uid(r.uid.0))
+            .map(|r| r.uid)
             .unwrap_or(Uid(NonZeroU32::MIN));
         match online::open_remote(false, &name, &acct)? {
             Ok(mut remote) => {
