@@ -43,4 +43,4 @@ pub use state::{
     InternalDate, LocalStamp, MessageRecord, NewFolder, NewIntent, NewPending, PendingChange,
     PendingId, PendingKind, StateDb, StateRead, Txn, Uid, UidValidity,
 };
-pub use writer::{MessageWriter, UnplacedMessage, UnsyncedDir, WrittenMessage};
+pub use writer::{sync_unplaced, MessageWriter, UnplacedMessage, UnsyncedDir, WrittenMessage};

@@ -444,10 +444,15 @@ impl Placing<'_, '_> {
     /// were finished, after all of them were written (`MessageWriter::finish`); each is a step
     /// of the test hook.
     fn place(&mut self) {
+        // The batch's files are fsynced together first, so that they share journal commits.
+        let synced = mailfold_store::sync_unplaced(
+            &mut self.unplaced.iter_mut().map(|(_, u)| u).collect::<Vec<_>>(),
+        );
         let done = self.placed.drain(..).chain(
             self.unplaced
                 .drain(..)
-                .map(|(uid, u)| (uid, u.place_deferred())),
+                .zip(synced)
+                .map(|((uid, u), synced)| (uid, synced.and_then(|()| u.place_deferred()))),
         );
         for (uid, committed) in done {
             match committed {
