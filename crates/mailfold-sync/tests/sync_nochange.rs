@@ -40,6 +40,9 @@ impl Run {
         self.checked(StampCheck::Listing)
     }
 
+    /// The folders checked `how`, each once: a folder whose stamp fell in the file system's
+    /// current clock tick is checked once more after the tick (`STAMP_RETRY_WAIT`), which
+    /// depends on how fast the run was, not on what it read.
     fn checked(&self, how: StampCheck) -> Vec<&str> {
         let mut v: Vec<&str> = self
             .checks
@@ -48,6 +51,7 @@ impl Run {
             .map(|(f, _)| f.as_str())
             .collect();
         v.sort();
+        v.dedup();
         v
     }
 
