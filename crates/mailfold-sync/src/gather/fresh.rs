@@ -42,23 +42,13 @@ pub(super) fn defer(
         return Ok(());
     }
     let share = fresh.len() > 1 && account.connections > 1;
-    let names: Vec<Vec<u8>> = fresh
-        .iter()
-        .filter(|(_, e)| share && e.status.is_none())
-        .map(|(_, e)| e.wire.clone())
-        .collect();
-    let mut fetched = if names.is_empty() {
-        Vec::new()
+    // The sizes only matter for sharing the folders out: without sharing, no STATUS round.
+    let statuses = if share {
+        super::triage::statuses_of(remote, fresh.iter().map(|(_, e)| e))?
     } else {
-        remote.status_all(&names)?
-    }
-    .into_iter();
-    for (path, entry) in fresh {
-        let st = match entry.status {
-            Some(st) => Some(st),
-            None if share => fetched.next().flatten(),
-            None => None,
-        };
+        fresh.iter().map(|(_, e)| e.status).collect()
+    };
+    for ((path, entry), st) in fresh.into_iter().zip(statuses) {
         let messages = st.and_then(|s| s.messages);
         g.fresh.push(FreshFolder {
             path,

@@ -177,13 +177,19 @@ fn statuses(
     remote: &mut dyn Remote,
     asked: &[(&FolderPath, &ListEntry)],
 ) -> Result<Vec<Option<Status>>, crate::SyncError> {
-    if asked.is_empty() {
-        return Ok(Vec::new());
-    }
-    let names: Vec<Vec<u8>> = asked
-        .iter()
-        .filter(|(_, e)| e.status.is_none())
-        .map(|(_, e)| e.wire.clone())
+    Ok(statuses_of(remote, asked.iter().map(|(_, e)| *e))?)
+}
+
+/// Each entry's STATUS: the one LIST-STATUS returned with it, else from one pipelined
+/// `status_all` round for all the entries without one.
+pub(super) fn statuses_of<'e>(
+    remote: &mut dyn Remote,
+    entries: impl Iterator<Item = &'e ListEntry> + Clone,
+) -> Result<Vec<Option<Status>>, crate::remote::RemoteError> {
+    let names: Vec<Vec<u8>> = entries
+        .clone()
+        .filter(|e| e.status.is_none())
+        .map(|e| e.wire.clone())
         .collect();
     let mut fetched = if names.is_empty() {
         Vec::new()
@@ -191,9 +197,8 @@ fn statuses(
         remote.status_all(&names)?
     }
     .into_iter();
-    Ok(asked
-        .iter()
-        .map(|(_, e)| match e.status {
+    Ok(entries
+        .map(|e| match e.status {
             Some(st) => Some(st),
             None => fetched.next().flatten(),
         })
