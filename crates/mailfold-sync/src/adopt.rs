@@ -40,12 +40,12 @@ use md5::{Digest, Md5};
 use mailfold_store::crlf::canonical_digest_of;
 use mailfold_store::{
     normalise_flags, AliasRegistry, FolderStatus, InternalDate, Maildir, MessageBase, MessageEntry,
-    MessageRecord, NewFolder, StateDb, StateRead, Uid, UidValidity,
+    MessageRecord, NewFolder, StateDb, StateRead, Uid,
 };
 
 use crate::account::AccountSpec;
 use crate::gather::path_of_wire;
-use crate::plan::FolderPath;
+use crate::plan::{Flag, FolderPath};
 use crate::remote::Remote;
 use crate::report::SyncReport;
 
@@ -181,7 +181,7 @@ fn prepare(
     let entries = remote.list_all()?;
     let delimiter = entries
         .iter()
-        .find(|e| e.wire == b"INBOX")
+        .find(|e| e.wire.is_inbox())
         .or_else(|| entries.first())
         .and_then(|e| e.delimiter);
     let ns = remote.namespace()?;
@@ -191,13 +191,13 @@ fn prepare(
         if e.noselect || e.nonexistent {
             continue;
         }
-        let Ok(wire) = String::from_utf8(e.wire.clone()) else {
+        let Ok(wire) = String::from_utf8(e.wire.as_wire().to_vec()) else {
             continue;
         };
         if known.contains(&wire) {
             continue;
         }
-        let Some(path) = path_of_wire(&e.wire, e.delimiter)
+        let Some(path) = path_of_wire(e.wire.as_wire(), e.delimiter)
             .ok()
             .and_then(|p| root.local_of(&p))
         else {
@@ -233,7 +233,7 @@ fn prepare(
                 continue;
             }
         };
-        let Some(uv) = selected.uidvalidity.and_then(UidValidity::new) else {
+        let Some(uv) = selected.uidvalidity else {
             continue;
         };
         if uv.0.get() != claims.uidvalidity {
@@ -243,13 +243,14 @@ fn prepare(
         let server: BTreeMap<u32, Vec<String>> = remote
             .fetch_flags()?
             .into_iter()
-            .map(|m| (m.uid, m.flags))
+            .map(|m| (m.uid.get(), m.flags.iter().map(Flag::to_imap).collect()))
             .collect();
-        let wanted: Vec<u32> = claims
+        let wanted: Vec<Uid> = claims
             .pairs
             .keys()
             .copied()
             .filter(|u| server.contains_key(u))
+            .filter_map(Uid::new)
             .collect();
         let details = if wanted.is_empty() {
             Vec::new()
@@ -259,10 +260,10 @@ fn prepare(
         let mut records = Vec::new();
         for d in details {
             let (Some(entry), Some(flags), Some(size), Some(uid)) = (
-                claims.pairs.get(&d.uid),
-                server.get(&d.uid),
+                claims.pairs.get(&d.uid.get()),
+                server.get(&d.uid.get()),
                 d.size,
-                Uid::new(d.uid),
+                Some(d.uid),
             ) else {
                 continue;
             };

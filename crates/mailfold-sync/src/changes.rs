@@ -933,7 +933,7 @@ pub fn read_body(
     };
     remote.select(&wire, true)?;
     let (mut seen, mut aborted) = (false, false);
-    remote.fetch_bodies(&[uid.get()], false, &mut |ev| match ev {
+    remote.fetch_bodies(&[uid], false, &mut |ev| match ev {
         crate::remote::BodyEvent::Start { .. } => seen = true,
         crate::remote::BodyEvent::Data { bytes, .. } => sink(bytes),
         crate::remote::BodyEvent::Abort { .. } => aborted = true,

@@ -31,10 +31,10 @@ pub fn usable_delimiter(d: char) -> bool {
 
 /// A wire name as a user reads it in a warning: decoded from modified UTF-7 where it can be,
 /// quoted with control characters escaped.
-fn shown(wire: &[u8]) -> String {
-    let text = Mailbox::from_wire(wire.to_vec())
+fn shown(wire: &Mailbox) -> String {
+    let text = wire
         .to_utf8()
-        .unwrap_or_else(|_| String::from_utf8_lossy(wire).into_owned());
+        .unwrap_or_else(|_| String::from_utf8_lossy(wire.as_wire()).into_owned());
     format!("{text:?}")
 }
 
@@ -55,14 +55,14 @@ pub fn screen(entries: Vec<ListEntry>, warnings: &mut Vec<String>) -> Vec<ListEn
     let fallback = entries
         .iter()
         .filter(|e| usable(e))
-        .filter_map(|e| e.delimiter.map(|d| (e.wire.as_slice(), d)))
+        .filter_map(|e| e.delimiter.map(|d| (e.wire.as_wire(), d)))
         .min()
         .map(|(_, d)| d);
     let mut out = Vec::with_capacity(entries.len());
     for mut e in entries {
         if usable(&e) {
             out.push(e);
-        } else if e.wire.eq_ignore_ascii_case(b"INBOX") {
+        } else if e.wire.is_inbox() {
             warnings.push(format!(
                 "the server listed INBOX with the hierarchy delimiter {}, which cannot be \
                  used; INBOX is synced with the delimiter {}",
@@ -102,7 +102,7 @@ pub fn one_per_folder(
             })
             .or_insert(e);
     }
-    let chosen: BTreeMap<FolderPath, Vec<u8>> = best
+    let chosen: BTreeMap<FolderPath, Mailbox> = best
         .into_iter()
         .map(|(p, e)| (p.clone(), e.wire.clone()))
         .collect();
@@ -132,7 +132,7 @@ mod tests {
 
     fn entry(wire: &str, delimiter: Option<char>) -> ListEntry {
         ListEntry {
-            wire: wire.as_bytes().to_vec(),
+            wire: Mailbox::from_wire(wire.as_bytes()),
             delimiter,
             noselect: false,
             nonexistent: false,
@@ -159,7 +159,7 @@ mod tests {
                 let mut w = Vec::new();
                 let out = one_per_folder(order, delim, &mut w);
                 assert_eq!(out.len(), 1);
-                assert_eq!(out[0].1.wire, kept.as_bytes());
+                assert_eq!(out[0].1.wire.as_wire(), kept.as_bytes());
                 assert_eq!(w.len(), 1, "{w:?}");
                 assert!(
                     w[0].contains("\"a.b\"") && w[0].contains("\"a/b\""),
@@ -186,7 +186,7 @@ mod tests {
         );
         let kept: Vec<(&[u8], Option<char>)> = out
             .iter()
-            .map(|e| (e.wire.as_slice(), e.delimiter))
+            .map(|e| (e.wire.as_wire(), e.delimiter))
             .collect();
         assert_eq!(
             kept,

@@ -7,17 +7,31 @@
 //! pipeline internally where a call covers many messages ([`Remote::fetch_bodies`],
 //! [`Remote::fetch_details`]), so the applier stays sequential and simple.
 //!
-//! Mailbox names cross this interface in wire form (modified UTF-7 bytes, RFC 3501 5.1.3);
-//! flags as their wire text (`\Seen`, `$Junk`).
+//! Values cross this interface typed, so neither side converts them:
+//! - UIDs, UIDVALIDITY and MODSEQ as the workspace's one definition of each
+//!   ([`Uid`], [`UidValidity`], [`ModSeq`] from `mailfold_proto::core`), which the planner and
+//!   the state database also use; a `0` the server sends, which none of them can be, is dropped
+//!   by the implementation.
+//! - Mailbox names as [`Mailbox`], the wire form (modified UTF-7 bytes, RFC 3501 5.1.3) that
+//!   the command encoder takes, with INBOX in upper case (RFC 3501 5.1).
+//! - Flags as the planner's storable [`Flag`] (and [`FlagSet`], [`PermanentFlags`]), not the
+//!   wire flag of `mailfold_proto::core`: everything the gather and the applier do with a
+//!   flag is plan or store it, and the storable flag cannot hold `\Recent` (seed V0004) or `\*`,
+//!   which no message can be given. The implementation maps the wire flags once
+//!   (`Flag::from_wire`); `\*` in PERMANENTFLAGS becomes [`PermanentFlags::new_keywords`].
 
 use std::fmt;
 use std::io::Read;
+
+pub use mailfold_proto::core::{Mailbox, ModSeq, Uid, UidValidity};
+
+pub use crate::plan::{Flag, FlagSet, PermanentFlags};
 
 /// One LIST (or LSUB) entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
     /// The name in wire form.
-    pub wire: Vec<u8>,
+    pub wire: Mailbox,
     /// The hierarchy delimiter (`None`: flat namespace).
     pub delimiter: Option<char>,
     /// `\Noselect` (or `\NoSelect` from LSUB): cannot hold messages.
@@ -37,16 +51,16 @@ pub struct ListEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selected {
     /// UIDVALIDITY, `None` when the server sent none (V0037).
-    pub uidvalidity: Option<u32>,
+    pub uidvalidity: Option<UidValidity>,
     /// UIDNEXT, `None` when missing (V0037: derived later).
-    pub uidnext: Option<u32>,
+    pub uidnext: Option<Uid>,
     /// EXISTS.
     pub exists: u32,
     /// HIGHESTMODSEQ with CONDSTORE.
-    pub highestmodseq: Option<u64>,
-    /// PERMANENTFLAGS in wire text (`\*` included when sent); `None` when missing (V0037: assume
-    /// all).
-    pub permanent_flags: Option<Vec<String>>,
+    pub highestmodseq: Option<ModSeq>,
+    /// PERMANENTFLAGS (`\*` as [`PermanentFlags::new_keywords`]); `None` when missing (V0037:
+    /// assume all).
+    pub permanent_flags: Option<PermanentFlags>,
     /// `[READ-ONLY]`, or opened with EXAMINE (V0039, V0040).
     pub read_only: bool,
 }
@@ -55,18 +69,18 @@ pub struct Selected {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageFlags {
     /// UID.
-    pub uid: u32,
-    /// Flags in wire text, `\Recent` included if the server sent it.
-    pub flags: Vec<String>,
+    pub uid: Uid,
+    /// Flags (`\Recent` left out, seed V0004).
+    pub flags: FlagSet,
     /// MODSEQ with CONDSTORE.
-    pub modseq: Option<u64>,
+    pub modseq: Option<ModSeq>,
 }
 
 /// What content matching needs of a message the state does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageDetails {
     /// UID.
-    pub uid: u32,
+    pub uid: Uid,
     /// RFC822.SIZE (seed V0007).
     pub size: Option<u64>,
     /// INTERNALDATE as Unix seconds (seed V0006).
@@ -81,27 +95,27 @@ pub enum BodyEvent<'a> {
     /// A body for `uid` begins; `len` is the size the server declared (never allocate it).
     Start {
         /// The message.
-        uid: u32,
+        uid: Uid,
         /// Declared size.
         len: u64,
     },
     /// Bytes of the current body.
     Data {
         /// The message.
-        uid: u32,
+        uid: Uid,
         /// The bytes, wire form (CRLF).
         bytes: &'a [u8],
     },
     /// The current body is complete.
     End {
         /// The message.
-        uid: u32,
+        uid: Uid,
     },
     /// The current body must not be kept: the transport could not confirm which message it
     /// belongs to (see [`crate::net`]). Whatever was written for it is discarded.
     Abort {
         /// The message it was started for.
-        uid: u32,
+        uid: Uid,
     },
 }
 
@@ -111,14 +125,14 @@ pub struct Status {
     /// MESSAGES.
     pub messages: Option<u32>,
     /// UIDVALIDITY.
-    pub uidvalidity: Option<u32>,
+    pub uidvalidity: Option<UidValidity>,
     /// UIDNEXT.
-    pub uidnext: Option<u32>,
+    pub uidnext: Option<Uid>,
     /// UNSEEN (asked only by [`Remote::status_all`], seed V0045).
     pub unseen: Option<u32>,
     /// HIGHESTMODSEQ (RFC 7162 3.1.6; asked only by [`Remote::status_all`] when the server
     /// has CONDSTORE).
-    pub highestmodseq: Option<u64>,
+    pub highestmodseq: Option<ModSeq>,
 }
 
 /// What changed in the selected folder since a known `(UIDVALIDITY, HIGHESTMODSEQ)` (RFC 7162).
@@ -132,8 +146,8 @@ pub struct FolderChanges {
     /// UIDs expunged since then, from `VANISHED (EARLIER)` (QRESYNC), as inclusive ranges in
     /// the server's own compact form: a range such as `1:4294967295` is legal and is never
     /// expanded into single UIDs. `None` when the server cannot say (CONDSTORE without
-    /// QRESYNC): the caller must find expunges another way.
-    pub vanished: Option<Vec<(u32, u32)>>,
+    /// QRESYNC): the caller must find expunges another way. A range starting at 0 starts at 1.
+    pub vanished: Option<Vec<(Uid, Uid)>>,
 }
 
 /// The server's namespaces (RFC 2342, seed V0022), names decoded to UTF-8.
@@ -145,13 +159,55 @@ pub struct NamespaceInfo {
     pub foreign: Vec<(String, Option<char>)>,
 }
 
-/// What a tracked `UID STORE` reports ([`Remote::store_tracked`]): the UIDs the server
-/// reported `[MODIFIED]`, and the new MODSEQ of stored UIDs where it said.
-pub type Stored = (Vec<u32>, Vec<(u32, u64)>);
+/// What a tracked `UID STORE` reports ([`Remote::store_tracked`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The UIDs the server reported `[MODIFIED]` (RFC 7162 3.1.3): not changed.
+    pub modified: Vec<Uid>,
+    /// The new MODSEQ of stored UIDs, where the server said.
+    pub modseqs: Vec<(Uid, ModSeq)>,
+}
 
-/// What COPYUID (RFC 4315) reported for a copy: the destination's UIDVALIDITY and the
-/// `(source, dest)` UID pairs.
-pub type Copied = (u32, Vec<(u32, u32)>);
+impl Stored {
+    /// The new MODSEQ the server reported for `uid`.
+    pub fn modseq_of(&self, uid: Uid) -> Option<ModSeq> {
+        self.modseqs
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .map(|&(_, m)| m)
+    }
+}
+
+/// What COPYUID (RFC 4315) reported for a copy or a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// The destination's UIDVALIDITY.
+    pub uidvalidity: UidValidity,
+    /// `(source, dest)` UID pairs.
+    pub pairs: Vec<(Uid, Uid)>,
+}
+
+impl Copied {
+    /// The destination UID of `source`, where the server gave one.
+    pub fn dest_of(&self, source: Uid) -> Option<Uid> {
+        dest_of(&self.pairs, source)
+    }
+}
+
+/// The destination UID of `source` in COPYUID pairs.
+pub fn dest_of(pairs: &[(Uid, Uid)], source: Uid) -> Option<Uid> {
+    pairs.iter().find(|(s, _)| *s == source).map(|&(_, d)| d)
+}
+
+/// What a move reported ([`Remote::move_or_copy`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// `UID MOVE` was used: the source is gone. `false` after a `UID COPY`, which leaves the
+    /// source for the caller to remove.
+    pub moved: bool,
+    /// COPYUID's `(source, dest)` pairs, when the server gave them.
+    pub pairs: Vec<(Uid, Uid)>,
+}
 
 /// A failed server command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +276,7 @@ pub trait Remote {
 
     /// SELECT, or EXAMINE when `read_only` (V0040). The previous mailbox is left by selecting
     /// the next one, never by CLOSE, which would expunge (seed V0050).
-    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected>;
+    fn select(&mut self, mailbox: &Mailbox, read_only: bool) -> RemoteResult<Selected>;
 
     /// Leaves the selected mailbox without expunging: UNSELECT where offered (V0050), otherwise
     /// nothing (the next SELECT does it).
@@ -232,8 +288,8 @@ pub trait Remote {
     /// Every UID of the selected mailbox, ascending (`UID FETCH 1:* (UID)`): four bytes a
     /// message, so that a very large folder can then be read in windows. The default takes
     /// them from [`Remote::fetch_flags`].
-    fn fetch_uids(&mut self) -> RemoteResult<Vec<u32>> {
-        let mut uids: Vec<u32> = self.fetch_flags()?.into_iter().map(|m| m.uid).collect();
+    fn fetch_uids(&mut self) -> RemoteResult<Vec<Uid>> {
+        let mut uids: Vec<Uid> = self.fetch_flags()?.into_iter().map(|m| m.uid).collect();
         uids.sort_unstable();
         uids.dedup();
         Ok(uids)
@@ -242,8 +298,8 @@ pub trait Remote {
     /// `UID FETCH uids (UID FLAGS [MODSEQ])` on the selected mailbox: [`Remote::fetch_flags`]
     /// of some messages. UIDs the server no longer has are absent. The default filters
     /// [`Remote::fetch_flags`].
-    fn fetch_flags_of(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageFlags>> {
-        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+    fn fetch_flags_of(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageFlags>> {
+        let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
         let mut flags = self.fetch_flags()?;
         flags.retain(|m| wanted.contains(&m.uid));
         Ok(flags)
@@ -252,7 +308,7 @@ pub trait Remote {
     /// `UID FETCH uids (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`.
     /// A message whose INTERNALDATE is missing or cannot be read is dated by its Date header,
     /// or by the time of the run, with a warning ([`Remote::take_warnings`]).
-    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>>;
+    fn fetch_details(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageDetails>>;
 
     /// `UID FETCH uids (UID BODY.PEEK[])` (or `BODY.PEEK[HEADER]` with `headers_only`), never
     /// setting `\Seen` (seed V0054); bodies go to `sink` as they arrive. UIDs the server no
@@ -260,7 +316,7 @@ pub trait Remote {
     /// whatever the server repeats (a repeat is a warning, [`Remote::take_warnings`]).
     fn fetch_bodies(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         headers_only: bool,
         sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()>;
@@ -269,24 +325,24 @@ pub trait Remote {
     /// APPENDUID `(uidvalidity, uid)` when the server has UIDPLUS (seed V0048).
     fn append(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>>;
+    ) -> RemoteResult<Option<(UidValidity, Uid)>>;
 
     /// [`Remote::append`] of a message holding NUL bytes, in a BINARY literal8 (RFC 3516, seed
     /// V0014); called only when the server offers BINARY. A remote that cannot send one
     /// refuses.
     fn append_binary(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>> {
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         let _ = (mailbox, flags, internaldate, len, data);
         Err(RemoteError::Bad(
             "this connection cannot send binary data (BINARY literal8)".into(),
@@ -297,11 +353,11 @@ pub trait Remote {
     /// UIDs the server reported `[MODIFIED]` (not changed because another client changed them).
     fn store(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        unchanged_since: Option<u64>,
-    ) -> RemoteResult<Vec<u32>>;
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
+    ) -> RemoteResult<Vec<Uid>>;
 
     /// [`Remote::store`], also returning the new MODSEQ of each stored UID where the server
     /// reported it (RFC 7162 3.1.3: a conditional STORE answers with `FETCH (UID MODSEQ)` even
@@ -310,27 +366,30 @@ pub trait Remote {
     /// change as MODIFIED. The default reports none.
     fn store_tracked(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        unchanged_since: Option<u64>,
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
     ) -> RemoteResult<Stored> {
         self.store(uids, op, flags, unchanged_since)
-            .map(|m| (m, Vec::new()))
+            .map(|modified| Stored {
+                modified,
+                modseqs: Vec::new(),
+            })
     }
 
     /// `UID EXPUNGE uids` (UIDPLUS), or a bare `EXPUNGE` when `plain` (the caller checked that
     /// the account allows it).
-    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()>;
+    fn expunge(&mut self, uids: &[Uid], plain: bool) -> RemoteResult<()>;
 
     /// `CREATE mailbox`.
-    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()>;
+    fn create(&mut self, mailbox: &Mailbox) -> RemoteResult<()>;
 
     /// `DELETE mailbox`.
-    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()>;
+    fn delete(&mut self, mailbox: &Mailbox) -> RemoteResult<()>;
 
     /// `RENAME from to` (RFC 3501 6.3.5).
-    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()>;
+    fn rename(&mut self, from: &Mailbox, to: &Mailbox) -> RemoteResult<()>;
 
     /// The server's hierarchy delimiter, for a change made before any sync recorded one
     /// ([`crate::changes`]); `None` for a flat server. The default asks [`Remote::list_all`].
@@ -338,14 +397,14 @@ pub trait Remote {
         let entries = self.list_all()?;
         Ok(entries
             .iter()
-            .find(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
+            .find(|e| e.wire.is_inbox())
             .or_else(|| entries.first())
             .and_then(|e| e.delimiter))
     }
 
     /// `SUBSCRIBE mailbox` (RFC 3501 6.3.6), for a folder a user created
     /// ([`crate::changes`]). A remote that cannot send it says so.
-    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+    fn subscribe(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
         let _ = mailbox;
         Err(RemoteError::Bad(
             "SUBSCRIBE is not offered by this remote".into(),
@@ -353,12 +412,12 @@ pub trait Remote {
     }
 
     /// `STATUS mailbox (MESSAGES UIDVALIDITY UIDNEXT)`.
-    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status>;
+    fn status(&mut self, mailbox: &Mailbox) -> RemoteResult<Status>;
 
     /// STATUS of many folders in one pipelined round (seed V0045): MESSAGES UIDNEXT
     /// UIDVALIDITY UNSEEN, and HIGHESTMODSEQ with CONDSTORE. One entry per mailbox, in order;
     /// `None` where the server refused. The default sends them one by one.
-    fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
+    fn status_all(&mut self, mailboxes: &[Mailbox]) -> RemoteResult<Vec<Option<Status>>> {
         let mut out = Vec::with_capacity(mailboxes.len());
         for m in mailboxes {
             match self.status(m) {
@@ -377,26 +436,26 @@ pub trait Remote {
     /// everything). The default offers neither.
     fn select_changes(
         &mut self,
-        _mailbox: &[u8],
+        _mailbox: &Mailbox,
         _read_only: bool,
-        _uidvalidity: u32,
-        _since: u64,
+        _uidvalidity: UidValidity,
+        _since: ModSeq,
     ) -> RemoteResult<Option<FolderChanges>> {
         Ok(None)
     }
 
     /// `UID SEARCH HEADER Message-ID "<id>"` on the selected mailbox.
-    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>>;
+    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<Uid>>;
 
     /// `UID MOVE` (RFC 6851) where offered, else `UID COPY`; returns COPYUID pairs
     /// `(source, dest)` when the server gave them. The caller removes the source after a COPY.
-    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)>;
+    fn move_or_copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Moved>;
 
     /// `UID COPY` (RFC 3501 6.4.7) of `uids` from the selected folder (SELECTed or EXAMINEd)
     /// into `dest`, never MOVE: the source stays. Returns the destination's UIDVALIDITY and
     /// the `(source, dest)` pairs of COPYUID (RFC 4315) when the server gave them. The default
     /// refuses, for an implementation without a copy of its own.
-    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<Copied>> {
+    fn copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Option<Copied>> {
         let _ = (uids, dest);
         Err(RemoteError::Bad("UID COPY is not available here".into()))
     }

@@ -43,7 +43,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::num::NonZeroU32;
 
 use mailfold_net::{ConnectConfig, FetchSink, Security, SelectOptions, Session, Stats, TlsOptions};
 use mailfold_proto::command::{
@@ -60,8 +59,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::account::{AccountSecret, AccountSpec, SecretError, TlsMode};
 use crate::remote::{
-    header_date, header_message_id, BodyEvent, FolderChanges, ListEntry, MessageDetails,
-    MessageFlags, Remote, RemoteError, RemoteResult, Selected, Status, StoreOp,
+    header_date, header_message_id, BodyEvent, Copied, Flag, FolderChanges, ListEntry,
+    MessageDetails, MessageFlags, ModSeq, Moved, PermanentFlags, Remote, RemoteError, RemoteResult,
+    Selected, Status, StoreOp, Stored, Uid, UidValidity,
 };
 
 /// UIDs per `UID FETCH` for bodies: one command streams them all back to back, so the server
@@ -420,14 +420,13 @@ impl NetRemote {
     /// V0014).
     fn append_with(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
         binary: bool,
-    ) -> RemoteResult<Option<(u32, u32)>> {
-        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         let flags = wire_flags(flags);
         let date = internaldate.and_then(date_time_utc);
         let Some(session) = self.session.as_mut() else {
@@ -438,7 +437,7 @@ impl NetRemote {
         let (rx, mut tx) = tokio::io::duplex(64 * 1024);
         let res = self.rt.block_on(async {
             let append =
-                session.append_stream_with(&mailbox, &flags, date, Box::new(rx), len, binary);
+                session.append_stream_with(mailbox, &flags, date, Box::new(rx), len, binary);
             let pump = async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
@@ -477,9 +476,10 @@ impl NetRemote {
             }
         };
         Ok(match code {
-            Some(Code::AppendUid { uid_validity, uids }) => {
-                uids.first().map(|u| (uid_validity.get(), u))
-            }
+            Some(Code::AppendUid { uid_validity, uids }) => uids
+                .first()
+                .and_then(Uid::new)
+                .map(|u| (UidValidity(uid_validity), u)),
             _ => None,
         })
     }
@@ -491,7 +491,7 @@ impl NetRemote {
     fn list_cmd(
         &mut self,
         cmd: Command,
-        out: &mut HashMap<Vec<u8>, ListEntry>,
+        out: &mut HashMap<Mailbox, ListEntry>,
         lsub: bool,
         namespace: bool,
     ) -> RemoteResult<()> {
@@ -518,12 +518,12 @@ impl NetRemote {
         {
             // LIST-STATUS (RFC 5819): each STATUS follows its LIST line; keyed by name so an
             // unexpected order or a STATUS for an unlisted name cannot be misattributed.
-            let mut by_name: HashMap<Vec<u8>, Status> = statuses
+            let mut by_name: HashMap<Mailbox, Status> = statuses
                 .into_iter()
-                .map(|st| (st.mailbox.as_wire().to_vec(), status_of(&st)))
+                .map(|st| (st.mailbox.clone(), status_of(&st)))
                 .collect();
             for m in mailboxes {
-                let key = m.mailbox.as_wire().to_vec();
+                let key = m.mailbox.clone();
                 let entry = ListEntry {
                     wire: key.clone(),
                     delimiter: m.delimiter,
@@ -557,16 +557,16 @@ impl NetRemote {
     /// the server reported.
     fn store_with(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        unchanged_since: Option<u64>,
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
         silent: bool,
-    ) -> RemoteResult<crate::remote::Stored> {
+    ) -> RemoteResult<Stored> {
         let flags = wire_flags(flags);
         // Replacing with the empty list clears the flags; adding or removing nothing is nothing.
         if (flags.is_empty() && op != StoreOp::Replace) || uids.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Stored::default());
         }
         let set = uid_set(uids)?;
         let store = StoreFlags {
@@ -580,10 +580,16 @@ impl NetRemote {
         };
         match unchanged_since.filter(|_| self.condstore) {
             Some(n) => {
+                let n = n.get();
                 let r = on_session!(self, s => s.uid_store_report(&set, store, n).await)?;
                 // After UID STORE the MODIFIED set holds UIDs (RFC 7162 3.1.3).
-                let modified = r.modified.iter().take(uids.len()).collect();
-                let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+                let modified = r
+                    .modified
+                    .iter()
+                    .take(uids.len())
+                    .filter_map(Uid::new)
+                    .collect();
+                let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
                 // A FETCH without UID (some servers omit it after a silent store) is mapped
                 // through the engine's sequence map.
                 let seqs = self.known_seqs(uids);
@@ -591,16 +597,19 @@ impl NetRemote {
                     .fetched
                     .iter()
                     .filter_map(|f| {
-                        let uid = f.uid().or_else(|| seqs.get(&f.seq).copied())?;
-                        Some((uid, f.modseq()?))
+                        let uid = match f.uid() {
+                            Some(u) => Uid::new(u)?,
+                            None => seqs.get(&f.seq).copied()?,
+                        };
+                        Some((uid, ModSeq::new(f.modseq()?)?))
                     })
                     .filter(|(u, _)| wanted.contains(u))
                     .collect();
-                Ok((modified, modseqs))
+                Ok(Stored { modified, modseqs })
             }
             None => {
                 on_session!(self, s => s.uid_store(&set, store, None).await)?;
-                Ok((Vec::new(), Vec::new()))
+                Ok(Stored::default())
             }
         }
     }
@@ -626,7 +635,7 @@ impl NetRemote {
     /// server does not answer for stay absent.
     fn fetch_details_without_internaldate(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
     ) -> RemoteResult<Vec<MessageDetails>> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -656,14 +665,18 @@ impl NetRemote {
             });
         }
         let results = self.fetch_pipelined(cmds)?;
-        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
         for (c, fetched) in results {
             // Refused: these UIDs stay without details, as they were before asking again.
             if outcome_result(&c).is_err() {
                 continue;
             }
             for fetch in fetched {
-                let Some(uid) = fetch.uid().filter(|u| wanted.contains(u)) else {
+                let Some(uid) = fetch
+                    .uid()
+                    .and_then(Uid::new)
+                    .filter(|u| wanted.contains(u))
+                else {
                     continue;
                 };
                 let mut header: &[u8] = &[];
@@ -713,10 +726,10 @@ impl NetRemote {
     }
 
     /// Sequence number → UID for those of `uids` the engine's map knows.
-    fn known_seqs(&self, uids: &[u32]) -> HashMap<u32, u32> {
+    fn known_seqs(&self, uids: &[Uid]) -> HashMap<u32, Uid> {
         let mb = self.session.as_ref().and_then(|s| s.mailbox());
         uids.iter()
-            .filter_map(|&u| Some((mb?.seq_of(u)?, u)))
+            .filter_map(|&u| Some((mb?.seq_of(u.get())?, u)))
             .collect()
     }
 
@@ -724,11 +737,11 @@ impl NetRemote {
     /// not be attributed (empty when every body was, or none streamed unknown).
     fn fetch_batch(
         &mut self,
-        chunk: &[u32],
+        chunk: &[Uid],
         item: &CmdItem,
-        seqs: HashMap<u32, u32>,
+        seqs: HashMap<u32, Uid>,
         sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
-    ) -> RemoteResult<Vec<u32>> {
+    ) -> RemoteResult<Vec<Uid>> {
         let set = uid_set(chunk)?;
         let items = FetchItems::Items(vec![CmdItem::Uid, item.clone()]);
         let mut bodies = Bodies {
@@ -748,7 +761,7 @@ impl NetRemote {
             r
         });
         if !bodies.repeated.is_empty() {
-            let uids: Vec<u32> = bodies.repeated.iter().copied().collect();
+            let uids: Vec<Uid> = bodies.repeated.iter().copied().collect();
             self.warn(format!(
                 "the server sent the body of {} more than once in one FETCH; the first copy \
                  was kept",
@@ -769,13 +782,13 @@ impl NetRemote {
 
     /// Sequence numbers of `uids` in the selected mailbox, from the engine's map; when some
     /// are unknown, one `UID FETCH set (UID)` fills the map first.
-    fn seq_map(&mut self, uids: &[u32]) -> RemoteResult<HashMap<u32, u32>> {
-        let lookup = |me: &NetRemote| -> (HashMap<u32, u32>, bool) {
+    fn seq_map(&mut self, uids: &[Uid]) -> RemoteResult<HashMap<u32, Uid>> {
+        let lookup = |me: &NetRemote| -> (HashMap<u32, Uid>, bool) {
             let mut map = HashMap::new();
             let mut complete = true;
             let mb = me.session.as_ref().and_then(|s| s.mailbox());
             for &u in uids {
-                match mb.and_then(|m| m.seq_of(u)) {
+                match mb.and_then(|m| m.seq_of(u.get())) {
                     Some(seq) => {
                         map.insert(seq, u);
                     }
@@ -819,11 +832,11 @@ impl FetchSink for Collect {
 
 /// Keeps only the UID of each FETCH response: four bytes a message, however many there are.
 #[derive(Default)]
-struct UidsOnly(Vec<u32>);
+struct UidsOnly(Vec<Uid>);
 
 impl FetchSink for UidsOnly {
     fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
-        self.0.extend(fetch.uid());
+        self.0.extend(fetch.uid().and_then(Uid::new));
         Ok(())
     }
     fn body_chunk(&mut self, _data: &[u8]) -> std::io::Result<()> {
@@ -835,24 +848,24 @@ impl FetchSink for UidsOnly {
 struct Bodies<'a> {
     sink: &'a mut (dyn FnMut(BodyEvent<'_>) + Send),
     /// Sequence number → UID, taken before the fetch.
-    seqs: HashMap<u32, u32>,
-    wanted: std::collections::HashSet<u32>,
+    seqs: HashMap<u32, Uid>,
+    wanted: std::collections::HashSet<Uid>,
     /// The streamed body in progress: (sequence number, UID), and whether its bytes are
     /// complete and wait for the closing FETCH response.
-    current: Option<(u32, u32, bool)>,
+    current: Option<(u32, Uid, bool)>,
     /// UIDs whose body was delivered whole.
-    done: std::collections::HashSet<u32>,
+    done: std::collections::HashSet<Uid>,
     /// A streamed body arrived for a sequence number the map did not know.
     unattributed: bool,
     /// UIDs whose body came again after a complete copy was passed on; the repeats are
     /// dropped.
-    repeated: std::collections::BTreeSet<u32>,
+    repeated: std::collections::BTreeSet<Uid>,
 }
 
 impl Bodies<'_> {
     fn resolve_pending(&mut self, fetch: Option<&Fetch>) {
         if let Some((seq, uid, true)) = self.current {
-            let confirmed = fetch.is_some_and(|f| f.seq == seq && f.uid() == Some(uid));
+            let confirmed = fetch.is_some_and(|f| f.seq == seq && f.uid() == Some(uid.get()));
             if confirmed {
                 self.done.insert(uid);
                 (self.sink)(BodyEvent::End { uid });
@@ -870,7 +883,11 @@ impl FetchSink for Bodies<'_> {
             self.resolve_pending(Some(&fetch));
             return Ok(());
         }
-        let Some(uid) = fetch.uid().filter(|u| self.wanted.contains(u)) else {
+        let Some(uid) = fetch
+            .uid()
+            .and_then(Uid::new)
+            .filter(|u| self.wanted.contains(u))
+        else {
             return Ok(());
         };
         for item in &fetch.items {
@@ -941,7 +958,7 @@ impl Remote for NetRemote {
     }
 
     fn list_all(&mut self) -> RemoteResult<Vec<ListEntry>> {
-        let mut out: HashMap<Vec<u8>, ListEntry> = HashMap::new();
+        let mut out: HashMap<Mailbox, ListEntry> = HashMap::new();
         let root = Mailbox::from_wire(Vec::new());
         if self.has("LIST-EXTENDED") {
             let mut returns = vec![ListReturn::Subscribed];
@@ -1010,8 +1027,7 @@ impl Remote for NetRemote {
         Ok(namespace_info(&self.simple(Command::Namespace)?))
     }
 
-    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {
-        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+    fn select(&mut self, mailbox: &Mailbox, read_only: bool) -> RemoteResult<Selected> {
         let opts = SelectOptions {
             condstore: self.condstore,
             read_only,
@@ -1021,12 +1037,12 @@ impl Remote for NetRemote {
         // the engine keeps its state current, so a second SELECT would only cost a round
         // trip (and resend its untagged data).
         if let Some(st) = self.session.as_ref().and_then(|s| s.mailbox()) {
-            if st.name == mailbox && st.read_only == read_only && self.selected_ok {
+            if st.name == *mailbox && st.read_only == read_only && self.selected_ok {
                 return Ok(selected_of(st, read_only));
             }
         }
         self.selected_ok = false;
-        let st = on_session!(self, s => s.select(&mailbox, opts).await)?;
+        let st = on_session!(self, s => s.select(mailbox, opts).await)?;
         self.selected_ok = true;
         Ok(selected_of(&st, read_only))
     }
@@ -1067,7 +1083,7 @@ impl Remote for NetRemote {
         Ok(flags_of(&got))
     }
 
-    fn fetch_uids(&mut self) -> RemoteResult<Vec<u32>> {
+    fn fetch_uids(&mut self) -> RemoteResult<Vec<Uid>> {
         let exists = self
             .session
             .as_ref()
@@ -1093,7 +1109,7 @@ impl Remote for NetRemote {
         Ok(uids)
     }
 
-    fn fetch_flags_of(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageFlags>> {
+    fn fetch_flags_of(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageFlags>> {
         let mut items = vec![CmdItem::Uid, CmdItem::Flags];
         if self.condstore {
             items.push(CmdItem::ModSeq);
@@ -1120,7 +1136,7 @@ impl Remote for NetRemote {
         Ok(out)
     }
 
-    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {
+    fn fetch_details(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageDetails>> {
         let mut cmds = Vec::new();
         for chunk in uids.chunks(DETAIL_BATCH) {
             cmds.push(Command::UidFetch {
@@ -1147,7 +1163,9 @@ impl Remote for NetRemote {
         for (c, fetched) in results {
             outcome_result(&c)?;
             for fetch in fetched {
-                let Some(uid) = fetch.uid() else { continue };
+                let Some(uid) = fetch.uid().and_then(Uid::new) else {
+                    continue;
+                };
                 let mut message_id = None;
                 for item in &fetch.items {
                     if let FetchItem::BodySection {
@@ -1170,12 +1188,12 @@ impl Remote for NetRemote {
         out.dedup_by_key(|m| m.uid);
         // Without a readable INTERNALDATE (the response dropped as malformed, or the item
         // left out): asked again without it (module docs).
-        let dated: std::collections::HashSet<u32> = out
+        let dated: std::collections::HashSet<Uid> = out
             .iter()
             .filter(|d| d.internaldate.is_some())
             .map(|d| d.uid)
             .collect();
-        let undated: Vec<u32> = uids
+        let undated: Vec<Uid> = uids
             .iter()
             .copied()
             .filter(|u| !dated.contains(u))
@@ -1191,7 +1209,7 @@ impl Remote for NetRemote {
 
     fn fetch_bodies(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         headers_only: bool,
         sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()> {
@@ -1217,51 +1235,51 @@ impl Remote for NetRemote {
 
     fn append(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>> {
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         self.append_with(mailbox, flags, internaldate, len, data, false)
     }
 
     fn append_binary(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>> {
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         self.append_with(mailbox, flags, internaldate, len, data, true)
     }
 
     fn store(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        unchanged_since: Option<u64>,
-    ) -> RemoteResult<Vec<u32>> {
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
+    ) -> RemoteResult<Vec<Uid>> {
         self.store_with(uids, op, flags, unchanged_since, true)
-            .map(|(m, _)| m)
+            .map(|s| s.modified)
     }
 
     fn store_tracked(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        unchanged_since: Option<u64>,
-    ) -> RemoteResult<crate::remote::Stored> {
+        flags: &[Flag],
+        unchanged_since: Option<ModSeq>,
+    ) -> RemoteResult<Stored> {
         // Not silent when conditional: Dovecot, for one, sends no `FETCH (MODSEQ …)` after a
         // silent conditional STORE, and the caller needs the new MODSEQ (see the trait).
         let silent = unchanged_since.is_none();
         self.store_with(uids, op, flags, unchanged_since, silent)
     }
 
-    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {
+    fn expunge(&mut self, uids: &[Uid], plain: bool) -> RemoteResult<()> {
         if plain {
             self.simple(Command::Expunge)?;
         } else if !uids.is_empty() {
@@ -1270,21 +1288,21 @@ impl Remote for NetRemote {
         Ok(())
     }
 
-    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()> {
+    fn rename(&mut self, from: &Mailbox, to: &Mailbox) -> RemoteResult<()> {
         self.simple(Command::Rename {
-            from: Mailbox::from_wire(from.to_vec()),
-            to: Mailbox::from_wire(to.to_vec()),
+            from: from.clone(),
+            to: to.clone(),
         })?;
         Ok(())
     }
 
-    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
-        self.simple(Command::Create(Mailbox::from_wire(mailbox.to_vec())))?;
+    fn create(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
+        self.simple(Command::Create(mailbox.clone()))?;
         Ok(())
     }
 
-    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
-        self.simple(Command::Delete(Mailbox::from_wire(mailbox.to_vec())))?;
+    fn delete(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
+        self.simple(Command::Delete(mailbox.clone()))?;
         Ok(())
     }
 
@@ -1301,14 +1319,14 @@ impl Remote for NetRemote {
         Ok(out.into_values().find_map(|e| e.delimiter))
     }
 
-    fn subscribe(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
-        self.simple(Command::Subscribe(Mailbox::from_wire(mailbox.to_vec())))?;
+    fn subscribe(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
+        self.simple(Command::Subscribe(mailbox.clone()))?;
         Ok(())
     }
 
-    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
+    fn status(&mut self, mailbox: &Mailbox) -> RemoteResult<Status> {
         let data = self.simple(Command::Status {
-            mailbox: Mailbox::from_wire(mailbox.to_vec()),
+            mailbox: mailbox.clone(),
             items: vec![
                 StatusItem::Messages,
                 StatusItem::UidValidity,
@@ -1318,20 +1336,20 @@ impl Remote for NetRemote {
         Ok(match data {
             CommandData::Status(Some(s)) => Status {
                 messages: s.messages(),
-                uidvalidity: s.uid_validity().map(|v| v.get()),
-                uidnext: s.uid_next(),
+                uidvalidity: s.uid_validity().map(UidValidity),
+                uidnext: s.uid_next().and_then(Uid::new),
                 ..Status::default()
             },
             _ => Status::default(),
         })
     }
 
-    fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
+    fn status_all(&mut self, mailboxes: &[Mailbox]) -> RemoteResult<Vec<Option<Status>>> {
         let items = self.status_items();
         let cmds: Vec<Command> = mailboxes
             .iter()
             .map(|m| Command::Status {
-                mailbox: Mailbox::from_wire(m.clone()),
+                mailbox: m.clone(),
                 items: items.clone(),
             })
             .collect();
@@ -1356,29 +1374,27 @@ impl Remote for NetRemote {
 
     fn select_changes(
         &mut self,
-        mailbox: &[u8],
+        mailbox: &Mailbox,
         read_only: bool,
-        uidvalidity: u32,
-        since: u64,
+        uidvalidity: UidValidity,
+        since: ModSeq,
     ) -> RemoteResult<Option<FolderChanges>> {
-        let (Some(validity), true) = (NonZeroU32::new(uidvalidity), since > 0 && self.condstore)
-        else {
+        if !self.condstore {
             return Ok(None);
-        };
-        let mailbox = Mailbox::from_wire(mailbox.to_vec());
+        }
         let qresync = self.has("QRESYNC");
         let opts = SelectOptions {
             condstore: true,
             read_only,
             qresync: qresync.then_some(Qresync {
-                uid_validity: validity,
-                modseq: since,
+                uid_validity: uidvalidity.0,
+                modseq: since.get(),
                 known_uids: None,
                 seq_match: None,
             }),
         };
         self.selected_ok = false;
-        let sel = on_session!(self, s => s.select_with(&mailbox, opts).await)?;
+        let sel = on_session!(self, s => s.select_with(mailbox, opts).await)?;
         self.selected_ok = true;
         let selected = selected_of(&sel.state, read_only);
         if selected.uidvalidity != Some(uidvalidity) {
@@ -1391,9 +1407,13 @@ impl Remote for NetRemote {
         let (fetched, vanished) = if qresync {
             // RFC 7162 3.2.5.2: the SELECT itself answered with VANISHED (EARLIER) and a
             // FETCH of every message changed (or added) since `since`.
-            let vanished: Vec<(u32, u32)> = sel
+            let vanished: Vec<(Uid, Uid)> = sel
                 .vanished
-                .map(|v| v.ranges().collect())
+                .map(|v| {
+                    v.ranges()
+                        .filter_map(|(a, b)| Some((Uid::new(a.max(1))?, Uid::new(b)?)))
+                        .collect()
+                })
                 .unwrap_or_default();
             (sel.changed, Some(vanished))
         } else if selected.exists == 0 {
@@ -1405,7 +1425,7 @@ impl Remote for NetRemote {
                     &UidSet::all(),
                     FetchItems::Items(vec![CmdItem::Uid, CmdItem::Flags, CmdItem::ModSeq]),
                     FetchModifiers {
-                        changed_since: Some(since),
+                        changed_since: Some(since.get()),
                         vanished: false,
                     },
                     &mut sink,
@@ -1424,7 +1444,7 @@ impl Remote for NetRemote {
         }))
     }
 
-    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<u32>> {
+    fn search_message_id(&mut self, message_id: &str) -> RemoteResult<Vec<Uid>> {
         let data = self.simple(Command::Search(Search::new(
             true,
             vec![SearchKey::Header(
@@ -1433,14 +1453,14 @@ impl Remote for NetRemote {
             )],
         )))?;
         Ok(match data {
-            CommandData::Search(r) => r.ids,
+            CommandData::Search(r) => r.ids.into_iter().filter_map(Uid::new).collect(),
             _ => Vec::new(),
         })
     }
 
-    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)> {
+    fn move_or_copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Moved> {
         let set = uid_set(uids)?;
-        let mailbox = Mailbox::from_wire(dest.to_vec());
+        let mailbox = dest.clone();
         // UID MOVE (RFC 6851) where offered: atomic, and with UIDPLUS its untagged COPYUID
         // is routed by the engine to the command's completion, mapping the copy without a
         // download (seed V0057). Otherwise COPY, whose tagged OK carries COPYUID.
@@ -1455,24 +1475,28 @@ impl Remote for NetRemote {
                 s.wait(h).await
         })?;
         let pairs = match c.outcome.code() {
-            Some(Code::CopyUid(cu)) => cu.pairs().take(uids.len()).collect(),
+            Some(Code::CopyUid(cu)) => uid_pairs(cu.pairs(), uids.len()),
             _ => Vec::new(),
         };
         outcome_result(&c)?;
-        Ok((use_move, pairs))
+        Ok(Moved {
+            moved: use_move,
+            pairs,
+        })
     }
 
-    fn copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<Option<crate::remote::Copied>> {
+    fn copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Option<Copied>> {
         let set = uid_set(uids)?;
-        let mailbox = Mailbox::from_wire(dest.to_vec());
+        let mailbox = dest.clone();
         let c = on_session!(self, s => {
                 let h = s.submit(Command::UidCopy { set, mailbox });
                 s.wait(h).await
         })?;
         let copied = match c.outcome.code() {
-            Some(Code::CopyUid(cu)) => {
-                Some((cu.uid_validity.get(), cu.pairs().take(uids.len()).collect()))
-            }
+            Some(Code::CopyUid(cu)) => Some(Copied {
+                uidvalidity: UidValidity(cu.uid_validity),
+                pairs: uid_pairs(cu.pairs(), uids.len()),
+            }),
             _ => None,
         };
         outcome_result(&c)?;
@@ -1500,18 +1524,18 @@ impl Remote for NetRemote {
 /// The applier's view of a SELECT/EXAMINE result.
 fn selected_of(st: &MailboxState, read_only: bool) -> Selected {
     Selected {
-        uidvalidity: st.uid_validity.map(|v| v.get()),
-        uidnext: st.uid_next,
+        uidvalidity: st.uid_validity.map(UidValidity),
+        uidnext: st.uid_next.and_then(Uid::new),
         exists: st.exists,
         highestmodseq: if st.no_modseq {
             None
         } else {
-            st.highest_modseq
+            st.highest_modseq.and_then(ModSeq::new)
         },
-        permanent_flags: st
-            .permanent_flags
-            .as_ref()
-            .map(|p| p.iter().map(ToString::to_string).collect()),
+        permanent_flags: st.permanent_flags.as_ref().map(|p| PermanentFlags {
+            flags: p.iter().cloned().filter_map(Flag::from_wire).collect(),
+            new_keywords: p.contains(&WireFlag::MayCreate),
+        }),
         read_only: st.read_only || read_only,
     }
 }
@@ -1522,14 +1546,16 @@ fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
         .iter()
         .filter_map(|f| {
             Some(MessageFlags {
-                uid: f.uid()?,
+                uid: Uid::new(f.uid()?)?,
+                // `\Recent` dropped (seed V0004).
                 flags: f
                     .flags()
                     .unwrap_or_default()
                     .iter()
-                    .map(ToString::to_string)
+                    .cloned()
+                    .filter_map(Flag::from_wire)
                     .collect(),
-                modseq: f.modseq(),
+                modseq: f.modseq().and_then(ModSeq::new),
             })
         })
         .collect();
@@ -1539,8 +1565,8 @@ fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
 }
 
 /// `UID 1`, `UID 1, 2, 3`, or the first [`UIDS_NAMED`] and how many more, for warnings.
-fn uid_list(uids: &[u32]) -> String {
-    let named: Vec<String> = uids.iter().take(UIDS_NAMED).map(u32::to_string).collect();
+fn uid_list(uids: &[Uid]) -> String {
+    let named: Vec<String> = uids.iter().take(UIDS_NAMED).map(Uid::to_string).collect();
     let mut s = format!("UID {}", named.join(", UID "));
     if uids.len() > UIDS_NAMED {
         s.push_str(&format!(" and {} more", uids.len() - UIDS_NAMED));
@@ -1548,14 +1574,25 @@ fn uid_list(uids: &[u32]) -> String {
     s
 }
 
-fn uid_set(uids: &[u32]) -> RemoteResult<UidSet> {
-    UidSet::from_numbers(uids.iter().copied()).map_err(|e| RemoteError::Bad(e.to_string()))
+fn uid_set(uids: &[Uid]) -> RemoteResult<UidSet> {
+    UidSet::from_numbers(uids.iter().map(|u| u.get())).map_err(|e| RemoteError::Bad(e.to_string()))
 }
 
-fn wire_flags(flags: &[String]) -> Vec<WireFlag> {
+/// COPYUID's `(source, dest)` pairs, at most `max` (a server cannot make us keep more pairs
+/// than UIDs we sent), pairs naming UID 0 dropped.
+fn uid_pairs(pairs: impl Iterator<Item = (u32, u32)>, max: usize) -> Vec<(Uid, Uid)> {
+    pairs
+        .take(max)
+        .filter_map(|(s, d)| Some((Uid::new(s)?, Uid::new(d)?)))
+        .collect()
+}
+
+/// The wire flags of storable flags; a keyword that is no valid atom (one a Maildir can hold
+/// but IMAP cannot carry) is left out.
+fn wire_flags(flags: &[Flag]) -> Vec<WireFlag> {
     flags
         .iter()
-        .filter_map(|f| WireFlag::parse(f))
+        .filter_map(|f| WireFlag::parse(&f.to_imap()))
         .filter(WireFlag::is_storable)
         .collect()
 }
@@ -1596,13 +1633,13 @@ fn date_time_utc(unix: i64) -> Option<CmdDateTime> {
 fn status_of(st: &mailfold_proto::response::MailboxStatus) -> Status {
     Status {
         messages: st.messages(),
-        uidvalidity: st.uid_validity().map(|v| v.get()),
-        uidnext: st.uid_next(),
+        uidvalidity: st.uid_validity().map(UidValidity),
+        uidnext: st.uid_next().and_then(Uid::new),
         unseen: st.items.iter().find_map(|i| match i {
             mailfold_proto::response::StatusItem::Unseen(n) => Some(*n),
             _ => None,
         }),
-        highestmodseq: st.highest_modseq(),
+        highestmodseq: st.highest_modseq().and_then(ModSeq::new),
     }
 }
 
@@ -1646,8 +1683,11 @@ mod tests {
         };
         let mut b = Bodies {
             sink: &mut sink,
-            seqs: [(3, 30), (4, 40)].into_iter().collect(),
-            wanted: [30, 40].into_iter().collect(),
+            seqs: [(3, 30), (4, 40)]
+                .into_iter()
+                .filter_map(|(s, u)| Some((s, Uid::new(u)?)))
+                .collect(),
+            wanted: [30, 40].into_iter().filter_map(Uid::new).collect(),
             current: None,
             done: Default::default(),
             unattributed: false,

@@ -990,7 +990,9 @@ impl AccountWatcher {
         let folders = s.list("", "*").await.map_err(|e| format!("LIST: {e}"))?;
         let delimiter = folders.iter().find_map(|m| m.delimiter);
         let root = self.account.root_folder.as_ref().map(|r| {
-            let wire = gather::wire_of_path(&FolderPath::parse(r), delimiter).unwrap_or_default();
+            let wire = gather::wire_of_path(&FolderPath::parse(r), delimiter)
+                .map(|w| w.as_wire().to_vec())
+                .unwrap_or_default();
             (wire, delimiter)
         });
         let selectable = folders
@@ -1020,7 +1022,7 @@ impl AccountWatcher {
         // the rest here.
         for folder in &self.opts.idle_folders {
             if let Ok(w) = wire_of_folder(&mut s, &self.account, folder).await {
-                poll.skip.insert(w);
+                poll.skip.insert(w.as_wire().to_vec());
             }
         }
         poll.list_status = self.has(&s, "LIST-STATUS");
@@ -1377,7 +1379,7 @@ async fn open_watch(account: &AccountSpec, folder: &str) -> Result<Session, Stri
         .await
         .map_err(|e| e.to_string())?;
     let wire = wire_of_folder(&mut s, account, folder).await?;
-    if let Err(e) = s.examine(&Mailbox::from_wire(wire)).await {
+    if let Err(e) = s.examine(&wire).await {
         let _ = s.logout().await;
         return Err(format!("EXAMINE {folder}: {e}"));
     }
@@ -1389,9 +1391,9 @@ async fn wire_of_folder(
     s: &mut Session,
     account: &AccountSpec,
     folder: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Mailbox, String> {
     Ok(if folder.eq_ignore_ascii_case("INBOX") {
-        b"INBOX".to_vec()
+        Mailbox::inbox()
     } else {
         // `LIST "" ""` names the hierarchy delimiter (RFC 3501 6.3.8).
         let delimiter = match s.list("", "").await {

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use common::{message, Env};
 use mailfold_store::{StateDb, StateRead};
 use mailfold_sync::remote::{
-    BodyEvent, FolderChanges, ListEntry, MessageDetails, MessageFlags, NamespaceInfo, RemoteResult,
-    Selected, Status, StoreOp, Stored,
+    BodyEvent, Flag, FolderChanges, ListEntry, Mailbox, MessageDetails, MessageFlags, ModSeq,
+    Moved, NamespaceInfo, RemoteResult, Selected, Status, StoreOp, Stored, Uid, UidValidity,
 };
 use mailfold_sync::{NetRemote, Progress, ProgressEvent, Remote, SyncOptions, SyncReport};
 
@@ -242,7 +242,7 @@ impl Remote for ReadOnlySelect {
     fn namespace(&mut self) -> RemoteResult<Option<NamespaceInfo>> {
         self.inner.namespace()
     }
-    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {
+    fn select(&mut self, mailbox: &Mailbox, read_only: bool) -> RemoteResult<Selected> {
         // EXAMINE, so that the server really refuses nothing; the answer says READ-ONLY.
         let mut s = self.inner.select(mailbox, true)?;
         s.read_only = true;
@@ -255,12 +255,12 @@ impl Remote for ReadOnlySelect {
     fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>> {
         self.inner.fetch_flags()
     }
-    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {
+    fn fetch_details(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageDetails>> {
         self.inner.fetch_details(uids)
     }
     fn fetch_bodies(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         headers_only: bool,
         sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()> {
@@ -268,71 +268,71 @@ impl Remote for ReadOnlySelect {
     }
     fn append(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>> {
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         self.writes.push("APPEND".into());
         self.inner.append(mailbox, flags, internaldate, len, data)
     }
     fn store(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        since: Option<u64>,
-    ) -> RemoteResult<Vec<u32>> {
+        flags: &[Flag],
+        since: Option<ModSeq>,
+    ) -> RemoteResult<Vec<Uid>> {
         self.writes.push(format!("STORE {flags:?}"));
         self.inner.store(uids, op, flags, since)
     }
     fn store_tracked(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        since: Option<u64>,
+        flags: &[Flag],
+        since: Option<ModSeq>,
     ) -> RemoteResult<Stored> {
         self.writes.push(format!("STORE {flags:?}"));
         self.inner.store_tracked(uids, op, flags, since)
     }
-    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {
+    fn expunge(&mut self, uids: &[Uid], plain: bool) -> RemoteResult<()> {
         self.writes.push("EXPUNGE".into());
         self.inner.expunge(uids, plain)
     }
-    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+    fn create(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
         self.writes.push("CREATE".into());
         self.inner.create(mailbox)
     }
-    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+    fn delete(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
         self.writes.push("DELETE".into());
         self.inner.delete(mailbox)
     }
-    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()> {
+    fn rename(&mut self, from: &Mailbox, to: &Mailbox) -> RemoteResult<()> {
         self.writes.push("RENAME".into());
         self.inner.rename(from, to)
     }
-    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
+    fn status(&mut self, mailbox: &Mailbox) -> RemoteResult<Status> {
         self.inner.status(mailbox)
     }
-    fn status_all(&mut self, mailboxes: &[Vec<u8>]) -> RemoteResult<Vec<Option<Status>>> {
+    fn status_all(&mut self, mailboxes: &[Mailbox]) -> RemoteResult<Vec<Option<Status>>> {
         self.inner.status_all(mailboxes)
     }
     fn select_changes(
         &mut self,
-        mailbox: &[u8],
+        mailbox: &Mailbox,
         read_only: bool,
-        uidvalidity: u32,
-        since: u64,
+        uidvalidity: UidValidity,
+        since: ModSeq,
     ) -> RemoteResult<Option<FolderChanges>> {
         self.inner
             .select_changes(mailbox, read_only, uidvalidity, since)
     }
-    fn search_message_id(&mut self, id: &str) -> RemoteResult<Vec<u32>> {
+    fn search_message_id(&mut self, id: &str) -> RemoteResult<Vec<Uid>> {
         self.inner.search_message_id(id)
     }
-    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)> {
+    fn move_or_copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Moved> {
         self.writes.push("MOVE".into());
         self.inner.move_or_copy(uids, dest)
     }

@@ -10,8 +10,8 @@ use std::io::Read;
 use common::{diff, message, Env};
 use mailfold_store::{StateDb, StateRead};
 use mailfold_sync::remote::{
-    BodyEvent, ListEntry, MessageDetails, MessageFlags, Remote, RemoteResult, Selected, Status,
-    StoreOp,
+    BodyEvent, Flag, ListEntry, Mailbox, MessageDetails, MessageFlags, ModSeq, Moved, Remote,
+    RemoteResult, Selected, Status, StoreOp, Stored, Uid, UidValidity,
 };
 use mailfold_sync::NetRemote;
 use mailfold_sync::{AccountSpec, SyncOptions, SyncReport};
@@ -62,7 +62,7 @@ impl Remote for Hooked {
         }
         Ok(v)
     }
-    fn select(&mut self, mailbox: &[u8], read_only: bool) -> RemoteResult<Selected> {
+    fn select(&mut self, mailbox: &Mailbox, read_only: bool) -> RemoteResult<Selected> {
         let mut s = self.inner.select(mailbox, read_only)?;
         if let Some(h) = self.hooks.select.as_mut() {
             h(&mut s);
@@ -75,12 +75,12 @@ impl Remote for Hooked {
     fn fetch_flags(&mut self) -> RemoteResult<Vec<MessageFlags>> {
         self.inner.fetch_flags()
     }
-    fn fetch_details(&mut self, uids: &[u32]) -> RemoteResult<Vec<MessageDetails>> {
+    fn fetch_details(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageDetails>> {
         self.inner.fetch_details(uids)
     }
     fn fetch_bodies(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         headers_only: bool,
         sink: &mut (dyn FnMut(BodyEvent<'_>) + Send),
     ) -> RemoteResult<()> {
@@ -89,46 +89,46 @@ impl Remote for Hooked {
     }
     fn append(
         &mut self,
-        mailbox: &[u8],
-        flags: &[String],
+        mailbox: &Mailbox,
+        flags: &[Flag],
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(u32, u32)>> {
+    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
         self.fire();
         self.inner.append(mailbox, flags, internaldate, len, data)
     }
     fn store(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        since: Option<u64>,
-    ) -> RemoteResult<Vec<u32>> {
+        flags: &[Flag],
+        since: Option<ModSeq>,
+    ) -> RemoteResult<Vec<Uid>> {
         self.inner.store(uids, op, flags, since)
     }
     fn store_tracked(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         op: StoreOp,
-        flags: &[String],
-        since: Option<u64>,
-    ) -> RemoteResult<mailfold_sync::remote::Stored> {
+        flags: &[Flag],
+        since: Option<ModSeq>,
+    ) -> RemoteResult<Stored> {
         self.inner.store_tracked(uids, op, flags, since)
     }
-    fn expunge(&mut self, uids: &[u32], plain: bool) -> RemoteResult<()> {
+    fn expunge(&mut self, uids: &[Uid], plain: bool) -> RemoteResult<()> {
         self.inner.expunge(uids, plain)
     }
-    fn rename(&mut self, from: &[u8], to: &[u8]) -> RemoteResult<()> {
+    fn rename(&mut self, from: &Mailbox, to: &Mailbox) -> RemoteResult<()> {
         self.inner.rename(from, to)
     }
-    fn create(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+    fn create(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
         if self.hooks.case_insensitive {
             let taken = self
                 .inner
                 .list_all()?
                 .iter()
-                .any(|e| e.wire.eq_ignore_ascii_case(mailbox));
+                .any(|e| e.wire.as_wire().eq_ignore_ascii_case(mailbox.as_wire()));
             if taken {
                 return Err(mailfold_sync::remote::RemoteError::No {
                     text: "[ALREADYEXISTS] Mailbox already exists".into(),
@@ -138,16 +138,16 @@ impl Remote for Hooked {
         }
         self.inner.create(mailbox)
     }
-    fn delete(&mut self, mailbox: &[u8]) -> RemoteResult<()> {
+    fn delete(&mut self, mailbox: &Mailbox) -> RemoteResult<()> {
         self.inner.delete(mailbox)
     }
-    fn status(&mut self, mailbox: &[u8]) -> RemoteResult<Status> {
+    fn status(&mut self, mailbox: &Mailbox) -> RemoteResult<Status> {
         self.inner.status(mailbox)
     }
-    fn search_message_id(&mut self, id: &str) -> RemoteResult<Vec<u32>> {
+    fn search_message_id(&mut self, id: &str) -> RemoteResult<Vec<Uid>> {
         self.inner.search_message_id(id)
     }
-    fn move_or_copy(&mut self, uids: &[u32], dest: &[u8]) -> RemoteResult<(bool, Vec<(u32, u32)>)> {
+    fn move_or_copy(&mut self, uids: &[Uid], dest: &Mailbox) -> RemoteResult<Moved> {
         self.fire();
         self.inner.move_or_copy(uids, dest)
     }
@@ -471,7 +471,7 @@ fn v0042_inbox_missing_from_list_is_synced() {
     env.deliver("INBOX", &crlf(&message("INBOX", 1)));
     let hooks = Hooks {
         list: Some(Box::new(|v: &mut Vec<ListEntry>| {
-            v.retain(|e| e.wire != b"INBOX")
+            v.retain(|e| !e.wire.is_inbox())
         })),
         ..Hooks::default()
     };
@@ -570,7 +570,7 @@ fn v0043_lsub_and_list_disagree_the_most_recent_response_wins() {
         )
     });
     remote.logout();
-    let get = |name: &str| list.iter().find(|e| e.wire == name.as_bytes());
+    let get = |name: &str| list.iter().find(|e| e.wire.as_wire() == name.as_bytes());
     let archive = get("Archive").expect("Archive listed");
     assert!(!archive.noselect && archive.subscribed, "{archive:?}");
     let work = get("Work").expect("Work listed");
@@ -673,11 +673,14 @@ fn v0050_no_close_between_folders_and_pull_uses_examine() {
     let before = env.dovecot.rawlog(&env.user).len();
     let mut remote = NetRemote::connect(&env.account()).unwrap();
     assert!(remote.has_capability("UNSELECT"));
-    let sel = remote.select(b"Work", false).unwrap();
+    let sel = remote.select(&Mailbox::from_wire("Work"), false).unwrap();
     assert_eq!(sel.exists, 1);
     remote.unselect().unwrap();
     // Still usable, with no folder selected: STATUS of the folder just left.
-    assert_eq!(remote.status(b"Work").unwrap().messages, Some(1));
+    assert_eq!(
+        remote.status(&Mailbox::from_wire("Work")).unwrap().messages,
+        Some(1)
+    );
     remote.logout();
     let log = env.dovecot.rawlog(&env.user);
     let run = &log[before..];

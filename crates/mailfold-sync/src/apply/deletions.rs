@@ -6,7 +6,7 @@
 use mailfold_store::StateRead;
 
 use crate::gather::base_of;
-use crate::plan::{FolderPath, LocalId, PendingKey, Uid};
+use crate::plan::{Flag, FolderPath, LocalId, ModSeq, PendingKey, Uid};
 use crate::remote::StoreOp;
 use crate::SyncError;
 
@@ -65,7 +65,7 @@ impl Applier<'_> {
         &mut self,
         folder: &FolderPath,
         uid: Uid,
-        since: Option<u64>,
+        since: Option<ModSeq>,
     ) -> Result<StepResult, SyncError> {
         let plain = !self.remote.has_capability("UIDPLUS");
         if plain && !self.account.allow_plain_expunge {
@@ -84,10 +84,9 @@ impl Applier<'_> {
             }
             Access::Failed(e) => return Ok(Err(e)),
         }
-        let deleted = vec!["\\Deleted".to_owned()];
         match self
             .remote
-            .store(&[uid.get()], StoreOp::Add, &deleted, since)
+            .store(&[uid], StoreOp::Add, &[Flag::Deleted], since)
         {
             Ok(m) if !m.is_empty() => {
                 return Ok(Err(format!(
@@ -98,7 +97,7 @@ impl Applier<'_> {
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => return Ok(Err(format!("STORE \\Deleted refused: {e}"))),
         }
-        match self.remote.expunge(&[uid.get()], plain) {
+        match self.remote.expunge(&[uid], plain) {
             Ok(()) => {}
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => return Ok(Err(format!("EXPUNGE refused: {e}"))),

@@ -116,7 +116,7 @@ impl Applier<'_> {
             Op::SetUidValidity {
                 folder,
                 uidvalidity,
-            } => Ok(self.set_uidvalidity(folder, uidvalidity.0.get())),
+            } => Ok(self.set_uidvalidity(folder, *uidvalidity)),
             Op::Bind {
                 folder,
                 uid,
@@ -137,7 +137,7 @@ impl Applier<'_> {
                 folder,
                 uid,
                 unchanged_since,
-            } => self.expunge_remote(folder, *uid, unchanged_since.map(|m| m.0.get())),
+            } => self.expunge_remote(folder, *uid, *unchanged_since),
             Op::ForgetMessage { folder, uid, local } => self.forget_message(folder, *uid, local),
             Op::MarkPending { folder, key } => self.queue_pending(folder, key),
             Op::ClearPending { folder, key } => self.clear_pending(folder, key),

@@ -100,7 +100,7 @@ impl Applier<'_> {
         }
         self.steps = steps;
         let not_durable = sync_directories(&written, &mut errors);
-        let got: std::collections::HashSet<u32> = written.iter().map(|(u, ..)| *u).collect();
+        let got: std::collections::HashSet<Uid> = written.iter().map(|(u, ..)| *u).collect();
         let missing = wants.keys().filter(|u| !got.contains(u)).count();
         if missing > 0 && errors.is_empty() {
             // Another client expunged them between our view and the fetch (V0023); the next
@@ -153,7 +153,7 @@ impl Applier<'_> {
                     .filter(|_| !partial)
                     .and_then(|l| self.ctx(folder).files.get(&l.0).cloned());
                 w.wants.insert(
-                    uid.get(),
+                    *uid,
                     Want {
                         flags: flags.clone(),
                         size: *size,
@@ -166,9 +166,9 @@ impl Applier<'_> {
                     },
                 );
                 if partial {
-                    w.headers.push(uid.get());
+                    w.headers.push(*uid);
                 } else {
-                    w.full.push(uid.get());
+                    w.full.push(*uid);
                 }
             }
         }
@@ -179,7 +179,7 @@ impl Applier<'_> {
     /// own file ([`Receiver`]); every finished file is then placed ([`Placing::place`]).
     fn fetch_pass(
         &mut self,
-        uids: &[u32],
+        uids: &[Uid],
         headers_only: bool,
         rx: &mut Receiver<'_, '_>,
     ) -> Result<(), SyncError> {
@@ -202,7 +202,7 @@ impl Applier<'_> {
     fn downloaded_rows(
         &mut self,
         folder: &FolderPath,
-        wants: &BTreeMap<u32, Want>,
+        wants: &BTreeMap<Uid, Want>,
         written: &Written,
         not_durable: &BTreeSet<&UnsyncedDir>,
     ) -> Vec<MessageRecord> {
@@ -219,7 +219,7 @@ impl Applier<'_> {
             if !w.record || dir.as_ref().is_some_and(|d| not_durable.contains(d)) {
                 continue;
             }
-            let Some(u) = Uid::new(*uid) else { continue };
+            let u = *uid;
             let content = RowContent {
                 size: w.size,
                 internaldate: crate::plan::UnixTime(w.date),
@@ -253,15 +253,15 @@ struct Want {
 /// A download batch's [`Want`]s by UID, and the UIDs to fetch whole and header-only (V0010).
 #[derive(Default)]
 struct Wanted {
-    wants: BTreeMap<u32, Want>,
-    full: Vec<u32>,
-    headers: Vec<u32>,
+    wants: BTreeMap<Uid, Want>,
+    full: Vec<Uid>,
+    headers: Vec<Uid>,
 }
 
 /// Each file a batch put in place, with the directory whose fsync its entry still waits for
 /// (`None`: nothing to wait for, with fsync off or a replaced partial copy, which syncs its
 /// own).
-type Written = Vec<(u32, WrittenMessage, Option<UnsyncedDir>)>;
+type Written = Vec<(Uid, WrittenMessage, Option<UnsyncedDir>)>;
 
 /// One fsync per directory the batch linked files into, before any of its rows can reach the
 /// commit group. A directory that cannot be synced keeps its files (the next gather reads them
@@ -286,10 +286,10 @@ fn sync_directories<'w>(
 /// The bodies of one fetch as they stream in: the file being written, checked against its
 /// [`Want`] (seed V0007), and the batch's finished files ([`Placing`]).
 struct Receiver<'p, 'f> {
-    wants: &'f BTreeMap<u32, Want>,
+    wants: &'f BTreeMap<Uid, Want>,
     dest: &'f Folder,
     /// The body being written: its UID, its file and the bytes received so far.
-    cur: Option<(u32, MessageWriter, u64)>,
+    cur: Option<(Uid, MessageWriter, u64)>,
     placing: Placing<'p, 'f>,
 }
 
@@ -311,7 +311,7 @@ impl Receiver<'_, '_> {
     }
 
     /// A body begins: its file is created in `tmp/`, bounded by [`body_limit`].
-    fn start(&mut self, uid: u32, len: u64) {
+    fn start(&mut self, uid: Uid, len: u64) {
         let Some(w) = self.wants.get(&uid) else {
             return;
         };
@@ -336,7 +336,7 @@ impl Receiver<'_, '_> {
         }
     }
 
-    fn data(&mut self, uid: u32, bytes: &[u8]) {
+    fn data(&mut self, uid: Uid, bytes: &[u8]) {
         self.placing.progress.event(ProgressEvent::Bytes {
             folder: self.placing.folder,
             bytes: bytes.len() as u64,
@@ -353,7 +353,7 @@ impl Receiver<'_, '_> {
     }
 
     /// A body is complete: checked against RFC822.SIZE, finished, and handed to [`Placing`].
-    fn end(&mut self, uid: u32) {
+    fn end(&mut self, uid: Uid) {
         let Some((u, wr, n)) = self.cur.take() else {
             return;
         };
@@ -401,8 +401,8 @@ type Placed = mailfold_store::Result<(WrittenMessage, Option<UnsyncedDir>)>;
 
 /// A download batch's finished files and what placing them records.
 struct Placing<'p, 'f> {
-    placed: Vec<(u32, Placed)>,
-    unplaced: Vec<(u32, UnplacedMessage)>,
+    placed: Vec<(Uid, Placed)>,
+    unplaced: Vec<(Uid, UnplacedMessage)>,
     written: &'p mut Written,
     errors: &'p mut Vec<String>,
     progress: &'f dyn Progress,
@@ -416,7 +416,7 @@ impl Placing<'_, '_> {
     /// place once the batch's bodies are all written, or [`PLACE_BATCH`] of them are.
     fn finished(
         &mut self,
-        uid: u32,
+        uid: Uid,
         wr: MessageWriter,
         replace: Option<&MessageEntry>,
         subdir: Subdir,

@@ -10,15 +10,15 @@ use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir};
 
 use crate::gather::base_of;
 use crate::plan::{
-    FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, RowContent, Uid,
+    Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, RowContent, Uid,
 };
 use crate::progress::ProgressEvent;
-use crate::remote::StoreOp;
+use crate::remote::{ModSeq, StoreOp, Stored};
 use crate::SyncError;
 
 use super::folders::Access;
 use super::{
-    letters, name, record, replace_row, split_flags, store_err, wire_list, Applier, StepResult,
+    flag_list, letters, name, record, replace_row, split_flags, store_err, Applier, StepResult,
 };
 
 impl Applier<'_> {
@@ -155,24 +155,24 @@ impl Applier<'_> {
                 if let Err(e) =
                     self.local_flag_effect(folder, local, new, Some(&mut b.renamed_in))?
                 {
-                    b.failed.insert(uid.get(), e);
+                    b.failed.insert(*uid, e);
                     continue;
                 }
             }
             let Some(store) = &update.remote else {
                 continue;
             };
-            let since = store.unchanged_since.map(|m| m.0.get());
+            let since = store.unchanged_since;
             for (add, set) in [(true, &store.add), (false, &store.remove)] {
                 if set.is_empty() {
                     continue;
                 }
                 let g = b
                     .groups
-                    .entry((add, wire_list(set), since.is_some()))
+                    .entry((add, flag_list(set), since.is_some()))
                     .or_default();
-                g.0.push(uid.get());
-                g.1 = g.1.max(since.unwrap_or(0));
+                g.0.push(*uid);
+                g.1 = g.1.max(since);
             }
         }
         Ok(())
@@ -191,9 +191,9 @@ impl Applier<'_> {
             Access::ReadOnly => {
                 for op in ops {
                     if let Op::SyncFlags { uid, update, .. } = op {
-                        if update.remote.is_some() && !b.failed.contains_key(&uid.get()) {
+                        if update.remote.is_some() && !b.failed.contains_key(uid) {
                             self.mark_pending(folder, PendingKey::Flags(*uid))?;
-                            b.pending.insert(uid.get());
+                            b.pending.insert(*uid);
                         }
                     }
                 }
@@ -202,7 +202,7 @@ impl Applier<'_> {
                 for op in ops {
                     if let Op::SyncFlags { uid, update, .. } = op {
                         if update.remote.is_some() {
-                            b.failed.entry(uid.get()).or_insert_with(|| e.clone());
+                            b.failed.entry(*uid).or_insert_with(|| e.clone());
                         }
                     }
                 }
@@ -220,19 +220,19 @@ impl Applier<'_> {
         const STORE_CHUNK: usize = 500;
         let mut order: Vec<StoreKey> = b.groups.keys().cloned().collect();
         order.sort_by_key(|k| !k.0);
-        let mut new_modseq: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut new_modseq: BTreeMap<Uid, ModSeq> = BTreeMap::new();
         for key in order {
             let Some((uids, since)) = b.groups.remove(&key) else {
                 continue;
             };
             let (add, flags, conditional) = key;
             let op = if add { StoreOp::Add } else { StoreOp::Remove };
-            let live: Vec<u32> = uids
+            let live: Vec<Uid> = uids
                 .into_iter()
                 .filter(|u| !b.failed.contains_key(u))
                 .collect();
             for chunk in live.chunks(STORE_CHUNK) {
-                let since = conditional.then(|| {
+                let since = since.filter(|_| conditional).map(|since| {
                     // Our own earlier store in this batch raised these messages' MODSEQ.
                     chunk
                         .iter()
@@ -240,7 +240,7 @@ impl Applier<'_> {
                         .fold(since, |hi, &m| hi.max(m))
                 });
                 match self.remote.store_tracked(chunk, op, &flags, since) {
-                    Ok((modified, modseqs)) => {
+                    Ok(Stored { modified, modseqs }) => {
                         for u in modified {
                             b.failed.insert(
                                 u,
@@ -276,7 +276,7 @@ impl Applier<'_> {
                 if let Op::SyncFlags { uid, update, .. } = op {
                     if update.local.is_some() {
                         b.failed
-                            .entry(uid.get())
+                            .entry(*uid)
                             .or_insert_with(|| format!("renames not durable: {e}"));
                     }
                 }
@@ -304,10 +304,10 @@ impl Applier<'_> {
             let Op::SyncFlags { uid, update, .. } = op else {
                 continue;
             };
-            if b.failed.contains_key(&uid.get()) {
+            if b.failed.contains_key(uid) {
                 continue;
             }
-            let stored = !b.pending.contains(&uid.get());
+            let stored = !b.pending.contains(uid);
             let (flags, keywords) = split_flags(&recorded(update, stored));
             updates.push(StoreFlagUpdate {
                 uid: *uid,
@@ -374,20 +374,20 @@ impl Applier<'_> {
         if let Err(e) = self.select_rw(folder)? {
             return Ok(Err(e));
         }
-        let mut since = s.unchanged_since.map(|m| m.0.get());
+        let mut since = s.unchanged_since;
         for (op, set) in [(StoreOp::Add, &s.add), (StoreOp::Remove, &s.remove)] {
             if set.is_empty() {
                 continue;
             }
             match self
                 .remote
-                .store_tracked(&[uid.get()], op, &wire_list(set), since)
+                .store_tracked(&[uid], op, &flag_list(set), since)
             {
-                Ok((modified, _)) if !modified.is_empty() => return Ok(Ok(false)),
-                Ok((_, modseqs)) => {
+                Ok(stored) if !stored.modified.is_empty() => return Ok(Ok(false)),
+                Ok(stored) => {
                     // Our own store raised the MODSEQ; the next store is conditional on the
                     // new value, not on the view's (which would report our change as MODIFIED).
-                    if let Some(&(_, m)) = modseqs.iter().find(|(u, _)| *u == uid.get()) {
+                    if let Some(m) = stored.modseq_of(uid) {
                         since = since.map(|s| s.max(m));
                     }
                 }
@@ -403,19 +403,19 @@ impl Applier<'_> {
 #[derive(Default)]
 struct FlagBatch {
     /// Messages whose change failed, with the reason; none of them is recorded.
-    failed: BTreeMap<u32, String>,
+    failed: BTreeMap<Uid, String>,
     /// One `UID STORE` each: (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE).
-    groups: BTreeMap<StoreKey, (Vec<u32>, u64)>,
+    groups: BTreeMap<StoreKey, (Vec<Uid>, Option<ModSeq>)>,
     /// The folder's subdirectories the batch renamed files in, each fsynced once (with fsync
     /// on) before any of the batch's rows can reach the commit group.
     renamed_in: Vec<Subdir>,
     /// Messages whose server part is kept pending (V0039): their local part is done.
-    pending: BTreeSet<u32>,
+    pending: BTreeSet<Uid>,
 }
 
 /// A group of a flag batch: `+FLAGS` or `-FLAGS`, the flags, and whether it is conditional
 /// (UNCHANGEDSINCE).
-type StoreKey = (bool, Vec<String>, bool);
+type StoreKey = (bool, Vec<Flag>, bool);
 
 /// The flags to record after a flag update: the planned record, or, when its server part was
 /// kept pending (V0039), the server's flags as they still are (the record less what the STORE

@@ -7,6 +7,7 @@ use mailfold_store::{
 };
 
 use crate::plan::{FolderPath, PendingKey};
+use crate::remote::Mailbox;
 use crate::SyncError;
 
 use super::{name, pending_of, store_err, Applier, StepResult};
@@ -51,7 +52,7 @@ impl Applier<'_> {
     }
 
     /// The folder's name on the server, under the account's root, kept once known.
-    pub(super) fn wire(&mut self, folder: &FolderPath) -> Result<Vec<u8>, String> {
+    pub(super) fn wire(&mut self, folder: &FolderPath) -> Result<Mailbox, String> {
         if let Some(w) = self.ctx(folder).wire.clone() {
             return Ok(w);
         }
@@ -72,7 +73,7 @@ impl Applier<'_> {
             return Ok(id);
         }
         let wire = self.wire(folder)?;
-        let wire_s = String::from_utf8(wire).map_err(|e| e.to_string())?;
+        let wire_s = String::from_utf8(wire.as_wire().to_vec()).map_err(|e| e.to_string())?;
         if let Some(f) = self.db.folder_by_wire_name(&wire_s).map_err(store_err)? {
             self.ctx(folder).state_id = Some(f.id);
             return Ok(f.id);
@@ -93,16 +94,16 @@ impl Applier<'_> {
 
     /// [`Op::SetUidValidity`](crate::plan::Op::SetUidValidity), and the UIDVALIDITY of a
     /// folder just created or first told by APPENDUID or COPYUID.
-    pub(super) fn set_uidvalidity(&mut self, folder: &FolderPath, uv: u32) -> StepResult {
+    pub(super) fn set_uidvalidity(&mut self, folder: &FolderPath, uv: UidValidity) -> StepResult {
         let id = self.folder_row(folder)?;
         let old = self
             .db
             .folder(id)
             .map_err(store_err)?
             .and_then(|f| f.uidvalidity);
-        if old.map(|u| u.get()) != Some(uv) {
+        if old != Some(uv) {
             let st = FolderStatus {
-                uidvalidity: UidValidity::new(uv),
+                uidvalidity: Some(uv),
                 uidnext: None,
                 highestmodseq: None,
             };
@@ -175,7 +176,7 @@ impl Applier<'_> {
             return Ok(Err("renamed folder has no state".into()));
         };
         let rel = step_try!(self.local_folder(to)).rel().clone();
-        let Ok(new_s) = String::from_utf8(new.clone()) else {
+        let Ok(new_s) = String::from_utf8(new.as_wire().to_vec()) else {
             return Ok(Err("folder name is not ASCII on the wire".into()));
         };
         if self.selected.as_ref().is_some_and(|(w, _)| *w == old) {
@@ -189,7 +190,7 @@ impl Applier<'_> {
             Err(e) => return Ok(Err(format!("RENAME refused: {e}"))),
         }
         let delim = self.ctx(from).delimiter.or(self.g.delimiter);
-        let children = renamed_children(&*self.db, id, &old, &new_s, delim, &rel)?;
+        let children = renamed_children(&*self.db, id, old.as_wire(), &new_s, delim, &rel)?;
         self.db.write(|tx| {
             tx.rename_folder(id, &new_s, delim, &rel)?;
             for (child, wire, local) in &children {
@@ -220,7 +221,7 @@ impl Applier<'_> {
         let Some(src) = self.ctx(from).rel.clone() else {
             return Ok(Err("renamed folder has no local directory".into()));
         };
-        let Ok(new_s) = String::from_utf8(new.clone()) else {
+        let Ok(new_s) = String::from_utf8(new.as_wire().to_vec()) else {
             return Ok(Err("folder name is not ASCII on the wire".into()));
         };
         let to_name = match FolderName::new(to.0.clone()) {

@@ -130,7 +130,7 @@ use crate::account::AccountSpec;
 use crate::gather::{FolderCtx, Gathered};
 use crate::plan::{Flag, FlagSet, FolderPath, PendingKey, RowContent, Uid};
 use crate::progress::{NoProgress, Progress};
-use crate::remote::Remote;
+use crate::remote::{Mailbox, Remote};
 use crate::report::SyncReport;
 
 /// The value of a step's `Ok`, or else the end of the step as failed with the error's text: the
@@ -189,7 +189,7 @@ pub struct Applier<'a> {
     db: &'a mut StateDb,
     g: &'a mut Gathered,
     report: &'a mut SyncReport,
-    selected: Option<(Vec<u8>, bool)>,
+    selected: Option<(Mailbox, bool)>,
     failed: std::collections::BTreeSet<FolderPath>,
     /// Folders with a failed step in this run: their UIDNEXT/HIGHESTMODSEQ are not recorded.
     incomplete: std::collections::BTreeSet<FolderPath>,
@@ -237,6 +237,11 @@ fn split_flags(f: &FlagSet) -> (Vec<String>, Vec<String>) {
 
 fn wire_list(f: &FlagSet) -> Vec<String> {
     f.iter().map(Flag::to_imap).collect()
+}
+
+/// The flags of a set, in its order, as [`Remote`] takes them.
+fn flag_list(f: &FlagSet) -> Vec<Flag> {
+    f.iter().cloned().collect()
 }
 
 fn letters(f: &FlagSet, keep: &MaildirFlags) -> MaildirFlags {

@@ -3,9 +3,9 @@
 //! Each carries its flag update, then records the rows of both folders in one transaction.
 
 use crate::gather::base_of;
-use crate::plan::{FlagStore, FlagUpdate, FolderPath, LocalId, RowContent, Uid};
+use crate::plan::{Flag, FlagStore, FlagUpdate, FolderPath, LocalId, RowContent, Uid};
 use crate::progress::ProgressEvent;
-use crate::remote::{RemoteError, StoreOp};
+use crate::remote::{dest_of, Moved, RemoteError, StoreOp};
 use crate::SyncError;
 use mailfold_store::StateRead;
 
@@ -85,10 +85,7 @@ impl Applier<'_> {
             }
         }
         let pairs = step_try!(self.server_move(from, uid, to)?);
-        let new_uid = pairs
-            .iter()
-            .find(|(s, _)| *s == uid.get())
-            .and_then(|(_, d)| Uid::new(*d));
+        let new_uid = dest_of(&pairs, uid);
         if let (Some(nu), Some(store)) = (new_uid, &update.remote) {
             let store = FlagStore {
                 unchanged_since: None,
@@ -124,34 +121,33 @@ impl Applier<'_> {
         from: &FolderPath,
         uid: Uid,
         to: &FolderPath,
-    ) -> Result<Result<Vec<(u32, u32)>, String>, SyncError> {
+    ) -> Result<Result<Vec<(Uid, Uid)>, String>, SyncError> {
         if let Err(e) = self.select_rw(from)? {
             return Ok(Err(e));
         }
         let dest = step_try!(self.wire(to));
-        let mut res = self.remote.move_or_copy(&[uid.get()], &dest);
+        let mut res = self.remote.move_or_copy(&[uid], &dest);
         if let Err(RemoteError::No {
             trycreate: true, ..
         }) = &res
         {
             // Seed V0058 (as V0047 for APPEND): create the destination and retry once.
             match self.remote.create(&dest) {
-                Ok(()) => res = self.remote.move_or_copy(&[uid.get()], &dest),
+                Ok(()) => res = self.remote.move_or_copy(&[uid], &dest),
                 Err(e) if e.is_fatal() => return Err(e.into()),
                 Err(e) => return Ok(Err(format!("CREATE after TRYCREATE refused: {e}"))),
             }
         }
-        let (moved, pairs) = match res {
+        let Moved { moved, pairs } = match res {
             Ok(x) => x,
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),
         };
         if !moved {
             let plain = !self.remote.has_capability("UIDPLUS");
-            let deleted = vec!["\\Deleted".to_owned()];
             self.remote
-                .store(&[uid.get()], StoreOp::Add, &deleted, None)?;
-            self.remote.expunge(&[uid.get()], plain)?;
+                .store(&[uid], StoreOp::Add, &[Flag::Deleted], None)?;
+            self.remote.expunge(&[uid], plain)?;
         }
         Ok(Ok(pairs))
     }

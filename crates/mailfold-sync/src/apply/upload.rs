@@ -11,13 +11,15 @@ use mailfold_store::{
 };
 
 use crate::gather::encode_intent_detail;
-use crate::plan::{FlagSet, FolderPath, LocalId, Op, PendingKey, RowContent, Uid};
+use crate::plan::{
+    Flag, FlagSet, FolderPath, LocalId, Op, PendingKey, RowContent, Uid, UidValidity,
+};
 use crate::progress::ProgressEvent;
-use crate::remote::{RemoteError, StoreOp};
+use crate::remote::{Mailbox, RemoteError, StoreOp};
 use crate::SyncError;
 
 use super::folders::Access;
-use super::{name, record, replace_row, wire_list, Applier, StepResult};
+use super::{flag_list, name, record, replace_row, Applier, StepResult};
 
 impl Applier<'_> {
     /// A new local file whose message the server holds in another folder: `UID COPY` it
@@ -58,7 +60,7 @@ impl Applier<'_> {
             content.message_id.as_deref(),
         );
         let intent_id = self.db.begin_intent(&intent)?;
-        let copied = match self.remote.copy(&[uid.get()], &dest) {
+        let copied = match self.remote.copy(&[*uid], &dest) {
             Ok(c) => c,
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => {
@@ -67,11 +69,9 @@ impl Applier<'_> {
                 return Ok(Err(format!("UID COPY of {uid} from {from} refused: {e}")));
             }
         };
-        let fits = step_try!(self.fits_uidvalidity(to, id, copied.as_ref().map(|c| c.0))?);
-        let new_uid = copied
-            .filter(|_| fits)
-            .and_then(|(_, pairs)| pairs.into_iter().find(|(s, _)| *s == uid.get()))
-            .and_then(|(_, d)| Uid::new(d));
+        let fits =
+            step_try!(self.fits_uidvalidity(to, id, copied.as_ref().map(|c| c.uidvalidity))?);
+        let new_uid = copied.filter(|_| fits).and_then(|c| c.dest_of(*uid));
         let Some(nu) = new_uid else {
             // Without COPYUID (or with nothing copied: the UID had gone) the journal entry
             // stays open: the next plan binds the copy by its content, the file's flags
@@ -97,15 +97,15 @@ impl Applier<'_> {
     fn open_copy_source(
         &mut self,
         from: &FolderPath,
-        src: &[u8],
+        src: &Mailbox,
         uid: Uid,
     ) -> Result<StepResult, SyncError> {
-        if self.selected.as_ref().is_some_and(|(w, _)| *w == src) {
+        if self.selected.as_ref().is_some_and(|(w, _)| w == src) {
             return Ok(Ok(()));
         }
         match self.remote.select(src, true) {
             Ok(sel) => {
-                self.selected = Some((src.to_vec(), true));
+                self.selected = Some((src.clone(), true));
                 // The UID is the state's: only under the UIDVALIDITY it was recorded with.
                 let known = self.ctx(from).state_uidvalidity;
                 if sel.uidvalidity.is_none() || sel.uidvalidity != known {
@@ -140,7 +140,7 @@ impl Applier<'_> {
         }
         match self
             .remote
-            .store(&[new_uid.get()], StoreOp::Replace, &wire_list(flags), None)
+            .store(&[new_uid], StoreOp::Replace, &flag_list(flags), None)
         {
             Ok(_) => Ok(Ok(())),
             Err(e) if e.is_fatal() => Err(e.into()),
@@ -157,13 +157,9 @@ impl Applier<'_> {
         &mut self,
         folder: &FolderPath,
         id: FolderId,
-        uidvalidity: Option<u32>,
+        uidvalidity: Option<UidValidity>,
     ) -> Result<Result<bool, String>, SyncError> {
-        let known = self
-            .db
-            .folder(id)?
-            .and_then(|f| f.uidvalidity)
-            .map(|u| u.get());
+        let known = self.db.folder(id)?.and_then(|f| f.uidvalidity);
         Ok(match (uidvalidity, known) {
             (None, _) => Ok(false),
             (Some(uv), None) => self.set_uidvalidity(folder, uv).map(|()| true),
@@ -220,7 +216,7 @@ impl Applier<'_> {
         let intent_id = self.db.begin_intent(&intent)?;
         let append = Append {
             wire: &wire,
-            flags: wire_list(flags),
+            flags: flag_list(flags),
             date: internaldate.0,
             intent: intent_id,
         };
@@ -232,7 +228,7 @@ impl Applier<'_> {
         };
         let fits = step_try!(self.fits_uidvalidity(folder, id, appended.map(|a| a.0))?);
         let uid = match appended {
-            Some((_, uid)) => Uid::new(uid).filter(|_| fits),
+            Some((_, uid)) => Some(uid).filter(|_| fits),
             None => self.find_appended(folder, message_id.as_deref(), len)?,
         };
         let content = RowContent {
@@ -344,33 +340,29 @@ impl Applier<'_> {
         let id = self.ctx(folder).state_id;
         let mut fits = Vec::new();
         for d in self.remote.fetch_details(&hits)? {
-            let bound = match (id, Uid::new(d.uid)) {
-                (Some(id), Some(u)) => self.db.message(id, u)?.is_some(),
-                _ => false,
+            let bound = match id {
+                Some(id) => self.db.message(id, d.uid)?.is_some(),
+                None => false,
             };
             if !bound && d.size == Some(size) {
                 fits.push(d.uid);
             }
         }
-        Ok(if fits.len() == 1 {
-            Uid::new(fits[0])
-        } else {
-            None
-        })
+        Ok(if fits.len() == 1 { Some(fits[0]) } else { None })
     }
 }
 
 /// An `APPEND` of one local file: the folder's server name, the file's flags and
 /// INTERNALDATE, and the journal entry that is settled if it is refused.
 struct Append<'w> {
-    wire: &'w [u8],
-    flags: Vec<String>,
+    wire: &'w Mailbox,
+    flags: Vec<Flag>,
     date: i64,
     intent: IntentId,
 }
 
 /// What the server answered an `APPEND`: APPENDUID's UIDVALIDITY and UID (RFC 4315), if given.
-type AppendResult = Result<Option<(u32, u32)>, RemoteError>;
+type AppendResult = Result<Option<(UidValidity, Uid)>, RemoteError>;
 
 /// The journal entry of an `APPEND` or a server copy of `entry` into the folder `id`, with the
 /// content that finds the server's copy again after a cut: size, INTERNALDATE, Message-ID.

@@ -10,7 +10,7 @@ use crate::account::{AccountSpec, Direction};
 use crate::plan::{
     FolderAttributes, FolderPath, RemoteFolder, RemoteMailbox, RemoteMessages, SyncInput,
 };
-use crate::remote::{ListEntry, Remote, RemoteError};
+use crate::remote::{ListEntry, Remote, RemoteError, Uid};
 use crate::report::SyncReport;
 
 /// A server folder of an account whose mirror and state hold nothing yet: no message of it
@@ -141,7 +141,7 @@ pub struct FreshWindows {
     path: FolderPath,
     delimiter: Option<char>,
     selected: crate::remote::Selected,
-    uids: Vec<u32>,
+    uids: Vec<Uid>,
     next: usize,
     window: usize,
 }

@@ -102,9 +102,9 @@ use crate::account::{AccountSpec, Direction};
 use crate::folder_root::FolderRoot;
 use crate::plan::{
     FolderAttributes, FolderPath, LocalFolder, ModSeq, RemoteFolder, RemoteMailbox, StateFolder,
-    SyncInput, Uid,
+    SyncInput, Uid, UidValidity,
 };
-use crate::remote::{ListEntry, Remote};
+use crate::remote::{ListEntry, Mailbox, Remote};
 use crate::report::SyncReport;
 
 mod flags_only;
@@ -138,13 +138,13 @@ pub type StampReading = (DirStamp, SystemTime);
 #[derive(Debug, Clone, Default)]
 pub struct FolderCtx {
     /// The server's name in wire form, when the server has the folder (or after creating it).
-    pub wire: Option<Vec<u8>>,
+    pub wire: Option<Mailbox>,
     /// The hierarchy delimiter for this folder.
     pub delimiter: Option<char>,
     /// The state row, if any.
     pub state_id: Option<FolderId>,
     /// The UIDVALIDITY recorded in the state row.
-    pub state_uidvalidity: Option<u32>,
+    pub state_uidvalidity: Option<UidValidity>,
     /// The local directory, if the Maildir exists.
     pub rel: Option<RelPath>,
     /// The files found by the scan, by base.
@@ -152,7 +152,7 @@ pub struct FolderCtx {
     /// The server opened the folder read-only (V0039) or the account is pull-only.
     pub read_only: bool,
     /// UIDVALIDITY as SELECT gave it this run.
-    pub uidvalidity: Option<u32>,
+    pub uidvalidity: Option<UidValidity>,
     /// Special-use attribute, recorded in the state row.
     pub special_use: Option<String>,
     /// Subscribed on the server.
@@ -231,7 +231,7 @@ impl Gathered {
     }
 
     /// The wire name of a local folder path, under the root.
-    pub fn wire_of(&self, local: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8>, String> {
+    pub fn wire_of(&self, local: &FolderPath, delimiter: Option<char>) -> Result<Mailbox, String> {
         wire_of_path(&self.root.server_of(local), delimiter)
     }
 }
@@ -636,14 +636,14 @@ impl ServerPass<'_> {
         &self,
         remote: &mut dyn Remote,
         path: &FolderPath,
-        wire: &[u8],
+        wire: &Mailbox,
         g: &mut Gathered,
         report: &mut SyncReport,
     ) -> Result<Option<RemoteMailbox>, crate::SyncError> {
         let ctx = g.folders.entry(path.clone()).or_default();
         let k = self.known.get(path);
         let whole = self.presence.read_whole(path);
-        let since = k.and_then(|k| k.highestmodseq).and_then(ModSeq::new);
+        let since = k.and_then(|k| k.highestmodseq);
         if let (true, Some(k), Some(since)) =
             (self.triage.unchanged.contains(path) && !whole, k, since)
         {

@@ -38,10 +38,10 @@ pub fn path_of_wire(wire: &[u8], delimiter: Option<char>) -> Result<FolderPath, 
 }
 
 /// The wire name of a folder path; refuses a component holding the delimiter (V0020).
-pub fn wire_of_path(path: &FolderPath, delimiter: Option<char>) -> Result<Vec<u8>, String> {
+pub fn wire_of_path(path: &FolderPath, delimiter: Option<char>) -> Result<Mailbox, String> {
     let name = FolderName::new(path.0.clone()).map_err(|e| e.to_string())?;
     let joined = name.join(delimiter).map_err(|e| e.to_string())?;
-    Ok(Mailbox::from_utf8(&joined).as_wire().to_vec())
+    Ok(Mailbox::from_utf8(&joined))
 }
 
 /// Converts flags in wire text to the planner's set (`\Recent` dropped, V0004), through
@@ -74,17 +74,14 @@ pub(super) fn server_folders(
     let mut entries = crate::listing::screen(remote.list_all()?, &mut report.warnings);
     g.delimiter = entries
         .iter()
-        .find(|e| e.wire == b"INBOX")
+        .find(|e| e.wire.is_inbox())
         .or_else(|| entries.first())
         .and_then(|e| e.delimiter);
     g.root = folder_root(remote, account, g.delimiter)?;
-    if !entries
-        .iter()
-        .any(|e| e.wire.eq_ignore_ascii_case(b"INBOX"))
-    {
+    if !entries.iter().any(|e| e.wire.is_inbox()) {
         // Seed V0042: some servers leave INBOX out of LIST; it always exists (RFC 3501 5.1).
         entries.push(ListEntry {
-            wire: b"INBOX".to_vec(),
+            wire: Mailbox::inbox(),
             delimiter: g.delimiter,
             noselect: false,
             nonexistent: false,
@@ -98,7 +95,7 @@ pub(super) fn server_folders(
         if e.nonexistent {
             continue;
         }
-        let path = match path_of_wire(&e.wire, e.delimiter) {
+        let path = match path_of_wire(e.wire.as_wire(), e.delimiter) {
             Ok(p) => p,
             Err(msg) => {
                 report.warnings.push(format!(
@@ -156,8 +153,8 @@ mod tests {
         let p = path_of_wire(b"INBOX.Caf&AOk-", Some('.')).unwrap();
         assert_eq!(p, FolderPath::from_components(["INBOX", "Café"]));
         assert_eq!(
-            wire_of_path(&p, Some('.')).unwrap(),
-            b"INBOX.Caf&AOk-".to_vec()
+            wire_of_path(&p, Some('.')).unwrap().as_wire(),
+            b"INBOX.Caf&AOk-"
         );
         // V0020: a component holding the delimiter cannot be sent.
         assert!(wire_of_path(&FolderPath::from_components(["a.b"]), Some('.')).is_err());

@@ -6,7 +6,7 @@ use super::names::{folder_root, path_of_wire};
 use super::Gathered;
 use crate::account::AccountSpec;
 use crate::plan::FolderPath;
-use crate::remote::Remote;
+use crate::remote::{Mailbox, Remote};
 
 /// The narrow gather of a change made outside a full sync ([`crate::changes`]): the applier's
 /// context for `folders` only, and the account's delimiter and root by the rule [`gather`]
@@ -46,9 +46,9 @@ pub fn gather_folders(
         match row {
             Some(r) => {
                 ctx.state_id = Some(r.id);
-                ctx.state_uidvalidity = r.uidvalidity.map(|u| u.get());
+                ctx.state_uidvalidity = r.uidvalidity;
                 ctx.delimiter = r.delimiter;
-                ctx.wire = Some(r.wire_name.as_bytes().to_vec());
+                ctx.wire = Some(Mailbox::from_wire(r.wire_name.as_bytes()));
                 ctx.special_use = r.special_use.clone();
                 ctx.subscribed = r.subscribed;
                 ctx.rel = Some(r.local_path.clone());

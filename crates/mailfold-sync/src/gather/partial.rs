@@ -14,9 +14,9 @@ use super::state::{known_of, state_message, Known, StateRows};
 use super::{FolderCtx, Gathered, StampReading};
 use crate::plan::{
     FolderAttributes, FolderPath, LocalFolder, ModSeq, PermanentFlags, RemoteFolder, RemoteMailbox,
-    RemoteMessages, StateFolder, Uid,
+    RemoteMessages, StateFolder, Uid, UidValidity,
 };
-use crate::remote::Remote;
+use crate::remote::{Mailbox, Remote};
 use crate::report::SyncReport;
 
 /// A folder to read partially, with everything the read needs of the gather.
@@ -184,7 +184,7 @@ struct PartialView {
     /// The delta since the state's HIGHESTMODSEQ.
     mailbox: RemoteMailbox,
     /// UIDVALIDITY as SELECT gave it.
-    uidvalidity: Option<u32>,
+    uidvalidity: Option<UidValidity>,
     /// The rows the delta names (changed or vanished UIDs), by UID.
     rows: Vec<MessageRecord>,
     /// Each row's file, in the same order.
@@ -200,7 +200,7 @@ struct PartialView {
 /// planner takes the rest as in sync ([`StateFolder::omitted`]).
 fn examine_partial(
     remote: &mut dyn Remote,
-    wire: &[u8],
+    wire: &Mailbox,
     read_only: bool,
     k: &Known,
     db: &StateDb,
@@ -214,23 +214,26 @@ fn examine_partial(
     let Some(ch) = changes else {
         return merge_listing(remote, wire, read_only, k, db, id, folder);
     };
-    let since = k.highestmodseq.unwrap_or(0);
     let (Some(since), true) = (
-        ModSeq::new(since),
+        k.highestmodseq,
         ch.selected.uidvalidity == Some(k.uidvalidity),
     ) else {
         return Ok(Partial::Complete);
     };
-    let changed_uids: Vec<Uid> = ch.changed.iter().filter_map(|m| Uid::new(m.uid)).collect();
+    let changed_uids: Vec<Uid> = ch.changed.iter().map(|m| m.uid).collect();
     let mut rows = db.messages_by_uids(id, &changed_uids)?;
-    let known: BTreeSet<u32> = rows.iter().map(|r| r.uid.get()).collect();
+    let known: BTreeSet<Uid> = rows.iter().map(|r| r.uid).collect();
     let new = ch
         .changed
         .iter()
         .filter(|m| !known.contains(&m.uid))
         .count();
     let gone = match &ch.vanished {
-        Some(v) => db.messages_in_uid_ranges(id, v)?,
+        Some(v) => {
+            // The state database takes ranges as numbers.
+            let v: Vec<(u32, u32)> = v.iter().map(|(a, b)| (a.get(), b.get())).collect();
+            db.messages_in_uid_ranges(id, &v)?
+        }
         None => Vec::new(),
     };
     // The same rule as the complete path's incremental view: the delta is trusted only when
@@ -274,7 +277,7 @@ fn examine_partial(
 /// gets a complete view of just those (absent named rows are gone) with the rest omitted.
 fn merge_listing(
     remote: &mut dyn Remote,
-    wire: &[u8],
+    wire: &Mailbox,
     read_only: bool,
     k: &Known,
     db: &StateDb,
@@ -288,16 +291,17 @@ fn merge_listing(
     let mut listing = remote.fetch_flags()?;
     listing.sort_by_key(|m| m.uid);
     listing.dedup_by_key(|m| m.uid);
-    let uidnext = sel
-        .uidnext
-        .or_else(|| listing.last().and_then(|m| m.uid.checked_add(1)));
-    let mut differs: Vec<u32> = Vec::new();
+    let uidnext = sel.uidnext.or_else(|| {
+        listing
+            .last()
+            .and_then(|m| Uid::new(m.uid.get().checked_add(1)?))
+    });
+    let mut differs: Vec<Uid> = Vec::new();
     let mut gone: Vec<Uid> = Vec::new();
     let mut seen_rows = 0usize;
     let mut i = 0;
     db.for_each_message_flags(id, &mut |uid, flags, keywords| {
         seen_rows += 1;
-        let uid = uid.get();
         while listing.get(i).is_some_and(|m| m.uid < uid) {
             differs.push(listing[i].uid);
             i += 1;
@@ -305,25 +309,21 @@ fn merge_listing(
         match listing.get(i) {
             Some(m) if m.uid == uid => {
                 let row = flagset(&split_words(flags)).union(&flagset(&split_words(keywords)));
-                if flagset(&m.flags) != row {
+                if m.flags != row {
                     differs.push(uid);
                 }
                 i += 1;
             }
-            _ => gone.extend(Uid::new(uid)),
+            _ => gone.push(uid),
         }
     })?;
     differs.extend(listing[i..].iter().map(|m| m.uid));
     if seen_rows != k.count {
         return Ok(Partial::Complete);
     }
-    let named: Vec<Uid> = differs
-        .iter()
-        .filter_map(|&u| Uid::new(u))
-        .chain(gone.iter().copied())
-        .collect();
+    let named: Vec<Uid> = differs.iter().chain(gone.iter()).copied().collect();
     let rows = db.messages_by_uids(id, &named)?;
-    let known: BTreeSet<u32> = rows.iter().map(|r| r.uid.get()).collect();
+    let known: BTreeSet<Uid> = rows.iter().map(|r| r.uid).collect();
     let mut files = Vec::with_capacity(rows.len());
     for r in &rows {
         match find_file(folder, r) {
@@ -331,13 +331,13 @@ fn merge_listing(
             None => return Ok(Partial::Complete),
         }
     }
-    let wanted: BTreeSet<u32> = differs.iter().copied().collect();
+    let wanted: BTreeSet<Uid> = differs.iter().copied().collect();
     listing.retain(|m| wanted.contains(&m.uid));
     let messages = with_details(remote, listing, &known)?;
     Ok(Partial::View(PartialView {
         mailbox: RemoteMailbox {
             // The listing's last UID stands in for a UIDNEXT the server did not send (V0037).
-            uidnext: uidnext.and_then(Uid::new),
+            uidnext,
             ..mailbox_of(&sel, RemoteMessages::Complete(messages))
         },
         uidvalidity: sel.uidvalidity,

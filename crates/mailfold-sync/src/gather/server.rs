@@ -5,24 +5,23 @@ use std::collections::{BTreeSet, HashMap};
 
 use mailfold_store::{FolderId, MessageRecord};
 
-use super::names::flagset;
 use super::state::Known;
 use super::FolderCtx;
 use crate::plan::{
     FolderPath, ModSeq, PermanentFlags, RemoteMailbox, RemoteMessage, RemoteMessages, Uid,
     UidRange, UidValidity, UnixTime,
 };
-use crate::remote::{Remote, RemoteError};
+use crate::remote::{Mailbox, Remote, RemoteError};
 use crate::report::SyncReport;
 
 /// A server folder to read whole or as a delta ([`read_server_view`]).
 pub(super) struct WholeRead<'a> {
     pub(super) path: &'a FolderPath,
-    pub(super) wire: &'a [u8],
+    pub(super) wire: &'a Mailbox,
     /// The account is pull-only: the folder is opened with EXAMINE (V0040).
     pub(super) read_only_account: bool,
     /// The folder's bound rows, when they were read: their UIDs need no content details.
-    pub(super) rows: Option<&'a (FolderId, u32, Vec<MessageRecord>)>,
+    pub(super) rows: Option<&'a (FolderId, UidValidity, Vec<MessageRecord>)>,
     /// What the state says of the folder.
     pub(super) known: Option<&'a Known>,
     /// A delta may stand for the folder (false when only a complete view will do, as for a
@@ -85,9 +84,9 @@ pub(super) fn unchanged_view(
     ctx.read_only = ro;
     ctx.uidvalidity = Some(k.uidvalidity);
     RemoteMailbox {
-        uidvalidity: UidValidity::new(k.uidvalidity),
-        uidnext: k.uidnext.and_then(Uid::new),
-        highestmodseq: k.highestmodseq.and_then(ModSeq::new),
+        uidvalidity: Some(k.uidvalidity),
+        uidnext: k.uidnext,
+        highestmodseq: k.highestmodseq,
         // Not known without a SELECT; the default of V0037 (all), as for a server that sends
         // none. A keyword the server refuses fails only its own STORE.
         permanent_flags: PermanentFlags::all(),
@@ -104,14 +103,14 @@ pub(super) fn unchanged_view(
 pub(super) fn with_details(
     remote: &mut dyn Remote,
     flags: Vec<crate::remote::MessageFlags>,
-    known: &BTreeSet<u32>,
+    known: &BTreeSet<Uid>,
 ) -> Result<Vec<RemoteMessage>, RemoteError> {
-    let unknown: Vec<u32> = flags
+    let unknown: Vec<Uid> = flags
         .iter()
         .map(|m| m.uid)
         .filter(|u| !known.contains(u))
         .collect();
-    let details: HashMap<u32, crate::remote::MessageDetails> = if unknown.is_empty() {
+    let details: HashMap<Uid, crate::remote::MessageDetails> = if unknown.is_empty() {
         HashMap::new()
     } else {
         remote
@@ -122,17 +121,16 @@ pub(super) fn with_details(
     };
     Ok(flags
         .into_iter()
-        .filter_map(|m| {
-            let uid = Uid::new(m.uid)?;
+        .map(|m| {
             let d = details.get(&m.uid);
-            Some(RemoteMessage {
-                uid,
-                flags: flagset(&m.flags),
-                modseq: m.modseq.and_then(ModSeq::new),
+            RemoteMessage {
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
                 size: d.and_then(|d| d.size),
                 internaldate: d.and_then(|d| d.internaldate).map(UnixTime),
                 message_id: d.and_then(|d| d.message_id.clone()),
-            })
+            }
         })
         .collect())
 }
@@ -143,14 +141,14 @@ pub(super) fn with_details(
 /// its flags (seed V0002).
 pub(super) fn examine_folder(
     remote: &mut dyn Remote,
-    wire: &[u8],
+    wire: &Mailbox,
     read_only: bool,
-    state: Option<&(FolderId, u32, Vec<MessageRecord>)>,
+    state: Option<&(FolderId, UidValidity, Vec<MessageRecord>)>,
     incremental: Option<&Known>,
-) -> Result<(RemoteMailbox, Option<u32>), RemoteError> {
+) -> Result<(RemoteMailbox, Option<UidValidity>), RemoteError> {
     let mut selected = None;
-    if let Some(k) = incremental {
-        let since = k.highestmodseq.unwrap_or(0);
+    // Without a HIGHESTMODSEQ there is no delta to ask for; the whole folder is read below.
+    if let Some((k, since)) = incremental.and_then(|k| Some((k, k.highestmodseq?))) {
         if let Some(ch) = remote.select_changes(wire, read_only, k.uidvalidity, since)? {
             let same_validity = ch.selected.uidvalidity == Some(k.uidvalidity);
             let new = ch
@@ -182,8 +180,8 @@ pub(super) fn examine_folder(
                 // the known messages plus the new ones (UIDs only grow, RFC 3501 2.3.1.1).
                 None => (exists == k.bound.len() + new).then(Vec::new),
             };
-            match (same_validity, vanished, ModSeq::new(since)) {
-                (true, Some(vanished), Some(since)) => {
+            match (same_validity, vanished) {
+                (true, Some(vanished)) => {
                     let sel = ch.selected;
                     let changed = with_details(remote, ch.changed, &k.bound)?;
                     let vanished = uid_ranges(vanished);
@@ -207,10 +205,8 @@ pub(super) fn examine_folder(
         None => remote.select(wire, read_only)?,
     };
     let flags = remote.fetch_flags()?;
-    let known: BTreeSet<u32> = match (state, sel.uidvalidity) {
-        (Some((_, uv, rows)), Some(now)) if *uv == now => {
-            rows.iter().map(|r| r.uid.get()).collect()
-        }
+    let known: BTreeSet<Uid> = match (state, sel.uidvalidity) {
+        (Some((_, uv, rows)), Some(now)) if *uv == now => rows.iter().map(|r| r.uid).collect(),
         _ => BTreeSet::new(),
     };
     let messages = with_details(remote, flags, &known)?;
@@ -221,35 +217,19 @@ pub(super) fn examine_folder(
 /// The planner's view of a selected folder holding `messages`.
 pub(super) fn mailbox_of(sel: &crate::remote::Selected, messages: RemoteMessages) -> RemoteMailbox {
     RemoteMailbox {
-        uidvalidity: sel.uidvalidity.and_then(UidValidity::new),
-        uidnext: sel.uidnext.and_then(Uid::new),
-        highestmodseq: sel.highestmodseq.and_then(ModSeq::new),
-        permanent_flags: permanent_flags_of(&sel.permanent_flags),
+        uidvalidity: sel.uidvalidity,
+        uidnext: sel.uidnext,
+        highestmodseq: sel.highestmodseq,
+        permanent_flags: sel.permanent_flags.clone().unwrap_or_default(),
         read_only: sel.read_only,
         messages,
     }
 }
 
-/// A VANISHED answer's ranges as the planner takes them (UID 0 is not a UID).
-pub(super) fn uid_ranges(ranges: Vec<(u32, u32)>) -> Vec<UidRange> {
+/// A VANISHED answer's ranges as the planner takes them.
+pub(super) fn uid_ranges(ranges: Vec<(Uid, Uid)>) -> Vec<UidRange> {
     ranges
         .into_iter()
-        .filter_map(|(a, b)| {
-            Some(UidRange {
-                first: Uid::new(a.max(1))?,
-                last: Uid::new(b)?,
-            })
-        })
+        .map(|(first, last)| UidRange { first, last })
         .collect()
-}
-
-/// PERMANENTFLAGS as the planner takes them; missing means all (V0037).
-pub(super) fn permanent_flags_of(list: &Option<Vec<String>>) -> PermanentFlags {
-    match list {
-        None => PermanentFlags::all(),
-        Some(list) => PermanentFlags {
-            flags: flagset(list),
-            new_keywords: list.iter().any(|f| f == "\\*"),
-        },
-    }
 }

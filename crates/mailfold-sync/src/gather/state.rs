@@ -13,7 +13,7 @@ use super::Gathered;
 use crate::account::AccountSpec;
 use crate::plan::{
     Content, ContentHash, FolderPath, Intent, IntentId, LocalId, ModSeq, PendingKey, ServerCopy,
-    StateFolder, StateMessage, SyncInput, Uid, UnixTime,
+    StateFolder, StateMessage, SyncInput, Uid, UidValidity, UnixTime,
 };
 
 pub(super) fn to_plan_hash(h: mailfold_store::ContentHash) -> ContentHash {
@@ -65,7 +65,7 @@ pub(super) fn server_copies(
 /// The message rows read so far, by folder, for the scans and the server reads.
 #[derive(Debug, Default)]
 pub(super) struct StateRows {
-    pub(super) rows: HashMap<FolderPath, (FolderId, u32, Vec<MessageRecord>)>,
+    pub(super) rows: HashMap<FolderPath, (FolderId, UidValidity, Vec<MessageRecord>)>,
     pub(super) unbound: HashMap<FolderPath, Vec<MessageRecord>>,
     pub(super) read_only: BTreeSet<FolderPath>,
 }
@@ -113,7 +113,7 @@ impl StateRows {
             pending,
             omitted: 0,
         });
-        self.rows.insert(path.clone(), (f.id, uv.get(), rows));
+        self.rows.insert(path.clone(), (f.id, uv, rows));
         self.unbound.insert(path.clone(), unbound);
         Ok(())
     }
@@ -135,16 +135,11 @@ pub(super) fn state_message(uid: Option<Uid>, r: &MessageRecord) -> StateMessage
 
 /// What the state view of a folder says, for the incremental paths.
 pub(super) fn known_of(f: &StateFolder, read_only: &BTreeSet<FolderPath>) -> Known {
-    let bound: BTreeSet<u32> = f
-        .messages
-        .iter()
-        .filter_map(|m| m.uid)
-        .map(|u| u.get())
-        .collect();
+    let bound: BTreeSet<Uid> = f.messages.iter().filter_map(|m| m.uid).collect();
     Known {
-        uidvalidity: f.uidvalidity.0.get(),
-        uidnext: f.uidnext.map(|u| u.get()),
-        highestmodseq: f.highestmodseq.map(|m| m.0.get()),
+        uidvalidity: f.uidvalidity,
+        uidnext: f.uidnext,
+        highestmodseq: f.highestmodseq,
         all_bound: bound.len() == f.messages.len(),
         count: bound.len(),
         bound,
@@ -155,11 +150,11 @@ pub(super) fn known_of(f: &StateFolder, read_only: &BTreeSet<FolderPath>) -> Kno
 /// What the state knows of a folder, for the incremental paths (seeds V0002, V0045).
 #[derive(Debug, Clone)]
 pub(super) struct Known {
-    pub(super) uidvalidity: u32,
-    pub(super) uidnext: Option<u32>,
-    pub(super) highestmodseq: Option<u64>,
+    pub(super) uidvalidity: UidValidity,
+    pub(super) uidnext: Option<Uid>,
+    pub(super) highestmodseq: Option<ModSeq>,
     /// UIDs of the bound rows (empty for a folder whose rows were not read).
-    pub(super) bound: BTreeSet<u32>,
+    pub(super) bound: BTreeSet<Uid>,
     /// How many rows are bound (from `bound`, or from the local stamp's record).
     pub(super) count: usize,
     /// No row is unbound (no UIDVALIDITY change is being recovered from).
@@ -208,7 +203,7 @@ pub(super) fn state_folders(
         }
         let ctx = g.folders.entry(path.clone()).or_default();
         ctx.state_id = Some(f.id);
-        ctx.state_uidvalidity = f.uidvalidity.map(|u| u.get());
+        ctx.state_uidvalidity = f.uidvalidity;
         ctx.delimiter = f.delimiter;
         ctx.rel = Some(f.local_path.clone());
         state_folders.push((path, f));

@@ -9,7 +9,7 @@ use mailfold_store::{DirStamp, FolderId, FolderRecord, RelPath, StateDb, StateRe
 use super::local::LocalListed;
 use super::state::Known;
 use crate::plan::FolderPath;
-use crate::remote::{ListEntry, Remote, Status};
+use crate::remote::{ListEntry, Mailbox, ModSeq, Remote, Status, Uid};
 
 /// How the gather reads the folders of the state that might need no full read.
 #[derive(Debug, Default)]
@@ -109,9 +109,9 @@ pub(super) fn candidates(
             let same = !busy.contains(&f.id) && *rel == &f.local_path && **now == recorded.stamp;
             same.then(|| {
                 let k = Known {
-                    uidvalidity: uv.get(),
-                    uidnext: f.uidnext.map(|u| u.get()),
-                    highestmodseq: hms,
+                    uidvalidity: uv,
+                    uidnext: f.uidnext.map(Uid),
+                    highestmodseq: hms.and_then(ModSeq::new),
                     bound: BTreeSet::new(),
                     count: usize::try_from(recorded.messages).unwrap_or(usize::MAX),
                     all_bound: true,
@@ -186,7 +186,7 @@ pub(super) fn statuses_of<'e>(
     remote: &mut dyn Remote,
     entries: impl Iterator<Item = &'e ListEntry> + Clone,
 ) -> Result<Vec<Option<Status>>, crate::remote::RemoteError> {
-    let names: Vec<Vec<u8>> = entries
+    let names: Vec<Mailbox> = entries
         .clone()
         .filter(|e| e.status.is_none())
         .map(|e| e.wire.clone())
