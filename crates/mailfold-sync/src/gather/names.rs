@@ -45,8 +45,9 @@ pub fn wire_of_path(path: &FolderPath, delimiter: Option<char>) -> Result<Mailbo
 }
 
 /// Converts flags in wire text to the planner's set (`\Recent` dropped, V0004), through
-/// [`crate::plan::Flag::from_wire`]. Text, because [`crate::remote::Remote`] and the state
-/// database carry flags as their wire text.
+/// [`crate::plan::Flag::from_wire`]. Text, because the state database and the Maildir
+/// keyword files carry flags as their wire text ([`crate::remote::Remote`] hands over
+/// typed flags).
 pub fn flagset<S: AsRef<str>>(flags: &[S]) -> FlagSet {
     FlagSet::from_imap(flags.iter().map(AsRef::as_ref))
 }
