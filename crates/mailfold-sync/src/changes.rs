@@ -399,10 +399,11 @@ fn push_one(
     };
     let mut report = SyncReport::default();
     Applier::new(remote, account, maildir, db, g, &mut report).apply(&plan)?;
-    let mut errors = report.errors;
+    // As text: the outcome is the CLI's to print.
+    let mut errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
     let mut warnings = report.warnings;
     for f in report.folders {
-        errors.extend(f.errors);
+        errors.extend(f.errors.iter().map(ToString::to_string));
         warnings.extend(f.warnings);
     }
     if errors.is_empty() {

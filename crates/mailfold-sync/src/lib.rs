@@ -44,6 +44,7 @@ pub mod progress;
 pub mod remote;
 pub mod remote_imap;
 pub mod report;
+pub mod step_error;
 pub mod watch;
 
 pub use account::{
@@ -56,6 +57,7 @@ pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use remote::Remote;
 pub use remote_imap::NetRemote;
 pub use report::{FolderReport, SyncReport, Traffic};
+pub use step_error::StepError;
 pub use watch::{watch_account, RoundGuard, RoundLock, StopSignal, WatchOptions};
 
 use mailfold_store::{Maildir, MaildirOptions, StateDb};

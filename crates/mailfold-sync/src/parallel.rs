@@ -47,6 +47,7 @@ use crate::plan::{self, FolderPath, Op, Plan, PlanConfig};
 use crate::progress::{Progress, ProgressEvent};
 use crate::remote::{Remote, RemoteError};
 use crate::report::{FolderReport, SyncReport, Traffic};
+use crate::step_error::StepError;
 use crate::SyncError;
 
 /// A folder with at least this many messages to download or upload is worth a login.
@@ -366,7 +367,7 @@ fn apply_fresh(
                 report
                     .folder_mut(&fresh.path.to_string())
                     .errors
-                    .push(format!("cannot read folder: {e}"));
+                    .push(StepError::server("cannot read folder", e));
                 return Ok(());
             }
         };

@@ -4,6 +4,7 @@ use mailfold_plan::{FlagSet, FlagUpdate, Op};
 use serde::Serialize;
 
 use crate::plan::Plan;
+use crate::step_error::StepError;
 
 /// Counts and messages for one folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -50,7 +51,7 @@ pub struct FolderReport {
     /// Things to know; the folder synced.
     pub warnings: Vec<String>,
     /// Steps that failed, with the server's text where it gave one (V0019).
-    pub errors: Vec<String>,
+    pub errors: Vec<StepError>,
 }
 
 /// The outcome of one run for one account.
@@ -67,7 +68,7 @@ pub struct SyncReport {
     /// Folders (or the account) the safety valve refused; `--force` applies them.
     pub refused: Vec<String>,
     /// Account-level errors.
-    pub errors: Vec<String>,
+    pub errors: Vec<StepError>,
     /// Nothing was changed (`--dry-run`).
     pub dry_run: bool,
     /// Operations applied.

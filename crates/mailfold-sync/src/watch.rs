@@ -112,6 +112,7 @@ use crate::account::AccountSpec;
 use crate::error::SyncError;
 use crate::plan::FolderPath;
 use crate::report::SyncReport;
+use crate::step_error::StepError;
 use crate::{gather, remote_imap, SyncOptions};
 
 /// How often a flag set without [`StopSignal::stop`] (from a signal handler) is looked at.
@@ -592,7 +593,7 @@ impl MainLoop<'_> {
             Turn::Failed(e) => {
                 let report = SyncReport {
                     account: self.account.name.clone(),
-                    errors: vec![format!("cannot lock the account: {e}")],
+                    errors: vec![StepError::Run(format!("cannot lock the account: {e}"))],
                     ..SyncReport::default()
                 };
                 (self.opts.on_report)(&report);
@@ -621,7 +622,7 @@ impl MainLoop<'_> {
             Err(e) => {
                 let report = SyncReport {
                     account: self.account.name.clone(),
-                    errors: vec![e.to_string()],
+                    errors: vec![StepError::from(&e)],
                     ..SyncReport::default()
                 };
                 (self.opts.on_report)(&report);

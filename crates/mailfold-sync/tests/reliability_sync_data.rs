@@ -328,7 +328,7 @@ fn oversized_literal_case(download: DownloadMode, fetch_pattern: &str, item: &st
         .folders
         .iter()
         .flat_map(|f| f.errors.iter())
-        .cloned()
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n");
     assert!(

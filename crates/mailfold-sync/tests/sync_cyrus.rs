@@ -644,7 +644,10 @@ fn v0046_draft_without_headers_refused_by_cyrus_is_reported_and_kept() {
     let drafts = folder(&r, "Drafts");
     assert_eq!(drafts.uploaded, 1, "{r:#?}");
     assert!(
-        drafts.errors.iter().any(|e| e.contains("invalid header")),
+        drafts
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("invalid header")),
         "the server's text must reach the report: {r:#?}"
     );
     assert!(!r.is_complete(), "a refused upload is not a complete sync");
@@ -667,7 +670,9 @@ fn v0046_draft_without_headers_refused_by_cyrus_is_reported_and_kept() {
         let d = folder(&again, "Drafts");
         assert_eq!(d.uploaded + d.downloaded, 0, "run {run}: {again:#?}");
         assert!(
-            d.errors.iter().any(|e| e.contains("invalid header")),
+            d.errors
+                .iter()
+                .any(|e| e.to_string().contains("invalid header")),
             "run {run}: still reported: {again:#?}"
         );
         assert!(traffic(&again).count("APPEND") <= 1, "{again:#?}");
@@ -1172,7 +1177,12 @@ fn v0019_uploads_cyrus_refuses_are_reported_and_kept() {
             "run {run}: {r:#?}"
         );
         assert_eq!(inbox.downloaded, 0, "run {run}: {r:#?}");
-        let errors = inbox.errors.join("\n");
+        let errors = inbox
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(!errors.contains("NUL"), "run {run}: {r:#?}");
         assert!(
             errors.to_ascii_lowercase().contains("zero-length"),
@@ -1234,10 +1244,11 @@ fn v0019_folder_name_cyrus_refuses_is_reported_with_its_text() {
     env.drop_local("Fine", "1700000012.fine.host", &message("fine", 2));
     for run in 0..2 {
         let r = env.sync();
-        let all: Vec<&String> = r
+        let all: Vec<String> = r
             .errors
             .iter()
             .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
+            .map(ToString::to_string)
             .collect();
         assert!(
             all.iter().any(|e| e.contains("Invalid mailbox name")),

@@ -8,6 +8,7 @@ use mailfold_store::StateRead;
 use crate::gather::base_of;
 use crate::plan::{Flag, FolderPath, LocalId, ModSeq, PendingKey, Uid};
 use crate::remote::StoreOp;
+use crate::step_error::StepError;
 use crate::SyncError;
 
 use super::folders::Access;
@@ -69,11 +70,11 @@ impl Applier<'_> {
     ) -> Result<StepResult, SyncError> {
         let plain = !self.remote.has_capability("UIDPLUS");
         if plain && !self.account.allow_plain_expunge {
-            return Ok(Err(format!(
+            return Ok(Err(StepError::Unusable(format!(
                 "UID {uid} not expunged: the server lacks UIDPLUS and a bare EXPUNGE \
                  (which would also remove other clients' \\Deleted messages) is not allowed \
                  for this account"
-            )));
+            ))));
         }
         match self.access(folder)? {
             Access::Writable => {}
@@ -89,18 +90,18 @@ impl Applier<'_> {
             .store(&[uid], StoreOp::Add, &[Flag::Deleted], since)
         {
             Ok(m) if !m.is_empty() => {
-                return Ok(Err(format!(
+                return Ok(Err(StepError::Changed(format!(
                     "UID {uid} changed on the server meanwhile; not expunged this run"
-                )))
+                ))))
             }
             Ok(_) => {}
             Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => return Ok(Err(format!("STORE \\Deleted refused: {e}"))),
+            Err(e) => return Ok(Err(StepError::server("STORE \\Deleted refused", e))),
         }
         match self.remote.expunge(&[uid], plain) {
             Ok(()) => {}
             Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => return Ok(Err(format!("EXPUNGE refused: {e}"))),
+            Err(e) => return Ok(Err(StepError::server("EXPUNGE refused", e))),
         }
         if let Ok(id) = self.folder_row(folder) {
             self.defer(move |tx| tx.delete_messages(id, &[uid]))?;

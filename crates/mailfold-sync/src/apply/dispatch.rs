@@ -7,6 +7,7 @@ use mailfold_store::{FolderStatus, IntentId, StateRead, Txn};
 
 use crate::plan::{FolderPath, IntentId as PlanIntentId, ModSeq, Op, PendingKey, Plan, Uid};
 use crate::progress::ProgressEvent;
+use crate::step_error::StepError;
 use crate::SyncError;
 
 use super::{hook_reached, name, pending_of, Applier, StepResult, ABORT_EXIT_CODE, MAX_GROUP};
@@ -168,7 +169,7 @@ impl Applier<'_> {
                 content,
                 update,
             } => self.move_remote(from, *uid, to, local, content, update),
-            Op::Download { .. } => Ok(Err("download outside a batch".into())),
+            Op::Download { .. } => Ok(Err(StepError::Internal("download outside a batch".into()))),
         }
     }
 
@@ -296,7 +297,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    pub(super) fn fail(&mut self, folder: &FolderPath, msg: String) {
+    pub(super) fn fail(&mut self, folder: &FolderPath, msg: StepError) {
         self.incomplete.insert(folder.clone());
         self.report.folder_mut(&name(folder)).errors.push(msg);
     }

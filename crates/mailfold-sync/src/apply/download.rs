@@ -16,6 +16,7 @@ use mailfold_store::{
 use crate::plan::{Body, FlagSet, FolderPath, Location, Op, RowContent, Uid};
 use crate::progress::{Progress, ProgressEvent};
 use crate::remote::BodyEvent;
+use crate::step_error::StepError;
 use crate::SyncError;
 
 use super::{hook_reached, letters, name, record, replace_row, Applier, ABORT_EXIT_CODE};
@@ -75,7 +76,7 @@ impl Applier<'_> {
             }
         };
         let mut written: Written = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors: Vec<StepError> = Vec::new();
         let mut steps = self.steps;
         for (uids, headers_only) in [(full, false), (headers, true)] {
             if uids.is_empty() {
@@ -191,7 +192,9 @@ impl Applier<'_> {
             if e.is_fatal() {
                 return Err(e.into());
             }
-            rx.placing.errors.push(format!("FETCH refused: {e}"));
+            rx.placing
+                .errors
+                .push(StepError::server("FETCH refused", e));
         }
         Ok(())
     }
@@ -269,14 +272,14 @@ type Written = Vec<(Uid, WrittenMessage, Option<UnsyncedDir>)>;
 /// returned, each failure is in `errors`.
 fn sync_directories<'w>(
     written: &'w Written,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<StepError>,
 ) -> BTreeSet<&'w UnsyncedDir> {
     let unsynced: BTreeSet<&UnsyncedDir> =
         written.iter().filter_map(|(.., d)| d.as_ref()).collect();
     let mut not_durable: BTreeSet<&UnsyncedDir> = BTreeSet::new();
     for dir in unsynced {
         if let Err(e) = MessageWriter::sync_directory(dir) {
-            errors.push(format!("new messages not recorded: {e}"));
+            errors.push(StepError::local(e).context("new messages not recorded"));
             not_durable.insert(dir);
         }
     }
@@ -302,9 +305,9 @@ impl Receiver<'_, '_> {
                 if let Some((_, wr, _)) = self.cur.take() {
                     let _ = wr.abort();
                 }
-                self.placing
-                    .errors
-                    .push(format!("UID {uid}: body not attributable; not stored"));
+                self.placing.errors.push(StepError::Unusable(format!(
+                    "UID {uid}: body not attributable; not stored"
+                )));
             }
             BodyEvent::End { uid } => self.end(uid),
         }
@@ -317,10 +320,10 @@ impl Receiver<'_, '_> {
         };
         // Seed V0007 before a byte is written: see `body_limit`.
         let Some(limit) = body_limit(w.partial, w.size, len) else {
-            self.placing.errors.push(format!(
+            self.placing.errors.push(StepError::Unusable(format!(
                 "UID {uid}: the server sent {len} bytes, RFC822.SIZE said {}; not stored",
                 w.size
-            ));
+            )));
             return;
         };
         let opts = NewMessage {
@@ -332,7 +335,10 @@ impl Receiver<'_, '_> {
                 wr.limit(limit);
                 self.cur = Some((uid, wr, 0));
             }
-            Err(e) => self.placing.errors.push(format!("UID {uid}: {e}")),
+            Err(e) => self
+                .placing
+                .errors
+                .push(StepError::local(e).context(format!("UID {uid}"))),
         }
     }
 
@@ -345,7 +351,9 @@ impl Receiver<'_, '_> {
             if *u == uid {
                 *n += bytes.len() as u64;
                 if let Err(e) = wr.write_chunk(bytes) {
-                    self.placing.errors.push(format!("UID {uid}: {e}"));
+                    self.placing
+                        .errors
+                        .push(StepError::local(e).context(format!("UID {uid}")));
                     self.cur = None;
                 }
             }
@@ -364,10 +372,10 @@ impl Receiver<'_, '_> {
         // Seed V0007: the bytes received must be what RFC822.SIZE announced;
         // a short or long body is not kept.
         if !w.partial && n != w.size {
-            self.placing.errors.push(format!(
+            self.placing.errors.push(StepError::Unusable(format!(
                 "UID {uid}: received {n} bytes, RFC822.SIZE said {}; not stored",
                 w.size
-            ));
+            )));
             let _ = wr.abort();
             return;
         }
@@ -382,7 +390,9 @@ impl Receiver<'_, '_> {
             // Seeds V0010, V0070: the header is followed by a body that says
             // what is missing, so a reader never takes it for the message.
             if let Err(e) = wr.write_chunk(placeholder_note(w.size).as_bytes()) {
-                self.placing.errors.push(format!("UID {uid}: {e}"));
+                self.placing
+                    .errors
+                    .push(StepError::local(e).context(format!("UID {uid}")));
                 let _ = wr.abort();
                 return;
             }
@@ -404,7 +414,7 @@ struct Placing<'p, 'f> {
     placed: Vec<(Uid, Placed)>,
     unplaced: Vec<(Uid, UnplacedMessage)>,
     written: &'p mut Written,
-    errors: &'p mut Vec<String>,
+    errors: &'p mut Vec<StepError>,
     progress: &'f dyn Progress,
     folder: &'f FolderPath,
     steps: &'p mut u64,
@@ -425,14 +435,18 @@ impl Placing<'_, '_> {
             // Rare (a partial copy made whole): in place at once.
             Some(old) => match wr.commit_replacing(old) {
                 Ok(m) => self.placed.push((uid, Ok((m, None)))),
-                Err(e) => self.errors.push(format!("UID {uid}: {e}")),
+                Err(e) => self
+                    .errors
+                    .push(StepError::local(e).context(format!("UID {uid}"))),
             },
             // Put in place once the batch's bodies are all written (see
             // `MessageWriter::finish`); the directory's fsync is left for once
             // per batch, before the rows (module docs of `apply`, "Crash safety").
             None => match wr.finish(subdir) {
                 Ok(u) => self.unplaced.push((uid, u)),
-                Err(e) => self.errors.push(format!("UID {uid}: {e}")),
+                Err(e) => self
+                    .errors
+                    .push(StepError::local(e).context(format!("UID {uid}"))),
             },
         }
         if self.unplaced.len() >= PLACE_BATCH {
@@ -466,7 +480,9 @@ impl Placing<'_, '_> {
                         std::process::exit(ABORT_EXIT_CODE);
                     }
                 }
-                Err(e) => self.errors.push(format!("UID {uid}: {e}")),
+                Err(e) => self
+                    .errors
+                    .push(StepError::local(e).context(format!("UID {uid}"))),
             }
         }
     }

@@ -8,17 +8,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mailfold_store::{FlagUpdate as StoreFlagUpdate, Subdir};
 
-use crate::gather::base_of;
 use crate::plan::{
     Flag, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, PendingKey, RowContent, Uid,
 };
 use crate::progress::ProgressEvent;
 use crate::remote::{ModSeq, StoreOp, Stored};
+use crate::step_error::StepError;
 use crate::SyncError;
 
 use super::folders::Access;
 use super::{
-    flag_list, letters, name, record, replace_row, split_flags, store_err, Applier, StepResult,
+    base_of, flag_list, letters, name, record, replace_row, split_flags, Applier, StepResult,
 };
 
 impl Applier<'_> {
@@ -70,7 +70,7 @@ impl Applier<'_> {
         uid: Uid,
         local: &LocalId,
         update: &FlagUpdate,
-    ) -> Result<Result<bool, String>, SyncError> {
+    ) -> Result<Result<bool, StepError>, SyncError> {
         if let Some(new) = &update.local {
             step_try!(self.local_flag_effect(folder, local, new, None)?);
             self.report.folder_mut(&name(folder)).local_flag_changes += 1;
@@ -89,9 +89,9 @@ impl Applier<'_> {
                 Ok(false) => {
                     // MODIFIED (RFC 7162): another client changed the message meanwhile; the
                     // next run merges again, so nothing is committed now.
-                    return Ok(Err(format!(
+                    return Ok(Err(StepError::Changed(format!(
                         "UID {uid} changed on the server meanwhile; flags merge on the next run"
-                    )));
+                    ))));
                 }
                 Err(e) => return Ok(Err(e)),
             }
@@ -219,7 +219,10 @@ impl Applier<'_> {
         /// kilobytes at most; servers limit line length).
         const STORE_CHUNK: usize = 500;
         let mut order: Vec<StoreKey> = b.groups.keys().cloned().collect();
-        order.sort_by_key(|k| !k.0);
+        // Adds first; then in the order of the flags' wire text, as the stores have always
+        // been sent.
+        order
+            .sort_by_cached_key(|k| (!k.0, k.1.iter().map(Flag::to_imap).collect::<Vec<_>>(), k.2));
         let mut new_modseq: BTreeMap<Uid, ModSeq> = BTreeMap::new();
         for key in order {
             let Some((uids, since)) = b.groups.remove(&key) else {
@@ -244,9 +247,9 @@ impl Applier<'_> {
                         for u in modified {
                             b.failed.insert(
                                 u,
-                                format!(
+                                StepError::Changed(format!(
                                     "UID {u} changed on the server meanwhile; flags merge on the next run"
-                                ),
+                                )),
                             );
                         }
                         new_modseq.extend(modseqs);
@@ -254,7 +257,8 @@ impl Applier<'_> {
                     Err(e) if e.is_fatal() => return Err(e.into()),
                     Err(e) => {
                         for u in chunk {
-                            b.failed.insert(*u, format!("STORE refused: {e}"));
+                            b.failed
+                                .insert(*u, StepError::server("STORE refused", e.clone()));
                         }
                     }
                 }
@@ -268,7 +272,7 @@ impl Applier<'_> {
     fn flag_batch_sync(&mut self, folder: &FolderPath, ops: &[Op], b: &mut FlagBatch) {
         let synced = self
             .local_folder(folder)
-            .and_then(|f| f.sync_subdirs(&b.renamed_in).map_err(store_err));
+            .and_then(|f| f.sync_subdirs(&b.renamed_in).map_err(StepError::local));
         if let Err(e) = synced {
             // Renamed but not durable: none of the local changes is recorded. The next
             // run finds the files' flags ahead of the state and agrees with the server.
@@ -277,7 +281,7 @@ impl Applier<'_> {
                     if update.local.is_some() {
                         b.failed
                             .entry(*uid)
-                            .or_insert_with(|| format!("renames not durable: {e}"));
+                            .or_insert_with(|| e.clone().context("renames not durable"));
                     }
                 }
             }
@@ -342,7 +346,9 @@ impl Applier<'_> {
         renamed_in: Option<&mut Vec<Subdir>>,
     ) -> Result<StepResult, SyncError> {
         let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
-            return Ok(Err(format!("local file {local} vanished")));
+            return Ok(Err(StepError::Local(format!(
+                "local file {local} vanished"
+            ))));
         };
         let f = step_try!(self.local_folder(folder));
         let want = letters(new, &entry.flags);
@@ -370,7 +376,7 @@ impl Applier<'_> {
         folder: &FolderPath,
         uid: Uid,
         s: &FlagStore,
-    ) -> Result<Result<bool, String>, SyncError> {
+    ) -> Result<Result<bool, StepError>, SyncError> {
         if let Err(e) = self.select_rw(folder)? {
             return Ok(Err(e));
         }
@@ -392,7 +398,7 @@ impl Applier<'_> {
                     }
                 }
                 Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => return Ok(Err(format!("STORE refused: {e}"))),
+                Err(e) => return Ok(Err(StepError::server("STORE refused", e))),
             }
         }
         Ok(Ok(true))
@@ -403,7 +409,7 @@ impl Applier<'_> {
 #[derive(Default)]
 struct FlagBatch {
     /// Messages whose change failed, with the reason; none of them is recorded.
-    failed: BTreeMap<Uid, String>,
+    failed: BTreeMap<Uid, StepError>,
     /// One `UID STORE` each: (add?, wire flags, conditional?) → (UIDs, highest UNCHANGEDSINCE).
     groups: BTreeMap<StoreKey, (Vec<Uid>, Option<ModSeq>)>,
     /// The folder's subdirectories the batch renamed files in, each fsynced once (with fsync

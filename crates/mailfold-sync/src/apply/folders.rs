@@ -10,7 +10,8 @@ use crate::plan::{FolderPath, PendingKey};
 use crate::remote::Mailbox;
 use crate::SyncError;
 
-use super::{name, pending_of, store_err, Applier, StepResult};
+use super::{name, pending_of, Applier, StepResult};
+use crate::step_error::StepError;
 
 /// Whether this run may write to a server folder.
 pub(super) enum Access {
@@ -19,13 +20,13 @@ pub(super) enum Access {
     /// The server opened it READ-ONLY (V0039): changes for it are kept pending.
     ReadOnly,
     /// It could not be selected.
-    Failed(String),
+    Failed(StepError),
 }
 
 impl Applier<'_> {
     /// The folder's Maildir directory, opened once per run (see `Applier::opened`), made if
     /// missing.
-    pub(super) fn local_folder(&mut self, folder: &FolderPath) -> Result<Folder, String> {
+    pub(super) fn local_folder(&mut self, folder: &FolderPath) -> Result<Folder, StepError> {
         if let Some(rel) = self.ctx(folder).rel.clone() {
             if let Some(f) = self.opened.get(&rel) {
                 return Ok(f.clone());
@@ -35,11 +36,12 @@ impl Applier<'_> {
                 return Ok(f);
             }
         }
-        let name = FolderName::new(folder.0.clone()).map_err(|e| e.to_string())?;
+        let name =
+            FolderName::new(folder.0.clone()).map_err(|e| StepError::Unusable(e.to_string()))?;
         let f = self
             .maildir
             .ensure_folder(&name, &mut *self.db)
-            .map_err(store_err)?;
+            .map_err(StepError::local)?;
         self.ctx(folder).rel = Some(f.rel().clone());
         Ok(f)
     }
@@ -52,12 +54,12 @@ impl Applier<'_> {
     }
 
     /// The folder's name on the server, under the account's root, kept once known.
-    pub(super) fn wire(&mut self, folder: &FolderPath) -> Result<Mailbox, String> {
+    pub(super) fn wire(&mut self, folder: &FolderPath) -> Result<Mailbox, StepError> {
         if let Some(w) = self.ctx(folder).wire.clone() {
             return Ok(w);
         }
         let delim = self.g.delimiter;
-        let w = self.g.wire_of(folder, delim)?;
+        let w = self.g.wire_of(folder, delim).map_err(StepError::Unusable)?;
         let ctx = self.ctx(folder);
         ctx.wire = Some(w.clone());
         ctx.delimiter = delim;
@@ -68,13 +70,18 @@ impl Applier<'_> {
     pub(super) fn folder_row(
         &mut self,
         folder: &FolderPath,
-    ) -> Result<mailfold_store::FolderId, String> {
+    ) -> Result<mailfold_store::FolderId, StepError> {
         if let Some(id) = self.ctx(folder).state_id {
             return Ok(id);
         }
         let wire = self.wire(folder)?;
-        let wire_s = String::from_utf8(wire.as_wire().to_vec()).map_err(|e| e.to_string())?;
-        if let Some(f) = self.db.folder_by_wire_name(&wire_s).map_err(store_err)? {
+        let wire_s = String::from_utf8(wire.as_wire().to_vec())
+            .map_err(|e| StepError::Unusable(e.to_string()))?;
+        if let Some(f) = self
+            .db
+            .folder_by_wire_name(&wire_s)
+            .map_err(StepError::state)?
+        {
             self.ctx(folder).state_id = Some(f.id);
             return Ok(f.id);
         }
@@ -87,7 +94,10 @@ impl Applier<'_> {
             special_use: ctx.special_use.clone(),
             subscribed: ctx.subscribed,
         };
-        let id = self.db.write(|tx| tx.add_folder(&nf)).map_err(store_err)?;
+        let id = self
+            .db
+            .write(|tx| tx.add_folder(&nf))
+            .map_err(StepError::state)?;
         self.ctx(folder).state_id = Some(id);
         Ok(id)
     }
@@ -99,7 +109,7 @@ impl Applier<'_> {
         let old = self
             .db
             .folder(id)
-            .map_err(store_err)?
+            .map_err(StepError::state)?
             .and_then(|f| f.uidvalidity);
         if old != Some(uv) {
             let st = FolderStatus {
@@ -117,7 +127,7 @@ impl Applier<'_> {
                     tx.set_folder_status(id, &st)?;
                     tx.unbind_messages(id).map(|_| ())
                 })
-                .map_err(store_err)?;
+                .map_err(StepError::state)?;
         }
         self.ctx(folder).state_uidvalidity = Some(uv);
         Ok(())
@@ -134,7 +144,7 @@ impl Applier<'_> {
             Ok(w) => w,
             Err(e) => {
                 self.failed.insert(folder.clone());
-                return Ok(Err(format!("cannot create on the server: {e}")));
+                return Ok(Err(e.context("cannot create on the server")));
             }
         };
         match self.remote.create(&wire) {
@@ -143,7 +153,7 @@ impl Applier<'_> {
             Err(e) => {
                 // Seed V0019: the server's own text reaches the user.
                 self.failed.insert(folder.clone());
-                return Ok(Err(format!("CREATE refused: {e}")));
+                return Ok(Err(StepError::server("CREATE refused", e)));
             }
         }
         self.report.folder_mut(&name(folder)).created_remote = true;
@@ -152,7 +162,9 @@ impl Applier<'_> {
             Some(uv) => Ok(self.set_uidvalidity(folder, uv)),
             None => {
                 self.failed.insert(folder.clone());
-                Ok(Err("created folder has no UIDVALIDITY".into()))
+                Ok(Err(StepError::Unusable(
+                    "created folder has no UIDVALIDITY".into(),
+                )))
             }
         }
     }
@@ -173,11 +185,15 @@ impl Applier<'_> {
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
         let Some(id) = self.ctx(from).state_id else {
-            return Ok(Err("renamed folder has no state".into()));
+            return Ok(Err(StepError::Unusable(
+                "renamed folder has no state".into(),
+            )));
         };
         let rel = step_try!(self.local_folder(to)).rel().clone();
         let Ok(new_s) = String::from_utf8(new.as_wire().to_vec()) else {
-            return Ok(Err("folder name is not ASCII on the wire".into()));
+            return Ok(Err(StepError::Unusable(
+                "folder name is not ASCII on the wire".into(),
+            )));
         };
         if self.selected.as_ref().is_some_and(|(w, _)| *w == old) {
             self.remote.unselect()?;
@@ -187,7 +203,7 @@ impl Applier<'_> {
             Ok(()) => {}
             Err(e) if e.is_fatal() => return Err(e.into()),
             // Seed V0019: the server's own text reaches the user.
-            Err(e) => return Ok(Err(format!("RENAME refused: {e}"))),
+            Err(e) => return Ok(Err(StepError::server("RENAME refused", e))),
         }
         let delim = self.ctx(from).delimiter.or(self.g.delimiter);
         let children = renamed_children(&*self.db, id, old.as_wire(), &new_s, delim, &rel)?;
@@ -216,22 +232,28 @@ impl Applier<'_> {
     ) -> Result<StepResult, SyncError> {
         let new = step_try!(self.wire(to));
         let Some(id) = self.ctx(from).state_id else {
-            return Ok(Err("renamed folder has no state".into()));
+            return Ok(Err(StepError::Unusable(
+                "renamed folder has no state".into(),
+            )));
         };
         let Some(src) = self.ctx(from).rel.clone() else {
-            return Ok(Err("renamed folder has no local directory".into()));
+            return Ok(Err(StepError::Unusable(
+                "renamed folder has no local directory".into(),
+            )));
         };
         let Ok(new_s) = String::from_utf8(new.as_wire().to_vec()) else {
-            return Ok(Err("folder name is not ASCII on the wire".into()));
+            return Ok(Err(StepError::Unusable(
+                "folder name is not ASCII on the wire".into(),
+            )));
         };
         let to_name = match FolderName::new(to.0.clone()) {
             Ok(n) => n,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(StepError::Unusable(e.to_string()))),
         };
         self.opened.clear();
         let folder = match self.maildir.rename_folder(&src, &to_name, &mut *self.db) {
             Ok(f) => f,
-            Err(e) => return Ok(Err(format!("renaming the local folder: {e}"))),
+            Err(e) => return Ok(Err(StepError::local(e).context("renaming the local folder"))),
         };
         let rel = folder.rel().clone();
         let delim = self.ctx(to).delimiter.or(self.g.delimiter);
@@ -266,7 +288,7 @@ impl Applier<'_> {
                     .push("local folder not deleted: it holds new files".into());
                 Ok(())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(StepError::local(e)),
         }
     }
 
@@ -312,7 +334,7 @@ impl Applier<'_> {
                 Ok(Ok(()))
             }
             Err(e) if e.is_fatal() => Err(e.into()),
-            Err(e) => Ok(Err(format!("DELETE refused: {e}"))),
+            Err(e) => Ok(Err(StepError::server("DELETE refused", e))),
         }
     }
 
@@ -331,7 +353,9 @@ impl Applier<'_> {
                 if sel.read_only {
                     self.selected = Some((wire, true));
                     self.note_read_only(folder);
-                    return Ok(Err("folder is read-only on the server".into()));
+                    return Ok(Err(StepError::Unusable(
+                        "folder is read-only on the server".into(),
+                    )));
                 }
                 self.selected = Some((wire, false));
                 Ok(Ok(()))
@@ -340,7 +364,7 @@ impl Applier<'_> {
             Err(e) => {
                 // A refused SELECT leaves no folder selected (RFC 3501 6.3.1).
                 self.selected = None;
-                Ok(Err(format!("cannot select: {e}")))
+                Ok(Err(StepError::server("cannot select", e)))
             }
         }
     }
@@ -417,7 +441,7 @@ impl Applier<'_> {
             Err(e) if e.is_fatal() => Err(e.into()),
             Err(e) => {
                 self.selected = None;
-                Ok(Err(format!("cannot select: {e}")))
+                Ok(Err(StepError::server("cannot select", e)))
             }
         }
     }
@@ -426,14 +450,14 @@ impl Applier<'_> {
 /// Seed V0018: a folder name made locally (a directory the user created) with a control
 /// character is refused before anything is sent, whatever the server would accept; a server
 /// name with one is only ever mapped safely, never created.
-fn user_given_name(p: &FolderPath) -> Result<(), String> {
+fn user_given_name(p: &FolderPath) -> Result<(), StepError> {
     match p.to_string().chars().find(|c| c.is_control()) {
-        Some(c) => Err(format!(
+        Some(c) => Err(StepError::Unusable(format!(
             "folder name {:?} contains the control character U+{:04X}; not created on the \
              server (rename the local folder)",
             p.to_string(),
             u32::from(c)
-        )),
+        ))),
         None => Ok(()),
     }
 }

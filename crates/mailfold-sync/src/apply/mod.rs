@@ -132,6 +132,7 @@ use crate::plan::{Flag, FlagSet, FolderPath, PendingKey, RowContent, Uid};
 use crate::progress::{NoProgress, Progress};
 use crate::remote::{Mailbox, Remote};
 use crate::report::SyncReport;
+use crate::step_error::StepError;
 
 /// The value of a step's `Ok`, or else the end of the step as failed with the error's text: the
 /// outer result stays `Ok` (the run goes on), the inner one carries the failure
@@ -171,7 +172,7 @@ fn hook_reached(abort_after: Option<u64>) -> bool {
 }
 
 /// A step that failed without ending the run.
-type StepResult = Result<(), String>;
+type StepResult = Result<(), StepError>;
 
 /// A state change whose effect is done, waiting for the group's commit (see the module docs,
 /// "Order within a step"). It owns its data so that it can outlive the step that made it.
@@ -214,8 +215,9 @@ impl std::fmt::Debug for Applier<'_> {
     }
 }
 
-fn store_err(e: mailfold_store::Error) -> String {
-    e.to_string()
+/// The Maildir base of a planner id, as a step takes it.
+fn base_of(id: &crate::plan::LocalId) -> Result<mailfold_store::MessageBase, StepError> {
+    crate::gather::base_of(id).map_err(StepError::Unusable)
 }
 
 fn name(p: &FolderPath) -> String {

@@ -2,15 +2,15 @@
 //! on the server `UID MOVE` (RFC 6851), or `UID COPY`, `STORE \Deleted` and EXPUNGE.
 //! Each carries its flag update, then records the rows of both folders in one transaction.
 
-use crate::gather::base_of;
 use crate::plan::{Flag, FlagStore, FlagUpdate, FolderPath, LocalId, RowContent, Uid};
 use crate::progress::ProgressEvent;
 use crate::remote::{dest_of, Moved, RemoteError, StoreOp};
+use crate::step_error::StepError;
 use crate::SyncError;
 use mailfold_store::StateRead;
 
 use super::flags::recorded;
-use super::{letters, name, record, replace_row, Applier, StepResult};
+use super::{base_of, letters, name, record, replace_row, Applier, StepResult};
 
 impl Applier<'_> {
     /// [`Op::MoveLocal`](crate::plan::Op::MoveLocal): a message moved between folders on the server
@@ -26,7 +26,9 @@ impl Applier<'_> {
         update: &FlagUpdate,
     ) -> Result<StepResult, SyncError> {
         let Some(entry) = self.ctx(from).files.get(&local.0).cloned() else {
-            return Ok(Err(format!("local file {local} vanished before the move")));
+            return Ok(Err(StepError::Local(format!(
+                "local file {local} vanished before the move"
+            ))));
         };
         let (src, dst) = match (self.local_folder(from), self.local_folder(to)) {
             (Ok(a), Ok(b)) => (a, b),
@@ -69,9 +71,9 @@ impl Applier<'_> {
             || self.remote.has_capability("UIDPLUS")
             || self.account.allow_plain_expunge;
         if !can_remove {
-            return Ok(Err(format!(
+            return Ok(Err(StepError::Unusable(format!(
                 "UID {uid} not moved: the server has neither MOVE nor UIDPLUS"
-            )));
+            ))));
         }
         if let Some(new) = &update.local {
             if let Some(entry) = self.ctx(to).files.get(&local.0).cloned() {
@@ -121,7 +123,7 @@ impl Applier<'_> {
         from: &FolderPath,
         uid: Uid,
         to: &FolderPath,
-    ) -> Result<Result<Vec<(Uid, Uid)>, String>, SyncError> {
+    ) -> Result<Result<Vec<(Uid, Uid)>, StepError>, SyncError> {
         if let Err(e) = self.select_rw(from)? {
             return Ok(Err(e));
         }
@@ -135,13 +137,18 @@ impl Applier<'_> {
             match self.remote.create(&dest) {
                 Ok(()) => res = self.remote.move_or_copy(&[uid], &dest),
                 Err(e) if e.is_fatal() => return Err(e.into()),
-                Err(e) => return Ok(Err(format!("CREATE after TRYCREATE refused: {e}"))),
+                Err(e) => return Ok(Err(StepError::server("CREATE after TRYCREATE refused", e))),
             }
         }
         let Moved { moved, pairs } = match res {
             Ok(x) => x,
             Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => return Ok(Err(format!("moving UID {uid} refused: {e}"))),
+            Err(e) => {
+                return Ok(Err(StepError::server(
+                    format!("moving UID {uid} refused"),
+                    e,
+                )))
+            }
         };
         if !moved {
             let plain = !self.remote.has_capability("UIDPLUS");

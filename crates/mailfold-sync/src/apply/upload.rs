@@ -16,6 +16,7 @@ use crate::plan::{
 };
 use crate::progress::ProgressEvent;
 use crate::remote::{Mailbox, RemoteError, StoreOp};
+use crate::step_error::StepError;
 use crate::SyncError;
 
 use super::folders::Access;
@@ -34,10 +35,12 @@ impl Applier<'_> {
             flags,
         } = op
         else {
-            return Ok(Err("not a copy".into()));
+            return Ok(Err(StepError::Internal("not a copy".into())));
         };
         let Some(entry) = self.ctx(to).files.get(&local.0).cloned() else {
-            return Ok(Err(format!("local file {local} vanished before its copy")));
+            return Ok(Err(StepError::Local(format!(
+                "local file {local} vanished before its copy"
+            ))));
         };
         if self.read_only.contains(to) {
             self.mark_pending(to, PendingKey::Upload(local.clone()))?;
@@ -66,7 +69,10 @@ impl Applier<'_> {
             Err(e) => {
                 // Refused: nothing landed. The next run plans the file again.
                 self.db.write(|tx| tx.resolve_intent(intent_id))?;
-                return Ok(Err(format!("UID COPY of {uid} from {from} refused: {e}")));
+                return Ok(Err(StepError::server(
+                    format!("UID COPY of {uid} from {from} refused"),
+                    e,
+                )));
             }
         };
         let fits =
@@ -109,16 +115,19 @@ impl Applier<'_> {
                 // The UID is the state's: only under the UIDVALIDITY it was recorded with.
                 let known = self.ctx(from).state_uidvalidity;
                 if sel.uidvalidity.is_none() || sel.uidvalidity != known {
-                    return Ok(Err(format!(
+                    return Ok(Err(StepError::Changed(format!(
                         "UID {uid} not copied from {from}: its UIDVALIDITY changed"
-                    )));
+                    ))));
                 }
                 Ok(Ok(()))
             }
             Err(e) if e.is_fatal() => Err(e.into()),
             Err(e) => {
                 self.selected = None;
-                Ok(Err(format!("cannot open {from} to copy from: {e}")))
+                Ok(Err(StepError::server(
+                    format!("cannot open {from} to copy from"),
+                    e,
+                )))
             }
         }
     }
@@ -134,9 +143,9 @@ impl Applier<'_> {
         flags: &FlagSet,
     ) -> Result<StepResult, SyncError> {
         if let Err(e) = self.select_rw(to)? {
-            return Ok(Err(format!(
-                "flags of the copy of UID {uid} not stored: {e}"
-            )));
+            return Ok(Err(
+                e.context(format!("flags of the copy of UID {uid} not stored"))
+            ));
         }
         match self
             .remote
@@ -144,8 +153,9 @@ impl Applier<'_> {
         {
             Ok(_) => Ok(Ok(())),
             Err(e) if e.is_fatal() => Err(e.into()),
-            Err(e) => Ok(Err(format!(
-                "flags of the copy of UID {uid} not stored: {e}"
+            Err(e) => Ok(Err(StepError::server(
+                format!("flags of the copy of UID {uid} not stored"),
+                e,
             ))),
         }
     }
@@ -158,7 +168,7 @@ impl Applier<'_> {
         folder: &FolderPath,
         id: FolderId,
         uidvalidity: Option<UidValidity>,
-    ) -> Result<Result<bool, String>, SyncError> {
+    ) -> Result<Result<bool, StepError>, SyncError> {
         let known = self.db.folder(id)?.and_then(|f| f.uidvalidity);
         Ok(match (uidvalidity, known) {
             (None, _) => Ok(false),
@@ -179,10 +189,12 @@ impl Applier<'_> {
             ..
         } = op
         else {
-            return Ok(Err("not an upload".into()));
+            return Ok(Err(StepError::Internal("not an upload".into())));
         };
         let Some(entry) = self.ctx(folder).files.get(&local.0).cloned() else {
-            return Ok(Err(format!("local file {local} vanished before upload")));
+            return Ok(Err(StepError::Local(format!(
+                "local file {local} vanished before upload"
+            ))));
         };
         // Known READ-ONLY from a SELECT of this run (V0039): kept pending, no APPEND. Not
         // SELECTed just to ask: an unchanged folder's APPEND needs no SELECT (V0045).
@@ -198,10 +210,10 @@ impl Applier<'_> {
         // Seed V0014: binary data (NUL bytes) goes only in a BINARY literal8, never raw in a
         // normal literal; without BINARY the message waits locally, reported.
         if reader.has_nul && !self.remote.has_capability("BINARY") {
-            return Ok(Err(format!(
+            return Ok(Err(StepError::Unusable(format!(
                 "local file {local} holds binary data (NUL bytes) and the server does not offer \
                  BINARY (RFC 3516): not uploaded, kept locally"
-            )));
+            ))));
         }
         // The journal entry is durable before the APPEND leaves (see the module docs of
         // `apply`).
@@ -271,7 +283,7 @@ impl Applier<'_> {
         src: &Folder,
         entry: &MessageEntry,
         reader: UploadReader,
-    ) -> Result<Result<AppendResult, String>, SyncError> {
+    ) -> Result<Result<AppendResult, StepError>, SyncError> {
         let result = self.append_file(a, reader);
         if !matches!(
             &result,
@@ -287,7 +299,7 @@ impl Applier<'_> {
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => {
                 self.db.write(|tx| tx.resolve_intent(a.intent))?;
-                return Ok(Err(format!("CREATE after TRYCREATE refused: {e}")));
+                return Ok(Err(StepError::server("CREATE after TRYCREATE refused", e)));
             }
         }
         let again = src.open_upload(entry)?;
@@ -309,7 +321,7 @@ impl Applier<'_> {
             self.mark_pending(folder, PendingKey::Upload(local.clone()))?;
             return Ok(Ok(()));
         }
-        Ok(Err(format!("APPEND refused: {e}")))
+        Ok(Err(StepError::server("APPEND refused", e)))
     }
 
     /// Without APPENDUID: the copy by Message-ID and size, when exactly one unbound message

@@ -12,6 +12,7 @@ use crate::plan::{
 };
 use crate::remote::{ListEntry, Remote, RemoteError, Uid};
 use crate::report::SyncReport;
+use crate::step_error::StepError;
 
 /// A server folder of an account whose mirror and state hold nothing yet: no message of it
 /// can match anything already mirrored, so it is read, planned and applied on its own
@@ -121,7 +122,7 @@ pub fn gather_fresh(
             report
                 .folder_mut(&fresh.path.to_string())
                 .errors
-                .push(format!("cannot open folder: {err}"));
+                .push(StepError::server("cannot open folder", err));
             return Ok(None);
         }
     };

@@ -18,6 +18,7 @@ use crate::plan::{
 };
 use crate::remote::{Mailbox, Remote};
 use crate::report::SyncReport;
+use crate::step_error::StepError;
 
 /// A folder to read partially, with everything the read needs of the gather.
 #[derive(Debug)]
@@ -83,7 +84,7 @@ pub(super) fn read_partial(
             report
                 .folder_mut(&shown)
                 .errors
-                .push(format!("cannot open folder: {err}"));
+                .push(StepError::server("cannot open folder", err));
             g.input.local.push(LocalFolder {
                 path: path.clone(),
                 messages: Vec::new(),

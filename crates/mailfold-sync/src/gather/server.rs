@@ -13,6 +13,7 @@ use crate::plan::{
 };
 use crate::remote::{Mailbox, Remote, RemoteError};
 use crate::report::SyncReport;
+use crate::step_error::StepError;
 
 /// A server folder to read whole or as a delta ([`read_server_view`]).
 pub(super) struct WholeRead<'a> {
@@ -65,7 +66,7 @@ pub(super) fn read_server_view(
             report
                 .folder_mut(&read.path.to_string())
                 .errors
-                .push(format!("cannot open folder: {err}"));
+                .push(StepError::server("cannot open folder", err));
             Ok(None)
         }
     }

@@ -289,7 +289,7 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
         }
     }
     for e in &r.errors {
-        writeln!(out, "  error: {}", term::line(e))?;
+        writeln!(out, "  error: {}", term::line(&e.to_string()))?;
     }
     let mut quiet = 0usize;
     let mut shown = 0usize;
@@ -372,7 +372,7 @@ fn print_human(r: &SyncReport, verbose: u8) -> std::io::Result<()> {
             writeln!(out, "    warning: {}", term::line(w))?;
         }
         for e in &f.errors {
-            writeln!(out, "    error: {}", term::line(e))?;
+            writeln!(out, "    error: {}", term::line(&e.to_string()))?;
         }
         if dry && verbose > 0 {
             for p in r.planned.iter().filter(|p| p.folder == f.folder) {

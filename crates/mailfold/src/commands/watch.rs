@@ -231,9 +231,10 @@ fn print_report(r: &SyncReport, host: &str, json: bool) {
         .errors
         .iter()
         .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
+        .map(ToString::to_string)
     {
-        println!("{now} {}:   error: {}", r.account, term::line(e));
-        if let Some(h) = super::sync::connection_hint(e, &r.account, None) {
+        println!("{now} {}:   error: {}", r.account, term::line(&e));
+        if let Some(h) = super::sync::connection_hint(&e, &r.account, None) {
             eprintln!("mailfold: hint: {h}");
         }
     }

@@ -446,9 +446,9 @@ fn fill(o: &mut Outcome, r: &SyncReport) {
             .errors
             .iter()
             .chain(r.folders.iter().flat_map(|f| f.errors.iter()))
-            .chain(r.refused.iter())
-            .next()
-            .cloned();
+            .map(ToString::to_string)
+            .chain(r.refused.iter().cloned())
+            .next();
     }
 }
 
