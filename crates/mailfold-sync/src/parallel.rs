@@ -544,6 +544,40 @@ pub fn apply_plan(
     plan: &Plan,
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
+    let sched = schedule(plan, account, g);
+    if sched.extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
+        apply_here(
+            remote, account, config, maildir, db, g, report, plan, progress, sched,
+        )
+    } else {
+        apply_spread(
+            remote, account, config, maildir, db, g, report, progress, sched,
+        )
+    }
+}
+
+/// What a run applies, scheduled ([`schedule`]): the plan's groups, the fresh folders and
+/// the batches of folders changed by flag changes alone, each a group, largest first.
+struct Schedule {
+    /// The plan split into the main connection's operations and per-folder groups, the
+    /// fresh folders' and the flag batches' groups added.
+    split: Split,
+    /// The fresh folders, by path (parents first), read and planned by the connection that
+    /// takes each.
+    fresh: BTreeMap<FolderPath, FreshFolder>,
+    /// The batches of folders changed by flag changes alone, by the path of their first.
+    flag_batches: BTreeMap<FolderPath, Vec<FlagsOnlyFolder>>,
+    /// The run's announcement: the plan's counts and the fresh folders' STATUS counts.
+    announced: ProgressEvent<'static>,
+    /// Every fresh folder's size is known, so `announced` is the whole run's.
+    sized: bool,
+    /// Connections to open besides the main one.
+    extra: usize,
+}
+
+/// Schedules `plan` and the folders of `g` read later (its fresh and flags-only folders,
+/// taken out of `g`): how many extra connections the work is worth, and the groups.
+fn schedule(plan: &Plan, account: &AccountSpec, g: &mut Gathered) -> Schedule {
     let mut split = split(plan);
     let fresh = std::mem::take(&mut g.fresh);
     let fresh_messages: usize = fresh.iter().map(|f| f.messages.unwrap_or(0) as usize).sum();
@@ -565,7 +599,7 @@ pub fn apply_plan(
             .cmp(&(a.transfers, a.bytes))
             .then_with(|| a.folder.cmp(&b.folder))
     });
-    let mut jobs: BTreeMap<FolderPath, FreshFolder> =
+    let fresh: BTreeMap<FolderPath, FreshFolder> =
         fresh.into_iter().map(|f| (f.path.clone(), f)).collect();
     // Folders changed by flag changes alone: worth an extra login per
     // FLAGS_ONLY_PER_CONNECTION of them.
@@ -578,7 +612,7 @@ pub fn apply_plan(
     );
     // One batch of them per connection, after the other groups (their size is not known
     // before they are read); a batch's plans are applied together (`apply_flags_only`).
-    let mut flag_jobs: BTreeMap<FolderPath, Vec<FlagsOnlyFolder>> = BTreeMap::new();
+    let mut flag_batches: BTreeMap<FolderPath, Vec<FlagsOnlyFolder>> = BTreeMap::new();
     if flag_count > 0 {
         let per = flag_count.div_ceil((extra + 1).min(flag_count));
         let mut rest = flag_folders.into_iter().peekable();
@@ -592,7 +626,7 @@ pub fn apply_plan(
                 bytes: 0,
                 fresh: false,
             });
-            flag_jobs.insert(key, batch);
+            flag_batches.insert(key, batch);
         }
     }
     // Fresh folders are planned later, by the connection that takes each: announce what
@@ -605,62 +639,96 @@ pub fn apply_plan(
         ..
     } = &mut announced
     {
-        *folders += jobs.len() + flag_count;
+        *folders += fresh.len() + flag_count;
         *downloads += fresh_messages;
         *ops += fresh_messages;
     }
-    if extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
-        // With fresh folders several plans are applied here: the run announces their total
-        // once, as a split run does.
-        let quiet = WithoutPlanned(progress);
-        let (first, rest): (&dyn Progress, &dyn Progress) = if jobs.is_empty() {
-            (progress, progress)
-        } else if sized {
-            progress.event(announced);
-            (&quiet, &quiet)
-        } else if plan.ops.is_empty() {
-            // One fresh folder, size unknown: its own plan is the run's announcement.
-            (&quiet, progress)
-        } else {
-            (progress, progress)
-        };
-        let res = {
-            let mut applier =
-                Applier::new(remote, account, maildir, db, g, report).with_progress(first);
-            let res = applier.apply(plan);
-            report.steps += applier.steps();
-            res
-        };
-        res?;
-        let progress = rest;
-        // The fresh folders in path order (parents first), one plan each (or one per window),
-        // on this connection; then the folders changed by flag changes alone, one plan each.
-        for f in jobs.into_values() {
-            apply_fresh(
-                remote, account, config, maildir, db, g, report, progress, &f,
-            )?;
-        }
-        for batch in flag_jobs.into_values() {
-            apply_flags_only(
-                remote, account, config, maildir, db, g, report, progress, &batch,
-            )?;
-        }
-        return Ok(());
+    Schedule {
+        split,
+        fresh,
+        flag_batches,
+        announced,
+        sized,
+        extra,
     }
-    let Split { main, groups } = split;
-    // Each group carries its folder's context; the queue pops from the end, so the largest
-    // group goes last into the vector.
-    let mut queued = Vec::with_capacity(groups.len());
-    for group in groups.into_iter().rev() {
-        let job = match jobs.remove(&group.folder).filter(|_| group.fresh) {
-            Some(f) => Job::Fresh(f),
-            None => match flag_jobs.remove(&group.folder) {
-                Some(batch) => Job::FlagsOnly(batch),
-                None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
-            },
-        };
-        queued.push((group, job));
+}
+
+/// [`apply_plan`] on the main connection alone: the plan, then the fresh folders in path
+/// order (parents first), one plan each (or one per window), then the folders changed by
+/// flag changes alone, one plan each.
+#[allow(clippy::too_many_arguments)]
+fn apply_here(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    plan: &Plan,
+    progress: &dyn Progress,
+    sched: Schedule,
+) -> Result<(), SyncError> {
+    // With fresh folders several plans are applied here: the run announces their total
+    // once, as a split run does.
+    let quiet = WithoutPlanned(progress);
+    let (first, rest): (&dyn Progress, &dyn Progress) = if sched.fresh.is_empty() {
+        (progress, progress)
+    } else if sched.sized {
+        progress.event(sched.announced);
+        (&quiet, &quiet)
+    } else if plan.ops.is_empty() {
+        // One fresh folder, size unknown: its own plan is the run's announcement.
+        (&quiet, progress)
+    } else {
+        (progress, progress)
+    };
+    let res = {
+        let mut applier =
+            Applier::new(remote, account, maildir, db, g, report).with_progress(first);
+        let res = applier.apply(plan);
+        report.steps += applier.steps();
+        res
+    };
+    res?;
+    let progress = rest;
+    for f in sched.fresh.into_values() {
+        apply_fresh(
+            remote, account, config, maildir, db, g, report, progress, &f,
+        )?;
     }
+    for batch in sched.flag_batches.into_values() {
+        apply_flags_only(
+            remote, account, config, maildir, db, g, report, progress, &batch,
+        )?;
+    }
+    Ok(())
+}
+
+/// [`apply_plan`] over extra connections too: the main connection applies the operations
+/// that must come first, then every connection takes groups from one queue until it is
+/// empty; the results are merged in the end, and the first error is the run's.
+#[allow(clippy::too_many_arguments)]
+fn apply_spread(
+    remote: &mut dyn Remote,
+    account: &AccountSpec,
+    config: &PlanConfig,
+    maildir: &Maildir,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    progress: &dyn Progress,
+    sched: Schedule,
+) -> Result<(), SyncError> {
+    let Schedule {
+        split: Split { main, groups },
+        mut fresh,
+        mut flag_batches,
+        announced,
+        extra,
+        ..
+    } = sched;
+    let queued = queued_jobs(groups, &mut fresh, &mut flag_batches, g);
     progress.event(announced);
     let progress = &WithoutPlanned(progress);
     let template = Gathered {
@@ -708,19 +776,7 @@ pub fn apply_plan(
             }
         };
         drop(opened);
-        let extras: Vec<_> = handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    (
-                        Done::default(),
-                        Err(SyncError::Remote(RemoteError::Fatal(
-                            "a sync worker stopped unexpectedly".into(),
-                        ))),
-                    )
-                })
-            })
-            .collect();
+        let extras: Vec<_> = handles.into_iter().map(joined).collect();
         (res, extras)
     });
     let mut first_err = main_res.err();
@@ -735,6 +791,44 @@ pub fn apply_plan(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The groups as the queue holds them, each with its job: a fresh folder's or a flag batch's
+/// (taken out of `fresh` and `flag_batches`), else the folder's context from the gather
+/// (taken out of `g`). The queue pops from the end, so the largest group goes last.
+fn queued_jobs(
+    groups: Vec<Group>,
+    fresh: &mut BTreeMap<FolderPath, FreshFolder>,
+    flag_batches: &mut BTreeMap<FolderPath, Vec<FlagsOnlyFolder>>,
+    g: &mut Gathered,
+) -> Vec<(Group, Job)> {
+    let mut queued = Vec::with_capacity(groups.len());
+    for group in groups.into_iter().rev() {
+        let job = match fresh.remove(&group.folder).filter(|_| group.fresh) {
+            Some(f) => Job::Fresh(f),
+            None => match flag_batches.remove(&group.folder) {
+                Some(batch) => Job::FlagsOnly(batch),
+                None => Job::Planned(g.folders.remove(&group.folder).unwrap_or_default()),
+            },
+        };
+        queued.push((group, job));
+    }
+    queued
+}
+
+/// An extra connection's results once its thread ended; a thread that panicked is a
+/// worker that stopped, an error of the run.
+fn joined(
+    h: std::thread::ScopedJoinHandle<'_, (Done, Result<(), SyncError>)>,
+) -> (Done, Result<(), SyncError>) {
+    h.join().unwrap_or_else(|_| {
+        (
+            Done::default(),
+            Err(SyncError::Remote(RemoteError::Fatal(
+                "a sync worker stopped unexpectedly".into(),
+            ))),
+        )
+    })
 }
 
 /// Adds one connection's results to the run's.
