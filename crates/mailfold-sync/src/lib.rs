@@ -244,16 +244,7 @@ fn sync_prelisted(
     let mut g =
         gather::gather_prelisted(remote, account, maildir, db, &mut report, options, local)?;
     adopt::hide_local_only(&mut g.input, db)?;
-    let config = PlanConfig {
-        valve: SafetyValve {
-            max_percent: account.max_delete_percent,
-            ..SafetyValve::default()
-        },
-        force: opts.force,
-        download: account.download,
-        pull: account.direction == account::Direction::Pull,
-        keep_new_local: adopting,
-    };
+    let config = plan_config(account, opts, adopting);
     let plan = plan::plan(&g.input, &config);
     // Renames and their sides; for a dry run, the per-folder counts and operations.
     report.note_plan(&plan);
@@ -264,31 +255,7 @@ fn sync_prelisted(
         // Nothing is applied, so no applier announces the plan: say what it would do.
         progress.event(parallel::planned_event(&plan));
     }
-    for w in &plan.warnings {
-        report.warnings.push(w.to_string());
-    }
-    for r in &plan.refused {
-        report.refused.push(r.to_string());
-    }
-    // Pending local changes after this run: those already marked, plus new marks, less the
-    // ones this plan clears (V0039).
-    for f in &g.input.state {
-        if !f.pending.is_empty() {
-            report.folder_mut(&f.path.to_string()).pending += f.pending.len();
-        }
-    }
-    for op in &plan.ops {
-        match op {
-            plan::Op::MarkPending { folder, .. } => {
-                report.folder_mut(&folder.to_string()).pending += 1;
-            }
-            plan::Op::ClearPending { folder, .. } => {
-                let p = &mut report.folder_mut(&folder.to_string()).pending;
-                *p = p.saturating_sub(1);
-            }
-            _ => {}
-        }
-    }
+    note_warnings_and_pending(&plan, &g.input, &mut report);
     if !opts.dry_run {
         parallel::apply_plan(
             remote,
@@ -312,4 +279,49 @@ fn sync_prelisted(
     report.warnings.extend(remote.take_warnings());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(report)
+}
+
+/// The planner's settings for a run of `account`: its safety valve (forced with `--force`),
+/// download policy and direction; `adopting` keeps the local files of a Maildir another tool
+/// made.
+fn plan_config(account: &AccountSpec, opts: &SyncOptions, adopting: bool) -> PlanConfig {
+    PlanConfig {
+        valve: SafetyValve {
+            max_percent: account.max_delete_percent,
+            ..SafetyValve::default()
+        },
+        force: opts.force,
+        download: account.download,
+        pull: account.direction == account::Direction::Pull,
+        keep_new_local: adopting,
+    }
+}
+
+/// The plan's warnings and refusals in the report, and each folder's pending local changes
+/// after the run: those already marked, plus new marks, less the ones this plan clears
+/// (V0039).
+fn note_warnings_and_pending(plan: &plan::Plan, input: &plan::SyncInput, report: &mut SyncReport) {
+    for w in &plan.warnings {
+        report.warnings.push(w.to_string());
+    }
+    for r in &plan.refused {
+        report.refused.push(r.to_string());
+    }
+    for f in &input.state {
+        if !f.pending.is_empty() {
+            report.folder_mut(&f.path.to_string()).pending += f.pending.len();
+        }
+    }
+    for op in &plan.ops {
+        match op {
+            plan::Op::MarkPending { folder, .. } => {
+                report.folder_mut(&folder.to_string()).pending += 1;
+            }
+            plan::Op::ClearPending { folder, .. } => {
+                let p = &mut report.folder_mut(&folder.to_string()).pending;
+                *p = p.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
 }
