@@ -642,29 +642,7 @@ impl NetRemote {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let mut out: Vec<MessageDetails> = Vec::new();
         let (mut by_header, mut by_now) = (Vec::new(), Vec::new());
-        let mut cmds = Vec::new();
-        for chunk in uids.chunks(DETAIL_BATCH) {
-            cmds.push(Command::UidFetch {
-                set: uid_set(chunk)?,
-                items: FetchItems::Items(vec![
-                    CmdItem::Uid,
-                    CmdItem::Rfc822Size,
-                    CmdItem::BodySection {
-                        peek: true,
-                        section: CmdSection {
-                            part: Vec::new(),
-                            text: Some(SectionText::HeaderFields(vec![
-                                b"MESSAGE-ID".to_vec(),
-                                b"DATE".to_vec(),
-                            ])),
-                        },
-                        partial: None,
-                    },
-                ]),
-                modifiers: FetchModifiers::default(),
-            });
-        }
-        let results = self.fetch_pipelined(cmds)?;
+        let results = self.fetch_pipelined(size_and_dating_headers(uids)?)?;
         let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
         for (c, fetched) in results {
             // Refused: these UIDs stay without details, as they were before asking again.
@@ -709,20 +687,22 @@ impl NetRemote {
         }
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
-        for (list, how) in [
-            (&mut by_header, "its Date header"),
-            (&mut by_now, "the time of download"),
-        ] {
-            if !list.is_empty() {
-                list.sort_unstable();
-                list.dedup();
-                self.warn(format!(
-                    "{} came without an INTERNALDATE that can be read; dated by {how}",
-                    uid_list(list)
-                ));
-            }
-        }
+        self.warn_undated(by_header, "its Date header");
+        self.warn_undated(by_now, "the time of download");
         Ok(out)
+    }
+
+    /// One warning for the messages of a batch dated without INTERNALDATE, `how` naming
+    /// what dated them (module docs).
+    fn warn_undated(&mut self, mut uids: Vec<Uid>, how: &str) {
+        if !uids.is_empty() {
+            uids.sort_unstable();
+            uids.dedup();
+            self.warn(format!(
+                "{} came without an INTERNALDATE that can be read; dated by {how}",
+                uid_list(&uids)
+            ));
+        }
     }
 
     /// Sequence number → UID for those of `uids` the engine's map knows.
@@ -1562,6 +1542,34 @@ fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
     out.sort_by_key(|m| m.uid);
     out.dedup_by_key(|m| m.uid);
     out
+}
+
+/// `UID FETCH uids (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])` in batches
+/// of [`DETAIL_BATCH`]: what dates a message whose INTERNALDATE cannot be read.
+fn size_and_dating_headers(uids: &[Uid]) -> RemoteResult<Vec<Command>> {
+    let mut cmds = Vec::new();
+    for chunk in uids.chunks(DETAIL_BATCH) {
+        cmds.push(Command::UidFetch {
+            set: uid_set(chunk)?,
+            items: FetchItems::Items(vec![
+                CmdItem::Uid,
+                CmdItem::Rfc822Size,
+                CmdItem::BodySection {
+                    peek: true,
+                    section: CmdSection {
+                        part: Vec::new(),
+                        text: Some(SectionText::HeaderFields(vec![
+                            b"MESSAGE-ID".to_vec(),
+                            b"DATE".to_vec(),
+                        ])),
+                    },
+                    partial: None,
+                },
+            ]),
+            modifiers: FetchModifiers::default(),
+        });
+    }
+    Ok(cmds)
 }
 
 /// `UID 1`, `UID 1, 2, 3`, or the first [`UIDS_NAMED`] and how many more, for warnings.
