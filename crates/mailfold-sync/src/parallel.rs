@@ -683,14 +683,7 @@ fn apply_here(
     } else {
         (progress, progress)
     };
-    let res = {
-        let mut applier =
-            Applier::new(remote, account, maildir, db, g, report).with_progress(first);
-        let res = applier.apply(plan);
-        report.steps += applier.steps();
-        res
-    };
-    res?;
+    apply_one(remote, account, maildir, db, g, report, first, plan)?;
     let progress = rest;
     for f in sched.fresh.into_values() {
         apply_fresh(
@@ -756,13 +749,9 @@ fn apply_spread(
             ops: main,
             ..Plan::default()
         };
-        let res = {
-            let mut applier =
-                Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
-            let res = applier.apply(&main_plan);
-            report.steps += applier.steps();
-            res
-        };
+        let res = apply_one(
+            remote, account, maildir, db, g, report, progress, &main_plan,
+        );
         let res = match res {
             Ok(()) => {
                 shared.set(|q| q.open = true);

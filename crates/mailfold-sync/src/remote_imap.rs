@@ -642,7 +642,7 @@ impl NetRemote {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let mut out: Vec<MessageDetails> = Vec::new();
         let (mut by_header, mut by_now) = (Vec::new(), Vec::new());
-        let results = self.fetch_pipelined(size_and_dating_headers(uids)?)?;
+        let results = self.fetch_pipelined(detail_fetches(uids, false)?)?;
         let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
         for (c, fetched) in results {
             // Refused: these UIDs stay without details, as they were before asking again.
@@ -1117,28 +1117,8 @@ impl Remote for NetRemote {
     }
 
     fn fetch_details(&mut self, uids: &[Uid]) -> RemoteResult<Vec<MessageDetails>> {
-        let mut cmds = Vec::new();
-        for chunk in uids.chunks(DETAIL_BATCH) {
-            cmds.push(Command::UidFetch {
-                set: uid_set(chunk)?,
-                items: FetchItems::Items(vec![
-                    CmdItem::Uid,
-                    CmdItem::Rfc822Size,
-                    CmdItem::InternalDate,
-                    CmdItem::BodySection {
-                        peek: true,
-                        section: CmdSection {
-                            part: Vec::new(),
-                            text: Some(SectionText::HeaderFields(vec![b"MESSAGE-ID".to_vec()])),
-                        },
-                        partial: None,
-                    },
-                ]),
-                modifiers: FetchModifiers::default(),
-            });
-        }
         // Pipelined (seed V0026): every batch is sent before the first answer is read.
-        let results = self.fetch_pipelined(cmds)?;
+        let results = self.fetch_pipelined(detail_fetches(uids, true)?)?;
         let mut out = Vec::new();
         for (c, fetched) in results {
             outcome_result(&c)?;
@@ -1544,32 +1524,35 @@ fn flags_of(fetched: &[Fetch]) -> Vec<MessageFlags> {
     out
 }
 
-/// `UID FETCH uids (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)])` in batches
-/// of [`DETAIL_BATCH`]: what dates a message whose INTERNALDATE cannot be read.
-fn size_and_dating_headers(uids: &[Uid]) -> RemoteResult<Vec<Command>> {
-    let mut cmds = Vec::new();
-    for chunk in uids.chunks(DETAIL_BATCH) {
-        cmds.push(Command::UidFetch {
-            set: uid_set(chunk)?,
-            items: FetchItems::Items(vec![
-                CmdItem::Uid,
-                CmdItem::Rfc822Size,
-                CmdItem::BodySection {
-                    peek: true,
-                    section: CmdSection {
-                        part: Vec::new(),
-                        text: Some(SectionText::HeaderFields(vec![
-                            b"MESSAGE-ID".to_vec(),
-                            b"DATE".to_vec(),
-                        ])),
-                    },
-                    partial: None,
-                },
-            ]),
-            modifiers: FetchModifiers::default(),
-        });
+/// `UID FETCH uids (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])` in
+/// batches of [`DETAIL_BATCH`]; without `internaldate`, the Date header instead of
+/// INTERNALDATE (`HEADER.FIELDS (MESSAGE-ID DATE)`), to date a message whose INTERNALDATE
+/// cannot be read.
+fn detail_fetches(uids: &[Uid], internaldate: bool) -> RemoteResult<Vec<Command>> {
+    let mut items = vec![CmdItem::Uid, CmdItem::Rfc822Size];
+    let mut fields = vec![b"MESSAGE-ID".to_vec()];
+    if internaldate {
+        items.push(CmdItem::InternalDate);
+    } else {
+        fields.push(b"DATE".to_vec());
     }
-    Ok(cmds)
+    items.push(CmdItem::BodySection {
+        peek: true,
+        section: CmdSection {
+            part: Vec::new(),
+            text: Some(SectionText::HeaderFields(fields)),
+        },
+        partial: None,
+    });
+    uids.chunks(DETAIL_BATCH)
+        .map(|chunk| {
+            Ok(Command::UidFetch {
+                set: uid_set(chunk)?,
+                items: FetchItems::Items(items.clone()),
+                modifiers: FetchModifiers::default(),
+            })
+        })
+        .collect()
 }
 
 /// `UID 1`, `UID 1, 2, 3`, or the first [`UIDS_NAMED`] and how many more, for warnings.
