@@ -159,6 +159,15 @@ pub struct NamespaceInfo {
     pub foreign: Vec<(String, Option<char>)>,
 }
 
+/// What APPENDUID (RFC 4315, seed V0048) reported for an APPEND.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The folder's UIDVALIDITY.
+    pub uidvalidity: UidValidity,
+    /// The new message's UID.
+    pub uid: Uid,
+}
+
 /// What a tracked `UID STORE` reports ([`Remote::store_tracked`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
@@ -322,7 +331,7 @@ pub trait Remote {
     ) -> RemoteResult<()>;
 
     /// `APPEND mailbox (flags) "date" {len}` streaming `len` bytes from `data`. Returns the
-    /// APPENDUID `(uidvalidity, uid)` when the server has UIDPLUS (seed V0048).
+    /// APPENDUID when the server has UIDPLUS (seed V0048).
     fn append(
         &mut self,
         mailbox: &Mailbox,
@@ -330,7 +339,7 @@ pub trait Remote {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>>;
+    ) -> RemoteResult<Option<Appended>>;
 
     /// [`Remote::append`] of a message holding NUL bytes, in a BINARY literal8 (RFC 3516, seed
     /// V0014); called only when the server offers BINARY. A remote that cannot send one
@@ -342,7 +351,7 @@ pub trait Remote {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         let _ = (mailbox, flags, internaldate, len, data);
         Err(RemoteError::Bad(
             "this connection cannot send binary data (BINARY literal8)".into(),

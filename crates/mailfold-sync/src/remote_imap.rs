@@ -59,7 +59,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::account::{AccountSecret, AccountSpec, SecretError, TlsMode};
 use crate::remote::{
-    header_date, header_message_id, BodyEvent, Copied, Flag, FolderChanges, ListEntry,
+    header_date, header_message_id, Appended, BodyEvent, Copied, Flag, FolderChanges, ListEntry,
     MessageDetails, MessageFlags, ModSeq, Moved, PermanentFlags, Remote, RemoteError, RemoteResult,
     Selected, Status, StoreOp, Stored, Uid, UidValidity,
 };
@@ -426,7 +426,7 @@ impl NetRemote {
         len: u64,
         data: &mut dyn Read,
         binary: bool,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         let flags = wire_flags(flags);
         let date = internaldate.and_then(date_time_utc);
         let Some(session) = self.session.as_mut() else {
@@ -476,10 +476,12 @@ impl NetRemote {
             }
         };
         Ok(match code {
-            Some(Code::AppendUid { uid_validity, uids }) => uids
-                .first()
-                .and_then(Uid::new)
-                .map(|u| (UidValidity(uid_validity), u)),
+            Some(Code::AppendUid { uid_validity, uids }) => {
+                uids.first().and_then(Uid::new).map(|uid| Appended {
+                    uidvalidity: UidValidity(uid_validity),
+                    uid,
+                })
+            }
             _ => None,
         })
     }
@@ -1200,7 +1202,7 @@ impl Remote for NetRemote {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         self.append_with(mailbox, flags, internaldate, len, data, false)
     }
 
@@ -1211,7 +1213,7 @@ impl Remote for NetRemote {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         self.append_with(mailbox, flags, internaldate, len, data, true)
     }
 

@@ -15,8 +15,9 @@ use std::sync::Mutex;
 use common::{message, Env};
 use mailfold_store::{StateDb, StateRead};
 use mailfold_sync::remote::{
-    BodyEvent, Flag, FolderChanges, ListEntry, Mailbox, MessageDetails, MessageFlags, ModSeq,
-    Moved, NamespaceInfo, RemoteResult, Selected, Status, StoreOp, Stored, Uid, UidValidity,
+    Appended, BodyEvent, Flag, FolderChanges, ListEntry, Mailbox, MessageDetails, MessageFlags,
+    ModSeq, Moved, NamespaceInfo, RemoteResult, Selected, Status, StoreOp, Stored, Uid,
+    UidValidity,
 };
 use mailfold_sync::{NetRemote, Progress, ProgressEvent, Remote, SyncOptions, SyncReport};
 
@@ -273,7 +274,7 @@ impl Remote for ReadOnlySelect {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         self.writes.push("APPEND".into());
         self.inner.append(mailbox, flags, internaldate, len, data)
     }

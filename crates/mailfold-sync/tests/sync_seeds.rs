@@ -10,8 +10,8 @@ use std::io::Read;
 use common::{diff, message, Env};
 use mailfold_store::{StateDb, StateRead};
 use mailfold_sync::remote::{
-    BodyEvent, Flag, ListEntry, Mailbox, MessageDetails, MessageFlags, ModSeq, Moved, Remote,
-    RemoteResult, Selected, Status, StoreOp, Stored, Uid, UidValidity,
+    Appended, BodyEvent, Flag, ListEntry, Mailbox, MessageDetails, MessageFlags, ModSeq, Moved,
+    Remote, RemoteResult, Selected, Status, StoreOp, Stored, Uid,
 };
 use mailfold_sync::NetRemote;
 use mailfold_sync::{AccountSpec, SyncOptions, SyncReport};
@@ -94,7 +94,7 @@ impl Remote for Hooked {
         internaldate: Option<i64>,
         len: u64,
         data: &mut dyn Read,
-    ) -> RemoteResult<Option<(UidValidity, Uid)>> {
+    ) -> RemoteResult<Option<Appended>> {
         self.fire();
         self.inner.append(mailbox, flags, internaldate, len, data)
     }

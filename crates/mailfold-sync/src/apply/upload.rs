@@ -15,7 +15,7 @@ use crate::plan::{
     Flag, FlagSet, FolderPath, LocalId, Op, PendingKey, RowContent, Uid, UidValidity,
 };
 use crate::progress::ProgressEvent;
-use crate::remote::{Mailbox, RemoteError, StoreOp};
+use crate::remote::{Appended, Mailbox, RemoteError, StoreOp};
 use crate::step_error::StepError;
 use crate::SyncError;
 
@@ -238,9 +238,9 @@ impl Applier<'_> {
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => return self.append_refused(folder, local, intent_id, e),
         };
-        let fits = step_try!(self.fits_uidvalidity(folder, id, appended.map(|a| a.0))?);
+        let fits = step_try!(self.fits_uidvalidity(folder, id, appended.map(|a| a.uidvalidity))?);
         let uid = match appended {
-            Some((_, uid)) => Some(uid).filter(|_| fits),
+            Some(a) => Some(a.uid).filter(|_| fits),
             None => self.find_appended(folder, message_id.as_deref(), len)?,
         };
         let content = RowContent {
@@ -374,7 +374,7 @@ struct Append<'w> {
 }
 
 /// What the server answered an `APPEND`: APPENDUID's UIDVALIDITY and UID (RFC 4315), if given.
-type AppendResult = Result<Option<(UidValidity, Uid)>, RemoteError>;
+type AppendResult = Result<Option<Appended>, RemoteError>;
 
 /// The journal entry of an `APPEND` or a server copy of `entry` into the folder `id`, with the
 /// content that finds the server's copy again after a cut: size, INTERNALDATE, Message-ID.
