@@ -14,52 +14,18 @@
 //! one computed later from the file.
 
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::io::{self, Read};
 
-/// SHA-256 of a message's canonical CRLF form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentHash(pub [u8; 32]);
+/// SHA-256 of a message's canonical CRLF form. The type is the planner's (a row's hash goes
+/// into a plan unconverted); this module is where it is computed.
+pub use mailfold_plan::ContentHash;
 
-impl ContentHash {
-    /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            let h = (b[2 * i] as char).to_digit(16)?;
-            let l = (b[2 * i + 1] as char).to_digit(16)?;
-            // Both digits are < 16, so the value fits a byte.
-            *o = (h * 16 + l) as u8;
-        }
-        Some(ContentHash(out))
-    }
-
-    /// The hash of a whole message given in wire (CRLF) form.
-    pub fn of_wire(bytes: &[u8]) -> Self {
-        let mut conv = WireToFile::new();
-        let mut buf = Vec::with_capacity(bytes.len());
-        conv.push(bytes, &mut buf);
-        conv.finish(&mut buf).0
-    }
-}
-
-impl fmt::Display for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentHash({self})")
-    }
+/// The hash of a whole message given in wire (CRLF) form.
+pub fn hash_of_wire(bytes: &[u8]) -> ContentHash {
+    let mut conv = WireToFile::new();
+    let mut buf = Vec::with_capacity(bytes.len());
+    conv.push(bytes, &mut buf);
+    conv.finish(&mut buf).0
 }
 
 /// Streaming CRLF → LF conversion, correct when a `CR LF` pair is split
@@ -480,7 +446,7 @@ mod tests {
         both_ways(b"", &[]);
         both_ways(b"\r", &[0, 0]);
         assert_eq!(
-            ContentHash::of_wire(b"a\r\nb\r\n"),
+            hash_of_wire(b"a\r\nb\r\n"),
             ContentHash(Sha256::digest(b"a\r\nb\r\n").into())
         );
     }
@@ -517,7 +483,7 @@ mod tests {
         let (h, len) = canonical_digest_of(&lf[..]).unwrap();
         assert_eq!(len, crlf.len() as u64);
         assert_eq!(h, ContentHash(Sha256::digest(&crlf).into()));
-        assert_eq!(ContentHash::of_wire(&crlf), h);
+        assert_eq!(hash_of_wire(&crlf), h);
         assert_eq!(ContentHash::from_hex(&h.to_string()), Some(h));
     }
 

@@ -855,7 +855,7 @@ mod tests {
         assert_eq!(kept.crlf_size, 22);
         assert_eq!(
             kept.hash,
-            ContentHash::of_wire(b"Subject: one\r\n\r\nbody\r\n")
+            crate::crlf::hash_of_wire(b"Subject: one\r\n\r\nbody\r\n")
         );
     }
 

@@ -993,12 +993,12 @@ impl Txn<'_> {
                 now_unix()
             ],
         )?;
-        Ok(IntentId(self.tx.last_insert_rowid()))
+        intent_id_of_row(self.tx.last_insert_rowid())
     }
 
     /// Removes an intent: its outcome is recorded in this same transaction.
     pub fn resolve_intent(&self, id: IntentId) -> Result<()> {
-        self.exec("DELETE FROM intents WHERE id = ?1", params![id.0])?;
+        self.exec("DELETE FROM intents WHERE id = ?1", params![intent_row_id(id)?])?;
         Ok(())
     }
 
@@ -1157,13 +1157,26 @@ fn message_at(r: &Row<'_>, o: usize) -> Result<MessageRecord> {
     })
 }
 
+/// The intent id of an `intents.id` column value. SQLite assigns an `INTEGER PRIMARY KEY`
+/// only positive values, so a negative one is a damaged database, reported rather than wrapped.
+fn intent_id_of_row(id: i64) -> Result<IntentId> {
+    u64::try_from(id)
+        .map(IntentId)
+        .map_err(|_| bad("intents.id", format!("negative row id {id}")))
+}
+
+/// The `intents.id` column value of an intent id; an id beyond `i64` names no row.
+fn intent_row_id(id: IntentId) -> Result<i64> {
+    i64::try_from(id.0).map_err(|_| Error::IntentOutOfRange { id: id.0 })
+}
+
 fn intent_from_row(r: &Row<'_>) -> Result<Intent> {
     let kind: String = r.get(1)?;
     let uid: Option<u32> = r.get(4)?;
     let base: Option<String> = r.get(5)?;
     let hash: Option<Vec<u8>> = r.get(6)?;
     Ok(Intent {
-        id: IntentId(r.get(0)?),
+        id: intent_id_of_row(r.get(0)?)?,
         intent: NewIntent {
             kind: IntentKind::parse(&kind).ok_or_else(|| bad("intents.kind", kind.clone()))?,
             folder: r.get::<_, Option<i64>>(2)?.map(FolderId),

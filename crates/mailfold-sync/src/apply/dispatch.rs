@@ -3,9 +3,9 @@
 //! [`super`]) and counts the test hook's steps; [`Applier::apply_one`] hands every other
 //! operation to the step that carries it out.
 
-use mailfold_store::{FolderStatus, IntentId, StateRead, Txn};
+use mailfold_store::{FolderStatus, StateRead, Txn};
 
-use crate::plan::{FolderPath, IntentId as PlanIntentId, ModSeq, Op, PendingKey, Plan, Uid};
+use crate::plan::{FolderPath, IntentId, ModSeq, Op, PendingKey, Plan, Uid};
 use crate::progress::ProgressEvent;
 use crate::SyncError;
 
@@ -218,8 +218,7 @@ impl Applier<'_> {
     }
 
     /// [`Op::DropIntent`]: a journal entry whose outcome the plan settled.
-    fn drop_intent(&mut self, id: PlanIntentId) -> Result<StepResult, SyncError> {
-        let id = IntentId(i64::try_from(id.0).unwrap_or(i64::MAX));
+    fn drop_intent(&mut self, id: IntentId) -> Result<StepResult, SyncError> {
         self.db.write(|tx| tx.resolve_intent(id))?;
         Ok(Ok(()))
     }

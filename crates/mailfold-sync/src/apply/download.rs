@@ -224,11 +224,7 @@ impl Applier<'_> {
                 size: w.size,
                 internaldate: crate::plan::UnixTime(w.date),
                 message_id: w.message_id.clone(),
-                hash: if w.partial {
-                    None
-                } else {
-                    Some(crate::plan::ContentHash(m.hash.0))
-                },
+                hash: if w.partial { None } else { Some(m.hash) },
                 partial: w.partial,
             };
             recs.push(record(u, &m.entry.base, &w.flags, &content));

@@ -12,7 +12,7 @@ use mailfold_store::{
 };
 
 use super::names::flagset;
-use super::state::{to_plan_hash, StateRows};
+use super::state::StateRows;
 use super::{Gathered, StampReading};
 use crate::account::AccountSpec;
 use crate::plan::{FlagSet, FolderPath, LocalFolder, LocalId, LocalMessage, Location, UnixTime};
@@ -260,7 +260,7 @@ pub(super) fn describe_local(
                 size,
                 mtime,
                 message_id: r.message_id.clone(),
-                hash: r.hash.map(to_plan_hash),
+                hash: r.hash,
                 partial: r.partial,
             });
         }
@@ -278,7 +278,7 @@ pub(super) fn describe_local(
         size,
         mtime,
         message_id: header_message_id(&head),
-        hash: Some(to_plan_hash(hash)),
+        hash: Some(hash),
         partial: row.is_some_and(|r| r.partial),
     })
 }
