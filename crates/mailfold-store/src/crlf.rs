@@ -183,25 +183,11 @@ impl WireToFile {
         let mut i = 0;
         let mut h = 0;
         if self.held_cr {
-            self.held_cr = false;
-            match chunk.first() {
-                None => {
-                    self.held_cr = true;
-                    return;
-                }
-                Some(b'\n') => {
-                    // The pair was split: one line end. The `CR` was not hashed.
-                    out.push(b'\n');
-                    self.line_end();
-                    i = 1;
-                    h = 1;
-                }
-                Some(_) => {
-                    out.push(b'\r');
-                    self.digest.hash(b"\r");
-                    self.digest.prev_cr = true;
-                }
-            }
+            let Some(first) = self.resume_held_cr(chunk, out) else {
+                return;
+            };
+            i = first;
+            h = first;
         }
         // memchr2: a vectorised search; a byte-at-a-time scan of every body byte was the
         // largest user-space cost of an initial sync.
@@ -257,6 +243,29 @@ impl WireToFile {
         }
         self.digest.hash(&chunk[h..]);
         self.digest.lf_len += (out.len() - start) as u64;
+    }
+
+    /// Settles a `CR` held from the previous chunk against the first byte of
+    /// `chunk`, writing and hashing it: the index of the first wire byte
+    /// left to convert and hash, or `None` (still held) for an empty chunk.
+    fn resume_held_cr(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        match chunk.first() {
+            None => None,
+            Some(b'\n') => {
+                // The pair was split: one line end. The `CR` was not hashed.
+                self.held_cr = false;
+                out.push(b'\n');
+                self.line_end();
+                Some(1)
+            }
+            Some(_) => {
+                self.held_cr = false;
+                out.push(b'\r');
+                self.digest.hash(b"\r");
+                self.digest.prev_cr = true;
+                Some(0)
+            }
+        }
     }
 
     /// A line end whose `CR` was held: canonical `CR LF`, or `LF` after a `CR`.
