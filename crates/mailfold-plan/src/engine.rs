@@ -846,23 +846,36 @@ impl<'a> Planner<'a> {
                     let op = self.pair_op(a, uid, l, &msg.flags, row_content(msg, Some(l)), None);
                     self.folders[a].early.push(op);
                 } else {
-                    self.folders[a].remote_leaving += 1;
-                    let (rflags, _) = self.remote_flags(a, uid);
-                    let fc = &self.folders[c];
-                    let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
-                    let np = merged.not_permitted.clone();
-                    self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
-                    self.moves.push(Op::MoveRemote {
-                        from: self.folders[a].path.clone(),
-                        uid,
-                        to: self.folders[c].path.clone(),
-                        local: l.id.clone(),
-                        content: row_content(msg, Some(l)),
-                        update: merged.update,
-                    });
+                    self.move_on_server(a, uid, c, l, msg);
                 }
             }
         }
+    }
+
+    /// The server follows a file moved locally: the message `uid` of folder `a` moves to
+    /// folder `c`, where the file `l` is, its flags merged against the row `msg`'s.
+    fn move_on_server(
+        &mut self,
+        a: usize,
+        uid: Uid,
+        c: usize,
+        l: &LocalMessage,
+        msg: &StateMessage,
+    ) {
+        self.folders[a].remote_leaving += 1;
+        let (rflags, _) = self.remote_flags(a, uid);
+        let fc = &self.folders[c];
+        let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
+        let np = merged.not_permitted.clone();
+        self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
+        self.moves.push(Op::MoveRemote {
+            from: self.folders[a].path.clone(),
+            uid,
+            to: self.folders[c].path.clone(),
+            local: l.id.clone(),
+            content: row_content(msg, Some(l)),
+            update: merged.update,
+        });
     }
 
     /// Pass 3: a synced message gone from both sides of its folder that reappears on both sides
@@ -1031,20 +1044,7 @@ impl<'a> Planner<'a> {
         self.folders[b].remote_taken.insert(v);
         self.folders[c].local_taken.insert(y);
         if server_move {
-            self.folders[a].remote_leaving += 1;
-            let (rflags, _) = self.remote_flags(a, v);
-            let fc = &self.folders[c];
-            let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
-            let np = merged.not_permitted.clone();
-            self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
-            self.moves.push(Op::MoveRemote {
-                from: self.folders[a].path.clone(),
-                uid: v,
-                to: self.folders[c].path.clone(),
-                local: l.id.clone(),
-                content: row_content(msg, Some(l)),
-                update: merged.update,
-            });
+            self.move_on_server(a, v, c, l, msg);
         } else {
             let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
             if b != c {
@@ -1727,9 +1727,8 @@ fn emit_folder_work(f: &mut Folder<'_>, ops: &mut Vec<Op>) {
 /// state record.
 fn folder_end(f: &Folder<'_>, touched: bool, deletions: &mut Vec<(usize, Op)>, tail: &mut Vec<Op>) {
     let depth = f.path.depth();
-    let forget = || Op::ForgetFolder {
-        folder: f.path.clone(),
-    };
+    let folder = || f.path.clone();
+    let forget = || Op::ForgetFolder { folder: folder() };
     let remote_gone_folder = !f.remote_exists && f.state.is_some() && f.mode == Mode::Normal;
     let local_gone_folder = !f.local_exists && f.state.is_some() && f.remote_exists;
     if !f.remote_exists && !f.local_exists && f.state.is_some() {
@@ -1739,12 +1738,7 @@ fn folder_end(f: &Folder<'_>, touched: bool, deletions: &mut Vec<(usize, Op)>, t
     if remote_gone_folder && !f.needs_remote_recreate {
         if f.local_leaving == f.local.len() && f.omitted() == 0 && f.pending_now.is_empty() {
             if f.local_exists {
-                deletions.push((
-                    depth,
-                    Op::DeleteLocalFolder {
-                        folder: f.path.clone(),
-                    },
-                ));
+                deletions.push((depth, Op::DeleteLocalFolder { folder: folder() }));
             }
             deletions.push((depth, forget()));
         }
@@ -1763,12 +1757,7 @@ fn folder_end(f: &Folder<'_>, touched: bool, deletions: &mut Vec<(usize, Op)>, t
         && f.omitted() == 0
         && f.pending_now.is_empty()
     {
-        deletions.push((
-            depth,
-            Op::DeleteRemoteFolder {
-                folder: f.path.clone(),
-            },
-        ));
+        deletions.push((depth, Op::DeleteRemoteFolder { folder: folder() }));
         deletions.push((depth, forget()));
         return;
     }
