@@ -1622,3 +1622,29 @@ impl AliasRegistry for StateDb {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_ids_cross_the_row_id_checked() {
+        assert_eq!(intent_id_of_row(1).unwrap(), IntentId(1));
+        assert_eq!(
+            intent_id_of_row(i64::MAX).unwrap(),
+            IntentId(i64::MAX.unsigned_abs())
+        );
+        assert!(matches!(
+            intent_id_of_row(-1),
+            Err(Error::BadStoredValue {
+                column: "intents.id",
+                ..
+            })
+        ));
+        assert_eq!(intent_row_id(IntentId(7)).unwrap(), 7);
+        assert!(matches!(
+            intent_row_id(IntentId(u64::MAX)),
+            Err(Error::IntentOutOfRange { id: u64::MAX })
+        ));
+    }
+}
