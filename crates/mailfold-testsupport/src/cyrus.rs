@@ -40,8 +40,8 @@ use nix::unistd::{Gid, Group, Pid, Uid, User};
 
 use crate::dovecot::TestUser;
 use crate::instance::{
-    chown, exits_within, greeting, instance_name, make_owned_dir, on_free_ports, recorded_sessions,
-    run_bounded, stop_all, test_users, write_file, PortTaken, SPECIAL_USE,
+    chown, exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
+    recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken, SPECIAL_USE,
 };
 use crate::pki::{CertKind, TestPki};
 use crate::ports::free_port;
@@ -403,12 +403,7 @@ impl Cyrus {
     /// # Panics
     /// If the instance was built with fewer users.
     pub fn user(&self, i: usize) -> &TestUser {
-        self.users.get(i).unwrap_or_else(|| {
-            panic!(
-                "Cyrus::user({i}): the instance has only {} users; use .users(n)",
-                self.users.len()
-            )
-        })
+        nth_user(&self.users, i, "Cyrus")
     }
 
     /// The administrator ([`CYRUS_ADMIN`]) and its password.

@@ -24,8 +24,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Pid, Uid, User};
 
 use crate::instance::{
-    exits_within, greeting, instance_name, make_owned_dir, on_free_ports, processes_where,
-    recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken, SPECIAL_USE,
+    exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
+    processes_where, recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken,
+    SPECIAL_USE,
 };
 use crate::oauth::Introspection;
 use crate::pki::{CertKind, TestPki};
@@ -411,12 +412,7 @@ impl Dovecot {
     /// # Panics
     /// If the instance was built with fewer users.
     pub fn user(&self, i: usize) -> &TestUser {
-        self.users.get(i).unwrap_or_else(|| {
-            panic!(
-                "Dovecot::user({i}): the instance has only {} users; use .users(n)",
-                self.users.len()
-            )
-        })
+        nth_user(&self.users, i, "Dovecot")
     }
 
     /// The mailbox layout of this instance.

@@ -56,6 +56,19 @@ pub(crate) fn test_users(rng: &mut SplitMix64, n: usize, tokens: bool) -> Vec<Te
         .collect()
 }
 
+/// The `i`-th of a `server`'s test users, counting from 0.
+///
+/// # Panics
+/// When the instance has fewer users.
+pub(crate) fn nth_user<'a>(users: &'a [TestUser], i: usize, server: &str) -> &'a TestUser {
+    users.get(i).unwrap_or_else(|| {
+        panic!(
+            "{server}::user({i}): the instance has only {} users; use .users(n)",
+            users.len()
+        )
+    })
+}
+
 /// Why a start attempt on freshly chosen ports failed in a way worth another try: another
 /// process took one of the ports between [`crate::free_port`] and the server's bind.
 pub(crate) struct PortTaken(pub(crate) String);
