@@ -53,6 +53,7 @@
 pub mod cyrus;
 mod dovecot;
 mod fault;
+mod instance;
 mod oauth;
 mod pki;
 mod ports;
