@@ -96,6 +96,16 @@ pub fn run(
     })
 }
 
+impl Done {
+    /// The command's exit status: OK, or the server half's failure (the local half stands).
+    pub fn status(failure: Option<anyhow::Error>) -> anyhow::Result<u8> {
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(crate::exit::OK),
+        }
+    }
+}
+
 /// The end of a change whose server half failed before it reported anything (the login, the
 /// connection): the local half stands, as `fallback` describes it.
 fn failed(fallback: Vec<Outcome>, e: anyhow::Error, context: &str) -> anyhow::Result<Done> {

@@ -16,7 +16,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use mailfold_sync::changes::Change;
-use mailfold_sync::plan::{Flag, FlagSet, FolderPath, UnixTime};
+use mailfold_sync::plan::{Flag, FlagSet, UnixTime};
 use serde_json::json;
 
 use super::{print_json, Ctx, Pushed};
@@ -33,25 +33,7 @@ pub fn run(
     seen: bool,
     force: bool,
 ) -> anyhow::Result<u8> {
-    let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
-    if !meta.is_file() {
-        return Err(usage(format!("{} is not a regular file", file.display())));
-    }
-    if !force {
-        let mut head = Vec::new();
-        File::open(file)
-            .with_context(|| format!("{}", file.display()))?
-            .take(HEAD_CHECKED as u64)
-            .read_to_end(&mut head)
-            .with_context(|| format!("{}", file.display()))?;
-        if let Err(why) = check_header_block(&head) {
-            return Err(usage(format!(
-                "{} does not look like a message ({why}); a message starts with header \
-                 fields such as `Subject: …` (RFC 5322 2.2). Use --force to add it as it is",
-                file.display()
-            )));
-        }
-    }
+    check_file(file, force)?;
     let (name, acct) = ctx.one_account(None)?;
     let mut mirror = Mirror::open_write(&name, &acct, "append", ctx.wait)?;
     let folder_name = match folder {
@@ -64,18 +46,10 @@ pub fn run(
         // Neither in the mirror nor synced: the error names the folder and the account.
         mirror.local_folder(&f)?;
     }
-    let mut flags = FlagSet::new();
-    if draft {
-        flags.insert(Flag::Draft);
-        flags.insert(Flag::Seen);
-    }
-    if seen {
-        flags.insert(Flag::Seen);
-    }
     let change = Change::Append {
-        folder: FolderPath(f.name.components().to_vec()),
+        folder: f.path(),
         source: file.to_owned(),
-        flags,
+        flags: flags_of(draft, seen),
         internaldate: UnixTime(now_unix()),
     };
     let done = change::run(
@@ -116,10 +90,45 @@ pub fn run(
             _ => crate::outln!("added to {} as {} (queued for the next sync)", f.name, base)?,
         }
     }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
+    change::Done::status(done.failure)
+}
+
+/// A usage error unless `file` is a regular file that (without `force`) starts with a
+/// header block ([`check_header_block`]).
+fn check_file(file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
+    if !meta.is_file() {
+        return Err(usage(format!("{} is not a regular file", file.display())));
     }
+    if !force {
+        let mut head = Vec::new();
+        File::open(file)
+            .with_context(|| format!("{}", file.display()))?
+            .take(HEAD_CHECKED as u64)
+            .read_to_end(&mut head)
+            .with_context(|| format!("{}", file.display()))?;
+        if let Err(why) = check_header_block(&head) {
+            return Err(usage(format!(
+                "{} does not look like a message ({why}); a message starts with header \
+                 fields such as `Subject: …` (RFC 5322 2.2). Use --force to add it as it is",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The flags of the new message: `\Draft` and `\Seen` for a draft, `\Seen` for `seen`.
+fn flags_of(draft: bool, seen: bool) -> FlagSet {
+    let mut flags = FlagSet::new();
+    if draft {
+        flags.insert(Flag::Draft);
+        flags.insert(Flag::Seen);
+    }
+    if seen {
+        flags.insert(Flag::Seen);
+    }
+    flags
 }
 
 /// How much of a file's start `append` reads to check its header block.

@@ -17,7 +17,6 @@
 //!   then sent nothing and the deletion waits, reported, as in a sync.
 
 use mailfold_sync::changes::Change;
-use mailfold_sync::plan::FolderPath;
 use serde_json::json;
 
 use super::flag::{change_message, id_of};
@@ -38,14 +37,11 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
     // Both must exist locally.
     mirror.local_folder(&src)?;
     mirror.local_folder(&dst)?;
-    let msgs = ids
-        .iter()
-        .map(|id| mirror.resolve_message(&src, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let msgs = mirror.resolve_messages(&src, ids)?;
     let change = Change::Move {
-        from: FolderPath(src.name.components().to_vec()),
+        from: src.path(),
         messages: msgs.iter().map(change_message).collect(),
-        to: FolderPath(dst.name.components().to_vec()),
+        to: dst.path(),
     };
     let done = change::run(
         ctx,
@@ -76,10 +72,7 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
             tail(done.pushed)
         )?;
     }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
+    change::Done::status(done.failure)
 }
 
 /// What the human output adds about the server.
@@ -96,12 +89,9 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
     let (name, acct) = ctx.one_account(None)?;
     let mut mirror = Mirror::open_write(&name, &acct, "delete", ctx.wait)?;
     let f = mirror.resolve_folder(folder)?;
-    let msgs = ids
-        .iter()
-        .map(|id| mirror.resolve_message(&f, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let msgs = mirror.resolve_messages(&f, ids)?;
     let change = Change::Delete {
-        folder: FolderPath(f.name.components().to_vec()),
+        folder: f.path(),
         messages: msgs.iter().map(change_message).collect(),
     };
     let done = change::run(
@@ -129,8 +119,5 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
             tail(done.pushed)
         )?;
     }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
+    change::Done::status(done.failure)
 }
