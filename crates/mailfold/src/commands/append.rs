@@ -34,17 +34,16 @@ pub fn run(
     force: bool,
 ) -> anyhow::Result<u8> {
     check_file(file, force)?;
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "append", ctx.wait)?;
+    let mut t = change::Target::open(ctx, "append")?;
     let folder_name = match folder {
         Some(f) => f.to_string(),
-        None if draft => drafts_folder(&mirror)?,
+        None if draft => drafts_folder(&t.mirror)?,
         None => "INBOX".to_string(),
     };
-    let f = mirror.resolve_folder(&folder_name)?;
+    let f = t.mirror.resolve_folder(&folder_name)?;
     if f.rel.is_none() && f.state.is_none() {
         // Neither in the mirror nor synced: the error names the folder and the account.
-        mirror.local_folder(&f)?;
+        t.mirror.local_folder(&f)?;
     }
     let change = Change::Append {
         folder: f.path(),
@@ -52,11 +51,8 @@ pub fn run(
         flags: flags_of(draft, seen),
         internaldate: UnixTime(now_unix()),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the message is in the local mirror; the next sync uploads it",
     )?;
@@ -74,7 +70,7 @@ pub fn run(
     };
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": f.name.to_string(),
             "base": base,
             "uid": new_uid,

@@ -19,7 +19,7 @@ use super::{print_json, Ctx, Pushed};
 use crate::change;
 use crate::cli::FlagArgs;
 use crate::exit::usage;
-use crate::mirror::{id_text, MessageRef, Mirror};
+use crate::mirror::{id_text, MessageRef};
 
 /// One flag a user named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,21 +110,17 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
             "keywords other than $Forwarded are kept on the server only; drop --offline",
         ));
     }
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "flag", ctx.wait)?;
-    let f = mirror.resolve_folder(&a.folder)?;
-    let msgs = mirror.resolve_messages(&f, &a.ids)?;
+    let mut t = change::Target::open(ctx, "flag")?;
+    let f = t.mirror.resolve_folder(&a.folder)?;
+    let msgs = t.mirror.resolve_messages(&f, &a.ids)?;
     let change = Change::Flags {
         folder: f.path(),
         messages: msgs.iter().map(change_message).collect(),
         add: FlagSet::from_imap(set.iter().map(|x| x.imap.as_str())),
         remove: FlagSet::from_imap(clear.iter().map(|x| x.imap.as_str())),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the flag change was made in the local mirror and the next sync pushes it",
     )?;
@@ -140,7 +136,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|m| {
             let id = id_of(m);
-            mirror
+            t.mirror
                 .resolve_message(&f, &id)
                 .map(|now| (now.entry, now.record))
         })
@@ -148,7 +144,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
 
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": f.name.to_string(),
             "pushed": done.pushed.as_str(),
             "error": failure.as_ref().map(|e| format!("{e:#}")),

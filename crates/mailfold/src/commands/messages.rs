@@ -20,40 +20,35 @@ use mailfold_sync::changes::Change;
 use serde_json::json;
 
 use super::flag::{change_message, id_of};
-use super::{print_json, Ctx, Pushed};
+use super::{print_json, Ctx};
 use crate::change;
 use crate::exit::usage;
-use crate::mirror::Mirror;
 
 /// `mailfold move FOLDER ID… --to DEST`.
 pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "move", ctx.wait)?;
-    let src = mirror.resolve_folder(folder)?;
-    let dst = mirror.resolve_folder(to)?;
+    let mut t = change::Target::open(ctx, "move")?;
+    let src = t.mirror.resolve_folder(folder)?;
+    let dst = t.mirror.resolve_folder(to)?;
     if src.name == dst.name {
         return Err(usage("source and destination are the same folder"));
     }
     // Both must exist locally.
-    mirror.local_folder(&src)?;
-    mirror.local_folder(&dst)?;
-    let msgs = mirror.resolve_messages(&src, ids)?;
+    t.mirror.local_folder(&src)?;
+    t.mirror.local_folder(&dst)?;
+    let msgs = t.mirror.resolve_messages(&src, ids)?;
     let change = Change::Move {
         from: src.path(),
         messages: msgs.iter().map(change_message).collect(),
         to: dst.path(),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the messages were moved in the local mirror; the next sync moves them on the server",
     )?;
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": src.name.to_string(),
             "to": dst.name.to_string(),
             "pushed": done.pushed.as_str(),
@@ -69,42 +64,29 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
             msgs.len(),
             src.name,
             dst.name,
-            tail(done.pushed)
+            done.pushed.human_tail()
         )?;
     }
     change::Done::status(done.failure)
 }
 
-/// What the human output adds about the server.
-fn tail(pushed: Pushed) -> &'static str {
-    match pushed {
-        Pushed::Server => " (on the server too)",
-        Pushed::Queued => " (queued for the next sync)",
-        Pushed::LocalOnly => "",
-    }
-}
-
 /// `mailfold delete FOLDER ID…`.
 pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "delete", ctx.wait)?;
-    let f = mirror.resolve_folder(folder)?;
-    let msgs = mirror.resolve_messages(&f, ids)?;
+    let mut t = change::Target::open(ctx, "delete")?;
+    let f = t.mirror.resolve_folder(folder)?;
+    let msgs = t.mirror.resolve_messages(&f, ids)?;
     let change = Change::Delete {
         folder: f.path(),
         messages: msgs.iter().map(change_message).collect(),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the messages were deleted from the local mirror; the next sync deletes them on the server",
     )?;
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": f.name.to_string(),
             "pushed": done.pushed.as_str(),
             "error": done.failure.as_ref().map(|e| format!("{e:#}")),
@@ -116,7 +98,7 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
             "deleted {} message(s) from {}{}",
             msgs.len(),
             f.name,
-            tail(done.pushed)
+            done.pushed.human_tail()
         )?;
     }
     change::Done::status(done.failure)

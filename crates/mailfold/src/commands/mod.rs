@@ -151,6 +151,17 @@ impl Pushed {
     }
 }
 
+impl Pushed {
+    /// What the human output adds about the server after a change.
+    pub fn human_tail(self) -> &'static str {
+        match self {
+            Pushed::Server => " (on the server too)",
+            Pushed::Queued => " (queued for the next sync)",
+            Pushed::LocalOnly => "",
+        }
+    }
+}
+
 /// Prints the line that says a change was queued, with why.
 pub fn say_queued(json: bool, why: &str) {
     if !json {
