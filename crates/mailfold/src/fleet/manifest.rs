@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Account, Config, ConfigError};
+use crate::config::{line_of, Account, Config, ConfigError};
 
 /// The keys that name an account's secret: one in an account's own table or row replaces
 /// whichever the defaults give (an account with its own password file in a fleet of
@@ -465,14 +465,6 @@ fn error(
         key: key.map(str::to_string),
         message: message.to_string(),
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The line of `[accounts.NAME]` (best effort, for errors found after parsing).
