@@ -122,15 +122,7 @@ fn init_logging(verbose: u8) {
 /// command, each only moving the parsed arguments into the command's own `run`: split, it
 /// would only scatter the table of commands.
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Ctx {
-        config: cli.config.clone(),
-        json: cli.json,
-        account: cli.account.clone(),
-        offline: cli.offline,
-        wait: cli.wait,
-        verbose: cli.verbose,
-        quiet: cli.quiet,
-    };
+    let ctx = ctx_of(&cli);
     match cli.command {
         Command::Sync {
             accounts,
@@ -203,6 +195,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Debug(DebugCommand::Parse { no_greeting }) => debug_parse(no_greeting),
+    }
+}
+
+/// What every command gets from the global options.
+fn ctx_of(cli: &Cli) -> Ctx {
+    Ctx {
+        config: cli.config.clone(),
+        json: cli.json,
+        account: cli.account.clone(),
+        offline: cli.offline,
+        wait: cli.wait,
+        verbose: cli.verbose,
+        quiet: cli.quiet,
     }
 }
 
