@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Group, Pid, Uid, User};
 
-use crate::dovecot::TestUser;
+use crate::instance::TestUser;
 use crate::instance::{
     chown, exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
     recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken, SPECIAL_USE,

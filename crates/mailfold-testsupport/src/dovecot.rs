@@ -26,7 +26,7 @@ use nix::unistd::{Gid, Pid, Uid, User};
 use crate::instance::{
     exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
     processes_where, recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken,
-    SPECIAL_USE,
+    TestUser, SPECIAL_USE,
 };
 use crate::oauth::Introspection;
 use crate::pki::{CertKind, TestPki};
@@ -89,18 +89,6 @@ pub enum Plaintext {
     AllowAuth,
     /// Cleartext only, and Dovecot advertises LOGINDISABLED and refuses cleartext passwords.
     LoginDisabled,
-}
-
-/// A test account: login name, password, and the OAuth bearer token the introspection
-/// endpoint accepts for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestUser {
-    /// Login name (`user1`, `user2`, ...).
-    pub name: String,
-    /// Password, random per run, usable with every password mechanism.
-    pub password: String,
-    /// Bearer token for XOAUTH2 and OAUTHBEARER, random per run.
-    pub token: String,
 }
 
 /// Options for [`Dovecot`]; create with [`Dovecot::builder`].

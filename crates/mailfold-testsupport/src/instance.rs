@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::dovecot::TestUser;
 use crate::rng::SplitMix64;
 
 /// The RFC 6154 special-use mailboxes an instance can give each user, with their attributes.
@@ -38,6 +37,18 @@ pub(crate) fn instance_name(prefix: &str) -> String {
         std::process::id(),
         INSTANCES.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A test account: login name, password, and the OAuth bearer token the introspection
+/// endpoint accepts for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestUser {
+    /// Login name (`user1`, `user2`, ...).
+    pub name: String,
+    /// Password, random per run, usable with every password mechanism.
+    pub password: String,
+    /// Bearer token for XOAUTH2 and OAUTHBEARER, random per run.
+    pub token: String,
 }
 
 /// Test users `user1`..`userN` with random passwords, and random OAuth bearer tokens when
