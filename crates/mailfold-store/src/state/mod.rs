@@ -84,6 +84,8 @@ pub struct StateDb {
     path: PathBuf,
     /// Write transactions committed since open ([`StateDb::commits`]).
     commits: Cell<u64>,
+    /// What [`StateDb::set_fsync`] chose last (`true` until then).
+    fsync: Cell<bool>,
     /// The in-process writer lock of this file, shared by every connection of this process
     /// to it ([`writer_lock`]).
     writer: Arc<Mutex<()>>,
@@ -216,6 +218,7 @@ impl StateDb {
             writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
+            fsync: Cell::new(true),
         };
         db.configure()?;
         Ok(db)
@@ -248,6 +251,7 @@ impl StateDb {
                 writer: writer_lock(side),
                 path: side.to_path_buf(),
                 commits: Cell::new(0),
+                fsync: Cell::new(true),
             };
             // No journal and no syncs while building: the side file is nobody's database
             // until the rename in `create`, and one left by a crash is removed above, so a
@@ -297,6 +301,7 @@ impl StateDb {
             writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
+            fsync: Cell::new(true),
         };
         // Identify the file before changing anything in it (WAL mode is
         // written to the header), so another program's database is left alone.
@@ -586,7 +591,38 @@ impl StateDb {
     pub fn set_fsync(&self, fsync: bool) -> Result<()> {
         let level = if fsync { "FULL" } else { "NORMAL" };
         self.conn.pragma_update(None, "synchronous", level)?;
+        self.fsync.set(fsync);
         Ok(())
+    }
+
+    /// Whether a commit waits for the disk now (`PRAGMA synchronous` is FULL or EXTRA).
+    pub fn syncs_commits(&self) -> Result<bool> {
+        let level: i64 = self
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        Ok(level >= 2)
+    }
+
+    /// [`StateDb::write`] without waiting for the disk at its commit, whatever
+    /// [`StateDb::set_fsync`] chose: for changes whose loss the next run recognises from
+    /// their effects alone (the sync engine's deferred commit groups, a folder's directory
+    /// stamp), so that they cost no fsync of their own.
+    ///
+    /// In WAL mode commits reach the log in order, and the log is fsynced as a whole: the
+    /// next synced commit, or the checkpoint when the database is closed, makes this one
+    /// durable with it. A power cut before then loses this commit and any later unsynced
+    /// one, never an earlier commit and never a part of one; a crash or a kill loses nothing
+    /// (the log is written at the commit, only not flushed to the disk).
+    pub fn write_unsynced<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> Result<T>) -> Result<T> {
+        if !self.fsync.get() {
+            return self.write(f);
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let v = written?;
+        restored?;
+        Ok(v)
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`, so it cannot fail

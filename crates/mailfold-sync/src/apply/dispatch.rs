@@ -276,13 +276,17 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Commits the current group in one transaction, in step order.
+    /// Commits the current group in one transaction, in step order, without an fsync of its
+    /// own: a group holds only changes whose lost commit the next plan recognises from the
+    /// effect ([`joins_group`]), so a power cut that loses it costs what a kill before it
+    /// does. The next synced commit (a download's rows, an intent) or the close of the
+    /// database makes it durable.
     pub(super) fn flush(&mut self) -> Result<(), SyncError> {
         if self.deferred.is_empty() {
             return Ok(());
         }
         let group = std::mem::take(&mut self.deferred);
-        self.db.write(|tx| {
+        self.db.write_unsynced(|tx| {
             for change in group {
                 change(tx)?;
             }
