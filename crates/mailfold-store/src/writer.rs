@@ -544,9 +544,7 @@ const SYNC_THREADS: usize = 8;
 /// [`UnplacedMessage::place_deferred`] then skips the fsync it would otherwise do, so the
 /// order stays file durable, then renamed into place, then the directory synced.
 pub fn sync_unplaced(messages: &mut [&mut UnplacedMessage]) -> Vec<Result<()>> {
-    let wanted = messages
-        .iter()
-        .any(|m| m.writer.fsync && !m.synced && m.file.is_some());
+    let wanted = messages.iter().any(|m| m.needs_sync());
     if !wanted {
         return messages.iter().map(|_| Ok(())).collect();
     }
@@ -586,6 +584,11 @@ pub fn sync_unplaced(messages: &mut [&mut UnplacedMessage]) -> Vec<Result<()>> {
 }
 
 impl UnplacedMessage {
+    /// Whether [`sync_unplaced`] has work to do for this message (fsync on, not synced yet).
+    pub fn needs_sync(&self) -> bool {
+        self.writer.fsync && !self.synced && self.file.is_some()
+    }
+
     /// Fsyncs the file now (with fsync on), so that placing it does not.
     fn sync_file(&mut self) -> Result<()> {
         if !self.writer.fsync || self.synced {
