@@ -1417,6 +1417,30 @@ impl Folder {
         Ok(time)
     }
 
+    /// The regular file named `name` in `subdir`, looked up through the folder's held
+    /// directory (no path resolution from the root); `None` when there is none, or the name
+    /// is not a message file name.
+    pub fn entry_named(&self, subdir: Subdir, name: &str) -> Result<Option<MessageEntry>> {
+        let Some((base, flags)) = MessageBase::parse_file_name(name) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(subdir.as_str()).join(name);
+        let info = match dirfd::file_at(self.dirs()?.sub(subdir), name) {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("stat message", &path, e)),
+        };
+        Ok(Some(MessageEntry {
+            base,
+            flags,
+            subdir,
+            path,
+            size: info.size,
+            mtime: info.mtime,
+        }))
+    }
+
     /// Finds the file with this base (after mutt or notmuch renamed it).
     pub fn find(&self, base: &MessageBase) -> Result<Option<MessageEntry>> {
         Ok(self.scan()?.into_iter().find(|e| &e.base == base))

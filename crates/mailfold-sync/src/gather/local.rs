@@ -189,22 +189,10 @@ pub(super) fn find_file(folder: &Folder, r: &MessageRecord) -> Option<MessageEnt
         (Subdir::New, format!("{base}:2,{flags}")),
     ];
     for (subdir, name) in candidates {
-        let path = folder.path().join(subdir.as_str()).join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
+        // An error (a directory that went away) is as good as no file: the caller lists.
+        if let Ok(Some(entry)) = folder.entry_named(subdir, &name) {
+            return Some(entry);
         }
-        let (parsed_base, parsed_flags) = MessageBase::parse_file_name(&name)?;
-        return Some(MessageEntry {
-            base: parsed_base,
-            flags: parsed_flags,
-            subdir,
-            path,
-            size: meta.len(),
-            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        });
     }
     None
 }
