@@ -2001,25 +2001,13 @@ fn fetch_item(
         }
         b"BODY" => {
             let section = section(c)?;
-            let which = StreamedItem::Body {
-                section,
-                origin: origin(c)?,
-            };
-            match body_item(c, which, prefix)? {
-                Ok(item) => item,
-                Err(streamed) => return Ok(Some(streamed)),
-            }
+            let origin = origin(c)?;
+            return body_item(c, StreamedItem::Body { section, origin }, prefix, items);
         }
         b"BINARY" => {
             let section = binary_section(c)?;
-            let which = StreamedItem::Binary {
-                section,
-                origin: origin(c)?,
-            };
-            match body_item(c, which, prefix)? {
-                Ok(item) => item,
-                Err(streamed) => return Ok(Some(streamed)),
-            }
+            let origin = origin(c)?;
+            return body_item(c, StreamedItem::Binary { section, origin }, prefix, items);
         }
         b"BINARY.SIZE" => {
             let section = binary_section(c)?;
@@ -2036,10 +2024,7 @@ fn fetch_item(
                 13 => StreamedItem::Rfc822Header,
                 _ => StreamedItem::Rfc822Text,
             };
-            match body_item(c, which, prefix)? {
-                Ok(item) => item,
-                Err(streamed) => return Ok(Some(streamed)),
-            }
+            return body_item(c, which, prefix, items);
         }
         // Vendor or unknown item (e.g. X-GM-LABELS): keep the value raw (seed N3).
         _ => other_item(c, name, prefix)?,
@@ -2048,17 +2033,22 @@ fn fetch_item(
     Ok(None)
 }
 
-/// The value of a body item whose name (and section) `which` describes: the whole item,
-/// or in prefix mode `which` back when the value is a literal still to be streamed.
+/// The value of a body item whose name (and section) `which` describes: the whole item is
+/// pushed to `items`, or in prefix mode `which` comes back when the value is a literal
+/// still to be streamed (as [`fetch_item`] returns it).
 fn body_item(
     c: &mut Cur<'_>,
     which: StreamedItem,
     prefix: bool,
-) -> PResult<Result<FetchItem, StreamedItem>> {
-    Ok(match body_value(c, prefix)? {
-        Some(data) => Ok(which.into_item(data)),
-        None => Err(which),
-    })
+    items: &mut Vec<FetchItem>,
+) -> PResult<Option<StreamedItem>> {
+    match body_value(c, prefix)? {
+        Some(data) => {
+            items.push(which.into_item(data));
+            Ok(None)
+        }
+        None => Ok(Some(which)),
+    }
 }
 
 /// An item this parser does not know (a vendor's, such as `X-GM-LABELS`), with its section
