@@ -744,16 +744,22 @@ impl<'a> Planner<'a> {
             .any(|it| matches!(it, Intent::Append { folder, .. } if folder == path))
     }
 
+    /// Row `ri` of folder `a` when it is bound to a UID: that UID and the state's message.
+    /// What the move passes below walk (an unbound row has no server message to follow).
+    fn bound_row(&self, a: usize, ri: usize) -> Option<(Uid, &'a StateMessage)> {
+        let row = &self.folders[a].rows[ri];
+        Some((row.uid?, row.msg))
+    }
+
     /// Pass 1: a synced message gone from its server folder whose local file is still there, and
     /// an unknown server message with the same content (in any folder): the server moved it.
     fn match_remote_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, local_id, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg.local.clone(), row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
+                let local_id = msg.local.clone();
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || !fa.local.contains_key(&local_id) {
                     continue;
@@ -822,11 +828,9 @@ impl<'a> Planner<'a> {
     fn match_local_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if !fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;
@@ -886,11 +890,9 @@ impl<'a> Planner<'a> {
     fn match_both_moved(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;
