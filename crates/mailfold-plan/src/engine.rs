@@ -178,6 +178,15 @@ fn is_inbox(path: &FolderPath) -> bool {
     path.0.len() == 1 && path.0[0].eq_ignore_ascii_case("INBOX")
 }
 
+/// Whether every row's file is among `local` with the flags and the partial mark last synced.
+fn holds_as_synced(local: &BTreeMap<LocalId, &LocalMessage>, rows: &[Row<'_>]) -> bool {
+    rows.iter().all(|r| {
+        local
+            .get(&r.msg.local)
+            .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
+    })
+}
+
 fn row_content(msg: &StateMessage, local: Option<&LocalMessage>) -> RowContent {
     RowContent {
         size: msg.size,
@@ -412,31 +421,36 @@ impl<'a> Planner<'a> {
         for p in paths {
             self.folder_mut(p);
         }
-        let mut seen_remote = BTreeSet::new();
-        for rf in &input.remote {
-            if !seen_remote.insert(&rf.path) {
-                self.warn_dup(&rf.path, "server folder");
-                continue;
-            }
+        for rf in self.first_of_each(&input.remote, |f| &f.path, "server folder") {
             self.index_remote(rf);
         }
-        let mut seen_local = BTreeSet::new();
-        for lf in &input.local {
-            if !seen_local.insert(&lf.path) {
-                self.warn_dup(&lf.path, "local folder");
-                continue;
-            }
+        for lf in self.first_of_each(&input.local, |f| &f.path, "local folder") {
             self.index_local(lf);
         }
-        let mut seen_state = BTreeSet::new();
-        for sf in &input.state {
-            if !seen_state.insert(&sf.path) {
-                self.warn_dup(&sf.path, "state folder");
-                continue;
-            }
+        for sf in self.first_of_each(&input.state, |f| &f.path, "state folder") {
             let i = self.folder_mut(&sf.path);
             self.folders[i].state = Some(sf);
         }
+    }
+
+    /// The first of `items` for each folder path, in input order; each later one with the
+    /// same path is dropped with a [`Warning::DuplicateInput`] naming it as `what`.
+    fn first_of_each<T>(
+        &mut self,
+        items: &'a [T],
+        path: impl Fn(&T) -> &FolderPath,
+        what: &str,
+    ) -> Vec<&'a T> {
+        let mut seen = BTreeSet::new();
+        let mut firsts = Vec::with_capacity(items.len());
+        for item in items {
+            if seen.insert(path(item)) {
+                firsts.push(item);
+            } else {
+                self.warn_dup(path(item), what);
+            }
+        }
+        firsts
     }
 
     fn warn_dup(&mut self, folder: &FolderPath, what: &str) {
@@ -542,8 +556,6 @@ impl<'a> Planner<'a> {
     /// is left to the per-message passes below, which move message by message.
     fn match_folder_renames(&mut self) {
         let n = self.folders.len();
-        let nests =
-            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
         for a in 0..n {
             let fa = &self.folders[a];
             let gone_here = fa.mode == Mode::Normal
@@ -576,35 +588,16 @@ impl<'a> Planner<'a> {
                     && fb.local.len() == files.len()
                     && fb.local.keys().all(|k| files.contains(k))
                     // Same flags as synced: the renamed folder needs nothing but the rename.
-                    && self.folders[a].rows.iter().all(|r| {
-                        fb.local
-                            .get(&r.msg.local)
-                            .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
-                    })
+                    && holds_as_synced(&fb.local, &self.folders[a].rows)
             });
             let Some(b) = target else { continue };
             let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
-            // Children would be renamed with the parent on the server (RFC 3501 6.3.5).
-            let clean = !nests(&pa, &pb)
-                && !nests(&pb, &pa)
-                && self
-                    .folders
-                    .iter()
-                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
-            if !clean {
+            if !self.clean_cut(&pa, &pb) {
                 continue;
             }
             self.create_remote
                 .retain(|o| !matches!(o, Op::CreateRemoteFolder { folder } if *folder == pb));
-            for i in [a, b] {
-                let f = &mut self.folders[i];
-                f.mode = Mode::Inactive;
-                f.rows.clear();
-                let uids: Vec<Uid> = f.remote.keys().copied().collect();
-                f.remote_taken.extend(uids);
-                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
-                f.local_taken.extend(ids);
-            }
+            self.retire_renamed(a, b);
             self.moves.push(Op::RenameRemoteFolder { from: pa, to: pb });
         }
     }
@@ -628,8 +621,6 @@ impl<'a> Planner<'a> {
     /// APPENDs — so everything else falls back to the per-message moves below.
     fn match_server_renames(&mut self) {
         let n = self.folders.len();
-        let nests =
-            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
         for a in 0..n {
             let fa = &self.folders[a];
             let Some(sa) = fa.state else { continue };
@@ -643,39 +634,50 @@ impl<'a> Planner<'a> {
                 && sa.pending.is_empty()
                 && fa.local.len() == fa.rows.len()
                 // The same files with the flags last synced: the rename is all the Maildir needs.
-                && fa.rows.iter().all(|r| {
-                    fa.local
-                        .get(&r.msg.local)
-                        .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
-                });
+                && holds_as_synced(&fa.local, &fa.rows);
             if !gone_there || self.has_intents(&fa.path) {
                 continue;
             }
             let target = (0..n).find(|&b| b != a && self.renamed_to(a, b, sa));
             let Some(b) = target else { continue };
             let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
-            let clean = !nests(&pa, &pb)
-                && !nests(&pb, &pa)
-                && self
-                    .folders
-                    .iter()
-                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
-            if !clean {
+            if !self.clean_cut(&pa, &pb) {
                 continue;
             }
             self.set_uidvalidity
                 .retain(|o| !matches!(o, Op::SetUidValidity { folder, .. } if *folder == pb));
+            self.retire_renamed(a, b);
             for i in [a, b] {
-                let f = &mut self.folders[i];
-                f.mode = Mode::Inactive;
-                f.needs_local_dir = false;
-                f.rows.clear();
-                let uids: Vec<Uid> = f.remote.keys().copied().collect();
-                f.remote_taken.extend(uids);
-                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
-                f.local_taken.extend(ids);
+                self.folders[i].needs_local_dir = false;
             }
             self.moves.push(Op::RenameLocalFolder { from: pa, to: pb });
+        }
+    }
+
+    /// Whether renaming folder `pa` to `pb` is a clean cut: no folder nests in either name,
+    /// since a server RENAME would take the children along (RFC 3501 6.3.5).
+    fn clean_cut(&self, pa: &FolderPath, pb: &FolderPath) -> bool {
+        let nests =
+            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
+        !nests(pa, pb)
+            && !nests(pb, pa)
+            && self
+                .folders
+                .iter()
+                .all(|f| !nests(pa, &f.path) && !nests(pb, &f.path))
+    }
+
+    /// Folders `a` and `b` of a whole-folder rename: the rename is all they need this run,
+    /// so nothing else is planned for them and no other pass takes their messages.
+    fn retire_renamed(&mut self, a: usize, b: usize) {
+        for i in [a, b] {
+            let f = &mut self.folders[i];
+            f.mode = Mode::Inactive;
+            f.rows.clear();
+            let uids: Vec<Uid> = f.remote.keys().copied().collect();
+            f.remote_taken.extend(uids);
+            let ids: Vec<LocalId> = f.local.keys().cloned().collect();
+            f.local_taken.extend(ids);
         }
     }
 
@@ -742,16 +744,22 @@ impl<'a> Planner<'a> {
             .any(|it| matches!(it, Intent::Append { folder, .. } if folder == path))
     }
 
+    /// Row `ri` of folder `a` when it is bound to a UID: that UID and the state's message.
+    /// What the move passes below walk (an unbound row has no server message to follow).
+    fn bound_row(&self, a: usize, ri: usize) -> Option<(Uid, &'a StateMessage)> {
+        let row = &self.folders[a].rows[ri];
+        Some((row.uid?, row.msg))
+    }
+
     /// Pass 1: a synced message gone from its server folder whose local file is still there, and
     /// an unknown server message with the same content (in any folder): the server moved it.
     fn match_remote_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, local_id, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg.local.clone(), row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
+                let local_id = msg.local.clone();
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || !fa.local.contains_key(&local_id) {
                     continue;
@@ -820,11 +828,9 @@ impl<'a> Planner<'a> {
     fn match_local_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if !fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;
@@ -884,11 +890,9 @@ impl<'a> Planner<'a> {
     fn match_both_moved(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;

@@ -833,10 +833,7 @@ mod tests {
 
     #[test]
     fn commit_never_replaces_a_file_of_the_same_name() {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["tmp", "cur", "new"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
+        let dir = folder_dirs();
         let mut first = writer(dir.path());
         first.write_chunk(b"Subject: one\r\n\r\nbody\r\n").unwrap();
         let kept = first.commit().unwrap();
@@ -864,10 +861,7 @@ mod tests {
 
     #[test]
     fn a_limited_writer_refuses_the_chunk_that_passes_the_limit_unwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["tmp", "cur", "new"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
+        let dir = folder_dirs();
         let mut w = writer(dir.path());
         w.limit(10);
         w.write_chunk(b"0123456789").unwrap();
