@@ -75,6 +75,9 @@ pub fn spawn_tunnel(argv: &[String]) -> Result<Tunnel, Error> {
     tokio::spawn(async move {
         let mut r = tokio::io::BufReader::new(stderr);
         let mut line = Vec::new();
+        // Read in pieces of at most MAX_STDERR_LINE bytes; a piece without its line end is
+        // the start of an over-long line, whose further pieces are skipped, not logged.
+        let mut rest_of_long_line = false;
         loop {
             line.clear();
             match (&mut r)
@@ -84,24 +87,11 @@ pub fn spawn_tunnel(argv: &[String]) -> Result<Tunnel, Error> {
             {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    tracing::warn!("tunnel {name}: {}", text.trim_end());
-                    if !line.ends_with(b"\n") {
-                        // The rest of an over-long line: skip it.
-                        let mut skip = Vec::new();
-                        loop {
-                            skip.clear();
-                            match (&mut r)
-                                .take(MAX_STDERR_LINE)
-                                .read_until(b'\n', &mut skip)
-                                .await
-                            {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) if skip.ends_with(b"\n") => break,
-                                Ok(_) => {}
-                            }
-                        }
+                    if !rest_of_long_line {
+                        let text = String::from_utf8_lossy(&line);
+                        tracing::warn!("tunnel {name}: {}", text.trim_end());
                     }
+                    rest_of_long_line = !line.ends_with(b"\n");
                 }
             }
         }

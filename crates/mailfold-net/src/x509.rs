@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use mailfold_proto::response::DateTime;
+
 /// The parts of a certificate worth showing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertSummary {
@@ -216,25 +218,14 @@ pub fn subject_alt_names(der: &[u8]) -> Vec<String> {
 /// Seconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian calendar, UTC), the
 /// form [`CertSummary`] uses for validity dates.
 pub(crate) fn format_unix(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from a day count (the days-from-civil inverse, eras of 400 years =
-    // 146 097 days starting on 0000-03-01).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // A certificate's dates end at year 9999 (RFC 5280 4.1.2.5), well inside the range.
+    match i64::try_from(secs).ok().and_then(DateTime::from_unix_utc) {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        ),
+        None => "?".into(),
+    }
 }
 
 /// `Name ::= SEQUENCE OF SET OF AttributeTypeAndValue`, as `KEY=value, …`.

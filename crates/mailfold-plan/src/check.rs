@@ -158,42 +158,91 @@ impl<'a> View<'a> {
 }
 
 /// Checks the safety invariants of `plan` against the input it was made from.
+///
+/// The checks run in a fixed order, and the first broken rule is the one reported: each
+/// operation on its own (its server writes, then its messages), then the rules about the plan
+/// as a whole (copy sources, folder renames, folder deletions, the safety valve).
 pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result<(), Violation> {
     let view = View::new(input);
-    let mut remote_taken: BTreeSet<(&FolderPath, Uid)> = BTreeSet::new();
-    let mut local_taken: BTreeSet<(&FolderPath, &LocalId)> = BTreeSet::new();
-    let mut local_del: BTreeMap<&FolderPath, usize> = BTreeMap::new();
-    let mut remote_del: BTreeMap<&FolderPath, usize> = BTreeMap::new();
-    let mut leaving_local: BTreeMap<&FolderPath, usize> = BTreeMap::new();
-    let mut leaving_remote: BTreeMap<&FolderPath, usize> = BTreeMap::new();
-    let mut copied_from: Vec<(&FolderPath, Uid, &Op)> = Vec::new();
-    let mut removed: BTreeSet<(&FolderPath, Uid)> = BTreeSet::new();
-
+    let mut tally = Tally::default();
     for op in &plan.ops {
+        tally.note_removal(op);
+        check_server_write(&view, config, op)?;
+        tally.take_messages(&view, op)?;
+    }
+    tally.check_copy_sources()?;
+    check_folder_renames(&view, plan)?;
+    tally.check_folder_deletions(&view, plan)?;
+    if !config.force {
+        tally.check_valve(&view, config)?;
+    }
+    Ok(())
+}
+
+/// What the operations of a plan take and remove, gathered one operation at a time, for the
+/// rules about the plan as a whole.
+#[derive(Default)]
+struct Tally<'p> {
+    /// Server messages an operation has used.
+    remote_taken: BTreeSet<(&'p FolderPath, Uid)>,
+    /// Local files an operation has used.
+    local_taken: BTreeSet<(&'p FolderPath, &'p LocalId)>,
+    /// Local deletions per folder, for the safety valve.
+    local_del: BTreeMap<&'p FolderPath, usize>,
+    /// Server deletions per folder, for the safety valve.
+    remote_del: BTreeMap<&'p FolderPath, usize>,
+    /// Local files leaving each folder (deleted or moved away).
+    leaving_local: BTreeMap<&'p FolderPath, usize>,
+    /// Server messages leaving each folder (expunged or moved away).
+    leaving_remote: BTreeMap<&'p FolderPath, usize>,
+    /// The source of every server copy, with the copying operation.
+    copied_from: Vec<(&'p FolderPath, Uid, &'p Op)>,
+    /// Server messages the plan removes from their folder.
+    removed: BTreeSet<(&'p FolderPath, Uid)>,
+}
+
+/// Pull only (V0040): no server write at all; and no server write to a read-only folder
+/// (V0039).
+fn check_server_write(view: &View<'_>, config: &PlanConfig, op: &Op) -> Result<(), Violation> {
+    if !op.writes_remote() {
+        return Ok(());
+    }
+    if config.pull {
+        return Err(violation("server write in a pull-only plan", op));
+    }
+    let target = match op {
+        // A copy reads its source, which may be read-only (RFC 3501 6.4.7).
+        Op::MoveLocal { to, .. } | Op::CopyRemote { to, .. } => vec![to],
+        _ => op.folders(),
+    };
+    if target.iter().any(|p| view.read_only(p)) {
+        return Err(violation("server write to a read-only folder", op));
+    }
+    Ok(())
+}
+
+impl<'p> Tally<'p> {
+    /// Records a server message the operation removes from its folder.
+    fn note_removal(&mut self, op: &'p Op) {
         match op {
             Op::ExpungeRemote { folder, uid, .. } => {
-                removed.insert((folder, *uid));
+                self.removed.insert((folder, *uid));
             }
             Op::MoveRemote { from, uid, .. } => {
-                removed.insert((from, *uid));
+                self.removed.insert((from, *uid));
             }
             _ => {}
         }
-        // Pull only (V0040): no server write at all.
-        if config.pull && op.writes_remote() {
-            return Err(violation("server write in a pull-only plan", op));
-        }
-        // No server write to a read-only folder (V0039).
-        if op.writes_remote() {
-            let target = match op {
-                // A copy reads its source, which may be read-only (RFC 3501 6.4.7).
-                Op::MoveLocal { to, .. } | Op::CopyRemote { to, .. } => vec![to],
-                _ => op.folders(),
-            };
-            if target.iter().any(|p| view.read_only(p)) {
-                return Err(violation("server write to a read-only folder", op));
-            }
-        }
+    }
+
+    /// Checks the messages one operation uses and records them: each server message and each
+    /// local file is used at most once, a deletion is proven by a state row, and a transfer
+    /// reads a complete copy.
+    ///
+    /// One match over the operation kinds, one rule set per arm; it is longer than most
+    /// functions here because splitting the arms apart would only scatter the rules of one
+    /// table.
+    fn take_messages(&mut self, view: &View<'_>, op: &'p Op) -> Result<(), Violation> {
         match op {
             Op::DeleteLocal { folder, uid, local } => {
                 let row = view
@@ -211,9 +260,9 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                         op,
                     ));
                 }
-                *local_del.entry(folder).or_default() += 1;
-                *leaving_local.entry(folder).or_default() += 1;
-                if !local_taken.insert((folder, local)) {
+                *self.local_del.entry(folder).or_default() += 1;
+                *self.leaving_local.entry(folder).or_default() += 1;
+                if !self.local_taken.insert((folder, local)) {
                     return Err(violation("local file used twice", op));
                 }
             }
@@ -225,17 +274,17 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 if view.local_file(folder, &row.local).is_some() {
                     return Err(violation("server deletion of a message held locally", op));
                 }
-                *remote_del.entry(folder).or_default() += 1;
-                *leaving_remote.entry(folder).or_default() += 1;
-                if !remote_taken.insert((folder, *uid)) {
+                *self.remote_del.entry(folder).or_default() += 1;
+                *self.leaving_remote.entry(folder).or_default() += 1;
+                if !self.remote_taken.insert((folder, *uid)) {
                     return Err(violation("server message used twice", op));
                 }
             }
             Op::Bind {
                 folder, uid, local, ..
             } => {
-                let fresh_remote = remote_taken.insert((folder, *uid));
-                let fresh_local = local_taken.insert((folder, local));
+                let fresh_remote = self.remote_taken.insert((folder, *uid));
+                let fresh_local = self.local_taken.insert((folder, local));
                 if !(fresh_remote && fresh_local) {
                     return Err(violation("message paired twice", op));
                 }
@@ -247,7 +296,7 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 replace,
                 ..
             } => {
-                if !remote_taken.insert((folder, *uid)) {
+                if !self.remote_taken.insert((folder, *uid)) {
                     return Err(violation("server message used twice", op));
                 }
                 if let Some(r) = replace {
@@ -261,7 +310,7 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 if view.local_file(folder, local).is_none_or(|l| l.partial) {
                     return Err(violation("upload of a missing or partial file (V0070)", op));
                 }
-                if !local_taken.insert((folder, local)) {
+                if !self.local_taken.insert((folder, local)) {
                     return Err(violation("local file used twice", op));
                 }
             }
@@ -278,10 +327,10 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 if from == to || view.remote_proves_absent(from, *uid) {
                     return Err(violation("copy of a message the server does not hold", op));
                 }
-                if !local_taken.insert((to, local)) {
+                if !self.local_taken.insert((to, local)) {
                     return Err(violation("local file used twice", op));
                 }
-                copied_from.push((from, *uid, op));
+                self.copied_from.push((from, *uid, op));
             }
             Op::MoveLocal {
                 from,
@@ -290,10 +339,11 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 uid,
                 ..
             } => {
-                if !local_taken.insert((from, local)) || !remote_taken.insert((to, *uid)) {
+                if !self.local_taken.insert((from, local)) || !self.remote_taken.insert((to, *uid))
+                {
                     return Err(violation("message paired twice", op));
                 }
-                *leaving_local.entry(from).or_default() += 1;
+                *self.leaving_local.entry(from).or_default() += 1;
             }
             Op::MoveRemote {
                 from,
@@ -302,23 +352,85 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 local,
                 ..
             } => {
-                if !remote_taken.insert((from, *uid)) || !local_taken.insert((to, local)) {
+                if !self.remote_taken.insert((from, *uid)) || !self.local_taken.insert((to, local))
+                {
                     return Err(violation("message paired twice", op));
                 }
-                *leaving_remote.entry(from).or_default() += 1;
+                *self.leaving_remote.entry(from).or_default() += 1;
             }
             _ => {}
         }
+        Ok(())
     }
-    // A copy's source stays on the server for the whole plan.
-    if let Some((_, _, op)) = copied_from
-        .iter()
-        .find(|(from, uid, _)| removed.contains(&(*from, *uid)))
-    {
-        return Err(violation("copy of a message the plan removes", op));
+
+    /// A copy's source stays on the server for the whole plan.
+    fn check_copy_sources(&self) -> Result<(), Violation> {
+        if let Some((_, _, op)) = self
+            .copied_from
+            .iter()
+            .find(|(from, uid, _)| self.removed.contains(&(*from, *uid)))
+        {
+            return Err(violation("copy of a message the plan removes", op));
+        }
+        Ok(())
     }
-    // Folder renames move a whole folder on one side and carry its state over, so
-    // they are only safe alone and between the right folders.
+
+    /// Folder deletions only of folders the plan empties.
+    fn check_folder_deletions(&self, view: &View<'_>, plan: &Plan) -> Result<(), Violation> {
+        for op in &plan.ops {
+            match op {
+                Op::DeleteLocalFolder { folder } => {
+                    let n = view.local.get(folder).map_or(0, |l| l.messages.len());
+                    if self.leaving_local.get(folder).copied().unwrap_or(0) != n {
+                        return Err(violation("local folder deleted with messages in it", op));
+                    }
+                }
+                Op::DeleteRemoteFolder { folder } => {
+                    let Some(n) = view.remote_count(folder) else {
+                        return Err(violation(
+                            "server folder deleted without a complete view",
+                            op,
+                        ));
+                    };
+                    if self.leaving_remote.get(folder).copied().unwrap_or(0) != n {
+                        return Err(violation("server folder deleted with messages in it", op));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The safety valve, on each side's deletions per folder.
+    fn check_valve(&self, view: &View<'_>, config: &PlanConfig) -> Result<(), Violation> {
+        for (folder, n) in &self.local_del {
+            let total = view.local.get(folder).map_or(0, |l| l.messages.len());
+            if config.valve.trips(*n, total) {
+                return Err(Violation {
+                    rule: "safety valve (local)",
+                    detail: format!("{folder}: {n} of {total}"),
+                });
+            }
+        }
+        for (folder, n) in &self.remote_del {
+            let Some(total) = view.remote_count(folder) else {
+                continue;
+            };
+            if config.valve.trips(*n, total) {
+                return Err(Violation {
+                    rule: "safety valve (server)",
+                    detail: format!("{folder}: {n} of {total}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folder renames move a whole folder on one side and carry its state over, so they are only
+/// safe alone and between the right folders.
+fn check_folder_renames(view: &View<'_>, plan: &Plan) -> Result<(), Violation> {
     for (i, op) in plan.ops.iter().enumerate() {
         let (from, to, server_side) = match op {
             Op::RenameLocalFolder { from, to } => (from, to, true),
@@ -360,52 +472,6 @@ pub fn check_plan(input: &SyncInput, config: &PlanConfig, plan: &Plan) -> Result
                 "folder rename between folders it does not fit",
                 op,
             ));
-        }
-    }
-    // Folder deletions only of folders the plan empties.
-    for op in &plan.ops {
-        match op {
-            Op::DeleteLocalFolder { folder } => {
-                let n = view.local.get(folder).map_or(0, |l| l.messages.len());
-                if leaving_local.get(folder).copied().unwrap_or(0) != n {
-                    return Err(violation("local folder deleted with messages in it", op));
-                }
-            }
-            Op::DeleteRemoteFolder { folder } => {
-                let Some(n) = view.remote_count(folder) else {
-                    return Err(violation(
-                        "server folder deleted without a complete view",
-                        op,
-                    ));
-                };
-                if leaving_remote.get(folder).copied().unwrap_or(0) != n {
-                    return Err(violation("server folder deleted with messages in it", op));
-                }
-            }
-            _ => {}
-        }
-    }
-    // The safety valve.
-    if !config.force {
-        for (folder, n) in &local_del {
-            let total = view.local.get(folder).map_or(0, |l| l.messages.len());
-            if config.valve.trips(*n, total) {
-                return Err(Violation {
-                    rule: "safety valve (local)",
-                    detail: format!("{folder}: {n} of {total}"),
-                });
-            }
-        }
-        for (folder, n) in &remote_del {
-            let Some(total) = view.remote_count(folder) else {
-                continue;
-            };
-            if config.valve.trips(*n, total) {
-                return Err(Violation {
-                    rule: "safety valve (server)",
-                    detail: format!("{folder}: {n} of {total}"),
-                });
-            }
         }
     }
     Ok(())
@@ -472,10 +538,28 @@ fn flags_from(bits: u8) -> FlagSet {
 
 /// Builds a small three-way state from arbitrary bytes. Every byte string decodes to some
 /// state, so a fuzzer explores states, not parse errors.
+///
+/// The bytes are read in a fixed order that the fuzz corpus depends on: the configuration,
+/// the number of folders, each folder in turn ([`folder_from_bytes`]), then the fields added
+/// later (pull-only, a folder rename), so that older corpus files keep decoding to the same
+/// states.
 pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
     let mut b = Bytes { data, pos: 0 };
     let mut input = SyncInput::default();
-    let mut config = PlanConfig {
+    let mut config = config_from_bytes(&mut b);
+    let nfolders = 1 + usize::from(b.below(FOLDERS.len() as u8));
+    for name in FOLDERS.iter().take(nfolders) {
+        folder_from_bytes(&mut b, FolderPath::parse(name), &mut input);
+    }
+    // Last, so that older corpus files keep decoding to the same states.
+    config.pull = b.below(6) == 0;
+    rename_from_bytes(&mut b, &mut input);
+    (input, config)
+}
+
+/// The planner's configuration, from the first bytes (pull-only is read last).
+fn config_from_bytes(b: &mut Bytes<'_>) -> PlanConfig {
+    PlanConfig {
         valve: SafetyValve {
             min_messages: usize::from(b.below(4)),
             max_percent: 50,
@@ -488,141 +572,173 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
         },
         pull: false,
         keep_new_local: false,
-    };
-    let nfolders = 1 + usize::from(b.below(FOLDERS.len() as u8));
-    for name in FOLDERS.iter().take(nfolders) {
-        let path = FolderPath::parse(name);
-        let presence = b.byte();
-        let uidvalidity = UidValidity::new(1 + u32::from(b.below(2)));
-        let state_uv = UidValidity::new(1 + u32::from(b.below(2)));
-        let nmsgs = usize::from(b.below(8));
-        let mut remote_msgs = Vec::new();
-        let mut local_msgs = Vec::new();
-        let mut state_msgs = Vec::new();
-        for i in 0..nmsgs {
-            let body = b.below(12);
-            let (size, date, mid, hash) = body_content(body);
-            let where_ = b.byte();
-            let uid = Uid::new(1 + u32::from(b.below(12)));
-            let id = LocalId::new(format!("m{}-{i}", b.below(12)));
-            let f_remote = flags_from(b.byte());
-            let f_local = flags_from(b.byte());
-            let f_state = flags_from(b.byte());
-            if where_ & 1 != 0 {
-                if let Some(uid) = uid {
-                    remote_msgs.push(RemoteMessage {
-                        uid,
-                        flags: f_remote,
-                        modseq: ModSeq::new(u64::from(b.below(5))),
-                        size: Some(size),
-                        internaldate: Some(date),
-                        message_id: mid.clone(),
-                    });
-                }
-            }
-            if where_ & 2 != 0 {
-                local_msgs.push(LocalMessage {
-                    id: id.clone(),
-                    location: Location::Cur,
-                    flags: f_local,
-                    size,
-                    mtime: date,
-                    message_id: mid.clone(),
-                    hash: b.bit().then_some(hash),
-                    partial: where_ & 16 != 0,
-                });
-            }
-            if where_ & 4 != 0 {
-                state_msgs.push(StateMessage {
-                    uid: if where_ & 8 != 0 { None } else { uid },
-                    local: id.clone(),
-                    flags: f_state,
-                    size,
-                    internaldate: date,
-                    message_id: mid,
-                    hash: Some(hash),
-                    partial: where_ & 32 != 0,
-                });
-            }
-            if where_ & 64 != 0 {
-                input.intents.push(Intent::Append {
-                    id: IntentId(i as u64),
-                    folder: path.clone(),
-                    local: id,
-                    content: Content {
-                        size: Some(size),
-                        date: Some(date),
-                        message_id: None,
-                        hash: Some(hash),
-                    },
-                });
-            }
-        }
-        if presence & 1 != 0 {
-            let messages = if presence & 8 != 0 {
-                RemoteMessages::Changes {
-                    since: ModSeq::new(7).unwrap_or(ModSeq(std::num::NonZeroU64::MIN)),
-                    changed: remote_msgs,
-                    vanished: match (Uid::new(1), Uid::new(u32::from(b.below(12)) + 1)) {
-                        (Some(first), Some(last)) if b.bit() => vec![UidRange { first, last }],
-                        _ => vec![],
-                    },
-                }
-            } else {
-                RemoteMessages::Complete(remote_msgs)
-            };
-            input.remote.push(RemoteFolder {
-                path: path.clone(),
-                attributes: FolderAttributes {
-                    noselect: presence & 64 != 0,
-                    nonexistent: false,
-                },
-                delimiter: Some('/'),
-                mailbox: (presence & 128 == 0).then(|| RemoteMailbox {
-                    uidvalidity: if presence & 16 != 0 {
-                        None
-                    } else {
-                        uidvalidity
-                    },
-                    uidnext: None,
-                    highestmodseq: ModSeq::new(7),
-                    permanent_flags: if presence & 32 != 0 {
-                        PermanentFlags {
-                            flags: flags_from(0b1111),
-                            new_keywords: false,
-                        }
-                    } else {
-                        PermanentFlags::all()
-                    },
-                    read_only: b.below(4) == 0,
-                    messages,
-                }),
+    }
+}
+
+/// The messages of one folder on each of the three sides.
+#[derive(Default)]
+struct FuzzMessages {
+    remote: Vec<RemoteMessage>,
+    local: Vec<LocalMessage>,
+    state: Vec<StateMessage>,
+}
+
+/// One folder on each side it is present on: its presence bits and UIDVALIDITYs, its
+/// messages, then its server mailbox.
+fn folder_from_bytes(b: &mut Bytes<'_>, path: FolderPath, input: &mut SyncInput) {
+    let presence = b.byte();
+    let uidvalidity = UidValidity::new(1 + u32::from(b.below(2)));
+    let state_uv = UidValidity::new(1 + u32::from(b.below(2)));
+    let nmsgs = usize::from(b.below(8));
+    let mut msgs = FuzzMessages::default();
+    for i in 0..nmsgs {
+        message_from_bytes(b, i, &path, &mut msgs, &mut input.intents);
+    }
+    if presence & 1 != 0 {
+        let mailbox = mailbox_from_bytes(b, presence, uidvalidity, msgs.remote);
+        input.remote.push(RemoteFolder {
+            path: path.clone(),
+            attributes: FolderAttributes {
+                noselect: presence & 64 != 0,
+                nonexistent: false,
+            },
+            delimiter: Some('/'),
+            mailbox,
+        });
+    }
+    if presence & 2 != 0 {
+        input.local.push(LocalFolder {
+            path: path.clone(),
+            messages: msgs.local,
+        });
+    }
+    if presence & 4 != 0 {
+        if let Some(uidvalidity) = state_uv {
+            input.state.push(StateFolder {
+                path,
+                uidvalidity,
+                uidnext: None,
+                highestmodseq: ModSeq::new(7),
+                messages: msgs.state,
+                pending: vec![],
+                omitted: 0,
             });
-        }
-        if presence & 2 != 0 {
-            input.local.push(LocalFolder {
-                path: path.clone(),
-                messages: local_msgs,
-            });
-        }
-        if presence & 4 != 0 {
-            if let Some(uidvalidity) = state_uv {
-                input.state.push(StateFolder {
-                    path,
-                    uidvalidity,
-                    uidnext: None,
-                    highestmodseq: ModSeq::new(7),
-                    messages: state_msgs,
-                    pending: vec![],
-                    omitted: 0,
-                });
-            }
         }
     }
-    // Last, so that older corpus files keep decoding to the same states.
-    config.pull = b.below(6) == 0;
-    // A folder renamed as a whole on one side. Zero, what an older corpus file
-    // reads past its end, renames nothing.
+}
+
+/// Message number `i` of a folder, on the sides its bits name, and an open append intent
+/// for it if they ask for one.
+fn message_from_bytes(
+    b: &mut Bytes<'_>,
+    i: usize,
+    path: &FolderPath,
+    msgs: &mut FuzzMessages,
+    intents: &mut Vec<Intent>,
+) {
+    let body = b.below(12);
+    let (size, date, mid, hash) = body_content(body);
+    let where_ = b.byte();
+    let uid = Uid::new(1 + u32::from(b.below(12)));
+    let id = LocalId::new(format!("m{}-{i}", b.below(12)));
+    let f_remote = flags_from(b.byte());
+    let f_local = flags_from(b.byte());
+    let f_state = flags_from(b.byte());
+    if where_ & 1 != 0 {
+        if let Some(uid) = uid {
+            msgs.remote.push(RemoteMessage {
+                uid,
+                flags: f_remote,
+                modseq: ModSeq::new(u64::from(b.below(5))),
+                size: Some(size),
+                internaldate: Some(date),
+                message_id: mid.clone(),
+            });
+        }
+    }
+    if where_ & 2 != 0 {
+        msgs.local.push(LocalMessage {
+            id: id.clone(),
+            location: Location::Cur,
+            flags: f_local,
+            size,
+            mtime: date,
+            message_id: mid.clone(),
+            hash: b.bit().then_some(hash),
+            partial: where_ & 16 != 0,
+        });
+    }
+    if where_ & 4 != 0 {
+        msgs.state.push(StateMessage {
+            uid: if where_ & 8 != 0 { None } else { uid },
+            local: id.clone(),
+            flags: f_state,
+            size,
+            internaldate: date,
+            message_id: mid,
+            hash: Some(hash),
+            partial: where_ & 32 != 0,
+        });
+    }
+    if where_ & 64 != 0 {
+        intents.push(Intent::Append {
+            id: IntentId(i as u64),
+            folder: path.clone(),
+            local: id,
+            content: Content {
+                size: Some(size),
+                date: Some(date),
+                message_id: None,
+                hash: Some(hash),
+            },
+        });
+    }
+}
+
+/// A folder's server mailbox (none when its presence bits say it cannot be selected), with
+/// its messages as a complete view or a delta.
+fn mailbox_from_bytes(
+    b: &mut Bytes<'_>,
+    presence: u8,
+    uidvalidity: Option<UidValidity>,
+    remote_msgs: Vec<RemoteMessage>,
+) -> Option<RemoteMailbox> {
+    let messages = if presence & 8 != 0 {
+        RemoteMessages::Changes {
+            since: ModSeq::new(7).unwrap_or(ModSeq(std::num::NonZeroU64::MIN)),
+            changed: remote_msgs,
+            vanished: match (Uid::new(1), Uid::new(u32::from(b.below(12)) + 1)) {
+                (Some(first), Some(last)) if b.bit() => vec![UidRange { first, last }],
+                _ => vec![],
+            },
+        }
+    } else {
+        RemoteMessages::Complete(remote_msgs)
+    };
+    (presence & 128 == 0).then(|| RemoteMailbox {
+        uidvalidity: if presence & 16 != 0 {
+            None
+        } else {
+            uidvalidity
+        },
+        uidnext: None,
+        highestmodseq: ModSeq::new(7),
+        permanent_flags: if presence & 32 != 0 {
+            PermanentFlags {
+                flags: flags_from(0b1111),
+                new_keywords: false,
+            }
+        } else {
+            PermanentFlags::all()
+        },
+        read_only: b.below(4) == 0,
+        messages,
+    })
+}
+
+/// A folder renamed as a whole on one side. Zero, what an older corpus file reads past its
+/// end, renames nothing.
+fn rename_from_bytes(b: &mut Bytes<'_>, input: &mut SyncInput) {
     let side = b.below(4);
     let which = usize::from(b.below(FOLDERS.len() as u8));
     let renamed = FolderPath::parse("Renamed");
@@ -639,7 +755,6 @@ pub fn input_from_bytes(data: &[u8]) -> (SyncInput, PlanConfig) {
         }
         _ => {}
     }
-    (input, config)
 }
 
 /// The fuzz entry point: bytes → three-way state → plan → invariants. Never panics on any

@@ -18,8 +18,8 @@ use super::ops::{
 use super::types::{
     Content, ContentHash, DownloadMode, FlagSet, FolderPath, Intent, LocalFolder, LocalId,
     LocalMessage, Location, ModSeq, PendingKey, PermanentFlags, PlanConfig, RemoteFolder,
-    RemoteMailbox, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput, Uid, UidRange,
-    UidValidity,
+    RemoteMailbox, RemoteMessage, RemoteMessages, ServerCopy, StateFolder, StateMessage, SyncInput,
+    Uid, UidRange, UidValidity,
 };
 
 /// How a folder's UIDs relate to the state.
@@ -176,6 +176,15 @@ impl<'a> Folder<'a> {
 
 fn is_inbox(path: &FolderPath) -> bool {
     path.0.len() == 1 && path.0[0].eq_ignore_ascii_case("INBOX")
+}
+
+/// Whether every row's file is among `local` with the flags and the partial mark last synced.
+fn holds_as_synced(local: &BTreeMap<LocalId, &LocalMessage>, rows: &[Row<'_>]) -> bool {
+    rows.iter().all(|r| {
+        local
+            .get(&r.msg.local)
+            .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
+    })
 }
 
 fn row_content(msg: &StateMessage, local: Option<&LocalMessage>) -> RowContent {
@@ -412,31 +421,36 @@ impl<'a> Planner<'a> {
         for p in paths {
             self.folder_mut(p);
         }
-        let mut seen_remote = BTreeSet::new();
-        for rf in &input.remote {
-            if !seen_remote.insert(&rf.path) {
-                self.warn_dup(&rf.path, "server folder");
-                continue;
-            }
+        for rf in self.first_of_each(&input.remote, |f| &f.path, "server folder") {
             self.index_remote(rf);
         }
-        let mut seen_local = BTreeSet::new();
-        for lf in &input.local {
-            if !seen_local.insert(&lf.path) {
-                self.warn_dup(&lf.path, "local folder");
-                continue;
-            }
+        for lf in self.first_of_each(&input.local, |f| &f.path, "local folder") {
             self.index_local(lf);
         }
-        let mut seen_state = BTreeSet::new();
-        for sf in &input.state {
-            if !seen_state.insert(&sf.path) {
-                self.warn_dup(&sf.path, "state folder");
-                continue;
-            }
+        for sf in self.first_of_each(&input.state, |f| &f.path, "state folder") {
             let i = self.folder_mut(&sf.path);
             self.folders[i].state = Some(sf);
         }
+    }
+
+    /// The first of `items` for each folder path, in input order; each later one with the
+    /// same path is dropped with a [`Warning::DuplicateInput`] naming it as `what`.
+    fn first_of_each<T>(
+        &mut self,
+        items: &'a [T],
+        path: impl Fn(&T) -> &FolderPath,
+        what: &str,
+    ) -> Vec<&'a T> {
+        let mut seen = BTreeSet::new();
+        let mut firsts = Vec::with_capacity(items.len());
+        for item in items {
+            if seen.insert(path(item)) {
+                firsts.push(item);
+            } else {
+                self.warn_dup(path(item), what);
+            }
+        }
+        firsts
     }
 
     fn warn_dup(&mut self, folder: &FolderPath, what: &str) {
@@ -487,133 +501,14 @@ impl<'a> Planner<'a> {
         let delimiter = self.delimiter;
         let mut warnings = Vec::new();
         let f = &mut self.folders[i];
-        let state = f.state;
-        match (f.remote_exists, f.mailbox) {
-            (true, None) => {
-                // Not examined or \Noselect: nothing to do with its messages.
-                if f.remote_noselect && f.local.values().next().is_some() {
-                    warnings.push(Warning::LocalMessagesInNoselect {
-                        folder: f.path.clone(),
-                    });
-                }
-                f.mode = Mode::Inactive;
-            }
-            (true, Some(mb)) => {
-                f.read_only = mb.read_only || self.config.pull;
-                f.perm = mb.permanent_flags.clone();
-                f.mode = match (mb.uidvalidity, state) {
-                    (None, _) => {
-                        warnings.push(Warning::NoUidValidity {
-                            folder: f.path.clone(),
-                        });
-                        Mode::NoUid
-                    }
-                    (Some(v), None) => Mode::Fresh(v),
-                    (Some(v), Some(s)) if s.uidvalidity == v => Mode::Normal,
-                    (Some(v), Some(s)) => {
-                        warnings.push(Warning::UidValidityChanged {
-                            folder: f.path.clone(),
-                            old: s.uidvalidity,
-                            new: v,
-                        });
-                        Mode::Changed(v)
-                    }
-                };
-            }
-            (false, _) => {
-                if state.is_some() {
-                    // The server folder is gone; the rows still prove what was synced.
-                    f.mode = Mode::Normal;
-                    // Pull only (V0040): it is not re-created for files added locally.
-                    f.read_only = self.config.pull;
-                } else if f.local_exists && self.config.pull {
-                    // Pull only (V0040): a folder that exists only locally is not created.
-                    warnings.push(Warning::LocalOnlyFolderNotPushed {
-                        folder: f.path.clone(),
-                    });
-                    f.mode = Mode::Inactive;
-                } else if f.local_exists {
-                    let bad = f
-                        .path
-                        .0
-                        .iter()
-                        .any(|c| c.is_empty() || delimiter.is_some_and(|d| c.contains(d)));
-                    if bad {
-                        warnings.push(Warning::FolderNameNotRepresentable {
-                            folder: f.path.clone(),
-                            delimiter: delimiter.unwrap_or('/'),
-                        });
-                        f.mode = Mode::Inactive;
-                    } else {
-                        f.mode = Mode::Created;
-                    }
-                }
-            }
-        }
-        // Rows, deduplicated by UID and by local id (first wins).
-        if let Some(s) = state {
-            let mut uids = BTreeSet::new();
-            let mut locals = BTreeSet::new();
-            let mut dup = false;
-            for m in &s.messages {
-                if !locals.insert(m.local.clone()) || m.uid.is_some_and(|u| !uids.insert(u)) {
-                    dup = true;
-                    continue;
-                }
-                let uid = match f.mode {
-                    Mode::Normal => m.uid,
-                    _ => None,
-                };
-                f.rows.push(Row {
-                    msg: m,
-                    uid,
-                    done: false,
-                });
-            }
-            if dup {
-                f.duplicates = true;
-                warnings.push(Warning::DuplicateInput {
-                    folder: f.path.clone(),
-                    what: "state row".into(),
-                });
-            }
-        }
-        if f.mode == Mode::NoUid {
-            // Rows are left untouched: nothing about them can be proven (V0037).
-            f.rows.clear();
-        }
-        for r in &f.rows {
-            if let Some(u) = r.uid {
-                f.bound_uids.insert(u);
-            }
-            f.bound_locals.insert(r.msg.local.clone());
-        }
+        choose_mode(f, self.config, delimiter, &mut warnings);
+        fill_rows(f, &mut warnings);
         if let Some(mb) = f.mailbox {
             if f.mode != Mode::Inactive {
                 fill_remote(f, mb, &mut warnings);
             }
         }
-        // Every server message the state does not know must carry size and date.
-        if f.refusal.is_none()
-            && matches!(
-                f.mode,
-                Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) | Mode::NoUid
-            )
-        {
-            let missing = f
-                .unbound_remote()
-                .find(|(_, r)| r.content.size.is_none() || r.content.date.is_none())
-                .map(|(u, _)| *u);
-            if let Some(uid) = missing {
-                f.refusal = Some(RefusalReason::MissingMetadata { uid });
-            }
-        }
-        if f.refusal.is_some() {
-            f.mode = Mode::Inactive;
-            f.rows.clear();
-            f.bound_uids.clear();
-            f.bound_locals.clear();
-        }
+        refuse_missing_metadata(f);
         if matches!(f.mode, Mode::Fresh(_) | Mode::Changed(_) | Mode::NoUid) {
             // A folder new on the server (or not provably deleted locally) exists locally too.
             f.needs_local_dir = true;
@@ -661,8 +556,6 @@ impl<'a> Planner<'a> {
     /// is left to the per-message passes below, which move message by message.
     fn match_folder_renames(&mut self) {
         let n = self.folders.len();
-        let nests =
-            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
         for a in 0..n {
             let fa = &self.folders[a];
             let gone_here = fa.mode == Mode::Normal
@@ -695,35 +588,16 @@ impl<'a> Planner<'a> {
                     && fb.local.len() == files.len()
                     && fb.local.keys().all(|k| files.contains(k))
                     // Same flags as synced: the renamed folder needs nothing but the rename.
-                    && self.folders[a].rows.iter().all(|r| {
-                        fb.local
-                            .get(&r.msg.local)
-                            .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
-                    })
+                    && holds_as_synced(&fb.local, &self.folders[a].rows)
             });
             let Some(b) = target else { continue };
             let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
-            // Children would be renamed with the parent on the server (RFC 3501 6.3.5).
-            let clean = !nests(&pa, &pb)
-                && !nests(&pb, &pa)
-                && self
-                    .folders
-                    .iter()
-                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
-            if !clean {
+            if !self.clean_cut(&pa, &pb) {
                 continue;
             }
             self.create_remote
                 .retain(|o| !matches!(o, Op::CreateRemoteFolder { folder } if *folder == pb));
-            for i in [a, b] {
-                let f = &mut self.folders[i];
-                f.mode = Mode::Inactive;
-                f.rows.clear();
-                let uids: Vec<Uid> = f.remote.keys().copied().collect();
-                f.remote_taken.extend(uids);
-                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
-                f.local_taken.extend(ids);
-            }
+            self.retire_renamed(a, b);
             self.moves.push(Op::RenameRemoteFolder { from: pa, to: pb });
         }
     }
@@ -747,8 +621,6 @@ impl<'a> Planner<'a> {
     /// APPENDs — so everything else falls back to the per-message moves below.
     fn match_server_renames(&mut self) {
         let n = self.folders.len();
-        let nests =
-            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
         for a in 0..n {
             let fa = &self.folders[a];
             let Some(sa) = fa.state else { continue };
@@ -762,39 +634,50 @@ impl<'a> Planner<'a> {
                 && sa.pending.is_empty()
                 && fa.local.len() == fa.rows.len()
                 // The same files with the flags last synced: the rename is all the Maildir needs.
-                && fa.rows.iter().all(|r| {
-                    fa.local
-                        .get(&r.msg.local)
-                        .is_some_and(|l| l.flags == r.msg.flags && l.partial == r.msg.partial)
-                });
+                && holds_as_synced(&fa.local, &fa.rows);
             if !gone_there || self.has_intents(&fa.path) {
                 continue;
             }
             let target = (0..n).find(|&b| b != a && self.renamed_to(a, b, sa));
             let Some(b) = target else { continue };
             let (pa, pb) = (self.folders[a].path.clone(), self.folders[b].path.clone());
-            let clean = !nests(&pa, &pb)
-                && !nests(&pb, &pa)
-                && self
-                    .folders
-                    .iter()
-                    .all(|f| !nests(&pa, &f.path) && !nests(&pb, &f.path));
-            if !clean {
+            if !self.clean_cut(&pa, &pb) {
                 continue;
             }
             self.set_uidvalidity
                 .retain(|o| !matches!(o, Op::SetUidValidity { folder, .. } if *folder == pb));
+            self.retire_renamed(a, b);
             for i in [a, b] {
-                let f = &mut self.folders[i];
-                f.mode = Mode::Inactive;
-                f.needs_local_dir = false;
-                f.rows.clear();
-                let uids: Vec<Uid> = f.remote.keys().copied().collect();
-                f.remote_taken.extend(uids);
-                let ids: Vec<LocalId> = f.local.keys().cloned().collect();
-                f.local_taken.extend(ids);
+                self.folders[i].needs_local_dir = false;
             }
             self.moves.push(Op::RenameLocalFolder { from: pa, to: pb });
+        }
+    }
+
+    /// Whether renaming folder `pa` to `pb` is a clean cut: no folder nests in either name,
+    /// since a server RENAME would take the children along (RFC 3501 6.3.5).
+    fn clean_cut(&self, pa: &FolderPath, pb: &FolderPath) -> bool {
+        let nests =
+            |x: &FolderPath, y: &FolderPath| x.0.len() < y.0.len() && y.0[..x.0.len()] == x.0[..];
+        !nests(pa, pb)
+            && !nests(pb, pa)
+            && self
+                .folders
+                .iter()
+                .all(|f| !nests(pa, &f.path) && !nests(pb, &f.path))
+    }
+
+    /// Folders `a` and `b` of a whole-folder rename: the rename is all they need this run,
+    /// so nothing else is planned for them and no other pass takes their messages.
+    fn retire_renamed(&mut self, a: usize, b: usize) {
+        for i in [a, b] {
+            let f = &mut self.folders[i];
+            f.mode = Mode::Inactive;
+            f.rows.clear();
+            let uids: Vec<Uid> = f.remote.keys().copied().collect();
+            f.remote_taken.extend(uids);
+            let ids: Vec<LocalId> = f.local.keys().cloned().collect();
+            f.local_taken.extend(ids);
         }
     }
 
@@ -861,16 +744,22 @@ impl<'a> Planner<'a> {
             .any(|it| matches!(it, Intent::Append { folder, .. } if folder == path))
     }
 
+    /// Row `ri` of folder `a` when it is bound to a UID: that UID and the state's message.
+    /// What the move passes below walk (an unbound row has no server message to follow).
+    fn bound_row(&self, a: usize, ri: usize) -> Option<(Uid, &'a StateMessage)> {
+        let row = &self.folders[a].rows[ri];
+        Some((row.uid?, row.msg))
+    }
+
     /// Pass 1: a synced message gone from its server folder whose local file is still there, and
     /// an unknown server message with the same content (in any folder): the server moved it.
     fn match_remote_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, local_id, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg.local.clone(), row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
+                let local_id = msg.local.clone();
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || !fa.local.contains_key(&local_id) {
                     continue;
@@ -939,11 +828,9 @@ impl<'a> Planner<'a> {
     fn match_local_moves(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if !fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;
@@ -965,23 +852,36 @@ impl<'a> Planner<'a> {
                     let op = self.pair_op(a, uid, l, &msg.flags, row_content(msg, Some(l)), None);
                     self.folders[a].early.push(op);
                 } else {
-                    self.folders[a].remote_leaving += 1;
-                    let (rflags, _) = self.remote_flags(a, uid);
-                    let fc = &self.folders[c];
-                    let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
-                    let np = merged.not_permitted.clone();
-                    self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
-                    self.moves.push(Op::MoveRemote {
-                        from: self.folders[a].path.clone(),
-                        uid,
-                        to: self.folders[c].path.clone(),
-                        local: l.id.clone(),
-                        content: row_content(msg, Some(l)),
-                        update: merged.update,
-                    });
+                    self.move_on_server(a, uid, c, l, msg);
                 }
             }
         }
+    }
+
+    /// The server follows a file moved locally: the message `uid` of folder `a` moves to
+    /// folder `c`, where the file `l` is, its flags merged against the row `msg`'s.
+    fn move_on_server(
+        &mut self,
+        a: usize,
+        uid: Uid,
+        c: usize,
+        l: &LocalMessage,
+        msg: &StateMessage,
+    ) {
+        self.folders[a].remote_leaving += 1;
+        let (rflags, _) = self.remote_flags(a, uid);
+        let fc = &self.folders[c];
+        let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
+        let np = merged.not_permitted.clone();
+        self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
+        self.moves.push(Op::MoveRemote {
+            from: self.folders[a].path.clone(),
+            uid,
+            to: self.folders[c].path.clone(),
+            local: l.id.clone(),
+            content: row_content(msg, Some(l)),
+            update: merged.update,
+        });
     }
 
     /// Pass 3: a synced message gone from both sides of its folder that reappears on both sides
@@ -990,11 +890,9 @@ impl<'a> Planner<'a> {
     fn match_both_moved(&mut self) {
         for a in 0..self.folders.len() {
             for ri in 0..self.folders[a].rows.len() {
-                let (uid, msg) = {
-                    let row = &self.folders[a].rows[ri];
-                    (row.uid, row.msg)
+                let Some((uid, msg)) = self.bound_row(a, ri) else {
+                    continue;
                 };
-                let Some(uid) = uid else { continue };
                 let fa = &self.folders[a];
                 if fa.remote.contains_key(&uid) || fa.local.contains_key(&msg.local) {
                     continue;
@@ -1047,20 +945,7 @@ impl<'a> Planner<'a> {
             }
             let msg = row.msg;
             if let Some(&l) = fa.local.get(&msg.local) {
-                let found = self
-                    .find_remote(a, &msg.content())
-                    .or_else(|| self.find_remote(a, &l.content()));
-                let Some((b, v)) = found else { continue };
-                self.folders[a].rows[ri].done = true;
-                self.folders[b].remote_taken.insert(v);
-                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(a));
-                if a == b {
-                    self.folders[a].early.push(op);
-                } else {
-                    self.folders[a].local_leaving += 1;
-                    self.folders[b].needs_local_dir = true;
-                    self.moves.push(op);
-                }
+                self.remembered_file_here(a, ri, msg, l);
                 continue;
             }
             let Some((b, v)) = self.find_remote(a, &msg.content()) else {
@@ -1079,64 +964,106 @@ impl<'a> Planner<'a> {
             if server_move
                 && !(self.folders[a].remote_writable() && self.folders[c].remote_writable())
             {
-                // The server cannot take the move (a read-only side): the file goes back to
-                // where the server holds the message, merging against the row's flags. Leaving
-                // it to the cross-folder pass would merge against the intersection of both
-                // sides instead, and a run cut after the file's rename (which then finds the
-                // file beside its row) would merge differently: the same input must end the
-                // same way however often the run is cut. The move's commit replaces the
-                // unbound row of the same name; a row under another name is forgotten after.
-                self.folders[a].rows[ri].done = true;
-                self.folders[a].remote_taken.insert(v);
-                self.folders[a].needs_local_dir = true;
-                self.folders[c].local_taken.insert(y);
-                self.folders[c].local_leaving += 1;
-                let op = self.pair_op(a, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
-                self.moves.push(op);
-                if l.id != msg.local {
-                    // Renamed as well as moved: the row under its old name goes too.
-                    self.moves.push(Op::ForgetMessage {
-                        folder: self.folders[a].path.clone(),
-                        uid: None,
-                        local: msg.local.clone(),
-                    });
-                }
+                self.remembered_file_back(a, ri, v, (c, y), l);
                 continue;
             }
-            self.folders[a].rows[ri].done = true;
-            self.folders[b].remote_taken.insert(v);
-            self.folders[c].local_taken.insert(y);
-            if server_move {
-                self.folders[a].remote_leaving += 1;
-                let (rflags, _) = self.remote_flags(a, v);
-                let fc = &self.folders[c];
-                let merged = plan_update(&l.flags, &msg.flags, &rflags, &fc.perm, false, None);
-                let np = merged.not_permitted.clone();
-                self.folders[c].not_permitted = self.folders[c].not_permitted.union(&np);
-                self.moves.push(Op::MoveRemote {
-                    from: self.folders[a].path.clone(),
-                    uid: v,
-                    to: self.folders[c].path.clone(),
-                    local: l.id.clone(),
-                    content: row_content(msg, Some(l)),
-                    update: merged.update,
-                });
-            } else {
-                let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
-                if b != c {
-                    self.folders[b].needs_local_dir = true;
-                    self.folders[c].local_leaving += 1;
-                }
-                self.moves.push(op);
-            }
-            // After the move or bind: a crash in between finds the row and the copies again.
-            self.links.extend([(a, b), (a, c)]);
+            self.remembered_moved(a, ri, (b, v), (c, y), l);
+        }
+    }
+
+    /// A remembered row whose file `l` is still here: its server copy is bound where it is
+    /// found, here or (moved on the server) in folder `b`, where the file follows it.
+    fn remembered_file_here(
+        &mut self,
+        a: usize,
+        ri: usize,
+        msg: &'a StateMessage,
+        l: &'a LocalMessage,
+    ) {
+        let found = self
+            .find_remote(a, &msg.content())
+            .or_else(|| self.find_remote(a, &l.content()));
+        let Some((b, v)) = found else { return };
+        self.folders[a].rows[ri].done = true;
+        self.folders[b].remote_taken.insert(v);
+        let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(a));
+        if a == b {
+            self.folders[a].early.push(op);
+        } else {
+            self.folders[a].local_leaving += 1;
+            self.folders[b].needs_local_dir = true;
+            self.moves.push(op);
+        }
+    }
+
+    /// A remembered row whose server copy `v` is still here while its file `l` (named `y`)
+    /// was moved locally to folder `c`, and the server cannot take the move (a read-only
+    /// side): the file goes back to where the server holds the message, merging against the
+    /// row's flags. Leaving it to the cross-folder pass would merge against the intersection
+    /// of both sides instead, and a run cut after the file's rename (which then finds the
+    /// file beside its row) would merge differently: the same input must end the same way
+    /// however often the run is cut. The move's commit replaces the unbound row of the same
+    /// name; a row under another name is forgotten after.
+    fn remembered_file_back(
+        &mut self,
+        a: usize,
+        ri: usize,
+        v: Uid,
+        (c, y): (usize, LocalId),
+        l: &'a LocalMessage,
+    ) {
+        let msg = self.folders[a].rows[ri].msg;
+        self.folders[a].rows[ri].done = true;
+        self.folders[a].remote_taken.insert(v);
+        self.folders[a].needs_local_dir = true;
+        self.folders[c].local_taken.insert(y);
+        self.folders[c].local_leaving += 1;
+        let op = self.pair_op(a, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
+        self.moves.push(op);
+        if l.id != msg.local {
+            // Renamed as well as moved: the row under its old name goes too.
             self.moves.push(Op::ForgetMessage {
                 folder: self.folders[a].path.clone(),
                 uid: None,
                 local: msg.local.clone(),
             });
         }
+    }
+
+    /// A remembered row whose server copy `v` is in folder `b` and whose file `l` (named `y`)
+    /// is in folder `c`, at least one of them moved away: a file moved locally with its server
+    /// copy still here is moved on the server; otherwise the file follows the server copy
+    /// (both moved: the server wins). The row itself is forgotten after the move or bind.
+    fn remembered_moved(
+        &mut self,
+        a: usize,
+        ri: usize,
+        (b, v): (usize, Uid),
+        (c, y): (usize, LocalId),
+        l: &'a LocalMessage,
+    ) {
+        let msg = self.folders[a].rows[ri].msg;
+        let server_move = b == a && c != a;
+        self.folders[a].rows[ri].done = true;
+        self.folders[b].remote_taken.insert(v);
+        self.folders[c].local_taken.insert(y);
+        if server_move {
+            self.move_on_server(a, v, c, l, msg);
+        } else {
+            let op = self.pair_op(b, v, l, &msg.flags, row_content(msg, Some(l)), Some(c));
+            if b != c {
+                self.folders[b].needs_local_dir = true;
+                self.folders[c].local_leaving += 1;
+            }
+            self.moves.push(op);
+        }
+        // After the move or bind: a crash in between finds the row and the copies again.
+        self.links.extend([(a, b), (a, c)]);
+        self.moves.push(Op::ForgetMessage {
+            folder: self.folders[a].path.clone(),
+            uid: None,
+            local: msg.local.clone(),
+        });
     }
 
     /// A remembered row (no UID after a UIDVALIDITY change) whose file was deleted locally,
@@ -1445,78 +1372,8 @@ impl<'a> Planner<'a> {
         if f.mode == Mode::Inactive {
             return;
         }
-        // Rows.
-        for ri in 0..f.rows.len() {
-            if f.rows[ri].done {
-                continue;
-            }
-            let msg = f.rows[ri].msg;
-            let local = f.local.get(&msg.local).copied();
-            match (f.rows[ri].uid, local) {
-                (Some(uid), Some(l)) if f.remote.contains_key(&uid) => {
-                    emit_pair(f, uid, msg, l, config.download);
-                }
-                (Some(uid), None) if f.remote.contains_key(&uid) => {
-                    // Deleted locally, proven synced by the row.
-                    if f.read_only {
-                        f.pending_now.insert(PendingKey::Expunge(uid));
-                    } else {
-                        f.remote_deletions += 1;
-                        f.remote_leaving += 1;
-                        let unchanged_since = f.unchanged_since(uid);
-                        f.early.push(Op::ExpungeRemote {
-                            folder: f.path.clone(),
-                            uid,
-                            unchanged_since,
-                        });
-                    }
-                }
-                (Some(uid), Some(_)) => {
-                    // Expunged on the server, proven synced by the row.
-                    f.local_deletions += 1;
-                    f.local_leaving += 1;
-                    f.early.push(Op::DeleteLocal {
-                        folder: f.path.clone(),
-                        uid,
-                        local: msg.local.clone(),
-                    });
-                }
-                (uid, None) => f.early.push(Op::ForgetMessage {
-                    folder: f.path.clone(),
-                    uid,
-                    local: msg.local.clone(),
-                }),
-                (None, Some(l)) => {
-                    // Remembered after a UIDVALIDITY change and not found on the server: the
-                    // message is never lost, so it goes back up (V0003).
-                    emit_new_local(f, l, config.keep_new_local, &mut warnings);
-                }
-            }
-        }
-        // Unknown server messages: download.
-        let downloads: Vec<(Uid, RMsg)> = if f.any_unbound_remote {
-            f.unbound_remote().map(|(u, r)| (*u, r.clone())).collect()
-        } else {
-            Vec::new()
-        };
-        for (uid, r) in downloads {
-            let (Some(size), Some(date)) = (r.content.size, r.content.date) else {
-                continue; // refused earlier; unreachable in an active folder
-            };
-            f.needs_local_dir = true;
-            f.early.push(Op::Download {
-                folder: f.path.clone(),
-                uid,
-                location: location_for(&r.flags),
-                flags: r.flags.clone(),
-                body: body_for(config.download, size),
-                size,
-                internaldate: date,
-                message_id: r.content.message_id.clone(),
-                replace: None,
-                record: f.mode != Mode::NoUid,
-            });
-        }
+        emit_rows(f, config, &mut warnings);
+        emit_downloads(f, config.download);
         // Unknown local files: upload.
         let uploads: Vec<&LocalMessage> = if f.any_unbound_local {
             f.unbound_local().collect()
@@ -1526,37 +1383,7 @@ impl<'a> Planner<'a> {
         for l in uploads {
             emit_new_local(f, l, config.keep_new_local, &mut warnings);
         }
-        // Pending marks (V0039): once, and cleared when settled.
-        if f.mode != Mode::NoUid {
-            let old: BTreeSet<PendingKey> = f
-                .state
-                .map(|s| s.pending.iter().cloned().collect())
-                .unwrap_or_default();
-            for k in f.pending_now.difference(&old) {
-                f.late.push(Op::MarkPending {
-                    folder: f.path.clone(),
-                    key: k.clone(),
-                });
-            }
-            for k in old.difference(&f.pending_now) {
-                f.late.push(Op::ClearPending {
-                    folder: f.path.clone(),
-                    key: k.clone(),
-                });
-            }
-        }
-        if !f.pending_now.is_empty() {
-            warnings.push(Warning::ReadOnlyPending {
-                folder: f.path.clone(),
-                count: f.pending_now.len(),
-            });
-        }
-        if !f.not_permitted.is_empty() {
-            warnings.push(Warning::KeywordsNotPermitted {
-                folder: f.path.clone(),
-                flags: f.not_permitted.clone(),
-            });
-        }
+        emit_pending(f, &mut warnings);
         self.warnings.extend(warnings);
     }
 
@@ -1698,45 +1525,12 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Puts the plan together: the refusals (the safety valve, spread along cross-folder
+    /// links), then the operations in their order (folder creations, UIDVALIDITY records,
+    /// moves, each folder's work, folder deletions, folder-state records), without any that
+    /// touches a refused folder.
     fn finish(mut self) -> Plan {
-        let config = self.config;
-        let mut refused = Vec::new();
-        // Safety valve.
-        for f in &mut self.folders {
-            if let Some(reason) = f.refusal.take() {
-                refused.push(Refusal {
-                    folder: Some(f.path.clone()),
-                    reason,
-                });
-                continue;
-            }
-            if config.force {
-                continue;
-            }
-            // A partial view holds only what changed; the folder's size includes the rest.
-            let checks = [
-                (Side::Local, f.local_deletions, f.local.len() + f.omitted()),
-                (
-                    Side::Remote,
-                    f.remote_deletions,
-                    f.remote.len() + f.omitted(),
-                ),
-            ];
-            for (side, deletions, total) in checks {
-                if config.valve.trips(deletions, total) {
-                    refused.push(Refusal {
-                        folder: Some(f.path.clone()),
-                        reason: RefusalReason::SafetyValve {
-                            side,
-                            deletions,
-                            total,
-                        },
-                    });
-                    f.mode = Mode::Inactive;
-                    break;
-                }
-            }
-        }
+        let mut refused = valve_refusals(&mut self.folders, self.config);
         self.spread_refusals(&mut refused);
         let refused_paths: BTreeSet<FolderPath> =
             refused.iter().filter_map(|r| r.folder.clone()).collect();
@@ -1772,83 +1566,10 @@ impl<'a> Planner<'a> {
             if f.mode == Mode::Inactive && f.state.is_none() {
                 continue;
             }
-            let active = f.mode != Mode::Inactive;
             let touched = !f.early.is_empty() || !f.late.is_empty() || moved.contains(&f.path);
-            ops.append(&mut f.early);
-            if active && !f.remote_exists && f.mode == Mode::Normal {
-                // The server folder was deleted while local files were added: recreate it.
-                if f.late.iter().any(|o| matches!(o, Op::Upload { .. })) {
-                    f.needs_remote_recreate = true;
-                    ops.push(Op::CreateRemoteFolder {
-                        folder: f.path.clone(),
-                    });
-                }
-            }
-            ops.append(&mut f.late);
-            if !active {
-                continue;
-            }
-            let remote_gone_folder =
-                !f.remote_exists && f.state.is_some() && f.mode == Mode::Normal;
-            let local_gone_folder = !f.local_exists && f.state.is_some() && f.remote_exists;
-            if !f.remote_exists && !f.local_exists && f.state.is_some() {
-                deletions.push((
-                    f.path.depth(),
-                    Op::ForgetFolder {
-                        folder: f.path.clone(),
-                    },
-                ));
-                continue;
-            }
-            if remote_gone_folder && !f.needs_remote_recreate {
-                if f.local_leaving == f.local.len() && f.omitted() == 0 && f.pending_now.is_empty()
-                {
-                    if f.local_exists {
-                        deletions.push((
-                            f.path.depth(),
-                            Op::DeleteLocalFolder {
-                                folder: f.path.clone(),
-                            },
-                        ));
-                    }
-                    deletions.push((
-                        f.path.depth(),
-                        Op::ForgetFolder {
-                            folder: f.path.clone(),
-                        },
-                    ));
-                }
-                continue;
-            }
-            let complete = f
-                .mailbox
-                .is_some_and(|m| matches!(m.messages, RemoteMessages::Complete(_)));
-            if local_gone_folder
-                && complete
-                && !f.needs_local_dir
-                && f.mode == Mode::Normal
-                && !f.read_only
-                && !is_inbox(&f.path)
-                && f.remote_leaving == f.remote.len()
-                && f.omitted() == 0
-                && f.pending_now.is_empty()
-            {
-                deletions.push((
-                    f.path.depth(),
-                    Op::DeleteRemoteFolder {
-                        folder: f.path.clone(),
-                    },
-                ));
-                deletions.push((
-                    f.path.depth(),
-                    Op::ForgetFolder {
-                        folder: f.path.clone(),
-                    },
-                ));
-                continue;
-            }
-            if let Some(op) = folder_state_op(f, touched) {
-                tail.push(op);
+            emit_folder_work(f, &mut ops);
+            if f.mode != Mode::Inactive {
+                folder_end(f, touched, &mut deletions, &mut tail);
             }
         }
         // 5. Folder deletions, children first.
@@ -1857,7 +1578,19 @@ impl<'a> Planner<'a> {
         // 6. Folder-state records last.
         ops.extend(tail);
 
-        // Refused folders: nothing that touches them, and no journal drop for them.
+        self.settle_intents(&mut ops, &refused_paths);
+        let summary = summarise(&ops, &self.folders, &refused_paths);
+        Plan {
+            ops,
+            warnings: self.warnings,
+            refused,
+            summary,
+        }
+    }
+
+    /// Drops every operation that touches a refused folder (and the journal drops of intents
+    /// in them), and settles a journal entry whose folder is unknown to the plan.
+    fn settle_intents(&self, ops: &mut Vec<Op>, refused_paths: &BTreeSet<FolderPath>) {
         let intent_folder: BTreeMap<_, _> = self
             .intents
             .iter()
@@ -1871,7 +1604,6 @@ impl<'a> Planner<'a> {
                 .is_none_or(|p| !refused_paths.contains(p)),
             _ => op.folders().iter().all(|p| !refused_paths.contains(*p)),
         });
-        // A journal entry whose folder is unknown to the plan is settled too.
         let mut dropped: BTreeSet<_> = ops
             .iter()
             .filter_map(|o| match o {
@@ -1884,13 +1616,6 @@ impl<'a> Planner<'a> {
             if !self.index.contains_key(folder) && dropped.insert(*id) {
                 ops.push(Op::DropIntent { id: *id });
             }
-        }
-        let summary = summarise(&ops, &self.folders, &refused_paths);
-        Plan {
-            ops,
-            warnings: self.warnings,
-            refused,
-            summary,
         }
     }
 }
@@ -1942,82 +1667,262 @@ impl Planner<'_> {
     }
 }
 
-/// Fills a folder's server view; a [`RemoteMessages::Changes`] view is completed from the state.
-fn fill_remote(f: &mut Folder<'_>, mb: &RemoteMailbox, warnings: &mut Vec<Warning>) {
-    let mut dup = false;
-    match &mb.messages {
-        RemoteMessages::Complete(msgs) => {
-            for m in msgs {
-                if f.remote.contains_key(&m.uid) {
-                    dup = true;
-                    continue;
-                }
-                f.remote.insert(
-                    m.uid,
-                    RMsg {
-                        flags: m.flags.clone(),
-                        modseq: m.modseq,
-                        content: m.content(),
+/// The folders refused already, and those whose deletions trip the safety valve on either
+/// side (unless forced); a folder the valve refuses becomes inactive.
+fn valve_refusals(folders: &mut [Folder<'_>], config: &PlanConfig) -> Vec<Refusal> {
+    let mut refused = Vec::new();
+    for f in folders {
+        if let Some(reason) = f.refusal.take() {
+            refused.push(Refusal {
+                folder: Some(f.path.clone()),
+                reason,
+            });
+            continue;
+        }
+        if config.force {
+            continue;
+        }
+        // A partial view holds only what changed; the folder's size includes the rest.
+        let checks = [
+            (Side::Local, f.local_deletions, f.local.len() + f.omitted()),
+            (
+                Side::Remote,
+                f.remote_deletions,
+                f.remote.len() + f.omitted(),
+            ),
+        ];
+        for (side, deletions, total) in checks {
+            if config.valve.trips(deletions, total) {
+                refused.push(Refusal {
+                    folder: Some(f.path.clone()),
+                    reason: RefusalReason::SafetyValve {
+                        side,
+                        deletions,
+                        total,
                     },
-                );
+                });
+                f.mode = Mode::Inactive;
+                break;
             }
         }
+    }
+    refused
+}
+
+/// A folder's own operations: the early ones, a re-creation of its server folder when it was
+/// deleted there while local files were added, then the uploads.
+fn emit_folder_work(f: &mut Folder<'_>, ops: &mut Vec<Op>) {
+    ops.append(&mut f.early);
+    let recreate = f.mode == Mode::Normal
+        && !f.remote_exists
+        && f.late.iter().any(|o| matches!(o, Op::Upload { .. }));
+    if recreate {
+        f.needs_remote_recreate = true;
+        ops.push(Op::CreateRemoteFolder {
+            folder: f.path.clone(),
+        });
+    }
+    ops.append(&mut f.late);
+}
+
+/// What becomes of an active folder at the end of the plan: forgotten when gone on both
+/// sides; deleted on the side that still has it when the other side deleted it and the plan
+/// empties it (with the deletion at its depth, so that children go first); otherwise its
+/// state record.
+fn folder_end(f: &Folder<'_>, touched: bool, deletions: &mut Vec<(usize, Op)>, tail: &mut Vec<Op>) {
+    let depth = f.path.depth();
+    let folder = || f.path.clone();
+    let forget = || Op::ForgetFolder { folder: folder() };
+    let remote_gone_folder = !f.remote_exists && f.state.is_some() && f.mode == Mode::Normal;
+    let local_gone_folder = !f.local_exists && f.state.is_some() && f.remote_exists;
+    if !f.remote_exists && !f.local_exists && f.state.is_some() {
+        deletions.push((depth, forget()));
+        return;
+    }
+    if remote_gone_folder && !f.needs_remote_recreate {
+        if f.local_leaving == f.local.len() && f.omitted() == 0 && f.pending_now.is_empty() {
+            if f.local_exists {
+                deletions.push((depth, Op::DeleteLocalFolder { folder: folder() }));
+            }
+            deletions.push((depth, forget()));
+        }
+        return;
+    }
+    let complete = f
+        .mailbox
+        .is_some_and(|m| matches!(m.messages, RemoteMessages::Complete(_)));
+    if local_gone_folder
+        && complete
+        && !f.needs_local_dir
+        && f.mode == Mode::Normal
+        && !f.read_only
+        && !is_inbox(&f.path)
+        && f.remote_leaving == f.remote.len()
+        && f.omitted() == 0
+        && f.pending_now.is_empty()
+    {
+        deletions.push((depth, Op::DeleteRemoteFolder { folder: folder() }));
+        deletions.push((depth, forget()));
+        return;
+    }
+    if let Some(op) = folder_state_op(f, touched) {
+        tail.push(op);
+    }
+}
+
+/// The folder's [`Mode`] from which sides it exists on and the server's UIDVALIDITY against the
+/// state's, with its write permissions when the server examined it.
+fn choose_mode(
+    f: &mut Folder<'_>,
+    config: &PlanConfig,
+    delimiter: Option<char>,
+    warnings: &mut Vec<Warning>,
+) {
+    let state = f.state;
+    match (f.remote_exists, f.mailbox) {
+        (true, None) => {
+            // Not examined or \Noselect: nothing to do with its messages.
+            if f.remote_noselect && f.local.values().next().is_some() {
+                warnings.push(Warning::LocalMessagesInNoselect {
+                    folder: f.path.clone(),
+                });
+            }
+            f.mode = Mode::Inactive;
+        }
+        (true, Some(mb)) => {
+            f.read_only = mb.read_only || config.pull;
+            f.perm = mb.permanent_flags.clone();
+            f.mode = match (mb.uidvalidity, state) {
+                (None, _) => {
+                    warnings.push(Warning::NoUidValidity {
+                        folder: f.path.clone(),
+                    });
+                    Mode::NoUid
+                }
+                (Some(v), None) => Mode::Fresh(v),
+                (Some(v), Some(s)) if s.uidvalidity == v => Mode::Normal,
+                (Some(v), Some(s)) => {
+                    warnings.push(Warning::UidValidityChanged {
+                        folder: f.path.clone(),
+                        old: s.uidvalidity,
+                        new: v,
+                    });
+                    Mode::Changed(v)
+                }
+            };
+        }
+        (false, _) => {
+            if state.is_some() {
+                // The server folder is gone; the rows still prove what was synced.
+                f.mode = Mode::Normal;
+                // Pull only (V0040): it is not re-created for files added locally.
+                f.read_only = config.pull;
+            } else if f.local_exists && config.pull {
+                // Pull only (V0040): a folder that exists only locally is not created.
+                warnings.push(Warning::LocalOnlyFolderNotPushed {
+                    folder: f.path.clone(),
+                });
+                f.mode = Mode::Inactive;
+            } else if f.local_exists {
+                let bad = f
+                    .path
+                    .0
+                    .iter()
+                    .any(|c| c.is_empty() || delimiter.is_some_and(|d| c.contains(d)));
+                if bad {
+                    warnings.push(Warning::FolderNameNotRepresentable {
+                        folder: f.path.clone(),
+                        delimiter: delimiter.unwrap_or('/'),
+                    });
+                    f.mode = Mode::Inactive;
+                } else {
+                    f.mode = Mode::Created;
+                }
+            }
+        }
+    }
+}
+
+/// The folder's rows from its state, deduplicated by UID and by local id (first wins), bound
+/// to their UIDs only where the mode keeps them valid; and the sets of what they bind.
+fn fill_rows<'a>(f: &mut Folder<'a>, warnings: &mut Vec<Warning>) {
+    if let Some(s) = f.state {
+        let mut uids = BTreeSet::new();
+        let mut locals = BTreeSet::new();
+        let mut dup = false;
+        for m in &s.messages {
+            if !locals.insert(m.local.clone()) || m.uid.is_some_and(|u| !uids.insert(u)) {
+                dup = true;
+                continue;
+            }
+            let uid = match f.mode {
+                Mode::Normal => m.uid,
+                _ => None,
+            };
+            f.rows.push(Row {
+                msg: m,
+                uid,
+                done: false,
+            });
+        }
+        if dup {
+            f.duplicates = true;
+            warnings.push(Warning::DuplicateInput {
+                folder: f.path.clone(),
+                what: "state row".into(),
+            });
+        }
+    }
+    if f.mode == Mode::NoUid {
+        // Rows are left untouched: nothing about them can be proven (V0037).
+        f.rows.clear();
+    }
+    for r in &f.rows {
+        if let Some(u) = r.uid {
+            f.bound_uids.insert(u);
+        }
+        f.bound_locals.insert(r.msg.local.clone());
+    }
+}
+
+/// Every server message the state does not know must carry size and date; a folder with one
+/// that does not (or refused already) is left inactive this run.
+fn refuse_missing_metadata(f: &mut Folder<'_>) {
+    if f.refusal.is_none()
+        && matches!(
+            f.mode,
+            Mode::Normal | Mode::Fresh(_) | Mode::Changed(_) | Mode::NoUid
+        )
+    {
+        let missing = f
+            .unbound_remote()
+            .find(|(_, r)| r.content.size.is_none() || r.content.date.is_none())
+            .map(|(u, _)| *u);
+        if let Some(uid) = missing {
+            f.refusal = Some(RefusalReason::MissingMetadata { uid });
+        }
+    }
+    if f.refusal.is_some() {
+        f.mode = Mode::Inactive;
+        f.rows.clear();
+        f.bound_uids.clear();
+        f.bound_locals.clear();
+    }
+}
+
+/// Fills a folder's server view; a [`RemoteMessages::Changes`] view is completed from the state.
+fn fill_remote(f: &mut Folder<'_>, mb: &RemoteMailbox, warnings: &mut Vec<Warning>) {
+    let dup = match &mb.messages {
+        RemoteMessages::Complete(msgs) => fill_complete(f, msgs),
         RemoteMessages::Changes {
             since,
             changed,
             vanished,
-        } => {
-            let fits = f.mode == Mode::Normal
-                && f.state.is_some_and(|s| s.highestmodseq == Some(*since))
-                && f.rows.iter().all(|r| r.uid.is_some());
-            if !fits {
-                f.refusal = Some(RefusalReason::NeedsCompleteView);
-                return;
-            }
-            let vanished = Vanished::new(vanished);
-            for r in &f.rows {
-                let Some(uid) = r.uid else { continue };
-                if vanished.contains(uid) {
-                    continue;
-                }
-                let mut content = r.msg.content();
-                content.hash = None;
-                f.remote.insert(
-                    uid,
-                    RMsg {
-                        flags: r.msg.flags.clone(),
-                        modseq: Some(*since),
-                        content,
-                    },
-                );
-            }
-            let mut seen = BTreeSet::new();
-            for m in changed {
-                if !seen.insert(m.uid) {
-                    dup = true;
-                    continue;
-                }
-                if vanished.contains(m.uid) {
-                    continue;
-                }
-                let implied = f.remote.get(&m.uid).map(|r| r.content.clone());
-                let mut content = m.content();
-                if let Some(old) = implied {
-                    content.size = content.size.or(old.size);
-                    content.date = content.date.or(old.date);
-                    content.message_id = content.message_id.or(old.message_id);
-                }
-                f.remote.insert(
-                    m.uid,
-                    RMsg {
-                        flags: m.flags.clone(),
-                        modseq: m.modseq,
-                        content,
-                    },
-                );
-            }
-        }
-    }
+        } => match fill_changes(f, *since, changed, vanished) {
+            Some(dup) => dup,
+            None => return,
+        },
+    };
     if dup {
         f.duplicates = true;
         warnings.push(Warning::DuplicateInput {
@@ -2025,6 +1930,90 @@ fn fill_remote(f: &mut Folder<'_>, mb: &RemoteMailbox, warnings: &mut Vec<Warnin
             what: "server UID".into(),
         });
     }
+}
+
+/// The server view from a complete listing (first of a repeated UID kept); whether a UID was
+/// repeated.
+fn fill_complete(f: &mut Folder<'_>, msgs: &[RemoteMessage]) -> bool {
+    let mut dup = false;
+    for m in msgs {
+        if f.remote.contains_key(&m.uid) {
+            dup = true;
+            continue;
+        }
+        f.remote.insert(
+            m.uid,
+            RMsg {
+                flags: m.flags.clone(),
+                modseq: m.modseq,
+                content: m.content(),
+            },
+        );
+    }
+    dup
+}
+
+/// The server view from a delta since `since` (RFC 7162): every bound row not vanished is
+/// implied unchanged, then the changed messages replace theirs, keeping the row's metadata
+/// where the delta leaves it out. `None` (and the folder refused) when the delta does not
+/// start where the state ends; else whether a UID was repeated.
+fn fill_changes(
+    f: &mut Folder<'_>,
+    since: ModSeq,
+    changed: &[RemoteMessage],
+    vanished: &[UidRange],
+) -> Option<bool> {
+    let fits = f.mode == Mode::Normal
+        && f.state.is_some_and(|s| s.highestmodseq == Some(since))
+        && f.rows.iter().all(|r| r.uid.is_some());
+    if !fits {
+        f.refusal = Some(RefusalReason::NeedsCompleteView);
+        return None;
+    }
+    let vanished = Vanished::new(vanished);
+    for r in &f.rows {
+        let Some(uid) = r.uid else { continue };
+        if vanished.contains(uid) {
+            continue;
+        }
+        let mut content = r.msg.content();
+        content.hash = None;
+        f.remote.insert(
+            uid,
+            RMsg {
+                flags: r.msg.flags.clone(),
+                modseq: Some(since),
+                content,
+            },
+        );
+    }
+    let mut dup = false;
+    let mut seen = BTreeSet::new();
+    for m in changed {
+        if !seen.insert(m.uid) {
+            dup = true;
+            continue;
+        }
+        if vanished.contains(m.uid) {
+            continue;
+        }
+        let implied = f.remote.get(&m.uid).map(|r| r.content.clone());
+        let mut content = m.content();
+        if let Some(old) = implied {
+            content.size = content.size.or(old.size);
+            content.date = content.date.or(old.date);
+            content.message_id = content.message_id.or(old.message_id);
+        }
+        f.remote.insert(
+            m.uid,
+            RMsg {
+                flags: m.flags.clone(),
+                modseq: m.modseq,
+                content,
+            },
+        );
+    }
+    Some(dup)
 }
 
 /// A VANISHED list as sorted, merged ranges, so that looking a UID up costs a binary search
@@ -2053,6 +2042,119 @@ impl Vanished {
         // The last range starting at or before `uid` is the only one that can hold it.
         let i = self.0.partition_point(|(lo, _)| *lo <= uid);
         i > 0 && self.0.get(i - 1).is_some_and(|(_, hi)| uid <= *hi)
+    }
+}
+
+/// Pass 7, the rows no earlier pass consumed: each by what is left of it on either side.
+fn emit_rows<'a>(f: &mut Folder<'a>, config: &PlanConfig, warnings: &mut Vec<Warning>) {
+    for ri in 0..f.rows.len() {
+        if f.rows[ri].done {
+            continue;
+        }
+        let msg = f.rows[ri].msg;
+        let local = f.local.get(&msg.local).copied();
+        match (f.rows[ri].uid, local) {
+            (Some(uid), Some(l)) if f.remote.contains_key(&uid) => {
+                emit_pair(f, uid, msg, l, config.download);
+            }
+            (Some(uid), None) if f.remote.contains_key(&uid) => {
+                // Deleted locally, proven synced by the row.
+                if f.read_only {
+                    f.pending_now.insert(PendingKey::Expunge(uid));
+                } else {
+                    f.remote_deletions += 1;
+                    f.remote_leaving += 1;
+                    let unchanged_since = f.unchanged_since(uid);
+                    f.early.push(Op::ExpungeRemote {
+                        folder: f.path.clone(),
+                        uid,
+                        unchanged_since,
+                    });
+                }
+            }
+            (Some(uid), Some(_)) => {
+                // Expunged on the server, proven synced by the row.
+                f.local_deletions += 1;
+                f.local_leaving += 1;
+                f.early.push(Op::DeleteLocal {
+                    folder: f.path.clone(),
+                    uid,
+                    local: msg.local.clone(),
+                });
+            }
+            (uid, None) => f.early.push(Op::ForgetMessage {
+                folder: f.path.clone(),
+                uid,
+                local: msg.local.clone(),
+            }),
+            (None, Some(l)) => {
+                // Remembered after a UIDVALIDITY change and not found on the server: the
+                // message is never lost, so it goes back up (V0003).
+                emit_new_local(f, l, config.keep_new_local, warnings);
+            }
+        }
+    }
+}
+
+/// Pass 7, the server messages no row or earlier pass took: downloaded.
+fn emit_downloads(f: &mut Folder<'_>, download: DownloadMode) {
+    let downloads: Vec<(Uid, RMsg)> = if f.any_unbound_remote {
+        f.unbound_remote().map(|(u, r)| (*u, r.clone())).collect()
+    } else {
+        Vec::new()
+    };
+    for (uid, r) in downloads {
+        let (Some(size), Some(date)) = (r.content.size, r.content.date) else {
+            continue; // refused earlier; unreachable in an active folder
+        };
+        f.needs_local_dir = true;
+        f.early.push(Op::Download {
+            folder: f.path.clone(),
+            uid,
+            location: location_for(&r.flags),
+            flags: r.flags.clone(),
+            body: body_for(download, size),
+            size,
+            internaldate: date,
+            message_id: r.content.message_id.clone(),
+            replace: None,
+            record: f.mode != Mode::NoUid,
+        });
+    }
+}
+
+/// Pending marks (V0039): once, and cleared when settled; and the folder's warnings about
+/// what the server would not take.
+fn emit_pending(f: &mut Folder<'_>, warnings: &mut Vec<Warning>) {
+    if f.mode != Mode::NoUid {
+        let old: BTreeSet<PendingKey> = f
+            .state
+            .map(|s| s.pending.iter().cloned().collect())
+            .unwrap_or_default();
+        for k in f.pending_now.difference(&old) {
+            f.late.push(Op::MarkPending {
+                folder: f.path.clone(),
+                key: k.clone(),
+            });
+        }
+        for k in old.difference(&f.pending_now) {
+            f.late.push(Op::ClearPending {
+                folder: f.path.clone(),
+                key: k.clone(),
+            });
+        }
+    }
+    if !f.pending_now.is_empty() {
+        warnings.push(Warning::ReadOnlyPending {
+            folder: f.path.clone(),
+            count: f.pending_now.len(),
+        });
+    }
+    if !f.not_permitted.is_empty() {
+        warnings.push(Warning::KeywordsNotPermitted {
+            folder: f.path.clone(),
+            flags: f.not_permitted.clone(),
+        });
     }
 }
 

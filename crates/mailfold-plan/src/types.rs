@@ -18,12 +18,48 @@ use mailfold_proto::core::Flag as WireFlag;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixTime(pub i64);
 
-/// A content hash of a message, computed by the store over the message text with line ends
-/// normalised to CRLF (so the local LF copy and the server copy hash alike). The planner only
-/// compares hashes for equality; the algorithm is the store's choice (SHA-256 fits the width).
+/// A content hash of a message: SHA-256 over the message text with line ends normalised to
+/// CRLF (so the local LF copy and the server copy hash alike). The store computes it
+/// (`mailfold_store::crlf`) and keeps it in its rows; the planner only compares hashes for
+/// equality.
+///
+/// Defined here, once, for the planner, the store and the sync: the planner's inputs and
+/// operations carry it, and the store depends on this crate (which is pure and depends on
+/// nothing but `mailfold-proto`) to keep it in its rows, so a hash read from a row goes into a
+/// plan, and back, unconverted. It is not a protocol value, so it does not belong in
+/// `mailfold-proto`; and the planner cannot depend on the store, which does I/O.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContentHash(pub [u8; 32]);
 
+impl ContentHash {
+    /// Parses 64 hex digits (the form [`Display`](fmt::Display) writes).
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            let h = (b[2 * i] as char).to_digit(16)?;
+            let l = (b[2 * i + 1] as char).to_digit(16)?;
+            // Both digits are < 16, so the value fits a byte.
+            *o = (h * 16 + l) as u8;
+        }
+        Some(ContentHash(out))
+    }
+}
+
+/// The 64 lowercase hex digits of the hash.
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The first four bytes only, so that a dump of a plan stays readable.
 impl fmt::Debug for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ContentHash(")?;
@@ -671,7 +707,13 @@ pub struct StateFolder {
     pub omitted: usize,
 }
 
-/// An identifier of a journal entry.
+/// An identifier of a journal entry (an intent row of the store's state database).
+///
+/// Defined here, once, for the planner, the store and the sync, like [`ContentHash`]: the
+/// planner names the intents it drops ([`crate::Op::DropIntent`]) and the store, which depends
+/// on this crate, hands its rows out with this id. SQLite keeps it as the intents table's
+/// `INTEGER PRIMARY KEY`, an `i64` that it only ever assigns positive; the store converts
+/// between the two, checked, where it reads and writes the row, so no id wraps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IntentId(pub u64);
 

@@ -818,23 +818,54 @@ impl<'a> Cur<'a> {
         &rest[..n]
     }
 
-    fn atom(&mut self) -> PResult<&'a [u8]> {
-        let a = self.take_while(is_atom_char);
-        if a.is_empty() {
-            Err(self.err("an atom"))
+    /// [`Cur::take_while`] that must take at least one byte, else `expected` is the error.
+    fn take_some(
+        &mut self,
+        f: impl FnMut(u8) -> bool,
+        expected: &'static str,
+    ) -> PResult<&'a [u8]> {
+        let t = self.take_while(f);
+        if t.is_empty() {
+            Err(self.err(expected))
         } else {
-            Ok(a)
+            Ok(t)
         }
+    }
+
+    /// The rest of a parenthesised list whose `(` is already consumed: `item` for each
+    /// element up to the closing `)`, which is consumed too. Blanks before an element or
+    /// the `)` are skipped (servers put extra spaces between list elements).
+    #[inline]
+    fn each_until_close(&mut self, mut item: impl FnMut(&mut Self) -> PResult<()>) -> PResult<()> {
+        loop {
+            self.ws();
+            if self.eat(b')') {
+                return Ok(());
+            }
+            item(self)?;
+        }
+    }
+
+    /// [`Cur::each_until_close`] collecting the elements.
+    fn list_until_close<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<Vec<T>> {
+        let mut v = Vec::new();
+        self.each_until_close(|c| {
+            v.push(item(c)?);
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    fn atom(&mut self) -> PResult<&'a [u8]> {
+        self.take_some(is_atom_char, "an atom")
     }
 
     /// A response or item name: atom characters up to `[` (so `OK[ALERT]` splits).
     fn name(&mut self) -> PResult<&'a [u8]> {
-        let a = self.take_while(is_name_char);
-        if a.is_empty() {
-            Err(self.err("a name"))
-        } else {
-            Ok(a)
-        }
+        self.take_some(is_name_char, "a name")
     }
 
     fn number64(&mut self) -> PResult<u64> {
@@ -1122,13 +1153,7 @@ impl<'a> Cur<'a> {
             Some(b'(') => {
                 self.enter()?;
                 self.pos += 1;
-                loop {
-                    self.ws();
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.skip_value()?;
-                }
+                self.each_until_close(Self::skip_value)?;
                 self.leave();
                 Ok(())
             }
@@ -1175,12 +1200,10 @@ impl<'a> Cur<'a> {
 
     /// A token of sequence-set characters.
     fn set_token(&mut self) -> PResult<&'a [u8]> {
-        let t = self.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'));
-        if t.is_empty() {
-            Err(self.err("a sequence set"))
-        } else {
-            Ok(t)
-        }
+        self.take_some(
+            |b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'),
+            "a sequence set",
+        )
     }
 
     fn seq_set(&mut self) -> PResult<SeqSet> {
@@ -1363,17 +1386,12 @@ fn known_code(c: &mut Cur<'_>, name: &[u8]) -> PResult<Code> {
         b"NOMODSEQ" => Code::NoModSeq,
         b"CLOSED" => Code::Closed,
         b"BADCHARSET" => {
-            let mut v = Vec::new();
             c.ws();
-            if c.eat(b'(') {
-                loop {
-                    c.ws();
-                    if c.eat(b')') {
-                        break;
-                    }
-                    v.push(ByteString::from(c.astring()?));
-                }
-            }
+            let v = if c.eat(b'(') {
+                c.list_until_close(|c| Ok(ByteString::from(c.astring()?)))?
+            } else {
+                Vec::new()
+            };
             Code::BadCharset(v)
         }
         b"CAPABILITY" => Code::Capability(capabilities(c)?),
@@ -1566,13 +1584,11 @@ fn flag_list(c: &mut Cur<'_>) -> PResult<Vec<Flag>> {
     // Four is what the first push would allocate anyway; asking directly skips the
     // growth path.
     let mut flags = Vec::with_capacity(4);
-    loop {
-        c.ws();
-        if c.eat(b')') {
-            return Ok(flags);
-        }
+    c.each_until_close(|c| {
         flags.push(flag(c)?);
-    }
+        Ok(())
+    })?;
+    Ok(flags)
 }
 
 fn flag(c: &mut Cur<'_>) -> PResult<Flag> {
@@ -1618,58 +1634,22 @@ fn delimiter(c: &mut Cur<'_>) -> PResult<Option<char>> {
 fn mailbox_list(c: &mut Cur<'_>) -> PResult<MailboxList> {
     c.sp()?;
     c.expect(b'(', "'(' opening mailbox attributes")?;
-    let mut attributes = Vec::new();
-    loop {
-        c.ws();
-        if c.eat(b')') {
-            break;
-        }
+    let attributes = c.list_until_close(|c| {
         let s = c.pos;
         c.eat(b'\\');
         c.atom()?;
-        attributes.push(ListAttribute::from_wire(&c.buf[s..c.pos]));
-    }
+        Ok(ListAttribute::from_wire(&c.buf[s..c.pos]))
+    })?;
     c.ws();
     let delimiter = delimiter(c)?;
     c.sp()?;
     let mailbox = Mailbox::from_wire(c.astring()?.into_owned());
-    let mut extended = Vec::new();
     c.ws();
-    if c.eat(b'(') {
-        loop {
-            c.ws();
-            if c.eat(b')') {
-                break;
-            }
-            let label = c.astring()?;
-            c.sp()?;
-            let item = if kw(&label, b"CHILDINFO") {
-                c.expect(b'(', "'(' opening CHILDINFO")?;
-                let mut v = Vec::new();
-                loop {
-                    c.ws();
-                    if c.eat(b')') {
-                        break;
-                    }
-                    v.push(ByteString::from(c.astring()?));
-                }
-                ListExtended::ChildInfo(v)
-            } else if kw(&label, b"OLDNAME") {
-                c.expect(b'(', "'(' opening OLDNAME")?;
-                c.ws();
-                let m = Mailbox::from_wire(c.astring()?.into_owned());
-                c.ws();
-                c.expect(b')', "')' closing OLDNAME")?;
-                ListExtended::OldName(m)
-            } else {
-                ListExtended::Other {
-                    name: upper_string(&label),
-                    raw: ByteString::from(c.raw_value()?),
-                }
-            };
-            extended.push(item);
-        }
-    }
+    let extended = if c.eat(b'(') {
+        c.list_until_close(list_extended)?
+    } else {
+        Vec::new()
+    };
     Ok(MailboxList {
         attributes,
         delimiter,
@@ -1678,21 +1658,38 @@ fn mailbox_list(c: &mut Cur<'_>) -> PResult<MailboxList> {
     })
 }
 
+/// One `mbox-list-extended-item` (RFC 5258 / RFC 9051): its tag, a space and its value.
+fn list_extended(c: &mut Cur<'_>) -> PResult<ListExtended> {
+    let label = c.astring()?;
+    c.sp()?;
+    Ok(if kw(&label, b"CHILDINFO") {
+        c.expect(b'(', "'(' opening CHILDINFO")?;
+        ListExtended::ChildInfo(c.list_until_close(|c| Ok(ByteString::from(c.astring()?)))?)
+    } else if kw(&label, b"OLDNAME") {
+        c.expect(b'(', "'(' opening OLDNAME")?;
+        c.ws();
+        let m = Mailbox::from_wire(c.astring()?.into_owned());
+        c.ws();
+        c.expect(b')', "')' closing OLDNAME")?;
+        ListExtended::OldName(m)
+    } else {
+        ListExtended::Other {
+            name: upper_string(&label),
+            raw: ByteString::from(c.raw_value()?),
+        }
+    })
+}
+
 fn mailbox_status(c: &mut Cur<'_>) -> PResult<MailboxStatus> {
     c.sp()?;
     let mailbox = Mailbox::from_wire(c.astring()?.into_owned());
     c.ws();
     c.expect(b'(', "'(' opening STATUS items")?;
-    let mut items = Vec::new();
-    loop {
-        c.ws();
-        if c.eat(b')') {
-            break;
-        }
+    let items = c.list_until_close(|c| {
         let name = c.atom()?;
         c.sp()?;
         let mut up = [0u8; 24];
-        let item = match upper_into(name, &mut up) {
+        Ok(match upper_into(name, &mut up) {
             b"MESSAGES" => StatusItem::Messages(c.number()?),
             b"RECENT" => StatusItem::Recent(c.number()?),
             b"UIDNEXT" => StatusItem::UidNext(c.number()?),
@@ -1705,9 +1702,8 @@ fn mailbox_status(c: &mut Cur<'_>) -> PResult<MailboxStatus> {
                 name: upper_string(name),
                 raw: ByteString::from(c.raw_value()?),
             },
-        };
-        items.push(item);
-    }
+        })
+    })?;
     Ok(MailboxStatus { mailbox, items })
 }
 
@@ -1743,11 +1739,7 @@ fn esearch(c: &mut Cur<'_>) -> PResult<Esearch> {
     c.ws();
     if c.eat(b'(') {
         // search-correlator: `(TAG "a1")`, possibly with RFC 7377 MAILBOX/UIDVALIDITY.
-        loop {
-            c.ws();
-            if c.eat(b')') {
-                break;
-            }
+        c.each_until_close(|c| {
             let key = c.atom()?;
             c.sp()?;
             let val = c.astring()?;
@@ -1756,7 +1748,8 @@ fn esearch(c: &mut Cur<'_>) -> PResult<Esearch> {
                     .ok()
                     .and_then(|t| Tag::new(t).ok());
             }
-        }
+            Ok(())
+        })?;
     }
     loop {
         c.ws();
@@ -1808,21 +1801,15 @@ fn vanished(c: &mut Cur<'_>) -> PResult<Vanished> {
 
 fn id_params(c: &mut Cur<'_>) -> PResult<Vec<(ByteString, Option<ByteString>)>> {
     c.ws();
-    let mut v = Vec::new();
     if c.nil() {
-        return Ok(v);
+        return Ok(Vec::new());
     }
     c.expect(b'(', "'(' or NIL")?;
-    loop {
-        c.ws();
-        if c.eat(b')') {
-            return Ok(v);
-        }
+    c.list_until_close(|c| {
         let k = ByteString::from(c.string()?);
         c.sp()?;
-        let val = c.nstring_owned()?;
-        v.push((k, val));
-    }
+        Ok((k, c.nstring_owned()?))
+    })
 }
 
 fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
@@ -1833,41 +1820,26 @@ fn namespaces(c: &mut Cur<'_>) -> PResult<Namespaces> {
             continue;
         }
         c.expect(b'(', "'(' or NIL")?;
-        loop {
-            c.ws();
-            if c.eat(b')') {
-                break;
-            }
+        c.each_until_close(|c| {
             c.expect(b'(', "'(' opening a namespace")?;
             c.ws();
             let prefix = ByteString::from(c.string()?);
             c.sp()?;
             let delimiter = delimiter(c)?;
-            let mut extensions = Vec::new();
-            loop {
-                c.ws();
-                if c.eat(b')') {
-                    break;
-                }
+            let extensions = c.list_until_close(|c| {
                 let name = ByteString::from(c.string()?);
                 c.sp()?;
                 c.expect(b'(', "'(' opening namespace extension values")?;
-                let mut vals = Vec::new();
-                loop {
-                    c.ws();
-                    if c.eat(b')') {
-                        break;
-                    }
-                    vals.push(ByteString::from(c.string()?));
-                }
-                extensions.push((name, vals));
-            }
+                let vals = c.list_until_close(|c| Ok(ByteString::from(c.string()?)))?;
+                Ok((name, vals))
+            })?;
             slot.push(NamespaceDesc {
                 prefix,
                 delimiter,
                 extensions,
             });
-        }
+            Ok(())
+        })?;
     }
     Ok(ns)
 }
@@ -2030,26 +2002,12 @@ fn fetch_item(
         b"BODY" => {
             let section = section(c)?;
             let origin = origin(c)?;
-            match body_value(c, prefix)? {
-                Some(data) => FetchItem::BodySection {
-                    section,
-                    origin,
-                    data,
-                },
-                None => return Ok(Some(StreamedItem::Body { section, origin })),
-            }
+            return body_item(c, StreamedItem::Body { section, origin }, prefix, items);
         }
         b"BINARY" => {
             let section = binary_section(c)?;
             let origin = origin(c)?;
-            match body_value(c, prefix)? {
-                Some(data) => FetchItem::Binary {
-                    section,
-                    origin,
-                    data,
-                },
-                None => return Ok(Some(StreamedItem::Binary { section, origin })),
-            }
+            return body_item(c, StreamedItem::Binary { section, origin }, prefix, items);
         }
         b"BINARY.SIZE" => {
             let section = binary_section(c)?;
@@ -2059,10 +2017,15 @@ fn fetch_item(
                 size: c.number64()?,
             }
         }
-        b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => match rfc822_item(c, name, prefix)? {
-            Ok(item) => item,
-            Err(streamed) => return Ok(Some(streamed)),
-        },
+        b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => {
+            // RFC 3501 7.4.2; the three names differ in length.
+            let which = match name.len() {
+                6 => StreamedItem::Rfc822,
+                13 => StreamedItem::Rfc822Header,
+                _ => StreamedItem::Rfc822Text,
+            };
+            return body_item(c, which, prefix, items);
+        }
         // Vendor or unknown item (e.g. X-GM-LABELS): keep the value raw (seed N3).
         _ => other_item(c, name, prefix)?,
     };
@@ -2070,26 +2033,22 @@ fn fetch_item(
     Ok(None)
 }
 
-/// `RFC822`, `RFC822.HEADER` or `RFC822.TEXT` (RFC 3501 7.4.2), named by `name`: the item,
-/// or in prefix mode the item to stream when its value is a literal.
-fn rfc822_item(
+/// The value of a body item whose name (and section) `which` describes: the whole item is
+/// pushed to `items`, or in prefix mode `which` comes back when the value is a literal
+/// still to be streamed (as [`fetch_item`] returns it).
+fn body_item(
     c: &mut Cur<'_>,
-    name: &[u8],
+    which: StreamedItem,
     prefix: bool,
-) -> PResult<Result<FetchItem, StreamedItem>> {
-    let which = match name.len() {
-        6 => StreamedItem::Rfc822,
-        13 => StreamedItem::Rfc822Header,
-        _ => StreamedItem::Rfc822Text,
-    };
-    Ok(match body_value(c, prefix)? {
-        Some(v) => Ok(match which {
-            StreamedItem::Rfc822 => FetchItem::Rfc822(v),
-            StreamedItem::Rfc822Header => FetchItem::Rfc822Header(v),
-            _ => FetchItem::Rfc822Text(v),
-        }),
-        None => Err(which),
-    })
+    items: &mut Vec<FetchItem>,
+) -> PResult<Option<StreamedItem>> {
+    match body_value(c, prefix)? {
+        Some(data) => {
+            items.push(which.into_item(data));
+            Ok(None)
+        }
+        None => Ok(Some(which)),
+    }
 }
 
 /// An item this parser does not know (a vendor's, such as `X-GM-LABELS`), with its section
@@ -2117,13 +2076,10 @@ fn other_item(c: &mut Cur<'_>, name: &[u8], prefix: bool) -> PResult<FetchItem> 
 /// `section` of RFC 3501 (`[` … `]`), after the item name.
 fn section(c: &mut Cur<'_>) -> PResult<Section> {
     c.expect(b'[', "'[' opening a section")?;
-    let mut sec = Section::default();
-    while c.peek().is_some_and(|b| b.is_ascii_digit()) {
-        sec.part.push(c.number()?);
-        if !c.eat(b'.') {
-            break;
-        }
-    }
+    let mut sec = Section {
+        part: part_numbers(c)?,
+        ..Section::default()
+    };
     if c.eat(b']') {
         return Ok(sec);
     }
@@ -2137,14 +2093,7 @@ fn section(c: &mut Cur<'_>) -> PResult<Section> {
             let not = word.len() > 13;
             c.ws();
             c.expect(b'(', "'(' opening a header list")?;
-            let mut v = Vec::new();
-            loop {
-                c.ws();
-                if c.eat(b')') {
-                    break;
-                }
-                v.push(ByteString::from(c.astring_header()?));
-            }
+            let v = c.list_until_close(|c| Ok(ByteString::from(c.astring_header()?)))?;
             if not {
                 SectionSpec::HeaderFieldsNot(v)
             } else {
@@ -2170,6 +2119,15 @@ impl<'a> Cur<'a> {
 
 fn binary_section(c: &mut Cur<'_>) -> PResult<Vec<u32>> {
     c.expect(b'[', "'[' opening a binary section")?;
+    let v = part_numbers(c)?;
+    c.expect(b']', "']' closing a binary section")?;
+    Ok(v)
+}
+
+/// The part path at the start of a section (`1.2.3`, RFC 3501 `section-part`), dot-separated;
+/// empty when the section does not start with a digit. A trailing dot before a section text
+/// (`1.HEADER`) is consumed.
+fn part_numbers(c: &mut Cur<'_>) -> PResult<Vec<u32>> {
     let mut v = Vec::new();
     while c.peek().is_some_and(|b| b.is_ascii_digit()) {
         v.push(c.number()?);
@@ -2177,7 +2135,6 @@ fn binary_section(c: &mut Cur<'_>) -> PResult<Vec<u32>> {
             break;
         }
     }
-    c.expect(b']', "']' closing a binary section")?;
     Ok(v)
 }
 
@@ -2214,18 +2171,7 @@ pub fn date_time(s: &[u8]) -> Option<DateTime> {
     if !trim_ws_start(zone.get(5..)?).is_empty() {
         return None;
     }
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || zm > 59 {
-        return None;
-    }
-    Some(DateTime {
-        year: u16::try_from(year).ok()?,
-        month,
-        day: u8::try_from(day).ok()?,
-        hour: u8::try_from(hour).ok()?,
-        minute: u8::try_from(minute).ok()?,
-        second: u8::try_from(second).ok()?,
-        offset_minutes: sign * i16::try_from(zh * 60 + zm).ok()?,
-    })
+    checked_date_time(year, month, [day, hour, minute, second], (sign, zh, zm))
 }
 
 /// The exact RFC 3501 form (`date-day-fixed`, 26 bytes, as nearly every server sends it)
@@ -2254,6 +2200,18 @@ fn date_time_fixed(s: &[u8]) -> Option<DateTime> {
         _ => return None,
     };
     let (zh, zm) = (d2(22)?, d2(24)?);
+    checked_date_time(year, month, [day, hour, minute, second], (sign, zh, zm))
+}
+
+/// The fields read by [`date_time`] or [`date_time_fixed`] checked for range (second 60 is
+/// a leap second): `[day, hour, minute, second]`, and the zone as (sign, hours, minutes).
+#[inline]
+fn checked_date_time(
+    year: u32,
+    month: u8,
+    [day, hour, minute, second]: [u32; 4],
+    (sign, zh, zm): (i16, u32, u32),
+) -> Option<DateTime> {
     if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || zm > 59 {
         return None;
     }
@@ -2311,12 +2269,8 @@ fn addresses(c: &mut Cur<'_>, v: &mut SmallList<Address>) -> PResult<()> {
         return Ok(());
     }
     c.expect(b'(', "'(' or NIL for an address list")?;
-    loop {
-        // Quirk: spaces between addresses.
-        c.ws();
-        if c.eat(b')') {
-            return Ok(());
-        }
+    // Quirk: spaces between addresses (skipped by `each_until_close`).
+    c.each_until_close(|c| {
         c.expect(b'(', "'(' opening an address")?;
         // Pushed empty and filled in place (see `Cur::nstring_into`).
         let a = v.push_default();
@@ -2325,8 +2279,8 @@ fn addresses(c: &mut Cur<'_>, v: &mut SmallList<Address>) -> PResult<()> {
             c.nstring_into(f)?;
         }
         c.ws();
-        c.expect(b')', "')' closing an address")?;
-    }
+        c.expect(b')', "')' closing an address")
+    })
 }
 
 /// `body`: a parenthesised single part or multipart structure, depth-bounded.
@@ -2477,17 +2431,13 @@ fn params(c: &mut Cur<'_>, v: &mut BodyParams) -> PResult<()> {
         return Ok(());
     }
     c.expect(b'(', "'(' or NIL for body parameters")?;
-    loop {
-        c.ws();
-        if c.eat(b')') {
-            return Ok(());
-        }
+    c.each_until_close(|c| {
         let (k, val) = v.push_default();
         c.string_or_nil_into(k)?;
         c.ws();
         // Quirk: NIL parameter values (e.g. a NIL boundary).
-        c.nstring_into(val)?;
-    }
+        c.nstring_into(val)
+    })
 }
 
 fn body_disposition(c: &mut Cur<'_>) -> PResult<Option<Disposition>> {
@@ -2514,14 +2464,7 @@ fn body_disposition(c: &mut Cur<'_>) -> PResult<Option<Disposition>> {
 
 fn body_language(c: &mut Cur<'_>) -> PResult<Vec<ByteString>> {
     if c.eat(b'(') {
-        let mut v = Vec::new();
-        loop {
-            c.ws();
-            if c.eat(b')') {
-                return Ok(v);
-            }
-            v.push(c.string_or_nil()?);
-        }
+        return c.list_until_close(Cur::string_or_nil);
     }
     Ok(c.nstring_owned()?.into_iter().collect())
 }
@@ -2531,14 +2474,7 @@ fn body_extension(c: &mut Cur<'_>) -> PResult<BodyExtension> {
         Some(b'(') => {
             c.enter()?;
             c.pos += 1;
-            let mut v = Vec::new();
-            loop {
-                c.ws();
-                if c.eat(b')') {
-                    break;
-                }
-                v.push(body_extension(c)?);
-            }
+            let v = c.list_until_close(body_extension)?;
             c.leave();
             Ok(BodyExtension::List(v))
         }

@@ -1445,20 +1445,28 @@ const MONTHS: [&str; 12] = [
 impl DateTime {
     /// Seconds since 1970-01-01T00:00:00Z.
     pub fn unix_timestamp(&self) -> i64 {
-        // Days from civil date (proleptic Gregorian), after H. Hinnant's well-known
-        // algorithm: shift the year to start in March so leap days fall at the end.
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        days * 86_400
+        days_from_civil(i64::from(self.year), self.month, self.day) * 86_400
             + i64::from(self.hour) * 3600
             + i64::from(self.minute) * 60
             + i64::from(self.second)
             - i64::from(self.offset_minutes) * 60
+    }
+
+    /// The UTC date-time (offset `+0000`) `secs` seconds after 1970-01-01T00:00:00Z: the
+    /// inverse of [`DateTime::unix_timestamp`] for UTC values. `None` when the year is
+    /// outside 0–65535.
+    pub fn from_unix_utc(secs: i64) -> Option<DateTime> {
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        Some(DateTime {
+            year: u16::try_from(year).ok()?,
+            month,
+            day,
+            hour: u8::try_from(rem / 3600).ok()?,
+            minute: u8::try_from(rem % 3600 / 60).ok()?,
+            second: u8::try_from(rem % 60).ok()?,
+            offset_minutes: 0,
+        })
     }
 
     /// Month number (1–12) for an English three-letter month name, any case.
@@ -1468,6 +1476,33 @@ impl DateTime {
             .position(|m| m.as_bytes().eq_ignore_ascii_case(name))
             .and_then(|i| u8::try_from(i + 1).ok())
     }
+}
+
+/// Days since 1970-01-01 of a date of the proleptic Gregorian calendar, after H. Hinnant's
+/// well-known algorithm: the year is shifted to start in March so that leap days fall at its
+/// end, and counted in eras of 400 years (146 097 days) from 0000-03-01.
+fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`]: (year, month 1–12, day 1–31) of a day count.
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    // Both fit a u8 by construction: day 1–31, month 1–12.
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u8;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 impl fmt::Display for DateTime {
@@ -1505,6 +1540,29 @@ impl Serialize for DateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_date_times_round_trip_through_unix_seconds() {
+        let t = DateTime::from_unix_utc(951_782_400).unwrap();
+        assert_eq!(t.to_string(), "29-Feb-2000 00:00:00 +0000");
+        let t = DateTime::from_unix_utc(1_700_000_000).unwrap();
+        assert_eq!(t.to_string(), "14-Nov-2023 22:13:20 +0000");
+        for secs in [
+            0,
+            -1,
+            86_399,
+            86_400,
+            -62_167_219_200, // 0000-01-01
+            253_402_300_799, // 9999-12-31T23:59:59
+            4_102_444_799,
+        ] {
+            assert_eq!(
+                DateTime::from_unix_utc(secs).unwrap().unix_timestamp(),
+                secs
+            );
+        }
+        assert_eq!(DateTime::from_unix_utc(-62_167_219_201), None);
+    }
 
     #[test]
     fn small_list_reads_like_a_vec() {

@@ -14,52 +14,18 @@
 //! one computed later from the file.
 
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::io::{self, Read};
 
-/// SHA-256 of a message's canonical CRLF form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentHash(pub [u8; 32]);
+/// SHA-256 of a message's canonical CRLF form. The type is the planner's (a row's hash goes
+/// into a plan unconverted); this module is where it is computed.
+pub use mailfold_plan::ContentHash;
 
-impl ContentHash {
-    /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            let h = (b[2 * i] as char).to_digit(16)?;
-            let l = (b[2 * i + 1] as char).to_digit(16)?;
-            // Both digits are < 16, so the value fits a byte.
-            *o = (h * 16 + l) as u8;
-        }
-        Some(ContentHash(out))
-    }
-
-    /// The hash of a whole message given in wire (CRLF) form.
-    pub fn of_wire(bytes: &[u8]) -> Self {
-        let mut conv = WireToFile::new();
-        let mut buf = Vec::with_capacity(bytes.len());
-        conv.push(bytes, &mut buf);
-        conv.finish(&mut buf).0
-    }
-}
-
-impl fmt::Display for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentHash({self})")
-    }
+/// The hash of a whole message given in wire (CRLF) form.
+pub fn hash_of_wire(bytes: &[u8]) -> ContentHash {
+    let mut conv = WireToFile::new();
+    let mut buf = Vec::with_capacity(bytes.len());
+    conv.push(bytes, &mut buf);
+    conv.finish(&mut buf).0
 }
 
 /// Streaming CRLF → LF conversion, correct when a `CR LF` pair is split
@@ -217,25 +183,11 @@ impl WireToFile {
         let mut i = 0;
         let mut h = 0;
         if self.held_cr {
-            self.held_cr = false;
-            match chunk.first() {
-                None => {
-                    self.held_cr = true;
-                    return;
-                }
-                Some(b'\n') => {
-                    // The pair was split: one line end. The `CR` was not hashed.
-                    out.push(b'\n');
-                    self.line_end();
-                    i = 1;
-                    h = 1;
-                }
-                Some(_) => {
-                    out.push(b'\r');
-                    self.digest.hash(b"\r");
-                    self.digest.prev_cr = true;
-                }
-            }
+            let Some(first) = self.resume_held_cr(chunk, out) else {
+                return;
+            };
+            i = first;
+            h = first;
         }
         // memchr2: a vectorised search; a byte-at-a-time scan of every body byte was the
         // largest user-space cost of an initial sync.
@@ -291,6 +243,29 @@ impl WireToFile {
         }
         self.digest.hash(&chunk[h..]);
         self.digest.lf_len += (out.len() - start) as u64;
+    }
+
+    /// Settles a `CR` held from the previous chunk against the first byte of
+    /// `chunk`, writing and hashing it: the index of the first wire byte
+    /// left to convert and hash, or `None` (still held) for an empty chunk.
+    fn resume_held_cr(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        match chunk.first() {
+            None => None,
+            Some(b'\n') => {
+                // The pair was split: one line end. The `CR` was not hashed.
+                self.held_cr = false;
+                out.push(b'\n');
+                self.line_end();
+                Some(1)
+            }
+            Some(_) => {
+                self.held_cr = false;
+                out.push(b'\r');
+                self.digest.hash(b"\r");
+                self.digest.prev_cr = true;
+                Some(0)
+            }
+        }
     }
 
     /// A line end whose `CR` was held: canonical `CR LF`, or `LF` after a `CR`.
@@ -480,7 +455,7 @@ mod tests {
         both_ways(b"", &[]);
         both_ways(b"\r", &[0, 0]);
         assert_eq!(
-            ContentHash::of_wire(b"a\r\nb\r\n"),
+            hash_of_wire(b"a\r\nb\r\n"),
             ContentHash(Sha256::digest(b"a\r\nb\r\n").into())
         );
     }
@@ -517,7 +492,7 @@ mod tests {
         let (h, len) = canonical_digest_of(&lf[..]).unwrap();
         assert_eq!(len, crlf.len() as u64);
         assert_eq!(h, ContentHash(Sha256::digest(&crlf).into()));
-        assert_eq!(ContentHash::of_wire(&crlf), h);
+        assert_eq!(hash_of_wire(&crlf), h);
         assert_eq!(ContentHash::from_hex(&h.to_string()), Some(h));
     }
 

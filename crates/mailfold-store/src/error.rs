@@ -159,6 +159,12 @@ pub enum Error {
     /// An SQLite call failed.
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A journal intent id beyond SQLite's row id range (`i64`), so it names no intent.
+    #[error("journal intent id {id} is beyond the state database's row id range")]
+    IntentOutOfRange {
+        /// The id given.
+        id: u64,
+    },
     /// A value read back from the database is not valid.
     #[error("state database holds an invalid value in {column}: {detail}")]
     BadStoredValue {

@@ -824,6 +824,24 @@ struct ListChild {
     canonical: bool,
 }
 
+/// The name of an entry of the directory at `path` that may be a folder: `None` for files
+/// and symbolic links, which are never folders, and for a name that is not UTF-8, which goes
+/// to `skipped` (as `path` joined with its raw bytes).
+fn subdir_name(
+    (name, is_dir): dirfd::DirEntryKind,
+    path: &Path,
+    skipped: &mut Vec<PathBuf>,
+) -> Option<String> {
+    match name {
+        _ if !is_dir => None,
+        Ok(n) => Some(n),
+        Err(raw) => {
+            skipped.push(path.join(raw));
+            None
+        }
+    }
+}
+
 /// The sub-folders among the `entries` of the directory at `path` (`here` is its relative
 /// path, decoded components and whether it is canonical), their names decoded (aliases
 /// through `aliases`) as the directory is read, to be opened in directory order: directories
@@ -837,16 +855,9 @@ fn pending_children(
     out: &mut FolderListing,
 ) -> Result<Vec<ListChild>> {
     let mut todo = Vec::new();
-    for (name, is_dir) in entries {
-        if !is_dir {
-            continue; // files and symbolic links are never folders
-        }
-        let name = match name {
-            Ok(n) => n,
-            Err(raw) => {
-                out.skipped.push(path.join(raw));
-                continue;
-            }
+    for entry in entries {
+        let Some(name) = subdir_name(entry, path, &mut out.skipped) else {
+            continue;
         };
         if name.starts_with('.') || is_maildir_subdir(&name) {
             continue;
@@ -1417,6 +1428,30 @@ impl Folder {
         Ok(time)
     }
 
+    /// The regular file named `name` in `subdir`, looked up through the folder's held
+    /// directory (no path resolution from the root); `None` when there is none, or the name
+    /// is not a message file name.
+    pub fn entry_named(&self, subdir: Subdir, name: &str) -> Result<Option<MessageEntry>> {
+        let Some((base, flags)) = MessageBase::parse_file_name(name) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(subdir.as_str()).join(name);
+        let info = match dirfd::file_at(self.dirs()?.sub(subdir), name) {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("stat message", &path, e)),
+        };
+        Ok(Some(MessageEntry {
+            base,
+            flags,
+            subdir,
+            path,
+            size: info.size,
+            mtime: info.mtime,
+        }))
+    }
+
     /// Finds the file with this base (after mutt or notmuch renamed it).
     pub fn find(&self, base: &MessageBase) -> Result<Option<MessageEntry>> {
         Ok(self.scan()?.into_iter().find(|e| &e.base == base))
@@ -1842,16 +1877,9 @@ impl Maildir {
         }
         let entries =
             dirfd::dir_entries(root).map_err(|e| Error::io("read directory", root_path, e))?;
-        for (dir, is_dir) in entries {
-            if !is_dir {
-                continue; // files and symbolic links are never folders
-            }
-            let dir = match dir {
-                Ok(d) => d,
-                Err(raw) => {
-                    out.skipped.push(root_path.join(raw));
-                    continue;
-                }
+        for entry in entries {
+            let Some(dir) = subdir_name(entry, root_path, &mut out.skipped) else {
+                continue;
             };
             let path = root_path.join(&dir);
             if dir.starts_with(PROBE_PREFIX) || crate::name::is_maildir_subdir(&dir) {

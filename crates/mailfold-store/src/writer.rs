@@ -544,9 +544,7 @@ const SYNC_THREADS: usize = 8;
 /// [`UnplacedMessage::place_deferred`] then skips the fsync it would otherwise do, so the
 /// order stays file durable, then renamed into place, then the directory synced.
 pub fn sync_unplaced(messages: &mut [&mut UnplacedMessage]) -> Vec<Result<()>> {
-    let wanted = messages
-        .iter()
-        .any(|m| m.writer.fsync && !m.synced && m.file.is_some());
+    let wanted = messages.iter().any(|m| m.needs_sync());
     if !wanted {
         return messages.iter().map(|_| Ok(())).collect();
     }
@@ -586,6 +584,11 @@ pub fn sync_unplaced(messages: &mut [&mut UnplacedMessage]) -> Vec<Result<()>> {
 }
 
 impl UnplacedMessage {
+    /// Whether [`sync_unplaced`] has work to do for this message (fsync on, not synced yet).
+    pub fn needs_sync(&self) -> bool {
+        self.writer.fsync && !self.synced && self.file.is_some()
+    }
+
     /// Fsyncs the file now (with fsync on), so that placing it does not.
     fn sync_file(&mut self) -> Result<()> {
         if !self.writer.fsync || self.synced {
@@ -830,10 +833,7 @@ mod tests {
 
     #[test]
     fn commit_never_replaces_a_file_of_the_same_name() {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["tmp", "cur", "new"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
+        let dir = folder_dirs();
         let mut first = writer(dir.path());
         first.write_chunk(b"Subject: one\r\n\r\nbody\r\n").unwrap();
         let kept = first.commit().unwrap();
@@ -855,16 +855,13 @@ mod tests {
         assert_eq!(kept.crlf_size, 22);
         assert_eq!(
             kept.hash,
-            ContentHash::of_wire(b"Subject: one\r\n\r\nbody\r\n")
+            crate::crlf::hash_of_wire(b"Subject: one\r\n\r\nbody\r\n")
         );
     }
 
     #[test]
     fn a_limited_writer_refuses_the_chunk_that_passes_the_limit_unwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["tmp", "cur", "new"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
+        let dir = folder_dirs();
         let mut w = writer(dir.path());
         w.limit(10);
         w.write_chunk(b"0123456789").unwrap();

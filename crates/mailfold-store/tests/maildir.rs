@@ -419,3 +419,39 @@ fn writer_commits_into_new_when_asked() {
         .iter()
         .any(|e| e.base == done.entry.base && e.subdir == Subdir::New));
 }
+
+#[test]
+fn entry_named_finds_a_regular_file_by_name_in_its_subdirectory_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let md = open(tmp.path());
+    let f = folder(&md, &["INBOX"]);
+    let m = write(&f, WIRE, "S", Some(1_600_000_000));
+    let name = m
+        .entry
+        .path
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let found = f.entry_named(Subdir::Cur, &name).unwrap().unwrap();
+    assert_eq!(found.base, m.entry.base);
+    assert_eq!(found.path, m.entry.path);
+    assert_eq!(found.size, m.entry.size);
+    assert_eq!(
+        found.mtime,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)
+    );
+    // Not in new/, and no file of another name.
+    assert!(f.entry_named(Subdir::New, &name).unwrap().is_none());
+    assert!(f
+        .entry_named(Subdir::Cur, "1.M1P1.nowhere:2,S")
+        .unwrap()
+        .is_none());
+    // A directory under a message's name is no message.
+    std::fs::create_dir(f.path().join("cur").join("2.M2P2.host:2,")).unwrap();
+    assert!(f
+        .entry_named(Subdir::Cur, "2.M2P2.host:2,")
+        .unwrap()
+        .is_none());
+}

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use mailfold_store::crlf::ContentHash;
 use mailfold_store::{
     fold_listing_keys, listing_key_of_row, Error, FlagUpdate, FolderId, FolderStatus,
-    IntegrityCheck, IntentKind, InternalDate, MaildirFlags, MessageBase, MessageRecord, NewFolder,
-    NewIntent, NewPending, PendingKind, RelPath, StateDb, StateRead, Uid, UidValidity,
+    IntegrityCheck, IntentId, IntentKind, InternalDate, MaildirFlags, MessageBase, MessageRecord,
+    NewFolder, NewIntent, NewPending, PendingKind, RelPath, StateDb, StateRead, Uid, UidValidity,
 };
 
 fn uid(n: u32) -> Uid {
@@ -304,6 +304,19 @@ fn journal_intent_is_durable_before_and_resolved_with_the_result() {
     .unwrap();
     assert!(db.open_intents().unwrap().is_empty());
     assert!(db.message_by_base(inbox, &base).unwrap().is_some());
+}
+
+#[test]
+fn an_intent_id_beyond_the_row_id_range_names_no_intent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let err = db
+        .write(|tx| tx.resolve_intent(IntentId(u64::MAX)))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::IntentOutOfRange { id: u64::MAX }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The state database's cheap paths: the commit counter, the fsync switch,
+//! The state database's cheap paths: the commit counter, the fsync switch and unsynced writes,
 //! the clean-close marker that spares `quick_check` on open, and the
 //! per-folder directory stamps of the no-change re-sync.
 
@@ -55,6 +55,36 @@ fn set_fsync_switches_between_full_and_normal() {
     drop(db);
     let db = StateDb::open(&path).unwrap();
     assert_eq!(db.folder(id).unwrap().unwrap().last_sync, Some(7));
+}
+
+#[test]
+fn an_unsynced_write_commits_and_leaves_the_fsync_choice_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.sqlite");
+    let mut db = StateDb::create(&path).unwrap();
+    assert!(db.syncs_commits().unwrap());
+    let id = add_folder(&mut db, "INBOX");
+    db.write_unsynced(|tx| tx.set_last_sync(id, 7)).unwrap();
+    assert!(db.syncs_commits().unwrap(), "fsync on stays on");
+    // A failed unsynced write rolls back and still restores the choice.
+    let failed = db.write_unsynced(|tx| {
+        tx.set_last_sync(id, 8)?;
+        tx.add_folder(&NewFolder {
+            wire_name: "INBOX".into(),
+            delimiter: Some('/'),
+            local_path: RelPath::parse("INBOX").unwrap(),
+            special_use: None,
+            subscribed: true,
+        })
+    });
+    assert!(failed.is_err(), "a second INBOX is refused");
+    assert!(db.syncs_commits().unwrap());
+    db.set_fsync(false).unwrap();
+    db.write_unsynced(|tx| tx.set_last_sync(id, 9)).unwrap();
+    assert!(!db.syncs_commits().unwrap(), "fsync off stays off");
+    drop(db);
+    let db = StateDb::open(&path).unwrap();
+    assert_eq!(db.folder(id).unwrap().unwrap().last_sync, Some(9));
 }
 
 fn filled_db(path: &std::path::Path) -> FolderId {

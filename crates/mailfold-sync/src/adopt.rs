@@ -39,14 +39,15 @@ use md5::{Digest, Md5};
 
 use mailfold_store::crlf::canonical_digest_of;
 use mailfold_store::{
-    normalise_flags, AliasRegistry, FolderStatus, InternalDate, Maildir, MessageBase, MessageEntry,
-    MessageRecord, NewFolder, StateDb, StateRead, Uid,
+    normalise_flags, AliasRegistry, Folder, FolderStatus, InternalDate, LocalFolder, Maildir,
+    MessageBase, MessageEntry, MessageRecord, NewFolder, StateDb, StateRead, Uid, UidValidity,
 };
 
 use crate::account::AccountSpec;
+use crate::folder_root::FolderRoot;
 use crate::gather::path_of_wire;
 use crate::plan::{Flag, FolderPath};
-use crate::remote::Remote;
+use crate::remote::{ListEntry, MessageDetails, Remote};
 use crate::report::SyncReport;
 
 /// The longest `.mbsyncstate` line read (a line is three numbers and a few flag letters).
@@ -171,13 +172,7 @@ fn prepare(
 ) -> Result<Adoption, crate::SyncError> {
     let mut out = Adoption::default();
     let known: Vec<String> = db.folders()?.into_iter().map(|f| f.wire_name).collect();
-    let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
-    let local: HashMap<FolderPath, mailfold_store::LocalFolder> = listing
-        .folders
-        .into_iter()
-        .filter(|f| f.is_maildir)
-        .map(|f| (FolderPath(f.name.components().to_vec()), f))
-        .collect();
+    let local = local_folders(maildir, db)?;
     let entries = remote.list_all()?;
     let delimiter = entries
         .iter()
@@ -188,25 +183,7 @@ fn prepare(
     let root = crate::account::folder_root(account.root_folder.as_deref(), ns.as_ref(), delimiter);
     let mut selected_any = false;
     for e in entries {
-        if e.noselect || e.nonexistent {
-            continue;
-        }
-        let Ok(wire) = String::from_utf8(e.wire.as_wire().to_vec()) else {
-            continue;
-        };
-        if known.contains(&wire) {
-            continue;
-        }
-        let Some(path) = path_of_wire(e.wire.as_wire(), e.delimiter)
-            .ok()
-            .and_then(|p| root.local_of(&p))
-        else {
-            continue;
-        };
-        if !account.folders.matches(&path.to_string()) {
-            continue;
-        }
-        let Some(lf) = local.get(&path) else {
+        let Some((wire, path, lf)) = candidate(&e, &known, &root, account, &local) else {
             continue;
         };
         let folder = maildir.folder(&lf.rel)?;
@@ -240,72 +217,7 @@ fn prepare(
             out.validity_changed.push(shown);
             continue;
         }
-        let server: BTreeMap<u32, Vec<String>> = remote
-            .fetch_flags()?
-            .into_iter()
-            .map(|m| (m.uid.get(), m.flags.iter().map(Flag::to_imap).collect()))
-            .collect();
-        let wanted: Vec<Uid> = claims
-            .pairs
-            .keys()
-            .copied()
-            .filter(|u| server.contains_key(u))
-            .filter_map(Uid::new)
-            .collect();
-        let details = if wanted.is_empty() {
-            Vec::new()
-        } else {
-            remote.fetch_details(&wanted)?
-        };
-        let mut records = Vec::new();
-        for d in details {
-            let (Some(entry), Some(flags), Some(size), Some(uid)) = (
-                claims.pairs.get(&d.uid.get()),
-                server.get(&d.uid.get()),
-                d.size,
-                Some(d.uid),
-            ) else {
-                continue;
-            };
-            // A file that cannot be read now (a mail reader moved it) is left to the gather.
-            // Through the folder's held handle: a file swapped for a link is not read.
-            let read = folder
-                .open_message(entry)
-                .map_err(std::io::Error::other)
-                .and_then(canonical_digest_of);
-            let Ok((hash, local_size)) = read else {
-                continue;
-            };
-            let fits = local_size == size
-                || (claims.tool == Tool::Mbsync
-                    && tuid_line_len(&entry.path).is_some_and(|n| local_size == size + n));
-            if !fits {
-                continue;
-            }
-            let (system, keywords): (Vec<String>, Vec<String>) = flags
-                .iter()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .cloned()
-                .partition(|f| f.starts_with('\\'));
-            let (Ok(system), Ok(keywords)) = (normalise_flags(&system), normalise_flags(&keywords))
-            else {
-                continue;
-            };
-            records.push(MessageRecord {
-                uid,
-                base: entry.base.clone(),
-                flags: system,
-                keywords,
-                size: Some(size),
-                internaldate: d.internaldate.map(|unix| InternalDate {
-                    unix,
-                    offset_minutes: 0,
-                }),
-                hash: Some(hash),
-                message_id: d.message_id.clone(),
-                partial: false,
-            });
-        }
+        let records = confirmed_records(remote, &folder, &claims)?;
         out.uid_rejected += (claims.pairs.len() - records.len()) as u64;
         out.by_uid += records.len() as u64;
         let new = NewFolder {
@@ -315,24 +227,162 @@ fn prepare(
             special_use: e.special_use.clone(),
             subscribed: e.subscribed,
         };
-        db.write(|tx| {
-            let id = tx.add_folder(&new)?;
-            // UIDNEXT and HIGHESTMODSEQ stay unknown, so the gather reads the whole folder.
-            tx.set_folder_status(
-                id,
-                &FolderStatus {
-                    uidvalidity: Some(uv),
-                    uidnext: None,
-                    highestmodseq: None,
-                },
-            )?;
-            tx.upsert_messages(id, &records)
-        })?;
+        write_adopted(db, &new, uv, &records)?;
     }
     if selected_any {
         remote.unselect()?;
     }
     Ok(out)
+}
+
+/// The Maildir's folders by the name the planner gives them.
+fn local_folders(
+    maildir: &Maildir,
+    db: &StateDb,
+) -> Result<HashMap<FolderPath, LocalFolder>, crate::SyncError> {
+    let listing = maildir.list_folders(db as &dyn AliasRegistry)?;
+    Ok(listing
+        .folders
+        .into_iter()
+        .filter(|f| f.is_maildir)
+        .map(|f| (FolderPath(f.name.components().to_vec()), f))
+        .collect())
+}
+
+/// A server folder the pre-pass may adopt, with its wire name as text, its local name and its
+/// local folder: selectable, not yet in the state, under the root, wanted by the account's
+/// folder patterns, and present in the Maildir.
+fn candidate<'a>(
+    e: &ListEntry,
+    known: &[String],
+    root: &FolderRoot,
+    account: &AccountSpec,
+    local: &'a HashMap<FolderPath, LocalFolder>,
+) -> Option<(String, FolderPath, &'a LocalFolder)> {
+    if e.noselect || e.nonexistent {
+        return None;
+    }
+    let wire = String::from_utf8(e.wire.as_wire().to_vec()).ok()?;
+    if known.contains(&wire) {
+        return None;
+    }
+    let path = path_of_wire(e.wire.as_wire(), e.delimiter)
+        .ok()
+        .and_then(|p| root.local_of(&p))?;
+    if !account.folders.matches(&path.to_string()) {
+        return None;
+    }
+    let lf = local.get(&path)?;
+    Some((wire, path, lf))
+}
+
+/// The state rows of the claims the selected server folder confirms: the UID exists and its
+/// size is the file's (see the module docs); the synced flags are the server's.
+fn confirmed_records(
+    remote: &mut dyn Remote,
+    folder: &Folder,
+    claims: &Claims,
+) -> Result<Vec<MessageRecord>, crate::SyncError> {
+    let server: BTreeMap<u32, Vec<String>> = remote
+        .fetch_flags()?
+        .into_iter()
+        .map(|m| (m.uid.get(), m.flags.iter().map(Flag::to_imap).collect()))
+        .collect();
+    let wanted: Vec<Uid> = claims
+        .pairs
+        .keys()
+        .copied()
+        .filter(|u| server.contains_key(u))
+        .filter_map(Uid::new)
+        .collect();
+    let details = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        remote.fetch_details(&wanted)?
+    };
+    Ok(details
+        .iter()
+        .filter_map(|d| {
+            let (Some(entry), Some(flags)) =
+                (claims.pairs.get(&d.uid.get()), server.get(&d.uid.get()))
+            else {
+                return None;
+            };
+            confirmed_record(folder, claims.tool, entry, flags, d)
+        })
+        .collect())
+}
+
+/// The state row binding `entry` to the server message `d`, when the file can be read and its
+/// size fits the server's.
+fn confirmed_record(
+    folder: &Folder,
+    tool: Tool,
+    entry: &MessageEntry,
+    flags: &[String],
+    d: &MessageDetails,
+) -> Option<MessageRecord> {
+    let (Some(size), uid) = (d.size, d.uid) else {
+        return None;
+    };
+    // A file that cannot be read now (a mail reader moved it) is left to the gather.
+    // Through the folder's held handle: a file swapped for a link is not read.
+    let (hash, local_size) = folder
+        .open_message(entry)
+        .map_err(std::io::Error::other)
+        .and_then(canonical_digest_of)
+        .ok()?;
+    let fits = local_size == size
+        || (tool == Tool::Mbsync
+            && tuid_line_len(&entry.path).is_some_and(|n| local_size == size + n));
+    if !fits {
+        return None;
+    }
+    let (system, keywords): (Vec<String>, Vec<String>) = flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .cloned()
+        .partition(|f| f.starts_with('\\'));
+    let (Ok(system), Ok(keywords)) = (normalise_flags(&system), normalise_flags(&keywords)) else {
+        return None;
+    };
+    Some(MessageRecord {
+        uid,
+        base: entry.base.clone(),
+        flags: system,
+        keywords,
+        size: Some(size),
+        internaldate: d.internaldate.map(|unix| InternalDate {
+            unix,
+            offset_minutes: 0,
+        }),
+        hash: Some(hash),
+        message_id: d.message_id.clone(),
+        partial: false,
+    })
+}
+
+/// Writes an adopted folder's state row and its confirmed messages in one transaction.
+fn write_adopted(
+    db: &mut StateDb,
+    new: &NewFolder,
+    uv: UidValidity,
+    records: &[MessageRecord],
+) -> Result<(), crate::SyncError> {
+    db.write(|tx| {
+        let id = tx.add_folder(new)?;
+        // UIDNEXT and HIGHESTMODSEQ stay unknown, so the gather reads the whole folder.
+        tx.set_folder_status(
+            id,
+            &FolderStatus {
+                uidvalidity: Some(uv),
+                uidnext: None,
+                highestmodseq: None,
+            },
+        )?;
+        tx.upsert_messages(id, records)
+    })?;
+    Ok(())
 }
 
 /// Which tool's records a folder's claims came from.

@@ -40,8 +40,7 @@ use crate::account::AccountSpec;
 use crate::apply::Applier;
 use crate::gather;
 use crate::plan::{
-    ContentHash, FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, Plan, RowContent, Uid,
-    UnixTime,
+    FlagSet, FlagStore, FlagUpdate, FolderPath, LocalId, Op, Plan, RowContent, Uid, UnixTime,
 };
 use crate::remote::{header_message_id, Remote};
 use crate::report::SyncReport;
@@ -514,7 +513,7 @@ fn row_content(r: &MessageRecord) -> RowContent {
         size: r.size.unwrap_or(0),
         internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
         message_id: r.message_id.clone(),
-        hash: r.hash.map(|h| ContentHash(h.0)),
+        hash: r.hash,
         partial: r.partial,
     }
 }
@@ -738,7 +737,7 @@ fn stage_append(
             internaldate,
             size: written.crlf_size,
             message_id: header_message_id(&head),
-            hash: Some(ContentHash(written.hash.0)),
+            hash: Some(written.hash),
         }],
         files: vec![(folder.clone(), written.entry)],
         messages: vec![MessageOutcome {

@@ -338,6 +338,10 @@ fn update_words(u: &FlagUpdate) -> String {
 
 /// The folder an operation is reported under and what it does, in words; `None` for the
 /// bookkeeping operations that change neither side (state rows, journal, pending marks).
+///
+/// Longer than most functions on purpose: it is one exhaustive match with an arm per plan
+/// operation, so that a new [`Op`] fails to compile here until it has its words, and the
+/// sentences of a dry run can be read side by side.
 fn describe(op: &Op) -> Option<(String, String)> {
     let with = |s: String, u: &FlagUpdate| {
         if u.is_noop() {

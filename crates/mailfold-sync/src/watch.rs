@@ -480,6 +480,7 @@ enum Step {
 }
 
 impl MainLoop<'_> {
+    /// Runs due syncs until the watch is stopped.
     fn run(&mut self) {
         // The first run is due at once (next_full is now).
         let mut due = false;
@@ -487,60 +488,7 @@ impl MainLoop<'_> {
             if self.stop.is_stopped() {
                 return;
             }
-            let step = {
-                let mut p = lock(&self.shared.pending);
-                let now = Instant::now();
-                let mut local_fired = None;
-                if p.remote_at.is_some_and(|t| now >= t + REMOTE_SETTLE) {
-                    p.remote_at = None;
-                    due = true;
-                }
-                if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
-                    let debounce = self.opts.debounce;
-                    if now >= last + debounce || now >= first + debounce * LOCAL_MAX_FACTOR {
-                        p.local_first = None;
-                        p.local_last = None;
-                        local_fired = Some(std::mem::take(&mut p.local_during_run));
-                    }
-                }
-                if now >= self.next_full {
-                    due = true;
-                }
-                // Events during a run may be the user's: they cannot be cleared by the
-                // fingerprint, which already includes them.
-                if local_fired == Some(true) {
-                    due = true;
-                }
-                if due && now >= self.not_before {
-                    Step::Run
-                } else if local_fired == Some(false) && !due {
-                    Step::CheckLocal
-                } else {
-                    let mut wake = self.next_full.min(now + STOP_POLL);
-                    if due {
-                        wake = wake.min(self.not_before);
-                    }
-                    if let Some(t) = p.remote_at {
-                        wake = wake.min(t + REMOTE_SETTLE);
-                    }
-                    if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
-                        let d = self.opts.debounce;
-                        wake = wake.min((last + d).min(first + d * LOCAL_MAX_FACTOR));
-                    }
-                    let seq = p.seq;
-                    let timeout = wake.saturating_duration_since(now);
-                    if !timeout.is_zero() {
-                        let (guard, _) = self
-                            .shared
-                            .cv
-                            .wait_timeout_while(p, timeout, |p| p.seq == seq)
-                            .unwrap_or_else(PoisonError::into_inner);
-                        drop(guard);
-                    }
-                    Step::Wait
-                }
-            };
-            match step {
+            match self.next_step(&mut due) {
                 Step::Run => due = !self.run_once(),
                 Step::CheckLocal => {
                     let now = fingerprint(&self.account.maildir);
@@ -550,6 +498,69 @@ impl MainLoop<'_> {
                 }
                 Step::Wait => {}
             }
+        }
+    }
+
+    /// Takes the triggers that have matured (a settled server change, a debounced burst of
+    /// local events, the full check's time) into `due`, and says what to do about them;
+    /// [`Step::Wait`] after waiting for the next trigger (or [`STOP_POLL`]).
+    fn next_step(&self, due: &mut bool) -> Step {
+        let mut p = lock(&self.shared.pending);
+        let now = Instant::now();
+        let mut local_fired = None;
+        if p.remote_at.is_some_and(|t| now >= t + REMOTE_SETTLE) {
+            p.remote_at = None;
+            *due = true;
+        }
+        if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
+            let debounce = self.opts.debounce;
+            if now >= last + debounce || now >= first + debounce * LOCAL_MAX_FACTOR {
+                p.local_first = None;
+                p.local_last = None;
+                local_fired = Some(std::mem::take(&mut p.local_during_run));
+            }
+        }
+        if now >= self.next_full {
+            *due = true;
+        }
+        // Events during a run may be the user's: they cannot be cleared by the
+        // fingerprint, which already includes them.
+        if local_fired == Some(true) {
+            *due = true;
+        }
+        if *due && now >= self.not_before {
+            Step::Run
+        } else if local_fired == Some(false) && !*due {
+            Step::CheckLocal
+        } else {
+            self.wait_for_trigger(p, now, *due);
+            Step::Wait
+        }
+    }
+
+    /// Sleeps until the earliest moment a trigger can mature (or [`STOP_POLL`]), waking early
+    /// when anything is recorded in `p`.
+    fn wait_for_trigger(&self, p: MutexGuard<'_, Pending>, now: Instant, due: bool) {
+        let mut wake = self.next_full.min(now + STOP_POLL);
+        if due {
+            wake = wake.min(self.not_before);
+        }
+        if let Some(t) = p.remote_at {
+            wake = wake.min(t + REMOTE_SETTLE);
+        }
+        if let (Some(first), Some(last)) = (p.local_first, p.local_last) {
+            let d = self.opts.debounce;
+            wake = wake.min((last + d).min(first + d * LOCAL_MAX_FACTOR));
+        }
+        let seq = p.seq;
+        let timeout = wake.saturating_duration_since(now);
+        if !timeout.is_zero() {
+            let (guard, _) = self
+                .shared
+                .cv
+                .wait_timeout_while(p, timeout, |p| p.seq == seq)
+                .unwrap_or_else(PoisonError::into_inner);
+            drop(guard);
         }
     }
 
@@ -677,6 +688,137 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(r % nanos.saturating_add(1))
 }
 
+/// What the two kinds of watcher connection do differently; [`keep_watching`] runs the
+/// connect, wait and reconnect cycle they share.
+trait Link {
+    /// What the watch's notices name as watched: a folder, or `the server`.
+    fn subject(&self) -> String;
+    /// Where the watch's notices go.
+    fn notice(&self) -> NoticeHook;
+    /// Connects and makes the connection ready to wait on.
+    async fn open(&mut self) -> Result<Session, String>;
+    /// Says what a fresh connection can do, once it counts as connected.
+    fn connected(&self, _s: &Session) {}
+    /// Waits for one round of news on the connection; a change wakes the main loop.
+    async fn round(
+        &mut self,
+        s: &mut Session,
+        idle_stop: &IdleStop,
+    ) -> Result<(), mailfold_net::Error>;
+}
+
+/// The life of a watcher thread, of either kind: connects (a stop cuts the attempt short),
+/// counts its first attempt as settled for the first run, then waits round after round. A
+/// failed or lost connection is tried again after the [`Backoff`], and coming back triggers a
+/// run (what changed meanwhile went unseen); a stop logs out, bounded by the session (seed N2).
+fn keep_watching(link: &mut impl Link, shared: &Shared, stop: &StopSignal) {
+    let subject = link.subject();
+    let notice = link.notice();
+    let Some(rt) = io_runtime(&subject, &notice, shared) else {
+        return;
+    };
+    let idle_stop = IdleStop::new();
+    let _wake = stop.on_stop({
+        let s = idle_stop.clone();
+        Box::new(move || s.stop())
+    });
+    let mut backoff = Backoff::new();
+    let mut attempts = 0u64;
+    while !stop.is_stopped() {
+        attempts += 1;
+        let opened = rt.block_on(async {
+            tokio::select! {
+                r = link.open() => Some(r),
+                () = until_stopped(stop) => None,
+            }
+        });
+        let mut session = match opened {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                if attempts == 1 {
+                    shared.settle();
+                }
+                let delay = backoff.next_delay();
+                notice(&format!(
+                    "watching {subject}: {e}; reconnecting in {:.1} s",
+                    delay.as_secs_f64()
+                ));
+                rt.block_on(sleep_or_stop(delay, stop));
+                continue;
+            }
+        };
+        if attempts == 1 {
+            shared.settle();
+        } else {
+            // Whatever changed while the connection was down went unseen.
+            notice(&format!("watching {subject}: connected again"));
+            shared.remote();
+        }
+        backoff.reset();
+        link.connected(&session);
+        match wait_rounds(link, &mut session, &idle_stop, &rt, stop) {
+            None => {
+                // Errors are irrelevant now; the session bounds the wait (seed N2).
+                let _ = rt.block_on(within_stop_grace(session.logout(), stop));
+                break;
+            }
+            Some(e) => {
+                drop(session);
+                let delay = backoff.next_delay();
+                notice(&format!(
+                    "watching {subject}: connection lost ({e}); reconnecting in {:.1} s",
+                    delay.as_secs_f64()
+                ));
+                rt.block_on(sleep_or_stop(delay, stop));
+            }
+        }
+    }
+}
+
+/// A watcher thread's own single-threaded I/O runtime; `None` when it cannot be started,
+/// which is said and counts as the watcher's first attempt (the first run does not wait for
+/// it).
+fn io_runtime(
+    subject: &str,
+    notice: &NoticeHook,
+    shared: &Shared,
+) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            notice(&format!(
+                "cannot watch {subject}: starting the I/O runtime: {e}"
+            ));
+            shared.settle();
+            None
+        }
+    }
+}
+
+/// Waits round after round on one connection; the error that ended it, `None` on a stop.
+fn wait_rounds(
+    link: &mut impl Link,
+    session: &mut Session,
+    idle_stop: &IdleStop,
+    rt: &tokio::runtime::Runtime,
+    stop: &StopSignal,
+) -> Option<mailfold_net::Error> {
+    loop {
+        if stop.is_stopped() {
+            return None;
+        }
+        match rt.block_on(within_stop_grace(link.round(session, idle_stop), stop)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Some(e),
+            None => return None,
+        }
+    }
+}
+
 /// One IDLE (or polling) connection on one folder.
 struct Watcher {
     account: AccountSpec,
@@ -689,99 +831,10 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn run(self) {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                (self.notice)(&format!(
-                    "cannot watch {}: starting the I/O runtime: {e}",
-                    self.folder
-                ));
-                self.shared.settle();
-                return;
-            }
-        };
-        let idle_stop = IdleStop::new();
-        let _wake = self.stop.on_stop({
-            let s = idle_stop.clone();
-            Box::new(move || s.stop())
-        });
-        let mut backoff = Backoff::new();
-        let mut attempts = 0u64;
-        while !self.stop.is_stopped() {
-            attempts += 1;
-            let opened = rt.block_on(async {
-                tokio::select! {
-                    r = open_watch(&self.account, &self.folder) => Some(r),
-                    () = until_stopped(&self.stop) => None,
-                }
-            });
-            let mut session = match opened {
-                None => break,
-                Some(Ok(s)) => s,
-                Some(Err(e)) => {
-                    if attempts == 1 {
-                        self.shared.settle();
-                    }
-                    let delay = backoff.next_delay();
-                    (self.notice)(&format!(
-                        "watching {}: {e}; reconnecting in {:.1} s",
-                        self.folder,
-                        delay.as_secs_f64()
-                    ));
-                    rt.block_on(sleep_or_stop(delay, &self.stop));
-                    continue;
-                }
-            };
-            if attempts == 1 {
-                self.shared.settle();
-            } else {
-                // Whatever changed while the connection was down went unseen.
-                (self.notice)(&format!("watching {}: connected again", self.folder));
-                self.shared.remote();
-            }
-            backoff.reset();
-            let idle = !self.hide_idle && session.capabilities().is_some_and(|c| c.has("IDLE"));
-            if !idle {
-                (self.notice)(&format!(
-                    "watching {}: no IDLE, polling with NOOP every {} s",
-                    self.folder,
-                    self.poll_every.as_secs_f64()
-                ));
-            }
-            let lost = loop {
-                if self.stop.is_stopped() {
-                    break None;
-                }
-                let round = self.wait_for_change(&mut session, &idle_stop);
-                match rt.block_on(within_stop_grace(round, &self.stop)) {
-                    Some(Ok(true)) => self.shared.remote(),
-                    Some(Ok(false)) => {}
-                    Some(Err(e)) => break Some(e),
-                    None => break None,
-                }
-            };
-            match lost {
-                None => {
-                    // Errors are irrelevant now; the session bounds the wait (seed N2).
-                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
-                    break;
-                }
-                Some(e) => {
-                    drop(session);
-                    let delay = backoff.next_delay();
-                    (self.notice)(&format!(
-                        "watching {}: connection lost ({e}); reconnecting in {:.1} s",
-                        self.folder,
-                        delay.as_secs_f64()
-                    ));
-                    rt.block_on(sleep_or_stop(delay, &self.stop));
-                }
-            }
-        }
+    fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let stop = self.stop.clone();
+        keep_watching(&mut self, &shared, &stop);
     }
 
     /// Waits for one change report; `Ok(true)` when the folder changed.
@@ -801,6 +854,42 @@ impl Watcher {
             }
         }
         Ok(changed)
+    }
+}
+
+impl Link for Watcher {
+    fn subject(&self) -> String {
+        self.folder.clone()
+    }
+
+    fn notice(&self) -> NoticeHook {
+        Arc::clone(&self.notice)
+    }
+
+    async fn open(&mut self) -> Result<Session, String> {
+        open_watch(&self.account, &self.folder).await
+    }
+
+    fn connected(&self, s: &Session) {
+        let idle = !self.hide_idle && s.capabilities().is_some_and(|c| c.has("IDLE"));
+        if !idle {
+            (self.notice)(&format!(
+                "watching {}: no IDLE, polling with NOOP every {} s",
+                self.folder,
+                self.poll_every.as_secs_f64()
+            ));
+        }
+    }
+
+    async fn round(
+        &mut self,
+        s: &mut Session,
+        idle_stop: &IdleStop,
+    ) -> Result<(), mailfold_net::Error> {
+        if self.wait_for_change(s, idle_stop).await? {
+            self.shared.remote();
+        }
+        Ok(())
     }
 }
 
@@ -840,105 +929,12 @@ impl AccountWatcher {
     }
 
     fn run(self) {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                (self.opts.on_notice)(&format!(
-                    "cannot watch the server: starting the I/O runtime: {e}"
-                ));
-                self.shared.settle();
-                return;
-            }
+        let mut link = ServerLink {
+            watcher: &self,
+            mode: None,
+            poll: FolderPoll::default(),
         };
-        let idle_stop = IdleStop::new();
-        let _wake = self.stop.on_stop({
-            let s = idle_stop.clone();
-            Box::new(move || s.stop())
-        });
-        let mut backoff = Backoff::new();
-        let mut mode: Option<Mode> = None;
-        let mut poll = FolderPoll::default();
-        let mut attempts = 0u64;
-        while !self.stop.is_stopped() {
-            attempts += 1;
-            let opened = rt.block_on(async {
-                tokio::select! {
-                    r = self.open(&mut mode, &mut poll) => Some(r),
-                    () = until_stopped(&self.stop) => None,
-                }
-            });
-            let (mut session, start_line) = match opened {
-                None => break,
-                Some(Ok(s)) => s,
-                Some(Err(e)) => {
-                    if attempts == 1 {
-                        self.shared.settle();
-                    }
-                    let delay = backoff.next_delay();
-                    (self.opts.on_notice)(&format!(
-                        "watching the server: {e}; reconnecting in {:.1} s",
-                        delay.as_secs_f64()
-                    ));
-                    rt.block_on(sleep_or_stop(delay, &self.stop));
-                    continue;
-                }
-            };
-            if let Some(line) = start_line {
-                (self.opts.on_start)(&line);
-            }
-            if attempts == 1 {
-                self.shared.settle();
-            } else {
-                // Whatever changed while the connection was down went unseen.
-                (self.opts.on_notice)("watching the server: connected again");
-                self.shared.remote();
-            }
-            backoff.reset();
-            let lost = loop {
-                if self.stop.is_stopped() {
-                    break None;
-                }
-                let r = rt.block_on(async {
-                    match mode {
-                        Some(Mode::Notify) => {
-                            within_stop_grace(
-                                self.notify_round(&mut session, &idle_stop),
-                                &self.stop,
-                            )
-                            .await
-                        }
-                        _ => {
-                            within_stop_grace(self.poll_round(&mut session, &mut poll), &self.stop)
-                                .await
-                        }
-                    }
-                });
-                match r {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => break Some(e),
-                    None => break None,
-                }
-            };
-            match lost {
-                None => {
-                    // Errors are irrelevant now; the session bounds the wait (seed N2).
-                    let _ = rt.block_on(within_stop_grace(session.logout(), &self.stop));
-                    break;
-                }
-                Some(e) => {
-                    drop(session);
-                    let delay = backoff.next_delay();
-                    (self.opts.on_notice)(&format!(
-                        "watching the server: connection lost ({e}); reconnecting in {:.1} s",
-                        delay.as_secs_f64()
-                    ));
-                    rt.block_on(sleep_or_stop(delay, &self.stop));
-                }
-            }
-        }
+        keep_watching(&mut link, &self.shared, &self.stop);
     }
 
     /// Connects; on the first success decides the mode (starting the IDLE watchers when it
@@ -956,38 +952,64 @@ impl AccountWatcher {
         // The mode is fixed by the first connection that gets through all of this one; one
         // that fails part way (LIST, say) leaves it undecided for the next attempt.
         let first = mode.is_none();
-        let mut decided = *mode;
-        if mode.is_none() || *mode == Some(Mode::Notify) {
-            let notify = self.has(&s, "NOTIFY") && {
-                // RFC 5465 5.3: a flag change in a mailbox that is not selected shows only
-                // as a new HIGHESTMODSEQ, which the server reports once CONDSTORE is on.
-                if condstore {
-                    s.enable(&["CONDSTORE"])
-                        .await
-                        .map_err(|e| format!("ENABLE CONDSTORE: {e}"))?;
-                }
-                match s.notify(&Notify::every_personal_change()).await {
-                    Ok(()) => true,
-                    Err(e) if !e.is_fatal() && first => {
-                        (self.opts.on_notice)(&format!(
-                            "the server refused NOTIFY ({e}); polling instead"
-                        ));
-                        false
-                    }
-                    Err(e) => return Err(format!("NOTIFY: {e}")),
-                }
-            };
-            if first {
-                decided = Some(if notify {
-                    Mode::Notify
-                } else {
-                    Mode::IdleAndPoll
-                });
-            }
-        }
+        let notify = match *mode {
+            None | Some(Mode::Notify) => self.ask_notify(&mut s, condstore, first).await?,
+            Some(Mode::IdleAndPoll) => false,
+        };
         if !first {
             return Ok((s, None));
         }
+        let selectable = self.selectable_under_root(&mut s).await?;
+        // The folders the state records are those the sync mirrors (the account's folder
+        // patterns and root applied); before the first sync, the server's count stands in.
+        let recorded = recorded_folders(&self.account.state_db).filter(|r| !r.is_empty());
+        if notify {
+            *mode = Some(Mode::Notify);
+            let n = recorded.map_or(selectable, |r| r.len());
+            let line = format!(
+                "watching {n} folder{} of account {}: NOTIFY",
+                plural(n),
+                self.account.name
+            );
+            return Ok((s, Some(line)));
+        }
+        let line = self
+            .start_idle_and_poll(&mut s, poll, condstore, recorded, selectable)
+            .await;
+        *mode = Some(Mode::IdleAndPoll);
+        Ok((s, Some(line)))
+    }
+
+    /// Turns NOTIFY on where the server offers it; whether it is on. A first connection
+    /// whose NOTIFY the server refuses falls back to polling; a later one fails instead.
+    async fn ask_notify(
+        &self,
+        s: &mut Session,
+        condstore: bool,
+        first: bool,
+    ) -> Result<bool, String> {
+        if !self.has(s, "NOTIFY") {
+            return Ok(false);
+        }
+        // RFC 5465 5.3: a flag change in a mailbox that is not selected shows only as a new
+        // HIGHESTMODSEQ, which the server reports once CONDSTORE is on.
+        if condstore {
+            s.enable(&["CONDSTORE"])
+                .await
+                .map_err(|e| format!("ENABLE CONDSTORE: {e}"))?;
+        }
+        match s.notify(&Notify::every_personal_change()).await {
+            Ok(()) => Ok(true),
+            Err(e) if !e.is_fatal() && first => {
+                (self.opts.on_notice)(&format!("the server refused NOTIFY ({e}); polling instead"));
+                Ok(false)
+            }
+            Err(e) => Err(format!("NOTIFY: {e}")),
+        }
+    }
+
+    /// How many selectable folders the server lists under the account's root folder.
+    async fn selectable_under_root(&self, s: &mut Session) -> Result<usize, String> {
         let folders = s.list("", "*").await.map_err(|e| format!("LIST: {e}"))?;
         let delimiter = folders.iter().find_map(|m| m.delimiter);
         let root = self.account.root_folder.as_ref().map(|r| {
@@ -996,67 +1018,59 @@ impl AccountWatcher {
                 .unwrap_or_default();
             (wire, delimiter)
         });
-        let selectable = folders
+        Ok(folders
             .iter()
             .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
             .filter(|m| match &root {
                 Some((r, d)) => under_root(m.mailbox.as_wire(), r, *d),
                 None => true,
             })
-            .count();
-        let who = &self.account.name;
-        // The folders the state records are those the sync mirrors (the account's folder
-        // patterns and root applied); before the first sync, the server's count stands in.
-        let recorded = recorded_folders(&self.account.state_db).filter(|r| !r.is_empty());
-        if decided == Some(Mode::Notify) {
-            *mode = decided;
-            let n = recorded.map_or(selectable, |r| r.len());
-            return Ok((
-                s,
-                Some(format!(
-                    "watching {n} folder{} of account {who}: NOTIFY",
-                    plural(n)
-                )),
-            ));
-        }
-        // No NOTIFY: IDLE on the chosen folders, each on its own connection, and a poll of
-        // the rest here.
+            .count())
+    }
+
+    /// Without NOTIFY: IDLE on the chosen folders, each on its own connection (started
+    /// here), and a poll of the rest on this one. Returns the start line that says so.
+    async fn start_idle_and_poll(
+        &self,
+        s: &mut Session,
+        poll: &mut FolderPoll,
+        condstore: bool,
+        recorded: Option<HashMap<Vec<u8>, Observed>>,
+        selectable: usize,
+    ) -> String {
         for folder in &self.opts.idle_folders {
-            if let Ok(w) = wire_of_folder(&mut s, &self.account, folder).await {
+            if let Ok(w) = wire_of_folder(s, &self.account, folder).await {
                 poll.skip.insert(w.as_wire().to_vec());
             }
         }
-        poll.list_status = self.has(&s, "LIST-STATUS");
+        poll.list_status = self.has(s, "LIST-STATUS");
         poll.condstore = condstore;
-        *mode = Some(Mode::IdleAndPoll);
         self.start_idle_watchers();
         let polled = match recorded {
             Some(r) => r.keys().filter(|n| !poll.skip.contains(*n)).count(),
             None => selectable.saturating_sub(poll.skip.len()),
         };
         let selectable = polled + self.opts.idle_folders.len();
-        let idle = if self.has(&s, "IDLE") {
+        let idle = if self.has(s, "IDLE") {
             "IDLE"
         } else {
             "NOOP polling"
         };
-        Ok((
-            s,
-            Some(format!(
-                "watching {} folder{} of account {who}: {idle} on {}, polling {polled} \
-                 folder{} every {} s ({})",
-                selectable,
-                plural(selectable),
-                self.opts.idle_folders.join(", "),
-                plural(polled),
-                self.opts.folder_poll_every.as_secs_f64(),
-                if poll.list_status {
-                    "LIST-STATUS"
-                } else {
-                    "STATUS"
-                },
-            )),
-        ))
+        format!(
+            "watching {} folder{} of account {}: {idle} on {}, polling {polled} \
+             folder{} every {} s ({})",
+            selectable,
+            plural(selectable),
+            self.account.name,
+            self.opts.idle_folders.join(", "),
+            plural(polled),
+            self.opts.folder_poll_every.as_secs_f64(),
+            if poll.list_status {
+                "LIST-STATUS"
+            } else {
+                "STATUS"
+            },
+        )
     }
 
     /// Starts one IDLE watcher per [`WatchOptions::idle_folders`]; the first run waits for
@@ -1161,6 +1175,43 @@ impl AccountWatcher {
             self.shared.remote();
         }
         Ok(())
+    }
+}
+
+/// The account watcher's connection with the mode its first connection decided and the
+/// state of its folder polls, which outlive a reconnection.
+struct ServerLink<'a> {
+    watcher: &'a AccountWatcher,
+    mode: Option<Mode>,
+    poll: FolderPoll,
+}
+
+impl Link for ServerLink<'_> {
+    fn subject(&self) -> String {
+        "the server".to_string()
+    }
+
+    fn notice(&self) -> NoticeHook {
+        Arc::clone(&self.watcher.opts.on_notice)
+    }
+
+    async fn open(&mut self) -> Result<Session, String> {
+        let (s, start_line) = self.watcher.open(&mut self.mode, &mut self.poll).await?;
+        if let Some(line) = start_line {
+            (self.watcher.opts.on_start)(&line);
+        }
+        Ok(s)
+    }
+
+    async fn round(
+        &mut self,
+        s: &mut Session,
+        idle_stop: &IdleStop,
+    ) -> Result<(), mailfold_net::Error> {
+        match self.mode {
+            Some(Mode::Notify) => self.watcher.notify_round(s, idle_stop).await,
+            _ => self.watcher.poll_round(s, &mut self.poll).await,
+        }
     }
 }
 

@@ -28,19 +28,21 @@ mod real;
 pub use real::RealServer;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Group, Pid, Uid, User};
 
-use crate::dovecot::TestUser;
+use crate::instance::TestUser;
+use crate::instance::{
+    chown, exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
+    recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken, SPECIAL_USE,
+};
 use crate::pki::{CertKind, TestPki};
 use crate::ports::free_port;
 use crate::rng::SplitMix64;
@@ -94,15 +96,6 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 const DIR_PREFIX: &str = "mfcy";
 /// File in an instance directory naming the owning test process.
 const OWNER_FILE: &str = "owner";
-
-/// Special-use mailboxes created when [`CyrusBuilder::special_use`] is on (RFC 6154).
-const SPECIAL_USE: [(&str, &str); 5] = [
-    ("Sent", "\\Sent"),
-    ("Drafts", "\\Drafts"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
-    ("Archive", "\\Archive"),
-];
 
 /// Options for [`Cyrus`]; create with [`Cyrus::builder`].
 #[derive(Debug, Clone)]
@@ -184,6 +177,11 @@ struct Identity {
 }
 
 impl Identity {
+    /// Who must own what the Cyrus processes read: `None` when they run as this user.
+    fn owner(&self) -> Option<(Uid, Gid)> {
+        self.as_root.then_some((self.uid, self.gid))
+    }
+
     fn detect() -> Identity {
         let (user, as_root) = if Uid::effective().is_root() {
             // As root the master drops to `cyrus_user`, which must own everything it
@@ -237,8 +235,6 @@ impl std::fmt::Debug for Cyrus {
     }
 }
 
-static INSTANCES: AtomicU32 = AtomicU32::new(0);
-
 /// Why a start attempt failed.
 enum StartFailure {
     /// Another process holds one of the chosen ports: retry with new ones.
@@ -267,6 +263,8 @@ impl Cyrus {
         missing_parts().is_empty()
     }
 
+    /// Sets up the instance's directory, users and certificate, starts the master on free
+    /// ports (new ones while another process takes one first), then creates the mailboxes.
     fn launch(opts: CyrusBuilder) -> Cyrus {
         let missing = missing_parts();
         assert!(
@@ -276,123 +274,41 @@ impl Cyrus {
         );
         reap_orphans();
         let identity = Identity::detect();
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .expect("create the Cyrus temporary directory");
+        let dir = instance_dir(&identity);
         let root = dir.path().to_path_buf();
-        // cyrus.conf quotes its command lines with `"` and splits them at blanks.
-        let shown = root.display().to_string();
-        assert!(
-            !shown.contains(|c: char| c == '"' || c.is_whitespace()),
-            "the temporary directory {shown:?} contains a quote or a blank, which cyrus.conf \
-             cannot express; set TMPDIR to a plain path"
-        );
-        // The Cyrus processes run as another user and must traverse to their files.
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
-            .expect("make the Cyrus directory traversable");
-        if let Some(owner) = Owner::current() {
-            write_file(
-                &root.join(OWNER_FILE),
-                format!("{} {}\n", owner.pid, owner.start).as_bytes(),
-            );
-        }
-        for sub in ["conf", "conf/socket", "conf/sieve", "spool", "tls"] {
-            make_owned_dir(&root.join(sub), &identity);
-        }
-
         let mut rng = SplitMix64::from_entropy();
-        let instance = format!(
-            "mfcyrus{}x{}",
-            std::process::id(),
-            INSTANCES.fetch_add(1, Ordering::Relaxed)
-        );
-        let users: Vec<TestUser> = (1..=opts.users)
-            .map(|i| TestUser {
-                name: format!("user{i}"),
-                password: format!("pw{i}-{}", rng.hex(12)),
-                // Cyrus has no OAuth here.
-                token: String::new(),
-            })
-            .collect();
+        let instance = instance_name("mfcyrus");
+        // Cyrus has no OAuth here: the users' tokens stay empty.
+        let users = test_users(&mut rng, opts.users, false);
         let admin = TestUser {
             name: CYRUS_ADMIN.into(),
             password: format!("adm-{}", rng.hex(16)),
             token: String::new(),
         };
-
-        let sasldb = root.join("sasldb2");
-        for user in users.iter().chain(std::iter::once(&admin)) {
-            set_sasl_password(&sasldb, &user.name, &user.password);
-            if opts.telemetry {
-                make_owned_dir(&root.join("conf/log").join(&user.name), &identity);
+        write_sasldb(&root, &users, &admin, &identity);
+        if opts.telemetry {
+            for user in users.iter().chain(std::iter::once(&admin)) {
+                make_owned_dir(&root.join("conf/log").join(&user.name), identity.owner());
             }
         }
-        chown(&sasldb, &identity);
-
         let pki = TestPki::generate();
-        // TestPki's directory is private to this process' user; the Cyrus user needs its own
-        // copies.
-        for (from, name) in [
-            (pki.cert_file(CertKind::Valid), "server.crt"),
-            (pki.key_file(CertKind::Valid), "server.key"),
-        ] {
-            let to = root.join("tls").join(name);
-            fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
-                .unwrap_or_else(|e| panic!("chmod {}: {e}", to.display()));
-            chown(&to, &identity);
-        }
-
-        let mut last_failure = String::new();
-        for _attempt in 0..5 {
+        install_certificate(&root, &pki, &identity);
+        let (child, imap, imaps) = on_free_ports("Cyrus", || {
             let imap = SocketAddr::new(IpAddr::V4(LOOPBACK), free_port(IpAddr::V4(LOOPBACK)));
             let imaps = SocketAddr::new(IpAddr::V4(LOOPBACK), free_port(IpAddr::V4(LOOPBACK)));
             write_file(
                 &root.join("imapd.conf"),
                 imapd_conf(&root, &opts, &identity, &instance).as_bytes(),
+                0o644,
             );
             write_file(
                 &root.join("cyrus.conf"),
                 cyrus_conf(&root, imap, imaps).as_bytes(),
+                0o644,
             );
-            let log = fs::File::create(root.join("master.log")).expect("create the master log");
-            let mut child = Command::new(Path::new(LIBEXEC).join("master"))
-                .arg("-C")
-                .arg(root.join("imapd.conf"))
-                .arg("-M")
-                .arg(root.join("cyrus.conf"))
-                .arg("-p")
-                .arg(root.join("conf/master.pid"))
-                // Keep stdout/stderr (our log file) instead of closing them: without syslog,
-                // that is the only place startup errors show.
-                .arg("-D")
-                .current_dir(&root)
-                // A master that is told to stop sends SIGTERM to its whole process group
-                // (`kill(0, SIGTERM)`, seen with strace). In the test's group that would stop
-                // every other instance of the run; in its own group it reaches only its
-                // imapd children.
-                .process_group(0)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("duplicate a file handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run the Cyrus master: {e}"));
+            let mut child = spawn_master(&root);
             match wait_ready(&mut child, imap, imaps) {
-                Ok(()) => {
-                    let cyrus = Cyrus {
-                        child: Some(child),
-                        imap,
-                        imaps,
-                        users,
-                        admin,
-                        telemetry: opts.telemetry,
-                        pki,
-                        dir,
-                    };
-                    cyrus.provision(opts.special_use);
-                    return cyrus;
-                }
+                Ok(()) => Ok((child, imap, imaps)),
                 Err(StartFailure::Fatal(why)) => {
                     stop_instance(&mut child, &root.join("imapd.conf"));
                     let log = read_log(&root);
@@ -401,11 +317,22 @@ impl Cyrus {
                 Err(StartFailure::PortTaken(why)) => {
                     // Another process took a port in the meantime: try again with new ones.
                     stop_instance(&mut child, &root.join("imapd.conf"));
-                    last_failure = why;
+                    Err(PortTaken(why))
                 }
             }
-        }
-        panic!("private Cyrus could not bind its ports after 5 attempts: {last_failure}");
+        });
+        let cyrus = Cyrus {
+            child: Some(child),
+            imap,
+            imaps,
+            users,
+            admin,
+            telemetry: opts.telemetry,
+            pki,
+            dir,
+        };
+        cyrus.provision(opts.special_use);
+        cyrus
     }
 
     /// Creates each user's INBOX as the admin (a Cyrus user has no mailbox until one is
@@ -476,12 +403,7 @@ impl Cyrus {
     /// # Panics
     /// If the instance was built with fewer users.
     pub fn user(&self, i: usize) -> &TestUser {
-        self.users.get(i).unwrap_or_else(|| {
-            panic!(
-                "Cyrus::user({i}): the instance has only {} users; use .users(n)",
-                self.users.len()
-            )
-        })
+        nth_user(&self.users, i, "Cyrus")
     }
 
     /// The administrator ([`CYRUS_ADMIN`]) and its password.
@@ -534,22 +456,7 @@ impl Cyrus {
     /// (`<` lines from the client, `>` from the server, interleaved), each file headed by
     /// its name. Empty unless built with [`CyrusBuilder::telemetry`].
     pub fn telemetry(&self, user: &str) -> String {
-        let dir = self.root().join("conf/log").join(user);
-        let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => return String::new(),
-        };
-        files.sort();
-        let mut out = String::new();
-        for file in files {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            out.push_str(&format!("== {} ==\n", name.unwrap_or_default()));
-            out.push_str(&String::from_utf8_lossy(
-                &fs::read(&file).unwrap_or_default(),
-            ));
-            out.push('\n');
-        }
-        out
+        recorded_sessions(&self.root().join("conf/log").join(user))
     }
 
     fn password_of(&self, user: &str) -> Result<&str, String> {
@@ -631,6 +538,88 @@ impl Drop for Cyrus {
         }
         // The temporary directory goes when `dir` drops, after the processes are gone.
     }
+}
+
+/// The instance's temporary directory, marked with its owner (for [`reap_orphans`]), with
+/// the folders the Cyrus user writes to.
+fn instance_dir(identity: &Identity) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .expect("create the Cyrus temporary directory");
+    let root = dir.path();
+    // cyrus.conf quotes its command lines with `"` and splits them at blanks.
+    let shown = root.display().to_string();
+    assert!(
+        !shown.contains(|c: char| c == '"' || c.is_whitespace()),
+        "the temporary directory {shown:?} contains a quote or a blank, which cyrus.conf \
+         cannot express; set TMPDIR to a plain path"
+    );
+    // The Cyrus processes run as another user and must traverse to their files.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+        .expect("make the Cyrus directory traversable");
+    if let Some(owner) = Owner::current() {
+        write_file(
+            &root.join(OWNER_FILE),
+            format!("{} {}\n", owner.pid, owner.start).as_bytes(),
+            0o644,
+        );
+    }
+    for sub in ["conf", "conf/socket", "conf/sieve", "spool", "tls"] {
+        make_owned_dir(&root.join(sub), identity.owner());
+    }
+    dir
+}
+
+/// Stores every user's password, the admin's too, in the instance's sasldb.
+fn write_sasldb(root: &Path, users: &[TestUser], admin: &TestUser, identity: &Identity) {
+    let sasldb = root.join("sasldb2");
+    for user in users.iter().chain(std::iter::once(admin)) {
+        set_sasl_password(&sasldb, &user.name, &user.password);
+    }
+    chown(&sasldb, identity.owner());
+}
+
+/// Copies the server certificate and key of `pki` into the instance: TestPki's directory is
+/// private to this process' user, and the Cyrus user needs its own copies.
+fn install_certificate(root: &Path, pki: &TestPki, identity: &Identity) {
+    for (from, name) in [
+        (pki.cert_file(CertKind::Valid), "server.crt"),
+        (pki.key_file(CertKind::Valid), "server.key"),
+    ] {
+        let to = root.join("tls").join(name);
+        fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", to.display()));
+        chown(&to, identity.owner());
+    }
+}
+
+/// Starts the master in the foreground, as this process' child, on the instance's
+/// configuration, its output in `master.log`.
+fn spawn_master(root: &Path) -> Child {
+    let log = fs::File::create(root.join("master.log")).expect("create the master log");
+    Command::new(Path::new(LIBEXEC).join("master"))
+        .arg("-C")
+        .arg(root.join("imapd.conf"))
+        .arg("-M")
+        .arg(root.join("cyrus.conf"))
+        .arg("-p")
+        .arg(root.join("conf/master.pid"))
+        // Keep stdout/stderr (our log file) instead of closing them: without syslog,
+        // that is the only place startup errors show.
+        .arg("-D")
+        .current_dir(root)
+        // A master that is told to stop sends SIGTERM to its whole process group
+        // (`kill(0, SIGTERM)`, seen with strace). In the test's group that would stop
+        // every other instance of the run; in its own group it reaches only its
+        // imapd children.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("duplicate a file handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run the Cyrus master: {e}"))
 }
 
 /// What is missing for an instance, as short names for a message.
@@ -745,71 +734,9 @@ fn set_sasl_password(db: &Path, user: &str, password: &str) {
     cmd.arg("-f")
         .arg(db)
         .args(["-c", "-p", "-u", CYRUS_SERVER_NAME, user]);
-    if let Err(e) = run_bounded(cmd, password.as_bytes()) {
+    if let Err(e) = run_bounded(cmd, Some(password.as_bytes()), TOOL_TIMEOUT) {
         panic!("saslpasswd2 for {user} failed: {e}");
     }
-}
-
-/// Runs a command with `stdin`, killing it if it outlives [`TOOL_TIMEOUT`].
-fn run_bounded(mut cmd: Command, stdin: &[u8]) -> Result<(), String> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if let Some(mut pipe) = child.stdin.take() {
-        // Small input; the tool reads it before doing anything else. Dropping the pipe sends
-        // end of file.
-        let _ = pipe.write_all(stdin);
-    }
-    let err = child.stderr.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = (&mut pipe).take(64 * 1024).read_to_end(&mut buf);
-            buf
-        })
-    });
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stderr = err
-        .and_then(|t| t.join().ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(()),
-        Some(s) => Err(format!("{s}: {stderr}")),
-        None => Err(format!("timed out after {TOOL_TIMEOUT:?}: {stderr}")),
-    }
-}
-
-/// The first line the server sends, or None if it cannot be read within a short time.
-fn greeting(addr: SocketAddr) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_millis(1000)))
-        .ok()?;
-    let mut line = Vec::new();
-    let mut byte = [0u8; 512];
-    while !line.ends_with(b"\n") && line.len() < 8192 {
-        let n = stream.read(&mut byte).ok()?;
-        if n == 0 {
-            break;
-        }
-        line.extend_from_slice(&byte[..n]);
-    }
-    let _ = stream.write_all(b"r LOGOUT\r\n");
-    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Waits until the master holds both listeners and the STARTTLS listener greets with
@@ -849,7 +776,9 @@ fn wait_ready(child: &mut Child, imap: SocketAddr, imaps: SocketAddr) -> Result<
                     imap, imaps
                 )));
             }
-        } else if greeting(imap).is_some_and(|g| g.contains("AUTH=")) {
+        } else if greeting(imap, Duration::from_millis(1000), 8192)
+            .is_some_and(|g| g.contains("AUTH="))
+        {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -865,14 +794,7 @@ fn stop_instance(child: &mut Child, config: &Path) {
     if let Some(pid) = group {
         let _ = kill(pid, Signal::SIGTERM);
     }
-    let deadline = Instant::now() + STOP_GRACE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if !matches!(child.try_wait(), Ok(Some(_))) {
+    if !exits_within(child, STOP_GRACE) {
         if let Some(pid) = group {
             let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
         }
@@ -886,22 +808,7 @@ fn stop_instance(child: &mut Child, config: &Path) {
 /// (imapd children that outlived a killed master), each wait bounded.
 fn stop_leftovers(config: &Path) {
     let needle = config.display().to_string();
-    for signal in [Signal::SIGTERM, Signal::SIGKILL] {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let left = procfs::processes_with_arg(&needle);
-            if left.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            for p in &left {
-                let _ = kill(*p, signal);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    stop_all(|| procfs::processes_with_arg(&needle));
 }
 
 /// Stops instances whose owning test process has died without dropping them (a SIGKILLed
@@ -989,24 +896,6 @@ fn process_start(pid: u32) -> Option<u64> {
 fn read_log(root: &Path) -> String {
     let out = fs::read_to_string(root.join("master.log")).unwrap_or_default();
     format!("(Cyrus logs to syslog; master output follows)\n{out}")
-}
-
-fn make_owned_dir(path: &Path, identity: &Identity) {
-    fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    chown(path, identity);
-}
-
-fn chown(path: &Path, identity: &Identity) {
-    if identity.as_root {
-        nix::unistd::chown(path, Some(identity.uid), Some(identity.gid))
-            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-    }
-}
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 #[cfg(test)]

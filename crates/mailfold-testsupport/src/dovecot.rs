@@ -14,17 +14,20 @@
 //! here reads /etc/dovecot, binds a fixed port, or signals a process it did not start.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Pid, Uid, User};
 
+use crate::instance::{
+    exits_within, greeting, instance_name, make_owned_dir, nth_user, on_free_ports,
+    processes_where, recorded_sessions, run_bounded, stop_all, test_users, write_file, PortTaken,
+    TestUser, SPECIAL_USE,
+};
 use crate::oauth::Introspection;
 use crate::pki::{CertKind, TestPki};
 use crate::ports::free_port;
@@ -86,18 +89,6 @@ pub enum Plaintext {
     AllowAuth,
     /// Cleartext only, and Dovecot advertises LOGINDISABLED and refuses cleartext passwords.
     LoginDisabled,
-}
-
-/// A test account: login name, password, and the OAuth bearer token the introspection
-/// endpoint accepts for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestUser {
-    /// Login name (`user1`, `user2`, ...).
-    pub name: String,
-    /// Password, random per run, usable with every password mechanism.
-    pub password: String,
-    /// Bearer token for XOAUTH2 and OAUTHBEARER, random per run.
-    pub token: String,
 }
 
 /// Options for [`Dovecot`]; create with [`Dovecot::builder`].
@@ -196,6 +187,11 @@ struct Identity {
 }
 
 impl Identity {
+    /// Who must own what the mail processes touch: `None` when they run as this user.
+    fn owner(&self) -> Option<(Uid, Gid)> {
+        self.as_root.then_some((self.mail_uid, self.mail_gid))
+    }
+
     fn detect() -> Identity {
         if Uid::effective().is_root() {
             // Dovecot will not access mail as root; `nobody` exists on every Debian system and
@@ -276,8 +272,6 @@ impl std::fmt::Debug for Dovecot {
     }
 }
 
-static INSTANCES: AtomicU32 = AtomicU32::new(0);
-
 impl Dovecot {
     /// Starts an instance with the default options: 2 users, Maildir++, special-use mailboxes,
     /// STARTTLS and implicit-TLS listeners.
@@ -298,86 +292,29 @@ impl Dovecot {
         binary("dovecot").is_file() && binary("doveadm").is_file()
     }
 
+    /// Sets up the instance's directory, users, OAuth endpoint and certificates, then starts
+    /// the master on free ports (new ones while another process takes one first).
     fn launch(opts: DovecotBuilder) -> Dovecot {
         assert!(
             Self::is_installed(),
             "Dovecot is not installed (apt-get install -y dovecot-imapd)"
         );
         let identity = Identity::detect();
-        let dir = tempfile::Builder::new()
-            .prefix("mfdc")
-            .tempdir()
-            .expect("create the Dovecot temporary directory");
+        let dir = instance_dir();
         let root = dir.path().to_path_buf();
-        // The login and mail processes run as other users and must traverse to their sockets
-        // and homes.
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
-            .expect("make the Dovecot directory traversable");
-        for sub in ["run", "state", "mail"] {
-            fs::create_dir(root.join(sub)).expect("create a Dovecot subdirectory");
-        }
-
         let mut rng = SplitMix64::from_entropy();
-        let instance = format!(
-            "mf{}x{}",
-            std::process::id(),
-            INSTANCES.fetch_add(1, Ordering::Relaxed)
-        );
-        let users: Vec<TestUser> = (1..=opts.users)
-            .map(|i| TestUser {
-                name: format!("user{i}"),
-                password: format!("pw{i}-{}", rng.hex(12)),
-                token: format!("tok{i}-{}", rng.hex(24)),
-            })
-            .collect();
-        let mut passwd = String::new();
-        let accounts = users
-            .iter()
-            .map(|u| (u.name.clone(), u.password.clone()))
-            .chain(std::iter::once((ANONYMOUS_USER.to_string(), rng.hex(16))));
-        for (name, password) in accounts {
-            let home = root.join("mail").join(&name);
-            make_owned_dir(&home, &identity);
-            if opts.rawlog {
-                make_owned_dir(&home.join("rawlog"), &identity);
-            }
-            passwd.push_str(&format!(
-                "{name}:{{PLAIN}}{password}:{}:{}::{}::\n",
-                identity.mail_uid,
-                identity.mail_gid,
-                home.display()
-            ));
-        }
-        let passwd_path = root.join("users.passwd");
-        write_file(&passwd_path, passwd.as_bytes(), 0o644);
-
+        let instance = instance_name("mf");
+        let users = test_users(&mut rng, opts.users, true);
+        let passwd_path = write_passwd(&root, &users, &mut rng, &identity, opts.rawlog);
         let introspection = Introspection::start(
             users
                 .iter()
                 .map(|u| (u.token.clone(), u.name.clone()))
                 .collect(),
         );
-        let oauth_path = root.join("oauth2.conf.ext");
-        write_file(
-            &oauth_path,
-            format!(
-                "introspection_mode = post\n\
-                 introspection_url = {}\n\
-                 username_attribute = username\n\
-                 active_attribute = active\n\
-                 active_value = true\n",
-                introspection.url()
-            )
-            .as_bytes(),
-            0o644,
-        );
-
+        let oauth_path = write_oauth_conf(&root, &introspection);
         let pki = TestPki::generate();
-        let conf_path = root.join("dovecot.conf");
-        let stderr_path = root.join("dovecot.stderr");
-
-        let mut last_failure = String::new();
-        for _attempt in 0..5 {
+        let (child, imap, imaps, plaintext) = on_free_ports("Dovecot", || {
             let imap = SocketAddr::new(LOOPBACK, free_port(LOOPBACK));
             let imaps = SocketAddr::new(LOOPBACK, free_port(LOOPBACK));
             let plaintext = (opts.plaintext != Plaintext::Off)
@@ -394,35 +331,10 @@ impl Dovecot {
                 imaps,
                 plaintext,
             });
-            write_file(&conf_path, conf.as_bytes(), 0o644);
-            let _ = fs::remove_file(root.join("dovecot.log"));
-            let stderr = fs::File::create(&stderr_path).expect("create the Dovecot stderr file");
-            let mut child = Command::new(binary("dovecot"))
-                .arg("-F")
-                .arg("-c")
-                .arg(&conf_path)
-                .stdin(Stdio::null())
-                .stdout(stderr.try_clone().expect("duplicate a file handle"))
-                .stderr(stderr)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run dovecot: {e}"));
+            write_file(&root.join("dovecot.conf"), conf.as_bytes(), 0o644);
+            let mut child = spawn_master(&root);
             match wait_ready(&mut child, imap, &root) {
-                Ok(()) => {
-                    return Dovecot {
-                        child: Some(child),
-                        instance,
-                        imap,
-                        imaps,
-                        plaintext,
-                        users,
-                        layout: opts.layout,
-                        rawlog: opts.rawlog,
-                        identity,
-                        introspection,
-                        pki,
-                        dir,
-                    };
-                }
+                Ok(()) => Ok((child, imap, imaps, plaintext)),
                 Err(failure) => {
                     stop_instance(&mut child, &root, &instance);
                     let log = read_log(&root);
@@ -431,11 +343,24 @@ impl Dovecot {
                     }
                     // Another process took one of the chosen ports in the meantime: try again
                     // with new ones.
-                    last_failure = format!("{failure}\n{log}");
+                    Err(PortTaken(format!("{failure}\n{log}")))
                 }
             }
+        });
+        Dovecot {
+            child: Some(child),
+            instance,
+            imap,
+            imaps,
+            plaintext,
+            users,
+            layout: opts.layout,
+            rawlog: opts.rawlog,
+            identity,
+            introspection,
+            pki,
+            dir,
         }
-        panic!("private Dovecot could not bind its ports after 5 attempts: {last_failure}");
     }
 
     /// Address of the cleartext listener that offers STARTTLS (the usual port 143 role).
@@ -475,12 +400,7 @@ impl Dovecot {
     /// # Panics
     /// If the instance was built with fewer users.
     pub fn user(&self, i: usize) -> &TestUser {
-        self.users.get(i).unwrap_or_else(|| {
-            panic!(
-                "Dovecot::user({i}): the instance has only {} users; use .users(n)",
-                self.users.len()
-            )
-        })
+        nth_user(&self.users, i, "Dovecot")
     }
 
     /// The mailbox layout of this instance.
@@ -522,22 +442,7 @@ impl Dovecot {
     /// sent, `*.out` what the server answered), each file headed by its name. Empty unless the
     /// instance was built with [`DovecotBuilder::rawlog`].
     pub fn rawlog(&self, user: &str) -> String {
-        let dir = self.root().join("mail").join(user).join("rawlog");
-        let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => return String::new(),
-        };
-        files.sort();
-        let mut out = String::new();
-        for file in files {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            out.push_str(&format!("== {} ==\n", name.unwrap_or_default()));
-            out.push_str(&String::from_utf8_lossy(
-                &fs::read(&file).unwrap_or_default(),
-            ));
-            out.push('\n');
-        }
-        out
+        recorded_sessions(&self.root().join("mail").join(user).join("rawlog"))
     }
 
     /// Whether sessions are being recorded (see [`DovecotBuilder::rawlog`]).
@@ -618,6 +523,93 @@ impl Drop for Dovecot {
     }
 }
 
+/// The instance's temporary directory with its `run`, `state` and `mail` folders.
+fn instance_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("mfdc")
+        .tempdir()
+        .expect("create the Dovecot temporary directory");
+    let root = dir.path();
+    // The login and mail processes run as other users and must traverse to their sockets
+    // and homes.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+        .expect("make the Dovecot directory traversable");
+    for sub in ["run", "state", "mail"] {
+        fs::create_dir(root.join(sub)).expect("create a Dovecot subdirectory");
+    }
+    dir
+}
+
+/// Makes the home of each test user and of [`ANONYMOUS_USER`] (with its `rawlog` folder when
+/// `rawlog` is on), and writes the passwd-file that is both passdb and userdb; its path.
+fn write_passwd(
+    root: &Path,
+    users: &[TestUser],
+    rng: &mut SplitMix64,
+    identity: &Identity,
+    rawlog: bool,
+) -> PathBuf {
+    let mut passwd = String::new();
+    let accounts = users
+        .iter()
+        .map(|u| (u.name.clone(), u.password.clone()))
+        .chain(std::iter::once((ANONYMOUS_USER.to_string(), rng.hex(16))));
+    for (name, password) in accounts {
+        let home = root.join("mail").join(&name);
+        make_owned_dir(&home, identity.owner());
+        if rawlog {
+            make_owned_dir(&home.join("rawlog"), identity.owner());
+        }
+        passwd.push_str(&format!(
+            "{name}:{{PLAIN}}{password}:{}:{}::{}::\n",
+            identity.mail_uid,
+            identity.mail_gid,
+            home.display()
+        ));
+    }
+    let path = root.join("users.passwd");
+    write_file(&path, passwd.as_bytes(), 0o644);
+    path
+}
+
+/// Writes the oauth2 passdb's settings, which ask `introspection` about each token; their
+/// path.
+fn write_oauth_conf(root: &Path, introspection: &Introspection) -> PathBuf {
+    let path = root.join("oauth2.conf.ext");
+    write_file(
+        &path,
+        format!(
+            "introspection_mode = post\n\
+             introspection_url = {}\n\
+             username_attribute = username\n\
+             active_attribute = active\n\
+             active_value = true\n",
+            introspection.url()
+        )
+        .as_bytes(),
+        0o644,
+    );
+    path
+}
+
+/// Starts the master in the foreground (`dovecot -F`, so this process owns and reaps it) on
+/// the instance's `dovecot.conf`, its output in `dovecot.stderr`; an earlier attempt's log is
+/// removed first.
+fn spawn_master(root: &Path) -> Child {
+    let _ = fs::remove_file(root.join("dovecot.log"));
+    let stderr =
+        fs::File::create(root.join("dovecot.stderr")).expect("create the Dovecot stderr file");
+    Command::new(binary("dovecot"))
+        .arg("-F")
+        .arg("-c")
+        .arg(root.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone().expect("duplicate a file handle"))
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run dovecot: {e}"))
+}
+
 struct ConfigInput<'a> {
     opts: &'a DovecotBuilder,
     identity: &'a Identity,
@@ -633,26 +625,21 @@ struct ConfigInput<'a> {
 
 /// The whole configuration. Nothing is included from /etc/dovecot, so the system
 /// instance's settings cannot leak in.
+///
+/// Longer than most functions on purpose: it is one configuration file, written as one text
+/// so that it reads as Dovecot will read it; the optional parts are made by the helpers
+/// below it.
 fn config_text(c: &ConfigInput<'_>) -> String {
     let root = c.root.display();
     let layout = match c.opts.layout {
         Layout::MaildirPlusPlus => "",
         Layout::Fs => ":LAYOUT=fs",
     };
-    let mut special = String::new();
-    if c.opts.special_use {
-        for (name, flag) in [
-            ("Sent", "\\Sent"),
-            ("Drafts", "\\Drafts"),
-            ("Trash", "\\Trash"),
-            ("Junk", "\\Junk"),
-            ("Archive", "\\Archive"),
-        ] {
-            special.push_str(&format!(
-                "  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n"
-            ));
-        }
-    }
+    let special = if c.opts.special_use {
+        special_use_mailboxes()
+    } else {
+        String::new()
+    };
     let debug = if c.opts.verbose {
         "auth_debug = yes\nmail_debug = yes\nverbose_ssl = yes\n"
     } else {
@@ -665,24 +652,7 @@ fn config_text(c: &ConfigInput<'_>) -> String {
     };
     let (plain_listener, plain_local) = match c.plaintext {
         None => (String::new(), String::new()),
-        Some(addr) => {
-            let allow = if c.opts.plaintext == Plaintext::AllowAuth {
-                "no"
-            } else {
-                "yes"
-            };
-            (
-                format!(
-                    "  inet_listener plaintext {{\n    address = {}\n    port = {}\n  }}\n",
-                    addr.ip(),
-                    addr.port()
-                ),
-                format!(
-                    "local {} {{\n  ssl = no\n  disable_plaintext_auth = {allow}\n}}\n",
-                    addr.ip()
-                ),
-            )
-        }
+        Some(addr) => plaintext_sections(addr, c.opts.plaintext),
     };
     let mechanisms = MECHANISMS.join(" ").to_ascii_lowercase();
     format!(
@@ -745,6 +715,37 @@ service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\
     )
 }
 
+/// The special-use mailboxes of the inbox namespace, created and subscribed on first login.
+fn special_use_mailboxes() -> String {
+    SPECIAL_USE
+        .iter()
+        .map(|(name, flag)| {
+            format!("  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n")
+        })
+        .collect()
+}
+
+/// The cleartext-only listener at `addr` (for the `imap-login` service) and the settings
+/// for connections to it (at top level): no TLS, and passwords allowed or not.
+fn plaintext_sections(addr: SocketAddr, plaintext: Plaintext) -> (String, String) {
+    let allow = if plaintext == Plaintext::AllowAuth {
+        "no"
+    } else {
+        "yes"
+    };
+    (
+        format!(
+            "  inet_listener plaintext {{\n    address = {}\n    port = {}\n  }}\n",
+            addr.ip(),
+            addr.port()
+        ),
+        format!(
+            "local {} {{\n  ssl = no\n  disable_plaintext_auth = {allow}\n}}\n",
+            addr.ip()
+        ),
+    )
+}
+
 /// Waits until the STARTTLS listener greets with `AUTH=` (the auth process is up), or the
 /// master exits, or the startup timeout passes.
 fn wait_ready(child: &mut Child, imap: SocketAddr, root: &Path) -> Result<(), String> {
@@ -759,33 +760,13 @@ fn wait_ready(child: &mut Child, imap: SocketAddr, root: &Path) -> Result<(), St
                 root.join("dovecot.log").display()
             ));
         }
-        if let Some(greeting) = greeting(imap) {
+        if let Some(greeting) = greeting(imap, Duration::from_millis(500), 4096) {
             if greeting.contains("AUTH=") {
                 return Ok(());
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The first line the server sends, or None if it cannot be read within a short time.
-fn greeting(addr: SocketAddr) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .ok()?;
-    let mut line = Vec::new();
-    let mut byte = [0u8; 256];
-    while !line.ends_with(b"\n") && line.len() < 4096 {
-        let n = stream.read(&mut byte).ok()?;
-        if n == 0 {
-            break;
-        }
-        line.extend_from_slice(&byte[..n]);
-    }
-    // Leave politely so the log does not fill with "no auth attempts" disconnects.
-    let _ = stream.write_all(b"r LOGOUT\r\n");
-    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// SIGTERM to the master (its PID from master.pid, which is our child), SIGKILL after a grace
@@ -797,68 +778,14 @@ fn stop_instance(child: &mut Child, root: &Path, instance: &str) {
         .filter(|&p| u32::try_from(p).ok() == Some(child.id()))
         .unwrap_or_else(|| i32::try_from(child.id()).unwrap_or(i32::MAX));
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    let deadline = Instant::now() + STOP_GRACE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if !matches!(child.try_wait(), Ok(Some(_))) {
+    if !exits_within(child, STOP_GRACE) {
         let _ = child.kill();
         let _ = child.wait();
     }
     // The master normally takes its children with it; after a SIGKILL (or a crash) they would
     // be orphaned. Their process titles carry the unique instance name.
     let prefix = format!("dovecot-{instance}/");
-    for signal in [Signal::SIGTERM, Signal::SIGKILL] {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let left = processes_with_title_prefix(&prefix);
-            if left.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            for p in &left {
-                let _ = kill(*p, signal);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Live (non-zombie) processes whose command line starts with `prefix`.
-fn processes_with_title_prefix(prefix: &str) -> Vec<Pid> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if !cmdline.starts_with(prefix.as_bytes()) {
-            continue;
-        }
-        // A zombie waits for its (new) parent to reap it; signalling it is pointless.
-        let zombie = fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
-            .unwrap_or(false);
-        if !zombie {
-            found.push(Pid::from_raw(pid));
-        }
-    }
-    found
+    stop_all(|| processes_where(|cmdline| cmdline.starts_with(prefix.as_bytes())));
 }
 
 fn read_log(root: &Path) -> String {
@@ -869,91 +796,6 @@ fn read_log(root: &Path) -> String {
         out.push_str(&stderr);
     }
     out
-}
-
-/// Runs a command with stdin fed from a thread and output collected by threads, killing it
-/// if it outlives `timeout` (every wait in this crate is bounded).
-fn run_bounded(
-    mut cmd: Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<String, String> {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    let feeder = match (stdin, child.stdin.take()) {
-        (Some(bytes), Some(mut pipe)) => {
-            let bytes = bytes.to_vec();
-            Some(std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            }))
-        }
-        _ => None,
-    };
-    let collect = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = collect(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = collect(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
-    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
-    match status {
-        Some(s) if s.success() => Ok(stdout),
-        Some(s) => Err(format!("{s}: {stderr}{stdout}")),
-        None => Err(format!("timed out after {timeout:?}: {stderr}")),
-    }
-}
-
-fn make_owned_dir(path: &Path, identity: &Identity) {
-    fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    if identity.as_root {
-        nix::unistd::chown(path, Some(identity.mail_uid), Some(identity.mail_gid))
-            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-    }
-}
-
-fn write_file(path: &Path, bytes: &[u8], mode: u32) {
-    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 /// Where a Dovecot binary lives; /usr/sbin is often not on a non-root PATH.

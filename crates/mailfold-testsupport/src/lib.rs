@@ -53,6 +53,7 @@
 pub mod cyrus;
 mod dovecot;
 mod fault;
+mod instance;
 mod oauth;
 mod pki;
 mod ports;
@@ -61,10 +62,9 @@ mod rng;
 mod scripted;
 
 pub use cyrus::{Cyrus, CyrusBuilder, RealServer, CYRUS_ADMIN, CYRUS_MECHANISMS};
-pub use dovecot::{
-    Dovecot, DovecotBuilder, Layout, Plaintext, TestUser, ANONYMOUS_USER, MECHANISMS,
-};
+pub use dovecot::{Dovecot, DovecotBuilder, Layout, Plaintext, ANONYMOUS_USER, MECHANISMS};
 pub use fault::{Direction, Fault, FaultPlan, FaultProxy};
+pub use instance::TestUser;
 pub use pki::{CertKind, TestPki};
 pub use ports::free_port;
 pub use require::{find_program, require, require_that, Tool, CI_ENV};

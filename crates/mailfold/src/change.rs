@@ -13,6 +13,40 @@ use crate::exit::{usage, ServerError};
 use crate::mirror::Mirror;
 use crate::online;
 
+/// The account a changing command works on, with its mirror open for writing under the
+/// account's lock.
+#[derive(Debug)]
+pub struct Target {
+    /// The account's name.
+    pub name: String,
+    /// Its configuration.
+    pub acct: Account,
+    /// Its mirror.
+    pub mirror: Mirror,
+}
+
+impl Target {
+    /// Picks the account ([`Ctx::one_account`]) and opens its mirror for the change `verb`
+    /// makes ([`Mirror::open_write`]: under the account's lock).
+    pub fn open(ctx: &Ctx, verb: &str) -> anyhow::Result<Target> {
+        let (name, acct) = ctx.one_account(None)?;
+        let mirror = Mirror::open_write(&name, &acct, verb, ctx.wait)?;
+        Ok(Target { name, acct, mirror })
+    }
+
+    /// Runs `change` on this account ([`run`]).
+    pub fn run(&mut self, ctx: &Ctx, change: Change, context: &str) -> anyhow::Result<Done> {
+        run(
+            ctx,
+            &self.name,
+            &self.acct,
+            &mut self.mirror,
+            change,
+            context,
+        )
+    }
+}
+
 /// How one change ended.
 #[derive(Debug)]
 pub struct Done {
@@ -94,6 +128,16 @@ pub fn run(
         outcome,
         failure,
     })
+}
+
+impl Done {
+    /// The command's exit status: OK, or the server half's failure (the local half stands).
+    pub fn status(failure: Option<anyhow::Error>) -> anyhow::Result<u8> {
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(crate::exit::OK),
+        }
+    }
 }
 
 /// The end of a change whose server half failed before it reported anything (the login, the

@@ -394,165 +394,12 @@ impl Config {
     /// builds, so both files take the same keys with the same rules.
     pub fn validate(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
         for (name, acct) in self.accounts.iter_mut() {
-            let err = |key: &str, message: String| ConfigError {
+            check_account(name, acct).map_err(|(key, message)| ConfigError {
                 path: path.to_path_buf(),
                 line: find_key_line(text, name, key),
                 key: Some(format!("accounts.{name}.{key}")),
                 message,
-            };
-            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
-                return Err(err(
-                    "",
-                    "account names must be non-empty, without '/' or control characters".into(),
-                ));
-            }
-            if let Some(t) = &acct.tunnel {
-                if t.first().is_none_or(|p| p.is_empty()) {
-                    return Err(err("tunnel", "must name a program".into()));
-                }
-                if acct.host.trim().is_empty() {
-                    // Only a name for messages: a tunnel connects nowhere itself.
-                    acct.host = "tunnel".into();
-                }
-            }
-            if acct.host.trim().is_empty() {
-                return Err(err("host", "must not be empty".into()));
-            }
-            if acct.port == Some(0) {
-                return Err(err("port", "must be between 1 and 65535".into()));
-            }
-            if acct.user.is_empty() && !acct.anonymous && acct.tunnel.is_none() {
-                return Err(err("user", "must not be empty".into()));
-            }
-            let sources = [
-                ("password_command", acct.password_command.is_some()),
-                ("oauth_token_command", acct.oauth_token_command.is_some()),
-                ("password_file", acct.password_file.is_some()),
-                ("password_env", acct.password_env.is_some()),
-            ];
-            if !sources.iter().any(|(_, set)| *set) && !acct.anonymous && acct.tunnel.is_none() {
-                return Err(err(
-                    "password_command",
-                    "an account needs password_command, oauth_token_command, password_file, \
-                     password_env or anonymous = true"
-                        .into(),
-                ));
-            }
-            // One secret per account: a second would be silently unused.
-            if let Some((second, _)) = sources.iter().filter(|(_, set)| *set).nth(1) {
-                return Err(err(
-                    second,
-                    "an account takes one of password_command, oauth_token_command, \
-                     password_file and password_env"
-                        .into(),
-                ));
-            }
-            if let Some(v) = &acct.password_env {
-                if v.is_empty()
-                    || v.starts_with(|c: char| c.is_ascii_digit())
-                    || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(err(
-                        "password_env",
-                        format!("{v:?} is not an environment variable name"),
-                    ));
-                }
-            }
-            if acct
-                .password_file
-                .as_ref()
-                .is_some_and(|f| f.as_os_str().is_empty())
-            {
-                return Err(err("password_file", "must name a file".into()));
-            }
-            if acct.anonymous {
-                // An anonymous login sends no secret (RFC 4505): a configured one would be
-                // silently unused, which hides a mistake.
-                for (key, set) in sources {
-                    if set {
-                        return Err(err(key, "an anonymous account takes no secret".into()));
-                    }
-                }
-            }
-            for (key, cmd) in [
-                ("password_command", &acct.password_command),
-                ("oauth_token_command", &acct.oauth_token_command),
-                ("post_sync_command", &acct.post_sync_command),
-            ] {
-                match cmd {
-                    Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
-                        return Err(err(key, "must not be empty".into()))
-                    }
-                    Some(CommandSpec::Argv(v)) if v.is_empty() || v[0].is_empty() => {
-                        return Err(err(key, "must name a program".into()))
-                    }
-                    _ => {}
-                }
-            }
-            if acct.local.as_os_str().is_empty() {
-                return Err(err("local", "must name the Maildir root".into()));
-            }
-            acct.local = expand_home(&acct.local);
-            acct.ca_file = acct.ca_file.as_deref().map(expand_home);
-            acct.state = acct.state.as_deref().map(expand_home);
-            acct.password_file = acct.password_file.as_deref().map(expand_home);
-            acct.adopt_offlineimap = acct.adopt_offlineimap.as_deref().map(expand_home);
-            if let Err(message) = acct.store_layout() {
-                return Err(err("layout_separator", message));
-            }
-            if let Some(c) = acct.connections {
-                if c == 0 || c > 16 {
-                    return Err(err("connections", "must be between 1 and 16".into()));
-                }
-            }
-            for (key, min, max, unit) in LIMITS {
-                if let Some(v) = acct.limit_value(key) {
-                    if !(min..=max).contains(&v) {
-                        return Err(err(
-                            key,
-                            format!("must be between {min} and {max} {unit}, not {v}"),
-                        ));
-                    }
-                }
-            }
-            if let Some(v) = acct.watch_poll_interval {
-                let (min, max) = WATCH_POLL_RANGE;
-                if !(min..=max).contains(&v) {
-                    return Err(err(
-                        "watch_poll_interval",
-                        format!("must be between {min} and {max} seconds, not {v}"),
-                    ));
-                }
-            }
-            if let Some(s) = acct.max_delete_share {
-                if !(0.0..=1.0).contains(&s) {
-                    return Err(err(
-                        "max_delete_share",
-                        "must be between 0.0 and 1.0".into(),
-                    ));
-                }
-            }
-            if let Some(m) = &acct.mechanisms {
-                if let Some(bad) = m.iter().find(|m| {
-                    m.is_empty()
-                        || !m
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                }) {
-                    return Err(err(
-                        "mechanisms",
-                        format!("{bad:?} is not a SASL mechanism name"),
-                    ));
-                }
-            }
-            if let Some(f) = &acct.folders {
-                if let Some(bad) = f
-                    .iter()
-                    .find(|p| p.is_empty() || p.chars().any(char::is_control))
-                {
-                    return Err(err("folders", format!("invalid folder pattern {bad:?}")));
-                }
-            }
+            })?;
         }
         Ok(())
     }
@@ -574,7 +421,8 @@ impl Config {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -599,6 +447,189 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
         .find(|l| l.starts_with('[') && !l.starts_with("[["))?;
     let table = table.trim_start_matches('[').split(']').next()?.trim();
     Some(format!("{table}.{key}"))
+}
+
+/// A key of an account and what is wrong with its value.
+type BadKey = (&'static str, String);
+
+/// Checks one account and expands `~/` in its paths, in the order the keys are reported:
+/// the name and the connection, the secret, the paths, then the limits and lists.
+fn check_account(name: &str, acct: &mut Account) -> Result<(), BadKey> {
+    check_connection(name, acct)?;
+    check_secret(acct)?;
+    check_paths(acct)?;
+    check_tuning(acct)
+}
+
+/// The account's name, tunnel, host, port and user. A tunnel without a host gets the host
+/// name "tunnel", for messages only: a tunnel connects nowhere itself.
+fn check_connection(name: &str, acct: &mut Account) -> Result<(), BadKey> {
+    if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+        return Err((
+            "",
+            "account names must be non-empty, without '/' or control characters".into(),
+        ));
+    }
+    if let Some(t) = &acct.tunnel {
+        if t.first().is_none_or(|p| p.is_empty()) {
+            return Err(("tunnel", "must name a program".into()));
+        }
+        if acct.host.trim().is_empty() {
+            // Only a name for messages: a tunnel connects nowhere itself.
+            acct.host = "tunnel".into();
+        }
+    }
+    if acct.host.trim().is_empty() {
+        return Err(("host", "must not be empty".into()));
+    }
+    if acct.port == Some(0) {
+        return Err(("port", "must be between 1 and 65535".into()));
+    }
+    if acct.user.is_empty() && !acct.anonymous && acct.tunnel.is_none() {
+        return Err(("user", "must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// The account's one source of a secret (none for an anonymous login) and its commands.
+fn check_secret(acct: &Account) -> Result<(), BadKey> {
+    let sources = [
+        ("password_command", acct.password_command.is_some()),
+        ("oauth_token_command", acct.oauth_token_command.is_some()),
+        ("password_file", acct.password_file.is_some()),
+        ("password_env", acct.password_env.is_some()),
+    ];
+    if !sources.iter().any(|(_, set)| *set) && !acct.anonymous && acct.tunnel.is_none() {
+        return Err((
+            "password_command",
+            "an account needs password_command, oauth_token_command, password_file, \
+                 password_env or anonymous = true"
+                .into(),
+        ));
+    }
+    // One secret per account: a second would be silently unused.
+    if let Some((second, _)) = sources.iter().filter(|(_, set)| *set).nth(1) {
+        return Err((
+            *second,
+            "an account takes one of password_command, oauth_token_command, \
+                 password_file and password_env"
+                .into(),
+        ));
+    }
+    if let Some(v) = &acct.password_env {
+        if v.is_empty()
+            || v.starts_with(|c: char| c.is_ascii_digit())
+            || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err((
+                "password_env",
+                format!("{v:?} is not an environment variable name"),
+            ));
+        }
+    }
+    if acct
+        .password_file
+        .as_ref()
+        .is_some_and(|f| f.as_os_str().is_empty())
+    {
+        return Err(("password_file", "must name a file".into()));
+    }
+    if acct.anonymous {
+        // An anonymous login sends no secret (RFC 4505): a configured one would be
+        // silently unused, which hides a mistake.
+        for (key, set) in sources {
+            if set {
+                return Err((key, "an anonymous account takes no secret".into()));
+            }
+        }
+    }
+    for (key, cmd) in [
+        ("password_command", &acct.password_command),
+        ("oauth_token_command", &acct.oauth_token_command),
+        ("post_sync_command", &acct.post_sync_command),
+    ] {
+        match cmd {
+            Some(CommandSpec::Shell(s)) if s.trim().is_empty() => {
+                return Err((key, "must not be empty".into()))
+            }
+            Some(CommandSpec::Argv(v)) if v.is_empty() || v[0].is_empty() => {
+                return Err((key, "must name a program".into()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The Maildir root, then `~/` expanded in every path.
+fn check_paths(acct: &mut Account) -> Result<(), BadKey> {
+    if acct.local.as_os_str().is_empty() {
+        return Err(("local", "must name the Maildir root".into()));
+    }
+    acct.local = expand_home(&acct.local);
+    acct.ca_file = acct.ca_file.as_deref().map(expand_home);
+    acct.state = acct.state.as_deref().map(expand_home);
+    acct.password_file = acct.password_file.as_deref().map(expand_home);
+    acct.adopt_offlineimap = acct.adopt_offlineimap.as_deref().map(expand_home);
+    Ok(())
+}
+
+/// The layout, the connection count, the numeric limits and the mechanism and folder lists.
+fn check_tuning(acct: &Account) -> Result<(), BadKey> {
+    if let Err(message) = acct.store_layout() {
+        return Err(("layout_separator", message));
+    }
+    if let Some(c) = acct.connections {
+        if c == 0 || c > 16 {
+            return Err(("connections", "must be between 1 and 16".into()));
+        }
+    }
+    for (key, min, max, unit) in LIMITS {
+        if let Some(v) = acct.limit_value(key) {
+            if !(min..=max).contains(&v) {
+                return Err((
+                    key,
+                    format!("must be between {min} and {max} {unit}, not {v}"),
+                ));
+            }
+        }
+    }
+    if let Some(v) = acct.watch_poll_interval {
+        let (min, max) = WATCH_POLL_RANGE;
+        if !(min..=max).contains(&v) {
+            return Err((
+                "watch_poll_interval",
+                format!("must be between {min} and {max} seconds, not {v}"),
+            ));
+        }
+    }
+    if let Some(s) = acct.max_delete_share {
+        if !(0.0..=1.0).contains(&s) {
+            return Err(("max_delete_share", "must be between 0.0 and 1.0".into()));
+        }
+    }
+    if let Some(m) = &acct.mechanisms {
+        if let Some(bad) = m.iter().find(|m| {
+            m.is_empty()
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }) {
+            return Err((
+                "mechanisms",
+                format!("{bad:?} is not a SASL mechanism name"),
+            ));
+        }
+    }
+    if let Some(f) = &acct.folders {
+        if let Some(bad) = f
+            .iter()
+            .find(|p| p.is_empty() || p.chars().any(char::is_control))
+        {
+            return Err(("folders", format!("invalid folder pattern {bad:?}")));
+        }
+    }
+    Ok(())
 }
 
 /// Finds the line of `key` inside `[accounts.NAME]` (best effort, for error messages after

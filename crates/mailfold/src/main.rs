@@ -118,16 +118,11 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Runs the command line's command; returns the exit status. One match with an arm per
+/// command, each only moving the parsed arguments into the command's own `run`: split, it
+/// would only scatter the table of commands.
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    let ctx = Ctx {
-        config: cli.config.clone(),
-        json: cli.json,
-        account: cli.account.clone(),
-        offline: cli.offline,
-        wait: cli.wait,
-        verbose: cli.verbose,
-        quiet: cli.quiet,
-    };
+    let ctx = ctx_of(&cli);
     match cli.command {
         Command::Sync {
             accounts,
@@ -194,45 +189,62 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Probe(a) => commands::probe::run(&ctx, &a),
         Command::Fleet(f) => mailfold::fleet::command(f, ctx.quiet),
         Command::ImportConfig { file } => commands::import_config::run(&ctx, &file),
-        Command::Completions { shell } => {
-            // Rendered into memory first: clap_complete panics on a write error, and a closed
-            // pipe (`completions zsh | head`) must end quietly.
-            let mut cmd = Cli::command();
-            let mut text = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "mailfold", &mut text);
-            exit::write_bytes(&text)?;
-            Ok(exit::OK)
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Man => {
             exit::write_bytes(&mailfold::man::render()?)?;
             Ok(exit::OK)
         }
-        Command::Debug(DebugCommand::Parse { no_greeting }) => {
-            let mut out = exit::WatchedStdout::new();
-            let summary = match commands::debug::parse_stream(
-                &mut std::io::stdin().lock(),
-                &mut out,
-                !no_greeting,
-            ) {
-                Ok(s) => s,
-                Err(_) if out.closed => return Err(anyhow::Error::new(exit::StdoutClosed)),
-                Err(e) => return Err(e.into()),
-            };
-            if summary.all_parsed() {
-                Ok(exit::OK)
+        Command::Debug(DebugCommand::Parse { no_greeting }) => debug_parse(no_greeting),
+    }
+}
+
+/// What every command gets from the global options.
+fn ctx_of(cli: &Cli) -> Ctx {
+    Ctx {
+        config: cli.config.clone(),
+        json: cli.json,
+        account: cli.account.clone(),
+        offline: cli.offline,
+        wait: cli.wait,
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    }
+}
+
+/// `mailfold completions SHELL`: the shell's completion script on stdout. Rendered into
+/// memory first: clap_complete panics on a write error, and a closed pipe
+/// (`completions zsh | head`) must end quietly.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    let mut cmd = Cli::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "mailfold", &mut text);
+    exit::write_bytes(&text)?;
+    Ok(exit::OK)
+}
+
+/// `mailfold debug parse`: parses a server stream from stdin, one JSON line per response
+/// on stdout; status 1 when a response was malformed or the stream ended mid-response.
+fn debug_parse(no_greeting: bool) -> anyhow::Result<u8> {
+    let mut out = exit::WatchedStdout::new();
+    let summary =
+        match commands::debug::parse_stream(&mut std::io::stdin().lock(), &mut out, !no_greeting) {
+            Ok(s) => s,
+            Err(_) if out.closed => return Err(anyhow::Error::new(exit::StdoutClosed)),
+            Err(e) => return Err(e.into()),
+        };
+    if summary.all_parsed() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "mailfold: {} responses parsed, {} malformed{}",
+            summary.responses,
+            summary.errors,
+            if summary.trailing > 0 {
+                ", stream ended mid-response"
             } else {
-                eprintln!(
-                    "mailfold: {} responses parsed, {} malformed{}",
-                    summary.responses,
-                    summary.errors,
-                    if summary.trailing > 0 {
-                        ", stream ended mid-response"
-                    } else {
-                        ""
-                    }
-                );
-                Ok(exit::FAILED)
+                ""
             }
-        }
+        );
+        Ok(exit::FAILED)
     }
 }

@@ -443,30 +443,42 @@ fn commands(out: &mut String, root: &mut clap::Command) {
     }
 }
 
-/// The whole page as roff.
+/// The whole page as roff, one section after another.
 pub fn render() -> anyhow::Result<Vec<u8>> {
     let mut cmd = crate::cli::Cli::command();
     cmd.build();
     let version = cmd.get_version().unwrap_or("").to_string();
     let mut out = String::new();
+    title_and_description(&mut out, &version);
+    global_options(&mut out, &cmd);
+    commands(&mut out, &mut cmd);
+    configuration(&mut out);
+    files_and_environment(&mut out);
+    exit_status(&mut out);
+    examples(&mut out);
+    Ok(out.into_bytes())
+}
+
+/// The title line, NAME, SYNOPSIS and DESCRIPTION.
+fn title_and_description(out: &mut String, version: &str) {
     let _ = writeln!(
         out,
         ".TH MAILFOLD 1 \"\" \"mailfold {}\" \"User Commands\"",
-        esc(&version)
+        esc(version)
     );
-    section(&mut out, "NAME");
+    section(out, "NAME");
     let _ = writeln!(
         out,
         "mailfold \\- a two\\-way mirror of IMAP folders in a local Maildir, and a mail command line"
     );
-    section(&mut out, "SYNOPSIS");
+    section(out, "SYNOPSIS");
     let _ = writeln!(
         out,
         "\\fBmailfold\\fR [\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGUMENTS\\fR]"
     );
-    section(&mut out, "DESCRIPTION");
+    section(out, "DESCRIPTION");
     para(
-        &mut out,
+        out,
         "mailfold keeps a two-way mirror of the folders of an IMAP server in a local Maildir tree, \
          readable as it is by mutt, neomutt, aerc and notmuch, with a crash-safe state database \
          beside it (`mailfold sync`, `mailfold watch`), and gives a command line over the mirror \
@@ -474,7 +486,7 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
          folder commands).",
     );
     para(
-        &mut out,
+        out,
         "Folder names are written with `/` between levels (`Archive/2024`) whatever the server's \
          hierarchy delimiter is. Message IDs are the server UIDs `list` shows; a message not \
          uploaded yet is named by its Maildir base name. Changes are made in the mirror first, \
@@ -482,25 +494,31 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
          for the next `mailfold sync`. Options may come anywhere on the command line; `--` ends \
          them.",
     );
-    section(&mut out, "GLOBAL OPTIONS");
+}
+
+/// GLOBAL OPTIONS: the global arguments, then `--help` and `--version`.
+fn global_options(out: &mut String, cmd: &clap::Command) {
+    section(out, "GLOBAL OPTIONS");
     for a in cmd.get_arguments().filter(|a| a.is_global_set()) {
-        item(&mut out, &arg_tag(a), &arg_help(a));
+        item(out, &arg_tag(a), &arg_help(a));
     }
     item(
-        &mut out,
+        out,
         "\\fB\\-h\\fR, \\fB\\-\\-help\\fR",
         "Print help (of a command after its name).",
     );
     item(
-        &mut out,
+        out,
         "\\fB\\-V\\fR, \\fB\\-\\-version\\fR",
         "Print the version.",
     );
-    commands(&mut out, &mut cmd);
+}
 
-    section(&mut out, "CONFIGURATION");
+/// CONFIGURATION: the file, every account key with its default, and an example.
+fn configuration(out: &mut String) {
+    section(out, "CONFIGURATION");
     para(
-        &mut out,
+        out,
         "The configuration is a TOML file: `$XDG_CONFIG_HOME/mailfold/config.toml` (usually \
          `~/.config/mailfold/config.toml`), or the file given with `--config` or \
          `MAILFOLD_CONFIG`. Each account is a table `[accounts.NAME]` with the keys below. \
@@ -514,7 +532,7 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
             "—" => format!("{meaning}."),
             d => format!("{meaning}. Default: {d}."),
         };
-        item(&mut out, &format!("\\fB{}\\fR", esc(key)), &text);
+        item(out, &format!("\\fB{}\\fR", esc(key)), &text);
     }
     let _ = writeln!(out, ".PP\nAn example:\n.PP\n.nf\n.RS");
     for l in [
@@ -527,15 +545,18 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
         let _ = writeln!(out, "{}", esc(l));
     }
     let _ = writeln!(out, ".RE\n.fi");
+}
 
-    section(&mut out, "FILES");
+/// FILES and ENVIRONMENT.
+fn files_and_environment(out: &mut String) {
+    section(out, "FILES");
     item(
-        &mut out,
+        out,
         "\\fI$XDG_CONFIG_HOME/mailfold/config.toml\\fR",
         "The configuration (`~/.config/mailfold/config.toml` when `XDG_CONFIG_HOME` is unset).",
     );
     item(
-        &mut out,
+        out,
         "\\fI$XDG_STATE_HOME/mailfold/ACCOUNT.sqlite\\fR",
         "An account's state database, unless `state` names another file \
          (`~/.local/state/mailfold/` when `XDG_STATE_HOME` is unset). Never delete it to \"fix\" \
@@ -543,49 +564,54 @@ pub fn render() -> anyhow::Result<Vec<u8>> {
          content, and never turns into deletions.",
     );
     item(
-        &mut out,
+        out,
         "\\fISTATE.lock\\fR",
         "Beside the state database: the account's lock, held by `sync` (and by `watch` while one \
          of its syncs runs) and by every command that changes the mirror. The operating system \
          releases it when the process ends; the file stays on purpose.",
     );
     item(
-        &mut out,
+        out,
         "\\fILOCAL/FOLDER/{cur,new,tmp}\\fR",
         "The mirror: one Maildir per folder under the account's `local` directory, sub-folders \
          as sub-directories.",
     );
 
-    section(&mut out, "ENVIRONMENT");
+    section(out, "ENVIRONMENT");
     item(
-        &mut out,
+        out,
         "\\fBMAILFOLD_CONFIG\\fR",
         "The configuration file, when `--config` is not given.",
     );
     item(
-        &mut out,
+        out,
         "\\fBXDG_CONFIG_HOME\\fR, \\fBXDG_STATE_HOME\\fR, \\fBHOME\\fR",
         "Where the configuration and the state databases are found by default.",
     );
+}
 
-    section(&mut out, "EXIT STATUS");
+/// EXIT STATUS: the statuses and how several accounts combine.
+fn exit_status(out: &mut String) {
+    section(out, "EXIT STATUS");
     for (status, meaning) in crate::exit::TABLE {
-        item(&mut out, &status.to_string(), meaning);
+        item(out, &status.to_string(), meaning);
     }
     para(
-        &mut out,
+        out,
         "When `sync` runs over several accounts, the status is the most serious of theirs. With \
          `--json`, an error that ends a command is printed on stdout as \
          `{\"error\": {\"message\": …, \"kind\": …, \"status\": …}}`.",
     );
+}
 
-    section(&mut out, "EXAMPLES");
+/// EXAMPLES: a first session, in order.
+fn examples(out: &mut String) {
+    section(out, "EXAMPLES");
     para(
-        &mut out,
+        out,
         "A first session, in order (message 1 is the oldest message of INBOX):",
     );
     for (cmdline, what) in EXAMPLES {
         let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", esc(cmdline), inline(what));
     }
-    Ok(out.into_bytes())
 }

@@ -67,6 +67,13 @@ pub struct FolderRef {
     pub state: Option<FolderRecord>,
 }
 
+impl FolderRef {
+    /// The folder as the change API names it.
+    pub fn path(&self) -> FolderPath {
+        FolderPath(self.name.components().to_vec())
+    }
+}
+
 /// A message a user named.
 #[derive(Debug, Clone)]
 pub struct MessageRef {
@@ -74,6 +81,15 @@ pub struct MessageRef {
     pub entry: MessageEntry,
     /// Its state row (UID, synced flags and keywords), when it was synced.
     pub record: Option<MessageRecord>,
+}
+
+/// The ID a user names a message by: its UID once synced (`record`), else the base name of
+/// its file `entry`.
+pub fn id_text(entry: &MessageEntry, record: Option<&MessageRecord>) -> String {
+    record.map_or_else(
+        || entry.base.as_str().to_string(),
+        |r| r.uid.get().to_string(),
+    )
 }
 
 /// Parses a folder name as users type it: levels separated by `/`.
@@ -326,6 +342,15 @@ impl Mirror {
             .into_iter()
             .map(|r| (r.base.as_str().to_owned(), r))
             .collect())
+    }
+
+    /// Resolves the message IDs `ids` in folder `f` ([`Mirror::resolve_message`]), in order.
+    pub fn resolve_messages(
+        &self,
+        f: &FolderRef,
+        ids: &[String],
+    ) -> anyhow::Result<Vec<MessageRef>> {
+        ids.iter().map(|id| self.resolve_message(f, id)).collect()
     }
 
     /// Resolves a message ID: a UID from the state, or a Maildir base (a whole file name is

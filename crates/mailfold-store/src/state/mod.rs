@@ -84,6 +84,8 @@ pub struct StateDb {
     path: PathBuf,
     /// Write transactions committed since open ([`StateDb::commits`]).
     commits: Cell<u64>,
+    /// What [`StateDb::set_fsync`] chose last (`true` until then).
+    fsync: Cell<bool>,
     /// The in-process writer lock of this file, shared by every connection of this process
     /// to it ([`writer_lock`]).
     writer: Arc<Mutex<()>>,
@@ -105,6 +107,65 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A [`Error::StateCorrupt`] of the database at `path`.
+fn corrupt(path: &Path, detail: String) -> Error {
+    Error::StateCorrupt {
+        path: path.to_path_buf(),
+        detail,
+    }
+}
+
+/// A SQLite error as the store reports it: one that says the file at
+/// `path` is damaged is [`Error::StateCorrupt`].
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    if is_corruption(&e) {
+        corrupt(path, e.to_string())
+    } else {
+        Error::Db(e)
+    }
+}
+
+/// Refuses to create a database where one exists.
+fn refuse_existing(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(Error::StateExists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The database file's size and whether a log with frames in it is left
+/// beside it; a missing or empty file is refused.
+///
+/// Looked at before opening: reading a WAL-mode database creates the log
+/// file. A log with frames in it means the last session did not close
+/// cleanly (or another one is open now): its pages are part of the
+/// database, so the file size says nothing and the full check runs.
+fn stat_for_open(path: &Path) -> Result<(u64, bool)> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::StateMissing {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(Error::io("stat state database", path, e)),
+    };
+    // SQLite treats an empty file as a valid empty database; for us it
+    // is a truncated one.
+    if meta.len() == 0 {
+        return Err(corrupt(path, "the file is empty (truncated)".into()));
+    }
+    let wal = sidecar(path, "-wal");
+    let wal_left = match std::fs::metadata(&wal) {
+        Ok(m) => m.len() > 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io("stat state journal", &wal, e)),
+    };
+    Ok((meta.len(), wal_left))
+}
+
 fn is_corruption(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -117,11 +178,7 @@ impl StateDb {
     /// leftover WAL of a deleted one) exists; never overwrites. Parent
     /// directories are created.
     pub fn create(path: &Path) -> Result<Self> {
-        if path.exists() {
-            return Err(Error::StateExists {
-                path: path.to_path_buf(),
-            });
-        }
+        refuse_existing(path)?;
         let wal = sidecar(path, "-wal");
         if wal.exists() {
             return Err(Error::StateCorrupt {
@@ -145,56 +202,8 @@ impl StateDb {
         // create replaces, never a half-made database at `path` that every later run would
         // refuse as corrupt.
         let side = sidecar(path, ".new");
-        for f in [
-            side.clone(),
-            sidecar(&side, "-journal"),
-            sidecar(&side, "-wal"),
-            sidecar(&side, "-shm"),
-        ] {
-            match std::fs::remove_file(&f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove a leftover new state database", &f, e)),
-            }
-        }
-        {
-            let conn = Connection::open_with_flags(
-                &side,
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            let mut db = StateDb {
-                conn,
-                writer: writer_lock(&side),
-                path: side.clone(),
-                commits: Cell::new(0),
-            };
-            // No journal and no syncs while building: the side file is nobody's database
-            // until the rename below, and one left by a crash is removed above, so a torn
-            // build costs nothing. The migrations' per-transaction journal files and syncs
-            // were most of an account's first-run CPU (a journal created, synced twice and
-            // deleted per migration). The finished file is synced once before the rename.
-            db.conn.pragma_update(None, "journal_mode", "OFF")?;
-            db.conn.pragma_update(None, "synchronous", "OFF")?;
-            db.conn
-                .pragma_update(None, "application_id", APPLICATION_ID)?;
-            db.migrate(0)?;
-            let now = now_unix().to_string();
-            db.conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
-                params![now],
-            )?;
-            // Closed here: everything is in the one file.
-        }
-        std::fs::File::open(&side)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io("sync new state database", &side, e))?;
-        if path.exists() {
-            return Err(Error::StateExists {
-                path: path.to_path_buf(),
-            });
-        }
+        Self::build_side(&side)?;
+        refuse_existing(path)?;
         std::fs::rename(&side, path)
             .map_err(|e| Error::io("put state database in place", path, e))?;
         if let Some(parent) = &parent {
@@ -209,9 +218,61 @@ impl StateDb {
             writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
+            fsync: Cell::new(true),
         };
         db.configure()?;
         Ok(db)
+    }
+
+    /// Builds a complete fresh database at the side name `side`, replacing whatever a killed
+    /// earlier create left there, and syncs it.
+    fn build_side(side: &Path) -> Result<()> {
+        for f in [
+            side.to_path_buf(),
+            sidecar(side, "-journal"),
+            sidecar(side, "-wal"),
+            sidecar(side, "-shm"),
+        ] {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove a leftover new state database", &f, e)),
+            }
+        }
+        {
+            let conn = Connection::open_with_flags(
+                side,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let mut db = StateDb {
+                conn,
+                writer: writer_lock(side),
+                path: side.to_path_buf(),
+                commits: Cell::new(0),
+                fsync: Cell::new(true),
+            };
+            // No journal and no syncs while building: the side file is nobody's database
+            // until the rename in `create`, and one left by a crash is removed above, so a
+            // torn build costs nothing. The migrations' per-transaction journal files and
+            // syncs were most of an account's first-run CPU (a journal created, synced twice
+            // and deleted per migration). The finished file is synced once, below.
+            db.conn.pragma_update(None, "journal_mode", "OFF")?;
+            db.conn.pragma_update(None, "synchronous", "OFF")?;
+            db.conn
+                .pragma_update(None, "application_id", APPLICATION_ID)?;
+            db.migrate(0)?;
+            let now = now_unix().to_string();
+            db.conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
+                params![now],
+            )?;
+            // Closed here: everything is in the one file.
+        }
+        std::fs::File::open(side)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io("sync new state database", side, e))
     }
 
     /// Opens an existing state database with the [`IntegrityCheck::Auto`]
@@ -222,42 +283,14 @@ impl StateDb {
 
     /// Opens an existing state database, checking that it is a mailfold
     /// database, intact, and of a schema this build can migrate.
+    ///
+    /// The checks run in order from the cheapest: the file and its log as
+    /// they are on disk, the header's application id (before anything is
+    /// written to the file), the integrity pragma `check` asks for, the
+    /// file's size against its header, then the schema version.
     pub fn open_with(path: &Path, check: IntegrityCheck) -> Result<Self> {
-        let corrupt = |detail: String| Error::StateCorrupt {
-            path: path.to_path_buf(),
-            detail,
-        };
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::StateMissing {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(Error::io("stat state database", path, e)),
-        };
-        // SQLite treats an empty file as a valid empty database; for us it
-        // is a truncated one.
-        if meta.len() == 0 {
-            return Err(corrupt("the file is empty (truncated)".into()));
-        }
-        // Looked at before opening: reading a WAL-mode database creates the
-        // log file. A log with frames in it means the last session did not
-        // close cleanly (or another one is open now): its pages are part of
-        // the database, so the file size says nothing and the full check runs.
-        let wal = sidecar(path, "-wal");
-        let wal_left = match std::fs::metadata(&wal) {
-            Ok(m) => m.len() > 0,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io("stat state journal", &wal, e)),
-        };
-        let wrap = |e: rusqlite::Error| {
-            if is_corruption(&e) {
-                corrupt(e.to_string())
-            } else {
-                Error::Db(e)
-            }
-        };
+        let (len, wal_left) = stat_for_open(path)?;
+        let wrap = |e| db_error(path, e);
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -268,6 +301,7 @@ impl StateDb {
             writer: writer_lock(path),
             path: path.to_path_buf(),
             commits: Cell::new(0),
+            fsync: Cell::new(true),
         };
         // Identify the file before changing anything in it (WAL mode is
         // written to the header), so another program's database is left alone.
@@ -276,9 +310,10 @@ impl StateDb {
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .map_err(wrap)?;
         if app != APPLICATION_ID {
-            return Err(corrupt(format!(
-                "not a mailfold state database (application_id {app:#x})"
-            )));
+            return Err(corrupt(
+                path,
+                format!("not a mailfold state database (application_id {app:#x})"),
+            ));
         }
         let pragma = match check {
             IntegrityCheck::Cheap => None,
@@ -287,62 +322,89 @@ impl StateDb {
             IntegrityCheck::Full => Some("PRAGMA integrity_check(20)"),
         };
         if let Some(pragma) = pragma {
-            let problems: Vec<String> = {
-                let mut stmt = db.conn.prepare(pragma).map_err(wrap)?;
-                let rows = stmt
-                    .query_map([], |r| r.get::<_, String>(0))
-                    .map_err(wrap)?;
-                rows.collect::<rusqlite::Result<_>>().map_err(wrap)?
-            };
-            if problems != ["ok"] {
-                return Err(corrupt(problems.join("; ")));
-            }
+            db.check_integrity(pragma)?;
         }
         if !wal_left {
-            // Without a log the file is the whole database. SQLite keeps the
-            // page count in the header (offset 28, valid while the change
-            // counter matches) and truncates the file to it at the final
-            // checkpoint, so any other size is damage.
-            let pages: i64 = db
-                .conn
-                .pragma_query_value(None, "page_count", |r| r.get(0))
-                .map_err(wrap)?;
-            let page_size: i64 = db
-                .conn
-                .pragma_query_value(None, "page_size", |r| r.get(0))
-                .map_err(wrap)?;
-            let expected = pages.saturating_mul(page_size);
-            if u64::try_from(expected).ok() != Some(meta.len()) {
-                return Err(corrupt(format!(
-                    "the file has {} bytes but its header counts {pages} pages of {page_size} \
-                     bytes (truncated or damaged)",
-                    meta.len()
-                )));
-            }
+            db.check_size(len)?;
         }
         db.configure().map_err(|e| match e {
             Error::Db(e) => wrap(e),
             other => other,
         })?;
-        let version: i64 = db
+        db.check_schema()?;
+        Ok(db)
+    }
+
+    /// Runs an integrity `pragma`; the database is corrupt if it reports
+    /// anything but "ok".
+    fn check_integrity(&self, pragma: &str) -> Result<()> {
+        let wrap = |e| db_error(&self.path, e);
+        let problems: Vec<String> = {
+            let mut stmt = self.conn.prepare(pragma).map_err(wrap)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(wrap)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(wrap)?
+        };
+        if problems != ["ok"] {
+            return Err(corrupt(&self.path, problems.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// Checks the file's size, `len`, when no log is left beside it: then
+    /// the file is the whole database. SQLite keeps the page count in the
+    /// header (offset 28, valid while the change counter matches) and
+    /// truncates the file to it at the final checkpoint, so any other size
+    /// is damage.
+    fn check_size(&self, len: u64) -> Result<()> {
+        let wrap = |e| db_error(&self.path, e);
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .map_err(wrap)?;
+        let page_size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .map_err(wrap)?;
+        let expected = pages.saturating_mul(page_size);
+        if u64::try_from(expected).ok() != Some(len) {
+            return Err(corrupt(
+                &self.path,
+                format!(
+                    "the file has {len} bytes but its header counts {pages} pages of \
+                     {page_size} bytes (truncated or damaged)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The schema version is one this build knows (migrated to the newest)
+    /// and the database was initialised.
+    fn check_schema(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |e| db_error(&path, e);
+        let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(wrap)?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
             return Err(Error::SchemaTooNew {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 found: version,
                 supported,
             });
         }
         if version < 1 {
             return Err(corrupt(
+                &path,
                 "schema version 0: the database was never initialised".into(),
             ));
         }
-        db.migrate(version)?;
-        let has_meta: Option<String> = db
+        self.migrate(version)?;
+        let has_meta: Option<String> = self
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'created_at'", [], |r| {
                 r.get(0)
@@ -350,9 +412,12 @@ impl StateDb {
             .optional()
             .map_err(wrap)?;
         if has_meta.is_none() {
-            return Err(corrupt("the meta table has no created_at row".into()));
+            return Err(corrupt(
+                &path,
+                "the meta table has no created_at row".into(),
+            ));
         }
-        Ok(db)
+        Ok(())
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -526,7 +591,38 @@ impl StateDb {
     pub fn set_fsync(&self, fsync: bool) -> Result<()> {
         let level = if fsync { "FULL" } else { "NORMAL" };
         self.conn.pragma_update(None, "synchronous", level)?;
+        self.fsync.set(fsync);
         Ok(())
+    }
+
+    /// Whether a commit waits for the disk now (`PRAGMA synchronous` is FULL or EXTRA).
+    pub fn syncs_commits(&self) -> Result<bool> {
+        let level: i64 = self
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        Ok(level >= 2)
+    }
+
+    /// [`StateDb::write`] without waiting for the disk at its commit, whatever
+    /// [`StateDb::set_fsync`] chose: for changes whose loss the next run recognises from
+    /// their effects alone (the sync engine's deferred commit groups, a folder's directory
+    /// stamp), so that they cost no fsync of their own.
+    ///
+    /// In WAL mode commits reach the log in order, and the log is fsynced as a whole: the
+    /// next synced commit, or the checkpoint when the database is closed, makes this one
+    /// durable with it. A power cut before then loses this commit and any later unsynced
+    /// one, never an earlier commit and never a part of one; a crash or a kill loses nothing
+    /// (the log is written at the commit, only not flushed to the disk).
+    pub fn write_unsynced<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> Result<T>) -> Result<T> {
+        if !self.fsync.get() {
+            return self.write(f);
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let v = written?;
+        restored?;
+        Ok(v)
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`, so it cannot fail
@@ -993,12 +1089,15 @@ impl Txn<'_> {
                 now_unix()
             ],
         )?;
-        Ok(IntentId(self.tx.last_insert_rowid()))
+        intent_id_of_row(self.tx.last_insert_rowid())
     }
 
     /// Removes an intent: its outcome is recorded in this same transaction.
     pub fn resolve_intent(&self, id: IntentId) -> Result<()> {
-        self.exec("DELETE FROM intents WHERE id = ?1", params![id.0])?;
+        self.exec(
+            "DELETE FROM intents WHERE id = ?1",
+            params![intent_row_id(id)?],
+        )?;
         Ok(())
     }
 
@@ -1157,13 +1256,26 @@ fn message_at(r: &Row<'_>, o: usize) -> Result<MessageRecord> {
     })
 }
 
+/// The intent id of an `intents.id` column value. SQLite assigns an `INTEGER PRIMARY KEY`
+/// only positive values, so a negative one is a damaged database, reported rather than wrapped.
+fn intent_id_of_row(id: i64) -> Result<IntentId> {
+    u64::try_from(id)
+        .map(IntentId)
+        .map_err(|_| bad("intents.id", format!("negative row id {id}")))
+}
+
+/// The `intents.id` column value of an intent id; an id beyond `i64` names no row.
+fn intent_row_id(id: IntentId) -> Result<i64> {
+    i64::try_from(id.0).map_err(|_| Error::IntentOutOfRange { id: id.0 })
+}
+
 fn intent_from_row(r: &Row<'_>) -> Result<Intent> {
     let kind: String = r.get(1)?;
     let uid: Option<u32> = r.get(4)?;
     let base: Option<String> = r.get(5)?;
     let hash: Option<Vec<u8>> = r.get(6)?;
     Ok(Intent {
-        id: IntentId(r.get(0)?),
+        id: intent_id_of_row(r.get(0)?)?,
         intent: NewIntent {
             kind: IntentKind::parse(&kind).ok_or_else(|| bad("intents.kind", kind.clone()))?,
             folder: r.get::<_, Option<i64>>(2)?.map(FolderId),
@@ -1544,5 +1656,31 @@ impl AliasRegistry for StateDb {
         tx.commit()?;
         self.count_commit();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_ids_cross_the_row_id_checked() {
+        assert_eq!(intent_id_of_row(1).unwrap(), IntentId(1));
+        assert_eq!(
+            intent_id_of_row(i64::MAX).unwrap(),
+            IntentId(i64::MAX.unsigned_abs())
+        );
+        assert!(matches!(
+            intent_id_of_row(-1),
+            Err(Error::BadStoredValue {
+                column: "intents.id",
+                ..
+            })
+        ));
+        assert_eq!(intent_row_id(IntentId(7)).unwrap(), 7);
+        assert!(matches!(
+            intent_row_id(IntentId(u64::MAX)),
+            Err(Error::IntentOutOfRange { id: u64::MAX })
+        ));
     }
 }

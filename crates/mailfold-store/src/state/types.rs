@@ -15,9 +15,10 @@ pub use mailfold_proto::core::{Uid, UidValidity};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FolderId(pub i64);
 
-/// Row id of a journal intent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IntentId(pub i64);
+// Row id of a journal intent: the planner's type, so an open intent goes into a plan and the
+// plan's `DropIntent` comes back unconverted. Its `u64` meets the `i64` column only in
+// `intent_id_of_row` and `intent_row_id` (state/mod.rs), both checked.
+pub use mailfold_plan::IntentId;
 
 /// Row id of a pending change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,9 +3,9 @@
 //! [`super`]) and counts the test hook's steps; [`Applier::apply_one`] hands every other
 //! operation to the step that carries it out.
 
-use mailfold_store::{FolderStatus, IntentId, StateRead, Txn};
+use mailfold_store::{FolderStatus, StateRead, Txn};
 
-use crate::plan::{FolderPath, IntentId as PlanIntentId, ModSeq, Op, PendingKey, Plan, Uid};
+use crate::plan::{FolderPath, IntentId, ModSeq, Op, PendingKey, Plan, Uid};
 use crate::progress::ProgressEvent;
 use crate::step_error::StepError;
 use crate::SyncError;
@@ -219,8 +219,7 @@ impl Applier<'_> {
     }
 
     /// [`Op::DropIntent`]: a journal entry whose outcome the plan settled.
-    fn drop_intent(&mut self, id: PlanIntentId) -> Result<StepResult, SyncError> {
-        let id = IntentId(i64::try_from(id.0).unwrap_or(i64::MAX));
+    fn drop_intent(&mut self, id: IntentId) -> Result<StepResult, SyncError> {
         self.db.write(|tx| tx.resolve_intent(id))?;
         Ok(Ok(()))
     }
@@ -278,13 +277,17 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Commits the current group in one transaction, in step order.
+    /// Commits the current group in one transaction, in step order, without an fsync of its
+    /// own: a group holds only changes whose lost commit the next plan recognises from the
+    /// effect ([`joins_group`]), so a power cut that loses it costs what a kill before it
+    /// does. The next synced commit (a download's rows, an intent) or the close of the
+    /// database makes it durable.
     pub(super) fn flush(&mut self) -> Result<(), SyncError> {
         if self.deferred.is_empty() {
             return Ok(());
         }
         let group = std::mem::take(&mut self.deferred);
-        self.db.write(|tx| {
+        self.db.write_unsynced(|tx| {
             for change in group {
                 change(tx)?;
             }

@@ -3,8 +3,9 @@
 //! RFC822.SIZE (V0007), a header-only copy for a message over the size limit (V0010, V0070).
 //! The writes keep the order of the "Download" item of the crash-safety argument in the
 //! `apply` module docs: every body is written, then fsynced and moved into place
-//! [`PLACE_BATCH`] at a time, then each directory is fsynced once, and only then are the rows
-//! handed to the commit group.
+//! [`PLACE_BATCH`] at a time (a batch's fsyncs run on a thread of their own while the next
+//! bodies arrive), then each directory is fsynced once, and only then are the rows handed to
+//! the commit group.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +90,7 @@ impl Applier<'_> {
                 placing: Placing {
                     placed: Vec::new(),
                     unplaced: Vec::new(),
+                    syncing: None,
                     written: &mut written,
                     errors: &mut errors,
                     progress: self.progress,
@@ -227,11 +229,7 @@ impl Applier<'_> {
                 size: w.size,
                 internaldate: crate::plan::UnixTime(w.date),
                 message_id: w.message_id.clone(),
-                hash: if w.partial {
-                    None
-                } else {
-                    Some(crate::plan::ContentHash(m.hash.0))
-                },
+                hash: if w.partial { None } else { Some(m.hash) },
                 partial: w.partial,
             };
             recs.push(record(u, &m.entry.base, &w.flags, &content));
@@ -401,6 +399,17 @@ impl Receiver<'_, '_> {
     }
 }
 
+/// Fsyncs a batch's files together, so that they share journal commits.
+fn sync_batch(mut batch: Vec<(Uid, UnplacedMessage)>) -> Synced {
+    let synced =
+        mailfold_store::sync_unplaced(&mut batch.iter_mut().map(|(_, u)| u).collect::<Vec<_>>());
+    batch
+        .into_iter()
+        .zip(synced)
+        .map(|((uid, u), r)| (uid, u, r))
+        .collect()
+}
+
 /// The most finished downloads kept in `tmp/` before they are fsynced and moved into place
 /// together: enough for a journaled file system to carry many in one commit, few enough that
 /// their open files and buffers stay small whatever the batch.
@@ -409,10 +418,17 @@ const PLACE_BATCH: usize = 32;
 /// A message put in place, with the directory whose fsync its entry waits for, or why not.
 type Placed = mailfold_store::Result<(WrittenMessage, Option<UnsyncedDir>)>;
 
+/// Finished files of a download batch, each with what its fsync gave
+/// ([`mailfold_store::sync_unplaced`]).
+type Synced = Vec<(Uid, UnplacedMessage, mailfold_store::Result<()>)>;
+
 /// A download batch's finished files and what placing them records.
 struct Placing<'p, 'f> {
     placed: Vec<(Uid, Placed)>,
     unplaced: Vec<(Uid, UnplacedMessage)>,
+    /// The previous [`PLACE_BATCH`] of finished files, being fsynced on a thread of its own
+    /// while the next bodies arrive; placed before any later file.
+    syncing: Option<std::thread::JoinHandle<Synced>>,
     written: &'p mut Written,
     errors: &'p mut Vec<StepError>,
     progress: &'f dyn Progress,
@@ -450,7 +466,35 @@ impl Placing<'_, '_> {
             },
         }
         if self.unplaced.len() >= PLACE_BATCH {
+            self.hand_over();
+        }
+    }
+
+    /// Starts the fsync of the finished files on a thread while the next bodies arrive, after
+    /// placing the batch handed over before (the files go in place in the order they were
+    /// finished). With fsync off there is nothing to wait for: they are placed at once.
+    fn hand_over(&mut self) {
+        self.settle();
+        if !self.unplaced.iter().any(|(_, u)| u.needs_sync()) {
             self.place();
+            return;
+        }
+        let batch = std::mem::take(&mut self.unplaced);
+        self.syncing = Some(std::thread::spawn(move || sync_batch(batch)));
+    }
+
+    /// Places the batch whose fsync [`Self::hand_over`] started, once it is done.
+    fn settle(&mut self) {
+        let Some(syncing) = self.syncing.take() else {
+            return;
+        };
+        // Its thread cannot panic (`sync_unplaced` returns its errors); if it did, its files
+        // were dropped with it (their temporary files removed), unplaced and unrecorded.
+        match syncing.join() {
+            Ok(synced) => self.put_in_place(synced),
+            Err(_) => self.errors.push(StepError::Local(
+                "new messages not written: the thread syncing them stopped".into(),
+            )),
         }
     }
 
@@ -458,15 +502,18 @@ impl Placing<'_, '_> {
     /// were finished, after all of them were written (`MessageWriter::finish`); each is a step
     /// of the test hook.
     fn place(&mut self) {
-        // The batch's files are fsynced together first, so that they share journal commits.
-        let synced = mailfold_store::sync_unplaced(
-            &mut self.unplaced.iter_mut().map(|(_, u)| u).collect::<Vec<_>>(),
-        );
+        self.settle();
+        let batch = std::mem::take(&mut self.unplaced);
+        self.put_in_place(sync_batch(batch));
+    }
+
+    /// Moves the files of `synced` whose fsync succeeded into place, after the ones placed at
+    /// once (a partial copy made whole).
+    fn put_in_place(&mut self, synced: Synced) {
         let done = self.placed.drain(..).chain(
-            self.unplaced
-                .drain(..)
-                .zip(synced)
-                .map(|((uid, u), synced)| (uid, synced.and_then(|()| u.place_deferred()))),
+            synced
+                .into_iter()
+                .map(|(uid, u, synced)| (uid, synced.and_then(|()| u.place_deferred()))),
         );
         for (uid, committed) in done {
             match committed {

@@ -263,7 +263,7 @@ fn record(uid: Uid, base: &MessageBase, flags: &FlagSet, c: &RowContent) -> Mess
             unix: c.internaldate.0,
             offset_minutes: 0,
         }),
-        hash: c.hash.map(|h| mailfold_store::ContentHash(h.0)),
+        hash: c.hash,
         message_id: c.message_id.clone(),
         partial: c.partial,
     }

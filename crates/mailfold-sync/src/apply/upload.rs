@@ -57,7 +57,7 @@ impl Applier<'_> {
         let intent = append_intent(
             id,
             &entry,
-            content.hash.map(|h| mailfold_store::ContentHash(h.0)),
+            content.hash,
             content.size,
             content.internaldate.0,
             content.message_id.as_deref(),
@@ -247,7 +247,7 @@ impl Applier<'_> {
             size: len,
             internaldate: *internaldate,
             message_id: message_id.clone(),
-            hash: Some(crate::plan::ContentHash(hash.0)),
+            hash: Some(hash),
             partial: false,
         };
         let rec = uid.map(|u| record(u, &entry.base, flags, &content));

@@ -12,7 +12,7 @@ use mailfold_store::{
 };
 
 use super::names::flagset;
-use super::state::{to_plan_hash, StateRows};
+use super::state::StateRows;
 use super::{Gathered, StampReading};
 use crate::account::AccountSpec;
 use crate::plan::{FlagSet, FolderPath, LocalFolder, LocalId, LocalMessage, Location, UnixTime};
@@ -189,22 +189,10 @@ pub(super) fn find_file(folder: &Folder, r: &MessageRecord) -> Option<MessageEnt
         (Subdir::New, format!("{base}:2,{flags}")),
     ];
     for (subdir, name) in candidates {
-        let path = folder.path().join(subdir.as_str()).join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
+        // An error (a directory that went away) is as good as no file: the caller lists.
+        if let Ok(Some(entry)) = folder.entry_named(subdir, &name) {
+            return Some(entry);
         }
-        let (parsed_base, parsed_flags) = MessageBase::parse_file_name(&name)?;
-        return Some(MessageEntry {
-            base: parsed_base,
-            flags: parsed_flags,
-            subdir,
-            path,
-            size: meta.len(),
-            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        });
     }
     None
 }
@@ -260,7 +248,7 @@ pub(super) fn describe_local(
                 size,
                 mtime,
                 message_id: r.message_id.clone(),
-                hash: r.hash.map(to_plan_hash),
+                hash: r.hash,
                 partial: r.partial,
             });
         }
@@ -278,7 +266,7 @@ pub(super) fn describe_local(
         size,
         mtime,
         message_id: header_message_id(&head),
-        hash: Some(to_plan_hash(hash)),
+        hash: Some(hash),
         partial: row.is_some_and(|r| r.partial),
     })
 }

@@ -284,6 +284,10 @@ fn verify_all(
 
 /// Writes the stamps of `todo` that the state does not hold already (same stamp, same row
 /// count, no keys to rebuild), in one transaction; none at all commits nothing.
+///
+/// The commit waits for no fsync: a stamp only lets the next run skip a listing, a lost
+/// one makes it list the folder, and the log keeps commits in order, so a stamp never
+/// outlives the rows it vouches for.
 fn write_stamps(db: &mut StateDb, todo: Vec<ToRecord>) -> Result<usize, crate::SyncError> {
     let recorded = db.local_stamps()?;
     let mut fresh = Vec::with_capacity(todo.len());
@@ -298,7 +302,7 @@ fn write_stamps(db: &mut StateDb, todo: Vec<ToRecord>) -> Result<usize, crate::S
     if fresh.is_empty() {
         return Ok(0);
     }
-    Ok(db.write(|tx| {
+    Ok(db.write_unsynced(|tx| {
         let mut n = 0;
         for (id, stamp, rebuild) in &fresh {
             if *rebuild {

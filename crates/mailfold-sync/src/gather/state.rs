@@ -12,13 +12,9 @@ use super::names::{path_of_wire, row_flags};
 use super::Gathered;
 use crate::account::AccountSpec;
 use crate::plan::{
-    Content, ContentHash, FolderPath, Intent, IntentId, LocalId, ModSeq, PendingKey, ServerCopy,
-    StateFolder, StateMessage, SyncInput, Uid, UidValidity, UnixTime,
+    Content, FolderPath, Intent, LocalId, ModSeq, PendingKey, ServerCopy, StateFolder,
+    StateMessage, SyncInput, Uid, UidValidity, UnixTime,
 };
-
-pub(super) fn to_plan_hash(h: mailfold_store::ContentHash) -> ContentHash {
-    ContentHash(h.0)
-}
 
 /// The most candidates kept per new file: one usable source is enough, a few cover sources
 /// the plan removes or cannot read.
@@ -42,7 +38,7 @@ pub(super) fn server_copies(
             let Some(hash) = m.hash.filter(|_| !m.partial && !named.contains(&m.id)) else {
                 continue;
             };
-            let rows = db.messages_by_hash(&mailfold_store::ContentHash(hash.0))?;
+            let rows = db.messages_by_hash(&hash)?;
             let found = rows
                 .iter()
                 .filter(|(_, r)| !r.partial)
@@ -128,7 +124,7 @@ pub(super) fn state_message(uid: Option<Uid>, r: &MessageRecord) -> StateMessage
         size: r.size.unwrap_or(0),
         internaldate: UnixTime(r.internaldate.map_or(0, |d| d.unix)),
         message_id: r.message_id.clone(),
-        hash: r.hash.map(to_plan_hash),
+        hash: r.hash,
         partial: r.partial,
     }
 }
@@ -254,9 +250,9 @@ pub(super) fn append_intents(
             continue;
         };
         let mut content = decode_intent_detail(&i.intent.detail);
-        content.hash = i.intent.hash.map(to_plan_hash);
+        content.hash = i.intent.hash;
         out.push(Intent::Append {
-            id: IntentId(u64::try_from(i.id.0).unwrap_or(0)),
+            id: i.id,
             folder: folder.clone(),
             local: LocalId::new(base.as_str()),
             content,

@@ -68,6 +68,26 @@ impl ServerSession {
         &mut self,
         root_folder: Option<&str>,
     ) -> Result<Vec<ServerFolder>, SessionError> {
+        let (mailboxes, statuses) = self.list_with_counts().await?;
+        // The same delimiter choice as the sync's gather: INBOX's, else the first entry's.
+        let delimiter = mailboxes
+            .iter()
+            .find(|m| m.mailbox.as_wire().eq_ignore_ascii_case(b"INBOX"))
+            .or_else(|| mailboxes.first())
+            .and_then(|m| m.delimiter);
+        let root = self.folder_root(root_folder, delimiter).await;
+        Ok(mailboxes
+            .iter()
+            .filter_map(|m| server_folder(m, &root, &statuses))
+            .collect())
+    }
+
+    /// Every folder the server lists, with the MESSAGES and UNSEEN counts of the selectable
+    /// ones: one LIST with `RETURN (STATUS …)` where LIST-STATUS is offered, else the LIST
+    /// and then every STATUS submitted before the first answer is awaited (seed V0044).
+    async fn list_with_counts(
+        &mut self,
+    ) -> Result<(Vec<MailboxList>, Vec<MailboxStatus>), SessionError> {
         let s = &mut self.session;
         let caps = s.capabilities().cloned().unwrap_or_default();
         let items = vec![StatusItem::Messages, StatusItem::Unseen];
@@ -96,14 +116,11 @@ impl ServerSession {
             } => (mailboxes, statuses),
             _ => (Vec::new(), Vec::new()),
         };
-        let selectable: Vec<&MailboxList> = mailboxes
-            .iter()
-            .filter(|m| !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent))
-            .collect();
         if !list_status {
             // Seed V0044: every STATUS is submitted before the first answer is awaited.
-            let handles: Vec<_> = selectable
+            let handles: Vec<_> = mailboxes
                 .iter()
+                .filter(|m| is_selectable(m))
                 .map(|m| {
                     s.submit(Command::Status {
                         mailbox: m.mailbox.clone(),
@@ -118,46 +135,47 @@ impl ServerSession {
                 }
             }
         }
-        // The same delimiter choice as the sync's gather: INBOX's, else the first entry's.
-        let delimiter = mailboxes
-            .iter()
-            .find(|m| m.mailbox.as_wire().eq_ignore_ascii_case(b"INBOX"))
-            .or_else(|| mailboxes.first())
-            .and_then(|m| m.delimiter);
-        let root = self.folder_root(root_folder, delimiter).await;
-        let mut rows = Vec::new();
-        for m in &mailboxes {
-            // A \NonExistent parent (RFC 5258) is listed as a parent only when it has
-            // children.
-            if m.has(&ListAttribute::NonExistent) && !m.has(&ListAttribute::HasChildren) {
-                continue;
-            }
-            let name = match crate::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
-                Ok(p) => match root.local_of(&p) {
-                    Some(local) => local.to_string(),
-                    // Outside the root, or the root itself: not part of the mirror.
-                    None => continue,
-                },
-                Err(e) => {
-                    tracing::warn!("folder name not decodable: {e}");
-                    String::from_utf8_lossy(m.mailbox.as_wire()).into_owned()
-                }
-            };
-            let st: Option<&MailboxStatus> = statuses.iter().find(|x| x.mailbox == m.mailbox);
-            rows.push(ServerFolder {
-                name,
-                special_use: m
-                    .attributes
-                    .iter()
-                    .find_map(ListAttribute::special_use_name)
-                    .map(str::to_owned),
-                messages: st.and_then(MailboxStatus::messages),
-                unseen: st.and_then(unseen_of),
-                selectable: !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent),
-            });
-        }
-        Ok(rows)
+        Ok((mailboxes, statuses))
     }
+}
+
+/// Whether a listed folder can hold messages (`\Noselect` and `\NonExistent` cannot).
+fn is_selectable(m: &MailboxList) -> bool {
+    !m.has(&ListAttribute::NoSelect) && !m.has(&ListAttribute::NonExistent)
+}
+
+/// The row of one listed folder, named as the sync names it locally; `None` for a folder
+/// outside the root (or the root itself), and for a `\NonExistent` one without children.
+fn server_folder(
+    m: &MailboxList,
+    root: &FolderRoot,
+    statuses: &[MailboxStatus],
+) -> Option<ServerFolder> {
+    // A \NonExistent parent (RFC 5258) is listed as a parent only when it has
+    // children.
+    if m.has(&ListAttribute::NonExistent) && !m.has(&ListAttribute::HasChildren) {
+        return None;
+    }
+    let name = match crate::gather::path_of_wire(m.mailbox.as_wire(), m.delimiter) {
+        // Outside the root, or the root itself: not part of the mirror.
+        Ok(p) => root.local_of(&p)?.to_string(),
+        Err(e) => {
+            tracing::warn!("folder name not decodable: {e}");
+            String::from_utf8_lossy(m.mailbox.as_wire()).into_owned()
+        }
+    };
+    let st: Option<&MailboxStatus> = statuses.iter().find(|x| x.mailbox == m.mailbox);
+    Some(ServerFolder {
+        name,
+        special_use: m
+            .attributes
+            .iter()
+            .find_map(ListAttribute::special_use_name)
+            .map(str::to_owned),
+        messages: st.and_then(MailboxStatus::messages),
+        unseen: st.and_then(unseen_of),
+        selectable: is_selectable(m),
+    })
 }
 
 fn unseen_of(s: &MailboxStatus) -> Option<u32> {

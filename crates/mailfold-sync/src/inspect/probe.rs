@@ -19,9 +19,10 @@
 use std::collections::BTreeMap;
 
 use mailfold_net::{
-    AuthInfo, CertProblem, CertSummary, ConnectConfig, Error as NetError, Security, Session,
-    TlsInfo, TrustSource,
+    AuthInfo, CertProblem, CertSummary, ConnectConfig, ConnectFailure, Error as NetError, Security,
+    Session, TlsInfo, TrustSource,
 };
+use mailfold_sasl::Credentials;
 use serde::Serialize;
 
 use super::session::{Notice, ServerSession};
@@ -356,33 +357,8 @@ fn login_report(a: &AuthInfo, ok: bool, error: Option<String>) -> LoginReport {
 /// whether the server could be used.
 pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVerdict) {
     let cfg = &session_config(account);
-    // A pending secret is waited for on the blocking pool, not on the probe's runtime.
-    let creds = match login {
-        false => None,
-        true if account.secret.is_pending() => {
-            let a = account.clone();
-            match tokio::task::spawn_blocking(move || credentials(&a)).await {
-                Ok(c) => Some(c),
-                Err(e) => Some(Err(SecretError(format!("waiting for the secret: {e}")))),
-            }
-        }
-        true => Some(credentials(account)),
-    };
-    let mut report = ProbeReport {
-        host: cfg.host.clone(),
-        port: cfg.port(),
-        tls_mode: mode_name(cfg.security),
-        greeting: None,
-        tls: None,
-        server_id: None,
-        capabilities_before_login: None,
-        mechanisms_offered: Vec::new(),
-        login: None,
-        capabilities_after_login: None,
-        errors: Vec::new(),
-        hints: Vec::new(),
-        notices: Vec::new(),
-    };
+    let creds = probe_credentials(account, login).await;
+    let mut report = ProbeReport::empty(cfg);
     let creds = match creds {
         Some(Err(e)) => {
             // Nothing can be sent without it: the settings, not the server, are the problem.
@@ -397,22 +373,81 @@ pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVer
         Some(c) => Session::connect_report(cfg, Some(c)).await,
         None => Session::open_report(cfg).await,
     };
-    let failure = match first {
-        Ok(mut s) => {
-            report.greeting = s.greeting().map(str::to_string);
-            if creds.is_some() {
-                let a = s.auth_info().clone();
-                report.capabilities_before_login = a.capabilities_before.clone();
-                report.mechanisms_offered = a.mechanisms_offered.clone();
-                report.capabilities_after_login = a.capabilities_after.clone();
-                report.login = Some(login_report(&a, true, None));
-            }
-            read_session(&mut s, &mut report).await;
-            logout(s, &mut report).await;
-            return (report, ProbeVerdict::Usable);
+    match first {
+        Ok(s) => {
+            record_session(s, creds.is_some(), &mut report).await;
+            (report, ProbeVerdict::Usable)
         }
-        Err(f) => f,
-    };
+        Err(failure) => {
+            let verdict = record_failure(cfg, creds.is_some(), *failure, &mut report).await;
+            (report, verdict)
+        }
+    }
+}
+
+/// The account's credentials when the probe logs in (`None` when it does not). A pending
+/// secret is waited for on the blocking pool, not on the probe's runtime.
+async fn probe_credentials(
+    account: &AccountSpec,
+    login: bool,
+) -> Option<Result<Credentials, SecretError>> {
+    match login {
+        false => None,
+        true if account.secret.is_pending() => {
+            let a = account.clone();
+            match tokio::task::spawn_blocking(move || credentials(&a)).await {
+                Ok(c) => Some(c),
+                Err(e) => Some(Err(SecretError(format!("waiting for the secret: {e}")))),
+            }
+        }
+        true => Some(credentials(account)),
+    }
+}
+
+impl ProbeReport {
+    /// The report of a probe of `cfg`'s server before anything is learned.
+    fn empty(cfg: &ConnectConfig) -> ProbeReport {
+        ProbeReport {
+            host: cfg.host.clone(),
+            port: cfg.port(),
+            tls_mode: mode_name(cfg.security),
+            greeting: None,
+            tls: None,
+            server_id: None,
+            capabilities_before_login: None,
+            mechanisms_offered: Vec::new(),
+            login: None,
+            capabilities_after_login: None,
+            errors: Vec::new(),
+            hints: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+}
+
+/// What a session that got through shows (with its login, when `logged_in`); then logs out.
+async fn record_session(mut s: Session, logged_in: bool, report: &mut ProbeReport) {
+    report.greeting = s.greeting().map(str::to_string);
+    if logged_in {
+        let a = s.auth_info().clone();
+        report.capabilities_before_login = a.capabilities_before.clone();
+        report.mechanisms_offered = a.mechanisms_offered.clone();
+        report.capabilities_after_login = a.capabilities_after.clone();
+        report.login = Some(login_report(&a, true, None));
+    }
+    read_session(&mut s, report).await;
+    logout(s, report).await;
+}
+
+/// What a failed connection shows: how far it got, why it failed, and for the failures with
+/// a likely cause what to try. The verdict is [`ProbeVerdict::Config`] when the settings are
+/// at fault, else [`ProbeVerdict::Unusable`].
+async fn record_failure(
+    cfg: &ConnectConfig,
+    with_login: bool,
+    failure: ConnectFailure,
+    report: &mut ProbeReport,
+) -> ProbeVerdict {
     report.greeting = failure.greeting.clone();
     if let Some(info) = &failure.tls {
         report.tls = Some(tls_report(info));
@@ -455,7 +490,7 @@ pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVer
         }
         NetError::Config(e) => {
             report.errors.push(format!("configuration: {e}"));
-            return (report, ProbeVerdict::Config);
+            return ProbeVerdict::Config;
         }
         e @ (NetError::Io(..) | NetError::Timeout(_)) => {
             if matches!(&e, NetError::Timeout(w) if w.contains("greeting"))
@@ -469,39 +504,49 @@ pub async fn probe(account: &AccountSpec, login: bool) -> (ProbeReport, ProbeVer
             }
             report.errors.push(format!("connection: {e}"));
         }
-        e => {
-            let a = &failure.auth;
-            // The login step was reached when the session chose among the offered mechanisms
-            // (or tried one): what it saw then is what the server offered.
-            let login_reached = creds.is_some()
-                && (a.capabilities_before.is_some() || matches!(e, NetError::Auth { .. }));
-            if login_reached {
-                report.capabilities_before_login = a.capabilities_before.clone();
-                report.mechanisms_offered = a.mechanisms_offered.clone();
-                report.login = Some(login_report(a, false, Some(e.to_string())));
-                report.errors.push(format!("login: {e}"));
-            } else {
-                report.errors.push(format!("session: {e}"));
+        e => record_session_failure(cfg, with_login, &failure.auth, e, report).await,
+    }
+    ProbeVerdict::Unusable
+}
+
+/// A failure after the transport was up: at the login when the session got as far as
+/// choosing a mechanism, else in the session. When the capabilities were not seen, a session
+/// that does not log in reads them.
+async fn record_session_failure(
+    cfg: &ConnectConfig,
+    with_login: bool,
+    a: &AuthInfo,
+    e: NetError,
+    report: &mut ProbeReport,
+) {
+    // The login step was reached when the session chose among the offered mechanisms
+    // (or tried one): what it saw then is what the server offered.
+    let login_reached =
+        with_login && (a.capabilities_before.is_some() || matches!(e, NetError::Auth { .. }));
+    if login_reached {
+        report.capabilities_before_login = a.capabilities_before.clone();
+        report.mechanisms_offered = a.mechanisms_offered.clone();
+        report.login = Some(login_report(a, false, Some(e.to_string())));
+        report.errors.push(format!("login: {e}"));
+    } else {
+        report.errors.push(format!("session: {e}"));
+    }
+    if report.capabilities_before_login.is_none() {
+        // Failed before the capabilities were seen (a refused STARTTLS, a server
+        // that is not IMAP4rev1…): a session that does not log in reads them, and
+        // sends nothing but CAPABILITY, ID and LOGOUT.
+        match Session::open(cfg).await {
+            Ok(mut s) => {
+                read_session(&mut s, report).await;
+                logout(s, report).await;
             }
-            if report.capabilities_before_login.is_none() {
-                // Failed before the capabilities were seen (a refused STARTTLS, a server
-                // that is not IMAP4rev1…): a session that does not log in reads them, and
-                // sends nothing but CAPABILITY, ID and LOGOUT.
-                match Session::open(cfg).await {
-                    Ok(mut s) => {
-                        read_session(&mut s, &mut report).await;
-                        logout(s, &mut report).await;
-                    }
-                    Err(e2) => {
-                        if e2.to_string() != e.to_string() {
-                            report.errors.push(format!("session: {e2}"));
-                        }
-                    }
+            Err(e2) => {
+                if e2.to_string() != e.to_string() {
+                    report.errors.push(format!("session: {e2}"));
                 }
             }
         }
     }
-    (report, ProbeVerdict::Unusable)
 }
 
 /// A TLS version as people write it: rustls's `TLSv1_3` becomes `TLS 1.3`.

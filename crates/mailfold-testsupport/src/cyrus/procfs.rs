@@ -59,41 +59,11 @@ pub(crate) fn owns_socket(pid: u32, inode: u64) -> bool {
 /// Live (non-zombie) processes other than this one whose command line contains `needle`
 /// as one argument: for an instance, the path of its unique imapd.conf.
 pub(crate) fn processes_with_arg(needle: &str) -> Vec<Pid> {
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if u32::try_from(pid).ok() == Some(me) {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if !cmdline
+    crate::instance::processes_where(|cmdline| {
+        cmdline
             .split(|&b| b == 0)
             .any(|arg| arg == needle.as_bytes())
-        {
-            continue;
-        }
-        // A zombie waits for its parent to reap it; signalling it is pointless.
-        let zombie = fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
-            .unwrap_or(false);
-        if !zombie {
-            found.push(Pid::from_raw(pid));
-        }
-    }
-    found
+    })
 }
 
 #[cfg(test)]

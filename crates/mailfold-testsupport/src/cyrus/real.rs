@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::cyrus::Cyrus;
-use crate::dovecot::{Dovecot, TestUser};
+use crate::dovecot::Dovecot;
+use crate::instance::TestUser;
 
 /// A running private IMAP server with test users.
 pub trait RealServer {

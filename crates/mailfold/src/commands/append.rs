@@ -16,7 +16,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use mailfold_sync::changes::Change;
-use mailfold_sync::plan::{Flag, FlagSet, FolderPath, UnixTime};
+use mailfold_sync::plan::{Flag, FlagSet, UnixTime};
 use serde_json::json;
 
 use super::{print_json, Ctx, Pushed};
@@ -33,6 +33,65 @@ pub fn run(
     seen: bool,
     force: bool,
 ) -> anyhow::Result<u8> {
+    check_file(file, force)?;
+    let mut t = change::Target::open(ctx, "append")?;
+    let folder_name = match folder {
+        Some(f) => f.to_string(),
+        None if draft => drafts_folder(&t.mirror)?,
+        None => "INBOX".to_string(),
+    };
+    let f = t.mirror.resolve_folder(&folder_name)?;
+    if f.rel.is_none() && f.state.is_none() {
+        // Neither in the mirror nor synced: the error names the folder and the account.
+        t.mirror.local_folder(&f)?;
+    }
+    let change = Change::Append {
+        folder: f.path(),
+        source: file.to_owned(),
+        flags: flags_of(draft, seen),
+        internaldate: UnixTime(now_unix()),
+    };
+    let done = t.run(
+        ctx,
+        change,
+        "the message is in the local mirror; the next sync uploads it",
+    )?;
+    let m = done
+        .outcome
+        .messages
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the append produced no message"))?;
+    let base = m.local.0.as_str();
+    let new_uid = m.now.map(|u| u.get());
+    // A failed push leaves the message queued for the next sync.
+    let pushed = match (&done.failure, done.pushed) {
+        (Some(_), _) => Pushed::Queued,
+        (None, p) => p,
+    };
+    if ctx.json {
+        print_json(&json!({
+            "account": t.name,
+            "folder": f.name.to_string(),
+            "base": base,
+            "uid": new_uid,
+            "id": new_uid.map_or_else(|| base.to_string(), |u| u.to_string()),
+            "size": m.size,
+            "pushed": pushed.as_str(),
+            "error": done.failure.as_ref().map(|e| format!("{e:#}")),
+        }))?;
+    } else {
+        match (pushed, new_uid) {
+            (Pushed::Server, Some(u)) => crate::outln!("appended to {} as UID {u}", f.name)?,
+            (Pushed::Server, None) => crate::outln!("appended to {}", f.name)?,
+            _ => crate::outln!("added to {} as {} (queued for the next sync)", f.name, base)?,
+        }
+    }
+    change::Done::status(done.failure)
+}
+
+/// A usage error unless `file` is a regular file that (without `force`) starts with a
+/// header block ([`check_header_block`]).
+fn check_file(file: &std::path::Path, force: bool) -> anyhow::Result<()> {
     let meta = std::fs::metadata(file).with_context(|| format!("{}", file.display()))?;
     if !meta.is_file() {
         return Err(usage(format!("{} is not a regular file", file.display())));
@@ -52,18 +111,11 @@ pub fn run(
             )));
         }
     }
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "append", ctx.wait)?;
-    let folder_name = match folder {
-        Some(f) => f.to_string(),
-        None if draft => drafts_folder(&mirror)?,
-        None => "INBOX".to_string(),
-    };
-    let f = mirror.resolve_folder(&folder_name)?;
-    if f.rel.is_none() && f.state.is_none() {
-        // Neither in the mirror nor synced: the error names the folder and the account.
-        mirror.local_folder(&f)?;
-    }
+    Ok(())
+}
+
+/// The flags of the new message: `\Draft` and `\Seen` for a draft, `\Seen` for `seen`.
+fn flags_of(draft: bool, seen: bool) -> FlagSet {
     let mut flags = FlagSet::new();
     if draft {
         flags.insert(Flag::Draft);
@@ -72,54 +124,7 @@ pub fn run(
     if seen {
         flags.insert(Flag::Seen);
     }
-    let change = Change::Append {
-        folder: FolderPath(f.name.components().to_vec()),
-        source: file.to_owned(),
-        flags,
-        internaldate: UnixTime(now_unix()),
-    };
-    let done = change::run(
-        ctx,
-        &name,
-        &acct,
-        &mut mirror,
-        change,
-        "the message is in the local mirror; the next sync uploads it",
-    )?;
-    let m = done
-        .outcome
-        .messages
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("the append produced no message"))?;
-    let base = m.local.0.as_str();
-    let new_uid = m.now.map(|u| u.get());
-    // A failed push leaves the message queued for the next sync.
-    let pushed = match (&done.failure, done.pushed) {
-        (Some(_), _) => Pushed::Queued,
-        (None, p) => p,
-    };
-    if ctx.json {
-        print_json(&json!({
-            "account": name,
-            "folder": f.name.to_string(),
-            "base": base,
-            "uid": new_uid,
-            "id": new_uid.map_or_else(|| base.to_string(), |u| u.to_string()),
-            "size": m.size,
-            "pushed": pushed.as_str(),
-            "error": done.failure.as_ref().map(|e| format!("{e:#}")),
-        }))?;
-    } else {
-        match (pushed, new_uid) {
-            (Pushed::Server, Some(u)) => crate::outln!("appended to {} as UID {u}", f.name)?,
-            (Pushed::Server, None) => crate::outln!("appended to {}", f.name)?,
-            _ => crate::outln!("added to {} as {} (queued for the next sync)", f.name, base)?,
-        }
-    }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
+    flags
 }
 
 /// How much of a file's start `append` reads to check its header block.

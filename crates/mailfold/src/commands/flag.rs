@@ -12,14 +12,14 @@
 use mailfold_store::MaildirFlags;
 use mailfold_sync::changes::{Change, Message};
 use mailfold_sync::inspect::search::Flag;
-use mailfold_sync::plan::{FlagSet, FolderPath, LocalId};
+use mailfold_sync::plan::{FlagSet, LocalId};
 use serde_json::json;
 
 use super::{print_json, Ctx, Pushed};
 use crate::change;
 use crate::cli::FlagArgs;
 use crate::exit::usage;
-use crate::mirror::{MessageRef, Mirror};
+use crate::mirror::{id_text, MessageRef};
 
 /// One flag a user named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +103,68 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Runs the command.
 pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
+    let (set, clear) = parse_args(a)?;
+    let keywords = set.iter().chain(&clear).any(|f| f.letter.is_none());
+    if keywords && ctx.offline {
+        return Err(usage(
+            "keywords other than $Forwarded are kept on the server only; drop --offline",
+        ));
+    }
+    let mut t = change::Target::open(ctx, "flag")?;
+    let f = t.mirror.resolve_folder(&a.folder)?;
+    let msgs = t.mirror.resolve_messages(&f, &a.ids)?;
+    let change = Change::Flags {
+        folder: f.path(),
+        messages: msgs.iter().map(change_message).collect(),
+        add: FlagSet::from_imap(set.iter().map(|x| x.imap.as_str())),
+        remove: FlagSet::from_imap(clear.iter().map(|x| x.imap.as_str())),
+    };
+    let done = t.run(
+        ctx,
+        change,
+        "the flag change was made in the local mirror and the next sync pushes it",
+    )?;
+    let mut failure = done.failure;
+    if done.pushed == Pushed::Queued && keywords {
+        failure = Some(anyhow::anyhow!(
+            "keyword changes were not applied: the server is not reachable"
+        ));
+    }
+    // The messages as they are now: the file's letters, and the flags the state records
+    // (keywords live there).
+    let results = msgs
+        .iter()
+        .map(|m| {
+            let id = id_of(m);
+            t.mirror
+                .resolve_message(&f, &id)
+                .map(|now| (now.entry, now.record))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    if ctx.json {
+        print_json(&json!({
+            "account": t.name,
+            "folder": f.name.to_string(),
+            "pushed": done.pushed.as_str(),
+            "error": failure.as_ref().map(|e| format!("{e:#}")),
+            "messages": results.iter().map(|(e, r)| json!({
+                "id": id_text(e, r.as_ref()),
+                "flags": super::list::flags_of(e, r.as_ref()),
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for (e, r) in &results {
+            let id = id_text(e, r.as_ref());
+            crate::outln!("{id}: {}", super::list::flags_of(e, r.as_ref()).join(" "))?;
+        }
+    }
+    change::Done::status(failure)
+}
+
+/// The flags to set and to clear, parsed; a usage error when there are none or one is in
+/// both lists.
+fn parse_args(a: &FlagArgs) -> anyhow::Result<(Vec<FlagName>, Vec<FlagName>)> {
     if a.set.is_empty() && a.clear.is_empty() {
         return Err(usage("nothing to do: give --set FLAG and/or --clear FLAG"));
     }
@@ -119,75 +181,7 @@ pub fn run(ctx: &Ctx, a: &FlagArgs) -> anyhow::Result<u8> {
     if let Some(f) = set.iter().find(|f| clear.contains(f)) {
         return Err(usage(format!("{} is both set and cleared", f.imap)));
     }
-    let keywords = set.iter().chain(&clear).any(|f| f.letter.is_none());
-    if keywords && ctx.offline {
-        return Err(usage(
-            "keywords other than $Forwarded are kept on the server only; drop --offline",
-        ));
-    }
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "flag", ctx.wait)?;
-    let f = mirror.resolve_folder(&a.folder)?;
-    let msgs = a
-        .ids
-        .iter()
-        .map(|id| mirror.resolve_message(&f, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let change = Change::Flags {
-        folder: FolderPath(f.name.components().to_vec()),
-        messages: msgs.iter().map(change_message).collect(),
-        add: FlagSet::from_imap(set.iter().map(|x| x.imap.as_str())),
-        remove: FlagSet::from_imap(clear.iter().map(|x| x.imap.as_str())),
-    };
-    let done = change::run(
-        ctx,
-        &name,
-        &acct,
-        &mut mirror,
-        change,
-        "the flag change was made in the local mirror and the next sync pushes it",
-    )?;
-    let mut failure = done.failure;
-    if done.pushed == Pushed::Queued && keywords {
-        failure = Some(anyhow::anyhow!(
-            "keyword changes were not applied: the server is not reachable"
-        ));
-    }
-    // The messages as they are now: the file's letters, and the flags the state records
-    // (keywords live there).
-    let results = msgs
-        .iter()
-        .map(|m| {
-            let id = id_of(m);
-            mirror
-                .resolve_message(&f, &id)
-                .map(|now| (now.entry, now.record))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-
-    if ctx.json {
-        print_json(&json!({
-            "account": name,
-            "folder": f.name.to_string(),
-            "pushed": done.pushed.as_str(),
-            "error": failure.as_ref().map(|e| format!("{e:#}")),
-            "messages": results.iter().map(|(e, r)| json!({
-                "id": r.as_ref().map_or_else(|| e.base.as_str().to_string(), |r| r.uid.get().to_string()),
-                "flags": super::list::flags_of(e, r.as_ref()),
-            })).collect::<Vec<_>>(),
-        }))?;
-    } else {
-        for (e, r) in &results {
-            let id = r
-                .as_ref()
-                .map_or_else(|| e.base.as_str().to_string(), |r| r.uid.get().to_string());
-            crate::outln!("{id}: {}", super::list::flags_of(e, r.as_ref()).join(" "))?;
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
+    Ok((set, clear))
 }
 
 /// A message the user named, as the change API names it: by UID once synced, else by its
@@ -201,10 +195,7 @@ pub fn change_message(m: &MessageRef) -> Message {
 
 /// The ID a user names a message by: its UID once synced, else its base name.
 pub fn id_of(m: &MessageRef) -> String {
-    m.record.as_ref().map_or_else(
-        || m.entry.base.as_str().to_string(),
-        |r| r.uid.get().to_string(),
-    )
+    id_text(&m.entry, m.record.as_ref())
 }
 
 /// The Maildir letters for IMAP flags (kept for other modules).

@@ -25,7 +25,7 @@ use serde_json::json;
 use super::{print_json, Ctx, Pushed};
 use crate::change;
 use crate::exit::usage;
-use crate::mirror::{parse_folder_name, Mirror};
+use crate::mirror::parse_folder_name;
 
 /// Checks a new folder name typed by a user (seeds V0018, V0019, V0020).
 pub fn validate_new(name: &str, delimiter: Option<char>) -> anyhow::Result<FolderName> {
@@ -50,39 +50,38 @@ fn path_of(name: &FolderName) -> FolderPath {
 
 /// `mailfold create-folder NAME`.
 pub fn run_create(ctx: &Ctx, name_arg: &str) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "create-folder", ctx.wait)?;
+    let mut t = change::Target::open(ctx, "create-folder")?;
     // The delimiter the last sync recorded; before any sync the server's is checked when the
     // name is sent.
-    let fname = validate_new(name_arg, mirror.delimiter())?;
-    if mirror.resolve_name(&fname)?.rel.is_some() {
+    let fname = validate_new(name_arg, t.mirror.delimiter())?;
+    if t.mirror.resolve_name(&fname)?.rel.is_some() {
         return Err(usage(format!("folder {fname} already exists")));
     }
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         // Seed V0022: created under the root, as the sync would create it.
         Change::CreateFolder {
             folder: path_of(&fname),
         },
         &format!("the server refused to create {fname}"),
     )?;
-    if let Some(e) = done.failure {
-        return Err(e);
-    }
-    report(ctx, &name, "created", &fname.to_string(), None, done.pushed)
+    report(ctx, &t.name, "created", &fname.to_string(), None, done)
 }
 
+/// Ends a folder command: the server half's failure if it failed, else the line (or JSON
+/// object) saying `what` was done to `folder` (and `to`, for a rename).
 fn report(
     ctx: &Ctx,
     account: &str,
     what: &str,
     folder: &str,
     to: Option<&str>,
-    pushed: Pushed,
+    done: change::Done,
 ) -> anyhow::Result<u8> {
+    if let Some(e) = done.failure {
+        return Err(e);
+    }
+    let pushed = done.pushed;
     if ctx.json {
         print_json(&json!({
             "account": account,
@@ -96,21 +95,15 @@ fn report(
             Some(t) => format!("{folder} to {t}"),
             None => folder.to_string(),
         };
-        let tail = match pushed {
-            Pushed::Server => " (on the server too)",
-            Pushed::Queued => " (queued for the next sync)",
-            Pushed::LocalOnly => "",
-        };
-        crate::outln!("{what} {target}{tail}")?;
+        crate::outln!("{what} {target}{}", pushed.human_tail())?;
     }
     Ok(crate::exit::OK)
 }
 
 /// `mailfold rename-folder FROM TO`.
 pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "rename-folder", ctx.wait)?;
-    let old = mirror.resolve_folder(from)?;
+    let mut t = change::Target::open(ctx, "rename-folder")?;
+    let old = t.mirror.resolve_folder(from)?;
     if old.name.components().first().is_some_and(|c| c == "INBOX") {
         // RFC 3501 6.3.5: renaming INBOX moves its messages and leaves INBOX in place, which
         // is not what a folder rename means.
@@ -119,44 +112,37 @@ pub fn run_rename(ctx: &Ctx, from: &str, to: &str) -> anyhow::Result<u8> {
     if old.rel.is_none() {
         return Err(usage(format!("no folder {} in the local mirror", old.name)));
     }
-    let new_name = validate_new(to, mirror.delimiter())?;
+    let new_name = validate_new(to, t.mirror.delimiter())?;
     if new_name.components().first().is_some_and(|c| c == "INBOX")
         && new_name.components().len() == 1
     {
         return Err(usage("a folder cannot be renamed to INBOX"));
     }
-    if mirror.resolve_name(&new_name)?.rel.is_some() {
+    if t.mirror.resolve_name(&new_name)?.rel.is_some() {
         return Err(usage(format!("folder {new_name} already exists")));
     }
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         Change::RenameFolder {
             from: path_of(&old.name),
             to: path_of(&new_name),
         },
         &format!("the server refused to rename {}", old.name),
     )?;
-    if let Some(e) = done.failure {
-        return Err(e);
-    }
     report(
         ctx,
-        &name,
+        &t.name,
         "renamed",
         &old.name.to_string(),
         Some(&new_name.to_string()),
-        done.pushed,
+        done,
     )
 }
 
 /// `mailfold delete-folder NAME [--force]`.
 pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "delete-folder", ctx.wait)?;
-    let f = mirror.resolve_folder(name_arg)?;
+    let mut t = change::Target::open(ctx, "delete-folder")?;
+    let f = t.mirror.resolve_folder(name_arg)?;
     if f.name.is_inbox() {
         return Err(usage("INBOX cannot be deleted"));
     }
@@ -164,7 +150,7 @@ pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> 
         return Err(usage(format!("no folder {} in the local mirror", f.name)));
     }
     let held = match &f.rel {
-        Some(_) => mirror.local_folder(&f)?.scan()?.len(),
+        Some(_) => t.mirror.local_folder(&f)?.scan()?.len(),
         None => 0,
     };
     if held > 0 && !force {
@@ -173,11 +159,8 @@ pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> 
             f.name
         )));
     }
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         Change::DeleteFolder {
             folder: path_of(&f.name),
         },
@@ -188,15 +171,5 @@ pub fn run_delete(ctx: &Ctx, name_arg: &str, force: bool) -> anyhow::Result<u8> 
             "mailfold: the next sync deletes {held} messages on the server and will ask for --force"
         );
     }
-    if let Some(e) = done.failure {
-        return Err(e);
-    }
-    report(
-        ctx,
-        &name,
-        "deleted",
-        &f.name.to_string(),
-        None,
-        done.pushed,
-    )
+    report(ctx, &t.name, "deleted", &f.name.to_string(), None, done)
 }

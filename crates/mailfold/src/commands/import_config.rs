@@ -262,6 +262,8 @@ fn store_ref(v: &str) -> Option<(&str, &str)> {
     Some((store, path))
 }
 
+/// The accounts of an mbsync configuration: one per Channel pairing an IMAPStore with a
+/// MaildirStore.
 fn mbsync(text: &str) -> anyhow::Result<Vec<Out>> {
     let sections = mbsync_sections(text);
     let find = |kind: &str, name: &str| {
@@ -296,44 +298,7 @@ fn mbsync(text: &str) -> anyhow::Result<Vec<Out>> {
         mbsync_server(&server, &mut o);
         // The Maildir side.
         mbsync_maildir(&md, near_path, &mut o);
-        // The channel.
-        if !far_path.is_empty() {
-            o.note(format!(
-                "not carried over: Far path prefix {far_path:?} (use `root_folder` if it names the server folder to mirror)"
-            ));
-        }
-        let mut patterns = Vec::new();
-        for (k, v) in &ch.lines {
-            if k.eq_ignore_ascii_case("Patterns") || k.eq_ignore_ascii_case("Pattern") {
-                patterns.extend(v.iter().cloned());
-            }
-        }
-        if patterns.iter().any(|p| p != "*") {
-            o.set("folders", quote_list(&patterns));
-        }
-        for (k, v) in &ch.lines {
-            let kl = k.to_ascii_lowercase();
-            let val = v.join(" ");
-            match kl.as_str() {
-                "far" | "master" | "near" | "slave" | "patterns" | "pattern" => {}
-                "sync" => {
-                    let lower = val.to_ascii_lowercase();
-                    if lower == "pull" {
-                        o.set("sync", quote("pull"));
-                    } else if lower != "all" && lower != "full" && !lower.is_empty() {
-                        o.note(format!("not carried over: Sync {val} (mailfold syncs both ways, or pull only with sync = \"pull\")"));
-                    }
-                }
-                "copyarrivaldate" => {} // mailfold always keeps INTERNALDATE (seed V0006)
-                "create" | "remove" | "expunge" => o.note(format!(
-                    "not carried over: {k} {val} (mailfold creates, removes and expunges on both sides, never deleting what its state does not prove synced)"
-                )),
-                "syncstate" if val != "*" => o.note(format!(
-                    "not carried over: SyncState {val} (the first sync looks for .mbsyncstate inside each folder only)"
-                )),
-                _ => o.note(format!("not carried over: {k} {val}")),
-            }
-        }
+        mbsync_channel(ch, far_path, &mut o);
         accounts.push(o);
     }
     for g in sections.iter().filter(|s| s.kind == "group") {
@@ -345,6 +310,47 @@ fn mbsync(text: &str) -> anyhow::Result<Vec<Out>> {
         }
     }
     Ok(accounts)
+}
+
+/// The channel's own keys: its Far path prefix, its patterns and what it says about syncing.
+fn mbsync_channel(ch: &Section, far_path: &str, o: &mut Out) {
+    if !far_path.is_empty() {
+        o.note(format!(
+            "not carried over: Far path prefix {far_path:?} (use `root_folder` if it names the server folder to mirror)"
+        ));
+    }
+    let mut patterns = Vec::new();
+    for (k, v) in &ch.lines {
+        if k.eq_ignore_ascii_case("Patterns") || k.eq_ignore_ascii_case("Pattern") {
+            patterns.extend(v.iter().cloned());
+        }
+    }
+    if patterns.iter().any(|p| p != "*") {
+        o.set("folders", quote_list(&patterns));
+    }
+    for (k, v) in &ch.lines {
+        let kl = k.to_ascii_lowercase();
+        let val = v.join(" ");
+        match kl.as_str() {
+            "far" | "master" | "near" | "slave" | "patterns" | "pattern" => {}
+            "sync" => {
+                let lower = val.to_ascii_lowercase();
+                if lower == "pull" {
+                    o.set("sync", quote("pull"));
+                } else if lower != "all" && lower != "full" && !lower.is_empty() {
+                    o.note(format!("not carried over: Sync {val} (mailfold syncs both ways, or pull only with sync = \"pull\")"));
+                }
+            }
+            "copyarrivaldate" => {} // mailfold always keeps INTERNALDATE (seed V0006)
+            "create" | "remove" | "expunge" => o.note(format!(
+                "not carried over: {k} {val} (mailfold creates, removes and expunges on both sides, never deleting what its state does not prove synced)"
+            )),
+            "syncstate" if val != "*" => o.note(format!(
+                "not carried over: SyncState {val} (the first sync looks for .mbsyncstate inside each folder only)"
+            )),
+            _ => o.note(format!("not carried over: {k} {val}")),
+        }
+    }
 }
 
 fn mbsync_server(s: &Section, o: &mut Out) {

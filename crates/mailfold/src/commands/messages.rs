@@ -17,47 +17,38 @@
 //!   then sent nothing and the deletion waits, reported, as in a sync.
 
 use mailfold_sync::changes::Change;
-use mailfold_sync::plan::FolderPath;
 use serde_json::json;
 
 use super::flag::{change_message, id_of};
-use super::{print_json, Ctx, Pushed};
+use super::{print_json, Ctx};
 use crate::change;
 use crate::exit::usage;
-use crate::mirror::Mirror;
 
 /// `mailfold move FOLDER ID… --to DEST`.
 pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "move", ctx.wait)?;
-    let src = mirror.resolve_folder(folder)?;
-    let dst = mirror.resolve_folder(to)?;
+    let mut t = change::Target::open(ctx, "move")?;
+    let src = t.mirror.resolve_folder(folder)?;
+    let dst = t.mirror.resolve_folder(to)?;
     if src.name == dst.name {
         return Err(usage("source and destination are the same folder"));
     }
     // Both must exist locally.
-    mirror.local_folder(&src)?;
-    mirror.local_folder(&dst)?;
-    let msgs = ids
-        .iter()
-        .map(|id| mirror.resolve_message(&src, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    t.mirror.local_folder(&src)?;
+    t.mirror.local_folder(&dst)?;
+    let msgs = t.mirror.resolve_messages(&src, ids)?;
     let change = Change::Move {
-        from: FolderPath(src.name.components().to_vec()),
+        from: src.path(),
         messages: msgs.iter().map(change_message).collect(),
-        to: FolderPath(dst.name.components().to_vec()),
+        to: dst.path(),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the messages were moved in the local mirror; the next sync moves them on the server",
     )?;
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": src.name.to_string(),
             "to": dst.name.to_string(),
             "pushed": done.pushed.as_str(),
@@ -73,48 +64,29 @@ pub fn run_move(ctx: &Ctx, folder: &str, ids: &[String], to: &str) -> anyhow::Re
             msgs.len(),
             src.name,
             dst.name,
-            tail(done.pushed)
+            done.pushed.human_tail()
         )?;
     }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
-}
-
-/// What the human output adds about the server.
-fn tail(pushed: Pushed) -> &'static str {
-    match pushed {
-        Pushed::Server => " (on the server too)",
-        Pushed::Queued => " (queued for the next sync)",
-        Pushed::LocalOnly => "",
-    }
+    change::Done::status(done.failure)
 }
 
 /// `mailfold delete FOLDER ID…`.
 pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8> {
-    let (name, acct) = ctx.one_account(None)?;
-    let mut mirror = Mirror::open_write(&name, &acct, "delete", ctx.wait)?;
-    let f = mirror.resolve_folder(folder)?;
-    let msgs = ids
-        .iter()
-        .map(|id| mirror.resolve_message(&f, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut t = change::Target::open(ctx, "delete")?;
+    let f = t.mirror.resolve_folder(folder)?;
+    let msgs = t.mirror.resolve_messages(&f, ids)?;
     let change = Change::Delete {
-        folder: FolderPath(f.name.components().to_vec()),
+        folder: f.path(),
         messages: msgs.iter().map(change_message).collect(),
     };
-    let done = change::run(
+    let done = t.run(
         ctx,
-        &name,
-        &acct,
-        &mut mirror,
         change,
         "the messages were deleted from the local mirror; the next sync deletes them on the server",
     )?;
     if ctx.json {
         print_json(&json!({
-            "account": name,
+            "account": t.name,
             "folder": f.name.to_string(),
             "pushed": done.pushed.as_str(),
             "error": done.failure.as_ref().map(|e| format!("{e:#}")),
@@ -126,11 +98,8 @@ pub fn run_delete(ctx: &Ctx, folder: &str, ids: &[String]) -> anyhow::Result<u8>
             "deleted {} message(s) from {}{}",
             msgs.len(),
             f.name,
-            tail(done.pushed)
+            done.pushed.human_tail()
         )?;
     }
-    match done.failure {
-        Some(e) => Err(e),
-        None => Ok(crate::exit::OK),
-    }
+    change::Done::status(done.failure)
 }

@@ -55,6 +55,45 @@ impl Ctx {
     }
 }
 
+/// The accounts a command that needs the server works on: `names`, else `--account`, else
+/// all; a usage error when the configuration defines none or `--offline` is given (`verb`
+/// names the command in that message).
+pub fn online_accounts<'a>(
+    ctx: &Ctx,
+    loaded: &'a Loaded,
+    names: &[String],
+    verb: &str,
+) -> anyhow::Result<Vec<(&'a str, &'a Account)>> {
+    let mut names = names.to_vec();
+    if names.is_empty() {
+        if let Some(a) = &ctx.account {
+            names.push(a.clone());
+        }
+    }
+    let selected = loaded.config.select(&names).map_err(crate::exit::usage)?;
+    if selected.is_empty() {
+        return Err(crate::exit::usage(format!(
+            "{} defines no account ([accounts.NAME])",
+            loaded.path.display()
+        )));
+    }
+    if ctx.offline {
+        return Err(crate::exit::usage(format!(
+            "{verb} needs the server; drop --offline"
+        )));
+    }
+    Ok(selected)
+}
+
+/// Warns on stderr about each configuration key of `acct` that the sync does not apply.
+pub fn warn_unsupported_sync_keys(name: &str, acct: &Account) {
+    for key in account::unsupported_sync_keys(acct) {
+        eprintln!(
+            "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
+        );
+    }
+}
+
 /// Whether a command printed its JSON document: an error it returns afterwards is already
 /// in that document, so `main` prints no second one.
 static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
@@ -108,6 +147,17 @@ impl Pushed {
             Pushed::Server => "server",
             Pushed::Queued => "queued",
             Pushed::LocalOnly => "local",
+        }
+    }
+}
+
+impl Pushed {
+    /// What the human output adds about the server after a change.
+    pub fn human_tail(self) -> &'static str {
+        match self {
+            Pushed::Server => " (on the server too)",
+            Pushed::Queued => " (queued for the next sync)",
+            Pushed::LocalOnly => "",
         }
     }
 }

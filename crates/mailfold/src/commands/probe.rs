@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailfold_sync::inspect::probe::{ProbeReport, ProbeVerdict, CERTIFICATE_KINDS};
+use mailfold_sync::inspect::probe::{
+    LoginReport, ProbeReport, ProbeVerdict, TlsReport, CERTIFICATE_KINDS,
+};
 use mailfold_sync::{AccountSpec, TlsMode};
 
 use super::{print_json, Ctx};
@@ -100,53 +102,7 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
         writeln!(out, "greeting      {}{how}", clean(g))?;
     }
     if let Some(t) = &r.tls {
-        if let (Some(v), Some(c)) = (&t.version, &t.cipher) {
-            writeln!(out, "TLS           {v}, {c}")?;
-        }
-        match (&t.problem, t.trust) {
-            (None, Some(trust)) => writeln!(
-                out,
-                "certificate   verified for {} by {}",
-                r.host,
-                match trust {
-                    "account-ca" => "the account's CA file (ca_file)",
-                    _ => "the system's trusted roots",
-                }
-            )?,
-            (Some(p), _) if p.kind == "not-checked" => {
-                writeln!(out, "certificate   NOT VERIFIED: {}", p.message)?
-            }
-            (Some(p), _) if !CERTIFICATE_KINDS.contains(&p.kind) => {
-                writeln!(out, "TLS           FAILED: {}", p.message)?;
-                if let Some(e) = &t.error {
-                    writeln!(out, "              ({})", clean(e))?;
-                }
-            }
-            (Some(p), _) => {
-                writeln!(out, "certificate   REFUSED: {}", p.message)?;
-                if let Some(e) = &t.error {
-                    writeln!(out, "              ({})", clean(e))?;
-                }
-            }
-            (None, None) => writeln!(out, "certificate   not verified")?,
-        }
-        if !t.chain.is_empty() {
-            if t.problem.as_ref().is_some_and(|p| p.kind != "not-checked") {
-                writeln!(
-                    out,
-                    "              the server presented (unverified; nothing but the handshake was sent):"
-                )?;
-            }
-            for (i, c) in t.chain.iter().enumerate() {
-                writeln!(out, "  [{i}] subject {}", clean(&c.subject))?;
-                writeln!(out, "      issuer  {}", clean(&c.issuer))?;
-                writeln!(out, "      valid   {} to {}", c.not_before, c.not_after)?;
-                writeln!(out, "      serial  {}", c.serial)?;
-                if !c.names.is_empty() {
-                    writeln!(out, "      names   {}", clean(&c.names.join(", ")))?;
-                }
-            }
-        }
+        print_tls(out, &r.host, t)?;
     }
     if let Some(id) = &r.server_id {
         let text: Vec<String> = id
@@ -170,34 +126,7 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
         )?;
     }
     if let Some(l) = &r.login {
-        let mech = l.mechanism.as_deref().unwrap_or("?");
-        if l.ok && l.preauth {
-            writeln!(
-                out,
-                "login         not needed (the server greeted with PREAUTH)"
-            )?;
-        } else if l.ok {
-            let tried = if l.attempts.len() > 1 {
-                format!(" (tried {})", l.attempts.join(", "))
-            } else {
-                String::new()
-            };
-            writeln!(out, "login         OK with {mech}{tried}")?;
-        } else {
-            writeln!(
-                out,
-                "login         FAILED ({mech}): {}",
-                clean(l.error.as_deref().unwrap_or("?"))
-            )?;
-            for t in &l.tried {
-                writeln!(
-                    out,
-                    "  tried {}: {}",
-                    clean(&t.mechanism),
-                    clean(t.error.as_deref().unwrap_or("accepted"))
-                )?;
-            }
-        }
+        print_login(out, l)?;
     }
     if let Some(c) = &r.capabilities_after_login {
         writeln!(out, "after login   {}", clean(&c.join(" ")))?;
@@ -207,6 +136,92 @@ pub fn print_human(r: &ProbeReport, out: &mut impl std::io::Write) -> std::io::R
     }
     for h in &r.hints {
         writeln!(out, "hint          {h}")?;
+    }
+    Ok(())
+}
+
+/// The TLS lines of a report: version and cipher, whether and how the certificate was
+/// verified, and the chain the server presented.
+fn print_tls(out: &mut impl std::io::Write, host: &str, t: &TlsReport) -> std::io::Result<()> {
+    if let (Some(v), Some(c)) = (&t.version, &t.cipher) {
+        writeln!(out, "TLS           {v}, {c}")?;
+    }
+    match (&t.problem, t.trust) {
+        (None, Some(trust)) => writeln!(
+            out,
+            "certificate   verified for {} by {}",
+            host,
+            match trust {
+                "account-ca" => "the account's CA file (ca_file)",
+                _ => "the system's trusted roots",
+            }
+        )?,
+        (Some(p), _) if p.kind == "not-checked" => {
+            writeln!(out, "certificate   NOT VERIFIED: {}", p.message)?
+        }
+        (Some(p), _) if !CERTIFICATE_KINDS.contains(&p.kind) => {
+            writeln!(out, "TLS           FAILED: {}", p.message)?;
+            if let Some(e) = &t.error {
+                writeln!(out, "              ({})", clean(e))?;
+            }
+        }
+        (Some(p), _) => {
+            writeln!(out, "certificate   REFUSED: {}", p.message)?;
+            if let Some(e) = &t.error {
+                writeln!(out, "              ({})", clean(e))?;
+            }
+        }
+        (None, None) => writeln!(out, "certificate   not verified")?,
+    }
+    if !t.chain.is_empty() {
+        if t.problem.as_ref().is_some_and(|p| p.kind != "not-checked") {
+            writeln!(
+                out,
+                "              the server presented (unverified; nothing but the handshake was sent):"
+            )?;
+        }
+        for (i, c) in t.chain.iter().enumerate() {
+            writeln!(out, "  [{i}] subject {}", clean(&c.subject))?;
+            writeln!(out, "      issuer  {}", clean(&c.issuer))?;
+            writeln!(out, "      valid   {} to {}", c.not_before, c.not_after)?;
+            writeln!(out, "      serial  {}", c.serial)?;
+            if !c.names.is_empty() {
+                writeln!(out, "      names   {}", clean(&c.names.join(", ")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The login line of a report, with each mechanism tried when it failed.
+fn print_login(out: &mut impl std::io::Write, l: &LoginReport) -> std::io::Result<()> {
+    let mech = l.mechanism.as_deref().unwrap_or("?");
+    if l.ok && l.preauth {
+        writeln!(
+            out,
+            "login         not needed (the server greeted with PREAUTH)"
+        )?;
+    } else if l.ok {
+        let tried = if l.attempts.len() > 1 {
+            format!(" (tried {})", l.attempts.join(", "))
+        } else {
+            String::new()
+        };
+        writeln!(out, "login         OK with {mech}{tried}")?;
+    } else {
+        writeln!(
+            out,
+            "login         FAILED ({mech}): {}",
+            clean(l.error.as_deref().unwrap_or("?"))
+        )?;
+        for t in &l.tried {
+            writeln!(
+                out,
+                "  tried {}: {}",
+                clean(&t.mechanism),
+                clean(t.error.as_deref().unwrap_or("accepted"))
+            )?;
+        }
     }
     Ok(())
 }

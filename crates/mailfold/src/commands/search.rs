@@ -19,9 +19,10 @@ use serde_json::json;
 
 use super::list::{items, Item};
 use super::{print_json, Ctx};
+use crate::config::Account;
 use crate::exit::usage;
 use crate::mime;
-use crate::mirror::Mirror;
+use crate::mirror::{FolderRef, Mirror};
 use crate::online::{self, Reached};
 
 /// Splits a query given as one quoted argument (`"from alice unseen"`) into words, keeping
@@ -87,6 +88,25 @@ impl Parser<'_> {
         Ok(s)
     }
 
+    /// The keys between `(` (already read) and its `)`, ANDed.
+    fn group(&mut self) -> anyhow::Result<SearchKey> {
+        let mut inner = Vec::new();
+        loop {
+            match self.w.get(self.i) {
+                Some(w) if w == ")" => {
+                    self.i += 1;
+                    break;
+                }
+                Some(_) => inner.push(self.key()?),
+                None => return Err(usage("search query: '(' without ')'")),
+            }
+        }
+        if inner.is_empty() {
+            return Err(usage("search query: empty ( )"));
+        }
+        Ok(SearchKey::And(inner))
+    }
+
     fn text(&mut self, key: &str) -> anyhow::Result<Vec<u8>> {
         Ok(self.next(&format!("the text after {key}"))?.into_bytes())
     }
@@ -103,6 +123,8 @@ impl Parser<'_> {
             .map_err(|_| usage(format!("{s:?} is not a number (after {key})")))
     }
 
+    /// The next search key, with its arguments. One match with an arm per key of RFC 3501
+    /// 6.4.4, each taking its own arguments: the grammar reads as a table, split it would not.
     fn key(&mut self) -> anyhow::Result<SearchKey> {
         let word = self.next("a search key")?;
         let k = word.to_ascii_lowercase();
@@ -168,23 +190,7 @@ impl Parser<'_> {
                         .map_err(|_| usage(format!("{s:?} is not a number")))?,
                 )
             }
-            "(" => {
-                let mut inner = Vec::new();
-                loop {
-                    match self.w.get(self.i) {
-                        Some(w) if w == ")" => {
-                            self.i += 1;
-                            break;
-                        }
-                        Some(_) => inner.push(self.key()?),
-                        None => return Err(usage("search query: '(' without ')'")),
-                    }
-                }
-                if inner.is_empty() {
-                    return Err(usage("search query: empty ( )"));
-                }
-                SearchKey::And(inner)
-            }
+            "(" => self.group()?,
             ")" => return Err(usage("search query: ')' without '('")),
             _ if word
                 .bytes()
@@ -232,45 +238,15 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
         Some(m) => Some(m.resolve_folder(folder)?),
         None => None,
     };
-    // With a mirror, the name it knows; without one (nothing synced yet), the name under
-    // the root the sync would use, worked out on the session (V0022).
-    let known = match (&f, &mirror) {
-        (Some(f), Some(m)) => Some(m.folder_mailbox(f, m.delimiter())?),
-        _ => None,
-    };
-    let typed = crate::mirror::parse_folder_name(folder)?;
-    let search_keys = keys.clone();
-    let reached = online::with_session(ctx.offline, &name, &acct, async |s| {
-        let mailbox = match known {
-            Some(m) => m,
-            None => s.wire_name_of(acct.root_folder.as_deref(), &typed).await?,
-        };
-        Ok(match s.search(&mailbox, search_keys).await? {
-            SearchOutcome::Found { uids, esearch } => Ok((uids, esearch)),
-            // Refused: for a folder neither the mirror nor the state knows, the user named a
-            // folder that does not exist (a usage error as in every other command).
-            SearchOutcome::NoFolder(text) => Err(text),
-        })
-    })?;
-    let unknown = f
-        .as_ref()
-        .is_none_or(|f| f.rel.is_none() && f.state.is_none());
-    let reached = match reached {
-        Reached::Done(Err(text)) if unknown => {
-            return Err(crate::exit::usage(format!(
-                "no folder {folder} in account {name} (see `mailfold folders`); the server \
-                 says: {text}"
-            )))
-        }
-        Reached::Done(Err(text)) => {
-            return Err(anyhow::anyhow!(crate::exit::with_subject(
-                &acct.host,
-                &format!("server said NO: {text}")
-            )))
-        }
-        Reached::Done(Ok(r)) => Reached::Done(r),
-        Reached::Offline(why) => Reached::Offline(why),
-    };
+    let reached = search_server(
+        ctx,
+        &name,
+        &acct,
+        folder,
+        mirror.as_ref(),
+        f.as_ref(),
+        &keys,
+    )?;
     let local_items: Vec<Item> = match (&mirror, &f) {
         (Some(m), Some(f)) if f.rel.is_some() => items(m, f)?,
         _ => Vec::new(),
@@ -294,12 +270,7 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
             if !ctx.json {
                 eprintln!("mailfold: server not reachable ({why}); searching the local mirror");
             }
-            let mut found = Vec::new();
-            for i in &local_items {
-                if local_match_all(&keys, i)? {
-                    found.push(i);
-                }
-            }
+            let found = search_local(&keys, &local_items)?;
             let uids = found
                 .iter()
                 .filter_map(|i| i.msg.record.as_ref().map(|r| r.uid.get()))
@@ -318,22 +289,87 @@ pub fn run(ctx: &Ctx, folder: &str, query: &[String]) -> anyhow::Result<u8> {
             "query": words,
             "uids": uids,
             "messages": found.iter().map(|i| i.to_json()).collect::<Vec<_>>(),
-        }))?;
+        }))
     } else {
-        super::list::print_table(&found)?;
-        let missing = uids
-            .len()
-            .saturating_sub(found.iter().filter(|i| i.msg.record.is_some()).count());
-        if missing > 0 {
-            crate::outln!(
-                "({missing} more on the server, not yet in the mirror: run `mailfold sync`)"
-            )?;
-        }
-        if found.is_empty() && missing == 0 {
-            eprintln!("mailfold: no message matches");
+        print_human(&found, &uids)
+    }?;
+    Ok(crate::exit::OK)
+}
+
+/// Runs the search on the server: the UIDs found and whether ESEARCH answered, or why the
+/// server was not reached. A folder the server refuses is a usage error when neither the
+/// mirror nor the state knows it, else the server's NO.
+fn search_server(
+    ctx: &Ctx,
+    name: &str,
+    acct: &Account,
+    folder: &str,
+    mirror: Option<&Mirror>,
+    f: Option<&FolderRef>,
+    keys: &[SearchKey],
+) -> anyhow::Result<Reached<(Vec<u32>, bool)>> {
+    // With a mirror, the name it knows; without one (nothing synced yet), the name under
+    // the root the sync would use, worked out on the session (V0022).
+    let known = match (f, mirror) {
+        (Some(f), Some(m)) => Some(m.folder_mailbox(f, m.delimiter())?),
+        _ => None,
+    };
+    let typed = crate::mirror::parse_folder_name(folder)?;
+    let search_keys = keys.to_vec();
+    let reached = online::with_session(ctx.offline, name, acct, async |s| {
+        let mailbox = match known {
+            Some(m) => m,
+            None => s.wire_name_of(acct.root_folder.as_deref(), &typed).await?,
+        };
+        Ok(match s.search(&mailbox, search_keys).await? {
+            SearchOutcome::Found { uids, esearch } => Ok((uids, esearch)),
+            // Refused: for a folder neither the mirror nor the state knows, the user named a
+            // folder that does not exist (a usage error as in every other command).
+            SearchOutcome::NoFolder(text) => Err(text),
+        })
+    })?;
+    let unknown = f.is_none_or(|f| f.rel.is_none() && f.state.is_none());
+    match reached {
+        Reached::Done(Err(text)) if unknown => Err(crate::exit::usage(format!(
+            "no folder {folder} in account {name} (see `mailfold folders`); the server \
+             says: {text}"
+        ))),
+        Reached::Done(Err(text)) => Err(anyhow::anyhow!(crate::exit::with_subject(
+            &acct.host,
+            &format!("server said NO: {text}")
+        ))),
+        Reached::Done(Ok(r)) => Ok(Reached::Done(r)),
+        Reached::Offline(why) => Ok(Reached::Offline(why)),
+    }
+}
+
+/// The mirror's messages that match every key.
+fn search_local<'a>(keys: &[SearchKey], local_items: &'a [Item]) -> anyhow::Result<Vec<&'a Item>> {
+    let mut found = Vec::new();
+    for i in local_items {
+        if local_match_all(keys, i)? {
+            found.push(i);
         }
     }
-    Ok(crate::exit::OK)
+    Ok(found)
+}
+
+/// The human form: the table of the messages found, then how many the server found that
+/// the mirror does not have yet, or that nothing matched.
+fn print_human(found: &[&Item], uids: &[u32]) -> anyhow::Result<()> {
+    super::list::print_table(found)?;
+    let missing = uids
+        .len()
+        .saturating_sub(found.iter().filter(|i| i.msg.record.is_some()).count());
+    if missing > 0 {
+        crate::outln!(
+            "({missing} more on the server, not yet in the mirror: run `mailfold sync`)"
+        )?;
+    }
+    if found.is_empty() && missing == 0 {
+        eprintln!("mailfold: no message matches");
+    }
+    Ok(())
 }
 
 // ----- local evaluation -----

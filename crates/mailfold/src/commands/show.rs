@@ -14,13 +14,14 @@ use std::num::NonZeroU32;
 
 use mailfold_store::crlf::CrlfToLf;
 use mailfold_sync::changes;
-use mailfold_sync::plan::{FolderPath, Uid};
-use mailfold_sync::SyncError;
+use mailfold_sync::plan::Uid;
+use mailfold_sync::{NetRemote, SyncError};
 use serde_json::json;
 
 use super::{print_json, Ctx};
+use crate::config::Account;
 use crate::mime;
-use crate::mirror::Mirror;
+use crate::mirror::{id_text, FolderRef, MessageRef, Mirror};
 use crate::online;
 use crate::term;
 
@@ -33,91 +34,27 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
     let mirror = Mirror::open_read(&name, &acct)?;
     let f = mirror.resolve_folder(folder)?;
     let m = mirror.resolve_message(&f, id)?;
-    let partial = m.record.as_ref().is_some_and(|r| r.partial);
-    let mut source = "local";
-    let mut note = None;
-    let (bytes, truncated) = if partial && !ctx.offline {
-        // The record exists when `partial` is set, so the UID is known.
-        let uid = m
-            .record
-            .as_ref()
-            .map(|r| r.uid)
-            .unwrap_or(Uid(NonZeroU32::MIN));
-        match online::open_remote(false, &name, &acct)? {
-            Ok(mut remote) => {
-                let spec = crate::account::change_spec(&name, &acct)?;
-                let db = mirror
-                    .db
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("the state database is not open"))?;
-                let mut sink = BodySink {
-                    raw,
-                    conv: CrlfToLf::new(),
-                    scratch: Vec::new(),
-                    buf: Vec::new(),
-                    truncated: false,
-                    closed: false,
-                    failed: None,
-                };
-                let read = changes::read_body(
-                    &mut remote,
-                    &spec,
-                    &mirror.maildir,
-                    db,
-                    &FolderPath(f.name.components().to_vec()),
-                    uid,
-                    &mut |bytes| sink.chunk(bytes),
-                );
-                online::close_remote(remote, &acct.host);
-                let seen = read.map_err(|e| read_error(&acct.host, e))?;
-                if let Some(e) = sink.failed.take() {
-                    return Err(crate::exit::stdout_error(e));
-                }
-                if !seen {
-                    anyhow::bail!("the server no longer has UID {uid} in {}", f.name);
-                }
-                sink.finish().map_err(crate::exit::stdout_error)?;
-                // With --raw nothing is kept to cut, so the flag says instead whether the
-                // reader closed standard output.
-                if raw && sink.closed {
-                    return Err(anyhow::Error::new(crate::exit::StdoutClosed));
-                }
-                source = "server";
-                (sink.buf, sink.truncated)
-            }
-            Err(why) => {
-                note = Some(format!(
-                    "only the header is local and the server is not reachable ({why})"
-                ));
-                read_local(&m.entry.path, raw)?
-            }
-        }
-    } else {
-        if partial {
-            note = Some("only the header is local (--offline)".to_string());
-        }
-        read_local(&m.entry.path, raw)?
-    };
-    if let Some(n) = &note {
+    let got = read_message(ctx, &name, &acct, &mirror, &f, &m, raw)?;
+    if let Some(n) = &got.note {
         eprintln!("mailfold: {n}");
     }
     if raw {
         // --raw streamed the bytes already when they came from the server.
-        if source == "local" {
+        if got.source == "local" {
             std::io::stdout()
                 .lock()
-                .write_all(&bytes)
+                .write_all(&got.bytes)
                 .map_err(crate::exit::stdout_error)?;
         }
         return Ok(crate::exit::OK);
     }
-    let r = mime::render(&bytes, html);
+    let r = mime::render(&got.bytes, html);
     let flags = super::list::flags_of(&m.entry, m.record.as_ref());
     if ctx.json {
         print_json(&json!({
             "account": name,
             "folder": f.name.to_string(),
-            "id": m.record.as_ref().map_or_else(|| m.entry.base.as_str().to_string(), |r| r.uid.get().to_string()),
+            "id": id_text(&m.entry, m.record.as_ref()),
             "uid": m.record.as_ref().map(|r| r.uid.get()),
             "base": m.entry.base.as_str(),
             "flags": flags,
@@ -125,14 +62,130 @@ pub fn run(ctx: &Ctx, folder: &str, id: &str, raw: bool, html: bool) -> anyhow::
             "text_type": r.text_type,
             "text": r.text,
             "attachments": r.attachments.iter().map(|(n, s)| json!({"name": n, "size": s})).collect::<Vec<_>>(),
-            "source": source,
-            "truncated": truncated,
-            "note": note,
+            "source": got.source,
+            "truncated": got.truncated,
+            "note": got.note,
         }))?;
     } else {
-        print_human(&r, &flags, truncated).map_err(crate::exit::stdout_error)?;
+        print_human(&r, &flags, got.truncated).map_err(crate::exit::stdout_error)?;
     }
     Ok(crate::exit::OK)
+}
+
+/// A message as read for showing.
+struct Got {
+    /// Its bytes, at most [`MAX_DECODE`]; none for `--raw` from the mirror, already printed.
+    bytes: Vec<u8>,
+    /// Whether `bytes` was cut at [`MAX_DECODE`].
+    truncated: bool,
+    /// Where it came from: "local" or "server".
+    source: &'static str,
+    /// Why a header-only copy is all there is to show.
+    note: Option<String>,
+}
+
+/// Reads message `m`: from the mirror, or from the server when the mirror holds only its
+/// header and the server is reachable.
+fn read_message(
+    ctx: &Ctx,
+    name: &str,
+    acct: &Account,
+    mirror: &Mirror,
+    f: &FolderRef,
+    m: &MessageRef,
+    raw: bool,
+) -> anyhow::Result<Got> {
+    let partial = m.record.as_ref().is_some_and(|r| r.partial);
+    if !partial || ctx.offline {
+        let note = partial.then(|| "only the header is local (--offline)".to_string());
+        let (bytes, truncated) = read_local(&m.entry.path, raw)?;
+        return Ok(Got {
+            bytes,
+            truncated,
+            source: "local",
+            note,
+        });
+    }
+    // The record exists when `partial` is set, so the UID is known.
+    let uid = m
+        .record
+        .as_ref()
+        .map(|r| r.uid)
+        .unwrap_or(Uid(NonZeroU32::MIN));
+    match online::open_remote(false, name, acct)? {
+        Ok(remote) => {
+            let (bytes, truncated) = read_from_server(remote, name, acct, mirror, f, uid, raw)?;
+            Ok(Got {
+                bytes,
+                truncated,
+                source: "server",
+                note: None,
+            })
+        }
+        Err(why) => {
+            let note = Some(format!(
+                "only the header is local and the server is not reachable ({why})"
+            ));
+            let (bytes, truncated) = read_local(&m.entry.path, raw)?;
+            Ok(Got {
+                bytes,
+                truncated,
+                source: "local",
+                note,
+            })
+        }
+    }
+}
+
+/// Fetches UID `uid` of folder `f` over `remote` (which it logs out of): streamed to stdout
+/// for `--raw`, else at most [`MAX_DECODE`] bytes collected, with whether it was cut.
+fn read_from_server(
+    mut remote: NetRemote,
+    name: &str,
+    acct: &Account,
+    mirror: &Mirror,
+    f: &FolderRef,
+    uid: Uid,
+    raw: bool,
+) -> anyhow::Result<(Vec<u8>, bool)> {
+    let spec = crate::account::change_spec(name, acct)?;
+    let db = mirror
+        .db
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the state database is not open"))?;
+    let mut sink = BodySink {
+        raw,
+        conv: CrlfToLf::new(),
+        scratch: Vec::new(),
+        buf: Vec::new(),
+        truncated: false,
+        closed: false,
+        failed: None,
+    };
+    let read = changes::read_body(
+        &mut remote,
+        &spec,
+        &mirror.maildir,
+        db,
+        &f.path(),
+        uid,
+        &mut |bytes| sink.chunk(bytes),
+    );
+    online::close_remote(remote, &acct.host);
+    let seen = read.map_err(|e| read_error(&acct.host, e))?;
+    if let Some(e) = sink.failed.take() {
+        return Err(crate::exit::stdout_error(e));
+    }
+    if !seen {
+        anyhow::bail!("the server no longer has UID {uid} in {}", f.name);
+    }
+    sink.finish().map_err(crate::exit::stdout_error)?;
+    // With --raw nothing is kept to cut, so the flag says instead whether the
+    // reader closed standard output.
+    if raw && sink.closed {
+        return Err(anyhow::Error::new(crate::exit::StdoutClosed));
+    }
+    Ok((sink.buf, sink.truncated))
 }
 
 /// The human form: decoded headers, the text, attachments. Everything shown is the

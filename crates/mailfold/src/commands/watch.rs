@@ -23,6 +23,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Ctx;
 use crate::account;
+use crate::config::Account;
 use crate::exit;
 use crate::lock::{AccountLock, BusyError};
 use crate::post_sync;
@@ -45,22 +46,7 @@ pub struct WatchArgs {
 /// Runs the command until a signal stops it; returns the exit status.
 pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
     let loaded = ctx.load()?;
-    let mut names = args.accounts.clone();
-    if names.is_empty() {
-        if let Some(a) = &ctx.account {
-            names.push(a.clone());
-        }
-    }
-    let selected = loaded.config.select(&names).map_err(exit::usage)?;
-    if selected.is_empty() {
-        return Err(exit::usage(format!(
-            "{} defines no account ([accounts.NAME])",
-            loaded.path.display()
-        )));
-    }
-    if ctx.offline {
-        return Err(exit::usage("watch needs the server; drop --offline"));
-    }
+    let selected = super::online_accounts(ctx, &loaded, &args.accounts, "watch")?;
     if args.full_check_minutes == 0 || args.poll_seconds == 0 {
         return Err(exit::usage("intervals must be at least 1"));
     }
@@ -74,85 +60,12 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         signal_hook::flag::register(sig, stop.flag())?;
     }
 
-    // Specs and lock files first, so a bad password command or an unusable lock file fails
-    // before any watcher starts. A busy account is no failure: its runs wait for the lock.
-    let mut jobs = Vec::new();
-    for (name, acct) in &selected {
-        for key in account::unsupported_sync_keys(acct) {
-            eprintln!(
-                "mailfold: warning: account {name}: `{key}` is not applied by this version of sync"
-            );
-        }
-        let state = account::state_path(name, acct)?;
-        let lock = RunLock {
-            account: name.to_string(),
-            state,
-        };
-        drop(lock.try_lock().map_err(anyhow::Error::msg)?);
-        let spec = anyhow::Context::with_context(account::sync_spec_resolved(name, acct), || {
-            format!("account {name}")
-        })?;
-        jobs.push((name.to_string(), (*acct).clone(), spec, lock));
-    }
-
+    let jobs = prepare(&selected)?;
     let status = Arc::new(Mutex::new(exit::OK));
     let mut threads = Vec::new();
     for (name, acct, spec, lock) in jobs {
-        let host = acct.host.clone();
-        let json = ctx.json;
-        let quiet = ctx.quiet;
+        let opts = watch_options(ctx, args, &name, &acct, lock);
         let st = Arc::clone(&status);
-        let hook = acct.post_sync_command.clone();
-        let maildir = acct.local.clone();
-        let opts = WatchOptions {
-            full_check_every: Duration::from_secs(args.full_check_minutes * 60),
-            idle_folders: if args.idle.is_empty() {
-                vec!["INBOX".to_string()]
-            } else {
-                args.idle.clone()
-            },
-            poll_every: Duration::from_secs(args.poll_seconds),
-            folder_poll_every: acct.watch_poll_interval(),
-            on_report: Arc::new({
-                let (host, name) = (host.clone(), name.clone());
-                move |r: &SyncReport| {
-                    print_report(r, &host, json);
-                    // Runs on the watch's own thread: the next round waits for it, so two
-                    // `notmuch new` never overlap.
-                    if let Some(w) = post_sync::after_run(hook.as_ref(), &name, &maildir, r) {
-                        eprintln!("mailfold: warning: {}", term::line(&w));
-                    }
-                }
-            }),
-            on_start: Arc::new({
-                let name = name.clone();
-                move |line: &str| {
-                    if quiet {
-                        return;
-                    }
-                    if json {
-                        println!("{}", json!({ "account": name, "notice": line }));
-                    } else {
-                        eprintln!("mailfold: {}", term::line(line));
-                    }
-                }
-            }),
-            on_notice: Arc::new({
-                let name = name.clone();
-                move |n: &str| {
-                    if json {
-                        println!(
-                            "{}",
-                            redact::scrub_json(json!({ "account": name, "notice": n }))
-                        );
-                    } else {
-                        eprintln!("mailfold: {name}: {}", term::line(n));
-                    }
-                }
-            }),
-            round_lock: Some(Arc::new(lock)),
-            ..WatchOptions::default()
-        };
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || {
             let r = mailfold_sync::watch_account(&spec, &opts, &stop);
@@ -174,6 +87,94 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         .lock()
         .map_err(|_| anyhow::anyhow!("a watcher panicked"))?;
     Ok(s)
+}
+
+/// One account to watch: its name, configuration, resolved sync spec and run lock.
+type Job = (String, Account, mailfold_sync::AccountSpec, RunLock);
+
+/// Specs and lock files first, so a bad password command or an unusable lock file fails
+/// before any watcher starts. A busy account is no failure: its runs wait for the lock.
+fn prepare(selected: &[(&str, &Account)]) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for (name, acct) in selected {
+        super::warn_unsupported_sync_keys(name, acct);
+        let state = account::state_path(name, acct)?;
+        let lock = RunLock {
+            account: name.to_string(),
+            state,
+        };
+        drop(lock.try_lock().map_err(anyhow::Error::msg)?);
+        let spec = anyhow::Context::with_context(account::sync_spec_resolved(name, acct), || {
+            format!("account {name}")
+        })?;
+        jobs.push((name.to_string(), (*acct).clone(), spec, lock));
+    }
+    Ok(jobs)
+}
+
+/// The watch's options for one account, with the callbacks that print its reports and
+/// notices and run its `post_sync_command`.
+fn watch_options(
+    ctx: &Ctx,
+    args: &WatchArgs,
+    name: &str,
+    acct: &Account,
+    lock: RunLock,
+) -> WatchOptions {
+    let json = ctx.json;
+    let quiet = ctx.quiet;
+    let host = acct.host.clone();
+    let hook = acct.post_sync_command.clone();
+    let maildir = acct.local.clone();
+    WatchOptions {
+        full_check_every: Duration::from_secs(args.full_check_minutes * 60),
+        idle_folders: if args.idle.is_empty() {
+            vec!["INBOX".to_string()]
+        } else {
+            args.idle.clone()
+        },
+        poll_every: Duration::from_secs(args.poll_seconds),
+        folder_poll_every: acct.watch_poll_interval(),
+        on_report: Arc::new({
+            let name = name.to_string();
+            move |r: &SyncReport| {
+                print_report(r, &host, json);
+                // Runs on the watch's own thread: the next round waits for it, so two
+                // `notmuch new` never overlap.
+                if let Some(w) = post_sync::after_run(hook.as_ref(), &name, &maildir, r) {
+                    eprintln!("mailfold: warning: {}", term::line(&w));
+                }
+            }
+        }),
+        on_start: Arc::new({
+            let name = name.to_string();
+            move |line: &str| {
+                if quiet {
+                    return;
+                }
+                if json {
+                    println!("{}", json!({ "account": name, "notice": line }));
+                } else {
+                    eprintln!("mailfold: {}", term::line(line));
+                }
+            }
+        }),
+        on_notice: Arc::new({
+            let name = name.to_string();
+            move |n: &str| {
+                if json {
+                    println!(
+                        "{}",
+                        redact::scrub_json(json!({ "account": name, "notice": n }))
+                    );
+                } else {
+                    eprintln!("mailfold: {name}: {}", term::line(n));
+                }
+            }
+        }),
+        round_lock: Some(Arc::new(lock)),
+        ..WatchOptions::default()
+    }
 }
 
 /// The account lock, taken by the watch for each sync run only.

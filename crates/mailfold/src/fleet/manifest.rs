@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Account, Config, ConfigError};
+use crate::config::{line_of, Account, Config, ConfigError};
 
 /// The keys that name an account's secret: one in an account's own table or row replaces
 /// whichever the defaults give (an account with its own password file in a fleet of
@@ -133,31 +133,7 @@ impl Manifest {
             let line = e.span().map(|s| line_of(text, s.start));
             error(path, line, None, e.message())
         })?;
-        let s = &raw.fleet;
-        if s.max_connections_per_server == Some(0) {
-            return Err(error(
-                path,
-                None,
-                Some("fleet.max_connections_per_server"),
-                "must be at least 1",
-            ));
-        }
-        if s.retries > 10 {
-            return Err(error(
-                path,
-                None,
-                Some("fleet.retries"),
-                "must be at most 10",
-            ));
-        }
-        if !(1..=3600).contains(&s.retry_delay) {
-            return Err(error(
-                path,
-                None,
-                Some("fleet.retry_delay"),
-                "must be between 1 and 3600 seconds",
-            ));
-        }
+        check_settings(&raw.fleet, path)?;
         let mut accounts = BTreeMap::new();
         let toml_accounts = build(&raw.defaults, raw.accounts, path, |n| {
             find_table_line(text, n)
@@ -167,38 +143,9 @@ impl Manifest {
         };
         cfg.validate(text, path)?;
         accounts.append(&mut cfg.accounts);
-        if let Some(csv) = &s.accounts_csv {
-            let csv_path = path.parent().unwrap_or(Path::new(".")).join(csv);
-            let csv_text =
-                std::fs::read_to_string(&csv_path).map_err(|e| error(&csv_path, None, None, e))?;
-            let rows = parse_csv(&csv_text, &csv_path)?;
-            let lines: BTreeMap<String, usize> =
-                rows.iter().map(|(l, n, _)| (n.clone(), *l)).collect();
-            let mut tables = BTreeMap::new();
-            for (line, name, table) in rows {
-                if accounts.contains_key(&name) || tables.contains_key(&name) {
-                    return Err(error(
-                        &csv_path,
-                        Some(line),
-                        None,
-                        format!("account {name:?} is listed twice"),
-                    ));
-                }
-                tables.insert(name, table);
-            }
-            let built = build(&raw.defaults, tables, &csv_path, |n| lines.get(n).copied())?;
-            let mut cfg = Config { accounts: built };
-            cfg.validate("", &csv_path).map_err(|mut e| {
-                // The key names the account: point at its row.
-                e.line = e
-                    .key
-                    .as_deref()
-                    .and_then(|k| k.strip_prefix("accounts."))
-                    .and_then(|k| lines.get(k.rsplit_once('.').map_or(k, |(a, _)| a)))
-                    .copied();
-                e
-            })?;
-            accounts.append(&mut cfg.accounts);
+        if let Some(csv) = &raw.fleet.accounts_csv {
+            let mut csv_accounts = csv_accounts(&raw.defaults, csv, path, &accounts)?;
+            accounts.append(&mut csv_accounts);
         }
         if accounts.len() > MAX_ACCOUNTS {
             return Err(error(
@@ -208,37 +155,115 @@ impl Manifest {
                 format!("more than {MAX_ACCOUNTS} accounts"),
             ));
         }
-        // One writer per account also means one account per mirror and per database: two
-        // accounts whose templates expand to the same path would overwrite each other.
-        for key in ["local", "state"] {
-            let mut seen = BTreeMap::new();
-            for (name, a) in &accounts {
-                let p = if key == "local" {
-                    Some(&a.local)
-                } else {
-                    a.state.as_ref()
-                };
-                if let Some(p) = p {
-                    if let Some(other) = seen.insert(p.clone(), name.clone()) {
-                        return Err(error(
-                            path,
-                            None,
-                            Some(&format!("accounts.{name}.{key}")),
-                            format!(
-                                "{} is also account {other:?}'s; use {{account}} in the template",
-                                p.display()
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
+        check_distinct_paths(&accounts, path)?;
         Ok(Manifest {
             path: path.to_path_buf(),
             settings: raw.fleet,
             accounts,
         })
     }
+}
+
+/// The `[fleet]` settings' ranges.
+fn check_settings(s: &Settings, path: &Path) -> Result<(), ConfigError> {
+    if s.max_connections_per_server == Some(0) {
+        return Err(error(
+            path,
+            None,
+            Some("fleet.max_connections_per_server"),
+            "must be at least 1",
+        ));
+    }
+    if s.retries > 10 {
+        return Err(error(
+            path,
+            None,
+            Some("fleet.retries"),
+            "must be at most 10",
+        ));
+    }
+    if !(1..=3600).contains(&s.retry_delay) {
+        return Err(error(
+            path,
+            None,
+            Some("fleet.retry_delay"),
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    Ok(())
+}
+
+/// The accounts of the CSV file `csv` (relative to the manifest at `path`), built on the
+/// defaults and checked; a name already in `accounts` or listed twice is refused, and an
+/// error points at the account's row.
+fn csv_accounts(
+    defaults: &toml::Table,
+    csv: &Path,
+    path: &Path,
+    accounts: &BTreeMap<String, Account>,
+) -> Result<BTreeMap<String, Account>, ConfigError> {
+    let csv_path = path.parent().unwrap_or(Path::new(".")).join(csv);
+    let csv_text =
+        std::fs::read_to_string(&csv_path).map_err(|e| error(&csv_path, None, None, e))?;
+    let rows = parse_csv(&csv_text, &csv_path)?;
+    let lines: BTreeMap<String, usize> = rows.iter().map(|(l, n, _)| (n.clone(), *l)).collect();
+    let mut tables = BTreeMap::new();
+    for (line, name, table) in rows {
+        if accounts.contains_key(&name) || tables.contains_key(&name) {
+            return Err(error(
+                &csv_path,
+                Some(line),
+                None,
+                format!("account {name:?} is listed twice"),
+            ));
+        }
+        tables.insert(name, table);
+    }
+    let built = build(defaults, tables, &csv_path, |n| lines.get(n).copied())?;
+    let mut cfg = Config { accounts: built };
+    cfg.validate("", &csv_path).map_err(|mut e| {
+        // The key names the account: point at its row.
+        e.line = e
+            .key
+            .as_deref()
+            .and_then(|k| k.strip_prefix("accounts."))
+            .and_then(|k| lines.get(k.rsplit_once('.').map_or(k, |(a, _)| a)))
+            .copied();
+        e
+    })?;
+    Ok(cfg.accounts)
+}
+
+/// One writer per account also means one account per mirror and per database: two
+/// accounts whose templates expand to the same path would overwrite each other.
+fn check_distinct_paths(
+    accounts: &BTreeMap<String, Account>,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    for key in ["local", "state"] {
+        let mut seen = BTreeMap::new();
+        for (name, a) in accounts {
+            let p = if key == "local" {
+                Some(&a.local)
+            } else {
+                a.state.as_ref()
+            };
+            if let Some(p) = p {
+                if let Some(other) = seen.insert(p.clone(), name.clone()) {
+                    return Err(error(
+                        path,
+                        None,
+                        Some(&format!("accounts.{name}.{key}")),
+                        format!(
+                            "{} is also account {other:?}'s; use {{account}} in the template",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Overlays each account's table on the defaults, expands the templates and reads the
@@ -440,14 +465,6 @@ fn error(
         key: key.map(str::to_string),
         message: message.to_string(),
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The line of `[accounts.NAME]` (best effort, for errors found after parsing).

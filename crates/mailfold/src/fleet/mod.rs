@@ -13,7 +13,7 @@ pub mod manifest;
 pub mod run;
 pub mod shard;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 
@@ -96,22 +96,7 @@ pub fn command(cmd: FleetCommand, quiet: bool) -> anyhow::Result<u8> {
             manifest,
             jobs,
             shard,
-        } => {
-            let m = Manifest::load(&manifest)?;
-            let shard = match shard {
-                Some(s) => Shard::parse(&s).map_err(exit::usage)?,
-                None => Shard::ALL,
-            };
-            if jobs == 0 {
-                return Err(exit::usage("--jobs must be at least 1"));
-            }
-            let opts = run::RunOptions {
-                jobs,
-                shard,
-                progress: run::RunOptions::progress_wanted(quiet),
-            };
-            run::run(&m, &opts, &mut std::io::stdout().lock())
-        }
+        } => run_shard(&manifest, jobs, shard, quiet),
         FleetCommand::Emit {
             target,
             manifest,
@@ -130,14 +115,7 @@ pub fn command(cmd: FleetCommand, quiet: bool) -> anyhow::Result<u8> {
                 return Err(exit::usage("--shards and --jobs must be at least 1"));
             }
             let m = Manifest::load(&manifest)?;
-            if let Some(total) = m.settings.max_connections_per_server {
-                if total < shards {
-                    return Err(exit::usage(format!(
-                        "max_connections_per_server = {total} cannot give each of {shards} \
-                         shards a connection; use at most {total} shards"
-                    )));
-                }
-            }
+            check_budget(&m, shards)?;
             let abs = std::path::absolute(&manifest)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", manifest.display()))?;
             let text = match target {
@@ -152,11 +130,7 @@ pub fn command(cmd: FleetCommand, quiet: bool) -> anyhow::Result<u8> {
                         program,
                         name,
                     };
-                    let out = match output_dir {
-                        Some(d) => std::path::absolute(d)?,
-                        None => abs.parent().map(PathBuf::from).unwrap_or_default(),
-                    };
-                    emit::slurm(&opts, &abs, &out)
+                    slurm(&opts, &abs, output_dir)?
                 }
                 Target::Kubernetes => {
                     let opts = emit::EmitOptions {
@@ -165,34 +139,96 @@ pub fn command(cmd: FleetCommand, quiet: bool) -> anyhow::Result<u8> {
                         program: program.unwrap_or_else(|| "mailfold".into()),
                         name,
                     };
-                    let manifest_text = std::fs::read_to_string(&manifest)?;
-                    let csv_text = match &m.settings.accounts_csv {
-                        Some(c) => Some(std::fs::read_to_string(
-                            abs.parent().unwrap_or(std::path::Path::new(".")).join(c),
-                        )?),
-                        None => None,
+                    let kube = emit::KubeOptions {
+                        image,
+                        schedule,
+                        mail_dir,
+                        state_dir,
+                        secrets_dir,
                     };
-                    emit::kubernetes(
-                        &opts,
-                        &emit::KubeOptions {
-                            image,
-                            schedule,
-                            mail_dir,
-                            state_dir,
-                            secrets_dir,
-                        },
-                        &m,
-                        &manifest_text,
-                        csv_text.as_deref(),
-                    )?
+                    kubernetes(&opts, &kube, &m, &manifest, &abs)?
                 }
             };
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(exit::stdout_error)?;
-            Ok(exit::OK)
+            write_stdout(&text)
         }
     }
+}
+
+/// `fleet run`: the accounts of one shard (all with no `--shard`), `jobs` at once.
+fn run_shard(
+    manifest: &Path,
+    jobs: usize,
+    shard: Option<String>,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    let m = Manifest::load(manifest)?;
+    let shard = match shard {
+        Some(s) => Shard::parse(&s).map_err(exit::usage)?,
+        None => Shard::ALL,
+    };
+    if jobs == 0 {
+        return Err(exit::usage("--jobs must be at least 1"));
+    }
+    let opts = run::RunOptions {
+        jobs,
+        shard,
+        progress: run::RunOptions::progress_wanted(quiet),
+    };
+    run::run(&m, &opts, &mut std::io::stdout().lock())
+}
+
+/// Each of `shards` shards needs a connection of the per-server budget.
+fn check_budget(m: &Manifest, shards: u32) -> anyhow::Result<()> {
+    if let Some(total) = m.settings.max_connections_per_server {
+        if total < shards {
+            return Err(exit::usage(format!(
+                "max_connections_per_server = {total} cannot give each of {shards} \
+                 shards a connection; use at most {total} shards"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `fleet emit slurm`: the batch script for the manifest at `abs`, each task's JSON lines
+/// in `output_dir` (default: the manifest's directory).
+fn slurm(
+    opts: &emit::EmitOptions,
+    abs: &Path,
+    output_dir: Option<PathBuf>,
+) -> anyhow::Result<String> {
+    let out = match output_dir {
+        Some(d) => std::path::absolute(d)?,
+        None => abs.parent().map(PathBuf::from).unwrap_or_default(),
+    };
+    Ok(emit::slurm(opts, abs, &out))
+}
+
+/// `fleet emit kubernetes`: the objects, with the text of the manifest `m` read from
+/// `manifest` (and of its CSV file, beside `abs`) carried in their ConfigMap.
+fn kubernetes(
+    opts: &emit::EmitOptions,
+    kube: &emit::KubeOptions,
+    m: &Manifest,
+    manifest: &Path,
+    abs: &Path,
+) -> anyhow::Result<String> {
+    let manifest_text = std::fs::read_to_string(manifest)?;
+    let csv_text = match &m.settings.accounts_csv {
+        Some(c) => Some(std::fs::read_to_string(
+            abs.parent().unwrap_or(Path::new(".")).join(c),
+        )?),
+        None => None,
+    };
+    emit::kubernetes(opts, kube, m, &manifest_text, csv_text.as_deref())
+}
+
+/// Writes the emitted text to stdout.
+fn write_stdout(text: &str) -> anyhow::Result<u8> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(exit::stdout_error)?;
+    Ok(exit::OK)
 }
