@@ -1593,30 +1593,12 @@ fn wire_flags(flags: &[Flag]) -> Vec<WireFlag> {
 /// A UTC `date-time` for APPEND from Unix seconds (seed V0006: the file's mtime, which was set
 /// from INTERNALDATE when downloaded).
 fn date_time_utc(unix: i64) -> Option<CmdDateTime> {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil date from days since the epoch (H. Hinnant's algorithm, inverse of the one in
-    // the response parser).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = Date::new(
-        u16::try_from(year).ok()?,
-        u8::try_from(month).ok()?,
-        u8::try_from(day).ok()?,
-    )
-    .ok()?;
+    let d = mailfold_proto::response::DateTime::from_unix_utc(unix)?;
     CmdDateTime::new(
-        date,
-        u8::try_from(secs / 3600).ok()?,
-        u8::try_from(secs % 3600 / 60).ok()?,
-        u8::try_from(secs % 60).ok()?,
+        Date::new(d.year, d.month, d.day).ok()?,
+        d.hour,
+        d.minute,
+        d.second,
         0,
     )
     .ok()

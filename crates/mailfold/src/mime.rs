@@ -3,6 +3,7 @@
 //! only chooses what to show.
 
 use mail_parser::{Address, Message, MessageParser, MimeHeaders};
+use mailfold_sync::inspect::DateTime;
 
 /// What `list` shows of a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,53 +122,43 @@ fn readable_text(msg: &Message<'_>, prefer_html: bool) -> (String, String) {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM` in UTC (the civil-from-days calculation of the
-/// proleptic Gregorian calendar), so output does not depend on a time-zone database.
+/// Unix seconds as `YYYY-MM-DD HH:MM` in UTC, so output does not depend on a time-zone
+/// database; the seconds themselves for a year outside 0–65535.
 pub fn format_unix(t: i64) -> String {
-    let (y, m, d, hh, mm, _) = civil(t);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+    match DateTime::from_unix_utc(t) {
+        Some(d) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            d.year, d.month, d.day, d.hour, d.minute
+        ),
+        None => t.to_string(),
+    }
 }
 
-/// Unix seconds as RFC 3339 in UTC, for `--json`.
+/// Unix seconds as RFC 3339 in UTC, for `--json`; the seconds themselves for a year outside
+/// 0–65535.
 pub fn rfc3339(t: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(t);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    match DateTime::from_unix_utc(t) {
+        Some(d) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year, d.month, d.day, d.hour, d.minute, d.second
+        ),
+        None => t.to_string(),
+    }
 }
 
-/// Unix seconds as (year, month, day, hour, minute, second) in UTC.
-pub fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // All of these are small and non-negative by construction.
-    (
-        y,
-        m as u32,
-        d as u32,
-        (secs / 3600) as u32,
-        ((secs % 3600) / 60) as u32,
-        (secs % 60) as u32,
-    )
-}
-
-/// Days since 1970-01-01 of a civil date (inverse of the above), for search dates.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a calendar date, for search dates.
+pub fn days_from_civil(year: u16, month: u8, day: u8) -> i64 {
+    DateTime {
+        year,
+        month,
+        day,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        offset_minutes: 0,
+    }
+    .unix_timestamp()
+    .div_euclid(86_400)
 }
 
 #[cfg(test)]
@@ -179,6 +170,10 @@ mod tests {
         assert_eq!(format_unix(0), "1970-01-01 00:00");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(days_from_civil(2023, 11, 14) * 86_400, 1_699_920_000);
+        assert_eq!(
+            days_from_civil(2024, 2, 29) - days_from_civil(2024, 2, 28),
+            1
+        );
         assert_eq!(days_from_civil(1969, 12, 31), -1);
         assert_eq!(format_unix(-1), "1969-12-31 23:59");
     }

@@ -24,6 +24,9 @@ pub mod transcript;
 
 pub use folders::ServerFolder;
 pub use login_messages::login_messages;
+/// A calendar date-time with its UTC offset (RFC 3501 `date-time`), to and from Unix seconds:
+/// the one calendar conversion of the program, for the CLI's dates too.
+pub use mailfold_proto::response::DateTime;
 pub use session::{Notice, ServerSession, SessionError};
 
 /// A folder name (UTF-8, levels already joined by the server's delimiter) as it goes on the

@@ -435,11 +435,7 @@ fn day_of(unix: i64) -> i64 {
 }
 
 fn date_days(d: Date) -> i64 {
-    mime::days_from_civil(
-        i64::from(d.year()),
-        u32::from(d.month()),
-        u32::from(d.day()),
-    )
+    mime::days_from_civil(d.year(), d.month(), d.day())
 }
 
 fn local_match_all(keys: &[SearchKey], item: &Item) -> anyhow::Result<bool> {
