@@ -7,7 +7,7 @@
 //! bodies arrive), then each directory is fsynced once, and only then are the rows handed to
 //! the commit group.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use mailfold_store::{
     Folder, MaildirFlags, MessageEntry, MessageRecord, MessageWriter, NewMessage, Subdir,
@@ -90,7 +90,7 @@ impl Applier<'_> {
                 placing: Placing {
                     placed: Vec::new(),
                     unplaced: Vec::new(),
-                    syncing: None,
+                    syncing: VecDeque::new(),
                     written: &mut written,
                     errors: &mut errors,
                     progress: self.progress,
@@ -399,6 +399,11 @@ impl Receiver<'_, '_> {
     }
 }
 
+/// The most batches of finished downloads whose fsyncs run at once ([`Placing::hand_over`]):
+/// enough to keep the bodies flowing while earlier batches wait for their journal commits,
+/// few enough to bound the open files (this times [`PLACE_BATCH`]) and threads.
+const SYNC_IN_FLIGHT: usize = 4;
+
 /// Fsyncs a batch's files together, so that they share journal commits.
 fn sync_batch(mut batch: Vec<(Uid, UnplacedMessage)>) -> Synced {
     let synced =
@@ -426,9 +431,9 @@ type Synced = Vec<(Uid, UnplacedMessage, mailfold_store::Result<()>)>;
 struct Placing<'p, 'f> {
     placed: Vec<(Uid, Placed)>,
     unplaced: Vec<(Uid, UnplacedMessage)>,
-    /// The previous [`PLACE_BATCH`] of finished files, being fsynced on a thread of its own
-    /// while the next bodies arrive; placed before any later file.
-    syncing: Option<std::thread::JoinHandle<Synced>>,
+    /// Earlier [`PLACE_BATCH`]es of finished files, oldest first, each being fsynced on a
+    /// thread of its own while the next bodies arrive; each is placed before any later file.
+    syncing: VecDeque<std::thread::JoinHandle<Synced>>,
     written: &'p mut Written,
     errors: &'p mut Vec<StepError>,
     progress: &'f dyn Progress,
@@ -470,22 +475,30 @@ impl Placing<'_, '_> {
         }
     }
 
-    /// Starts the fsync of the finished files on a thread while the next bodies arrive, after
-    /// placing the batch handed over before (the files go in place in the order they were
-    /// finished). With fsync off there is nothing to wait for: they are placed at once.
+    /// Starts the fsync of the finished files on a thread while the next bodies arrive, and
+    /// places the batches handed over before whose fsync is done, oldest first (the files go
+    /// in place in the order they were finished). It waits for the oldest only when more than
+    /// [`SYNC_IN_FLIGHT`] are under way. With fsync off there is nothing to wait for: they
+    /// are placed at once.
     fn hand_over(&mut self) {
-        self.settle();
         if !self.unplaced.iter().any(|(_, u)| u.needs_sync()) {
             self.place();
             return;
         }
         let batch = std::mem::take(&mut self.unplaced);
-        self.syncing = Some(std::thread::spawn(move || sync_batch(batch)));
+        self.syncing
+            .push_back(std::thread::spawn(move || sync_batch(batch)));
+        while let Some(oldest) = self.syncing.front() {
+            if !oldest.is_finished() && self.syncing.len() <= SYNC_IN_FLIGHT {
+                break;
+            }
+            self.settle_oldest();
+        }
     }
 
-    /// Places the batch whose fsync [`Self::hand_over`] started, once it is done.
-    fn settle(&mut self) {
-        let Some(syncing) = self.syncing.take() else {
+    /// Places the oldest batch whose fsync [`Self::hand_over`] started, once it is done.
+    fn settle_oldest(&mut self) {
+        let Some(syncing) = self.syncing.pop_front() else {
             return;
         };
         // Its thread cannot panic (`sync_unplaced` returns its errors); if it did, its files
@@ -502,7 +515,9 @@ impl Placing<'_, '_> {
     /// were finished, after all of them were written (`MessageWriter::finish`); each is a step
     /// of the test hook.
     fn place(&mut self) {
-        self.settle();
+        while !self.syncing.is_empty() {
+            self.settle_oldest();
+        }
         let batch = std::mem::take(&mut self.unplaced);
         self.put_in_place(sync_batch(batch));
     }
