@@ -174,6 +174,18 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 }
 
 impl StateDb {
+    /// The store's handle over `conn`, the connection to the database file at `path`: no
+    /// commit yet, fsync on (as SQLite is configured by [`StateDb::configure`]).
+    fn over(conn: Connection, path: &Path) -> StateDb {
+        StateDb {
+            conn,
+            writer: writer_lock(path),
+            path: path.to_path_buf(),
+            commits: Cell::new(0),
+            fsync: Cell::new(true),
+        }
+    }
+
     /// Creates a new, *fresh* state database. Fails if the file (or a
     /// leftover WAL of a deleted one) exists; never overwrites. Parent
     /// directories are created.
@@ -213,13 +225,7 @@ impl StateDb {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let mut db = StateDb {
-            conn,
-            writer: writer_lock(path),
-            path: path.to_path_buf(),
-            commits: Cell::new(0),
-            fsync: Cell::new(true),
-        };
+        let mut db = StateDb::over(conn, path);
         db.configure()?;
         Ok(db)
     }
@@ -246,13 +252,7 @@ impl StateDb {
                     | OpenFlags::SQLITE_OPEN_CREATE
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            let mut db = StateDb {
-                conn,
-                writer: writer_lock(side),
-                path: side.to_path_buf(),
-                commits: Cell::new(0),
-                fsync: Cell::new(true),
-            };
+            let mut db = StateDb::over(conn, side);
             // No journal and no syncs while building: the side file is nobody's database
             // until the rename in `create`, and one left by a crash is removed above, so a
             // torn build costs nothing. The migrations' per-transaction journal files and
@@ -296,13 +296,7 @@ impl StateDb {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(wrap)?;
-        let mut db = StateDb {
-            conn,
-            writer: writer_lock(path),
-            path: path.to_path_buf(),
-            commits: Cell::new(0),
-            fsync: Cell::new(true),
-        };
+        let mut db = StateDb::over(conn, path);
         // Identify the file before changing anything in it (WAL mode is
         // written to the header), so another program's database is left alone.
         let app: i32 = db
