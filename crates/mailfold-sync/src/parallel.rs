@@ -302,19 +302,35 @@ fn plan_into(input: &crate::plan::SyncInput, config: &PlanConfig, report: &mut S
     plan
 }
 
+/// What every connection of a run works with alike: the account, the planner's settings, the
+/// Maildir, and where progress goes. Each connection has its own server session and state
+/// database connection besides, and each group its own folder contexts and report.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    account: &'a AccountSpec,
+    config: &'a PlanConfig,
+    maildir: &'a Maildir,
+    progress: &'a dyn Progress,
+}
+
+impl<'a> Run<'a> {
+    /// The same run, its progress going to `progress`.
+    fn telling(self, progress: &'a dyn Progress) -> Run<'a> {
+        Run { progress, ..self }
+    }
+}
+
 /// Applies `plan` over `remote` with the folder contexts of `g`, counting its steps.
-#[allow(clippy::too_many_arguments)]
 fn apply_one(
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     g: &mut Gathered,
     report: &mut SyncReport,
-    progress: &dyn Progress,
     plan: &Plan,
 ) -> Result<(), SyncError> {
-    let mut applier = Applier::new(remote, account, maildir, db, g, report).with_progress(progress);
+    let mut applier =
+        Applier::new(remote, run.account, run.maildir, db, g, report).with_progress(run.progress);
     let res = applier.apply(plan);
     report.steps += applier.steps();
     res
@@ -324,38 +340,35 @@ fn apply_one(
 /// into `g`: whole, or window by window when it is large ([`gather::FreshWindows`]), the
 /// files each window wrote forgotten before the next is read, so that memory follows the
 /// window. Nothing happens when the folder could not be opened (reported).
-#[allow(clippy::too_many_arguments)]
 fn apply_fresh(
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     g: &mut Gathered,
     report: &mut SyncReport,
-    progress: &dyn Progress,
     fresh: &FreshFolder,
 ) -> Result<(), SyncError> {
-    let Some((read, ctx)) = gather::gather_fresh(remote, account, fresh, report)? else {
+    let Some((read, ctx)) = gather::gather_fresh(remote, run.account, fresh, report)? else {
         return Ok(());
     };
     g.folders.insert(fresh.path.clone(), ctx);
     let mut windows = match read {
         gather::FreshRead::Whole(input) => {
-            let plan = plan_into(&input, config, report);
-            return apply_one(remote, account, maildir, db, g, report, progress, &plan);
+            let plan = plan_into(&input, run.config, report);
+            return apply_one(remote, run, db, g, report, &plan);
         }
         gather::FreshRead::Windows(w) => w,
     };
     // One announcement for the whole folder (filtered out where the run announced it
     // already), none per window.
-    progress.event(ProgressEvent::Planned {
+    run.progress.event(ProgressEvent::Planned {
         folders: 1,
         downloads: windows.messages(),
         uploads: 0,
         ops: windows.messages(),
     });
-    let progress = &WithoutPlanned(progress);
+    let quiet = WithoutPlanned(run.progress);
+    let run = run.telling(&quiet);
     loop {
         let window = match windows.next(remote) {
             Ok(Some(w)) => w,
@@ -371,9 +384,9 @@ fn apply_fresh(
                 return Ok(());
             }
         };
-        let mut plan = plan_into(&window.input, config, report);
+        let mut plan = plan_into(&window.input, run.config, report);
         gather::trim_window(&mut plan, window.first, window.last);
-        apply_one(remote, account, maildir, db, g, report, progress, &plan)?;
+        apply_one(remote, run, db, g, report, &plan)?;
         if let Some(ctx) = g.folders.get_mut(&fresh.path) {
             ctx.files = Default::default();
         }
@@ -399,21 +412,18 @@ fn plan_flags_only(
 /// Reads and plans each of `folders` ([`Gathered::flags_only`]) on `remote`, one after the
 /// other, then applies their plans as one, their contexts into `g`: their records then share
 /// the applier's commit group instead of a commit (a fsync, with fsync on) per folder.
-#[allow(clippy::too_many_arguments)]
 fn apply_flags_only(
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     g: &mut Gathered,
     report: &mut SyncReport,
-    progress: &dyn Progress,
     folders: &[FlagsOnlyFolder],
 ) -> Result<(), SyncError> {
     let mut ops = Vec::new();
     for f in folders {
-        if let Some((plan, ctx)) = plan_flags_only(remote, account, config, db, f, report)? {
+        if let Some((plan, ctx)) = plan_flags_only(remote, run.account, run.config, db, f, report)?
+        {
             g.folders.insert(f.path().clone(), ctx);
             ops.extend(plan.ops);
         }
@@ -422,20 +432,16 @@ fn apply_flags_only(
         ops,
         ..Plan::default()
     };
-    apply_one(remote, account, maildir, db, g, report, progress, &plan)
+    apply_one(remote, run, db, g, report, &plan)
 }
 
 /// Applies the groups it takes from `shared` over `remote`, into `done`.
-#[allow(clippy::too_many_arguments)]
 fn work(
     shared: &Shared,
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     template: &Gathered,
-    progress: &dyn Progress,
     done: &mut Done,
 ) -> Result<(), SyncError> {
     while let Some((group, job)) = shared.next() {
@@ -452,16 +458,10 @@ fn work(
                     ops: group.ops,
                     ..Plan::default()
                 };
-                apply_one(
-                    remote, account, maildir, db, &mut g, report, progress, &plan,
-                )
+                apply_one(remote, run, db, &mut g, report, &plan)
             }
-            Job::Fresh(fresh) => apply_fresh(
-                remote, account, config, maildir, db, &mut g, report, progress, &fresh,
-            ),
-            Job::FlagsOnly(folders) => apply_flags_only(
-                remote, account, config, maildir, db, &mut g, report, progress, &folders,
-            ),
+            Job::Fresh(fresh) => apply_fresh(remote, run, db, &mut g, report, &fresh),
+            Job::FlagsOnly(folders) => apply_flags_only(remote, run, db, &mut g, report, &folders),
         };
         // The group is done: what the end of the run needs of its folder is the stamp and
         // the flags of the context, not the files it found or wrote (one entry per message:
@@ -484,16 +484,13 @@ fn work(
 /// fail every run. Losing the connection once working fails the run.
 fn extra_worker(
     shared: &Shared,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     template: &Gathered,
-    progress: &dyn Progress,
 ) -> (Done, Result<(), SyncError>) {
     let mut done = Done::default();
     let res = (|| {
-        let mut db = crate::open_worker_db(account)?;
-        let mut remote = match crate::remote_imap::NetRemote::connect(account) {
+        let mut db = crate::open_worker_db(run.account)?;
+        let mut remote = match crate::remote_imap::NetRemote::connect(run.account) {
             Ok(r) => r,
             Err(e) => {
                 done.report.warnings.push(format!(
@@ -503,17 +500,7 @@ fn extra_worker(
                 return Ok(());
             }
         };
-        let res = work(
-            shared,
-            &mut remote,
-            account,
-            config,
-            maildir,
-            &mut db,
-            template,
-            progress,
-            &mut done,
-        );
+        let res = work(shared, &mut remote, run, &mut db, template, &mut done);
         done.report.alerts.extend(remote.take_alerts());
         done.report.warnings.extend(remote.take_warnings());
         remote.logout();
@@ -545,14 +532,16 @@ pub fn apply_plan(
     progress: &dyn Progress,
 ) -> Result<(), SyncError> {
     let sched = schedule(plan, account, g);
+    let run = Run {
+        account,
+        config,
+        maildir,
+        progress,
+    };
     if sched.extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
-        apply_here(
-            remote, account, config, maildir, db, g, report, plan, progress, sched,
-        )
+        apply_here(remote, run, db, g, report, plan, sched)
     } else {
-        apply_spread(
-            remote, account, config, maildir, db, g, report, progress, sched,
-        )
+        apply_spread(remote, run, db, g, report, sched)
     }
 }
 
@@ -656,21 +645,18 @@ fn schedule(plan: &Plan, account: &AccountSpec, g: &mut Gathered) -> Schedule {
 /// [`apply_plan`] on the main connection alone: the plan, then the fresh folders in path
 /// order (parents first), one plan each (or one per window), then the folders changed by
 /// flag changes alone, one plan each.
-#[allow(clippy::too_many_arguments)]
 fn apply_here(
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     g: &mut Gathered,
     report: &mut SyncReport,
     plan: &Plan,
-    progress: &dyn Progress,
     sched: Schedule,
 ) -> Result<(), SyncError> {
     // With fresh folders several plans are applied here: the run announces their total
     // once, as a split run does.
+    let progress = run.progress;
     let quiet = WithoutPlanned(progress);
     let (first, rest): (&dyn Progress, &dyn Progress) = if sched.fresh.is_empty() {
         (progress, progress)
@@ -683,17 +669,13 @@ fn apply_here(
     } else {
         (progress, progress)
     };
-    apply_one(remote, account, maildir, db, g, report, first, plan)?;
-    let progress = rest;
+    apply_one(remote, run.telling(first), db, g, report, plan)?;
+    let run = run.telling(rest);
     for f in sched.fresh.into_values() {
-        apply_fresh(
-            remote, account, config, maildir, db, g, report, progress, &f,
-        )?;
+        apply_fresh(remote, run, db, g, report, &f)?;
     }
     for batch in sched.flag_batches.into_values() {
-        apply_flags_only(
-            remote, account, config, maildir, db, g, report, progress, &batch,
-        )?;
+        apply_flags_only(remote, run, db, g, report, &batch)?;
     }
     Ok(())
 }
@@ -701,16 +683,12 @@ fn apply_here(
 /// [`apply_plan`] over extra connections too: the main connection applies the operations
 /// that must come first, then every connection takes groups from one queue until it is
 /// empty; the results are merged in the end, and the first error is the run's.
-#[allow(clippy::too_many_arguments)]
 fn apply_spread(
     remote: &mut dyn Remote,
-    account: &AccountSpec,
-    config: &PlanConfig,
-    maildir: &Maildir,
+    run: Run<'_>,
     db: &mut StateDb,
     g: &mut Gathered,
     report: &mut SyncReport,
-    progress: &dyn Progress,
     sched: Schedule,
 ) -> Result<(), SyncError> {
     let Schedule {
@@ -722,8 +700,9 @@ fn apply_spread(
         ..
     } = sched;
     let queued = queued_jobs(groups, &mut fresh, &mut flag_batches, g);
-    progress.event(announced);
-    let progress = &WithoutPlanned(progress);
+    run.progress.event(announced);
+    let quiet = WithoutPlanned(run.progress);
+    let run = run.telling(&quiet);
     let template = Gathered {
         delimiter: g.delimiter,
         root: g.root.clone(),
@@ -740,24 +719,18 @@ fn apply_spread(
     let mut mine = Done::default();
     let (main_res, extras) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..extra)
-            .map(|_| {
-                s.spawn(|| extra_worker(&shared, account, config, maildir, &template, progress))
-            })
+            .map(|_| s.spawn(|| extra_worker(&shared, run, &template)))
             .collect();
         let opened = AbortUnlessOpened(&shared);
         let main_plan = Plan {
             ops: main,
             ..Plan::default()
         };
-        let res = apply_one(
-            remote, account, maildir, db, g, report, progress, &main_plan,
-        );
+        let res = apply_one(remote, run, db, g, report, &main_plan);
         let res = match res {
             Ok(()) => {
                 shared.set(|q| q.open = true);
-                work(
-                    &shared, remote, account, config, maildir, db, &template, progress, &mut mine,
-                )
+                work(&shared, remote, run, db, &template, &mut mine)
             }
             Err(e) => {
                 shared.set(|q| q.abort = true);
