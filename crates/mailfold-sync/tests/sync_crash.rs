@@ -1,8 +1,9 @@
 //! Crash safety end to end: a sync is killed after step N, for every N, and re-run; the result
 //! must equal an uninterrupted run, with nothing lost or duplicated on either side, and a
-//! further run must change nothing. Three scenarios: changes on both sides (folders read
-//! whole), changes on the server only (folders read partially), and an initial sync into an
-//! empty mirror (one folder at a time).
+//! further run must change nothing. The scenarios ([`Scenario`]): changes on both sides
+//! (folders read whole), changes on the server only (folders read partially), flag changes
+//! alone, a reader's copy and move, and initial syncs into an empty mirror (one folder at a
+//! time, window by window, and one of many downloads, killed around its batches).
 //!
 //! The sync runs in a child process (this test binary, re-executed to run `child_sync` only)
 //! with `MAILFOLD_TEST_ABORT_AFTER_STEP=N`, which exits like a kill: no destructor, no cleanup.
@@ -112,6 +113,10 @@ enum Scenario {
     Initial,
     /// As `Initial`, each folder read, planned and applied in windows of two messages.
     InitialWindows,
+    /// As `Initial` with an INBOX of [`MANY`] messages: its downloads are fsynced batch by
+    /// batch on threads while later bodies arrive, several batches at once, each put in place
+    /// when its fsyncs are done.
+    InitialMany,
     /// Flag changes alone on the server, in both folders: each folder is read, planned and
     /// applied on its own after the gather.
     FlagsOnly,
@@ -142,7 +147,15 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
     for n in 0..4 {
         d.deliver(&u.name, "Work", &crlf(&message("Work", n)));
     }
-    if matches!(scenario, Scenario::Initial | Scenario::InitialWindows) {
+    if scenario == Scenario::InitialMany {
+        for n in 5..MANY {
+            d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", n)));
+        }
+    }
+    if matches!(
+        scenario,
+        Scenario::Initial | Scenario::InitialWindows | Scenario::InitialMany
+    ) {
         return side;
     }
     sync(d, &side);
@@ -298,7 +311,21 @@ fn kill_after_every_step_then_resume_equals_an_uninterrupted_run() {
 /// Kills `scenario`'s sync after every step, resumes, and compares with an uninterrupted
 /// run (whose final state `check` looks at first); returns how many steps the run had.
 fn kill_every_step(scenario: Scenario, max_steps: usize, check: impl Fn(&[Vec<Msg>])) -> usize {
-    let env = Env::with_users(max_steps + 1);
+    let steps: Vec<usize> = (1..=max_steps).collect();
+    match kill_at_steps(scenario, &steps, check) {
+        Some(n) => n,
+        None => panic!("the sync has more than {max_steps} steps; raise the maximum"),
+    }
+}
+
+/// [`kill_every_step`] for the given steps only, in increasing order: `Some` with the number
+/// of steps the run had once a step is past its end, `None` when every step killed it.
+fn kill_at_steps(
+    scenario: Scenario,
+    steps: &[usize],
+    check: impl Fn(&[Vec<Msg>]),
+) -> Option<usize> {
+    let env = Env::with_users(steps.len() + 1);
     let d = &env.dovecot;
     let reference = prepare_for(&env, 0, scenario);
     let r = sync(d, &reference);
@@ -313,12 +340,12 @@ fn kill_every_step(scenario: Scenario, max_steps: usize, check: impl Fn(&[Vec<Ms
         );
     }
     check(&want);
-    for n in 1..=max_steps {
-        let side = prepare_for(&env, n, scenario);
+    for (i, &n) in steps.iter().enumerate() {
+        let side = prepare_for(&env, i + 1, scenario);
         let code = run_child(d, &side, n as u64);
         if code == Some(0) {
             assert_eq!(side.state(d), want, "uninterrupted child run differs");
-            return n - 1;
+            return Some(n - 1);
         }
         assert_eq!(code, Some(ABORT_EXIT_CODE));
         sync(d, &side);
@@ -338,7 +365,25 @@ fn kill_every_step(scenario: Scenario, max_steps: usize, check: impl Fn(&[Vec<Ms
             "step {n}: a further run changed: {again:#?}"
         );
     }
-    panic!("the sync has more than {max_steps} steps; raise the maximum");
+    None
+}
+
+/// INBOX's messages in [`Scenario::InitialMany`]: more than three download batches of 32
+/// (`apply::download`'s PLACE_BATCH), so that several are in flight at once.
+const MANY: usize = 100;
+
+/// The download batches' commit points: an initial sync of an INBOX of [`MANY`] messages with
+/// fsync on, killed at steps on both sides of each batch's end (and beyond the run's end),
+/// converges to the uninterrupted result: whatever the batches in flight had written stays in
+/// `tmp/` or is bound by content, never shown twice nor lost.
+#[test]
+fn an_initial_sync_of_many_downloads_survives_kills_between_its_batches() {
+    let steps = [1, 3, 30, 33, 36, 64, 67, 70, 96, 99, 104, 200];
+    let ran = kill_at_steps(Scenario::InitialMany, &steps, |want| {
+        assert_eq!((want[1].len(), want[3].len()), (MANY, 4));
+    });
+    let ran = ran.expect("the run ends before step 200");
+    assert!(ran > MANY, "every download is a step, had {ran}");
 }
 
 /// The partial read's commit points: a sync of server-only changes (two deliveries, an
