@@ -486,8 +486,26 @@ impl Placing<'_, '_> {
             return;
         }
         let batch = std::mem::take(&mut self.unplaced);
-        self.syncing
-            .push_back(std::thread::spawn(move || sync_batch(batch)));
+        // The batch goes to the thread by a channel, so that it stays here when no thread can
+        // be started (a process limit): it is then fsynced and placed on this one.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new()
+            .spawn(move || rx.recv().map(sync_batch).unwrap_or_default());
+        let kept = match started {
+            Ok(handle) => match tx.send(batch) {
+                Ok(()) => {
+                    self.syncing.push_back(handle);
+                    None
+                }
+                Err(back) => Some(back.0),
+            },
+            Err(_) => Some(batch),
+        };
+        if let Some(batch) = kept {
+            self.unplaced = batch;
+            self.place();
+            return;
+        }
         while let Some(oldest) = self.syncing.front() {
             if !oldest.is_finished() && self.syncing.len() <= SYNC_IN_FLIGHT {
                 break;
