@@ -4,17 +4,18 @@
 
 use mailfold_store::{FolderId, NewFolder, RelPath, StateDb, StateRead};
 
+fn new_folder(name: &str) -> NewFolder {
+    NewFolder {
+        wire_name: name.into(),
+        delimiter: Some('/'),
+        local_path: RelPath::parse(name).unwrap(),
+        special_use: None,
+        subscribed: true,
+    }
+}
+
 fn add_folder(db: &mut StateDb, name: &str) -> FolderId {
-    db.write(|tx| {
-        tx.add_folder(&NewFolder {
-            wire_name: name.into(),
-            delimiter: Some('/'),
-            local_path: RelPath::parse(name).unwrap(),
-            special_use: None,
-            subscribed: true,
-        })
-    })
-    .unwrap()
+    db.write(|tx| tx.add_folder(&new_folder(name))).unwrap()
 }
 
 #[test]
@@ -69,13 +70,7 @@ fn an_unsynced_write_commits_and_leaves_the_fsync_choice_as_it_was() {
     // A failed unsynced write rolls back and still restores the choice.
     let failed = db.write_unsynced(|tx| {
         tx.set_last_sync(id, 8)?;
-        tx.add_folder(&NewFolder {
-            wire_name: "INBOX".into(),
-            delimiter: Some('/'),
-            local_path: RelPath::parse("INBOX").unwrap(),
-            special_use: None,
-            subscribed: true,
-        })
+        tx.add_folder(&new_folder("INBOX"))
     });
     assert!(failed.is_err(), "a second INBOX is refused");
     assert!(db.syncs_commits().unwrap());
