@@ -555,14 +555,39 @@ pub fn sync_unplaced(messages: &mut [&mut UnplacedMessage]) -> Vec<Result<()>> {
     // For a worker that panics (it cannot: `sync_file` returns its errors), each of its
     // messages fails rather than being placed unsynced.
     let paths: Vec<PathBuf> = messages.iter().map(|m| m.writer.tmp_path.clone()).collect();
+    let sync_all = |chunk: &mut [&mut UnplacedMessage]| -> Vec<Result<()>> {
+        chunk.iter_mut().map(|m| m.sync_file()).collect()
+    };
+    /// Where a chunk's fsyncs ran.
+    enum Worker<'s> {
+        Thread(std::thread::ScopedJoinHandle<'s, Vec<Result<()>>>),
+        Here(Vec<Result<()>>),
+    }
     let results: Vec<Option<Vec<Result<()>>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = messages
             .chunks_mut(per_thread)
             .map(|chunk| {
-                scope.spawn(move || chunk.iter_mut().map(|m| m.sync_file()).collect::<Vec<_>>())
+                // The chunk goes to its thread by a channel, so that it stays here when no
+                // thread can be started (a process limit): it is then fsynced on this one.
+                let (tx, rx) = std::sync::mpsc::channel::<&mut [&mut UnplacedMessage]>();
+                let started = std::thread::Builder::new()
+                    .spawn_scoped(scope, move || rx.recv().map(sync_all).unwrap_or_default());
+                match started {
+                    Ok(handle) => match tx.send(chunk) {
+                        Ok(()) => Worker::Thread(handle),
+                        Err(back) => Worker::Here(sync_all(back.0)),
+                    },
+                    Err(_) => Worker::Here(sync_all(chunk)),
+                }
             })
             .collect();
-        workers.into_iter().map(|w| w.join().ok()).collect()
+        workers
+            .into_iter()
+            .map(|w| match w {
+                Worker::Here(done) => Some(done),
+                Worker::Thread(handle) => handle.join().ok(),
+            })
+            .collect()
     });
     results
         .into_iter()
