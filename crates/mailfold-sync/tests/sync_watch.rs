@@ -215,6 +215,14 @@ fn v0028_noop_polling_when_idle_is_hidden() {
         ..fast_opts()
     };
     let w = Running::start(env.account(), opts);
+    // Delivered once the watch is set up and its catch-up run is over, so that only a poll can
+    // find it: delivered earlier, the first run or the catch-up would, with no NOOP needed.
+    assert!(
+        wait_until(Duration::from_secs(10), || !w.starts().is_empty()),
+        "the watch did not start; notices {:?}",
+        w.notices()
+    );
+    std::thread::sleep(Duration::from_secs(1));
     env.deliver("INBOX", &message("INBOX", 7));
     assert!(
         wait_until(Duration::from_secs(5), || local_file(&env, 7).is_some()),
