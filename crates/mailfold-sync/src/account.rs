@@ -406,8 +406,11 @@ impl TimeLimits {
 /// The default [`AccountSpec::fresh_window`]: the most messages of a fresh folder read,
 /// planned and applied at once. A larger folder (a decade of mail in one folder, a Gmail
 /// "All Mail") goes window by window, so that the run's memory follows the window, not the
-/// folder (four bytes a message remain, for its UID).
-pub const FRESH_WINDOW: usize = 5_000;
+/// folder (four bytes a message remain, for its UID). Every connection holds a window at once
+/// (its listing, details, plan and rows waiting for their commit), so the window sets most of
+/// an initial sync's heap; windows of 2,000 took no more time than larger ones in the
+/// million-message bench (`bench/compare --huge`), where each window costs a few round trips.
+pub const FRESH_WINDOW: usize = 2_000;
 
 impl AccountSpec {
     /// An account with every setting but the essentials at its default.
