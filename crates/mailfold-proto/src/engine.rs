@@ -521,6 +521,9 @@ struct InFlight {
     copy_uid: Option<Code>,
 }
 
+/// The room the event queue keeps once drained (see [`Client::poll_event`]).
+const EVENTS_KEPT: usize = 256;
+
 /// The sans-IO IMAP client.
 ///
 /// # Driving contract
@@ -842,7 +845,14 @@ impl Client {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > EVENTS_KEPT {
+            // One read of short FETCH responses (`UID FETCH 1:* (UID)` over a large folder)
+            // queues thousands of events at once; the queue's room is given back once they
+            // are taken, so that it does not stay at the largest burst for the session.
+            self.events.shrink_to(EVENTS_KEPT);
+        }
+        e
     }
 
     /// When [`Client::handle_timeout`] must be called next, if ever.
