@@ -31,6 +31,29 @@ fn a_leftover_half_made_database_is_replaced_not_taken_for_the_state() {
     assert!(db.is_fresh().unwrap());
 }
 
+/// A created database is in WAL mode on disk (recorded in its header: bytes 18 and 19 are 2),
+/// and creating it leaves no journal, log or side file behind.
+#[test]
+fn a_new_database_is_in_wal_mode_before_its_first_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("acct.sqlite");
+    let side = tmp.path().join("acct.sqlite.new");
+    drop(StateDb::create(&path).unwrap());
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!(&header[..16], b"SQLite format 3\0");
+    assert_eq!((header[18], header[19]), (2, 2), "not in WAL mode on disk");
+    assert!(!side.exists());
+    for leftover in [
+        "acct.sqlite-journal",
+        "acct.sqlite-wal",
+        "acct.sqlite.new-wal",
+    ] {
+        assert!(!tmp.path().join(leftover).exists(), "{leftover} left");
+    }
+    let db = StateDb::open_with(&path, IntegrityCheck::Full).unwrap();
+    assert!(db.is_fresh().unwrap());
+}
+
 #[test]
 fn a_process_killed_while_creating_never_leaves_a_corrupt_database() {
     // Kill a child process at many moments during StateDb::create; after each kill the path

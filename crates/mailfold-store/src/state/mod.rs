@@ -268,7 +268,21 @@ impl StateDb {
                 "INSERT INTO meta(key, value) VALUES ('created_at', ?1), ('fresh', '1')",
                 params![now],
             )?;
-            // Closed here: everything is in the one file.
+            // WAL mode is recorded in the file's header, so the file goes into place already in
+            // it: switched on the first open instead, the header change is a transaction in
+            // the rollback journal (a journal file created, synced twice with the directory
+            // and the database, and deleted) on every account's first run, fsync off included.
+            let mode: String =
+                db.conn
+                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::BadStoredValue {
+                    column: "journal_mode",
+                    detail: format!("SQLite refused WAL mode (got {mode})"),
+                });
+            }
+            // Closed here: everything is in the one file (closing the last connection
+            // checkpoints and removes the write-ahead log).
         }
         std::fs::File::open(side)
             .and_then(|f| f.sync_all())
