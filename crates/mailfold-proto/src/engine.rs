@@ -1683,4 +1683,43 @@ mod tests {
             other => panic!("expected COPYUID, got {other:?}"),
         }
     }
+
+    /// A burst of thousands of FETCH responses in one read fills the event queue; once they
+    /// are all taken, the queue's room goes back to [`EVENTS_KEPT`] instead of staying at the
+    /// burst's size for the rest of the session.
+    #[test]
+    fn the_event_queue_gives_its_room_back_once_drained() {
+        let now = Instant::now();
+        let mut c = Client::new(Config::default(), true, now);
+        c.handle_input(b"* PREAUTH [CAPABILITY IMAP4rev1] hi\r\n", now);
+        let h = c.submit(Command::Select {
+            mailbox: Mailbox::from_utf8("INBOX"),
+            params: SelectParams::None,
+        });
+        let out = sent(&mut c, now);
+        let reply = format!(
+            "* 5000 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{} OK [READ-ONLY] x\r\n",
+            tag_of(&out)
+        );
+        c.handle_input(reply.as_bytes(), now);
+        assert!(completion(&mut c, h).outcome.is_ok());
+        let mut burst = String::new();
+        for i in 1..=5000 {
+            burst.push_str(&format!("* {i} FETCH (UID {i})\r\n"));
+        }
+        c.handle_input(burst.as_bytes(), now);
+        assert!(c.events.capacity() >= 5000);
+        let mut fetched = 0;
+        while let Some(ev) = c.poll_event() {
+            if matches!(ev, Event::Fetch { .. }) {
+                fetched += 1;
+            }
+        }
+        assert_eq!(fetched, 5000);
+        assert!(
+            c.events.capacity() <= EVENTS_KEPT,
+            "{} events' room kept",
+            c.events.capacity()
+        );
+    }
 }

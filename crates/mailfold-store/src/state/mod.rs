@@ -1677,6 +1677,26 @@ impl AliasRegistry for StateDb {
 mod tests {
     use super::*;
 
+    /// Every connection, created or opened, in either fsync mode, keeps the 1 MiB page cache
+    /// `configure` sets (SQLite's own default is 2 MiB): one connection per server
+    /// connection each filled its cache in a large mirror.
+    #[test]
+    fn every_connection_keeps_a_one_mebibyte_page_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.sqlite");
+        let cache = |db: &StateDb| -> i64 {
+            db.conn
+                .pragma_query_value(None, "cache_size", |r| r.get(0))
+                .unwrap()
+        };
+        let db = StateDb::create(&path).unwrap();
+        assert_eq!(cache(&db), -1024);
+        db.set_fsync(false).unwrap();
+        assert_eq!(cache(&db), -1024);
+        let second = StateDb::open_with(&path, IntegrityCheck::Cheap).unwrap();
+        assert_eq!(cache(&second), -1024);
+    }
+
     #[test]
     fn intent_ids_cross_the_row_id_checked() {
         assert_eq!(intent_id_of_row(1).unwrap(), IntentId(1));
