@@ -272,15 +272,7 @@ impl StateDb {
             // it: switched on the first open instead, the header change is a transaction in
             // the rollback journal (a journal file created, synced twice with the directory
             // and the database, and deleted) on every account's first run, fsync off included.
-            let mode: String =
-                db.conn
-                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(Error::BadStoredValue {
-                    column: "journal_mode",
-                    detail: format!("SQLite refused WAL mode (got {mode})"),
-                });
-            }
+            db.enter_wal()?;
             // Closed here: everything is in the one file (closing the last connection
             // checkpoints and removes the write-ahead log).
         }
@@ -428,8 +420,9 @@ impl StateDb {
         Ok(())
     }
 
-    fn configure(&mut self) -> Result<()> {
-        self.conn.busy_timeout(Duration::from_secs(10))?;
+    /// Puts the database in WAL mode (recorded in the file's header; a no-op when it is in
+    /// it already), or fails when SQLite refuses.
+    fn enter_wal(&self) -> Result<()> {
         let mode: String = self
             .conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
@@ -439,6 +432,12 @@ impl StateDb {
                 detail: format!("SQLite refused WAL mode (got {mode})"),
             });
         }
+        Ok(())
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(10))?;
+        self.enter_wal()?;
         // Every per-message and per-folder statement goes through
         // `prepare_cached`; the default capacity (16) is smaller than the
         // number of distinct statements one sync runs, which would evict
