@@ -1630,24 +1630,33 @@ mod tests {
         panic!("no completion for {h:?}");
     }
 
-    /// RFC 6851 4.3: UID MOVE's COPYUID arrives in an untagged OK before the EXPUNGEs; the
-    /// completion carries it exactly as a COPY's tagged OK would.
-    #[test]
-    fn untagged_copyuid_of_a_move_reaches_its_completion() {
-        let now = Instant::now();
+    /// A client greeted with `capabilities`, INBOX selected with `exists` messages.
+    fn selected(capabilities: &str, exists: u32, now: Instant) -> Client {
         let mut c = Client::new(Config::default(), true, now);
-        c.handle_input(b"* PREAUTH [CAPABILITY IMAP4rev1 MOVE UIDPLUS] hi\r\n", now);
+        c.handle_input(
+            format!("* PREAUTH [CAPABILITY {capabilities}] hi\r\n").as_bytes(),
+            now,
+        );
         let h = c.submit(Command::Select {
             mailbox: Mailbox::from_utf8("INBOX"),
             params: SelectParams::None,
         });
         let out = sent(&mut c, now);
         let reply = format!(
-            "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{} OK [READ-WRITE] x\r\n",
+            "* {exists} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{} OK [READ-WRITE] x\r\n",
             tag_of(&out)
         );
         c.handle_input(reply.as_bytes(), now);
         assert!(completion(&mut c, h).outcome.is_ok());
+        c
+    }
+
+    /// RFC 6851 4.3: UID MOVE's COPYUID arrives in an untagged OK before the EXPUNGEs; the
+    /// completion carries it exactly as a COPY's tagged OK would.
+    #[test]
+    fn untagged_copyuid_of_a_move_reaches_its_completion() {
+        let now = Instant::now();
+        let mut c = selected("IMAP4rev1 MOVE UIDPLUS", 3, now);
         let h = c.submit(Command::UidMove {
             set: UidSet::from_numbers([5, 6]).unwrap(),
             mailbox: Mailbox::from_utf8("Archive"),
@@ -1690,19 +1699,7 @@ mod tests {
     #[test]
     fn the_event_queue_gives_its_room_back_once_drained() {
         let now = Instant::now();
-        let mut c = Client::new(Config::default(), true, now);
-        c.handle_input(b"* PREAUTH [CAPABILITY IMAP4rev1] hi\r\n", now);
-        let h = c.submit(Command::Select {
-            mailbox: Mailbox::from_utf8("INBOX"),
-            params: SelectParams::None,
-        });
-        let out = sent(&mut c, now);
-        let reply = format!(
-            "* 5000 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n{} OK [READ-ONLY] x\r\n",
-            tag_of(&out)
-        );
-        c.handle_input(reply.as_bytes(), now);
-        assert!(completion(&mut c, h).outcome.is_ok());
+        let mut c = selected("IMAP4rev1", 5000, now);
         let mut burst = String::new();
         for i in 1..=5000 {
             burst.push_str(&format!("* {i} FETCH (UID {i})\r\n"));
