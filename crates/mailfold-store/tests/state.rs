@@ -56,7 +56,10 @@ fn create_open_and_the_fresh_marker() {
     ));
     let mut db = StateDb::create(&path).unwrap();
     assert!(db.is_fresh().unwrap());
-    assert_eq!(db.schema_version().unwrap(), 4);
+    assert_eq!(
+        db.schema_version().unwrap(),
+        mailfold_store::schema::VERSION
+    );
     db.mark_synced().unwrap();
     drop(db);
     assert!(matches!(
@@ -560,7 +563,10 @@ fn schema_one_migrates_to_unbound_capable_rows() {
     .unwrap();
     drop(conn);
     let mut db = StateDb::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 4);
+    assert_eq!(
+        db.schema_version().unwrap(),
+        mailfold_store::schema::VERSION
+    );
     assert_eq!(db.messages(inbox).unwrap(), vec![record(1), record(2)]);
     // Rows from before version 4 carry no listing key: the digest is unknown until rebuilt.
     assert_eq!(db.listing_digest(inbox).unwrap(), None);
@@ -571,11 +577,22 @@ fn schema_one_migrates_to_unbound_capable_rows() {
         Some((fold_listing_keys(keys), 2))
     );
     assert_eq!(db.write(|tx| tx.unbind_messages(inbox)).unwrap(), 2);
+    drop(db);
+    // Version 5 keeps the digest without triggers: none is left on the upgraded file.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let triggers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(triggers, 0);
 }
 
-/// Schema v4: the folder's listing digest follows every kind of row write (insert, flag
-/// update, new base, move, deletion, unbound rows) through the triggers, so it always equals
-/// the digest of the rows' keys computed from scratch.
+/// The folder's listing digest follows every kind of row write (insert, replacement, flag
+/// update, new base, move, deletion, unbound rows), kept by the row writers themselves
+/// (schema v5), so it always equals the digest of the rows' keys computed from scratch.
 #[test]
 fn the_listing_digest_follows_every_row_write() {
     let tmp = tempfile::tempdir().unwrap();
@@ -602,6 +619,12 @@ fn the_listing_digest_follows_every_row_write() {
     };
     assert_eq!(db.listing_digest(inbox).unwrap(), Some((0, 0)));
     db.write(|tx| tx.upsert_messages(inbox, &[record(1), record(2), record(3)]))
+        .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
+    // The same UIDs again, one with other flags: replaced rows, no new ones.
+    let mut again = record(2);
+    again.flags = vec!["\\Seen".into(), "\\Answered".into()];
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1), again]))
         .unwrap();
     assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
     db.write(|tx| {
@@ -641,6 +664,17 @@ fn the_listing_digest_follows_every_row_write() {
     assert_eq!(db.listing_digest(other).unwrap(), fresh(&db, other));
     db.write(|tx| tx.clear_messages(inbox).map(|_| ())).unwrap();
     assert_eq!(db.listing_digest(inbox).unwrap(), Some((0, 0)));
+    // A header-only record over a full row keeps the row's file (V0070) and leaves its key,
+    // and so the folder's digest, unknown until rebuilt.
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1)]))
+        .unwrap();
+    let mut partial = record(1);
+    partial.partial = true;
+    db.write(|tx| tx.upsert_messages(inbox, &[partial]))
+        .unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), None);
+    db.write(|tx| tx.rebuild_listing_keys(inbox)).unwrap();
+    assert_eq!(db.listing_digest(inbox).unwrap(), fresh(&db, inbox));
 }
 
 /// Lookups by UID and by VANISHED ranges read only the rows they name.

@@ -190,9 +190,6 @@ fn a_version_two_database_upgrades_to_local_stamps() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "BEGIN;
-         DROP TRIGGER messages_listing_insert;
-         DROP TRIGGER messages_listing_delete;
-         DROP TRIGGER messages_listing_update;
          ALTER TABLE messages DROP COLUMN listing_key;
          ALTER TABLE folders DROP COLUMN listing_digest;
          ALTER TABLE folders DROP COLUMN listing_count;

@@ -698,6 +698,33 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// A change to a folder's listing digest and count (schema v5): the XOR of the listing keys
+/// removed and added (removing a key is XORing it again), the change in the number of rows,
+/// and whether a key among them was unknown (NULL), which makes the digest unknown.
+#[derive(Debug, Default)]
+struct ListingDelta {
+    xor: i64,
+    count: i64,
+    unknown: bool,
+}
+
+impl ListingDelta {
+    fn add(&mut self, key: Option<i64>) {
+        match key {
+            Some(k) => self.xor ^= k,
+            None => self.unknown = true,
+        }
+    }
+
+    fn remove(&mut self, key: Option<i64>) {
+        self.add(key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.xor == 0 && self.count == 0 && !self.unknown
+    }
+}
+
 impl Txn<'_> {
     /// Commits.
     pub fn commit(self) -> Result<()> {
@@ -727,6 +754,51 @@ impl Txn<'_> {
             "UPDATE folders SET local_stamp = NULL, stamp_messages = NULL \
              WHERE id = ?1 AND local_stamp IS NOT NULL",
             params![folder.0],
+        )?;
+        Ok(())
+    }
+
+    /// The listing key of the row of `uid`: `None` when there is no such row, `Some(None)`
+    /// when the row has no key (schema v4).
+    fn row_key(&self, folder: FolderId, uid: Uid) -> Result<Option<Option<i64>>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT listing_key FROM messages WHERE folder_id = ?1 AND uid = ?2")?
+            .query_row(params![folder.0, uid.get()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The listing keys of the rows of `base` in the folder (bound, or only the unbound one).
+    fn base_keys(
+        &self,
+        folder: FolderId,
+        base: &MessageBase,
+        unbound: bool,
+    ) -> Result<Vec<Option<i64>>> {
+        let sql = if unbound {
+            "SELECT listing_key FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL"
+        } else {
+            "SELECT listing_key FROM messages WHERE folder_id = ?1 AND base = ?2"
+        };
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![folder.0, base.as_str()], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Applies a [`ListingDelta`] to the folder's listing digest and count (schema v5: the
+    /// row writers keep them, see `schema.rs`). NULL stays NULL, and a NULL key among those
+    /// removed or added makes the digest NULL, as the triggers of version 4 did.
+    fn shift_listing(&self, folder: FolderId, d: &ListingDelta) -> Result<()> {
+        if d.is_empty() {
+            return Ok(());
+        }
+        self.exec(
+            "UPDATE folders SET
+               listing_digest = CASE WHEN ?4 THEN NULL
+                                     ELSE (listing_digest | ?2) - (listing_digest & ?2) END,
+               listing_count = listing_count + ?3
+             WHERE id = ?1",
+            params![folder.0, d.xor, d.count, d.unknown],
         )?;
         Ok(())
     }
@@ -869,11 +941,28 @@ impl Txn<'_> {
                listing_key = CASE WHEN excluded.partial AND NOT partial THEN NULL
                                   ELSE excluded.listing_key END",
         )?;
+        let mut old = self.tx.prepare_cached(
+            "SELECT listing_key, partial FROM messages WHERE folder_id = ?1 AND uid = ?2",
+        )?;
+        let mut delta = ListingDelta::default();
         for r in records {
             let flags = normalise_flags(&r.flags)?;
             let keywords = normalise_flags(&r.keywords)?;
             let key = listing_key_of(&r.base, &flags, &keywords, r.size);
             let (flags, keywords) = (flags.join(" "), keywords.join(" "));
+            let before: Option<(Option<i64>, bool)> = old
+                .query_row(params![folder.0, r.uid.get()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            // The statement's own rule: a partial record over a full row keeps the row's
+            // file and leaves its key unknown.
+            let kept_full = before.is_some_and(|(_, partial)| r.partial && !partial);
+            match before {
+                Some((k, _)) => delta.remove(k),
+                None => delta.count += 1,
+            }
+            delta.add((!kept_full).then_some(key));
             stmt.execute(params![
                 folder.0,
                 r.uid.get(),
@@ -889,7 +978,7 @@ impl Txn<'_> {
                 key
             ])?;
         }
-        Ok(())
+        self.shift_listing(folder, &delta)
     }
 
     /// Updates the last synced flags and keywords of many messages.
@@ -897,20 +986,23 @@ impl Txn<'_> {
         if !updates.is_empty() {
             self.unstamp(folder)?;
         }
-        let mut get = self
-            .tx
-            .prepare_cached("SELECT base, size FROM messages WHERE folder_id = ?1 AND uid = ?2")?;
+        let mut get = self.tx.prepare_cached(
+            "SELECT base, size, listing_key FROM messages WHERE folder_id = ?1 AND uid = ?2",
+        )?;
         let mut stmt = self.tx.prepare_cached(
             "UPDATE messages SET flags = ?3, keywords = ?4, listing_key = ?5 \
              WHERE folder_id = ?1 AND uid = ?2",
         )?;
+        let mut delta = ListingDelta::default();
         for u in updates {
-            let found: Option<(String, Option<i64>)> = get
+            let found: Option<(String, Option<i64>, Option<i64>)> = get
                 .query_row(params![folder.0, u.uid.get()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()?;
-            let Some((base, size)) = found else { continue };
+            let Some((base, size, old_key)) = found else {
+                continue;
+            };
             let base = MessageBase::new(&base).map_err(|e| bad("messages.base", e.to_string()))?;
             let size = size.and_then(|s| u64::try_from(s).ok());
             let flags = normalise_flags(&u.flags)?;
@@ -923,8 +1015,10 @@ impl Txn<'_> {
                 keywords.join(" "),
                 key
             ])?;
+            delta.remove(old_key);
+            delta.add(Some(key));
         }
-        Ok(())
+        self.shift_listing(folder, &delta)
     }
 
     /// Records that a message's file now has another base (a local rename
@@ -934,12 +1028,16 @@ impl Txn<'_> {
         let Some(row) = self.message(folder, uid)? else {
             return Ok(());
         };
+        let old_key = self.row_key(folder, uid)?.flatten();
         let key = listing_key_of(base, &row.flags, &row.keywords, row.size);
         self.exec(
             "UPDATE messages SET base = ?3, listing_key = ?4 WHERE folder_id = ?1 AND uid = ?2",
             params![folder.0, uid.get(), base.as_str(), key],
         )?;
-        Ok(())
+        let mut delta = ListingDelta::default();
+        delta.remove(old_key);
+        delta.add(Some(key));
+        self.shift_listing(folder, &delta)
     }
 
     /// Deletes message rows.
@@ -950,20 +1048,31 @@ impl Txn<'_> {
         let mut stmt = self
             .tx
             .prepare_cached("DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2")?;
+        let mut delta = ListingDelta::default();
         for u in uids {
-            stmt.execute(params![folder.0, u.get()])?;
+            if let Some(key) = self.row_key(folder, *u)? {
+                stmt.execute(params![folder.0, u.get()])?;
+                delta.remove(key);
+                delta.count -= 1;
+            }
         }
-        Ok(())
+        self.shift_listing(folder, &delta)
     }
 
     /// Deletes every message row of a folder (after a UIDVALIDITY change,
     /// once the engine has read the old rows to re-match by content).
     pub fn clear_messages(&self, folder: FolderId) -> Result<usize> {
         self.unstamp(folder)?;
-        self.exec(
+        let n = self.exec(
             "DELETE FROM messages WHERE folder_id = ?1",
             params![folder.0],
-        )
+        )?;
+        // No rows: the digest of none is known.
+        self.exec(
+            "UPDATE folders SET listing_digest = 0, listing_count = 0 WHERE id = ?1",
+            params![folder.0],
+        )?;
+        Ok(n)
     }
 
     /// Unbinds every message row of a folder (its UIDVALIDITY changed, seed
@@ -984,10 +1093,20 @@ impl Txn<'_> {
     /// the same base. `record.uid` is ignored.
     pub fn insert_unbound(&self, folder: FolderId, record: &MessageRecord) -> Result<()> {
         self.unstamp(folder)?;
+        let mut delta = ListingDelta::default();
+        for k in self.base_keys(folder, &record.base, false)? {
+            delta.remove(k);
+            delta.count -= 1;
+        }
         self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
             params![folder.0, record.base.as_str()],
         )?;
+        let flags = normalise_flags(&record.flags)?;
+        let keywords = normalise_flags(&record.keywords)?;
+        let key = listing_key_of(&record.base, &flags, &keywords, record.size);
+        delta.add(Some(key));
+        delta.count += 1;
         self.exec(
             "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
                                   internaldate_tz, hash, message_id, partial, listing_key)
@@ -995,23 +1114,18 @@ impl Txn<'_> {
             params![
                 folder.0,
                 record.base.as_str(),
-                normalise_flags(&record.flags)?.join(" "),
-                normalise_flags(&record.keywords)?.join(" "),
+                flags.join(" "),
+                keywords.join(" "),
                 record.size.map(to_i64).transpose()?,
                 record.internaldate.map(|d| d.unix),
                 record.internaldate.map(|d| d.offset_minutes),
                 record.hash.map(|h| h.0.to_vec()),
                 record.message_id,
                 record.partial,
-                listing_key_of(
-                    &record.base,
-                    &normalise_flags(&record.flags)?,
-                    &normalise_flags(&record.keywords)?,
-                    record.size
-                )
+                key
             ],
         )?;
-        Ok(())
+        self.shift_listing(folder, &delta)
     }
 
     /// Recomputes the listing key of every row of a folder and its listing digest (schema
@@ -1058,10 +1172,16 @@ impl Txn<'_> {
     /// sides). Returns whether there was one.
     pub fn delete_unbound(&self, folder: FolderId, base: &MessageBase) -> Result<bool> {
         self.unstamp(folder)?;
+        let mut delta = ListingDelta::default();
+        for k in self.base_keys(folder, base, true)? {
+            delta.remove(k);
+            delta.count -= 1;
+        }
         let n = self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL",
             params![folder.0, base.as_str()],
         )?;
+        self.shift_listing(folder, &delta)?;
         Ok(n > 0)
     }
 
@@ -1076,10 +1196,21 @@ impl Txn<'_> {
     ) -> Result<bool> {
         self.unstamp(from)?;
         self.unstamp(to)?;
+        let key = self.row_key(from, uid)?;
         let n = self.exec(
             "UPDATE messages SET folder_id = ?3, uid = ?4 WHERE folder_id = ?1 AND uid = ?2",
             params![from.0, uid.get(), to.0, new_uid.get()],
         )?;
+        if let (Some(key), 1) = (key, n) {
+            let mut out = ListingDelta::default();
+            out.remove(key);
+            out.count -= 1;
+            self.shift_listing(from, &out)?;
+            let mut into = ListingDelta::default();
+            into.add(key);
+            into.count += 1;
+            self.shift_listing(to, &into)?;
+        }
         Ok(n == 1)
     }
 
