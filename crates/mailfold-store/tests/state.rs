@@ -702,3 +702,40 @@ fn rows_by_uids_and_by_ranges() {
         vec![3, 4, 8, 9, 10]
     );
 }
+
+/// A replaced record leaves the folder with one row of its base and one of its UID: a row of
+/// the same base under another UID, the unbound row of that base (V0003) and another file's
+/// row under the same UID all give way, and the listing digest follows.
+#[test]
+fn replacing_rows_keeps_one_row_per_base_and_per_uid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.db")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let digest = |db: &StateDb| {
+        let mut rows = db.messages(inbox).unwrap();
+        rows.extend(db.unbound_messages(inbox).unwrap());
+        Some((
+            fold_listing_keys(rows.iter().map(listing_key_of_row)),
+            rows.len() as u64,
+        ))
+    };
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1), record(2), record(3)]))
+        .unwrap();
+    db.write(|tx| tx.insert_unbound(inbox, &record(4))).unwrap();
+    // Record 1's file now under UID 7; UID 2 now names record 5's file; record 4's unbound
+    // row bound again as UID 4; record 6 new.
+    let mut moved = record(1);
+    moved.uid = uid(7);
+    let mut other = record(5);
+    other.uid = uid(2);
+    db.write(|tx| {
+        tx.replace_messages(inbox, &[moved.clone(), other.clone(), record(4), record(6)])
+    })
+    .unwrap();
+    let mut rows = db.messages(inbox).unwrap();
+    rows.sort_by_key(|r| r.uid);
+    assert_eq!(rows, vec![other, record(3), record(4), record(6), moved]);
+    assert!(db.unbound_messages(inbox).unwrap().is_empty());
+    assert_eq!(db.listing_digest(inbox).unwrap(), digest(&db));
+    assert_eq!(db.listing_digest(inbox).unwrap().map(|(_, n)| n), Some(5));
+}

@@ -981,6 +981,75 @@ impl Txn<'_> {
         self.shift_listing(folder, &delta)
     }
 
+    /// Stores each record as the folder's only row of its base and of its UID: any row of the
+    /// same base (bound, or unbound by a UIDVALIDITY change, V0003) or of the same UID is
+    /// replaced, not merged. What a download, a move or an upload records. Each record costs
+    /// two indexed lookups and its insert; the folder's stamp and listing digest are written
+    /// once for the whole slice.
+    pub fn replace_messages(&self, folder: FolderId, records: &[MessageRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.unstamp(folder)?;
+        // INDEXED BY: see `message_by_base`.
+        let mut by_base = self.tx.prepare_cached(
+            "SELECT rowid, listing_key FROM messages INDEXED BY messages_by_base \
+             WHERE folder_id = ?1 AND base = ?2",
+        )?;
+        let mut by_uid = self.tx.prepare_cached(
+            "SELECT rowid, listing_key FROM messages WHERE folder_id = ?1 AND uid = ?2",
+        )?;
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM messages WHERE rowid = ?1")?;
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
+                                  internaldate_tz, hash, message_id, partial, listing_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut delta = ListingDelta::default();
+        for r in records {
+            let row =
+                |x: &rusqlite::Row<'_>| Ok((x.get::<_, i64>(0)?, x.get::<_, Option<i64>>(1)?));
+            let mut old: Vec<(i64, Option<i64>)> = by_base
+                .query_map(params![folder.0, r.base.as_str()], row)?
+                .collect::<rusqlite::Result<_>>()?;
+            if let Some(o) = by_uid
+                .query_row(params![folder.0, r.uid.get()], row)
+                .optional()?
+            {
+                if !old.iter().any(|(id, _)| *id == o.0) {
+                    old.push(o);
+                }
+            }
+            for (rowid, key) in old {
+                delete.execute(params![rowid])?;
+                delta.remove(key);
+                delta.count -= 1;
+            }
+            let flags = normalise_flags(&r.flags)?;
+            let keywords = normalise_flags(&r.keywords)?;
+            let key = listing_key_of(&r.base, &flags, &keywords, r.size);
+            insert.execute(params![
+                folder.0,
+                r.uid.get(),
+                r.base.as_str(),
+                flags.join(" "),
+                keywords.join(" "),
+                r.size.map(to_i64).transpose()?,
+                r.internaldate.map(|d| d.unix),
+                r.internaldate.map(|d| d.offset_minutes),
+                r.hash.map(|h| h.0.to_vec()),
+                r.message_id,
+                r.partial,
+                key
+            ])?;
+            delta.add(Some(key));
+            delta.count += 1;
+        }
+        self.shift_listing(folder, &delta)
+    }
+
     /// Updates the last synced flags and keywords of many messages.
     pub fn update_flags(&self, folder: FolderId, updates: &[FlagUpdate]) -> Result<()> {
         if !updates.is_empty() {

@@ -20,7 +20,7 @@ use crate::remote::BodyEvent;
 use crate::step_error::StepError;
 use crate::SyncError;
 
-use super::{hook_reached, letters, name, record, replace_row, Applier, ABORT_EXIT_CODE};
+use super::{hook_reached, letters, name, record, Applier, ABORT_EXIT_CODE};
 
 impl Applier<'_> {
     /// A batch of downloads into one folder, between its [`ProgressEvent::FolderStarted`] and
@@ -116,12 +116,7 @@ impl Applier<'_> {
         self.report.folder_mut(&name(folder)).downloaded += written.len();
         if !recs.is_empty() {
             match self.folder_row(folder) {
-                Ok(id) => self.defer(move |tx| {
-                    for r in &recs {
-                        replace_row(tx, id, r)?;
-                    }
-                    Ok(())
-                })?,
+                Ok(id) => self.defer(move |tx| tx.replace_messages(id, &recs))?,
                 Err(e) => errors.push(e),
             }
         }

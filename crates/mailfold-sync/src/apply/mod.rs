@@ -123,7 +123,7 @@ use std::collections::HashMap;
 
 use mailfold_store::{
     Folder, InternalDate, Maildir, MaildirFlags, MessageBase, MessageRecord, NewPending,
-    PendingKind, RelPath, StateDb, StateRead, Txn,
+    PendingKind, RelPath, StateDb, Txn,
 };
 
 use crate::account::AccountSpec;
@@ -269,19 +269,15 @@ fn record(uid: Uid, base: &MessageBase, flags: &FlagSet, c: &RowContent) -> Mess
     }
 }
 
-/// Deletes every row of `folder` bound to `base` or to `uid`, then inserts `rec`.
+/// Records `rec` as the only row of `folder` with its base or its UID
+/// ([`Txn::replace_messages`]).
 fn replace_row(
     tx: &Txn<'_>,
     folder: mailfold_store::FolderId,
     rec: &MessageRecord,
 ) -> mailfold_store::Result<()> {
-    if let Some(old) = tx.message_by_base(folder, &rec.base)? {
-        tx.delete_messages(folder, &[old.uid])?;
-    }
     // A row unbound by a UIDVALIDITY change (V0003) is re-bound here.
-    tx.delete_unbound(folder, &rec.base)?;
-    tx.delete_messages(folder, &[rec.uid])?;
-    tx.upsert_messages(folder, std::slice::from_ref(rec))
+    tx.replace_messages(folder, std::slice::from_ref(rec))
 }
 
 impl<'a> Applier<'a> {
