@@ -91,6 +91,35 @@ fn v0007_size_and_all_message_fields_are_stored() {
     );
 }
 
+/// The hash index holds the first 8 bytes of each hash (schema v6): a lookup still answers
+/// only the rows whose whole hash matches, in any folder.
+#[test]
+fn a_hash_lookup_matches_the_whole_hash_not_its_indexed_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = StateDb::create(&tmp.path().join("s.sqlite")).unwrap();
+    let inbox = add_inbox(&mut db);
+    let mut twin = record(2);
+    let mut hash = [1u8; 32];
+    hash[31] = 2;
+    twin.hash = Some(ContentHash(hash));
+    let mut copy = record(3);
+    copy.hash = record(1).hash;
+    db.write(|tx| tx.upsert_messages(inbox, &[record(1), twin.clone(), copy.clone()]))
+        .unwrap();
+    assert_eq!(
+        db.messages_by_hash(&record(1).hash.unwrap()).unwrap(),
+        vec![(inbox, record(1)), (inbox, copy)]
+    );
+    assert_eq!(
+        db.messages_by_hash(&ContentHash(hash)).unwrap(),
+        vec![(inbox, twin)]
+    );
+    assert!(db
+        .messages_by_hash(&ContentHash([9; 32]))
+        .unwrap()
+        .is_empty());
+}
+
 #[test]
 fn v0005_keywords_live_in_the_database_not_the_file_name() {
     let tmp = tempfile::tempdir().unwrap();
@@ -588,6 +617,16 @@ fn schema_one_migrates_to_unbound_capable_rows() {
         )
         .unwrap();
     assert_eq!(triggers, 0);
+    // Version 6: one index of content, on the hash's first 8 bytes.
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    let indexes: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes, ["messages_by_base", "messages_by_hash_prefix"]);
 }
 
 /// The folder's listing digest follows every kind of row write (insert, replacement, flag

@@ -190,6 +190,10 @@ fn a_version_two_database_upgrades_to_local_stamps() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "BEGIN;
+         DROP INDEX messages_by_hash_prefix;
+         CREATE INDEX messages_by_hash ON messages(hash) WHERE hash IS NOT NULL;
+         CREATE INDEX messages_by_message_id ON messages(message_id)
+             WHERE message_id IS NOT NULL;
          ALTER TABLE messages DROP COLUMN listing_key;
          ALTER TABLE folders DROP COLUMN listing_digest;
          ALTER TABLE folders DROP COLUMN listing_count;

@@ -453,9 +453,9 @@ impl StateDb {
         self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         // A page cache of 1 MiB (negative: KiB) instead of SQLite's 2 MiB, per connection: a
         // sync opens one per server connection, and in a large mirror each fills its cache
-        // whatever its size, since the hash and Message-ID indexes are written at random
-        // places. Their leaf pages are not read twice within a run anyway; the interior pages
-        // that are fit many times over.
+        // whatever its size, since the hash index is written at random places. Its leaf
+        // pages are not read twice within a run anyway; the interior pages that are fit many
+        // times over.
         self.conn.pragma_update(None, "cache_size", -1024)?;
         // FULL: a committed step survives power loss, not only a crash.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
@@ -1649,7 +1649,10 @@ pub trait StateRead: private::Sealed {
     /// UIDVALIDITY re-matching, APPEND recovery).
     fn messages_by_hash(&self, hash: &ContentHash) -> Result<Vec<(FolderId, MessageRecord)>> {
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT folder_id, {MESSAGE_COLS} FROM messages WHERE hash = ?1 AND uid IS NOT NULL \
+            // INDEXED BY: fails loudly rather than scanning if the expression ever stops
+            // matching the index's (schema v6).
+            "SELECT folder_id, {MESSAGE_COLS} FROM messages INDEXED BY messages_by_hash_prefix \
+             WHERE substr(hash, 1, 8) = substr(?1, 1, 8) AND hash = ?1 AND uid IS NOT NULL \
              ORDER BY folder_id, uid"
         ))?;
         let mut rows = stmt.query(params![hash.0.to_vec()])?;

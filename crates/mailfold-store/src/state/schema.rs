@@ -77,12 +77,20 @@
 //! folder update per row were about a quarter of the cost of recording a
 //! downloaded message. The rules stay those of version 4: a NULL key among
 //! those removed or added makes the digest NULL.
+//!
+//! Version 6 keeps one index of content instead of two: `messages_by_hash_prefix`, on the
+//! first 8 bytes of the hash (`substr(hash, 1, 8)`, the full hash compared in the row), in
+//! place of the index on the whole 32-byte hash; the Message-ID index, which no query read,
+//! is gone. Both were written at random places, so each commit of a batch of new rows
+//! rewrote most of their leaf pages through the write-ahead log: the cost of recording a
+//! message grew with the size of the mirror. The prefix index is a quarter of the size, and
+//! 64 bits of a SHA-256 leave nothing to chance in a mailbox.
 
 /// `PRAGMA application_id` of a mailfold state database ("MFLD").
 pub(crate) const APPLICATION_ID: i32 = 0x4d46_4c44;
 
 /// The schema version this build writes (the number of [`MIGRATIONS`]).
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Migrations in order; the schema version is the number applied.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -226,5 +234,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TRIGGER messages_listing_insert;
     DROP TRIGGER messages_listing_delete;
     DROP TRIGGER messages_listing_update;
+    "#,
+    // Version 6: one small index of content (see above).
+    r#"
+    DROP INDEX messages_by_message_id;
+    DROP INDEX messages_by_hash;
+    CREATE INDEX messages_by_hash_prefix ON messages(substr(hash, 1, 8)) WHERE hash IS NOT NULL;
     "#,
 ];
