@@ -398,6 +398,48 @@ pub(crate) fn names_in(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryName>> {
     Ok(out)
 }
 
+/// Opens an unnamed regular file on `dir`'s file system (`O_TMPFILE`), to be named by
+/// [`link_anonymous_at`] once complete: no directory entry exists before, so a crash or a
+/// kill while it is written leaves nothing behind, and naming it is one directory operation
+/// where a named temporary file costs three (its entry's creation, then the rename's removal
+/// and addition, with the file system's rename lock held). `Ok(None)` where unnamed files
+/// cannot be made or named: a kernel or file system without them (`EOPNOTSUPP`, or `EISDIR`
+/// from kernels before 3.11), or no `/proc` to name them through.
+pub(crate) fn create_anonymous_in(dir: BorrowedFd<'_>) -> io::Result<Option<File>> {
+    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+        return Ok(None);
+    }
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, ".", flags, Mode::from_raw_mode(0o666)) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(e)
+            if e == rustix::io::Errno::OPNOTSUPP
+                || e == rustix::io::Errno::ISDIR
+                || e == rustix::io::Errno::INVAL =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(errno(e)),
+    }
+}
+
+/// Gives a file from [`create_anonymous_in`] the name `to_name` in `to`; fails if the
+/// target exists (`linkat(2)` never replaces). Through `/proc/self/fd`, since linking the
+/// descriptor itself (`AT_EMPTY_PATH`) needs a capability an ordinary user lacks.
+pub(crate) fn link_anonymous_at(file: &File, to: BorrowedFd<'_>, to_name: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        path.as_str(),
+        to,
+        to_name,
+        AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(errno)
+}
+
 /// `link(2)` from `name` in `from` to `to_name` in `to`; fails if the target exists.
 pub(crate) fn link_at(
     from: BorrowedFd<'_>,

@@ -19,9 +19,10 @@
 //! * the store writes only message files, Maildir directories and, for a
 //!   moment, a case probe directory that it removes at once: a mail indexer
 //!   never sees anything else;
-//! * a message becomes visible only by an atomic rename from `tmp/` after its
-//!   data (and, with fsync on, the directory entry) is durable, so a crash
-//!   leaves at most an invisible file in `tmp/`.
+//! * a message becomes visible only once complete, by an atomic link of an
+//!   unnamed file or an atomic rename from `tmp/` (see [`crate::writer`]),
+//!   after its data is durable (and, with fsync on, before its row is), so a
+//!   crash leaves at most an invisible file in `tmp/`.
 
 use std::fs::{self, File};
 use std::io;

@@ -4,15 +4,24 @@
 //! chunk is converted to LF and fed to the canonical digest in the same pass
 //! ([`WireToFile`]; pairs split across chunks are handled), so the hash and
 //! the CRLF size are known at the end without reading the bytes again. The
-//! order of the commit is what makes it crash-safe: write `tmp/X`, set mtime
-//! to INTERNALDATE (seed V0006), fsync the file, rename it without replacing
-//! anything to `cur/X,S=…,W=…:2,<flags>` (`renameat2(RENAME_NOREPLACE)`; where
-//! the file system lacks it, a link then the unlink of `tmp/X`), fsync `cur/`.
-//! A crash before the rename leaves only a file in `tmp/`, which no Maildir
-//! reader shows and [`crate::Folder::clean_tmp`] removes later; with the link,
-//! a crash between link and unlink leaves the same file under both names, and
-//! removing the `tmp/` name later only drops a second name of a file kept in
-//! `cur/`.
+//! order of the commit is what makes it crash-safe: write the file, set mtime
+//! to INTERNALDATE (seed V0006), fsync it, give it its name
+//! `cur/X,S=…,W=…:2,<flags>` without replacing anything, fsync `cur/`.
+//!
+//! Where the kernel and the file system allow (Linux's `O_TMPFILE`: ext4, XFS,
+//! Btrfs, tmpfs), the file is written without a name, opened in `tmp/`'s file
+//! system, and its name in `cur/` is its first: one `linkat(2)`, which never
+//! replaces. A crash before leaves nothing at all, and a message costs one
+//! directory operation instead of three (the kernel's share of an initial sync
+//! was mostly directory operations, and the cross-directory rename takes the
+//! file system's rename lock, which parallel connections contended for).
+//! Elsewhere the file is `tmp/X`, renamed into place without replacing
+//! anything (`renameat2(RENAME_NOREPLACE)`; where the file system lacks it, a
+//! link then the unlink of `tmp/X`). A crash before the rename leaves only a
+//! file in `tmp/`, which no Maildir reader shows and
+//! [`crate::Folder::clean_tmp`] removes later; with the link, a crash between
+//! link and unlink leaves the same file under both names, and removing the
+//! `tmp/` name later only drops a second name of a file kept in `cur/`.
 //!
 //! [`MessageWriter::commit_to_deferred`] leaves out the last step, the fsync
 //! of the directory, and hands the directory back instead (its held handle,
@@ -70,6 +79,9 @@ pub struct MessageWriter {
     limit: Option<u64>,
     /// Wire bytes accepted so far.
     received: u64,
+    /// The file has no name in `tmp/` (`O_TMPFILE`, see the module docs): nothing to remove
+    /// when it is dropped, and it is put in place by a link instead of a rename.
+    anonymous: bool,
 }
 
 /// A folder's `cur/` or `new/` that [`MessageWriter::commit_to_deferred`] linked a file
@@ -134,9 +146,33 @@ impl MessageWriter {
         opts: NewMessage,
         fsync: bool,
     ) -> Result<Self> {
+        Self::create_in(folder_dir, dirs, prefix, opts, fsync, true)
+    }
+
+    /// As [`MessageWriter::create`]; with `unnamed` false the file is always named in `tmp/`,
+    /// as on a file system without unnamed files.
+    fn create_in(
+        folder_dir: PathBuf,
+        dirs: Arc<FolderDirs>,
+        prefix: String,
+        opts: NewMessage,
+        fsync: bool,
+        unnamed: bool,
+    ) -> Result<Self> {
         let tmp_path = folder_dir.join("tmp").join(&prefix);
-        let file = dirfd::create_file_at(dirs.tmp(), &prefix)
-            .map_err(|e| Error::io("create message", &tmp_path, e))?;
+        let created = |e| Error::io("create message", &tmp_path, e);
+        let anonymous_file = if unnamed {
+            dirfd::create_anonymous_in(dirs.tmp()).map_err(created)?
+        } else {
+            None
+        };
+        let (file, anonymous) = match anonymous_file {
+            Some(file) => (file, true),
+            None => (
+                dirfd::create_file_at(dirs.tmp(), &prefix).map_err(created)?,
+                false,
+            ),
+        };
         Ok(MessageWriter {
             folder_dir,
             dirs,
@@ -150,7 +186,16 @@ impl MessageWriter {
             target: Subdir::Cur,
             limit: None,
             received: 0,
+            anonymous,
         })
+    }
+
+    /// Removes the file's name in `tmp/`, if it has one (best effort: a leftover is invisible
+    /// and [`crate::Folder::clean_tmp`] removes it later).
+    fn remove_tmp(&self) {
+        if !self.anonymous {
+            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
+        }
     }
 
     /// The temporary file being written.
@@ -265,7 +310,7 @@ impl MessageWriter {
         };
         let result = self.finish_file_at(buffered, digest, None, defer_dir_sync);
         if result.is_err() {
-            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
+            self.remove_tmp();
         }
         result
     }
@@ -297,13 +342,16 @@ impl MessageWriter {
         };
         let result = self.finish_file_at(buffered, digest, Some(old), false);
         if result.is_err() {
-            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
+            self.remove_tmp();
         }
         result.map(|(m, _)| m)
     }
 
     fn abort_inner(&mut self) -> Result<()> {
         self.file = None;
+        if self.anonymous {
+            return Ok(());
+        }
         match dirfd::unlink_at(self.dirs.tmp(), &self.prefix) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -353,7 +401,6 @@ impl MessageWriter {
             file.sync_all()
                 .map_err(|e| Error::io("fsync message", &self.tmp_path, e))?;
         }
-        drop(file);
         let base = MessageBase::new(&format!("{},S={lf_size},W={crlf_size}", self.prefix))?;
         let (dir, name, flags) = match self.target {
             Subdir::New => (
@@ -370,8 +417,14 @@ impl MessageWriter {
         let target = dir.join(&name);
         let target_fd = self.dirs.sub(self.target);
         match replacing {
-            None => self.link_into_place(&name, &target)?,
+            None => self.link_into_place(&file, &name, &target)?,
             Some(old) => {
+                if self.anonymous {
+                    // The partial copy is replaced by a rename, which needs a name.
+                    dirfd::link_anonymous_at(&file, self.dirs.tmp(), &self.prefix)
+                        .map_err(|e| Error::io("name message", &self.tmp_path, e))?;
+                    self.anonymous = false;
+                }
                 let old_fd = self.dirs.sub(old.subdir);
                 let Some(old_file) = old_name(old) else {
                     return Err(Error::NotFound {
@@ -393,6 +446,7 @@ impl MessageWriter {
                     .map_err(|e| Error::io("rename message into place", &old.path, e))?;
             }
         }
+        drop(file);
         let unsynced = if !self.fsync {
             None
         } else if defer_dir_sync {
@@ -420,7 +474,9 @@ impl MessageWriter {
         Ok((written, unsynced))
     }
 
-    /// Puts `tmp/X` at `target`, never replacing a file already there.
+    /// Puts the file at `target`, never replacing a file already there. An unnamed file
+    /// (`O_TMPFILE`) is linked there: one `linkat(2)`, which fails with `EEXIST` instead of
+    /// replacing. A named one, `tmp/X`, is moved:
     ///
     /// One `renameat2(RENAME_NOREPLACE)` where the file system has it: atomic, no clobber,
     /// and one call where a link and an unlink took two (and two link-count updates of the
@@ -430,11 +486,18 @@ impl MessageWriter {
     /// FUSE mounts) gets a check, then the rename. The base is unique anyway (time, pid,
     /// counter, a per-process random value and the host), so a clash means a broken clock
     /// or a foreign writer imitating our names.
-    fn link_into_place(&self, name: &str, target: &std::path::Path) -> Result<()> {
+    fn link_into_place(&self, file: &File, name: &str, target: &std::path::Path) -> Result<()> {
         let (tmp, dest) = (self.dirs.tmp(), self.dirs.sub(self.target));
         let exists = || Error::AlreadyExists {
             path: target.to_path_buf(),
         };
+        if self.anonymous {
+            return match dirfd::link_anonymous_at(file, dest, name) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
+                Err(e) => Err(Error::io("link message into place", target, e)),
+            };
+        }
         match dirfd::atomic_rename_noreplace_at(tmp, &self.prefix, dest, name) {
             Some(Ok(())) => return Ok(()),
             Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => return Err(exists()),
@@ -483,7 +546,7 @@ impl MessageWriter {
                 synced: false,
             }),
             Err(e) => {
-                let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
+                self.remove_tmp();
                 Err(e)
             }
         }
@@ -514,8 +577,7 @@ impl Write for MessageWriter {
 impl Drop for MessageWriter {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            // Best effort: a leftover is invisible and cleaned by clean_tmp.
-            let _ = dirfd::unlink_at(self.dirs.tmp(), &self.prefix);
+            self.remove_tmp();
         }
     }
 }
@@ -639,7 +701,7 @@ impl UnplacedMessage {
             .writer
             .place_file(file, self.mtime, self.digest, None, true, self.synced);
         if result.is_err() {
-            let _ = dirfd::unlink_at(self.writer.dirs.tmp(), &self.writer.prefix);
+            self.writer.remove_tmp();
         }
         result
     }
@@ -653,8 +715,7 @@ impl UnplacedMessage {
 impl Drop for UnplacedMessage {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            // Best effort: a leftover is invisible and cleaned by clean_tmp.
-            let _ = dirfd::unlink_at(self.writer.dirs.tmp(), &self.writer.prefix);
+            self.writer.remove_tmp();
         }
     }
 }
@@ -713,42 +774,82 @@ mod tests {
     }
 
     fn writer_with(dir: &std::path::Path, prefix: &str, fsync: bool) -> MessageWriter {
+        writer_in(dir, prefix, fsync, true)
+    }
+
+    /// A writer whose file is unnamed (`O_TMPFILE`) when `unnamed` and the file system allows,
+    /// else named in `tmp/`.
+    fn writer_in(dir: &std::path::Path, prefix: &str, fsync: bool, unnamed: bool) -> MessageWriter {
         let opts = NewMessage {
             flags: MaildirFlags::empty(),
             internaldate: Some(1_700_000_000),
         };
-        MessageWriter::create(dir.to_path_buf(), held(dir), prefix.into(), opts, fsync).unwrap()
+        MessageWriter::create_in(
+            dir.to_path_buf(),
+            held(dir),
+            prefix.into(),
+            opts,
+            fsync,
+            unnamed,
+        )
+        .unwrap()
+    }
+
+    /// The contents of an unplaced message's file, named or not.
+    fn unplaced_contents(u: &UnplacedMessage) -> Vec<u8> {
+        use std::io::{Read, Seek};
+        let mut f = fs::File::open(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(u.file.as_ref().unwrap())
+        ))
+        .unwrap();
+        f.seek(io::SeekFrom::Start(0)).unwrap();
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).unwrap();
+        out
     }
 
     #[test]
-    fn a_finished_message_stays_in_tmp_until_placed_and_goes_if_dropped() {
-        let dir = folder_dirs();
-        let count = |sub: &str| fs::read_dir(dir.path().join(sub)).unwrap().count();
-        let mut wr = writer_with(dir.path(), "1700000000.M3P1Q1.host", true);
-        wr.write_chunk(b"Subject: x\r\n\r\nbody\r\n").unwrap();
-        let u = wr.finish(Subdir::New).unwrap();
-        // Complete in tmp/, nowhere a reader looks.
-        assert_eq!(fs::read(u.tmp_path()).unwrap(), b"Subject: x\n\nbody\n");
-        assert_eq!((count("new"), count("cur")), (0, 0));
-        let (m, unsynced) = u.place_deferred().unwrap();
-        assert_eq!(fs::read(&m.entry.path).unwrap(), b"Subject: x\n\nbody\n");
-        assert_eq!((count("tmp"), count("new")), (0, 1));
-        assert_eq!(unsynced.unwrap().path(), dir.path().join("new"));
+    fn a_finished_message_stays_out_of_sight_until_placed_and_goes_if_dropped() {
+        for unnamed in [true, false] {
+            let dir = folder_dirs();
+            let count = |sub: &str| fs::read_dir(dir.path().join(sub)).unwrap().count();
+            let mut wr = writer_in(dir.path(), "1700000000.M3P1Q1.host", true, unnamed);
+            // Unnamed where the file system allows (this one does): no name in tmp/ at all.
+            let in_tmp = usize::from(!wr.anonymous);
+            assert_eq!(wr.anonymous, unnamed);
+            wr.write_chunk(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+            let u = wr.finish(Subdir::New).unwrap();
+            // Complete, nowhere a reader looks.
+            assert_eq!(unplaced_contents(&u), b"Subject: x\n\nbody\n");
+            assert_eq!((count("tmp"), count("new"), count("cur")), (in_tmp, 0, 0));
+            let (m, unsynced) = u.place_deferred().unwrap();
+            assert_eq!(fs::read(&m.entry.path).unwrap(), b"Subject: x\n\nbody\n");
+            assert_eq!((count("tmp"), count("new")), (0, 1));
+            assert_eq!(unsynced.unwrap().path(), dir.path().join("new"));
 
-        let mut wr = writer_with(dir.path(), "1700000000.M4P1Q1.host", true);
-        wr.write_chunk(b"Subject: y\r\n\r\nbody\r\n").unwrap();
-        let u = wr.finish(Subdir::Cur).unwrap();
-        assert_eq!(count("tmp"), 1);
-        drop(u);
-        assert_eq!((count("tmp"), count("cur"), count("new")), (0, 0, 1));
+            let mut wr = writer_in(dir.path(), "1700000000.M4P1Q1.host", true, unnamed);
+            wr.write_chunk(b"Subject: y\r\n\r\nbody\r\n").unwrap();
+            let u = wr.finish(Subdir::Cur).unwrap();
+            assert_eq!(count("tmp"), in_tmp);
+            drop(u);
+            assert_eq!((count("tmp"), count("cur"), count("new")), (0, 0, 1));
+        }
     }
 
     #[test]
     fn a_batch_synced_together_is_placed_in_order_each_file_whole() {
+        for unnamed in [true, false] {
+            batch_case(unnamed);
+        }
+    }
+
+    fn batch_case(unnamed: bool) {
         let dir = folder_dirs();
         let mut batch: Vec<UnplacedMessage> = (0..20)
             .map(|i| {
-                let mut wr = writer_with(dir.path(), &format!("1700000000.M{i}P9Q1.host"), true);
+                let prefix = format!("1700000000.M{i}P9Q1.host");
+                let mut wr = writer_in(dir.path(), &prefix, true, unnamed);
                 wr.write_chunk(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
                     .unwrap();
                 wr.finish(Subdir::Cur).unwrap()
@@ -758,8 +859,13 @@ mod tests {
         assert_eq!(results.len(), 20);
         assert!(results.iter().all(Result::is_ok));
         assert!(batch.iter().all(|u| u.synced));
-        // Still in tmp/ until placed; placed, each is its own message.
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 20);
+        // Out of sight until placed (named in tmp/ only without unnamed files); placed,
+        // each is its own message.
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            if unnamed { 0 } else { 20 }
+        );
+        assert_eq!(fs::read_dir(dir.path().join("cur")).unwrap().count(), 0);
         for (i, u) in batch.into_iter().enumerate() {
             let (m, _) = u.place_deferred().unwrap();
             assert_eq!(
@@ -895,10 +1001,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         w.file.as_mut().unwrap().flush().unwrap();
-        assert_eq!(fs::metadata(w.tmp_path()).unwrap().len(), 10);
+        let file = w.file.as_ref().unwrap().get_ref();
+        assert_eq!(file.metadata().unwrap().len(), 10);
         let tmp = w.tmp_path().to_owned();
         drop(w);
         assert!(!tmp.exists());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         // Exactly at the limit is accepted.
         let mut w = writer(dir.path());
         w.limit(4);

@@ -227,14 +227,22 @@ fn a_crash_mid_write_leaves_no_visible_message() {
     let inbox = folder(&md, &["INBOX"]);
     let mut w = inbox.create_message(NewMessage::default()).unwrap();
     w.write_chunk(&WIRE[..20]).unwrap();
-    // A crash: no destructor, no commit.
+    // A crash: no destructor, no commit. The file being written has no name (`O_TMPFILE`,
+    // which this file system has), so nothing at all is left, not even in tmp/.
     std::mem::forget(w);
     assert!(inbox.scan().unwrap().is_empty());
     assert_eq!(
         std::fs::read_dir(inbox.path().join("tmp")).unwrap().count(),
-        1
+        0
     );
-    // Stale leftovers are cleaned; young ones are left for their writer.
+    // What a writer without unnamed files (another program, another file system) leaves:
+    // stale leftovers are cleaned, young ones are left for their writer.
+    std::fs::write(
+        inbox.path().join("tmp").join("1700000000.M1P1.other"),
+        b"half",
+    )
+    .unwrap();
+    assert!(inbox.scan().unwrap().is_empty());
     assert_eq!(inbox.clean_tmp(Duration::from_secs(3600)).unwrap(), 0);
     assert_eq!(inbox.clean_tmp(Duration::ZERO).unwrap(), 1);
     // Dropping or aborting a writer removes its file.

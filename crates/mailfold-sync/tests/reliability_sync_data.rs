@@ -242,9 +242,11 @@ fn one_uid_sent_twice_in_one_fetch_is_stored_once_with_a_warning() {
 
 // ---------------------------------------------------------------- declared sizes
 
-/// The largest the files under `dir/tmp` grew to while the run streamed: sampled on every
-/// megabyte of body bytes the applier reports (its progress events come from the thread
-/// that writes, between two chunks, so the sample is exact at that point).
+/// The largest the files being written in `dir/tmp` grew to while the run streamed: sampled
+/// on every megabyte of body bytes the applier reports (its progress events come from the
+/// thread that writes, between two chunks, so the sample is exact at that point). The files
+/// are found among this process's open descriptors, so that an unnamed file (`O_TMPFILE`,
+/// which the kernel shows as `tmp/#inode (deleted)`) counts as much as a named one.
 struct TmpWatch {
     tmp: PathBuf,
     seen: AtomicU64,
@@ -271,14 +273,15 @@ impl TmpWatch {
             return;
         }
         self.next_sample.store(seen + (1 << 20), Ordering::SeqCst);
-        let size: u64 = std::fs::read_dir(&self.tmp)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
+        // The kernel names files by their resolved path.
+        let tmp = std::fs::canonicalize(&self.tmp).unwrap_or_else(|_| self.tmp.clone());
+        let size: u64 = std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(&tmp)))
+            .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+            .map(|m| m.len())
+            .sum();
         self.peak.fetch_max(size, Ordering::SeqCst);
     }
 }

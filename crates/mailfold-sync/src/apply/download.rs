@@ -1,5 +1,6 @@
 //! Downloads: a folder's new messages fetched in one pipelined batch (`UID FETCH
-//! BODY.PEEK[]`, V0054), each body streamed to its own file in `tmp/` and checked against
+//! BODY.PEEK[]`, V0054), each body streamed to its own file (unnamed until placed, or in
+//! `tmp/`: [`mailfold_store::MessageWriter`]) and checked against
 //! RFC822.SIZE (V0007), a header-only copy for a message over the size limit (V0010, V0070).
 //! The writes keep the order of the "Download" item of the crash-safety argument in the
 //! `apply` module docs: every body is written, then fsynced and moved into place
@@ -306,7 +307,7 @@ impl Receiver<'_, '_> {
         }
     }
 
-    /// A body begins: its file is created in `tmp/`, bounded by [`body_limit`].
+    /// A body begins: its file is created (unnamed, or in `tmp/`), bounded by [`body_limit`].
     fn start(&mut self, uid: Uid, len: u64) {
         let Some(w) = self.wants.get(&uid) else {
             return;
@@ -410,7 +411,7 @@ fn sync_batch(mut batch: Vec<(Uid, UnplacedMessage)>) -> Synced {
         .collect()
 }
 
-/// The most finished downloads kept in `tmp/` before they are fsynced and moved into place
+/// The most finished downloads kept unplaced before they are fsynced and moved into place
 /// together: enough for a journaled file system to carry many in one commit, few enough that
 /// their open files and buffers stay small whatever the batch.
 const PLACE_BATCH: usize = 32;

@@ -57,7 +57,8 @@
 //!
 //! What is durable before each network step, and why a kill anywhere converges:
 //!
-//! * **Download:** the body is streamed into `tmp/`, its mtime set to INTERNALDATE (V0006),
+//! * **Download:** the body is streamed into a file without a name (`O_TMPFILE`) or, where
+//!   the file system has no such files, into `tmp/`, its mtime set to INTERNALDATE (V0006),
 //!   its size checked against RFC822.SIZE (V0007); once the batch's bodies are all written,
 //!   each file is fsynced, then moved into `cur/` (or `new/`) (writing them all first lets a
 //!   journaled file system carry them in few commits). With fsync on, the directory is not
@@ -67,7 +68,8 @@
 //!   fsync fails records none of its files (they stay, unrecorded, and the folder counts as
 //!   failed); a run that ends inside the batch (a broken connection, the test hook) records
 //!   none of the batch. A full body replacing a partial copy (V0070) syncs its own
-//!   directories. Killed before the link: only an invisible `tmp/` file remains, the next run
+//!   directories. Killed before the link: nothing remains but, without unnamed files, an
+//!   invisible `tmp/` file; the next run
 //!   downloads again. Killed after the link but before the commit: the next gather reads the
 //!   unknown file (Message-ID, size, mtime, hash) and the planner binds it to the server
 //!   message by content: no second copy.
