@@ -407,7 +407,9 @@ pub(crate) fn names_in(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryName>> {
 /// from kernels before 3.11), or no `/proc` to name them through.
 pub(crate) fn create_anonymous_in(dir: BorrowedFd<'_>) -> io::Result<Option<File>> {
     static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+    if UNNAMED_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+        || !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+    {
         return Ok(None);
     }
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
@@ -424,20 +426,31 @@ pub(crate) fn create_anonymous_in(dir: BorrowedFd<'_>) -> io::Result<Option<File
     }
 }
 
+/// Set once naming an unnamed file failed for another reason than an existing target (a
+/// `/proc` that hides descriptors, a security module refusing the link): the files created
+/// after it are named in `tmp/`, so one refusal costs one message's download (retried by the
+/// next run), not every message's.
+static UNNAMED_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Gives a file from [`create_anonymous_in`] the name `to_name` in `to`; fails if the
 /// target exists (`linkat(2)` never replaces). Through `/proc/self/fd`, since linking the
 /// descriptor itself (`AT_EMPTY_PATH`) needs a capability an ordinary user lacks.
 pub(crate) fn link_anonymous_at(file: &File, to: BorrowedFd<'_>, to_name: &str) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    rustix::fs::linkat(
+    let linked = rustix::fs::linkat(
         rustix::fs::CWD,
         path.as_str(),
         to,
         to_name,
         AtFlags::SYMLINK_FOLLOW,
-    )
-    .map_err(errno)
+    );
+    if let Err(e) = linked {
+        if e != rustix::io::Errno::EXIST {
+            UNNAMED_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    linked.map_err(errno)
 }
 
 /// `link(2)` from `name` in `from` to `to_name` in `to`; fails if the target exists.
