@@ -25,6 +25,14 @@
 //! `n - 1` extra connections are opened (the main connection takes one group itself), and a
 //! small or no-change run opens none. Extra workers log in while the main sequence runs.
 //!
+//! A large fresh folder counts as one group per window of it ([`SharedFolder`]): the
+//! connection that takes it applies its first window, then queues the others, and a
+//! connection that finds the queue empty waits while some fresh folder being read may still
+//! queue windows. Such a folder's state (UIDNEXT, HIGHESTMODSEQ) is recorded by whichever
+//! connection finishes its last window, after every window's rows are committed; a run cut
+//! before leaves the folder with rows but no state, which the next run reads whole and
+//! completes, as for a folder read window by window on one connection.
+//!
 //! Crash safety is the applier's, unchanged: each operation's effect is followed by its own
 //! commit, journaled where its outcome could be unknown. A worker that loses its connection
 //! makes the whole run fail like a lost main connection (the other workers finish the group in
@@ -36,7 +44,7 @@
 //! connection, so that step numbers stay deterministic.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use mailfold_store::{Maildir, StateDb};
 
@@ -181,8 +189,13 @@ pub fn split(plan: &Plan) -> Split {
 
 /// How many extra connections a run opens for `split` with `connections` allowed.
 pub fn extra_connections(split: &Split, connections: u8) -> usize {
+    extra_connections_for(split.big_groups(), connections)
+}
+
+/// How many extra connections `big` groups of work are worth with `connections` allowed.
+fn extra_connections_for(big: usize, connections: u8) -> usize {
     let allowed = usize::from(connections).saturating_sub(1);
-    allowed.min(split.big_groups().saturating_sub(1))
+    allowed.min(big.saturating_sub(1))
 }
 
 /// What a connection needs besides a group's operations.
@@ -194,12 +207,53 @@ enum Job {
     /// Folders changed on the server by flag changes alone, read and planned by the
     /// connection that takes them, and applied together.
     FlagsOnly(Vec<FlagsOnlyFolder>),
+    /// One window of a large fresh folder another connection opened and created
+    /// ([`SharedFolder`]), read, planned and applied by the connection that takes it.
+    Window(Arc<SharedFolder>, gather::FreshWindows),
+}
+
+/// A large fresh folder whose windows after the first are shared out over the connections.
+/// The connection that took the folder lists its UIDs, applies the first window (which
+/// creates the folder locally and in the state), then queues the others; any connection
+/// takes them, each selecting the folder on its own session. The folder's UIDNEXT and
+/// HIGHESTMODSEQ (the claim that everything below is mirrored, V0045) are recorded by the
+/// connection that finishes the last window outstanding, after every window's rows were
+/// committed, and only if no window failed: otherwise the next run reads the folder again.
+struct SharedFolder {
+    path: FolderPath,
+    wire: crate::remote::Mailbox,
+    /// UIDVALIDITY of the SELECT that listed the UIDs: a connection that finds another one
+    /// downloads nothing (its UIDs would name other messages).
+    uidvalidity: Option<crate::remote::UidValidity>,
+    /// The folder's context after the first window (state row, directory), its files left out.
+    ctx: FolderCtx,
+    left: Mutex<WindowsLeft>,
+}
+
+/// The windows of a [`SharedFolder`] not finished yet, and whether one failed.
+struct WindowsLeft {
+    windows: usize,
+    failed: bool,
+}
+
+impl SharedFolder {
+    /// Records one window finished (`ok`: without an error of the folder); true when it was
+    /// the last outstanding and none failed, so the folder's state may be recorded now.
+    fn window_done(&self, ok: bool) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+        left.windows = left.windows.saturating_sub(1);
+        left.failed |= !ok;
+        left.windows == 0 && !left.failed
+    }
 }
 
 /// The shared queue of groups.
 struct Queue {
     /// Groups not started, largest last (popped from the end).
     groups: Vec<(Group, Job)>,
+    /// Fresh folders being read by a connection, which may still queue windows
+    /// ([`SharedFolder`]): an idle connection waits for them instead of leaving.
+    producing: usize,
     /// The main sequence is done: groups may start.
     open: bool,
     /// Some connection failed: take no more groups.
@@ -223,17 +277,56 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// The next group, waiting for the main sequence first; `None` when there is no more work
-    /// or the run is aborted.
+    /// The next group, waiting for the main sequence first, and while the queue is empty but
+    /// a fresh folder being read may still queue windows; `None` when there is no more work
+    /// or the run is aborted. Taking a fresh folder counts it as producing, in the same lock,
+    /// until the [`Producing`] guard the caller makes of it is dropped.
     fn next(&self) -> Option<(Group, Job)> {
         let mut q = self.lock();
-        while !q.open && !q.abort {
+        loop {
+            if q.abort {
+                return None;
+            }
+            if q.open {
+                if let Some(next) = q.groups.pop() {
+                    if matches!(next.1, Job::Fresh(_)) {
+                        q.producing += 1;
+                    }
+                    return Some(next);
+                }
+                if q.producing == 0 {
+                    return None;
+                }
+            }
             q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
         }
-        if q.abort {
-            return None;
-        }
-        q.groups.pop()
+    }
+
+    /// Queues a shared folder's windows, to be taken before the other groups (its first
+    /// window is applied: finishing the folder sooner lets its state be recorded sooner).
+    fn queue_windows(&self, folder: &Arc<SharedFolder>, windows: Vec<gather::FreshWindows>) {
+        self.set(|q| {
+            for w in windows.into_iter().rev() {
+                let group = Group {
+                    folder: folder.path.clone(),
+                    ops: Vec::new(),
+                    transfers: w.messages(),
+                    bytes: 0,
+                    fresh: false,
+                };
+                q.groups.push((group, Job::Window(Arc::clone(folder), w)));
+            }
+        });
+    }
+}
+
+/// A fresh folder taken from the queue ([`Shared::next`]) is being read: dropped (on every
+/// path out of its reading, a panic included), the folder no longer holds idle connections.
+struct Producing<'a>(&'a Shared);
+
+impl Drop for Producing<'_> {
+    fn drop(&mut self) {
+        self.0.set(|q| q.producing = q.producing.saturating_sub(1));
     }
 }
 
@@ -339,7 +432,9 @@ fn apply_one(
 /// Reads, plans and applies one fresh folder on `remote` (see [`Group::fresh`]), its context
 /// into `g`: whole, or window by window when it is large ([`gather::FreshWindows`]), the
 /// files each window wrote forgotten before the next is read, so that memory follows the
-/// window. Nothing happens when the folder could not be opened (reported).
+/// window. With `share` (other connections work the same queue), the windows after a first
+/// that went well are queued for any of them ([`SharedFolder`]) instead. Nothing happens
+/// when the folder could not be opened (reported).
 fn apply_fresh(
     remote: &mut dyn Remote,
     run: Run<'_>,
@@ -347,6 +442,7 @@ fn apply_fresh(
     g: &mut Gathered,
     report: &mut SyncReport,
     fresh: &FreshFolder,
+    share: Option<&Shared>,
 ) -> Result<(), SyncError> {
     let Some((read, ctx)) = gather::gather_fresh(remote, run.account, fresh, report)? else {
         return Ok(());
@@ -369,6 +465,9 @@ fn apply_fresh(
     });
     let quiet = WithoutPlanned(run.progress);
     let run = run.telling(&quiet);
+    // A window that failed keeps the folder's state from being recorded by the last one
+    // (each window has an applier of its own, which knows only its own failures).
+    let mut failed = false;
     loop {
         let window = match windows.next(remote) {
             Ok(Some(w)) => w,
@@ -385,12 +484,111 @@ fn apply_fresh(
             }
         };
         let mut plan = plan_into(&window.input, run.config, report);
-        gather::trim_window(&mut plan, window.first, window.last);
+        gather::trim_window(&mut plan, window.first, window.last && !failed);
+        let errors = folder_errors(report, &fresh.path);
         apply_one(remote, run, db, g, report, &plan)?;
         if let Some(ctx) = g.folders.get_mut(&fresh.path) {
             ctx.files = Default::default();
         }
+        failed |= folder_errors(report, &fresh.path) != errors;
+        // With other connections to share them, the windows after a first that went well
+        // are queued for any connection (a first that failed leaves them here, in order).
+        let Some(shared) = share.filter(|_| window.first && !window.last && !failed) else {
+            continue;
+        };
+        let rest = windows.share_rest();
+        let folder = Arc::new(SharedFolder {
+            path: fresh.path.clone(),
+            wire: fresh.entry.wire.clone(),
+            uidvalidity: windows.uidvalidity(),
+            ctx: g.folders.get(&fresh.path).cloned().unwrap_or_default(),
+            left: Mutex::new(WindowsLeft {
+                windows: rest.len(),
+                failed: false,
+            }),
+        });
+        shared.queue_windows(&folder, rest);
+        return Ok(());
     }
+}
+
+/// How many errors `report` holds for the folder `path`.
+fn folder_errors(report: &SyncReport, path: &FolderPath) -> usize {
+    let name = path.to_string();
+    report
+        .folders
+        .iter()
+        .find(|f| f.folder == name)
+        .map_or(0, |f| f.errors.len())
+}
+
+/// Reads, plans and applies one window of a [`SharedFolder`] on `remote`, then, when it was
+/// the last outstanding and none failed, records the folder's UIDNEXT and HIGHESTMODSEQ.
+fn apply_window(
+    remote: &mut dyn Remote,
+    run: Run<'_>,
+    db: &mut StateDb,
+    g: &mut Gathered,
+    report: &mut SyncReport,
+    folder: &SharedFolder,
+    mut reader: gather::FreshWindows,
+) -> Result<(), SyncError> {
+    g.folders.insert(folder.path.clone(), folder.ctx.clone());
+    let read_only_account = run.account.direction == crate::account::Direction::Pull;
+    let read = match remote.select(&folder.wire, read_only_account) {
+        Ok(sel) if sel.uidvalidity == folder.uidvalidity => reader.next(remote),
+        Ok(_) => {
+            report
+                .folder_mut(&folder.path.to_string())
+                .errors
+                .push(StepError::Unusable(
+                    "UIDVALIDITY changed during the sync; the folder is read again next run".into(),
+                ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    };
+    let errors = folder_errors(report, &folder.path);
+    let mut closing = Vec::new();
+    let ok = match read {
+        Ok(Some(window)) => {
+            let mut plan = plan_into(&window.input, run.config, report);
+            // The folder's own steps were the first window's; its state waits for the last
+            // window outstanding, whichever connection has it.
+            closing = plan
+                .ops
+                .iter()
+                .filter(|op| matches!(op, Op::SetFolderState { .. }))
+                .cloned()
+                .collect();
+            gather::trim_window(&mut plan, false, false);
+            apply_one(remote, run, db, g, report, &plan)?;
+            folder_errors(report, &folder.path) == errors
+        }
+        Ok(None) => false,
+        Err(e) if e.is_fatal() => {
+            folder.window_done(false);
+            return Err(e.into());
+        }
+        Err(e) => {
+            report
+                .folder_mut(&folder.path.to_string())
+                .errors
+                .push(StepError::server("cannot read folder", e));
+            false
+        }
+    };
+    if let Some(ctx) = g.folders.get_mut(&folder.path) {
+        ctx.files = Default::default();
+    }
+    if folder.window_done(ok) && !closing.is_empty() {
+        let plan = Plan {
+            ops: closing,
+            ..Plan::default()
+        };
+        apply_one(remote, run, db, g, report, &plan)?;
+    }
+    Ok(())
 }
 
 /// Reads and plans one folder of [`Gathered::flags_only`] on `remote`; its warnings and
@@ -460,8 +658,14 @@ fn work(
                 };
                 apply_one(remote, run, db, &mut g, report, &plan)
             }
-            Job::Fresh(fresh) => apply_fresh(remote, run, db, &mut g, report, &fresh),
+            Job::Fresh(fresh) => {
+                let _producing = Producing(shared);
+                apply_fresh(remote, run, db, &mut g, report, &fresh, Some(shared))
+            }
             Job::FlagsOnly(folders) => apply_flags_only(remote, run, db, &mut g, report, &folders),
+            Job::Window(folder, reader) => {
+                apply_window(remote, run, db, &mut g, report, &folder, reader)
+            }
         };
         // The group is done: what the end of the run needs of its folder is the stamp and
         // the flags of the context, not the files it found or wrote (one entry per message:
@@ -594,7 +798,15 @@ fn schedule(plan: &Plan, account: &AccountSpec, g: &mut Gathered) -> Schedule {
     // FLAGS_ONLY_PER_CONNECTION of them.
     let flag_folders = std::mem::take(&mut g.flags_only);
     let flag_count = flag_folders.len();
-    let extra = extra_connections(&split, account.connections).max(
+    // A large fresh folder's windows after the first are shared out like groups of their own.
+    let window = account.fresh_window.max(1);
+    let windows: usize = split
+        .groups
+        .iter()
+        .filter(|g| g.fresh)
+        .map(|g| g.transfers.div_ceil(window).saturating_sub(1))
+        .sum();
+    let extra = extra_connections_for(split.big_groups() + windows, account.connections).max(
         usize::from(account.connections)
             .saturating_sub(1)
             .min(flag_count / FLAGS_ONLY_PER_CONNECTION),
@@ -672,7 +884,7 @@ fn apply_here(
     apply_one(remote, run.telling(first), db, g, report, plan)?;
     let run = run.telling(rest);
     for f in sched.fresh.into_values() {
-        apply_fresh(remote, run, db, g, report, &f)?;
+        apply_fresh(remote, run, db, g, report, &f, None)?;
     }
     for batch in sched.flag_batches.into_values() {
         apply_flags_only(remote, run, db, g, report, &batch)?;
@@ -711,6 +923,7 @@ fn apply_spread(
     let shared = Shared {
         queue: Mutex::new(Queue {
             groups: queued,
+            producing: 0,
             open: false,
             abort: false,
         }),

@@ -225,3 +225,71 @@ fn a_large_fresh_folder_goes_window_by_window() {
         assert_eq!(state(&whole.state_db), state(&a.state_db));
     }
 }
+
+/// One large fresh folder alone is not one connection's work: its first window, read and
+/// applied by the connection that took the folder, creates it; the other windows are shared
+/// out over every allowed connection, and the folder's UIDNEXT and HIGHESTMODSEQ are recorded
+/// once the last of them is in. The mirror and the state end as on one connection, and the
+/// next run has nothing to do.
+#[test]
+fn the_windows_of_one_large_fresh_folder_are_shared_out_over_the_connections() {
+    let env = Env::new();
+    let msgs: Vec<(Vec<u8>, &str)> = (0..230)
+        .map(|i| (message("Big", i), if i % 3 == 0 { "S" } else { "" }))
+        .collect();
+    env.seed_server("Big", &msgs);
+    let run = |connections: u8| {
+        let mut a = env.account();
+        let root = env.dir.path().join(format!("c{connections}"));
+        a.maildir = root.join("mail");
+        a.state_db = root.join("state.db");
+        a.connections = connections;
+        // Five windows of 50 (the last of 30).
+        a.fresh_window = 50;
+        let r = env.sync_with(&a);
+        assert!(r.is_complete(), "{r:#?}");
+        let big = r.folders.iter().find(|f| f.folder == "Big").expect("Big");
+        assert_eq!(big.downloaded, 230, "{r:#?}");
+        (a, r)
+    };
+    let (one, _) = run(1);
+    let (three, r) = run(3);
+    let t = r.traffic.as_ref().expect("traffic");
+    assert!(
+        t.count("LOGIN") + t.count("AUTHENTICATE") >= 2,
+        "the windows were worth extra connections: {t:#?}"
+    );
+    assert!(
+        common::read_maildir(&one.maildir.join("Big"))
+            == common::read_maildir(&three.maildir.join("Big")),
+        "{}",
+        common::diff(
+            &common::read_maildir(&one.maildir.join("Big")),
+            &common::read_maildir(&three.maildir.join("Big"))
+        )
+    );
+    let state = |p: &std::path::Path| {
+        let db = mailfold_store::StateDb::open(p).unwrap();
+        let mut out = Vec::new();
+        for f in mailfold_store::StateRead::folders(&db).unwrap() {
+            let n = mailfold_store::StateRead::message_counts(&db, f.id)
+                .unwrap()
+                .0;
+            out.push((f.wire_name, f.uidvalidity, f.uidnext, f.highestmodseq, n));
+        }
+        out.sort();
+        out
+    };
+    let shared = state(&three.state_db);
+    assert_eq!(state(&one.state_db), shared);
+    assert!(
+        shared
+            .iter()
+            .any(|(w, _, uidnext, _, n)| w == "Big" && uidnext.is_some() && *n == 230),
+        "{shared:?}"
+    );
+    let again = env.sync_with(&three);
+    assert!(!again.changed_anything(), "{again:#?}");
+    let t = again.traffic.as_ref().expect("traffic");
+    assert_eq!(t.count("SELECT") + t.count("EXAMINE"), 0, "{t:#?}");
+}

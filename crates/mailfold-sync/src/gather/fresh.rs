@@ -169,6 +169,31 @@ impl FreshWindows {
         self.uids.len()
     }
 
+    /// UIDVALIDITY as the SELECT that listed the UIDs gave it.
+    pub fn uidvalidity(&self) -> Option<crate::remote::UidValidity> {
+        self.selected.uidvalidity
+    }
+
+    /// The windows not read yet, each a reader of its own, for other connections to read and
+    /// apply at once; this reader has none left. Each gives its one window through
+    /// [`FreshWindows::next`] on a connection that has selected the folder itself; the
+    /// views are built from this reader's SELECT, so that every window's plan claims the
+    /// same UIDNEXT and HIGHESTMODSEQ (the folder's state, which only the end of the last
+    /// window may record).
+    pub fn share_rest(&mut self) -> Vec<FreshWindows> {
+        let rest = self.uids.split_off(self.next.min(self.uids.len()));
+        rest.chunks(self.window)
+            .map(|uids| FreshWindows {
+                path: self.path.clone(),
+                delimiter: self.delimiter,
+                selected: self.selected.clone(),
+                uids: uids.to_vec(),
+                next: 0,
+                window: self.window,
+            })
+            .collect()
+    }
+
     /// Reads the next window (flags and content details of its UIDs) on `remote`, where
     /// the folder must still be selected (the window before it was applied on the same
     /// connection). `None` after the last.
