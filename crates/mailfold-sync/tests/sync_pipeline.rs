@@ -28,6 +28,29 @@ fn seed(env: &Env) {
     }
 }
 
+/// Each folder of a state database: wire name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and its
+/// number of bound rows, by name.
+type FolderState = (
+    String,
+    Option<mailfold_store::UidValidity>,
+    Option<std::num::NonZeroU32>,
+    Option<u64>,
+    u64,
+);
+
+fn folder_states(p: &std::path::Path) -> Vec<FolderState> {
+    let db = mailfold_store::StateDb::open(p).unwrap();
+    let mut out = Vec::new();
+    for f in mailfold_store::StateRead::folders(&db).unwrap() {
+        let n = mailfold_store::StateRead::message_counts(&db, f.id)
+            .unwrap()
+            .0;
+        out.push((f.wire_name, f.uidvalidity, f.uidnext, f.highestmodseq, n));
+    }
+    out.sort();
+    out
+}
+
 fn gathered(env: &Env, defer_fresh: bool) -> gather::Gathered {
     let a = env.account();
     let (maildir, db) = mailfold_sync::open_store(&a).unwrap();
@@ -210,19 +233,7 @@ fn a_large_fresh_folder_goes_window_by_window() {
         assert!(!again.changed_anything(), "{again:#?}");
         let t = again.traffic.as_ref().expect("traffic");
         assert_eq!(t.count("SELECT") + t.count("EXAMINE"), 0, "{t:#?}");
-        let state = |p: &std::path::Path| {
-            let db = mailfold_store::StateDb::open(p).unwrap();
-            let mut out = Vec::new();
-            for f in mailfold_store::StateRead::folders(&db).unwrap() {
-                let n = mailfold_store::StateRead::message_counts(&db, f.id)
-                    .unwrap()
-                    .0;
-                out.push((f.wire_name, f.uidvalidity, f.uidnext, f.highestmodseq, n));
-            }
-            out.sort();
-            out
-        };
-        assert_eq!(state(&whole.state_db), state(&a.state_db));
+        assert_eq!(folder_states(&whole.state_db), folder_states(&a.state_db));
     }
 }
 
@@ -268,20 +279,8 @@ fn the_windows_of_one_large_fresh_folder_are_shared_out_over_the_connections() {
             &common::read_maildir(&three.maildir.join("Big"))
         )
     );
-    let state = |p: &std::path::Path| {
-        let db = mailfold_store::StateDb::open(p).unwrap();
-        let mut out = Vec::new();
-        for f in mailfold_store::StateRead::folders(&db).unwrap() {
-            let n = mailfold_store::StateRead::message_counts(&db, f.id)
-                .unwrap()
-                .0;
-            out.push((f.wire_name, f.uidvalidity, f.uidnext, f.highestmodseq, n));
-        }
-        out.sort();
-        out
-    };
-    let shared = state(&three.state_db);
-    assert_eq!(state(&one.state_db), shared);
+    let shared = folder_states(&three.state_db);
+    assert_eq!(folder_states(&one.state_db), shared);
     assert!(
         shared
             .iter()

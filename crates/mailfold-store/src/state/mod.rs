@@ -698,6 +698,39 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Inserts a whole message row: the parameters [`write_row`] binds.
+const INSERT_ROW: &str = "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, \
+     internaldate, internaldate_tz, hash, message_id, partial, listing_key) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// Runs `stmt`, an [`INSERT_ROW`] (or one with its parameters), for `r` in `folder` under
+/// `uid` (`None`: unbound), its flags and keywords normalised; returns the row's listing key.
+fn write_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    folder: FolderId,
+    uid: Option<Uid>,
+    r: &MessageRecord,
+) -> Result<i64> {
+    let flags = normalise_flags(&r.flags)?;
+    let keywords = normalise_flags(&r.keywords)?;
+    let key = listing_key_of(&r.base, &flags, &keywords, r.size);
+    stmt.execute(params![
+        folder.0,
+        uid.map(Uid::get),
+        r.base.as_str(),
+        flags.join(" "),
+        keywords.join(" "),
+        r.size.map(to_i64).transpose()?,
+        r.internaldate.map(|d| d.unix),
+        r.internaldate.map(|d| d.offset_minutes),
+        r.hash.map(|h| h.0.to_vec()),
+        r.message_id,
+        r.partial,
+        key
+    ])?;
+    Ok(key)
+}
+
 /// A change to a folder's listing digest and count (schema v5): the XOR of the listing keys
 /// removed and added (removing a key is XORing it again), the change in the number of rows,
 /// and whether a key among them was unknown (NULL), which makes the digest unknown.
@@ -924,10 +957,8 @@ impl Txn<'_> {
         if !records.is_empty() {
             self.unstamp(folder)?;
         }
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
-                                  internaldate_tz, hash, message_id, partial, listing_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "{INSERT_ROW}
              ON CONFLICT(folder_id, uid) DO UPDATE SET
                flags = excluded.flags,
                keywords = excluded.keywords,
@@ -939,17 +970,13 @@ impl Txn<'_> {
                hash = CASE WHEN excluded.partial AND NOT partial THEN hash ELSE excluded.hash END,
                partial = CASE WHEN excluded.partial AND NOT partial THEN partial ELSE excluded.partial END,
                listing_key = CASE WHEN excluded.partial AND NOT partial THEN NULL
-                                  ELSE excluded.listing_key END",
-        )?;
+                                  ELSE excluded.listing_key END"
+        ))?;
         let mut old = self.tx.prepare_cached(
             "SELECT listing_key, partial FROM messages WHERE folder_id = ?1 AND uid = ?2",
         )?;
         let mut delta = ListingDelta::default();
         for r in records {
-            let flags = normalise_flags(&r.flags)?;
-            let keywords = normalise_flags(&r.keywords)?;
-            let key = listing_key_of(&r.base, &flags, &keywords, r.size);
-            let (flags, keywords) = (flags.join(" "), keywords.join(" "));
             let before: Option<(Option<i64>, bool)> = old
                 .query_row(params![folder.0, r.uid.get()], |row| {
                     Ok((row.get(0)?, row.get(1)?))
@@ -962,21 +989,8 @@ impl Txn<'_> {
                 Some((k, _)) => delta.remove(k),
                 None => delta.count += 1,
             }
+            let key = write_row(&mut stmt, folder, Some(r.uid), r)?;
             delta.add((!kept_full).then_some(key));
-            stmt.execute(params![
-                folder.0,
-                r.uid.get(),
-                r.base.as_str(),
-                flags,
-                keywords,
-                r.size.map(to_i64).transpose()?,
-                r.internaldate.map(|d| d.unix),
-                r.internaldate.map(|d| d.offset_minutes),
-                r.hash.map(|h| h.0.to_vec()),
-                r.message_id,
-                r.partial,
-                key
-            ])?;
         }
         self.shift_listing(folder, &delta)
     }
@@ -1002,11 +1016,7 @@ impl Txn<'_> {
         let mut delete = self
             .tx
             .prepare_cached("DELETE FROM messages WHERE rowid = ?1")?;
-        let mut insert = self.tx.prepare_cached(
-            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
-                                  internaldate_tz, hash, message_id, partial, listing_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
+        let mut insert = self.tx.prepare_cached(INSERT_ROW)?;
         let mut delta = ListingDelta::default();
         for r in records {
             let row =
@@ -1027,23 +1037,7 @@ impl Txn<'_> {
                 delta.remove(key);
                 delta.count -= 1;
             }
-            let flags = normalise_flags(&r.flags)?;
-            let keywords = normalise_flags(&r.keywords)?;
-            let key = listing_key_of(&r.base, &flags, &keywords, r.size);
-            insert.execute(params![
-                folder.0,
-                r.uid.get(),
-                r.base.as_str(),
-                flags.join(" "),
-                keywords.join(" "),
-                r.size.map(to_i64).transpose()?,
-                r.internaldate.map(|d| d.unix),
-                r.internaldate.map(|d| d.offset_minutes),
-                r.hash.map(|h| h.0.to_vec()),
-                r.message_id,
-                r.partial,
-                key
-            ])?;
+            let key = write_row(&mut insert, folder, Some(r.uid), r)?;
             delta.add(Some(key));
             delta.count += 1;
         }
@@ -1171,29 +1165,14 @@ impl Txn<'_> {
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
             params![folder.0, record.base.as_str()],
         )?;
-        let flags = normalise_flags(&record.flags)?;
-        let keywords = normalise_flags(&record.keywords)?;
-        let key = listing_key_of(&record.base, &flags, &keywords, record.size);
+        let key = write_row(
+            &mut self.tx.prepare_cached(INSERT_ROW)?,
+            folder,
+            None,
+            record,
+        )?;
         delta.add(Some(key));
         delta.count += 1;
-        self.exec(
-            "INSERT INTO messages(folder_id, uid, base, flags, keywords, size, internaldate,
-                                  internaldate_tz, hash, message_id, partial, listing_key)
-             VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                folder.0,
-                record.base.as_str(),
-                flags.join(" "),
-                keywords.join(" "),
-                record.size.map(to_i64).transpose()?,
-                record.internaldate.map(|d| d.unix),
-                record.internaldate.map(|d| d.offset_minutes),
-                record.hash.map(|h| h.0.to_vec()),
-                record.message_id,
-                record.partial,
-                key
-            ],
-        )?;
         self.shift_listing(folder, &delta)
     }
 
