@@ -753,6 +753,18 @@ impl ListingDelta {
         self.add(key);
     }
 
+    /// A row of key `key` added to the folder.
+    fn add_row(&mut self, key: Option<i64>) {
+        self.add(key);
+        self.count += 1;
+    }
+
+    /// A row of key `key` gone from the folder.
+    fn drop_row(&mut self, key: Option<i64>) {
+        self.remove(key);
+        self.count -= 1;
+    }
+
     fn is_empty(&self) -> bool {
         self.xor == 0 && self.count == 0 && !self.unknown
     }
@@ -1034,12 +1046,10 @@ impl Txn<'_> {
             }
             for (rowid, key) in old {
                 delete.execute(params![rowid])?;
-                delta.remove(key);
-                delta.count -= 1;
+                delta.drop_row(key);
             }
             let key = write_row(&mut insert, folder, Some(r.uid), r)?;
-            delta.add(Some(key));
-            delta.count += 1;
+            delta.add_row(Some(key));
         }
         self.shift_listing(folder, &delta)
     }
@@ -1115,8 +1125,7 @@ impl Txn<'_> {
         for u in uids {
             if let Some(key) = self.row_key(folder, *u)? {
                 stmt.execute(params![folder.0, u.get()])?;
-                delta.remove(key);
-                delta.count -= 1;
+                delta.drop_row(key);
             }
         }
         self.shift_listing(folder, &delta)
@@ -1158,8 +1167,7 @@ impl Txn<'_> {
         self.unstamp(folder)?;
         let mut delta = ListingDelta::default();
         for k in self.base_keys(folder, &record.base, false)? {
-            delta.remove(k);
-            delta.count -= 1;
+            delta.drop_row(k);
         }
         self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2",
@@ -1171,8 +1179,7 @@ impl Txn<'_> {
             None,
             record,
         )?;
-        delta.add(Some(key));
-        delta.count += 1;
+        delta.add_row(Some(key));
         self.shift_listing(folder, &delta)
     }
 
@@ -1222,8 +1229,7 @@ impl Txn<'_> {
         self.unstamp(folder)?;
         let mut delta = ListingDelta::default();
         for k in self.base_keys(folder, base, true)? {
-            delta.remove(k);
-            delta.count -= 1;
+            delta.drop_row(k);
         }
         let n = self.exec(
             "DELETE FROM messages WHERE folder_id = ?1 AND base = ?2 AND uid IS NULL",
@@ -1251,12 +1257,10 @@ impl Txn<'_> {
         )?;
         if let (Some(key), 1) = (key, n) {
             let mut out = ListingDelta::default();
-            out.remove(key);
-            out.count -= 1;
+            out.drop_row(key);
             self.shift_listing(from, &out)?;
             let mut into = ListingDelta::default();
-            into.add(key);
-            into.count += 1;
+            into.add_row(key);
             self.shift_listing(to, &into)?;
         }
         Ok(n == 1)
