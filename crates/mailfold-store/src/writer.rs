@@ -159,19 +159,23 @@ impl MessageWriter {
         fsync: bool,
         unnamed: bool,
     ) -> Result<Self> {
-        let tmp_path = folder_dir.join("tmp").join(&prefix);
-        let created = |e| Error::io("create message", &tmp_path, e);
+        let tmp_dir = folder_dir.join("tmp");
         let anonymous_file = if unnamed {
-            dirfd::create_anonymous_in(dirs.tmp()).map_err(created)?
+            dirfd::create_anonymous_in(dirs.tmp())
+                .map_err(|e| Error::io("create message", &tmp_dir, e))?
         } else {
             None
         };
-        let (file, anonymous) = match anonymous_file {
-            Some(file) => (file, true),
-            None => (
-                dirfd::create_file_at(dirs.tmp(), &prefix).map_err(created)?,
-                false,
-            ),
+        // An unnamed file has no path of its own until it is placed: messages name the
+        // directory whose file system holds it.
+        let (file, anonymous, tmp_path) = match anonymous_file {
+            Some(file) => (file, true, tmp_dir),
+            None => {
+                let tmp_path = tmp_dir.join(&prefix);
+                let file = dirfd::create_file_at(dirs.tmp(), &prefix)
+                    .map_err(|e| Error::io("create message", &tmp_path, e))?;
+                (file, false, tmp_path)
+            }
         };
         Ok(MessageWriter {
             folder_dir,
@@ -198,7 +202,8 @@ impl MessageWriter {
         }
     }
 
-    /// The temporary file being written.
+    /// Where the file being written is, as error messages name it: its name in `tmp/`, or
+    /// `tmp/` itself for an unnamed file.
     pub fn tmp_path(&self) -> &std::path::Path {
         &self.tmp_path
     }
@@ -706,7 +711,7 @@ impl UnplacedMessage {
         result
     }
 
-    /// The temporary file (for messages).
+    /// Where the file is, as error messages name it ([`MessageWriter::tmp_path`]).
     pub fn tmp_path(&self) -> &Path {
         &self.writer.tmp_path
     }
@@ -807,6 +812,27 @@ mod tests {
         let mut out = Vec::new();
         f.read_to_end(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn an_error_names_a_path_that_exists_named_file_or_not() {
+        for unnamed in [true, false] {
+            let dir = folder_dirs();
+            let mut wr = writer_in(dir.path(), "1700000000.M5P1Q1.host", false, unnamed);
+            wr.limit(4);
+            let err = wr.write_chunk(b"too long").unwrap_err();
+            let Error::TooLarge { path, .. } = &err else {
+                panic!("{err:?}")
+            };
+            // The unnamed file has no name: the error names tmp/, where it is.
+            let want = if unnamed {
+                dir.path().join("tmp")
+            } else {
+                dir.path().join("tmp/1700000000.M5P1Q1.host")
+            };
+            assert_eq!(*path, want);
+            assert!(path.exists(), "{err}");
+        }
     }
 
     #[test]
@@ -1003,9 +1029,7 @@ mod tests {
         w.file.as_mut().unwrap().flush().unwrap();
         let file = w.file.as_ref().unwrap().get_ref();
         assert_eq!(file.metadata().unwrap().len(), 10);
-        let tmp = w.tmp_path().to_owned();
         drop(w);
-        assert!(!tmp.exists());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         // Exactly at the limit is accepted.
         let mut w = writer(dir.path());
