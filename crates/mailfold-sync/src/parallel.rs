@@ -41,7 +41,8 @@
 //! the other connections take its share.
 //!
 //! With the crash-test hook set ([`crate::apply::ABORT_ENV`]) everything runs on the main
-//! connection, so that step numbers stay deterministic.
+//! connection, so that step numbers stay deterministic, unless the test asks for the
+//! connections too ([`crate::apply::ABORT_IN_PARALLEL_ENV`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -49,7 +50,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use mailfold_store::{Maildir, StateDb};
 
 use crate::account::AccountSpec;
-use crate::apply::{Applier, ABORT_ENV};
+use crate::apply::{Applier, ABORT_ENV, ABORT_IN_PARALLEL_ENV};
 use crate::gather::{self, FlagsOnlyFolder, FolderCtx, FreshFolder, Gathered};
 use crate::plan::{self, FolderPath, Op, Plan, PlanConfig};
 use crate::progress::{Progress, ProgressEvent};
@@ -742,7 +743,9 @@ pub fn apply_plan(
         maildir,
         progress,
     };
-    if sched.extra == 0 || std::env::var_os(ABORT_ENV).is_some() {
+    let hook_alone =
+        std::env::var_os(ABORT_ENV).is_some() && std::env::var_os(ABORT_IN_PARALLEL_ENV).is_none();
+    if sched.extra == 0 || hook_alone {
         apply_here(remote, run, db, g, report, plan, sched)
     } else {
         apply_spread(remote, run, db, g, report, sched)

@@ -93,38 +93,10 @@ impl Env {
         p
     }
 
-    /// Writes messages straight into the server's Maildir and makes Dovecot index them: much
-    /// faster than APPEND for thousands of messages.
+    /// Writes messages straight into the server's Maildir and makes Dovecot index them
+    /// ([`seed_maildir`]).
     pub(crate) fn seed_server(&self, folder: &str, msgs: &[(Vec<u8>, &str)]) {
-        // Makes Dovecot create the user's Maildir with the right owner first.
-        self.status("INBOX", "messages");
-        if folder != "INBOX" {
-            let _ = self.dovecot.try_doveadm(
-                &[
-                    "mailbox",
-                    "create",
-                    "-u",
-                    &self.user,
-                    &folder.replace('/', "."),
-                ],
-                None,
-            );
-        }
-        let dir = self.server_dir(folder);
-        for sub in ["cur", "new", "tmp"] {
-            fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        for (i, (body, flags)) in msgs.iter().enumerate() {
-            let name = format!("1700000000.M{i}P1.seed:2,{flags}");
-            let p = dir.join("cur").join(name);
-            fs::write(&p, body).unwrap();
-            // INTERNALDATE comes from the file's mtime in a Maildir.
-            let t = filetime_of(1_600_000_000 + i as i64 * 60);
-            set_mtime(&p, t);
-        }
-        chown_like(&self.dovecot.mail_root(&self.user), &dir);
-        self.dovecot
-            .doveadm(&["force-resync", "-u", &self.user, &mailbox_arg(folder)]);
+        seed_maildir(&self.dovecot, &self.user, folder, msgs);
     }
 
     pub(crate) fn server_folder(&self, folder: &str) -> Vec<Msg> {
@@ -158,6 +130,39 @@ impl Env {
     pub(crate) fn status(&self, folder: &str, items: &str) -> String {
         self.dovecot.status(&self.user, &mailbox_arg(folder), items)
     }
+}
+
+/// Writes messages (LF line ends, Maildir flag letters) straight into `user`'s Maildir folder
+/// on the server and makes Dovecot index them: much faster than a delivery per message.
+#[allow(dead_code)] // not every test binary that includes this module seeds
+pub(crate) fn seed_maildir(dovecot: &Dovecot, user: &str, folder: &str, msgs: &[(Vec<u8>, &str)]) {
+    // Makes Dovecot create the user's Maildir with the right owner first.
+    dovecot.status(user, "INBOX", "messages");
+    if folder != "INBOX" {
+        let _ = dovecot.try_doveadm(
+            &["mailbox", "create", "-u", user, &mailbox_arg(folder)],
+            None,
+        );
+    }
+    let root = dovecot.mail_root(user);
+    let dir = if folder == "INBOX" {
+        root.clone()
+    } else {
+        root.join(format!(".{}", mailbox_arg(folder)))
+    };
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for (i, (body, flags)) in msgs.iter().enumerate() {
+        let name = format!("1700000000.M{i}P1.seed:2,{flags}");
+        let p = dir.join("cur").join(name);
+        fs::write(&p, body).unwrap();
+        // INTERNALDATE comes from the file's mtime in a Maildir.
+        let t = filetime_of(1_600_000_000 + i as i64 * 60);
+        set_mtime(&p, t);
+    }
+    chown_like(&root, &dir);
+    dovecot.doveadm(&["force-resync", "-u", user, &mailbox_arg(folder)]);
 }
 
 pub(crate) fn mailbox_arg(folder: &str) -> String {

@@ -3,7 +3,8 @@
 //! further run must change nothing. The scenarios ([`Scenario`]): changes on both sides
 //! (folders read whole), changes on the server only (folders read partially), flag changes
 //! alone, a reader's copy and move, and initial syncs into an empty mirror (one folder at a
-//! time, window by window, and one of many downloads, killed around its batches).
+//! time, window by window, one of many downloads, killed around its batches, and one whose
+//! windows are shared out over several connections, killed with them running).
 //!
 //! The sync runs in a child process (this test binary, re-executed to run `child_sync` only)
 //! with `MAILFOLD_TEST_ABORT_AFTER_STEP=N`, which exits like a kill: no destructor, no cleanup.
@@ -15,8 +16,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{diff, message, read_maildir, Env, Msg};
-use mailfold_sync::apply::{ABORT_ENV, ABORT_EXIT_CODE};
+use common::{diff, message, read_maildir, seed_maildir, Env, Msg};
+use mailfold_sync::apply::{ABORT_ENV, ABORT_EXIT_CODE, ABORT_IN_PARALLEL_ENV};
 use mailfold_sync::{AccountSpec, Secret, SyncOptions, TlsMode};
 use mailfold_testsupport::Dovecot;
 
@@ -42,8 +43,15 @@ fn child_sync() {
     a.tls = TlsMode::Implicit;
     a.ca_file = Some(PathBuf::from(f[6]));
     a.fresh_window = f[7].parse().unwrap();
+    a.connections = f[8].parse().unwrap();
     let r = mailfold_sync::sync_account(&a, &SyncOptions::default()).unwrap();
     assert!(r.is_complete(), "{r:#?}");
+    if std::env::var_os(ABORT_IN_PARALLEL_ENV).is_some() {
+        // Not cut (the step was past the end): the cuts of the other runs fell among
+        // connections working at once.
+        let t = r.traffic.as_ref().expect("traffic");
+        assert!(t.count("LOGIN") + t.count("AUTHENTICATE") >= 2, "{t:#?}");
+    }
 }
 
 struct Side {
@@ -52,6 +60,8 @@ struct Side {
     local: tempfile::TempDir,
     /// The account's `fresh_window`.
     window: usize,
+    /// The account's `connections`.
+    connections: u8,
 }
 
 impl Side {
@@ -68,6 +78,7 @@ impl Side {
         a.port = addr.port();
         a.ca_file = Some(d.ca_file());
         a.fresh_window = self.window;
+        a.connections = self.connections;
         a
     }
 
@@ -117,6 +128,10 @@ enum Scenario {
     /// batch on threads while later bodies arrive, several batches at once, each put in place
     /// when its fsyncs are done.
     InitialMany,
+    /// As `InitialMany` with windows of [`SHARED_WINDOW`] messages, killed with the run's
+    /// connections kept: INBOX's windows after the first are shared out over them, and its
+    /// state is recorded by whichever connection finishes the last window.
+    InitialShared,
     /// Flag changes alone on the server, in both folders: each folder is read, planned and
     /// applied on its own after the gather.
     FlagsOnly,
@@ -133,10 +148,15 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
         user: u.name.clone(),
         password: u.password.clone(),
         local: tempfile::tempdir().unwrap(),
-        window: if scenario == Scenario::InitialWindows {
-            2
+        window: match scenario {
+            Scenario::InitialWindows => 2,
+            Scenario::InitialShared => SHARED_WINDOW,
+            _ => mailfold_sync::gather::FRESH_WINDOW,
+        },
+        connections: if scenario == Scenario::InitialShared {
+            3
         } else {
-            mailfold_sync::gather::FRESH_WINDOW
+            1
         },
     };
     let d = &env.dovecot;
@@ -147,14 +167,16 @@ fn prepare_for(env: &Env, i: usize, scenario: Scenario) -> Side {
     for n in 0..4 {
         d.deliver(&u.name, "Work", &crlf(&message("Work", n)));
     }
-    if scenario == Scenario::InitialMany {
-        for n in 5..MANY {
-            d.deliver(&u.name, "INBOX", &crlf(&message("INBOX", n)));
-        }
+    if matches!(scenario, Scenario::InitialMany | Scenario::InitialShared) {
+        let more: Vec<(Vec<u8>, &str)> = (5..MANY).map(|n| (message("INBOX", n), "")).collect();
+        seed_maildir(d, &u.name, "INBOX", &more);
     }
     if matches!(
         scenario,
-        Scenario::Initial | Scenario::InitialWindows | Scenario::InitialMany
+        Scenario::Initial
+            | Scenario::InitialWindows
+            | Scenario::InitialMany
+            | Scenario::InitialShared
     ) {
         return side;
     }
@@ -253,7 +275,9 @@ fn crlf(b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn run_child(d: &Dovecot, s: &Side, n: u64) -> Option<i32> {
+/// Runs `s`'s sync in a child cut after step `n`, on the main connection alone unless
+/// `parallel`.
+fn run_child(d: &Dovecot, s: &Side, n: u64, parallel: bool) -> Option<i32> {
     let a = s.account(d);
     let spec = [
         a.host.clone(),
@@ -264,14 +288,20 @@ fn run_child(d: &Dovecot, s: &Side, n: u64) -> Option<i32> {
         a.state_db.display().to_string(),
         d.ca_file().display().to_string(),
         s.window.to_string(),
+        s.connections.to_string(),
     ]
     .join("\t");
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
         .args(["--exact", "child_sync", "--nocapture", "--test-threads=1"])
         .env("MAILFOLD_CHILD_SYNC", spec)
-        .env(ABORT_ENV, n.to_string())
-        .output()
-        .expect("spawn child");
+        .env(ABORT_ENV, n.to_string());
+    if parallel {
+        child.env(ABORT_IN_PARALLEL_ENV, "1");
+    } else {
+        child.env_remove(ABORT_IN_PARALLEL_ENV);
+    }
+    let out = child.output().expect("spawn child");
     if !out.status.success() && out.status.code() != Some(ABORT_EXIT_CODE) {
         panic!(
             "child failed: {:?}\n{}{}",
@@ -331,6 +361,13 @@ fn kill_at_steps(
     let r = sync(d, &reference);
     assert!(r.changed_anything());
     assert!(!sync(d, &reference).changed_anything());
+    if scenario == Scenario::InitialShared {
+        let t = r.traffic.as_ref().expect("traffic");
+        assert!(
+            t.count("LOGIN") + t.count("AUTHENTICATE") >= 2,
+            "INBOX's windows should be shared over connections: {t:#?}"
+        );
+    }
     let want = reference.state(d);
     for (i, f) in FOLDERS.iter().enumerate() {
         assert!(
@@ -342,7 +379,7 @@ fn kill_at_steps(
     check(&want);
     for (i, &n) in steps.iter().enumerate() {
         let side = prepare_for(&env, i + 1, scenario);
-        let code = run_child(d, &side, n as u64);
+        let code = run_child(d, &side, n as u64, scenario == Scenario::InitialShared);
         if code == Some(0) {
             assert_eq!(side.state(d), want, "uninterrupted child run differs");
             return Some(n - 1);
@@ -380,6 +417,24 @@ const MANY: usize = 100;
 fn an_initial_sync_of_many_downloads_survives_kills_between_its_batches() {
     let steps = [1, 3, 30, 33, 36, 64, 67, 70, 96, 99, 104, 200];
     let ran = kill_at_steps(Scenario::InitialMany, &steps, |want| {
+        assert_eq!((want[1].len(), want[3].len()), (MANY, 4));
+    });
+    let ran = ran.expect("the run ends before step 200");
+    assert!(ran > MANY, "every download is a step, had {ran}");
+}
+
+/// The window of [`Scenario::InitialShared`]: INBOX's [`MANY`] messages in five windows.
+const SHARED_WINDOW: usize = 20;
+
+/// The commit points of a large fresh folder whose windows are shared out over the run's
+/// connections: killed at steps around each window's end and around the last download,
+/// where whichever connection finishes the last window records the folder's state, the
+/// sync converges to the uninterrupted result. The cut falls at the N-th step of whichever
+/// connection takes it, so each run cuts the work at a different place.
+#[test]
+fn an_initial_sync_shared_over_connections_survives_kills_between_its_windows() {
+    let steps = [1, 19, 21, 40, 42, 61, 80, 99, 101, 102, 103, 105, 110, 200];
+    let ran = kill_at_steps(Scenario::InitialShared, &steps, |want| {
         assert_eq!((want[1].len(), want[3].len()), (MANY, 4));
     });
     let ran = ran.expect("the run ends before step 200");

@@ -162,6 +162,12 @@ pub const ABORT_EXIT_CODE: i32 = 75;
 /// The environment variable of the test hook (see the module docs).
 pub const ABORT_ENV: &str = "MAILFOLD_TEST_ABORT_AFTER_STEP";
 
+/// Set (to anything) beside [`ABORT_ENV`], the run keeps its extra connections instead of
+/// applying everything on the main one: the hook's step N is then whichever connection's step
+/// comes N-th, so the cut falls at a step boundary that can differ from run to run. Crash
+/// tests of the work shared between connections use it.
+pub const ABORT_IN_PARALLEL_ENV: &str = "MAILFOLD_TEST_ABORT_IN_PARALLEL";
+
 /// Steps counted for [`ABORT_ENV`] by every applier of the process: a run applies several
 /// plans (one per fresh folder, per window, per folder changed by flags alone), and the
 /// hook's step N is the run's N-th step, whichever applier takes it.
