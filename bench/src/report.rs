@@ -694,21 +694,31 @@ fn table(d: &Data) -> String {
 /// Builds the report from the run directory `dir`; writes `dir/plot.dat` and returns the
 /// markdown (method lines, table, targets). `baseline` is the run directory the
 /// million-message targets take their 100k figures from when `dir` has none.
-/// The re-sync targets' floors: what the re-sync limit (bench/src/resync_limit.rs, the
-/// server's share of the re-sync for a client that keeps state) takes against mbsync. A
-/// target below that ratio cannot be met by any client on this server and machine.
+/// The floors of the targets against mbsync's wall time: what a limit client takes against
+/// mbsync. For the re-syncs, the re-sync limit (bench/src/resync_limit.rs, the server's share
+/// of the re-sync for a client that keeps state); for the initial syncs with fsync off, the
+/// limit (bench/src/limit.rs: one connection, nothing parsed, each literal written to its
+/// file; it never fsyncs, so the fsync-on targets have no floor). A target below that ratio
+/// cannot be met by any client over one connection on this server and machine.
 fn floors(d: &Data) -> Vec<String> {
     let mut out = Vec::new();
-    for (shape, factor) in [
-        ("resync-nochange", 0.1),
-        ("resync-flags", 0.2),
-        ("resync-new", 0.2),
-    ] {
+    let shapes = [
+        ("resync-nochange", 0.1, false),
+        ("resync-flags", 0.2, false),
+        ("resync-new", 0.2, false),
+        ("init-10k", 0.5, true),
+        ("init-20f", 0.5, true),
+        ("init-small", 0.5, true),
+    ];
+    for (shape, factor, fsync_off_only) in shapes {
         if !d.has(shape) {
             continue;
         }
         let limit = d.get(shape, "limit", "off").wall;
         for mode in d.modes() {
+            if fsync_off_only && mode != "off" {
+                continue;
+            }
             let mbsync = d.get(shape, "mbsync", &mode).wall;
             let (Some(l), Some(m)) = (limit, mbsync) else {
                 continue;
@@ -733,16 +743,18 @@ fn floors(d: &Data) -> Vec<String> {
     out
 }
 
-/// [`floors`] as a paragraph, or nothing when no re-sync limit was measured.
+/// [`floors`] as a paragraph, or nothing when no limit was measured.
 fn floors_text(d: &Data, fenced: bool) -> String {
     let lines = floors(d);
     if lines.is_empty() {
         return String::new();
     }
     let mut md = String::from(
-        "\nFloors of the re-sync targets: the re-sync limit (`bench/src/resync_limit.rs`: LIST-STATUS, \
-         then EXAMINE, the flag changes and the new bodies of each folder whose HIGHESTMODSEQ \
-         moved, nothing written) against mbsync, medians:\n\n",
+        "\nFloors of the targets against mbsync's wall time: for the re-syncs, the re-sync limit \
+         (`bench/src/resync_limit.rs`: LIST-STATUS, then EXAMINE, the flag changes and the new \
+         bodies of each folder whose HIGHESTMODSEQ moved, nothing written); for the initial \
+         syncs with fsync off, the limit (`bench/src/limit.rs`: one connection, nothing \
+         parsed, each literal written to its file); against mbsync, medians:\n\n",
     );
     if fenced {
         md.push_str("```\n");
@@ -1013,6 +1025,31 @@ mod tests {
             .any(|t| t.other_name == "limit" && t.word() == "SKIP"));
         let report = build(&dir, None).unwrap();
         assert!(report.contains("PASS  re-sync, no change, fsync off, wall time"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn floors_compare_each_limit_with_mbsync_and_initial_syncs_only_without_fsync() {
+        let dir = run_dir(
+            "floors",
+            "resync-flags\tlimit\toff\t1\t0.150\t0.010\t0.010\t2000\t0\t3.0\n\
+             resync-flags\tmbsync\ton\t1\t0.300\t0.100\t0.010\t5000\t0\t3.0\n\
+             resync-flags\tmbsync\toff\t1\t0.300\t0.100\t0.010\t5000\t0\t3.0\n\
+             init-small\tlimit\toff\t1\t3.0\t0.1\t2.0\t2000\t0\t3.0\n\
+             init-small\tmbsync\ton\t1\t60.0\t3.0\t1.0\t5000\t0\t3.0\n\
+             init-small\tmbsync\toff\t1\t7.5\t3.0\t1.0\t5000\t0\t3.0\n",
+            "resync-flags\t100\t50\t1000\tre-sync, 1% flags\n\
+             init-small\t100\t50\t1000\tinitial sync, 100 small\n",
+            "",
+        );
+        let d = Data::load(&dir).unwrap();
+        let f = floors(&d);
+        // The re-sync limit against mbsync in both modes; the limit of an initial sync against
+        // the fsync-off run only (it never fsyncs).
+        assert_eq!(f.len(), 3, "{f:#?}");
+        assert!(f[0].starts_with("re-sync, 1% flags, fsync on:"), "{f:#?}");
+        assert!(f[1].starts_with("re-sync, 1% flags, fsync off: limit 150 ms / mbsync 300 ms = 0.50x (target ≤ 0.2x: the target is below the floor"), "{f:#?}");
+        assert!(f[2].starts_with("initial sync, 100 small, fsync off: limit 3.00 s / mbsync 7.50 s = 0.40x (target ≤ 0.5x: the target is above the floor"), "{f:#?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
