@@ -709,6 +709,7 @@ fn floors(d: &Data) -> Vec<String> {
         ("init-10k", 0.5, true),
         ("init-20f", 0.5, true),
         ("init-small", 0.5, true),
+        ("init-huge", 0.6, true),
     ];
     for (shape, factor, fsync_off_only) in shapes {
         if !d.has(shape) {
