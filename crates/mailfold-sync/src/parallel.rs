@@ -579,9 +579,6 @@ fn apply_window(
             false
         }
     };
-    if let Some(ctx) = g.folders.get_mut(&folder.path) {
-        ctx.files = Default::default();
-    }
     if folder.window_done(ok) && !closing.is_empty() {
         let plan = Plan {
             ops: closing,

@@ -195,6 +195,11 @@ impl Traffic {
             .copied()
             .unwrap_or(0)
     }
+
+    /// Sessions that authenticated (LOGIN or AUTHENTICATE): the connections the run used.
+    pub fn logins(&self) -> u64 {
+        self.count("LOGIN") + self.count("AUTHENTICATE")
+    }
 }
 
 impl SyncReport {

@@ -134,7 +134,6 @@ impl Env {
 
 /// Writes messages (LF line ends, Maildir flag letters) straight into `user`'s Maildir folder
 /// on the server and makes Dovecot index them: much faster than a delivery per message.
-#[allow(dead_code)] // not every test binary that includes this module seeds
 pub(crate) fn seed_maildir(dovecot: &Dovecot, user: &str, folder: &str, msgs: &[(Vec<u8>, &str)]) {
     // Makes Dovecot create the user's Maildir with the right owner first.
     dovecot.status(user, "INBOX", "messages");

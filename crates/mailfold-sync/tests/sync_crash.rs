@@ -50,7 +50,7 @@ fn child_sync() {
         // Not cut (the step was past the end): the cuts of the other runs fell among
         // connections working at once.
         let t = r.traffic.as_ref().expect("traffic");
-        assert!(t.count("LOGIN") + t.count("AUTHENTICATE") >= 2, "{t:#?}");
+        assert!(t.logins() >= 2, "{t:#?}");
     }
 }
 
@@ -364,7 +364,7 @@ fn kill_at_steps(
     if scenario == Scenario::InitialShared {
         let t = r.traffic.as_ref().expect("traffic");
         assert!(
-            t.count("LOGIN") + t.count("AUTHENTICATE") >= 2,
+            t.logins() >= 2,
             "INBOX's windows should be shared over connections: {t:#?}"
         );
     }

@@ -175,9 +175,8 @@ fn three_connections_mirror_like_one_and_a_no_change_run_opens_one() {
         t1.count("UID FETCH"),
         "{t1:#?}\n{t3:#?}"
     );
-    let logins_of = |t: &mailfold_sync::Traffic| t.count("AUTHENTICATE") + t.count("LOGIN");
-    assert_eq!(logins_of(t1), 1, "{t1:#?}");
-    assert_eq!(logins_of(t3), 3, "{t3:#?}");
+    assert_eq!(t1.logins(), 1, "{t1:#?}");
+    assert_eq!(t3.logins(), 3, "{t3:#?}");
     assert_eq!(t3.count("LOGOUT"), 3, "every worker logs out: {t3:#?}");
 
     let (m1, m3) = (mirror(&one), mirror(&three));
@@ -306,10 +305,7 @@ fn measure_initial_sync_of_5000_messages_in_10_folders() {
             assert!(r.is_complete(), "{r:#?}");
             let n: usize = r.folders.iter().map(|f| f.downloaded).sum();
             assert_eq!(n, 5000);
-            let logins = r
-                .traffic
-                .as_ref()
-                .map_or(0, |t| t.count("AUTHENTICATE") + t.count("LOGIN"));
+            let logins = r.traffic.as_ref().map_or(0, mailfold_sync::Traffic::logins);
             eprintln!(
                 "delay {delay:?}, connections = {connections}: {n} messages in {:.2} s ({logins} logins)",
                 took.as_secs_f64()

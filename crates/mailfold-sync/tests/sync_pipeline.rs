@@ -122,7 +122,7 @@ fn an_initial_sync_reads_plans_and_applies_each_folder_alone() {
     assert_eq!(downloaded, 2 + (0..6).map(|n| 20 + 30 * n).sum::<usize>());
     // Extra connections took folders: more than one login.
     let t = r.traffic.as_ref().expect("traffic");
-    assert!(t.count("LOGIN") + t.count("AUTHENTICATE") >= 2, "{t:#?}");
+    assert!(t.logins() >= 2, "{t:#?}");
     let again = env.sync_with(&a);
     assert!(!again.changed_anything(), "{again:#?}");
 }
@@ -267,7 +267,7 @@ fn the_windows_of_one_large_fresh_folder_are_shared_out_over_the_connections() {
     let (three, r) = run(3);
     let t = r.traffic.as_ref().expect("traffic");
     assert!(
-        t.count("LOGIN") + t.count("AUTHENTICATE") >= 2,
+        t.logins() >= 2,
         "the windows were worth extra connections: {t:#?}"
     );
     assert!(

@@ -109,11 +109,7 @@ fn parallel_connections_share_one_fetch_of_the_secret() {
     let r = sync(&env, &a);
     assert!(r.is_complete(), "{r:#?}");
     let t = r.traffic.as_ref().expect("traffic");
-    assert_eq!(
-        t.count("AUTHENTICATE") + t.count("LOGIN"),
-        3,
-        "three logins: {t:#?}"
-    );
+    assert_eq!(t.logins(), 3, "three logins: {t:#?}");
     assert_eq!(proxy.connection_count(), 3);
     assert_eq!(
         fetches.load(Ordering::SeqCst),
